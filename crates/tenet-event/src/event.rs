@@ -1,0 +1,397 @@
+//! The event types and their OCSF-shaped canonical JSON.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One thing that happened, with a unique id and the time it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// A time-ordered unique id (UUID v7).
+    pub id: Uuid,
+    /// When the event happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// The kinds of events Tenet records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// An authorization decision on a request at the PEP.
+    Access(AccessEvent),
+    /// Input refused before a decision could be made (TLS handshake, malformed HTTP).
+    Rejection(RejectionEvent),
+    /// An SVID was issued.
+    Svid(SvidEvent),
+    /// A policy set was loaded, reloaded or rejected.
+    Policy(PolicyEvent),
+    /// An administrative action.
+    Admin(AdminEvent),
+}
+
+/// Whether a request went on to the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// The policy allowed it and it was forwarded.
+    Allowed,
+    /// It was denied and not forwarded.
+    Blocked,
+}
+
+/// An authorization decision at the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessEvent {
+    /// The request id the caller sees in the response.
+    pub request_id: String,
+    /// The gateway listener that took the request.
+    pub listener: String,
+    /// The caller's SPIFFE ID, or `anonymous`.
+    pub principal: String,
+    /// The HTTP method.
+    pub action: String,
+    /// The matched route, if any.
+    pub route: Option<String>,
+    /// The matched route's service, if any.
+    pub service: Option<String>,
+    /// Canonical host.
+    pub host: String,
+    /// Normalised path: exactly what was (or would have been) forwarded.
+    pub path: String,
+    /// The TCP peer address.
+    pub source_ip: IpAddr,
+    /// The TCP peer port.
+    pub source_port: u16,
+    /// "HTTP/1.1", "HTTP/2" or "gRPC".
+    pub protocol: String,
+    /// TLS protocol version of the connection.
+    pub tls_version: String,
+    /// Serial of the client certificate, hex, when one was presented.
+    pub client_serial: Option<String>,
+    /// Allowed or blocked.
+    pub disposition: Disposition,
+    /// The status code the gateway answered with when it answered itself (denials).
+    pub status: Option<u16>,
+    /// Ids of the policies that determined the decision (empty for default deny).
+    pub reasons: Vec<String>,
+    /// Evaluation errors (a decision with errors is a deny).
+    pub errors: Vec<String>,
+    /// Hash of the policy set the decision was made with.
+    pub policy_hash: String,
+    /// Time spent deciding, in microseconds.
+    pub decision_us: u64,
+}
+
+/// Input refused before an authorization decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectionEvent {
+    /// Request id when the refusal happened at the HTTP layer.
+    pub request_id: Option<String>,
+    /// The gateway listener.
+    pub listener: String,
+    /// The TCP peer address.
+    pub source_ip: IpAddr,
+    /// The TCP peer port.
+    pub source_port: u16,
+    /// `tls` (handshake, client certificate) or `http` (framing, normalisation).
+    pub stage: String,
+    /// A stable label for the kind of problem, e.g. `expired_certificate`, `encoded_slash`.
+    pub kind: String,
+    /// A human-readable description.
+    pub detail: String,
+    /// The claimed identity, when one could be read.
+    pub principal: Option<String>,
+    /// The status code sent, for HTTP refusals.
+    pub status: Option<u16>,
+}
+
+/// An SVID was issued by Tenet's CA.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SvidEvent {
+    /// The SPIFFE ID the SVID was issued to.
+    pub spiffe_id: String,
+    /// `x509` or `jwt`.
+    pub svid_type: String,
+    /// Certificate serial (X.509) or token id (JWT), hex.
+    pub serial: String,
+    /// Expiry.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// Who asked for it (CLI, gateway, admin API).
+    pub requested_by: String,
+}
+
+/// A policy-set change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyEvent {
+    /// `loaded`, `reloaded` or `rejected`.
+    pub outcome: String,
+    /// Hash of the set now in force.
+    pub active_hash: String,
+    /// Hash of the rejected candidate, for `rejected`.
+    pub candidate_hash: Option<String>,
+    /// Number of policies in force.
+    pub policy_count: usize,
+    /// Validation messages for `rejected`.
+    pub errors: Vec<String>,
+}
+
+/// An administrative action through the CLI or admin API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminEvent {
+    /// Who did it (admin SPIFFE ID or `local-cli`).
+    pub actor: String,
+    /// What was done, e.g. `policy.reload`.
+    pub operation: String,
+    /// Whether it succeeded.
+    pub success: bool,
+    /// Free-form detail.
+    pub detail: String,
+}
+
+impl Event {
+    /// A new event of `kind` at `time` with a fresh time-ordered id.
+    pub fn new(time: OffsetDateTime, kind: EventKind) -> Self {
+        let ts = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            u64::try_from(time.unix_timestamp()).unwrap_or(0),
+            time.nanosecond(),
+        );
+        Self {
+            id: Uuid::new_v7(ts),
+            time,
+            kind,
+        }
+    }
+
+    /// The event's canonical bytes: compact JSON with object keys sorted, in OCSF shape.
+    /// The same event always gives the same bytes; the ledger hashes exactly these.
+    pub fn to_canonical_json(&self) -> Vec<u8> {
+        // serde_json's default map is ordered by key, which makes this canonical.
+        serde_json::to_vec(&self.to_ocsf()).unwrap_or_default()
+    }
+
+    /// The event as an OCSF-shaped JSON value.
+    pub fn to_ocsf(&self) -> Value {
+        let time_ms = i64::try_from(self.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let mut v = match &self.kind {
+            EventKind::Access(a) => access_ocsf(a),
+            EventKind::Rejection(r) => rejection_ocsf(r),
+            EventKind::Svid(s) => api_ocsf(1, "Create", "svid.issue", json!(s)),
+            EventKind::Policy(p) => api_ocsf(3, "Update", "policy.change", json!(p)),
+            EventKind::Admin(a) => api_ocsf(3, "Update", &a.operation, json!(a)),
+        };
+        if let Value::Object(map) = &mut v {
+            map.insert("time".into(), json!(time_ms));
+            map.insert(
+                "metadata".into(),
+                json!({
+                    "uid": self.id.to_string(),
+                    "version": "1.3.0",
+                    "product": {"name": "Tenet", "vendor_name": "Tenet",
+                                "version": env!("CARGO_PKG_VERSION")},
+                }),
+            );
+        }
+        v
+    }
+
+    /// A one-line human summary, for `tenet log tail` and the demo.
+    pub fn summary(&self) -> String {
+        match &self.kind {
+            EventKind::Access(a) => format!(
+                "{} {} {} {}{} -> {} [{}]",
+                a.request_id,
+                a.principal,
+                a.action,
+                a.host,
+                a.path,
+                match a.disposition {
+                    Disposition::Allowed => "allow",
+                    Disposition::Blocked => "deny",
+                },
+                if a.reasons.is_empty() && a.errors.is_empty() {
+                    "default deny".to_string()
+                } else {
+                    a.reasons
+                        .iter()
+                        .chain(&a.errors)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+            EventKind::Rejection(r) => format!(
+                "rejected {} from {}:{}: {} ({})",
+                r.stage, r.source_ip, r.source_port, r.kind, r.detail
+            ),
+            EventKind::Svid(s) => format!("issued {} SVID for {}", s.svid_type, s.spiffe_id),
+            EventKind::Policy(p) => format!(
+                "policy {} ({} policies, {})",
+                p.outcome, p.policy_count, p.active_hash
+            ),
+            EventKind::Admin(a) => format!("admin {} by {}: {}", a.operation, a.actor, a.detail),
+        }
+    }
+}
+
+fn http_activity(method: &str) -> (u8, &'static str) {
+    match method {
+        "CONNECT" => (1, "Connect"),
+        "DELETE" => (2, "Delete"),
+        "GET" => (3, "Get"),
+        "HEAD" => (4, "Head"),
+        "OPTIONS" => (5, "Options"),
+        "POST" => (6, "Post"),
+        "PUT" => (7, "Put"),
+        "TRACE" => (8, "Trace"),
+        _ => (99, "Other"),
+    }
+}
+
+fn access_ocsf(a: &AccessEvent) -> Value {
+    let (activity_id, activity) = http_activity(&a.action);
+    let allowed = a.disposition == Disposition::Allowed;
+    json!({
+        "class_uid": 4002,
+        "class_name": "HTTP Activity",
+        "category_uid": 4,
+        "activity_id": activity_id,
+        "activity_name": activity,
+        "type_uid": 400_200 + u32::from(activity_id),
+        "severity_id": if allowed { 1 } else { 3 },
+        "action_id": if allowed { 1 } else { 2 },
+        "action": if allowed { "Allowed" } else { "Denied" },
+        "disposition_id": if allowed { 1 } else { 2 },
+        "disposition": if allowed { "Allowed" } else { "Blocked" },
+        "status_id": if allowed { 1 } else { 2 },
+        "actor": {"app_name": a.principal},
+        "src_endpoint": {"ip": a.source_ip.to_string(), "port": a.source_port},
+        "http_request": {
+            "http_method": a.action,
+            "version": a.protocol,
+            "uid": a.request_id,
+            "url": {"hostname": a.host, "path": a.path},
+        },
+        "http_response": a.status.map(|code| json!({"code": code})),
+        "tls": {"version": a.tls_version, "certificate": {"serial_number": a.client_serial}},
+        "unmapped": {
+            "listener": a.listener,
+            "route": a.route,
+            "service": a.service,
+            "reasons": a.reasons,
+            "errors": a.errors,
+            "policy_hash": a.policy_hash,
+            "decision_us": a.decision_us,
+        },
+    })
+}
+
+fn rejection_ocsf(r: &RejectionEvent) -> Value {
+    let (class_uid, class_name, category) = if r.stage == "tls" {
+        (3002, "Authentication", 3)
+    } else {
+        (4002, "HTTP Activity", 4)
+    };
+    json!({
+        "class_uid": class_uid,
+        "class_name": class_name,
+        "category_uid": category,
+        "activity_id": 1,
+        "type_uid": class_uid * 100 + 1,
+        "severity_id": 3,
+        "status_id": 2,
+        "status": "Failure",
+        "status_detail": r.detail,
+        "disposition_id": 2,
+        "disposition": "Blocked",
+        "actor": {"app_name": r.principal},
+        "src_endpoint": {"ip": r.source_ip.to_string(), "port": r.source_port},
+        "http_response": r.status.map(|code| json!({"code": code})),
+        "unmapped": {
+            "request_id": r.request_id,
+            "listener": r.listener,
+            "stage": r.stage,
+            "kind": r.kind,
+        },
+    })
+}
+
+fn api_ocsf(activity_id: u8, activity: &str, operation: &str, detail: Value) -> Value {
+    json!({
+        "class_uid": 6003,
+        "class_name": "API Activity",
+        "category_uid": 6,
+        "activity_id": activity_id,
+        "activity_name": activity,
+        "type_uid": 600_300 + u32::from(activity_id),
+        "severity_id": 1,
+        "api": {"operation": operation},
+        "unmapped": detail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access() -> Event {
+        Event::new(
+            OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            EventKind::Access(AccessEvent {
+                request_id: "r1".into(),
+                listener: "main".into(),
+                principal: "spiffe://example.org/a".into(),
+                action: "GET".into(),
+                route: Some("catalog".into()),
+                service: Some("catalog".into()),
+                host: "catalog.example.test".into(),
+                path: "/products".into(),
+                source_ip: "127.0.0.1".parse().unwrap(),
+                source_port: 4000,
+                protocol: "HTTP/1.1".into(),
+                tls_version: "TLSv1.3".into(),
+                client_serial: Some("01".into()),
+                disposition: Disposition::Blocked,
+                status: Some(403),
+                reasons: vec![],
+                errors: vec![],
+                policy_hash: "abc".into(),
+                decision_us: 4,
+            }),
+        )
+    }
+
+    #[test]
+    fn canonical_json_is_stable_and_sorted() {
+        let e = access();
+        let a = e.to_canonical_json();
+        assert_eq!(a, e.clone().to_canonical_json());
+        let text = String::from_utf8(a).unwrap();
+        assert!(text.starts_with("{\"action\":\"Denied\""), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["class_uid"], 4002);
+        assert_eq!(v["http_request"]["url"]["path"], "/products");
+        assert_eq!(v["disposition"], "Blocked");
+        assert_eq!(v["metadata"]["uid"], e.id.to_string());
+    }
+
+    #[test]
+    fn default_deny_is_named_in_summary() {
+        assert!(access().summary().contains("default deny"));
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let e = access();
+        let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+    }
+}

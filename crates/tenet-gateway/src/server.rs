@@ -1,0 +1,199 @@
+//! Building the gateway from its parts, binding listeners, and running accept loops until
+//! shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tenet_event::EventSink;
+use tenet_identity::SvidVerifier;
+use tenet_policy::PolicyEngine;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::assertion::AssertionIssuer;
+use crate::clock::Clock;
+use crate::config::{ListenerSpec, RouteSpec};
+use crate::error::GatewayError;
+use crate::forward::Upstream;
+use crate::routes::{Route, RouteTable};
+use crate::tls::{SvidResolver, server_config};
+
+/// Everything the gateway needs, supplied by the caller (`tenet up`, the demo, tests).
+pub struct GatewayParts {
+    /// TLS listeners.
+    pub listeners: Vec<ListenerSpec>,
+    /// Routes; each names one of the listeners.
+    pub routes: Vec<RouteSpec>,
+    /// The gateway's own SVID (served to callers, presented to upstreams).
+    pub svid: Arc<SvidResolver>,
+    /// Verifies client and upstream SVIDs against the trust bundles.
+    pub verifier: Arc<SvidVerifier>,
+    /// The PDP.
+    pub policy: Arc<PolicyEngine>,
+    /// Where decisions are recorded; a failing sink makes the gateway deny.
+    pub sink: Arc<dyn EventSink>,
+    /// Signs the identity assertions forwarded upstream.
+    pub assertions: Arc<dyn AssertionIssuer>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Most connections open at once across all listeners.
+    pub max_connections: usize,
+}
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    pub policy: Arc<PolicyEngine>,
+    pub sink: Arc<dyn EventSink>,
+    pub assertions: Arc<dyn AssertionIssuer>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// State of one listener.
+pub(crate) struct ListenerState {
+    pub name: String,
+    pub port: u16,
+    pub routes: RouteTable,
+}
+
+struct Bound {
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+    state: Arc<ListenerState>,
+}
+
+/// A gateway whose listeners are bound but not yet accepting.
+pub struct Gateway {
+    bound: Vec<Bound>,
+    shared: Arc<Shared>,
+    max_connections: usize,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("listeners", &self.local_addrs())
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// Validate the parts, build TLS and upstream clients, and bind every listener.
+    pub async fn bind(parts: GatewayParts) -> Result<Self, GatewayError> {
+        for route in &parts.routes {
+            if !parts.listeners.iter().any(|l| l.name == route.listener) {
+                return Err(GatewayError::Config(format!(
+                    "route {:?} names listener {:?}, which does not exist",
+                    route.name, route.listener
+                )));
+            }
+        }
+        let mut bound = Vec::new();
+        for spec in &parts.listeners {
+            bound.push(bind_listener(spec, &parts).await?);
+        }
+        let shared = Arc::new(Shared {
+            policy: parts.policy,
+            sink: parts.sink,
+            assertions: parts.assertions,
+            clock: parts.clock,
+        });
+        Ok(Self {
+            bound,
+            shared,
+            max_connections: parts.max_connections.max(1),
+        })
+    }
+
+    /// The bound address of each listener, by name.
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.bound
+            .iter()
+            .filter_map(|b| b.tcp.local_addr().ok().map(|a| (b.state.name.clone(), a)))
+            .collect()
+    }
+
+    /// Start accepting on every listener.
+    pub fn spawn(self) -> GatewayHandle {
+        let (stop, stopped) = watch::channel(false);
+        let limit = Arc::new(Semaphore::new(self.max_connections));
+        let mut tasks = JoinSet::new();
+        for b in self.bound {
+            tasks.spawn(crate::conn::accept_loop(
+                b.tcp,
+                b.acceptor,
+                b.state,
+                self.shared.clone(),
+                limit.clone(),
+                stopped.clone(),
+            ));
+        }
+        GatewayHandle { stop, tasks }
+    }
+}
+
+async fn bind_listener(spec: &ListenerSpec, parts: &GatewayParts) -> Result<Bound, GatewayError> {
+    let mut routes = Vec::new();
+    for r in parts.routes.iter().filter(|r| r.listener == spec.name) {
+        let upstream = Upstream::new(
+            &r.name,
+            &r.upstream,
+            parts.svid.clone(),
+            parts.verifier.clone(),
+        )?;
+        routes.push(Arc::new(Route {
+            spec: r.clone(),
+            upstream: Arc::new(upstream),
+        }));
+    }
+    let routes = RouteTable::new(routes);
+    let server_names = if spec.server_names.is_empty() {
+        routes.hosts()
+    } else {
+        spec.server_names.clone()
+    };
+    let config = server_config(
+        &spec.name,
+        parts.svid.clone(),
+        parts.verifier.clone(),
+        spec.client_auth,
+        server_names,
+    )?;
+    let tcp = TcpListener::bind(spec.addr)
+        .await
+        .map_err(|source| GatewayError::Bind {
+            name: spec.name.clone(),
+            addr: spec.addr,
+            source,
+        })?;
+    let port = tcp
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(spec.addr.port());
+    let state = Arc::new(ListenerState {
+        name: spec.name.clone(),
+        port,
+        routes,
+    });
+    Ok(Bound {
+        tcp,
+        acceptor: TlsAcceptor::from(config),
+        state,
+    })
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct GatewayHandle {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl GatewayHandle {
+    /// Stop accepting, let open requests finish, and wait for the listeners to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

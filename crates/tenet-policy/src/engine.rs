@@ -1,0 +1,252 @@
+//! Policy snapshots (a validated policy set) and the engine that swaps them on reload.
+
+use std::fs;
+use std::path::Path;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use cedar_policy::Schema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::decision::{Decision, Explanation};
+use crate::error::PolicyError;
+use crate::index::ScopeIndex;
+use crate::policy_set::{Naming, ParsedPolicies, Source};
+use crate::request::{AccessRequest, Vocabulary};
+use crate::schema::TENET_SCHEMA;
+
+/// An immutable policy set, validated (strict mode) against the built-in Tenet schema.
+///
+/// Policy ids are the `@id("...")` annotation when a policy has one, else
+/// `<file name>:policyN` (N counts the policies of that file from 0). Ids are unique.
+pub struct PolicySnapshot {
+    pub(crate) index: ScopeIndex,
+    pub(crate) vocabulary: Vocabulary,
+    ids: Vec<String>,
+    files: Vec<String>,
+    warnings: Vec<String>,
+    hash: String,
+}
+
+impl std::fmt::Debug for PolicySnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySnapshot")
+            .field("hash", &self.hash)
+            .field("files", &self.files)
+            .field("policies", &self.ids.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicySnapshot {
+    /// Loads every `*.cedar` file of `dir` (not recursive; names starting with `.` are
+    /// skipped). A `*.cedarschema` file there must equal [`TENET_SCHEMA`]: policies are always
+    /// validated against the built-in schema, and a copy that says otherwise is an error.
+    pub fn load_dir(dir: &Path) -> Result<Self, PolicyError> {
+        let read_dir = |source| PolicyError::ReadDir {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let mut files = Vec::new();
+        for entry in fs::read_dir(dir).map_err(read_dir)? {
+            let path = entry.map_err(read_dir)?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let is_schema = name.ends_with(".cedarschema");
+            if name.starts_with('.') || !(is_schema || name.ends_with(".cedar")) || !path.is_file()
+            {
+                continue;
+            }
+            let text = fs::read_to_string(&path).map_err(|source| PolicyError::ReadFile {
+                file: path.clone(),
+                source,
+            })?;
+            if is_schema {
+                if !same_schema(&text) {
+                    return Err(PolicyError::SchemaMismatch {
+                        file: name.to_owned(),
+                    });
+                }
+            } else {
+                files.push((name.to_owned(), text));
+            }
+        }
+        Self::from_sources(&files)
+    }
+
+    /// Builds a snapshot from named policy texts (the names play the part of file names).
+    /// An empty list is a valid, empty set, which denies everything.
+    pub fn from_sources(files: &[(String, String)]) -> Result<Self, PolicyError> {
+        let mut sorted: Vec<&(String, String)> = files.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        for pair in sorted.windows(2) {
+            if let [a, b] = pair
+                && a.0 == b.0
+            {
+                return Err(PolicyError::DuplicateSource { name: a.0.clone() });
+            }
+        }
+        let sources: Vec<Source<'_>> = sorted
+            .iter()
+            .map(|(name, text)| Source { name, text })
+            .collect();
+
+        let schema = tenet_schema()?;
+        let parsed = ParsedPolicies::parse(&sources, Naming::Qualified)?;
+        let warnings = parsed.validate(&schema, &sources)?;
+        let index = ScopeIndex::build(parsed.set.policies()).map_err(|id| {
+            PolicyError::DuplicateId {
+                id,
+                first_file: String::new(),
+                second_file: String::new(),
+            }
+        })?;
+        let vocabulary = Vocabulary::new().map_err(|message| PolicyError::Schema { message })?;
+        Ok(Self {
+            index,
+            vocabulary,
+            ids: parsed.ids(),
+            files: sources.iter().map(|s| s.name.to_owned()).collect(),
+            warnings,
+            hash: content_hash(&sources),
+        })
+    }
+
+    /// Authorizes one request. Never panics; any failure to build or evaluate the request
+    /// denies with the reason in the decision's errors.
+    pub fn authorize(&self, req: &AccessRequest) -> Decision {
+        self.explain(req).decision
+    }
+
+    /// Authorizes one request and tells which policies errored and how many ran.
+    pub fn explain(&self, req: &AccessRequest) -> Explanation {
+        match self.vocabulary.translate(req) {
+            Ok(cedar) => self.index.explain(
+                &cedar.request,
+                &cedar.entities,
+                &cedar.principal_keys,
+                &cedar.resource_keys,
+            ),
+            Err(error) => Explanation::failed(error),
+        }
+    }
+
+    /// SHA-256 (hex) over the policy files sorted by name: for each, its name, a NUL byte, its
+    /// length in bytes (8 bytes, big-endian) and its text.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The number of policies.
+    pub fn policy_count(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The policy ids, sorted.
+    pub fn policy_ids(&self) -> Vec<String> {
+        self.ids.clone()
+    }
+
+    /// The policy file names, sorted.
+    pub fn source_files(&self) -> &[String] {
+        &self.files
+    }
+
+    /// The validator's warnings (they do not reject the set).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+/// The built-in schema, parsed.
+pub(crate) fn tenet_schema() -> Result<Schema, PolicyError> {
+    Schema::from_cedarschema_str(TENET_SCHEMA)
+        .map(|(schema, _warnings)| schema)
+        .map_err(|e| PolicyError::Schema {
+            message: e.to_string(),
+        })
+}
+
+/// Whether a schema file's text is the built-in schema (line endings and trailing whitespace
+/// aside).
+fn same_schema(text: &str) -> bool {
+    fn lines(s: &str) -> impl Iterator<Item = &str> {
+        s.trim_end().lines().map(str::trim_end)
+    }
+    lines(text).eq(lines(TENET_SCHEMA))
+}
+
+fn content_hash(sources: &[Source<'_>]) -> String {
+    let mut hasher = Sha256::new();
+    for source in sources {
+        hasher.update(source.name.as_bytes());
+        hasher.update([0]);
+        hasher.update((source.text.len() as u64).to_be_bytes());
+        hasher.update(source.text.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadOutcome {
+    /// Whether the policy files differ from the ones in force (when not, nothing is swapped).
+    pub changed: bool,
+    /// The hash of the set in force before the reload.
+    pub old_hash: String,
+    /// The hash of the set in force after the reload.
+    pub new_hash: String,
+    /// The number of policies in force after the reload.
+    pub policy_count: usize,
+}
+
+/// The policy decision point's state: the snapshot in force, swapped whole on reload.
+#[derive(Debug)]
+pub struct PolicyEngine {
+    current: RwLock<Arc<PolicySnapshot>>,
+}
+
+impl PolicyEngine {
+    /// An engine with `initial` in force.
+    pub fn new(initial: PolicySnapshot) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(initial)),
+        }
+    }
+
+    /// The snapshot in force. Hold it for the whole of one request so that the request is
+    /// decided by one policy set.
+    pub fn current(&self) -> Arc<PolicySnapshot> {
+        // A panic elsewhere while the lock was held cannot leave the Arc half-written.
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Authorizes one request against the snapshot in force.
+    pub fn authorize(&self, req: &AccessRequest) -> Decision {
+        self.current().authorize(req)
+    }
+
+    /// Loads and validates `dir`, then puts it in force. On any error the snapshot in force
+    /// stays, and the error says why the new set was rejected.
+    pub fn reload_dir(&self, dir: &Path) -> Result<ReloadOutcome, PolicyError> {
+        let next = PolicySnapshot::load_dir(dir)?;
+        Ok(self.install(next))
+    }
+
+    /// Puts an already validated snapshot in force (unless its hash equals the current one).
+    pub fn install(&self, next: PolicySnapshot) -> ReloadOutcome {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let old_hash = current.hash().to_owned();
+        let changed = old_hash != next.hash();
+        if changed {
+            *current = Arc::new(next);
+        }
+        ReloadOutcome {
+            changed,
+            old_hash,
+            new_hash: current.hash().to_owned(),
+            policy_count: current.policy_count(),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Parsing policy sources into one Cedar policy set with stable ids, and strict validation.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use cedar_policy::{PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use miette::Diagnostic;
+
+use crate::error::{PolicyError, ValidationIssue, line_column};
+
+/// One named policy text (normally a `.cedar` file).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) text: &'a str,
+}
+
+/// How policies without an `@id` annotation are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Naming {
+    /// `<source name>:policyN`, unique across files (policy directories).
+    Qualified,
+    /// Cedar's own `policyN` (a single source, as in Cedar's own tools and test corpus).
+    Plain,
+}
+
+/// Parsed policies with unique ids, and the source each came from.
+pub(crate) struct ParsedPolicies {
+    pub(crate) set: PolicySet,
+    /// Policy id -> index into the sources.
+    origin: HashMap<String, usize>,
+}
+
+impl ParsedPolicies {
+    /// Parses every source and gives each policy its id: the `@id` annotation when present,
+    /// else the position id chosen by `naming`. Ids must be unique across all sources.
+    pub(crate) fn parse(sources: &[Source<'_>], naming: Naming) -> Result<Self, PolicyError> {
+        let mut set = PolicySet::new();
+        let mut origin = HashMap::new();
+        for (index, source) in sources.iter().enumerate() {
+            let parsed = PolicySet::from_str(source.text).map_err(|e| parse_error(source, &e))?;
+            if let Some(template) = parsed.templates().next() {
+                return Err(PolicyError::Template {
+                    file: source.name.to_owned(),
+                    id: template.id().to_string(),
+                });
+            }
+            for policy in parsed.policies() {
+                let id = policy_id(source, policy, naming)?;
+                if let Some(&first) = origin.get(&id) {
+                    return Err(PolicyError::DuplicateId {
+                        first_file: sources
+                            .get(first)
+                            .map_or_else(String::new, |s: &Source<'_>| s.name.to_owned()),
+                        second_file: source.name.to_owned(),
+                        id,
+                    });
+                }
+                set.add(policy.new_id(PolicyId::new(&id)))
+                    .map_err(|_| PolicyError::DuplicateId {
+                        id: id.clone(),
+                        first_file: source.name.to_owned(),
+                        second_file: source.name.to_owned(),
+                    })?;
+                origin.insert(id, index);
+            }
+        }
+        Ok(Self { set, origin })
+    }
+
+    /// Sorted policy ids.
+    pub(crate) fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.origin.keys().cloned().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Validates against `schema` in strict mode; returns the validator's warnings.
+    pub(crate) fn validate(
+        &self,
+        schema: &Schema,
+        sources: &[Source<'_>],
+    ) -> Result<Vec<String>, PolicyError> {
+        let validator = Validator::new(schema.clone());
+        let result = validator.validate(&self.set, ValidationMode::Strict);
+        let warnings = result
+            .validation_warnings()
+            .map(ToString::to_string)
+            .collect();
+        if result.validation_passed() {
+            return Ok(warnings);
+        }
+        let mut issues: Vec<ValidationIssue> = result
+            .validation_errors()
+            .map(|e| {
+                let policy_id = e.policy_id().to_string();
+                let source = self.origin.get(&policy_id).and_then(|&i| sources.get(i));
+                let (line, column) = source
+                    .and_then(|s| first_offset(e).map(|o| line_column(s.text, o)))
+                    .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+                ValidationIssue {
+                    file: source.map_or_else(String::new, |s| s.name.to_owned()),
+                    policy_id,
+                    line,
+                    column,
+                    message: e.to_string(),
+                }
+            })
+            .collect();
+        issues.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        Err(PolicyError::Validation { issues })
+    }
+}
+
+/// The id a policy is known by: its `@id`, else its position id.
+fn policy_id(
+    source: &Source<'_>,
+    policy: &cedar_policy::Policy,
+    naming: Naming,
+) -> Result<String, PolicyError> {
+    match policy.annotation("id") {
+        Some("") => Err(PolicyError::EmptyId {
+            file: source.name.to_owned(),
+            policy: policy.id().to_string(),
+        }),
+        Some(id) => Ok(id.to_owned()),
+        None => Ok(match naming {
+            Naming::Qualified => format!("{}:{}", source.name, policy.id()),
+            Naming::Plain => policy.id().to_string(),
+        }),
+    }
+}
+
+fn parse_error(source: &Source<'_>, errors: &cedar_policy::ParseErrors) -> PolicyError {
+    let (line, column) = errors
+        .iter()
+        .next()
+        .and_then(|e| first_offset(e))
+        .map(|o| line_column(source.text, o))
+        .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+    let message = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    PolicyError::Parse {
+        file: source.name.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// The byte offset of the first labelled span of a diagnostic.
+fn first_offset(diagnostic: &dyn Diagnostic) -> Option<usize> {
+    diagnostic.labels()?.next().map(|label| label.offset())
+}

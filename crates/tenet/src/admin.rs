@@ -1,0 +1,277 @@
+//! The admin API: mTLS on its own address, only the deployment's admin credential accepted.
+//!
+//! `GET /v1/status`, `POST /v1/policy/reload`, `GET /v1/bundle`, `GET /metrics`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tenet_event::{AdminEvent, EventKind, JsonlSink};
+use tenet_gateway::{Clock, SvidResolver};
+use tenet_identity::{BundleSet, SpiffeId, SvidVerifier, X509Svid};
+use tenet_policy::PolicyEngine;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::up::{record, reload_policies};
+
+/// What admin requests act on.
+pub struct AdminState {
+    pub policy: Arc<PolicyEngine>,
+    pub policy_dir: PathBuf,
+    pub sink: JsonlSink,
+    pub bundle_pem: String,
+    pub trust_domain: String,
+    pub listeners: Vec<(String, SocketAddr)>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// Bind the admin API and serve it in the background.
+pub async fn serve(
+    config: &Config,
+    state: Arc<AdminState>,
+    resolver: Arc<SvidResolver>,
+    verifier: Arc<SvidVerifier>,
+) -> Result<(SocketAddr, JoinHandle<()>)> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(tenet_identity::client_cert_verifier(verifier, true))
+        .with_cert_resolver(Arc::new(AdminCert(resolver)));
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let listener = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("admin API could not bind {}", config.admin_listen))?;
+    let addr = listener.local_addr()?;
+    let admin_id = config.admin_id()?;
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let state = state.clone();
+            let admin_id = admin_id.clone();
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    acceptor.accept(tcp),
+                )
+                .await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => return info!(%peer, error = %e, "admin handshake refused"),
+                    Err(_) => return info!(%peer, "admin handshake timed out"),
+                };
+                let caller = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| tenet_identity::peer_identity(c).ok())
+                    .map(|p| p.id);
+                let service = service_fn(move |req| {
+                    let state = state.clone();
+                    let caller = caller.clone();
+                    let admin_id = admin_id.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            handle(req, caller, &admin_id, &state).await,
+                        )
+                    }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service);
+                if let Err(e) = conn.await {
+                    info!(%peer, error = %e, "admin connection error");
+                }
+            });
+        }
+    });
+    Ok((addr, task))
+}
+
+#[derive(Debug)]
+struct AdminCert(Arc<SvidResolver>);
+
+impl rustls::server::ResolvesServerCert for AdminCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        rustls::client::ResolvesClientCert::resolve(&*self.0, &[], &[])
+    }
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    caller: Option<SpiffeId>,
+    admin_id: &SpiffeId,
+    state: &AdminState,
+) -> Response<Full<Bytes>> {
+    if caller.as_ref() != Some(admin_id) {
+        info!(caller = ?caller.as_ref().map(SpiffeId::as_str), path = %req.uri().path(),
+            "admin request denied");
+        return json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({"error": "forbidden"}),
+        );
+    }
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/v1/status") => {
+            let current = state.policy.current();
+            json(
+                StatusCode::OK,
+                serde_json::json!({
+                    "trust_domain": state.trust_domain,
+                    "policy_hash": current.hash(),
+                    "policy_count": current.policy_count(),
+                    "listeners": state.listeners.iter()
+                        .map(|(n, a)| serde_json::json!({"name": n, "addr": a.to_string()}))
+                        .collect::<Vec<_>>(),
+                }),
+            )
+        }
+        (&Method::POST, "/v1/policy/reload") => {
+            let clock = &*state.clock;
+            match reload_policies(
+                &state.policy,
+                &state.policy_dir,
+                &state.sink,
+                clock,
+                "admin",
+            )
+            .await
+            {
+                Ok(event) => {
+                    let ok = event.outcome != "rejected";
+                    let _ = record(
+                        &state.sink,
+                        clock,
+                        EventKind::Admin(AdminEvent {
+                            actor: admin_id.to_string(),
+                            operation: "policy.reload".into(),
+                            success: ok,
+                            detail: event.outcome.clone(),
+                        }),
+                    )
+                    .await;
+                    let status = if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    };
+                    json(status, serde_json::to_value(&event).unwrap_or_default())
+                }
+                Err(e) => {
+                    warn!(error = %e, "policy reload failed");
+                    json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        serde_json::json!({"error": e.to_string()}),
+                    )
+                }
+            }
+        }
+        (&Method::GET, "/v1/bundle") => {
+            let mut r = Response::new(Full::new(Bytes::from(state.bundle_pem.clone())));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/x-pem-file"),
+            );
+            r
+        }
+        (&Method::GET, "/metrics") => match &state.metrics {
+            Some(h) => Response::new(Full::new(Bytes::from(h.render()))),
+            None => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"error": "metrics recorder not installed"}),
+            ),
+        },
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "not_found"}),
+        ),
+    }
+}
+
+/// The CLI side: call the admin API of the deployment in `config` with its admin credential.
+pub async fn call(config: &Config, method: Method, path: &str) -> Result<(StatusCode, String)> {
+    let dir = config.admin_dir();
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read(&p).with_context(|| format!("reading admin credential {}", p.display()))
+    };
+    let svid = X509Svid::load_pem(&read("svid.pem")?, &read("svid.key")?)
+        .map_err(|e| anyhow!("admin credential in {}: {e}", dir.display()))?;
+    let bundle =
+        tenet_identity::TrustBundle::from_pem(config.trust_domain.clone(), &read("bundle.pem")?)
+            .map_err(|e| anyhow!("admin bundle in {}: {e}", dir.display()))?;
+    let mut bundles = BundleSet::new();
+    bundles.insert(bundle);
+    let verifier = Arc::new(SvidVerifier::new(bundles, config.clock_skew));
+    let resolver = Arc::new(SvidResolver::new(&svid)?);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(tenet_identity::server_cert_verifier(
+            verifier,
+            Some(config.gateway_id()?),
+        ))
+        .with_client_cert_resolver(resolver);
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let addr = config.admin_listen;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| {
+            format!("connecting to the admin API at {addr} (is `tenet up` running?)")
+        })?;
+    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+    let stream = connector
+        .connect(name, tcp)
+        .await
+        .context("admin API TLS handshake")?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, addr.to_string())
+        .body(Full::new(Bytes::new()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .context("admin API request")?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await?.to_bytes();
+    if status == StatusCode::FORBIDDEN {
+        bail!(
+            "the admin API refused the admin credential in {}",
+            dir.display()
+        );
+    }
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}

@@ -1,0 +1,349 @@
+//! `tenet.toml`: finding it, reading it, and turning it into gateway parts.
+//!
+//! Lookup order: `--config`, then `TENET_CONFIG`, then `./tenet.toml`. Relative paths inside
+//! the file are relative to the file's own directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use tenet_event::SyncPolicy;
+use tenet_gateway::{ClientAuth, ListenerSpec, RouteSpec, UpstreamProtocol, UpstreamSpec};
+use tenet_identity::{SpiffeId, TrustDomain};
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub deployment: DeploymentSection,
+    #[serde(default)]
+    pub events: EventsSection,
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub listeners: Vec<ListenerSection>,
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSection {
+    pub trust_domain: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default = "default_policy_dir")]
+    pub policy_dir: PathBuf,
+    /// Lifetime of the gateway's own SVID, e.g. "1h".
+    #[serde(default = "default_svid_ttl")]
+    pub svid_ttl: String,
+    /// Clock skew tolerated on peer certificates, e.g. "60s".
+    #[serde(default = "default_skew")]
+    pub clock_skew: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSection {
+    /// "batch" (fdatasync every group commit), "never", or an interval such as "100ms".
+    #[serde(default = "default_sync")]
+    pub sync: String,
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        Self {
+            sync: default_sync(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSection {
+    pub name: String,
+    pub listen: SocketAddr,
+    #[serde(default = "default_client_auth")]
+    pub client_auth: String,
+    #[serde(default)]
+    pub server_names: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    pub name: String,
+    pub service: String,
+    pub listener: String,
+    pub host: String,
+    #[serde(default = "default_prefix")]
+    pub path_prefix: String,
+    pub upstream: String,
+    #[serde(default)]
+    pub upstream_spiffe_id: Option<String>,
+    #[serde(default = "default_protocol")]
+    pub upstream_protocol: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_policy_dir() -> PathBuf {
+    PathBuf::from("policies")
+}
+fn default_svid_ttl() -> String {
+    "1h".into()
+}
+fn default_skew() -> String {
+    "60s".into()
+}
+fn default_sync() -> String {
+    "batch".into()
+}
+fn default_client_auth() -> String {
+    "required".into()
+}
+fn default_prefix() -> String {
+    "/".into()
+}
+fn default_protocol() -> String {
+    "auto".into()
+}
+
+/// A loaded and checked configuration with absolute paths.
+#[derive(Debug)]
+pub struct Config {
+    pub trust_domain: TrustDomain,
+    pub data_dir: PathBuf,
+    pub policy_dir: PathBuf,
+    pub svid_ttl: Duration,
+    pub clock_skew: Duration,
+    pub sync: SyncPolicy,
+    pub admin_listen: SocketAddr,
+    pub listeners: Vec<ListenerSpec>,
+    pub routes: Vec<RouteSpec>,
+}
+
+impl Config {
+    pub fn ca_dir(&self) -> PathBuf {
+        self.data_dir.join("ca")
+    }
+    pub fn admin_dir(&self) -> PathBuf {
+        self.data_dir.join("admin")
+    }
+    pub fn events_path(&self) -> PathBuf {
+        self.data_dir.join("events.jsonl")
+    }
+    pub fn admin_id(&self) -> Result<SpiffeId> {
+        admin_id(&self.trust_domain)
+    }
+    pub fn gateway_id(&self) -> Result<SpiffeId> {
+        SpiffeId::parse(&format!("spiffe://{}/tenet/gateway", self.trust_domain))
+            .map_err(|e| anyhow!("gateway SPIFFE ID: {e}"))
+    }
+}
+
+/// The SPIFFE ID of the CLI's admin credential.
+pub fn admin_id(td: &TrustDomain) -> Result<SpiffeId> {
+    SpiffeId::parse(&format!("spiffe://{td}/tenet/admin")).map_err(|e| anyhow!("admin ID: {e}"))
+}
+
+/// `--config`, then `TENET_CONFIG`, then `./tenet.toml`.
+pub fn locate(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    match std::env::var_os("TENET_CONFIG") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from("tenet.toml"),
+    }
+}
+
+/// Read and check the configuration file.
+pub fn load(explicit: Option<&Path>) -> Result<Config> {
+    let path = locate(explicit);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading configuration {} (give --config, set TENET_CONFIG, or run `tenet init`)",
+            path.display()
+        )
+    })?;
+    let file: ConfigFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    resolve(&path, file).with_context(|| format!("in {}", path.display()))
+}
+
+fn resolve(path: &Path, file: ConfigFile) -> Result<Config> {
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    let trust_domain = TrustDomain::parse(&file.deployment.trust_domain).map_err(|e| {
+        anyhow!(
+            "deployment.trust_domain {:?}: {e}",
+            file.deployment.trust_domain
+        )
+    })?;
+    let listeners = file
+        .listeners
+        .iter()
+        .map(listener_spec)
+        .collect::<Result<Vec<_>>>()?;
+    let mut names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w.first() == w.get(1)) {
+        bail!("listener names must be unique");
+    }
+    let routes = file
+        .routes
+        .iter()
+        .map(route_spec)
+        .collect::<Result<Vec<_>>>()?;
+    let mut route_names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+    route_names.sort_unstable();
+    if route_names.windows(2).any(|w| w.first() == w.get(1)) {
+        bail!("route names must be unique");
+    }
+    Ok(Config {
+        trust_domain,
+        data_dir: base.join(&file.deployment.data_dir),
+        policy_dir: base.join(&file.deployment.policy_dir),
+        svid_ttl: parse_duration(&file.deployment.svid_ttl).context("deployment.svid_ttl")?,
+        clock_skew: parse_duration(&file.deployment.clock_skew).context("deployment.clock_skew")?,
+        sync: parse_sync(&file.events.sync).context("events.sync")?,
+        admin_listen: file.admin.listen,
+        listeners,
+        routes,
+    })
+}
+
+fn listener_spec(l: &ListenerSection) -> Result<ListenerSpec> {
+    let client_auth = match l.client_auth.as_str() {
+        "required" => ClientAuth::Required,
+        "optional" => ClientAuth::Optional,
+        other => bail!(
+            "listener {:?}: client_auth {other:?} is not \"required\" or \"optional\"",
+            l.name
+        ),
+    };
+    let server_names = l
+        .server_names
+        .iter()
+        .map(|n| canonical_host(n).with_context(|| format!("listener {:?}", l.name)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ListenerSpec {
+        name: l.name.clone(),
+        addr: l.listen,
+        server_names,
+        client_auth,
+    })
+}
+
+fn route_spec(r: &RouteSection) -> Result<RouteSpec> {
+    let ctx = || format!("route {:?}", r.name);
+    let url: http::Uri = r
+        .upstream
+        .parse()
+        .with_context(|| format!("upstream {:?} is not a URL", r.upstream))
+        .with_context(ctx)?;
+    if url.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        bail!("{}: upstream {:?} must not have a path", ctx(), r.upstream);
+    }
+    let spiffe_id = r
+        .upstream_spiffe_id
+        .as_deref()
+        .map(|s| SpiffeId::parse(s).map_err(|e| anyhow!("upstream_spiffe_id {s:?}: {e}")))
+        .transpose()
+        .with_context(ctx)?;
+    let protocol = match r.upstream_protocol.as_str() {
+        "auto" => UpstreamProtocol::Auto,
+        "http2" => UpstreamProtocol::Http2,
+        other => bail!(
+            "{}: upstream_protocol {other:?} is not \"auto\" or \"http2\"",
+            ctx()
+        ),
+    };
+    if !r.path_prefix.starts_with('/') {
+        bail!(
+            "{}: path_prefix {:?} must start with '/'",
+            ctx(),
+            r.path_prefix
+        );
+    }
+    Ok(RouteSpec {
+        name: r.name.clone(),
+        service: r.service.clone(),
+        listener: r.listener.clone(),
+        host: canonical_host(&r.host).with_context(ctx)?,
+        path_prefix: r.path_prefix.clone(),
+        upstream: UpstreamSpec {
+            url,
+            spiffe_id,
+            protocol,
+        },
+    })
+}
+
+fn canonical_host(raw: &str) -> Result<String> {
+    let host = tenet_request::canonical_host(raw, 443).map_err(|e| anyhow!("host {raw:?}: {e}"))?;
+    if host.port().is_some() {
+        bail!("host {raw:?}: give the name without a port");
+    }
+    Ok(host.name().to_string())
+}
+
+/// "90s", "15m", "1h", "2d", "500ms".
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow!("duration {text:?} must start with a number"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" | "" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => bail!("duration {text:?}: unit must be ms, s, m, h or d"),
+    };
+    if secs == 0 {
+        bail!("duration {text:?} must be positive");
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn parse_sync(text: &str) -> Result<SyncPolicy> {
+    Ok(match text {
+        "batch" => SyncPolicy::EveryBatch,
+        "never" => SyncPolicy::Never,
+        other => SyncPolicy::Interval(parse_duration(other).map_err(|_| {
+            anyhow!("{other:?} is not \"batch\", \"never\" or an interval such as \"100ms\"")
+        })?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+}

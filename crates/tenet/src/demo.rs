@@ -1,0 +1,599 @@
+//! `tenet demo`: a throwaway deployment, a gateway and two upstream services in-process,
+//! real mTLS requests that are allowed and denied, each step narrated with its decision.
+//! Exits non-zero if any step did not behave as expected.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::ServerName;
+use tenet_event::{Event, EventKind};
+use tenet_gateway::{ASSERTION_HEADER, SvidResolver};
+use tenet_identity::{
+    BundleSet, CertificateAuthority, SpiffeId, SvidVerifier, TrustDomain, X509Svid,
+};
+use time::OffsetDateTime;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+
+use crate::config;
+
+const TD: &str = "demo.tenet.test";
+
+struct Upstream {
+    addr: SocketAddr,
+}
+
+/// One request the demo sends, and what must happen.
+struct Step {
+    title: &'static str,
+    caller: Option<&'static str>,
+    method: &'static str,
+    host: &'static str,
+    sni: &'static str,
+    path: &'static str,
+    expect: Expect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Status(u16),
+    HandshakeRefused,
+}
+
+pub async fn run(keep: bool) -> Result<ExitCode> {
+    let _ = crate::metrics::handle();
+    let dir = tempfile::Builder::new().prefix("tenet-demo-").tempdir()?;
+    let root = dir.path().to_path_buf();
+    println!("Tenet demo: a throwaway deployment in {}", root.display());
+    println!();
+
+    // A deployment, two upstream services, and the gateway in front of them.
+    let now = OffsetDateTime::now_utc();
+    crate::init::run(&root, TD, false, now)?;
+    let ca = crate::commands::load_ca(&config::load(Some(&root.join("tenet.toml")))?)?;
+    let catalog = start_upstream(&ca, "catalog", true).await?;
+    let orders = start_upstream(&ca, "orders", false).await?;
+    std::fs::write(
+        root.join("tenet.toml"),
+        demo_config(catalog.addr, orders.addr),
+    )?;
+    std::fs::remove_file(root.join("policies/example.cedar"))?;
+    std::fs::write(root.join("policies/shop.cedar"), SHOP_POLICIES)?;
+    let config = config::load(Some(&root.join("tenet.toml")))?;
+    let running = crate::up::start(&config).await?;
+    let gateway = running
+        .listeners
+        .first()
+        .map(|(_, a)| *a)
+        .ok_or_else(|| anyhow!("the demo gateway has no listener"))?;
+    let mut events = running.sink.subscribe();
+    println!("gateway (PEP) on https://{gateway}, trust domain {TD}");
+    println!(
+        "  admin API on https://{} (mTLS, admin credential only)",
+        running.admin_addr
+    );
+    println!(
+        "  catalog upstream on https://{} (mTLS, verifies the gateway's SVID)",
+        catalog.addr
+    );
+    println!("  orders upstream on http://{}", orders.addr);
+    println!("  policies: {}", root.join("policies/shop.cedar").display());
+    println!();
+
+    let frontend = issue(&ca, "ns/shop/sa/frontend")?;
+    let reporting = issue(&ca, "ns/analytics/sa/reporting")?;
+    let rogue = rogue_svid("ns/shop/sa/frontend")?;
+    let creds: HashMap<&str, &X509Svid> = [
+        ("frontend", &frontend),
+        ("reporting", &reporting),
+        ("rogue", &rogue),
+    ]
+    .into();
+    let client = DemoClient::new(&ca, gateway)?;
+
+    let mut failures = 0;
+    let mut n = 0;
+    for step in STEPS {
+        n += 1;
+        failures += usize::from(!run_step(n, step, &client, &creds, &mut events).await);
+    }
+
+    // Hot reload: a new policy lets reporting read the catalog, without a restart.
+    n += 1;
+    let before = running.policy.current().hash().to_string();
+    std::fs::write(root.join("policies/analytics.cedar"), ANALYTICS_POLICY)?;
+    let reloaded = wait_for_policy_change(&running, &before).await;
+    println!("{n:>2}. policy file added (analytics.cedar); the gateway reloads it by itself");
+    println!(
+        "    {} {}",
+        mark(reloaded),
+        if reloaded { "reloaded" } else { "NOT reloaded" }
+    );
+    failures += usize::from(!reloaded);
+    n += 1;
+    failures +=
+        usize::from(!run_step(n, &REPORTING_AFTER_RELOAD, &client, &creds, &mut events).await);
+
+    // An invalid update is rejected and the last good set stays in force.
+    n += 1;
+    let before = running.policy.current().hash().to_string();
+    std::fs::write(root.join("policies/broken.cedar"), BROKEN_POLICY)?;
+    let outcome = crate::up::reload_policies(
+        &running.policy,
+        &config.policy_dir,
+        &running.sink,
+        &tenet_gateway::SystemClock,
+        "demo",
+    )
+    .await?;
+    let kept = outcome.outcome == "rejected" && running.policy.current().hash() == before;
+    println!("{n:>2}. an invalid policy (unknown attribute) is written");
+    println!(
+        "    {} {}: {}",
+        mark(kept),
+        outcome.outcome,
+        outcome.errors.first().map(String::as_str).unwrap_or("")
+    );
+    failures += usize::from(!kept);
+    n += 1;
+    failures +=
+        usize::from(!run_step(n, &REPORTING_AFTER_RELOAD, &client, &creds, &mut events).await);
+
+    println!();
+    let lines = std::fs::read_to_string(config.events_path())?
+        .lines()
+        .count();
+    println!(
+        "{lines} events recorded in {}",
+        config.events_path().display()
+    );
+    running.shutdown().await;
+    if keep {
+        let kept_dir = dir.keep();
+        println!("deployment kept in {}", kept_dir.display());
+    }
+    if failures == 0 {
+        println!("demo passed: every step behaved as expected");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("demo FAILED: {failures} step(s) did not behave as expected");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "ok  " } else { "FAIL" }
+}
+
+/// Wait (up to 5 s) for the watcher to swap in a policy set other than `before`.
+async fn wait_for_policy_change(running: &crate::up::Running, before: &str) -> bool {
+    for _ in 0..50 {
+        if running.policy.current().hash() != before {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn run_step(
+    n: usize,
+    step: &Step,
+    client: &DemoClient,
+    creds: &HashMap<&str, &X509Svid>,
+    events: &mut broadcast::Receiver<Event>,
+) -> bool {
+    let who = step.caller.unwrap_or("no certificate");
+    println!("{n:>2}. {} ", step.title);
+    println!(
+        "    {who}: {} https://{}{} (SNI {})",
+        step.method, step.host, step.path, step.sni
+    );
+    let svid = step.caller.and_then(|c| creds.get(c).copied());
+    let result = client.send(svid, step).await;
+    let (ok, detail) = match (&result, step.expect) {
+        (Err(e), Expect::HandshakeRefused) => (true, format!("handshake refused: {e:#}")),
+        (Err(e), Expect::Status(_)) => (false, format!("error: {e:#}")),
+        (Ok(r), Expect::HandshakeRefused) => (false, format!("answered {}", r.status)),
+        (Ok(r), Expect::Status(want)) => {
+            let decision = match r.request_id.as_deref() {
+                Some(id) => find_decision(events, id).await,
+                None => None,
+            };
+            let decision = decision.unwrap_or_else(|| "no decision event".to_string());
+            let mut detail = format!("{} {decision}", r.status);
+            if !r.upstream_says.is_empty() {
+                detail.push_str(&format!("; upstream saw {}", r.upstream_says));
+            }
+            (r.status == want, detail)
+        }
+    };
+    println!("    {} {detail}", mark(ok));
+    ok
+}
+
+/// The decision event for `request_id`, from the live event feed.
+async fn find_decision(
+    events: &mut broadcast::Receiver<Event>,
+    request_id: &str,
+) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .ok()?
+            .ok()?;
+        match event.kind {
+            EventKind::Access(a) if a.request_id == request_id => {
+                let why = if a.reasons.is_empty() {
+                    "default deny".to_string()
+                } else {
+                    a.reasons.join(", ")
+                };
+                let word = if a.disposition == tenet_event::Disposition::Allowed {
+                    "allow"
+                } else {
+                    "deny"
+                };
+                return Some(format!("{word} ({why}) on {}{}", a.host, a.path));
+            }
+            EventKind::Rejection(r) if r.request_id.as_deref() == Some(request_id) => {
+                return Some(format!("rejected before policy: {}", r.kind));
+            }
+            _ => {}
+        }
+    }
+}
+
+const STEPS: &[Step] = &[
+    Step {
+        title: "frontend reads the catalog",
+        caller: Some("frontend"),
+        method: "GET",
+        host: "catalog.demo.tenet.test",
+        sni: "catalog.demo.tenet.test",
+        path: "/products",
+        expect: Expect::Status(200),
+    },
+    Step {
+        title: "frontend places an order",
+        caller: Some("frontend"),
+        method: "POST",
+        host: "orders.demo.tenet.test",
+        sni: "orders.demo.tenet.test",
+        path: "/orders",
+        expect: Expect::Status(200),
+    },
+    Step {
+        title: "frontend tries to delete a product (no policy allows it)",
+        caller: Some("frontend"),
+        method: "DELETE",
+        host: "catalog.demo.tenet.test",
+        sni: "catalog.demo.tenet.test",
+        path: "/products/42",
+        expect: Expect::Status(403),
+    },
+    Step {
+        title: "frontend climbs out of /products with dot segments",
+        caller: Some("frontend"),
+        method: "GET",
+        host: "catalog.demo.tenet.test",
+        sni: "catalog.demo.tenet.test",
+        path: "/products/../admin/users",
+        expect: Expect::Status(403),
+    },
+    Step {
+        title: "frontend hides a slash in percent-encoding",
+        caller: Some("frontend"),
+        method: "GET",
+        host: "catalog.demo.tenet.test",
+        sni: "catalog.demo.tenet.test",
+        path: "/products/..%2Fadmin/users",
+        expect: Expect::Status(400),
+    },
+    Step {
+        title: "frontend sends SNI for one service and Host for another",
+        caller: Some("frontend"),
+        method: "GET",
+        host: "orders.demo.tenet.test",
+        sni: "catalog.demo.tenet.test",
+        path: "/orders",
+        expect: Expect::Status(421),
+    },
+    Step {
+        title: "reporting reads the catalog (not allowed yet)",
+        caller: Some("reporting"),
+        method: "GET",
+        host: "catalog.demo.tenet.test",
+        sni: "catalog.demo.tenet.test",
+        path: "/products",
+        expect: Expect::Status(403),
+    },
+    Step {
+        title: "a caller without a client certificate",
+        caller: None,
+        method: "GET",
+        host: "catalog.demo.tenet.test",
+        sni: "catalog.demo.tenet.test",
+        path: "/products",
+        expect: Expect::HandshakeRefused,
+    },
+    Step {
+        title: "a certificate for frontend's ID from a foreign CA",
+        caller: Some("rogue"),
+        method: "GET",
+        host: "catalog.demo.tenet.test",
+        sni: "catalog.demo.tenet.test",
+        path: "/products",
+        expect: Expect::HandshakeRefused,
+    },
+];
+
+const REPORTING_AFTER_RELOAD: Step = Step {
+    title: "reporting reads the catalog under the reloaded policies",
+    caller: Some("reporting"),
+    method: "GET",
+    host: "catalog.demo.tenet.test",
+    sni: "catalog.demo.tenet.test",
+    path: "/products",
+    expect: Expect::Status(200),
+};
+
+const SHOP_POLICIES: &str = r#"// The shop's policies. Everything not permitted here is denied.
+
+@id("frontend-reads-catalog")
+permit (
+    principal == Tenet::Workload::"spiffe://demo.tenet.test/ns/shop/sa/frontend",
+    action in Tenet::Action::"read",
+    resource in Tenet::Service::"catalog"
+) when { resource.path like "/products*" };
+
+@id("frontend-places-orders")
+permit (
+    principal == Tenet::Workload::"spiffe://demo.tenet.test/ns/shop/sa/frontend",
+    action == Tenet::Action::"POST",
+    resource in Tenet::Service::"orders"
+) when { resource.path == "/orders" };
+
+@id("no-admin-paths")
+forbid (principal, action, resource) when { resource.path like "/admin*" };
+"#;
+
+const ANALYTICS_POLICY: &str = r#"@id("reporting-reads-catalog")
+permit (
+    principal == Tenet::Workload::"spiffe://demo.tenet.test/ns/analytics/sa/reporting",
+    action == Tenet::Action::"GET",
+    resource in Tenet::Service::"catalog"
+) when { resource.path like "/products*" };
+"#;
+
+const BROKEN_POLICY: &str = r#"@id("broken")
+permit (principal, action, resource) when { resource.owner == "me" };
+"#;
+
+fn demo_config(catalog: SocketAddr, orders: SocketAddr) -> String {
+    format!(
+        r#"[deployment]
+trust_domain = "{TD}"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:0"
+client_auth = "required"
+
+[[routes]]
+name = "catalog"
+service = "catalog"
+listener = "main"
+host = "catalog.{TD}"
+upstream = "https://{catalog}"
+upstream_spiffe_id = "spiffe://{TD}/ns/shop/sa/catalog"
+
+[[routes]]
+name = "orders"
+service = "orders"
+listener = "main"
+host = "orders.{TD}"
+upstream = "http://{orders}"
+"#
+    )
+}
+
+fn issue(ca: &CertificateAuthority, path: &str) -> Result<X509Svid> {
+    let id = SpiffeId::parse(&format!("spiffe://{TD}/{path}"))?;
+    Ok(ca.issue_x509_svid(&id, Duration::from_secs(3600), OffsetDateTime::now_utc())?)
+}
+
+/// An SVID for an ID of the demo's trust domain, signed by a CA the deployment never trusted.
+fn rogue_svid(path: &str) -> Result<X509Svid> {
+    let td = TrustDomain::parse(TD)?;
+    let rogue = CertificateAuthority::generate(&td, OffsetDateTime::now_utc())?;
+    issue(&rogue, path)
+}
+
+/// An upstream service: echoes who called it, after verifying the gateway's identity
+/// assertion against the trust bundle. With `mtls`, it also requires the gateway's SVID.
+async fn start_upstream(
+    ca: &CertificateAuthority,
+    name: &'static str,
+    mtls: bool,
+) -> Result<Upstream> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let mut bundles = BundleSet::new();
+    bundles.insert(ca.bundle());
+    let bundles = Arc::new(bundles);
+    let acceptor = if mtls {
+        let svid = issue(ca, &format!("ns/shop/sa/{name}"))?;
+        let verifier = Arc::new(SvidVerifier::new(
+            (*bundles).clone(),
+            Duration::from_secs(60),
+        ));
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let resolver = Arc::new(SvidResolver::new(&svid)?);
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(tenet_identity::client_cert_verifier(verifier, true))
+            .with_cert_resolver(Arc::new(UpstreamCert(resolver)));
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
+    } else {
+        None
+    };
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let bundles = bundles.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let bundles = bundles.clone();
+                    async move { Ok::<_, std::convert::Infallible>(echo(name, &bundles, req)) }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(tcp).await {
+                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                        }
+                    }
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                    }
+                }
+            });
+        }
+    });
+    Ok(Upstream { addr })
+}
+
+#[derive(Debug)]
+struct UpstreamCert(Arc<SvidResolver>);
+
+impl rustls::server::ResolvesServerCert for UpstreamCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        rustls::client::ResolvesClientCert::resolve(&*self.0, &[], &[])
+    }
+}
+
+fn echo(service: &str, bundles: &BundleSet, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let token = req
+        .headers()
+        .get(ASSERTION_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let caller = token
+        .map(|t| tenet_identity::verify_jwt_svid(t, bundles, service, OffsetDateTime::now_utc()));
+    let (status, body) = match caller {
+        Some(Ok(claims)) => (
+            StatusCode::OK,
+            serde_json::json!({"service": service, "caller": claims.spiffe_id.to_string(), "path": req.uri().path()}),
+        ),
+        Some(Err(e)) => (
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": format!("bad assertion: {e}")}),
+        ),
+        None => (
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": "no identity assertion"}),
+        ),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r
+}
+
+struct DemoClient {
+    verifier: Arc<SvidVerifier>,
+    gateway: SocketAddr,
+    gateway_id: SpiffeId,
+}
+
+struct Answer {
+    status: u16,
+    request_id: Option<String>,
+    upstream_says: String,
+}
+
+impl DemoClient {
+    fn new(ca: &CertificateAuthority, gateway: SocketAddr) -> Result<Self> {
+        let mut bundles = BundleSet::new();
+        bundles.insert(ca.bundle());
+        Ok(Self {
+            verifier: Arc::new(SvidVerifier::new(bundles, Duration::from_secs(60))),
+            gateway,
+            gateway_id: SpiffeId::parse(&format!("spiffe://{TD}/tenet/gateway"))?,
+        })
+    }
+
+    /// One request on a new connection, over HTTP/1.1, exactly as written in `step.path`.
+    async fn send(&self, svid: Option<&X509Svid>, step: &Step) -> Result<Answer> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(tenet_identity::server_cert_verifier(
+                self.verifier.clone(),
+                Some(self.gateway_id.clone()),
+            ));
+        let tls = match svid {
+            Some(svid) => builder.with_client_cert_resolver(Arc::new(SvidResolver::new(svid)?)),
+            None => builder.with_no_client_auth(),
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+        let tcp = TcpStream::connect(self.gateway).await?;
+        let name = ServerName::try_from(step.sni.to_string())?;
+        let stream = connector
+            .connect(name, tcp)
+            .await
+            .context("TLS handshake")?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .method(step.method)
+            .uri(step.path)
+            .header(http::header::HOST, step.host)
+            .body(Full::new(Bytes::new()))?;
+        // With TLS 1.3 a refused client certificate surfaces on the first read.
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("the gateway closed the connection")?;
+        let status = resp.status().as_u16();
+        let request_id = resp
+            .headers()
+            .get("x-tenet-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp.into_body().collect().await?.to_bytes();
+        let upstream_says = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("caller").and_then(|c| c.as_str()).map(str::to_string))
+            .map(|caller| format!("verified caller {caller}"))
+            .unwrap_or_default();
+        Ok(Answer {
+            status,
+            request_id,
+            upstream_says,
+        })
+    }
+}

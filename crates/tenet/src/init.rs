@@ -1,0 +1,131 @@
+//! `tenet init`: a new deployment directory with configuration, policies, CA and the admin
+//! credential.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use tenet_identity::{CertificateAuthority, TrustDomain};
+use time::OffsetDateTime;
+
+use crate::config;
+
+/// Lifetime of the admin credential `tenet init` writes.
+pub const ADMIN_CREDENTIAL_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+/// Create a deployment in `dir` for `trust_domain`.
+pub fn run(dir: &Path, trust_domain: &str, force: bool, now: OffsetDateTime) -> Result<()> {
+    let td = TrustDomain::parse(trust_domain)
+        .map_err(|e| anyhow!("--trust-domain {trust_domain:?}: {e}"))?;
+    let config_path = dir.join("tenet.toml");
+    if config_path.exists() && !force {
+        bail!(
+            "{} already exists: this is a deployment; use --force to replace it (the CA and \
+             admin credential are regenerated, existing SVIDs stop verifying)",
+            config_path.display()
+        );
+    }
+    make_dir(dir, 0o755)?;
+    make_dir(&dir.join("policies"), 0o755)?;
+    make_dir(&dir.join("data"), 0o700)?;
+
+    write_file(&config_path, config_template(&td).as_bytes(), 0o644)?;
+    write_file(
+        &dir.join("policies/tenet.cedarschema"),
+        tenet_policy::TENET_SCHEMA.as_bytes(),
+        0o644,
+    )?;
+    write_file(
+        &dir.join("policies/example.cedar"),
+        tenet_policy::example_policies(td.as_str()).as_bytes(),
+        0o644,
+    )?;
+    tenet_policy::PolicySnapshot::load_dir(&dir.join("policies"))
+        .map_err(|e| anyhow!("the example policies do not validate: {e}"))?;
+
+    let config = config::load(Some(&config_path))?;
+    let ca = CertificateAuthority::generate(&td, now).context("generating the CA")?;
+    make_dir(&config.ca_dir(), 0o700)?;
+    ca.save(&config.ca_dir()).context("writing the CA")?;
+    let admin = ca
+        .issue_x509_svid(&config.admin_id()?, ADMIN_CREDENTIAL_TTL, now)
+        .context("issuing the admin credential")?;
+    make_dir(&config.admin_dir(), 0o700)?;
+    admin
+        .write_files(&config.admin_dir(), &ca.bundle())
+        .context("writing the admin credential")?;
+    Ok(())
+}
+
+fn make_dir(path: &Path, mode: u32) -> Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn config_template(td: &TrustDomain) -> String {
+    format!(
+        r#"# Tenet deployment configuration. Paths are relative to this file.
+
+[deployment]
+# The SPIFFE trust domain of every identity this deployment issues.
+trust_domain = "{td}"
+# CA keys, the admin credential and the event log (owner-only permissions).
+data_dir = "data"
+# Cedar policies (*.cedar), validated against the Tenet schema; reloaded when they change.
+policy_dir = "policies"
+# Lifetime of the gateway's own SVID; it is renewed at half of its lifetime.
+svid_ttl = "1h"
+# Clock skew tolerated on peer certificates (accepted with a warning).
+clock_skew = "60s"
+
+[events]
+# When decision events are forced to disk: "batch" (fdatasync every group commit, the safe
+# default), an interval such as "100ms" (may lose the last interval on power loss), or "never".
+sync = "batch"
+
+[admin]
+# The admin API (mTLS; only the admin credential in data/admin is accepted).
+listen = "127.0.0.1:8444"
+
+# A gateway listener. client_auth = "required" demands an X.509-SVID from every caller.
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:8443"
+client_auth = "required"
+# SNI names served; empty means the hosts of this listener's routes.
+server_names = []
+
+# A route: requests for host + path_prefix on the listener belong to the service. The Cedar
+# resource is Tenet::Route::"<name>" in Tenet::Service::"<service>".
+[[routes]]
+name = "catalog"
+service = "catalog"
+listener = "main"
+host = "catalog.{td}"
+path_prefix = "/"
+upstream = "http://127.0.0.1:8080"
+# For an mTLS upstream: upstream = "https://..." and the SPIFFE ID it must present.
+# upstream_spiffe_id = "spiffe://{td}/ns/shop/sa/catalog"
+# "auto" (HTTP/1.1, or HTTP/2 by ALPN over TLS) or "http2" (h2c, for gRPC without TLS).
+upstream_protocol = "auto"
+"#
+    )
+}

@@ -1,0 +1,208 @@
+//! The `tenet` command: a thin CLI over Tenet's crates.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod admin;
+mod commands;
+mod config;
+mod demo;
+mod init;
+mod metrics;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Tenet: zero-trust access in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "tenet", version, about)]
+struct Cli {
+    /// Deployment configuration (default: $TENET_CONFIG, then ./tenet.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a deployment: tenet.toml, policies/, a CA and an admin credential.
+    Init {
+        /// Directory to create the deployment in.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// SPIFFE trust domain of the deployment.
+        #[arg(long, default_value = "example.org")]
+        trust_domain: String,
+        /// Replace an existing deployment (regenerates the CA).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the gateway listeners, admin API and policy watcher.
+    Up,
+    /// The whole loop on a throwaway deployment, narrated.
+    Demo {
+        /// Keep the throwaway deployment directory and print its path.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Issue SVIDs from the deployment CA.
+    Svid {
+        #[command(subcommand)]
+        kind: SvidCommand,
+    },
+    /// Print the trust bundle.
+    Bundle {
+        #[arg(long, value_enum, default_value_t = BundleFormat::Pem)]
+        format: BundleFormat,
+    },
+    /// Validate, explain and reload policies.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyCommand,
+    },
+    /// Read the event log.
+    Log {
+        #[command(subcommand)]
+        action: LogCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SvidCommand {
+    /// An X.509-SVID: certificate chain, key and bundle as PEM.
+    X509 {
+        /// The SPIFFE ID, e.g. spiffe://example.org/ns/shop/sa/frontend.
+        id: String,
+        /// Lifetime, e.g. 1h, 30m.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// Directory to write svid.pem, svid.key and bundle.pem into (default: print PEM).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Extra DNS SAN (repeatable).
+        #[arg(long = "dns", value_name = "NAME")]
+        dns: Vec<String>,
+    },
+    /// A JWT-SVID (ES256).
+    Jwt {
+        /// The SPIFFE ID.
+        id: String,
+        /// Audience (repeatable).
+        #[arg(long, required = true)]
+        audience: Vec<String>,
+        /// Lifetime.
+        #[arg(long, default_value = "5m")]
+        ttl: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BundleFormat {
+    Pem,
+    Jwks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate the policies against the Tenet schema.
+    Check {
+        /// Policy directory (default: the deployment's).
+        dir: Option<PathBuf>,
+    },
+    /// One decision with the policies that determined it (what-if).
+    Explain {
+        /// The caller: a SPIFFE ID, or "anonymous".
+        #[arg(long)]
+        principal: String,
+        /// HTTP method.
+        #[arg(long, default_value = "GET")]
+        action: String,
+        /// Route name (its host and service come from tenet.toml unless given).
+        #[arg(long)]
+        route: String,
+        /// Service of the route.
+        #[arg(long)]
+        service: Option<String>,
+        /// Host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Request path (normalised as the gateway would).
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// Source address.
+        #[arg(long, default_value = "127.0.0.1")]
+        source_ip: std::net::IpAddr,
+        /// Policy directory (default: the deployment's).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Ask the running deployment to reload its policies now.
+    Reload,
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// The event stream as JSON lines (OCSF); --format text for one-line summaries.
+    Tail {
+        /// Keep reading as events arrive.
+        #[arg(long)]
+        follow: bool,
+        /// Start at entry N (0-based).
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+        format: OutputFormat,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Up => "info",
+        Command::Demo { .. } => "error",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

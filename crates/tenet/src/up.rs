@@ -1,0 +1,298 @@
+//! `tenet up`: load a deployment and run its gateway listeners, admin API, policy watcher and
+//! SVID rotation until told to stop.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, anyhow};
+use tenet_event::{
+    Event, EventKind, EventSink, JsonlSink, JsonlSinkOptions, PolicyEvent, SvidEvent,
+};
+use tenet_gateway::{
+    CaAssertionIssuer, Clock, Gateway, GatewayHandle, GatewayParts, SvidResolver, SystemClock,
+};
+use tenet_identity::{BundleSet, CertificateAuthority, SvidVerifier, X509Svid};
+use tenet_policy::{PolicyEngine, PolicySnapshot};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+
+/// How often the policy directory is checked for changes.
+const POLICY_POLL: Duration = Duration::from_secs(1);
+
+/// A started deployment.
+pub struct Running {
+    pub listeners: Vec<(String, SocketAddr)>,
+    pub admin_addr: SocketAddr,
+    pub policy: Arc<PolicyEngine>,
+    pub sink: JsonlSink,
+    gateway: GatewayHandle,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop accepting, drain, and stop background tasks.
+    pub async fn shutdown(self) {
+        for task in &self.background {
+            task.abort();
+        }
+        self.gateway.shutdown().await;
+        info!("tenet stopped");
+    }
+}
+
+/// Start everything the configuration describes.
+pub async fn start(config: &Config) -> Result<Running> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ca = Arc::new(
+        CertificateAuthority::load(&config.ca_dir()).with_context(|| {
+            format!(
+                "loading the CA from {} (run `tenet init` first)",
+                config.ca_dir().display()
+            )
+        })?,
+    );
+    let snapshot = PolicySnapshot::load_dir(&config.policy_dir)
+        .map_err(|e| anyhow!("policies in {}: {e}", config.policy_dir.display()))?;
+    let policy = Arc::new(PolicyEngine::new(snapshot));
+
+    let mut options = JsonlSinkOptions::new(config.events_path());
+    options.sync = config.sync;
+    let sink = JsonlSink::open(options)?;
+    let current = policy.current();
+    record(
+        &sink,
+        &*clock,
+        EventKind::Policy(PolicyEvent {
+            outcome: "loaded".into(),
+            active_hash: current.hash().to_string(),
+            candidate_hash: None,
+            policy_count: current.policy_count(),
+            errors: vec![],
+        }),
+    )
+    .await?;
+
+    let svid = issue_gateway_svid(config, &ca, &*clock, &sink).await?;
+    let resolver = Arc::new(SvidResolver::new(&svid)?);
+    let mut bundles = BundleSet::new();
+    bundles.insert(ca.bundle());
+    let verifier = Arc::new(SvidVerifier::new(bundles, config.clock_skew));
+
+    let gateway = Gateway::bind(GatewayParts {
+        listeners: config.listeners.clone(),
+        routes: config.routes.clone(),
+        svid: resolver.clone(),
+        verifier: verifier.clone(),
+        policy: policy.clone(),
+        sink: Arc::new(sink.clone()),
+        assertions: Arc::new(CaAssertionIssuer::new(ca.clone(), Duration::from_secs(60))),
+        clock: clock.clone(),
+        max_connections: 50_000,
+    })
+    .await?;
+    let listeners = gateway.local_addrs();
+    let gateway = gateway.spawn();
+
+    let admin_state = Arc::new(AdminState {
+        policy: policy.clone(),
+        policy_dir: config.policy_dir.clone(),
+        sink: sink.clone(),
+        bundle_pem: ca.bundle().to_pem(),
+        trust_domain: config.trust_domain.to_string(),
+        listeners: listeners.clone(),
+        clock: clock.clone(),
+        metrics: crate::metrics::handle(),
+    });
+    let (admin_addr, admin_task) =
+        admin::serve(config, admin_state, resolver.clone(), verifier).await?;
+
+    let background = vec![
+        admin_task,
+        tokio::spawn(watch_policies(
+            policy.clone(),
+            config.policy_dir.clone(),
+            sink.clone(),
+            clock.clone(),
+        )),
+        tokio::spawn(rotate_svid(
+            ca.clone(),
+            resolver,
+            svid,
+            config.svid_ttl,
+            gateway_dns_names(config),
+            clock.clone(),
+            sink.clone(),
+        )),
+    ];
+    for (name, addr) in &listeners {
+        info!(listener = %name, %addr, "gateway listener up");
+    }
+    info!(%admin_addr, policies = current.policy_count(), "tenet up");
+    Ok(Running {
+        listeners,
+        admin_addr,
+        policy,
+        sink,
+        gateway,
+        background,
+    })
+}
+
+/// DNS names the gateway's SVID carries, so that ordinary TLS clients can verify it.
+fn gateway_dns_names(config: &Config) -> Vec<String> {
+    let mut names: Vec<String> = config.routes.iter().map(|r| r.host.clone()).collect();
+    names.extend(
+        config
+            .listeners
+            .iter()
+            .flat_map(|l| l.server_names.iter().cloned()),
+    );
+    names.sort();
+    names.dedup();
+    names
+}
+
+async fn issue_gateway_svid(
+    config: &Config,
+    ca: &CertificateAuthority,
+    clock: &dyn Clock,
+    sink: &JsonlSink,
+) -> Result<X509Svid> {
+    let svid = ca.issue_x509_svid_with_dns(
+        &config.gateway_id()?,
+        &gateway_dns_names(config),
+        config.svid_ttl,
+        clock.now(),
+    )?;
+    record(sink, clock, svid_event(&svid, "tenet up")).await?;
+    Ok(svid)
+}
+
+pub fn svid_event(svid: &X509Svid, requested_by: &str) -> EventKind {
+    EventKind::Svid(SvidEvent {
+        spiffe_id: svid.spiffe_id().to_string(),
+        svid_type: "x509".into(),
+        serial: svid.serial_hex(),
+        not_after: svid.not_after(),
+        requested_by: requested_by.into(),
+    })
+}
+
+pub async fn record(sink: &JsonlSink, clock: &dyn Clock, kind: EventKind) -> Result<()> {
+    sink.record(Event::new(clock.now(), kind))
+        .await
+        .map_err(|e| anyhow!("recording event: {e}"))
+}
+
+/// Re-issue the gateway SVID at half of its lifetime.
+async fn rotate_svid(
+    ca: Arc<CertificateAuthority>,
+    resolver: Arc<SvidResolver>,
+    mut svid: X509Svid,
+    ttl: Duration,
+    dns: Vec<String>,
+    clock: Arc<dyn Clock>,
+    sink: JsonlSink,
+) {
+    loop {
+        tokio::time::sleep(ttl / 2).await;
+        let id = svid.spiffe_id().clone();
+        match ca.issue_x509_svid_with_dns(&id, &dns, ttl, clock.now()) {
+            Ok(next) => {
+                if let Err(e) = resolver.rotate(&next) {
+                    warn!(error = %e, "gateway SVID rotation failed; keeping the current one");
+                    continue;
+                }
+                if let Err(e) = record(&sink, &*clock, svid_event(&next, "rotation")).await {
+                    warn!(error = %e, "SVID rotation not recorded");
+                }
+                info!(serial = %next.serial_hex(), "gateway SVID rotated");
+                svid = next;
+            }
+            Err(e) => warn!(error = %e, "gateway SVID rotation failed; keeping the current one"),
+        }
+    }
+}
+
+/// A cheap fingerprint of the policy directory: names, sizes and modification times.
+fn dir_fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.path(), meta.len(), meta.modified().ok()))
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+async fn watch_policies(
+    policy: Arc<PolicyEngine>,
+    dir: PathBuf,
+    sink: JsonlSink,
+    clock: Arc<dyn Clock>,
+) {
+    let mut last = dir_fingerprint(&dir);
+    loop {
+        tokio::time::sleep(POLICY_POLL).await;
+        let now = dir_fingerprint(&dir);
+        if now == last {
+            continue;
+        }
+        last = now;
+        if let Err(e) = reload_policies(&policy, &dir, &sink, &*clock, "watcher").await {
+            warn!(error = %e, "policy reload could not be recorded");
+        }
+    }
+}
+
+/// Validate and swap the policy set; a rejected set leaves the last good one in force.
+/// Both outcomes are events. Returns the event recorded.
+pub async fn reload_policies(
+    policy: &PolicyEngine,
+    dir: &Path,
+    sink: &JsonlSink,
+    clock: &dyn Clock,
+    trigger: &str,
+) -> Result<PolicyEvent> {
+    let event = match policy.reload_dir(dir) {
+        Ok(outcome) => {
+            info!(trigger, hash = %outcome.new_hash, policies = outcome.policy_count,
+                changed = outcome.changed, "policies reloaded");
+            PolicyEvent {
+                outcome: if outcome.changed {
+                    "reloaded"
+                } else {
+                    "unchanged"
+                }
+                .into(),
+                active_hash: outcome.new_hash,
+                candidate_hash: None,
+                policy_count: outcome.policy_count,
+                errors: vec![],
+            }
+        }
+        Err(e) => {
+            let current = policy.current();
+            warn!(trigger, error = %e, active = %current.hash(),
+                "policy update rejected; the last good set stays in force");
+            PolicyEvent {
+                outcome: "rejected".into(),
+                active_hash: current.hash().to_string(),
+                candidate_hash: None,
+                policy_count: current.policy_count(),
+                errors: e.to_string().lines().map(str::to_string).collect(),
+            }
+        }
+    };
+    record(sink, clock, EventKind::Policy(event.clone())).await?;
+    Ok(event)
+}

@@ -1,0 +1,284 @@
+//! A real deployment for the integration tests: `tenet init`, a Python upstream, `tenet up`
+//! as a child process, and helpers to drive curl and openssl against it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TD: &str = "example.org";
+pub const HOST: &str = "catalog.example.org";
+pub const FRONTEND: &str = "spiffe://example.org/ns/shop/sa/frontend";
+
+pub fn tenet() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tenet"));
+    c.env_remove("TENET_CONFIG").env("RUST_LOG", "info");
+    c
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listening on 127.0.0.1:{port}");
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Python echo upstream.
+pub fn start_upstream() -> (KillOnDrop, u16) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/echo_upstream.py"
+    );
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 is needed for the interop tests");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+    (KillOnDrop(child), port)
+}
+
+pub const POLICIES: &str = r#"
+@id("frontend-reads-products")
+permit (
+    principal == Tenet::Workload::"spiffe://example.org/ns/shop/sa/frontend",
+    action in Tenet::Action::"read",
+    resource in Tenet::Service::"catalog"
+) when { resource.path like "/products*" || resource.path like "/public/*" };
+
+@id("frontend-posts-uploads")
+permit (
+    principal == Tenet::Workload::"spiffe://example.org/ns/shop/sa/frontend",
+    action == Tenet::Action::"POST",
+    resource in Tenet::Service::"catalog"
+) when { resource.path == "/upload" };
+
+@id("no-admin")
+forbid (principal, action, resource) when { resource.path like "/admin*" };
+"#;
+
+/// A running deployment.
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub admin_port: u16,
+    pub upstream_port: u16,
+    gateway: Option<KillOnDrop>,
+    _upstream: KillOnDrop,
+}
+
+impl Deployment {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        run_ok(
+            tenet()
+                .arg("init")
+                .arg(dir.path())
+                .args(["--trust-domain", TD]),
+        );
+        let (upstream, upstream_port) = start_upstream();
+        let port = free_port();
+        let admin_port = free_port();
+        std::fs::write(
+            dir.path().join("tenet.toml"),
+            format!(
+                r#"[deployment]
+trust_domain = "{TD}"
+[admin]
+listen = "127.0.0.1:{admin_port}"
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:{port}"
+[[routes]]
+name = "catalog"
+service = "catalog"
+listener = "main"
+host = "{HOST}"
+upstream = "http://127.0.0.1:{upstream_port}"
+"#
+            ),
+        )
+        .unwrap();
+        std::fs::remove_file(dir.path().join("policies/example.cedar")).unwrap();
+        std::fs::write(dir.path().join("policies/test.cedar"), POLICIES).unwrap();
+        let mut d = Self {
+            dir,
+            port,
+            admin_port,
+            upstream_port,
+            gateway: None,
+            _upstream: upstream,
+        };
+        d.svid(FRONTEND, "frontend");
+        d.up();
+        d
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("tenet.toml")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn up(&mut self) {
+        let log = std::fs::File::create(self.path("up.log")).unwrap();
+        let child = tenet()
+            .arg("--config")
+            .arg(self.config())
+            .arg("up")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.gateway = Some(KillOnDrop(child));
+        wait_for_port(self.port);
+        wait_for_port(self.admin_port);
+    }
+
+    /// Issue an X.509-SVID into `<dir>/<name>/`.
+    pub fn svid(&self, id: &str, name: &str) -> PathBuf {
+        let out = self.path(name);
+        run_ok(
+            tenet()
+                .arg("--config")
+                .arg(self.config())
+                .args(["svid", "x509", id, "--out"])
+                .arg(&out),
+        );
+        out
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{HOST}:{}{path}", self.port)
+    }
+
+    /// curl with the named credential (or none), returning (status, body).
+    pub fn curl(&self, cred: Option<&str>, extra: &[&str], path: &str) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--path-as-is",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .arg("--resolve")
+        .arg(format!("{HOST}:{}:127.0.0.1", self.port))
+        .arg("--cacert")
+        .arg(self.path("data/admin/bundle.pem"));
+        if let Some(cred) = cred {
+            cmd.arg("--cert")
+                .arg(self.path(&format!("{cred}/svid.pem")));
+            cmd.arg("--key").arg(self.path(&format!("{cred}/svid.key")));
+        }
+        cmd.args(extra).arg(self.url(path));
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// Raw bytes over TLS with openssl s_client (so nothing normalises them on the way).
+    pub fn s_client_raw(&self, cred: &str, request: &[u8]) -> String {
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-quiet", "-no_ign_eof", "-connect"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["-servername", HOST])
+            .arg("-cert")
+            .arg(self.path(&format!("{cred}/svid.pem")))
+            .arg("-key")
+            .arg(self.path(&format!("{cred}/svid.key")))
+            .arg("-CAfile")
+            .arg(self.path("data/admin/bundle.pem"))
+            .args(["-verify_return_error", "-alpn", "http/1.1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.as_mut().unwrap().write_all(request).unwrap();
+        let out = wait_output(child, Duration::from_secs(10));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let out = run_ok(
+            tenet()
+                .arg("--config")
+                .arg(self.config())
+                .args(["log", "tail"]),
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub fn up_log(&self) -> String {
+        std::fs::read_to_string(self.path("up.log")).unwrap_or_default()
+    }
+}
+
+/// Wait for a child with a deadline, killing it if it overruns (s_client keeps reading).
+pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
