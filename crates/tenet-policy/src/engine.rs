@@ -20,8 +20,8 @@ use crate::schema::TENET_SCHEMA;
 /// Policy ids are the `@id("...")` annotation when a policy has one, else
 /// `<file name>:policyN` (N counts the policies of that file from 0). Ids are unique.
 pub struct PolicySnapshot {
-    pub(crate) index: ScopeIndex,
-    pub(crate) vocabulary: Vocabulary,
+    index: ScopeIndex,
+    vocabulary: Vocabulary,
     ids: Vec<String>,
     files: Vec<String>,
     warnings: Vec<String>,
@@ -95,13 +95,7 @@ impl PolicySnapshot {
         let schema = tenet_schema()?;
         let parsed = ParsedPolicies::parse(&sources, Naming::Qualified)?;
         let warnings = parsed.validate(&schema, &sources)?;
-        let index = ScopeIndex::build(parsed.set.policies()).map_err(|id| {
-            PolicyError::DuplicateId {
-                id,
-                first_file: String::new(),
-                second_file: String::new(),
-            }
-        })?;
+        let index = parsed.index(&sources)?;
         let vocabulary = Vocabulary::new().map_err(|message| PolicyError::Schema { message })?;
         Ok(Self {
             index,
@@ -248,5 +242,39 @@ impl PolicyEngine {
             new_hash: current.hash().to_owned(),
             policy_count: current.policy_count(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poisoned_lock_still_serves_and_reloads() {
+        let engine = Arc::new(PolicyEngine::new(
+            PolicySnapshot::from_sources(&[]).unwrap(),
+        ));
+        let poisoner = Arc::clone(&engine);
+        let result = std::thread::spawn(move || {
+            let _guard = poisoner.current.write().unwrap();
+            panic!("poison the lock");
+        })
+        .join();
+        assert!(result.is_err());
+        assert!(engine.current.is_poisoned());
+        assert_eq!(engine.current().policy_count(), 0);
+        let files = [(
+            "a.cedar".to_owned(),
+            "permit (principal, action, resource);".to_owned(),
+        )];
+        let outcome = engine.install(PolicySnapshot::from_sources(&files).unwrap());
+        assert!(outcome.changed);
+        assert_eq!(engine.current().policy_count(), 1);
+    }
+
+    #[test]
+    fn the_built_in_schema_parses_without_warnings() {
+        let (_, warnings) = Schema::from_cedarschema_str(TENET_SCHEMA).unwrap();
+        assert_eq!(warnings.count(), 0);
     }
 }

@@ -168,3 +168,20 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
     (line, column)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_of_offsets() {
+        let text = "ab\ncdé\nf";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 3), (2, 1));
+        assert_eq!(line_column(text, 5), (2, 3));
+        // Inside the two bytes of 'é': the character's own column.
+        assert_eq!(line_column(text, 6), (2, 3));
+        assert_eq!(line_column(text, 8), (3, 1));
+        assert_eq!(line_column(text, 1_000), (3, 2));
+    }
+}

@@ -40,4 +40,3 @@ pub use example::example_policies;
 pub use raw::{RawEvaluator, evaluate_raw};
 pub use request::{AccessRequest, Principal, RequestContext, RouteResource, TlsFacts};
 pub use schema::TENET_SCHEMA;
-#[cfg(test)] mod scratch_prof;

@@ -7,6 +7,7 @@ use cedar_policy::{PolicyId, PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic;
 
 use crate::error::{PolicyError, ValidationIssue, line_column};
+use crate::index::ScopeIndex;
 
 /// One named policy text (normally a `.cedar` file).
 #[derive(Debug, Clone, Copy)]
@@ -56,12 +57,13 @@ impl ParsedPolicies {
                         id,
                     });
                 }
-                set.add(policy.new_id(PolicyId::new(&id)))
-                    .map_err(|_| PolicyError::DuplicateId {
+                set.add(policy.new_id(PolicyId::new(&id))).map_err(|_| {
+                    PolicyError::DuplicateId {
                         id: id.clone(),
                         first_file: source.name.to_owned(),
                         second_file: source.name.to_owned(),
-                    })?;
+                    }
+                })?;
                 origin.insert(id, index);
             }
         }
@@ -73,6 +75,23 @@ impl ParsedPolicies {
         let mut ids: Vec<String> = self.origin.keys().cloned().collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// The scope index over these policies.
+    pub(crate) fn index(&self, sources: &[Source<'_>]) -> Result<ScopeIndex, PolicyError> {
+        ScopeIndex::build(self.set.policies()).map_err(|id| {
+            // Unreachable in practice: `parse` already made the ids unique.
+            let file = self
+                .origin
+                .get(&id)
+                .and_then(|&i| sources.get(i))
+                .map_or_else(String::new, |s| s.name.to_owned());
+            PolicyError::DuplicateId {
+                id,
+                first_file: file.clone(),
+                second_file: file,
+            }
+        })
     }
 
     /// Validates against `schema` in strict mode; returns the validator's warnings.

@@ -52,12 +52,7 @@ impl RawEvaluator {
             text: policies,
         };
         let parsed = ParsedPolicies::parse(&[source], Naming::Plain)?;
-        let index =
-            ScopeIndex::build(parsed.set.policies()).map_err(|id| PolicyError::DuplicateId {
-                id,
-                first_file: POLICIES_NAME.to_owned(),
-                second_file: POLICIES_NAME.to_owned(),
-            })?;
+        let index = parsed.index(&[source])?;
         let entities = Entities::from_json_str(entities_json, Some(&schema)).map_err(|e| {
             PolicyError::Entities {
                 message: e.to_string(),
@@ -94,12 +89,8 @@ impl RawEvaluator {
             Ok((request, principal, resource)) => {
                 let principal_keys = candidate_keys(&principal, self.ancestors(&principal));
                 let resource_keys = candidate_keys(&resource, self.ancestors(&resource));
-                self.index.explain(
-                    &request,
-                    &self.entities,
-                    &principal_keys,
-                    &resource_keys,
-                )
+                self.index
+                    .explain(&request, &self.entities, &principal_keys, &resource_keys)
             }
             Err(error) => Explanation::failed(error),
         }

@@ -103,7 +103,7 @@ pub(crate) struct Vocabulary {
     route: EntityTypeName,
     service: EntityTypeName,
     actions: Vec<ActionEntry>,
-    pub(crate) addresses: AddressCache,
+    addresses: AddressCache,
 }
 
 /// A request translated for Cedar, with the scope keys its principal and resource satisfy.
@@ -153,7 +153,12 @@ impl Vocabulary {
             .actions
             .iter()
             .find(|a| a.method == req.action)
-            .ok_or_else(|| format!("unknown method \"{}\": no such action", req.action.escape_debug()))?;
+            .ok_or_else(|| {
+                format!(
+                    "unknown method \"{}\": no such action",
+                    req.action.escape_debug()
+                )
+            })?;
 
         let (principal, principal_entity, principal_keys) = self.principal(&req.principal)?;
         let (resource, resource_entity, resource_keys) = self.resource(&req.resource)?;
@@ -161,9 +166,11 @@ impl Vocabulary {
 
         // The entities are built to the schema's shapes; tests check them against the schema,
         // so no per-request schema check is needed here.
-        let entities =
-            Entities::from_entities([principal_entity, resource_entity, action.entity.clone()], None)
-                .map_err(|e| format!("cannot build the request entities: {e}"))?;
+        let entities = Entities::from_entities(
+            [principal_entity, resource_entity, action.entity.clone()],
+            None,
+        )
+        .map_err(|e| format!("cannot build the request entities: {e}"))?;
         let request = Request::new(principal, action.uid.clone(), resource, context, None)
             .map_err(|e| format!("cannot build the request: {e}"))?;
         Ok(CedarRequest {
@@ -174,7 +181,7 @@ impl Vocabulary {
         })
     }
 
-    pub(crate) fn principal(
+    fn principal(
         &self,
         principal: &Principal,
     ) -> Result<(EntityUid, Entity, Vec<ScopeKey>), String> {
@@ -231,7 +238,7 @@ impl Vocabulary {
         }
     }
 
-    pub(crate) fn resource(
+    fn resource(
         &self,
         route: &RouteResource,
     ) -> Result<(EntityUid, Entity, Vec<ScopeKey>), String> {
@@ -267,7 +274,7 @@ fn record(
 }
 
 /// The `context` record of the schema; `source_ip` is the address as a Cedar `ip(...)` value.
-pub(crate) fn context(ctx: &RequestContext, source_ip: RestrictedExpression) -> Result<Context, String> {
+fn context(ctx: &RequestContext, source_ip: RestrictedExpression) -> Result<Context, String> {
     let tls = record([
         ("version", string(&ctx.tls.version)),
         ("sni", string(&ctx.tls.sni)),
@@ -277,15 +284,24 @@ pub(crate) fn context(ctx: &RequestContext, source_ip: RestrictedExpression) -> 
     ])?;
     let time = record([
         ("unix", RestrictedExpression::new_long(ctx.unix_time)),
-        ("hour_utc", RestrictedExpression::new_long(hour_utc(ctx.unix_time))),
-        ("weekday", RestrictedExpression::new_long(iso_weekday(ctx.unix_time))),
+        (
+            "hour_utc",
+            RestrictedExpression::new_long(hour_utc(ctx.unix_time)),
+        ),
+        (
+            "weekday",
+            RestrictedExpression::new_long(iso_weekday(ctx.unix_time)),
+        ),
     ])?;
     Context::from_pairs([
         ("source_ip".to_owned(), source_ip),
         ("tls".to_owned(), tls),
         ("time".to_owned(), time),
         ("protocol".to_owned(), string(&ctx.protocol)),
-        ("risk".to_owned(), RestrictedExpression::new_long(i64::from(ctx.risk))),
+        (
+            "risk".to_owned(),
+            RestrictedExpression::new_long(i64::from(ctx.risk)),
+        ),
     ])
     .map_err(|e| format!("cannot build the request context: {e}"))
 }
@@ -297,7 +313,7 @@ pub(crate) fn context(ctx: &RequestContext, source_ip: RestrictedExpression) -> 
 /// (cleared when full) and never waits: when another thread holds it, the expression is built
 /// afresh.
 #[derive(Default)]
-pub(crate) struct AddressCache {
+struct AddressCache {
     entries: Mutex<HashMap<IpAddr, RestrictedExpression>>,
 }
 
@@ -306,7 +322,7 @@ impl AddressCache {
 
     /// `ip("<address>")`, with an IPv4-mapped IPv6 address given as IPv4 (Cedar rejects the
     /// mixed notation, and IPv4 ranges in policies must apply to such callers).
-    pub(crate) fn ip(&self, address: IpAddr) -> RestrictedExpression {
+    fn ip(&self, address: IpAddr) -> RestrictedExpression {
         let address = address.to_canonical();
         if let Ok(entries) = self.entries.try_lock()
             && let Some(expr) = entries.get(&address)
@@ -335,4 +351,123 @@ pub(crate) fn hour_utc(unix: i64) -> i64 {
 pub(crate) fn iso_weekday(unix: i64) -> i64 {
     // 1970-01-01 was a Thursday (ISO weekday 4).
     (unix.div_euclid(SECONDS_PER_DAY) + 3).rem_euclid(7) + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use cedar_policy::{Entities, Request};
+
+    use super::*;
+    use crate::engine::tenet_schema;
+
+    fn request(principal: Principal, ip: IpAddr) -> AccessRequest {
+        AccessRequest {
+            principal,
+            action: "PATCH".to_owned(),
+            resource: RouteResource {
+                route: "orders".to_owned(),
+                service: "shop".to_owned(),
+                host: "shop.example.org".to_owned(),
+                path: "/orders/7".to_owned(),
+            },
+            context: RequestContext {
+                source_ip: ip,
+                tls: TlsFacts::default(),
+                unix_time: -1,
+                protocol: "gRPC".to_owned(),
+                risk: 100,
+            },
+        }
+    }
+
+    /// The request and entities built without a schema check conform to the schema.
+    #[test]
+    fn translated_requests_conform_to_the_schema() {
+        let schema = tenet_schema().unwrap();
+        let vocabulary = Vocabulary::new().unwrap();
+        let workload = Principal::Workload {
+            spiffe_id: "spiffe://example.org/ns/shop/sa/frontend".to_owned(),
+            trust_domain: "example.org".to_owned(),
+            path: "/ns/shop/sa/frontend".to_owned(),
+        };
+        let ips = [
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped()),
+            IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0x0102, 0x0304)),
+            IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, 0x0102, 0x0304)),
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+        ];
+        for principal in [workload, Principal::Anonymous] {
+            for ip in ips {
+                for &(method, _) in &METHODS {
+                    let mut req = request(principal.clone(), ip);
+                    req.action = method.to_owned();
+                    let cedar = vocabulary.translate(&req).unwrap();
+                    let r = &cedar.request;
+                    Request::new(
+                        r.principal().unwrap().clone(),
+                        r.action().unwrap().clone(),
+                        r.resource().unwrap().clone(),
+                        r.context().unwrap().clone(),
+                        Some(&schema),
+                    )
+                    .unwrap_or_else(|e| panic!("{method} {ip}: {e}"));
+                    Entities::from_entities(cedar.entities.iter().cloned(), Some(&schema))
+                        .unwrap_or_else(|e| panic!("{method} {ip}: {e}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_action_table_matches_the_schema() {
+        let schema = tenet_schema().unwrap();
+        let vocabulary = Vocabulary::new().unwrap();
+        let from_schema = schema.action_entities().unwrap();
+        assert_eq!(from_schema.len(), METHODS.len() + 2);
+        for action in &vocabulary.actions {
+            let declared = from_schema.get(&action.uid).expect(action.method);
+            assert!(declared.deep_eq(&action.entity), "{}", action.method);
+        }
+    }
+
+    fn value(expr: RestrictedExpression) -> cedar_policy::EvalResult {
+        let context = Context::from_pairs([("ip".to_owned(), expr)]).unwrap();
+        context.get("ip").unwrap()
+    }
+
+    #[test]
+    fn mapped_addresses_are_ipv4() {
+        let cache = AddressCache::default();
+        let mapped = IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
+        let expected = value(RestrictedExpression::new_ip("10.0.0.1"));
+        assert_eq!(value(cache.ip(mapped)), expected);
+        // Served from the cache the second time, with the same value.
+        assert_eq!(value(cache.ip(mapped)), expected);
+        let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        assert_ne!(value(cache.ip(other)), expected);
+    }
+
+    #[test]
+    fn clock_fields() {
+        // 1970-01-01 was a Thursday; 1969-12-31T23:59:59Z a Wednesday.
+        assert_eq!((hour_utc(0), iso_weekday(0)), (0, 4));
+        assert_eq!((hour_utc(-1), iso_weekday(-1)), (23, 3));
+        // 2024-01-07T23:00:00Z, a Sunday; an hour later, Monday.
+        assert_eq!(
+            (hour_utc(1_704_668_400), iso_weekday(1_704_668_400)),
+            (23, 7)
+        );
+        assert_eq!(
+            (hour_utc(1_704_672_000), iso_weekday(1_704_672_000)),
+            (0, 1)
+        );
+        for t in [i64::MIN, i64::MAX] {
+            assert!((0..24).contains(&hour_utc(t)));
+            assert!((1..=7).contains(&iso_weekday(t)));
+        }
+    }
 }

@@ -82,9 +82,7 @@ fn cedar_reference(
     let mut errors: Vec<String> = response
         .diagnostics()
         .errors()
-        .map(|cedar_policy::AuthorizationError::PolicyEvaluationError(e)| {
-            e.policy_id().to_string()
-        })
+        .map(|cedar_policy::AuthorizationError::PolicyEvaluationError(e)| e.policy_id().to_string())
         .collect();
     errors.sort();
     (
@@ -178,7 +176,10 @@ fn cedar_integration_corpus() {
         println!("FAILED {failure}");
     }
     // The corpus holds 22 policy sets and 74 requests; all must agree.
-    assert_eq!(total, 74, "request count changed: the corpus is not the expected one");
+    assert_eq!(
+        total, 74,
+        "request count changed: the corpus is not the expected one"
+    );
     assert_eq!(validation.total, 22);
     assert_eq!(passed, 74, "{failures:#?}");
     assert_eq!(validation.passed, 22, "{failures:#?}");

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use tenet_policy::{
-    AccessRequest, Decision, PolicyEngine, PolicyError, PolicySnapshot, Principal,
-    RequestContext, RouteResource, TENET_SCHEMA, TlsFacts, example_policies,
+    AccessRequest, Decision, PolicyEngine, PolicyError, PolicySnapshot, Principal, RequestContext,
+    RouteResource, TENET_SCHEMA, TlsFacts, example_policies,
 };
 
 /// 2024-01-01T10:30:00Z, a Monday.
@@ -122,12 +122,18 @@ fn example_policies_validate_and_decide() {
     assert_eq!(decide(&s, Req::new().method("POST")), deny(&[]));
     assert_eq!(decide(&s, Req::new().path("/cart")), deny(&[]));
     assert_eq!(decide(&s, Req::new().route("cart", "shop")), deny(&[]));
-    assert_eq!(decide(&s, Req::new().path("/admin/users")), deny(&["no-admin-paths"]));
+    assert_eq!(
+        decide(&s, Req::new().path("/admin/users")),
+        deny(&["no-admin-paths"])
+    );
     let other = workload("example.org", "/ns/shop/sa/backend");
     assert_eq!(decide(&s, Req::new().principal(other)), deny(&[]));
     let other_td = workload("evil.example", "/ns/shop/sa/frontend");
     assert_eq!(decide(&s, Req::new().principal(other_td)), deny(&[]));
-    assert_eq!(decide(&s, Req::new().principal(Principal::Anonymous)), deny(&[]));
+    assert_eq!(
+        decide(&s, Req::new().principal(Principal::Anonymous)),
+        deny(&[])
+    );
 }
 
 #[test]
@@ -140,11 +146,9 @@ fn example_policies_escape_odd_trust_domains() {
 
 #[test]
 fn forbid_beats_permit() {
-    let s = one(
-        r#"@id("all") permit (principal, action, resource);
+    let s = one(r#"@id("all") permit (principal, action, resource);
            @id("no-admin") forbid (principal, action, resource) when { resource.path like "/admin*" };
-           @id("no-delete") forbid (principal, action == Tenet::Action::"DELETE", resource);"#,
-    );
+           @id("no-delete") forbid (principal, action == Tenet::Action::"DELETE", resource);"#);
     assert_eq!(decide(&s, Req::new()), allow(&["all"]));
     assert_eq!(decide(&s, Req::new().path("/admin")), deny(&["no-admin"]));
     let both = Req::new().path("/admin/x").method("DELETE");
@@ -171,8 +175,13 @@ fn unknown_methods_are_denied_with_an_error() {
         assert_eq!(d.errors().len(), 1);
         assert!(d.errors()[0].contains("unknown method"), "{d:?}");
     }
-    for method in ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "TRACE"] {
-        assert!(decide(&s, Req::new().method(method)).is_allowed(), "{method}");
+    for method in [
+        "GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "TRACE",
+    ] {
+        assert!(
+            decide(&s, Req::new().method(method)).is_allowed(),
+            "{method}"
+        );
     }
 }
 
@@ -229,8 +238,7 @@ fn principal_and_resource_hierarchy() {
 
 #[test]
 fn context_attributes() {
-    let s = one(
-        r#"@id("office") permit (principal, action, resource)
+    let s = one(r#"@id("office") permit (principal, action, resource)
              when { context.source_ip.isInRange(ip("10.0.0.0/8")) && context.protocol == "HTTP/2" };
            @id("hours") forbid (principal, action, resource)
              when { context.time.hour_utc < 8 || context.time.hour_utc >= 18 || context.time.weekday > 5 };
@@ -239,11 +247,13 @@ fn context_attributes() {
            @id("serial") forbid (principal, action, resource) when { context.tls.client_serial == "dead" };
            @id("alpn") forbid (principal, action, resource) when { context.tls.alpn == "http/1.0" };
            @id("sni") forbid (principal, action, resource) when { context.tls.sni != "" && context.tls.sni != "shop.example.org" };
-           @id("clock") forbid (principal, action, resource) when { context.time.unix < 1700000000 };"#,
-    );
+           @id("clock") forbid (principal, action, resource) when { context.time.unix < 1700000000 };"#);
     assert_eq!(decide(&s, Req::new()), allow(&["office"]));
     let v4 = |ip: Ipv4Addr| move |c: &mut RequestContext| c.source_ip = IpAddr::V4(ip);
-    assert_eq!(decide(&s, Req::new().with(v4(Ipv4Addr::new(192, 0, 2, 1)))), deny(&[]));
+    assert_eq!(
+        decide(&s, Req::new().with(v4(Ipv4Addr::new(192, 0, 2, 1)))),
+        deny(&[])
+    );
     // An IPv4-mapped IPv6 address is the IPv4 address to policies.
     let mapped = Ipv4Addr::new(10, 9, 9, 9).to_ipv6_mapped();
     assert_eq!(
@@ -274,16 +284,18 @@ fn context_attributes() {
     let no_sni = |c: &mut RequestContext| c.tls.sni = String::new();
     assert_eq!(decide(&s, Req::new().with(no_sni)), allow(&["office"]));
     let past = |c: &mut RequestContext| c.unix_time = 1_600_000_000;
-    assert!(decide(&s, Req::new().with(past)).reasons().contains(&"clock".to_owned()));
+    assert!(
+        decide(&s, Req::new().with(past))
+            .reasons()
+            .contains(&"clock".to_owned())
+    );
 }
 
 #[test]
 fn evaluation_errors_deny_even_when_a_permit_matches() {
-    let s = one(
-        r#"@id("all") permit (principal, action, resource);
+    let s = one(r#"@id("all") permit (principal, action, resource);
            @id("overflow") forbid (principal, action, resource)
-             when { context.time.unix * 9223372036854775807 > 0 };"#,
-    );
+             when { context.time.unix * 9223372036854775807 > 0 };"#);
     let explanation = s.explain(&Req::new().0);
     assert_eq!(explanation.errored_policies, vec!["overflow"]);
     match explanation.decision {
@@ -348,7 +360,10 @@ fn duplicate_ids_are_rejected() {
             id,
             first_file,
             second_file,
-        }) => assert_eq!((id.as_str(), &*first_file, &*second_file), ("same", "a.cedar", "b.cedar")),
+        }) => assert_eq!(
+            (id.as_str(), &*first_file, &*second_file),
+            ("same", "a.cedar", "b.cedar")
+        ),
         other => panic!("{other:?}"),
     }
     let twice = format!("{a}\n{b}");
@@ -391,7 +406,10 @@ fn unannotated_policies_are_named_by_file_and_position() {
     );
     assert_eq!(s.source_files(), ["a.cedar", "b.cedar"]);
     assert_eq!(decide(&s, Req::new()), allow(&["b.cedar:policy0"]));
-    assert_eq!(decide(&s, Req::new().method("DELETE")), deny(&["a.cedar:policy0"]));
+    assert_eq!(
+        decide(&s, Req::new().method("DELETE")),
+        deny(&["a.cedar:policy0"])
+    );
 }
 
 #[test]
@@ -408,7 +426,10 @@ fn validation_errors_name_file_policy_and_line() {
     assert_eq!(issues[0].line, Some(4));
     assert!(issues[0].message.contains("pth"), "{}", issues[0].message);
     let text = err.to_string();
-    assert!(text.contains("\"bad.cedar\" at 4:") && text.contains("policy \"typo\""), "{text}");
+    assert!(
+        text.contains("\"bad.cedar\" at 4:") && text.contains("policy \"typo\""),
+        "{text}"
+    );
 
     // Strict mode: comparing a Long with a String is an error, as are unknown actions and types.
     for policy in [
@@ -418,7 +439,10 @@ fn validation_errors_name_file_policy_and_line() {
         r#"permit (principal, action, resource) when { principal.path == "/x" };"#,
     ] {
         assert!(
-            matches!(snapshot(&[("p.cedar", policy)]), Err(PolicyError::Validation { .. })),
+            matches!(
+                snapshot(&[("p.cedar", policy)]),
+                Err(PolicyError::Validation { .. })
+            ),
             "{policy}"
         );
     }
@@ -426,8 +450,11 @@ fn validation_errors_name_file_policy_and_line() {
 
 #[test]
 fn parse_errors_and_templates_are_rejected() {
-    let err = snapshot(&[("x.cedar", "permit (principal, action, resource);\npermit (principal,,")])
-        .unwrap_err();
+    let err = snapshot(&[(
+        "x.cedar",
+        "permit (principal, action, resource);\npermit (principal,,",
+    )])
+    .unwrap_err();
     match &err {
         PolicyError::Parse { file, line, .. } => {
             assert_eq!(file, "x.cedar");
@@ -435,7 +462,11 @@ fn parse_errors_and_templates_are_rejected() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(err.to_string().starts_with("cannot parse policy file \"x.cedar\" at 2:"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("cannot parse policy file \"x.cedar\" at 2:"),
+        "{err}"
+    );
     let template = "permit (principal == ?principal, action, resource);";
     assert!(matches!(
         snapshot(&[("t.cedar", template)]),
@@ -451,20 +482,32 @@ fn empty_policy_set_denies_everything() {
     let dir = tempfile::tempdir().unwrap();
     let s = PolicySnapshot::load_dir(dir.path()).unwrap();
     assert_eq!(s.policy_count(), 0);
-    assert_eq!(decide(&s, Req::new().principal(Principal::Anonymous)), deny(&[]));
+    assert_eq!(
+        decide(&s, Req::new().principal(Principal::Anonymous)),
+        deny(&[])
+    );
 }
 
 #[test]
 fn hash_covers_names_and_contents_not_order() {
     let a = ("a.cedar", "permit (principal, action, resource);");
-    let b = ("b.cedar", r#"forbid (principal, action, resource) when { context.risk > 50 };"#);
+    let b = (
+        "b.cedar",
+        r#"forbid (principal, action, resource) when { context.risk > 50 };"#,
+    );
     let h1 = snapshot(&[a, b]).unwrap().hash().to_owned();
     let h2 = snapshot(&[b, a]).unwrap().hash().to_owned();
     assert_eq!(h1, h2);
     assert_eq!(h1.len(), 64);
     let renamed = snapshot(&[("c.cedar", a.1), b]).unwrap();
     assert_ne!(renamed.hash(), h1);
-    let edited = snapshot(&[a, ("b.cedar", r#"forbid (principal, action, resource) when { context.risk > 60 };"#)]);
+    let edited = snapshot(&[
+        a,
+        (
+            "b.cedar",
+            r#"forbid (principal, action, resource) when { context.risk > 60 };"#,
+        ),
+    ]);
     assert_ne!(edited.unwrap().hash(), h1);
 }
 
@@ -485,7 +528,11 @@ fn load_dir_reads_cedar_files_and_checks_the_schema_copy() {
     assert_eq!(s.source_files(), ["main.cedar"]);
 
     // Line endings and trailing whitespace of the copy do not matter; its content does.
-    write(dir.path(), "tenet.cedarschema", &TENET_SCHEMA.replace('\n', "  \r\n"));
+    write(
+        dir.path(),
+        "tenet.cedarschema",
+        &TENET_SCHEMA.replace('\n', "  \r\n"),
+    );
     assert!(PolicySnapshot::load_dir(dir.path()).is_ok());
     let edited = TENET_SCHEMA.replace("risk: Long,", "risk: Long, admin: Bool,");
     write(dir.path(), "tenet.cedarschema", &edited);
@@ -517,25 +564,45 @@ fn invalid_reload_keeps_the_last_good_set() {
     // Unchanged files: nothing to swap.
     let outcome = engine.reload_dir(dir.path()).unwrap();
     assert!(!outcome.changed);
-    assert_eq!((outcome.old_hash.as_str(), outcome.new_hash.as_str()), (&*good_hash, &*good_hash));
+    assert_eq!(
+        (outcome.old_hash.as_str(), outcome.new_hash.as_str()),
+        (&*good_hash, &*good_hash)
+    );
 
     // A file that does not validate: rejected, the old set stays in force.
-    write(dir.path(), "extra.cedar", r#"permit (principal, action, resource) when { context.nope };"#);
-    assert!(matches!(engine.reload_dir(dir.path()), Err(PolicyError::Validation { .. })));
+    write(
+        dir.path(),
+        "extra.cedar",
+        r#"permit (principal, action, resource) when { context.nope };"#,
+    );
+    assert!(matches!(
+        engine.reload_dir(dir.path()),
+        Err(PolicyError::Validation { .. })
+    ));
     write(dir.path(), "extra.cedar", "permit (principal, action");
-    assert!(matches!(engine.reload_dir(dir.path()), Err(PolicyError::Parse { .. })));
+    assert!(matches!(
+        engine.reload_dir(dir.path()),
+        Err(PolicyError::Parse { .. })
+    ));
     assert_eq!(engine.current().hash(), good_hash);
     assert!(engine.authorize(&Req::new().0).is_allowed());
     assert!(!engine.authorize(&Req::new().method("POST").0).is_allowed());
 
     // A valid change goes in.
-    write(dir.path(), "extra.cedar", r#"@id("posts") permit (principal, action == Tenet::Action::"POST", resource);"#);
+    write(
+        dir.path(),
+        "extra.cedar",
+        r#"@id("posts") permit (principal, action == Tenet::Action::"POST", resource);"#,
+    );
     let outcome = engine.reload_dir(dir.path()).unwrap();
     assert!(outcome.changed);
     assert_eq!(outcome.old_hash, good_hash);
     assert_ne!(outcome.new_hash, good_hash);
     assert_eq!(outcome.policy_count, 3);
-    assert_eq!(engine.authorize(&Req::new().method("POST").0), allow(&["posts"]));
+    assert_eq!(
+        engine.authorize(&Req::new().method("POST").0),
+        allow(&["posts"])
+    );
 }
 
 #[test]
@@ -600,7 +667,10 @@ fn thousand_policies() {
         // Only p{i} and the three shared policies can match.
         assert_eq!(explanation.policies_evaluated, 4);
     }
-    assert_eq!(decide(&s, request(5, "GET", "/api/admin/x")), deny(&["admin"]));
+    assert_eq!(
+        decide(&s, request(5, "GET", "/api/admin/x")),
+        deny(&["admin"])
+    );
     assert_eq!(decide(&s, request(5, "HEAD", "/x")), allow(&["td"]));
     assert_eq!(decide(&s, request(5, "DELETE", "/api/x")), deny(&[]));
     let crossed = request(5, "GET", "/api/x").route("r6", "svc");

@@ -3,7 +3,6 @@
 //! `GET /v1/status`, `POST /v1/policy/reload`, `GET /v1/bundle`, `GET /metrics`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -24,12 +23,12 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::up::{record, reload_policies};
+use crate::up::{PolicyReloader, record};
 
 /// What admin requests act on.
 pub struct AdminState {
     pub policy: Arc<PolicyEngine>,
-    pub policy_dir: PathBuf,
+    pub reloader: Arc<PolicyReloader>,
     pub sink: JsonlSink,
     pub bundle_pem: String,
     pub trust_domain: String,
@@ -157,15 +156,7 @@ async fn handle(
         }
         (&Method::POST, "/v1/policy/reload") => {
             let clock = &*state.clock;
-            match reload_policies(
-                &state.policy,
-                &state.policy_dir,
-                &state.sink,
-                clock,
-                "admin",
-            )
-            .await
-            {
+            match state.reloader.reload("admin").await {
                 Ok(event) => {
                     let ok = event.outcome != "rejected";
                     let _ = record(

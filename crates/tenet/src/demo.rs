@@ -129,14 +129,7 @@ pub async fn run(keep: bool) -> Result<ExitCode> {
     n += 1;
     let before = running.policy.current().hash().to_string();
     std::fs::write(root.join("policies/broken.cedar"), BROKEN_POLICY)?;
-    let outcome = crate::up::reload_policies(
-        &running.policy,
-        &config.policy_dir,
-        &running.sink,
-        &tenet_gateway::SystemClock,
-        "demo",
-    )
-    .await?;
+    let outcome = running.reloader.reload("demo").await?;
     let kept = outcome.outcome == "rejected" && running.policy.current().hash() == before;
     println!("{n:>2}. an invalid policy (unknown attribute) is written");
     println!(

@@ -47,6 +47,15 @@ pub fn run(dir: &Path, trust_domain: &str, force: bool, now: OffsetDateTime) -> 
         .map_err(|e| anyhow!("the example policies do not validate: {e}"))?;
 
     let config = config::load(Some(&config_path))?;
+    if force {
+        // --force replaces the CA and the admin credential; the event log is kept.
+        for old in [config.ca_dir(), config.admin_dir()] {
+            if old.exists() {
+                std::fs::remove_dir_all(&old)
+                    .with_context(|| format!("removing {}", old.display()))?;
+            }
+        }
+    }
     let ca = CertificateAuthority::generate(&td, now).context("generating the CA")?;
     make_dir(&config.ca_dir(), 0o700)?;
     ca.save(&config.ca_dir()).context("writing the CA")?;

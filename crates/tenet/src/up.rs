@@ -29,6 +29,7 @@ pub struct Running {
     pub listeners: Vec<(String, SocketAddr)>,
     pub admin_addr: SocketAddr,
     pub policy: Arc<PolicyEngine>,
+    pub reloader: Arc<PolicyReloader>,
     pub sink: JsonlSink,
     gateway: GatewayHandle,
     background: Vec<JoinHandle<()>>,
@@ -98,9 +99,15 @@ pub async fn start(config: &Config) -> Result<Running> {
     let listeners = gateway.local_addrs();
     let gateway = gateway.spawn();
 
+    let reloader = Arc::new(PolicyReloader::new(
+        policy.clone(),
+        config.policy_dir.clone(),
+        sink.clone(),
+        clock.clone(),
+    ));
     let admin_state = Arc::new(AdminState {
         policy: policy.clone(),
-        policy_dir: config.policy_dir.clone(),
+        reloader: reloader.clone(),
         sink: sink.clone(),
         bundle_pem: ca.bundle().to_pem(),
         trust_domain: config.trust_domain.to_string(),
@@ -113,12 +120,7 @@ pub async fn start(config: &Config) -> Result<Running> {
 
     let background = vec![
         admin_task,
-        tokio::spawn(watch_policies(
-            policy.clone(),
-            config.policy_dir.clone(),
-            sink.clone(),
-            clock.clone(),
-        )),
+        tokio::spawn(reloader.clone().watch()),
         tokio::spawn(rotate_svid(
             ca.clone(),
             resolver,
@@ -137,6 +139,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         listeners,
         admin_addr,
         policy,
+        reloader,
         sink,
         gateway,
         background,
@@ -220,7 +223,9 @@ async fn rotate_svid(
 }
 
 /// A cheap fingerprint of the policy directory: names, sizes and modification times.
-fn dir_fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+fn dir_fingerprint(dir: &Path) -> Fingerprint {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -234,65 +239,84 @@ fn dir_fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     entries
 }
 
-async fn watch_policies(
-    policy: Arc<PolicyEngine>,
+/// Reloads the policy directory on request (admin API) or when it changes (watcher). Both
+/// paths share the fingerprint of the directory as last loaded, so that a change made and
+/// reverted between two polls after an explicit reload is still noticed.
+pub struct PolicyReloader {
+    pub policy: Arc<PolicyEngine>,
     dir: PathBuf,
     sink: JsonlSink,
     clock: Arc<dyn Clock>,
-) {
-    let mut last = dir_fingerprint(&dir);
-    loop {
-        tokio::time::sleep(POLICY_POLL).await;
-        let now = dir_fingerprint(&dir);
-        if now == last {
-            continue;
-        }
-        last = now;
-        if let Err(e) = reload_policies(&policy, &dir, &sink, &*clock, "watcher").await {
-            warn!(error = %e, "policy reload could not be recorded");
-        }
-    }
+    seen: tokio::sync::Mutex<Fingerprint>,
 }
 
-/// Validate and swap the policy set; a rejected set leaves the last good one in force.
-/// Both outcomes are events. Returns the event recorded.
-pub async fn reload_policies(
-    policy: &PolicyEngine,
-    dir: &Path,
-    sink: &JsonlSink,
-    clock: &dyn Clock,
-    trigger: &str,
-) -> Result<PolicyEvent> {
-    let event = match policy.reload_dir(dir) {
-        Ok(outcome) => {
-            info!(trigger, hash = %outcome.new_hash, policies = outcome.policy_count,
-                changed = outcome.changed, "policies reloaded");
-            PolicyEvent {
-                outcome: if outcome.changed {
-                    "reloaded"
-                } else {
-                    "unchanged"
+impl PolicyReloader {
+    pub fn new(
+        policy: Arc<PolicyEngine>,
+        dir: PathBuf,
+        sink: JsonlSink,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let seen = tokio::sync::Mutex::new(dir_fingerprint(&dir));
+        Self {
+            policy,
+            dir,
+            sink,
+            clock,
+            seen,
+        }
+    }
+
+    /// Validate and swap the policy set; a rejected set leaves the last good one in force.
+    /// Both outcomes are events. Returns the event recorded.
+    pub async fn reload(&self, trigger: &str) -> Result<PolicyEvent> {
+        let mut seen = self.seen.lock().await;
+        *seen = dir_fingerprint(&self.dir);
+        let event = match self.policy.reload_dir(&self.dir) {
+            Ok(outcome) => {
+                info!(trigger, hash = %outcome.new_hash, policies = outcome.policy_count,
+                    changed = outcome.changed, "policies reloaded");
+                PolicyEvent {
+                    outcome: if outcome.changed {
+                        "reloaded"
+                    } else {
+                        "unchanged"
+                    }
+                    .into(),
+                    active_hash: outcome.new_hash,
+                    candidate_hash: None,
+                    policy_count: outcome.policy_count,
+                    errors: vec![],
                 }
-                .into(),
-                active_hash: outcome.new_hash,
-                candidate_hash: None,
-                policy_count: outcome.policy_count,
-                errors: vec![],
+            }
+            Err(e) => {
+                let current = self.policy.current();
+                warn!(trigger, error = %e, active = %current.hash(),
+                    "policy update rejected; the last good set stays in force");
+                PolicyEvent {
+                    outcome: "rejected".into(),
+                    active_hash: current.hash().to_string(),
+                    candidate_hash: None,
+                    policy_count: current.policy_count(),
+                    errors: e.to_string().lines().map(str::to_string).collect(),
+                }
+            }
+        };
+        drop(seen);
+        record(&self.sink, &*self.clock, EventKind::Policy(event.clone())).await?;
+        Ok(event)
+    }
+
+    /// Poll the directory and reload when it differs from what was last loaded.
+    async fn watch(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(POLICY_POLL).await;
+            let changed = *self.seen.lock().await != dir_fingerprint(&self.dir);
+            if changed {
+                if let Err(e) = self.reload("watcher").await {
+                    warn!(error = %e, "policy reload could not be recorded");
+                }
             }
         }
-        Err(e) => {
-            let current = policy.current();
-            warn!(trigger, error = %e, active = %current.hash(),
-                "policy update rejected; the last good set stays in force");
-            PolicyEvent {
-                outcome: "rejected".into(),
-                active_hash: current.hash().to_string(),
-                candidate_hash: None,
-                policy_count: current.policy_count(),
-                errors: e.to_string().lines().map(str::to_string).collect(),
-            }
-        }
-    };
-    record(sink, clock, EventKind::Policy(event.clone())).await?;
-    Ok(event)
+    }
 }

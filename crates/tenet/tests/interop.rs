@@ -359,10 +359,15 @@ fn policy_reload_keeps_the_last_good_set() {
     std::fs::remove_file(d.path("policies/broken.cedar")).unwrap();
     std::fs::remove_file(d.path("policies/reporting.cedar")).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while d.curl(Some("reporting"), &[], "/products").0 != 403 {
+    loop {
+        let (code, body) = d.curl(Some("reporting"), &[], "/products");
+        if code == 403 {
+            break;
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "watcher did not reload"
+            "watcher did not reload: {code} {body}\n{}",
+            d.up_log()
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

@@ -234,6 +234,9 @@ upstream = "http://127.0.0.1:{upstream_port}"
             .args(["-servername", HOST])
             .arg("-cert")
             .arg(self.path(&format!("{cred}/svid.pem")))
+            // Send the intermediate too: SPIFFE peers present their whole chain.
+            .arg("-cert_chain")
+            .arg(self.path(&format!("{cred}/svid.pem")))
             .arg("-key")
             .arg(self.path(&format!("{cred}/svid.key")))
             .arg("-CAfile")
