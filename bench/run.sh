@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Tenet's benchmark suite: Tenet and its peers side by side in the same run, on 127.0.0.1.
+# Load generator pinned to cpu0, systems under test and their upstream to cpu1.
+#   bench/run.sh            full run (3 runs of 10 s per scenario)
+#   bench/run.sh --quick    smoke run (1 run of 3 s)
+# Installs its own peers (nginx, oha, pyca/cryptography) when missing; stops all it starts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+runs=3; secs=10; quick=""
+if [ "${1:-}" = "--quick" ]; then runs=1; secs=3; quick="--quick"; fi
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need taskset; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx util-linux >/dev/null
+fi
+OHA=${OHA:-}
+if [ -z "$OHA" ]; then
+  if need oha; then OHA=oha; else
+    cargo install oha --locked --version 1.16.0 >/dev/null 2>&1
+    OHA="$HOME/.cargo/bin/oha"
+  fi
+fi
+python3 -c 'import cryptography' 2>/dev/null || pip install -q cryptography
+
+cargo build --release -q -p tenet
+TENET="$root/target/release/tenet"
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+quiet() { # wait (up to 30 s) for the load average to settle below 0.3
+  for _ in $(seq 30); do awk -v l="$(loadavg)" 'BEGIN{exit !(l<0.3)}' && return; sleep 1; done
+  echo "   (load average still $(loadavg))"
+}
+median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+spread() { sort -n | awk 'NR==1{mn=$1} {mx=$1} END{printf "%s-%s", mn, mx}'; }
+port_wait() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
+
+TD=bench.tenet.test; HOST=svc.$TD
+UP_PORT=18080; TENET_PORT=18443; ADMIN_PORT=18444; NGINX_PROXY=18445; NGINX_MTLS=18446
+
+# --- a deployment, credentials and the upstream ------------------------------------------
+"$TENET" init "$work/d" --trust-domain "$TD" >/dev/null
+cat > "$work/d/tenet.toml" <<TOML
+[deployment]
+trust_domain = "$TD"
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:$TENET_PORT"
+[[routes]]
+name = "svc"
+service = "svc"
+listener = "main"
+host = "$HOST"
+upstream = "http://127.0.0.1:$UP_PORT"
+TOML
+rm "$work/d/policies/example.cedar"
+cat > "$work/d/policies/bench.cedar" <<CEDAR
+@id("client-reads-svc")
+permit (principal == Tenet::Workload::"spiffe://$TD/ns/bench/sa/client",
+        action in Tenet::Action::"read", resource in Tenet::Service::"svc");
+CEDAR
+"$TENET" --config "$work/d/tenet.toml" svid x509 "spiffe://$TD/ns/bench/sa/client" --ttl 12h --out "$work/client" >/dev/null
+"$TENET" --config "$work/d/tenet.toml" svid x509 "spiffe://$TD/ns/bench/sa/nginx" --ttl 12h --dns "$HOST" --out "$work/nginx" >/dev/null
+CA="$work/client/bundle.pem"; CERT="$work/client/svid.pem"; KEY="$work/client/svid.key"
+head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$work/1k"
+
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:$UP_PORT; keepalive 64; }
+  server { listen 127.0.0.1:$UP_PORT; location / { root $work; try_files /1k =404; } }
+  server {
+    listen 127.0.0.1:$NGINX_PROXY ssl; http2 on;
+    ssl_certificate $work/nginx/svid.pem; ssl_certificate_key $work/nginx/svid.key;
+    ssl_protocols TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+  server {
+    listen 127.0.0.1:$NGINX_MTLS ssl; http2 on;
+    ssl_certificate $work/nginx/svid.pem; ssl_certificate_key $work/nginx/svid.key;
+    ssl_client_certificate $CA; ssl_verify_client on; ssl_verify_depth 3;
+    ssl_protocols TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+# nginx serves both the upstream and the peer proxy: one worker on cpu1.
+taskset -c 1 nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
+port_wait $UP_PORT; port_wait $NGINX_PROXY
+(cd "$work/d" && RUST_LOG=warn taskset -c 1 "$TENET" up >"$work/tenet.log" 2>&1) & pids+=($!)
+port_wait $TENET_PORT
+tenet_pid=$(pgrep -f "$TENET up" | head -n1)
+
+oha_run() { # oha_run <label> <url> <extra args...>  -> prints rps for each run
+  local url=$1; shift
+  for _ in $(seq "$runs"); do
+    taskset -c 0 "$OHA" --no-tui -z "${secs}s" --output-format json "$@" "$url" 2>/dev/null \
+      | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["summary"]["requestsPerSec"]))'
+  done
+}
+oha_p99() { # latency p99 in ms at a fixed rate
+  local url=$1; shift
+  taskset -c 0 "$OHA" --no-tui -z "${secs}s" --output-format json --latency-correction "$@" "$url" 2>/dev/null \
+    | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f" % (d["latencyPercentiles"]["p99"]*1000))'
+}
+resolve() { echo "--connect-to" "$HOST:$1:127.0.0.1:$1"; }
+mtls="--cacert $CA --cert $CERT --key $KEY"
+
+echo "# Tenet benchmarks ($(date -u +%F), $(nproc) cores, runs=$runs x ${secs}s)"
+echo
+echo "## 1. Keep-alive throughput: Tenet (mTLS + Cedar + events) vs nginx TLS reverse proxy"
+quiet; echo "   load $(loadavg)"
+t=$(oha_run "https://$HOST:$TENET_PORT/" -c 64 $mtls $(resolve $TENET_PORT))
+n=$(oha_run "https://$HOST:$NGINX_PROXY/" -c 64 --cacert "$CA" $(resolve $NGINX_PROXY))
+tm=$(echo "$t" | median); nm=$(echo "$n" | median)
+echo "   tenet: $tm req/s (runs $(echo "$t" | spread))   nginx: $nm req/s (runs $(echo "$n" | spread))   ratio $(python3 -c "print(round($tm/$nm,2))")"
+
+echo
+echo "## 2. Added p99 latency over calling the upstream directly, at half of Tenet's peak"
+half=$((tm / 2))
+quiet
+direct=$(oha_p99 "http://127.0.0.1:$UP_PORT/" -c 32 -q "$half")
+via=$(oha_p99 "https://$HOST:$TENET_PORT/" -c 32 -q "$half" $mtls $(resolve $TENET_PORT))
+echo "   rate $half req/s: direct p99 ${direct} ms, via tenet p99 ${via} ms, added $(python3 -c "print(round($via-$direct,3))") ms"
+
+echo
+echo "## 3. New mTLS connection per request (full handshake + client cert check + one proxied request)"
+quiet
+t=$(oha_run "https://$HOST:$TENET_PORT/" -c 16 --disable-keepalive $mtls $(resolve $TENET_PORT))
+n=$(oha_run "https://$HOST:$NGINX_MTLS/" -c 16 --disable-keepalive $mtls $(resolve $NGINX_MTLS))
+tm=$(echo "$t" | median); nm=$(echo "$n" | median)
+echo "   tenet: $tm conn/s (runs $(echo "$t" | spread))   nginx: $nm conn/s (runs $(echo "$n" | spread))   ratio $(python3 -c "print(round($tm/$nm,2))")"
+
+echo
+echo "## 4. Gateway memory"
+rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+echo "   idle RSS: $(( $(rss "$tenet_pid") / 1024 )) MB (after the load above)"
+ulimit -n 65536 || true
+conns=10000; [ -n "$quick" ] && conns=2000
+mkfifo "$work/hold"
+taskset -c 0 python3 bench/peers/hold_connections.py 127.0.0.1 $TENET_PORT "$HOST" "$CERT" "$KEY" "$CA" $conns <"$work/hold" >"$work/hold.out" & holder=$!; pids+=($holder)
+exec 7>"$work/hold"
+for _ in $(seq 600); do grep -q holding "$work/hold.out" 2>/dev/null && break; sleep 0.5; done
+echo "   $(cat "$work/hold.out"): RSS $(( $(rss "$tenet_pid") / 1024 )) MB"
+exec 7>&-
+wait "$holder" 2>/dev/null || true
+
+echo
+echo "## 5. X.509-SVID issuance on one core (verify CSR + sign)"
+quiet
+taskset -c 1 cargo bench -q -p tenet-identity --bench issue -- $quick 2>/dev/null | tail -n1 | sed 's/^/   /'
+taskset -c 1 python3 bench/peers/issue_pyca.py "$([ -n "$quick" ] && echo 1 || echo 5)" | sed 's/^/   /'
+
+echo
+echo "## 6. Policy decision latency"
+quiet
+taskset -c 1 cargo bench -q -p tenet-policy --bench decide -- $quick 2>/dev/null | sed 's/^/   /'
