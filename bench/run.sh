@@ -82,13 +82,13 @@ http {
   upstream app { server 127.0.0.1:$UP_PORT; keepalive 64; }
   server { listen 127.0.0.1:$UP_PORT; location / { root $work; try_files /1k =404; } }
   server {
-    listen 127.0.0.1:$NGINX_PROXY ssl; http2 on;
+    listen 127.0.0.1:$NGINX_PROXY ssl http2;
     ssl_certificate $work/nginx/svid.pem; ssl_certificate_key $work/nginx/svid.key;
     ssl_protocols TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
   server {
-    listen 127.0.0.1:$NGINX_MTLS ssl; http2 on;
+    listen 127.0.0.1:$NGINX_MTLS ssl http2;
     ssl_certificate $work/nginx/svid.pem; ssl_certificate_key $work/nginx/svid.key;
     ssl_client_certificate $CA; ssl_verify_client on; ssl_verify_depth 3;
     ssl_protocols TLSv1.3; ssl_session_cache off; ssl_session_tickets off;

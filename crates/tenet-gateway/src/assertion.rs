@@ -23,12 +23,17 @@ pub trait AssertionIssuer: Send + Sync + 'static {
     ) -> Result<Arc<str>, String>;
 }
 
+/// (caller, audience)
+type AssertionKey = (SpiffeId, String);
+/// A token and the time after which it is re-signed.
+type CachedAssertion = (Arc<str>, OffsetDateTime);
+
 /// Signs assertions with the deployment CA's JWT key and reuses each token for half of
 /// its lifetime, so the signing cost is paid once per caller and service, not per request.
 pub struct CaAssertionIssuer {
     ca: Arc<CertificateAuthority>,
     ttl: Duration,
-    cache: Mutex<HashMap<(SpiffeId, String), (Arc<str>, OffsetDateTime)>>,
+    cache: Mutex<HashMap<AssertionKey, CachedAssertion>>,
 }
 
 impl std::fmt::Debug for CaAssertionIssuer {
@@ -62,10 +67,10 @@ impl AssertionIssuer for CaAssertionIssuer {
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((token, refresh_at)) = cache.get(&key) {
-            if now < *refresh_at {
-                return Ok(token.clone());
-            }
+        if let Some((token, refresh_at)) = cache.get(&key)
+            && now < *refresh_at
+        {
+            return Ok(token.clone());
         }
         let token: Arc<str> = self
             .ca

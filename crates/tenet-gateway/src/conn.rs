@@ -8,6 +8,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use tenet_event::{Event, EventKind, RejectionEvent};
 use tenet_identity::SpiffeId;
 use tokio::net::{TcpListener, TcpStream};
@@ -16,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::framing::{FramingGuard, FramingVerdict};
 use crate::server::{ListenerState, Shared};
 
 /// How long a client may take to complete the TLS handshake.
@@ -103,9 +105,22 @@ async fn serve_connection(
     mut stopped: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => return refuse_handshake(&listener, &shared, peer, classify(&e), e).await,
+    let handshake = async {
+        // A client that closes before sending a byte is a port scan or a health check; one
+        // that closes inside its ClientHello truncated a handshake (and is recorded).
+        let mut first = [0u8; 1];
+        let sent = matches!(stream.peek(&mut first).await, Ok(n) if n > 0);
+        (sent, acceptor.accept(stream).await)
+    };
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok((_, Ok(tls))) => tls,
+        Ok((sent, Err(e))) => {
+            let kind = match classify(&e) {
+                "client_closed" if sent => "truncated_handshake",
+                kind => kind,
+            };
+            return refuse_handshake(&listener, &shared, peer, kind, e).await;
+        }
         Err(_) => {
             let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out");
             return refuse_handshake(&listener, &shared, peer, "handshake_timeout", e).await;
@@ -128,23 +143,136 @@ async fn serve_connection(
         .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(Duration::from_secs(30)));
+    let (conn, listener_state, shared_state) = (info.clone(), listener.clone(), shared.clone());
+    // HTTP/1.x byte streams go through the framing guard, so that hyper only ever sees
+    // unambiguous request heads; HTTP/2 frames its own messages.
+    let http1 = info.alpn.as_deref() != Some("h2");
+    let verdict = http1.then(FramingVerdict::default);
+    let service_verdict = verdict.clone();
     let service = service_fn(move |request| {
-        crate::pipeline::handle(request, info.clone(), listener.clone(), shared.clone())
+        let framing = service_verdict.as_ref().and_then(FramingVerdict::take);
+        crate::pipeline::handle(
+            request,
+            framing,
+            info.clone(),
+            listener.clone(),
+            shared.clone(),
+        )
     });
-    let connection = builder.serve_connection(TokioIo::new(tls), service);
+    let result = match verdict.clone() {
+        Some(verdict) => {
+            let io =
+                TokioIo::new(FramingGuard::new(tls, verdict).with_head_timeout(HEADER_TIMEOUT));
+            drive(builder.serve_connection(io, service), &mut stopped).await
+        }
+        None => {
+            drive(
+                builder.serve_connection(TokioIo::new(tls), service),
+                &mut stopped,
+            )
+            .await
+        }
+    };
+    if verdict.as_ref().is_some_and(FramingVerdict::head_timed_out) {
+        let refusal = HeadRefusal {
+            kind: "header_timeout",
+            status: None,
+        };
+        let detail = format!("request head not complete within {HEADER_TIMEOUT:?}");
+        return refuse_head(&listener_state, &shared_state, &conn, refusal, detail).await;
+    }
+    if let Err(e) = result {
+        // Malformed HTTP, oversized heads and slow clients end here; hyper has already
+        // answered with 400/431 where the protocol allows.
+        metrics::counter!("tenet_gateway_http_errors_total").increment(1);
+        match refused_head(&*e) {
+            Some(refusal) => {
+                refuse_head(
+                    &listener_state,
+                    &shared_state,
+                    &conn,
+                    refusal,
+                    e.to_string(),
+                )
+                .await;
+            }
+            None => info!(%peer, error = %e, "connection ended with a protocol error"),
+        }
+    }
+}
+
+/// Run a connection to its end, shutting it down gracefully when the gateway stops.
+async fn drive<C: GracefulConnection>(
+    connection: C,
+    stopped: &mut watch::Receiver<bool>,
+) -> Result<(), C::Error> {
     tokio::pin!(connection);
-    let result = tokio::select! {
+    tokio::select! {
         result = connection.as_mut() => result,
         _ = stopped.changed() => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }
+    }
+}
+
+/// Why hyper refused a request head before the pipeline saw it, and what it answered.
+#[derive(Debug, Clone, Copy)]
+struct HeadRefusal {
+    kind: &'static str,
+    status: Option<http::StatusCode>,
+}
+
+/// A request head hyper refused (malformed, too large, or not sent in time); `None` for
+/// other connection errors (a client that went away, an HTTP/2 protocol error).
+fn refused_head(error: &(dyn std::error::Error + 'static)) -> Option<HeadRefusal> {
+    use tenet_request::Rejection;
+    let error = error.downcast_ref::<hyper::Error>()?;
+    let answered = |r: Rejection| HeadRefusal {
+        kind: r.kind(),
+        status: Some(r.status()),
     };
-    if let Err(e) = result {
-        // Malformed HTTP, oversized heads and slow clients end here; hyper has already
-        // answered with 400/431/408 where the protocol allows.
-        metrics::counter!("tenet_gateway_http_errors_total").increment(1);
-        info!(%peer, error = %e, "connection ended with a protocol error");
+    if error.is_parse_too_large() {
+        Some(answered(Rejection::RequestHeadTooLarge))
+    } else if error.is_parse() {
+        Some(answered(Rejection::MalformedHead("not http/1.1 syntax")))
+    } else if error.is_timeout() {
+        // hyper closes without answering.
+        Some(HeadRefusal {
+            kind: "header_timeout",
+            status: None,
+        })
+    } else {
+        None
+    }
+}
+
+async fn refuse_head(
+    listener: &ListenerState,
+    shared: &Shared,
+    conn: &ConnInfo,
+    refusal: HeadRefusal,
+    detail: String,
+) {
+    let kind = refusal.kind;
+    metrics::counter!("tenet_gateway_rejections_total", "reason" => kind).increment(1);
+    info!(peer = %conn.peer, reason = kind, error = %detail, "request head refused");
+    let event = Event::new(
+        shared.clock.now(),
+        EventKind::Rejection(RejectionEvent {
+            request_id: None,
+            listener: listener.name.clone(),
+            source_ip: conn.peer.ip(),
+            source_port: conn.peer.port(),
+            stage: "http".into(),
+            kind: kind.into(),
+            detail,
+            principal: conn.principal.as_ref().map(|p| p.as_str().to_string()),
+            status: refusal.status.map(|s| s.as_u16()),
+        }),
+    );
+    if let Err(e) = shared.sink.record(event).await {
+        warn!(error = %e, "could not record a refused request head");
     }
 }
 
@@ -183,6 +311,10 @@ fn classify(e: &std::io::Error) -> &'static str {
             _ => "io_error",
         };
     };
+    // The SVID verifier carries its own error inside `CertificateError::Other`.
+    if let Some(svid) = tenet_identity::svid_error_of(tls) {
+        return classify_svid(svid);
+    }
     match tls {
         TlsError::NoCertificatesPresented => "no_client_certificate",
         TlsError::InvalidCertificate(CertificateError::Expired)
@@ -202,6 +334,36 @@ fn classify(e: &std::io::Error) -> &'static str {
     }
 }
 
+/// A stable label for why a client SVID was refused.
+fn classify_svid(e: &tenet_identity::SvidError) -> &'static str {
+    use tenet_identity::{NotSvidReason, SvidError};
+    match e {
+        SvidError::Expired { .. } => "expired_certificate",
+        SvidError::NotYetValid { .. } => "certificate_not_yet_valid",
+        SvidError::UnknownTrustDomain(_) => "unknown_trust_domain",
+        SvidError::UntrustedChain { .. } => "untrusted_chain",
+        SvidError::WrongUsage { .. } => "wrong_key_usage",
+        SvidError::MalformedCertificate { .. } => "malformed_certificate",
+        SvidError::NotSvid(NotSvidReason::LeafIsCa) => "leaf_is_ca",
+        SvidError::NotSvid(NotSvidReason::MultipleUriSans { .. }) => "multiple_uri_sans",
+        SvidError::NotSvid(NotSvidReason::NoUriSan) => "no_uri_san",
+        SvidError::NotSvid(_) => "not_svid",
+        _ => "invalid_certificate",
+    }
+}
+
+/// What went wrong, for the log and the event: the SVID verifier's own message when it
+/// refused the certificate (rustls would print its debug form).
+fn refusal_detail(e: &std::io::Error) -> String {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .and_then(tenet_identity::svid_error_of)
+        .map_or_else(
+            || e.to_string(),
+            |svid| format!("invalid peer certificate: {svid}"),
+        )
+}
+
 async fn refuse_handshake(
     listener: &ListenerState,
     shared: &Shared,
@@ -210,7 +372,8 @@ async fn refuse_handshake(
     error: std::io::Error,
 ) {
     metrics::counter!("tenet_gateway_handshakes_refused_total", "reason" => kind).increment(1);
-    info!(listener = %listener.name, %peer, reason = kind, error = %error,
+    let detail = refusal_detail(&error);
+    info!(listener = %listener.name, %peer, reason = kind, error = %detail,
         "tls handshake refused");
     if kind == "client_closed" {
         // Port scanners and health checks that close at once are not authentication attempts.
@@ -225,7 +388,7 @@ async fn refuse_handshake(
             source_port: peer.port(),
             stage: "tls".into(),
             kind: kind.into(),
-            detail: error.to_string(),
+            detail,
             principal: None,
             status: None,
         }),

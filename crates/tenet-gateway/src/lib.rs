@@ -23,6 +23,7 @@ mod config;
 mod conn;
 mod error;
 mod forward;
+mod framing;
 mod pipeline;
 mod response;
 mod routes;

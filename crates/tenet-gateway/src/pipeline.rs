@@ -24,17 +24,29 @@ use crate::server::{ListenerState, Shared};
 /// The header naming the caller to the upstream (its SPIFFE ID, or `anonymous`).
 const PRINCIPAL_HEADER: &str = "x-tenet-principal";
 
+/// One request. `framing` is the refusal the HTTP/1.x framing guard recorded for it: the
+/// request hyper parsed is then only a stand-in and is answered with that refusal.
 pub(crate) async fn handle(
     request: Request<Incoming>,
+    framing: Option<Rejection>,
     conn: Arc<ConnInfo>,
     listener: Arc<ListenerState>,
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, Infallible> {
     let request_id = uuid::Uuid::now_v7().simple().to_string();
     let span = info_span!("request", request_id = %request_id, method = %request.method());
-    Ok(handle_inner(request, request_id, conn, listener, shared)
-        .instrument(span)
-        .await)
+    let response = match framing {
+        Some(rejection) => {
+            let refused = reject(&rejection, &request_id, &conn, &listener, &shared);
+            refused.instrument(span).await
+        }
+        None => {
+            handle_inner(request, request_id, conn, listener, shared)
+                .instrument(span)
+                .await
+        }
+    };
+    Ok(response)
 }
 
 async fn handle_inner(

@@ -22,7 +22,7 @@ pub(crate) struct RouteTable {
 
 impl RouteTable {
     pub fn new(mut routes: Vec<Arc<Route>>) -> Self {
-        routes.sort_by(|a, b| b.spec.path_prefix.len().cmp(&a.spec.path_prefix.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.spec.path_prefix.len()));
         Self { routes }
     }
 

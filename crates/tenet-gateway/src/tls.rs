@@ -90,7 +90,7 @@ impl ResolvesServerCert for ListenerCertResolver {
             None => Some(self.svid.get()),
             Some(name) => {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
-                if self.server_names.iter().any(|allowed| *allowed == name) {
+                if self.server_names.contains(&name) {
                     Some(self.svid.get())
                 } else {
                     // Refusing to pick a certificate aborts the handshake; the accept loop

@@ -384,7 +384,9 @@ impl CertificateAuthority {
         params.distinguished_name = organisation_only();
         params.subject_alt_names = vec![SanType::URI(id.as_str().try_into()?)];
         for name in dns_names {
-            params.subject_alt_names.push(SanType::DnsName(name.as_str().try_into()?));
+            params
+                .subject_alt_names
+                .push(SanType::DnsName(name.as_str().try_into()?));
         }
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

@@ -38,6 +38,6 @@ pub use jwt::{JwtSvidClaims, MAX_TOKEN_LEN, verify_jwt_svid};
 pub use spiffe_id::{MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN, SpiffeId, TrustDomain};
 pub use svid::{BUNDLE_FILE, SVID_CHAIN_FILE, SVID_KEY_FILE, X509Svid};
 pub use verify::{
-    SvidVerifier, Usage, VerifiedPeer, client_cert_verifier, peer_identity, peer_spiffe_id, server_cert_verifier,
-    svid_error_of, to_rustls_error,
+    SvidVerifier, Usage, VerifiedPeer, client_cert_verifier, peer_identity, peer_spiffe_id,
+    server_cert_verifier, svid_error_of, to_rustls_error,
 };

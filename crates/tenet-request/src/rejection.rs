@@ -96,6 +96,38 @@ pub enum Rejection {
     /// A Content-Length that is not a single decimal number.
     #[error("content-length {0:?} is not a decimal number")]
     InvalidContentLength(String),
+    /// The request head is larger than the gateway accepts, in bytes or in header fields.
+    #[error("request head is too large (too many bytes or header fields)")]
+    RequestHeadTooLarge,
+    /// The trailer section of a chunked body is larger than the gateway accepts.
+    #[error("chunked body trailer section is too large (too many bytes or fields)")]
+    TrailersTooLarge,
+    /// The request head or a trailer section is not HTTP/1.x syntax.
+    #[error("request head or trailer section is malformed: {0}")]
+    MalformedHead(&'static str),
+    /// A CR or LF that is not part of a CRLF line ending: bare LF line endings are not
+    /// accepted, because parsers disagree on them.
+    #[error("request has a line ending other than crlf (a bare lf or cr)")]
+    InvalidLineEnding,
+    /// A field line that starts with whitespace: obsolete line folding (obs-fold).
+    #[error("request has a header line folded onto several lines (obs-fold)")]
+    ObsoleteLineFolding,
+    /// Whitespace between a field name and its colon, which some parsers strip.
+    #[error("header field name {0:?} is followed by whitespace before the colon")]
+    WhitespaceBeforeColon(String),
+    /// A NUL or another control character (other than tab) in a field value.
+    #[error("header {0:?} has a nul or other control character in its value")]
+    HeaderControlCharacter(String),
+    /// Transfer-Encoding in an HTTP/1.0 request, which has no chunked framing.
+    #[error("transfer-encoding is not allowed in an http/1.0 request")]
+    TransferEncodingInHttp10,
+    /// A chunk-size line that is not hexadecimal digits fitting in 64 bits, followed by
+    /// optional chunk extensions.
+    #[error("chunk size line {0:?} is not a hexadecimal size with optional extensions")]
+    InvalidChunkSize(String),
+    /// Chunk data that is not followed by CRLF.
+    #[error("chunk data is not followed by crlf")]
+    ChunkDataNotTerminated,
     /// The TLS SNI and the request's host differ.
     #[error("tls server name {sni} does not match the request host {host}")]
     SniMismatch {
@@ -157,11 +189,14 @@ pub enum HostProblem {
 
 impl Rejection {
     /// The HTTP status to answer with: 421 when the request reached the wrong TLS
-    /// connection, 400 otherwise.
+    /// connection, 431 when its head or trailers are too large, 400 otherwise.
     #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
             Self::SniMismatch { .. } | Self::MissingSni { .. } => StatusCode::MISDIRECTED_REQUEST,
+            Self::RequestHeadTooLarge | Self::TrailersTooLarge => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -192,6 +227,16 @@ impl Rejection {
             Self::ContentLengthWithTransferEncoding => "content_length_with_transfer_encoding",
             Self::UnsupportedTransferEncoding(_) => "unsupported_transfer_encoding",
             Self::InvalidContentLength(_) => "invalid_content_length",
+            Self::RequestHeadTooLarge => "request_head_too_large",
+            Self::TrailersTooLarge => "trailers_too_large",
+            Self::MalformedHead(_) => "malformed_head",
+            Self::InvalidLineEnding => "invalid_line_ending",
+            Self::ObsoleteLineFolding => "obsolete_line_folding",
+            Self::WhitespaceBeforeColon(_) => "whitespace_before_colon",
+            Self::HeaderControlCharacter(_) => "header_control_character",
+            Self::TransferEncodingInHttp10 => "transfer_encoding_in_http10",
+            Self::InvalidChunkSize(_) => "invalid_chunk_size",
+            Self::ChunkDataNotTerminated => "chunk_data_not_terminated",
             Self::SniMismatch { .. } => "sni_mismatch",
             Self::MissingSni { .. } => "missing_sni",
         }
@@ -247,6 +292,46 @@ mod tests {
             );
         }
         assert_eq!(Rejection::EncodedSlash.kind(), "encoded_slash");
+    }
+
+    #[test]
+    fn framing_rejections_have_distinct_kinds_and_statuses() {
+        let samples = [
+            Rejection::RequestHeadTooLarge,
+            Rejection::TrailersTooLarge,
+            Rejection::MalformedHead("invalid token"),
+            Rejection::InvalidLineEnding,
+            Rejection::ObsoleteLineFolding,
+            Rejection::WhitespaceBeforeColon("transfer-encoding".into()),
+            Rejection::HeaderControlCharacter("x-a".into()),
+            Rejection::TransferEncodingInHttp10,
+            Rejection::InvalidChunkSize("0x5".into()),
+            Rejection::ChunkDataNotTerminated,
+        ];
+        let mut kinds = std::collections::BTreeSet::new();
+        for rejection in &samples {
+            let kind = rejection.kind();
+            assert!(
+                kind.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{kind}"
+            );
+            assert!(kinds.insert(kind), "duplicate kind {kind}");
+            let message = rejection.to_string();
+            assert_eq!(message, message.to_lowercase(), "{message}");
+        }
+        assert_eq!(
+            Rejection::RequestHeadTooLarge.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        );
+        assert_eq!(
+            Rejection::TrailersTooLarge.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        );
+        assert_eq!(
+            Rejection::InvalidLineEnding.status(),
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]

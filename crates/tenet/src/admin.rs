@@ -72,8 +72,14 @@ pub async fn serve(
                 .await
                 {
                     Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => return info!(%peer, error = %e, "admin handshake refused"),
-                    Err(_) => return info!(%peer, "admin handshake timed out"),
+                    Ok(Err(e)) => {
+                        metrics::counter!("tenet_admin_handshakes_refused_total").increment(1);
+                        return info!(%peer, error = %e, "admin handshake refused");
+                    }
+                    Err(_) => {
+                        metrics::counter!("tenet_admin_handshakes_refused_total").increment(1);
+                        return info!(%peer, "admin handshake timed out");
+                    }
                 };
                 let caller = tls
                     .get_ref()

@@ -312,10 +312,8 @@ impl PolicyReloader {
         loop {
             tokio::time::sleep(POLICY_POLL).await;
             let changed = *self.seen.lock().await != dir_fingerprint(&self.dir);
-            if changed {
-                if let Err(e) = self.reload("watcher").await {
-                    warn!(error = %e, "policy reload could not be recorded");
-                }
+            if changed && let Err(e) = self.reload("watcher").await {
+                warn!(error = %e, "policy reload could not be recorded");
             }
         }
     }

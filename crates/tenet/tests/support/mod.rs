@@ -268,6 +268,86 @@ upstream = "http://127.0.0.1:{upstream_port}"
     pub fn up_log(&self) -> String {
         std::fs::read_to_string(self.path("up.log")).unwrap_or_default()
     }
+
+    /// The pid of the running `tenet up`.
+    pub fn pid(&self) -> u32 {
+        self.gateway
+            .as_ref()
+            .expect("tenet up is not running")
+            .0
+            .id()
+    }
+
+    /// True while `tenet up` has not exited (a panic that kills it shows up here).
+    pub fn gateway_alive(&mut self) -> bool {
+        self.gateway
+            .as_mut()
+            .is_some_and(|g| g.0.try_wait().unwrap().is_none())
+    }
+
+    /// How many file descriptors `tenet up` holds open (sockets included).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// The admin API's Prometheus text: `GET /metrics` with the admin credential. The admin
+    /// API serves the gateway SVID, whose DNS SANs are the route hosts, so curl verifies it
+    /// as `HOST`.
+    pub fn metrics(&self) -> String {
+        let out = run_ok(
+            Command::new("curl")
+                .args(["-sS", "--fail", "--max-time", "10"])
+                .arg("--resolve")
+                .arg(format!("{HOST}:{}:127.0.0.1", self.admin_port))
+                .arg("--cacert")
+                .arg(self.path("data/admin/bundle.pem"))
+                .arg("--cert")
+                .arg(self.path("data/admin/svid.pem"))
+                .arg("--key")
+                .arg(self.path("data/admin/svid.key"))
+                .arg(format!("https://{HOST}:{}/metrics", self.admin_port)),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// The sum of the samples of `name` whose labels include all of `labels`, in Prometheus text
+/// (0 when no such series exists yet).
+pub fn counter(metrics: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+            series_name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| series_labels.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, value)| value.trim().parse::<f64>().unwrap() as u64)
+        .sum()
+}
+
+/// `text` without ANSI colour sequences (the tracing output in up.log may carry them).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, ended by a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Wait for a child with a deadline, killing it if it overruns (s_client keeps reading).
