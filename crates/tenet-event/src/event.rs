@@ -174,8 +174,9 @@ impl Event {
     /// The event's canonical bytes: compact JSON with object keys sorted, in OCSF shape.
     /// The same event always gives the same bytes; the ledger hashes exactly these.
     pub fn to_canonical_json(&self) -> Vec<u8> {
-        // serde_json's default map is ordered by key, which makes this canonical.
-        serde_json::to_vec(&self.to_ocsf()).unwrap_or_default()
+        let mut out = Vec::with_capacity(1024);
+        write_canonical(&self.to_ocsf(), &mut out);
+        out
     }
 
     /// The event as an OCSF-shaped JSON value.
@@ -240,6 +241,44 @@ impl Event {
             EventKind::Admin(a) => format!("admin {} by {}: {}", a.operation, a.actor, a.detail),
         }
     }
+}
+
+/// Compact JSON with object keys sorted at every level. The key order is written here
+/// rather than left to `serde_json::Map`, whose order depends on a cargo feature
+/// (`preserve_order`) that any crate in a build can switch on.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_scalar(&Value::String(key.clone()), out);
+                out.push(b':');
+                write_canonical(item, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => write_scalar(scalar, out),
+    }
+}
+
+fn write_scalar(value: &Value, out: &mut Vec<u8>) {
+    // Serialising a string, number, bool or null into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, value);
 }
 
 fn http_activity(method: &str) -> (u8, &'static str) {
@@ -381,6 +420,18 @@ mod tests {
         assert_eq!(v["http_request"]["url"]["path"], "/products");
         assert_eq!(v["disposition"], "Blocked");
         assert_eq!(v["metadata"]["uid"], e.id.to_string());
+    }
+
+    #[test]
+    fn canonical_json_sorts_nested_keys_whatever_the_map_order() {
+        let mut out = Vec::new();
+        let v: Value =
+            serde_json::from_str(r#"{"b":{"z":1,"a":[{"y":2,"x":"\u00e9"}]},"a":null}"#).unwrap();
+        write_canonical(&v, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":null,"b":{"a":[{"x":"é","y":2}],"z":1}}"#
+        );
     }
 
     #[test]
