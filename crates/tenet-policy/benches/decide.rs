@@ -19,6 +19,10 @@ use tenet_policy::{
     AccessRequest, PolicySnapshot, Principal, RequestContext, RouteResource, TlsFacts,
 };
 
+// The allocator the `tenet` binary uses: Cedar's evaluator allocates heavily per policy.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TD: &str = "example.org";
 
 fn policies(n: usize) -> String {

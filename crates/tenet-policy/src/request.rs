@@ -58,7 +58,7 @@ pub struct RouteResource {
 }
 
 /// Facts about the connection and the moment of the request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RequestContext {
     /// The peer address. An IPv4-mapped IPv6 address is given to policies as IPv4, so that
     /// IPv4 ranges in policies apply to it.
@@ -74,7 +74,7 @@ pub struct RequestContext {
 }
 
 /// TLS facts of the connection; empty strings when a fact is absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TlsFacts {
     /// The protocol version, e.g. `"TLSv1.3"`.
     pub version: String,
@@ -104,6 +104,7 @@ pub(crate) struct Vocabulary {
     service: EntityTypeName,
     actions: Vec<ActionEntry>,
     addresses: AddressCache,
+    contexts: ContextCache,
 }
 
 /// A request translated for Cedar, with the scope keys its principal and resource satisfy.
@@ -144,6 +145,7 @@ impl Vocabulary {
             service: type_name(types::SERVICE)?,
             actions,
             addresses: AddressCache::default(),
+            contexts: ContextCache::default(),
         })
     }
 
@@ -162,7 +164,9 @@ impl Vocabulary {
 
         let (principal, principal_entity, principal_keys) = self.principal(&req.principal)?;
         let (resource, resource_entity, resource_keys) = self.resource(&req.resource)?;
-        let context = context(&req.context, self.addresses.ip(req.context.source_ip))?;
+        let context = self.contexts.get_or_build(&req.context, || {
+            context(&req.context, self.addresses.ip(req.context.source_ip))
+        })?;
 
         // The entities are built to the schema's shapes; tests check them against the schema,
         // so no per-request schema check is needed here.
@@ -337,6 +341,39 @@ impl AddressCache {
             entries.insert(address, expr.clone());
         }
         expr
+    }
+}
+
+/// Cedar contexts by the facts they were built from. Building one evaluates every field as
+/// a restricted expression (several microseconds); the facts of one connection change only
+/// with the clock's second, so requests on a keep-alive connection mostly hit. Bounded
+/// (cleared when full) and never waits for its lock, like [`AddressCache`].
+#[derive(Default)]
+struct ContextCache {
+    entries: Mutex<HashMap<RequestContext, Context>>,
+}
+
+impl ContextCache {
+    const CAPACITY: usize = 4_096;
+
+    fn get_or_build(
+        &self,
+        facts: &RequestContext,
+        build: impl FnOnce() -> Result<Context, String>,
+    ) -> Result<Context, String> {
+        if let Ok(entries) = self.entries.try_lock()
+            && let Some(context) = entries.get(facts)
+        {
+            return Ok(context.clone());
+        }
+        let context = build()?;
+        if let Ok(mut entries) = self.entries.try_lock() {
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(facts.clone(), context.clone());
+        }
+        Ok(context)
     }
 }
 

@@ -1,0 +1,439 @@
+//! Checkpoints in the C2SP tlog-checkpoint format, the signer that refuses to go backwards,
+//! and the checkpoints file.
+//!
+//! A checkpoint body is `<origin>\n<tree size>\n<base64 root>\n`
+//! (<https://c2sp.org/tlog-checkpoint>), signed as a C2SP note. The checkpoints file holds the
+//! signed notes one after another, each followed by one blank line, so it reads with `cat`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::hash::Hash;
+use crate::note::{Note, NoteError, SigningKey, VerifierKey};
+
+/// The unsigned content of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checkpoint {
+    /// The log's origin line, e.g. `tenet.example/ledger`.
+    pub origin: String,
+    /// Number of entries the checkpoint covers.
+    pub size: u64,
+    /// The RFC 9162 root of those entries.
+    pub root: Hash,
+}
+
+/// A checkpoint that cannot be parsed or verified.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The note around it is malformed or its signature fails.
+    #[error(transparent)]
+    Note(#[from] NoteError),
+    /// The body is not a C2SP checkpoint.
+    #[error("checkpoint body is malformed: {0}")]
+    Body(&'static str),
+}
+
+impl Checkpoint {
+    /// The note body: origin, size and base64 root, one per line.
+    pub fn body(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            self.root.to_base64()
+        )
+    }
+
+    /// Parse a checkpoint body; extension lines after the root are allowed and ignored.
+    pub fn parse_body(body: &str) -> Result<Self, CheckpointError> {
+        let mut lines = body.split_terminator('\n');
+        let origin = lines
+            .next()
+            .filter(|o| !o.is_empty())
+            .ok_or(CheckpointError::Body("the origin line is empty"))?;
+        let size = lines
+            .next()
+            .ok_or(CheckpointError::Body("no tree size line"))?;
+        let valid_size = !size.is_empty()
+            && size.bytes().all(|b| b.is_ascii_digit())
+            && (size == "0" || !size.starts_with('0'));
+        let size: u64 = size
+            .parse()
+            .ok()
+            .filter(|_| valid_size)
+            .ok_or(CheckpointError::Body(
+                "the tree size is not a decimal number",
+            ))?;
+        let root = lines
+            .next()
+            .ok_or(CheckpointError::Body("no root hash line"))?;
+        let root = Hash::from_base64(root)
+            .map_err(|_| CheckpointError::Body("the root hash is not base64 of 32 bytes"))?;
+        if lines.any(str::is_empty) {
+            return Err(CheckpointError::Body("an extension line is empty"));
+        }
+        Ok(Self {
+            origin: origin.to_owned(),
+            size,
+            root,
+        })
+    }
+}
+
+fn check_origin(origin: &str) -> Result<(), CheckpointError> {
+    if origin.is_empty() || origin.chars().any(char::is_control) {
+        return Err(CheckpointError::Body(
+            "the origin must be one non-empty line without control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A checkpoint with its signed note text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    checkpoint: Checkpoint,
+    note: Note,
+}
+
+impl SignedCheckpoint {
+    /// Parse a signed checkpoint without checking any signature.
+    pub fn parse(text: &str) -> Result<Self, CheckpointError> {
+        let note = Note::parse(text)?;
+        let checkpoint = Checkpoint::parse_body(note.body())?;
+        Ok(Self { checkpoint, note })
+    }
+
+    /// Parse and require a valid signature by `key`.
+    pub fn open(text: &str, key: &VerifierKey) -> Result<Self, CheckpointError> {
+        let signed = Self::parse(text)?;
+        signed.verify(key)?;
+        Ok(signed)
+    }
+
+    /// Check the signature by `key`.
+    pub fn verify(&self, key: &VerifierKey) -> Result<(), NoteError> {
+        key.verify(&self.note)
+    }
+
+    /// The checkpoint content.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// Number of entries covered.
+    pub fn size(&self) -> u64 {
+        self.checkpoint.size
+    }
+
+    /// Root hash of those entries.
+    pub fn root(&self) -> Hash {
+        self.checkpoint.root
+    }
+
+    /// The whole signed note, as stored and as served.
+    pub fn text(&self) -> &str {
+        self.note.text()
+    }
+}
+
+/// Why the signer refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The tree is smaller than one already signed.
+    #[error("refusing to sign tree size {requested}: size {signed} was already signed")]
+    Rollback {
+        /// The size signed before.
+        signed: u64,
+        /// The size asked for.
+        requested: u64,
+    },
+    /// A different root for a size already signed (a fork).
+    #[error("refusing to sign a second root for tree size {size}")]
+    Fork {
+        /// The size.
+        size: u64,
+    },
+    /// The signer's state file cannot be read or written.
+    #[error("signer state file {path:?}: {source}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The signer's state file holds something else.
+    #[error("signer state file {path:?} is not '<size> <root hex>'")]
+    StateCorrupt {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Signs checkpoints for one origin and never signs a smaller tree, or a different root for
+/// the same size, than it signed before. With a state file the floor survives restarts even
+/// if the checkpoints file is rolled back.
+#[derive(Debug)]
+pub struct CheckpointSigner {
+    key: SigningKey,
+    origin: String,
+    last: Option<(u64, Hash)>,
+    state: Option<PathBuf>,
+}
+
+impl CheckpointSigner {
+    /// A signer whose origin is the key name.
+    pub fn new(key: SigningKey) -> Self {
+        Self {
+            origin: key.name().to_owned(),
+            key,
+            last: None,
+            state: None,
+        }
+    }
+
+    /// Use another origin line.
+    pub fn with_origin(mut self, origin: &str) -> Result<Self, CheckpointError> {
+        check_origin(origin)?;
+        self.origin = origin.to_owned();
+        Ok(self)
+    }
+
+    /// Keep the last signed size and root in `path` (written before a signature is released)
+    /// and start from what it holds.
+    pub fn with_state_file(mut self, path: &Path) -> Result<Self, SignError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let corrupt = || SignError::StateCorrupt {
+                    path: path.to_owned(),
+                };
+                let (size, root) = text.trim().split_once(' ').ok_or_else(corrupt)?;
+                let size = size.parse().map_err(|_| corrupt())?;
+                let root = Hash::from_hex(root).map_err(|_| corrupt())?;
+                self.observe(size, root)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(SignError::State {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+        self.state = Some(path.to_owned());
+        Ok(self)
+    }
+
+    /// Learn of a checkpoint signed earlier (e.g. the newest in the checkpoints file), raising
+    /// the floor. A second root for the floor's size is a fork.
+    pub fn observe(&mut self, size: u64, root: Hash) -> Result<(), SignError> {
+        match self.last {
+            Some((last, last_root)) if last == size && last_root != root => {
+                Err(SignError::Fork { size })
+            }
+            Some((last, _)) if last >= size => Ok(()),
+            _ => {
+                self.last = Some((size, root));
+                Ok(())
+            }
+        }
+    }
+
+    /// The newest size and root signed or observed.
+    pub fn last_signed(&self) -> Option<(u64, Hash)> {
+        self.last
+    }
+
+    /// The origin line this signer writes.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The verifier key for this signer's checkpoints.
+    pub fn verifier_key(&self) -> VerifierKey {
+        self.key.verifier_key()
+    }
+
+    /// Sign the checkpoint for a tree of `size` entries with `root`.
+    pub fn sign(&mut self, size: u64, root: Hash) -> Result<SignedCheckpoint, SignError> {
+        if let Some((signed, signed_root)) = self.last {
+            if size < signed {
+                return Err(SignError::Rollback {
+                    signed,
+                    requested: size,
+                });
+            }
+            if size == signed && root != signed_root {
+                return Err(SignError::Fork { size });
+            }
+        }
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+        };
+        let note = self.key.sign_note(&checkpoint.body());
+        if let Some(path) = &self.state {
+            write_state(path, size, &root).map_err(|source| SignError::State {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        self.last = Some((size, root));
+        Ok(SignedCheckpoint { checkpoint, note })
+    }
+}
+
+fn write_state(path: &Path, size: u64, root: &Hash) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp)?;
+    file.write_all(format!("{size} {}\n", root.to_hex()).as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The checkpoints file's notes, in order, and the length of an unterminated final note
+/// (a write the process did not finish).
+#[derive(Debug, Default)]
+pub(crate) struct StoredNotes {
+    pub(crate) notes: Vec<String>,
+    pub(crate) complete_len: u64,
+    pub(crate) torn_bytes: u64,
+}
+
+/// Read the checkpoints file; a missing file holds no notes.
+pub(crate) fn read_notes(path: &Path) -> io::Result<StoredNotes> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(StoredNotes::default()),
+        Err(e) => return Err(e),
+    };
+    let find = |from: usize| {
+        bytes
+            .get(from..)
+            .and_then(|rest| rest.windows(2).position(|w| w == b"\n\n"))
+            .map(|at| from + at)
+    };
+    let mut notes = Vec::new();
+    let mut pos = 0usize;
+    // Each note is `body \n sigs \n` with body and sigs ending in '\n'.
+    while let Some(body_end) = find(pos) {
+        let Some(sigs_end) = find(body_end + 2) else {
+            break;
+        };
+        let end = sigs_end + 2;
+        let note = bytes.get(pos..end - 1).unwrap_or_default();
+        notes.push(String::from_utf8_lossy(note).into_owned());
+        pos = end;
+    }
+    let complete_len = pos as u64;
+    Ok(StoredNotes {
+        notes,
+        complete_len,
+        torn_bytes: bytes.len() as u64 - complete_len,
+    })
+}
+
+/// Append one signed note and its separator, then sync.
+pub(crate) fn append_note(path: &Path, text: &str) -> io::Result<()> {
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    file.write_all(format!("{text}\n").as_bytes())?;
+    file.sync_data()
+}
+
+/// Cut an unterminated final note.
+pub(crate) fn cut_notes(path: &Path, len: u64) -> io::Result<()> {
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(len)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::leaf_hash;
+
+    fn signer() -> CheckpointSigner {
+        CheckpointSigner::new(SigningKey::from_seed("tenet.test/ledger", &[3u8; 32]).unwrap())
+    }
+
+    #[test]
+    fn body_is_c2sp_and_round_trips() {
+        let cp = Checkpoint {
+            origin: "tenet.test/ledger".into(),
+            size: 5,
+            root: leaf_hash(b"x"),
+        };
+        let body = cp.body();
+        assert_eq!(body.lines().count(), 3);
+        assert_eq!(Checkpoint::parse_body(&body).unwrap(), cp);
+        assert!(Checkpoint::parse_body("o\n05\nAAAA\n").is_err());
+        assert!(Checkpoint::parse_body("o\n-1\nAAAA\n").is_err());
+        assert!(Checkpoint::parse_body("\n1\nAAAA\n").is_err());
+    }
+
+    #[test]
+    fn signer_refuses_rollback_and_fork() {
+        let mut s = signer();
+        let a = leaf_hash(b"a");
+        let signed = s.sign(5, a).unwrap();
+        assert_eq!(signed.size(), 5);
+        SignedCheckpoint::open(signed.text(), &s.verifier_key()).unwrap();
+        assert!(matches!(
+            s.sign(4, a),
+            Err(SignError::Rollback {
+                signed: 5,
+                requested: 4
+            })
+        ));
+        assert!(matches!(
+            s.sign(5, leaf_hash(b"b")),
+            Err(SignError::Fork { size: 5 })
+        ));
+        s.sign(5, a).unwrap();
+        s.sign(6, a).unwrap();
+    }
+
+    #[test]
+    fn state_file_keeps_the_floor_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("signer.state");
+        let mut s = signer().with_state_file(&state).unwrap();
+        s.sign(10, leaf_hash(b"r")).unwrap();
+        let mut again = signer().with_state_file(&state).unwrap();
+        assert!(matches!(
+            again.sign(9, leaf_hash(b"r")),
+            Err(SignError::Rollback { .. })
+        ));
+    }
+
+    #[test]
+    fn notes_file_splits_and_reports_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoints");
+        let mut s = signer();
+        let one = s.sign(1, leaf_hash(b"1")).unwrap();
+        let two = s.sign(2, leaf_hash(b"2")).unwrap();
+        append_note(&path, one.text()).unwrap();
+        append_note(&path, two.text()).unwrap();
+        let stored = read_notes(&path).unwrap();
+        assert_eq!(stored.notes, vec![one.text(), two.text()]);
+        assert_eq!(stored.torn_bytes, 0);
+
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"tenet.test/ledger\n3\n").unwrap();
+        let stored = read_notes(&path).unwrap();
+        assert_eq!(stored.notes.len(), 2);
+        assert_eq!(stored.torn_bytes, 20);
+    }
+}

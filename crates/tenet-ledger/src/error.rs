@@ -1,0 +1,114 @@
+//! Errors of the ledger's storage operations.
+
+use std::path::PathBuf;
+
+use crate::checkpoint::{CheckpointError, SignError};
+
+/// Why a ledger operation failed. Every variant means "the event is not recorded" to a caller
+/// on the request path, which therefore denies.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// Reading or writing a ledger file failed.
+    #[error("ledger file {path:?}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process holds the ledger directory.
+    #[error("ledger directory {dir:?} is locked by another writer")]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A segment holds damage that a crash cannot explain; run verification.
+    #[error("ledger segment {path:?} is damaged at byte {offset}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte offset of the damaged record.
+        offset: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Fewer entries are stored than the newest checkpoint covers: signed entries are gone.
+    #[error(
+        "ledger in {dir:?} holds {entries} entries but its newest checkpoint covers {checkpoint}; \
+         refusing to open a log that lost signed entries"
+    )]
+    BehindCheckpoint {
+        /// The directory.
+        dir: PathBuf,
+        /// Intact entries found.
+        entries: u64,
+        /// Size of the newest checkpoint.
+        checkpoint: u64,
+    },
+    /// The stored tree does not have the root the newest checkpoint signed.
+    #[error("ledger tree root at size {size} differs from the newest checkpoint's root")]
+    CheckpointMismatch {
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// The newest stored checkpoint cannot be parsed.
+    #[error("newest checkpoint in {path:?} is unreadable: {source}")]
+    BadCheckpoint {
+        /// The checkpoints file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: CheckpointError,
+    },
+    /// The signer refused or failed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The tree to be signed does not extend the last signed one.
+    #[error("tree of {new} entries is not consistent with the checkpoint of {old} entries")]
+    Inconsistent {
+        /// Size of the last checkpoint.
+        old: u64,
+        /// Size of the tree now.
+        new: u64,
+    },
+    /// An entry is larger than the ledger accepts.
+    #[error("entry of {len} bytes is larger than the limit of {max} bytes")]
+    EntryTooLarge {
+        /// The entry's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An index at or past the end of the tree.
+    #[error("entry index {index} is not inside a tree of {size} entries")]
+    IndexOutOfRange {
+        /// The index asked for.
+        index: u64,
+        /// The tree size.
+        size: u64,
+    },
+    /// A tree size larger than the log, or a meaningless pair of sizes.
+    #[error("tree sizes {old}..{new} are not valid for a log of {size} entries")]
+    BadSizes {
+        /// The older size (0 when only one size is involved).
+        old: u64,
+        /// The newer size.
+        new: u64,
+        /// Entries in the log.
+        size: u64,
+    },
+    /// An earlier write or sync failed in a way that leaves the files uncertain.
+    #[error("ledger in {dir:?} stopped after a failed write or sync; reopen it to recover")]
+    Poisoned {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+/// Attach a path to an I/O error.
+pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LedgerError {
+    let path = path.into();
+    move |source| LedgerError::Io { path, source }
+}

@@ -1,0 +1,608 @@
+//! The ledger writer: append-only segments, the tree file and signed checkpoints in one
+//! directory, with group commit and crash recovery.
+//!
+//! ```text
+//! <dir>/LOCK              held (advisory lock) by the one writer
+//! <dir>/segments/*.seg    the records (see `segment`)
+//! <dir>/tree.hashes       every perfect-subtree hash, post-order (see `tree_file`)
+//! <dir>/checkpoints       signed C2SP checkpoints, oldest first
+//! ```
+//!
+//! A batch is one write to the segment, then one write to the tree file, then (per
+//! [`SyncPolicy`]) one `fdatasync` of the segment. The tree file is derived data: it is synced
+//! before each checkpoint and rebuilt from the records on open when a crash left it behind.
+
+use std::fmt;
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::{CheckpointSigner, SignedCheckpoint, append_note, cut_notes, read_notes};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{LedgerError, io_at};
+use crate::hash::{Hash, leaf_hash};
+use crate::merkle::verify_consistency;
+use crate::proof::{ConsistencyProof, InclusionProof};
+use crate::reader::{
+    CHECKPOINTS_FILE, SEGMENTS_DIR, TREE_FILE, consistency_in, entries, inclusion_in, leaf_in,
+    read_entry, root_in,
+};
+use crate::segment::{
+    HEADER_LEN, Header, MAX_ENTRY_LEN, SegmentReader, SegmentWriter, Step, encode_record,
+    list_segments, record_len, segment_name,
+};
+use crate::tree_file::TreeFile;
+
+/// When appended records are forced to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// `fdatasync` after every batch, before it is acknowledged: survives power loss.
+    EveryBatch,
+    /// `fdatasync` when this long has passed since the last one; a power loss can lose the
+    /// entries of the last interval (never entries a checkpoint covers).
+    Interval(Duration),
+    /// Leave it to the OS: survives a process crash, not a power loss.
+    Never,
+}
+
+/// Settings for [`Ledger::open`].
+#[derive(Clone)]
+pub struct LedgerOptions {
+    /// When to sync.
+    pub sync: SyncPolicy,
+    /// A new segment starts once the current one would grow past this many bytes.
+    pub segment_bytes: u64,
+    /// Time source for [`SyncPolicy::Interval`].
+    pub clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for LedgerOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LedgerOptions")
+            .field("sync", &self.sync)
+            .field("segment_bytes", &self.segment_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for LedgerOptions {
+    /// Sync every batch, 64 MiB segments, the system clock.
+    fn default() -> Self {
+        Self {
+            sync: SyncPolicy::EveryBatch,
+            segment_bytes: 64 << 20,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Something recovery repaired while opening; none of it loses an acknowledged, synced entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenWarning {
+    /// An incomplete final record (a crash during a write) was cut off.
+    TornRecord {
+        /// The segment.
+        segment: PathBuf,
+        /// Where the torn record started.
+        offset: u64,
+        /// Bytes removed.
+        bytes: u64,
+    },
+    /// A segment created just before a crash had no complete header; it was rewritten.
+    TornSegmentHeader {
+        /// The segment.
+        segment: PathBuf,
+    },
+    /// An incomplete final checkpoint note was cut off.
+    TornCheckpoint {
+        /// Bytes removed.
+        bytes: u64,
+    },
+    /// A partly written group of tree hashes was cut off.
+    TornTreeHashes {
+        /// Bytes removed.
+        bytes: u64,
+    },
+    /// The tree file was behind the records and was extended from them.
+    TreeRebuilt {
+        /// Leaves before.
+        from: u64,
+        /// Leaves after.
+        to: u64,
+    },
+    /// The tree file was ahead of the records (unsynced records lost) and was cut back.
+    TreeCut {
+        /// Leaves before.
+        from: u64,
+        /// Leaves after.
+        to: u64,
+    },
+}
+
+impl fmt::Display for OpenWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TornRecord {
+                segment,
+                offset,
+                bytes,
+            } => write!(
+                f,
+                "cut a torn final record: {bytes} bytes at offset {offset} of {segment:?}"
+            ),
+            Self::TornSegmentHeader { segment } => {
+                write!(f, "rewrote the incomplete header of {segment:?}")
+            }
+            Self::TornCheckpoint { bytes } => {
+                write!(f, "cut an incomplete final checkpoint of {bytes} bytes")
+            }
+            Self::TornTreeHashes { bytes } => {
+                write!(f, "cut {bytes} bytes of partly written tree hashes")
+            }
+            Self::TreeRebuilt { from, to } => {
+                write!(
+                    f,
+                    "rebuilt tree hashes for entries {from}..{to} from the records"
+                )
+            }
+            Self::TreeCut { from, to } => write!(
+                f,
+                "cut tree hashes for entries {to}..{from} that have no records (unsynced writes)"
+            ),
+        }
+    }
+}
+
+/// An opened ledger and what recovery did.
+#[derive(Debug)]
+pub struct Opened {
+    /// The ledger, ready to append.
+    pub ledger: Ledger,
+    /// Repairs made while opening.
+    pub warnings: Vec<OpenWarning>,
+}
+
+/// The single writer of a ledger directory.
+pub struct Ledger {
+    dir: PathBuf,
+    _lock: File,
+    options: LedgerOptions,
+    segment: SegmentWriter,
+    tree: TreeFile,
+    latest: Option<SignedCheckpoint>,
+    last_sync: Instant,
+    unsynced: bool,
+    poisoned: bool,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("dir", &self.dir)
+            .field("size", &self.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// Open (creating if needed) the ledger in `dir`, take the writer lock, and recover from
+    /// a crash: cut a torn final record, cut or rebuild the tree file to match the records.
+    ///
+    /// Opening refuses, changing nothing, when the damage is not what a crash leaves: a bad
+    /// record before the end, fewer entries than the newest checkpoint covers, or a tree root
+    /// that differs from the newest checkpoint's.
+    pub fn open(dir: impl AsRef<Path>, options: LedgerOptions) -> Result<Opened, LedgerError> {
+        let dir = dir.as_ref().to_owned();
+        let seg_dir = dir.join(SEGMENTS_DIR);
+        std::fs::create_dir_all(&seg_dir).map_err(io_at(&seg_dir))?;
+        let lock = lock_dir(&dir)?;
+        let mut warnings = Vec::new();
+
+        // The newest checkpoint bounds what recovery may cut.
+        let cp_path = dir.join(CHECKPOINTS_FILE);
+        let notes = read_notes(&cp_path).map_err(io_at(&cp_path))?;
+        let latest = match notes.notes.last() {
+            Some(text) => Some(SignedCheckpoint::parse(text).map_err(|source| {
+                LedgerError::BadCheckpoint {
+                    path: cp_path.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let floor = latest.as_ref().map_or(0, SignedCheckpoint::size);
+
+        let (segment, entries) = recover_segment(&dir, floor, &mut warnings)?;
+        if notes.torn_bytes > 0 {
+            cut_notes(&cp_path, notes.complete_len).map_err(io_at(&cp_path))?;
+            warnings.push(OpenWarning::TornCheckpoint {
+                bytes: notes.torn_bytes,
+            });
+        }
+        let tree = recover_tree(&dir, entries, &mut warnings)?;
+
+        if let Some(cp) = &latest
+            && root_in(&tree, entries, cp.size())? != cp.root()
+        {
+            return Err(LedgerError::CheckpointMismatch { size: cp.size() });
+        }
+        let last_sync = options.clock.now();
+        Ok(Opened {
+            ledger: Self {
+                dir,
+                _lock: lock,
+                options,
+                segment,
+                tree,
+                latest,
+                last_sync,
+                unsynced: false,
+                poisoned: false,
+            },
+            warnings,
+        })
+    }
+
+    /// The ledger directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Number of entries.
+    pub fn size(&self) -> u64 {
+        self.tree.leaves()
+    }
+
+    /// Root of all entries.
+    pub fn root(&self) -> Hash {
+        self.tree.root()
+    }
+
+    /// Root of the first `size` entries.
+    pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
+        root_in(&self.tree, self.size(), size)
+    }
+
+    /// Leaf hash of entry `index`.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash, LedgerError> {
+        leaf_in(&self.tree, self.size(), index)
+    }
+
+    /// The bytes of entry `index`.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
+        if index >= self.size() {
+            return Err(LedgerError::IndexOutOfRange {
+                index,
+                size: self.size(),
+            });
+        }
+        read_entry(&self.dir, index)
+    }
+
+    /// Inclusion proof of entry `index` in the tree of `tree_size` entries.
+    pub fn prove_inclusion(
+        &self,
+        index: u64,
+        tree_size: u64,
+    ) -> Result<InclusionProof, LedgerError> {
+        inclusion_in(&self.tree, self.size(), index, tree_size)
+    }
+
+    /// Consistency proof from `old` to `new` entries (`0 < old <= new <= size`).
+    pub fn prove_consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, LedgerError> {
+        consistency_in(&self.tree, self.size(), old, new)
+    }
+
+    /// The newest checkpoint written to this ledger.
+    pub fn latest_checkpoint(&self) -> Option<&SignedCheckpoint> {
+        self.latest.as_ref()
+    }
+
+    /// Append one entry; returns its index.
+    pub fn append(&mut self, entry: &[u8]) -> Result<u64, LedgerError> {
+        self.append_batch(&[entry]).map(|range| range.start)
+    }
+
+    /// Append entries as one group commit: one write to the segment, one to the tree file,
+    /// then a sync as [`SyncPolicy`] says. Returns the indices given to the entries. On error
+    /// none of the batch is kept.
+    pub fn append_batch<E: AsRef<[u8]>>(
+        &mut self,
+        entries: &[E],
+    ) -> Result<Range<u64>, LedgerError> {
+        self.usable()?;
+        let first = self.size();
+        let mut buf = Vec::new();
+        let mut leaves = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let entry = entry.as_ref();
+            if entry.len() > MAX_ENTRY_LEN {
+                return Err(LedgerError::EntryTooLarge {
+                    len: entry.len(),
+                    max: MAX_ENTRY_LEN,
+                });
+            }
+            let leaf = leaf_hash(entry);
+            buf.reserve(usize::try_from(record_len(entry.len())).unwrap_or(0));
+            encode_record(&mut buf, entry, &leaf);
+            leaves.push(leaf);
+        }
+        if leaves.is_empty() {
+            return Ok(first..first);
+        }
+        let grown = self.segment.len() + buf.len() as u64;
+        if self.segment.len() > HEADER_LEN && grown > self.options.segment_bytes {
+            self.start_segment(first)?;
+        }
+
+        let (seg_len, tree_leaves) = (self.segment.len(), self.tree.leaves());
+        let written = self
+            .segment
+            .append(&buf)
+            .map_err(io_at(self.segment.path()))
+            .and_then(|()| self.tree.append(&leaves).map_err(io_at(self.tree.path())));
+        if let Err(e) = written {
+            // Undo the partial batch so records and tree stay aligned; if that fails, stop.
+            let undone = self
+                .segment
+                .truncate(seg_len)
+                .and_then(|()| self.tree.truncate_to(tree_leaves));
+            if undone.is_err() {
+                self.poisoned = true;
+            }
+            return Err(e);
+        }
+        self.unsynced = true;
+        let due = match self.options.sync {
+            SyncPolicy::EveryBatch => true,
+            SyncPolicy::Interval(every) => self.sync_due(every),
+            SyncPolicy::Never => false,
+        };
+        if due {
+            self.sync_records()?;
+        }
+        Ok(first..self.size())
+    }
+
+    /// Sync the records if the interval policy says it is time (call when idle).
+    pub fn sync_if_due(&mut self) -> Result<(), LedgerError> {
+        if let SyncPolicy::Interval(every) = self.options.sync
+            && self.unsynced
+            && self.sync_due(every)
+        {
+            self.sync_records()?;
+        }
+        Ok(())
+    }
+
+    /// Force records and tree hashes to stable storage.
+    pub fn sync(&mut self) -> Result<(), LedgerError> {
+        self.usable()?;
+        self.sync_records()?;
+        let synced = self.tree.sync().map_err(io_at(self.tree.path()));
+        if synced.is_err() {
+            self.poisoned = true;
+        }
+        synced
+    }
+
+    /// Sign and store a checkpoint of the whole log, after syncing everything it covers.
+    /// Returns the newest checkpoint unchanged when nothing was appended since. Before
+    /// signing, the tree is checked to extend the newest stored checkpoint.
+    pub fn checkpoint(
+        &mut self,
+        signer: &mut CheckpointSigner,
+    ) -> Result<SignedCheckpoint, LedgerError> {
+        self.usable()?;
+        let (size, root) = (self.size(), self.root());
+        if let Some(latest) = &self.latest {
+            signer.observe(latest.size(), latest.root())?;
+            let same_origin = latest.checkpoint().origin == signer.origin();
+            if latest.size() == size && latest.root() == root && same_origin {
+                return Ok(latest.clone());
+            }
+            if latest.size() > 0 && latest.size() < size {
+                // Defence in depth: never sign a tree that does not extend the last one.
+                let proof = self.prove_consistency(latest.size(), size)?;
+                verify_consistency(
+                    latest.size(),
+                    size,
+                    latest.root().as_bytes(),
+                    root.as_bytes(),
+                    &proof.hashes,
+                )
+                .map_err(|_| LedgerError::Inconsistent {
+                    old: latest.size(),
+                    new: size,
+                })?;
+            }
+        }
+        self.sync()?;
+        let signed = signer.sign(size, root)?;
+        let path = self.dir.join(CHECKPOINTS_FILE);
+        append_note(&path, signed.text()).map_err(io_at(&path))?;
+        self.latest = Some(signed.clone());
+        Ok(signed)
+    }
+
+    fn usable(&self) -> Result<(), LedgerError> {
+        if self.poisoned {
+            return Err(LedgerError::Poisoned {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn sync_due(&self, every: Duration) -> bool {
+        self.options
+            .clock
+            .now()
+            .saturating_duration_since(self.last_sync)
+            >= every
+    }
+
+    fn sync_records(&mut self) -> Result<(), LedgerError> {
+        // INVARIANT: after a failed fsync the page cache may have dropped the data; the
+        // only safe reaction is to stop writing (reopening re-reads what is on disk).
+        if let Err(e) = self.segment.sync() {
+            self.poisoned = true;
+            return Err(io_at(self.segment.path())(e));
+        }
+        self.unsynced = false;
+        self.last_sync = self.options.clock.now();
+        Ok(())
+    }
+
+    fn start_segment(&mut self, first: u64) -> Result<(), LedgerError> {
+        self.sync_records()?;
+        let seg_dir = self.dir.join(SEGMENTS_DIR);
+        let path = seg_dir.join(segment_name(first));
+        self.segment = SegmentWriter::create(path.clone(), first).map_err(io_at(&path))?;
+        sync_dir(&seg_dir)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at(dir))
+}
+
+fn lock_dir(dir: &Path) -> Result<File, LedgerError> {
+    let path = dir.join("LOCK");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_at(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LedgerError::Locked {
+            dir: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_at(&path)(e)),
+    }
+}
+
+/// Find the end of the records in the last segment, cut a torn tail, and return the writer
+/// and the number of entries. Nothing is cut when it would drop a checkpointed entry.
+fn recover_segment(
+    dir: &Path,
+    floor: u64,
+    warnings: &mut Vec<OpenWarning>,
+) -> Result<(SegmentWriter, u64), LedgerError> {
+    let seg_dir = dir.join(SEGMENTS_DIR);
+    let segments = list_segments(&seg_dir).map_err(io_at(&seg_dir))?;
+    let behind = |entries| LedgerError::BehindCheckpoint {
+        dir: dir.to_owned(),
+        entries,
+        checkpoint: floor,
+    };
+    let Some((first, path)) = segments.last().cloned() else {
+        if floor > 0 {
+            return Err(behind(0));
+        }
+        let path = seg_dir.join(segment_name(0));
+        let writer = SegmentWriter::create(path.clone(), 0).map_err(io_at(&path))?;
+        sync_dir(&seg_dir)?;
+        return Ok((writer, 0));
+    };
+
+    let mut reader = SegmentReader::open(&path).map_err(io_at(&path))?;
+    let corrupt = |offset, reason| LedgerError::Corrupt {
+        path: path.clone(),
+        offset,
+        reason,
+    };
+    match reader.header() {
+        Header::First(h) if h == first => {}
+        Header::First(_) => return Err(corrupt(0, "header names another first entry")),
+        Header::BadMagic => return Err(corrupt(0, "not a segment header")),
+        Header::Short => {
+            if first < floor {
+                return Err(behind(first));
+            }
+            let writer = SegmentWriter::recreate(path.clone(), first).map_err(io_at(&path))?;
+            warnings.push(OpenWarning::TornSegmentHeader { segment: path });
+            return Ok((writer, first));
+        }
+    }
+
+    let mut count = 0u64;
+    let (end, torn) = loop {
+        match reader.next(true).map_err(io_at(&path))? {
+            Step::Record {
+                checksum_ok: true, ..
+            } => count += 1,
+            Step::Record { offset, .. } => {
+                return Err(corrupt(offset, "record checksum mismatch before the end"));
+            }
+            Step::Broken { offset, reason } => return Err(corrupt(offset, reason)),
+            Step::End => break (reader.offset(), None),
+            Step::Torn { offset, .. } => break (offset, Some(reader.file_len() - offset)),
+        }
+    };
+    let entries = first + count;
+    if entries < floor {
+        return Err(behind(entries));
+    }
+    if let Some(bytes) = torn {
+        warnings.push(OpenWarning::TornRecord {
+            segment: path.clone(),
+            offset: end,
+            bytes,
+        });
+    }
+    let writer = SegmentWriter::reopen(path.clone(), end).map_err(io_at(&path))?;
+    Ok((writer, entries))
+}
+
+/// Open the tree file and make it hold exactly `entries` leaves.
+fn recover_tree(
+    dir: &Path,
+    entries: u64,
+    warnings: &mut Vec<OpenWarning>,
+) -> Result<TreeFile, LedgerError> {
+    let path = dir.join(TREE_FILE);
+    let (mut tree, torn) = TreeFile::open(&path, true).map_err(io_at(&path))?;
+    if torn > 0 {
+        warnings.push(OpenWarning::TornTreeHashes { bytes: torn });
+    }
+    let stored = tree.leaves();
+    if stored > entries {
+        tree.truncate_to(entries).map_err(io_at(&path))?;
+        warnings.push(OpenWarning::TreeCut {
+            from: stored,
+            to: entries,
+        });
+    } else if stored < entries {
+        let mut leaves = Vec::new();
+        for item in self::entries(dir, stored)? {
+            let (_, entry) = item?;
+            leaves.push(leaf_hash(&entry));
+            if leaves.len() >= 65_536 {
+                tree.append(&leaves).map_err(io_at(&path))?;
+                leaves.clear();
+            }
+        }
+        tree.append(&leaves).map_err(io_at(&path))?;
+        if tree.leaves() != entries {
+            return Err(LedgerError::Corrupt {
+                path: dir.join(SEGMENTS_DIR),
+                offset: 0,
+                reason: "segments hold fewer records than their names say",
+            });
+        }
+        tree.sync().map_err(io_at(&path))?;
+        warnings.push(OpenWarning::TreeRebuilt {
+            from: stored,
+            to: entries,
+        });
+    }
+    Ok(tree)
+}

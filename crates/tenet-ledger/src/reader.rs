@@ -1,0 +1,332 @@
+//! Read-only access to a ledger directory: proofs, roots, entries and checkpoints, usable
+//! while a writer appends (the files only grow).
+
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::{SignedCheckpoint, read_notes};
+use crate::error::{LedgerError, io_at};
+use crate::hash::Hash;
+use crate::merkle::{NodeSource, consistency_path, inclusion_path, root_at};
+use crate::proof::{ConsistencyProof, InclusionProof};
+use crate::segment::{Header, SegmentReader, Step, list_segments};
+use crate::tree_file::TreeFile;
+
+/// Sub-directory holding the segment files.
+pub(crate) const SEGMENTS_DIR: &str = "segments";
+/// The tree file.
+pub(crate) const TREE_FILE: &str = "tree.hashes";
+/// The checkpoints file.
+pub(crate) const CHECKPOINTS_FILE: &str = "checkpoints";
+
+/// The root of the first `size` leaves of `tree` (which holds `stored` leaves).
+pub(crate) fn root_in(tree: &TreeFile, stored: u64, size: u64) -> Result<Hash, LedgerError> {
+    if size > stored {
+        return Err(LedgerError::BadSizes {
+            old: 0,
+            new: size,
+            size: stored,
+        });
+    }
+    root_at(tree, size).map_err(io_at(tree.path()))
+}
+
+pub(crate) fn leaf_in(tree: &TreeFile, stored: u64, index: u64) -> Result<Hash, LedgerError> {
+    if index >= stored {
+        return Err(LedgerError::IndexOutOfRange {
+            index,
+            size: stored,
+        });
+    }
+    tree.perfect_node(0, index).map_err(io_at(tree.path()))
+}
+
+pub(crate) fn inclusion_in(
+    tree: &TreeFile,
+    stored: u64,
+    index: u64,
+    tree_size: u64,
+) -> Result<InclusionProof, LedgerError> {
+    if tree_size > stored {
+        return Err(LedgerError::BadSizes {
+            old: 0,
+            new: tree_size,
+            size: stored,
+        });
+    }
+    if index >= tree_size {
+        return Err(LedgerError::IndexOutOfRange {
+            index,
+            size: tree_size,
+        });
+    }
+    let hashes = inclusion_path(tree, index, tree_size).map_err(io_at(tree.path()))?;
+    Ok(InclusionProof {
+        index,
+        tree_size,
+        leaf_hash: leaf_in(tree, stored, index)?,
+        hashes,
+    })
+}
+
+pub(crate) fn consistency_in(
+    tree: &TreeFile,
+    stored: u64,
+    old: u64,
+    new: u64,
+) -> Result<ConsistencyProof, LedgerError> {
+    if old == 0 || old > new || new > stored {
+        return Err(LedgerError::BadSizes {
+            old,
+            new,
+            size: stored,
+        });
+    }
+    let hashes = if old == new {
+        Vec::new()
+    } else {
+        consistency_path(tree, old, new).map_err(io_at(tree.path()))?
+    };
+    Ok(ConsistencyProof {
+        old_size: old,
+        new_size: new,
+        hashes,
+    })
+}
+
+/// Every checkpoint in the checkpoints file that parses, in file order (unverified).
+pub(crate) fn stored_checkpoints(dir: &Path) -> Result<Vec<SignedCheckpoint>, LedgerError> {
+    let path = dir.join(CHECKPOINTS_FILE);
+    let stored = read_notes(&path).map_err(io_at(&path))?;
+    stored
+        .notes
+        .iter()
+        .map(|text| {
+            SignedCheckpoint::parse(text).map_err(|source| LedgerError::BadCheckpoint {
+                path: path.clone(),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// A read-only view of a ledger directory. It takes no lock and repairs nothing; its size is
+/// the number of leaves completely written to the tree file when opened or refreshed.
+#[derive(Debug)]
+pub struct LedgerReader {
+    dir: PathBuf,
+    tree: TreeFile,
+}
+
+impl LedgerReader {
+    /// Open the ledger in `dir` for reading.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        let dir = dir.as_ref().to_owned();
+        let path = dir.join(TREE_FILE);
+        let (tree, _) = TreeFile::open(&path, false).map_err(io_at(&path))?;
+        Ok(Self { dir, tree })
+    }
+
+    /// Pick up entries appended since opening.
+    pub fn refresh(&mut self) -> Result<(), LedgerError> {
+        self.tree.refresh().map_err(io_at(self.tree.path()))
+    }
+
+    /// Number of entries visible.
+    pub fn size(&self) -> u64 {
+        self.tree.leaves()
+    }
+
+    /// Root of all visible entries.
+    pub fn root(&self) -> Hash {
+        self.tree.root()
+    }
+
+    /// Root of the first `size` entries.
+    pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
+        root_in(&self.tree, self.size(), size)
+    }
+
+    /// Leaf hash of entry `index`.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash, LedgerError> {
+        leaf_in(&self.tree, self.size(), index)
+    }
+
+    /// Inclusion proof of entry `index` in the tree of `tree_size` entries.
+    pub fn prove_inclusion(
+        &self,
+        index: u64,
+        tree_size: u64,
+    ) -> Result<InclusionProof, LedgerError> {
+        inclusion_in(&self.tree, self.size(), index, tree_size)
+    }
+
+    /// Consistency proof from `old` to `new` entries (`0 < old <= new <= size`).
+    pub fn prove_consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, LedgerError> {
+        consistency_in(&self.tree, self.size(), old, new)
+    }
+
+    /// The bytes of entry `index`.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
+        if index >= self.size() {
+            return Err(LedgerError::IndexOutOfRange {
+                index,
+                size: self.size(),
+            });
+        }
+        read_entry(&self.dir, index)
+    }
+
+    /// The stored checkpoints in file order, parsed but not verified.
+    pub fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, LedgerError> {
+        stored_checkpoints(&self.dir)
+    }
+
+    /// The newest stored checkpoint, parsed but not verified.
+    pub fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, LedgerError> {
+        Ok(self.checkpoints()?.pop())
+    }
+}
+
+/// Read one entry.
+pub(crate) fn read_entry(dir: &Path, index: u64) -> Result<Vec<u8>, LedgerError> {
+    match entries(dir, index)?.next() {
+        Some(Ok((_, entry))) => Ok(entry),
+        Some(Err(e)) => Err(e),
+        None => Err(LedgerError::Corrupt {
+            path: dir.join(SEGMENTS_DIR),
+            offset: 0,
+            reason: "the tree has an entry the segments do not hold",
+        }),
+    }
+}
+
+/// The entries of the ledger in `dir` from index `from` on, in order. The iteration ends at
+/// the last complete record (a record being written is not returned) and yields an error,
+/// then ends, at damage.
+pub fn entries(dir: impl AsRef<Path>, from: u64) -> Result<Entries, LedgerError> {
+    let seg_dir = dir.as_ref().join(SEGMENTS_DIR);
+    let segments = list_segments(&seg_dir).map_err(io_at(&seg_dir))?;
+    // Start in the last segment whose first entry is at or before `from`.
+    let start = segments
+        .iter()
+        .rposition(|(first, _)| *first <= from)
+        .unwrap_or(0);
+    Ok(Entries {
+        segments: segments.into_iter().skip(start).collect(),
+        next_segment: 0,
+        reader: None,
+        index: 0,
+        from,
+        done: false,
+    })
+}
+
+/// Iterator over stored entries; see [`entries`].
+#[derive(Debug)]
+pub struct Entries {
+    segments: Vec<(u64, PathBuf)>,
+    next_segment: usize,
+    reader: Option<SegmentReader>,
+    index: u64,
+    from: u64,
+    done: bool,
+}
+
+impl Entries {
+    fn fail(&mut self, path: &Path, offset: u64, reason: &'static str) -> LedgerError {
+        self.done = true;
+        LedgerError::Corrupt {
+            path: path.to_owned(),
+            offset,
+            reason,
+        }
+    }
+
+    /// Open the next segment; `None` past the last one.
+    fn open_next(&mut self) -> Option<Result<(), LedgerError>> {
+        let (first, path) = self.segments.get(self.next_segment)?.clone();
+        self.next_segment += 1;
+        let mut reader = match SegmentReader::open(&path) {
+            Ok(reader) => reader,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(io_at(&path)(e)));
+            }
+        };
+        let last = self.next_segment == self.segments.len();
+        match reader.header() {
+            Header::First(h) if h == first && (self.next_segment == 1 || h == self.index) => {}
+            Header::Short if last => {
+                self.done = true;
+                return None;
+            }
+            _ => {
+                return Some(Err(self.fail(
+                    &path,
+                    0,
+                    "segment header does not continue the log",
+                )));
+            }
+        }
+        self.index = first;
+        while self.index < self.from {
+            match reader.skip() {
+                Ok(true) => self.index += 1,
+                Ok(false) => break,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(io_at(&path)(e)));
+                }
+            }
+        }
+        self.reader = Some(reader);
+        Some(Ok(()))
+    }
+}
+
+impl Iterator for Entries {
+    type Item = Result<(u64, Vec<u8>), LedgerError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let last = self.next_segment == self.segments.len();
+            let Some(reader) = self.reader.as_mut() else {
+                if let Err(e) = self.open_next()? {
+                    return Some(Err(e));
+                }
+                continue;
+            };
+            let path = reader.path().to_owned();
+            match reader.next(last) {
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(io_at(&path)(e)));
+                }
+                Ok(Step::Record {
+                    checksum_ok: true, ..
+                }) => {
+                    let entry = reader.entry().to_vec();
+                    let index = self.index;
+                    self.index += 1;
+                    if index >= self.from {
+                        return Some(Ok((index, entry)));
+                    }
+                }
+                Ok(Step::Record { offset, .. }) => {
+                    return Some(Err(self.fail(&path, offset, "record checksum mismatch")));
+                }
+                Ok(Step::Broken { offset, reason }) => {
+                    return Some(Err(self.fail(&path, offset, reason)));
+                }
+                Ok(Step::Torn { .. }) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(Step::End) => self.reader = None,
+            }
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! Segment files: the append-only record store and its framing.
+//!
+//! A segment is `segments/<first index, 20 digits>.seg`: a 16-byte header (`TNTLSEG1` and the
+//! index of its first entry, u64 little-endian) followed by records. A record is
+//!
+//! ```text
+//! u32 LE length | entry bytes | first 8 bytes of the RFC 9162 leaf hash of the entry
+//! ```
+//!
+//! The trailer is a prefix of the leaf hash rather than a CRC so that reading a record and
+//! hashing it for the tree are one pass. It detects torn and damaged records; it is not the
+//! tamper evidence (anyone can recompute it): the Merkle tree and signed checkpoints are.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::hash::{Hash, leaf_hash};
+
+/// Largest entry the ledger accepts, in bytes.
+pub const MAX_ENTRY_LEN: usize = 16 * 1024 * 1024;
+
+const MAGIC: [u8; 8] = *b"TNTLSEG1";
+/// Bytes before the first record.
+pub(crate) const HEADER_LEN: u64 = 16;
+const PREFIX_LEN: u64 = 4;
+const TRAILER_LEN: usize = 8;
+const READ_BUFFER: usize = 1 << 20;
+
+/// The file name of the segment whose first entry is `first`.
+pub(crate) fn segment_name(first: u64) -> String {
+    format!("{first:020}.seg")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The segment files in `dir`, ordered by the first index in their names. A missing
+/// directory has no segments; files with other names are ignored.
+pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if let Some(first) = entry.file_name().to_str().and_then(parse_segment_name) {
+            out.push((first, entry.path()));
+        }
+    }
+    out.sort_unstable_by_key(|(first, _)| *first);
+    Ok(out)
+}
+
+/// Append the framed record for `entry` (whose leaf hash is `leaf`) to `buf`.
+pub(crate) fn encode_record(buf: &mut Vec<u8>, entry: &[u8], leaf: &Hash) {
+    let len = u32::try_from(entry.len()).unwrap_or(u32::MAX);
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(entry);
+    buf.extend_from_slice(trailer(leaf));
+}
+
+fn trailer(leaf: &Hash) -> &[u8] {
+    leaf.as_bytes().get(..TRAILER_LEN).unwrap_or_default()
+}
+
+/// Framed size of an entry of `len` bytes.
+pub(crate) fn record_len(len: usize) -> u64 {
+    PREFIX_LEN + len as u64 + TRAILER_LEN as u64
+}
+
+/// The open, last segment, written by one ledger.
+#[derive(Debug)]
+pub(crate) struct SegmentWriter {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl SegmentWriter {
+    /// Create a new segment file starting at entry `first`, with its header on disk.
+    pub(crate) fn create(path: PathBuf, first: u64) -> io::Result<Self> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        file.write_all(&header(first))?;
+        file.sync_all()?;
+        Ok(Self {
+            file,
+            path,
+            len: HEADER_LEN,
+        })
+    }
+
+    /// Reopen an existing segment whose valid content ends at `len` (cutting anything after).
+    pub(crate) fn reopen(path: PathBuf, len: u64) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        if file.metadata()?.len() != len {
+            file.set_len(len)?;
+            file.sync_all()?;
+        }
+        Ok(Self { file, path, len })
+    }
+
+    /// Rewrite the header of a segment whose header never reached the disk.
+    pub(crate) fn recreate(path: PathBuf, first: u64) -> io::Result<Self> {
+        let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
+        file.set_len(0)?;
+        file.write_all_at(&header(first), 0)?;
+        file.sync_all()?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(Self {
+            file,
+            path,
+            len: HEADER_LEN,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Append framed records in one write.
+    pub(crate) fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(buf, self.len)?;
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Cut the file back to `len` bytes (undoing a failed append).
+    pub(crate) fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)?;
+        self.len = len;
+        Ok(())
+    }
+
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+fn header(first: u64) -> [u8; HEADER_LEN as usize] {
+    let mut out = [0u8; HEADER_LEN as usize];
+    let (magic, index) = out.split_at_mut(MAGIC.len());
+    magic.copy_from_slice(&MAGIC);
+    index.copy_from_slice(&first.to_le_bytes());
+    out
+}
+
+/// What the header of a segment file says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// A valid header naming the first entry.
+    First(u64),
+    /// Shorter than a header (a crash while creating the file).
+    Short,
+    /// Not a segment header.
+    BadMagic,
+}
+
+/// One step of reading a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// A record; `checksum_ok` is false when its trailer does not match its bytes.
+    Record {
+        offset: u64,
+        leaf: Hash,
+        checksum_ok: bool,
+    },
+    /// The clean end of the segment.
+    End,
+    /// The final record is incomplete or damaged the way a crash leaves it (only reported for
+    /// the last segment): from `offset` to the end of the file. `leaf` is the hash of the
+    /// damaged record when its frame was complete.
+    Torn { offset: u64, leaf: Option<Hash> },
+    /// The framing is unreadable at `offset`; nothing after it in this segment can be read.
+    Broken { offset: u64, reason: &'static str },
+}
+
+/// Sequential reader of one segment file.
+#[derive(Debug)]
+pub(crate) struct SegmentReader {
+    reader: BufReader<File>,
+    path: PathBuf,
+    offset: u64,
+    file_len: u64,
+    entry: Vec<u8>,
+    header: Header,
+}
+
+impl SegmentReader {
+    /// Open a segment and read its header.
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        let file = File::open(path)?;
+        let file_len = file.metadata()?.len();
+        let mut reader = BufReader::with_capacity(READ_BUFFER, file);
+        let mut raw = [0u8; HEADER_LEN as usize];
+        let header = if file_len < HEADER_LEN {
+            Header::Short
+        } else {
+            reader.read_exact(&mut raw)?;
+            let (magic, index) = raw.split_at(MAGIC.len());
+            match <[u8; 8]>::try_from(index) {
+                Ok(index) if magic == MAGIC => Header::First(u64::from_le_bytes(index)),
+                _ => Header::BadMagic,
+            }
+        };
+        Ok(Self {
+            reader,
+            path: path.to_owned(),
+            offset: HEADER_LEN.min(file_len),
+            file_len,
+            entry: Vec::new(),
+            header,
+        })
+    }
+
+    pub(crate) fn header(&self) -> Header {
+        self.header
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// Where the next record starts.
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The bytes of the record last returned by [`Self::next`].
+    pub(crate) fn entry(&self) -> &[u8] {
+        &self.entry
+    }
+
+    /// Read the next record. `last` says whether this is the final segment of the log, the
+    /// only place a crash can leave a torn record.
+    pub(crate) fn next(&mut self, last: bool) -> io::Result<Step> {
+        if !matches!(self.header, Header::First(_)) {
+            return Ok(Step::End);
+        }
+        let offset = self.offset;
+        let remaining = self.file_len - offset;
+        if remaining == 0 {
+            return Ok(Step::End);
+        }
+        let torn_or = |reason| {
+            if last {
+                Step::Torn { offset, leaf: None }
+            } else {
+                Step::Broken { offset, reason }
+            }
+        };
+        if remaining < PREFIX_LEN {
+            return Ok(torn_or("partial length prefix"));
+        }
+        let mut prefix = [0u8; PREFIX_LEN as usize];
+        self.reader.read_exact(&mut prefix)?;
+        let len = u32::from_le_bytes(prefix) as usize;
+        if len > MAX_ENTRY_LEN {
+            // A crash does not write a length: this is damage, not a torn write.
+            return Ok(Step::Broken {
+                offset,
+                reason: "record length over the limit",
+            });
+        }
+        let total = record_len(len);
+        if total > remaining {
+            return Ok(torn_or("record runs past the end of the segment"));
+        }
+        self.entry.resize(len, 0);
+        self.reader.read_exact(&mut self.entry)?;
+        let mut check = [0u8; TRAILER_LEN];
+        self.reader.read_exact(&mut check)?;
+        self.offset += total;
+
+        let leaf = leaf_hash(&self.entry);
+        let checksum_ok = check.as_slice() == trailer(&leaf);
+        if !checksum_ok && last && self.rest_is_zero(self.offset)? {
+            return Ok(Step::Torn {
+                offset,
+                leaf: Some(leaf),
+            });
+        }
+        Ok(Step::Record {
+            offset,
+            leaf,
+            checksum_ok,
+        })
+    }
+
+    /// Skip the next record without hashing it; false at the end or at damage.
+    pub(crate) fn skip(&mut self) -> io::Result<bool> {
+        let remaining = self.file_len - self.offset;
+        if !matches!(self.header, Header::First(_)) || remaining < PREFIX_LEN {
+            return Ok(false);
+        }
+        let mut prefix = [0u8; PREFIX_LEN as usize];
+        self.reader.read_exact(&mut prefix)?;
+        let len = u32::from_le_bytes(prefix) as usize;
+        let total = record_len(len);
+        if len > MAX_ENTRY_LEN || total > remaining {
+            return Ok(false);
+        }
+        let rest = i64::try_from(total - PREFIX_LEN).unwrap_or(i64::MAX);
+        self.reader.seek_relative(rest)?;
+        self.offset += total;
+        Ok(true)
+    }
+
+    /// Whether every byte from `from` to the end of the file is zero (blocks a crash left
+    /// allocated but unwritten).
+    fn rest_is_zero(&self, from: u64) -> io::Result<bool> {
+        let file = self.reader.get_ref();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut at = from;
+        while at < self.file_len {
+            let want = usize::try_from(self.file_len - at)
+                .unwrap_or(usize::MAX)
+                .min(chunk.len());
+            let part = chunk.get_mut(..want).unwrap_or_default();
+            file.read_exact_at(part, at)?;
+            if part.iter().any(|b| *b != 0) {
+                return Ok(false);
+            }
+            at += want as u64;
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_segment(dir: &Path, entries: &[&[u8]]) -> PathBuf {
+        let path = dir.join(segment_name(0));
+        let mut w = SegmentWriter::create(path.clone(), 0).unwrap();
+        let mut buf = Vec::new();
+        for e in entries {
+            encode_record(&mut buf, e, &leaf_hash(e));
+        }
+        w.append(&buf).unwrap();
+        path
+    }
+
+    fn steps(path: &Path, last: bool) -> Vec<Step> {
+        let mut r = SegmentReader::open(path).unwrap();
+        let mut out = Vec::new();
+        loop {
+            let s = r.next(last).unwrap();
+            out.push(s);
+            if !matches!(s, Step::Record { .. }) {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_others_are_ignored() {
+        assert_eq!(parse_segment_name(&segment_name(42)), Some(42));
+        assert_eq!(parse_segment_name("42.seg"), None);
+        assert_eq!(parse_segment_name("0000000000000000004x.seg"), None);
+    }
+
+    #[test]
+    fn records_read_back_and_a_cut_record_is_torn_only_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_segment(dir.path(), &[b"one", b"two", b"three"]);
+        let s = steps(&path, true);
+        assert_eq!(s.len(), 4);
+        assert!(matches!(s[3], Step::End));
+
+        let len = std::fs::metadata(&path).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+        let s = steps(&path, true);
+        assert!(matches!(s[2], Step::Torn { leaf: None, .. }), "{s:?}");
+        let s = steps(&path, false);
+        assert!(matches!(s[2], Step::Broken { .. }), "{s:?}");
+    }
+
+    #[test]
+    fn zeroed_tail_is_torn_but_a_damaged_middle_record_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_segment(dir.path(), &[b"one", b"two"]);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        let len = file.metadata().unwrap().len();
+        file.set_len(len + 4096).unwrap();
+        let s = steps(&path, true);
+        assert!(matches!(s[2], Step::Torn { .. }), "{s:?}");
+
+        // Flip a byte of the first entry: a checksum failure with data after it.
+        file.write_all_at(b"X", HEADER_LEN + 4).unwrap();
+        let s = steps(&path, true);
+        assert!(
+            matches!(
+                s[0],
+                Step::Record {
+                    checksum_ok: false,
+                    ..
+                }
+            ),
+            "{s:?}"
+        );
+    }
+}

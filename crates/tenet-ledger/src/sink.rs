@@ -1,0 +1,336 @@
+//! [`LedgerSink`]: the ledger behind the `EventSink` interface.
+//!
+//! One writer thread owns the [`Ledger`]. It takes every event queued since its last write,
+//! appends them as one batch (one write, one sync per policy), and only then acknowledges each
+//! producer with the entry's index. It signs a checkpoint once the oldest unsigned entry is
+//! `checkpoint_every` old (by the clock it is given), and once more on shutdown.
+//!
+//! A failed append fails that batch's events; a failed checkpoint stops the sink, because a
+//! log that cannot be anchored cannot be proven complete (fail closed).
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tenet_event::{Event, EventSink, RecordFuture, SinkError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
+
+use crate::checkpoint::{CheckpointSigner, SignedCheckpoint};
+use crate::clock::Clock;
+use crate::ledger::Ledger;
+
+/// Settings for [`LedgerSink`].
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    /// At most this many events per batch.
+    pub max_batch: usize,
+    /// Events waiting for the writer before producers wait.
+    pub queue: usize,
+    /// Sign a checkpoint when the oldest unsigned entry is this old.
+    pub checkpoint_every: Duration,
+    /// While idle, the writer looks at the clock at least this often.
+    pub idle_wake: Duration,
+}
+
+impl Default for SinkOptions {
+    /// Batches of up to 4,096 events, a queue of 65,536, a checkpoint every second.
+    fn default() -> Self {
+        Self {
+            max_batch: 4096,
+            queue: 65_536,
+            checkpoint_every: Duration::from_secs(1),
+            idle_wake: Duration::from_millis(100),
+        }
+    }
+}
+
+/// An event as stored, with its ledger index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The entry index.
+    pub index: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// What the writer has done so far.
+#[derive(Debug, Clone, Default)]
+pub struct SinkStatus {
+    /// Entries in the ledger.
+    pub size: u64,
+    /// The newest checkpoint signed.
+    pub latest_checkpoint: Option<SignedCheckpoint>,
+    /// Why the sink stopped, if it did.
+    pub failure: Option<String>,
+}
+
+type Ack = oneshot::Sender<Result<u64, SinkError>>;
+type ShutdownReply = oneshot::Sender<Result<Option<SignedCheckpoint>, SinkError>>;
+
+enum Msg {
+    Event {
+        event: Box<Event>,
+        bytes: Vec<u8>,
+        ack: Ack,
+        _permit: OwnedSemaphorePermit,
+    },
+    Shutdown(ShutdownReply),
+}
+
+/// The ledger as an [`EventSink`]. Clones share one writer.
+#[derive(Clone)]
+pub struct LedgerSink {
+    tx: mpsc::Sender<Msg>,
+    permits: Arc<Semaphore>,
+    live: broadcast::Sender<StoredEvent>,
+    status: Arc<Mutex<SinkStatus>>,
+}
+
+impl std::fmt::Debug for LedgerSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerSink").finish_non_exhaustive()
+    }
+}
+
+impl LedgerSink {
+    /// Start the writer thread over `ledger`, signing with `signer`.
+    pub fn start(
+        ledger: Ledger,
+        signer: CheckpointSigner,
+        options: SinkOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, SinkError> {
+        let (tx, rx) = mpsc::channel();
+        let (live, _) = broadcast::channel(1024);
+        let status = Arc::new(Mutex::new(SinkStatus {
+            size: ledger.size(),
+            latest_checkpoint: ledger.latest_checkpoint().cloned(),
+            failure: None,
+        }));
+        let writer = Writer {
+            ledger,
+            signer,
+            options: options.clone(),
+            clock,
+            live: live.clone(),
+            status: Arc::clone(&status),
+            unsigned_since: None,
+            failure: None,
+        };
+        std::thread::Builder::new()
+            .name("tenet-ledger-writer".into())
+            .spawn(move || writer.run(&rx))
+            .map_err(|e| SinkError::Io(format!("starting the ledger writer thread: {e}")))?;
+        Ok(Self {
+            tx,
+            permits: Arc::new(Semaphore::new(options.queue.max(1))),
+            live,
+            status,
+        })
+    }
+
+    /// Record an event and return its entry index once it is stored.
+    pub fn record_indexed(
+        &self,
+        event: Event,
+    ) -> impl Future<Output = Result<u64, SinkError>> + Send + 'static {
+        let tx = self.tx.clone();
+        let permits = Arc::clone(&self.permits);
+        async move {
+            let bytes = event.to_canonical_json();
+            if bytes.is_empty() {
+                return Err(SinkError::Encode(format!("event {}", event.id)));
+            }
+            let permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|_| SinkError::Closed)?;
+            let (ack, done) = oneshot::channel();
+            tx.send(Msg::Event {
+                event: Box::new(event),
+                bytes,
+                ack,
+                _permit: permit,
+            })
+            .map_err(|_| SinkError::Closed)?;
+            done.await.map_err(|_| SinkError::Closed)?
+        }
+    }
+
+    /// A live feed of events as they are stored (lagging receivers lose the oldest).
+    pub fn subscribe(&self) -> broadcast::Receiver<StoredEvent> {
+        self.live.subscribe()
+    }
+
+    /// Size, newest checkpoint and failure, as of the last batch.
+    pub fn status(&self) -> SinkStatus {
+        self.status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Stop taking events, store those already queued, sign a final checkpoint and stop the
+    /// writer. Returns the final checkpoint (none for a ledger that never had an entry).
+    pub async fn shutdown(&self) -> Result<Option<SignedCheckpoint>, SinkError> {
+        self.permits.close();
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send(Msg::Shutdown(reply))
+            .map_err(|_| SinkError::Closed)?;
+        done.await.map_err(|_| SinkError::Closed)?
+    }
+}
+
+impl EventSink for LedgerSink {
+    fn record(&self, event: Event) -> RecordFuture {
+        let stored = self.record_indexed(event);
+        Box::pin(async move { stored.await.map(|_| ()) })
+    }
+}
+
+struct Writer {
+    ledger: Ledger,
+    signer: CheckpointSigner,
+    options: SinkOptions,
+    clock: Arc<dyn Clock>,
+    live: broadcast::Sender<StoredEvent>,
+    status: Arc<Mutex<SinkStatus>>,
+    /// When the oldest entry not covered by a checkpoint was stored.
+    unsigned_since: Option<Instant>,
+    failure: Option<String>,
+}
+
+impl Writer {
+    fn run(mut self, rx: &mpsc::Receiver<Msg>) {
+        let mut batch = Vec::new();
+        loop {
+            let mut shutdown = None;
+            match rx.recv_timeout(self.wait()) {
+                Ok(Msg::Event {
+                    event, bytes, ack, ..
+                }) => {
+                    batch.push((event, bytes, ack));
+                    while batch.len() < self.options.max_batch {
+                        match rx.try_recv() {
+                            Ok(Msg::Event {
+                                event, bytes, ack, ..
+                            }) => batch.push((event, bytes, ack)),
+                            Ok(Msg::Shutdown(reply)) => {
+                                shutdown = Some(reply);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit(&mut batch);
+                }
+                Ok(Msg::Shutdown(reply)) => shutdown = Some(reply),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.finish(None);
+                    return;
+                }
+            }
+            if let Some(reply) = shutdown {
+                self.finish(Some(reply));
+                return;
+            }
+            self.checkpoint_if_due();
+            if let Err(e) = self.ledger.sync_if_due() {
+                self.fail(format!("syncing the ledger: {e}"));
+            }
+        }
+    }
+
+    /// How long to wait for events before looking at the clock again.
+    fn wait(&self) -> Duration {
+        let idle = self.options.idle_wake;
+        match self.unsigned_since {
+            Some(since) => {
+                let age = self.clock.now().saturating_duration_since(since);
+                self.options.checkpoint_every.saturating_sub(age).min(idle)
+            }
+            None => idle,
+        }
+    }
+
+    fn commit(&mut self, batch: &mut Vec<(Box<Event>, Vec<u8>, Ack)>) {
+        if let Some(failure) = &self.failure {
+            for (_, _, ack) in batch.drain(..) {
+                let _ = ack.send(Err(SinkError::Io(failure.clone())));
+            }
+            return;
+        }
+        let entries: Vec<&[u8]> = batch.iter().map(|(_, bytes, _)| bytes.as_slice()).collect();
+        match self.ledger.append_batch(&entries) {
+            Ok(range) => {
+                if self.unsigned_since.is_none() {
+                    self.unsigned_since = Some(self.clock.now());
+                }
+                self.update_status(|s| s.size = range.end);
+                for ((event, _, ack), index) in batch.drain(..).zip(range) {
+                    // A producer that stopped waiting, or nobody subscribed, is fine.
+                    let _ = ack.send(Ok(index));
+                    let _ = self.live.send(StoredEvent {
+                        index,
+                        event: *event,
+                    });
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for (_, _, ack) in batch.drain(..) {
+                    let _ = ack.send(Err(SinkError::Io(message.clone())));
+                }
+            }
+        }
+    }
+
+    fn checkpoint_if_due(&mut self) {
+        let Some(since) = self.unsigned_since else {
+            return;
+        };
+        if self.clock.now().saturating_duration_since(since) >= self.options.checkpoint_every {
+            let _ = self.checkpoint();
+        }
+    }
+
+    fn checkpoint(&mut self) -> Result<Option<SignedCheckpoint>, SinkError> {
+        if let Some(failure) = &self.failure {
+            return Err(SinkError::Io(failure.clone()));
+        }
+        if self.ledger.size() == 0 {
+            return Ok(None);
+        }
+        match self.ledger.checkpoint(&mut self.signer) {
+            Ok(signed) => {
+                self.unsigned_since = None;
+                self.update_status(|s| s.latest_checkpoint = Some(signed.clone()));
+                Ok(Some(signed))
+            }
+            Err(e) => {
+                let message = format!("signing a checkpoint: {e}");
+                self.fail(message.clone());
+                Err(SinkError::Io(message))
+            }
+        }
+    }
+
+    fn finish(&mut self, reply: Option<ShutdownReply>) {
+        let result = self.checkpoint();
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    fn fail(&mut self, message: String) {
+        self.update_status(|s| s.failure = Some(message.clone()));
+        self.failure = Some(message);
+    }
+
+    fn update_status(&self, change: impl FnOnce(&mut SinkStatus)) {
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut status);
+    }
+}

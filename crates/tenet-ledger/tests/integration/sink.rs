@@ -1,0 +1,143 @@
+//! LedgerSink: group commit behind EventSink, periodic and final checkpoints.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tenet_event::{AdminEvent, Event, EventKind, EventSink, SinkError};
+use tenet_ledger::{LedgerOptions, LedgerReader, LedgerSink, ManualClock, SinkOptions, Verdict};
+use time::OffsetDateTime;
+
+use super::support::{report, signer};
+
+fn event(n: usize) -> Event {
+    Event::new(
+        OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        EventKind::Admin(AdminEvent {
+            actor: "test".into(),
+            operation: "op".into(),
+            success: true,
+            detail: n.to_string(),
+        }),
+    )
+}
+
+fn start(dir: &std::path::Path, clock: Arc<ManualClock>) -> LedgerSink {
+    let ledger = super::support::open(dir);
+    let options = SinkOptions {
+        idle_wake: Duration::from_millis(10),
+        ..SinkOptions::default()
+    };
+    LedgerSink::start(ledger, signer(), options, clock).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_event_is_stored_once_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Instant::now()));
+    let sink = start(dir.path(), clock);
+    let mut live = sink.subscribe();
+    let mut tasks = Vec::new();
+    let events: Vec<Event> = (0..300).map(event).collect();
+    for e in events.clone() {
+        let s = sink.clone();
+        tasks.push(tokio::spawn(async move { s.record_indexed(e).await }));
+    }
+    let mut indices = Vec::new();
+    for t in tasks {
+        indices.push(t.await.unwrap().unwrap());
+    }
+    indices.sort_unstable();
+    assert_eq!(indices, (0..300).collect::<Vec<u64>>());
+    let first = live.recv().await.unwrap();
+    assert_eq!(first.index, 0);
+
+    let final_cp = sink.shutdown().await.unwrap().unwrap();
+    assert_eq!(final_cp.size(), 300);
+    assert!(matches!(
+        sink.record(event(999)).await,
+        Err(SinkError::Closed)
+    ));
+
+    let reader = LedgerReader::open(dir.path()).unwrap();
+    let mut stored: Vec<Vec<u8>> = (0..300).map(|i| reader.entry(i).unwrap()).collect();
+    let mut expected: Vec<Vec<u8>> = events.iter().map(Event::to_canonical_json).collect();
+    stored.sort();
+    expected.sort();
+    assert_eq!(stored, expected);
+    assert_eq!(report(dir.path()).verdict, Verdict::Verified);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_follows_within_the_interval_while_events_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Instant::now()));
+    let sink = start(dir.path(), Arc::clone(&clock));
+    sink.record(event(1)).await.unwrap();
+    assert!(sink.status().latest_checkpoint.is_none(), "not due yet");
+
+    // Half a second later: still not due.
+    clock.advance(Duration::from_millis(500));
+    sink.record(event(2)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(sink.status().latest_checkpoint.is_none());
+
+    // One second after the first unsigned entry the writer signs, even with no new events.
+    clock.advance(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let signed = loop {
+        if let Some(cp) = sink.status().latest_checkpoint {
+            break cp;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint within 5 s of real time"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(signed.size(), 2);
+
+    // The next entry starts a new interval, signed one (clock) second after it.
+    sink.record(event(3)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(sink.status().latest_checkpoint.map(|c| c.size()), Some(2));
+    clock.advance(Duration::from_secs(1));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sink.status().latest_checkpoint.map(|c| c.size()) != Some(3) {
+        assert!(
+            Instant::now() < deadline,
+            "no second checkpoint: {:?}",
+            sink.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Shutdown signs whatever is left.
+    sink.record(event(4)).await.unwrap();
+    assert_eq!(sink.shutdown().await.unwrap().unwrap().size(), 4);
+    assert_eq!(report(dir.path()).verdict, Verdict::Verified);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_every_handle_still_signs_a_final_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Instant::now()));
+    let sink = start(dir.path(), clock);
+    for n in 0..5 {
+        sink.record(event(n)).await.unwrap();
+    }
+    drop(sink);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reader = LedgerReader::open(dir.path()).unwrap();
+        if reader.latest_checkpoint().unwrap().map(|c| c.size()) == Some(5) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no final checkpoint");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The writer released the directory: it opens again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while super::support::open_with(dir.path(), LedgerOptions::default()).is_err() {
+        assert!(Instant::now() < deadline, "writer lock never released");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
