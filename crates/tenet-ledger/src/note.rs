@@ -304,9 +304,10 @@ impl VerifierKey {
             key: text.to_owned(),
             reason,
         };
-        let mut parts = text.split('+');
-        let (Some(name), Some(hash_hex), Some(key_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        // The name and hash hold no '+'; the base64 key may.
+        let mut parts = text.splitn(3, '+');
+        let (Some(name), Some(hash_hex), Some(key_b64)) =
+            (parts.next(), parts.next(), parts.next())
         else {
             return Err(bad("expected <name>+<hash>+<key>"));
         };
@@ -532,6 +533,20 @@ mod tests {
         parts[1] = "00000000";
         assert!(VerifierKey::parse(&parts.join("+")).is_err());
         assert!(VerifierKey::parse("a b+00000000+AQ==").is_err());
+    }
+
+    /// Base64 uses '+': a key whose encoding holds one must still parse.
+    #[test]
+    fn verifier_key_with_a_plus_in_its_base64_parses() {
+        let with_plus = (0u8..=255)
+            .map(|n| SigningKey::from_seed("example.test/log", &[n; 32]).unwrap())
+            .map(|k| k.verifier_key())
+            .find(|vk| vk.to_string().matches('+').count() > 2)
+            .unwrap();
+        assert_eq!(
+            VerifierKey::parse(&with_plus.to_string()).unwrap(),
+            with_plus
+        );
     }
 
     #[test]

@@ -120,7 +120,8 @@ class Invalid(Exception):
 
 
 def parse_verifier_key(text):
-    parts = text.split("+")
+    # The name and hash hold no "+"; the base64 key may.
+    parts = text.split("+", 2)
     if len(parts) != 3:
         raise Invalid("verifier key is not <name>+<hash>+<key>")
     name, hash_hex, key_b64 = parts

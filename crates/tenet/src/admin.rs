@@ -1,6 +1,11 @@
 //! The admin API: mTLS on its own address, only the deployment's admin credential accepted.
 //!
-//! `GET /v1/status`, `POST /v1/policy/reload`, `GET /v1/bundle`, `GET /metrics`.
+//! `GET /v1/status`, `POST /v1/policy/reload`, `GET /v1/bundle`, `GET /metrics`, and for the
+//! ledger: `GET /v1/log/checkpoint` (the newest signed checkpoint, C2SP note text),
+//! `GET /v1/log/proof/inclusion?index=I[&size=S]`, `GET /v1/log/proof/consistency?old=O[&new=N]`
+//! (proof JSON; the size defaults to the newest checkpoint's), so that a witness can follow
+//! the log, and `POST /v1/events/svid` (an SVID the CLI issued while the deployment holds the
+//! ledger).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,9 +18,10 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tenet_event::{AdminEvent, EventKind, JsonlSink};
+use tenet_event::{AdminEvent, EventKind, SvidEvent};
 use tenet_gateway::{Clock, SvidResolver};
 use tenet_identity::{BundleSet, SpiffeId, SvidVerifier, X509Svid};
+use tenet_ledger::{LedgerReader, LedgerSink};
 use tenet_policy::PolicyEngine;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -29,7 +35,9 @@ use crate::up::{PolicyReloader, record};
 pub struct AdminState {
     pub policy: Arc<PolicyEngine>,
     pub reloader: Arc<PolicyReloader>,
-    pub sink: JsonlSink,
+    pub sink: LedgerSink,
+    /// The ledger directory, read for proofs.
+    pub ledger_dir: std::path::PathBuf,
     pub bundle_pem: String,
     pub trust_domain: String,
     pub listeners: Vec<(String, SocketAddr)>,
@@ -157,6 +165,7 @@ async fn handle(
                     "listeners": state.listeners.iter()
                         .map(|(n, a)| serde_json::json!({"name": n, "addr": a.to_string()}))
                         .collect::<Vec<_>>(),
+                    "ledger": ledger_status(state),
                 }),
             )
         }
@@ -192,6 +201,14 @@ async fn handle(
                 }
             }
         }
+        (&Method::GET, "/v1/log/checkpoint") => checkpoint(state),
+        (&Method::GET, "/v1/log/proof/inclusion") => {
+            answer(inclusion(state, req.uri().query().unwrap_or("")))
+        }
+        (&Method::GET, "/v1/log/proof/consistency") => {
+            answer(consistency(state, req.uri().query().unwrap_or("")))
+        }
+        (&Method::POST, crate::ledger::SVID_EVENT_PATH) => svid_event(req, state).await,
         (&Method::GET, "/v1/bundle") => {
             let mut r = Response::new(Full::new(Bytes::from(state.bundle_pem.clone())));
             r.headers_mut().insert(
@@ -214,8 +231,201 @@ async fn handle(
     }
 }
 
+fn ledger_status(state: &AdminState) -> serde_json::Value {
+    let status = state.sink.status();
+    serde_json::json!({
+        "entries": status.size,
+        "checkpoint_size": status.latest_checkpoint.as_ref().map(|c| c.size()),
+        "failure": status.failure,
+    })
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The newest signed checkpoint, as its C2SP note.
+fn checkpoint(state: &AdminState) -> Response<Full<Bytes>> {
+    match state.sink.status().latest_checkpoint {
+        Some(cp) => text(StatusCode::OK, cp.text().to_owned()),
+        None => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "no checkpoint has been signed yet"}),
+        ),
+    }
+}
+
+/// A request the ledger cannot answer: bad parameters (400) or a read failure (500).
+#[derive(Debug)]
+enum ProofError {
+    BadRequest(String),
+    Ledger(String),
+}
+
+fn answer(result: Result<serde_json::Value, ProofError>) -> Response<Full<Bytes>> {
+    match result {
+        Ok(value) => json(StatusCode::OK, value),
+        Err(ProofError::BadRequest(e)) => {
+            json(StatusCode::BAD_REQUEST, serde_json::json!({"error": e}))
+        }
+        Err(ProofError::Ledger(e)) => {
+            warn!(error = %e, "ledger proof failed");
+            json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"error": e}),
+            )
+        }
+    }
+}
+
+/// The value of `name` in a query string, as a number; `None` when absent.
+fn query_u64(query: &str, name: &str) -> Result<Option<u64>, ProofError> {
+    let mut found = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != name {
+            continue;
+        }
+        if found.is_some() {
+            return Err(ProofError::BadRequest(format!("{name} is given twice")));
+        }
+        let n = value.parse::<u64>().map_err(|_| {
+            ProofError::BadRequest(format!("{name}={value:?} is not a non-negative integer"))
+        })?;
+        found = Some(n);
+    }
+    Ok(found)
+}
+
+fn required(query: &str, name: &str) -> Result<u64, ProofError> {
+    query_u64(query, name)?.ok_or_else(|| ProofError::BadRequest(format!("{name} is required")))
+}
+
+/// A size given in the query, or else the newest checkpoint's.
+fn size_or_checkpoint(state: &AdminState, query: &str, name: &str) -> Result<u64, ProofError> {
+    match query_u64(query, name)? {
+        Some(size) => Ok(size),
+        None => state
+            .sink
+            .status()
+            .latest_checkpoint
+            .map(|c| c.size())
+            .ok_or_else(|| {
+                ProofError::BadRequest(format!("no checkpoint yet; give {name} explicitly"))
+            }),
+    }
+}
+
+fn reader(state: &AdminState) -> Result<LedgerReader, ProofError> {
+    LedgerReader::open(&state.ledger_dir).map_err(|e| ProofError::Ledger(e.to_string()))
+}
+
+/// Out-of-range indices and sizes are the caller's mistake; anything else is ours.
+fn proof_error(e: tenet_ledger::LedgerError) -> ProofError {
+    match e {
+        tenet_ledger::LedgerError::IndexOutOfRange { .. }
+        | tenet_ledger::LedgerError::BadSizes { .. } => ProofError::BadRequest(e.to_string()),
+        other => ProofError::Ledger(other.to_string()),
+    }
+}
+
+fn inclusion(state: &AdminState, query: &str) -> Result<serde_json::Value, ProofError> {
+    let index = required(query, "index")?;
+    let size = size_or_checkpoint(state, query, "size")?;
+    let proof = reader(state)?
+        .prove_inclusion(index, size)
+        .map_err(proof_error)?;
+    serde_json::to_value(proof).map_err(|e| ProofError::Ledger(e.to_string()))
+}
+
+fn consistency(state: &AdminState, query: &str) -> Result<serde_json::Value, ProofError> {
+    let old = required(query, "old")?;
+    let new = size_or_checkpoint(state, query, "new")?;
+    let proof = reader(state)?
+        .prove_consistency(old, new)
+        .map_err(proof_error)?;
+    serde_json::to_value(proof).map_err(|e| ProofError::Ledger(e.to_string()))
+}
+
+/// Largest request body the admin API reads (an SVID event is a few hundred bytes).
+const MAX_BODY: usize = 64 * 1024;
+
+/// Record an SVID that the CLI issued from the CA files while this process holds the ledger.
+/// The SPIFFE ID must belong to this deployment's trust domain.
+async fn svid_event(req: Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("request body: {e}")}),
+            );
+        }
+    };
+    let mut event: SvidEvent = match serde_json::from_slice(&body) {
+        Ok(event) => event,
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("not an SVID event: {e}")}),
+            );
+        }
+    };
+    let in_domain = SpiffeId::parse(&event.spiffe_id)
+        .is_ok_and(|id| id.trust_domain().as_str() == state.trust_domain);
+    if !in_domain || !matches!(event.svid_type.as_str(), "x509" | "jwt") {
+        return json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": format!(
+                "{:?} is not an x509 or jwt SVID of trust domain {}",
+                event.spiffe_id, state.trust_domain
+            )}),
+        );
+    }
+    event.requested_by = "cli (admin API)".into();
+    let clock = &*state.clock;
+    match record(&state.sink, clock, EventKind::Svid(event)).await {
+        Ok(index) => json(StatusCode::OK, serde_json::json!({"index": index})),
+        Err(e) => {
+            warn!(error = %e, "SVID issued by the CLI could not be recorded");
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"error": e.to_string()}),
+            )
+        }
+    }
+}
+
+/// Whether `error` means that nothing listens on the admin address.
+pub fn unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+    })
+}
+
 /// The CLI side: call the admin API of the deployment in `config` with its admin credential.
 pub async fn call(config: &Config, method: Method, path: &str) -> Result<(StatusCode, String)> {
+    call_with(config, method, path, Vec::new()).await
+}
+
+/// [`call`] with a JSON request body (none when empty).
+pub async fn call_with(
+    config: &Config,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<(StatusCode, String)> {
     let dir = config.admin_dir();
     let read = |name: &str| {
         let p = dir.join(name);
@@ -253,11 +463,14 @@ pub async fn call(config: &Config, method: Method, path: &str) -> Result<(Status
         .context("admin API TLS handshake")?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(method)
         .uri(path)
-        .header(header::HOST, addr.to_string())
-        .body(Full::new(Bytes::new()))?;
+        .header(header::HOST, addr.to_string());
+    if !body.is_empty() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    let req = req.body(Full::new(Bytes::from(body)))?;
     let resp = sender
         .send_request(req)
         .await
@@ -271,4 +484,23 @@ pub async fn call(config: &Config, method: Method, path: &str) -> Result<(Status
         );
     }
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_numbers() {
+        assert_eq!(query_u64("index=3&size=7", "size").unwrap(), Some(7));
+        assert_eq!(query_u64("index=3", "size").unwrap(), None);
+        assert_eq!(query_u64("", "index").unwrap(), None);
+        assert!(matches!(
+            query_u64("index=-1", "index"),
+            Err(ProofError::BadRequest(m)) if m.contains("\"-1\"")
+        ));
+        assert!(query_u64("index=1&index=2", "index").is_err());
+        assert!(query_u64("index", "index").is_err());
+        assert!(required("size=1", "index").is_err());
+    }
 }

@@ -1,13 +1,10 @@
 //! Dispatch of the CLI's commands, and the small ones that need no module of their own.
 
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, anyhow, bail};
-use tenet_event::{Event, JsonlSink, JsonlSinkOptions};
+use tenet_event::SvidEvent;
 use tenet_gateway::{Clock, SystemClock};
 use tenet_identity::{CertificateAuthority, SpiffeId};
 use tenet_policy::{
@@ -34,6 +31,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             println!("  config:           {}", dir.join("tenet.toml").display());
             println!("  policies:         {}", dir.join("policies").display());
             println!("  admin credential: {}", dir.join("data/admin").display());
+            println!(
+                "  event ledger:     {} (verifier key {})",
+                dir.join("data/ledger").display(),
+                dir.join("data/ledger.vkey").display()
+            );
             println!("next: edit the routes in tenet.toml, then `tenet up`");
             Ok(ExitCode::SUCCESS)
         }
@@ -50,14 +52,40 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy { action } => policy(explicit, action).await,
-        Command::Log {
-            action:
-                LogCommand::Tail {
-                    follow,
-                    from,
-                    format,
-                },
-        } => tail(&config::load(explicit)?, follow, from, format).await,
+        Command::Log { action } => log(explicit, action).await,
+    }
+}
+
+async fn log(explicit: Option<&Path>, action: LogCommand) -> Result<ExitCode> {
+    match action {
+        LogCommand::Verify {
+            ledger,
+            key,
+            checkpoints,
+            format,
+        } => {
+            // An auditor with a copied ledger and the key needs no deployment.
+            let config = match (&ledger, &key) {
+                (Some(_), Some(_)) => None,
+                _ => Some(config::load(explicit)?),
+            };
+            let target = crate::log::Target::new(config.as_ref(), ledger, key)?;
+            crate::log::verify(&target, &checkpoints, format)
+        }
+        LogCommand::Prove { index, size } => {
+            crate::log::prove(&config::load(explicit)?, index, size)
+        }
+        LogCommand::Consistency { old, new } => {
+            crate::log::consistency(&config::load(explicit)?, old, new)
+        }
+        LogCommand::Tail {
+            follow,
+            from,
+            format,
+        } => crate::log::tail(&config::load(explicit)?, follow, from, format).await,
+        LogCommand::Export { format, from, to } => {
+            crate::log::export(&config::load(explicit)?, format, from, to)
+        }
     }
 }
 
@@ -96,7 +124,8 @@ fn parse_id(text: &str) -> Result<SpiffeId> {
 async fn svid(config: &Config, kind: SvidCommand) -> Result<ExitCode> {
     let ca = load_ca(config)?;
     let clock = SystemClock;
-    let sink = JsonlSink::open(JsonlSinkOptions::new(config.events_path()))?;
+    // INVARIANT: an SVID is handed out (written or printed) only after its issuance is in
+    // the ledger.
     match kind {
         SvidCommand::X509 { id, ttl, out, dns } => {
             let id = parse_id(&id)?;
@@ -108,7 +137,8 @@ async fn svid(config: &Config, kind: SvidCommand) -> Result<ExitCode> {
             }
             let ttl = parse_duration(&ttl).context("--ttl")?;
             let svid = ca.issue_x509_svid_with_dns(&id, &dns, ttl, clock.now())?;
-            crate::up::record(&sink, &clock, crate::up::svid_event(&svid, "cli")).await?;
+            let entry =
+                crate::ledger::record_svid(config, &crate::up::svid_event(&svid, "cli")).await?;
             match out {
                 Some(dir) => {
                     std::fs::create_dir_all(&dir)
@@ -116,7 +146,7 @@ async fn svid(config: &Config, kind: SvidCommand) -> Result<ExitCode> {
                     svid.write_files(&dir, &ca.bundle())?;
                     println!(
                         "wrote {0}/svid.pem, {0}/svid.key and {0}/bundle.pem for {id} (serial {1}, \
-                         expires {2})",
+                         expires {2}; ledger entry {entry})",
                         dir.display(),
                         svid.serial_hex(),
                         svid.not_after()
@@ -135,10 +165,41 @@ async fn svid(config: &Config, kind: SvidCommand) -> Result<ExitCode> {
             }
             let ttl = parse_duration(&ttl).context("--ttl")?;
             let token = ca.issue_jwt_svid(&id, &audience, ttl, clock.now())?;
+            crate::ledger::record_svid(config, &jwt_svid_event(&id, &token)?).await?;
             println!("{token}");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The event for a JWT-SVID: the token is a bearer credential, so the event names it by its
+/// SHA-256 fingerprint, and takes the expiry from the token itself.
+fn jwt_svid_event(id: &SpiffeId, token: &str) -> Result<SvidEvent> {
+    use base64::Engine as _;
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|c| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+        })
+        .and_then(|c| serde_json::from_slice::<serde_json::Value>(&c).ok())
+        .ok_or_else(|| anyhow!("the issued JWT-SVID has no readable claims"))?;
+    let exp = claims
+        .get("exp")
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| anyhow!("the issued JWT-SVID has no exp claim"))?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let fingerprint: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(SvidEvent {
+        spiffe_id: id.to_string(),
+        svid_type: "jwt".into(),
+        serial: format!("sha256:{fingerprint}"),
+        not_after: OffsetDateTime::from_unix_timestamp(exp)
+            .map_err(|e| anyhow!("the issued JWT-SVID's exp {exp}: {e}"))?,
+        requested_by: "cli".into(),
+    })
 }
 
 async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCode> {
@@ -285,60 +346,4 @@ fn print_decision(decision: &Decision, path: &str, format: OutputFormat) {
     for e in errors {
         println!("error: {e}");
     }
-}
-
-async fn tail(config: &Config, follow: bool, from: u64, format: OutputFormat) -> Result<ExitCode> {
-    let path = config.events_path();
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => {
-            // Wait for the first event.
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if let Ok(f) = std::fs::File::open(&path) {
-                    break f;
-                }
-            }
-        }
-        Err(e) => return Err(anyhow!("reading {}: {e}", path.display())),
-    };
-    let mut reader = BufReader::new(file);
-    let mut index: u64 = 0;
-    let mut line = String::new();
-    let stdout = std::io::stdout();
-    loop {
-        line.clear();
-        let pos = reader.stream_position()?;
-        let n = reader
-            .read_line(&mut line)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 || !line.ends_with('\n') {
-            // End of file, or a record still being written.
-            if !follow {
-                break;
-            }
-            reader.seek(SeekFrom::Start(pos))?;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        let event: Event = serde_json::from_str(line.trim_end())
-            .with_context(|| format!("{}: entry {index} is not a Tenet event", path.display()))?;
-        if index >= from {
-            let mut out = stdout.lock();
-            let written = match format {
-                OutputFormat::Json => out
-                    .write_all(&event.to_canonical_json())
-                    .and_then(|()| out.write_all(b"\n")),
-                OutputFormat::Text => {
-                    writeln!(out, "{index:>6} {} {}", event.time, event.summary())
-                }
-            };
-            if written.and_then(|()| out.flush()).is_err() {
-                // A closed pipe (`| head`) ends the command quietly.
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
-        index += 1;
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
-use tenet_event::SyncPolicy;
 use tenet_gateway::{ClientAuth, ListenerSpec, RouteSpec, UpstreamProtocol, UpstreamSpec};
 use tenet_identity::{SpiffeId, TrustDomain};
+use tenet_ledger::SyncPolicy;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -46,7 +46,8 @@ pub struct DeploymentSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsSection {
-    /// "batch" (fdatasync every group commit), "never", or an interval such as "100ms".
+    /// "batch" (fdatasync every group commit), "interval" (at most every second), an
+    /// interval such as "100ms", or "never".
     #[serde(default = "default_sync")]
     pub sync: String,
 }
@@ -138,8 +139,28 @@ impl Config {
     pub fn admin_dir(&self) -> PathBuf {
         self.data_dir.join("admin")
     }
-    pub fn events_path(&self) -> PathBuf {
-        self.data_dir.join("events.jsonl")
+    /// The event ledger: segments, tree hashes and signed checkpoints.
+    pub fn ledger_dir(&self) -> PathBuf {
+        self.data_dir.join("ledger")
+    }
+    /// The checkpoint signing key and the signer's state (owner only).
+    pub fn ledger_key_dir(&self) -> PathBuf {
+        self.data_dir.join("ledger-key")
+    }
+    pub fn ledger_signing_key(&self) -> PathBuf {
+        self.ledger_key_dir().join("signing.pem")
+    }
+    /// The last size and root signed, so a rolled-back checkpoints file is never re-signed.
+    pub fn ledger_signer_state(&self) -> PathBuf {
+        self.ledger_key_dir().join("signer.state")
+    }
+    /// The public verifier key, in C2SP note form.
+    pub fn ledger_verifier_key(&self) -> PathBuf {
+        self.data_dir.join("ledger.vkey")
+    }
+    /// The origin line of a new ledger's checkpoints (and its key name).
+    pub fn ledger_origin(&self) -> String {
+        format!("{}/tenet-ledger", self.trust_domain)
     }
     pub fn admin_id(&self) -> Result<SpiffeId> {
         admin_id(&self.trust_domain)
@@ -323,15 +344,23 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     Ok(Duration::from_secs(secs))
 }
 
+/// The `[events] sync` setting as the ledger's sync policy.
 fn parse_sync(text: &str) -> Result<SyncPolicy> {
     Ok(match text {
         "batch" => SyncPolicy::EveryBatch,
+        "interval" => SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL),
         "never" => SyncPolicy::Never,
         other => SyncPolicy::Interval(parse_duration(other).map_err(|_| {
-            anyhow!("{other:?} is not \"batch\", \"never\" or an interval such as \"100ms\"")
+            anyhow!(
+                "{other:?} is not \"batch\", \"interval\", \"never\" or an interval such as \
+                 \"100ms\""
+            )
         })?),
     })
 }
+
+/// What `sync = "interval"` means.
+const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
@@ -345,5 +374,21 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn sync_settings_map_to_the_ledger_policy() {
+        assert_eq!(parse_sync("batch").unwrap(), SyncPolicy::EveryBatch);
+        assert_eq!(parse_sync("never").unwrap(), SyncPolicy::Never);
+        assert_eq!(
+            parse_sync("interval").unwrap(),
+            SyncPolicy::Interval(Duration::from_secs(1))
+        );
+        assert_eq!(
+            parse_sync("250ms").unwrap(),
+            SyncPolicy::Interval(Duration::from_millis(250))
+        );
+        let err = parse_sync("sometimes").unwrap_err().to_string();
+        assert!(err.contains("\"sometimes\""), "{err}");
     }
 }

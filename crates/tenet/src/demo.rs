@@ -1,6 +1,7 @@
 //! `tenet demo`: a throwaway deployment, a gateway and two upstream services in-process,
-//! real mTLS requests that are allowed and denied, each step narrated with its decision.
-//! Exits non-zero if any step did not behave as expected.
+//! real mTLS requests that are allowed and denied, each step narrated with its decision and
+//! its ledger entry, then the ledger verified as `tenet log verify` does, with an inclusion
+//! proof of one decision. Exits non-zero if any step did not behave as expected.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,11 +18,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::ServerName;
-use tenet_event::{Event, EventKind};
+use tenet_event::EventKind;
 use tenet_gateway::{ASSERTION_HEADER, SvidResolver};
 use tenet_identity::{
     BundleSet, CertificateAuthority, SpiffeId, SvidVerifier, TrustDomain, X509Svid,
 };
+use tenet_ledger::{Completeness, LedgerReader, StoredEvent, Verdict, VerifyOptions};
 use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
@@ -104,9 +106,12 @@ pub async fn run(keep: bool) -> Result<ExitCode> {
 
     let mut failures = 0;
     let mut n = 0;
+    let mut first_decision = None;
     for step in STEPS {
         n += 1;
-        failures += usize::from(!run_step(n, step, &client, &creds, &mut events).await);
+        let (ok, entry) = run_step(n, step, &client, &creds, &mut events).await;
+        failures += usize::from(!ok);
+        first_decision = first_decision.or(entry);
     }
 
     // Hot reload: a new policy lets reporting read the catalog, without a restart.
@@ -122,8 +127,8 @@ pub async fn run(keep: bool) -> Result<ExitCode> {
     );
     failures += usize::from(!reloaded);
     n += 1;
-    failures +=
-        usize::from(!run_step(n, &REPORTING_AFTER_RELOAD, &client, &creds, &mut events).await);
+    let (ok, _) = run_step(n, &REPORTING_AFTER_RELOAD, &client, &creds, &mut events).await;
+    failures += usize::from(!ok);
 
     // An invalid update is rejected and the last good set stays in force.
     n += 1;
@@ -140,18 +145,13 @@ pub async fn run(keep: bool) -> Result<ExitCode> {
     );
     failures += usize::from(!kept);
     n += 1;
-    failures +=
-        usize::from(!run_step(n, &REPORTING_AFTER_RELOAD, &client, &creds, &mut events).await);
+    let (ok, _) = run_step(n, &REPORTING_AFTER_RELOAD, &client, &creds, &mut events).await;
+    failures += usize::from(!ok);
 
-    println!();
-    let lines = std::fs::read_to_string(config.events_path())?
-        .lines()
-        .count();
-    println!(
-        "{lines} events recorded in {}",
-        config.events_path().display()
-    );
+    // Shutting down signs the final checkpoint; then the ledger must verify in full.
     running.shutdown().await;
+    println!();
+    failures += usize::from(!show_ledger(&config, first_decision)?);
     if keep {
         let kept_dir = dir.keep();
         println!("deployment kept in {}", kept_dir.display());
@@ -180,13 +180,68 @@ async fn wait_for_policy_change(running: &crate::up::Running, before: &str) -> b
     false
 }
 
+/// What `tenet log verify` says, the newest checkpoint, and an inclusion proof of the
+/// decision at `decision` checked against it. True when the ledger verified, every entry is
+/// covered by the final checkpoint and the proof holds.
+fn show_ledger(config: &config::Config, decision: Option<u64>) -> Result<bool> {
+    let dir = config.ledger_dir();
+    let key = crate::ledger::verifier_key(&config.ledger_verifier_key())?;
+    let options = VerifyOptions {
+        origin: Some(key.name().to_owned()),
+        ..VerifyOptions::default()
+    };
+    let report = tenet_ledger::verify_with(&dir, &key, &options)?;
+    let reader = LedgerReader::open(&dir)?;
+    let checkpoint = reader
+        .latest_checkpoint()?
+        .ok_or_else(|| anyhow!("the ledger in {} has no checkpoint", dir.display()))?;
+    println!("ledger in {}", dir.display());
+    println!(
+        "  checkpoint: {}, {} entries, root {}",
+        checkpoint.checkpoint().origin,
+        checkpoint.size(),
+        checkpoint.root()
+    );
+    let complete = matches!(
+        report.completeness,
+        Completeness::Anchored { unanchored: 0, .. }
+    );
+    let verified = report.verdict == Verdict::Verified && complete;
+    println!("  tenet log verify (key {key}):");
+    for line in report.to_string().lines() {
+        println!("    {} {line}", mark(verified));
+    }
+
+    let Some(index) = decision else {
+        println!("    {} no decision entry to prove", mark(false));
+        return Ok(false);
+    };
+    let proof = reader.prove_inclusion(index, checkpoint.size())?;
+    let proven = proof
+        .verify_entry(&reader.entry(index)?, &checkpoint.root())
+        .is_ok();
+    println!(
+        "  entry {index} (the first decision): inclusion proof of {} hashes against the \
+         checkpoint",
+        proof.hashes.len()
+    );
+    println!(
+        "    {} {}",
+        mark(proven),
+        if proven { "proven" } else { "does NOT verify" }
+    );
+    Ok(verified && proven)
+}
+
+/// Send one step's request and check the answer; returns whether it behaved as expected and
+/// the ledger entry of its decision.
 async fn run_step(
     n: usize,
     step: &Step,
     client: &DemoClient,
     creds: &HashMap<&str, &X509Svid>,
-    events: &mut broadcast::Receiver<Event>,
-) -> bool {
+    events: &mut broadcast::Receiver<StoredEvent>,
+) -> (bool, Option<u64>) {
     let who = step.caller.unwrap_or("no certificate");
     println!("{n:>2}. {} ", step.title);
     println!(
@@ -195,6 +250,7 @@ async fn run_step(
     );
     let svid = step.caller.and_then(|c| creds.get(c).copied());
     let result = client.send(svid, step).await;
+    let mut entry = None;
     let (ok, detail) = match (&result, step.expect) {
         (Err(e), Expect::HandshakeRefused) => (true, format!("handshake refused: {e:#}")),
         (Err(e), Expect::Status(_)) => (false, format!("error: {e:#}")),
@@ -204,26 +260,31 @@ async fn run_step(
                 Some(id) => find_decision(events, id).await,
                 None => None,
             };
-            let decision = decision.unwrap_or_else(|| "no decision event".to_string());
+            entry = decision.as_ref().map(|(index, _)| *index);
+            let decision = match decision {
+                Some((index, text)) => format!("{text} [ledger entry {index}]"),
+                None => "no decision event".to_string(),
+            };
             let mut detail = format!("{} {decision}", r.status);
             if !r.upstream_says.is_empty() {
                 detail.push_str(&format!("; upstream saw {}", r.upstream_says));
             }
-            (r.status == want, detail)
+            (r.status == want && entry.is_some(), detail)
         }
     };
     println!("    {} {detail}", mark(ok));
-    ok
+    (ok, entry)
 }
 
-/// The decision event for `request_id`, from the live event feed.
+/// The decision event for `request_id` and its ledger index, from the live feed of stored
+/// events.
 async fn find_decision(
-    events: &mut broadcast::Receiver<Event>,
+    events: &mut broadcast::Receiver<StoredEvent>,
     request_id: &str,
-) -> Option<String> {
+) -> Option<(u64, String)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     loop {
-        let event = tokio::time::timeout_at(deadline, events.recv())
+        let StoredEvent { index, event } = tokio::time::timeout_at(deadline, events.recv())
             .await
             .ok()?
             .ok()?;
@@ -239,10 +300,10 @@ async fn find_decision(
                 } else {
                     "deny"
                 };
-                return Some(format!("{word} ({why}) on {}{}", a.host, a.path));
+                return Some((index, format!("{word} ({why}) on {}{}", a.host, a.path)));
             }
             EventKind::Rejection(r) if r.request_id.as_deref() == Some(request_id) => {
-                return Some(format!("rejected before policy: {}", r.kind));
+                return Some((index, format!("rejected before policy: {}", r.kind)));
             }
             _ => {}
         }

@@ -1,5 +1,5 @@
-//! `tenet init`: a new deployment directory with configuration, policies, CA and the admin
-//! credential.
+//! `tenet init`: a new deployment directory with configuration, policies, CA, the admin
+//! credential and the ledger's checkpoint keys.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use tenet_event::{AdminEvent, EventKind};
 use tenet_identity::{CertificateAuthority, TrustDomain};
 use time::OffsetDateTime;
 
@@ -28,6 +29,14 @@ pub fn run(dir: &Path, trust_domain: &str, force: bool, now: OffsetDateTime) -> 
             config_path.display()
         );
     }
+    // Re-initialising replaces the CA: hold the ledger throughout, so that this fails before
+    // changing anything while a deployment runs, and the replacement is recorded.
+    let old_ledger = dir.join("data/ledger");
+    let held = if force && old_ledger.is_dir() {
+        Some(crate::ledger::hold(&old_ledger)?)
+    } else {
+        None
+    };
     make_dir(dir, 0o755)?;
     make_dir(&dir.join("policies"), 0o755)?;
     make_dir(&dir.join("data"), 0o700)?;
@@ -48,7 +57,8 @@ pub fn run(dir: &Path, trust_domain: &str, force: bool, now: OffsetDateTime) -> 
 
     let config = config::load(Some(&config_path))?;
     if force {
-        // --force replaces the CA and the admin credential; the event log is kept.
+        // --force replaces the CA and the admin credential; the event ledger and its keys are
+        // kept, so its history still verifies.
         for old in [config.ca_dir(), config.admin_dir()] {
             if old.exists() {
                 std::fs::remove_dir_all(&old)
@@ -66,10 +76,26 @@ pub fn run(dir: &Path, trust_domain: &str, force: bool, now: OffsetDateTime) -> 
     admin
         .write_files(&config.admin_dir(), &ca.bundle())
         .context("writing the admin credential")?;
+    crate::ledger::create_keys(&config)?;
+    let event = AdminEvent {
+        actor: "cli".into(),
+        operation: if force {
+            "deployment.reinit"
+        } else {
+            "deployment.init"
+        }
+        .into(),
+        success: true,
+        detail: format!(
+            "trust domain {td}; new CA, admin credential {}",
+            config.admin_id()?
+        ),
+    };
+    crate::ledger::record_directly(&config, held, EventKind::Admin(event))?;
     Ok(())
 }
 
-fn make_dir(path: &Path, mode: u32) -> Result<()> {
+pub fn make_dir(path: &Path, mode: u32) -> Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(mode)
@@ -96,7 +122,8 @@ fn config_template(td: &TrustDomain) -> String {
 [deployment]
 # The SPIFFE trust domain of every identity this deployment issues.
 trust_domain = "{td}"
-# CA keys, the admin credential and the event log (owner-only permissions).
+# CA keys, the admin credential, the event ledger (data/ledger) and its checkpoint signing
+# key (data/ledger-key), all owner-only; data/ledger.vkey is the public verifier key.
 data_dir = "data"
 # Cedar policies (*.cedar), validated against the Tenet schema; reloaded when they change.
 policy_dir = "policies"
@@ -106,8 +133,16 @@ svid_ttl = "1h"
 clock_skew = "60s"
 
 [events]
-# When decision events are forced to disk: "batch" (fdatasync every group commit, the safe
-# default), an interval such as "100ms" (may lose the last interval on power loss), or "never".
+# Every event goes into the tamper-evident ledger in data/ledger; a checkpoint (a signed tree
+# head) is signed at least every second while events arrive, and on shutdown. A request is
+# answered only after its event is written, so a crash of the process (kill -9) loses no
+# answered request's event whatever this says. It says when the records are also forced to
+# stable storage (fdatasync), which matters for a power loss or kernel crash:
+#   "batch"    every group commit, before any event in it is acknowledged (the safe default)
+#   "interval" at most once a second ("100ms", "5s": another interval); a power loss can
+#              lose the acknowledged events of the last interval
+#   "never"    leave it to the operating system
+# Each checkpoint syncs everything it covers, whatever the setting.
 sync = "batch"
 
 [admin]

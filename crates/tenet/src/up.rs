@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
-use tenet_event::{
-    Event, EventKind, EventSink, JsonlSink, JsonlSinkOptions, PolicyEvent, SvidEvent,
-};
+use tenet_event::{Event, EventKind, PolicyEvent, SvidEvent};
 use tenet_gateway::{
     CaAssertionIssuer, Clock, Gateway, GatewayHandle, GatewayParts, SvidResolver, SystemClock,
 };
 use tenet_identity::{BundleSet, CertificateAuthority, SvidVerifier, X509Svid};
+use tenet_ledger::LedgerSink;
 use tenet_policy::{PolicyEngine, PolicySnapshot};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -30,18 +29,26 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     pub policy: Arc<PolicyEngine>,
     pub reloader: Arc<PolicyReloader>,
-    pub sink: JsonlSink,
+    pub sink: LedgerSink,
     gateway: GatewayHandle,
     background: Vec<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stop accepting, drain, and stop background tasks.
+    /// Stop accepting, drain, stop background tasks, then store what is queued and sign the
+    /// final checkpoint.
     pub async fn shutdown(self) {
         for task in &self.background {
             task.abort();
         }
         self.gateway.shutdown().await;
+        match self.sink.shutdown().await {
+            Ok(Some(cp)) => {
+                info!(entries = cp.size(), root = %cp.root(), "final checkpoint signed")
+            }
+            Ok(None) => info!("the ledger is empty; no checkpoint"),
+            Err(e) => warn!(error = %e, "the final checkpoint could not be signed"),
+        }
         info!("tenet stopped");
     }
 }
@@ -61,9 +68,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         .map_err(|e| anyhow!("policies in {}: {e}", config.policy_dir.display()))?;
     let policy = Arc::new(PolicyEngine::new(snapshot));
 
-    let mut options = JsonlSinkOptions::new(config.events_path());
-    options.sync = config.sync;
-    let sink = JsonlSink::open(options)?;
+    let sink = crate::ledger::start_sink(config)?;
     let current = policy.current();
     record(
         &sink,
@@ -109,6 +114,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         policy: policy.clone(),
         reloader: reloader.clone(),
         sink: sink.clone(),
+        ledger_dir: config.ledger_dir(),
         bundle_pem: ca.bundle().to_pem(),
         trust_domain: config.trust_domain.to_string(),
         listeners: listeners.clone(),
@@ -164,7 +170,7 @@ async fn issue_gateway_svid(
     config: &Config,
     ca: &CertificateAuthority,
     clock: &dyn Clock,
-    sink: &JsonlSink,
+    sink: &LedgerSink,
 ) -> Result<X509Svid> {
     let svid = ca.issue_x509_svid_with_dns(
         &config.gateway_id()?,
@@ -172,22 +178,24 @@ async fn issue_gateway_svid(
         config.svid_ttl,
         clock.now(),
     )?;
-    record(sink, clock, svid_event(&svid, "tenet up")).await?;
+    let event = EventKind::Svid(svid_event(&svid, "tenet up"));
+    record(sink, clock, event).await?;
     Ok(svid)
 }
 
-pub fn svid_event(svid: &X509Svid, requested_by: &str) -> EventKind {
-    EventKind::Svid(SvidEvent {
+pub fn svid_event(svid: &X509Svid, requested_by: &str) -> SvidEvent {
+    SvidEvent {
         spiffe_id: svid.spiffe_id().to_string(),
         svid_type: "x509".into(),
         serial: svid.serial_hex(),
         not_after: svid.not_after(),
         requested_by: requested_by.into(),
-    })
+    }
 }
 
-pub async fn record(sink: &JsonlSink, clock: &dyn Clock, kind: EventKind) -> Result<()> {
-    sink.record(Event::new(clock.now(), kind))
+/// Record one event and return its ledger index once it is stored.
+pub async fn record(sink: &LedgerSink, clock: &dyn Clock, kind: EventKind) -> Result<u64> {
+    sink.record_indexed(Event::new(clock.now(), kind))
         .await
         .map_err(|e| anyhow!("recording event: {e}"))
 }
@@ -200,7 +208,7 @@ async fn rotate_svid(
     ttl: Duration,
     dns: Vec<String>,
     clock: Arc<dyn Clock>,
-    sink: JsonlSink,
+    sink: LedgerSink,
 ) {
     loop {
         tokio::time::sleep(ttl / 2).await;
@@ -211,7 +219,8 @@ async fn rotate_svid(
                     warn!(error = %e, "gateway SVID rotation failed; keeping the current one");
                     continue;
                 }
-                if let Err(e) = record(&sink, &*clock, svid_event(&next, "rotation")).await {
+                let event = EventKind::Svid(svid_event(&next, "rotation"));
+                if let Err(e) = record(&sink, &*clock, event).await {
                     warn!(error = %e, "SVID rotation not recorded");
                 }
                 info!(serial = %next.serial_hex(), "gateway SVID rotated");
@@ -245,7 +254,7 @@ fn dir_fingerprint(dir: &Path) -> Fingerprint {
 pub struct PolicyReloader {
     pub policy: Arc<PolicyEngine>,
     dir: PathBuf,
-    sink: JsonlSink,
+    sink: LedgerSink,
     clock: Arc<dyn Clock>,
     seen: tokio::sync::Mutex<Fingerprint>,
 }
@@ -254,7 +263,7 @@ impl PolicyReloader {
     pub fn new(
         policy: Arc<PolicyEngine>,
         dir: PathBuf,
-        sink: JsonlSink,
+        sink: LedgerSink,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let seen = tokio::sync::Mutex::new(dir_fingerprint(&dir));

@@ -292,6 +292,58 @@ upstream = "http://127.0.0.1:{upstream_port}"
             .count()
     }
 
+    /// SIGKILL `tenet up` and reap it: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        let mut gateway = self.gateway.take().expect("tenet up is not running");
+        gateway.0.kill().unwrap();
+        gateway.0.wait().unwrap();
+    }
+
+    /// SIGTERM `tenet up` and wait (up to 20 s) for its orderly exit; returns its status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut gateway = self.gateway.take().expect("tenet up is not running");
+        run_ok(Command::new("kill").args(["-TERM", &gateway.0.id().to_string()]));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = gateway.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "tenet up ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `tenet log ARGS` against this deployment (any exit status).
+    pub fn log(&self, args: &[&str]) -> Output {
+        tenet()
+            .arg("--config")
+            .arg(self.config())
+            .arg("log")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `GET path` on the admin API with the admin credential: (status, body).
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+            .arg("--resolve")
+            .arg(format!("{HOST}:{}:127.0.0.1", self.admin_port))
+            .arg("--cacert")
+            .arg(self.path("data/admin/bundle.pem"))
+            .arg("--cert")
+            .arg(self.path("data/admin/svid.pem"))
+            .arg("--key")
+            .arg(self.path("data/admin/svid.key"))
+            .arg(format!("https://{HOST}:{}{path}", self.admin_port))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
     /// The admin API's Prometheus text: `GET /metrics` with the admin credential. The admin
     /// API serves the gateway SVID, whose DNS SANs are the route hosts, so curl verifies it
     /// as `HOST`.

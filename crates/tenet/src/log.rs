@@ -1,0 +1,518 @@
+//! `tenet log`: verify the deployment's ledger, prove entries and consistency, tail and
+//! export its events.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+use tenet_ledger::{
+    LedgerReader, SignedCheckpoint, Verdict, VerifierKey, VerifyOptions, leaf_hash, verify_with,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::config::Config;
+use crate::{ExportFormat, OutputFormat};
+
+/// How often `tail --follow` looks for new entries.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// Exit code of `verify` when nothing is wrong but no checkpoint vouches for completeness.
+const EXIT_UNANCHORED: u8 = 2;
+/// Exit code of `verify` when tampering was found.
+const EXIT_TAMPERED: u8 = 3;
+
+/// The ledger to verify and the key to verify it with.
+#[derive(Debug)]
+pub struct Target {
+    dir: PathBuf,
+    key: PathBuf,
+}
+
+impl Target {
+    /// The given directory and key file, each defaulting to the deployment's.
+    pub fn new(
+        config: Option<&Config>,
+        ledger: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> Result<Self> {
+        let from_config = |what: &str| anyhow!("no deployment configuration to find the {what}");
+        Ok(Self {
+            dir: match ledger {
+                Some(dir) => dir,
+                None => config.ok_or_else(|| from_config("ledger"))?.ledger_dir(),
+            },
+            key: match key {
+                Some(key) => key,
+                None => config
+                    .ok_or_else(|| from_config("verifier key"))?
+                    .ledger_verifier_key(),
+            },
+        })
+    }
+}
+
+/// `tenet log verify`: recompute everything and report; the exit code carries the verdict.
+pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) -> Result<ExitCode> {
+    let key = crate::ledger::verifier_key(&target.key)?;
+    let trusted = checkpoints
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading the trusted checkpoint {}", p.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = VerifyOptions {
+        origin: Some(key.name().to_owned()),
+        trusted_checkpoints: trusted,
+        ..VerifyOptions::default()
+    };
+    let report = verify_with(&target.dir, &key, &options)
+        .with_context(|| format!("verifying the ledger in {}", target.dir.display()))?;
+    let text = match format {
+        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Text => {
+            let mut text = format!(
+                "ledger: {}\nverifier key: {key}\n{report}",
+                target.dir.display()
+            );
+            if let (Some(entry), Some(first)) = (report.first_bad_entry(), report.first_finding()) {
+                let kind = serde_json::to_value(first.kind())?;
+                let kind = kind.as_str().unwrap_or("tampered");
+                text.push_str(&format!("first bad entry: {entry} ({kind})\n"));
+            }
+            text
+        }
+    };
+    print_out(&text);
+    Ok(match report.verdict {
+        Verdict::Verified => ExitCode::SUCCESS,
+        Verdict::IntegrityOnly => ExitCode::from(EXIT_UNANCHORED),
+        Verdict::Tampered => ExitCode::from(EXIT_TAMPERED),
+    })
+}
+
+fn open_reader(config: &Config) -> Result<LedgerReader> {
+    let dir = config.ledger_dir();
+    LedgerReader::open(&dir).with_context(|| format!("opening the ledger in {}", dir.display()))
+}
+
+fn stored_checkpoints(reader: &LedgerReader, config: &Config) -> Result<Vec<SignedCheckpoint>> {
+    reader.checkpoints().with_context(|| {
+        format!(
+            "reading the checkpoints of {}",
+            config.ledger_dir().display()
+        )
+    })
+}
+
+/// The newest stored checkpoint (or the newest of `size` entries), checked to be signed by
+/// `key` and to match the stored tree.
+fn checkpoint_for(
+    reader: &LedgerReader,
+    config: &Config,
+    key: &VerifierKey,
+    size: Option<u64>,
+) -> Result<SignedCheckpoint> {
+    let checkpoints = stored_checkpoints(reader, config)?;
+    let found = match size {
+        Some(size) => checkpoints.into_iter().rev().find(|c| c.size() == size),
+        None => checkpoints.into_iter().next_back(),
+    };
+    let cp = found.ok_or_else(|| match size {
+        Some(size) => anyhow!("no stored checkpoint covers exactly {size} entries"),
+        None => anyhow!(
+            "the ledger has no checkpoint yet (`tenet up` signs one every second while events \
+             arrive)"
+        ),
+    })?;
+    cp.verify(key).map_err(|e| {
+        anyhow!(
+            "the checkpoint of {} entries does not verify: {e}; run `tenet log verify`",
+            cp.size()
+        )
+    })?;
+    let root = reader.root_at(cp.size())?;
+    if root != cp.root() {
+        bail!(
+            "the ledger's tree of {} entries differs from its signed checkpoint; run `tenet log \
+             verify`",
+            cp.size()
+        );
+    }
+    Ok(cp)
+}
+
+/// `tenet log prove INDEX`: the inclusion proof, the checkpoint it leads to, and the entry.
+pub fn prove(config: &Config, index: u64, size: Option<u64>) -> Result<ExitCode> {
+    let key = crate::ledger::verifier_key(&config.ledger_verifier_key())?;
+    let reader = open_reader(config)?;
+    let cp = checkpoint_for(&reader, config, &key, size)?;
+    if index >= cp.size() {
+        bail!(
+            "entry {index} is not covered by the checkpoint of {} entries (a newer checkpoint \
+             follows within a second while `tenet up` runs)",
+            cp.size()
+        );
+    }
+    let proof = reader.prove_inclusion(index, cp.size())?;
+    let entry = reader.entry(index)?;
+    // Never hand out a proof that does not check out.
+    proof.verify_entry(&entry, &cp.root()).map_err(|e| {
+        anyhow!(
+            "the proof of entry {index} does not lead to the signed root ({e}); run `tenet log \
+             verify`"
+        )
+    })?;
+    let entry = String::from_utf8(entry).map_err(|_| anyhow!("entry {index} is not UTF-8 text"))?;
+    let mut out = serde_json::to_value(&proof)?;
+    if let Value::Object(map) = &mut out {
+        map.insert("checkpoint".into(), Value::String(cp.text().to_owned()));
+        map.insert("entry".into(), Value::String(entry));
+    }
+    print_out(&format!("{}\n", serde_json::to_string_pretty(&out)?));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error.
+fn print_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// `tenet log consistency OLD [NEW]`: the proof, with the stored checkpoints of both sizes
+/// (null where none was signed at that size).
+pub fn consistency(config: &Config, old: u64, new: Option<u64>) -> Result<ExitCode> {
+    let key = crate::ledger::verifier_key(&config.ledger_verifier_key())?;
+    let reader = open_reader(config)?;
+    let new = match new {
+        Some(new) => new,
+        None => checkpoint_for(&reader, config, &key, None)?.size(),
+    };
+    let proof = reader.prove_consistency(old, new)?;
+    let checkpoints = stored_checkpoints(&reader, config)?;
+    let signed = |size: u64| {
+        checkpoints
+            .iter()
+            .rev()
+            .find(|c| c.size() == size && c.verify(&key).is_ok())
+    };
+    let (old_cp, new_cp) = (signed(old), signed(new));
+    let root = |cp: Option<&SignedCheckpoint>, size| match cp {
+        Some(cp) => Ok(cp.root()),
+        None => reader.root_at(size),
+    };
+    proof
+        .verify(&root(old_cp, old)?, &root(new_cp, new)?)
+        .map_err(|e| {
+            anyhow!(
+                "the consistency proof {old} -> {new} does not check out ({e}); run `tenet log \
+                 verify`"
+            )
+        })?;
+    let mut out = serde_json::to_value(&proof)?;
+    if let Value::Object(map) = &mut out {
+        let text = |cp: Option<&SignedCheckpoint>| {
+            cp.map_or(Value::Null, |c| Value::String(c.text().to_owned()))
+        };
+        map.insert("old_checkpoint".into(), text(old_cp));
+        map.insert("new_checkpoint".into(), text(new_cp));
+    }
+    print_out(&format!("{}\n", serde_json::to_string_pretty(&out)?));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write one entry as `tail` shows it. Returns false once stdout is closed (`| head`).
+fn emit(out: &mut impl Write, index: u64, entry: &[u8], format: OutputFormat) -> Result<bool> {
+    let written = match format {
+        OutputFormat::Json => {
+            check_json(index, entry)?;
+            out.write_all(entry).and_then(|()| out.write_all(b"\n"))
+        }
+        OutputFormat::Text => {
+            let event: Value = serde_json::from_slice(entry)
+                .map_err(|e| anyhow!("entry {index} is not a JSON event: {e}"))?;
+            writeln!(out, "{index:>6} {} {}", event_time(&event), summary(&event))
+        }
+    };
+    Ok(written.is_ok())
+}
+
+/// An entry is written out as one line of JSON; anything else would break the framing.
+fn check_json(index: u64, entry: &[u8]) -> Result<()> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(entry)
+        .map_err(|e| anyhow!("entry {index} is not JSON ({e}); run `tenet log verify`"))?;
+    if entry.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+        bail!("entry {index} spans several lines; run `tenet log verify`");
+    }
+    Ok(())
+}
+
+/// `tenet log tail`: the stored events from `from` on; with `follow`, then every new one.
+pub async fn tail(
+    config: &Config,
+    follow: bool,
+    from: u64,
+    format: OutputFormat,
+) -> Result<ExitCode> {
+    let dir = config.ledger_dir();
+    if !follow && !dir.is_dir() {
+        bail!("no ledger in {} (has `tenet up` run?)", dir.display());
+    }
+    let stdout = std::io::stdout();
+    let mut next = from;
+    let mut reader: Option<LedgerReader> = None;
+    loop {
+        for item in tenet_ledger::entries(&dir, next)? {
+            let (index, entry) = item.with_context(|| format!("reading {}", dir.display()))?;
+            let mut out = stdout.lock();
+            if !emit(&mut out, index, &entry, format)? || out.flush().is_err() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            next = index + 1;
+        }
+        if !follow {
+            return Ok(ExitCode::SUCCESS);
+        }
+        // The tree file grows with every acknowledged batch: wait until it passes `next`.
+        loop {
+            tokio::time::sleep(FOLLOW_POLL).await;
+            match &mut reader {
+                Some(r) => r.refresh()?,
+                None => reader = LedgerReader::open(&dir).ok(),
+            }
+            if reader.as_ref().is_some_and(|r| r.size() > next) {
+                break;
+            }
+        }
+    }
+}
+
+/// `tenet log export`: entries `from..to` to stdout.
+pub fn export(
+    config: &Config,
+    format: ExportFormat,
+    from: u64,
+    to: Option<u64>,
+) -> Result<ExitCode> {
+    let dir = config.ledger_dir();
+    if !dir.is_dir() {
+        bail!("no ledger in {}", dir.display());
+    }
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for item in tenet_ledger::entries(&dir, from)? {
+        let (index, entry) = item.with_context(|| format!("reading {}", dir.display()))?;
+        if to.is_some_and(|to| index >= to) {
+            break;
+        }
+        check_json(index, &entry)?;
+        let written = match format {
+            ExportFormat::Ocsf => out.write_all(&entry).and_then(|()| out.write_all(b"\n")),
+            ExportFormat::Jsonl => write!(
+                out,
+                "{{\"index\":{index},\"leaf_hash\":\"{}\",\"event\":",
+                leaf_hash(&entry)
+            )
+            .and_then(|()| out.write_all(&entry))
+            .and_then(|()| out.write_all(b"}\n")),
+        };
+        if written.is_err() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    // A closed pipe at the end is not an error either.
+    let _ = out.flush();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The event's OCSF `time` (milliseconds) as RFC 3339.
+fn event_time(event: &Value) -> String {
+    event
+        .get("time")
+        .and_then(Value::as_i64)
+        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// A field of the event as text: strings as they are, numbers in decimal, else "-".
+fn field(event: &Value, pointer: &str) -> String {
+    match event.pointer(pointer) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        _ => "-".into(),
+    }
+}
+
+fn strings(event: &Value, pointer: &str) -> Vec<String> {
+    event
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A one-line summary of a stored event (OCSF form), as `tenet log tail --format text` and
+/// the demo print it.
+pub fn summary(event: &Value) -> String {
+    let f = |pointer| field(event, pointer);
+    let rejection = event.pointer("/unmapped/stage").is_some();
+    match event.get("class_uid").and_then(Value::as_u64) {
+        Some(4002) if !rejection => {
+            let mut why = strings(event, "/unmapped/reasons");
+            why.extend(strings(event, "/unmapped/errors"));
+            let why = if why.is_empty() {
+                "default deny".to_owned()
+            } else {
+                why.join(", ")
+            };
+            let decision = if f("/disposition") == "Allowed" {
+                "allow"
+            } else {
+                "deny"
+            };
+            format!(
+                "{} {} {} {}{} -> {decision} [{why}]",
+                f("/http_request/uid"),
+                f("/actor/app_name"),
+                f("/http_request/http_method"),
+                f("/http_request/url/hostname"),
+                f("/http_request/url/path"),
+            )
+        }
+        Some(3002 | 4002) => format!(
+            "rejected {} from {}:{}: {} ({})",
+            f("/unmapped/stage"),
+            f("/src_endpoint/ip"),
+            f("/src_endpoint/port"),
+            f("/unmapped/kind"),
+            f("/status_detail"),
+        ),
+        Some(6003) => match f("/api/operation").as_str() {
+            "svid.issue" => format!(
+                "issued {} SVID for {} ({})",
+                f("/unmapped/svid_type"),
+                f("/unmapped/spiffe_id"),
+                f("/unmapped/requested_by"),
+            ),
+            "policy.change" => format!(
+                "policy {} ({} policies, {})",
+                f("/unmapped/outcome"),
+                f("/unmapped/policy_count"),
+                f("/unmapped/active_hash"),
+            ),
+            operation => format!(
+                "admin {operation} by {}: {}",
+                f("/unmapped/actor"),
+                f("/unmapped/detail")
+            ),
+        },
+        _ => format!("{} event", f("/class_name")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tenet_event::{
+        AccessEvent, AdminEvent, Disposition, Event, EventKind, PolicyEvent, RejectionEvent,
+        SvidEvent,
+    };
+
+    use super::*;
+
+    fn stored(kind: EventKind) -> Value {
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        serde_json::from_slice(&Event::new(at, kind).to_canonical_json()).unwrap()
+    }
+
+    fn access(disposition: Disposition, reasons: &[&str]) -> EventKind {
+        EventKind::Access(AccessEvent {
+            request_id: "r1".into(),
+            listener: "main".into(),
+            principal: "spiffe://example.org/a".into(),
+            action: "GET".into(),
+            route: Some("catalog".into()),
+            service: Some("catalog".into()),
+            host: "catalog.example.org".into(),
+            path: "/products".into(),
+            source_ip: "127.0.0.1".parse().unwrap(),
+            source_port: 4000,
+            protocol: "HTTP/1.1".into(),
+            tls_version: "TLSv1.3".into(),
+            client_serial: None,
+            disposition,
+            status: Some(200),
+            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+            errors: vec![],
+            policy_hash: "abc".into(),
+            decision_us: 4,
+        })
+    }
+
+    /// The summary read back from the stored OCSF form says what `Event::summary` says.
+    #[test]
+    fn summaries_from_the_stored_form_match_the_event_model() {
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let kinds = [
+            access(Disposition::Allowed, &["p1", "p2"]),
+            access(Disposition::Blocked, &[]),
+            EventKind::Rejection(RejectionEvent {
+                request_id: None,
+                listener: "main".into(),
+                source_ip: "10.0.0.1".parse().unwrap(),
+                source_port: 5555,
+                stage: "tls".into(),
+                kind: "no_client_certificate".into(),
+                detail: "no certificate".into(),
+                principal: None,
+                status: None,
+            }),
+            EventKind::Policy(PolicyEvent {
+                outcome: "reloaded".into(),
+                active_hash: "h1".into(),
+                candidate_hash: None,
+                policy_count: 3,
+                errors: vec![],
+            }),
+            EventKind::Admin(AdminEvent {
+                actor: "spiffe://example.org/tenet/admin".into(),
+                operation: "policy.reload".into(),
+                success: true,
+                detail: "unchanged".into(),
+            }),
+        ];
+        for kind in kinds {
+            let expected = Event::new(at, kind.clone()).summary();
+            assert_eq!(summary(&stored(kind)), expected);
+        }
+        let svid = stored(EventKind::Svid(SvidEvent {
+            spiffe_id: "spiffe://example.org/w".into(),
+            svid_type: "x509".into(),
+            serial: "01".into(),
+            not_after: at,
+            requested_by: "cli".into(),
+        }));
+        assert_eq!(
+            summary(&svid),
+            "issued x509 SVID for spiffe://example.org/w (cli)"
+        );
+        assert_eq!(event_time(&svid), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn entries_that_would_break_the_line_framing_are_refused() {
+        check_json(0, br#"{"a":1}"#).unwrap();
+        assert!(check_json(1, b"{\"a\":\n1}").is_err());
+        assert!(check_json(2, b"not json").is_err());
+    }
+}

@@ -1,0 +1,634 @@
+//! The event ledger behind `tenet up`: a kill -9 under load loses no answered decision,
+//! `tenet log verify` names tampering, proofs from the CLI and the admin API verify with an
+//! independent verifier, and CLI-issued SVIDs are recorded whether or not the deployment is
+//! up.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::collections::HashSet;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use support::*;
+use tenet_identity::{BundleSet, SpiffeId, SvidVerifier, TrustBundle, TrustDomain, X509Svid};
+
+const VERIFY_PROOF: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tenet-ledger/tests/verify_proof.py"
+);
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn both(out: &Output) -> String {
+    format!("{}{}", stdout(out), String::from_utf8_lossy(&out.stderr))
+}
+
+/// `tenet log verify --format json` as (exit code, report).
+fn verify_json(d: &Deployment) -> (i32, Value) {
+    let out = d.log(&["verify", "--format", "json"]);
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("verify printed no JSON report ({e}):\n{}", both(&out)));
+    (out.status.code().unwrap(), report)
+}
+
+/// The request id of a stored event: the decision's, or the refusal's.
+fn request_id(event: &Value) -> Option<&str> {
+    event["http_request"]["uid"]
+        .as_str()
+        .or_else(|| event["unmapped"]["request_id"].as_str())
+}
+
+/// The stored entries, byte for byte, as `tenet log tail` prints them.
+fn entries(d: &Deployment) -> Vec<String> {
+    let out = d.log(&["tail"]);
+    assert!(out.status.success(), "{}", both(&out));
+    stdout(&out).lines().map(str::to_owned).collect()
+}
+
+// ---- kill -9 under load --------------------------------------------------------------------
+
+/// A TLS client configuration presenting `<dir>/<cred>/` and verifying the gateway's SVID.
+fn client_tls(d: &Deployment, cred: &str) -> Arc<rustls::ClientConfig> {
+    let read = |p: &str| std::fs::read(d.path(p)).unwrap();
+    let svid = X509Svid::load_pem(
+        &read(&format!("{cred}/svid.pem")),
+        &read(&format!("{cred}/svid.key")),
+    )
+    .unwrap();
+    let bundle = TrustBundle::from_pem(
+        TrustDomain::parse(TD).unwrap(),
+        &read("data/admin/bundle.pem"),
+    )
+    .unwrap();
+    let mut bundles = BundleSet::new();
+    bundles.insert(bundle);
+    let verifier = Arc::new(SvidVerifier::new(bundles, Duration::from_secs(60)));
+    let gateway = SpiffeId::parse(&format!("spiffe://{TD}/tenet/gateway")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(tenet_identity::server_cert_verifier(
+            verifier,
+            Some(gateway),
+        ))
+        .with_client_cert_resolver(Arc::new(tenet_gateway::SvidResolver::new(&svid).unwrap()));
+    Arc::new(tls)
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(tls: &Arc<rustls::ClientConfig>, port: u16) -> Option<Sender> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let name = rustls_pki_types::ServerName::try_from(HOST).unwrap();
+    let stream = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(name, tcp)
+        .await
+        .ok()?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    Some(sender)
+}
+
+/// What one load worker saw: the answered requests (request id, status) and how many
+/// exchanges the kill cut off (before the answer, or in the middle of its body).
+#[derive(Default)]
+struct Seen {
+    answered: Vec<(String, u16)>,
+    cut: usize,
+}
+
+/// Send allowed and denied requests on one keep-alive connection after another until the
+/// gateway stops accepting connections.
+async fn worker(tls: Arc<rustls::ClientConfig>, port: u16, count: Arc<AtomicUsize>) -> Seen {
+    let mut seen = Seen::default();
+    let mut n = 0u64;
+    while let Some(mut sender) = connect(&tls, port).await {
+        loop {
+            n += 1;
+            let path = if n.is_multiple_of(3) {
+                "/admin/users"
+            } else {
+                "/products"
+            };
+            let req = http::Request::get(path)
+                .header(http::header::HOST, HOST)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let Ok(resp) = sender.send_request(req).await else {
+                seen.cut += 1;
+                break;
+            };
+            let status = resp.status().as_u16();
+            let id = resp
+                .headers()
+                .get("x-tenet-request-id")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .expect("every answer carries x-tenet-request-id");
+            // The status line and headers are the answer; a body cut off by the kill
+            // does not make the request unanswered.
+            seen.answered.push((id, status));
+            count.fetch_add(1, Ordering::Relaxed);
+            if resp.into_body().collect().await.is_err() {
+                seen.cut += 1;
+                break;
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn kill_9_under_load_loses_no_answered_decision() {
+    let mut d = Deployment::start();
+    let tls = client_tls(&d, "frontend");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|_| runtime.spawn(worker(tls.clone(), d.port, count.clone())))
+        .collect();
+
+    // Let the load run, then kill the gateway in the middle of it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count.load(Ordering::Relaxed) < 400 {
+        assert!(Instant::now() < deadline, "the load never got going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    d.kill9();
+    let seen: Vec<Seen> = workers
+        .into_iter()
+        .map(|w| runtime.block_on(w).unwrap())
+        .collect();
+    let answered: Vec<&(String, u16)> = seen.iter().flat_map(|s| &s.answered).collect();
+    let cut: usize = seen.iter().map(|s| s.cut).sum();
+    println!(
+        "kill -9 after {} answered requests, {cut} exchanges in flight cut off",
+        answered.len()
+    );
+    assert!(
+        cut > 0,
+        "the kill did not land while requests were in flight"
+    );
+    assert!(
+        answered
+            .iter()
+            .all(|(_, status)| matches!(status, 200 | 403)),
+        "unexpected statuses: {:?}",
+        answered
+            .iter()
+            .filter(|(_, s)| !matches!(s, 200 | 403))
+            .collect::<Vec<_>>()
+    );
+
+    // Restarted, the deployment recovers the ledger, which verifies in full.
+    d.up();
+    let (code, report) = verify_json(&d);
+    assert_eq!(code, 0, "verify after the crash: {report:#}");
+    assert_eq!(report["verdict"], "verified");
+    assert_eq!(report["findings"], json!([]));
+
+    // Every answered request has its decision event.
+    let stored: HashSet<String> = d
+        .events()
+        .iter()
+        .filter_map(|e| request_id(e).map(str::to_owned))
+        .collect();
+    let missing: Vec<_> = answered
+        .iter()
+        .filter(|(id, _)| !stored.contains(id))
+        .collect();
+    println!(
+        "answered requests with their decision in the ledger: {}/{}",
+        answered.len() - missing.len(),
+        answered.len()
+    );
+    assert!(missing.is_empty(), "answered but not recorded: {missing:?}");
+
+    // An orderly stop signs a final checkpoint over everything.
+    assert!(d.stop().success());
+    let (code, report) = verify_json(&d);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["completeness"]["unanchored"], 0, "{report:#}");
+}
+
+// ---- tampering, through the CLI ------------------------------------------------------------
+
+fn segment(d: &Deployment) -> std::path::PathBuf {
+    d.path("data/ledger/segments/00000000000000000000.seg")
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the entry is in the segment")
+}
+
+#[test]
+fn verify_names_a_modified_entry_and_a_truncation() {
+    let mut d = Deployment::start();
+    for path in [
+        "/products",
+        "/admin",
+        "/products/1",
+        "/public/x",
+        "/products/2",
+    ] {
+        d.curl(Some("frontend"), &[], path);
+    }
+    assert!(d.stop().success());
+    let (code, report) = verify_json(&d);
+    assert_eq!((code, &report["verdict"]), (0, &json!("verified")));
+
+    let lines = entries(&d);
+    let k = lines
+        .iter()
+        .position(|l| l.contains("/products/1"))
+        .expect("the decision on /products/1 is stored");
+    let original = std::fs::read(segment(&d)).unwrap();
+    let start = find(&original, lines[k].as_bytes());
+
+    // One byte of entry k changed (the path it records): verify names entry k.
+    let mut modified = original.clone();
+    let at = start + lines[k].find("/products/1").unwrap() + 10;
+    modified[at] = b'9';
+    std::fs::write(segment(&d), &modified).unwrap();
+    let out = d.log(&["verify"]);
+    let text = both(&out);
+    println!("{text}");
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains(&format!("entry {k} was modified")), "{text}");
+    assert!(
+        text.contains(&format!("first bad entry: {k} (modified)")),
+        "{text}"
+    );
+    // A tampered ledger is not written to: `tenet up` refuses to start on it.
+    let up = wait_output(
+        tenet()
+            .arg("--config")
+            .arg(d.config())
+            .arg("up")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(20),
+    );
+    assert!(
+        !up.status.success(),
+        "tenet up started on a tampered ledger"
+    );
+    assert!(both(&up).contains("ledger"), "{}", both(&up));
+
+    // The log cut off at entry k, at a record boundary.
+    std::fs::write(segment(&d), &original[..start - 4]).unwrap();
+    let out = d.log(&["verify"]);
+    let text = both(&out);
+    println!("{text}");
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the log was truncated: {k} entries remain, a signed checkpoint covers {}",
+            lines.len()
+        )),
+        "{text}"
+    );
+
+    // Restored, it verifies again; without its checkpoints, completeness is unknown.
+    std::fs::write(segment(&d), &original).unwrap();
+    assert_eq!(d.log(&["verify"]).status.code(), Some(0));
+    std::fs::rename(
+        d.path("data/ledger/checkpoints"),
+        d.path("checkpoints.saved"),
+    )
+    .unwrap();
+    let out = d.log(&["verify"]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("completeness unknown"),
+        "{}",
+        both(&out)
+    );
+    // A witness kept the newest checkpoint: the deleted checkpoints file shows as a rollback,
+    // and with the file back the log verifies against the witness's checkpoint too.
+    let saved = std::fs::read_to_string(d.path("checkpoints.saved")).unwrap();
+    std::fs::write(d.path("witness.checkpoint"), newest_note(&saved)).unwrap();
+    let witness = d.path("witness.checkpoint");
+    let witness = witness.to_str().unwrap();
+    let out = d.log(&["verify", "--checkpoint", witness]);
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("checkpoint rollback"),
+        "{}",
+        both(&out)
+    );
+    std::fs::write(d.path("data/ledger/checkpoints"), &saved).unwrap();
+    let out = d.log(&["verify", "--checkpoint", witness]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}
+
+/// The last note of a checkpoints file: three body lines, a blank line, one signature line.
+fn newest_note(checkpoints: &str) -> String {
+    let lines: Vec<&str> = checkpoints.lines().collect();
+    let sig = lines
+        .iter()
+        .rposition(|l| l.starts_with('\u{2014}'))
+        .unwrap();
+    format!("{}\n", lines[sig - 4..=sig].join("\n"))
+}
+
+// ---- proofs, checked by an independent verifier --------------------------------------------
+
+/// Run tests/verify_proof.py of tenet-ledger on `bundle`: (ok, output).
+fn python_verify(bundle: &Value) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bundle.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(bundle).unwrap()).unwrap();
+    let out = Command::new("python3")
+        .arg(VERIFY_PROOF)
+        .arg(&path)
+        .output()
+        .expect("python3 runs the independent proof verifier");
+    (out.status.success(), both(&out))
+}
+
+/// Sizes of the stored checkpoints, oldest first.
+fn checkpoint_sizes(d: &Deployment, origin: &str) -> Vec<u64> {
+    let text = std::fs::read_to_string(d.path("data/ledger/checkpoints")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0] == origin)
+        .map(|w| w[1].parse().unwrap())
+        .collect()
+}
+
+fn run_json(d: &Deployment, args: &[&str]) -> Value {
+    let out = d.log(args);
+    assert!(out.status.success(), "tenet log {args:?}: {}", both(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn inclusion_item(proof: &Value, entry: &str) -> Value {
+    json!({
+        "proof": {
+            "index": proof["index"],
+            "tree_size": proof["tree_size"],
+            "leaf_hash": proof["leaf_hash"],
+            "hashes": proof["hashes"],
+        },
+        "entry_b64": STANDARD.encode(entry),
+    })
+}
+
+#[test]
+fn proofs_from_the_cli_and_the_admin_api_verify_independently() {
+    let mut d = Deployment::start();
+    let vkey = std::fs::read_to_string(d.path("data/ledger.vkey")).unwrap();
+    let vkey = vkey.trim().to_owned();
+    let origin = vkey.split('+').next().unwrap().to_owned();
+    assert_eq!(origin, "example.org/tenet-ledger");
+
+    // Two bursts of requests more than a second apart: at least two checkpoints.
+    for round in 0..2 {
+        for path in ["/products", "/admin", "/products/7"] {
+            d.curl(Some("frontend"), &[], &format!("{path}?round={round}"));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let lines = entries(&d);
+
+    // The admin API: the newest checkpoint, and proofs against it.
+    let (status, checkpoint) = d.admin_get("/v1/log/checkpoint");
+    assert_eq!(status, 200, "{checkpoint}");
+    assert!(checkpoint.starts_with(&format!("{origin}\n{}\n", lines.len())));
+    let mut inclusions = Vec::new();
+    for (index, entry) in lines.iter().enumerate() {
+        let (status, body) = d.admin_get(&format!("/v1/log/proof/inclusion?index={index}"));
+        assert_eq!(status, 200, "{body}");
+        inclusions.push(inclusion_item(&serde_json::from_str(&body).unwrap(), entry));
+    }
+    let sizes = checkpoint_sizes(&d, &origin);
+    assert!(sizes.len() >= 2, "checkpoints: {sizes:?}");
+    let (status, body) = d.admin_get(&format!("/v1/log/proof/consistency?old={}", sizes[0]));
+    assert_eq!(status, 200, "{body}");
+    let consistency: Value = serde_json::from_str(&body).unwrap();
+    let (status, body) = d.admin_get(&format!("/v1/log/proof/inclusion?index={}", 1u64 << 40));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = d.admin_get("/v1/log/proof/consistency?old=x");
+    assert_eq!(status, 400, "{body}");
+
+    // The CLI, after an orderly stop: a proof per entry and one per pair of checkpoints.
+    assert!(d.stop().success());
+    let newest = *checkpoint_sizes(&d, &origin).last().unwrap();
+    let mut checkpoints = vec![checkpoint.clone()];
+    for index in [0, lines.len() / 2, lines.len() - 1] {
+        let proof = run_json(&d, &["prove", &index.to_string()]);
+        assert_eq!(proof["tree_size"], newest);
+        assert_eq!(proof["entry"].as_str().unwrap(), lines[index]);
+        checkpoints.push(proof["checkpoint"].as_str().unwrap().to_owned());
+        inclusions.push(inclusion_item(&proof, &lines[index]));
+    }
+    let mut consistencies = vec![consistency];
+    let sizes = checkpoint_sizes(&d, &origin);
+    for pair in sizes.windows(2) {
+        let proof = run_json(
+            &d,
+            &["consistency", &pair[0].to_string(), &pair[1].to_string()],
+        );
+        for side in ["old_checkpoint", "new_checkpoint"] {
+            checkpoints.push(proof[side].as_str().unwrap().to_owned());
+        }
+        consistencies.push(proof);
+    }
+
+    let bundle = json!({
+        "verifier_key": vkey,
+        "checkpoints": checkpoints,
+        "inclusions": inclusions,
+        "consistencies": consistencies,
+    });
+    let (ok, out) = python_verify(&bundle);
+    println!("python verifier: {}", out.trim());
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{} inclusion proofs, {} consistency proofs",
+            lines.len() + 3,
+            sizes.len()
+        )),
+        "{out}"
+    );
+
+    // The same verifier rejects a proof with one hash changed.
+    let mut altered = bundle;
+    let hash = altered["inclusions"][1]["proof"]["hashes"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flipped = if hash.starts_with('0') { "1" } else { "0" };
+    altered["inclusions"][1]["proof"]["hashes"][0] = json!(format!("{flipped}{}", &hash[1..]));
+    let (ok, out) = python_verify(&altered);
+    assert!(!ok && out.contains("inclusion 1"), "{out}");
+
+    // Export: the stored events byte for byte, or wrapped with their index and leaf hash.
+    let out = d.log(&["export", "--format", "ocsf"]);
+    assert_eq!(stdout(&out).lines().collect::<Vec<_>>(), lines);
+    let out = d.log(&["export", "--format", "jsonl", "--from", "1", "--to", "3"]);
+    let wrapped: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(wrapped.len(), 2);
+    assert_eq!(wrapped[0]["index"], 1);
+    assert_eq!(
+        wrapped[0]["event"],
+        serde_json::from_str::<Value>(&lines[1]).unwrap()
+    );
+    assert_eq!(wrapped[1]["leaf_hash"], inclusions[2]["proof"]["leaf_hash"]);
+}
+
+// ---- SVIDs issued by the CLI ---------------------------------------------------------------
+
+fn svid_events(d: &Deployment) -> Vec<Value> {
+    d.events()
+        .into_iter()
+        .filter(|e| e["api"]["operation"] == "svid.issue")
+        .collect()
+}
+
+#[test]
+fn cli_svids_are_recorded_directly_or_through_the_running_deployment() {
+    let d = Deployment::start();
+    // frontend was issued before `tenet up` (directly); reporting and a JWT while it runs.
+    let reporting = "spiffe://example.org/ns/analytics/sa/reporting";
+    d.svid(reporting, "reporting");
+    let out = run_ok(tenet().arg("--config").arg(d.config()).args([
+        "svid",
+        "jwt",
+        FRONTEND,
+        "--audience",
+        "catalog",
+    ]));
+    let token = stdout(&out).trim().to_owned();
+
+    let events = svid_events(&d);
+    let by_id = |id: &str, kind: &str| {
+        events
+            .iter()
+            .find(|e| e["unmapped"]["spiffe_id"] == id && e["unmapped"]["svid_type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} SVID event for {id}: {events:#?}"))
+    };
+    assert_eq!(by_id(FRONTEND, "x509")["unmapped"]["requested_by"], "cli");
+    assert_eq!(
+        by_id(reporting, "x509")["unmapped"]["requested_by"],
+        "cli (admin API)"
+    );
+    let jwt = by_id(FRONTEND, "jwt");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(jwt["unmapped"]["serial"], format!("sha256:{hex}"));
+    assert!(
+        !stdout(&d.log(&["tail"])).contains(&token),
+        "the bearer token itself is not logged"
+    );
+
+    // Re-initialising under a running deployment fails before it replaces anything.
+    let root_ca = std::fs::read(d.path("data/ca/root.pem")).unwrap();
+    let config = std::fs::read(d.config()).unwrap();
+    let out = tenet()
+        .arg("init")
+        .arg(d.dir.path())
+        .args(["--trust-domain", TD, "--force"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        both(&out).contains("held by another process"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(std::fs::read(d.path("data/ca/root.pem")).unwrap(), root_ca);
+    assert_eq!(std::fs::read(d.config()).unwrap(), config);
+}
+
+#[test]
+fn no_svid_is_handed_out_when_its_issuance_cannot_be_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        tenet()
+            .arg("init")
+            .arg(dir.path())
+            .args(["--trust-domain", TD]),
+    );
+    // Nothing answers on the admin address, and another writer holds the ledger.
+    let cfg = dir.path().join("tenet.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("127.0.0.1:8444", &format!("127.0.0.1:{}", free_port()));
+    std::fs::write(&cfg, text).unwrap();
+    let held = tenet_ledger::Ledger::open(
+        dir.path().join("data/ledger"),
+        tenet_ledger::LedgerOptions::default(),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("frontend");
+    let out = tenet()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["svid", "x509", FRONTEND, "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        both(&out).contains("held by another process"),
+        "{}",
+        both(&out)
+    );
+    assert!(!out_dir.join("svid.key").exists());
+    assert!(stdout(&out).is_empty(), "nothing printed: {}", stdout(&out));
+
+    // Once the ledger is free the same command records and issues.
+    drop(held);
+    run_ok(
+        tenet()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["svid", "x509", FRONTEND, "--out"])
+            .arg(&out_dir),
+    );
+    assert!(out_dir.join("svid.key").exists());
+    let out = tenet()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["log", "verify"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", both(&out));
+}
