@@ -126,7 +126,7 @@ async fn serve_connection(
             return refuse_handshake(&listener, &shared, peer, "handshake_timeout", e).await;
         }
     };
-    let info = Arc::new(conn_info(peer, tls.get_ref().1));
+    let info = Arc::new(conn_info(peer, tls.get_ref().1, shared.clock.now()));
     debug!(principal = ?info.principal.as_ref().map(SpiffeId::as_str), alpn = ?info.alpn,
         "connection established");
 
@@ -276,9 +276,19 @@ async fn refuse_head(
     }
 }
 
-fn conn_info(peer: SocketAddr, tls: &rustls::ServerConnection) -> ConnInfo {
+fn conn_info(
+    peer: SocketAddr,
+    tls: &rustls::ServerConnection,
+    now: time::OffsetDateTime,
+) -> ConnInfo {
     let leaf = tls.peer_certificates().and_then(|certs| certs.first());
     let identity = leaf.and_then(|cert| tenet_identity::peer_identity(cert).ok());
+    if let Some(id) = identity.as_ref().filter(|id| id.not_after < now) {
+        // The verifier accepted it only because of the configured clock skew (case F017).
+        metrics::counter!("tenet_gateway_certificates_within_skew_total").increment(1);
+        warn!(%peer, principal = %id.id, not_after = %id.not_after,
+            "client certificate past its notAfter accepted within the allowed clock skew");
+    }
     ConnInfo {
         peer,
         sni: tls.server_name().map(str::to_string),

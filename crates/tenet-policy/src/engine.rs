@@ -42,6 +42,10 @@ impl PolicySnapshot {
     /// Loads every `*.cedar` file of `dir` (not recursive; names starting with `.` are
     /// skipped). A `*.cedarschema` file there must equal [`TENET_SCHEMA`]: policies are always
     /// validated against the built-in schema, and a copy that says otherwise is an error.
+    ///
+    /// Every entry whose name ends in `.cedar` or `.cedarschema` (dot files excepted) must be
+    /// a readable regular file (links are followed) of at most 16 MiB, and every name must be
+    /// UTF-8; otherwise the whole set is refused, so that a policy is never dropped silently.
     pub fn load_dir(dir: &Path) -> Result<Self, PolicyError> {
         let read_dir = |source| PolicyError::ReadDir {
             dir: dir.to_path_buf(),
@@ -50,13 +54,37 @@ impl PolicySnapshot {
         let mut files = Vec::new();
         for entry in fs::read_dir(dir).map_err(read_dir)? {
             let path = entry.map_err(read_dir)?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            let unusable = |reason: &str| PolicyError::UnusableEntry {
+                path: path.clone(),
+                reason: reason.to_owned(),
+            };
+            let raw_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            if raw_name.starts_with('.') {
                 continue;
+            }
+            // INVARIANT: nothing that could be a policy file is skipped silently; a name that
+            // is not UTF-8 could be one, so it is refused rather than ignored.
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                return Err(unusable("the file name is not UTF-8"));
             };
             let is_schema = name.ends_with(".cedarschema");
-            if name.starts_with('.') || !(is_schema || name.ends_with(".cedar")) || !path.is_file()
-            {
+            if !(is_schema || name.ends_with(".cedar")) {
                 continue;
+            }
+            // Follows links: the target must be a regular file of bounded size.
+            let meta = fs::metadata(&path)
+                .map_err(|e| unusable(&format!("cannot be read as a file ({e})")))?;
+            if !meta.is_file() {
+                return Err(unusable("is not a regular file"));
+            }
+            if meta.len() > MAX_POLICY_FILE_BYTES {
+                return Err(unusable(&format!(
+                    "is {} bytes; policy files are limited to {MAX_POLICY_FILE_BYTES}",
+                    meta.len()
+                )));
             }
             let text = fs::read_to_string(&path).map_err(|source| PolicyError::ReadFile {
                 file: path.clone(),
@@ -194,6 +222,9 @@ pub struct ReloadOutcome {
     /// The number of policies in force after the reload.
     pub policy_count: usize,
 }
+
+/// Largest policy file accepted.
+const MAX_POLICY_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The policy decision point's state: the snapshot in force, swapped whole on reload.
 #[derive(Debug)]

@@ -26,6 +26,16 @@ pub enum PolicyError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// An entry of the policy directory that looks like a policy file but cannot be one (a
+    /// name that is not UTF-8, a dangling link, a directory, a device, an oversized file).
+    /// Skipping it could silently drop a forbid, so the whole set is refused.
+    #[error("policy directory entry {}: {reason}", path.display())]
+    UnusableEntry {
+        /// The entry.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Two sources were given the same name.
     #[error("policy source name \"{name}\" is given twice")]
     DuplicateSource {

@@ -33,7 +33,7 @@ permit (
   action in [Tenet::Action::"GET", Tenet::Action::"HEAD"],
   resource == Tenet::Route::"catalog"
 )
-when {{ resource.path like "/products*" }};
+when {{ resource.path == "/products" || resource.path like "/products/*" }};
 
 // No one reaches an admin path through the gateway, whatever another policy permits.
 @id("no-admin-paths")

@@ -121,6 +121,8 @@ fn example_policies_validate_and_decide() {
     assert_eq!(decide(&s, Req::new().path("/products")), allow(permit));
     assert_eq!(decide(&s, Req::new().method("POST")), deny(&[]));
     assert_eq!(decide(&s, Req::new().path("/cart")), deny(&[]));
+    // The prefix ends on a segment boundary.
+    assert_eq!(decide(&s, Req::new().path("/products-internal")), deny(&[]));
     assert_eq!(decide(&s, Req::new().route("cart", "shop")), deny(&[]));
     assert_eq!(
         decide(&s, Req::new().path("/admin/users")),
@@ -522,7 +524,6 @@ fn load_dir_reads_cedar_files_and_checks_the_schema_copy() {
     write(dir.path(), "tenet.cedarschema", TENET_SCHEMA);
     write(dir.path(), "README.md", "not a policy");
     write(dir.path(), ".hidden.cedar", "this is not cedar");
-    fs::create_dir(dir.path().join("old.cedar")).unwrap();
     let s = PolicySnapshot::load_dir(dir.path()).unwrap();
     assert_eq!(s.policy_count(), 2);
     assert_eq!(s.source_files(), ["main.cedar"]);
@@ -680,4 +681,53 @@ fn thousand_policies() {
     let p50 = latencies[latencies.len() / 2];
     let p99 = latencies[latencies.len() * 99 / 100];
     println!("1,000 policies: authorize p50 {p50:?}, p99 {p99:?} (this build profile)");
+}
+
+/// A forbid must never disappear because its file was skipped: anything that could be a
+/// policy file but cannot be read as one refuses the whole set.
+#[test]
+fn unusable_policy_entries_refuse_the_set() {
+    use std::os::unix::ffi::OsStrExt;
+    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+        (
+            "dangling link",
+            Box::new(|d: &Path| {
+                std::os::unix::fs::symlink("/nonexistent", d.join("f.cedar")).unwrap()
+            }),
+        ),
+        (
+            "directory",
+            Box::new(|d: &Path| fs::create_dir(d.join("x.cedar")).unwrap()),
+        ),
+        (
+            "non-UTF-8 name",
+            Box::new(|d: &Path| {
+                let name = std::ffi::OsStr::from_bytes(b"forbid\xff.cedar");
+                fs::write(d.join(name), "forbid (principal, action, resource);").unwrap()
+            }),
+        ),
+    ];
+    for (what, make) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("ok.cedar"),
+            "permit (principal, action, resource);",
+        )
+        .unwrap();
+        make(dir.path());
+        let err = PolicySnapshot::load_dir(dir.path()).err();
+        assert!(
+            matches!(err, Some(PolicyError::UnusableEntry { .. })),
+            "{what}: {err:?}"
+        );
+    }
+    // A link to a real file is followed.
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("real.txt");
+    fs::write(&target, "forbid (principal, action, resource);").unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join("linked.cedar")).unwrap();
+    assert_eq!(
+        PolicySnapshot::load_dir(dir.path()).unwrap().policy_count(),
+        1
+    );
 }

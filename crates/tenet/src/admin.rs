@@ -106,7 +106,10 @@ pub async fn serve(
                         )
                     }
                 });
+                // Slow or idle admin clients do not hold a connection for long.
                 let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(std::time::Duration::from_secs(10))
                     .serve_connection(TokioIo::new(tls), service);
                 if let Err(e) = conn.await {
                     info!(%peer, error = %e, "admin connection error");
@@ -148,6 +151,18 @@ async fn handle(
     if caller.as_ref() != Some(admin_id) {
         info!(caller = ?caller.as_ref().map(SpiffeId::as_str), path = %req.uri().path(),
             "admin request denied");
+        // A workload probing the admin API is worth a record, like any other denial.
+        let denied = EventKind::Admin(AdminEvent {
+            actor: caller
+                .as_ref()
+                .map_or_else(|| "anonymous".into(), ToString::to_string),
+            operation: format!("{} {}", req.method(), req.uri().path()),
+            success: false,
+            detail: "forbidden: not the admin credential".into(),
+        });
+        if let Err(e) = record(&state.sink, &*state.clock, denied).await {
+            warn!(error = %e, "denied admin request not recorded");
+        }
         return json(
             StatusCode::FORBIDDEN,
             serde_json::json!({"error": "forbidden"}),

@@ -24,19 +24,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             force,
         } => {
             crate::init::run(&dir, &trust_domain, force, OffsetDateTime::now_utc())?;
-            println!(
+            say!(
                 "created a deployment for trust domain {trust_domain} in {}",
                 dir.display()
             );
-            println!("  config:           {}", dir.join("tenet.toml").display());
-            println!("  policies:         {}", dir.join("policies").display());
-            println!("  admin credential: {}", dir.join("data/admin").display());
-            println!(
+            say!("  config:           {}", dir.join("tenet.toml").display());
+            say!("  policies:         {}", dir.join("policies").display());
+            say!("  admin credential: {}", dir.join("data/admin").display());
+            say!(
                 "  event ledger:     {} (verifier key {})",
                 dir.join("data/ledger").display(),
                 dir.join("data/ledger.vkey").display()
             );
-            println!("next: edit the routes in tenet.toml, then `tenet up`");
+            say!("next: edit the routes in tenet.toml, then `tenet up`");
             Ok(ExitCode::SUCCESS)
         }
         Command::Up => up(explicit).await,
@@ -46,8 +46,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let config = config::load(explicit)?;
             let ca = load_ca(&config)?;
             match format {
-                BundleFormat::Pem => print!("{}", ca.bundle().to_pem()),
-                BundleFormat::Jwks => println!("{}", ca.bundle().to_jwks()),
+                BundleFormat::Pem => say_raw!("{}", ca.bundle().to_pem()),
+                BundleFormat::Jwks => say!("{}", ca.bundle().to_jwks()),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -117,6 +117,24 @@ pub fn load_ca(config: &Config) -> Result<CertificateAuthority> {
         .with_context(|| format!("loading the CA from {}", config.ca_dir().display()))
 }
 
+/// The CLI issues only IDs of this deployment's trust domain, and IDs under `/tenet/` (the
+/// gateway, the admin credential) only when asked explicitly.
+fn check_issuable(config: &Config, id: &SpiffeId, allow_reserved: bool) -> Result<()> {
+    if id.trust_domain() != &config.trust_domain {
+        bail!(
+            "{id} is not in this deployment's trust domain {}",
+            config.trust_domain
+        );
+    }
+    if id.path().starts_with("/tenet/") && !allow_reserved {
+        bail!(
+            "{id} is reserved for Tenet's own components (the gateway, the admin credential); \
+             add --allow-reserved to issue it anyway"
+        );
+    }
+    Ok(())
+}
+
 fn parse_id(text: &str) -> Result<SpiffeId> {
     SpiffeId::parse(text).map_err(|e| anyhow!("SPIFFE ID {text:?}: {e}"))
 }
@@ -127,15 +145,23 @@ async fn svid(config: &Config, kind: SvidCommand) -> Result<ExitCode> {
     // INVARIANT: an SVID is handed out (written or printed) only after its issuance is in
     // the ledger.
     match kind {
-        SvidCommand::X509 { id, ttl, out, dns } => {
+        SvidCommand::X509 {
+            id,
+            ttl,
+            out,
+            dns,
+            allow_reserved,
+        } => {
             let id = parse_id(&id)?;
-            if id.trust_domain() != &config.trust_domain {
-                bail!(
-                    "{id} is not in this deployment's trust domain {}",
-                    config.trust_domain
-                );
-            }
+            check_issuable(config, &id, allow_reserved)?;
             let ttl = parse_duration(&ttl).context("--ttl")?;
+            for name in &dns {
+                let host = tenet_request::canonical_host(name, 443)
+                    .map_err(|e| anyhow!("--dns {name:?}: {e}"))?;
+                if host.port().is_some() || host.is_ip_literal() || host.name() != name {
+                    bail!("--dns {name:?}: give a lowercase DNS name without a port");
+                }
+            }
             let svid = ca.issue_x509_svid_with_dns(&id, &dns, ttl, clock.now())?;
             let entry =
                 crate::ledger::record_svid(config, &crate::up::svid_event(&svid, "cli")).await?;
@@ -144,7 +170,7 @@ async fn svid(config: &Config, kind: SvidCommand) -> Result<ExitCode> {
                     std::fs::create_dir_all(&dir)
                         .with_context(|| format!("creating {}", dir.display()))?;
                     svid.write_files(&dir, &ca.bundle())?;
-                    println!(
+                    say!(
                         "wrote {0}/svid.pem, {0}/svid.key and {0}/bundle.pem for {id} (serial {1}, \
                          expires {2}; ledger entry {entry})",
                         dir.display(),
@@ -152,21 +178,16 @@ async fn svid(config: &Config, kind: SvidCommand) -> Result<ExitCode> {
                         svid.not_after()
                     );
                 }
-                None => print!("{}{}", svid.chain_pem(), svid.key_pem()),
+                None => say_raw!("{}{}", svid.chain_pem(), svid.key_pem()),
             }
         }
         SvidCommand::Jwt { id, audience, ttl } => {
             let id = parse_id(&id)?;
-            if id.trust_domain() != &config.trust_domain {
-                bail!(
-                    "{id} is not in this deployment's trust domain {}",
-                    config.trust_domain
-                );
-            }
+            check_issuable(config, &id, false)?;
             let ttl = parse_duration(&ttl).context("--ttl")?;
             let token = ca.issue_jwt_svid(&id, &audience, ttl, clock.now())?;
             crate::ledger::record_svid(config, &jwt_svid_event(&id, &token)?).await?;
-            println!("{token}");
+            say!("{token}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -211,7 +232,7 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
             };
             match PolicySnapshot::load_dir(&dir) {
                 Ok(s) => {
-                    println!(
+                    say!(
                         "{}: {} policies valid against the Tenet schema (hash {})",
                         dir.display(),
                         s.policy_count(),
@@ -258,8 +279,8 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
             let uri: http::Uri = path
                 .parse()
                 .map_err(|e| anyhow!("--path {path:?} is not a request path: {e}"))?;
+            // Methods are case-sensitive, as on the wire: `get` is not `GET`.
             let method: http::Method = action
-                .to_ascii_uppercase()
                 .parse()
                 .map_err(|_| anyhow!("--action {action:?} is not an HTTP method"))?;
             let target = tenet_request::normalize_target(&method, &uri)
@@ -280,15 +301,16 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
                 resource: RouteResource {
                     route: route.clone(),
                     service,
-                    host,
+                    host: host.clone(),
                     path: target.as_str().to_string(),
                 },
                 context: RequestContext {
                     source_ip,
                     tls: TlsFacts {
                         version: "TLSv1.3".into(),
-                        sni: String::new(),
-                        alpn: "h2".into(),
+                        // What a client of that route over HTTP/1.1 presents.
+                        sni: host,
+                        alpn: "http/1.1".into(),
                         mtls: true,
                         client_serial: String::new(),
                     },
@@ -309,7 +331,7 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
             let config = config::load(explicit)?;
             let (status, body) =
                 crate::admin::call(&config, http::Method::POST, "/v1/policy/reload").await?;
-            println!("{body}");
+            say!("{body}");
             Ok(if status.is_success() {
                 ExitCode::SUCCESS
             } else {
@@ -325,7 +347,7 @@ fn print_decision(decision: &Decision, path: &str, format: OutputFormat) {
         Decision::Deny { errors, .. } => ("deny", errors.clone()),
     };
     if format == OutputFormat::Json {
-        println!(
+        say!(
             "{}",
             serde_json::json!({
                 "decision": word,
@@ -336,14 +358,14 @@ fn print_decision(decision: &Decision, path: &str, format: OutputFormat) {
         );
         return;
     }
-    println!("decision: {word}");
-    println!("path as decided: {path}");
+    say!("decision: {word}");
+    say!("path as decided: {path}");
     if decision.reasons().is_empty() {
-        println!("determined by: no policy matched (default deny)");
+        say!("determined by: no policy matched (default deny)");
     } else {
-        println!("determined by: {}", decision.reasons().join(", "));
+        say!("determined by: {}", decision.reasons().join(", "));
     }
     for e in errors {
-        println!("error: {e}");
+        say!("error: {e}");
     }
 }

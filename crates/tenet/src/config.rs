@@ -190,6 +190,19 @@ pub fn locate(explicit: Option<&Path>) -> PathBuf {
 /// Read and check the configuration file.
 pub fn load(explicit: Option<&Path>) -> Result<Config> {
     let path = locate(explicit);
+    // A FIFO or a device would block or never end: only a regular file of sane size is read.
+    if let Ok(meta) = std::fs::metadata(&path) {
+        if !meta.is_file() {
+            bail!("configuration {} is not a regular file", path.display());
+        }
+        if meta.len() > MAX_CONFIG_BYTES {
+            bail!(
+                "configuration {} is {} bytes; the limit is {MAX_CONFIG_BYTES}",
+                path.display(),
+                meta.len()
+            );
+        }
+    }
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "reading configuration {} (give --config, set TENET_CONFIG, or run `tenet init`)",
@@ -219,32 +232,45 @@ fn resolve(path: &Path, file: ConfigFile) -> Result<Config> {
         .iter()
         .map(listener_spec)
         .collect::<Result<Vec<_>>>()?;
-    let mut names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
-    names.sort_unstable();
-    if names.windows(2).any(|w| w.first() == w.get(1)) {
-        bail!("listener names must be unique");
-    }
+    unique("listener", listeners.iter().map(|l| l.name.as_str()))?;
     let routes = file
         .routes
         .iter()
         .map(route_spec)
         .collect::<Result<Vec<_>>>()?;
-    let mut route_names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
-    route_names.sort_unstable();
-    if route_names.windows(2).any(|w| w.first() == w.get(1)) {
-        bail!("route names must be unique");
+    unique("route", routes.iter().map(|r| r.name.as_str()))?;
+    let mut places: Vec<(&str, &str)> = routes
+        .iter()
+        .map(|r| (r.host.as_str(), r.path_prefix.as_str()))
+        .collect();
+    places.sort_unstable();
+    if let Some(pair) = places.windows(2).find(|w| w.first() == w.get(1))
+        && let Some((host, prefix)) = pair.first()
+    {
+        bail!("two routes serve host {host:?} under path_prefix {prefix:?}; only one could match");
     }
     Ok(Config {
         trust_domain,
         data_dir: base.join(&file.deployment.data_dir),
         policy_dir: base.join(&file.deployment.policy_dir),
         svid_ttl: parse_duration(&file.deployment.svid_ttl).context("deployment.svid_ttl")?,
-        clock_skew: parse_duration(&file.deployment.clock_skew).context("deployment.clock_skew")?,
+        clock_skew: bounded_skew(&file.deployment.clock_skew)?,
         sync: parse_sync(&file.events.sync).context("events.sync")?,
         admin_listen: file.admin.listen,
         listeners,
         routes,
     })
+}
+
+fn unique<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> Result<()> {
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|w| w.first() == w.get(1))
+        && let Some(name) = pair.first()
+    {
+        bail!("{what} name {name:?} is used twice; {what} names must be unique");
+    }
+    Ok(())
 }
 
 fn listener_spec(l: &ListenerSection) -> Result<ListenerSpec> {
@@ -285,6 +311,13 @@ fn route_spec(r: &RouteSection) -> Result<RouteSpec> {
         .map(|s| SpiffeId::parse(s).map_err(|e| anyhow!("upstream_spiffe_id {s:?}: {e}")))
         .transpose()
         .with_context(ctx)?;
+    if url.scheme_str() == Some("https") && spiffe_id.is_none() {
+        bail!(
+            "{}: an https upstream needs upstream_spiffe_id, the identity it must present \
+             (without it any workload of the trust domain could stand in for it)",
+            ctx()
+        );
+    }
     let protocol = match r.upstream_protocol.as_str() {
         "auto" => UpstreamProtocol::Auto,
         "http2" => UpstreamProtocol::Http2,
@@ -320,6 +353,20 @@ fn canonical_host(raw: &str) -> Result<String> {
         bail!("host {raw:?}: give the name without a port");
     }
     Ok(host.name().to_string())
+}
+
+/// Largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Largest clock skew accepted: beyond it, expired credentials would effectively not expire.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+fn bounded_skew(text: &str) -> Result<Duration> {
+    let skew = parse_duration(text).context("deployment.clock_skew")?;
+    if skew > MAX_CLOCK_SKEW {
+        bail!("deployment.clock_skew {text:?} is more than the 5m allowed");
+    }
+    Ok(skew)
 }
 
 /// "90s", "15m", "1h", "2d", "500ms".

@@ -57,8 +57,8 @@ pub async fn run(keep: bool) -> Result<ExitCode> {
     let _ = crate::metrics::handle();
     let dir = tempfile::Builder::new().prefix("tenet-demo-").tempdir()?;
     let root = dir.path().to_path_buf();
-    println!("Tenet demo: a throwaway deployment in {}", root.display());
-    println!();
+    say!("Tenet demo: a throwaway deployment in {}", root.display());
+    say!();
 
     // A deployment, two upstream services, and the gateway in front of them.
     let now = OffsetDateTime::now_utc();
@@ -80,18 +80,18 @@ pub async fn run(keep: bool) -> Result<ExitCode> {
         .map(|(_, a)| *a)
         .ok_or_else(|| anyhow!("the demo gateway has no listener"))?;
     let mut events = running.sink.subscribe();
-    println!("gateway (PEP) on https://{gateway}, trust domain {TD}");
-    println!(
+    say!("gateway (PEP) on https://{gateway}, trust domain {TD}");
+    say!(
         "  admin API on https://{} (mTLS, admin credential only)",
         running.admin_addr
     );
-    println!(
+    say!(
         "  catalog upstream on https://{} (mTLS, verifies the gateway's SVID)",
         catalog.addr
     );
-    println!("  orders upstream on http://{}", orders.addr);
-    println!("  policies: {}", root.join("policies/shop.cedar").display());
-    println!();
+    say!("  orders upstream on http://{}", orders.addr);
+    say!("  policies: {}", root.join("policies/shop.cedar").display());
+    say!();
 
     let frontend = issue(&ca, "ns/shop/sa/frontend")?;
     let reporting = issue(&ca, "ns/analytics/sa/reporting")?;
@@ -119,8 +119,8 @@ pub async fn run(keep: bool) -> Result<ExitCode> {
     let before = running.policy.current().hash().to_string();
     std::fs::write(root.join("policies/analytics.cedar"), ANALYTICS_POLICY)?;
     let reloaded = wait_for_policy_change(&running, &before).await;
-    println!("{n:>2}. policy file added (analytics.cedar); the gateway reloads it by itself");
-    println!(
+    say!("{n:>2}. policy file added (analytics.cedar); the gateway reloads it by itself");
+    say!(
         "    {} {}",
         mark(reloaded),
         if reloaded { "reloaded" } else { "NOT reloaded" }
@@ -136,8 +136,8 @@ pub async fn run(keep: bool) -> Result<ExitCode> {
     std::fs::write(root.join("policies/broken.cedar"), BROKEN_POLICY)?;
     let outcome = running.reloader.reload("demo").await?;
     let kept = outcome.outcome == "rejected" && running.policy.current().hash() == before;
-    println!("{n:>2}. an invalid policy (unknown attribute) is written");
-    println!(
+    say!("{n:>2}. an invalid policy (unknown attribute) is written");
+    say!(
         "    {} {}: {}",
         mark(kept),
         outcome.outcome,
@@ -145,22 +145,22 @@ pub async fn run(keep: bool) -> Result<ExitCode> {
     );
     failures += usize::from(!kept);
     n += 1;
-    let (ok, _) = run_step(n, &REPORTING_AFTER_RELOAD, &client, &creds, &mut events).await;
+    let (ok, _) = run_step(n, &REPORTING_AFTER_REJECTED, &client, &creds, &mut events).await;
     failures += usize::from(!ok);
 
     // Shutting down signs the final checkpoint; then the ledger must verify in full.
     running.shutdown().await;
-    println!();
+    say!();
     failures += usize::from(!show_ledger(&config, first_decision)?);
     if keep {
         let kept_dir = dir.keep();
-        println!("deployment kept in {}", kept_dir.display());
+        say!("deployment kept in {}", kept_dir.display());
     }
     if failures == 0 {
-        println!("demo passed: every step behaved as expected");
+        say!("demo passed: every step behaved as expected");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("demo FAILED: {failures} step(s) did not behave as expected");
+        say!("demo FAILED: {failures} step(s) did not behave as expected");
         Ok(ExitCode::FAILURE)
     }
 }
@@ -195,8 +195,8 @@ fn show_ledger(config: &config::Config, decision: Option<u64>) -> Result<bool> {
     let checkpoint = reader
         .latest_checkpoint()?
         .ok_or_else(|| anyhow!("the ledger in {} has no checkpoint", dir.display()))?;
-    println!("ledger in {}", dir.display());
-    println!(
+    say!("ledger in {}", dir.display());
+    say!(
         "  checkpoint: {}, {} entries, root {}",
         checkpoint.checkpoint().origin,
         checkpoint.size(),
@@ -207,25 +207,25 @@ fn show_ledger(config: &config::Config, decision: Option<u64>) -> Result<bool> {
         Completeness::Anchored { unanchored: 0, .. }
     );
     let verified = report.verdict == Verdict::Verified && complete;
-    println!("  tenet log verify (key {key}):");
+    say!("  tenet log verify (key {key}):");
     for line in report.to_string().lines() {
-        println!("    {} {line}", mark(verified));
+        say!("    {} {line}", mark(verified));
     }
 
     let Some(index) = decision else {
-        println!("    {} no decision entry to prove", mark(false));
+        say!("    {} no decision entry to prove", mark(false));
         return Ok(false);
     };
     let proof = reader.prove_inclusion(index, checkpoint.size())?;
     let proven = proof
         .verify_entry(&reader.entry(index)?, &checkpoint.root())
         .is_ok();
-    println!(
+    say!(
         "  entry {index} (the first decision): inclusion proof of {} hashes against the \
          checkpoint",
         proof.hashes.len()
     );
-    println!(
+    say!(
         "    {} {}",
         mark(proven),
         if proven { "proven" } else { "does NOT verify" }
@@ -243,10 +243,13 @@ async fn run_step(
     events: &mut broadcast::Receiver<StoredEvent>,
 ) -> (bool, Option<u64>) {
     let who = step.caller.unwrap_or("no certificate");
-    println!("{n:>2}. {} ", step.title);
-    println!(
+    say!("{n:>2}. {}", step.title);
+    say!(
         "    {who}: {} https://{}{} (SNI {})",
-        step.method, step.host, step.path, step.sni
+        step.method,
+        step.host,
+        step.path,
+        step.sni
     );
     let svid = step.caller.and_then(|c| creds.get(c).copied());
     let result = client.send(svid, step).await;
@@ -272,7 +275,7 @@ async fn run_step(
             (r.status == want && entry.is_some(), detail)
         }
     };
-    println!("    {} {detail}", mark(ok));
+    say!("    {} {detail}", mark(ok));
     (ok, entry)
 }
 
@@ -404,6 +407,11 @@ const REPORTING_AFTER_RELOAD: Step = Step {
     expect: Expect::Status(200),
 };
 
+const REPORTING_AFTER_REJECTED: Step = Step {
+    title: "reporting still reads the catalog: the last good set stayed in force",
+    ..REPORTING_AFTER_RELOAD
+};
+
 const SHOP_POLICIES: &str = r#"// The shop's policies. Everything not permitted here is denied.
 
 @id("frontend-reads-catalog")
@@ -411,7 +419,7 @@ permit (
     principal == Tenet::Workload::"spiffe://demo.tenet.test/ns/shop/sa/frontend",
     action in Tenet::Action::"read",
     resource in Tenet::Service::"catalog"
-) when { resource.path like "/products*" };
+) when { resource.path == "/products" || resource.path like "/products/*" };
 
 @id("frontend-places-orders")
 permit (
@@ -429,7 +437,7 @@ permit (
     principal == Tenet::Workload::"spiffe://demo.tenet.test/ns/analytics/sa/reporting",
     action == Tenet::Action::"GET",
     resource in Tenet::Service::"catalog"
-) when { resource.path like "/products*" };
+) when { resource.path == "/products" || resource.path like "/products/*" };
 "#;
 
 const BROKEN_POLICY: &str = r#"@id("broken")

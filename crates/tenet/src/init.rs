@@ -29,6 +29,17 @@ pub fn run(dir: &Path, trust_domain: &str, force: bool, now: OffsetDateTime) -> 
             config_path.display()
         );
     }
+    if !force && dir.join("data/ca").exists() {
+        bail!(
+            "{} holds a CA but no tenet.toml: refusing to mix a new configuration with it; \
+             use --force to replace the CA too",
+            dir.join("data/ca").display()
+        );
+    }
+    // The example route's host is derived from the trust domain; check it before writing.
+    tenet_request::canonical_host(&example_host(&td), 443).map_err(|e| {
+        anyhow!("--trust-domain {trust_domain:?} cannot name the example route's host: {e}")
+    })?;
     // Re-initialising replaces the CA: hold the ledger throughout, so that this fails before
     // changing anything while a deployment runs, and the replacement is recorded.
     let old_ledger = dir.join("data/ledger");
@@ -115,7 +126,12 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+fn example_host(td: &TrustDomain) -> String {
+    format!("catalog.{td}")
+}
+
 fn config_template(td: &TrustDomain) -> String {
+    let host = example_host(td);
     format!(
         r#"# Tenet deployment configuration. Paths are relative to this file.
 
@@ -163,7 +179,7 @@ server_names = []
 name = "catalog"
 service = "catalog"
 listener = "main"
-host = "catalog.{td}"
+host = "{host}"
 path_prefix = "/"
 upstream = "http://127.0.0.1:8080"
 # For an mTLS upstream: upstream = "https://..." and the SPIFFE ID it must present.

@@ -9,6 +9,36 @@
     )
 )]
 
+/// `println!` for command output: a closed stdout (`tenet bundle | head -c1`) ends the
+/// command quietly instead of panicking; any other write error is reported.
+macro_rules! say {
+    () => {
+        $crate::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` counterpart of [`say!`].
+macro_rules! say_raw {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 mod admin;
 mod commands;
 mod config;
@@ -99,6 +129,10 @@ enum SvidCommand {
         /// Extra DNS SAN (repeatable).
         #[arg(long = "dns", value_name = "NAME")]
         dns: Vec<String>,
+        /// Allow an ID under /tenet/ (Tenet's own components, e.g. to renew the admin
+        /// credential spiffe://TD/tenet/admin).
+        #[arg(long)]
+        allow_reserved: bool,
     },
     /// A JWT-SVID (ES256).
     Jwt {

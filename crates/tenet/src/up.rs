@@ -20,6 +20,10 @@ use tracing::{info, warn};
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 
+/// How long the policy directory must stay unchanged before a change is loaded.
+const SETTLE: Duration = Duration::from_millis(300);
+/// Most settle periods waited for before loading anyway.
+const SETTLE_ROUNDS: usize = 20;
 /// How often the policy directory is checked for changes.
 const POLICY_POLL: Duration = Duration::from_secs(1);
 
@@ -239,9 +243,12 @@ fn dir_fingerprint(dir: &Path) -> Fingerprint {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| {
-            let meta = e.metadata().ok()?;
-            Some((e.path(), meta.len(), meta.modified().ok()))
+        .map(|e| {
+            // Follow links (ConfigMap mounts swap a link's target), and keep entries whose
+            // target is gone: their disappearance is a change too.
+            let meta = std::fs::metadata(e.path()).ok();
+            let len = meta.as_ref().map_or(u64::MAX, std::fs::Metadata::len);
+            (e.path(), len, meta.and_then(|m| m.modified().ok()))
         })
         .collect();
     entries.sort();
@@ -281,7 +288,13 @@ impl PolicyReloader {
     pub async fn reload(&self, trigger: &str) -> Result<PolicyEvent> {
         let mut seen = self.seen.lock().await;
         *seen = dir_fingerprint(&self.dir);
-        let event = match self.policy.reload_dir(&self.dir) {
+        // Parsing and validating a large set takes a while: off the async workers, so that
+        // requests keep being served by the set in force meanwhile.
+        let (policy, dir) = (self.policy.clone(), self.dir.clone());
+        let reloaded = tokio::task::spawn_blocking(move || policy.reload_dir(&dir))
+            .await
+            .map_err(|e| anyhow::anyhow!("policy reload task failed: {e}"))?;
+        let event = match reloaded {
             Ok(outcome) => {
                 info!(trigger, hash = %outcome.new_hash, policies = outcome.policy_count,
                     changed = outcome.changed, "policies reloaded");
@@ -320,8 +333,21 @@ impl PolicyReloader {
     async fn watch(self: Arc<Self>) {
         loop {
             tokio::time::sleep(POLICY_POLL).await;
-            let changed = *self.seen.lock().await != dir_fingerprint(&self.dir);
-            if changed && let Err(e) = self.reload("watcher").await {
+            let mut current = dir_fingerprint(&self.dir);
+            if *self.seen.lock().await == current {
+                continue;
+            }
+            // Let a copy in progress finish: reload once the directory has stopped changing
+            // for one settle period (bounded, so a directory that never settles still loads).
+            for _ in 0..SETTLE_ROUNDS {
+                tokio::time::sleep(SETTLE).await;
+                let next = dir_fingerprint(&self.dir);
+                if next == current {
+                    break;
+                }
+                current = next;
+            }
+            if let Err(e) = self.reload("watcher").await {
                 warn!(error = %e, "policy reload could not be recorded");
             }
         }
