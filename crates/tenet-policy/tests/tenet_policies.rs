@@ -688,7 +688,8 @@ fn thousand_policies() {
 #[test]
 fn unusable_policy_entries_refuse_the_set() {
     use std::os::unix::ffi::OsStrExt;
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    type MakeEntry = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, MakeEntry)> = vec![
         (
             "dangling link",
             Box::new(|d: &Path| {
