@@ -147,7 +147,7 @@ echo
 echo "## 4. Gateway memory"
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 echo "   idle RSS: $(( $(rss "$tenet_pid") / 1024 )) MB (after the load above)"
-ulimit -n 65536 || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 conns=10000; [ -n "$quick" ] && conns=2000
 mkfifo "$work/hold"
 taskset -c 0 python3 bench/peers/hold_connections.py 127.0.0.1 $TENET_PORT "$HOST" "$CERT" "$KEY" "$CA" $conns <"$work/hold" >"$work/hold.out" & holder=$!; pids+=($holder)
