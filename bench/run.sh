@@ -99,9 +99,9 @@ NGINX
 # nginx serves both the upstream and the peer proxy: one worker on cpu1.
 taskset -c 1 nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
 port_wait $UP_PORT; port_wait $NGINX_PROXY
-(cd "$work/d" && RUST_LOG=warn taskset -c 1 "$TENET" up >"$work/tenet.log" 2>&1) & pids+=($!)
+(cd "$work/d" && RUST_LOG=warn exec taskset -c 1 "$TENET" up >"$work/tenet.log" 2>&1) & pids+=($!)
 port_wait $TENET_PORT
-tenet_pid=$(pgrep -f "$TENET up" | head -n1)
+tenet_pid=${pids[-1]}
 
 oha_run() { # oha_run <label> <url> <extra args...>  -> prints rps for each run
   local url=$1; shift
