@@ -15,11 +15,9 @@
 )]
 
 mod event;
-mod jsonl;
 mod sink;
 
 pub use event::{
     AccessEvent, AdminEvent, Disposition, Event, EventKind, PolicyEvent, RejectionEvent, SvidEvent,
 };
-pub use jsonl::{JsonlSink, JsonlSinkOptions, SyncPolicy};
 pub use sink::{EventSink, RecordFuture, SinkError};

@@ -102,6 +102,14 @@ impl ResolvesServerCert for ListenerCertResolver {
     }
 }
 
+/// Serves the SVID to every client (admin API, test upstreams); listeners that must check
+/// SNI use their own resolver.
+impl ResolvesServerCert for SvidResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.get())
+    }
+}
+
 impl ResolvesClientCert for SvidResolver {
     fn resolve(
         &self,

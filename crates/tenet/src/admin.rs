@@ -56,7 +56,7 @@ pub async fn serve(
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(tenet_identity::client_cert_verifier(verifier, true))
-        .with_cert_resolver(Arc::new(AdminCert(resolver)));
+        .with_cert_resolver(resolver);
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let listener = TcpListener::bind(config.admin_listen)
@@ -118,18 +118,6 @@ pub async fn serve(
         }
     });
     Ok((addr, task))
-}
-
-#[derive(Debug)]
-struct AdminCert(Arc<SvidResolver>);
-
-impl rustls::server::ResolvesServerCert for AdminCert {
-    fn resolve(
-        &self,
-        _hello: rustls::server::ClientHello<'_>,
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        rustls::client::ResolvesClientCert::resolve(&*self.0, &[], &[])
-    }
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {

@@ -510,7 +510,7 @@ async fn start_upstream(
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(tenet_identity::client_cert_verifier(verifier, true))
-            .with_cert_resolver(Arc::new(UpstreamCert(resolver)));
+            .with_cert_resolver(resolver);
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
     } else {
@@ -543,18 +543,6 @@ async fn start_upstream(
         }
     });
     Ok(Upstream { addr })
-}
-
-#[derive(Debug)]
-struct UpstreamCert(Arc<SvidResolver>);
-
-impl rustls::server::ResolvesServerCert for UpstreamCert {
-    fn resolve(
-        &self,
-        _hello: rustls::server::ClientHello<'_>,
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        rustls::client::ResolvesClientCert::resolve(&*self.0, &[], &[])
-    }
 }
 
 fn echo(service: &str, bundles: &BundleSet, req: Request<Incoming>) -> Response<Full<Bytes>> {
