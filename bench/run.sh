@@ -167,3 +167,9 @@ echo
 echo "## 6. Policy decision latency"
 quiet
 taskset -c 1 cargo bench -q -p tenet-policy --bench decide -- $quick 2>/dev/null | sed 's/^/   /'
+
+echo
+echo "## 7. Ledger appends with group commit (200-byte events)"
+quiet
+taskset -c 1 cargo bench -q -p tenet-ledger --bench append -- $quick 2>/dev/null | sed 's/^/   /'
+taskset -c 1 python3 bench/peers/append_sqlite.py "$([ -n "$quick" ] && echo 1 || echo 5)" | sed 's/^/   /'
