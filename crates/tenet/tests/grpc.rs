@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use support::*;
@@ -26,20 +25,7 @@ fn grpc_passes_through_with_the_caller_identity() {
             .arg(dir.path())
             .args(["--trust-domain", TD]),
     );
-    let mut server = Command::new("python3")
-        .args([PEER, "server"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 with grpcio is needed (.ci/run installs it)");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = KillOnDrop(server);
-    let upstream: u16 = line
-        .trim()
-        .parse()
-        .expect("the gRPC server printed no port");
+    let (_server, upstream) = start_python_server(&[PEER, "server"]);
 
     let (port, admin) = (free_port(), free_port());
     let cfg = dir.path().join("tenet.toml");

@@ -57,24 +57,32 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The Python echo upstream.
-pub fn start_upstream() -> (KillOnDrop, u16) {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/support/echo_upstream.py"
-    );
+/// A Python server script that prints its port on its first line of output.
+pub fn start_python_server(args: &[&str]) -> (KillOnDrop, u16) {
     let mut child = Command::new("python3")
-        .arg(script)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("python3 is needed for the interop tests");
+        .expect("python3 is needed for the interop tests (.ci/run installs it)");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let port: u16 = line.trim().parse().unwrap();
-    (KillOnDrop(child), port)
+    let child = KillOnDrop(child);
+    let port: u16 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{args:?} printed no port: {line:?}"));
+    (child, port)
+}
+
+/// The Python echo upstream.
+pub fn start_upstream() -> (KillOnDrop, u16) {
+    start_python_server(&[concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/echo_upstream.py"
+    )])
 }
 
 pub const POLICIES: &str = r#"
