@@ -1,0 +1,1 @@
+//! Terraform: .tf (HCL) and .tf.json parsed into resources with evaluated attributes.
