@@ -1,1 +1,20 @@
-//! tenet assess and tenet score: input recognition, the combined report (text, JSON, SARIF), the maturity score.
+//! `tenet assess` and `tenet score`: reading configuration files, folders and database URLs,
+//! recognising each input by its content, running the analyses of `tenet-iam`, `tenet-k8s`,
+//! `tenet-secgroup` and `tenet-pgaudit` on them, and rendering one report (text, JSON,
+//! SARIF 2.1.0); and the zero-trust maturity score computed from what Tenet observed.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod inputs;
+pub mod report;
+pub mod score;
+
+pub use report::{Format, Report};
+pub use score::{Facts, Scorecard, Stage, score};

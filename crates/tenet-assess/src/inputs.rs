@@ -1,0 +1,271 @@
+//! Reading the paths given to `tenet assess` and recognising each input by its content.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+use tenet_finding::Skipped;
+
+/// Files larger than this are not read.
+pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// One recognised input.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A JSON document (IAM policy, authorization details, security groups, a Kubernetes
+    /// object or List).
+    Json {
+        /// The file as named.
+        file: String,
+        /// Its content.
+        value: Value,
+    },
+    /// A YAML stream: its documents with their index (0-based). Empty documents are left out.
+    Yaml {
+        /// The file as named.
+        file: String,
+        /// The documents.
+        docs: Vec<(usize, Value)>,
+    },
+    /// The Terraform files (`.tf`, `.tf.json`) of one directory: one module.
+    Terraform {
+        /// The directory as named.
+        dir: String,
+        /// `(file, text)` pairs.
+        files: Vec<(String, String)>,
+    },
+    /// A PostgreSQL connection URL.
+    Postgres {
+        /// The URL as given (it may hold a password: never print it).
+        url: String,
+    },
+}
+
+/// What [`gather`] found.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    /// Recognised inputs, in path order.
+    pub inputs: Vec<Input>,
+    /// Files that were not used, with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Reads every path (files, folders recursively, `postgres://` URLs).
+/// `progress(done, total)` is called after each file.
+pub fn gather(args: &[String], progress: &mut dyn FnMut(usize, usize)) -> Gathered {
+    let mut gathered = Gathered::default();
+    let mut files = Vec::new();
+    for arg in args {
+        if arg.starts_with("postgres://") || arg.starts_with("postgresql://") {
+            gathered.inputs.push(Input::Postgres { url: arg.clone() });
+            continue;
+        }
+        collect(Path::new(arg), arg, &mut files, &mut gathered.skipped, 0);
+    }
+    let total = files.len();
+    let mut terraform: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for (i, name) in files.iter().enumerate() {
+        read_one(name, &mut gathered, &mut terraform);
+        progress(i + 1, total);
+    }
+    for (dir, files) in terraform {
+        gathered.inputs.push(Input::Terraform { dir, files });
+    }
+    gathered
+}
+
+/// Folders deeper than this are not walked (a loop through mounts, or a generated tree).
+const MAX_DEPTH: usize = 32;
+
+fn collect(
+    path: &Path,
+    shown: &str,
+    out: &mut Vec<String>,
+    skipped: &mut Vec<Skipped>,
+    depth: usize,
+) {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            skipped.push(Skipped::new(shown, format!("cannot read: {e}")));
+            return;
+        }
+    };
+    let file_type = meta.file_type();
+    if file_type.is_symlink() {
+        match std::fs::metadata(path) {
+            Ok(target) if target.is_file() => out.push(shown.to_owned()),
+            Ok(_) => skipped.push(Skipped::new(
+                shown,
+                "symbolic link to a folder; not followed (name the target instead)",
+            )),
+            Err(e) => skipped.push(Skipped::new(shown, format!("broken symbolic link: {e}"))),
+        }
+        return;
+    }
+    if file_type.is_file() {
+        out.push(shown.to_owned());
+        return;
+    }
+    if !file_type.is_dir() {
+        skipped.push(Skipped::new(shown, "not a regular file or folder"));
+        return;
+    }
+    if depth >= MAX_DEPTH {
+        skipped.push(Skipped::new(
+            shown,
+            format!("folder nested deeper than {MAX_DEPTH}; not walked"),
+        ));
+        return;
+    }
+    let entries = match std::fs::read_dir(path) {
+        Ok(e) => e,
+        Err(e) => {
+            skipped.push(Skipped::new(shown, format!("cannot list folder: {e}")));
+            return;
+        }
+    };
+    let mut names: Vec<String> = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) => match entry.file_name().into_string() {
+                Ok(name) => names.push(name),
+                Err(raw) => skipped.push(Skipped::new(
+                    format!("{}/{}", shown.trim_end_matches('/'), raw.to_string_lossy()),
+                    "file name is not UTF-8",
+                )),
+            },
+            Err(e) => skipped.push(Skipped::new(shown, format!("cannot list folder: {e}"))),
+        }
+    }
+    names.sort();
+    for name in names {
+        // Tool state and version control, never configuration to audit.
+        if matches!(
+            name.as_str(),
+            ".git" | ".terraform" | "node_modules" | ".hg" | ".svn"
+        ) {
+            continue;
+        }
+        let child_shown = format!("{}/{}", shown.trim_end_matches('/'), name);
+        collect(&path.join(&name), &child_shown, out, skipped, depth + 1);
+    }
+}
+
+fn read_one(
+    name: &str,
+    gathered: &mut Gathered,
+    terraform: &mut BTreeMap<String, Vec<(String, String)>>,
+) {
+    let skip = |g: &mut Gathered, reason: String| g.skipped.push(Skipped::new(name, reason));
+    match std::fs::metadata(name) {
+        Ok(m) if m.len() > MAX_INPUT_BYTES => {
+            return skip(
+                gathered,
+                format!("larger than {MAX_INPUT_BYTES} bytes; not read"),
+            );
+        }
+        Ok(_) => {}
+        Err(e) => return skip(gathered, format!("cannot read: {e}")),
+    }
+    let bytes = match std::fs::read(name) {
+        Ok(b) => b,
+        Err(e) => return skip(gathered, format!("cannot read: {e}")),
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(_) => return skip(gathered, "not UTF-8 text".to_owned()),
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned();
+    let lower = name.to_ascii_lowercase();
+    let kind = if lower.ends_with(".tf") || lower.ends_with(".tf.json") {
+        Kind::Terraform
+    } else if lower.ends_with(".json") {
+        Kind::Json
+    } else if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+        Kind::Yaml
+    } else {
+        sniff(&text)
+    };
+    match kind {
+        Kind::Terraform => {
+            let dir = match name.rfind('/') {
+                Some(i) => name.get(..i).unwrap_or(".").to_owned(),
+                None => ".".to_owned(),
+            };
+            terraform
+                .entry(dir)
+                .or_default()
+                .push((name.to_owned(), text));
+        }
+        Kind::Json => match serde_json::from_str::<Value>(&text) {
+            Ok(value) => gathered.inputs.push(Input::Json {
+                file: name.to_owned(),
+                value,
+            }),
+            Err(e) => skip(gathered, format!("invalid JSON: {e}")),
+        },
+        Kind::Yaml => {
+            let mut docs = Vec::new();
+            for (i, doc) in yaml_serde::Deserializer::from_str(&text).enumerate() {
+                match Value::deserialize(doc) {
+                    Ok(Value::Null) => {}
+                    Ok(value) => docs.push((i, value)),
+                    Err(e) => {
+                        gathered.skipped.push(Skipped::new(
+                            format!("{name}#{i}"),
+                            format!("invalid YAML: {e}"),
+                        ));
+                        // After a syntax error the stream cannot be followed further.
+                        break;
+                    }
+                }
+            }
+            gathered.inputs.push(Input::Yaml {
+                file: name.to_owned(),
+                docs,
+            });
+        }
+        Kind::Unknown => skip(
+            gathered,
+            "not a recognised format (expected JSON, YAML or Terraform by extension or content)"
+                .to_owned(),
+        ),
+    }
+}
+
+enum Kind {
+    Json,
+    Yaml,
+    Terraform,
+    Unknown,
+}
+
+/// Recognises a file without a telling extension by its first lines.
+fn sniff(text: &str) -> Kind {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return Kind::Json;
+    }
+    for line in text.lines().take(200) {
+        let l = line.trim_start();
+        if [
+            "resource \"",
+            "data \"",
+            "variable \"",
+            "provider \"",
+            "module \"",
+            "terraform {",
+        ]
+        .iter()
+        .any(|p| l.starts_with(p))
+        {
+            return Kind::Terraform;
+        }
+        if l.starts_with("apiVersion:") || l.starts_with("kind:") {
+            return Kind::Yaml;
+        }
+    }
+    Kind::Unknown
+}

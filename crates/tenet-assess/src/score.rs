@@ -1,0 +1,705 @@
+//! The zero-trust maturity score: CISA ZTMM v2 pillars and cross-cutting capabilities, a stage
+//! per function computed from observed facts, each with its evidence, and the 90-day roadmap.
+//!
+//! The rubric (which facts each stage of each function needs) is data in this module and is
+//! written out for people in `docs/maturity-rubric.md`; a test keeps the two in step.
+//! Missing evidence counts against: a function reaches a stage only when every fact that
+//! stage requires (and every fact of the stages below) was observed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use tenet_finding::Severity;
+
+use crate::report::Report;
+
+/// A maturity stage of CISA ZTMM v2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Manual, static, perimeter-based.
+    Traditional,
+    /// Starting automation and identity-based controls.
+    Initial,
+    /// Centralised, cross-pillar, policy-driven.
+    Advanced,
+    /// Fully automated, dynamic, continuous.
+    Optimal,
+}
+
+impl Stage {
+    /// 1 for traditional up to 4 for optimal.
+    pub fn points(self) -> u32 {
+        match self {
+            Stage::Traditional => 1,
+            Stage::Initial => 2,
+            Stage::Advanced => 3,
+            Stage::Optimal => 4,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Traditional => "traditional",
+            Stage::Initial => "initial",
+            Stage::Advanced => "advanced",
+            Stage::Optimal => "optimal",
+        }
+    }
+}
+
+/// One observed fact and where it was seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// What was seen, in words.
+    pub detail: String,
+    /// Where: a file, a command, a report.
+    pub source: String,
+}
+
+/// Every fact the rubric knows, with what it means.
+pub const FACTS: &[(&str, &str)] = &[
+    (
+        "identity.workload-ca",
+        "a deployment CA issues X.509-SVIDs to workloads",
+    ),
+    (
+        "identity.short-lived-svids",
+        "workload SVIDs live one hour or less",
+    ),
+    (
+        "identity.mtls-required",
+        "every workload listener requires a client SVID",
+    ),
+    (
+        "identity.user-sso",
+        "people sign in through an enterprise OpenID Connect provider",
+    ),
+    (
+        "identity.phishing-resistant-mfa",
+        "people prove themselves with WebAuthn (passkeys or security keys)",
+    ),
+    (
+        "identity.continuous-reauth",
+        "sessions are re-evaluated on every request",
+    ),
+    (
+        "devices.enrolment",
+        "devices are enrolled with their own key and certificate",
+    ),
+    (
+        "devices.posture",
+        "device posture is reported and required by policy",
+    ),
+    (
+        "networks.identity-aware-proxy",
+        "services are reached through Tenet's identity-aware gateway",
+    ),
+    (
+        "networks.encrypted-upstreams",
+        "the gateway reaches every upstream over mTLS",
+    ),
+    (
+        "networks.default-deny-k8s",
+        "assessed Kubernetes namespaces have default-deny ingress and egress",
+    ),
+    (
+        "networks.no-public-admin-ports",
+        "assessed security groups expose no admin or database port to the internet",
+    ),
+    (
+        "apps.per-request-authz",
+        "every request is authorized against a validated Cedar policy set",
+    ),
+    (
+        "apps.no-unconditional-permit",
+        "no policy permits every principal, action and resource",
+    ),
+    (
+        "apps.identity-assertion",
+        "upstreams receive a signed identity assertion per request",
+    ),
+    (
+        "data.iam-least-privilege",
+        "assessed IAM policies have no admin-equivalent or privilege-escalation grant",
+    ),
+    (
+        "data.db-least-privilege",
+        "assessed database login roles have no superuser, ownership or blanket grants",
+    ),
+    (
+        "visibility.decision-events",
+        "every decision is recorded as an event",
+    ),
+    (
+        "visibility.tamper-evident-log",
+        "the event log has signed checkpoints and verifies",
+    ),
+    (
+        "visibility.detections",
+        "detection rules and behavioural baselines watch the event stream",
+    ),
+    (
+        "automation.policy-reload",
+        "policy changes apply without restart, keeping the last good set",
+    ),
+    (
+        "automation.auto-containment",
+        "playbooks contain a compromised identity automatically",
+    ),
+    (
+        "governance.policy-validated",
+        "the policy set validates against the schema",
+    ),
+    (
+        "governance.config-audited",
+        "IAM, network and database configuration was audited",
+    ),
+];
+
+/// A function of a pillar and the facts each stage needs.
+struct Function {
+    pillar: &'static str,
+    name: &'static str,
+    initial: &'static [&'static str],
+    advanced: &'static [&'static str],
+    optimal: &'static [&'static str],
+}
+
+/// The rubric. Pillars and functions follow CISA ZTMM v2; the facts are what Tenet can
+/// observe of them.
+const RUBRIC: &[Function] = &[
+    Function {
+        pillar: "identity",
+        name: "authentication",
+        initial: &["identity.workload-ca", "identity.mtls-required"],
+        advanced: &["identity.user-sso", "identity.phishing-resistant-mfa"],
+        optimal: &["identity.continuous-reauth"],
+    },
+    Function {
+        pillar: "identity",
+        name: "identity lifecycle",
+        initial: &["identity.workload-ca"],
+        advanced: &["identity.short-lived-svids"],
+        optimal: &["automation.auto-containment"],
+    },
+    Function {
+        pillar: "devices",
+        name: "asset and compliance",
+        initial: &["devices.enrolment"],
+        advanced: &["devices.posture"],
+        optimal: &["identity.continuous-reauth"],
+    },
+    Function {
+        pillar: "networks",
+        name: "segmentation",
+        initial: &["networks.identity-aware-proxy"],
+        advanced: &[
+            "networks.default-deny-k8s",
+            "networks.no-public-admin-ports",
+        ],
+        optimal: &["apps.per-request-authz"],
+    },
+    Function {
+        pillar: "networks",
+        name: "traffic encryption",
+        initial: &["identity.mtls-required"],
+        advanced: &["networks.encrypted-upstreams"],
+        optimal: &["identity.short-lived-svids"],
+    },
+    Function {
+        pillar: "applications and workloads",
+        name: "access authorization",
+        initial: &["apps.per-request-authz"],
+        advanced: &["apps.no-unconditional-permit", "apps.identity-assertion"],
+        optimal: &["visibility.detections"],
+    },
+    Function {
+        pillar: "applications and workloads",
+        name: "workload identity",
+        initial: &["identity.workload-ca"],
+        advanced: &["identity.mtls-required", "identity.short-lived-svids"],
+        optimal: &["apps.identity-assertion"],
+    },
+    Function {
+        pillar: "data",
+        name: "data access",
+        initial: &["governance.config-audited"],
+        advanced: &["data.iam-least-privilege", "data.db-least-privilege"],
+        optimal: &["apps.per-request-authz", "visibility.detections"],
+    },
+    Function {
+        pillar: "cross-cutting",
+        name: "visibility and analytics",
+        initial: &["visibility.decision-events"],
+        advanced: &["visibility.tamper-evident-log"],
+        optimal: &["visibility.detections"],
+    },
+    Function {
+        pillar: "cross-cutting",
+        name: "automation and orchestration",
+        initial: &["automation.policy-reload"],
+        advanced: &["governance.policy-validated"],
+        optimal: &["automation.auto-containment"],
+    },
+    Function {
+        pillar: "cross-cutting",
+        name: "governance",
+        initial: &["governance.policy-validated"],
+        advanced: &["governance.config-audited"],
+        optimal: &["data.iam-least-privilege", "networks.default-deny-k8s"],
+    },
+];
+
+/// The 90-day roadmap: the steps in order, each done when all its facts were observed.
+const ROADMAP: &[(&str, &str, &[&str])] = &[
+    (
+        "days 1-30",
+        "issue SVIDs to every workload and require mTLS",
+        &["identity.workload-ca", "identity.mtls-required"],
+    ),
+    (
+        "days 1-30",
+        "put services behind the gateway with default-deny Cedar policies",
+        &[
+            "networks.identity-aware-proxy",
+            "apps.per-request-authz",
+            "apps.no-unconditional-permit",
+        ],
+    ),
+    (
+        "days 1-30",
+        "record every decision in the tamper-evident ledger",
+        &[
+            "visibility.decision-events",
+            "visibility.tamper-evident-log",
+        ],
+    ),
+    (
+        "days 31-60",
+        "federate people to the enterprise IdP with passkeys",
+        &["identity.user-sso", "identity.phishing-resistant-mfa"],
+    ),
+    (
+        "days 31-60",
+        "enrol devices and require healthy posture",
+        &["devices.enrolment", "devices.posture"],
+    ),
+    (
+        "days 31-60",
+        "reach upstreams over mTLS only and pass identity assertions",
+        &["networks.encrypted-upstreams", "apps.identity-assertion"],
+    ),
+    (
+        "days 31-60",
+        "turn on detections and containment playbooks",
+        &["visibility.detections", "automation.auto-containment"],
+    ),
+    (
+        "days 61-90",
+        "audit IAM policies and remove wildcards and escalation paths",
+        &["governance.config-audited", "data.iam-least-privilege"],
+    ),
+    (
+        "days 61-90",
+        "give applications table-level database rights only",
+        &["data.db-least-privilege"],
+    ),
+    (
+        "days 61-90",
+        "default-deny Kubernetes networks and close public admin ports",
+        &[
+            "networks.default-deny-k8s",
+            "networks.no-public-admin-ports",
+        ],
+    ),
+    (
+        "days 61-90",
+        "re-evaluate sessions continuously",
+        &["identity.continuous-reauth"],
+    ),
+];
+
+/// Facts observed, by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facts(pub BTreeMap<String, Evidence>);
+
+impl Facts {
+    /// Records a fact. Unknown ids are refused so a typo cannot silently score.
+    pub fn observe(
+        &mut self,
+        id: &str,
+        detail: impl Into<String>,
+        source: impl Into<String>,
+    ) -> Result<(), UnknownFact> {
+        if !FACTS.iter().any(|(f, _)| *f == id) {
+            return Err(UnknownFact(id.to_owned()));
+        }
+        self.0.insert(
+            id.to_owned(),
+            Evidence {
+                detail: detail.into(),
+                source: source.into(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Whether a fact was observed.
+    pub fn has(&self, id: &str) -> bool {
+        self.0.contains_key(id)
+    }
+
+    /// Adds the facts an assessment report shows (`source` names the report file).
+    pub fn observe_report(&mut self, report: &Report, source: &str) -> Result<(), UnknownFact> {
+        let ran = |a: &str| report.analyses.iter().any(|x| x == a);
+        let bad = |prefix: &str, at_least: Severity| {
+            report
+                .findings
+                .iter()
+                .filter(|f| f.rule.starts_with(prefix) && f.severity >= at_least)
+                .count()
+        };
+        if !report.analyses.is_empty() {
+            self.observe(
+                "governance.config-audited",
+                format!(
+                    "assessment of {} input(s) ({})",
+                    report.inputs.len(),
+                    report.analyses.join(", ")
+                ),
+                source,
+            )?;
+        }
+        if ran("iam") && bad("iam.", Severity::Critical) == 0 {
+            self.observe(
+                "data.iam-least-privilege",
+                "IAM assessed: no critical finding",
+                source,
+            )?;
+        }
+        if ran("pg") && bad("pg.", Severity::High) == 0 {
+            self.observe(
+                "data.db-least-privilege",
+                "PostgreSQL assessed: no high or critical finding",
+                source,
+            )?;
+        }
+        if ran("k8s")
+            && !report
+                .findings
+                .iter()
+                .any(|f| f.rule.starts_with("k8s.no-default-deny"))
+        {
+            self.observe(
+                "networks.default-deny-k8s",
+                "Kubernetes assessed: every namespace has default deny",
+                source,
+            )?;
+        }
+        if ran("secgroup") && bad("sg.", Severity::Critical) == 0 {
+            self.observe(
+                "networks.no-public-admin-ports",
+                "security groups assessed: no critical exposure",
+                source,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A fact id the rubric does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown maturity fact {0:?}")]
+pub struct UnknownFact(pub String);
+
+/// The stage of one function with its evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionScore {
+    /// CISA ZTMM pillar, or `cross-cutting`.
+    pub pillar: String,
+    /// The function.
+    pub function: String,
+    /// The stage reached.
+    pub stage: Stage,
+    /// The observed facts that support the stage.
+    pub evidence: Vec<(String, Evidence)>,
+    /// Facts the next stage needs that were not observed.
+    pub missing: Vec<String>,
+}
+
+/// One roadmap step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// The phase (`days 1-30`, ...).
+    pub phase: String,
+    /// What to do.
+    pub step: String,
+    /// Whether every fact of the step was observed.
+    pub done: bool,
+    /// The facts it still needs.
+    pub missing: Vec<String>,
+}
+
+/// The whole score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scorecard {
+    /// Per function.
+    pub functions: Vec<FunctionScore>,
+    /// Per pillar: the mean stage points (1.0 to 4.0), rounded to two decimals.
+    pub pillars: BTreeMap<String, f64>,
+    /// Overall: the mean of all functions' points, 1.0 to 4.0, two decimals.
+    pub overall: f64,
+    /// The roadmap in order.
+    pub roadmap: Vec<Step>,
+    /// The first three steps not done.
+    pub next: Vec<String>,
+}
+
+/// Scores `facts` against the rubric.
+pub fn score(facts: &Facts) -> Scorecard {
+    let mut functions = Vec::new();
+    for f in RUBRIC {
+        let mut stage = Stage::Traditional;
+        let mut missing = Vec::new();
+        for (next, needs) in [
+            (Stage::Initial, f.initial),
+            (Stage::Advanced, f.advanced),
+            (Stage::Optimal, f.optimal),
+        ] {
+            let lacking: Vec<String> = needs
+                .iter()
+                .filter(|n| !facts.has(n))
+                .map(|n| (*n).to_owned())
+                .collect();
+            if lacking.is_empty() {
+                stage = next;
+            } else {
+                missing = lacking;
+                break;
+            }
+        }
+        let mut evidence: Vec<(String, Evidence)> = Vec::new();
+        for id in f.initial.iter().chain(f.advanced).chain(f.optimal) {
+            if let Some(e) = facts.0.get(*id)
+                && !evidence.iter().any(|(x, _)| x == id)
+            {
+                evidence.push(((*id).to_owned(), e.clone()));
+            }
+        }
+        functions.push(FunctionScore {
+            pillar: f.pillar.to_owned(),
+            function: f.name.to_owned(),
+            stage,
+            evidence,
+            missing,
+        });
+    }
+    let mut sums: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for f in &functions {
+        let e = sums.entry(f.pillar.clone()).or_default();
+        e.0 += f.stage.points();
+        e.1 += 1;
+    }
+    let pillars = sums
+        .into_iter()
+        .map(|(p, (sum, n))| (p, round2(f64::from(sum) / f64::from(n.max(1)))))
+        .collect();
+    let total: u32 = functions.iter().map(|f| f.stage.points()).sum();
+    let count = u32::try_from(functions.len()).unwrap_or(1).max(1);
+    let overall = round2(f64::from(total) / f64::from(count));
+    let roadmap: Vec<Step> = ROADMAP
+        .iter()
+        .map(|(phase, step, needs)| {
+            let missing: Vec<String> = needs
+                .iter()
+                .filter(|n| !facts.has(n))
+                .map(|n| (*n).to_owned())
+                .collect();
+            Step {
+                phase: (*phase).to_owned(),
+                step: (*step).to_owned(),
+                done: missing.is_empty(),
+                missing,
+            }
+        })
+        .collect();
+    let next = roadmap
+        .iter()
+        .filter(|s| !s.done)
+        .take(3)
+        .map(|s| s.step.clone())
+        .collect();
+    Scorecard {
+        functions,
+        pillars,
+        overall,
+        roadmap,
+        next,
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn describe(fact: &str) -> &'static str {
+    FACTS
+        .iter()
+        .find(|(f, _)| *f == fact)
+        .map(|(_, d)| *d)
+        .unwrap_or("")
+}
+
+impl Scorecard {
+    /// The readable scorecard.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Zero-trust maturity (CISA ZTMM v2): {:.2} of 4.00",
+            self.overall
+        );
+        let _ = writeln!(
+            out,
+            "  stages: 1 traditional, 2 initial, 3 advanced, 4 optimal\n"
+        );
+        let mut pillar = "";
+        for f in &self.functions {
+            if f.pillar != pillar {
+                pillar = &f.pillar;
+                let points = self.pillars.get(pillar).copied().unwrap_or(0.0);
+                let _ = writeln!(out, "{} ({points:.2})", pillar.to_uppercase());
+            }
+            let _ = writeln!(out, "  {:<30} {}", f.function, f.stage.name());
+            for (id, e) in &f.evidence {
+                let _ = writeln!(out, "      + {id}: {} [{}]", e.detail, e.source);
+            }
+            for id in &f.missing {
+                let _ = writeln!(out, "      - missing {id}: {}", describe(id));
+            }
+        }
+        let _ = writeln!(out, "\n90-DAY ROADMAP");
+        for s in &self.roadmap {
+            let mark = if s.done { "x" } else { " " };
+            let _ = writeln!(out, "  [{mark}] {:<11} {}", s.phase, s.step);
+        }
+        if self.next.is_empty() {
+            let _ = writeln!(out, "\nEvery roadmap step is done.");
+        } else {
+            let _ = writeln!(out, "\nNEXT");
+            for (i, s) in self.next.iter().enumerate() {
+                let _ = writeln!(out, "  {}. {s}", i + 1);
+            }
+        }
+        out
+    }
+
+    /// The rubric as Markdown (the body of `docs/maturity-rubric.md` is checked against it).
+    pub fn rubric_markdown() -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "| pillar | function | initial | advanced | optimal |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for f in RUBRIC {
+            let cell = |ids: &[&str]| {
+                ids.iter()
+                    .map(|i| format!("`{i}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                f.pillar,
+                f.name,
+                cell(f.initial),
+                cell(f.advanced),
+                cell(f.optimal)
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_observed_is_traditional_everywhere() {
+        let card = score(&Facts::default());
+        assert!(card.functions.iter().all(|f| f.stage == Stage::Traditional));
+        assert_eq!(card.overall, 1.0);
+        assert_eq!(card.next.len(), 3);
+        assert_eq!(
+            card.next[0],
+            "issue SVIDs to every workload and require mTLS"
+        );
+    }
+
+    #[test]
+    fn stages_need_every_lower_stage() {
+        let mut facts = Facts::default();
+        // Advanced facts without the initial ones do not count.
+        facts.observe("identity.user-sso", "d", "s").unwrap();
+        facts
+            .observe("identity.phishing-resistant-mfa", "d", "s")
+            .unwrap();
+        let card = score(&facts);
+        let auth = card
+            .functions
+            .iter()
+            .find(|f| f.function == "authentication")
+            .unwrap();
+        assert_eq!(auth.stage, Stage::Traditional);
+        assert_eq!(
+            auth.missing,
+            vec!["identity.workload-ca", "identity.mtls-required"]
+        );
+        facts.observe("identity.workload-ca", "d", "s").unwrap();
+        facts.observe("identity.mtls-required", "d", "s").unwrap();
+        let card = score(&facts);
+        let auth = card
+            .functions
+            .iter()
+            .find(|f| f.function == "authentication")
+            .unwrap();
+        assert_eq!(auth.stage, Stage::Advanced);
+        assert_eq!(auth.missing, vec!["identity.continuous-reauth"]);
+        assert_eq!(auth.evidence.len(), 4);
+    }
+
+    #[test]
+    fn unknown_facts_are_refused() {
+        let mut facts = Facts::default();
+        assert!(facts.observe("identity.typo", "d", "s").is_err());
+    }
+
+    #[test]
+    fn every_rubric_fact_is_known() {
+        for f in RUBRIC {
+            for id in f.initial.iter().chain(f.advanced).chain(f.optimal) {
+                assert!(FACTS.iter().any(|(k, _)| k == id), "{id}");
+            }
+        }
+        for (_, _, needs) in ROADMAP {
+            for id in *needs {
+                assert!(FACTS.iter().any(|(k, _)| k == id), "{id}");
+            }
+        }
+    }
+
+    #[test]
+    fn all_facts_reach_optimal_and_text_is_stable() {
+        let mut facts = Facts::default();
+        for (id, _) in FACTS {
+            facts.observe(id, "seen", "test").unwrap();
+        }
+        let card = score(&facts);
+        assert!(card.functions.iter().all(|f| f.stage == Stage::Optimal));
+        assert_eq!(card.overall, 4.0);
+        assert!(card.next.is_empty());
+        assert_eq!(card.to_text(), score(&facts).to_text());
+    }
+}
