@@ -480,8 +480,15 @@ pub fn score(facts: &Facts) -> Scorecard {
                 break;
             }
         }
+        // Evidence: the facts of the stages reached (the next stage's are in `missing`).
+        let reached: &[&[&str]] = match stage {
+            Stage::Traditional => &[],
+            Stage::Initial => &[f.initial],
+            Stage::Advanced => &[f.initial, f.advanced],
+            Stage::Optimal => &[f.initial, f.advanced, f.optimal],
+        };
         let mut evidence: Vec<(String, Evidence)> = Vec::new();
-        for id in f.initial.iter().chain(f.advanced).chain(f.optimal) {
+        for id in reached.iter().flat_map(|ids| ids.iter()) {
             if let Some(e) = facts.0.get(*id)
                 && !evidence.iter().any(|(x, _)| x == id)
             {
@@ -668,6 +675,13 @@ mod tests {
         assert_eq!(auth.stage, Stage::Advanced);
         assert_eq!(auth.missing, vec!["identity.continuous-reauth"]);
         assert_eq!(auth.evidence.len(), 4);
+        let lifecycle = card
+            .functions
+            .iter()
+            .find(|f| f.function == "identity lifecycle")
+            .unwrap();
+        assert_eq!(lifecycle.stage, Stage::Initial);
+        assert_eq!(lifecycle.evidence.len(), 1);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub struct PolicySnapshot {
     index: ScopeIndex,
     vocabulary: Vocabulary,
     ids: Vec<String>,
+    unconditional: Vec<String>,
     files: Vec<String>,
     warnings: Vec<String>,
     hash: String,
@@ -129,6 +130,7 @@ impl PolicySnapshot {
             index,
             vocabulary,
             ids: parsed.ids(),
+            unconditional: parsed.unconditional_permits(),
             files: sources.iter().map(|s| s.name.to_owned()).collect(),
             warnings,
             hash: content_hash(&sources),
@@ -168,6 +170,12 @@ impl PolicySnapshot {
     /// The policy ids, sorted.
     pub fn policy_ids(&self) -> Vec<String> {
         self.ids.clone()
+    }
+
+    /// Ids of `permit` policies without any scope constraint or condition (they allow
+    /// everything to everyone), sorted.
+    pub fn unconditional_permits(&self) -> &[String] {
+        &self.unconditional
     }
 
     /// The policy file names, sorted.
@@ -307,5 +315,22 @@ mod tests {
     fn the_built_in_schema_parses_without_warnings() {
         let (_, warnings) = Schema::from_cedarschema_str(TENET_SCHEMA).unwrap();
         assert_eq!(warnings.count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod unconditional_tests {
+    use super::PolicySnapshot;
+
+    #[test]
+    fn unconditional_permits_are_listed() {
+        let text = r#"
+@id("open") permit(principal, action, resource);
+@id("guarded") permit(principal, action, resource) when { context.risk < 50 };
+@id("scoped") permit(principal == Tenet::Workload::"spiffe://example.org/a", action, resource);
+@id("block") forbid(principal, action, resource);
+"#;
+        let snap = PolicySnapshot::from_sources(&[("p.cedar".into(), text.into())]).unwrap();
+        assert_eq!(snap.unconditional_permits(), ["open".to_owned()]);
     }
 }

@@ -77,6 +77,35 @@ impl ParsedPolicies {
         ids
     }
 
+    /// Ids of `permit` policies with no scope constraint and no condition: they allow every
+    /// principal every action on every resource. Sorted.
+    pub(crate) fn unconditional_permits(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .set
+            .policies()
+            .filter(|p| p.effect() == cedar_policy::Effect::Permit)
+            .filter(|p| {
+                let Ok(json) = p.to_json() else {
+                    return false;
+                };
+                let all = |key: &str| {
+                    json.get(key)
+                        .and_then(|c| c.get("op"))
+                        .and_then(|o| o.as_str())
+                        == Some("All")
+                };
+                let no_conditions = json
+                    .get("conditions")
+                    .and_then(|c| c.as_array())
+                    .is_none_or(|c| c.is_empty());
+                all("principal") && all("action") && all("resource") && no_conditions
+            })
+            .map(|p| p.id().to_string())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The scope index over these policies.
     pub(crate) fn index(&self, sources: &[Source<'_>]) -> Result<ScopeIndex, PolicyError> {
         ScopeIndex::build(self.set.policies()).map_err(|id| {

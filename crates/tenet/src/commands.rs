@@ -53,6 +53,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Policy { action } => policy(explicit, action).await,
         Command::Log { action } => log(explicit, action).await,
+        Command::Score {
+            assessments,
+            format,
+        } => crate::score::run(explicit, &assessments, format),
     }
 }
 

@@ -47,6 +47,7 @@ mod init;
 mod ledger;
 mod log;
 mod metrics;
+mod score;
 mod up;
 
 use std::path::PathBuf;
@@ -111,6 +112,15 @@ enum Command {
     Log {
         #[command(subcommand)]
         action: LogCommand,
+    },
+    /// Zero-trust maturity (CISA ZTMM v2) from this deployment and saved assessments, with
+    /// the evidence for each stage and the next roadmap steps.
+    Score {
+        /// A report saved with `tenet assess --format json` (repeatable).
+        #[arg(long = "assessment", value_name = "FILE")]
+        assessments: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
 }
 

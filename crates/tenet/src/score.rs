@@ -1,0 +1,166 @@
+//! `tenet score`: the facts Tenet can observe of its own deployment and of saved assessment
+//! reports, scored by `tenet_assess::score`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use tenet_assess::{Facts, Report};
+use tenet_gateway::ClientAuth;
+use tenet_policy::PolicySnapshot;
+
+use crate::OutputFormat;
+use crate::config::{self, Config};
+
+/// SVIDs living at most this long count as short-lived.
+const SHORT_LIVED_SVID: std::time::Duration = std::time::Duration::from_secs(3600);
+
+pub fn run(
+    explicit: Option<&Path>,
+    assessments: &[PathBuf],
+    format: OutputFormat,
+) -> Result<ExitCode> {
+    let mut facts = Facts::default();
+    let path = config::locate(explicit);
+    if path.exists() {
+        let config = config::load(explicit)?;
+        observe_deployment(&config, &path.display().to_string(), &mut facts)?;
+    } else {
+        eprintln!(
+            "note: no deployment at {} (give --config); its facts count as missing",
+            path.display()
+        );
+    }
+    for file in assessments {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the assessment report {}", file.display()))?;
+        let report: Report = serde_json::from_str(&text).map_err(|e| {
+            anyhow!(
+                "{} is not a `tenet assess --format json` report: {e}",
+                file.display()
+            )
+        })?;
+        facts.observe_report(&report, &file.display().to_string())?;
+    }
+    let card = tenet_assess::score(&facts);
+    match format {
+        OutputFormat::Text => say_raw!("{}", card.to_text()),
+        OutputFormat::Json => say!("{}", serde_json::to_string_pretty(&card)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn observe_deployment(config: &Config, source: &str, facts: &mut Facts) -> Result<()> {
+    let ca_dir = config.ca_dir();
+    if tenet_identity::CertificateAuthority::load(&ca_dir).is_ok() {
+        facts.observe(
+            "identity.workload-ca",
+            format!("CA for trust domain {}", config.trust_domain),
+            ca_dir.display().to_string(),
+        )?;
+    }
+    if config.svid_ttl <= SHORT_LIVED_SVID {
+        facts.observe(
+            "identity.short-lived-svids",
+            format!("svid_ttl = {}s", config.svid_ttl.as_secs()),
+            source,
+        )?;
+    }
+    if !config.listeners.is_empty()
+        && config
+            .listeners
+            .iter()
+            .all(|l| l.client_auth == ClientAuth::Required)
+    {
+        facts.observe(
+            "identity.mtls-required",
+            format!(
+                "all {} listener(s) require a client SVID",
+                config.listeners.len()
+            ),
+            source,
+        )?;
+    }
+    if !config.routes.is_empty() {
+        facts.observe(
+            "networks.identity-aware-proxy",
+            format!("{} route(s) behind the gateway", config.routes.len()),
+            source,
+        )?;
+        facts.observe(
+            "apps.identity-assertion",
+            "the gateway adds a JWT-SVID assertion (X-Tenet-Identity) to every forwarded request",
+            source,
+        )?;
+        if config
+            .routes
+            .iter()
+            .all(|r| r.upstream.url.scheme_str() == Some("https"))
+        {
+            facts.observe(
+                "networks.encrypted-upstreams",
+                "every route's upstream is https with a pinned SPIFFE ID",
+                source,
+            )?;
+        }
+    }
+    let policy_dir = config.policy_dir.display().to_string();
+    if let Ok(snapshot) = PolicySnapshot::load_dir(&config.policy_dir) {
+        facts.observe(
+            "governance.policy-validated",
+            format!(
+                "{} policies valid against the schema (hash {})",
+                snapshot.policy_count(),
+                snapshot.hash()
+            ),
+            &policy_dir,
+        )?;
+        facts.observe(
+            "automation.policy-reload",
+            "tenet up reloads this policy folder on change and keeps the last good set",
+            &policy_dir,
+        )?;
+        if snapshot.policy_count() > 0 && !config.routes.is_empty() {
+            facts.observe(
+                "apps.per-request-authz",
+                format!(
+                    "{} route(s) authorized per request against {} policies, default deny",
+                    config.routes.len(),
+                    snapshot.policy_count()
+                ),
+                &policy_dir,
+            )?;
+        }
+        if snapshot.unconditional_permits().is_empty() {
+            facts.observe(
+                "apps.no-unconditional-permit",
+                "no policy permits every principal, action and resource",
+                &policy_dir,
+            )?;
+        }
+    }
+    let ledger_dir = config.ledger_dir();
+    if let Ok(key) = crate::ledger::verifier_key(&config.ledger_verifier_key())
+        && let Ok(report) = tenet_ledger::verify(&ledger_dir, &key)
+    {
+        let shown = ledger_dir.display().to_string();
+        if report.entries > 0 {
+            facts.observe(
+                "visibility.decision-events",
+                format!("{} events in the ledger", report.entries),
+                &shown,
+            )?;
+        }
+        if report.is_intact() && report.checkpoints > 0 && report.entries > 0 {
+            facts.observe(
+                "visibility.tamper-evident-log",
+                format!(
+                    "ledger verifies: {} entries, {} signed checkpoint(s)",
+                    report.entries, report.checkpoints
+                ),
+                &shown,
+            )?;
+        }
+    }
+    Ok(())
+}
