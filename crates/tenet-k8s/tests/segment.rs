@@ -1,0 +1,132 @@
+//! `generate_segmentation`: reachability over the generated policies shows exactly the
+//! declared flows.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeSet;
+
+use tenet_k8s::{Cluster, Flows, K8sError, generate_segmentation};
+
+const WORKLOADS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: frontend, namespace: shop}
+spec: {template: {metadata: {labels: {app: frontend}}, spec: {containers: [{name: c}]}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop}
+spec: {template: {metadata: {labels: {app: api}}, spec: {containers: [{name: c}]}}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: postgres, namespace: data}
+spec: {template: {metadata: {labels: {app: postgres}}, spec: {containers: [{name: c}]}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: batch, namespace: data}
+spec: {template: {metadata: {labels: {app: batch}}, spec: {containers: [{name: c}]}}}
+"#;
+
+const FLOWS: &str = r#"
+flows:
+  - {from: shop/frontend, to: shop/api, port: 8080}
+  - {from: shop/api, to: data/postgres, port: 5432}
+  - {from: shop/api, to: data/postgres, port: 9187, protocol: TCP}
+  - {from: data/batch, to: shop/api, port: 53, protocol: UDP}
+"#;
+
+#[test]
+fn generated_policies_allow_exactly_the_flows() {
+    let mut cluster = Cluster::new();
+    cluster.add_text("workloads.yaml", WORKLOADS).unwrap();
+    let flows = Flows::from_yaml(FLOWS).unwrap();
+    let yaml = generate_segmentation(&cluster, &flows).unwrap();
+
+    // Before: everything is open.
+    assert!(cluster.connections().len() > 4);
+
+    cluster.add_text("generated.yaml", &yaml).unwrap();
+    assert!(
+        cluster
+            .assess()
+            .findings
+            .iter()
+            .all(|f| f.rule != "k8s.netpol-invalid")
+    );
+    let got: BTreeSet<String> = cluster
+        .connections()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let expected: BTreeSet<String> = [
+        "data/batch[Deployment] => shop/api[Deployment] : UDP 53",
+        "shop/api[Deployment] => data/postgres[StatefulSet] : TCP 5432,9187",
+        "shop/frontend[Deployment] => shop/api[Deployment] : TCP 8080",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(got, expected, "generated:\n{yaml}");
+}
+
+#[test]
+fn dns_egress_reaches_kube_dns_only() {
+    let mut cluster = Cluster::new();
+    cluster.add_text("workloads.yaml", WORKLOADS).unwrap();
+    cluster
+        .add_text(
+            "dns.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: coredns, namespace: kube-system}\n\
+             spec: {template: {metadata: {labels: {k8s-app: kube-dns}}, spec: {containers: [{name: c}]}}}\n",
+        )
+        .unwrap();
+    let flows =
+        Flows::from_yaml("dns: true\nflows: [{from: shop/frontend, to: shop/api, port: 8080}]")
+            .unwrap();
+    let yaml = generate_segmentation(&cluster, &flows).unwrap();
+    cluster.add_text("generated.yaml", &yaml).unwrap();
+    let lines: Vec<String> = cluster
+        .connections()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(lines.contains(
+        &"shop/frontend[Deployment] => kube-system/coredns[Deployment] : TCP 53,UDP 53".to_owned()
+    ));
+    assert!(
+        lines.contains(&"shop/frontend[Deployment] => shop/api[Deployment] : TCP 8080".to_owned())
+    );
+    assert!(!lines.iter().any(|l| l.contains("[External]")
+        && !l.starts_with("kube-system")
+        && !l.contains("=> kube-system")));
+}
+
+#[test]
+fn unknown_and_ambiguous_workloads_are_refused() {
+    let mut cluster = Cluster::new();
+    cluster.add_text("workloads.yaml", WORKLOADS).unwrap();
+    let flows = Flows::from_yaml("flows: [{from: shop/nope, to: shop/api, port: 80}]").unwrap();
+    assert!(matches!(
+        generate_segmentation(&cluster, &flows),
+        Err(K8sError::UnknownWorkload { .. })
+    ));
+
+    cluster
+        .add_text(
+            "twin.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api-canary, namespace: shop}\n\
+             spec: {template: {metadata: {labels: {app: api, track: canary}}, spec: {containers: [{name: c}]}}}\n",
+        )
+        .unwrap();
+    let flows = Flows::from_yaml("flows: [{from: shop/frontend, to: shop/api, port: 80}]").unwrap();
+    let err = generate_segmentation(&cluster, &flows).unwrap_err();
+    assert!(matches!(err, K8sError::AmbiguousWorkload { .. }), "{err}");
+    assert!(Flows::from_yaml("flows: [{from: a/b, to: c/d, port: 70000}]").is_err());
+    assert!(Flows::from_yaml("flows: 3").is_err());
+}

@@ -1,0 +1,413 @@
+//! The `sg.*` rules: internet exposure, unknown exposure, group meshes and open egress.
+
+use std::collections::BTreeSet;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde_json::json;
+use tenet_finding::{Finding, Severity};
+
+use crate::model::{Direction, Peer, Ports, Protocol, Rule};
+use crate::{Edge, Groups};
+
+/// Administrative ports: remote shells and desktops.
+const ADMIN_PORTS: &[(u16, &str)] = &[
+    (22, "SSH"),
+    (23, "Telnet"),
+    (3389, "RDP"),
+    (5900, "VNC"),
+    (5985, "WinRM"),
+    (5986, "WinRM over TLS"),
+];
+
+/// Database and cache ports.
+const DATABASE_PORTS: &[(u16, &str)] = &[
+    (1433, "SQL Server"),
+    (1521, "Oracle"),
+    (2379, "etcd"),
+    (3306, "MySQL"),
+    (5432, "PostgreSQL"),
+    (5984, "CouchDB"),
+    (6379, "Redis"),
+    (7000, "Cassandra"),
+    (9042, "Cassandra"),
+    (9200, "Elasticsearch"),
+    (9300, "Elasticsearch"),
+    (11211, "Memcached"),
+    (27017, "MongoDB"),
+    (27018, "MongoDB"),
+];
+
+/// Public ranges wider than this many ports are a finding on their own.
+const WIDE_RANGE: u32 = 100;
+
+/// Ports that are meant to be public: a web server.
+const WEB_PORTS: [u16; 2] = [80, 443];
+
+/// A rule's peers, resolved against the prefix lists.
+#[derive(Default)]
+struct Resolved {
+    v4: Vec<Ipv4Net>,
+    v6: Vec<Ipv6Net>,
+    unknown: Vec<String>,
+    groups: Vec<String>,
+}
+
+impl Resolved {
+    fn public_families(&self) -> Vec<&'static str> {
+        let mut families = Vec::new();
+        if Ipv4Net::aggregate(&self.v4)
+            .iter()
+            .any(|n| n.prefix_len() == 0)
+        {
+            families.push("IPv4");
+        }
+        if Ipv6Net::aggregate(&self.v6)
+            .iter()
+            .any(|n| n.prefix_len() == 0)
+        {
+            families.push("IPv6");
+        }
+        families
+    }
+
+    fn add(&mut self, net: IpNet) {
+        match net {
+            IpNet::V4(n) => self.v4.push(n),
+            IpNet::V6(n) => self.v6.push(n),
+        }
+    }
+}
+
+fn resolve(groups: &Groups, rule: &Rule) -> Resolved {
+    let mut r = Resolved::default();
+    for peer in &rule.peers {
+        match peer {
+            Peer::Cidr(net) => r.add(*net),
+            Peer::Group(id) => r.groups.push(id.clone()),
+            Peer::Unknown(why) => r.unknown.push(why.clone()),
+            Peer::PrefixList(id) => {
+                let list = groups.prefix_lists.get(id);
+                let named = match list.and_then(|l| l.name.as_deref()) {
+                    Some(name) => format!("prefix list {id} ({name})"),
+                    None => format!("prefix list {id}"),
+                };
+                match list.and_then(|l| l.entries.as_ref().map(|e| (e, l.incomplete))) {
+                    Some((entries, incomplete)) => {
+                        entries.iter().for_each(|n| r.add(*n));
+                        if incomplete {
+                            r.unknown
+                                .push(format!("{named}: some entries are not known"));
+                        }
+                    }
+                    None => r.unknown.push(format!("{named}: contents not given")),
+                }
+            }
+        }
+    }
+    if rule.peers.is_empty() {
+        r.unknown
+            .push("the rule names no source or destination at all".to_owned());
+    }
+    r
+}
+
+fn port_names(ports: Ports, protocol: Protocol, table: &[(u16, &str)]) -> Vec<String> {
+    let applies = |port: u16| match protocol {
+        Protocol::Tcp | Protocol::All => true,
+        // Over UDP only RDP and memcached (an amplification vector) listen on these ports.
+        Protocol::Udp => matches!(port, 3389 | 11211),
+        _ => false,
+    };
+    table
+        .iter()
+        .filter(|(port, _)| applies(*port) && ports.contains(*port))
+        .map(|(port, name)| format!("{port} ({name})"))
+        .collect()
+}
+
+fn describe_ports(rule: &Rule) -> String {
+    match (rule.protocol, rule.ports) {
+        (Protocol::All, _) => "all protocols and ports".to_owned(),
+        (p, Ports::Everything) if p.has_ports() => format!("all {} ports", p.name()),
+        (p, Ports::Range(f, t)) if f == t => format!("{f}/{}", p.name()),
+        (p, Ports::Range(f, t)) => format!("{f}-{t}/{}", p.name()),
+        (p, Ports::IcmpType(t, c)) => format!("{} type {t} code {c}", p.name()),
+        (p, Ports::Everything) => format!("all traffic of IP protocol {}", p.name()),
+    }
+}
+
+struct Context<'a> {
+    rule: &'a Rule,
+    subject: String,
+}
+
+impl Context<'_> {
+    fn finding(&self, rule: &str, severity: Severity, title: String, detail: String) -> Finding {
+        let (from, to) = self.rule.ports.bounds();
+        Finding::new(
+            rule,
+            severity,
+            &self.subject,
+            self.rule.location.clone(),
+            title,
+            detail,
+        )
+        .with_evidence("rule", self.rule.label.clone())
+        .with_evidence("protocol", self.rule.protocol.name())
+        .with_evidence("from_port", from)
+        .with_evidence("to_port", to)
+    }
+}
+
+pub(crate) fn findings(groups: &Groups) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for rule in &groups.rules {
+        let resolved = resolve(groups, rule);
+        let subject = match groups
+            .groups
+            .get(&rule.group)
+            .and_then(|g| g.name.as_deref())
+        {
+            Some(name) if name != rule.group => format!("{} ({name})", rule.group),
+            _ => rule.group.clone(),
+        };
+        let cx = Context { rule, subject };
+        let public = resolved.public_families();
+        match rule.direction {
+            Direction::Ingress if !public.is_empty() => public_ingress(&cx, &public, &mut out),
+            Direction::Ingress if !resolved.unknown.is_empty() => {
+                out.push(unknown_exposure(&cx, &resolved.unknown));
+            }
+            Direction::Egress
+                if !public.is_empty()
+                    && rule.ports == Ports::Everything
+                    && rule.protocol == Protocol::All =>
+            {
+                out.push(open_egress(&cx, &public));
+            }
+            _ => {}
+        }
+        if rule.direction == Direction::Ingress {
+            mesh(&cx, &resolved.groups, &mut out);
+        }
+    }
+    out
+}
+
+fn public_ingress(cx: &Context<'_>, families: &[&str], out: &mut Vec<Finding>) {
+    let rule = cx.rule;
+    let what = describe_ports(rule);
+    let from = format!("the whole internet ({})", families.join(" and "));
+    let admin = port_names(rule.ports, rule.protocol, ADMIN_PORTS);
+    let database = port_names(rule.ports, rule.protocol, DATABASE_PORTS);
+    let restrict = "Replace the world-wide source with the addresses or security groups that \
+                    need it; reach administrative ports through SSM Session Manager or a \
+                    bastion, and databases only from the application's security group.";
+    let all = rule.protocol == Protocol::All
+        || (rule.protocol.has_ports() && rule.ports == Ports::Everything);
+    if all {
+        out.push(
+            cx.finding(
+                "sg.public-all-ports",
+                Severity::Critical,
+                format!("{} admits {what} from {from}", cx.subject),
+                format!(
+                    "Every port is reachable from anywhere, including administrative ports \
+                     ({}) and database ports ({}).",
+                    admin.join(", "),
+                    database.join(", ")
+                ),
+            )
+            .with_evidence("admin_ports", json!(admin))
+            .with_evidence("database_ports", json!(database))
+            .with_evidence("families", json!(families))
+            .with_remediation(restrict),
+        );
+        return;
+    }
+    let mut any = false;
+    for (ids, rule_id, kind) in [
+        (&admin, "sg.public-admin-port", "administrative"),
+        (&database, "sg.public-database-port", "database"),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        any = true;
+        out.push(
+            cx.finding(
+                rule_id,
+                Severity::Critical,
+                format!(
+                    "{} admits {kind} port {} from {from}",
+                    cx.subject,
+                    ids.join(", ")
+                ),
+                format!(
+                    "The rule for {what} exposes {kind} services to every address on the \
+                     internet, where they are scanned for within minutes."
+                ),
+            )
+            .with_evidence("ports", json!(ids))
+            .with_evidence("families", json!(families))
+            .with_remediation(restrict),
+        );
+    }
+    let width = rule.ports.width();
+    if rule.protocol.has_ports() && width > WIDE_RANGE {
+        any = true;
+        out.push(
+            cx.finding(
+                "sg.public-wide-port-range",
+                Severity::High,
+                format!("{} admits {width} ports ({what}) from {from}", cx.subject),
+                "A wide public range exposes whatever happens to listen in it, now or later."
+                    .to_owned(),
+            )
+            .with_evidence("families", json!(families))
+            .with_remediation(restrict),
+        );
+    }
+    if !any {
+        out.push(narrow_public(cx, &what, &from, families));
+    }
+}
+
+fn narrow_public(cx: &Context<'_>, what: &str, from: &str, families: &[&str]) -> Finding {
+    let rule = cx.rule;
+    let web = matches!(rule.ports, Ports::Range(f, t)
+        if rule.protocol == Protocol::Tcp && WEB_PORTS.contains(&f) && WEB_PORTS.contains(&t));
+    let (severity, detail) = match (rule.protocol, rule.ports) {
+        _ if web => (
+            Severity::Info,
+            "A public web port; expected for a load balancer.",
+        ),
+        (Protocol::Icmp | Protocol::Icmpv6, _) => (
+            Severity::Info,
+            "ICMP from anywhere: reachability probes, no service exposed.",
+        ),
+        (Protocol::Other(_), _) => (
+            Severity::Medium,
+            "All traffic of this IP protocol is admitted from anywhere.",
+        ),
+        (_, Ports::Range(0, 0)) => (
+            Severity::Low,
+            "Port 0 is admitted from anywhere. AWS applies a TCP/UDP rule of 0-0 to port 0 \
+             only; if all ports were meant, the rule does not do that (use 0-65535), and if \
+             nothing was meant, remove it.",
+        ),
+        _ => (
+            Severity::Low,
+            "A service port is reachable from anywhere; make sure it is meant to be public.",
+        ),
+    };
+    cx.finding(
+        "sg.public-ingress",
+        severity,
+        format!("{} admits {what} from {from}", cx.subject),
+        detail.to_owned(),
+    )
+    .with_evidence("families", json!(families))
+}
+
+fn unknown_exposure(cx: &Context<'_>, unknown: &[String]) -> Finding {
+    let what = describe_ports(cx.rule);
+    cx.finding(
+        "sg.exposure-unknown",
+        Severity::Medium,
+        format!(
+            "{} admits {what} from sources whose addresses are not known",
+            cx.subject
+        ),
+        format!(
+            "The exposure cannot be determined from the input: {}. Give the prefix-list \
+             entries (get-managed-prefix-list-entries) or literal CIDRs to decide it.",
+            unknown.join("; ")
+        ),
+    )
+    .with_evidence("unknown_sources", json!(unknown))
+}
+
+fn open_egress(cx: &Context<'_>, families: &[&str]) -> Finding {
+    cx.finding(
+        "sg.unrestricted-egress",
+        Severity::Low,
+        format!(
+            "{} allows all outbound traffic to the whole internet ({})",
+            cx.subject,
+            families.join(" and ")
+        ),
+        "Unrestricted egress lets a compromised instance download tools and send data \
+         anywhere. It is the AWS default; restrict it where the destinations are known."
+            .to_owned(),
+    )
+    .with_evidence("families", json!(families))
+    .with_remediation(
+        "Limit egress to the ports and destinations the workload needs (for example 443 to \
+         a proxy or VPC endpoints).",
+    )
+}
+
+fn mesh(cx: &Context<'_>, peers: &[String], out: &mut Vec<Finding>) {
+    let rule = cx.rule;
+    let all = rule.protocol == Protocol::All
+        || (rule.protocol.has_ports() && rule.ports == Ports::Everything);
+    if !all {
+        return;
+    }
+    let peers: BTreeSet<&String> = peers.iter().collect();
+    for peer in peers {
+        let (title, detail) = if *peer == rule.group {
+            (
+                format!(
+                    "{} admits {} from its own members",
+                    cx.subject,
+                    describe_ports(rule)
+                ),
+                "Every member can reach every other member on every port: one compromised \
+                 instance reaches all of them. This is not internet exposure.",
+            )
+        } else {
+            (
+                format!(
+                    "{} admits {} from members of {peer}",
+                    cx.subject,
+                    describe_ports(rule)
+                ),
+                "Every member of the other group reaches every port of this group's members. \
+                 This is not internet exposure.",
+            )
+        };
+        out.push(
+            cx.finding("sg.group-mesh", Severity::Medium, title, detail.to_owned())
+                .with_evidence("peer_group", peer.clone())
+                .with_remediation("Allow only the ports the members use to talk to each other."),
+        );
+    }
+}
+
+pub(crate) fn edges(groups: &Groups) -> Vec<Edge> {
+    let mut edges = Vec::new();
+    for rule in &groups.rules {
+        let (from_port, to_port) = rule.ports.bounds();
+        for peer in &rule.peers {
+            let Peer::Group(peer) = peer else { continue };
+            let (from, to) = match rule.direction {
+                Direction::Ingress => (peer.clone(), rule.group.clone()),
+                Direction::Egress => (rule.group.clone(), peer.clone()),
+            };
+            edges.push(Edge {
+                from,
+                to,
+                direction: rule.direction,
+                protocol: rule.protocol.name(),
+                from_port,
+                to_port,
+                location: rule.location.clone(),
+            });
+        }
+    }
+    edges.sort();
+    edges.dedup();
+    edges
+}
