@@ -213,19 +213,28 @@ fn read_one(
                     Ok(Value::Null) => {}
                     Ok(value) => docs.push((i, value)),
                     Err(e) => {
-                        gathered.skipped.push(Skipped::new(
-                            format!("{name}#{i}"),
-                            format!("invalid YAML: {e}"),
-                        ));
+                        // The whole file when its first document is broken, else the part.
+                        let input = if docs.is_empty() {
+                            name.to_owned()
+                        } else {
+                            format!("{name}#{i}")
+                        };
+                        gathered
+                            .skipped
+                            .push(Skipped::new(input, format!("invalid YAML: {e}")));
                         // After a syntax error the stream cannot be followed further.
                         break;
                     }
                 }
             }
-            gathered.inputs.push(Input::Yaml {
-                file: name.to_owned(),
-                docs,
-            });
+            if !docs.is_empty() {
+                gathered.inputs.push(Input::Yaml {
+                    file: name.to_owned(),
+                    docs,
+                });
+            } else if !gathered.skipped.iter().any(|s| s.input == name) {
+                skip(gathered, "YAML with no documents".to_owned());
+            }
         }
         Kind::Unknown => skip(
             gathered,

@@ -14,7 +14,9 @@
 
 pub mod inputs;
 pub mod report;
+mod run;
 pub mod score;
 
 pub use report::{Format, Report};
+pub use run::{Options, Progress, assess};
 pub use score::{Facts, Scorecard, Stage, score};

@@ -136,7 +136,11 @@ impl Report {
                 group.len()
             );
             for f in group {
-                let _ = writeln!(out, "  [{}] {}: {}", f.rule, f.subject, f.title);
+                if f.title.starts_with(&f.subject) {
+                    let _ = writeln!(out, "  [{}] {}", f.rule, f.title);
+                } else {
+                    let _ = writeln!(out, "  [{}] {}: {}", f.rule, f.subject, f.title);
+                }
                 let _ = writeln!(out, "      at {}", f.location);
                 for line in f.detail.lines() {
                     let _ = writeln!(out, "      {line}");

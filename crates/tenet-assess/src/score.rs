@@ -321,6 +321,13 @@ const ROADMAP: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// Kubernetes findings that mean a namespace or workload lacks default deny.
+const NOT_DEFAULT_DENY: &[&str] = &[
+    "k8s.no-default-deny",
+    "k8s.namespace-without-network-policy",
+    "k8s.workload-not-isolated",
+];
+
 /// Facts observed, by id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts(pub BTreeMap<String, Evidence>);
@@ -390,7 +397,7 @@ impl Facts {
             && !report
                 .findings
                 .iter()
-                .any(|f| f.rule.starts_with("k8s.no-default-deny"))
+                .any(|f| NOT_DEFAULT_DENY.iter().any(|r| f.rule.starts_with(r)))
         {
             self.observe(
                 "networks.default-deny-k8s",

@@ -53,6 +53,30 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Policy { action } => policy(explicit, action).await,
         Command::Log { action } => log(explicit, action).await,
+        Command::Assess {
+            paths,
+            format,
+            fail_on,
+            reach,
+            output,
+        } => {
+            crate::assess::run(
+                &paths,
+                &format,
+                fail_on.as_deref(),
+                reach,
+                output.as_deref(),
+            )
+            .await
+        }
+        Command::Segment {
+            action:
+                crate::SegmentCommand::Generate {
+                    flows,
+                    manifests,
+                    output,
+                },
+        } => crate::assess::segment_generate(&flows, &manifests, output.as_deref()),
         Command::Score {
             assessments,
             format,

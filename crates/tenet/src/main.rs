@@ -40,6 +40,7 @@ fn write_stdout(args: std::fmt::Arguments<'_>) {
 }
 
 mod admin;
+mod assess;
 mod commands;
 mod config;
 mod demo;
@@ -113,6 +114,33 @@ enum Command {
         #[command(subcommand)]
         action: LogCommand,
     },
+    /// Audit IAM policies, Kubernetes manifests, security groups, Terraform and PostgreSQL
+    /// grants for least privilege and segmentation.
+    ///
+    /// Exit status: 0 done, 1 a finding at or above --fail-on, 2 an input named here could not
+    /// be assessed.
+    Assess {
+        /// Files, folders (read recursively) and postgres:// URLs.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+        /// text, json or sarif (SARIF 2.1.0).
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Exit 1 when a finding is at least this severe (info, low, medium, high, critical).
+        #[arg(long, value_name = "SEVERITY")]
+        fail_on: Option<String>,
+        /// Also list the connections the Kubernetes NetworkPolicies allow between workloads.
+        #[arg(long)]
+        reach: bool,
+        /// Write the report to FILE instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Generate default-deny Kubernetes NetworkPolicies for declared flows.
+    Segment {
+        #[command(subcommand)]
+        action: SegmentCommand,
+    },
     /// Zero-trust maturity (CISA ZTMM v2) from this deployment and saved assessments, with
     /// the evidence for each stage and the next roadmap steps.
     Score {
@@ -121,6 +149,24 @@ enum Command {
         assessments: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SegmentCommand {
+    /// Default deny per namespace plus exactly the declared flows (ingress on the target,
+    /// egress on the source).
+    Generate {
+        /// YAML: `flows: [{from: ns/workload, to: ns/workload, port: 8080, protocol: TCP}]`,
+        /// optionally `dns: true` to allow DNS to kube-dns.
+        #[arg(long, value_name = "FILE")]
+        flows: PathBuf,
+        /// The manifests of the workloads (files or folders of .yaml/.yml/.json).
+        #[arg(required = true, value_name = "MANIFEST")]
+        manifests: Vec<PathBuf>,
+        /// Write the policies to FILE instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 

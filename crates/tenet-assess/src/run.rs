@@ -1,0 +1,184 @@
+//! One `tenet assess` run: gather the inputs, offer each to the analyses that recognise it,
+//! and collect one [`Report`].
+
+use serde_json::Value;
+use tenet_finding::{Outcome, Skipped};
+
+use crate::inputs::{Input, gather};
+use crate::report::Report;
+
+/// What to compute besides findings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// List the allowed connections between the Kubernetes workloads.
+    pub reach: bool,
+}
+
+/// Progress of a run, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    /// `done` of `total` files read.
+    Reading {
+        /// Files read so far.
+        done: usize,
+        /// Files found.
+        total: usize,
+    },
+    /// Inputs read; the analyses are running.
+    Analysing,
+}
+
+/// Assesses every path: files, folders (recursively) and `postgres://` URLs.
+///
+/// Each input is recognised by its content and offered to the analyses in turn: IAM, then
+/// security groups, then Kubernetes. Terraform files of one folder are read as one module
+/// and offered to IAM and security groups. An input no analysis takes is reported as
+/// skipped with the reason.
+pub async fn assess(
+    paths: &[String],
+    options: Options,
+    progress: &mut dyn FnMut(Progress),
+) -> Report {
+    let gathered = gather(paths, &mut |done, total| {
+        progress(Progress::Reading { done, total })
+    });
+    progress(Progress::Analysing);
+    let mut report = Report {
+        skipped: gathered.skipped,
+        ..Report::default()
+    };
+    let mut iam = tenet_iam::Account::new();
+    let mut groups = tenet_secgroup::Groups::new();
+    let mut cluster = tenet_k8s::Cluster::new();
+    let (mut used_iam, mut used_k8s) = (false, false);
+    let mut databases = Vec::new();
+
+    for input in gathered.inputs {
+        match input {
+            Input::Json { file, value } => {
+                let taken = if iam.add_json(&file, &value) {
+                    used_iam = true;
+                    true
+                } else if groups.add_json(&file, &value) {
+                    true
+                } else if is_kubernetes(&value) && cluster.add_object(&file, 0, &value) {
+                    used_k8s = true;
+                    true
+                } else {
+                    false
+                };
+                if !taken {
+                    report.skipped.push(Skipped::new(
+                        &file,
+                        "JSON, but not an IAM policy, an authorization-details dump, security groups, a prefix list or a Kubernetes object",
+                    ));
+                    continue;
+                }
+                report.inputs.push(file);
+            }
+            Input::Yaml { file, docs } => {
+                let mut used = false;
+                for (i, doc) in &docs {
+                    if cluster.add_object(&file, *i, doc) {
+                        used = true;
+                    } else {
+                        report.skipped.push(Skipped::new(
+                            format!("{file}#{i}"),
+                            "YAML document that is not a Kubernetes object (no apiVersion and kind)",
+                        ));
+                    }
+                }
+                if used {
+                    used_k8s = true;
+                    report.inputs.push(file);
+                } else if docs.is_empty() {
+                    report
+                        .skipped
+                        .push(Skipped::new(&file, "YAML with no documents"));
+                }
+            }
+            Input::Terraform { dir, files } => {
+                let module = tenet_terraform::Module::from_files(&files);
+                report.skipped.extend(module.skipped.iter().cloned());
+                let before = groups.len();
+                iam.add_terraform(&module);
+                groups.add_terraform(&module);
+                let has_iam = module.blocks.iter().any(|b| b.kind.starts_with("aws_iam_"));
+                used_iam |= has_iam;
+                if has_iam || groups.len() > before {
+                    report.inputs.extend(
+                        files
+                            .into_iter()
+                            .map(|(name, _)| name)
+                            .filter(|name| !module.skipped.iter().any(|s| &s.input == name)),
+                    );
+                } else {
+                    report.skipped.push(Skipped::new(
+                        &dir,
+                        "Terraform without IAM or security-group resources",
+                    ));
+                }
+            }
+            Input::Postgres { url } => databases.push(url),
+        }
+    }
+
+    let mut outcome = Outcome::default();
+    if used_iam {
+        report.analyses.push("iam".into());
+        outcome.extend(iam.assess());
+    }
+    if !groups.is_empty() {
+        report.analyses.push("secgroup".into());
+        outcome.extend(groups.assess());
+    }
+    if used_k8s {
+        report.analyses.push("k8s".into());
+        outcome.extend(cluster.assess());
+        if options.reach {
+            report.connections = cluster
+                .connections()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+        }
+    } else {
+        report.skipped.extend(cluster.skipped().iter().cloned());
+    }
+    for url in databases {
+        let shown = tenet_pgaudit::redact_url(&url)
+            .unwrap_or_else(|_| "postgres://(unparsable URL)".into());
+        match tenet_pgaudit::assess_url(&url).await {
+            Ok(db) => {
+                report.analyses.push("pg".into());
+                report.inputs.push(shown);
+                outcome.extend(db);
+            }
+            Err(e) => report.skipped.push(Skipped::new(shown, error_chain(&e))),
+        }
+    }
+    report.findings = outcome.findings;
+    report.skipped.extend(outcome.skipped);
+    report.normalise();
+    report
+}
+
+fn is_kubernetes(value: &Value) -> bool {
+    value.get("apiVersion").is_some() && value.get("kind").is_some()
+}
+
+/// An error with its causes, `outer: inner: innermost`, skipping causes the outer message
+/// already contains.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+        source = cause.source();
+    }
+    text
+}

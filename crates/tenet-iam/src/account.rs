@@ -1,0 +1,541 @@
+//! Everything read about one AWS account, across files: policy documents, users, groups and
+//! roles with their inline and attached policies, and the findings about them.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use serde_json::{Value, json};
+use tenet_finding::{Finding, Location, Outcome, Severity, Skipped};
+
+use crate::analysis::{self, Hit, Options};
+use crate::eval::principal_matches;
+use crate::policy::{Effect, Policy, Principals};
+use crate::privesc::Grants;
+
+/// Where a document came from and what it is.
+#[derive(Debug, Clone)]
+pub(crate) struct Doc {
+    pub(crate) file: String,
+    /// Pointer of the document inside its file (`""` for a whole file).
+    pub(crate) pointer: String,
+    pub(crate) line: Option<u32>,
+    /// Policy ARN, name or Terraform address.
+    pub(crate) subject: String,
+    pub(crate) policy: Policy,
+    /// A document read on its own: escalation is reported for it alone.
+    pub(crate) standalone: bool,
+    /// A role trust policy (analysed only for trust).
+    pub(crate) trust: bool,
+}
+
+/// User, group or role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    User,
+    Group,
+    Role,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Principal {
+    pub(crate) kind: Kind,
+    pub(crate) name: String,
+    /// ARN, or a Terraform reference standing for it.
+    pub(crate) arn: String,
+    /// Other strings that name this principal in trust policies (Terraform references).
+    pub(crate) aliases: Vec<String>,
+    pub(crate) file: String,
+    pub(crate) pointer: String,
+    pub(crate) line: Option<u32>,
+    /// Inline policies (doc indices).
+    pub(crate) inline: Vec<usize>,
+    /// Attached managed policies, by ARN or Terraform reference.
+    pub(crate) managed: Vec<String>,
+    /// Groups (users only), by name.
+    pub(crate) groups: Vec<String>,
+    /// Trust policy (roles only).
+    pub(crate) trust: Option<usize>,
+}
+
+/// Everything read so far, across files.
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    pub(crate) docs: Vec<Doc>,
+    /// Managed policy key (ARN, name, Terraform reference) to doc index.
+    pub(crate) managed: HashMap<String, usize>,
+    pub(crate) principals: Vec<Principal>,
+    pub(crate) skipped: Vec<Skipped>,
+    now: Option<i64>,
+}
+
+impl Account {
+    /// An empty account.
+    pub fn new() -> Self {
+        Account::default()
+    }
+
+    /// Sets the time of the analysis (seconds since the epoch), so that conditions on
+    /// `aws:CurrentTime` / `aws:TokenIssueTime` can be decided. Without it they are treated
+    /// as satisfiable.
+    pub fn at_time(mut self, now: i64) -> Self {
+        self.now = Some(now);
+        self
+    }
+
+    /// Reads IAM content from a JSON value. Recognises a policy document (`Statement`), an
+    /// authorization-details dump (`UserDetailList`/`RoleDetailList`/`GroupDetailList`/
+    /// `Policies`), a `get-policy-version` answer (`PolicyVersion.Document`) and an array of
+    /// policy documents. Returns false if the value is none of these.
+    pub fn add_json(&mut self, file: &str, value: &Value) -> bool {
+        match value {
+            Value::Object(map) if map.contains_key("Statement") => {
+                self.add_doc(file, "", None, file, value, true, false);
+                true
+            }
+            Value::Object(map)
+                if [
+                    "UserDetailList",
+                    "RoleDetailList",
+                    "GroupDetailList",
+                    "Policies",
+                ]
+                .iter()
+                .any(|k| map.contains_key(*k)) =>
+            {
+                crate::dump::read(self, file, value);
+                true
+            }
+            Value::Object(map) => match map.get("PolicyVersion").and_then(|v| v.get("Document")) {
+                Some(doc) => {
+                    self.add_doc(
+                        file,
+                        "/PolicyVersion/Document",
+                        None,
+                        file,
+                        doc,
+                        true,
+                        false,
+                    );
+                    true
+                }
+                None => false,
+            },
+            Value::Array(items)
+                if !items.is_empty() && items.iter().all(|i| i.get("Statement").is_some()) =>
+            {
+                for (i, item) in items.iter().enumerate() {
+                    self.add_doc(file, &format!("/{i}"), None, file, item, true, false);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Reads the IAM resources of a Terraform module.
+    pub fn add_terraform(&mut self, module: &tenet_terraform::Module) {
+        crate::terraform::read(self, module);
+    }
+
+    /// Adds one document; returns its index, or `None` if it could not be read (recorded as
+    /// skipped).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call per input shape; a struct would only rename them"
+    )]
+    pub(crate) fn add_doc(
+        &mut self,
+        file: &str,
+        pointer: &str,
+        line: Option<u32>,
+        subject: &str,
+        value: &Value,
+        standalone: bool,
+        trust: bool,
+    ) -> Option<usize> {
+        match Policy::from_value(file, value) {
+            Ok(policy) => {
+                self.docs.push(Doc {
+                    file: file.to_owned(),
+                    pointer: pointer.to_owned(),
+                    line,
+                    subject: subject.to_owned(),
+                    policy,
+                    standalone,
+                    trust,
+                });
+                Some(self.docs.len() - 1)
+            }
+            Err(e) => {
+                let at = if pointer.is_empty() {
+                    file.to_owned()
+                } else {
+                    format!("{file}#{pointer}")
+                };
+                self.skipped.push(Skipped::new(at, e.to_string()));
+                None
+            }
+        }
+    }
+
+    /// All findings: per document, then per principal (escalation across all of a
+    /// principal's policies, admin, and role chains).
+    pub fn assess(&self) -> Outcome {
+        let mut findings = Vec::new();
+        for doc in &self.docs {
+            let hits = if doc.trust {
+                trust_hits(&doc.policy)
+            } else {
+                analysis::analyze(
+                    &doc.policy,
+                    Options {
+                        now: self.now,
+                        escalation: doc.standalone,
+                    },
+                )
+            };
+            for hit in hits {
+                findings.push(self.doc_finding(doc, hit));
+            }
+        }
+        findings.extend(self.principal_findings());
+        findings.sort_by(Finding::report_order);
+        Outcome {
+            findings,
+            skipped: self.skipped.clone(),
+        }
+    }
+
+    fn doc_finding(&self, doc: &Doc, hit: Hit) -> Finding {
+        let mut location =
+            Location::file(&doc.file).with_pointer(format!("{}{}", doc.pointer, hit.pointer));
+        if let Some(line) = doc.line {
+            location = location.with_line(line);
+        }
+        finding(hit, &doc.subject, location)
+    }
+
+    /// The docs that apply to a principal: its inline policies, attached managed policies,
+    /// and (for users) those of its groups.
+    fn docs_of(&self, p: &Principal) -> (Vec<usize>, Vec<String>) {
+        let mut docs = p.inline.clone();
+        let mut unresolved = Vec::new();
+        let mut managed: Vec<&String> = p.managed.iter().collect();
+        for g in &p.groups {
+            if let Some(group) = self
+                .principals
+                .iter()
+                .find(|x| x.kind == Kind::Group && (&x.name == g || x.aliases.contains(g)))
+            {
+                docs.extend(&group.inline);
+                managed.extend(&group.managed);
+            }
+        }
+        for m in managed {
+            match self.managed.get(m) {
+                Some(&i) => docs.push(i),
+                None => unresolved.push(m.clone()),
+            }
+        }
+        docs.sort_unstable();
+        docs.dedup();
+        (docs, unresolved)
+    }
+
+    fn grants_of<'a>(&'a self, docs: &[usize]) -> Grants<'a> {
+        let mut g = Grants::new(self.now);
+        for &i in docs {
+            if let Some(d) = self.docs.get(i) {
+                g.add(&d.policy.statements);
+            }
+        }
+        g
+    }
+
+    fn principal_findings(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        // Per user/role: what it holds across all its policies.
+        let mut powerful: HashMap<usize, String> = HashMap::new();
+        let mut grants_by: HashMap<usize, Grants<'_>> = HashMap::new();
+        for (pi, p) in self.principals.iter().enumerate() {
+            if p.kind == Kind::Group {
+                continue;
+            }
+            let (docs, unresolved) = self.docs_of(p);
+            let grants = self.grants_of(&docs);
+            let location = principal_location(p);
+            let policy_names: Vec<String> = docs
+                .iter()
+                .filter_map(|&i| self.docs.get(i).map(|d| d.subject.clone()))
+                .collect();
+            if grants.is_admin() {
+                powerful.insert(pi, "is an administrator".to_owned());
+                out.push(
+                    Finding::new(
+                        "iam.admin-equivalent",
+                        Severity::Critical,
+                        &p.arn,
+                        location.clone(),
+                        format!("{} {} holds every action on every resource", kind_name(p.kind), p.name),
+                        "its policies together allow all actions on all resources with nothing denied",
+                    )
+                    .with_remediation("replace the administrator grant with the actions and resources needed")
+                    .with_evidence("policies", json!(policy_names)),
+                );
+            } else {
+                let escalations = grants.escalations(p.kind == Kind::Role);
+                if let Some((m, _)) = escalations.first() {
+                    powerful.insert(pi, format!("can escalate via {}", m.name));
+                }
+                for (method, used) in escalations {
+                    let hit = analysis::escalation_hit(method, &used);
+                    let used_docs: Vec<String> = used
+                        .iter()
+                        .filter_map(|(_, ptr)| self.doc_holding(&docs, ptr))
+                        .collect();
+                    out.push(
+                        finding(hit, &p.arn, location.clone())
+                            .with_evidence("policies", json!(used_docs)),
+                    );
+                }
+            }
+            if !unresolved.is_empty() {
+                out.push(Finding::new(
+                    "iam.unresolved-policy",
+                    Severity::Info,
+                    &p.arn,
+                    location,
+                    "Attached policy not in the input",
+                    format!(
+                        "{} {} has attached policies whose documents were not given: {}; the \
+                         analysis of its permissions is incomplete",
+                        kind_name(p.kind),
+                        p.name,
+                        unresolved.join(", ")
+                    ),
+                ));
+            }
+            grants_by.insert(pi, grants);
+        }
+        out.extend(self.role_chains(&powerful, &grants_by));
+        out
+    }
+
+    /// Which doc a statement pointer (unique per doc only) belongs to: first doc of the
+    /// principal whose policy has a statement at that pointer.
+    fn doc_holding(&self, docs: &[usize], pointer: &str) -> Option<String> {
+        docs.iter().find_map(|&i| {
+            let d = self.docs.get(i)?;
+            d.policy
+                .statements
+                .iter()
+                .any(|s| s.pointer == pointer)
+                .then(|| d.subject.clone())
+        })
+    }
+
+    /// Roles a principal can assume, followed transitively: reaching a role that is an
+    /// administrator or can escalate is an escalation for the starting principal.
+    fn role_chains(
+        &self,
+        powerful: &HashMap<usize, String>,
+        grants: &HashMap<usize, Grants<'_>>,
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let assume = crate::catalogue::catalogue().action("sts:AssumeRole");
+        for (start, p) in self.principals.iter().enumerate() {
+            if p.kind == Kind::Group || powerful.contains_key(&start) {
+                continue;
+            }
+            let mut seen = HashSet::from([start]);
+            let mut queue = VecDeque::from([(start, vec![p.name.clone()])]);
+            let mut reported = false;
+            while let Some((at, path)) = queue.pop_front() {
+                if reported || path.len() > 6 {
+                    break;
+                }
+                let can_assume_any = assume
+                    .and_then(|id| grants.get(&at).and_then(|g| g.usable(id)))
+                    .is_some();
+                for (ri, role) in self.principals.iter().enumerate() {
+                    if role.kind != Kind::Role || seen.contains(&ri) {
+                        continue;
+                    }
+                    let Some(trust) = role.trust.and_then(|t| self.docs.get(t)) else {
+                        continue;
+                    };
+                    let Some(from) = self.principals.get(at) else {
+                        continue;
+                    };
+                    if !trusts(&trust.policy, from, can_assume_any) {
+                        continue;
+                    }
+                    seen.insert(ri);
+                    let mut chain = path.clone();
+                    chain.push(role.name.clone());
+                    if let Some(why) = powerful.get(&ri) {
+                        out.push(
+                            Finding::new(
+                                "iam.privilege-escalation",
+                                Severity::High,
+                                &p.arn,
+                                principal_location(p),
+                                "Privilege escalation: AssumeRole chain",
+                                format!(
+                                    "{} can assume {} (which {why})",
+                                    p.name,
+                                    chain.get(1..).unwrap_or_default().join(" → ")
+                                ),
+                            )
+                            .with_remediation(format!(
+                                "restrict the trust policy of {} to the principals that need it",
+                                role.name
+                            ))
+                            .with_evidence("method", json!("assume-role-chain"))
+                            .with_evidence("technique", json!("AssumeRole"))
+                            .with_evidence("chain", json!(chain)),
+                        );
+                        reported = true;
+                        break;
+                    }
+                    queue.push_back((ri, chain));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Whether a trust policy lets `from` assume the role: an Allow of sts:AssumeRole that names
+/// the principal itself, or names its account (or everyone) while the principal's own
+/// policies allow sts:AssumeRole.
+fn trusts(trust: &Policy, from: &Principal, identity_allows: bool) -> bool {
+    trust.statements.iter().any(|s| {
+        if s.effect != Effect::Allow {
+            return false;
+        }
+        let Some(id) = crate::catalogue::catalogue().action("sts:AssumeRole") else {
+            return false;
+        };
+        if !s.actions.contains(id) {
+            return false;
+        }
+        let Some(Principals::Typed(list)) = &s.principal else {
+            return identity_allows && s.principal.is_some();
+        };
+        let named = list
+            .iter()
+            .filter(|(k, _)| k == "AWS")
+            .flat_map(|(_, v)| v)
+            .any(|v| !v.is_empty() && (v == &from.arn || from.aliases.contains(v)));
+        named
+            || (identity_allows
+                && s.principal.as_ref().is_some_and(|p| {
+                    principal_matches(p, &from.arn) && from.arn.starts_with("arn:")
+                }))
+    })
+}
+
+/// A trust policy is analysed for who it lets in: everyone without a condition is critical.
+fn trust_hits(policy: &Policy) -> Vec<Hit> {
+    let mut hits: Vec<Hit> = analysis::analyze(policy, Options::default())
+        .into_iter()
+        .filter(|h| {
+            matches!(
+                h.rule,
+                "iam.resource-policy-public"
+                    | "iam.policy-malformed"
+                    | "iam.unknown-condition-operator"
+            )
+        })
+        .collect();
+    hits.iter_mut()
+        .filter(|h| h.rule == "iam.resource-policy-public")
+        .for_each(|h| {
+            h.rule = "iam.role-trust-public";
+            h.severity = Severity::Critical;
+            h.title = "Role trust policy lets anyone assume the role".to_owned();
+        });
+    hits
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::User => "user",
+        Kind::Group => "group",
+        Kind::Role => "role",
+    }
+}
+
+fn principal_location(p: &Principal) -> Location {
+    let mut l = Location::file(&p.file);
+    if !p.pointer.is_empty() {
+        l = l.with_pointer(&p.pointer);
+    }
+    if let Some(line) = p.line {
+        l = l.with_line(line);
+    }
+    l
+}
+
+fn finding(hit: Hit, subject: &str, location: Location) -> Finding {
+    let mut f = Finding::new(
+        hit.rule,
+        hit.severity,
+        subject,
+        location,
+        hit.title,
+        hit.detail,
+    );
+    f.remediation = hit.remediation;
+    f.evidence = hit
+        .evidence
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect::<BTreeMap<_, _>>();
+    f
+}
+
+/// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_time(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Inverse of days_from_civil (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_round_trips() {
+        for t in [0, 1_577_836_801, 1_700_000_000, 951_782_400] {
+            assert_eq!(crate::condition::parse_date(&format_time(t)), Some(t));
+        }
+    }
+
+    #[test]
+    fn recognises_inputs() {
+        let mut a = Account::new();
+        assert!(a.add_json("p.json", &json!({"Statement": []})));
+        assert!(!a.add_json("x.json", &json!({"kind": "Pod"})));
+        assert!(a.add_json(
+            "v.json",
+            &json!({"PolicyVersion": {"Document": {"Statement": []}}})
+        ));
+    }
+}

@@ -1,0 +1,929 @@
+//! Findings about one policy document: what each statement grants (admin, NotAction and
+//! NotResource grants, service wildcards, Resource "*" on changes, credentials, data, public
+//! resource policies), escalation within the document, and lint (unknown actions, condition
+//! keys and operators, type mismatches, Sids).
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde_json::{Value, json};
+use tenet_finding::Severity;
+
+use crate::arn::{effectively_star, pattern_fits_template};
+use crate::catalogue::{AccessLevel, ActionSet, KeyType, Unknown, catalogue};
+use crate::condition::{Condition, Family, parse_bool, parse_date};
+use crate::policy::{ActionMatch, Effect, Policy, Principals, ResourceMatch, Statement};
+use crate::privesc::Grants;
+
+/// Actions Cloudsplaining and Tenet treat as data exfiltration when unconstrained.
+pub const EXFILTRATION_ACTIONS: &[&str] = &[
+    "s3:GetObject",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParametersByPath",
+    "secretsmanager:GetSecretValue",
+];
+
+/// IAM actions that on their own make a holder (nearly) an administrator.
+const NOTABLE_IAM: &[&str] = &[
+    "iam:CreateUser",
+    "iam:AttachUserPolicy",
+    "iam:PutUserPolicy",
+    "iam:CreateAccessKey",
+    "iam:CreatePolicyVersion",
+    "iam:PassRole",
+];
+
+/// Condition keys that tie a grant to a known caller, account, organisation or network.
+const RESTRICTING_KEYS: &[&str] = &[
+    "aws:sourcearn",
+    "aws:sourceaccount",
+    "aws:sourceowner",
+    "aws:sourceorgid",
+    "aws:sourceorgpaths",
+    "aws:principalorgid",
+    "aws:principalorgpaths",
+    "aws:principalaccount",
+    "aws:principalarn",
+    "aws:sourcevpc",
+    "aws:sourcevpce",
+    "aws:sourceip",
+    "aws:userid",
+    "aws:username",
+    "aws:calledvia",
+];
+
+/// Keys that restrict a service principal to one account or resource (confused deputy).
+const SOURCE_KEYS: &[&str] = &[
+    "aws:sourcearn",
+    "aws:sourceaccount",
+    "aws:sourceowner",
+    "aws:sourceorgid",
+    "aws:sourceorgpaths",
+];
+
+/// A finding before it is tied to a file and subject.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// Rule id.
+    pub rule: &'static str,
+    /// Severity.
+    pub severity: Severity,
+    /// Pointer inside the document.
+    pub pointer: String,
+    /// One-line title.
+    pub title: String,
+    /// Explanation.
+    pub detail: String,
+    /// Least-privilege rewrite, if derivable.
+    pub remediation: Option<String>,
+    /// Evidence.
+    pub evidence: Vec<(&'static str, Value)>,
+}
+
+impl Hit {
+    fn new(
+        rule: &'static str,
+        severity: Severity,
+        pointer: &str,
+        title: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Hit {
+        Hit {
+            rule,
+            severity,
+            pointer: pointer.to_owned(),
+            title: title.into(),
+            detail: detail.into(),
+            remediation: None,
+            evidence: Vec::new(),
+        }
+    }
+
+    fn fix(mut self, remediation: impl Into<String>) -> Hit {
+        self.remediation = Some(remediation.into());
+        self
+    }
+
+    fn ev(mut self, key: &'static str, value: Value) -> Hit {
+        self.evidence.push((key, value));
+        self
+    }
+}
+
+/// Options for [`analyze`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Seconds since the epoch, to decide time conditions.
+    pub now: Option<i64>,
+    /// Whether to report escalation methods available from this document alone (off when
+    /// the account view reports them per principal).
+    pub escalation: bool,
+}
+
+/// Analyses one document.
+pub fn analyze(policy: &Policy, opts: Options) -> Vec<Hit> {
+    let mut hits: Vec<Hit> = policy
+        .issues
+        .iter()
+        .map(|i| {
+            let severity = if i.rule == "iam.policy-malformed" {
+                Severity::Medium
+            } else {
+                Severity::Low
+            };
+            Hit::new(
+                i.rule,
+                severity,
+                &i.pointer,
+                issue_title(i.rule),
+                i.detail.clone(),
+            )
+        })
+        .collect();
+    match policy.version.as_deref() {
+        Some("2012-10-17") => {}
+        Some("2008-10-17") => hits.push(
+            Hit::new(
+                "iam.policy-version",
+                Severity::Low,
+                "/Version",
+                "Old policy language version",
+                "Version 2008-10-17 does not substitute policy variables such as ${aws:username}",
+            )
+            .fix("set \"Version\": \"2012-10-17\""),
+        ),
+        Some(v) => hits.push(Hit::new(
+            "iam.policy-version",
+            Severity::Medium,
+            "/Version",
+            "Unknown policy language version",
+            format!("Version {v:?} is neither 2012-10-17 nor 2008-10-17"),
+        )),
+        None => {}
+    }
+
+    let mut grants = Grants::new(opts.now);
+    grants.add(&policy.statements);
+    let mut sids = HashSet::new();
+    for s in &policy.statements {
+        lint_statement(s, &mut sids, &mut hits);
+        if s.effect == Effect::Allow {
+            if s.principal.is_some() || s.not_principal.is_some() {
+                resource_policy_statement(s, &mut hits);
+            } else {
+                identity_statement(s, &grants, &mut hits);
+            }
+        }
+    }
+    bucket_policy_escalation(policy, &mut hits);
+    if opts.escalation {
+        for (method, used) in grants.escalations(false) {
+            hits.push(escalation_hit(method, &used));
+        }
+    }
+    hits
+}
+
+/// The finding for one escalation method.
+pub fn escalation_hit(method: &crate::privesc::Method, used: &[(String, String)]) -> Hit {
+    let pointer = used.first().map(|(_, p)| p.as_str()).unwrap_or("");
+    let actions: Vec<&str> = used.iter().map(|(a, _)| a.as_str()).collect();
+    Hit::new(
+        "iam.privilege-escalation",
+        Severity::High,
+        pointer,
+        format!("Privilege escalation: {}", method.name),
+        format!(
+            "the holder can {} using {}",
+            method.how,
+            actions.join(" + ")
+        ),
+    )
+    .fix(format!(
+        "remove {} or restrict its Resource to resources that cannot lead to more privilege",
+        actions.join(" / ")
+    ))
+    .ev("method", json!(method.id))
+    .ev("technique", json!(method.name))
+    .ev("actions", json!(actions))
+    .ev(
+        "statements",
+        json!(used.iter().map(|(_, p)| p).collect::<Vec<_>>()),
+    )
+}
+
+fn issue_title(rule: &str) -> &'static str {
+    match rule {
+        "iam.invalid-arn" => "Resource is not an ARN",
+        "iam.invalid-sid" => "Invalid Sid",
+        "iam.policy-version" => "Invalid policy Version",
+        _ => "Malformed policy",
+    }
+}
+
+fn names(set: &ActionSet) -> Vec<String> {
+    let c = catalogue();
+    set.iter().map(|id| c.name(id)).collect()
+}
+
+fn set_of(list: &[&str]) -> ActionSet {
+    let c = catalogue();
+    let mut set = c.empty_set();
+    for a in list {
+        if let Some(id) = c.action(a) {
+            set.insert(id);
+        }
+    }
+    set
+}
+
+/// Actions of the statement that no unconditional Deny of the same holder removes.
+fn not_denied(s: &Statement, grants: &Grants<'_>) -> ActionSet {
+    let mut set = s.actions.clone();
+    for id in s.actions.iter() {
+        if grants.denied(id) {
+            set.subtract(&single(id));
+        }
+    }
+    set
+}
+
+fn single(id: usize) -> ActionSet {
+    let mut s = catalogue().empty_set();
+    s.insert(id);
+    s
+}
+
+fn identity_statement(s: &Statement, grants: &Grants<'_>, hits: &mut Vec<Hit>) {
+    let c = catalogue();
+    let conditional = !s.conditions.is_empty();
+    let star = s.resource_is_star();
+    let not_resource = matches!(s.resource, ResourceMatch::NotResources(_));
+    let allowed = not_denied(s, grants);
+    if allowed.is_empty() {
+        return;
+    }
+    let iam_admin = {
+        let mut iam = c
+            .service("iam")
+            .map(|svc| c.service_set(svc))
+            .unwrap_or_default();
+        iam.intersect_with(&allowed);
+        let mut list: Vec<String> = iam
+            .iter()
+            .filter(|&id| c.actions.get(id).is_some_and(|a| a.level.modifies()))
+            .map(|id| c.name(id))
+            .collect();
+        // The actions that make it near-admin first, so the explanation names them.
+        list.sort_by_key(|a| (!NOTABLE_IAM.contains(&a.as_str()), a.clone()));
+        list
+    };
+
+    if s.covers_all_actions() && (star || not_resource) {
+        hits.push(
+            Hit::new(
+                "iam.admin-equivalent",
+                Severity::Critical,
+                &s.pointer,
+                "Grants every action on every resource",
+                if conditional {
+                    "the statement allows all actions on all resources (subject to its Condition)"
+                } else {
+                    "the statement allows all actions on all resources: full administrator"
+                },
+            )
+            .fix("replace with the specific actions and resources the holder needs")
+            .ev("conditional", json!(conditional)),
+        );
+        return;
+    }
+
+    if let ActionMatch::NotActions(excluded) = &s.action {
+        let near_admin = !iam_admin.is_empty() && (star || not_resource);
+        let mut hit = Hit::new(
+            "iam.allow-not-action",
+            if near_admin {
+                Severity::Critical
+            } else {
+                Severity::High
+            },
+            &s.pointer,
+            if near_admin {
+                "Allow with NotAction grants nearly everything, including IAM administration"
+            } else {
+                "Allow with NotAction grants everything not listed"
+            },
+            format!(
+                "Allow + NotAction {excluded:?} grants {} known actions{}",
+                allowed.len(),
+                if near_admin {
+                    format!(", among them {}", sample(&iam_admin, 5))
+                } else {
+                    String::new()
+                }
+            ),
+        )
+        .fix("list the allowed actions in Action instead of excluding some with NotAction")
+        .ev("excluded", json!(excluded))
+        .ev("action_count", json!(allowed.len()));
+        if near_admin {
+            hit = hit.ev("iam_actions", json!(iam_admin));
+        }
+        hits.push(hit);
+    }
+
+    if let ResourceMatch::NotResources(excluded) = &s.resource {
+        hits.push(
+            Hit::new(
+                "iam.allow-not-resource",
+                Severity::High,
+                &s.pointer,
+                "Allow with NotResource grants every other resource",
+                format!(
+                    "the actions are allowed on every resource except {excluded:?}, including \
+                     resources in other accounts that permit it"
+                ),
+            )
+            .fix(
+                "list the allowed resources in Resource instead of excluding some with NotResource",
+            )
+            .ev("excluded", json!(excluded)),
+        );
+    }
+
+    if let ActionMatch::Actions(patterns) = &s.action {
+        service_wildcards(s, patterns, hits);
+    }
+
+    let modify: ActionSet = {
+        let mut m = c.empty_set();
+        for id in allowed.iter() {
+            if let Some(a) = c.actions.get(id)
+                && a.level.modifies()
+                && !a.resource_types.is_empty()
+            {
+                m.insert(id);
+            }
+        }
+        m
+    };
+    if star && !modify.is_empty() {
+        hits.push(resource_star_hit(s, &modify, conditional));
+    }
+
+    let mut pm = c.empty_set();
+    for id in allowed.iter() {
+        if c.actions
+            .get(id)
+            .is_some_and(|a| a.level == AccessLevel::PermissionsManagement)
+        {
+            pm.insert(id);
+        }
+    }
+    if !pm.is_empty() {
+        let list = names(&pm);
+        hits.push(
+            Hit::new(
+                "iam.permissions-management",
+                if star {
+                    Severity::Medium
+                } else {
+                    Severity::Low
+                },
+                &s.pointer,
+                "Grants permissions-management actions",
+                format!(
+                    "{} permissions-management action(s) change who may access what: {}",
+                    list.len(),
+                    sample(&list, 8)
+                ),
+            )
+            .ev("actions", json!(list))
+            .ev("unrestricted", json!(star && !conditional)),
+        );
+    }
+
+    let mut creds = allowed.clone();
+    creds.intersect_with(c.credentials_actions());
+    if !creds.is_empty() {
+        let list = names(&creds);
+        hits.push(
+            Hit::new(
+                "iam.credentials-exposure",
+                Severity::High,
+                &s.pointer,
+                "Grants actions that return credentials",
+                format!("these actions return credentials or tokens: {}", sample(&list, 8)),
+            )
+            .fix("grant credential-returning actions only on the specific users, roles or clusters needed")
+            .ev("actions", json!(list))
+            .ev("unrestricted", json!(star && !conditional)),
+        );
+    }
+
+    let mut exfil = allowed;
+    exfil.intersect_with(&set_of(EXFILTRATION_ACTIONS));
+    if star && !exfil.is_empty() {
+        let list = names(&exfil);
+        hits.push(
+            Hit::new(
+                "iam.data-exfiltration",
+                Severity::Medium,
+                &s.pointer,
+                "Reads data or secrets on every resource",
+                format!(
+                    "{} on Resource \"*\" reads every object, parameter or secret",
+                    list.join(", ")
+                ),
+            )
+            .fix("restrict Resource to the buckets, parameters or secrets actually needed")
+            .ev("actions", json!(list))
+            .ev("conditional", json!(conditional)),
+        );
+    }
+}
+
+fn sample(list: &[String], n: usize) -> String {
+    let mut s = list.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if list.len() > n {
+        s.push_str(&format!(" and {} more", list.len() - n));
+    }
+    s
+}
+
+fn service_wildcards(s: &Statement, patterns: &[String], hits: &mut Vec<Hit>) {
+    let c = catalogue();
+    let mut services: Vec<String> = patterns
+        .iter()
+        .filter_map(|p| p.strip_suffix(":*"))
+        .filter(|svc| !svc.contains(['*', '?']) && c.service(svc).is_some())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    services.sort();
+    services.dedup();
+    if services.is_empty() {
+        return;
+    }
+    let mut split = Vec::new();
+    for svc in &services {
+        let Some(service) = c.service(svc) else {
+            continue;
+        };
+        for level in [
+            AccessLevel::List,
+            AccessLevel::Read,
+            AccessLevel::Write,
+            AccessLevel::PermissionsManagement,
+            AccessLevel::Tagging,
+        ] {
+            let list: Vec<String> = (service.first..service.first + service.count)
+                .filter(|&id| c.actions.get(id).is_some_and(|a| a.level == level))
+                .map(|id| c.name(id))
+                .collect();
+            if !list.is_empty() {
+                split.push(format!(
+                    "{svc} {} ({}): {}",
+                    level.as_str(),
+                    list.len(),
+                    sample(&list, 6)
+                ));
+            }
+        }
+    }
+    let high = services
+        .iter()
+        .any(|s| matches!(s.as_str(), "iam" | "sts" | "organizations" | "kms"));
+    hits.push(
+        Hit::new(
+            "iam.service-wildcard",
+            if high {
+                Severity::High
+            } else {
+                Severity::Medium
+            },
+            &s.pointer,
+            format!(
+                "Service wildcard: {}",
+                services
+                    .iter()
+                    .map(|s| format!("{s}:*"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "a service wildcard grants every current and future action of the service, including \
+             its permissions-management actions",
+        )
+        .fix(format!(
+            "replace the wildcard by the actions needed, by access level — {}",
+            split.join("; ")
+        ))
+        .ev("services", json!(services)),
+    );
+}
+
+fn resource_star_hit(s: &Statement, modify: &ActionSet, conditional: bool) -> Hit {
+    let c = catalogue();
+    let list = names(modify);
+    let mut templates = BTreeSet::new();
+    let mut pm = false;
+    for id in modify.iter() {
+        let Some(a) = c.actions.get(id) else { continue };
+        pm |= a.level == AccessLevel::PermissionsManagement;
+        let svc = c.service_of(a);
+        for (t, _) in &a.resource_types {
+            if let Some(r) = svc.resources.get(*t) {
+                templates.insert(r.arn.clone());
+            }
+        }
+    }
+    let shown: Vec<String> = templates.into_iter().take(6).collect();
+    Hit::new(
+        "iam.resource-star",
+        if pm { Severity::High } else { Severity::Medium },
+        &s.pointer,
+        "Resource \"*\" on actions that change resources",
+        format!(
+            "{} write, tagging or permissions-management action(s) that support resource-level \
+             restriction are granted on every resource: {}",
+            list.len(),
+            sample(&list, 8)
+        ),
+    )
+    .fix(format!(
+        "narrow Resource to the ARNs needed, of the form {}",
+        shown.join(" or ")
+    ))
+    .ev("actions", json!(list))
+    .ev("conditional", json!(conditional))
+}
+
+fn resource_policy_statement(s: &Statement, hits: &mut Vec<Hit>) {
+    let everyone =
+        s.principal.as_ref().is_some_and(Principals::is_anyone) || s.not_principal.is_some();
+    let restricted = s
+        .conditions
+        .iter()
+        .any(|c| c.operator.is_some() && RESTRICTING_KEYS.contains(&c.key_lower.as_str()));
+    if everyone && !restricted {
+        let c = catalogue();
+        let modifies = s
+            .actions
+            .iter()
+            .any(|id| c.actions.get(id).is_some_and(|a| a.level.modifies()))
+            || s.open;
+        hits.push(
+            Hit::new(
+                "iam.resource-policy-public",
+                if modifies { Severity::Critical } else { Severity::High },
+                &s.pointer,
+                "Resource policy open to everyone",
+                "Principal \"*\" without a condition restricting the caller's account, \
+                 organisation, source or network: anyone, including anonymous callers, is allowed",
+            )
+            .fix("name the principals, or add a condition such as aws:PrincipalOrgID or aws:SourceAccount"),
+        );
+    }
+    let service_principal = matches!(&s.principal, Some(Principals::Typed(list))
+        if list.iter().any(|(kind, v)| kind == "Service" && !v.is_empty()));
+    let source_restricted = s
+        .conditions
+        .iter()
+        .any(|c| c.operator.is_some() && SOURCE_KEYS.contains(&c.key_lower.as_str()));
+    if service_principal && !source_restricted && !matches!(s.resource, ResourceMatch::Absent) {
+        hits.push(
+            Hit::new(
+                "iam.service-principal-unrestricted",
+                Severity::Medium,
+                &s.pointer,
+                "Service principal without a source restriction",
+                "a service principal is allowed without aws:SourceAccount or aws:SourceArn, so the \
+                 service acting for any other account can use the grant (confused deputy)",
+            )
+            .fix("add a condition on aws:SourceAccount and/or aws:SourceArn"),
+        );
+    }
+}
+
+/// S3: the right to change a bucket's policy or ACL on a bucket whose objects the holder
+/// cannot read, write or delete lets it grant itself those rights.
+fn bucket_policy_escalation(policy: &Policy, hits: &mut Vec<Hit>) {
+    let c = catalogue();
+    let allowed_on = |action: &str| -> Vec<(String, String)> {
+        let Some(id) = c.action(action) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for s in &policy.statements {
+            if s.effect != Effect::Allow || !s.actions.contains(id) || s.principal.is_some() {
+                continue;
+            }
+            if let ResourceMatch::Resources(list) = &s.resource {
+                for r in list {
+                    let denied = policy.statements.iter().any(|d| {
+                        d.effect == Effect::Deny
+                            && d.actions.contains(id)
+                            && d.conditions.is_empty()
+                            && matches!(&d.resource, ResourceMatch::Resources(dl)
+                                if dl.iter().any(|p| crate::pattern::glob_match(p, r)))
+                    });
+                    if !denied {
+                        out.push((r.clone(), s.pointer.clone()));
+                    }
+                }
+            }
+        }
+        out
+    };
+    let covered = |list: &[(String, String)], r: &str| {
+        list.iter().any(|(p, _)| {
+            crate::pattern::glob_match(p, r) || crate::pattern::glob_match(p, &format!("{r}/*"))
+        })
+    };
+    let mut reported = HashSet::new();
+    for (control, objects) in [
+        (
+            "s3:PutBucketPolicy",
+            &["s3:PutObject", "s3:GetObject", "s3:DeleteObject"][..],
+        ),
+        ("s3:PutBucketAcl", &["s3:PutObject", "s3:GetObject"][..]),
+        ("s3:PutLifecycleConfiguration", &["s3:DeleteObject"][..]),
+    ] {
+        let controls = allowed_on(control);
+        for object in objects {
+            let objs = allowed_on(object);
+            for (r, pointer) in &controls {
+                if !covered(&objs, r) && reported.insert(pointer.clone()) {
+                    hits.push(
+                        Hit::new(
+                            "iam.resource-policy-escalation",
+                            Severity::Medium,
+                            pointer,
+                            "Can rewrite a resource policy to grant itself more",
+                            format!(
+                                "{control} is allowed on {r} but {object} is not: the holder can \
+                                 change the bucket's access rules to grant itself {object}"
+                            ),
+                        )
+                        .fix(format!(
+                            "remove {control} or grant it only where {object} is intended anyway"
+                        ))
+                        .ev("actions", json!([control, object])),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn lint_statement(s: &Statement, sids: &mut HashSet<String>, hits: &mut Vec<Hit>) {
+    let c = catalogue();
+    if let Some(sid) = &s.sid {
+        if !sid.chars().all(|ch| ch.is_ascii_alphanumeric()) {
+            hits.push(Hit::new(
+                "iam.invalid-sid",
+                Severity::Low,
+                &format!("{}/Sid", s.pointer),
+                "Invalid Sid",
+                format!("Sid {sid:?} may only contain letters and digits"),
+            ));
+        }
+        if !sid.is_empty() && !sids.insert(sid.clone()) {
+            hits.push(Hit::new(
+                "iam.duplicate-sid",
+                Severity::Medium,
+                &format!("{}/Sid", s.pointer),
+                "Duplicate Sid",
+                format!("Sid {sid:?} is used by more than one statement"),
+            ));
+        }
+    }
+    if let ActionMatch::Actions(patterns) = &s.action {
+        for p in patterns {
+            let e = c.expand(p);
+            let (rule, what) = match e.unknown {
+                Some(Unknown::Service) => ("iam.unknown-service", "service prefix"),
+                Some(Unknown::Action | Unknown::Malformed) => ("iam.unknown-action", "action"),
+                None => continue,
+            };
+            hits.push(Hit::new(
+                rule,
+                Severity::Low,
+                &format!("{}/Action", s.pointer),
+                format!("Unknown {what}"),
+                format!("{p:?} matches no action in the AWS catalogue"),
+            ));
+        }
+    }
+    for cond in &s.conditions {
+        lint_condition(s, cond, hits);
+    }
+    if s.effect == Effect::Allow && s.principal.is_none() {
+        resource_fit(s, hits);
+    }
+}
+
+fn lint_condition(s: &Statement, cond: &Condition, hits: &mut Vec<Hit>) {
+    let c = catalogue();
+    let at = format!(
+        "{}/Condition/{}",
+        s.pointer,
+        tenet_finding::pointer_token(&cond.operator_name)
+    );
+    let Some(op) = cond.operator else {
+        hits.push(
+            Hit::new(
+                "iam.unknown-condition-operator",
+                Severity::Medium,
+                &at,
+                "Unknown condition operator",
+                format!(
+                    "{:?} is not a condition operator (operator names are case-sensitive); AWS \
+                     rejects the policy",
+                    cond.operator_name
+                ),
+            )
+            .ev("operator", json!(cond.operator_name)),
+        );
+        hits.push(Hit::new(
+            "iam.condition-type-mismatch",
+            Severity::Medium,
+            &at,
+            "Condition operator does not fit the key",
+            format!("{:?} cannot test {:?}", cond.operator_name, cond.key),
+        ));
+        return;
+    };
+    if op.family == Family::Bool
+        && s.effect == Effect::Allow
+        && cond.key_lower == "aws:multifactorauthpresent"
+        && !op.if_exists
+        && cond.values.iter().any(|v| v.eq_ignore_ascii_case("false"))
+    {
+        hits.push(
+            Hit::new(
+                "iam.mfa-condition-pattern",
+                Severity::Medium,
+                &at,
+                "MFA condition that never matches long-term keys",
+                "aws:MultiFactorAuthPresent is absent (not false) for access-key requests, so \
+                 Bool false does not catch them",
+            )
+            .fix("use BoolIfExists with false, or Null with true, in a Deny"),
+        );
+    }
+    if op.family == Family::Null {
+        if cond.values.iter().any(|v| parse_bool(v).is_none()) {
+            hits.push(Hit::new(
+                "iam.condition-type-mismatch",
+                Severity::Medium,
+                &at,
+                "Null condition needs true or false",
+                format!("Null on {:?} has a value other than true/false", cond.key),
+            ));
+        }
+        return;
+    }
+    // Which type the key has for the statement's actions; unknown keys are reported.
+    let key_type = if let Some(t) = crate::catalogue::global_key_type(&cond.key_lower) {
+        Some(t)
+    } else if matches!(s.action, ActionMatch::NotActions(_)) || s.actions.is_empty() {
+        c.key_type(&cond.key_lower)
+    } else {
+        let found = s
+            .actions
+            .iter()
+            .find_map(|id| c.key_type_for(id, &cond.key_lower));
+        if found.is_none() {
+            hits.push(
+                Hit::new(
+                    "iam.unknown-condition-key",
+                    Severity::Medium,
+                    &at,
+                    "Condition key not supported by the statement's actions",
+                    format!(
+                        "{:?} is neither a global key nor documented for any action of the \
+                         statement, so the condition never matches",
+                        cond.key
+                    ),
+                )
+                .ev("key", json!(cond.key)),
+            );
+        }
+        found
+    };
+    let Some(key_type) = key_type else {
+        return;
+    };
+    let (fits, loose) = match (op.family, key_type) {
+        (_, KeyType::Unknown) => (true, false),
+        (Family::String, KeyType::String) => (true, false),
+        (Family::String, KeyType::Arn) => (true, true),
+        (Family::Arn, KeyType::Arn) => (true, false),
+        (Family::Numeric, KeyType::Numeric) => (true, false),
+        (Family::Date, KeyType::Date | KeyType::Numeric) => (true, false),
+        (Family::Bool, KeyType::Bool) => (true, false),
+        (Family::Ip, KeyType::IpAddress) => (true, false),
+        (Family::Binary, KeyType::Binary | KeyType::String) => (true, false),
+        _ => (false, false),
+    };
+    let values_ok = cond.values.iter().all(|v| match op.family {
+        Family::Numeric => v.parse::<f64>().is_ok(),
+        Family::Date => parse_date(v).is_some(),
+        Family::Bool => parse_bool(v).is_some(),
+        _ => true,
+    });
+    if !fits || !values_ok {
+        hits.push(Hit::new(
+            "iam.condition-type-mismatch",
+            Severity::Medium,
+            &at,
+            "Condition operator or value does not fit the key's type",
+            format!(
+                "{} on {:?} ({key_type:?}) with {:?}",
+                cond.operator_name, cond.key, cond.values
+            ),
+        ));
+    } else if loose {
+        hits.push(
+            Hit::new(
+                "iam.condition-type-loose",
+                Severity::Low,
+                &at,
+                "String operator on an ARN key",
+                format!(
+                    "{} compares the ARN key {:?} as a plain string",
+                    cond.operator_name, cond.key
+                ),
+            )
+            .fix(format!(
+                "use {}",
+                cond.operator_name.replacen("String", "Arn", 1)
+            )),
+        );
+    }
+}
+
+/// Reports resources that fit none of an action's resource types, and patterns that are a
+/// Resource "*" in disguise.
+fn resource_fit(s: &Statement, hits: &mut Vec<Hit>) {
+    let ResourceMatch::Resources(resources) = &s.resource else {
+        return;
+    };
+    if resources.is_empty() || resources.iter().any(|r| r == "*") || s.open {
+        return;
+    }
+    let c = catalogue();
+    let mut mismatched = Vec::new();
+    let mut star_like = BTreeSet::new();
+    for id in s.actions.iter() {
+        let Some(a) = c.actions.get(id) else { continue };
+        let svc = c.service_of(a);
+        let templates: Vec<&str> = a
+            .resource_types
+            .iter()
+            .filter_map(|(t, _)| svc.resources.get(*t).map(|r| r.arn.as_str()))
+            .collect();
+        if templates.is_empty() {
+            mismatched.push(c.name(id));
+            continue;
+        }
+        if !resources
+            .iter()
+            .any(|r| templates.iter().any(|t| pattern_fits_template(r, t)))
+        {
+            mismatched.push(c.name(id));
+        }
+        for r in resources {
+            if templates.iter().any(|t| effectively_star(r, t)) {
+                star_like.insert(r.clone());
+            }
+        }
+    }
+    if !mismatched.is_empty() {
+        hits.push(
+            Hit::new(
+                "iam.resource-mismatch",
+                Severity::Medium,
+                &s.pointer,
+                "Actions whose resources the statement does not name",
+                format!(
+                    "no Resource of the statement fits {}: those actions are not granted",
+                    sample(&mismatched, 6)
+                ),
+            )
+            .ev("actions", json!(mismatched)),
+        );
+    }
+    for r in star_like {
+        hits.push(
+            Hit::new(
+                "iam.resource-effectively-star",
+                Severity::Low,
+                &s.pointer,
+                "Resource pattern equivalent to \"*\"",
+                format!("{r:?} matches every resource of its type in every account and region"),
+            )
+            .fix("name the partition, region, account and resource"),
+        );
+    }
+}

