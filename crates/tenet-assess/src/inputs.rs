@@ -20,6 +20,8 @@ pub enum Input {
         file: String,
         /// Its content.
         value: Value,
+        /// The text it was parsed from (for line numbers).
+        text: String,
     },
     /// A YAML stream: its documents with their index (0-based). Empty documents are left out.
     Yaml {
@@ -203,6 +205,7 @@ fn read_one(
             Ok(value) => gathered.inputs.push(Input::Json {
                 file: name.to_owned(),
                 value,
+                text,
             }),
             Err(e) => skip(gathered, format!("invalid JSON: {e}")),
         },

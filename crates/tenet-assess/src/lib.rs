@@ -13,6 +13,7 @@
 )]
 
 pub mod inputs;
+pub mod lines;
 pub mod report;
 mod run;
 pub mod score;

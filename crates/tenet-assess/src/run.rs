@@ -52,10 +52,13 @@ pub async fn assess(
     let mut cluster = tenet_k8s::Cluster::new();
     let (mut used_iam, mut used_k8s) = (false, false);
     let mut databases = Vec::new();
+    let mut json_texts: std::collections::HashMap<String, String> =
+        std::collections::HashMap::new();
 
     for input in gathered.inputs {
         match input {
-            Input::Json { file, value } => {
+            Input::Json { file, value, text } => {
+                json_texts.insert(file.clone(), text);
                 let taken = if iam.add_json(&file, &value) {
                     used_iam = true;
                     true
@@ -155,6 +158,14 @@ pub async fn assess(
                 outcome.extend(db);
             }
             Err(e) => report.skipped.push(Skipped::new(shown, error_chain(&e))),
+        }
+    }
+    for finding in &mut outcome.findings {
+        let location = &mut finding.location;
+        if location.line.is_none()
+            && let (Some(text), Some(pointer)) = (json_texts.get(&location.file), &location.pointer)
+        {
+            location.line = crate::lines::line_of_pointer(text, pointer);
         }
     }
     report.findings = outcome.findings;

@@ -151,6 +151,18 @@ fn a_folder_of_every_kind_gives_one_report() {
     assert_eq!(tf["location"]["file"], "in/tf/main.tf");
     assert_eq!(tf["location"]["line"], 2);
 
+    // JSON findings carry the line their pointer leads to.
+    let admin = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["rule"] == "iam.admin-equivalent" && f["location"]["file"] == "in/iam/policy.json"
+        })
+        .unwrap();
+    assert_eq!(admin["location"]["pointer"], "/Statement/1");
+    assert_eq!(admin["location"]["line"], 3);
+
     // Same input, same bytes.
     let again = run(dir.path(), &["assess", "in", "--format", "json"]);
     assert_eq!(stdout(&again), stdout(&out));
