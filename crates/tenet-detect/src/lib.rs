@@ -1,0 +1,1 @@
+//! Behavioural analytics and risk scores over Tenet's event stream.
