@@ -34,6 +34,8 @@ pub enum EventKind {
     Policy(PolicyEvent),
     /// An administrative action.
     Admin(AdminEvent),
+    /// A detection: a Sigma rule or a behavioural analytic fired.
+    Detection(DetectionEvent),
 }
 
 /// Whether a request went on to the upstream.
@@ -156,6 +158,41 @@ pub struct AdminEvent {
     pub detail: String,
 }
 
+/// A detection raised by a Sigma rule or a built-in behavioural analytic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectionEvent {
+    /// The rule: a Sigma rule id, or `tenet.<analytic>` for the built-in analytics.
+    pub rule: String,
+    /// The rule's title.
+    pub title: String,
+    /// `informational`, `low`, `medium`, `high` or `critical`.
+    pub level: String,
+    /// What it is about: a SPIFFE ID, a source address, a session.
+    pub subject: String,
+    /// What was seen, against which baseline or threshold.
+    pub explanation: String,
+    /// Rule tags, e.g. `attack.lateral_movement`.
+    pub tags: Vec<String>,
+    /// The events or counts that made it fire.
+    pub evidence: Value,
+    /// `analytics` or `sigma`.
+    pub engine: String,
+}
+
+impl DetectionEvent {
+    /// OCSF severity_id for the level (1 informational … 5 critical; 0 unknown).
+    pub fn severity_id(&self) -> u8 {
+        match self.level.as_str() {
+            "informational" | "info" => 1,
+            "low" => 2,
+            "medium" => 3,
+            "high" => 4,
+            "critical" => 5,
+            _ => 0,
+        }
+    }
+}
+
 impl Event {
     /// A new event of `kind` at `time` with a fresh time-ordered id.
     pub fn new(time: OffsetDateTime, kind: EventKind) -> Self {
@@ -188,6 +225,7 @@ impl Event {
             EventKind::Svid(s) => api_ocsf(1, "Create", "svid.issue", json!(s)),
             EventKind::Policy(p) => api_ocsf(3, "Update", "policy.change", json!(p)),
             EventKind::Admin(a) => api_ocsf(3, "Update", &a.operation, json!(a)),
+            EventKind::Detection(d) => detection_ocsf(d),
         };
         if let Value::Object(map) = &mut v {
             map.insert("time".into(), json!(time_ms));
@@ -239,6 +277,10 @@ impl Event {
                 p.outcome, p.policy_count, p.active_hash
             ),
             EventKind::Admin(a) => format!("admin {} by {}: {}", a.operation, a.actor, a.detail),
+            EventKind::Detection(d) => format!(
+                "detection {} [{}] {}: {}",
+                d.rule, d.level, d.subject, d.explanation
+            ),
         }
     }
 }
@@ -363,6 +405,29 @@ fn rejection_ocsf(r: &RejectionEvent) -> Value {
     })
 }
 
+/// OCSF Detection Finding (class 2004, category Findings).
+fn detection_ocsf(d: &DetectionEvent) -> Value {
+    json!({
+        "class_uid": 2004,
+        "class_name": "Detection Finding",
+        "category_uid": 2,
+        "activity_id": 1,
+        "activity_name": "Create",
+        "type_uid": 200_401,
+        "severity_id": d.severity_id(),
+        "message": d.explanation,
+        "finding_info": {
+            "uid": d.rule,
+            "title": d.title,
+            "desc": d.explanation,
+            "types": d.tags,
+            "analytic": {"name": d.rule, "type": d.engine},
+        },
+        "resources": [{"name": d.subject}],
+        "unmapped": {"subject": d.subject, "level": d.level, "evidence": d.evidence},
+    })
+}
+
 fn api_ocsf(activity_id: u8, activity: &str, operation: &str, detail: Value) -> Value {
     json!({
         "class_uid": 6003,
@@ -444,5 +509,29 @@ mod tests {
         let e = access();
         let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn detections_are_ocsf_detection_findings() {
+        let e = Event::new(
+            OffsetDateTime::UNIX_EPOCH,
+            EventKind::Detection(DetectionEvent {
+                rule: "tenet.lateral-movement".into(),
+                title: "Lateral movement".into(),
+                level: "high".into(),
+                subject: "spiffe://example.org/a".into(),
+                explanation: "reached 5 new services in 60 s".into(),
+                tags: vec!["attack.lateral_movement".into()],
+                evidence: json!({"services": 5}),
+                engine: "analytics".into(),
+            }),
+        );
+        let v = e.to_ocsf();
+        assert_eq!(v["class_uid"], 2004);
+        assert_eq!(v["severity_id"], 4);
+        assert_eq!(v["finding_info"]["uid"], "tenet.lateral-movement");
+        let bytes = e.to_canonical_json();
+        assert_eq!(bytes, e.to_canonical_json());
+        assert!(e.summary().starts_with("detection tenet.lateral-movement [high]"));
     }
 }
