@@ -129,6 +129,9 @@ pub struct Action {
     /// When it ends by itself; `None` until released.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires: Option<OffsetDateTime>,
+    /// Whether its end (release or expiry) has been recorded in the ledger.
+    #[serde(default)]
+    pub end_recorded: bool,
 }
 
 impl Action {
@@ -152,6 +155,7 @@ impl Action {
             actor: actor.into(),
             created: now,
             expires,
+            end_recorded: false,
         }
     }
 
@@ -370,9 +374,40 @@ impl Containment {
                 .filter(|a| a.active(now) && matches(a, selector))
             {
                 a.expires = Some(now);
+                a.end_recorded = true;
                 released.push(a.clone());
             }
             Ok(released)
+        })
+    }
+
+    /// The actions in force at `now` that `selector` would release (nothing changes).
+    pub fn matching(&self, selector: &str, now: OffsetDateTime) -> Vec<Action> {
+        self.current()
+            .active(now)
+            .filter(|a| matches(a, selector))
+            .cloned()
+            .collect()
+    }
+
+    /// Actions that expired by themselves at or before `now` and whose end has not been
+    /// recorded yet.
+    pub fn due(&self, now: OffsetDateTime) -> Vec<Action> {
+        self.current()
+            .actions()
+            .iter()
+            .filter(|a| !a.active(now) && !a.end_recorded)
+            .cloned()
+            .collect()
+    }
+
+    /// Notes that the end of these actions is in the ledger.
+    pub fn mark_end_recorded(&self, ids: &[String]) -> Result<(), ContainError> {
+        self.change(|actions| {
+            for a in actions.iter_mut().filter(|a| ids.contains(&a.id)) {
+                a.end_recorded = true;
+            }
+            Ok(())
         })
     }
 
@@ -616,6 +651,12 @@ mod tests {
         assert!(s.check(Some("spiffe://td/b"), None, None, later).is_some());
         // Compaction forgets only what ended long enough ago.
         assert_eq!(c.compact(later, time::Duration::minutes(5)).unwrap(), 0);
+        // b expires by itself after 60 minutes: due once, until its end is recorded.
+        let after = NOW + time::Duration::minutes(61);
+        let due = c.due(after);
+        assert_eq!(due.len(), 1);
+        c.mark_end_recorded(&[due[0].id.clone()]).unwrap();
+        assert!(c.due(after).is_empty());
         assert_eq!(
             c.compact(NOW + time::Duration::hours(2), time::Duration::minutes(5))
                 .unwrap(),

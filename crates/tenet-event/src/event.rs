@@ -532,6 +532,9 @@ mod tests {
         assert_eq!(v["finding_info"]["uid"], "tenet.lateral-movement");
         let bytes = e.to_canonical_json();
         assert_eq!(bytes, e.to_canonical_json());
-        assert!(e.summary().starts_with("detection tenet.lateral-movement [high]"));
+        assert!(
+            e.summary()
+                .starts_with("detection tenet.lateral-movement [high]")
+        );
     }
 }

@@ -34,5 +34,5 @@ pub use assertion::{ASSERTION_HEADER, AssertionIssuer, CaAssertionIssuer};
 pub use clock::{Clock, SystemClock};
 pub use config::{ClientAuth, ListenerSpec, RouteSpec, UpstreamProtocol, UpstreamSpec};
 pub use error::GatewayError;
-pub use server::{Gateway, GatewayHandle, GatewayParts};
+pub use server::{Gateway, GatewayHandle, GatewayParts, NoRisk, RiskSource};
 pub use tls::SvidResolver;

@@ -67,14 +67,29 @@ async fn handle_inner(
     let route = listener.routes.find(host.name(), target.as_str()).cloned();
     let route = route.filter(|_| host.port().is_none());
 
-    // authorize
+    // authorize: containment first (a revoked identity or quarantined service is refused
+    // whatever the policy says), then the policy with the caller's current risk.
     let started = Instant::now();
     let snapshot = shared.policy.current();
-    let decision = match &route {
-        Some(route) => snapshot.authorize(&access_request(
+    let now = shared.clock.now();
+    let contained = shared.containment.current();
+    let hit = contained
+        .check(
+            conn.principal.as_ref().map(|p| p.as_str()),
+            conn.client_serial.as_deref(),
+            route.as_ref().map(|r| r.spec.service.as_str()),
+            now,
+        )
+        .map(|a| format!("contained: {} ({}, {})", a.id, a.target, a.reason));
+    let decision = match (&route, hit) {
+        (Some(_), Some(reason)) => Decision::Deny {
+            policies: vec![],
+            errors: vec![reason],
+        },
+        (Some(route), None) => snapshot.authorize(&access_request(
             &parts, &conn, route, &host, &target, protocol, &shared,
         )),
-        None => Decision::Deny {
+        (None, _) => Decision::Deny {
             policies: vec![],
             errors: vec!["no route".into()],
         },
@@ -297,7 +312,7 @@ fn access_request(
             },
             unix_time: shared.clock.now().unix_timestamp(),
             protocol: protocol.to_string(),
-            risk: 0,
+            risk: shared.risk.risk(&principal_name(conn), shared.clock.now()),
         },
     }
 }

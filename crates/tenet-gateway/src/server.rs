@@ -40,6 +40,26 @@ pub struct GatewayParts {
     pub clock: Arc<dyn Clock>,
     /// Most connections open at once across all listeners.
     pub max_connections: usize,
+    /// Revoked identities and serials, quarantined services: checked on every request.
+    pub containment: Arc<tenet_contain::Containment>,
+    /// The caller's current risk, passed to policy as `context.risk`.
+    pub risk: Arc<dyn RiskSource>,
+}
+
+/// Where the gateway reads a caller's risk score (0–100) for `context.risk`.
+pub trait RiskSource: Send + Sync {
+    /// The current risk of `principal` (a SPIFFE ID or `anonymous`).
+    fn risk(&self, principal: &str, now: time::OffsetDateTime) -> u8;
+}
+
+/// No risk information: every caller is 0.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRisk;
+
+impl RiskSource for NoRisk {
+    fn risk(&self, _principal: &str, _now: time::OffsetDateTime) -> u8 {
+        0
+    }
 }
 
 /// State shared by every connection.
@@ -48,6 +68,8 @@ pub(crate) struct Shared {
     pub sink: Arc<dyn EventSink>,
     pub assertions: Arc<dyn AssertionIssuer>,
     pub clock: Arc<dyn Clock>,
+    pub containment: Arc<tenet_contain::Containment>,
+    pub risk: Arc<dyn RiskSource>,
 }
 
 /// State of one listener.
@@ -98,6 +120,8 @@ impl Gateway {
             sink: parts.sink,
             assertions: parts.assertions,
             clock: parts.clock,
+            containment: parts.containment,
+            risk: parts.risk,
         });
         Ok(Self {
             bound,

@@ -43,6 +43,7 @@ pub struct AdminState {
     pub listeners: Vec<(String, SocketAddr)>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Option<PrometheusHandle>,
+    pub containment: Arc<tenet_contain::Containment>,
 }
 
 /// Bind the admin API and serve it in the background.
@@ -212,6 +213,14 @@ async fn handle(
             answer(consistency(state, req.uri().query().unwrap_or("")))
         }
         (&Method::POST, crate::ledger::SVID_EVENT_PATH) => svid_event(req, state).await,
+        (&Method::GET, crate::contain::CONTAIN_PATH) => {
+            let now = state.clock.now();
+            let actions: Vec<_> = state.containment.current().active(now).cloned().collect();
+            json(StatusCode::OK, serde_json::json!({"actions": actions}))
+        }
+        (&Method::POST, crate::contain::CONTAIN_PATH) => {
+            containment_change(req, admin_id, state).await
+        }
         (&Method::GET, "/v1/bundle") => {
             let mut r = Response::new(Full::new(Bytes::from(state.bundle_pem.clone())));
             r.headers_mut().insert(
@@ -405,6 +414,54 @@ async fn svid_event(req: Request<Incoming>, state: &AdminState) -> Response<Full
                 serde_json::json!({"error": e.to_string()}),
             )
         }
+    }
+}
+
+/// `POST /v1/containment`: revoke, quarantine or release, as the admin.
+async fn containment_change(
+    req: Request<Incoming>,
+    admin_id: &SpiffeId,
+    state: &AdminState,
+) -> Response<Full<Bytes>> {
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("request body: {e}")}),
+            );
+        }
+    };
+    let change: crate::contain::Change = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("not a containment change: {e}")}),
+            );
+        }
+    };
+    let recorder = crate::contain::Recorder::Running {
+        sink: &state.sink,
+        clock: &*state.clock,
+    };
+    match crate::contain::apply(
+        &state.containment,
+        &recorder,
+        admin_id.as_str(),
+        change,
+        state.clock.now(),
+    )
+    .await
+    {
+        Ok(actions) => json(StatusCode::OK, serde_json::json!({"actions": actions})),
+        Err(e) => json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            serde_json::json!({"error": format!("{e:#}")}),
+        ),
     }
 }
 

@@ -77,6 +77,44 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     output,
                 },
         } => crate::assess::segment_generate(&flows, &manifests, output.as_deref()),
+        Command::Revoke {
+            spiffe_id,
+            serial,
+            duration,
+            reason,
+            format,
+        } => {
+            let config = config::load(explicit)?;
+            let change = crate::contain::revoke(spiffe_id, serial, duration.as_deref(), reason)?;
+            crate::contain::run_change(&config, change, format).await
+        }
+        Command::Quarantine {
+            service,
+            direction,
+            identities,
+            duration,
+            reason,
+            format,
+        } => {
+            let config = config::load(explicit)?;
+            let change = crate::contain::quarantine(
+                &config,
+                service,
+                &direction,
+                identities,
+                duration.as_deref(),
+                reason,
+            )?;
+            crate::contain::run_change(&config, change, format).await
+        }
+        Command::Release { selector, format } => {
+            let config = config::load(explicit)?;
+            let change = crate::contain::Change::Release { selector };
+            crate::contain::run_change(&config, change, format).await
+        }
+        Command::Containment { format } => {
+            crate::contain::run_list(&config::load(explicit)?, format).await
+        }
         Command::Score {
             assessments,
             format,

@@ -139,6 +139,10 @@ impl Config {
     pub fn admin_dir(&self) -> PathBuf {
         self.data_dir.join("admin")
     }
+    /// Revoked identities and quarantined services in force (`tenet-contain`).
+    pub fn containment_path(&self) -> PathBuf {
+        self.data_dir.join("containment.json")
+    }
     /// The event ledger: segments, tree hashes and signed checkpoints.
     pub fn ledger_dir(&self) -> PathBuf {
         self.data_dir.join("ledger")

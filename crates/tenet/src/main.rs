@@ -43,6 +43,7 @@ mod admin;
 mod assess;
 mod commands;
 mod config;
+mod contain;
 mod demo;
 mod init;
 mod ledger;
@@ -140,6 +141,55 @@ enum Command {
     Segment {
         #[command(subcommand)]
         action: SegmentCommand,
+    },
+    /// Cut off a workload identity (every request from its SPIFFE ID is refused, whatever
+    /// certificate it presents) or one certificate serial, on the very next request.
+    Revoke {
+        /// The SPIFFE ID to revoke.
+        spiffe_id: Option<String>,
+        /// Revoke one certificate by serial (hex) instead.
+        #[arg(long, value_name = "HEX", conflicts_with = "spiffe_id")]
+        serial: Option<String>,
+        /// End by itself after this long (e.g. 30m, 24h); default: until `tenet release`.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        /// Why (recorded in the ledger).
+        #[arg(long, default_value = "revoked by an operator")]
+        reason: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Quarantine a service: refuse requests to it (inbound), from its identities (outbound),
+    /// or both.
+    Quarantine {
+        /// The service, as named in the routes.
+        service: String,
+        /// inbound, outbound or both.
+        #[arg(long, default_value = "both")]
+        direction: String,
+        /// The SPIFFE IDs the service calls others with (default: its routes'
+        /// upstream_spiffe_id); repeatable.
+        #[arg(long = "identity", value_name = "SPIFFE_ID")]
+        identities: Vec<String>,
+        /// End by itself after this long; default: until `tenet release`.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        /// Why (recorded in the ledger).
+        #[arg(long, default_value = "quarantined by an operator")]
+        reason: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// End containments: by action id, SPIFFE ID, serial or service name.
+    Release {
+        selector: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// List the containments in force.
+    Containment {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Zero-trust maturity (CISA ZTMM v2) from this deployment and saved assessments, with
     /// the evidence for each stage and the next roadmap steps.

@@ -93,6 +93,7 @@ pub async fn start(config: &Config) -> Result<Running> {
     bundles.insert(ca.bundle());
     let verifier = Arc::new(SvidVerifier::new(bundles, config.clock_skew));
 
+    let containment = crate::contain::open(config)?;
     let gateway = Gateway::bind(GatewayParts {
         listeners: config.listeners.clone(),
         routes: config.routes.clone(),
@@ -103,6 +104,8 @@ pub async fn start(config: &Config) -> Result<Running> {
         assertions: Arc::new(CaAssertionIssuer::new(ca.clone(), Duration::from_secs(60))),
         clock: clock.clone(),
         max_connections: 50_000,
+        containment: containment.clone(),
+        risk: Arc::new(tenet_gateway::NoRisk),
     })
     .await?;
     let listeners = gateway.local_addrs();
@@ -124,6 +127,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         listeners: listeners.clone(),
         clock: clock.clone(),
         metrics: crate::metrics::handle(),
+        containment: containment.clone(),
     });
     let (admin_addr, admin_task) =
         admin::serve(config, admin_state, resolver.clone(), verifier).await?;
@@ -140,6 +144,7 @@ pub async fn start(config: &Config) -> Result<Running> {
             clock.clone(),
             sink.clone(),
         )),
+        tokio::spawn(expire_containment(containment, sink.clone(), clock.clone())),
     ];
     for (name, addr) in &listeners {
         info!(listener = %name, %addr, "gateway listener up");
@@ -194,6 +199,19 @@ pub fn svid_event(svid: &X509Svid, requested_by: &str) -> SvidEvent {
         serial: svid.serial_hex(),
         not_after: svid.not_after(),
         requested_by: requested_by.into(),
+    }
+}
+
+/// Every second, record the end of time-boxed containments that expired.
+async fn expire_containment(
+    containment: Arc<tenet_contain::Containment>,
+    sink: LedgerSink,
+    clock: Arc<dyn Clock>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        crate::contain::record_expired(&containment, &sink, &*clock).await;
     }
 }
 
