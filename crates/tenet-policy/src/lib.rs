@@ -23,6 +23,7 @@
     )
 )]
 
+mod blast;
 mod decision;
 mod engine;
 mod error;
@@ -33,6 +34,7 @@ mod raw;
 mod request;
 mod schema;
 
+pub use blast::{Assumptions, BlastRadius, Reach, RouteInfo, blast_radius};
 pub use decision::{Decision, Explanation};
 pub use engine::{PolicyEngine, PolicySnapshot, ReloadOutcome};
 pub use error::{PolicyError, ValidationIssue};

@@ -115,11 +115,68 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Containment { format } => {
             crate::contain::run_list(&config::load(explicit)?, format).await
         }
+        Command::BlastRadius {
+            principal,
+            format,
+            depth,
+            source_ip,
+        } => blast(explicit, &principal, &format, depth, &source_ip),
         Command::Score {
             assessments,
             format,
         } => crate::score::run(explicit, &assessments, format),
     }
+}
+
+fn blast(
+    explicit: Option<&Path>,
+    principal: &str,
+    format: &str,
+    depth: usize,
+    source_ip: &str,
+) -> Result<ExitCode> {
+    if !matches!(format, "text" | "json" | "dot") {
+        bail!("--format {format:?}: expected text, json or dot");
+    }
+    let id = parse_id(principal)?;
+    let source_ip: std::net::IpAddr = source_ip
+        .parse()
+        .map_err(|e| anyhow!("--source-ip {source_ip:?}: {e}"))?;
+    let config = config::load(explicit)?;
+    let snapshot = PolicySnapshot::load_dir(&config.policy_dir)
+        .map_err(|e| anyhow!("policies in {}: {e}", config.policy_dir.display()))?;
+    let routes: Vec<tenet_policy::RouteInfo> = config
+        .routes
+        .iter()
+        .map(|r| tenet_policy::RouteInfo {
+            route: r.name.clone(),
+            service: r.service.clone(),
+            host: r.host.clone(),
+            path_prefix: r.path_prefix.clone(),
+            service_identity: r.upstream.spiffe_id.as_ref().map(ToString::to_string),
+        })
+        .collect();
+    let mut texts = Vec::new();
+    for file in snapshot.source_files() {
+        let path = config.policy_dir.join(file);
+        texts.push(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        );
+    }
+    let assumptions = tenet_policy::Assumptions {
+        source_ip,
+        unix_time: OffsetDateTime::now_utc().unix_timestamp(),
+        risk: 0,
+        paths: tenet_policy::Assumptions::paths_in_policies(texts.iter().map(String::as_str)),
+    };
+    let b = tenet_policy::blast_radius(&snapshot, id.as_str(), &routes, &assumptions, depth);
+    match format {
+        "json" => say!("{}", serde_json::to_string_pretty(&b)?),
+        "dot" => say_raw!("{}", b.to_dot()),
+        _ => say_raw!("{}", b.to_text()),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn log(explicit: Option<&Path>, action: LogCommand) -> Result<ExitCode> {

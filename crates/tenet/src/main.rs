@@ -191,6 +191,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// What a principal can reach under the current policy and routes: directly, and through
+    /// the services it can call acting with their own identities.
+    BlastRadius {
+        /// The SPIFFE ID (e.g. a workload you suspect is compromised).
+        principal: String,
+        /// text (a tree), json or dot (Graphviz).
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Follow service identities at most this many hops.
+        #[arg(long, default_value_t = 8)]
+        depth: usize,
+        /// Source address the requests are assumed to come from.
+        #[arg(long, default_value = "127.0.0.1")]
+        source_ip: String,
+    },
     /// Zero-trust maturity (CISA ZTMM v2) from this deployment and saved assessments, with
     /// the evidence for each stage and the next roadmap steps.
     Score {

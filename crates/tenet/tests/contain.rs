@@ -213,3 +213,34 @@ fn quarantine_refuses_a_service_and_bad_requests_are_named() {
     }
     assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 200);
 }
+
+#[test]
+fn blast_radius_names_what_a_workload_reaches() {
+    let mut d = Deployment::start();
+    d.stop();
+    let out = cli(&d, &["blast-radius", FRONTEND, "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reach = b["reach"].as_array().unwrap();
+    assert_eq!(reach.len(), 1, "{b}");
+    assert_eq!(reach[0]["route"], "catalog");
+    assert!(
+        reach[0]["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "GET")
+    );
+    assert_eq!(b["unfollowed"], serde_json::json!(["catalog"]));
+    let dot = cli(&d, &["blast-radius", FRONTEND, "--format", "dot"]);
+    assert!(String::from_utf8_lossy(&dot.stdout).starts_with("digraph blast_radius {"));
+    let nobody = cli(&d, &["blast-radius", "spiffe://example.org/ns/x/sa/nobody"]);
+    assert!(String::from_utf8_lossy(&nobody.stdout).contains("(reaches nothing)"));
+    let bad = cli(&d, &["blast-radius", "frontend"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("SPIFFE ID \"frontend\""));
+}
