@@ -1,1 +1,29 @@
-//! Sigma rules for Tenet: an established engine behind Tenet's interface, field mappings for Tenet, CloudTrail, Kubernetes audit and Okta, offline hunting.
+//! Sigma rules for Tenet: an established engine behind Tenet's interface, field mappings for
+//! Tenet, CloudTrail, Kubernetes audit and Okta, offline hunting.
+//!
+//! Rules are parsed and evaluated by rsigma (`rsigma-parser`, `rsigma-eval`), pinned and kept
+//! behind [`RuleSet`] and [`Engine`] so it can be replaced. Tenet's own code covers what rsigma
+//! does not: per-rule load problems, the checks where the Sigma specification is stricter
+//! (`null` in a value list), the `|base64offset` patterns, field mappings per [`Source`]
+//! (the `fields` module documents the lookup order and the case-folding decision), source
+//! recognition, and reading log files for [`hunt`].
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod engine;
+mod fields;
+mod hunt;
+mod rules;
+mod source;
+
+pub use engine::{Engine, Match};
+pub use hunt::{EventPointer, Hit, HuntReport, hunt};
+pub use rules::{LoadProblem, RuleSet};
+pub use source::Source;
