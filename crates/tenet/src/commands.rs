@@ -121,6 +121,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             depth,
             source_ip,
         } => blast(explicit, &principal, &format, depth, &source_ip),
+        Command::Hunt {
+            rules,
+            inputs,
+            format,
+        } => crate::hunt::run(&rules, &inputs, format),
         Command::Score {
             assessments,
             format,

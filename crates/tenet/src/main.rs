@@ -45,6 +45,7 @@ mod commands;
 mod config;
 mod contain;
 mod demo;
+mod hunt;
 mod init;
 mod ledger;
 mod log;
@@ -205,6 +206,20 @@ enum Command {
         /// Source address the requests are assumed to come from.
         #[arg(long, default_value = "127.0.0.1")]
         source_ip: String,
+    },
+    /// Run Sigma rules offline over log files: CloudTrail ({"Records": [...]}, JSON lines,
+    /// gzip), Kubernetes audit logs, Okta System Log and Tenet's own ledger exports.
+    ///
+    /// Exit status: 0 done (with or without hits), 2 a file named here could not be read.
+    Hunt {
+        /// A Sigma rule file or folder (repeatable; SigmaHQ folders load as they are).
+        #[arg(long = "rules", value_name = "PATH", required = true)]
+        rules: Vec<PathBuf>,
+        /// Log files.
+        #[arg(required = true, value_name = "FILE")]
+        inputs: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Zero-trust maturity (CISA ZTMM v2) from this deployment and saved assessments, with
     /// the evidence for each stage and the next roadmap steps.
