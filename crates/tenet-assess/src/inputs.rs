@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
+
+use crate::strict::StrictValue;
 use serde_json::Value;
 use tenet_finding::Skipped;
 
@@ -59,9 +61,21 @@ pub fn gather(args: &[String], progress: &mut dyn FnMut(usize, usize)) -> Gather
     let mut gathered = Gathered::default();
     let mut files = Vec::new();
     for arg in args {
-        if arg.starts_with("postgres://") || arg.starts_with("postgresql://") {
-            gathered.inputs.push(Input::Postgres { url: arg.clone() });
-            continue;
+        match url_scheme(arg) {
+            Some(scheme) if scheme == "postgres" || scheme == "postgresql" => {
+                gathered.inputs.push(Input::Postgres { url: arg.clone() });
+                continue;
+            }
+            Some(scheme) => {
+                gathered.skipped.push(Skipped::new(
+                    shown_arg(arg),
+                    format!(
+                        "unsupported URL scheme {scheme:?}: only postgres:// URLs are assessed"
+                    ),
+                ));
+                continue;
+            }
+            None => {}
         }
         collect(Path::new(arg), arg, &mut files, &mut gathered.skipped, 0);
     }
@@ -75,6 +89,60 @@ pub fn gather(args: &[String], progress: &mut dyn FnMut(usize, usize)) -> Gather
         gathered.inputs.push(Input::Terraform { dir, files });
     }
     gathered
+}
+
+/// The lowercase scheme when `arg` looks like a URL (`scheme://...`, any case, surrounding
+/// spaces ignored).
+pub fn url_scheme(arg: &str) -> Option<String> {
+    let trimmed = arg.trim();
+    let (scheme, _) = trimmed.split_once("://")?;
+    let valid = !scheme.is_empty()
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then(|| scheme.to_ascii_lowercase())
+}
+
+/// How a command-line argument is shown: URLs without the password (`user:***@`).
+pub fn shown_arg(arg: &str) -> String {
+    if url_scheme(arg).is_none() {
+        return arg.to_owned();
+    }
+    let trimmed = arg.trim();
+    let Some((scheme, rest)) = trimmed.split_once("://") else {
+        return trimmed.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            // A password can also sit in the query (`?password=`).
+            let tail = mask_query_password(tail);
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => format!("{scheme}://{authority}{}", mask_query_password(tail)),
+    }
+}
+
+fn mask_query_password(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", masked.join("&"))
 }
 
 /// Folders deeper than this are not walked (a loop through mounts, or a generated tree).
@@ -98,9 +166,17 @@ fn collect(
     if file_type.is_symlink() {
         match std::fs::metadata(path) {
             Ok(target) if target.is_file() => out.push(shown.to_owned()),
+            // A link named on the command line is what the user asked for.
+            Ok(target) if target.is_dir() && depth == 0 => {
+                walk(path, shown, out, skipped, depth);
+            }
+            Ok(target) if target.is_dir() => skipped.push(Skipped::new(
+                shown,
+                "symbolic link to a folder inside a folder; not followed (name it to read it)",
+            )),
             Ok(_) => skipped.push(Skipped::new(
                 shown,
-                "symbolic link to a folder; not followed (name the target instead)",
+                "symbolic link to a special file (not a regular file or folder)",
             )),
             Err(e) => skipped.push(Skipped::new(shown, format!("broken symbolic link: {e}"))),
         }
@@ -114,6 +190,10 @@ fn collect(
         skipped.push(Skipped::new(shown, "not a regular file or folder"));
         return;
     }
+    walk(path, shown, out, skipped, depth);
+}
+
+fn walk(path: &Path, shown: &str, out: &mut Vec<String>, skipped: &mut Vec<Skipped>, depth: usize) {
     if depth >= MAX_DEPTH {
         skipped.push(Skipped::new(
             shown,
@@ -150,6 +230,15 @@ fn collect(
         ) {
             continue;
         }
+        // Kubernetes volume mounts keep each file twice: `..data/` (and `..<timestamp>/`)
+        // hold the real files, the names beside them are links into it.
+        if name.starts_with("..") {
+            skipped.push(Skipped::new(
+                format!("{}/{}", shown.trim_end_matches('/'), name),
+                "Kubernetes volume internals; the files are read through the links beside them",
+            ));
+            continue;
+        }
         let child_shown = format!("{}/{}", shown.trim_end_matches('/'), name);
         collect(&path.join(&name), &child_shown, out, skipped, depth + 1);
     }
@@ -180,15 +269,34 @@ fn read_one(
         Err(_) => return skip(gathered, "not UTF-8 text".to_owned()),
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned();
+    if text.trim().is_empty() {
+        return skip(gathered, "empty file".to_owned());
+    }
     let lower = name.to_ascii_lowercase();
+    let base = lower.rsplit('/').next().unwrap_or(&lower);
+    let extension = base
+        .trim_start_matches('.')
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_owned());
     let kind = if lower.ends_with(".tf") || lower.ends_with(".tf.json") {
         Kind::Terraform
     } else if lower.ends_with(".json") {
         Kind::Json
     } else if lower.ends_with(".yaml") || lower.ends_with(".yml") {
         Kind::Yaml
-    } else {
+    } else if extension.is_none() {
         sniff(&text)
+    } else if text.trim_start().starts_with(['{', '[']) {
+        Kind::Json
+    } else {
+        return skip(
+            gathered,
+            format!(
+                "not a configuration file (.{}): expected .json, .yaml, .yml, .tf or .tf.json, \
+                 or a file without extension holding JSON, YAML or Terraform",
+                extension.unwrap_or_default()
+            ),
+        );
     };
     match kind {
         Kind::Terraform => {
@@ -201,7 +309,7 @@ fn read_one(
                 .or_default()
                 .push((name.to_owned(), text));
         }
-        Kind::Json => match serde_json::from_str::<Value>(&text) {
+        Kind::Json => match serde_json::from_str::<StrictValue>(&text).map(|v| v.0) {
             Ok(value) => gathered.inputs.push(Input::Json {
                 file: name.to_owned(),
                 value,
@@ -210,9 +318,17 @@ fn read_one(
             Err(e) => skip(gathered, format!("invalid JSON: {e}")),
         },
         Kind::Yaml => {
+            if flow_depth(&text) > MAX_FLOW_DEPTH {
+                return skip(
+                    gathered,
+                    format!(
+                        "YAML flow collections nested deeper than {MAX_FLOW_DEPTH}; not parsed"
+                    ),
+                );
+            }
             let mut docs = Vec::new();
             for (i, doc) in yaml_serde::Deserializer::from_str(&text).enumerate() {
-                match Value::deserialize(doc) {
+                match StrictValue::deserialize(doc).map(|v| v.0) {
                     Ok(Value::Null) => {}
                     Ok(value) => docs.push((i, value)),
                     Err(e) => {
@@ -245,6 +361,27 @@ fn read_one(
                 .to_owned(),
         ),
     }
+}
+
+/// YAML nested deeper than this in flow style (`[[[...]]]`) is refused before parsing: the
+/// parser's cost grows with the square of the depth before its own limit applies.
+const MAX_FLOW_DEPTH: usize = 256;
+
+/// The deepest nesting of `[` and `{` (an over-estimate: brackets in strings count too).
+fn flow_depth(text: &str) -> usize {
+    let mut depth: usize = 0;
+    let mut max = 0;
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 enum Kind {

@@ -17,7 +17,8 @@ pub mod lines;
 pub mod report;
 mod run;
 pub mod score;
+pub mod strict;
 
 pub use report::{Format, Report};
-pub use run::{Options, Progress, assess};
+pub use run::{Options, Progress, assess, unusable};
 pub use score::{Facts, Scorecard, Stage, score};

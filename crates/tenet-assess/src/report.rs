@@ -101,8 +101,10 @@ impl Report {
         }
     }
 
-    /// The readable report.
+    /// The readable report. Text taken from the inputs is made printable (control
+    /// characters escaped), so a hostile name cannot forge report lines.
     pub fn to_text(&self) -> String {
+        let p = |s: &str| tenet_finding::printable(s).into_owned();
         let mut out = String::new();
         let counts = self.counts();
         let _ = writeln!(
@@ -137,21 +139,21 @@ impl Report {
             );
             for f in group {
                 if f.title.starts_with(&f.subject) {
-                    let _ = writeln!(out, "  [{}] {}", f.rule, f.title);
+                    let _ = writeln!(out, "  [{}] {}", p(&f.rule), p(&f.title));
                 } else {
-                    let _ = writeln!(out, "  [{}] {}: {}", f.rule, f.subject, f.title);
+                    let _ = writeln!(out, "  [{}] {}: {}", p(&f.rule), p(&f.subject), p(&f.title));
                 }
-                let _ = writeln!(out, "      at {}", f.location);
+                let _ = writeln!(out, "      at {}", p(&f.location.to_string()));
                 for line in f.detail.lines() {
-                    let _ = writeln!(out, "      {line}");
+                    let _ = writeln!(out, "      {}", p(line));
                 }
                 if let Some(fix) = &f.remediation {
                     let mut lines = fix.lines();
                     if let Some(first) = lines.next() {
-                        let _ = writeln!(out, "      fix: {first}");
+                        let _ = writeln!(out, "      fix: {}", p(first));
                     }
                     for line in lines {
-                        let _ = writeln!(out, "           {line}");
+                        let _ = writeln!(out, "           {}", p(line));
                     }
                 }
             }
@@ -159,13 +161,13 @@ impl Report {
         if !self.connections.is_empty() {
             let _ = writeln!(out, "\nALLOWED CONNECTIONS ({})", self.connections.len());
             for c in &self.connections {
-                let _ = writeln!(out, "  {c}");
+                let _ = writeln!(out, "  {}", p(c));
             }
         }
         if !self.skipped.is_empty() {
             let _ = writeln!(out, "\nSKIPPED ({})", self.skipped.len());
             for s in &self.skipped {
-                let _ = writeln!(out, "  {}: {}", s.input, s.reason);
+                let _ = writeln!(out, "  {}: {}", p(&s.input), p(&s.reason));
             }
         }
         out

@@ -100,7 +100,7 @@ pub async fn assess(
                         .push(Skipped::new(&file, "YAML with no documents"));
                 }
             }
-            Input::Terraform { dir, files } => {
+            Input::Terraform { files, .. } => {
                 let module = tenet_terraform::Module::from_files(&files);
                 report.skipped.extend(module.skipped.iter().cloned());
                 let before = groups.len();
@@ -116,10 +116,14 @@ pub async fn assess(
                             .filter(|name| !module.skipped.iter().any(|s| &s.input == name)),
                     );
                 } else {
-                    report.skipped.push(Skipped::new(
-                        &dir,
-                        "Terraform without IAM or security-group resources",
-                    ));
+                    for (name, _) in &files {
+                        if !module.skipped.iter().any(|s| &s.input == name) {
+                            report.skipped.push(Skipped::new(
+                                name,
+                                "Terraform without IAM or security-group resources",
+                            ));
+                        }
+                    }
                 }
             }
             Input::Postgres { url } => databases.push(url),
@@ -131,10 +135,12 @@ pub async fn assess(
         report.analyses.push("iam".into());
         outcome.extend(iam.assess());
     }
+    // Always: a file of groups that were all malformed has only skip reasons to report.
+    let group_outcome = groups.assess();
     if !groups.is_empty() {
         report.analyses.push("secgroup".into());
-        outcome.extend(groups.assess());
     }
+    outcome.extend(group_outcome);
     if used_k8s {
         report.analyses.push("k8s".into());
         outcome.extend(cluster.assess());
@@ -192,4 +198,47 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// How a database URL appears in reports: without its password.
+pub fn shown_database(url: &str) -> String {
+    tenet_pgaudit::redact_url(url.trim()).unwrap_or_else(|_| crate::inputs::shown_arg(url))
+}
+
+/// The command-line arguments that could not be assessed, each with the reason: a named file
+/// (or database) that was skipped, wholly or in part, and a named folder from which no input
+/// could be used.
+pub fn unusable(report: &Report, args: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for arg in args {
+        let shown = match crate::inputs::url_scheme(arg).as_deref() {
+            Some("postgres" | "postgresql") => shown_database(arg),
+            Some(_) => crate::inputs::shown_arg(arg),
+            None => arg.clone(),
+        };
+        let own = report
+            .skipped
+            .iter()
+            .find(|s| s.input == shown || s.input.starts_with(&format!("{shown}#")));
+        if let Some(s) = own {
+            out.push((s.input.clone(), s.reason.clone()));
+            continue;
+        }
+        if std::path::Path::new(arg).is_dir() {
+            let prefix = format!("{}/", arg.trim_end_matches('/'));
+            let used = report.inputs.iter().any(|i| i.starts_with(&prefix));
+            if !used {
+                let skipped = report
+                    .skipped
+                    .iter()
+                    .filter(|s| s.input.starts_with(&prefix))
+                    .count();
+                out.push((
+                    arg.clone(),
+                    format!("nothing in this folder could be assessed ({skipped} file(s) skipped)"),
+                ));
+            }
+        }
+    }
+    out
 }

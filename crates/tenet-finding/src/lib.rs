@@ -250,6 +250,26 @@ impl Outcome {
     }
 }
 
+/// Text from an input made safe for a terminal: control characters (C0, DEL, C1), which
+/// could clear the screen or forge report lines, are written as `\u{..}` escapes; `\t`
+/// stays. Everything else is unchanged.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Escapes one reference token of a JSON pointer (RFC 6901: `~` → `~0`, `/` → `~1`).
 pub fn pointer_token(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
@@ -276,6 +296,16 @@ mod tests {
         let mut v = vec![a.clone(), b.clone(), c.clone()];
         v.sort_by(Finding::report_order);
         assert_eq!(v, vec![c, b, a]);
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain text\tok"), "plain text\tok");
+        assert_eq!(
+            printable("evil\u{1b}[2J\nCRITICAL"),
+            "evil\\u{1b}[2J\\u{a}CRITICAL"
+        );
+        assert_eq!(printable("c1\u{9b}x"), "c1\\u{9b}x");
     }
 
     #[test]

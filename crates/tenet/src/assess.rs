@@ -16,7 +16,28 @@ const EXIT_UNUSABLE_INPUT: u8 = 2;
 /// Files found before a progress bar is worth showing.
 const PROGRESS_THRESHOLD: usize = 200;
 
+/// Exit code for usage errors and reports that could not be written.
+const EXIT_ERROR: u8 = 2;
+
+/// `tenet assess`: every failure other than a finding at `--fail-on` exits 2, so that CI can
+/// tell "found something" from "could not look".
 pub async fn run(
+    paths: &[String],
+    format: &str,
+    fail_on: Option<&str>,
+    reach: bool,
+    output: Option<&Path>,
+) -> Result<ExitCode> {
+    match run_inner(paths, format, fail_on, reach, output).await {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: {}", tenet_finding::printable(&format!("{e:#}")));
+            Ok(ExitCode::from(EXIT_ERROR))
+        }
+    }
+}
+
+async fn run_inner(
     paths: &[String],
     format: &str,
     fail_on: Option<&str>,
@@ -66,18 +87,30 @@ pub async fn run(
     match output {
         Some(path) => std::fs::write(path, &rendered)
             .with_context(|| format!("writing the report to {}", path.display()))?,
-        None => say_raw!("{rendered}"),
+        None => {
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(rendered.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => {}
+                // The reader went away (`| head`): what it wanted it has.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => return Err(anyhow!("writing the report to standard output: {e}")),
+            }
+        }
     }
 
     // An input named on the command line that could not be used is an error, not a
     // quiet skip (files found inside a folder are only listed).
-    let unusable: Vec<&tenet_finding::Skipped> = report
-        .skipped
-        .iter()
-        .filter(|s| paths.iter().any(|p| named_input(p) == s.input))
-        .collect();
-    for s in &unusable {
-        eprintln!("error: {}: {}", s.input, s.reason);
+    let unusable = tenet_assess::unusable(&report, paths);
+    for (input, reason) in &unusable {
+        eprintln!(
+            "error: {}: {}",
+            tenet_finding::printable(input),
+            tenet_finding::printable(reason)
+        );
     }
     if !unusable.is_empty() {
         return Ok(ExitCode::from(EXIT_UNUSABLE_INPUT));
@@ -98,25 +131,15 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// How an argument appears in the report: database URLs without password.
-fn named_input(arg: &str) -> String {
-    if arg.starts_with("postgres://") || arg.starts_with("postgresql://") {
-        tenet_pgaudit::redact_url(arg).unwrap_or_else(|_| "postgres://(unparsable URL)".into())
-    } else {
-        arg.to_owned()
-    }
-}
-
 /// `tenet segment generate --flows FILE MANIFEST...`
 pub fn segment_generate(
     flows: &Path,
     manifests: &[PathBuf],
     out: Option<&Path>,
 ) -> Result<ExitCode> {
-    let flows_text = std::fs::read_to_string(flows)
-        .with_context(|| format!("reading the flows file {}", flows.display()))?;
+    let flows_text = crate::files::read_text(flows, "the flows file")?;
     let flows_parsed = tenet_k8s::Flows::from_yaml(&flows_text)
-        .map_err(|e| anyhow!("flows file {}: {e}", flows.display()))?;
+        .map_err(|e| anyhow!("{}: {e}", flows.display()))?;
     if manifests.is_empty() {
         bail!("give the manifests of the workloads the flows name (files or folders)");
     }
@@ -129,8 +152,7 @@ pub fn segment_generate(
         bail!("no .yaml, .yml or .json manifests found in the paths given");
     }
     for file in &files {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading the manifest {}", file.display()))?;
+        let text = crate::files::read_text(file, "the manifest")?;
         cluster
             .add_text(&file.display().to_string(), &text)
             .map_err(|e| anyhow!("manifest {}: {e}", file.display()))?;
@@ -152,11 +174,20 @@ pub fn segment_generate(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Manifests under `path`: the file itself, or the .yaml/.yml/.json files of the folder and
+/// its subfolders (links to folders are not followed inside a folder).
 fn collect_yaml(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    collect_yaml_at(path, out, 0)
+}
+
+fn collect_yaml_at(path: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
     let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if meta.is_file() {
         out.push(path.to_path_buf());
         return Ok(());
+    }
+    if depth > 32 {
+        bail!("{} is nested more than 32 folders deep", path.display());
     }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
         .with_context(|| format!("listing {}", path.display()))?
@@ -164,6 +195,15 @@ fn collect_yaml(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         .collect();
     entries.sort();
     for p in entries {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            continue;
+        }
+        let link = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
+        if p.is_dir() && !link {
+            collect_yaml_at(&p, out, depth + 1)?;
+            continue;
+        }
         let is_manifest = p
             .extension()
             .and_then(|e| e.to_str())

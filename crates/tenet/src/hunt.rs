@@ -89,13 +89,17 @@ pub fn run(rules: &[PathBuf], inputs: &[PathBuf], format: OutputFormat) -> Resul
             if !set.problems().is_empty() {
                 say!("\nRULES NOT LOADED ({})", set.problems().len());
                 for p in set.problems() {
-                    say!("  {p}");
+                    say!("  {}", tenet_finding::printable(&p.to_string()));
                 }
             }
             if !report.skipped.is_empty() {
                 say!("\nSKIPPED ({})", report.skipped.len());
                 for s in &report.skipped {
-                    say!("  {}: {}", s.input, s.reason);
+                    say!(
+                        "  {}: {}",
+                        tenet_finding::printable(&s.input),
+                        tenet_finding::printable(&s.reason)
+                    );
                 }
             }
         }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use tenet_assess::{Facts, Report};
 use tenet_gateway::ClientAuth;
 use tenet_policy::PolicySnapshot;
@@ -22,7 +22,7 @@ pub fn run(
 ) -> Result<ExitCode> {
     let mut facts = Facts::default();
     let path = config::locate(explicit);
-    if path.exists() {
+    if explicit.is_some() || path.exists() {
         let config = config::load(explicit)?;
         observe_deployment(&config, &path.display().to_string(), &mut facts)?;
     } else {
@@ -32,14 +32,28 @@ pub fn run(
         );
     }
     for file in assessments {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading the assessment report {}", file.display()))?;
+        let text = crate::files::read_text(file, "the assessment report")?;
         let report: Report = serde_json::from_str(&text).map_err(|e| {
             anyhow!(
                 "{} is not a `tenet assess --format json` report: {e}",
                 file.display()
             )
         })?;
+        if report.version != tenet_assess::report::REPORT_VERSION {
+            bail!(
+                "{} is a report of format version {}; this tenet reads version {}",
+                file.display(),
+                report.version,
+                tenet_assess::report::REPORT_VERSION
+            );
+        }
+        if let Some(unknown) = report
+            .analyses
+            .iter()
+            .find(|a| !matches!(a.as_str(), "iam" | "k8s" | "secgroup" | "pg"))
+        {
+            bail!("{}: unknown analysis {unknown:?}", file.display());
+        }
         facts.observe_report(&report, &file.display().to_string())?;
     }
     let card = tenet_assess::score(&facts);
