@@ -15,9 +15,14 @@ use crate::{Inputs, VarSource};
 const MAX_DEPTH: usize = 64;
 
 /// Variable defaults and locals, evaluated.
+#[derive(Clone)]
 pub(crate) struct Scope {
     variables: BTreeMap<String, Value>,
     locals: BTreeMap<String, Value>,
+    /// Iterators of `dynamic` blocks being expanded: name -> `{"key": .., "value": ..}`.
+    iterators: BTreeMap<String, Value>,
+    /// Variables of `for` expressions being evaluated.
+    bound: BTreeMap<String, Value>,
 }
 
 impl Scope {
@@ -25,10 +30,14 @@ impl Scope {
         let mut scope = Scope {
             variables: BTreeMap::new(),
             locals: BTreeMap::new(),
+            iterators: BTreeMap::new(),
+            bound: BTreeMap::new(),
         };
         let empty = Scope {
             variables: BTreeMap::new(),
             locals: BTreeMap::new(),
+            iterators: BTreeMap::new(),
+            bound: BTreeMap::new(),
         };
         for (name, source) in &inputs.variables {
             let value = match source {
@@ -95,6 +104,12 @@ impl Scope {
     /// `var.x.y` or `local.x[0]` as a path of names.
     fn lookup(&self, path: &[&str]) -> Option<Value> {
         let (root, rest) = path.split_first()?;
+        if let Some(value) = self.bound.get(*root) {
+            return lookup_path(value, rest).cloned();
+        }
+        if let Some(iterator) = self.iterators.get(*root) {
+            return lookup_path(iterator, rest).cloned();
+        }
         let (name, rest) = rest.split_first()?;
         let base = match *root {
             "var" => self.variables.get(*name)?,
@@ -119,22 +134,99 @@ pub(crate) fn lookup_path<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Val
 }
 
 /// A block body as JSON: attributes evaluated, nested blocks as arrays under their name.
-pub(crate) fn body_to_json(body: &Body, scope: &Scope) -> Value {
-    body_at(body, scope, 0)
+/// `dynamic "x"` blocks are expanded into `x` blocks when their `for_each` is known; when it is
+/// not, the block is left out and the reason is added to `problems`.
+pub(crate) fn body_to_json(body: &Body, scope: &Scope, problems: &mut Vec<String>) -> Value {
+    body_at(body, scope, 0, problems)
 }
 
-fn body_at(body: &Body, scope: &Scope, depth: usize) -> Value {
+/// Expands one `dynamic "label" { for_each = ..; iterator = ..; content { .. } }` block.
+fn expand_dynamic(
+    block: &hcl::structure::Block,
+    scope: &Scope,
+    depth: usize,
+    problems: &mut Vec<String>,
+) -> Option<(String, Vec<Value>)> {
+    let label = block.labels.first()?.as_str().to_owned();
+    let attr = |name: &str| {
+        block.body.iter().find_map(|s| match s {
+            Structure::Attribute(a) if a.key.as_str() == name => Some(&a.expr),
+            _ => None,
+        })
+    };
+    let iterator = match attr("iterator") {
+        Some(Expression::Variable(v)) => v.as_str().to_owned(),
+        Some(_) => {
+            problems.push(format!("dynamic block {label:?}: iterator must be a name"));
+            return None;
+        }
+        None => label.clone(),
+    };
+    let Some(for_each) = attr("for_each") else {
+        problems.push(format!("dynamic block {label:?} has no for_each"));
+        return None;
+    };
+    let content = block.body.iter().find_map(|s| match s {
+        Structure::Block(b) if b.identifier.as_str() == "content" => Some(&b.body),
+        _ => None,
+    });
+    let Some(content) = content else {
+        problems.push(format!("dynamic block {label:?} has no content block"));
+        return None;
+    };
+    let items: Vec<(Value, Value)> = match eval(for_each, scope, depth) {
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (Value::from(i), v))
+            .collect(),
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| (Value::String(k), v))
+            .collect(),
+        _ => {
+            problems.push(format!(
+                "dynamic block {label:?} not evaluated: its for_each is not known without running Terraform"
+            ));
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    for (key, value) in items {
+        let mut inner = scope.clone();
+        let mut binding = Map::new();
+        binding.insert("key".into(), key);
+        binding.insert("value".into(), value);
+        inner
+            .iterators
+            .insert(iterator.clone(), Value::Object(binding));
+        out.push(body_at(content, &inner, depth + 1, problems));
+    }
+    Some((label, out))
+}
+
+fn body_at(body: &Body, scope: &Scope, depth: usize, problems: &mut Vec<String>) -> Value {
     let mut map = Map::new();
     for structure in body.iter() {
         match structure {
             Structure::Attribute(attr) => {
                 map.insert(attr.key.as_str().to_owned(), eval(&attr.expr, scope, depth));
             }
+            Structure::Block(block)
+                if block.identifier.as_str() == "dynamic" && depth <= MAX_DEPTH =>
+            {
+                if let Some((label, expanded)) = expand_dynamic(block, scope, depth, problems) {
+                    let entry = map.entry(label).or_insert_with(|| Value::Array(Vec::new()));
+                    if let Value::Array(items) = entry {
+                        items.extend(expanded);
+                    }
+                }
+            }
             Structure::Block(block) => {
                 let mut nested = if depth > MAX_DEPTH {
                     Value::Object(Map::new())
                 } else {
-                    body_at(&block.body, scope, depth + 1)
+                    body_at(&block.body, scope, depth + 1, problems)
                 };
                 if !block.labels.is_empty()
                     && let Value::Object(m) = &mut nested
@@ -223,12 +315,135 @@ pub(crate) fn eval(expr: &Expression, scope: &Scope, depth: usize) -> Value {
         }
         Expression::FuncCall(call) => eval_call(call, expr, scope, d),
         Expression::Parenthesis(inner) => eval(inner, scope, d),
+        Expression::Variable(v) => scope
+            .bound
+            .get(v.as_str())
+            .cloned()
+            .unwrap_or_else(|| unresolved(expr)),
+        Expression::ForExpr(for_expr) => eval_for(for_expr, expr, scope, d),
+        Expression::Operation(op) => eval_operation(op, expr, scope, d),
         Expression::Conditional(cond) => match eval(&cond.cond_expr, scope, d) {
             Value::Bool(true) => eval(&cond.true_expr, scope, d),
             Value::Bool(false) => eval(&cond.false_expr, scope, d),
             _ => unresolved(expr),
         },
         _ => unresolved(expr),
+    }
+}
+
+/// Comparison, logic and arithmetic over known operands.
+fn eval_operation(op: &hcl::expr::Operation, expr: &Expression, scope: &Scope, d: usize) -> Value {
+    use hcl::expr::{BinaryOperator as B, Operation, UnaryOperator as U};
+    let result = match op {
+        Operation::Unary(u) => match (u.operator, eval(&u.expr, scope, d)) {
+            (U::Not, Value::Bool(b)) => Some(Value::Bool(!b)),
+            (U::Neg, Value::Number(n)) => n.as_f64().and_then(|f| number(-f)),
+            _ => None,
+        },
+        Operation::Binary(b) => {
+            let lhs = eval(&b.lhs_expr, scope, d);
+            let rhs = eval(&b.rhs_expr, scope, d);
+            let unknown = |v: &Value| v.as_str().is_some_and(|s| s.starts_with("${"));
+            if unknown(&lhs) || unknown(&rhs) {
+                None
+            } else {
+                let num = |v: &Value| v.as_f64();
+                match b.operator {
+                    B::Eq => Some(Value::Bool(lhs == rhs)),
+                    B::NotEq => Some(Value::Bool(lhs != rhs)),
+                    B::And => match (lhs, rhs) {
+                        (Value::Bool(x), Value::Bool(y)) => Some(Value::Bool(x && y)),
+                        _ => None,
+                    },
+                    B::Or => match (lhs, rhs) {
+                        (Value::Bool(x), Value::Bool(y)) => Some(Value::Bool(x || y)),
+                        _ => None,
+                    },
+                    op => match (num(&lhs), num(&rhs)) {
+                        (Some(x), Some(y)) => match op {
+                            B::Less => Some(Value::Bool(x < y)),
+                            B::LessEq => Some(Value::Bool(x <= y)),
+                            B::Greater => Some(Value::Bool(x > y)),
+                            B::GreaterEq => Some(Value::Bool(x >= y)),
+                            B::Plus => number(x + y),
+                            B::Minus => number(x - y),
+                            B::Mul => number(x * y),
+                            B::Div if y != 0.0 => number(x / y),
+                            B::Mod if y != 0.0 => number(x % y),
+                            _ => None,
+                        },
+                        _ => None,
+                    },
+                }
+            }
+        }
+    };
+    result.unwrap_or_else(|| unresolved(expr))
+}
+
+/// A JSON number, integral when the value is.
+fn number(f: f64) -> Option<Value> {
+    if f.fract() == 0.0 && f.abs() < 9.0e15 {
+        #[allow(clippy::cast_possible_truncation)]
+        let i = f as i64;
+        Some(Value::from(i))
+    } else {
+        serde_json::Number::from_f64(f).map(Value::Number)
+    }
+}
+
+/// `[for v in coll : expr if cond]` and `{for k, v in coll : kexpr => vexpr}` over a known
+/// collection; anything not known keeps the whole expression unresolved.
+fn eval_for(f: &hcl::expr::ForExpr, expr: &Expression, scope: &Scope, d: usize) -> Value {
+    let items: Vec<(Value, Value)> = match eval(&f.collection_expr, scope, d) {
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (Value::from(i), v))
+            .collect(),
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| (Value::String(k), v))
+            .collect(),
+        _ => return unresolved(expr),
+    };
+    let mut list = Vec::new();
+    let mut object = Map::new();
+    for (key, value) in items {
+        let mut inner = scope.clone();
+        if let Some(k) = &f.key_var {
+            inner.bound.insert(k.as_str().to_owned(), key);
+        }
+        inner.bound.insert(f.value_var.as_str().to_owned(), value);
+        if let Some(cond) = &f.cond_expr {
+            match eval(cond, &inner, d) {
+                Value::Bool(true) => {}
+                Value::Bool(false) => continue,
+                _ => return unresolved(expr),
+            }
+        }
+        let v = eval(&f.value_expr, &inner, d);
+        match &f.key_expr {
+            None => list.push(v),
+            Some(kexpr) => {
+                let Value::String(k) = eval(kexpr, &inner, d) else {
+                    return unresolved(expr);
+                };
+                if f.grouping {
+                    let entry = object.entry(k).or_insert_with(|| Value::Array(Vec::new()));
+                    if let Value::Array(group) = entry {
+                        group.push(v);
+                    }
+                } else {
+                    object.insert(k, v);
+                }
+            }
+        }
+    }
+    if f.key_expr.is_some() {
+        Value::Object(object)
+    } else {
+        Value::Array(list)
     }
 }
 

@@ -228,14 +228,17 @@ impl Module {
                 continue;
             };
             let line = header_line(text, block.identifier.as_str(), kind, name);
-            self.push(
-                mode,
-                kind,
-                name,
-                file,
-                line,
-                body_to_json(&block.body, scope),
-            );
+            let mut problems = Vec::new();
+            let body = body_to_json(&block.body, scope, &mut problems);
+            let address = match mode {
+                Mode::Resource => format!("{kind}.{name}"),
+                Mode::Data => format!("data.{kind}.{name}"),
+            };
+            for problem in problems {
+                self.skipped
+                    .push(Skipped::new(format!("{file}:{address}"), problem));
+            }
+            self.push(mode, kind, name, file, line, body);
         }
     }
 

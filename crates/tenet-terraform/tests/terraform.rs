@@ -236,3 +236,88 @@ fn checkov_security_group_fixtures_parse() {
     }
     assert!(total > 30, "only {total} blocks");
 }
+
+#[test]
+fn dynamic_blocks_expand_or_are_reported() {
+    let tf = r#"
+variable "ports" {
+  default = [22, 3389]
+}
+resource "aws_security_group" "dyn" {
+  dynamic "ingress" {
+    for_each = var.ports
+    content {
+      from_port   = ingress.value
+      to_port     = ingress.value
+      protocol    = "tcp"
+      cidr_blocks = ["0.0.0.0/0"]
+    }
+  }
+  dynamic "egress" {
+    for_each = { web = 443 }
+    iterator = rule
+    content {
+      from_port   = rule.value
+      description = rule.key
+    }
+  }
+  ingress {
+    from_port = 80
+  }
+}
+resource "aws_security_group" "unknown" {
+  dynamic "ingress" {
+    for_each = data.external.rules.result
+    content {
+      from_port = ingress.value
+    }
+  }
+}
+"#;
+    let m = Module::from_files(&[("main.tf".into(), tf.into())]);
+    let sg = m.get("aws_security_group.dyn").unwrap();
+    let ports: Vec<&Value> = sg
+        .nested("ingress")
+        .iter()
+        .map(|b| &b["from_port"])
+        .collect();
+    assert_eq!(ports, vec![&json!(22), &json!(3389), &json!(80)]);
+    assert_eq!(sg.nested("egress")[0]["description"], json!("web"));
+    assert_eq!(sg.nested("egress")[0]["from_port"], json!(443));
+    assert_eq!(m.skipped.len(), 1, "{:?}", m.skipped);
+    assert_eq!(m.skipped[0].input, "main.tf:aws_security_group.unknown");
+    assert!(
+        m.skipped[0].reason.contains("for_each is not known"),
+        "{:?}",
+        m.skipped
+    );
+}
+
+#[test]
+fn for_expressions_evaluate_over_known_collections() {
+    let tf = r#"
+locals {
+  actions = ["s3:GetObject", "iam:PassRole"]
+}
+resource "aws_iam_policy" "p" {
+  policy = jsonencode({
+    Statement = [for a in local.actions : { Effect = "Allow", Action = a, Resource = "*" } if a != "s3:GetObject"]
+  })
+  tags = { for k, v in { a = 1, b = 2 } : upper(k) => v }
+  unknown = [for x in data.y.z : x]
+}
+"#;
+    let m = Module::from_files(&[("main.tf".into(), tf.into())]);
+    let p = m.get("aws_iam_policy.p").unwrap();
+    let doc: Value = serde_json::from_str(p.str_attr("policy").unwrap()).unwrap();
+    assert_eq!(
+        doc["Statement"],
+        json!([{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}])
+    );
+    assert_eq!(p.attr("tags").unwrap(), &json!({"A": 1, "B": 2}));
+    assert!(
+        p.str_attr("unknown")
+            .unwrap()
+            .starts_with("${[for x in data.y.z")
+    );
+}
