@@ -194,8 +194,9 @@ const RUBRIC: &[Function] = &[
     Function {
         pillar: "networks",
         name: "segmentation",
-        initial: &["networks.identity-aware-proxy"],
+        initial: &["networks.identity-aware-proxy|networks.default-deny-k8s"],
         advanced: &[
+            "networks.identity-aware-proxy",
             "networks.default-deny-k8s",
             "networks.no-public-admin-ports",
         ],
@@ -246,8 +247,8 @@ const RUBRIC: &[Function] = &[
     Function {
         pillar: "cross-cutting",
         name: "governance",
-        initial: &["governance.policy-validated"],
-        advanced: &["governance.config-audited"],
+        initial: &["governance.policy-validated|governance.config-audited"],
+        advanced: &["governance.policy-validated", "governance.config-audited"],
         optimal: &["data.iam-least-privilege", "networks.default-deny-k8s"],
     },
 ];
@@ -328,9 +329,14 @@ const NOT_DEFAULT_DENY: &[&str] = &[
     "k8s.workload-not-isolated",
 ];
 
-/// Facts observed, by id.
+/// Facts observed, by id, and facts that were checked and found wanting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Facts(pub BTreeMap<String, Evidence>);
+pub struct Facts {
+    /// Observed facts.
+    pub observed: BTreeMap<String, Evidence>,
+    /// Facts an assessment checked and found not to hold, with what failed them.
+    pub failed: BTreeMap<String, Evidence>,
+}
 
 impl Facts {
     /// Records a fact. Unknown ids are refused so a typo cannot silently score.
@@ -343,7 +349,7 @@ impl Facts {
         if !FACTS.iter().any(|(f, _)| *f == id) {
             return Err(UnknownFact(id.to_owned()));
         }
-        self.0.insert(
+        self.observed.insert(
             id.to_owned(),
             Evidence {
                 detail: detail.into(),
@@ -353,9 +359,32 @@ impl Facts {
         Ok(())
     }
 
-    /// Whether a fact was observed.
-    pub fn has(&self, id: &str) -> bool {
-        self.0.contains_key(id)
+    /// Records that a fact was checked and does not hold (unless another source observed it).
+    pub fn fail(
+        &mut self,
+        id: &str,
+        detail: impl Into<String>,
+        source: impl Into<String>,
+    ) -> Result<(), UnknownFact> {
+        if !FACTS.iter().any(|(f, _)| *f == id) {
+            return Err(UnknownFact(id.to_owned()));
+        }
+        self.failed.insert(
+            id.to_owned(),
+            Evidence {
+                detail: detail.into(),
+                source: source.into(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Whether a requirement holds: a fact id, or alternatives `a|b` of which one suffices.
+    /// A fact that some assessment found wanting does not hold.
+    pub fn has(&self, requirement: &str) -> bool {
+        requirement
+            .split('|')
+            .any(|id| self.observed.contains_key(id) && !self.failed.contains_key(id))
     }
 
     /// Adds the facts an assessment report shows (`source` names the report file).
@@ -379,39 +408,64 @@ impl Facts {
                 source,
             )?;
         }
-        if ran("iam") && bad("iam.", Severity::Critical) == 0 {
-            self.observe(
+        // What failed a fact: the count and the most frequent rules.
+        let failing = |pred: &dyn Fn(&tenet_finding::Finding) -> bool| -> Option<String> {
+            let mut by_rule: BTreeMap<&str, usize> = BTreeMap::new();
+            for f in report.findings.iter().filter(|f| pred(f)) {
+                *by_rule.entry(f.rule.as_str()).or_default() += 1;
+            }
+            if by_rule.is_empty() {
+                return None;
+            }
+            let total: usize = by_rule.values().sum();
+            let mut rules: Vec<(&str, usize)> = by_rule.into_iter().collect();
+            rules.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let top: Vec<String> = rules
+                .iter()
+                .take(4)
+                .map(|(r, n)| format!("{r} x{n}"))
+                .collect();
+            Some(format!("{total} finding(s): {}", top.join(", ")))
+        };
+        let checks: [(&str, &str, &str, &dyn Fn(&tenet_finding::Finding) -> bool); 4] = [
+            (
+                "iam",
                 "data.iam-least-privilege",
                 "IAM assessed: no critical finding",
-                source,
-            )?;
-        }
-        if ran("pg") && bad("pg.", Severity::High) == 0 {
-            self.observe(
+                &|f| f.rule.starts_with("iam.") && f.severity >= Severity::Critical,
+            ),
+            (
+                "pg",
                 "data.db-least-privilege",
                 "PostgreSQL assessed: no high or critical finding",
-                source,
-            )?;
-        }
-        if ran("k8s")
-            && !report
-                .findings
-                .iter()
-                .any(|f| NOT_DEFAULT_DENY.iter().any(|r| f.rule.starts_with(r)))
-        {
-            self.observe(
+                &|f| f.rule.starts_with("pg.") && f.severity >= Severity::High,
+            ),
+            (
+                "k8s",
                 "networks.default-deny-k8s",
                 "Kubernetes assessed: every namespace has default deny",
-                source,
-            )?;
-        }
-        if ran("secgroup") && bad("sg.", Severity::Critical) == 0 {
-            self.observe(
+                &|f| NOT_DEFAULT_DENY.iter().any(|r| f.rule.starts_with(r)),
+            ),
+            (
+                "secgroup",
                 "networks.no-public-admin-ports",
                 "security groups assessed: no critical exposure",
-                source,
-            )?;
+                &|f| f.rule.starts_with("sg.") && f.severity >= Severity::Critical,
+            ),
+        ];
+        for (analysis, fact, clean, pred) in checks {
+            if !ran(analysis) {
+                continue;
+            }
+            match failing(pred) {
+                None => self.observe(fact, clean, source)?,
+                Some(detail) => {
+                    self.observe(fact, format!("{analysis} assessed"), source)?;
+                    self.fail(fact, detail, source)?;
+                }
+            }
         }
+        let _ = bad;
         Ok(())
     }
 }
@@ -432,8 +486,10 @@ pub struct FunctionScore {
     pub stage: Stage,
     /// The observed facts that support the stage.
     pub evidence: Vec<(String, Evidence)>,
-    /// Facts the next stage needs that were not observed.
+    /// Facts the next stage needs that were not observed (`a|b`: either).
     pub missing: Vec<String>,
+    /// Of those, the ones an assessment checked and found wanting, with what failed them.
+    pub failed: Vec<(String, Evidence)>,
 }
 
 /// One roadmap step.
@@ -447,6 +503,8 @@ pub struct Step {
     pub done: bool,
     /// The facts it still needs.
     pub missing: Vec<String>,
+    /// Of those, the ones an assessment found wanting.
+    pub failing: Vec<String>,
 }
 
 /// The whole score.
@@ -495,19 +553,24 @@ pub fn score(facts: &Facts) -> Scorecard {
             Stage::Optimal => &[f.initial, f.advanced, f.optimal],
         };
         let mut evidence: Vec<(String, Evidence)> = Vec::new();
-        for id in reached.iter().flat_map(|ids| ids.iter()) {
-            if let Some(e) = facts.0.get(*id)
-                && !evidence.iter().any(|(x, _)| x == id)
-            {
-                evidence.push(((*id).to_owned(), e.clone()));
+        for requirement in reached.iter().flat_map(|ids| ids.iter()) {
+            for id in requirement.split('|') {
+                if let Some(e) = facts.observed.get(id)
+                    && !facts.failed.contains_key(id)
+                    && !evidence.iter().any(|(x, _)| x == id)
+                {
+                    evidence.push((id.to_owned(), e.clone()));
+                }
             }
         }
+        let failed = failed_of(facts, &missing);
         functions.push(FunctionScore {
             pillar: f.pillar.to_owned(),
             function: f.name.to_owned(),
             stage,
             evidence,
             missing,
+            failed,
         });
     }
     let mut sums: BTreeMap<String, (u32, u32)> = BTreeMap::new();
@@ -531,11 +594,16 @@ pub fn score(facts: &Facts) -> Scorecard {
                 .filter(|n| !facts.has(n))
                 .map(|n| (*n).to_owned())
                 .collect();
+            let failing = failed_of(facts, &missing)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
             Step {
                 phase: (*phase).to_owned(),
                 step: (*step).to_owned(),
                 done: missing.is_empty(),
                 missing,
+                failing,
             }
         })
         .collect();
@@ -552,6 +620,19 @@ pub fn score(facts: &Facts) -> Scorecard {
         roadmap,
         next,
     }
+}
+
+/// The failed facts among `requirements` (each may be `a|b`).
+fn failed_of(facts: &Facts, requirements: &[String]) -> Vec<(String, Evidence)> {
+    let mut out = Vec::new();
+    for r in requirements {
+        for id in r.split('|') {
+            if let Some(e) = facts.failed.get(id) {
+                out.push((id.to_owned(), e.clone()));
+            }
+        }
+    }
+    out
 }
 
 fn round2(x: f64) -> f64 {
@@ -590,14 +671,37 @@ impl Scorecard {
             for (id, e) in &f.evidence {
                 let _ = writeln!(out, "      + {id}: {} [{}]", e.detail, e.source);
             }
+            for (id, e) in &f.failed {
+                let _ = writeln!(out, "      ! failed  {id}: {} [{}]", e.detail, e.source);
+            }
             for id in &f.missing {
-                let _ = writeln!(out, "      - missing {id}: {}", describe(id));
+                if f.failed.iter().any(|(x, _)| x == id) {
+                    continue;
+                }
+                if id.contains('|') {
+                    let _ = writeln!(
+                        out,
+                        "      - missing {} (none observed)",
+                        id.split('|').collect::<Vec<_>>().join(" or ")
+                    );
+                } else {
+                    let _ = writeln!(out, "      - missing {id}: {} (not observed)", describe(id));
+                }
             }
         }
         let _ = writeln!(out, "\n90-DAY ROADMAP");
         for s in &self.roadmap {
-            let mark = if s.done { "x" } else { " " };
+            let mark = if s.done {
+                "x"
+            } else if s.failing.is_empty() {
+                " "
+            } else {
+                "!"
+            };
             let _ = writeln!(out, "  [{mark}] {:<11} {}", s.phase, s.step);
+            if !s.failing.is_empty() {
+                let _ = writeln!(out, "                  failing: {}", s.failing.join(", "));
+            }
         }
         if self.next.is_empty() {
             let _ = writeln!(out, "\nEvery roadmap step is done.");
@@ -618,7 +722,12 @@ impl Scorecard {
         for f in RUBRIC {
             let cell = |ids: &[&str]| {
                 ids.iter()
-                    .map(|i| format!("`{i}`"))
+                    .map(|req| {
+                        req.split('|')
+                            .map(|i| format!("`{i}`"))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             };
@@ -692,6 +801,71 @@ mod tests {
     }
 
     #[test]
+    fn failed_facts_are_shown_with_what_failed_them() {
+        use tenet_finding::{Finding, Location};
+        let report = Report {
+            version: crate::report::REPORT_VERSION,
+            inputs: vec!["a.json".into()],
+            analyses: vec!["iam".into(), "k8s".into()],
+            findings: vec![
+                Finding::new(
+                    "iam.admin-equivalent",
+                    Severity::Critical,
+                    "p",
+                    Location::file("a.json"),
+                    "t",
+                    "d",
+                ),
+                Finding::new(
+                    "iam.admin-equivalent",
+                    Severity::Critical,
+                    "q",
+                    Location::file("a.json"),
+                    "t",
+                    "d",
+                ),
+            ],
+            skipped: vec![],
+            connections: vec![],
+        };
+        let mut facts = Facts::default();
+        facts.observe_report(&report, "r.json").unwrap();
+        assert!(!facts.has("data.iam-least-privilege"));
+        assert!(facts.has("networks.default-deny-k8s"));
+        let card = score(&facts);
+        let data = card
+            .functions
+            .iter()
+            .find(|f| f.function == "data access")
+            .unwrap();
+        assert_eq!(data.stage, Stage::Initial);
+        assert_eq!(data.failed.len(), 1);
+        assert_eq!(
+            data.failed[0].1.detail,
+            "2 finding(s): iam.admin-equivalent x2"
+        );
+        let seg = card
+            .functions
+            .iter()
+            .find(|f| f.function == "segmentation")
+            .unwrap();
+        assert_eq!(
+            seg.stage,
+            Stage::Initial,
+            "default deny alone reaches initial"
+        );
+        let text = card.to_text();
+        assert!(
+            text.contains("! failed  data.iam-least-privilege: 2 finding(s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[!] days 61-90  audit IAM policies"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn unknown_facts_are_refused() {
         let mut facts = Facts::default();
         assert!(facts.observe("identity.typo", "d", "s").is_err());
@@ -700,8 +874,10 @@ mod tests {
     #[test]
     fn every_rubric_fact_is_known() {
         for f in RUBRIC {
-            for id in f.initial.iter().chain(f.advanced).chain(f.optimal) {
-                assert!(FACTS.iter().any(|(k, _)| k == id), "{id}");
+            for req in f.initial.iter().chain(f.advanced).chain(f.optimal) {
+                for id in req.split('|') {
+                    assert!(FACTS.iter().any(|(k, _)| *k == id), "{id}");
+                }
             }
         }
         for (_, _, needs) in ROADMAP {
