@@ -101,7 +101,7 @@ impl LedgerSink {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SinkError> {
         let (tx, rx) = mpsc::channel();
-        let (live, _) = broadcast::channel(1024);
+        let (live, _) = broadcast::channel(16_384);
         let status = Arc::new(Mutex::new(SinkStatus {
             size: ledger.size(),
             latest_checkpoint: ledger.latest_checkpoint().cloned(),

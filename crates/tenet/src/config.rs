@@ -25,6 +25,53 @@ pub struct ConfigFile {
     pub listeners: Vec<ListenerSection>,
     #[serde(default)]
     pub routes: Vec<RouteSection>,
+    #[serde(default)]
+    pub detect: DetectSection,
+}
+
+/// `[detect]`: detection and response inside `tenet up`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectSection {
+    /// Sigma rules (file or folder) run on every event; none when absent.
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
+    /// Response playbooks (YAML files); a missing folder means none.
+    #[serde(default = "default_playbook_dir")]
+    pub playbooks: PathBuf,
+    /// How long a principal whose risk crosses the cut-off threshold is revoked, or "off".
+    #[serde(default = "default_cut_off")]
+    pub cut_off: String,
+    /// Tuning of the behavioural analytics (windows, thresholds, learning, risk).
+    #[serde(default)]
+    pub analytics: tenet_detect::AnalyticsConfig,
+}
+
+impl Default for DetectSection {
+    fn default() -> Self {
+        Self {
+            rules: None,
+            playbooks: default_playbook_dir(),
+            cut_off: default_cut_off(),
+            analytics: tenet_detect::AnalyticsConfig::default(),
+        }
+    }
+}
+
+fn default_playbook_dir() -> PathBuf {
+    PathBuf::from("playbooks")
+}
+fn default_cut_off() -> String {
+    "15m".into()
+}
+
+/// Detection and response, resolved.
+#[derive(Debug, Clone)]
+pub struct DetectSpec {
+    pub rules: Option<PathBuf>,
+    pub playbooks: PathBuf,
+    pub cut_off: Option<Duration>,
+    pub analytics: tenet_detect::AnalyticsConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +177,7 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     pub listeners: Vec<ListenerSpec>,
     pub routes: Vec<RouteSpec>,
+    pub detect: DetectSpec,
 }
 
 impl Config {
@@ -263,6 +311,23 @@ fn resolve(path: &Path, file: ConfigFile) -> Result<Config> {
         admin_listen: file.admin.listen,
         listeners,
         routes,
+        detect: detect_spec(&base, file.detect)?,
+    })
+}
+
+fn detect_spec(base: &Path, d: DetectSection) -> Result<DetectSpec> {
+    d.analytics
+        .validate()
+        .map_err(|e| anyhow!("detect.analytics: {e}"))?;
+    let cut_off = match d.cut_off.trim() {
+        "off" => None,
+        other => Some(parse_duration(other).context("detect.cut_off")?),
+    };
+    Ok(DetectSpec {
+        rules: d.rules.map(|r| base.join(r)),
+        playbooks: base.join(d.playbooks),
+        cut_off,
+        analytics: d.analytics,
     })
 }
 

@@ -45,6 +45,7 @@ mod commands;
 mod config;
 mod contain;
 mod demo;
+mod detect;
 mod files;
 mod hunt;
 mod init;

@@ -94,6 +94,14 @@ pub async fn start(config: &Config) -> Result<Running> {
     let verifier = Arc::new(SvidVerifier::new(bundles, config.clock_skew));
 
     let containment = crate::contain::open(config)?;
+    let (detector, risk) = crate::detect::load(
+        &config.detect,
+        containment.clone(),
+        policy.clone(),
+        sink.clone(),
+        clock.clone(),
+    )?;
+    let detector_feed = sink.subscribe();
     let gateway = Gateway::bind(GatewayParts {
         listeners: config.listeners.clone(),
         routes: config.routes.clone(),
@@ -105,7 +113,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         clock: clock.clone(),
         max_connections: 50_000,
         containment: containment.clone(),
-        risk: Arc::new(tenet_gateway::NoRisk),
+        risk,
     })
     .await?;
     let listeners = gateway.local_addrs();
@@ -145,6 +153,7 @@ pub async fn start(config: &Config) -> Result<Running> {
             sink.clone(),
         )),
         tokio::spawn(expire_containment(containment, sink.clone(), clock.clone())),
+        tokio::spawn(detector.run(detector_feed)),
     ];
     for (name, addr) in &listeners {
         info!(listener = %name, %addr, "gateway listener up");

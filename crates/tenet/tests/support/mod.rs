@@ -170,8 +170,14 @@ upstream = "http://127.0.0.1:{upstream_port}"
     }
 
     pub fn up(&mut self) {
+        self.up_with_env(&[]);
+    }
+
+    /// `tenet up` with extra environment variables.
+    pub fn up_with_env(&mut self, env: &[(&str, &str)]) {
         let log = std::fs::File::create(self.path("up.log")).unwrap();
         let child = tenet()
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(self.config())
             .arg("up")

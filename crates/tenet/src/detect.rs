@@ -1,0 +1,532 @@
+//! Detection and response inside `tenet up`.
+//!
+//! The detector follows the ledger's live feed (every event Tenet records, in ledger order),
+//! runs the behavioural analytics (`tenet-detect`) and the Sigma rules (`tenet-sigma`) on it,
+//! records each detection as an OCSF Detection Finding, keeps the per-principal risk the
+//! gateway hands to policy as `context.risk`, and runs the playbooks (`tenet-playbook`) that
+//! match: revocations and quarantines through `tenet-contain` (in force on the next request),
+//! and HMAC-signed webhooks.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::{Value, json};
+use tenet_contain::{Containment, Target};
+use tenet_detect::{Alert, Analytics, Subject};
+use tenet_event::{AdminEvent, DetectionEvent, Event, EventKind};
+use tenet_gateway::{Clock, RiskSource};
+use tenet_ledger::{LedgerSink, StoredEvent};
+use tenet_playbook::{Level, Playbooks, Secret, Step, Trigger};
+use tenet_policy::PolicyEngine;
+use time::OffsetDateTime;
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{info, warn};
+
+use crate::config::DetectSpec;
+use crate::contain::{Change, Recorder};
+
+/// The risk scores the detector keeps, read by the gateway on every request.
+pub struct RiskTable {
+    scores: RwLock<HashMap<String, (u8, OffsetDateTime)>>,
+    half_life: Duration,
+    cap: usize,
+}
+
+impl RiskTable {
+    /// A table whose scores halve every `half_life`.
+    pub fn new(half_life: Duration, cap: usize) -> Self {
+        Self {
+            scores: RwLock::new(HashMap::new()),
+            half_life,
+            cap,
+        }
+    }
+
+    fn set(&self, principal: &str, score: u8, now: OffsetDateTime) {
+        let mut map = match self.scores.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if score == 0 {
+            map.remove(principal);
+            return;
+        }
+        if map.len() >= self.cap && !map.contains_key(principal) {
+            // Bounded: forget the lowest score.
+            if let Some(lowest) = map
+                .iter()
+                .min_by_key(|(_, (s, _))| *s)
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&lowest);
+            }
+        }
+        map.insert(principal.to_owned(), (score, now));
+    }
+}
+
+impl RiskSource for RiskTable {
+    fn risk(&self, principal: &str, now: OffsetDateTime) -> u8 {
+        let map = match self.scores.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let Some((score, at)) = map.get(principal) else {
+            return 0;
+        };
+        let elapsed = (now - *at).as_seconds_f64().max(0.0);
+        let half = self.half_life.as_secs_f64().max(1.0);
+        let decayed = f64::from(*score) * 0.5f64.powf(elapsed / half);
+        // Rounded down, within 0..=100 by construction.
+        decayed.clamp(0.0, 100.0) as u8
+    }
+}
+
+/// Everything the detector runs with.
+pub struct Detector {
+    analytics: Analytics,
+    sigma: Option<tenet_sigma::Engine>,
+    playbooks: Playbooks,
+    containment: Arc<Containment>,
+    policy: Arc<PolicyEngine>,
+    sink: LedgerSink,
+    clock: Arc<dyn Clock>,
+    risk: Arc<RiskTable>,
+    cut_off: Option<Duration>,
+    http: reqwest::Client,
+}
+
+/// Loads what `[detect]` names; errors name the file and the problem, so `tenet up` refuses to
+/// start with a broken playbook rather than run without it.
+pub fn load(
+    spec: &DetectSpec,
+    containment: Arc<Containment>,
+    policy: Arc<PolicyEngine>,
+    sink: LedgerSink,
+    clock: Arc<dyn Clock>,
+) -> Result<(Detector, Arc<RiskTable>)> {
+    let mut analytics =
+        Analytics::new(spec.analytics.clone()).map_err(|e| anyhow!("detect.analytics: {e}"))?;
+    let current = policy.current();
+    analytics.declare_policy_set(current.hash(), current.policy_ids());
+    let sigma = match &spec.rules {
+        Some(path) => Some(load_rules(path)?),
+        None => None,
+    };
+    let playbooks = Playbooks::load_dir(&spec.playbooks)
+        .with_context(|| format!("loading playbooks from {}", spec.playbooks.display()))?;
+    let risk = Arc::new(RiskTable::new(
+        Duration::from_secs(spec.analytics.risk.half_life_secs.max(1)),
+        100_000,
+    ));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("building the webhook client")?;
+    info!(
+        rules = sigma.as_ref().map_or(0, |_| 1),
+        playbooks = playbooks.len(),
+        "detection on"
+    );
+    Ok((
+        Detector {
+            analytics,
+            sigma,
+            playbooks,
+            containment,
+            policy,
+            sink,
+            clock,
+            risk: risk.clone(),
+            cut_off: spec.cut_off,
+            http,
+        },
+        risk,
+    ))
+}
+
+fn load_rules(path: &Path) -> Result<tenet_sigma::Engine> {
+    if !path.exists() {
+        return Err(anyhow!(
+            "detect.rules {}: no such file or folder",
+            path.display()
+        ));
+    }
+    let set = tenet_sigma::RuleSet::load_paths(&[path.to_path_buf()]);
+    for p in set.problems() {
+        warn!(problem = %p, "Sigma rule not loaded");
+    }
+    info!(rules = set.len(), not_loaded = set.problems().len(), path = %path.display(),
+        "Sigma rules loaded");
+    Ok(tenet_sigma::Engine::new(set))
+}
+
+impl Detector {
+    /// Follows the ledger's feed until it closes.
+    pub async fn run(mut self, mut feed: tokio::sync::broadcast::Receiver<StoredEvent>) {
+        loop {
+            match feed.recv().await {
+                Ok(stored) => self.handle(stored.event).await,
+                Err(RecvError::Lagged(missed)) => {
+                    metrics::counter!("tenet_detect_events_missed_total").increment(missed);
+                    warn!(
+                        missed,
+                        "detection fell behind the event stream; events not analysed"
+                    );
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    }
+
+    async fn handle(&mut self, event: Event) {
+        // Our own findings are not evidence of anything new.
+        if matches!(event.kind, EventKind::Detection(_)) {
+            return;
+        }
+        let now = self.clock.now();
+        if let EventKind::Policy(p) = &event.kind {
+            let current = self.policy.current();
+            if current.hash() == p.active_hash {
+                self.analytics
+                    .declare_policy_set(current.hash(), current.policy_ids());
+            }
+        }
+        let mut triggers: Vec<(DetectionEvent, Trigger)> = self
+            .analytics
+            .observe(&event, now)
+            .into_iter()
+            .map(from_alert)
+            .collect();
+        if let Some(engine) = &mut self.sigma {
+            let ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+            for m in engine.observe(&event.to_ocsf(), tenet_sigma::Source::Tenet, ms) {
+                triggers.push(from_sigma(m, &event));
+            }
+        }
+        if let EventKind::Access(a) = &event.kind {
+            let mut subjects = vec![Subject::Principal(a.principal.clone())];
+            if let Some(serial) = &a.client_serial {
+                subjects.push(Subject::Device(serial.clone()));
+            }
+            let score = self.analytics.context_risk(&subjects, now);
+            self.risk.set(&a.principal, score, now);
+        }
+        for (detection, trigger) in triggers {
+            self.respond(detection, trigger, now).await;
+        }
+    }
+
+    async fn respond(&mut self, detection: DetectionEvent, trigger: Trigger, now: OffsetDateTime) {
+        metrics::counter!("tenet_detections_total", "rule" => detection.rule.clone()).increment(1);
+        info!(rule = %detection.rule, level = %detection.level, subject = %detection.subject,
+            explanation = %detection.explanation, "detection");
+        let recorder = Recorder::Running {
+            sink: &self.sink,
+            clock: &*self.clock,
+        };
+        if let Err(e) = crate::up::record(
+            &self.sink,
+            &*self.clock,
+            EventKind::Detection(detection.clone()),
+        )
+        .await
+        {
+            warn!(error = %e, rule = %detection.rule, "detection could not be recorded");
+        }
+        // Built in: a principal whose risk crossed the cut-off threshold is revoked for a while.
+        if trigger.rule == tenet_detect::rules::RISK_THRESHOLD
+            && trigger.evidence.get("action").and_then(Value::as_str) == Some("cut_off")
+            && trigger.subject.starts_with("spiffe://")
+            && let Some(duration) = self.cut_off
+        {
+            let change = Change::Contain {
+                target: Target::Identity {
+                    spiffe_id: trigger.subject.clone(),
+                },
+                reason: format!("{}: {}", detection.rule, detection.explanation),
+                for_secs: Some(duration.as_secs().max(1)),
+            };
+            self.contain(&recorder, "tenet:risk", change, now).await;
+        }
+        for plan in self.playbooks.plan(&trigger) {
+            let actor = format!("playbook:{}", plan.playbook);
+            let mut done = Vec::new();
+            for step in plan.steps {
+                match step {
+                    Step::Contain { target, duration } => {
+                        let what = target.to_string();
+                        let change = Change::Contain {
+                            target,
+                            reason: format!("{}: {}", detection.rule, detection.explanation),
+                            for_secs: duration.map(|d| d.as_secs().max(1)),
+                        };
+                        if self.contain(&recorder, &actor, change, now).await {
+                            done.push(format!("contained {what}"));
+                        }
+                    }
+                    Step::Notify { url, secret } => {
+                        self.notify(&url, &secret, &plan.playbook, &detection);
+                        done.push(format!("notified {url}"));
+                    }
+                }
+            }
+            let detail = json!({
+                "playbook": plan.playbook,
+                "detection": detection.rule,
+                "subject": detection.subject,
+                "done": done,
+                "skipped": plan.skipped,
+            });
+            let event = EventKind::Admin(AdminEvent {
+                actor: actor.clone(),
+                operation: "playbook.run".into(),
+                success: plan.skipped.is_empty(),
+                detail: detail.to_string(),
+            });
+            if let Err(e) = crate::up::record(&self.sink, &*self.clock, event).await {
+                warn!(error = %e, playbook = %plan.playbook, "playbook run could not be recorded");
+            }
+        }
+    }
+
+    /// Applies a containment unless the same target is already contained. True when applied.
+    async fn contain(
+        &self,
+        recorder: &Recorder<'_>,
+        actor: &str,
+        change: Change,
+        now: OffsetDateTime,
+    ) -> bool {
+        if let Change::Contain { target, .. } = &change {
+            let snapshot = self.containment.current();
+            let already = match target {
+                Target::Identity { spiffe_id } => snapshot.check(Some(spiffe_id), None, None, now),
+                Target::Serial { serial } => snapshot.check(None, Some(serial), None, now),
+                Target::Service { service, .. } => snapshot.check(None, None, Some(service), now),
+            };
+            if already.is_some() {
+                return false;
+            }
+        }
+        match crate::contain::apply(&self.containment, recorder, actor, change, now).await {
+            Ok(actions) => {
+                for a in actions {
+                    info!(id = %a.id, target = %a.target, actor, "contained by response");
+                }
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, actor, "containment failed");
+                false
+            }
+        }
+    }
+
+    /// POSTs the detection to a webhook in the background, signed with HMAC-SHA256 over
+    /// `<timestamp>.<body>` (`X-Tenet-Timestamp`, `X-Tenet-Signature: sha256=<hex>`).
+    fn notify(&self, url: &str, secret: &Secret, playbook: &str, detection: &DetectionEvent) {
+        let key = match secret {
+            Secret::Env(name) => std::env::var(name).ok(),
+            Secret::File(path) => std::fs::read_to_string(path)
+                .ok()
+                .map(|s| s.trim_end().to_owned()),
+        };
+        let Some(key) = key.filter(|k| !k.is_empty()) else {
+            warn!(
+                playbook,
+                url, "webhook secret not available; notification not sent"
+            );
+            return;
+        };
+        let body = json!({"playbook": playbook, "detection": detection}).to_string();
+        let timestamp = self.clock.now().unix_timestamp().to_string();
+        let signature = sign(&key, &timestamp, &body);
+        let request = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-tenet-timestamp", timestamp)
+            .header("x-tenet-signature", format!("sha256={signature}"))
+            .body(body);
+        let sink = self.sink.clone();
+        let clock = self.clock.clone();
+        let url = url.to_owned();
+        let playbook = playbook.to_owned();
+        tokio::spawn(async move {
+            let outcome = match request.send().await {
+                Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
+                Ok(r) => Err(format!("answered {}", r.status())),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = &outcome {
+                warn!(%url, playbook, error = %e, "webhook notification failed");
+            }
+            let event = EventKind::Admin(AdminEvent {
+                actor: format!("playbook:{playbook}"),
+                operation: "playbook.notify".into(),
+                success: outcome.is_ok(),
+                detail: json!({"url": url, "outcome": match &outcome {
+                    Ok(status) => format!("delivered ({status})"),
+                    Err(e) => e.clone(),
+                }})
+                .to_string(),
+            });
+            let _ = crate::up::record(&sink, &*clock, event).await;
+        });
+    }
+}
+
+/// HMAC-SHA256 of `<timestamp>.<body>` with `key`, hex.
+pub fn sign(key: &str, timestamp: &str, body: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_bytes());
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
+    ctx.update(timestamp.as_bytes());
+    ctx.update(b".");
+    ctx.update(body.as_bytes());
+    hex_string(ctx.sign().as_ref())
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn level_of(name: &str) -> Level {
+    Level::parse(name).unwrap_or(Level::Informational)
+}
+
+fn subject_name(subject: &Subject) -> String {
+    match subject {
+        Subject::Principal(p) | Subject::Session(p) | Subject::Device(p) => p.clone(),
+        Subject::Source(ip) => ip.to_string(),
+    }
+}
+
+fn from_alert(alert: Alert) -> (DetectionEvent, Trigger) {
+    let level = alert.level.to_string();
+    let subject = subject_name(&alert.subject);
+    let tags = match alert.rule.as_str() {
+        r if r == tenet_detect::rules::LATERAL_MOVEMENT
+            || r == tenet_detect::rules::SERVICE_FAN_OUT =>
+        {
+            vec!["attack.lateral_movement".to_owned()]
+        }
+        r if r == tenet_detect::rules::PRIVILEGE_ESCALATION => {
+            vec!["attack.privilege_escalation".to_owned()]
+        }
+        r if r == tenet_detect::rules::AUTH_FAILURE_BURST => {
+            vec!["attack.credential_access".to_owned()]
+        }
+        _ => Vec::new(),
+    };
+    let detection = DetectionEvent {
+        rule: alert.rule.clone(),
+        title: alert.rule.trim_start_matches("tenet.").replace('-', " "),
+        level: level.clone(),
+        subject: subject.clone(),
+        explanation: alert.explanation.clone(),
+        tags: tags.clone(),
+        evidence: alert.evidence.clone(),
+        engine: "analytics".into(),
+    };
+    let trigger = Trigger {
+        rule: alert.rule,
+        level: level_of(&level),
+        tags,
+        subject,
+        evidence: alert.evidence,
+    };
+    (detection, trigger)
+}
+
+fn from_sigma(m: tenet_sigma::Match, event: &Event) -> (DetectionEvent, Trigger) {
+    let level = m.level.map_or("informational", |l| match l {
+        tenet_finding::Severity::Info => "informational",
+        tenet_finding::Severity::Low => "low",
+        tenet_finding::Severity::Medium => "medium",
+        tenet_finding::Severity::High => "high",
+        tenet_finding::Severity::Critical => "critical",
+    });
+    let (subject, evidence) = match &event.kind {
+        EventKind::Access(a) => (
+            a.principal.clone(),
+            json!({"event_id": event.id.to_string(), "service": a.service, "route": a.route,
+                   "serial": a.client_serial, "source_ip": a.source_ip.to_string()}),
+        ),
+        EventKind::Rejection(r) => (
+            r.principal
+                .clone()
+                .unwrap_or_else(|| r.source_ip.to_string()),
+            json!({"event_id": event.id.to_string(), "source_ip": r.source_ip.to_string()}),
+        ),
+        EventKind::Admin(a) => (a.actor.clone(), json!({"event_id": event.id.to_string()})),
+        _ => (
+            "tenet".to_owned(),
+            json!({"event_id": event.id.to_string()}),
+        ),
+    };
+    let mut tags = m.tags.clone();
+    tags.extend(m.attack.iter().cloned());
+    tags.sort();
+    tags.dedup();
+    let detection = DetectionEvent {
+        rule: m.rule_id.clone(),
+        title: m.title.clone(),
+        level: level.to_owned(),
+        subject: subject.clone(),
+        explanation: format!("Sigma rule {:?} matched", m.title),
+        tags: tags.clone(),
+        evidence: evidence.clone(),
+        engine: "sigma".into(),
+    };
+    let trigger = Trigger {
+        rule: m.rule_id,
+        level: level_of(level),
+        tags,
+        subject,
+        evidence,
+    };
+    (detection, trigger)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_signatures_are_hmac_sha256_of_timestamp_dot_body() {
+        // The primitive against RFC 4231 test case 2.
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"Jefe");
+        let tag = aws_lc_rs::hmac::sign(&key, b"what do ya want for nothing?");
+        assert_eq!(
+            hex_string(tag.as_ref()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // The signed message is `<timestamp>.<body>`.
+        let expected = hex_string(aws_lc_rs::hmac::sign(&key, b"17.{}").as_ref());
+        assert_eq!(sign("Jefe", "17", "{}"), expected);
+    }
+
+    #[test]
+    fn risk_decays_by_half_per_half_life() {
+        let t = RiskTable::new(Duration::from_secs(60), 10);
+        let now = OffsetDateTime::UNIX_EPOCH;
+        t.set("spiffe://td/a", 80, now);
+        assert_eq!(t.risk("spiffe://td/a", now), 80);
+        assert_eq!(
+            t.risk("spiffe://td/a", now + time::Duration::seconds(60)),
+            40
+        );
+        assert_eq!(t.risk("spiffe://td/b", now), 0);
+    }
+}
