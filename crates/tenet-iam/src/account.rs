@@ -1,7 +1,7 @@
 //! Everything read about one AWS account, across files: policy documents, users, groups and
 //! roles with their inline and attached policies, and the findings about them.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde_json::{Value, json};
 use tenet_finding::{Finding, Location, Outcome, Severity, Skipped};
@@ -25,6 +25,9 @@ pub(crate) struct Doc {
     pub(crate) standalone: bool,
     /// A role trust policy (analysed only for trust).
     pub(crate) trust: bool,
+    /// An AWS managed policy (`arn:aws:iam::aws:policy/...`, or a `get-policy-version`
+    /// document as MAMIP publishes them): customers cannot edit it.
+    pub(crate) aws_managed: bool,
 }
 
 /// User, group or role.
@@ -41,6 +44,8 @@ pub(crate) struct Principal {
     pub(crate) name: String,
     /// ARN, or a Terraform reference standing for it.
     pub(crate) arn: String,
+    /// How findings name it: the ARN, or the Terraform address with its literal name.
+    pub(crate) display: String,
     /// Other strings that name this principal in trust policies (Terraform references).
     pub(crate) aliases: Vec<String>,
     pub(crate) file: String,
@@ -106,7 +111,7 @@ impl Account {
             }
             Value::Object(map) => match map.get("PolicyVersion").and_then(|v| v.get("Document")) {
                 Some(doc) => {
-                    self.add_doc(
+                    let d = self.add_doc(
                         file,
                         "/PolicyVersion/Document",
                         None,
@@ -115,6 +120,7 @@ impl Account {
                         true,
                         false,
                     );
+                    self.mark_aws_managed(d);
                     true
                 }
                 None => false,
@@ -162,6 +168,7 @@ impl Account {
                     policy,
                     standalone,
                     trust,
+                    aws_managed: is_aws_managed_arn(subject),
                 });
                 Some(self.docs.len() - 1)
             }
@@ -174,6 +181,13 @@ impl Account {
                 self.skipped.push(Skipped::new(at, e.to_string()));
                 None
             }
+        }
+    }
+
+    /// Marks a document as an AWS managed policy.
+    pub(crate) fn mark_aws_managed(&mut self, doc: Option<usize>) {
+        if let Some(d) = doc.and_then(|d| self.docs.get_mut(d)) {
+            d.aws_managed = true;
         }
     }
 
@@ -205,7 +219,10 @@ impl Account {
         }
     }
 
-    fn doc_finding(&self, doc: &Doc, hit: Hit) -> Finding {
+    fn doc_finding(&self, doc: &Doc, mut hit: Hit) -> Finding {
+        if doc.aws_managed {
+            hit = aws_managed_remedy(hit);
+        }
         let mut location =
             Location::file(&doc.file).with_pointer(format!("{}{}", doc.pointer, hit.pointer));
         if let Some(line) = doc.line {
@@ -273,7 +290,7 @@ impl Account {
                     Finding::new(
                         "iam.admin-equivalent",
                         Severity::Critical,
-                        &p.arn,
+                        &p.display,
                         location.clone(),
                         format!("{} {} holds every action on every resource", kind_name(p.kind), p.name),
                         "its policies together allow all actions on all resources with nothing denied",
@@ -285,24 +302,41 @@ impl Account {
                 let escalations = grants.escalations(p.kind == Kind::Role);
                 if let Some((m, _)) = escalations.first() {
                     powerful.insert(pi, format!("can escalate via {}", m.name));
-                }
-                for (method, used) in escalations {
-                    let hit = analysis::escalation_hit(method, &used);
-                    let used_docs: Vec<String> = used
+                    let used: Vec<&Doc> = escalations
                         .iter()
+                        .flat_map(|(_, used)| used)
                         .filter_map(|(_, ptr)| self.doc_holding(&docs, ptr))
                         .collect();
+                    let mut hit = analysis::escalation_hit(&escalations);
+                    let managed: BTreeSet<&str> = used
+                        .iter()
+                        .filter(|d| d.aws_managed)
+                        .map(|d| d.subject.as_str())
+                        .collect();
+                    if !managed.is_empty() {
+                        hit.remediation = Some(format!(
+                            "detach the AWS managed policy {} from {} (AWS managed policies \
+                             cannot be edited) and attach a customer-managed policy with only \
+                             the actions needed; {}",
+                            managed.iter().copied().collect::<Vec<_>>().join(", "),
+                            p.display,
+                            hit.remediation.unwrap_or_default()
+                        ));
+                    }
+                    let used_names: BTreeSet<&str> =
+                        used.iter().map(|d| d.subject.as_str()).collect();
                     out.push(
-                        finding(hit, &p.arn, location.clone())
-                            .with_evidence("policies", json!(used_docs)),
+                        finding(hit, &p.display, location.clone())
+                            .with_evidence("policies", json!(used_names)),
                     );
                 }
             }
             if !unresolved.is_empty() {
+                let unresolved: Vec<String> = unresolved.iter().map(|u| readable(u)).collect();
                 out.push(Finding::new(
                     "iam.unresolved-policy",
                     Severity::Info,
-                    &p.arn,
+                    &p.display,
                     location,
                     "Attached policy not in the input",
                     format!(
@@ -322,14 +356,14 @@ impl Account {
 
     /// Which doc a statement pointer (unique per doc only) belongs to: first doc of the
     /// principal whose policy has a statement at that pointer.
-    fn doc_holding(&self, docs: &[usize], pointer: &str) -> Option<String> {
+    fn doc_holding(&self, docs: &[usize], pointer: &str) -> Option<&Doc> {
         docs.iter().find_map(|&i| {
             let d = self.docs.get(i)?;
             d.policy
                 .statements
                 .iter()
                 .any(|s| s.pointer == pointer)
-                .then(|| d.subject.clone())
+                .then_some(d)
         })
     }
 
@@ -377,7 +411,7 @@ impl Account {
                             Finding::new(
                                 "iam.privilege-escalation",
                                 Severity::High,
-                                &p.arn,
+                                &p.display,
                                 principal_location(p),
                                 "Privilege escalation: AssumeRole chain",
                                 format!(
@@ -390,8 +424,8 @@ impl Account {
                                 "restrict the trust policy of {} to the principals that need it",
                                 role.name
                             ))
-                            .with_evidence("method", json!("assume-role-chain"))
-                            .with_evidence("technique", json!("AssumeRole"))
+                            .with_evidence("methods", json!(["assume-role-chain"]))
+                            .with_evidence("techniques", json!(["AssumeRole"]))
                             .with_evidence("chain", json!(chain)),
                         );
                         reported = true;
@@ -456,6 +490,34 @@ fn trust_hits(policy: &Policy) -> Vec<Hit> {
             h.title = "Role trust policy lets anyone assume the role".to_owned();
         });
     hits
+}
+
+/// Whether a policy ARN names an AWS managed policy (`arn:aws:iam::aws:policy/...`, in any
+/// partition).
+fn is_aws_managed_arn(arn: &str) -> bool {
+    arn.starts_with("arn:") && arn.contains(":iam::aws:policy/")
+}
+
+/// AWS managed policies cannot be edited: the fix is a narrower customer-managed policy.
+fn aws_managed_remedy(mut hit: Hit) -> Hit {
+    let narrower = match hit.remediation.take() {
+        Some(r) => format!(" that follows this advice: {r}"),
+        None => String::new(),
+    };
+    hit.remediation = Some(format!(
+        "this is an AWS managed policy, which cannot be edited: detach it where it is attached \
+         and attach a narrower customer-managed policy instead{narrower}"
+    ));
+    hit.evidence.push(("aws_managed", json!(true)));
+    hit
+}
+
+/// A policy reference as a reader knows it: `${aws_iam_policy.p.arn}` → `aws_iam_policy.p`.
+fn readable(reference: &str) -> String {
+    match tenet_terraform::reference_target(reference) {
+        Some((address, _)) if reference.starts_with("${") => address,
+        _ => reference.to_owned(),
+    }
 }
 
 fn kind_name(k: Kind) -> &'static str {

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::{Value, json};
 use tenet_finding::Severity;
 
-use crate::arn::{effectively_star, pattern_fits_template};
+use crate::arn::effectively_star;
 use crate::catalogue::{AccessLevel, ActionSet, KeyType, Unknown, catalogue};
 use crate::condition::{Condition, Family, parse_bool, parse_date};
 use crate::policy::{ActionMatch, Effect, Policy, Principals, ResourceMatch, Statement};
@@ -171,45 +171,79 @@ pub fn analyze(policy: &Policy, opts: Options) -> Vec<Hit> {
             if s.principal.is_some() || s.not_principal.is_some() {
                 resource_policy_statement(s, &mut hits);
             } else {
-                identity_statement(s, &grants, &mut hits);
+                identity_statement(s, &grants, opts.now, &mut hits);
             }
         }
     }
     bucket_policy_escalation(policy, &mut hits);
     if opts.escalation {
-        for (method, used) in grants.escalations(false) {
-            hits.push(escalation_hit(method, &used));
+        let paths = grants.escalations(false);
+        if !paths.is_empty() {
+            hits.push(escalation_hit(&paths));
         }
     }
     hits
 }
 
-/// The finding for one escalation method.
-pub fn escalation_hit(method: &crate::privesc::Method, used: &[(String, String)]) -> Hit {
-    let pointer = used.first().map(|(_, p)| p.as_str()).unwrap_or("");
-    let actions: Vec<&str> = used.iter().map(|(a, _)| a.as_str()).collect();
+/// The escalation methods one holder can use, each with the (action, statement pointer)
+/// pairs it rests on.
+pub type Paths = [(&'static crate::privesc::Method, Vec<(String, String)>)];
+
+/// One finding for every escalation method a holder (a principal, or a document read on its
+/// own) can use: the methods, their actions and statements are evidence.
+pub fn escalation_hit(paths: &Paths) -> Hit {
+    let pointer = paths
+        .first()
+        .and_then(|(_, used)| used.first())
+        .map(|(_, p)| p.as_str())
+        .unwrap_or("");
+    let mut actions = BTreeSet::new();
+    let mut statements = BTreeSet::new();
+    let mut ways = Vec::new();
+    let mut detail_paths = Vec::new();
+    for (method, used) in paths {
+        let names: Vec<&str> = used.iter().map(|(a, _)| a.as_str()).collect();
+        actions.extend(names.iter().map(|a| (*a).to_owned()));
+        statements.extend(used.iter().map(|(_, p)| p.clone()));
+        ways.push(format!("{} ({})", method.how, names.join(" + ")));
+        detail_paths.push(json!({
+            "method": method.id,
+            "technique": method.name,
+            "actions": names,
+            "statements": used.iter().map(|(_, p)| p).collect::<Vec<_>>(),
+        }));
+    }
+    let methods: Vec<&str> = paths.iter().map(|(m, _)| m.id).collect();
+    let techniques: Vec<&str> = paths.iter().map(|(m, _)| m.name).collect();
+    let title = match techniques.as_slice() {
+        [one] => format!("Privilege escalation: {one}"),
+        [first, rest @ ..] => format!(
+            "Privilege escalation: {first} and {} other method(s)",
+            rest.len()
+        ),
+        [] => "Privilege escalation".to_owned(),
+    };
+    let actions: Vec<String> = actions.into_iter().collect();
     Hit::new(
         "iam.privilege-escalation",
         Severity::High,
         pointer,
-        format!("Privilege escalation: {}", method.name),
+        title,
         format!(
-            "the holder can {} using {}",
-            method.how,
-            actions.join(" + ")
+            "the holder can gain more privilege in {} way(s): {}",
+            ways.len(),
+            sample(&ways, 4)
         ),
     )
     .fix(format!(
-        "remove {} or restrict its Resource to resources that cannot lead to more privilege",
-        actions.join(" / ")
+        "remove {} or restrict their Resource to resources that cannot lead to more privilege",
+        sample(&actions, 8)
     ))
-    .ev("method", json!(method.id))
-    .ev("technique", json!(method.name))
+    .ev("methods", json!(methods))
+    .ev("techniques", json!(techniques))
     .ev("actions", json!(actions))
-    .ev(
-        "statements",
-        json!(used.iter().map(|(_, p)| p).collect::<Vec<_>>()),
-    )
+    .ev("statements", json!(statements))
+    .ev("paths", json!(detail_paths))
 }
 
 fn issue_title(rule: &str) -> &'static str {
@@ -237,10 +271,11 @@ fn set_of(list: &[&str]) -> ActionSet {
     set
 }
 
-/// Actions of the statement that no unconditional Deny of the same holder removes.
+/// Actions of the statement that its Resource can apply to and that no unconditional Deny of
+/// the same holder removes.
 fn not_denied(s: &Statement, grants: &Grants<'_>) -> ActionSet {
-    let mut set = s.actions.clone();
-    for id in s.actions.iter() {
+    let mut set = s.fitting.clone();
+    for id in s.fitting.iter() {
         if grants.denied(id) {
             set.subtract(&single(id));
         }
@@ -254,7 +289,19 @@ fn single(id: usize) -> ActionSet {
     s
 }
 
-fn identity_statement(s: &Statement, grants: &Grants<'_>, hits: &mut Vec<Hit>) {
+/// The grant findings of one statement, in the order of their root cause: the first present
+/// is the statement's finding, the others are what it implies.
+const CAUSES: &[&str] = &[
+    "iam.allow-not-action",
+    "iam.allow-not-resource",
+    "iam.service-wildcard",
+    "iam.resource-star",
+    "iam.credentials-exposure",
+    "iam.data-exfiltration",
+    "iam.permissions-management",
+];
+
+fn identity_statement(s: &Statement, grants: &Grants<'_>, now: Option<i64>, hits: &mut Vec<Hit>) {
     let c = catalogue();
     let conditional = !s.conditions.is_empty();
     let star = s.resource_is_star();
@@ -263,21 +310,6 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, hits: &mut Vec<Hit>) {
     if allowed.is_empty() {
         return;
     }
-    let iam_admin = {
-        let mut iam = c
-            .service("iam")
-            .map(|svc| c.service_set(svc))
-            .unwrap_or_default();
-        iam.intersect_with(&allowed);
-        let mut list: Vec<String> = iam
-            .iter()
-            .filter(|&id| c.actions.get(id).is_some_and(|a| a.level.modifies()))
-            .map(|id| c.name(id))
-            .collect();
-        // The actions that make it near-admin first, so the explanation names them.
-        list.sort_by_key(|a| (!NOTABLE_IAM.contains(&a.as_str()), a.clone()));
-        list
-    };
 
     if s.covers_all_actions() && (star || not_resource) {
         hits.push(
@@ -298,42 +330,18 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, hits: &mut Vec<Hit>) {
         return;
     }
 
+    let mut found = Vec::new();
     if let ActionMatch::NotActions(excluded) = &s.action {
-        let near_admin = !iam_admin.is_empty() && (star || not_resource);
-        let mut hit = Hit::new(
-            "iam.allow-not-action",
-            if near_admin {
-                Severity::Critical
-            } else {
-                Severity::High
-            },
-            &s.pointer,
-            if near_admin {
-                "Allow with NotAction grants nearly everything, including IAM administration"
-            } else {
-                "Allow with NotAction grants everything not listed"
-            },
-            format!(
-                "Allow + NotAction {excluded:?} grants {} known actions{}",
-                allowed.len(),
-                if near_admin {
-                    format!(", among them {}", sample(&iam_admin, 5))
-                } else {
-                    String::new()
-                }
-            ),
-        )
-        .fix("list the allowed actions in Action instead of excluding some with NotAction")
-        .ev("excluded", json!(excluded))
-        .ev("action_count", json!(allowed.len()));
-        if near_admin {
-            hit = hit.ev("iam_actions", json!(iam_admin));
-        }
-        hits.push(hit);
+        found.push(not_action_hit(
+            s,
+            excluded,
+            &allowed,
+            star || not_resource,
+            now,
+        ));
     }
-
     if let ResourceMatch::NotResources(excluded) = &s.resource {
-        hits.push(
+        found.push(
             Hit::new(
                 "iam.allow-not-resource",
                 Severity::High,
@@ -350,39 +358,21 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, hits: &mut Vec<Hit>) {
             .ev("excluded", json!(excluded)),
         );
     }
-
     if let ActionMatch::Actions(patterns) = &s.action {
-        service_wildcards(s, patterns, hits);
+        found.extend(service_wildcard_hit(s, patterns));
     }
 
-    let modify: ActionSet = {
-        let mut m = c.empty_set();
-        for id in allowed.iter() {
-            if let Some(a) = c.actions.get(id)
-                && a.level.modifies()
-                && !a.resource_types.is_empty()
-            {
-                m.insert(id);
-            }
-        }
-        m
-    };
+    let modify = of_level(&allowed, |a| {
+        a.level.modifies() && !a.resource_types.is_empty()
+    });
     if star && !modify.is_empty() {
-        hits.push(resource_star_hit(s, &modify, conditional));
+        found.push(resource_star_hit(s, &modify, conditional));
     }
 
-    let mut pm = c.empty_set();
-    for id in allowed.iter() {
-        if c.actions
-            .get(id)
-            .is_some_and(|a| a.level == AccessLevel::PermissionsManagement)
-        {
-            pm.insert(id);
-        }
-    }
+    let pm = of_level(&allowed, |a| a.level == AccessLevel::PermissionsManagement);
     if !pm.is_empty() {
         let list = names(&pm);
-        hits.push(
+        found.push(
             Hit::new(
                 "iam.permissions-management",
                 if star {
@@ -407,7 +397,7 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, hits: &mut Vec<Hit>) {
     creds.intersect_with(c.credentials_actions());
     if !creds.is_empty() {
         let list = names(&creds);
-        hits.push(
+        found.push(
             Hit::new(
                 "iam.credentials-exposure",
                 Severity::High,
@@ -425,7 +415,7 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, hits: &mut Vec<Hit>) {
     exfil.intersect_with(&set_of(EXFILTRATION_ACTIONS));
     if star && !exfil.is_empty() {
         let list = names(&exfil);
-        hits.push(
+        found.push(
             Hit::new(
                 "iam.data-exfiltration",
                 Severity::Medium,
@@ -441,6 +431,138 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, hits: &mut Vec<Hit>) {
             .ev("conditional", json!(conditional)),
         );
     }
+    hits.extend(merge_causes(found));
+}
+
+/// The actions of `set` whose catalogue entry satisfies `keep`.
+fn of_level(set: &ActionSet, keep: impl Fn(&crate::catalogue::Action) -> bool) -> ActionSet {
+    let c = catalogue();
+    let mut out = c.empty_set();
+    for id in set.iter() {
+        if c.actions.get(id).is_some_and(&keep) {
+            out.insert(id);
+        }
+    }
+    out
+}
+
+/// One finding per statement: the first root cause in [`CAUSES`] order, at the worst
+/// severity of all, with the other risk classes (rule, severity and their evidence) under
+/// `implies`.
+fn merge_causes(mut found: Vec<Hit>) -> Option<Hit> {
+    found.sort_by_key(|h| CAUSES.iter().position(|r| *r == h.rule));
+    let mut rest = found.into_iter();
+    let mut primary = rest.next()?;
+    let implied: Vec<Hit> = rest.collect();
+    if implied.is_empty() {
+        return Some(primary);
+    }
+    let mut also = Vec::new();
+    let mut remedies: Vec<String> = primary.remediation.iter().cloned().collect();
+    let mut evidence = Vec::new();
+    for h in &implied {
+        primary.severity = primary.severity.max(h.severity);
+        also.push(format!(
+            "{} ({})",
+            h.title.to_lowercase(),
+            h.severity.as_str()
+        ));
+        if let Some(r) = &h.remediation
+            && !remedies.contains(r)
+        {
+            remedies.push(r.clone());
+        }
+        let mut entry = serde_json::Map::new();
+        entry.insert("rule".into(), json!(h.rule));
+        entry.insert("severity".into(), json!(h.severity.as_str()));
+        for (k, v) in &h.evidence {
+            entry.insert((*k).into(), v.clone());
+        }
+        evidence.push(Value::Object(entry));
+    }
+    primary.detail = format!("{}. It also implies: {}", primary.detail, also.join("; "));
+    if !remedies.is_empty() {
+        primary.remediation = Some(remedies.join("; "));
+    }
+    Some(primary.ev("implies", Value::Array(evidence)))
+}
+
+/// Allow + NotAction. Near-admin (critical) when, on every resource, it keeps IAM changes or
+/// an escalation path (assuming roles, running code as a role), as PowerUserAccess does.
+fn not_action_hit(
+    s: &Statement,
+    excluded: &[String],
+    allowed: &ActionSet,
+    everywhere: bool,
+    now: Option<i64>,
+) -> Hit {
+    let c = catalogue();
+    let iam_admin: Vec<String> = {
+        let mut iam = c
+            .service("iam")
+            .map(|svc| c.service_set(svc))
+            .unwrap_or_default();
+        iam.intersect_with(allowed);
+        let mut list = names(&of_level(&iam, |a| a.level.modifies()));
+        // The actions that make it near-admin first, so the explanation names them.
+        list.sort_by_key(|a| (!NOTABLE_IAM.contains(&a.as_str()), a.clone()));
+        list
+    };
+    let mut alone = Grants::new(now);
+    alone.add(std::slice::from_ref(s));
+    let mut paths: Vec<&str> = Vec::new();
+    if c.action("sts:AssumeRole")
+        .is_some_and(|id| allowed.contains(id))
+    {
+        paths.push("AssumeRole (sts:AssumeRole on every role that trusts this account)");
+    }
+    let escalations = alone.escalations(false);
+    paths.extend(escalations.iter().map(|(m, _)| m.name));
+
+    let near_admin = everywhere && (!iam_admin.is_empty() || !paths.is_empty());
+    let mut detail = format!(
+        "Allow + NotAction {excluded:?} grants {} known actions",
+        allowed.len()
+    );
+    if near_admin && !iam_admin.is_empty() {
+        detail.push_str(&format!(", among them {}", sample(&iam_admin, 5)));
+    } else if near_admin {
+        detail.push_str(&format!(
+            " on every resource: near-admin. IAM itself is excluded, but these paths to IAM \
+             rights remain: {}",
+            sample(
+                &paths.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>(),
+                6
+            )
+        ));
+    }
+    let mut hit = Hit::new(
+        "iam.allow-not-action",
+        if near_admin {
+            Severity::Critical
+        } else {
+            Severity::High
+        },
+        &s.pointer,
+        match (near_admin, iam_admin.is_empty()) {
+            (true, false) => {
+                "Allow with NotAction grants nearly everything, including IAM administration"
+            }
+            (true, true) => "Allow with NotAction grants nearly everything: near-admin",
+            _ => "Allow with NotAction grants everything not listed",
+        },
+        detail,
+    )
+    .fix(crate::advice::NOT_ACTION_ADVICE)
+    .ev("excluded", json!(excluded))
+    .ev("action_count", json!(allowed.len()));
+    if near_admin && !iam_admin.is_empty() {
+        hit = hit.ev("iam_actions", json!(iam_admin));
+    }
+    if near_admin && !paths.is_empty() {
+        hit = hit.ev("escalation_paths", json!(paths));
+    }
+    hit
 }
 
 fn sample(list: &[String], n: usize) -> String {
@@ -451,7 +573,7 @@ fn sample(list: &[String], n: usize) -> String {
     s
 }
 
-fn service_wildcards(s: &Statement, patterns: &[String], hits: &mut Vec<Hit>) {
+fn service_wildcard_hit(s: &Statement, patterns: &[String]) -> Option<Hit> {
     let c = catalogue();
     let mut services: Vec<String> = patterns
         .iter()
@@ -462,7 +584,7 @@ fn service_wildcards(s: &Statement, patterns: &[String], hits: &mut Vec<Hit>) {
     services.sort();
     services.dedup();
     if services.is_empty() {
-        return;
+        return None;
     }
     let mut split = Vec::new();
     for svc in &services {
@@ -493,7 +615,7 @@ fn service_wildcards(s: &Statement, patterns: &[String], hits: &mut Vec<Hit>) {
     let high = services
         .iter()
         .any(|s| matches!(s.as_str(), "iam" | "sts" | "organizations" | "kms"));
-    hits.push(
+    Some(
         Hit::new(
             "iam.service-wildcard",
             if high {
@@ -518,25 +640,17 @@ fn service_wildcards(s: &Statement, patterns: &[String], hits: &mut Vec<Hit>) {
             split.join("; ")
         ))
         .ev("services", json!(services)),
-    );
+    )
 }
 
 fn resource_star_hit(s: &Statement, modify: &ActionSet, conditional: bool) -> Hit {
     let c = catalogue();
     let list = names(modify);
-    let mut templates = BTreeSet::new();
-    let mut pm = false;
-    for id in modify.iter() {
-        let Some(a) = c.actions.get(id) else { continue };
-        pm |= a.level == AccessLevel::PermissionsManagement;
-        let svc = c.service_of(a);
-        for (t, _) in &a.resource_types {
-            if let Some(r) = svc.resources.get(*t) {
-                templates.insert(r.arn.clone());
-            }
-        }
-    }
-    let shown: Vec<String> = templates.into_iter().take(6).collect();
+    let pm = modify.iter().any(|id| {
+        c.actions
+            .get(id)
+            .is_some_and(|a| a.level == AccessLevel::PermissionsManagement)
+    });
     Hit::new(
         "iam.resource-star",
         if pm { Severity::High } else { Severity::Medium },
@@ -549,10 +663,7 @@ fn resource_star_hit(s: &Statement, modify: &ActionSet, conditional: bool) -> Hi
             sample(&list, 8)
         ),
     )
-    .fix(format!(
-        "narrow Resource to the ARNs needed, of the form {}",
-        shown.join(" or ")
-    ))
+    .fix(crate::advice::narrow_resource(s, modify))
     .ev("actions", json!(list))
     .ev("conditional", json!(conditional))
 }
@@ -863,8 +974,9 @@ fn lint_condition(s: &Statement, cond: &Condition, hits: &mut Vec<Hit>) {
     }
 }
 
-/// Reports resources that fit none of an action's resource types, and patterns that are a
-/// Resource "*" in disguise.
+/// Reports actions whose resource types no Resource pattern can name (AWS does not grant
+/// them: the Resource is matched as a glob over the whole ARN of the request), and patterns
+/// that are a Resource "*" in disguise.
 fn resource_fit(s: &Statement, hits: &mut Vec<Hit>) {
     let ResourceMatch::Resources(resources) = &s.resource else {
         return;
@@ -873,28 +985,36 @@ fn resource_fit(s: &Statement, hits: &mut Vec<Hit>) {
         return;
     }
     let c = catalogue();
+    let mut unfit = s.actions.clone();
+    unfit.subtract(&s.fitting);
     let mut mismatched = Vec::new();
+    let mut takes = Vec::new();
+    for id in unfit.iter() {
+        let Some(a) = c.actions.get(id) else { continue };
+        let svc = c.service_of(a);
+        let types: Vec<&str> = a
+            .resource_types
+            .iter()
+            .filter_map(|(t, _)| svc.resources.get(*t).map(|r| r.name.as_str()))
+            .collect();
+        let name = c.name(id);
+        takes.push(if types.is_empty() {
+            format!("{name} (only \"*\")")
+        } else {
+            format!("{name} ({})", types.join(", "))
+        });
+        mismatched.push(name);
+    }
     let mut star_like = BTreeSet::new();
     for id in s.actions.iter() {
         let Some(a) = c.actions.get(id) else { continue };
         let svc = c.service_of(a);
-        let templates: Vec<&str> = a
-            .resource_types
-            .iter()
-            .filter_map(|(t, _)| svc.resources.get(*t).map(|r| r.arn.as_str()))
-            .collect();
-        if templates.is_empty() {
-            mismatched.push(c.name(id));
-            continue;
-        }
-        if !resources
-            .iter()
-            .any(|r| templates.iter().any(|t| pattern_fits_template(r, t)))
-        {
-            mismatched.push(c.name(id));
-        }
         for r in resources {
-            if templates.iter().any(|t| effectively_star(r, t)) {
+            if a.resource_types.iter().any(|(t, _)| {
+                svc.resources
+                    .get(*t)
+                    .is_some_and(|rt| effectively_star(r, &rt.arn))
+            }) {
                 star_like.insert(r.clone());
             }
         }
@@ -907,9 +1027,14 @@ fn resource_fit(s: &Statement, hits: &mut Vec<Hit>) {
                 &s.pointer,
                 "Actions whose resources the statement does not name",
                 format!(
-                    "no Resource of the statement fits {}: those actions are not granted",
-                    sample(&mismatched, 6)
+                    "no Resource of the statement can name a resource these actions take, so \
+                     AWS does not grant them: {}",
+                    sample(&takes, 6)
                 ),
+            )
+            .fix(
+                "add an ARN of the resource type each action takes (\"*\" for actions without \
+                 resource-level permissions), or remove the actions",
             )
             .ev("actions", json!(mismatched)),
         );

@@ -301,8 +301,9 @@ impl Catalogue {
                     }
                 }
                 "R" => {
+                    // Type names may contain spaces ("function alias"); ARNs never do.
                     if let (Some(s), Some((name, arn))) =
-                        (services.last_mut(), rest.split_once(' '))
+                        (services.last_mut(), rest.rsplit_once(' '))
                     {
                         s.resources.push(ResourceType {
                             name: name.to_owned(),
@@ -652,6 +653,22 @@ mod tests {
             c.credentials_actions()
                 .contains(c.action("sts:AssumeRole").unwrap())
         );
+    }
+
+    #[test]
+    fn resource_type_names_with_spaces() {
+        let c = catalogue();
+        for s in &c.services {
+            for r in &s.resources {
+                assert!(
+                    r.arn.starts_with("arn:") || r.arn == "*",
+                    "{}: {r:?}",
+                    s.prefix
+                );
+            }
+        }
+        let lambda = c.service("lambda").unwrap();
+        assert!(lambda.resources.iter().any(|r| r.name == "function alias"));
     }
 
     #[test]

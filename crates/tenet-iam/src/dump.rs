@@ -97,6 +97,7 @@ pub(crate) fn read(account: &mut Account, file: &str, dump: &Value) {
             account.principals.push(Principal {
                 kind,
                 name: name.clone(),
+                display: arn.clone(),
                 arn,
                 aliases: vec![name],
                 file: file.to_owned(),

@@ -19,6 +19,7 @@
 )]
 
 mod account;
+mod advice;
 pub mod analysis;
 mod arn;
 pub mod catalogue;

@@ -1,8 +1,11 @@
 //! IAM policy documents: parsing into statements, with structural problems kept as issues
 //! instead of errors so that one bad statement does not hide the rest.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
+use crate::arn::pattern_fits_template;
 use crate::catalogue::{ActionSet, catalogue};
 use crate::condition::Condition;
 
@@ -99,6 +102,10 @@ pub struct Statement {
     pub actions: ActionSet,
     /// Whether it also covers actions not in the catalogue (`*`, NotAction, unknown services).
     pub open: bool,
+    /// The actions of [`Statement::actions`] that the Resource element can apply to: every one
+    /// for `*`, NotResource or no Resource; otherwise those with a resource type some pattern
+    /// can name (an action without resource types needs `*`). AWS grants no others.
+    pub fitting: ActionSet,
 }
 
 impl Statement {
@@ -291,6 +298,7 @@ impl Policy {
             None => Vec::new(),
         };
         let (actions, open) = compile_actions(&action);
+        let fitting = fitting_actions(&resource, &actions);
         self.statements.push(Statement {
             pointer,
             sid,
@@ -302,6 +310,7 @@ impl Policy {
             conditions,
             actions,
             open,
+            fitting,
         });
     }
 
@@ -406,6 +415,42 @@ pub fn compile_actions(action: &ActionMatch) -> (ActionSet, bool) {
             (set.complement(c.len()), !excludes_everything)
         }
     }
+}
+
+/// The actions of `actions` a Resource element can apply to (see [`Statement::fitting`]).
+/// Each (service, resource type) pair is matched once, so a NotAction statement with a few
+/// ARNs costs one match per resource type, not per action.
+pub fn fitting_actions(resource: &ResourceMatch, actions: &ActionSet) -> ActionSet {
+    let ResourceMatch::Resources(patterns) = resource else {
+        return actions.clone();
+    };
+    if patterns.iter().any(|p| p == "*") {
+        return actions.clone();
+    }
+    let c = catalogue();
+    // An action without resource-level permissions is authorized against "*".
+    let takes_star = patterns.iter().any(|p| crate::pattern::glob_match(p, "*"));
+    let mut memo: HashMap<(usize, usize), bool> = HashMap::new();
+    let mut out = c.empty_set();
+    for id in actions.iter() {
+        let Some(a) = c.actions.get(id) else { continue };
+        let svc = c.service_of(a);
+        let fits = if a.resource_types.is_empty() {
+            takes_star
+        } else {
+            a.resource_types.iter().any(|&(t, _)| {
+                *memo.entry((a.service, t)).or_insert_with(|| {
+                    svc.resources
+                        .get(t)
+                        .is_some_and(|r| patterns.iter().any(|p| pattern_fits_template(p, &r.arn)))
+                })
+            })
+        };
+        if fits {
+            out.insert(id);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

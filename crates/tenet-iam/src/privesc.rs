@@ -435,8 +435,8 @@ impl<'a> Grants<'a> {
     }
 
     /// The statement that makes the action usable, if any: an Allow whose resource can name
-    /// something an attacker benefits from and whose conditions are not known to fail, with
-    /// no Deny removing it.
+    /// a resource of a type the action takes (see [`Statement::fitting`]) that an attacker
+    /// benefits from, and whose conditions are not known to fail, with no Deny removing it.
     pub fn usable(&self, id: ActionId) -> Option<Usable<'a>> {
         if self.denied(id) {
             return None;
@@ -444,7 +444,7 @@ impl<'a> Grants<'a> {
         self.allows
             .iter()
             .find(|s| {
-                s.actions.contains(id)
+                s.fitting.contains(id)
                     && exploitable_resource(&s.resource)
                     && !s.conditions.iter().any(|c| self.condition_false(c))
             })
@@ -490,7 +490,7 @@ impl<'a> Grants<'a> {
             if exploitable_resource(&s.resource)
                 && !s.conditions.iter().any(|c| self.condition_false(c))
             {
-                set.union_with(&s.actions);
+                set.union_with(&s.fitting);
             }
         }
         for d in &self.denies {

@@ -36,15 +36,23 @@ pub(crate) fn read(account: &mut Account, module: &Module) {
             "aws_iam_role" => Kind::Role,
             _ => continue,
         };
-        let name = b.str_attr("name").unwrap_or(&b.name).to_owned();
+        // Findings name the block by its address, with its name where it is a literal (an
+        // interpolation such as "${var.prefix}-role" is only known at apply time).
+        let raw_name = b.str_attr("name").map(str::to_owned);
+        let literal = raw_name.clone().filter(|n| !n.contains("${"));
+        let display = match &literal {
+            Some(n) => format!("{} ({n})", b.address),
+            None => b.address.clone(),
+        };
         let mut p = Principal {
             kind,
-            name: name.clone(),
+            name: literal.unwrap_or_else(|| b.address.clone()),
             arn: format!("${{{}.arn}}", b.address),
+            display,
             aliases: ["arn", "name", "id", "unique_id"]
                 .iter()
                 .map(|a| format!("${{{}.{a}}}", b.address))
-                .chain([name])
+                .chain([raw_name.unwrap_or_else(|| b.name.clone())])
                 .collect(),
             file: b.file.clone(),
             pointer: b.address.clone(),

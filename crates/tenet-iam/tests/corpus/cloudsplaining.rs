@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tenet_iam::{Hit, Options, Policy, analyze};
 
 /// Cloudsplaining's technique names for Tenet's method ids (only methods Cloudsplaining knows
@@ -38,55 +38,49 @@ fn technique(method: &str) -> Option<&'static str> {
     })
 }
 
-fn evidence_list(h: &Hit, key: &str) -> Vec<String> {
-    h.evidence
-        .iter()
-        .filter(|(k, _)| *k == key)
-        .flat_map(|(_, v)| v.as_array().cloned().unwrap_or_default())
+fn evidence_list(e: &Map<String, Value>, key: &str) -> Vec<String> {
+    e.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
         .filter_map(|v| v.as_str().map(str::to_ascii_lowercase))
         .collect()
 }
 
-fn flag(h: &Hit, key: &str) -> bool {
-    h.evidence
-        .iter()
-        .any(|(k, v)| *k == key && v.as_bool() == Some(true))
+fn flag(e: &Map<String, Value>, key: &str) -> bool {
+    e.get(key).and_then(Value::as_bool) == Some(true)
 }
 
 /// Tenet's findings read as Cloudsplaining's classes. Cloudsplaining skips statements with a
 /// Condition and counts only unconstrained (Resource "*") grants; the evidence says which
-/// findings are of that kind.
+/// findings are of that kind. A finding stands for its own rule and the classes it implies.
 fn classes(hits: &[Hit]) -> Vec<(&'static str, BTreeSet<String>)> {
-    let collect = |rule: &str, key: &str, keep: &dyn Fn(&Hit) -> bool| -> BTreeSet<String> {
-        hits.iter()
-            .filter(|h| h.rule == rule && keep(h))
-            .flat_map(|h| evidence_list(h, key))
-            .collect()
+    let parts: Vec<(String, Map<String, Value>)> =
+        hits.iter().flat_map(super::classes_of).collect();
+    let collect = |rule: &str, key: &str, keep: &dyn Fn(&Map<String, Value>) -> bool| {
+        parts
+            .iter()
+            .filter(|(r, e)| r == rule && keep(e))
+            .flat_map(|(_, e)| evidence_list(e, key))
+            .collect::<BTreeSet<String>>()
     };
-    let esc: BTreeSet<String> = hits
+    let esc: BTreeSet<String> = collect("iam.privilege-escalation", "methods", &|_| true)
         .iter()
-        .filter(|h| h.rule == "iam.privilege-escalation")
-        .filter_map(|h| {
-            h.evidence
-                .iter()
-                .find(|(k, _)| *k == "method")
-                .and_then(|(_, v)| v.as_str())
-        })
-        .filter_map(technique)
+        .filter_map(|m| technique(m))
         .map(str::to_ascii_lowercase)
         .collect();
-    let exfil = collect("iam.data-exfiltration", "actions", &|h| {
-        !flag(h, "conditional")
+    let exfil = collect("iam.data-exfiltration", "actions", &|e| {
+        !flag(e, "conditional")
     });
-    let mut infra = collect("iam.resource-star", "actions", &|h| !flag(h, "conditional"));
+    let mut infra = collect("iam.resource-star", "actions", &|e| !flag(e, "conditional"));
     infra.extend(exfil.iter().cloned());
     vec![
         ("PrivilegeEscalation", esc),
         ("DataExfiltration", exfil),
         (
             "ResourceExposure",
-            collect("iam.permissions-management", "actions", &|h| {
-                flag(h, "unrestricted")
+            collect("iam.permissions-management", "actions", &|e| {
+                flag(e, "unrestricted")
             }),
         ),
         (
@@ -95,8 +89,8 @@ fn classes(hits: &[Hit]) -> Vec<(&'static str, BTreeSet<String>)> {
         ),
         (
             "CredentialsExposure",
-            collect("iam.credentials-exposure", "actions", &|h| {
-                flag(h, "unrestricted")
+            collect("iam.credentials-exposure", "actions", &|e| {
+                flag(e, "unrestricted")
             }),
         ),
         ("InfrastructureModification", infra),

@@ -27,13 +27,17 @@ fn assess(module: &Module) -> Vec<Finding> {
     a.assess().findings
 }
 
-/// Users and roles declared in one file, by their Terraform address.
+/// Users and roles declared in one file, as findings name them: the Terraform address and,
+/// where it is a literal, the `name` attribute.
 fn principals_of(module: &Module, file: &str) -> Vec<String> {
     module
         .blocks
         .iter()
         .filter(|b| b.file == file && matches!(b.kind.as_str(), "aws_iam_user" | "aws_iam_role"))
-        .map(|b| format!("${{{}.arn}}", b.address))
+        .map(|b| match b.str_attr("name") {
+            Some(n) if !n.contains("${") => format!("{} ({n})", b.address),
+            _ => b.address.clone(),
+        })
         .collect()
 }
 
@@ -81,14 +85,16 @@ fn methods_by_subject(findings: &[Finding]) -> BTreeMap<String, Vec<String>> {
         let method = match f.rule.as_str() {
             "iam.privilege-escalation" => f
                 .evidence
-                .get("method")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_owned(),
-            "iam.admin-equivalent" => "admin".to_owned(),
+                .get("methods")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.as_str().map(str::to_owned))
+                .collect(),
+            "iam.admin-equivalent" => vec!["admin".to_owned()],
             _ => continue,
         };
-        out.entry(f.subject.clone()).or_default().push(method);
+        out.entry(f.subject.clone()).or_default().extend(method);
     }
     out
 }

@@ -12,8 +12,33 @@ mod cloudsplaining;
 mod iam_vulnerable;
 mod mamip;
 mod parliament;
+mod regressions;
 
 use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+use tenet_iam::Hit;
+
+/// A finding read as the risk classes it stands for: its own rule and evidence, then each
+/// class it implies (`implies`: rule, severity and that class's evidence).
+pub fn classes_of(h: &Hit) -> Vec<(String, Map<String, Value>)> {
+    let own: Map<String, Value> = h
+        .evidence
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let mut out = Vec::new();
+    if let Some(Value::Array(implied)) = own.get("implies") {
+        for entry in implied {
+            if let Value::Object(e) = entry {
+                let rule = e["rule"].as_str().unwrap().to_owned();
+                out.push((rule, e.clone()));
+            }
+        }
+    }
+    out.insert(0, (h.rule.to_owned(), own));
+    out
+}
 
 /// A corpus folder; the test fails (does not skip) when it is missing.
 pub fn corpus(rel: &str) -> PathBuf {

@@ -57,7 +57,8 @@ fn parliament_findings() {
                     },
                 )
                 .iter()
-                .filter_map(|h| parliament_id(h.rule, community))
+                .flat_map(super::classes_of)
+                .filter_map(|(rule, _)| parliament_id(&rule, community))
                 .map(str::to_owned)
                 .collect(),
             };
