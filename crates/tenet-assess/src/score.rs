@@ -329,6 +329,15 @@ const NOT_DEFAULT_DENY: &[&str] = &[
     "k8s.workload-not-isolated",
 ];
 
+/// One assessment check: the analysis, the fact it decides, the evidence when clean, and
+/// which findings fail it.
+type Check<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a dyn Fn(&tenet_finding::Finding) -> bool,
+);
+
 /// Facts observed, by id, and facts that were checked and found wanting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
@@ -427,7 +436,7 @@ impl Facts {
                 .collect();
             Some(format!("{total} finding(s): {}", top.join(", ")))
         };
-        let checks: [(&str, &str, &str, &dyn Fn(&tenet_finding::Finding) -> bool); 4] = [
+        let checks: [Check<'_>; 4] = [
             (
                 "iam",
                 "data.iam-least-privilege",

@@ -218,6 +218,9 @@ async fn handle(
             let actions: Vec<_> = state.containment.current().active(now).cloned().collect();
             json(StatusCode::OK, serde_json::json!({"actions": actions}))
         }
+        (&Method::POST, crate::drill::DRILL_REPORT_PATH) => {
+            drill_report(req, admin_id, state).await
+        }
         (&Method::POST, crate::contain::CONTAIN_PATH) => {
             containment_change(req, admin_id, state).await
         }
@@ -414,6 +417,50 @@ async fn svid_event(req: Request<Incoming>, state: &AdminState) -> Response<Full
                 serde_json::json!({"error": e.to_string()}),
             )
         }
+    }
+}
+
+/// `POST /v1/drill/report`: a drill's report (a JSON object) into the ledger.
+async fn drill_report(
+    req: Request<Incoming>,
+    admin_id: &SpiffeId,
+    state: &AdminState,
+) -> Response<Full<Bytes>> {
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("request body: {e}")}),
+            );
+        }
+    };
+    let report: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": "a drill report is a JSON object"}),
+            );
+        }
+    };
+    let success =
+        report.get("outcome").and_then(serde_json::Value::as_str) == Some("detected and contained");
+    let event = EventKind::Admin(AdminEvent {
+        actor: admin_id.to_string(),
+        operation: "drill.report".into(),
+        success,
+        detail: report.to_string(),
+    });
+    match record(&state.sink, &*state.clock, event).await {
+        Ok(index) => json(StatusCode::OK, serde_json::json!({"index": index})),
+        Err(e) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"error": e.to_string()}),
+        ),
     }
 }
 

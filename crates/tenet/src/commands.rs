@@ -126,6 +126,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             inputs,
             format,
         } => crate::hunt::run(&rules, &inputs, format),
+        Command::Drill {
+            scenario,
+            identity,
+            timeout,
+            keep,
+            format,
+        } => {
+            let config = config::load(explicit)?;
+            let timeout = parse_duration(&timeout).context("--timeout")?;
+            crate::drill::run(&config, &scenario, identity, timeout, keep, format).await
+        }
         Command::Score {
             assessments,
             format,

@@ -112,6 +112,19 @@ pub fn load(
         Analytics::new(spec.analytics.clone()).map_err(|e| anyhow!("detect.analytics: {e}"))?;
     let current = policy.current();
     analytics.declare_policy_set(current.hash(), current.policy_ids());
+    // The set in force at start: its "loaded" event was recorded before the detector
+    // subscribed, so tell the analytics here; later changes are judged against it.
+    let loaded = Event::new(
+        clock.now(),
+        EventKind::Policy(tenet_event::PolicyEvent {
+            outcome: "loaded".into(),
+            active_hash: current.hash().to_owned(),
+            candidate_hash: None,
+            policy_count: current.policy_count(),
+            errors: vec![],
+        }),
+    );
+    let _ = analytics.observe(&loaded, clock.now());
     let sigma = match &spec.rules {
         Some(path) => Some(load_rules(path)?),
         None => None,

@@ -46,6 +46,7 @@ mod config;
 mod contain;
 mod demo;
 mod detect;
+mod drill;
 mod files;
 mod hunt;
 mod init;
@@ -220,6 +221,26 @@ enum Command {
         /// Log files.
         #[arg(required = true, value_name = "FILE")]
         inputs: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// A breach exercise against the running deployment with real requests: reports time to
+    /// detect, time to contain and what was reachable before containment, and records the
+    /// report in the ledger. Exit 0 when the drill was detected (and, where a playbook should
+    /// act, contained); 1 otherwise.
+    Drill {
+        /// lateral-movement, credential-stuffing or privilege-escalation.
+        scenario: String,
+        /// The workload whose stolen SVID the drill uses (required for lateral-movement; it is
+        /// cut off while the drill's containment lasts, then released).
+        #[arg(long = "as", value_name = "SPIFFE_ID")]
+        identity: Option<String>,
+        /// How long to wait for detection and containment.
+        #[arg(long, default_value = "30s")]
+        timeout: String,
+        /// Keep the containment the drill caused instead of releasing it.
+        #[arg(long)]
+        keep: bool,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },

@@ -18,12 +18,13 @@ use support::*;
 
 const PAYMENTS_HOST: &str = "payments.example.org";
 
-#[test]
-fn lateral_movement_is_detected_and_contained_by_a_playbook() {
+/// A deployment with a second service (payments), learning shortened for tests, and a
+/// playbook that revokes on lateral movement or privilege escalation and calls a webhook.
+fn deployment_with_response() -> (Deployment, KillOnDrop, std::path::PathBuf) {
     let mut d = Deployment::start();
     d.stop();
     let hooks = d.path("hooks.jsonl");
-    let (_receiver, hook_port) = start_python_server(&[
+    let (receiver, hook_port) = start_python_server(&[
         concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/support/webhook_receiver.py"
@@ -63,7 +64,7 @@ min_events = 3
             r#"playbooks:
   - name: contain-lateral-movement
     match:
-      rules: [tenet.lateral-movement, tenet.service-fan-out]
+      rules: [tenet.lateral-movement, tenet.service-fan-out, tenet.privilege-escalation]
       min_level: medium
     actions:
       - revoke_identity: {{for: 1h}}
@@ -73,6 +74,12 @@ min_events = 3
     )
     .unwrap();
     d.up_with_env(&[("TENET_TEST_HOOK", "test-hook-secret")]);
+    (d, receiver, hooks)
+}
+
+#[test]
+fn lateral_movement_is_detected_and_contained_by_a_playbook() {
+    let (mut d, _receiver, hooks) = deployment_with_response();
 
     // Learn the baseline: the frontend reads the catalogue.
     for _ in 0..4 {
@@ -180,4 +187,86 @@ fn a_broken_playbook_stops_tenet_up_with_the_reason() {
         err.contains("bad.yaml") && err.contains("unknown variant"),
         "{err}"
     );
+}
+
+fn drill(d: &Deployment, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = tenet()
+        .arg("--config")
+        .arg(d.config())
+        .arg("drill")
+        .args(args)
+        .args(["--format", "json", "--timeout", "15s"])
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn drills_measure_detection_and_containment_and_clean_up() {
+    let (d, _receiver, _hooks) = deployment_with_response();
+    for _ in 0..4 {
+        assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 200);
+    }
+
+    let (code, r, err) = drill(&d, &["lateral-movement", "--as", FRONTEND]);
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    assert_eq!(r["outcome"], "detected and contained");
+    assert!(r["time_to_detect_ms"].as_u64().is_some());
+    assert!(r["time_to_contain_ms"].as_u64() >= r["time_to_detect_ms"].as_u64());
+    assert!(
+        r["detections"]
+            .to_string()
+            .contains("tenet.lateral-movement"),
+        "{r:#}"
+    );
+    assert!(
+        r["reachable_before"]
+            .to_string()
+            .contains("catalog/catalog"),
+        "{r:#}"
+    );
+    // Released afterwards: the real workload works again.
+    assert_eq!(r["released"].as_array().unwrap().len(), 1, "{r:#}");
+    assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 200);
+
+    let (code, r, err) = drill(&d, &["privilege-escalation"]);
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    assert!(
+        r["detections"]
+            .to_string()
+            .contains("tenet.privilege-escalation"),
+        "{r:#}"
+    );
+    assert!(
+        !d.path("policies/zz-tenet-drill.cedar").exists(),
+        "the drill policy was left behind"
+    );
+
+    let (code, r, err) = drill(&d, &["credential-stuffing"]);
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    assert!(
+        r["detections"]
+            .to_string()
+            .contains("tenet.auth-failure-burst"),
+        "{r:#}"
+    );
+
+    let reports = d
+        .events()
+        .into_iter()
+        .filter(|e| e["api"]["operation"] == "drill.report")
+        .count();
+    assert_eq!(reports, 3);
+
+    let (code, _, err) = drill(&d, &["lateral-movement"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("give --as"), "{err}");
+    let (code, _, err) = drill(&d, &["tsunami"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown scenario"), "{err}");
 }

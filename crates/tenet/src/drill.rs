@@ -1,0 +1,442 @@
+//! `tenet drill SCENARIO`: a breach exercise against the running deployment with real requests
+//! through its gateway, measuring time to detect and time to contain from the ledger.
+//!
+//! - `lateral-movement`: a freshly issued SVID for an existing workload (`--as`, as if stolen)
+//!   calls every route of the deployment, outside what it normally uses.
+//! - `credential-stuffing`: TLS connections with certificates from a foreign CA, then requests
+//!   without a certificate, from one source.
+//! - `privilege-escalation`: a policy file granting the drill identity a new right is dropped
+//!   into the policy folder, the right is used, and the file is removed again.
+//!
+//! The drill reads the ledger (read-only, beside `tenet up`) for the detections and the
+//! containment it caused, checks that the gateway really refuses the contained credential,
+//! releases what it caused (unless `--keep`), and records its report in the ledger through
+//! the admin API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use serde_json::Value;
+use tenet_identity::{CertificateAuthority, SpiffeId, TrustDomain};
+use time::OffsetDateTime;
+
+use crate::OutputFormat;
+use crate::config::Config;
+
+/// The admin API path that records a drill report.
+pub const DRILL_REPORT_PATH: &str = "/v1/drill/report";
+
+/// What a drill found.
+#[derive(Debug, Serialize)]
+pub struct DrillReport {
+    pub scenario: String,
+    pub identity: String,
+    pub started: String,
+    pub requests: usize,
+    /// Routes the identity could reach before containment (blast radius).
+    pub reachable_before: Vec<String>,
+    pub detections: Vec<String>,
+    pub time_to_detect_ms: Option<u64>,
+    pub time_to_contain_ms: Option<u64>,
+    /// Whether a request with the credential was refused because of the containment.
+    pub containment_enforced: bool,
+    pub released: Vec<String>,
+    pub outcome: String,
+    pub notes: Vec<String>,
+}
+
+pub async fn run(
+    config: &Config,
+    scenario: &str,
+    identity: Option<String>,
+    timeout: Duration,
+    keep: bool,
+    format: OutputFormat,
+) -> Result<ExitCode> {
+    // The deployment must be up: the drill talks to its gateway and admin API.
+    let (status, _) = crate::admin::call(config, http::Method::GET, "/v1/status")
+        .await
+        .context("the drill needs the deployment running (`tenet up`)")?;
+    if !status.is_success() {
+        bail!("the admin API answered {status}");
+    }
+    let listener = config
+        .listeners
+        .first()
+        .ok_or_else(|| anyhow!("the configuration has no listener to drill against"))?
+        .addr;
+    if config.routes.is_empty() {
+        bail!("the configuration has no route to drill against");
+    }
+    let ledger_dir = config.ledger_dir();
+    let from = ledger_size(&ledger_dir)?;
+    let started = Instant::now();
+    let started_at = OffsetDateTime::now_utc();
+    let mut report = DrillReport {
+        scenario: scenario.to_owned(),
+        identity: String::new(),
+        started: started_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        requests: 0,
+        reachable_before: Vec::new(),
+        detections: Vec::new(),
+        time_to_detect_ms: None,
+        time_to_contain_ms: None,
+        containment_enforced: false,
+        released: Vec::new(),
+        outcome: String::new(),
+        notes: Vec::new(),
+    };
+    let mut policy_file: Option<PathBuf> = None;
+
+    let id = match (scenario, identity) {
+        ("lateral-movement", Some(id)) => parse(&id)?,
+        ("lateral-movement", None) => bail!(
+            "lateral-movement acts as an existing workload whose SVID was stolen: give --as \
+             SPIFFE_ID (it is cut off while the drill's containment lasts, then released)"
+        ),
+        ("credential-stuffing", _) => parse(&format!(
+            "spiffe://{}/drill/credential-stuffing",
+            config.trust_domain
+        ))?,
+        ("privilege-escalation", Some(id)) => parse(&id)?,
+        ("privilege-escalation", None) => parse(&format!(
+            "spiffe://{}/drill/privilege-escalation",
+            config.trust_domain
+        ))?,
+        (other, _) => bail!(
+            "unknown scenario {other:?}: lateral-movement, credential-stuffing or privilege-escalation"
+        ),
+    };
+    report.identity = id.to_string();
+    report.reachable_before = reachable(config, &id)?;
+
+    let ca = CertificateAuthority::load(&config.ca_dir())
+        .with_context(|| format!("loading the CA from {}", config.ca_dir().display()))?;
+    let bundle_pem = ca.bundle().to_pem();
+
+    match scenario {
+        "lateral-movement" => {
+            let client = stolen_client(config, &ca, &id, &bundle_pem, listener).await?;
+            for route in &config.routes {
+                let _ = send(&client, &route.host, listener.port(), &route.path_prefix).await;
+                report.requests += 1;
+            }
+        }
+        "credential-stuffing" => {
+            let foreign = CertificateAuthority::generate(
+                &TrustDomain::parse(config.trust_domain.as_str())?,
+                OffsetDateTime::now_utc(),
+            )?;
+            let svid = foreign.issue_x509_svid(
+                &id,
+                Duration::from_secs(600),
+                OffsetDateTime::now_utc(),
+            )?;
+            let pem = format!("{}{}", svid.chain_pem(), svid.key_pem());
+            let bad = client_with(Some(&pem), &bundle_pem, config, listener)?;
+            let anonymous = client_with(None, &bundle_pem, config, listener)?;
+            let route = config.routes.first().ok_or_else(|| anyhow!("no route"))?;
+            for _ in 0..15 {
+                let _ = send(&bad, &route.host, listener.port(), &route.path_prefix).await;
+                let _ = send(&anonymous, &route.host, listener.port(), &route.path_prefix).await;
+                report.requests += 2;
+            }
+            report.notes.push(
+                "the subject of a stuffing detection is the source address: no playbook action \
+                 blocks an address, so containment is not expected"
+                    .into(),
+            );
+        }
+        _ => {
+            // privilege-escalation: a policy change grants the identity a new right, then use it.
+            let route = config.routes.first().ok_or_else(|| anyhow!("no route"))?;
+            let file = config.policy_dir.join("zz-tenet-drill.cedar");
+            std::fs::write(
+                &file,
+                format!(
+                    "@id(\"tenet-drill-escalation\")\npermit (principal == Tenet::Workload::\"{id}\", \
+                     action, resource in Tenet::Service::\"{}\");\n",
+                    route.service
+                ),
+            )
+            .with_context(|| format!("writing {}", file.display()))?;
+            policy_file = Some(file);
+            let (status, answer) =
+                crate::admin::call(config, http::Method::POST, "/v1/policy/reload").await?;
+            if !status.is_success() {
+                bail!("the drill policy was refused: {answer}");
+            }
+            let client = stolen_client(config, &ca, &id, &bundle_pem, listener).await?;
+            for _ in 0..3 {
+                let _ = send(&client, &route.host, listener.port(), &route.path_prefix).await;
+                report.requests += 1;
+            }
+        }
+    }
+
+    // Watch the ledger for what the requests caused.
+    let deadline = started + timeout;
+    let mut next = from;
+    let mut contained_ids: Vec<String> = Vec::new();
+    loop {
+        for (_, v) in read_from(&ledger_dir, &mut next)? {
+            let subject_matches = v.pointer("/unmapped/subject").and_then(Value::as_str)
+                == Some(id.as_str())
+                || scenario == "credential-stuffing";
+            if v.get("class_uid").and_then(Value::as_u64) == Some(2004) && subject_matches {
+                if let Some(rule) = v.pointer("/finding_info/uid").and_then(Value::as_str)
+                    && !report.detections.iter().any(|d| d == rule)
+                {
+                    report.detections.push(rule.to_owned());
+                }
+                report.time_to_detect_ms.get_or_insert(elapsed_ms(started));
+            }
+            if v.pointer("/api/operation").and_then(Value::as_str) == Some("containment.revoke") {
+                let detail = v
+                    .pointer("/unmapped/detail")
+                    .and_then(Value::as_str)
+                    .unwrap_or("[]");
+                let actions: Value = serde_json::from_str(detail).unwrap_or(Value::Null);
+                for a in actions.as_array().into_iter().flatten() {
+                    if a.pointer("/target/spiffe_id").and_then(Value::as_str) == Some(id.as_str())
+                        && let Some(aid) = a.get("id").and_then(Value::as_str)
+                    {
+                        contained_ids.push(aid.to_owned());
+                    }
+                }
+            }
+        }
+        if !contained_ids.is_empty()
+            && !report.containment_enforced
+            && scenario != "credential-stuffing"
+        {
+            // Check that the gateway refuses the credential now.
+            let client = stolen_client(config, &ca, &id, &bundle_pem, listener).await?;
+            let route = config.routes.first().ok_or_else(|| anyhow!("no route"))?;
+            let code = send(&client, &route.host, listener.port(), &route.path_prefix).await;
+            report.requests += 1;
+            if code == Some(403) {
+                report.containment_enforced = true;
+                report.time_to_contain_ms.get_or_insert(elapsed_ms(started));
+            }
+        }
+        let done = match scenario {
+            "credential-stuffing" => report.time_to_detect_ms.is_some(),
+            _ => report.containment_enforced,
+        };
+        if done || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    // Clean up what the drill caused.
+    if let Some(file) = policy_file {
+        let _ = std::fs::remove_file(&file);
+        let _ = crate::admin::call(config, http::Method::POST, "/v1/policy/reload").await;
+    }
+    if !keep && !contained_ids.is_empty() {
+        let change = crate::contain::Change::Release {
+            selector: id.to_string(),
+        };
+        let body = serde_json::to_vec(&change)?;
+        match crate::admin::call_with(
+            config,
+            http::Method::POST,
+            crate::contain::CONTAIN_PATH,
+            body,
+        )
+        .await
+        {
+            Ok((s, _)) if s.is_success() => report.released = contained_ids.clone(),
+            Ok((s, answer)) => report.notes.push(format!("release answered {s}: {answer}")),
+            Err(e) => report.notes.push(format!("release failed: {e}")),
+        }
+    }
+    report.outcome = match (report.time_to_detect_ms, report.containment_enforced) {
+        (_, true) => "detected and contained".into(),
+        (Some(_), false) => "detected, not contained".into(),
+        (None, _) => "not detected".into(),
+    };
+    let body = serde_json::to_vec(&report)?;
+    match crate::admin::call_with(config, http::Method::POST, DRILL_REPORT_PATH, body).await {
+        Ok((s, _)) if s.is_success() => {}
+        Ok((s, answer)) => report
+            .notes
+            .push(format!("recording the report answered {s}: {answer}")),
+        Err(e) => report
+            .notes
+            .push(format!("recording the report failed: {e}")),
+    }
+    match format {
+        OutputFormat::Json => say!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Text => say_raw!("{}", text(&report)),
+    }
+    let success = match scenario {
+        "credential-stuffing" => report.time_to_detect_ms.is_some(),
+        _ => report.containment_enforced,
+    };
+    Ok(if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn text(r: &DrillReport) -> String {
+    let ms = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} ms"));
+    let mut out = format!(
+        "drill {} as {}: {}\n  requests sent:     {}\n  time to detect:    {}\n  time to contain:   {}\n",
+        r.scenario,
+        r.identity,
+        r.outcome,
+        r.requests,
+        ms(r.time_to_detect_ms),
+        ms(r.time_to_contain_ms)
+    );
+    out.push_str(&format!(
+        "  detections:        {}\n",
+        if r.detections.is_empty() {
+            "none".into()
+        } else {
+            r.detections.join(", ")
+        }
+    ));
+    out.push_str(&format!(
+        "  reachable before containment ({}):\n",
+        r.reachable_before.len()
+    ));
+    for route in &r.reachable_before {
+        out.push_str(&format!("    {route}\n"));
+    }
+    if !r.released.is_empty() {
+        out.push_str(&format!(
+            "  released after the drill: {}\n",
+            r.released.join(", ")
+        ));
+    }
+    for n in &r.notes {
+        out.push_str(&format!("  note: {n}\n"));
+    }
+    out
+}
+
+fn parse(id: &str) -> Result<SpiffeId> {
+    SpiffeId::parse(id).map_err(|e| anyhow!("SPIFFE ID {id:?}: {e}"))
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What the identity can reach now, as `service/route (methods)`.
+fn reachable(config: &Config, id: &SpiffeId) -> Result<Vec<String>> {
+    let snapshot = tenet_policy::PolicySnapshot::load_dir(&config.policy_dir)
+        .map_err(|e| anyhow!("policies in {}: {e}", config.policy_dir.display()))?;
+    let routes: Vec<tenet_policy::RouteInfo> = config
+        .routes
+        .iter()
+        .map(|r| tenet_policy::RouteInfo {
+            route: r.name.clone(),
+            service: r.service.clone(),
+            host: r.host.clone(),
+            path_prefix: r.path_prefix.clone(),
+            service_identity: r.upstream.spiffe_id.as_ref().map(ToString::to_string),
+        })
+        .collect();
+    let texts: Vec<String> = snapshot
+        .source_files()
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(config.policy_dir.join(f)).ok())
+        .collect();
+    let assumptions = tenet_policy::Assumptions {
+        source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        unix_time: OffsetDateTime::now_utc().unix_timestamp(),
+        risk: 0,
+        paths: tenet_policy::Assumptions::paths_in_policies(texts.iter().map(String::as_str)),
+    };
+    let b = tenet_policy::blast_radius(&snapshot, id.as_str(), &routes, &assumptions, 8);
+    Ok(b.reach
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{} ({}) via {}",
+                r.service,
+                r.route,
+                r.methods.join(" "),
+                r.caller
+            )
+        })
+        .collect())
+}
+
+/// A client holding a freshly issued SVID for `id`, as an attacker who stole it would.
+async fn stolen_client(
+    config: &Config,
+    ca: &CertificateAuthority,
+    id: &SpiffeId,
+    bundle_pem: &str,
+    listener: SocketAddr,
+) -> Result<reqwest::Client> {
+    let now = OffsetDateTime::now_utc();
+    let svid = ca.issue_x509_svid(id, Duration::from_secs(600), now)?;
+    crate::ledger::record_svid(config, &crate::up::svid_event(&svid, "drill")).await?;
+    let pem = format!("{}{}", svid.chain_pem(), svid.key_pem());
+    client_with(Some(&pem), bundle_pem, config, listener)
+}
+
+fn client_with(
+    identity_pem: Option<&str>,
+    bundle_pem: &str,
+    config: &Config,
+    listener: SocketAddr,
+) -> Result<reqwest::Client> {
+    // Only the deployment's own bundle is trusted.
+    let roots = reqwest::Certificate::from_pem_bundle(bundle_pem.as_bytes())?;
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only(roots)
+        .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(0);
+    if let Some(pem) = identity_pem {
+        builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes())?);
+    }
+    for route in &config.routes {
+        builder = builder.resolve(&route.host, listener);
+    }
+    Ok(builder.build()?)
+}
+
+async fn send(client: &reqwest::Client, host: &str, port: u16, path: &str) -> Option<u16> {
+    let url = format!("https://{host}:{port}{path}");
+    client
+        .get(&url)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+fn ledger_size(dir: &std::path::Path) -> Result<u64> {
+    Ok(tenet_ledger::LedgerReader::open(dir)
+        .with_context(|| format!("reading the ledger in {}", dir.display()))?
+        .size())
+}
+
+/// Entries from `*next` on, as JSON; advances `*next`.
+fn read_from(dir: &std::path::Path, next: &mut u64) -> Result<Vec<(u64, Value)>> {
+    let mut out = Vec::new();
+    for item in tenet_ledger::entries(dir, *next)? {
+        let (index, bytes) = item?;
+        *next = index + 1;
+        if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+            out.push((index, v));
+        }
+    }
+    Ok(out)
+}
