@@ -31,6 +31,8 @@ pub enum Input {
         file: String,
         /// The documents.
         docs: Vec<(usize, Value)>,
+        /// The text they were parsed from (for line numbers).
+        text: String,
     },
     /// The Terraform files (`.tf`, `.tf.json`) of one directory: one module.
     Terraform {
@@ -350,6 +352,7 @@ fn read_one(
                 gathered.inputs.push(Input::Yaml {
                     file: name.to_owned(),
                     docs,
+                    text,
                 });
             } else if !gathered.skipped.iter().any(|s| s.input == name) {
                 skip(gathered, "YAML with no documents".to_owned());

@@ -79,7 +79,8 @@ pub async fn assess(
                 }
                 report.inputs.push(file);
             }
-            Input::Yaml { file, docs } => {
+            Input::Yaml { file, docs, text } => {
+                cluster.add_source(&file, &text);
                 let mut used = false;
                 for (i, doc) in &docs {
                     if cluster.add_object(&file, *i, doc) {

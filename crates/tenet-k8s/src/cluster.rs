@@ -70,6 +70,8 @@ pub struct Cluster {
     /// Services by `namespace/name`, for naming only.
     pub(crate) services: Vec<String>,
     pub(crate) skipped: Vec<Skipped>,
+    /// The lines of each file read with [`Cluster::add_text`], to give findings a line.
+    pub(crate) sources: crate::lines::Sources,
 }
 
 const WORKLOAD_KINDS: [&str; 7] = [

@@ -17,7 +17,7 @@ pub(crate) fn findings(cluster: &Cluster, engine: &Engine<'_>) -> Vec<Finding> {
         rule_findings(policy, &policy.egress, false, &mut out);
         dangling_finding(cluster, policy, &mut out);
     }
-    namespace_findings(cluster, &mut out);
+    namespace_findings(cluster, engine, &mut out);
     workload_findings(cluster, engine, &mut out);
     out
 }
@@ -248,7 +248,36 @@ pub(crate) fn default_deny_yaml(namespace: &str, ingress: bool, egress: bool) ->
     )
 }
 
-fn namespace_findings(cluster: &Cluster, out: &mut Vec<Finding>) {
+/// The workloads of a namespace open in each direction (selected by no policy for it).
+struct Openness {
+    ingress: Vec<String>,
+    egress: Vec<String>,
+}
+
+fn openness(cluster: &Cluster, engine: &Engine<'_>, namespace: &str) -> Openness {
+    let mut open = Openness {
+        ingress: Vec::new(),
+        egress: Vec::new(),
+    };
+    for (w, workload) in cluster.workloads.iter().enumerate() {
+        if workload.namespace != namespace {
+            continue;
+        }
+        let (ingress, egress) = engine.isolation(w);
+        if !ingress {
+            open.ingress.push(workload.short());
+        }
+        if !egress {
+            open.egress.push(workload.short());
+        }
+    }
+    open
+}
+
+/// One finding per namespace and cause: no policy at all, or no default deny in a direction.
+/// The workloads it leaves open are listed as evidence, so the same default-deny policy is not
+/// repeated for each of them.
+fn namespace_findings(cluster: &Cluster, engine: &Engine<'_>, out: &mut Vec<Finding>) {
     for namespace in cluster.all_namespaces() {
         let policies: Vec<&NetworkPolicy> = cluster
             .policies
@@ -265,6 +294,7 @@ fn namespace_findings(cluster: &Cluster, out: &mut Vec<Finding>) {
                 .or_else(|| policies.first().map(|p| location(p, "")))
                 .unwrap_or_default(),
         };
+        let open = openness(cluster, engine, &namespace);
         if policies.is_empty() {
             out.push(
                 Finding::new(
@@ -273,10 +303,13 @@ fn namespace_findings(cluster: &Cluster, out: &mut Vec<Finding>) {
                     namespace.clone(),
                     location,
                     format!("namespace {namespace} has no NetworkPolicy"),
-                    "every pod of the namespace accepts and opens connections to anything."
-                        .to_owned(),
+                    format!(
+                        "every pod of the namespace accepts and opens connections to anything{}.",
+                        workloads_note(&open.ingress)
+                    ),
                 )
-                .with_remediation(default_deny_yaml(&namespace, true, true)),
+                .with_remediation(default_deny_yaml(&namespace, true, true))
+                .with_evidence("workloads", open.ingress),
             );
             continue;
         }
@@ -290,30 +323,68 @@ fn namespace_findings(cluster: &Cluster, out: &mut Vec<Finding>) {
                     }
             })
         };
-        for (ingress, rule, severity) in [
-            (true, "k8s.no-default-deny-ingress", Severity::Medium),
-            (false, "k8s.no-default-deny-egress", Severity::Low),
+        for (ingress, rule, severity, open) in [
+            (
+                true,
+                "k8s.no-default-deny-ingress",
+                Severity::Medium,
+                &open.ingress,
+            ),
+            (
+                false,
+                "k8s.no-default-deny-egress",
+                Severity::Low,
+                &open.egress,
+            ),
         ] {
             if deny(ingress) {
                 continue;
             }
             let dir = if ingress { "ingress" } else { "egress" };
-            out.push(Finding::new(
-                rule,
-                severity,
-                namespace.clone(),
-                location.clone(),
-                format!("namespace {namespace} has no default-deny {dir} policy"),
-                format!("pods of {namespace} that no policy selects for {dir} are open in that direction; \
-                         a new workload starts unprotected."),
-            ).with_remediation(default_deny_yaml(&namespace, ingress, !ingress)));
+            out.push(
+                Finding::new(
+                    rule,
+                    severity,
+                    namespace.clone(),
+                    location.clone(),
+                    format!("namespace {namespace} has no default-deny {dir} policy"),
+                    format!(
+                        "pods of {namespace} that no policy selects for {dir} are open in that \
+                         direction; a new workload starts unprotected{}.",
+                        workloads_note(open)
+                    ),
+                )
+                .with_remediation(default_deny_yaml(&namespace, ingress, !ingress))
+                .with_evidence("workloads", open.clone()),
+            );
         }
     }
 }
 
+fn workloads_note(open: &[String]) -> String {
+    if open.is_empty() {
+        String::new()
+    } else {
+        format!(" (open now: {})", open.join(", "))
+    }
+}
+
+/// A workload left open in a direction where its namespace does have policies: a policy was
+/// written for the namespace but does not select it. Where the namespace has no policy for
+/// the direction at all, its namespace finding already lists the workload.
 fn workload_findings(cluster: &Cluster, engine: &Engine<'_>, out: &mut Vec<Finding>) {
     for (w, workload) in cluster.workloads.iter().enumerate() {
         let (ingress, egress) = engine.isolation(w);
+        let covered = |ingress: bool| {
+            cluster.policies.iter().any(|p| {
+                p.namespace == workload.namespace
+                    && if ingress {
+                        p.affects_ingress
+                    } else {
+                        p.affects_egress
+                    }
+            })
+        };
         for (isolated, rule, severity, dir) in [
             (
                 ingress,
@@ -328,9 +399,10 @@ fn workload_findings(cluster: &Cluster, engine: &Engine<'_>, out: &mut Vec<Findi
                 "egress",
             ),
         ] {
-            if isolated {
+            if isolated || !covered(dir == "ingress") {
                 continue;
             }
+            let namespace = &workload.namespace;
             out.push(
                 Finding::new(
                     rule,
@@ -342,12 +414,17 @@ fn workload_findings(cluster: &Cluster, engine: &Engine<'_>, out: &mut Vec<Findi
                         "{} is selected by no {dir} NetworkPolicy",
                         workload.display()
                     ),
-                    format!("all {dir} traffic of {} is allowed.", workload.display()),
+                    format!(
+                        "namespace {namespace} has {dir} policies, but none selects {}, so all \
+                         of its {dir} traffic is allowed.",
+                        workload.display()
+                    ),
                 )
-                .with_remediation(default_deny_yaml(
-                    &workload.namespace,
-                    dir == "ingress",
-                    dir == "egress",
+                .with_remediation(format!(
+                    "select {} in a {dir} policy that allows only its flows (check the \
+                     podSelector labels of the existing policies), or add the namespace's \
+                     default-deny {dir} policy (finding k8s.no-default-deny-{dir})",
+                    workload.short()
                 )),
             );
         }

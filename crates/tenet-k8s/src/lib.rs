@@ -24,6 +24,7 @@
 mod cluster;
 mod error;
 mod findings;
+mod lines;
 mod netpol;
 mod ports;
 mod rbac;
@@ -38,22 +39,29 @@ pub use cluster::{Cluster, NAMESPACE_NAME_LABEL};
 pub use error::K8sError;
 pub use ports::{ConnSet, PortSet, Protocol};
 pub use reach::{Address, Connection, Endpoint};
-pub use segment::{Flow, Flows, generate_segmentation};
+pub use segment::{Flow, Flows, SegmentWarning, Segmentation, generate_segmentation};
 
 /// Splits a YAML (or JSON) stream into its documents, each as JSON. Empty documents
 /// (a stray `---`) are dropped.
 pub fn parse_yaml_documents(text: &str) -> Result<Vec<serde_json::Value>, K8sError> {
-    let mut out = Vec::new();
+    Ok(parse_stream(text)?
+        .into_iter()
+        .filter(|value| !value.is_null())
+        .collect())
+}
+
+/// Every document of the stream, empty ones (`null`) included, so that positions are the
+/// stream's document indices.
+fn parse_stream(text: &str) -> Result<Vec<serde_json::Value>, K8sError> {
+    let mut all = Vec::new();
     for (document, de) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let value = serde_json::Value::deserialize(de).map_err(|e| K8sError::Parse {
             document,
             message: e.to_string(),
         })?;
-        if !value.is_null() {
-            out.push(value);
-        }
+        all.push(value);
     }
-    Ok(out)
+    Ok(all)
 }
 
 impl Cluster {
@@ -63,6 +71,9 @@ impl Cluster {
         let engine = reach::Engine::new(self);
         let mut findings = findings::findings(self, &engine);
         findings.extend(rbac::findings(&self.roles, &self.bindings));
+        for finding in &mut findings {
+            lines::fill(&self.sources, &mut finding.location);
+        }
         findings.sort_by(tenet_finding::Finding::report_order);
         Outcome {
             findings,
@@ -84,11 +95,17 @@ impl Cluster {
     }
 
     /// Reads every document of a YAML/JSON text. Documents that are not Kubernetes objects
-    /// are reported as skipped; a parse error stops at the broken document.
+    /// are reported as skipped; a parse error stops at the broken document. Pointers name a
+    /// document by its index in the stream (`#2`), empty documents counted, and findings get
+    /// lines (see [`Cluster::add_source`]).
     pub fn add_text(&mut self, file: &str, text: &str) -> Result<usize, K8sError> {
-        let docs = parse_yaml_documents(text)?;
+        let docs = parse_stream(text)?;
+        self.keep_source(file, text, docs.len());
         let mut used = 0;
         for (i, doc) in docs.iter().enumerate() {
+            if doc.is_null() {
+                continue;
+            }
             if self.add_object(file, i, doc) {
                 used += 1;
             } else {
@@ -99,6 +116,28 @@ impl Cluster {
             }
         }
         Ok(used)
+    }
+
+    /// Keeps the text of `file` so that [`Cluster::assess`] can give its findings a line:
+    /// the line of the node a `#<doc>/path` pointer names in block-style YAML, else the
+    /// line where document `<doc>` starts (its first content line). For callers that parse
+    /// the file themselves and add its documents with [`Cluster::add_object`], giving each
+    /// its index in the stream, empty documents counted. Only [`Cluster::add_text`] calls it
+    /// otherwise; without it, findings have no line.
+    pub fn add_source(&mut self, file: &str, text: &str) {
+        // The document count as the parser sees it, to check the line split against.
+        let documents = yaml_serde::Deserializer::from_str(text)
+            .map(serde::de::IgnoredAny::deserialize)
+            .take_while(Result::is_ok)
+            .count();
+        self.keep_source(file, text, documents);
+    }
+
+    fn keep_source(&mut self, file: &str, text: &str, documents: usize) {
+        match lines::SourceLines::new(text, documents) {
+            Some(source) => self.sources.insert(file.to_owned(), source),
+            None => self.sources.remove(file),
+        };
     }
 }
 

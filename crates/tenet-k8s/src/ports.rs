@@ -131,6 +131,27 @@ impl PortSet {
         }
         PortSet(out)
     }
+
+    /// The ports of this set that are not in `other`.
+    pub fn difference(&self, other: &PortSet) -> PortSet {
+        // The complement of `other` within 1-65535, then the intersection with `self`.
+        let mut gaps = Vec::new();
+        let mut next = u32::from(MIN_PORT);
+        for &(lo, hi) in &other.0 {
+            if u32::from(lo) > next {
+                gaps.push((next, u32::from(lo) - 1));
+            }
+            next = next.max(u32::from(hi) + 1);
+        }
+        if next <= u32::from(MAX_PORT) {
+            gaps.push((next, u32::from(MAX_PORT)));
+        }
+        let complement = gaps
+            .into_iter()
+            .filter_map(|(lo, hi)| Some((u16::try_from(lo).ok()?, u16::try_from(hi).ok()?)))
+            .collect();
+        self.intersection(&PortSet(complement))
+    }
 }
 
 impl fmt::Display for PortSet {
@@ -193,6 +214,16 @@ impl ConnSet {
         for protocol in Protocol::ALL {
             let both = self.ports(protocol).intersection(other.ports(protocol));
             out.add(protocol, &both);
+        }
+        out
+    }
+
+    /// The connections of this set that are not in `other`.
+    pub fn difference(&self, other: &ConnSet) -> ConnSet {
+        let mut out = ConnSet::none();
+        for protocol in Protocol::ALL {
+            let left = self.ports(protocol).difference(other.ports(protocol));
+            out.add(protocol, &left);
         }
         out
     }
@@ -274,5 +305,29 @@ mod tests {
         let b = PortSet::range(15, 30);
         assert_eq!(a.intersection(&b).ranges(), &[(15, 20)]);
         assert!(PortSet::range(0, 65535).is_all());
+    }
+
+    #[test]
+    fn difference_leaves_what_the_other_lacks() {
+        let mut a = PortSet::range(1, 100);
+        a.union_with(&PortSet::range(200, 300));
+        let mut b = PortSet::range(50, 60);
+        b.union_with(&PortSet::range(100, 250));
+        assert_eq!(a.difference(&b).ranges(), &[(1, 49), (61, 99), (251, 300)]);
+        assert!(a.difference(&PortSet::all()).is_empty());
+        assert_eq!(
+            PortSet::all()
+                .difference(&PortSet::range(1, 65534))
+                .ranges(),
+            &[(65535, 65535)]
+        );
+        let mut tcp80 = ConnSet::none();
+        tcp80.add(Protocol::Tcp, &PortSet::range(80, 80));
+        let rest = ConnSet::all().difference(&tcp80);
+        assert_eq!(
+            rest.to_string(),
+            "SCTP 1-65535,TCP 1-79,81-65535,UDP 1-65535"
+        );
+        assert!(tcp80.difference(&ConnSet::all()).is_empty());
     }
 }

@@ -42,9 +42,23 @@ pub(crate) struct Role {
     pub name: String,
     pub namespace: String,
     pub rules: Vec<PolicyRule>,
+    /// One of the roles the API server creates and reconciles (`cluster-admin`, `admin`,
+    /// `edit`, `view`, `system:*`, or labelled `kubernetes.io/bootstrapping: rbac-defaults`):
+    /// editing it is undone, so a fix narrows the binding instead.
+    pub builtin: bool,
     pub file: String,
     pub doc: usize,
     pub base: String,
+}
+
+/// Names of the ClusterRoles every cluster has.
+const BUILTIN_CLUSTER_ROLES: [&str; 4] = ["cluster-admin", "admin", "edit", "view"];
+
+fn is_bootstrap(value: &Value) -> bool {
+    value
+        .pointer("/metadata/labels/kubernetes.io~1bootstrapping")
+        .and_then(Value::as_str)
+        == Some("rbac-defaults")
 }
 
 /// A subject of a binding.
@@ -124,11 +138,15 @@ impl Role {
                 .collect(),
             Some(_) => return Err(format!("{kind} {name}: rules must be a list")),
         };
+        let cluster = kind == "ClusterRole";
         Ok(Role {
-            cluster: kind == "ClusterRole",
+            cluster,
             name: name.to_owned(),
             namespace: meta_str(value, "namespace").unwrap_or("default").to_owned(),
             rules,
+            builtin: is_bootstrap(value)
+                || (cluster
+                    && (BUILTIN_CLUSTER_ROLES.contains(&name) || name.starts_with("system:"))),
             file: file.to_owned(),
             doc,
             base: base.to_owned(),
@@ -195,10 +213,7 @@ impl Binding {
             role_kind,
             role_name,
             subjects,
-            bootstrap: value
-                .pointer("/metadata/labels/kubernetes.io~1bootstrapping")
-                .and_then(Value::as_str)
-                == Some("rbac-defaults"),
+            bootstrap: is_bootstrap(value),
             file: file.to_owned(),
             doc,
             base: base.to_owned(),
@@ -307,74 +322,133 @@ fn resolve<'c>(roles: &'c [Role], binding: &Binding) -> Option<Resolved<'c>> {
 }
 
 /// All RBAC findings.
+///
+/// One binding of one subject to an all-powerful role is one finding: the admin finding names
+/// the capabilities it implies as evidence instead of repeating each as a finding of its own.
 pub(crate) fn findings(roles: &[Role], bindings: &[Binding]) -> Vec<Finding> {
     let mut out = Vec::new();
     for role in roles {
         wildcard_findings(role, &mut out);
     }
     for binding in bindings {
-        let resolved = resolve(roles, binding);
-        let dangerous = match &resolved {
-            Some(Resolved::Found(role)) => role.rules.iter().any(is_dangerous),
-            Some(Resolved::BuiltinClusterAdmin) => true,
-            None => false,
-        };
-        subject_findings(binding, dangerous, &mut out);
-        let Some(resolved) = resolved else {
-            continue;
-        };
-        let (rules, role_label, builtin) = match &resolved {
-            Resolved::Found(role) => (role.rules.clone(), role_label(role), false),
-            Resolved::BuiltinClusterAdmin => {
-                (Vec::new(), "ClusterRole cluster-admin".to_owned(), true)
-            }
-        };
-        let admin = builtin || rules.iter().any(PolicyRule::is_full_admin);
-        for (i, subject) in binding.subjects.iter().enumerate() {
-            let location = Location::file(&binding.file)
-                .with_pointer(binding.pointer(&format!("/subjects/{i}")));
-            if admin {
-                out.push(admin_finding(
-                    binding,
-                    subject,
-                    &role_label,
-                    location.clone(),
-                ));
-            }
-            for cap in CAPABILITIES {
-                let granted = admin
-                    || cap
-                        .grants
-                        .iter()
-                        .any(|(g, r, v)| rules.iter().any(|rule| rule.grants(g, r, v)));
-                if !granted {
-                    continue;
-                }
-                let scope = scope_text(binding);
-                out.push(
-                    Finding::new(
-                        cap.rule,
-                        cap.severity,
-                        subject.display(),
-                        location.clone(),
-                        format!("{} can {} {scope}", subject.display(), cap.what),
-                        format!(
-                            "{} binds {} to {role_label}, which lets it {}.",
-                            binding.display(),
-                            subject.display(),
-                            cap.what
-                        ),
-                    )
-                    .with_remediation(format!(
-                        "remove these permissions from {role_label} or bind a narrower role"
-                    ))
-                    .with_evidence("binding", binding.display())
-                    .with_evidence("role", role_label.clone()),
-                );
-            }
-        }
+        binding_findings(roles, binding, &mut out);
     }
     out
+}
+
+/// What a binding grants through the role it names.
+struct Grant {
+    role_label: String,
+    /// The role is built in: editing it is undone, and it is shared by every cluster user.
+    builtin: bool,
+    /// Every verb on every resource.
+    admin: bool,
+    capabilities: Vec<&'static Capability>,
+    /// Writes, wildcards or sensitive subresources.
+    dangerous: bool,
+}
+
+fn grant(roles: &[Role], binding: &Binding) -> Option<Grant> {
+    let (rules, role_label, builtin) = match resolve(roles, binding)? {
+        Resolved::Found(role) => (role.rules.as_slice(), role_label(role), role.builtin),
+        Resolved::BuiltinClusterAdmin => (&[][..], "ClusterRole cluster-admin".to_owned(), true),
+    };
+    let admin = binding.role_kind == "ClusterRole" && binding.role_name == "cluster-admin"
+        || rules.iter().any(PolicyRule::is_full_admin);
+    let capabilities = CAPABILITIES
+        .iter()
+        .filter(|cap| {
+            admin
+                || cap
+                    .grants
+                    .iter()
+                    .any(|(g, r, v)| rules.iter().any(|rule| rule.grants(g, r, v)))
+        })
+        .collect();
+    Some(Grant {
+        role_label,
+        builtin,
+        admin,
+        capabilities,
+        dangerous: admin || rules.iter().any(is_dangerous),
+    })
+}
+
+fn binding_findings(roles: &[Role], binding: &Binding, out: &mut Vec<Finding>) {
+    let grant = grant(roles, binding);
+    let dangerous = grant.as_ref().is_some_and(|g| g.dangerous);
+    for (i, subject) in binding.subjects.iter().enumerate() {
+        let location =
+            Location::file(&binding.file).with_pointer(binding.pointer(&format!("/subjects/{i}")));
+        let who = subject_finding(binding, subject, dangerous, location.clone());
+        match &grant {
+            Some(grant) if grant.admin => {
+                // The subject's own risk (anonymous, everyone, a default account) is part of
+                // the same cause: one binding to fix.
+                out.push(admin_finding(binding, subject, grant, location, who));
+            }
+            Some(grant) => {
+                out.extend(who);
+                for cap in &grant.capabilities {
+                    out.push(capability_finding(
+                        binding,
+                        subject,
+                        grant,
+                        cap,
+                        location.clone(),
+                    ));
+                }
+            }
+            None => out.extend(who),
+        }
+    }
+}
+
+fn capability_finding(
+    binding: &Binding,
+    subject: &Subject,
+    grant: &Grant,
+    cap: &Capability,
+    location: Location,
+) -> Finding {
+    let role_label = &grant.role_label;
+    let remediation = if grant.builtin {
+        format!(
+            "remove {} from {}, or bind it to a narrower role; {role_label} is built in and \
+             reconciled by the API server, so do not edit it",
+            subject.display(),
+            binding.display()
+        )
+    } else {
+        format!(
+            "remove {} from {} or bind it to a narrower role; if no subject bound to \
+             {role_label} needs to {}, remove that permission from the role",
+            subject.display(),
+            binding.display(),
+            cap.what
+        )
+    };
+    Finding::new(
+        cap.rule,
+        cap.severity,
+        subject.display(),
+        location,
+        format!(
+            "{} can {} {}",
+            subject.display(),
+            cap.what,
+            scope_text(binding)
+        ),
+        format!(
+            "{} binds {} to {role_label}, which lets it {}.",
+            binding.display(),
+            subject.display(),
+            cap.what
+        ),
+    )
+    .with_remediation(remediation)
+    .with_evidence("binding", binding.display())
+    .with_evidence("role", role_label.clone())
 }
 
 fn role_label(role: &Role) -> String {
@@ -393,35 +467,70 @@ fn scope_text(binding: &Binding) -> String {
     }
 }
 
+/// The one finding for a subject bound to every permission. `who` is the finding the
+/// subject alone would give (anonymous, every authenticated identity, a default service
+/// account); it is folded in.
 fn admin_finding(
     binding: &Binding,
     subject: &Subject,
-    role_label: &str,
+    grant: &Grant,
     location: Location,
+    who: Option<Finding>,
 ) -> Finding {
     let (rule, severity) = if binding.cluster {
         ("k8s.rbac-cluster-admin", Severity::Critical)
     } else {
         ("k8s.rbac-namespace-admin", Severity::High)
     };
+    let role_label = &grant.role_label;
+    let rights: Vec<&str> = grant.capabilities.iter().map(|c| c.what).collect();
+    let mut implies: Vec<&str> = grant.capabilities.iter().map(|c| c.rule).collect();
+    let mut detail = format!(
+        "{} binds {} to {role_label}, which allows every verb on every resource of every API \
+         group {}; among others it can {}.",
+        binding.display(),
+        subject.display(),
+        scope_text(binding),
+        rights.join("; ")
+    );
+    if let Some(who) = &who {
+        implies.push(&who.rule);
+        detail.push(' ');
+        detail.push_str(&who.detail);
+    }
+    let fix_role = if grant.builtin {
+        format!(
+            " Do not edit {role_label}: it is built in, shared by every admin binding, and the \
+             API server restores it."
+        )
+    } else {
+        String::new()
+    };
+    let remediation = format!(
+        "remove {} from {} (delete the binding if it is its only subject), then grant it a \
+         role listing only the verbs and resources it needs, bound with a RoleBinding in the \
+         namespaces where it needs them.{fix_role}",
+        subject.display(),
+        binding.display()
+    );
     Finding::new(
         rule,
-        severity,
+        severity.max(who.as_ref().map_or(severity, |w| w.severity)),
         subject.display(),
         location,
-        format!("{} has every permission {}", subject.display(), scope_text(binding)),
         format!(
-            "{} binds {} to {role_label}, which allows every verb on every resource of every API group.",
-            binding.display(),
-            subject.display()
+            "{} has every permission {} through {}",
+            subject.display(),
+            scope_text(binding),
+            binding.display()
         ),
+        detail,
     )
-    .with_remediation(format!(
-        "bind {} to a role listing only the verbs and resources it needs",
-        subject.display()
-    ))
+    .with_remediation(remediation)
     .with_evidence("binding", binding.display())
-    .with_evidence("role", role_label.to_owned())
+    .with_evidence("role", role_label.clone())
+    .with_evidence("implied_rights", rights)
+    .with_evidence("implies", implies)
 }
 
 fn wildcard_findings(role: &Role, out: &mut Vec<Finding>) {
@@ -476,43 +585,47 @@ fn is_dangerous(rule: &PolicyRule) -> bool {
             .any(|c| c.grants.iter().any(|(g, r, v)| rule.grants(g, r, v)))
 }
 
-fn subject_findings(binding: &Binding, dangerous: bool, out: &mut Vec<Finding>) {
-    for (i, subject) in binding.subjects.iter().enumerate() {
-        let location =
-            Location::file(&binding.file).with_pointer(binding.pointer(&format!("/subjects/{i}")));
-        let target = format!("{} {}", binding.role_kind, binding.role_name);
-        let finding = match (subject.kind.as_str(), subject.name.as_str()) {
-            ("User" | "Group", "system:anonymous" | "system:unauthenticated") => Finding::new(
-                "k8s.rbac-anonymous-binding",
-                Severity::Critical,
-                subject.display(),
-                location,
-                format!("{} binds unauthenticated callers to {target}", binding.display()),
-                format!("anyone who can reach the API server gets {target} {}.", scope_text(binding)),
-            )
-            .with_remediation(format!("remove subject {} from {}", subject.name, binding.display())),
-            ("Group", "system:authenticated") if dangerous => Finding::new(
-                "k8s.rbac-all-authenticated-binding",
-                Severity::High,
-                subject.display(),
-                location,
-                format!("{} binds every authenticated identity to {target}", binding.display()),
-                format!("any user or service account of the cluster gets {target} {}, which grants writes, \
-                         wildcards or sensitive subresources.", scope_text(binding)),
-            )
-            .with_remediation("bind named users or groups instead of system:authenticated"),
-            ("ServiceAccount", "default") if !binding.bootstrap => Finding::new(
-                "k8s.rbac-default-service-account",
-                Severity::Medium,
-                subject.display(),
-                location,
-                format!("{} grants {target} to a default service account", binding.display()),
-                "every pod that names no service account runs as the default one and gets these permissions."
-                    .to_owned(),
-            )
-            .with_remediation("create a dedicated service account for the workload that needs these permissions"),
-            _ => continue,
-        };
-        out.push(finding);
-    }
+/// The finding a subject gives by who it is, whatever the role: unauthenticated callers,
+/// every authenticated identity (for a role that grants more than reads), or a default
+/// service account.
+fn subject_finding(
+    binding: &Binding,
+    subject: &Subject,
+    dangerous: bool,
+    location: Location,
+) -> Option<Finding> {
+    let target = format!("{} {}", binding.role_kind, binding.role_name);
+    let finding = match (subject.kind.as_str(), subject.name.as_str()) {
+        ("User" | "Group", "system:anonymous" | "system:unauthenticated") => Finding::new(
+            "k8s.rbac-anonymous-binding",
+            Severity::Critical,
+            subject.display(),
+            location,
+            format!("{} binds unauthenticated callers to {target}", binding.display()),
+            format!("anyone who can reach the API server gets {target} {}.", scope_text(binding)),
+        )
+        .with_remediation(format!("remove subject {} from {}", subject.name, binding.display())),
+        ("Group", "system:authenticated") if dangerous => Finding::new(
+            "k8s.rbac-all-authenticated-binding",
+            Severity::High,
+            subject.display(),
+            location,
+            format!("{} binds every authenticated identity to {target}", binding.display()),
+            format!("any user or service account of the cluster gets {target} {}, which grants writes, \
+                     wildcards or sensitive subresources.", scope_text(binding)),
+        )
+        .with_remediation("bind named users or groups instead of system:authenticated"),
+        ("ServiceAccount", "default") if !binding.bootstrap => Finding::new(
+            "k8s.rbac-default-service-account",
+            Severity::Medium,
+            subject.display(),
+            location,
+            format!("{} grants {target} to a default service account", binding.display()),
+            "every pod that names no service account runs as the default one and gets these permissions."
+                .to_owned(),
+        )
+        .with_remediation("create a dedicated service account for the workload that needs these permissions"),
+        _ => return None,
+    };
+    Some(finding)
 }

@@ -2,6 +2,7 @@
 //! manifests and the outside, with netpol-analyzer's conventions (one peer per workload,
 //! external addresses cut into the disjoint ranges the policies' ipBlocks make).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -311,6 +312,49 @@ impl<'a> Engine<'a> {
             Address::Ip(ip) => Some(Target::Range(u32::from(*ip), u32::from(*ip))),
         };
         Some(self.between(target(from)?, target(to)?))
+    }
+
+    /// The policies accepted by `candidate` that allow part of `conn` on their side (the
+    /// egress of its source, the ingress of its destination), each with the part it allows.
+    pub(crate) fn blame(
+        &self,
+        conn: &Connection,
+        candidate: impl Fn(usize) -> bool,
+    ) -> Vec<(usize, ConnSet)> {
+        let target = |e: &Endpoint| match e {
+            Endpoint::Workload { .. } => self
+                .cluster
+                .workloads
+                .iter()
+                .position(|w| workload_endpoint(w) == *e)
+                .map(Target::Workload),
+            Endpoint::External { first, last } => {
+                Some(Target::Range(u32::from(*first), u32::from(*last)))
+            }
+        };
+        let (Some(src), Some(dst)) = (target(&conn.src), target(&conn.dst)) else {
+            return Vec::new();
+        };
+        let mut out: BTreeMap<usize, ConnSet> = BTreeMap::new();
+        let sides = [
+            (src, &self.egress_of, false, dst),
+            (dst, &self.ingress_of, true, src),
+        ];
+        for (end, table, ingress, peer) in sides {
+            let Target::Workload(w) = end else { continue };
+            for &p in table.get(w).map(Vec::as_slice).unwrap_or_default() {
+                if !candidate(p) {
+                    continue;
+                }
+                let part = self
+                    .allowed(&[p], ingress, peer, dst)
+                    .intersection(&conn.conns);
+                if !part.is_empty() {
+                    out.entry(p).or_default().union_with(&part);
+                }
+            }
+        }
+        out.into_iter().collect()
     }
 
     /// Whether any policy isolates the workload for ingress / egress.

@@ -3,13 +3,16 @@
 //! each source, and optionally DNS egress to kube-dns).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tenet_finding::Location;
 
 use crate::cluster::{Cluster, NAMESPACE_NAME_LABEL, Workload};
 use crate::error::K8sError;
-use crate::ports::Protocol;
+use crate::ports::{ConnSet, Protocol};
+use crate::reach::{Connection, Engine};
 use crate::selector::LabelSelector;
 
 /// A flows file:
@@ -59,8 +62,146 @@ struct Checked<'c> {
     protocol: Protocol,
 }
 
-/// Generates the policies for the declared flows as a multi-document YAML stream.
-pub fn generate_segmentation(cluster: &Cluster, flows: &Flows) -> Result<String, K8sError> {
+/// What [`generate_segmentation`] produces: the policies, and the existing policies that
+/// keep allowing more than the flows once they are applied.
+///
+/// It prints (`Display`) and writes (`AsRef<[u8]>`) as the YAML stream, so callers that only
+/// want the policies can use it as before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segmentation {
+    /// The generated NetworkPolicies, a multi-document YAML stream (each document opens with
+    /// `---`).
+    pub yaml: String,
+    /// One entry per existing NetworkPolicy of the manifests that still allows connections
+    /// beyond the declared flows: NetworkPolicies add up, so a default deny does not restrict
+    /// them. Empty when the generated policies alone decide.
+    pub warnings: Vec<SegmentWarning>,
+}
+
+impl fmt::Display for Segmentation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.yaml)
+    }
+}
+
+impl AsRef<[u8]> for Segmentation {
+    fn as_ref(&self) -> &[u8] {
+        self.yaml.as_bytes()
+    }
+}
+
+impl AsRef<str> for Segmentation {
+    fn as_ref(&self) -> &str {
+        &self.yaml
+    }
+}
+
+/// An existing NetworkPolicy that allows connections the flows do not declare, even next to
+/// the generated default deny.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentWarning {
+    /// `namespace/name` of the policy.
+    pub policy: String,
+    /// Where it is written.
+    pub location: Location,
+    /// The undeclared connections it allows (on its side: the ingress of the destination or
+    /// the egress of the source), in netpol-analyzer's order.
+    pub extra: Vec<Connection>,
+}
+
+impl fmt::Display for SegmentWarning {
+    /// `existing NetworkPolicy shop/allow-all (deploy.yaml:12 #3) still allows connections
+    /// beyond the flows: a => b : TCP 80; ...; remove or narrow it`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "existing NetworkPolicy {} ({}) still allows connections beyond the flows: ",
+            self.policy, self.location
+        )?;
+        for (i, conn) in self.extra.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{conn}")?;
+        }
+        f.write_str("; policies add up, so remove or narrow it")
+    }
+}
+
+/// Generates the policies for the declared flows, and warns about existing policies of the
+/// manifests that would still allow more than the flows.
+pub fn generate_segmentation(cluster: &Cluster, flows: &Flows) -> Result<Segmentation, K8sError> {
+    let docs = generated_policies(cluster, flows)?;
+    let mut yaml = String::new();
+    for doc in &docs {
+        let text = yaml_serde::to_string(doc).map_err(|e| K8sError::Flows(e.to_string()))?;
+        yaml.push_str("---\n");
+        yaml.push_str(&text);
+    }
+    let warnings = if cluster.policies.is_empty() {
+        Vec::new()
+    } else {
+        warnings(cluster, &docs)
+    };
+    Ok(Segmentation { yaml, warnings })
+}
+
+/// The connections allowed with the existing and the generated policies together, minus
+/// those the generated policies alone allow, blamed on the existing policies that allow them.
+fn warnings(cluster: &Cluster, docs: &[Value]) -> Vec<SegmentWarning> {
+    const GENERATED: &str = "<generated>";
+    let mut intended = cluster.clone();
+    intended.policies.clear();
+    let mut combined = cluster.clone();
+    for (i, doc) in docs.iter().enumerate() {
+        intended.add_object(GENERATED, i, doc);
+        combined.add_object(GENERATED, i, doc);
+    }
+    let declared: BTreeMap<(String, String), ConnSet> = intended
+        .connections()
+        .into_iter()
+        .map(|c| ((c.src.to_string(), c.dst.to_string()), c.conns))
+        .collect();
+
+    let existing = cluster.policies.len();
+    let engine = Engine::new(&combined);
+    let mut extra: BTreeMap<usize, Vec<Connection>> = BTreeMap::new();
+    for conn in engine.connections() {
+        let key = (conn.src.to_string(), conn.dst.to_string());
+        let beyond = match declared.get(&key) {
+            Some(allowed) => conn.conns.difference(allowed),
+            None => conn.conns.clone(),
+        };
+        if beyond.is_empty() {
+            continue;
+        }
+        let conn = Connection {
+            conns: beyond,
+            ..conn
+        };
+        for (p, part) in engine.blame(&conn, |p| p < existing) {
+            extra.entry(p).or_default().push(Connection {
+                conns: part,
+                ..conn.clone()
+            });
+        }
+    }
+    extra
+        .into_iter()
+        .filter_map(|(p, extra)| {
+            let policy = cluster.policies.get(p)?;
+            let mut location = Location::file(&policy.file).with_pointer(policy.pointer(""));
+            crate::lines::fill(&cluster.sources, &mut location);
+            Some(SegmentWarning {
+                policy: policy.full_name(),
+                location,
+                extra,
+            })
+        })
+        .collect()
+}
+
+fn generated_policies(cluster: &Cluster, flows: &Flows) -> Result<Vec<Value>, K8sError> {
     let checked = check_flows(cluster, flows)?;
     let mut namespaces: Vec<&str> = cluster
         .workloads
@@ -158,13 +299,7 @@ pub fn generate_segmentation(cluster: &Cluster, flows: &Flows) -> Result<String,
         ));
     }
 
-    let mut out = String::new();
-    for doc in docs {
-        let text = yaml_serde::to_string(&doc).map_err(|e| K8sError::Flows(e.to_string()))?;
-        out.push_str("---\n");
-        out.push_str(&text);
-    }
-    Ok(out)
+    Ok(docs)
 }
 
 fn check_flows<'c>(cluster: &'c Cluster, flows: &Flows) -> Result<Vec<Checked<'c>>, K8sError> {

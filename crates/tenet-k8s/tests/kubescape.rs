@@ -52,19 +52,48 @@ const RULES: &[(&str, &[&str])] = &[
 
 fn alerts(rule: &str, ids: &[&str], findings: &[Finding]) -> bool {
     if rule == "ingress-and-egress-blocked" {
-        let open = |id: &str| -> Vec<&str> {
+        // A workload is open in a direction when a workload finding names it, or when a
+        // namespace finding lists it among the workloads it leaves open.
+        let open = |ids: &[&str]| -> Vec<&str> {
             findings
                 .iter()
-                .filter(|f| f.rule == id)
-                .map(|f| f.subject.as_str())
+                .filter(|f| ids.contains(&f.rule.as_str()))
+                .flat_map(|f| {
+                    let listed = f.evidence.get("workloads").and_then(|v| v.as_array());
+                    match listed {
+                        Some(list) => list.iter().filter_map(|v| v.as_str()).collect(),
+                        None => vec![f.subject.as_str()],
+                    }
+                })
                 .collect()
         };
-        let egress = open("k8s.workload-not-isolated-egress");
-        return open("k8s.workload-not-isolated-ingress")
-            .iter()
-            .any(|s| egress.contains(s));
+        let ns = "k8s.namespace-without-network-policy";
+        let egress = open(&[
+            "k8s.workload-not-isolated-egress",
+            "k8s.no-default-deny-egress",
+            ns,
+        ]);
+        return open(&[
+            "k8s.workload-not-isolated-ingress",
+            "k8s.no-default-deny-ingress",
+            ns,
+        ])
+        .iter()
+        .any(|s| egress.contains(s));
     }
-    findings.iter().any(|f| ids.contains(&f.rule.as_str()))
+    findings
+        .iter()
+        .any(|f| stands_for(f).iter().any(|r| ids.contains(r)))
+}
+
+/// The rule ids a finding stands for: its own, and those an admin finding folds in as
+/// `implies` (cluster-admin implies reading secrets, exec, escalation, ...).
+fn stands_for(f: &Finding) -> Vec<&str> {
+    let mut ids = vec![f.rule.as_str()];
+    if let Some(implied) = f.evidence.get("implies").and_then(|v| v.as_array()) {
+        ids.extend(implied.iter().filter_map(|v| v.as_str()));
+    }
+    ids
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn generated_policies_allow_exactly_the_flows() {
     // Before: everything is open.
     assert!(cluster.connections().len() > 4);
 
-    cluster.add_text("generated.yaml", &yaml).unwrap();
+    cluster.add_text("generated.yaml", &yaml.yaml).unwrap();
     assert!(
         cluster
             .assess()
@@ -90,7 +90,7 @@ fn dns_egress_reaches_kube_dns_only() {
         Flows::from_yaml("dns: true\nflows: [{from: shop/frontend, to: shop/api, port: 8080}]")
             .unwrap();
     let yaml = generate_segmentation(&cluster, &flows).unwrap();
-    cluster.add_text("generated.yaml", &yaml).unwrap();
+    cluster.add_text("generated.yaml", &yaml.yaml).unwrap();
     let lines: Vec<String> = cluster
         .connections()
         .iter()
@@ -129,4 +129,74 @@ fn unknown_and_ambiguous_workloads_are_refused() {
     assert!(matches!(err, K8sError::AmbiguousWorkload { .. }), "{err}");
     assert!(Flows::from_yaml("flows: [{from: a/b, to: c/d, port: 70000}]").is_err());
     assert!(Flows::from_yaml("flows: 3").is_err());
+}
+
+#[test]
+fn existing_policies_that_allow_more_than_the_flows_are_named() {
+    let mut cluster = Cluster::new();
+    cluster.add_text("workloads.yaml", WORKLOADS).unwrap();
+    let existing = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-all, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: api}}
+  ingress: [{}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: batch-out, namespace: data}
+spec:
+  podSelector: {matchLabels: {app: batch}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{podSelector: {matchLabels: {app: postgres}}}]
+    ports: [{port: 5432}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: narrow, namespace: data}
+spec:
+  podSelector: {matchLabels: {app: postgres}}
+  ingress:
+  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: shop}},
+            podSelector: {matchLabels: {app: api}}}]
+    ports: [{port: 5432}]
+"#;
+    cluster.add_text("existing.yaml", existing).unwrap();
+    let flows = Flows::from_yaml(FLOWS).unwrap();
+    let out = generate_segmentation(&cluster, &flows).unwrap();
+
+    let named: Vec<&str> = out.warnings.iter().map(|w| w.policy.as_str()).collect();
+    assert_eq!(named, ["shop/allow-all"], "{:#?}", out.warnings);
+    let warning = &out.warnings[0];
+    assert_eq!(warning.location.file, "existing.yaml");
+    assert_eq!(warning.location.pointer.as_deref(), Some("#0"));
+    assert_eq!(warning.location.line, Some(2));
+    let extra: Vec<String> = warning.extra.iter().map(ToString::to_string).collect();
+    // The internet reaches the api on every port; frontend and batch are held by their
+    // generated egress policies, so only what they declared gets through.
+    assert_eq!(
+        extra,
+        ["0.0.0.0-255.255.255.255[External] => shop/api[Deployment] : All Connections"]
+    );
+    let text = warning.to_string();
+    assert!(
+        text.contains("shop/allow-all (existing.yaml:2 #0)"),
+        "{text}"
+    );
+
+    // batch-out only allows a subset of what batch may not do; it widens nothing because
+    // postgres's ingress stays closed to batch, and `narrow` allows only a declared flow.
+    assert!(!named.contains(&"data/batch-out") && !named.contains(&"data/narrow"));
+}
+
+#[test]
+fn no_warnings_without_existing_policies() {
+    let mut cluster = Cluster::new();
+    cluster.add_text("workloads.yaml", WORKLOADS).unwrap();
+    let out = generate_segmentation(&cluster, &Flows::from_yaml(FLOWS).unwrap()).unwrap();
+    assert!(out.warnings.is_empty());
+    assert_eq!(out.to_string(), out.yaml);
+    assert!(out.yaml.starts_with("---\n"));
 }

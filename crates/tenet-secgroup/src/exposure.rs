@@ -1,11 +1,12 @@
 //! The `sg.*` rules: internet exposure, unknown exposure, group meshes and open egress.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde_json::json;
 use tenet_finding::{Finding, Severity};
 
+use crate::coverage::{self, Candidate, PublicRange};
 use crate::model::{Direction, Peer, Ports, Protocol, Rule};
 use crate::{Edge, Groups};
 
@@ -125,8 +126,8 @@ fn port_names(ports: Ports, protocol: Protocol, table: &[(u16, &str)]) -> Vec<St
         .collect()
 }
 
-fn describe_ports(rule: &Rule) -> String {
-    match (rule.protocol, rule.ports) {
+fn describe_ports(protocol: Protocol, ports: Ports) -> String {
+    match (protocol, ports) {
         (Protocol::All, _) => "all protocols and ports".to_owned(),
         (p, Ports::Everything) if p.has_ports() => format!("all {} ports", p.name()),
         (p, Ports::Range(f, t)) if f == t => format!("{f}/{}", p.name()),
@@ -136,76 +137,157 @@ fn describe_ports(rule: &Rule) -> String {
     }
 }
 
+/// What a finding is about: traffic of one protocol and port range that one or more rules
+/// of a group admit.
 struct Context<'a> {
-    rule: &'a Rule,
-    subject: String,
+    subject: &'a str,
+    protocol: Protocol,
+    ports: Ports,
+    /// The rules that admit it, sorted by location; the first is the finding's location.
+    rules: Vec<&'a Rule>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    fn of_rule(subject: &'a str, rule: &'a Rule) -> Context<'a> {
+        Context {
+            subject,
+            protocol: rule.protocol,
+            ports: rule.ports,
+            rules: vec![rule],
+        }
+    }
+
+    fn of_range(subject: &'a str, range: PublicRange<'a>) -> Context<'a> {
+        Context {
+            subject,
+            protocol: range.protocol,
+            ports: range.ports,
+            rules: range.rules,
+        }
+    }
+
+    fn describe(&self) -> String {
+        describe_ports(self.protocol, self.ports)
+    }
+
+    fn all_ports(&self) -> bool {
+        self.protocol == Protocol::All
+            || (self.protocol.has_ports() && self.ports == Ports::Everything)
+    }
+
     fn finding(&self, rule: &str, severity: Severity, title: String, detail: String) -> Finding {
-        let (from, to) = self.rule.ports.bounds();
-        Finding::new(
-            rule,
-            severity,
-            &self.subject,
-            self.rule.location.clone(),
-            title,
-            detail,
-        )
-        .with_evidence("rule", self.rule.label.clone())
-        .with_evidence("protocol", self.rule.protocol.name())
-        .with_evidence("from_port", from)
-        .with_evidence("to_port", to)
+        let (from, to) = self.ports.bounds();
+        let location = self
+            .rules
+            .first()
+            .map(|r| r.location.clone())
+            .unwrap_or_default();
+        let label = self.rules.first().map(|r| r.label.clone());
+        let detail = match self.rules.as_slice() {
+            [_, _, ..] => {
+                let each: Vec<String> = self.rules.iter().map(|r| r.location.to_string()).collect();
+                format!("{detail} The rules: {}.", each.join("; "))
+            }
+            _ => detail,
+        };
+        let finding = Finding::new(rule, severity, self.subject, location, title, detail)
+            .with_evidence("rule", label)
+            .with_evidence("protocol", self.protocol.name())
+            .with_evidence("from_port", from)
+            .with_evidence("to_port", to);
+        if self.rules.len() < 2 {
+            return finding;
+        }
+        // Several rules add up to the exposure: name every one of them.
+        let rules: Vec<_> = self
+            .rules
+            .iter()
+            .map(|r| json!({"rule": r.label, "location": r.location}))
+            .collect();
+        finding.with_evidence("rules", rules)
     }
 }
 
+fn subject(groups: &Groups, group: &str) -> String {
+    match groups.groups.get(group).and_then(|g| g.name.as_deref()) {
+        Some(name) if name != group => format!("{group} ({name})"),
+        _ => group.to_owned(),
+    }
+}
+
+fn candidate<'a>(rule: &'a Rule, resolved: &Resolved) -> Candidate<'a> {
+    let nets = resolved
+        .v4
+        .iter()
+        .map(|n| IpNet::V4(*n))
+        .chain(resolved.v6.iter().map(|n| IpNet::V6(*n)))
+        .collect();
+    Candidate { rule, nets }
+}
+
 pub(crate) fn findings(groups: &Groups) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut by_group: BTreeMap<&str, Vec<(&Rule, Resolved)>> = BTreeMap::new();
     for rule in &groups.rules {
-        let resolved = resolve(groups, rule);
-        let subject = match groups
-            .groups
-            .get(&rule.group)
-            .and_then(|g| g.name.as_deref())
-        {
-            Some(name) if name != rule.group => format!("{} ({name})", rule.group),
-            _ => rule.group.clone(),
-        };
-        let cx = Context { rule, subject };
-        let public = resolved.public_families();
-        match rule.direction {
-            Direction::Ingress if !public.is_empty() => public_ingress(&cx, &public, &mut out),
-            Direction::Ingress if !resolved.unknown.is_empty() => {
-                out.push(unknown_exposure(&cx, &resolved.unknown));
-            }
-            Direction::Egress
-                if !public.is_empty()
-                    && rule.ports == Ports::Everything
-                    && rule.protocol == Protocol::All =>
-            {
-                out.push(open_egress(&cx, &public));
-            }
-            _ => {}
-        }
-        if rule.direction == Direction::Ingress {
-            mesh(&cx, &resolved.groups, &mut out);
-        }
+        by_group
+            .entry(rule.group.as_str())
+            .or_default()
+            .push((rule, resolve(groups, rule)));
+    }
+    let mut out = Vec::new();
+    for (group, rules) in by_group {
+        let subject = subject(groups, group);
+        group_findings(&subject, &rules, &mut out);
     }
     out
 }
 
+/// The findings of one group: its public ranges over the union of its ingress rules, open
+/// egress over the union of its all-traffic egress rules, then per rule unknown sources and
+/// meshes.
+fn group_findings(subject: &str, rules: &[(&Rule, Resolved)], out: &mut Vec<Finding>) {
+    let of = |direction: Direction| -> Vec<Candidate<'_>> {
+        rules
+            .iter()
+            .filter(|(rule, _)| rule.direction == direction)
+            .map(|(rule, resolved)| candidate(rule, resolved))
+            .collect()
+    };
+    for range in coverage::public_ranges(&of(Direction::Ingress)) {
+        let families = range.families.clone();
+        public_ingress(&Context::of_range(subject, range), &families, out);
+    }
+
+    let egress: Vec<Candidate<'_>> = of(Direction::Egress)
+        .into_iter()
+        .filter(|c| c.rule.protocol == Protocol::All)
+        .collect();
+    if let Some(range) = coverage::public_ranges(&egress).into_iter().next() {
+        let families = range.families.clone();
+        out.push(open_egress(&Context::of_range(subject, range), &families));
+    }
+
+    for (rule, resolved) in rules {
+        if rule.direction != Direction::Ingress {
+            continue;
+        }
+        let cx = Context::of_rule(subject, rule);
+        // A rule that is public on its own is reported above; its unknown sources add nothing.
+        if !resolved.unknown.is_empty() && resolved.public_families().is_empty() {
+            out.push(unknown_exposure(&cx, &resolved.unknown));
+        }
+        mesh(&cx, &resolved.groups, out);
+    }
+}
+
 fn public_ingress(cx: &Context<'_>, families: &[&str], out: &mut Vec<Finding>) {
-    let rule = cx.rule;
-    let what = describe_ports(rule);
+    let what = cx.describe();
     let from = format!("the whole internet ({})", families.join(" and "));
-    let admin = port_names(rule.ports, rule.protocol, ADMIN_PORTS);
-    let database = port_names(rule.ports, rule.protocol, DATABASE_PORTS);
+    let admin = port_names(cx.ports, cx.protocol, ADMIN_PORTS);
+    let database = port_names(cx.ports, cx.protocol, DATABASE_PORTS);
     let restrict = "Replace the world-wide source with the addresses or security groups that \
                     need it; reach administrative ports through SSM Session Manager or a \
                     bastion, and databases only from the application's security group.";
-    let all = rule.protocol == Protocol::All
-        || (rule.protocol.has_ports() && rule.ports == Ports::Everything);
-    if all {
+    if cx.all_ports() {
         out.push(
             cx.finding(
                 "sg.public-all-ports",
@@ -244,8 +326,14 @@ fn public_ingress(cx: &Context<'_>, families: &[&str], out: &mut Vec<Finding>) {
                     ids.join(", ")
                 ),
                 format!(
-                    "The rule for {what} exposes {kind} services to every address on the \
-                     internet, where they are scanned for within minutes."
+                    "{} for {what} expose{} {kind} services to every address on the \
+                     internet, where they are scanned for within minutes.",
+                    if cx.rules.len() > 1 {
+                        "Together, the rules"
+                    } else {
+                        "The rule"
+                    },
+                    if cx.rules.len() > 1 { "" } else { "s" },
                 ),
             )
             .with_evidence("ports", json!(ids))
@@ -253,8 +341,8 @@ fn public_ingress(cx: &Context<'_>, families: &[&str], out: &mut Vec<Finding>) {
             .with_remediation(restrict),
         );
     }
-    let width = rule.ports.width();
-    if rule.protocol.has_ports() && width > WIDE_RANGE {
+    let width = cx.ports.width();
+    if cx.protocol.has_ports() && width > WIDE_RANGE {
         any = true;
         out.push(
             cx.finding(
@@ -274,10 +362,9 @@ fn public_ingress(cx: &Context<'_>, families: &[&str], out: &mut Vec<Finding>) {
 }
 
 fn narrow_public(cx: &Context<'_>, what: &str, from: &str, families: &[&str]) -> Finding {
-    let rule = cx.rule;
-    let web = matches!(rule.ports, Ports::Range(f, t)
-        if rule.protocol == Protocol::Tcp && WEB_PORTS.contains(&f) && WEB_PORTS.contains(&t));
-    let (severity, detail) = match (rule.protocol, rule.ports) {
+    let web = matches!(cx.ports, Ports::Range(f, t)
+        if cx.protocol == Protocol::Tcp && WEB_PORTS.contains(&f) && WEB_PORTS.contains(&t));
+    let (severity, detail) = match (cx.protocol, cx.ports) {
         _ if web => (
             Severity::Info,
             "A public web port; expected for a load balancer.",
@@ -311,7 +398,7 @@ fn narrow_public(cx: &Context<'_>, what: &str, from: &str, families: &[&str]) ->
 }
 
 fn unknown_exposure(cx: &Context<'_>, unknown: &[String]) -> Finding {
-    let what = describe_ports(cx.rule);
+    let what = cx.describe();
     cx.finding(
         "sg.exposure-unknown",
         Severity::Medium,
@@ -349,20 +436,18 @@ fn open_egress(cx: &Context<'_>, families: &[&str]) -> Finding {
 }
 
 fn mesh(cx: &Context<'_>, peers: &[String], out: &mut Vec<Finding>) {
-    let rule = cx.rule;
-    let all = rule.protocol == Protocol::All
-        || (rule.protocol.has_ports() && rule.ports == Ports::Everything);
-    if !all {
+    if !cx.all_ports() {
         return;
     }
+    let own = cx.rules.first().map(|r| r.group.as_str());
     let peers: BTreeSet<&String> = peers.iter().collect();
     for peer in peers {
-        let (title, detail) = if *peer == rule.group {
+        let (title, detail) = if Some(peer.as_str()) == own {
             (
                 format!(
                     "{} admits {} from its own members",
                     cx.subject,
-                    describe_ports(rule)
+                    cx.describe()
                 ),
                 "Every member can reach every other member on every port: one compromised \
                  instance reaches all of them. This is not internet exposure.",
@@ -372,7 +457,7 @@ fn mesh(cx: &Context<'_>, peers: &[String], out: &mut Vec<Finding>) {
                 format!(
                     "{} admits {} from members of {peer}",
                     cx.subject,
-                    describe_ports(rule)
+                    cx.describe()
                 ),
                 "Every member of the other group reaches every port of this group's members. \
                  This is not internet exposure.",

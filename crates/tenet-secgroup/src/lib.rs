@@ -7,10 +7,15 @@
 //! or by the `pl-...` id in its file name), and Terraform modules through `tenet-terraform`.
 //! Files may come in any order; prefix lists are resolved when [`Groups::assess`] runs.
 //!
-//! Semantics, per rule:
-//! - a rule is public when the union of its IPv4 sources (known prefix-list entries included)
-//!   covers all of IPv4, or its IPv6 sources cover all of IPv6: `0.0.0.0/1` + `128.0.0.0/1`
-//!   is public;
+//! Semantics:
+//! - exposure is computed per group over the union of all of its rules (inline rules,
+//!   `aws_security_group_rule`, the VPC rule resources, every `IpPermissions` entry), per
+//!   protocol and port: a port is public when the IPv4 sources (known prefix-list entries
+//!   included) of the rules that admit it cover all of IPv4, or their IPv6 sources all of
+//!   IPv6. `0.0.0.0/1` in one rule and `128.0.0.0/1` in another make the port public. Each
+//!   public range is reported once per group, located at the first of a minimal set of rules
+//!   that make it public, and naming all of them in the `rules` evidence when there are
+//!   several;
 //! - protocol `-1`/`all` (and any protocol other than TCP, UDP, ICMP) admits everything;
 //!   TCP/UDP port ranges are inclusive; a negative or missing TCP/UDP port means all ports;
 //!   ICMP "ports" are type and code and never match a port;
@@ -29,6 +34,7 @@
 )]
 
 mod aws_json;
+mod coverage;
 mod exposure;
 mod model;
 mod terraform;

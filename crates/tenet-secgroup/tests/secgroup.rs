@@ -197,6 +197,20 @@ const CHECKOV: &str = concat!(
     "/../../../shared/corpus/checkov-sg-fixtures"
 );
 
+/// The pointers of every rule a finding names: its location, and the `rules` evidence when
+/// several rules add up to the exposure.
+fn pointers(f: &Finding) -> Vec<&str> {
+    let mut out: Vec<&str> = f.location.pointer.as_deref().into_iter().collect();
+    if let Some(rules) = f.evidence.get("rules").and_then(Value::as_array) {
+        out.extend(
+            rules
+                .iter()
+                .filter_map(|r| r["location"]["pointer"].as_str()),
+        );
+    }
+    out
+}
+
 /// Whether Tenet reports `port`/tcp of `resource` as reachable from the internet, or cannot
 /// rule it out (unknown exposure: a check that asks "is it closed?" does not pass on it).
 fn exposes(findings: &[Finding], resource: &str, port: Option<i64>) -> bool {
@@ -211,7 +225,7 @@ fn exposes(findings: &[Finding], resource: &str, port: Option<i64>) -> bool {
             Some(p) => matches!(protocol, "tcp" | "all") && from <= p && p <= to,
             None => matches!(protocol, "tcp" | "all") && from == 0 && to == 65535,
         };
-        public && covers && f.location.pointer.as_deref() == Some(resource)
+        public && covers && pointers(f).contains(&resource)
     })
 }
 
@@ -354,4 +368,193 @@ resource "aws_vpc_security_group_egress_rule" "all" {
     assert_eq!(edges.len(), 1);
     assert_eq!(edges[0].from, "aws_security_group.app");
     assert_eq!(edges[0].to, "aws_security_group.db");
+}
+
+fn rule_pointers(f: &Finding) -> Vec<String> {
+    pointers(f).into_iter().map(str::to_owned).collect()
+}
+
+#[test]
+fn exposure_split_over_vpc_rule_resources_is_one_finding() {
+    let tf = r#"
+resource "aws_security_group" "db" { name = "db" }
+resource "aws_vpc_security_group_ingress_rule" "low" {
+  security_group_id = aws_security_group.db.id
+  cidr_ipv4         = "0.0.0.0/1"
+  ip_protocol       = "tcp"
+  from_port         = 5432
+  to_port           = 5432
+}
+resource "aws_vpc_security_group_ingress_rule" "high" {
+  security_group_id = aws_security_group.db.id
+  cidr_ipv4         = "128.0.0.0/1"
+  ip_protocol       = "tcp"
+  from_port         = 5432
+  to_port           = 5432
+}
+resource "aws_vpc_security_group_ingress_rule" "office" {
+  security_group_id = aws_security_group.db.id
+  cidr_ipv4         = "10.0.0.0/8"
+  ip_protocol       = "tcp"
+  from_port         = 5432
+  to_port           = 5432
+}
+"#;
+    let module = tenet_terraform::Module::from_files(&[("main.tf".to_owned(), tf.to_owned())]);
+    let mut groups = Groups::new();
+    groups.add_terraform(&module);
+    let outcome = groups.assess();
+    assert_eq!(
+        keys(&outcome.findings),
+        [key(
+            "aws_security_group.db (db)",
+            "sg.public-database-port",
+            Severity::Critical
+        )]
+        .into()
+    );
+    let f = &outcome.findings[0];
+    assert_eq!(outcome.findings.len(), 1);
+    assert_eq!(
+        rule_pointers(f),
+        vec![
+            "aws_vpc_security_group_ingress_rule.high",
+            "aws_vpc_security_group_ingress_rule.high",
+            "aws_vpc_security_group_ingress_rule.low",
+        ]
+    );
+    assert!(f.evidence["rules"][1]["location"]["line"].is_u64());
+    assert_eq!(
+        (
+            f.evidence["from_port"].clone(),
+            f.evidence["to_port"].clone()
+        ),
+        (json!(5432), json!(5432))
+    );
+}
+
+#[test]
+fn exposure_split_over_ip_permissions_is_one_finding() {
+    let doc = json!({"SecurityGroups": [{"GroupId": "sg-db", "IpPermissions": [
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+         "IpRanges": [{"CidrIp": "0.0.0.0/1"}]},
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+         "IpRanges": [{"CidrIp": "128.0.0.0/1"}]}
+    ]}]});
+    let mut groups = Groups::new();
+    assert!(groups.add_json("g.json", &doc));
+    let outcome = groups.assess();
+    assert_eq!(outcome.findings.len(), 1, "{:?}", outcome.findings);
+    let f = &outcome.findings[0];
+    assert_eq!(f.rule, "sg.public-database-port");
+    assert_eq!(f.evidence["families"], json!(["IPv4"]));
+    assert_eq!(
+        rule_pointers(f),
+        vec![
+            "/SecurityGroups/0/IpPermissions/0",
+            "/SecurityGroups/0/IpPermissions/0",
+            "/SecurityGroups/0/IpPermissions/1",
+        ]
+    );
+}
+
+#[test]
+fn partly_overlapping_ranges_across_rule_kinds_open_the_overlap() {
+    // Inline 0.0.0.0/1 on 0-1000, a rule resource 128.0.0.0/1 on 22 and a VPC rule
+    // 128.0.0.0/1 on 900-2000: ports 22 and 900-1000 are public, nothing else.
+    let tf = r#"
+resource "aws_security_group" "app" {
+  name = "app"
+  ingress {
+    from_port   = 0
+    to_port     = 1000
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/1"]
+  }
+}
+resource "aws_security_group_rule" "ssh" {
+  type              = "ingress"
+  from_port         = 22
+  to_port           = 22
+  protocol          = "tcp"
+  cidr_blocks       = ["128.0.0.0/1"]
+  security_group_id = aws_security_group.app.id
+}
+resource "aws_vpc_security_group_ingress_rule" "upper" {
+  security_group_id = aws_security_group.app.id
+  cidr_ipv4         = "128.0.0.0/1"
+  ip_protocol       = "tcp"
+  from_port         = 900
+  to_port           = 2000
+}
+"#;
+    let module = tenet_terraform::Module::from_files(&[("main.tf".to_owned(), tf.to_owned())]);
+    let mut groups = Groups::new();
+    groups.add_terraform(&module);
+    let outcome = groups.assess();
+    let got: Vec<(&str, i64, i64, Vec<String>)> = outcome
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.rule.as_str(),
+                f.evidence["from_port"].as_i64().unwrap(),
+                f.evidence["to_port"].as_i64().unwrap(),
+                f.evidence["rules"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["location"]["pointer"].as_str().unwrap().to_owned())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "sg.public-admin-port",
+                22,
+                22,
+                vec![
+                    "aws_security_group.app".to_owned(),
+                    "aws_security_group_rule.ssh".to_owned()
+                ]
+            ),
+            (
+                "sg.public-wide-port-range",
+                900,
+                1000,
+                vec![
+                    "aws_security_group.app".to_owned(),
+                    "aws_vpc_security_group_ingress_rule.upper".to_owned()
+                ]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn open_egress_split_over_rules_is_one_finding() {
+    let doc = json!([{"GroupId": "sg-e", "IpPermissions": [], "IpPermissionsEgress": [
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/1"}]},
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "128.0.0.0/1"}]},
+        {"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}
+    ]}]);
+    let mut groups = Groups::new();
+    assert!(groups.add_json("g.json", &doc));
+    let outcome = groups.assess();
+    assert_eq!(outcome.findings.len(), 1, "{:?}", outcome.findings);
+    assert_eq!(outcome.findings[0].rule, "sg.unrestricted-egress");
+    assert_eq!(
+        outcome.findings[0].evidence["families"],
+        json!(["IPv4", "IPv6"])
+    );
+    assert_eq!(
+        outcome.findings[0].evidence["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 }

@@ -157,8 +157,18 @@ pub fn segment_generate(
             .add_text(&file.display().to_string(), &text)
             .map_err(|e| anyhow!("manifest {}: {e}", file.display()))?;
     }
-    let yaml = tenet_k8s::generate_segmentation(&cluster, &flows_parsed)
+    let segmentation = tenet_k8s::generate_segmentation(&cluster, &flows_parsed)
         .map_err(|e| anyhow!("generating policies for {}: {e}", flows.display()))?;
+    for w in &segmentation.warnings {
+        eprintln!("warning: {}", tenet_finding::printable(&w.to_string()));
+    }
+    if !segmentation.warnings.is_empty() {
+        eprintln!(
+            "warning: NetworkPolicies add up: the existing policies above still allow more than \
+             the declared flows; remove or narrow them"
+        );
+    }
+    let yaml = segmentation.yaml;
     match out {
         Some(path) => {
             std::fs::write(path, &yaml)

@@ -161,6 +161,14 @@ fn a_folder_of_every_kind_gives_one_report() {
         .unwrap();
     assert_eq!(admin["location"]["pointer"], "/Statement/1");
     assert_eq!(admin["location"]["line"], 3);
+    // YAML findings carry a line too.
+    let ns = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["location"]["file"] == "in/k8s/workloads.yaml")
+        .unwrap();
+    assert!(ns["location"]["line"].as_u64().is_some(), "{ns}");
 
     // Same input, same bytes.
     let again = run(dir.path(), &["assess", "in", "--format", "json"]);
@@ -384,6 +392,30 @@ fn segment_generate_then_reach_shows_exactly_the_flows() {
             .iter()
             .any(|r| r.starts_with("k8s.no-default-deny")),
         "{report}"
+    );
+
+    // An existing allow-all policy defeats segmentation: the generator says so.
+    write(
+        dir.path(),
+        "open/open.yaml",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: frontend-open, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: frontend}}\n  ingress:\n  - {}\n",
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "segment",
+            "generate",
+            "--flows",
+            "flows.yaml",
+            "k8s/workloads.yaml",
+            "open/open.yaml",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning:") && stderr(&out).contains("frontend-open"),
+        "{}",
+        stderr(&out)
     );
 
     // A flow naming an unknown workload is refused with its name.
