@@ -7,6 +7,13 @@ use tenet_finding::{Outcome, Skipped};
 use crate::inputs::{Input, gather};
 use crate::report::Report;
 
+/// `--reach` lists pairs of workloads; above this many workloads it is refused rather than
+/// run out of memory.
+pub const MAX_REACH_WORKLOADS: usize = 2_000;
+
+/// The name under which a refused `--reach` is reported as skipped.
+pub const REACH_INPUT: &str = "--reach";
+
 /// What to compute besides findings.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -146,11 +153,23 @@ pub async fn assess(
         report.analyses.push("k8s".into());
         outcome.extend(cluster.assess());
         if options.reach {
-            report.connections = cluster
-                .connections()
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            let workloads = cluster.workload_count();
+            if workloads > MAX_REACH_WORKLOADS {
+                report.skipped.push(Skipped::new(
+                    REACH_INPUT,
+                    format!(
+                        "{workloads} workloads: listing every allowed pair could take up to \
+                         {workloads}\u{b2} lines; assess one namespace's manifests at a time \
+                         (at most {MAX_REACH_WORKLOADS} workloads)"
+                    ),
+                ));
+            } else {
+                report.connections = cluster
+                    .connections()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+            }
         }
     } else {
         report.skipped.extend(cluster.skipped().iter().cloned());
@@ -210,7 +229,12 @@ pub fn shown_database(url: &str) -> String {
 /// (or database) that was skipped, wholly or in part, and a named folder from which no input
 /// could be used.
 pub fn unusable(report: &Report, args: &[String]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+    let mut out: Vec<(String, String)> = report
+        .skipped
+        .iter()
+        .filter(|s| s.input == REACH_INPUT)
+        .map(|s| (s.input.clone(), s.reason.clone()))
+        .collect();
     for arg in args {
         let shown = match crate::inputs::url_scheme(arg).as_deref() {
             Some("postgres" | "postgresql") => shown_database(arg),

@@ -310,6 +310,22 @@ fn named_inputs_that_cannot_be_assessed_are_errors() {
 }
 
 #[test]
+fn reach_on_too_many_workloads_is_refused_not_run_out_of_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods: Vec<String> = (0..2100)
+        .map(|i| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: a}}\nspec: {{containers: [{{name: c}}]}}\n"))
+        .collect();
+    write(dir.path(), "pods.yaml", &pods.join("---\n"));
+    let out = run(dir.path(), &["assess", "pods.yaml", "--reach"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--reach: 2100 workloads"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn control_characters_in_inputs_cannot_forge_report_lines() {
     let dir = tempfile::tempdir().unwrap();
     write(
