@@ -172,12 +172,13 @@ async fn handle_inner(
         );
     }
     let path_and_query = target.path_and_query();
+    let version = parts.version;
     let forwarded = route.upstream.send(parts, &path_and_query, body);
     match forwarded
         .instrument(info_span!("forward", route = %route.spec.name))
         .await
     {
-        Ok(response) => downstream_response(response, &request_id),
+        Ok(response) => downstream_response(response, &request_id, version),
         Err(e) => {
             metrics::counter!("tenet_gateway_upstream_errors_total").increment(1);
             warn!(route = %route.spec.name, error = %e, "upstream failed");
@@ -345,8 +346,17 @@ fn upstream_headers(
 }
 
 /// The upstream's response with its hop-by-hop headers removed and the request id added.
-fn downstream_response(response: Response<Incoming>, request_id: &str) -> Response<Body> {
+/// The upstream's answer as the caller gets it: hop-by-hop headers removed, the request id
+/// added, and the gateway's own HTTP version on the caller's connection (a proxy speaks its
+/// own version, RFC 9110 section 7.6.3; an HTTP/1.0 upstream must not make the caller's
+/// keep-alive connection close).
+fn downstream_response(
+    response: Response<Incoming>,
+    request_id: &str,
+    version: http::Version,
+) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
+    parts.version = version;
     strip_response_hop_by_hop(&mut parts.headers);
     if let Ok(v) = HeaderValue::from_str(request_id) {
         parts.headers.insert(REQUEST_ID_HEADER, v);

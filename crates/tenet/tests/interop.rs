@@ -392,3 +392,54 @@ fn policy_reload_keeps_the_last_good_set() {
         serde_json::json!(["frontend-reads-products"])
     );
 }
+
+#[test]
+fn an_http_1_0_upstream_does_not_close_the_callers_keep_alive_connection() {
+    let mut d = Deployment::start();
+    d.stop();
+    // Python's http.server answers HTTP/1.0 and closes after each response.
+    let port = free_port();
+    let www = d.path("www");
+    std::fs::create_dir_all(www.join("products")).unwrap();
+    std::fs::write(www.join("products/index.html"), "ok").unwrap();
+    let _upstream = KillOnDrop(
+        std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(&www)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let config = std::fs::read_to_string(d.config()).unwrap().replace(
+        &format!("http://127.0.0.1:{}", d.upstream_port),
+        &format!("http://127.0.0.1:{port}"),
+    );
+    std::fs::write(d.config(), config).unwrap();
+    d.up();
+    let out = std::process::Command::new("curl")
+        .args(["-sv", "--http1.1", "--max-time", "10", "-o", "/dev/null"])
+        .arg("--resolve")
+        .arg(format!("{HOST}:{}:127.0.0.1", d.port))
+        .arg("--cacert")
+        .arg(d.path("data/admin/bundle.pem"))
+        .arg("--cert")
+        .arg(d.path("frontend/svid.pem"))
+        .arg("--key")
+        .arg(d.path("frontend/svid.key"))
+        .arg(d.url("/products/"))
+        .arg(d.url("/products/"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(log.matches("< HTTP/1.1 200").count(), 2, "{log}");
+    assert!(log.contains("Re-using existing connection"), "{log}");
+}
