@@ -33,6 +33,10 @@ pub struct ConfigFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectSection {
+    /// Detection and response on (default). Off: no analytics, rules, risk or playbooks
+    /// (containment by hand still works).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
     /// Sigma rules (file or folder) run on every event; none when absent.
     #[serde(default)]
     pub rules: Option<PathBuf>,
@@ -50,6 +54,7 @@ pub struct DetectSection {
 impl Default for DetectSection {
     fn default() -> Self {
         Self {
+            enabled: true,
             rules: None,
             playbooks: default_playbook_dir(),
             cut_off: default_cut_off(),
@@ -58,6 +63,9 @@ impl Default for DetectSection {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_playbook_dir() -> PathBuf {
     PathBuf::from("playbooks")
 }
@@ -68,6 +76,7 @@ fn default_cut_off() -> String {
 /// Detection and response, resolved.
 #[derive(Debug, Clone)]
 pub struct DetectSpec {
+    pub enabled: bool,
     pub rules: Option<PathBuf>,
     pub playbooks: PathBuf,
     pub cut_off: Option<Duration>,
@@ -324,6 +333,7 @@ fn detect_spec(base: &Path, d: DetectSection) -> Result<DetectSpec> {
         other => Some(parse_duration(other).context("detect.cut_off")?),
     };
     Ok(DetectSpec {
+        enabled: d.enabled,
         rules: d.rules.map(|r| base.join(r)),
         playbooks: base.join(d.playbooks),
         cut_off,

@@ -94,13 +94,20 @@ pub async fn start(config: &Config) -> Result<Running> {
     let verifier = Arc::new(SvidVerifier::new(bundles, config.clock_skew));
 
     let containment = crate::contain::open(config)?;
-    let (detector, risk) = crate::detect::load(
-        &config.detect,
-        containment.clone(),
-        policy.clone(),
-        sink.clone(),
-        clock.clone(),
-    )?;
+    let (detector, risk): (Option<crate::detect::Detector>, Arc<dyn tenet_gateway::RiskSource>) =
+        if config.detect.enabled {
+            let (d, r) = crate::detect::load(
+                &config.detect,
+                containment.clone(),
+                policy.clone(),
+                sink.clone(),
+                clock.clone(),
+            )?;
+            (Some(d), r)
+        } else {
+            info!("detection off ([detect] enabled = false)");
+            (None, Arc::new(tenet_gateway::NoRisk))
+        };
     let detector_feed = sink.subscribe();
     let gateway = Gateway::bind(GatewayParts {
         listeners: config.listeners.clone(),
@@ -140,7 +147,7 @@ pub async fn start(config: &Config) -> Result<Running> {
     let (admin_addr, admin_task) =
         admin::serve(config, admin_state, resolver.clone(), verifier).await?;
 
-    let background = vec![
+    let mut background = vec![
         admin_task,
         tokio::spawn(reloader.clone().watch()),
         tokio::spawn(rotate_svid(
@@ -153,8 +160,10 @@ pub async fn start(config: &Config) -> Result<Running> {
             sink.clone(),
         )),
         tokio::spawn(expire_containment(containment, sink.clone(), clock.clone())),
-        tokio::spawn(detector.run(detector_feed)),
     ];
+    if let Some(detector) = detector {
+        background.push(tokio::spawn(detector.run(detector_feed)));
+    }
     for (name, addr) in &listeners {
         info!(listener = %name, %addr, "gateway listener up");
     }
