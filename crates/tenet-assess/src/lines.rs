@@ -1,38 +1,68 @@
 //! Line numbers for JSON pointers: findings on JSON inputs carry a pointer such as
 //! `/Statement/2`; this finds the line where that value starts in the original text, so
 //! editors and code-scanning tools can jump to it.
+//!
+//! [`PointerIndex`] reads a document once and records the line of every value down to a
+//! depth, so a file with thousands of findings is scanned once, not once per finding.
 
-/// The 1-based line where the value at `pointer` (RFC 6901) starts in `text`, or where the
-/// deepest existing prefix of it starts. `None` when not even the first token exists or the
-/// text is not JSON.
+use std::collections::HashMap;
+
+/// Values nested deeper than this are not indexed (their findings get the line of the
+/// deepest indexed ancestor).
+const INDEX_DEPTH: usize = 12;
+
+/// The line of every value of one JSON text, by pointer.
+#[derive(Debug, Default)]
+pub struct PointerIndex {
+    lines: HashMap<String, u32>,
+}
+
+impl PointerIndex {
+    /// Indexes `text` (which should be JSON; anything else gives an empty or partial index).
+    pub fn build(text: &str) -> PointerIndex {
+        let mut scanner = Scanner {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+            line: 1,
+        };
+        let mut index = PointerIndex::default();
+        scanner.whitespace();
+        let mut path = String::new();
+        scanner.value(&mut path, 0, &mut index.lines);
+        index
+    }
+
+    /// The 1-based line of the value at `pointer`, or of its deepest indexed ancestor.
+    pub fn line(&self, pointer: &str) -> Option<u32> {
+        let mut p = pointer;
+        loop {
+            if let Some(line) = self.lines.get(p) {
+                return Some(*line);
+            }
+            match p.rfind('/') {
+                Some(i) => p = p.get(..i).unwrap_or(""),
+                None => return None,
+            }
+        }
+    }
+}
+
+/// The line where the value at `pointer` (RFC 6901) starts in `text` (one-off; use
+/// [`PointerIndex`] for many pointers into one text).
 pub fn line_of_pointer(text: &str, pointer: &str) -> Option<u32> {
-    let tokens: Vec<String> = match pointer {
-        "" => Vec::new(),
-        p => p
-            .strip_prefix('/')?
-            .split('/')
-            .map(|t| t.replace("~1", "/").replace("~0", "~"))
-            .collect(),
-    };
-    let mut scanner = Scanner {
-        bytes: text.as_bytes(),
-        at: 0,
-        line: 1,
-    };
-    scanner.whitespace();
-    let mut best = None;
-    scanner.find(&tokens, 0, &mut best);
-    best
+    if !pointer.is_empty() && !pointer.starts_with('/') {
+        return None;
+    }
+    PointerIndex::build(text).line(pointer)
 }
 
 struct Scanner<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     at: usize,
     line: u32,
 }
-
-/// Deeper documents are not searched (serde_json refuses them anyway).
-const MAX_DEPTH: usize = 256;
 
 impl Scanner<'_> {
     fn peek(&self) -> Option<u8> {
@@ -54,121 +84,75 @@ impl Scanner<'_> {
         }
     }
 
-    /// At the start of a value whose path matches the first `depth` tokens: records its line
-    /// and descends toward the rest. Returns true when the search is over.
-    fn find(&mut self, tokens: &[String], depth: usize, best: &mut Option<u32>) -> bool {
-        *best = Some(self.line);
-        let Some(want) = tokens.get(depth) else {
-            return true;
-        };
-        if depth >= MAX_DEPTH {
-            return true;
+    /// Records the value at the cursor under `path` and walks into it. False on malformed
+    /// input (the index then stops growing).
+    fn value(&mut self, path: &mut String, depth: usize, out: &mut HashMap<String, u32>) -> bool {
+        if depth <= INDEX_DEPTH {
+            out.entry(path.clone()).or_insert(self.line);
         }
         match self.peek() {
             Some(b'{') => {
                 self.bump();
+                let base = path.len();
                 loop {
                     self.whitespace();
                     match self.peek() {
+                        Some(b'}') => {
+                            self.bump();
+                            return true;
+                        }
                         Some(b'"') => {}
-                        _ => return true,
+                        _ => return false,
                     }
-                    let Some(key) = self.string() else {
-                        return true;
+                    let Some(key) = self.key() else {
+                        return false;
                     };
                     self.whitespace();
                     if self.bump() != Some(b':') {
-                        return true;
+                        return false;
                     }
                     self.whitespace();
-                    if &key == want {
-                        self.find(tokens, depth + 1, best);
-                        return true;
-                    }
-                    if !self.skip_value() {
-                        return true;
+                    path.push('/');
+                    path.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                    let ok = self.value(path, depth + 1, out);
+                    path.truncate(base);
+                    if !ok {
+                        return false;
                     }
                     self.whitespace();
                     match self.bump() {
                         Some(b',') => {}
-                        _ => return true,
+                        Some(b'}') => return true,
+                        _ => return false,
                     }
                 }
             }
             Some(b'[') => {
                 self.bump();
-                let Ok(index) = want.parse::<usize>() else {
-                    return true;
-                };
-                let mut i = 0;
+                let base = path.len();
+                let mut i = 0usize;
                 loop {
                     self.whitespace();
-                    if matches!(self.peek(), Some(b']') | None) {
+                    if self.peek() == Some(b']') {
+                        self.bump();
                         return true;
                     }
-                    if i == index {
-                        self.find(tokens, depth + 1, best);
-                        return true;
-                    }
-                    if !self.skip_value() {
-                        return true;
+                    path.push('/');
+                    path.push_str(&i.to_string());
+                    let ok = self.value(path, depth + 1, out);
+                    path.truncate(base);
+                    if !ok {
+                        return false;
                     }
                     self.whitespace();
                     match self.bump() {
                         Some(b',') => i += 1,
-                        _ => return true,
+                        Some(b']') => return true,
+                        _ => return false,
                     }
                 }
             }
-            _ => true,
-        }
-    }
-
-    /// Reads a string at the cursor and returns it decoded.
-    fn string(&mut self) -> Option<String> {
-        let start = self.at;
-        self.bump();
-        loop {
-            match self.bump()? {
-                b'\\' => {
-                    self.bump()?;
-                }
-                b'"' => break,
-                _ => {}
-            }
-        }
-        let raw = std::str::from_utf8(self.bytes.get(start..self.at)?).ok()?;
-        serde_json::from_str(raw).ok()
-    }
-
-    /// Skips one value; false on malformed input.
-    fn skip_value(&mut self) -> bool {
-        match self.peek() {
-            Some(b'"') => self.string().is_some(),
-            Some(b'{' | b'[') => {
-                let mut depth = 0usize;
-                loop {
-                    match self.peek() {
-                        Some(b'"') => {
-                            if self.string().is_none() {
-                                return false;
-                            }
-                            continue;
-                        }
-                        Some(b'{' | b'[') => depth += 1,
-                        Some(b'}' | b']') => {
-                            depth = depth.saturating_sub(1);
-                            if depth == 0 {
-                                self.bump();
-                                return true;
-                            }
-                        }
-                        Some(_) => {}
-                        None => return false,
-                    }
-                    self.bump();
-                }
-            }
+            Some(b'"') => self.skip_string(),
             Some(_) => {
                 while !matches!(
                     self.peek(),
@@ -181,11 +165,51 @@ impl Scanner<'_> {
             None => false,
         }
     }
+
+    /// Skips a string at the cursor (escapes honoured).
+    fn skip_string(&mut self) -> bool {
+        self.bump();
+        loop {
+            match self.bump() {
+                Some(b'\\') => {
+                    if self.bump().is_none() {
+                        return false;
+                    }
+                }
+                Some(b'"') => return true,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+    }
+
+    /// A key at the cursor, decoded (escapes are rare in keys: decoded only when present).
+    fn key(&mut self) -> Option<String> {
+        let start = self.at;
+        let mut escaped = false;
+        self.bump();
+        loop {
+            match self.bump()? {
+                b'\\' => {
+                    escaped = true;
+                    self.bump()?;
+                }
+                b'"' => break,
+                _ => {}
+            }
+        }
+        let raw = self.text.get(start..self.at)?;
+        if escaped {
+            serde_json::from_str(raw).ok()
+        } else {
+            raw.get(1..raw.len().saturating_sub(1)).map(str::to_owned)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::line_of_pointer;
+    use super::{PointerIndex, line_of_pointer};
 
     const DOC: &str = r#"{
   "Version": "2012-10-17",
@@ -198,7 +222,8 @@ mod tests {
       "Resource": "*"
     }
   ],
-  "we/ird~key": {"x": [1, {"y": 2}]}
+  "we/ird~key": {"x": [1, {"y": 2}]},
+  "esc\u0061ped": {"z": 1}
 }"#;
 
     #[test]
@@ -209,6 +234,7 @@ mod tests {
         assert_eq!(line_of_pointer(DOC, "/Statement/1"), Some(5));
         assert_eq!(line_of_pointer(DOC, "/Statement/1/Action"), Some(8));
         assert_eq!(line_of_pointer(DOC, "/we~1ird~0key/x/1/y"), Some(12));
+        assert_eq!(line_of_pointer(DOC, "/escaped/z"), Some(13));
     }
 
     #[test]
@@ -217,6 +243,7 @@ mod tests {
         assert_eq!(line_of_pointer(DOC, "/Nope"), Some(1));
         assert_eq!(line_of_pointer(DOC, "no-slash"), None);
         assert_eq!(line_of_pointer("{\"a\": [", "/a/0"), Some(1));
-        assert_eq!(line_of_pointer("", "/a"), Some(1));
+        let index = PointerIndex::build(DOC);
+        assert_eq!(index.line("/Statement/1/Sid"), Some(6));
     }
 }

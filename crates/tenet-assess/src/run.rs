@@ -186,12 +186,18 @@ pub async fn assess(
             Err(e) => report.skipped.push(Skipped::new(shown, error_chain(&e))),
         }
     }
+    // One index per file that has findings without a line.
+    let mut indexes: std::collections::HashMap<String, crate::lines::PointerIndex> =
+        std::collections::HashMap::new();
     for finding in &mut outcome.findings {
         let location = &mut finding.location;
         if location.line.is_none()
             && let (Some(text), Some(pointer)) = (json_texts.get(&location.file), &location.pointer)
         {
-            location.line = crate::lines::line_of_pointer(text, pointer);
+            let index = indexes
+                .entry(location.file.clone())
+                .or_insert_with(|| crate::lines::PointerIndex::build(text));
+            location.line = index.line(pointer);
         }
     }
     report.findings = outcome.findings;

@@ -1,12 +1,17 @@
 //! The streaming detector: detections and correlations over events, with bounded state.
 
-use rsigma_eval::{CorrelationConfig, CorrelationEngine, EvaluationResult, ResultBody};
-use rsigma_parser::Level;
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+
+use rsigma_eval::{
+    CorrelationConfig, CorrelationEngine, Engine as RsigmaEngine, EvaluationResult, ResultBody,
+};
+use rsigma_parser::{Level, LogSource, SigmaCollection, SigmaRule};
 use serde::Serialize;
 use serde_json::Value;
 use tenet_finding::Severity;
 
-use crate::fields::SourceEvent;
+use crate::fields::{FieldPlan, SourceEvent, correlation_fields, detection_fields};
 use crate::rules::{LoadProblem, RuleSet};
 use crate::source::Source;
 
@@ -36,26 +41,24 @@ pub struct Match {
 }
 
 impl Match {
-    fn from_result(result: &EvaluationResult) -> Match {
-        let header = &result.header;
-        let (correlation, group) = match &result.body {
-            ResultBody::Correlation(c) => (true, c.group_key.clone()),
+    fn from_result(result: EvaluationResult) -> Match {
+        let header = result.header;
+        let (correlation, group) = match result.body {
+            ResultBody::Correlation(c) => (true, c.group_key),
             ResultBody::Detection(_) => (false, Vec::new()),
         };
+        let attack = header
+            .tags
+            .iter()
+            .filter(|t| t.starts_with("attack."))
+            .cloned()
+            .collect();
         Match {
-            rule_id: header
-                .rule_id
-                .clone()
-                .unwrap_or_else(|| header.rule_title.clone()),
-            title: header.rule_title.clone(),
+            rule_id: header.rule_id.unwrap_or_else(|| header.rule_title.clone()),
+            title: header.rule_title,
             level: header.level.map(severity),
-            attack: header
-                .tags
-                .iter()
-                .filter(|t| t.starts_with("attack."))
-                .cloned()
-                .collect(),
-            tags: header.tags.clone(),
+            attack,
+            tags: header.tags,
             correlation,
             group,
         }
@@ -76,44 +79,108 @@ fn severity(level: Level) -> Severity {
 /// per-group windows whose total size is bounded (at most 100,000 groups and 10,000 entries per
 /// group; the oldest go first, so a bound can only make a correlation fire less, never more).
 pub struct Engine {
-    inner: CorrelationEngine,
+    /// One detector per source, indexed by [`slot`].
+    detectors: Vec<Detector>,
+    /// Correlation state, when the set has correlations.
+    correlations: Option<Correlations>,
+    rule_count: usize,
     problems: Vec<LoadProblem>,
+}
+
+/// The rules that can apply to one source's events, compiled into their own rsigma engine so
+/// that its candidate index and always-evaluated set hold nothing another product's rules
+/// put there, and the plan of the fields those rules read.
+struct Detector {
+    engine: RsigmaEngine,
+    plan: FieldPlan,
+    /// Whether the source's logsource is the same for all its events, so that every rule in
+    /// `engine` agrees with every event's.
+    fixed: bool,
+}
+
+/// Correlations: rsigma's correlation engine, fed only the detections a correlation names.
+struct Correlations {
+    inner: CorrelationEngine,
+    /// Ids of the detection rules a correlation refers to (by id or name).
+    feeding: HashSet<String>,
+}
+
+/// All sources in [`slot`] order.
+const SOURCES: [Source; 6] = [
+    Source::Tenet,
+    Source::CloudTrail,
+    Source::KubernetesAudit,
+    Source::Okta,
+    Source::Windows,
+    Source::Unknown,
+];
+
+fn slot(source: Source) -> usize {
+    match source {
+        Source::Tenet => 0,
+        Source::CloudTrail => 1,
+        Source::KubernetesAudit => 2,
+        Source::Okta => 3,
+        Source::Windows => 4,
+        Source::Unknown => 5,
+    }
+}
+
+/// The part of a source's logsource every one of its events has: all of it for CloudTrail,
+/// Kubernetes audit and Okta, the product for Tenet and Windows (whose service and category
+/// vary by event), nothing for unknown events.
+fn base_logsource(source: Source) -> LogSource {
+    let product = |p: &str| LogSource {
+        product: Some(p.to_owned()),
+        ..LogSource::default()
+    };
+    match source {
+        Source::Tenet => product("tenet"),
+        Source::Windows => product("windows"),
+        Source::Unknown => LogSource::default(),
+        fixed => fixed
+            .logsource(&Value::Null)
+            .unwrap_or_else(LogSource::default),
+    }
+}
+
+/// rsigma's conflict rule: a dimension set on both sides must agree (ASCII case-insensitive).
+fn compatible(rule: &LogSource, event: &LogSource) -> bool {
+    let agree = |r: &Option<String>, e: &Option<String>| match (r, e) {
+        (Some(r), Some(e)) => r.eq_ignore_ascii_case(e),
+        _ => true,
+    };
+    agree(&rule.product, &event.product)
+        && agree(&rule.service, &event.service)
+        && agree(&rule.category, &event.category)
 }
 
 impl Engine {
     /// An engine over `rules`. Rules were checked when the set was loaded; one that still fails
     /// here is listed in [`Engine::problems`].
     pub fn new(rules: RuleSet) -> Engine {
-        let config = CorrelationConfig {
-            max_state_entries: MAX_STATE_ENTRIES,
-            max_group_entries: Some(MAX_GROUP_ENTRIES),
-            ..CorrelationConfig::default()
-        };
-        let mut inner = CorrelationEngine::new(config);
+        let collection = &rules.collection;
         let mut problems = Vec::new();
-        if let Err(e) = inner.add_collection(&rules.collection) {
-            // Unreachable after RuleSet's checks unless rsigma changes; keep what loads.
-            problems.push(LoadProblem {
-                file: "(rule set)".into(),
-                rule_id: None,
-                title: None,
-                construct: "engine".into(),
-                reason: e.to_string(),
-            });
-            inner = CorrelationEngine::new(CorrelationConfig::default());
-            for rule in &rules.collection.rules {
-                if let Err(e) = inner.add_rule(rule) {
-                    problems.push(LoadProblem {
-                        file: "(rule set)".into(),
-                        rule_id: rule.id.clone(),
-                        title: Some(rule.title.clone()),
-                        construct: "engine".into(),
-                        reason: e.to_string(),
-                    });
-                }
-            }
+
+        let mut correlation_fields_read = BTreeSet::new();
+        for corr in &collection.correlations {
+            correlation_fields(corr, &mut correlation_fields_read);
         }
-        Engine { inner, problems }
+        let detectors = SOURCES
+            .iter()
+            .map(|&source| {
+                Detector::new(source, collection, &correlation_fields_read, &mut problems)
+            })
+            .collect();
+        let correlations = Correlations::new(collection, &mut problems);
+        problems.sort();
+        problems.dedup();
+        Engine {
+            detectors,
+            correlations,
+            rule_count: collection.rules.len(),
+            problems,
+        }
     }
 
     /// Rules the engine could not take although the set loaded them (normally none).
@@ -125,25 +192,201 @@ impl Engine {
     /// correlation windows run on this time, never on the clock). Rules whose logsource names a
     /// different product, service or category than the source's are not evaluated.
     pub fn observe(&mut self, event: &Value, source: Source, now_ms: i64) -> Vec<Match> {
-        let view = SourceEvent::new(event, source);
-        let detections = match source.logsource(event) {
-            Some(ls) => self.inner.engine().evaluate_pruned(&view, &ls),
-            None => self.inner.engine().evaluate(&view),
+        let Some(detector) = self.detectors.get(slot(source)) else {
+            return Vec::new();
         };
-        let results =
-            self.inner
-                .process_with_detections(&view, detections, now_ms.div_euclid(1000));
-        results.iter().map(Match::from_result).collect()
+        let view = SourceEvent::new(event, source, &detector.plan);
+        // A fixed-logsource detector holds only rules that agree with it: nothing to prune.
+        let logsource = if detector.fixed {
+            None
+        } else {
+            source.logsource(event)
+        };
+        let detections = match logsource {
+            Some(ls) => detector.engine.evaluate_pruned(&view, &ls),
+            None => detector.engine.evaluate(&view),
+        };
+        let results = match &mut self.correlations {
+            Some(c) => c.process(&view, detections, now_ms.div_euclid(1000)),
+            None => detections,
+        };
+        results.into_iter().map(Match::from_result).collect()
     }
 
     /// Correlation state entries currently held (for monitoring the memory bound).
     pub fn state_entries(&self) -> usize {
-        self.inner.state_count()
+        self.correlations
+            .as_ref()
+            .map_or(0, |c| c.inner.state_count())
     }
 
     /// Number of detection rules loaded.
     pub fn detection_rules(&self) -> usize {
-        self.inner.detection_rule_count()
+        self.rule_count
+    }
+}
+
+impl Detector {
+    /// The detector for `source`: the rules whose logsource can agree with the source's, and
+    /// the plan for the fields they, their filters and the correlations read.
+    fn new(
+        source: Source,
+        collection: &SigmaCollection,
+        correlation_fields_read: &BTreeSet<String>,
+        problems: &mut Vec<LoadProblem>,
+    ) -> Detector {
+        let base = base_logsource(source);
+        let subset = SigmaCollection {
+            rules: collection
+                .rules
+                .iter()
+                .filter(|r| compatible(&r.logsource, &base))
+                .cloned()
+                .collect(),
+            correlations: Vec::new(),
+            filters: collection.filters.clone(),
+            ..SigmaCollection::default()
+        };
+
+        let mut fields = correlation_fields_read.clone();
+        for rule in &subset.rules {
+            detection_fields(&rule.detection, &mut fields);
+        }
+        for filter in &subset.filters {
+            detection_fields(&filter.detection, &mut fields);
+        }
+
+        let mut engine = RsigmaEngine::new();
+        if let Err(e) = engine.add_collection(&subset) {
+            // Unreachable after RuleSet's checks unless rsigma changes; keep what loads.
+            problems.push(engine_problem(None, None, &e));
+            engine = RsigmaEngine::new();
+            for (_, e) in engine.add_rules(subset.rules.iter()) {
+                problems.push(engine_problem(None, None, &e));
+            }
+            for filter in &subset.filters {
+                if let Err(e) = engine.apply_filter(filter) {
+                    problems.push(engine_problem(filter.id.clone(), Some(&filter.title), &e));
+                }
+            }
+        }
+        let fixed = matches!(
+            source,
+            Source::CloudTrail | Source::KubernetesAudit | Source::Okta
+        );
+        Detector {
+            engine,
+            plan: FieldPlan::new(source, &fields),
+            fixed,
+        }
+    }
+}
+
+impl Correlations {
+    /// rsigma's correlation engine over the correlations and the rules they name; `None`
+    /// when the set has no correlation.
+    fn new(collection: &SigmaCollection, problems: &mut Vec<LoadProblem>) -> Option<Correlations> {
+        if collection.correlations.is_empty() {
+            return None;
+        }
+        let named: HashSet<&str> = collection
+            .correlations
+            .iter()
+            .flat_map(|c| c.rules.iter().map(String::as_str))
+            .collect();
+        let names = |r: &SigmaRule| {
+            r.id.as_deref().is_some_and(|id| named.contains(id))
+                || r.name.as_deref().is_some_and(|n| named.contains(n))
+        };
+        let feeding_rules: Vec<SigmaRule> = collection
+            .rules
+            .iter()
+            .filter(|r| names(r))
+            .cloned()
+            .collect();
+        let feeding = feeding_rules.iter().filter_map(|r| r.id.clone()).collect();
+        let subset = SigmaCollection {
+            rules: feeding_rules,
+            correlations: collection.correlations.clone(),
+            ..SigmaCollection::default()
+        };
+
+        let config = CorrelationConfig {
+            max_state_entries: MAX_STATE_ENTRIES,
+            max_group_entries: Some(MAX_GROUP_ENTRIES),
+            ..CorrelationConfig::default()
+        };
+        let mut inner = CorrelationEngine::new(config.clone());
+        if let Err(e) = inner.add_collection(&subset) {
+            problems.push(engine_problem(None, None, &e));
+            inner = CorrelationEngine::new(config);
+            for rule in &subset.rules {
+                if let Err(e) = inner.add_rule(rule) {
+                    problems.push(engine_problem(rule.id.clone(), Some(&rule.title), &e));
+                }
+            }
+            for corr in &subset.correlations {
+                if let Err(e) = inner.add_correlation(corr) {
+                    problems.push(engine_problem(corr.id.clone(), Some(&corr.title), &e));
+                }
+            }
+        }
+        Some(Correlations { inner, feeding })
+    }
+
+    /// Feeds the detections a correlation names to the correlation engine, and returns every
+    /// detection it keeps (a rule only a correlation uses is not reported alone) in the order
+    /// found, then the correlations that fired.
+    fn process(
+        &mut self,
+        event: &SourceEvent<'_>,
+        detections: Vec<EvaluationResult>,
+        ts_secs: i64,
+    ) -> Vec<EvaluationResult> {
+        let feeds = |d: &EvaluationResult| {
+            d.header
+                .rule_id
+                .as_deref()
+                .is_some_and(|id| self.feeding.contains(id))
+        };
+        let fed: Vec<EvaluationResult> = detections.iter().filter(|d| feeds(d)).cloned().collect();
+        if fed.is_empty() {
+            // Nothing for any correlation: its state is untouched, so its bound still holds.
+            return detections;
+        }
+        let out = self.inner.process_with_detections(event, fed, ts_secs);
+        let (kept, fired): (Vec<_>, Vec<_>) = out.into_iter().partition(|r| r.is_detection());
+        // rsigma drops the detections of rules only a correlation uses, by rule id.
+        let kept: HashSet<&str> = kept
+            .iter()
+            .filter_map(|d| d.header.rule_id.as_deref())
+            .collect();
+        let mut results: Vec<EvaluationResult> = detections
+            .into_iter()
+            .filter(|d| {
+                !feeds(d)
+                    || d.header
+                        .rule_id
+                        .as_deref()
+                        .is_some_and(|id| kept.contains(id))
+            })
+            .collect();
+        results.extend(fired);
+        results
+    }
+}
+
+fn engine_problem(
+    rule_id: Option<String>,
+    title: Option<&str>,
+    e: &dyn fmt::Display,
+) -> LoadProblem {
+    LoadProblem {
+        file: "(rule set)".into(),
+        rule_id,
+        title: title.map(str::to_owned),
+        construct: "engine".into(),
+        reason: e.to_string(),
     }
 }
 
@@ -213,5 +456,40 @@ level: high
         let ev = json!({"eventSource": "s3.amazonaws.com", "eventName": "GetObject",
                         "eventVersion": "1.08", "awsRegion": "x", "disposition": "Blocked"});
         assert!(engine.observe(&ev, Source::CloudTrail, 0).is_empty());
+    }
+
+    #[test]
+    fn each_source_runs_the_rules_that_can_apply_to_it() {
+        let rules = "title: any\nid: any\nlogsource: {category: x}\n\
+                     detection: {sel: {eventName: Probe}, condition: sel}\n---\n\
+                     title: aws\nid: aws\nlogsource: {product: aws, service: cloudtrail}\n\
+                     detection: {sel: {eventName: Probe}, condition: sel}\n---\n\
+                     title: win\nid: win\nlogsource: {product: windows}\n\
+                     detection: {sel: {eventName: Probe}, condition: sel}\n";
+        let set = RuleSet::from_yaml("t.yml", rules);
+        assert!(set.problems().is_empty(), "{:?}", set.problems());
+        let mut engine = Engine::new(set);
+        assert_eq!(engine.detection_rules(), 3);
+        let ids = |m: Vec<Match>| {
+            let mut ids: Vec<String> = m.into_iter().map(|m| m.rule_id).collect();
+            ids.sort();
+            ids
+        };
+        let ct = json!({"eventSource": "s3.amazonaws.com", "eventName": "Probe"});
+        assert_eq!(
+            ids(engine.observe(&ct, Source::CloudTrail, 0)),
+            ["any", "aws"]
+        );
+        assert_eq!(
+            ids(engine.observe(&ct, Source::Unknown, 0)),
+            ["any", "aws", "win"]
+        );
+        // Field names in another case still reach the per-source index.
+        let lower = json!({"eventsource": "s3.amazonaws.com", "eventname": "Probe"});
+        assert_eq!(
+            ids(engine.observe(&lower, Source::CloudTrail, 0)),
+            ["any", "aws"]
+        );
+        assert!(engine.observe(&lower, Source::Unknown, 0).is_empty());
     }
 }

@@ -1,7 +1,7 @@
 //! Field mappings: how a Sigma field name is read from each source's events.
 //!
-//! The mapping is applied on the event side, at lookup, rather than by rewriting rules: a rule
-//! is loaded once and works on every source whose events carry its fields, and a correlation's
+//! The mapping is applied on the event side rather than by rewriting rules: a rule is loaded
+//! once and works on every source whose events carry its fields, and a correlation's
 //! `group-by` fields read through the same mapping as the detections.
 //!
 //! Lookup order for a field name:
@@ -13,98 +13,501 @@
 //! Step 4 is case folding decided on purpose: the vendors' JSON uses camelCase, SigmaHQ's rules
 //! mostly do too, but exporters and some rules differ (Panther lowercases Okta keys,
 //! `eventtype` vs `eventType`), and none of these schemas has two fields that differ only in
-//! case. Folding happens only after an exact miss and only when the first path segment exists
-//! in some case, so the common path costs nothing. Windows and unknown events are read exactly,
-//! as Sigma's Windows taxonomy is case-exact.
+//! case. Folding applies only after an exact miss; at each level an exact key is followed in
+//! preference to one in another case. It is ASCII folding for ASCII field names (all of
+//! SigmaHQ's), Unicode lowercasing otherwise. Windows and unknown events are read exactly, as
+//! Sigma's Windows taxonomy is case-exact.
+//!
+//! Steps 2 to 4 run once per event, before evaluation, for the fields the loaded rules read
+//! (a [`FieldPlan`]): what they find is laid over the event as extra top-level fields named as
+//! the rules name them. rsigma then reads a plain event, and its candidate index, which probes
+//! only the fields under an event's top-level keys, still sees every field a rule can read.
+//! Finding the keys in another case costs one walk over the parts of the event the rules'
+//! paths reach; an event whose keys are all spelled as the rules spell them gets nothing laid
+//! over it. Where an event holds one key in two different non-exact spellings, which one is
+//! read is unspecified (none of these schemas has such keys).
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+
+use ahash::AHashMap as HashMap;
 
 use rsigma_eval::event::{Event, EventValue, JsonEvent};
+use rsigma_parser::fieldpath::unescape_brackets;
+use rsigma_parser::{
+    CorrelationCondition, CorrelationRule, Detection, Detections, Modifier, SigmaValue,
+};
 use serde_json::{Map, Value};
 
+use crate::paths::{MAX_DEPTH, collected, lookup, lookup_folded, walk, with_lowercase};
 use crate::source::Source;
 
-/// Maximum depth when building the case-folded copy of an event.
-const MAX_DEPTH: usize = 64;
+/// A field name the rules read.
+#[derive(Debug, Clone)]
+struct PlanField {
+    /// As the rules spell it, which is how rsigma asks for it.
+    name: String,
+    /// As an event key would spell it (`\[` and `\]` unescaped): the key rsigma's candidate
+    /// index files the field under.
+    key: String,
+    /// The dot-separated segments of `name`.
+    segments: Vec<String>,
+}
 
-/// An event as rules see it: the raw JSON read through its source's field mapping.
+impl PlanField {
+    fn new(name: &str) -> PlanField {
+        PlanField {
+            name: name.to_owned(),
+            key: unescape_brackets(name).into_owned(),
+            segments: name.split('.').map(str::to_owned).collect(),
+        }
+    }
+}
+
+/// The first segment of a field path, as the lookup order above compares it.
+fn first_segment(path: &str) -> &str {
+    path.split(['.', '[']).next().unwrap_or(path)
+}
+
+/// One object level of the rules' field paths, for finding the event keys that differ in case
+/// from what the rules read.
+#[derive(Debug, Clone)]
+struct Level {
+    /// Lowercased segment → segment.
+    children: HashMap<String, usize>,
+    /// Every spelling the rules use → segment, so that a key spelled as the rules spell it
+    /// needs no lowercasing.
+    spelled: HashMap<String, usize>,
+    /// A bit per (length, first and last byte lowercased) of the children: a key whose bit is
+    /// clear is no child in any case, which settles most keys without a lookup.
+    shapes: Box<[u64; SHAPE_WORDS]>,
+}
+
+/// Words of [`Level::shapes`] (4,096 bits).
+const SHAPE_WORDS: usize = 64;
+
+impl Default for Level {
+    fn default() -> Self {
+        Level {
+            children: HashMap::default(),
+            spelled: HashMap::default(),
+            shapes: Box::new([0; SHAPE_WORDS]),
+        }
+    }
+}
+
+impl Level {
+    /// The bit of `key`'s shape: its length, first and last byte, ASCII-lowercased. Keys
+    /// that are not ASCII all share bit 0, as their lowercase form may differ in length.
+    fn shape(key: &str) -> (usize, u64) {
+        let bytes = key.as_bytes();
+        let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+            return (0, 1);
+        };
+        if !key.is_ascii() {
+            return (0, 1);
+        }
+        let h = (bytes.len() & 0x3f) << 6
+            ^ usize::from(first.to_ascii_lowercase() & 0x3f)
+            ^ usize::from(last.to_ascii_lowercase() & 0x3f) << 3;
+        let bit = h % (SHAPE_WORDS * 64);
+        (bit / 64, 1u64 << (bit % 64))
+    }
+
+    fn may_hold(&self, key: &str) -> bool {
+        let (word, mask) = Level::shape(key);
+        self.shapes.get(word).is_some_and(|w| w & mask != 0)
+    }
+
+    fn mark(&mut self, lower: &str) {
+        let (word, mask) = Level::shape(lower);
+        if let Some(w) = self.shapes.get_mut(word) {
+            *w |= mask;
+        }
+        // A non-ASCII spelling may fold to ASCII and back: keep the shared bit as well.
+        if let Some(w) = self.shapes.get_mut(0) {
+            *w |= 1;
+        }
+    }
+}
+
+/// A path segment the rules read below a [`Level`].
+#[derive(Debug, Clone, Default)]
+struct Segment {
+    /// The spellings the rules use for it; one, unless rules disagree on its case.
+    spellings: Vec<String>,
+    /// The next level, when some field path continues below this segment.
+    below: Option<usize>,
+    /// The fields whose path passes through or ends at this segment (indexes into `fields`).
+    fields: Vec<usize>,
+    /// Whether this is a whole dotted path filed under the top level (a flat key).
+    whole: bool,
+}
+
+/// The fields a rule set reads, prepared for one source: which may be answered by an alias,
+/// by a Tenet-native field, or by case folding. Built once per engine and source.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FieldPlan {
+    fields: Vec<PlanField>,
+    /// Fields with aliases on this source, with their alias paths in order.
+    aliased: Vec<(usize, &'static [&'static str])>,
+    /// Tenet: first segment → the fields under it, with their `unmapped.` path.
+    unmapped: HashMap<String, Vec<(usize, String)>>,
+    /// Case-folding sources: the rules' paths as levels of segments; `levels[0]` is the
+    /// event's top level, and also holds each dotted path whole (a flat key in other case).
+    levels: Vec<Level>,
+    segments: Vec<Segment>,
+    /// Case-folding sources: fields with `[`/`\` path syntax, checked on every event.
+    bracketed: Vec<usize>,
+}
+
+impl FieldPlan {
+    /// The plan for `fields` (as [`detection_fields`] and [`correlation_fields`] collect
+    /// them) on `source`.
+    pub(crate) fn new(source: Source, fields: &BTreeSet<String>) -> FieldPlan {
+        let mut plan = FieldPlan::default();
+        let folds = matches!(
+            source,
+            Source::CloudTrail | Source::KubernetesAudit | Source::Okta
+        );
+        if folds {
+            plan.levels.push(Level::default());
+        }
+        for name in fields {
+            let idx = plan.fields.len();
+            plan.fields.push(PlanField::new(name));
+            let targets = aliases(source, name);
+            if !targets.is_empty() {
+                plan.aliased.push((idx, targets));
+            }
+            if source == Source::Tenet {
+                plan.unmapped
+                    .entry(first_segment(name).to_owned())
+                    .or_default()
+                    .push((idx, format!("unmapped.{name}")));
+            }
+            if folds {
+                plan.add_path(idx, name);
+            }
+        }
+        plan
+    }
+
+    /// Files `name` (field `idx`) under its segments, and whole under the top level.
+    fn add_path(&mut self, idx: usize, name: &str) {
+        if name.contains(['[', '\\']) {
+            self.bracketed.push(idx);
+            return;
+        }
+        let mut level = 0;
+        let mut parts = name.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let seg = self.segment(level, part);
+            if let Some(s) = self.segments.get_mut(seg) {
+                s.fields.push(idx);
+            }
+            if parts.peek().is_none() {
+                break;
+            }
+            level = self.level_below(seg);
+        }
+        if name.contains('.') {
+            let seg = self.segment(0, name);
+            if let Some(s) = self.segments.get_mut(seg) {
+                s.fields.push(idx);
+                s.whole = true;
+            }
+        }
+    }
+
+    /// The segment `part` at `level`, added if new.
+    fn segment(&mut self, level: usize, part: &str) -> usize {
+        let lower = part.to_lowercase();
+        let next = self.segments.len();
+        let Some(l) = self.levels.get_mut(level) else {
+            return next;
+        };
+        l.mark(&lower);
+        let seg = *l.children.entry(lower).or_insert(next);
+        l.spelled.entry(part.to_owned()).or_insert(seg);
+        if seg == next {
+            self.segments.push(Segment::default());
+        }
+        if let Some(s) = self.segments.get_mut(seg)
+            && !s.spellings.iter().any(|p| p == part)
+        {
+            s.spellings.push(part.to_owned());
+        }
+        seg
+    }
+
+    /// The level below segment `seg`, added if new.
+    fn level_below(&mut self, seg: usize) -> usize {
+        let next = self.levels.len();
+        match self.segments.get_mut(seg) {
+            Some(s) => match s.below {
+                Some(below) => below,
+                None => {
+                    s.below = Some(next);
+                    self.levels.push(Level::default());
+                    next
+                }
+            },
+            None => next,
+        }
+    }
+
+    /// Steps 2 to 4 of the lookup order for every planned field the event lacks.
+    fn resolve<'a>(&'a self, event: &'a Value, out: &mut Vec<Mapped<'a>>) {
+        let Some(root) = event.as_object() else {
+            return;
+        };
+        for (idx, targets) in &self.aliased {
+            if let Some(field) = self.fields.get(*idx)
+                && lookup(event, &field.name).is_none()
+                && let Some(v) = targets.iter().find_map(|t| lookup(event, t))
+            {
+                out.push(Mapped::new(field, v));
+            }
+        }
+
+        if let Some(native) = root.get("unmapped").and_then(Value::as_object)
+            && !self.unmapped.is_empty()
+        {
+            for key in native.keys() {
+                for (idx, path) in self.unmapped.get(key).into_iter().flatten() {
+                    let Some(field) = self.fields.get(*idx) else {
+                        continue;
+                    };
+                    if is_mapped(out, field) || lookup(event, &field.name).is_some() {
+                        continue;
+                    }
+                    if let Some(v) = lookup(event, path) {
+                        out.push(Mapped::new(field, v));
+                    }
+                }
+            }
+        }
+
+        if self.levels.is_empty() {
+            return;
+        }
+        let mut differing = Vec::new();
+        self.keys_in_other_case(0, event, MAX_DEPTH, &mut differing);
+        differing.extend(self.bracketed.iter().map(|idx| (*idx, None)));
+        for (idx, found) in differing {
+            let Some(field) = self.fields.get(idx) else {
+                continue;
+            };
+            if is_mapped(out, field) {
+                continue;
+            }
+            let value = match found {
+                Some((below, whole)) => {
+                    let rest = match (whole, field.segments.split_first()) {
+                        (false, Some((_, rest))) => rest,
+                        _ => &[],
+                    };
+                    let mut values = Vec::new();
+                    let mut exact = false;
+                    walk(below, rest, true, false, MAX_DEPTH, &mut values, &mut exact);
+                    collected(values)
+                }
+                None => lookup_folded(event, root, &field.name),
+            };
+            if let Some(v) = value {
+                out.push(Mapped::new(field, v));
+            }
+        }
+    }
+
+    /// Walks `value` along the rules' paths from `level`, collecting the fields under every
+    /// key whose case differs from a rule's spelling. Keys the rules spell the same way are
+    /// followed; all other keys are passed over at the cost of a length test or a lookup.
+    ///
+    /// A top-level key in another case, with no key of the rules' spelling beside it, comes
+    /// with its value (and whether it is a whole dotted path): the fields under it are read
+    /// from there. Anywhere else the field is read from the top without regard to case.
+    fn keys_in_other_case<'a>(
+        &self,
+        level: usize,
+        value: &'a Value,
+        depth: usize,
+        out: &mut Vec<(usize, Found<'a>)>,
+    ) {
+        let Some(l) = self.levels.get(level) else {
+            return;
+        };
+        if depth == 0 {
+            return;
+        }
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    if !l.may_hold(key) {
+                        continue;
+                    }
+                    let seg = match l.spelled.get(key.as_str()) {
+                        Some(seg) => Some(*seg),
+                        None => with_lowercase(key, |k| l.children.get(k).copied()),
+                    };
+                    let Some(seg) = seg.and_then(|s| self.segments.get(s)) else {
+                        continue;
+                    };
+                    if let [only] = seg.spellings.as_slice()
+                        && only == key
+                    {
+                        if let Some(below) = seg.below {
+                            self.keys_in_other_case(below, child, depth - 1, out);
+                        }
+                        continue;
+                    }
+                    let alone = level == 0
+                        && depth == MAX_DEPTH
+                        && !seg.spellings.iter().any(|p| map.contains_key(p));
+                    let found = alone.then_some((child, seg.whole));
+                    out.extend(seg.fields.iter().map(|f| (*f, found)));
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    self.keys_in_other_case(level, item, depth - 1, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Where a field in another case was found: the value of its top-level key and whether that
+/// key is the whole dotted path, or `None` to read it from the top.
+type Found<'a> = Option<(&'a Value, bool)>;
+
+/// A planned field the event lacks, and the value the mapping found for it.
+#[derive(Debug)]
+struct Mapped<'a> {
+    field: &'a PlanField,
+    value: EventValue<'a>,
+}
+
+impl<'a> Mapped<'a> {
+    fn new(field: &'a PlanField, value: EventValue<'a>) -> Self {
+        Mapped { field, value }
+    }
+}
+
+fn is_mapped(mapped: &[Mapped<'_>], field: &PlanField) -> bool {
+    mapped.iter().any(|m| m.field.name == field.name)
+}
+
+/// Every field name the rules of `detections` read, including `|fieldref` targets, into
+/// `out`. Fields inside an array block (`field[any]:`) are read from the array's members, not
+/// from the event, so only the array's own path is taken.
+pub(crate) fn detection_fields(detections: &Detections, out: &mut BTreeSet<String>) {
+    for detection in detections.named.values() {
+        collect_detection(detection, out);
+    }
+}
+
+fn collect_detection(detection: &Detection, out: &mut BTreeSet<String>) {
+    match detection {
+        Detection::AllOf(items) => {
+            for item in items {
+                let Some(name) = &item.field.name else {
+                    continue;
+                };
+                out.insert(name.clone());
+                if item.field.modifiers.contains(&Modifier::FieldRef) {
+                    for value in &item.values {
+                        if let SigmaValue::String(s) = value
+                            && let Some(other) = s.as_plain()
+                        {
+                            out.insert(other);
+                        }
+                    }
+                }
+            }
+        }
+        Detection::AnyOf(subs) | Detection::And(subs) => {
+            for sub in subs {
+                collect_detection(sub, out);
+            }
+        }
+        Detection::ArrayMatch { field, .. } => {
+            out.insert(field.clone());
+        }
+        Detection::Conditional { named, .. } => {
+            for sub in named.values() {
+                collect_detection(sub, out);
+            }
+        }
+        Detection::Keywords(_) => {}
+    }
+}
+
+/// The event fields a correlation reads: `group-by`, its aliases' per-rule fields, and the
+/// condition's `field`.
+pub(crate) fn correlation_fields(corr: &CorrelationRule, out: &mut BTreeSet<String>) {
+    out.extend(corr.group_by.iter().cloned());
+    for alias in &corr.aliases {
+        out.extend(alias.mapping.values().cloned());
+    }
+    if let CorrelationCondition::Threshold {
+        field: Some(fields),
+        ..
+    } = &corr.condition
+    {
+        out.extend(fields.iter().cloned());
+    }
+}
+
+/// An event as rules see it: the raw JSON, plus the fields its source's mapping supplies.
 pub(crate) struct SourceEvent<'a> {
     raw: JsonEvent<'a>,
-    source: Source,
-    /// Top-level object, for the case-folding pre-check.
-    root: Option<&'a Map<String, Value>>,
-    /// The event with every object key lowercased, built on the first case-folded lookup.
-    folded: OnceLock<JsonEvent<'static>>,
-    original: &'a Value,
+    /// The event, when borrowed (all sources but Windows, whose records are flattened into
+    /// `raw`): fields are read from it without rsigma's per-lookup allocations.
+    borrowed: Option<&'a Value>,
+    /// Sorted by field name.
+    mapped: Vec<Mapped<'a>>,
 }
 
 impl<'a> SourceEvent<'a> {
-    /// Wraps `event` from `source`. Windows records are flattened (`Event.EventData.*` and the
-    /// useful `Event.System` fields at the top level, as Sigma's Windows taxonomy names them).
-    pub(crate) fn new(event: &'a Value, source: Source) -> Self {
-        let raw = match source {
-            Source::Windows => JsonEvent::owned(flatten_windows(event)),
-            _ => JsonEvent::borrow(event),
-        };
+    /// Wraps `event` from `source`, mapping the fields of `plan` (the plan built for
+    /// `source`). Windows records are flattened (`Event.EventData.*` and the useful
+    /// `Event.System` fields at the top level, as Sigma's Windows taxonomy names them).
+    pub(crate) fn new(event: &'a Value, source: Source, plan: &'a FieldPlan) -> Self {
+        if source == Source::Windows {
+            return SourceEvent {
+                raw: JsonEvent::owned(flatten_windows(event)),
+                borrowed: None,
+                mapped: Vec::new(),
+            };
+        }
+        let mut mapped = Vec::new();
+        plan.resolve(event, &mut mapped);
+        mapped.sort_by(|a, b| a.field.name.cmp(&b.field.name));
         SourceEvent {
-            raw,
-            source,
-            root: event.as_object(),
-            folded: OnceLock::new(),
-            original: event,
+            raw: JsonEvent::borrow(event),
+            borrowed: Some(event),
+            mapped,
         }
-    }
-
-    fn folds_case(&self) -> bool {
-        matches!(
-            self.source,
-            Source::CloudTrail | Source::KubernetesAudit | Source::Okta
-        )
-    }
-
-    /// Whether the first segment of `path` is a Tenet-native field under `unmapped`.
-    fn has_unmapped(&self, path: &str) -> bool {
-        let first = path.split(['.', '[']).next().unwrap_or(path);
-        self.original
-            .get("unmapped")
-            .and_then(Value::as_object)
-            .is_some_and(|m| m.contains_key(first))
-    }
-
-    fn folded_lookup(&self, path: &str) -> Option<EventValue<'_>> {
-        let root = self.root?;
-        let first = path.split(['.', '[']).next().unwrap_or(path);
-        if !root.keys().any(|k| k.eq_ignore_ascii_case(first)) {
-            return None;
-        }
-        let folded = self
-            .folded
-            .get_or_init(|| JsonEvent::owned(lowercase_keys(self.original, MAX_DEPTH)));
-        folded.get_field(&path.to_lowercase())
     }
 }
 
 impl Event for SourceEvent<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        if let Some(v) = self.raw.get_field(path) {
-            return Some(v);
+        let own = match self.borrowed {
+            Some(event) => lookup(event, path),
+            None => self.raw.get_field(path),
+        };
+        if own.is_some() {
+            return own;
         }
-        for target in aliases(self.source, path) {
-            if let Some(v) = self.raw.get_field(target) {
-                return Some(v);
-            }
-        }
-        if self.source == Source::Tenet && self.has_unmapped(path) {
-            let native = format!("unmapped.{path}");
-            if let Some(v) = self.raw.get_field(&native) {
-                return Some(v);
-            }
-        }
-        if self.folds_case() {
-            return self.folded_lookup(path);
-        }
-        None
+        self.mapped
+            .binary_search_by(|m| m.field.name.as_str().cmp(path))
+            .ok()
+            .and_then(|i| self.mapped.get(i))
+            .map(|m| m.value.clone())
     }
 
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
@@ -123,8 +526,28 @@ impl Event for SourceEvent<'_> {
         self.raw.to_json()
     }
 
-    // `top_level_keys` keeps its default (`None`): aliases and case folding make names
-    // resolvable that are not keys of the event, so the candidate index must probe them all.
+    // The mapped fields are reported as top-level keys: rsigma's candidate index files a
+    // field under its full (unescaped) name as well as its root, so it probes every mapped
+    // field, and otherwise only the fields under the event's own keys.
+    fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
+        let mut keys = self.raw.top_level_keys()?;
+        keys.extend(
+            self.mapped
+                .iter()
+                .map(|m| Cow::Borrowed(m.field.key.as_str())),
+        );
+        Some(keys)
+    }
+
+    fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
+        if !self.raw.visit_top_level_keys(visit) {
+            return false;
+        }
+        for m in &self.mapped {
+            visit(&m.field.key);
+        }
+        true
+    }
 }
 
 /// Sigma field names for Tenet's OCSF events, tried in order. Proxy names (`c-ip`, `cs-method`,
@@ -229,25 +652,15 @@ fn named_data(value: &Value, out: &mut Map<String, Value>) {
     }
 }
 
-fn lowercase_keys(value: &Value, depth: usize) -> Value {
-    match value {
-        Value::Object(map) if depth > 0 => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.to_lowercase(), lowercase_keys(v, depth - 1)))
-                .collect(),
-        ),
-        Value::Array(items) if depth > 0 => {
-            Value::Array(items.iter().map(|v| lowercase_keys(v, depth - 1)).collect())
-        }
-        Value::Object(_) | Value::Array(_) => Value::Null,
-        scalar => scalar.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn plan(source: Source, fields: &[&str]) -> FieldPlan {
+        let fields = fields.iter().map(|f| (*f).to_owned()).collect();
+        FieldPlan::new(source, &fields)
+    }
 
     fn text(event: &SourceEvent<'_>, field: &str) -> Option<String> {
         event
@@ -255,11 +668,26 @@ mod tests {
             .and_then(|v| v.as_str().map(|s| s.into_owned()))
     }
 
+    fn keys(event: &SourceEvent<'_>) -> Vec<String> {
+        let mut out = Vec::new();
+        assert!(event.visit_top_level_keys(&mut |k| out.push(k.to_owned())));
+        out
+    }
+
     #[test]
     fn okta_fields_fold_case_both_ways() {
+        let p = plan(
+            Source::Okta,
+            &[
+                "eventType",
+                "debugContext.debugData.requestUri",
+                "eventtype",
+                "nosuch",
+            ],
+        );
         let lower = json!({"eventtype": "user.mfa.factor.deactivate",
                            "debugcontext": {"debugdata": {"requesturi": "/admin"}}});
-        let e = SourceEvent::new(&lower, Source::Okta);
+        let e = SourceEvent::new(&lower, Source::Okta, &p);
         assert_eq!(
             text(&e, "eventType").as_deref(),
             Some("user.mfa.factor.deactivate")
@@ -268,20 +696,52 @@ mod tests {
             text(&e, "debugContext.debugData.requestUri").as_deref(),
             Some("/admin")
         );
+        // The mapped names are visible to rsigma's candidate index.
+        let k = keys(&e);
+        assert!(k.contains(&"eventType".to_owned()), "{k:?}");
+        assert!(k.contains(&"debugContext.debugData.requestUri".to_owned()));
         let camel = json!({"eventType": "x", "displayMessage": "y"});
-        let e = SourceEvent::new(&camel, Source::Okta);
+        let e = SourceEvent::new(&camel, Source::Okta, &p);
         assert_eq!(text(&e, "eventtype").as_deref(), Some("x"));
+        assert_eq!(text(&e, "eventType").as_deref(), Some("x"));
         assert_eq!(text(&e, "nosuch"), None);
+        // Nothing to map when the event already has the exact field.
+        assert_eq!(keys(&e), vec!["displayMessage", "eventType", "eventtype"]);
+    }
+
+    #[test]
+    fn nested_case_differences_fold_under_an_exact_root() {
+        let p = plan(Source::CloudTrail, &["requestParameters.bucketName"]);
+        let v = json!({"eventSource": "s3.amazonaws.com",
+                       "requestParameters": {"BucketName": "b"}});
+        let e = SourceEvent::new(&v, Source::CloudTrail, &p);
+        assert_eq!(
+            text(&e, "requestParameters.bucketName").as_deref(),
+            Some("b")
+        );
+    }
+
+    #[test]
+    fn an_alias_comes_before_case_folding() {
+        let p = plan(Source::CloudTrail, &["user"]);
+        let v = json!({"USER": "folded", "userIdentity": {"userName": "alias"}});
+        let e = SourceEvent::new(&v, Source::CloudTrail, &p);
+        assert_eq!(text(&e, "user").as_deref(), Some("alias"));
     }
 
     #[test]
     fn windows_and_unknown_are_case_exact() {
+        let p = plan(Source::Unknown, &["image", "Image"]);
         let v = json!({"Image": "a"});
-        assert_eq!(text(&SourceEvent::new(&v, Source::Unknown), "image"), None);
+        assert_eq!(
+            text(&SourceEvent::new(&v, Source::Unknown, &p), "image"),
+            None
+        );
         let win = json!({"Event": {"System": {"EventID": 1, "Channel": "c",
             "Provider": {"#attributes": {"Name": "p"}}},
             "EventData": {"Image": "C:\\x.exe"}}});
-        let e = SourceEvent::new(&win, Source::Windows);
+        let p = plan(Source::Windows, &["image", "Image"]);
+        let e = SourceEvent::new(&win, Source::Windows, &p);
         assert_eq!(text(&e, "Image").as_deref(), Some("C:\\x.exe"));
         assert_eq!(text(&e, "image"), None);
         assert_eq!(text(&e, "EventID").as_deref(), Some("1"));
@@ -290,11 +750,15 @@ mod tests {
 
     #[test]
     fn tenet_names_map_onto_ocsf_paths() {
+        let p = plan(
+            Source::Tenet,
+            &["c-ip", "cs-method", "c-uri", "User", "route"],
+        );
         let v = json!({"class_uid": 4002, "metadata": {"product": {"name": "Tenet"}},
             "src_endpoint": {"ip": "10.0.0.1"}, "actor": {"app_name": "spiffe://t/a"},
             "http_request": {"http_method": "GET", "url": {"path": "/x", "hostname": "h"}},
             "unmapped": {"route": "r1"}});
-        let e = SourceEvent::new(&v, Source::Tenet);
+        let e = SourceEvent::new(&v, Source::Tenet, &p);
         assert_eq!(text(&e, "c-ip").as_deref(), Some("10.0.0.1"));
         assert_eq!(text(&e, "cs-method").as_deref(), Some("GET"));
         assert_eq!(text(&e, "c-uri").as_deref(), Some("/x"));
@@ -306,8 +770,25 @@ mod tests {
     fn windows_named_data_is_flattened() {
         let win = json!({"Event": {"System": {"EventID": {"#text": "4688"}},
             "EventData": {"Data": [{"#attributes": {"Name": "NewProcessName"}, "#text": "a"}]}}});
-        let e = SourceEvent::new(&win, Source::Windows);
+        let p = FieldPlan::default();
+        let e = SourceEvent::new(&win, Source::Windows, &p);
         assert_eq!(text(&e, "NewProcessName").as_deref(), Some("a"));
         assert_eq!(text(&e, "EventID").as_deref(), Some("4688"));
+    }
+
+    #[test]
+    fn rule_fields_include_fieldref_targets_and_array_paths() {
+        let set = crate::RuleSet::from_yaml(
+            "t.yml",
+            "title: t\nid: t\nlogsource: {product: x}\ndetection:\n  sel:\n    \
+             a|fieldref: b\n    c.d: x\n  kw: [evil]\n  condition: sel or kw\n",
+        );
+        assert!(set.problems().is_empty(), "{:?}", set.problems());
+        let mut out = BTreeSet::new();
+        for rule in set.rules() {
+            detection_fields(&rule.detection, &mut out);
+        }
+        let got: Vec<&str> = out.iter().map(String::as_str).collect();
+        assert_eq!(got, vec!["a", "b", "c.d"]);
     }
 }

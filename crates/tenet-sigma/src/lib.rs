@@ -20,6 +20,7 @@
 mod engine;
 mod fields;
 mod hunt;
+mod paths;
 mod rules;
 mod source;
 

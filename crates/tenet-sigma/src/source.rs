@@ -4,7 +4,7 @@ use std::fmt;
 
 use rsigma_parser::LogSource;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The log an event came from. It decides which field mapping applies and which rules can
 /// apply at all (a rule whose logsource names another product is never evaluated).
@@ -46,6 +46,9 @@ impl Source {
         let Some(map) = event.as_object() else {
             return Source::Unknown;
         };
+        if is_tenet(map) {
+            return Source::Tenet;
+        }
         let has = |key: &str| map.keys().any(|k| k.eq_ignore_ascii_case(key));
         let text = |key: &str| {
             map.iter()
@@ -53,9 +56,6 @@ impl Source {
                 .and_then(|(_, v)| v.as_str())
         };
 
-        if is_tenet(event) {
-            return Source::Tenet;
-        }
         if text("eventSource").is_some_and(|s| s.ends_with(".amazonaws.com"))
             || (has("eventName") && has("eventVersion") && has("awsRegion"))
         {
@@ -68,14 +68,15 @@ impl Source {
         {
             return Source::KubernetesAudit;
         }
-        if (has("eventType") && (has("legacyEventType") || has("displayMessage")))
-            || (has("eventType") && has("actor") && has("published"))
-            || (has("eventType") && has("outcome") && has("actor"))
-            || (has("uuid") && has("published") && has("eventType"))
-        {
+        let okta = has("eventType")
+            && ((has("legacyEventType") || has("displayMessage"))
+                || (has("actor") && has("published"))
+                || (has("outcome") && has("actor"))
+                || (has("uuid") && has("published")));
+        if okta {
             return Source::Okta;
         }
-        if event
+        if map
             .get("Event")
             .and_then(|e| e.get("System"))
             .is_some_and(Value::is_object)
@@ -116,12 +117,13 @@ impl fmt::Display for Source {
 }
 
 /// Tenet's events carry `metadata.product.name = "Tenet"` and an OCSF class.
-fn is_tenet(event: &Value) -> bool {
-    event
-        .pointer("/metadata/product/name")
+fn is_tenet(map: &Map<String, Value>) -> bool {
+    map.get("metadata")
+        .and_then(|m| m.get("product"))
+        .and_then(|p| p.get("name"))
         .and_then(Value::as_str)
         == Some("Tenet")
-        && event.get("class_uid").is_some_and(Value::is_u64)
+        && map.get("class_uid").is_some_and(Value::is_u64)
 }
 
 /// The kinds of Tenet events, each with its own logsource service.
