@@ -22,6 +22,7 @@ TENET="$root/target/release/tenet"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 bench/peers/mamip_dump.py "$corpus/mamip/policies" "$work/mamip-dump.json"
+mkdir -p "$work/cs1" "$work/cs2"
 dump="$corpus/cloudsplaining/examples/files/example.json"
 
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
