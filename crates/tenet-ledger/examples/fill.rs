@@ -16,15 +16,13 @@ use std::time::Instant;
 
 use tenet_ledger::{CheckpointSigner, Ledger, LedgerOptions, SigningKey, SyncPolicy, VerifierKey};
 
+/// About 200 bytes of JSON (an access event's core fields and padding in a string).
 fn event(n: u64) -> Vec<u8> {
-    let mut e = format!(
-        "{{\"activity_id\":1,\"class_uid\":4002,\"seq\":{n},\"http_request\":{{\"http_method\":\"GET\",\"url\":{{\"path\":\"/api/v1/items/{n}\"}}}}"
+    let head = format!(
+        "{{\"activity_id\":1,\"class_uid\":4002,\"http_request\":{{\"http_method\":\"GET\",\"url\":{{\"path\":\"/api/v1/items/{n}\"}}}},\"seq\":{n},\"pad\":\""
     );
-    while e.len() < 199 {
-        e.push('x');
-    }
-    e.push('}');
-    e.into_bytes()
+    let pad = 198usize.saturating_sub(head.len());
+    format!("{head}{}\"}}", "x".repeat(pad)).into_bytes()
 }
 
 fn main() {
