@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use tenet_finding::{Finding, Location, Outcome, Severity, Skipped};
 
 use crate::analysis::{self, Hit, Options};
+use crate::builtin::{self, Builtin};
 use crate::eval::principal_matches;
 use crate::policy::{Effect, Policy, Principals};
 use crate::privesc::Grants;
@@ -232,10 +233,13 @@ impl Account {
     }
 
     /// The docs that apply to a principal: its inline policies, attached managed policies,
-    /// and (for users) those of its groups.
-    fn docs_of(&self, p: &Principal) -> (Vec<usize>, Vec<String>) {
-        let mut docs = p.inline.clone();
+    /// and (for users) those of its groups. An attached policy whose document is not in the
+    /// input is taken from Tenet's built-in knowledge when it is a well-known AWS managed
+    /// policy, and is otherwise unresolved.
+    fn docs_of(&self, p: &Principal) -> Resolved<'_> {
+        let mut indices = p.inline.clone();
         let mut unresolved = Vec::new();
+        let mut builtins: Vec<&'static Builtin> = Vec::new();
         let mut managed: Vec<&String> = p.managed.iter().collect();
         for g in &p.groups {
             if let Some(group) = self
@@ -243,27 +247,40 @@ impl Account {
                 .iter()
                 .find(|x| x.kind == Kind::Group && (&x.name == g || x.aliases.contains(g)))
             {
-                docs.extend(&group.inline);
+                indices.extend(&group.inline);
                 managed.extend(&group.managed);
             }
         }
         for m in managed {
-            match self.managed.get(m) {
-                Some(&i) => docs.push(i),
-                None => unresolved.push(m.clone()),
+            match (self.managed.get(m), builtin::lookup(m)) {
+                (Some(&i), _) => indices.push(i),
+                (None, Some(b)) => {
+                    if !builtins.iter().any(|x| std::ptr::eq(*x, b)) {
+                        builtins.push(b);
+                    }
+                }
+                (None, None) => {
+                    if !unresolved.contains(m) {
+                        unresolved.push(m.clone());
+                    }
+                }
             }
         }
-        docs.sort_unstable();
-        docs.dedup();
-        (docs, unresolved)
+        indices.sort_unstable();
+        indices.dedup();
+        let mut docs: Vec<&Doc> = indices.iter().filter_map(|&i| self.docs.get(i)).collect();
+        docs.extend(builtins.iter().map(|b| &b.doc));
+        Resolved {
+            docs,
+            builtins,
+            unresolved,
+        }
     }
 
-    fn grants_of<'a>(&'a self, docs: &[usize]) -> Grants<'a> {
+    fn grants_of<'a>(&self, docs: &[&'a Doc]) -> Grants<'a> {
         let mut g = Grants::new(self.now);
-        for &i in docs {
-            if let Some(d) = self.docs.get(i) {
-                g.add(&d.policy.statements);
-            }
+        for d in docs {
+            g.add(&d.policy.statements);
         }
         g
     }
@@ -273,31 +290,55 @@ impl Account {
         // Per user/role: what it holds across all its policies.
         let mut powerful: HashMap<usize, String> = HashMap::new();
         let mut grants_by: HashMap<usize, Grants<'_>> = HashMap::new();
+        // Built-in documents in use, with the principals they are attached to (in order).
+        let mut builtins_used: Vec<(&'static Builtin, Vec<&Principal>)> = Vec::new();
         for (pi, p) in self.principals.iter().enumerate() {
             if p.kind == Kind::Group {
                 continue;
             }
-            let (docs, unresolved) = self.docs_of(p);
+            let Resolved {
+                docs,
+                builtins,
+                unresolved,
+            } = self.docs_of(p);
+            for b in &builtins {
+                match builtins_used.iter_mut().find(|(x, _)| std::ptr::eq(*x, *b)) {
+                    Some((_, holders)) => holders.push(p),
+                    None => builtins_used.push((b, vec![p])),
+                }
+            }
             let grants = self.grants_of(&docs);
             let location = principal_location(p);
-            let policy_names: Vec<String> = docs
-                .iter()
-                .filter_map(|&i| self.docs.get(i).map(|d| d.subject.clone()))
-                .collect();
+            let policy_names: Vec<String> = docs.iter().map(|d| d.subject.clone()).collect();
+            let provenance: Vec<String> = builtins.iter().map(|b| builtin::provenance(b)).collect();
             if grants.is_admin() {
                 powerful.insert(pi, "is an administrator".to_owned());
-                out.push(
-                    Finding::new(
-                        "iam.admin-equivalent",
-                        Severity::Critical,
-                        &p.display,
-                        location.clone(),
-                        format!("{} {} holds every action on every resource", kind_name(p.kind), p.name),
-                        "its policies together allow all actions on all resources with nothing denied",
-                    )
-                    .with_remediation("replace the administrator grant with the actions and resources needed")
-                    .with_evidence("policies", json!(policy_names)),
-                );
+                let mut detail = "its policies together allow all actions on all resources with \
+                                  nothing denied"
+                    .to_owned();
+                if !provenance.is_empty() {
+                    detail.push_str(&format!(" ({})", provenance.join("; ")));
+                }
+                let mut f = Finding::new(
+                    "iam.admin-equivalent",
+                    Severity::Critical,
+                    &p.display,
+                    location.clone(),
+                    format!(
+                        "{} {} holds every action on every resource",
+                        kind_name(p.kind),
+                        p.name
+                    ),
+                    detail,
+                )
+                .with_remediation(
+                    "replace the administrator grant with the actions and resources needed",
+                )
+                .with_evidence("policies", json!(policy_names));
+                if !provenance.is_empty() {
+                    f = with_builtin_evidence(f, &builtins);
+                }
+                out.push(f);
             } else {
                 let escalations = grants.escalations(p.kind == Kind::Role);
                 if let Some((m, _)) = escalations.first() {
@@ -305,7 +346,7 @@ impl Account {
                     let used: Vec<&Doc> = escalations
                         .iter()
                         .flat_map(|(_, used)| used)
-                        .filter_map(|(_, ptr)| self.doc_holding(&docs, ptr))
+                        .filter_map(|(action, ptr)| doc_holding(&docs, action, ptr))
                         .collect();
                     let mut hit = analysis::escalation_hit(&escalations);
                     let managed: BTreeSet<&str> = used
@@ -323,12 +364,26 @@ impl Account {
                             hit.remediation.unwrap_or_default()
                         ));
                     }
+                    let used_builtins: Vec<&'static Builtin> = builtins
+                        .iter()
+                        .copied()
+                        .filter(|b| used.iter().any(|d| std::ptr::eq(*d, &b.doc)))
+                        .collect();
+                    if !used_builtins.is_empty() {
+                        let notes: Vec<String> = used_builtins
+                            .iter()
+                            .map(|b| builtin::provenance(b))
+                            .collect();
+                        hit.detail = format!("{} ({})", hit.detail, notes.join("; "));
+                    }
                     let used_names: BTreeSet<&str> =
                         used.iter().map(|d| d.subject.as_str()).collect();
-                    out.push(
-                        finding(hit, &p.display, location.clone())
-                            .with_evidence("policies", json!(used_names)),
-                    );
+                    let mut f = finding(hit, &p.display, location.clone())
+                        .with_evidence("policies", json!(used_names));
+                    if !used_builtins.is_empty() {
+                        f = with_builtin_evidence(f, &used_builtins);
+                    }
+                    out.push(f);
                 }
             }
             if !unresolved.is_empty() {
@@ -340,8 +395,10 @@ impl Account {
                     location,
                     "Attached policy not in the input",
                     format!(
-                        "{} {} has attached policies whose documents were not given: {}; the \
-                         analysis of its permissions is incomplete",
+                        "{} {} has attached policies whose documents were not given (and are \
+                         not among the AWS managed policies Tenet knows): {}; what they allow \
+                         is unknown, so the principal's rights are unknown and the analysis \
+                         of its permissions is incomplete",
                         kind_name(p.kind),
                         p.name,
                         unresolved.join(", ")
@@ -350,21 +407,36 @@ impl Account {
             }
             grants_by.insert(pi, grants);
         }
+        out.extend(self.builtin_findings(&builtins_used));
         out.extend(self.role_chains(&powerful, &grants_by));
         out
     }
 
-    /// Which doc a statement pointer (unique per doc only) belongs to: first doc of the
-    /// principal whose policy has a statement at that pointer.
-    fn doc_holding(&self, docs: &[usize], pointer: &str) -> Option<&Doc> {
-        docs.iter().find_map(|&i| {
-            let d = self.docs.get(i)?;
-            d.policy
-                .statements
-                .iter()
-                .any(|s| s.pointer == pointer)
-                .then_some(d)
-        })
+    /// The findings of each built-in AWS managed policy document in use, once per policy,
+    /// located at the first principal it is attached to.
+    fn builtin_findings(&self, used: &[(&'static Builtin, Vec<&Principal>)]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for (b, holders) in used {
+            let Some(first) = holders.first() else {
+                continue;
+            };
+            let attached: Vec<&str> = holders.iter().map(|p| p.display.as_str()).collect();
+            let hits = analysis::analyze(
+                &b.doc.policy,
+                Options {
+                    now: self.now,
+                    escalation: false,
+                },
+            );
+            for hit in hits {
+                let mut hit = aws_managed_remedy(hit);
+                hit.detail = format!("{} ({})", hit.detail, builtin::provenance(b));
+                let f = finding(hit, &b.doc.subject, principal_location(first))
+                    .with_evidence("attached_to", json!(attached));
+                out.push(with_builtin_evidence(f, &[*b]));
+            }
+        }
+        out
     }
 
     /// Roles a principal can assume, followed transitively: reaching a role that is an
@@ -437,6 +509,40 @@ impl Account {
         }
         out
     }
+}
+
+/// The documents that apply to one principal.
+struct Resolved<'a> {
+    /// Its documents: those in the input, then built-in ones.
+    docs: Vec<&'a Doc>,
+    /// Attached AWS managed policies taken from Tenet's built-in knowledge.
+    builtins: Vec<&'static Builtin>,
+    /// Attached policies whose documents are unknown.
+    unresolved: Vec<String>,
+}
+
+/// Which of a principal's docs holds the Allow statement at `pointer` (unique only per doc)
+/// that grants `action`.
+fn doc_holding<'a>(docs: &[&'a Doc], action: &str, pointer: &str) -> Option<&'a Doc> {
+    let id = crate::catalogue::catalogue().action(action);
+    let at = |d: &&'a Doc| {
+        d.policy
+            .statements
+            .iter()
+            .find(|s| s.pointer == pointer && s.effect == Effect::Allow)
+    };
+    docs.iter()
+        .copied()
+        .find(|d| at(d).is_some_and(|s| id.is_none_or(|id| s.fitting.contains(id))))
+        .or_else(|| docs.iter().copied().find(|d| at(d).is_some()))
+}
+
+/// Says in the evidence that documents came from Tenet's built-in knowledge.
+fn with_builtin_evidence(f: Finding, builtins: &[&'static Builtin]) -> Finding {
+    let names: Vec<&str> = builtins.iter().map(|b| b.doc.subject.as_str()).collect();
+    let notes: Vec<String> = builtins.iter().map(|b| builtin::provenance(b)).collect();
+    f.with_evidence("builtin_policies", json!(names))
+        .with_evidence("document_source", json!(notes))
 }
 
 /// Whether a trust policy lets `from` assume the role: an Allow of sts:AssumeRole that names

@@ -275,18 +275,8 @@ fn set_of(list: &[&str]) -> ActionSet {
 /// the same holder removes.
 fn not_denied(s: &Statement, grants: &Grants<'_>) -> ActionSet {
     let mut set = s.fitting.clone();
-    for id in s.fitting.iter() {
-        if grants.denied(id) {
-            set.subtract(&single(id));
-        }
-    }
+    set.subtract(grants.denied_set());
     set
-}
-
-fn single(id: usize) -> ActionSet {
-    let mut s = catalogue().empty_set();
-    s.insert(id);
-    s
 }
 
 /// The grant findings of one statement, in the order of their root cause: the first present
@@ -359,17 +349,23 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, now: Option<i64>, hits
         );
     }
     if let ActionMatch::Actions(patterns) = &s.action {
-        found.extend(service_wildcard_hit(s, patterns));
+        found.extend(service_wildcard_hit(
+            s,
+            patterns,
+            &allowed,
+            star || not_resource,
+        ));
     }
 
-    let modify = of_level(&allowed, |a| {
-        a.level.modifies() && !a.resource_types.is_empty()
-    });
+    let mut modify = allowed.clone();
+    modify.intersect_with(c.modifying_set());
+    modify.intersect_with(c.resource_level_set());
     if star && !modify.is_empty() {
         found.push(resource_star_hit(s, &modify, conditional));
     }
 
-    let pm = of_level(&allowed, |a| a.level == AccessLevel::PermissionsManagement);
+    let mut pm = allowed.clone();
+    pm.intersect_with(c.level_set(AccessLevel::PermissionsManagement));
     if !pm.is_empty() {
         let list = names(&pm);
         found.push(
@@ -434,18 +430,6 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, now: Option<i64>, hits
     hits.extend(merge_causes(found));
 }
 
-/// The actions of `set` whose catalogue entry satisfies `keep`.
-fn of_level(set: &ActionSet, keep: impl Fn(&crate::catalogue::Action) -> bool) -> ActionSet {
-    let c = catalogue();
-    let mut out = c.empty_set();
-    for id in set.iter() {
-        if c.actions.get(id).is_some_and(&keep) {
-            out.insert(id);
-        }
-    }
-    out
-}
-
 /// One finding per statement: the first root cause in [`CAUSES`] order, at the worst
 /// severity of all, with the other risk classes (rule, severity and their evidence) under
 /// `implies`.
@@ -503,7 +487,8 @@ fn not_action_hit(
             .map(|svc| c.service_set(svc))
             .unwrap_or_default();
         iam.intersect_with(allowed);
-        let mut list = names(&of_level(&iam, |a| a.level.modifies()));
+        iam.intersect_with(c.modifying_set());
+        let mut list = names(&iam);
         // The actions that make it near-admin first, so the explanation names them.
         list.sort_by_key(|a| (!NOTABLE_IAM.contains(&a.as_str()), a.clone()));
         list
@@ -573,7 +558,22 @@ fn sample(list: &[String], n: usize) -> String {
     s
 }
 
-fn service_wildcard_hit(s: &Statement, patterns: &[String]) -> Option<Hit> {
+/// IAM actions that let a holder give itself any permission (attach or write a `*:*`
+/// policy on itself or a role it uses).
+const IAM_SELF_GRANT: &[&str] = &[
+    "iam:AttachUserPolicy",
+    "iam:PutUserPolicy",
+    "iam:AttachRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:CreatePolicyVersion",
+];
+
+fn service_wildcard_hit(
+    s: &Statement,
+    patterns: &[String],
+    allowed: &ActionSet,
+    everywhere: bool,
+) -> Option<Hit> {
     let c = catalogue();
     let mut services: Vec<String> = patterns
         .iter()
@@ -615,42 +615,60 @@ fn service_wildcard_hit(s: &Statement, patterns: &[String]) -> Option<Hit> {
     let high = services
         .iter()
         .any(|s| matches!(s.as_str(), "iam" | "sts" | "organizations" | "kms"));
-    Some(
-        Hit::new(
-            "iam.service-wildcard",
-            if high {
-                Severity::High
-            } else {
-                Severity::Medium
-            },
-            &s.pointer,
-            format!(
-                "Service wildcard: {}",
-                services
-                    .iter()
-                    .map(|s| format!("{s}:*"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            "a service wildcard grants every current and future action of the service, including \
-             its permissions-management actions",
-        )
-        .fix(format!(
-            "replace the wildcard by the actions needed, by access level — {}",
-            split.join("; ")
-        ))
-        .ev("services", json!(services)),
+    // iam:* on every resource is full IAM control: the holder can attach AdministratorAccess
+    // to itself, so it is an administrator in effect.
+    let self_grant: Vec<String> = names(&{
+        let mut set = set_of(IAM_SELF_GRANT);
+        set.intersect_with(allowed);
+        set
+    });
+    let iam_control = everywhere && services.iter().any(|s| s == "iam") && !self_grant.is_empty();
+    let mut detail = "a service wildcard grants every current and future action of the service, \
+                      including its permissions-management actions"
+        .to_owned();
+    if iam_control {
+        detail.push_str(&format!(
+            ". iam:* on every resource is full IAM control: the holder can attach \
+             AdministratorAccess (or write a *:* policy) to itself with {}, so it is an \
+             administrator in effect",
+            self_grant.join(", ")
+        ));
+    }
+    let mut hit = Hit::new(
+        "iam.service-wildcard",
+        if iam_control {
+            Severity::Critical
+        } else if high {
+            Severity::High
+        } else {
+            Severity::Medium
+        },
+        &s.pointer,
+        format!(
+            "Service wildcard: {}",
+            services
+                .iter()
+                .map(|s| format!("{s}:*"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        detail,
     )
+    .fix(format!(
+        "replace the wildcard by the actions needed, by access level — {}",
+        split.join("; ")
+    ))
+    .ev("services", json!(services));
+    if iam_control {
+        hit = hit.ev("full_iam_control", json!(self_grant));
+    }
+    Some(hit)
 }
 
 fn resource_star_hit(s: &Statement, modify: &ActionSet, conditional: bool) -> Hit {
     let c = catalogue();
     let list = names(modify);
-    let pm = modify.iter().any(|id| {
-        c.actions
-            .get(id)
-            .is_some_and(|a| a.level == AccessLevel::PermissionsManagement)
-    });
+    let pm = modify.intersects(c.level_set(AccessLevel::PermissionsManagement));
     Hit::new(
         "iam.resource-star",
         if pm { Severity::High } else { Severity::Medium },
@@ -677,11 +695,7 @@ fn resource_policy_statement(s: &Statement, hits: &mut Vec<Hit>) {
         .any(|c| c.operator.is_some() && RESTRICTING_KEYS.contains(&c.key_lower.as_str()));
     if everyone && !restricted {
         let c = catalogue();
-        let modifies = s
-            .actions
-            .iter()
-            .any(|id| c.actions.get(id).is_some_and(|a| a.level.modifies()))
-            || s.open;
+        let modifies = s.actions.intersects(c.modifying_set()) || s.open;
         hits.push(
             Hit::new(
                 "iam.resource-policy-public",
@@ -719,10 +733,22 @@ fn resource_policy_statement(s: &Statement, hits: &mut Vec<Hit>) {
 /// cannot read, write or delete lets it grant itself those rights.
 fn bucket_policy_escalation(policy: &Policy, hits: &mut Vec<Hit>) {
     let c = catalogue();
-    let allowed_on = |action: &str| -> Vec<(String, String)> {
+    // Resources (with the statement granting each) on which the policy allows an action and
+    // no unconditional Deny of the same policy removes it.
+    let allowed_on = |action: &str| -> Vec<(&str, &str)> {
         let Some(id) = c.action(action) else {
             return Vec::new();
         };
+        let mut denied = Patterns::default();
+        for d in &policy.statements {
+            if d.effect == Effect::Deny
+                && d.actions.contains(id)
+                && d.conditions.is_empty()
+                && let ResourceMatch::Resources(list) = &d.resource
+            {
+                denied.extend(list);
+            }
+        }
         let mut out = Vec::new();
         for s in &policy.statements {
             if s.effect != Effect::Allow || !s.actions.contains(id) || s.principal.is_some() {
@@ -730,25 +756,13 @@ fn bucket_policy_escalation(policy: &Policy, hits: &mut Vec<Hit>) {
             }
             if let ResourceMatch::Resources(list) = &s.resource {
                 for r in list {
-                    let denied = policy.statements.iter().any(|d| {
-                        d.effect == Effect::Deny
-                            && d.actions.contains(id)
-                            && d.conditions.is_empty()
-                            && matches!(&d.resource, ResourceMatch::Resources(dl)
-                                if dl.iter().any(|p| crate::pattern::glob_match(p, r)))
-                    });
-                    if !denied {
-                        out.push((r.clone(), s.pointer.clone()));
+                    if !denied.matches(r) {
+                        out.push((r.as_str(), s.pointer.as_str()));
                     }
                 }
             }
         }
         out
-    };
-    let covered = |list: &[(String, String)], r: &str| {
-        list.iter().any(|(p, _)| {
-            crate::pattern::glob_match(p, r) || crate::pattern::glob_match(p, &format!("{r}/*"))
-        })
     };
     let mut reported = HashSet::new();
     for (control, objects) in [
@@ -760,10 +774,18 @@ fn bucket_policy_escalation(policy: &Policy, hits: &mut Vec<Hit>) {
         ("s3:PutLifecycleConfiguration", &["s3:DeleteObject"][..]),
     ] {
         let controls = allowed_on(control);
+        if controls.is_empty() {
+            continue;
+        }
         for object in objects {
-            let objs = allowed_on(object);
-            for (r, pointer) in &controls {
-                if !covered(&objs, r) && reported.insert(pointer.clone()) {
+            let mut objs = Patterns::default();
+            objs.extend(allowed_on(object).into_iter().map(|(r, _)| r));
+            for &(r, pointer) in &controls {
+                if reported.contains(pointer) {
+                    continue;
+                }
+                let covered = objs.matches(r) || objs.matches(&format!("{r}/*"));
+                if !covered && reported.insert(pointer) {
                     hits.push(
                         Hit::new(
                             "iam.resource-policy-escalation",
@@ -783,6 +805,36 @@ fn bucket_policy_escalation(policy: &Policy, hits: &mut Vec<Hit>) {
                 }
             }
         }
+    }
+}
+
+/// Resource patterns, split so that literal ones are found by hashing and only wildcard ones
+/// are matched one by one.
+#[derive(Default)]
+struct Patterns<'a> {
+    exact: HashSet<&'a str>,
+    wild: Vec<&'a str>,
+}
+
+impl<'a> Patterns<'a> {
+    fn extend<S: AsRef<str> + ?Sized + 'a>(&mut self, list: impl IntoIterator<Item = &'a S>) {
+        for p in list {
+            let p = p.as_ref();
+            if crate::pattern::has_wildcard(p) {
+                self.wild.push(p);
+            } else {
+                self.exact.insert(p);
+            }
+        }
+    }
+
+    /// Whether some pattern matches `text` (case-sensitive, like the comparison it replaces).
+    fn matches(&self, text: &str) -> bool {
+        self.exact.contains(text)
+            || self
+                .wild
+                .iter()
+                .any(|p| crate::pattern::glob_match(p, text))
     }
 }
 

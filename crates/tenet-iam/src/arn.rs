@@ -16,11 +16,35 @@ const MAX_PATTERN: usize = 4096;
 /// a resource of the type whose ARN template is given
 /// (`arn:${Partition}:s3:::${BucketName}/${ObjectName}`).
 pub fn pattern_fits_template(pattern: &str, template: &str) -> bool {
+    // Quick answer when both name their service literally: different services never fit.
+    if let (Some(p), Some(t)) = (
+        literal_service(pattern, false),
+        literal_service(template, true),
+    ) && !p.eq_ignore_ascii_case(t)
+    {
+        return false;
+    }
     let pattern = variables_as_wildcards(pattern);
     if pattern.len() > MAX_PATTERN {
         return true;
     }
     intersects(&compile_pattern(&pattern), &compile_template(template))
+}
+
+/// The service field of an ARN pattern or template (`arn:aws:s3:::b` → `s3`) when nothing
+/// up to and including it is a wildcard or variable, so that it can only match that text.
+/// In a template the partition may be a `${Partition}` variable: it never holds `:`.
+fn literal_service(arn: &str, template: bool) -> Option<&str> {
+    let mut fields = arn.splitn(4, ':');
+    let (arn_field, partition, service) = (fields.next()?, fields.next()?, fields.next()?);
+    fields.next()?;
+    let literal = |f: &str| !f.contains(['*', '?', '$']);
+    let partition_ok = literal(partition)
+        || (template
+            && partition.starts_with("${")
+            && partition.ends_with('}')
+            && partition.matches('$').count() == 1);
+    (arn_field == "arn" && partition_ok && literal(service)).then_some(service)
 }
 
 /// Whether a resource pattern is the template itself with every variable widened to `*`
@@ -245,6 +269,19 @@ mod tests {
             "arn:aws:iam::*:role/service-role/x",
             "arn:${Partition}:iam::${Account}:role/${RoleNameWithPath}"
         ));
+    }
+
+    #[test]
+    fn literal_services() {
+        assert_eq!(literal_service("arn:aws:s3:::b/*", false), Some("s3"));
+        assert_eq!(literal_service(OBJECT, true), Some("s3"));
+        assert_eq!(literal_service(OBJECT, false), None);
+        assert_eq!(literal_service("arn:*:s3:::b", false), None);
+        assert_eq!(literal_service("arn:aws:s*:::b", false), None);
+        assert_eq!(literal_service("arn:aws:s3", false), None);
+        // The quick answer agrees with the full search.
+        assert!(!pattern_fits_template("arn:aws:ec2:*:*:volume/*", OBJECT));
+        assert!(pattern_fits_template("arn:*:s3:::b/*", OBJECT));
     }
 
     #[test]

@@ -228,13 +228,36 @@ impl ActionSet {
             .all(|(a, b)| b & !a == 0)
     }
 
-    /// The action ids in ascending order.
+    /// Whether the two sets share an action.
+    pub fn intersects(&self, other: &ActionSet) -> bool {
+        self.words.iter().zip(&other.words).any(|(a, b)| a & b != 0)
+    }
+
+    /// The action ids in ascending order. Only set bits are visited (empty words are
+    /// skipped and each word yields its bits by trailing-zero count), so iterating a small
+    /// set costs its size plus one test per 64 actions of the catalogue.
     pub fn iter(&self) -> impl Iterator<Item = ActionId> + '_ {
-        self.words.iter().enumerate().flat_map(|(i, &w)| {
-            (0..64usize)
-                .filter(move |b| w & (1u64 << b) != 0)
-                .map(move |b| i * 64 + b)
-        })
+        self.words
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w != 0)
+            .flat_map(|(i, &w)| Bits(w).map(move |b| i * 64 + b))
+    }
+}
+
+/// The set bits of one word, lowest first.
+struct Bits(u64);
+
+impl Iterator for Bits {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let b = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(b)
     }
 }
 
@@ -248,6 +271,10 @@ pub struct Catalogue {
     by_name: HashMap<String, ActionId>,
     by_prefix: HashMap<String, usize>,
     credentials: ActionSet,
+    /// Per access level, the actions of that level.
+    levels: Levels,
+    /// Actions with at least one resource type (resource-level permissions).
+    resource_level: ActionSet,
     cache: Mutex<HashMap<String, Arc<Expansion>>>,
 }
 
@@ -342,12 +369,33 @@ impl Catalogue {
                 credentials.insert(id);
             }
         }
+        let empty = ActionSet::empty(actions.len());
+        let mut levels = Levels {
+            list: empty.clone(),
+            read: empty.clone(),
+            write: empty.clone(),
+            permissions: empty.clone(),
+            tagging: empty.clone(),
+            modifying: empty.clone(),
+        };
+        let mut resource_level = empty;
+        for (id, action) in actions.iter().enumerate() {
+            levels.get_mut(action.level).insert(id);
+            if action.level.modifies() {
+                levels.modifying.insert(id);
+            }
+            if !action.resource_types.is_empty() {
+                resource_level.insert(id);
+            }
+        }
         Catalogue {
             services,
             actions,
             by_name,
             by_prefix,
             credentials,
+            levels,
+            resource_level,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -408,6 +456,22 @@ impl Catalogue {
             set.insert(id);
         }
         set
+    }
+
+    /// Every action of one access level (precomputed: intersect with it instead of testing
+    /// actions one by one).
+    pub fn level_set(&self, level: AccessLevel) -> &ActionSet {
+        self.levels.get(level)
+    }
+
+    /// Every action that changes something (Write, Permissions management, Tagging).
+    pub fn modifying_set(&self) -> &ActionSet {
+        &self.levels.modifying
+    }
+
+    /// Every action that has resource-level permissions (at least one resource type).
+    pub fn resource_level_set(&self) -> &ActionSet {
+        &self.resource_level
     }
 
     /// Actions that return credentials (policy_sentry's credentials-exposure list).
@@ -522,6 +586,40 @@ static UNKNOWN_SERVICE: Service = Service {
     keys: Vec::new(),
     resources: Vec::new(),
 };
+
+/// One action set per access level.
+#[derive(Debug)]
+struct Levels {
+    list: ActionSet,
+    read: ActionSet,
+    write: ActionSet,
+    permissions: ActionSet,
+    tagging: ActionSet,
+    /// Write, Permissions management and Tagging together.
+    modifying: ActionSet,
+}
+
+impl Levels {
+    fn get(&self, level: AccessLevel) -> &ActionSet {
+        match level {
+            AccessLevel::List => &self.list,
+            AccessLevel::Read => &self.read,
+            AccessLevel::Write => &self.write,
+            AccessLevel::PermissionsManagement => &self.permissions,
+            AccessLevel::Tagging => &self.tagging,
+        }
+    }
+
+    fn get_mut(&mut self, level: AccessLevel) -> &mut ActionSet {
+        match level {
+            AccessLevel::List => &mut self.list,
+            AccessLevel::Read => &mut self.read,
+            AccessLevel::Write => &mut self.write,
+            AccessLevel::PermissionsManagement => &mut self.permissions,
+            AccessLevel::Tagging => &mut self.tagging,
+        }
+    }
+}
 
 fn full_lower(prefix: &str, name: &str) -> String {
     format!("{prefix}:{name}").to_ascii_lowercase()

@@ -1,22 +1,41 @@
 //! `aws iam get-account-authorization-details` output.
+//!
+//! Every part of the dump that has the wrong type (a section that is not an array, an entry
+//! that is not an object, a name that is not a string) is reported as skipped with its JSON
+//! pointer, never dropped without a word.
 
-use serde_json::Value;
-use tenet_finding::Skipped;
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+use tenet_finding::{Skipped, pointer_token};
 
 use crate::account::{Account, Kind, Principal};
+use crate::policy::type_name;
 
 /// Reads a dump into the account.
 pub(crate) fn read(account: &mut Account, file: &str, dump: &Value) {
-    for (i, p) in list(dump, "Policies").iter().enumerate() {
-        let arn = str_of(p, "Arn").or_else(|| str_of(p, "PolicyName"));
-        let Some(arn) = arn else {
-            account.skipped.push(Skipped::new(
-                format!("{file}#/Policies/{i}"),
-                "policy without Arn or PolicyName",
-            ));
+    let mut r = Reader {
+        file,
+        skipped: Vec::new(),
+        seen: HashSet::new(),
+    };
+    let Some(root) = r.object(dump, "") else {
+        account.skipped.append(&mut r.skipped);
+        return;
+    };
+    for (i, p) in r.list(root, "", "Policies").iter().enumerate() {
+        let at = format!("/Policies/{i}");
+        let Some(p) = r.object(p, &at) else {
             continue;
         };
-        let versions = list(p, "PolicyVersionList");
+        let arn = r
+            .string(p, &at, "Arn")
+            .or_else(|| r.string(p, &at, "PolicyName"));
+        let Some(arn) = arn else {
+            r.skip(&at, "policy without Arn or PolicyName");
+            continue;
+        };
+        let versions = r.list(p, &at, "PolicyVersionList");
         let default = versions
             .iter()
             .position(|v| v.get("IsDefaultVersion").and_then(Value::as_bool) == Some(true))
@@ -27,16 +46,13 @@ pub(crate) fn read(account: &mut Account, file: &str, dump: &Value) {
                 .and_then(|v| v.get("Document"))
                 .map(|d| (j, d))
         }) else {
-            account.skipped.push(Skipped::new(
-                format!("{file}#/Policies/{i}"),
-                format!("policy {arn} has no default version document"),
-            ));
+            r.skip(&at, format!("policy {arn} has no default version document"));
             continue;
         };
-        let pointer = format!("/Policies/{i}/PolicyVersionList/{j}/Document");
+        let pointer = format!("{at}/PolicyVersionList/{j}/Document");
         if let Some(d) = account.add_doc(file, &pointer, None, &arn, doc, false, false) {
             account.managed.insert(arn.clone(), d);
-            if let Some(name) = str_of(p, "PolicyName") {
+            if let Some(name) = r.string(p, &at, "PolicyName") {
                 account.managed.entry(name).or_insert(d);
             }
         }
@@ -51,37 +67,67 @@ pub(crate) fn read(account: &mut Account, file: &str, dump: &Value) {
         ),
         ("RoleDetailList", Kind::Role, "RoleName", "RolePolicyList"),
     ] {
-        for (i, entry) in list(dump, section).iter().enumerate() {
+        for (i, entry) in r.list(root, "", section).iter().enumerate() {
             let at = format!("/{section}/{i}");
-            let Some(name) = str_of(entry, name_key) else {
-                account.skipped.push(Skipped::new(
-                    format!("{file}#{at}"),
-                    format!("entry without {name_key}"),
-                ));
+            let Some(entry) = r.object(entry, &at) else {
                 continue;
             };
-            let arn = str_of(entry, "Arn").unwrap_or_else(|| name.clone());
+            let Some(name) = r.string(entry, &at, name_key) else {
+                r.skip(&at, format!("entry without {name_key}"));
+                continue;
+            };
+            let arn = r.string(entry, &at, "Arn").unwrap_or_else(|| name.clone());
             let mut inline = Vec::new();
-            for (j, pol) in list(entry, list_key).iter().enumerate() {
-                let pname = str_of(pol, "PolicyName").unwrap_or_else(|| format!("#{j}"));
-                if let Some(doc) = pol.get("PolicyDocument") {
-                    let pointer = format!("{at}/{list_key}/{j}/PolicyDocument");
-                    let subject = format!("{arn} inline policy {pname}");
-                    if let Some(d) =
-                        account.add_doc(file, &pointer, None, &subject, doc, false, false)
-                    {
-                        inline.push(d);
-                    }
+            for (j, pol) in r.list(entry, &at, list_key).iter().enumerate() {
+                let pat = format!("{at}/{list_key}/{j}");
+                let Some(pol) = r.object(pol, &pat) else {
+                    continue;
+                };
+                let pname = r
+                    .string(pol, &pat, "PolicyName")
+                    .unwrap_or_else(|| format!("#{j}"));
+                let Some(doc) = pol.get("PolicyDocument") else {
+                    r.skip(
+                        &pat,
+                        format!("inline policy {pname} of {arn} has no PolicyDocument"),
+                    );
+                    continue;
+                };
+                let pointer = format!("{pat}/PolicyDocument");
+                let subject = format!("{arn} inline policy {pname}");
+                if let Some(d) = account.add_doc(file, &pointer, None, &subject, doc, false, false)
+                {
+                    inline.push(d);
                 }
             }
-            let managed = list(entry, "AttachedManagedPolicies")
+            let mut managed = Vec::new();
+            for (j, m) in r
+                .list(entry, &at, "AttachedManagedPolicies")
                 .iter()
-                .filter_map(|m| str_of(m, "PolicyArn").or_else(|| str_of(m, "PolicyName")))
-                .collect();
-            let groups = list(entry, "GroupList")
-                .iter()
-                .filter_map(|g| g.as_str().map(str::to_owned))
-                .collect();
+                .enumerate()
+            {
+                let mat = format!("{at}/AttachedManagedPolicies/{j}");
+                let Some(m) = r.object(m, &mat) else {
+                    continue;
+                };
+                match r
+                    .string(m, &mat, "PolicyArn")
+                    .or_else(|| r.string(m, &mat, "PolicyName"))
+                {
+                    Some(policy) => managed.push(policy),
+                    None => r.skip(&mat, "attached policy without PolicyArn or PolicyName"),
+                }
+            }
+            let mut groups = Vec::new();
+            for (j, g) in r.list(entry, &at, "GroupList").iter().enumerate() {
+                match g.as_str() {
+                    Some(g) => groups.push(g.to_owned()),
+                    None => r.skip(
+                        &format!("{at}/GroupList/{j}"),
+                        format!("group name is {}, not a string", type_name(g)),
+                    ),
+                }
+            }
             let trust = entry.get("AssumeRolePolicyDocument").and_then(|doc| {
                 let pointer = format!("{at}/AssumeRolePolicyDocument");
                 account.add_doc(
@@ -110,15 +156,73 @@ pub(crate) fn read(account: &mut Account, file: &str, dump: &Value) {
             });
         }
     }
+    account.skipped.append(&mut r.skipped);
 }
 
-fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+/// Reads parts of one dump, recording every part of the wrong type.
+struct Reader<'f> {
+    file: &'f str,
+    skipped: Vec<Skipped>,
+    /// Pointers already skipped.
+    seen: HashSet<String>,
 }
 
-fn str_of(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_owned)
+impl Reader<'_> {
+    /// Records a skip, once per pointer.
+    fn skip(&mut self, pointer: &str, reason: impl Into<String>) {
+        if self.seen.insert(pointer.to_owned()) {
+            self.skipped
+                .push(Skipped::new(format!("{}#{pointer}", self.file), reason));
+        }
+    }
+
+    /// The value as an object, or a skip.
+    fn object<'v>(&mut self, v: &'v Value, at: &str) -> Option<&'v Map<String, Value>> {
+        match v {
+            Value::Object(map) => Some(map),
+            other => {
+                self.skip(
+                    at,
+                    format!(
+                        "entry is {}, not an object; it was not read",
+                        type_name(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The array under `key` (empty when absent), or a skip when it has another type.
+    fn list<'v>(&mut self, map: &'v Map<String, Value>, at: &str, key: &str) -> &'v [Value] {
+        match map.get(key) {
+            None | Some(Value::Null) => &[],
+            Some(Value::Array(list)) => list,
+            Some(other) => {
+                self.skip(
+                    &format!("{at}/{}", pointer_token(key)),
+                    format!(
+                        "{key} is {}, not an array; its entries were not read",
+                        type_name(other)
+                    ),
+                );
+                &[]
+            }
+        }
+    }
+
+    /// The string under `key` (`None` when absent), or a skip when it has another type.
+    fn string(&mut self, map: &Map<String, Value>, at: &str, key: &str) -> Option<String> {
+        match map.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.skip(
+                    &format!("{at}/{}", pointer_token(key)),
+                    format!("{key} is {}, not a string", type_name(other)),
+                );
+                None
+            }
+        }
+    }
 }

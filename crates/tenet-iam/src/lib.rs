@@ -22,6 +22,7 @@ mod account;
 mod advice;
 pub mod analysis;
 mod arn;
+mod builtin;
 pub mod catalogue;
 pub mod condition;
 mod dump;

@@ -1,8 +1,6 @@
 //! IAM policy documents: parsing into statements, with structural problems kept as issues
 //! instead of errors so that one bad statement does not hide the rest.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use crate::arn::pattern_fits_template;
@@ -19,6 +17,15 @@ pub enum PolicyError {
         /// The input's name.
         input: String,
         /// The parser's message with its position.
+        reason: String,
+    },
+    /// The text is neither JSON nor URL-encoded JSON.
+    #[error("policy {input:?} is neither JSON nor URL-encoded JSON: {reason}")]
+    Encoding {
+        /// The input's name.
+        input: String,
+        /// What was wrong: the bad percent-escape, or the JSON parser's message after
+        /// decoding.
         reason: String,
     },
     /// The JSON is not an object.
@@ -161,10 +168,36 @@ impl Policy {
     }
 
     /// Reads a document. A string value holding JSON (as Terraform and some APIs give it) is
-    /// parsed first.
+    /// parsed first; one holding URL-encoded JSON (as the IAM API returns `PolicyDocument`,
+    /// `AssumeRolePolicyDocument` and `Document`: `%7B%22Version%22...`) is percent-decoded
+    /// (RFC 3986, so `+` stays a plus) and then parsed.
     pub fn from_value(input: &str, value: &Value) -> Result<Policy, PolicyError> {
         if let Value::String(text) = value {
-            return Policy::from_text(input, text);
+            return match Policy::from_text(input, text) {
+                Err(PolicyError::Json { reason, .. }) if text.contains('%') => {
+                    let decoded = percent_decode(text).map_err(|e| PolicyError::Encoding {
+                        input: input.to_owned(),
+                        reason: format!("not JSON ({reason}), and {e}"),
+                    })?;
+                    let value: Value =
+                        serde_json::from_str(&decoded).map_err(|e| PolicyError::Encoding {
+                            input: input.to_owned(),
+                            reason: format!("after URL-decoding: {e}"),
+                        })?;
+                    match value {
+                        // A string inside a string is not a document: no second round.
+                        Value::String(_) => Err(PolicyError::NotObject {
+                            input: input.to_owned(),
+                        }),
+                        v => Policy::from_value(input, &v),
+                    }
+                }
+                Err(PolicyError::Json { reason, .. }) => Err(PolicyError::Encoding {
+                    input: input.to_owned(),
+                    reason: format!("not JSON ({reason}), and it holds no percent-escape"),
+                }),
+                other => other,
+            };
         }
         let Value::Object(doc) = value else {
             return Err(PolicyError::NotObject {
@@ -222,50 +255,74 @@ impl Policy {
             );
             return;
         };
-        let effect = match s.get("Effect").and_then(Value::as_str) {
-            Some("Allow") => Effect::Allow,
-            Some("Deny") => Effect::Deny,
+        // Every problem of the statement is reported; a statement with a structural problem
+        // is then left out, so that no grant is inferred from a guessed reading of it.
+        let malformed_before = self.malformed_count();
+        let effect = match s.get("Effect") {
+            Some(Value::String(e)) if e == "Allow" => Some(Effect::Allow),
+            Some(Value::String(e)) if e == "Deny" => Some(Effect::Deny),
             other => {
                 let detail = match other {
-                    Some(e) => format!("Effect {e:?} is neither \"Allow\" nor \"Deny\""),
+                    Some(Value::String(e)) => {
+                        format!("Effect {e:?} is neither \"Allow\" nor \"Deny\"")
+                    }
+                    Some(v) => format!("Effect is {}, not \"Allow\" or \"Deny\"", type_name(v)),
                     None => "the statement has no Effect".to_owned(),
                 };
-                self.issue("iam.policy-malformed", pointer, detail);
-                return;
+                let at = if other.is_some() {
+                    format!("{pointer}/Effect")
+                } else {
+                    pointer.clone()
+                };
+                self.issue("iam.policy-malformed", at, detail);
+                None
             }
         };
         let sid = match s.get("Sid") {
             Some(Value::String(sid)) => Some(sid.clone()),
-            Some(_) => {
+            Some(v) => {
                 self.issue(
                     "iam.invalid-sid",
                     format!("{pointer}/Sid"),
-                    "Sid is not a string",
+                    format!("Sid is {}, not a string", type_name(v)),
                 );
                 None
             }
             None => None,
         };
         let action = match (s.get("Action"), s.get("NotAction")) {
-            (Some(a), None) => ActionMatch::Actions(self.strings(&pointer, "Action", a)),
-            (None, Some(a)) => ActionMatch::NotActions(self.strings(&pointer, "NotAction", a)),
+            (Some(a), None) => Some(ActionMatch::Actions(self.strings(&pointer, "Action", a))),
+            (None, Some(a)) => Some(ActionMatch::NotActions(self.strings(
+                &pointer,
+                "NotAction",
+                a,
+            ))),
             (Some(_), Some(_)) => {
                 self.issue(
                     "iam.policy-malformed",
-                    pointer,
+                    pointer.clone(),
                     "the statement has both Action and NotAction",
                 );
-                return;
+                None
             }
             (None, None) => {
                 self.issue(
                     "iam.policy-malformed",
-                    pointer,
+                    pointer.clone(),
                     "the statement has neither Action nor NotAction",
                 );
-                return;
+                None
             }
         };
+        let principal = self.principals(&pointer, "Principal", s.get("Principal"));
+        let not_principal = self.principals(&pointer, "NotPrincipal", s.get("NotPrincipal"));
+        if principal.is_some() && not_principal.is_some() {
+            self.issue(
+                "iam.policy-malformed",
+                pointer.clone(),
+                "the statement has both Principal and NotPrincipal",
+            );
+        }
         let resource = match (s.get("Resource"), s.get("NotResource")) {
             (Some(r), None) => ResourceMatch::Resources(self.resources(&pointer, "Resource", r)),
             (None, Some(r)) => {
@@ -274,15 +331,25 @@ impl Policy {
             (Some(_), Some(_)) => {
                 self.issue(
                     "iam.policy-malformed",
-                    pointer,
+                    pointer.clone(),
                     "the statement has both Resource and NotResource",
                 );
-                return;
+                ResourceMatch::Absent
             }
-            (None, None) => ResourceMatch::Absent,
+            // A role trust policy names a Principal and no Resource; an identity policy
+            // statement (no Principal) must name its resources.
+            (None, None) => {
+                if principal.is_none() && not_principal.is_none() {
+                    self.issue(
+                        "iam.policy-malformed",
+                        pointer.clone(),
+                        "the statement has neither Resource nor NotResource (an identity \
+                         policy statement must name its resources)",
+                    );
+                }
+                ResourceMatch::Absent
+            }
         };
-        let principal = s.get("Principal").map(read_principals);
-        let not_principal = s.get("NotPrincipal").map(read_principals);
         let conditions = match s.get("Condition") {
             Some(c) => match Condition::read_block(c) {
                 Ok(list) => list,
@@ -292,11 +359,17 @@ impl Policy {
                         format!("{pointer}/Condition"),
                         detail,
                     );
-                    return;
+                    Vec::new()
                 }
             },
             None => Vec::new(),
         };
+        let (Some(effect), Some(action)) = (effect, action) else {
+            return;
+        };
+        if self.malformed_count() > malformed_before {
+            return;
+        }
         let (actions, open) = compile_actions(&action);
         let fitting = fitting_actions(&resource, &actions);
         self.statements.push(Statement {
@@ -314,9 +387,25 @@ impl Policy {
         });
     }
 
+    fn malformed_count(&self) -> usize {
+        self.issues
+            .iter()
+            .filter(|i| i.rule == "iam.policy-malformed")
+            .count()
+    }
+
+    /// Action or NotAction: a string or a non-empty array of strings.
     fn strings(&mut self, pointer: &str, field: &str, value: &Value) -> Vec<String> {
         match value {
             Value::String(s) => vec![s.clone()],
+            Value::Array(list) if list.is_empty() => {
+                self.issue(
+                    "iam.policy-malformed",
+                    format!("{pointer}/{field}"),
+                    format!("{field} is an empty array: the statement names no action"),
+                );
+                Vec::new()
+            }
             Value::Array(list) => {
                 let mut out = Vec::with_capacity(list.len());
                 for (i, v) in list.iter().enumerate() {
@@ -325,25 +414,39 @@ impl Policy {
                         None => self.issue(
                             "iam.policy-malformed",
                             format!("{pointer}/{field}/{i}"),
-                            format!("{field} entry is not a string"),
+                            format!("{field} entry is {}, not a string", type_name(v)),
                         ),
                     }
                 }
                 out
             }
-            _ => {
+            v => {
                 self.issue(
                     "iam.policy-malformed",
                     format!("{pointer}/{field}"),
-                    format!("{field} is neither a string nor an array"),
+                    format!(
+                        "{field} is {}, neither a string nor an array of strings",
+                        type_name(v)
+                    ),
                 );
                 Vec::new()
             }
         }
     }
 
+    /// Resource or NotResource: a string or a non-empty array of strings, each `*` or an
+    /// ARN. A string that is not an ARN, or an unresolved CloudFormation function, is an
+    /// invalid ARN (the statement is kept without it); any other type is malformed.
     fn resources(&mut self, pointer: &str, field: &str, value: &Value) -> Vec<String> {
         let list: Vec<(String, &Value)> = match value {
+            Value::Array(list) if list.is_empty() => {
+                self.issue(
+                    "iam.policy-malformed",
+                    format!("{pointer}/{field}"),
+                    format!("{field} is an empty array: the statement names no resource"),
+                );
+                return Vec::new();
+            }
             Value::Array(list) => list
                 .iter()
                 .enumerate()
@@ -353,44 +456,143 @@ impl Policy {
         };
         let mut out = Vec::with_capacity(list.len());
         for (at, v) in list {
-            match v.as_str() {
-                Some(r) if r == "*" || r.starts_with("arn:") => out.push(r.to_owned()),
-                Some(r) => self.issue(
+            match v {
+                Value::String(r) if r == "*" || r.starts_with("arn:") => out.push(r.clone()),
+                Value::String(r) => self.issue(
                     "iam.invalid-arn",
                     at,
                     format!("{field} {r:?} is neither \"*\" nor an ARN"),
                 ),
-                None => self.issue(
+                Value::Object(map) if is_intrinsic(map) => self.issue(
                     "iam.invalid-arn",
                     at,
-                    format!("{field} entry is not a string"),
+                    format!(
+                        "{field} entry is an unresolved CloudFormation function ({}), not an \
+                         ARN: analyse the deployed policy or the resolved template",
+                        map.keys().next().map(String::as_str).unwrap_or_default()
+                    ),
+                ),
+                v => self.issue(
+                    "iam.policy-malformed",
+                    at,
+                    format!("{field} entry is {}, not a string", type_name(v)),
                 ),
             }
         }
         out
     }
-}
 
-fn read_principals(value: &Value) -> Principals {
-    match value {
-        Value::String(s) if s == "*" => Principals::Anyone,
-        Value::String(s) => Principals::Typed(vec![("AWS".to_owned(), vec![s.clone()])]),
-        Value::Object(map) => Principals::Typed(
-            map.iter()
-                .map(|(kind, v)| {
+    /// Principal or NotPrincipal: `"*"`, an ARN string, or an object of principal types to
+    /// a string or an array of strings.
+    fn principals(
+        &mut self,
+        pointer: &str,
+        field: &str,
+        value: Option<&Value>,
+    ) -> Option<Principals> {
+        let value = value?;
+        let at = format!("{pointer}/{field}");
+        match value {
+            Value::String(s) if s == "*" => Some(Principals::Anyone),
+            Value::String(s) => Some(Principals::Typed(vec![("AWS".to_owned(), vec![s.clone()])])),
+            Value::Object(map) => {
+                let mut typed = Vec::with_capacity(map.len());
+                for (kind, v) in map {
                     let values = match v {
                         Value::String(s) => vec![s.clone()],
-                        Value::Array(a) => a
-                            .iter()
-                            .filter_map(|x| x.as_str().map(str::to_owned))
-                            .collect(),
-                        _ => Vec::new(),
+                        Value::Array(a) => {
+                            let mut values = Vec::with_capacity(a.len());
+                            for (i, x) in a.iter().enumerate() {
+                                match x.as_str() {
+                                    Some(x) => values.push(x.to_owned()),
+                                    None => self.issue(
+                                        "iam.policy-malformed",
+                                        format!("{at}/{}/{i}", tenet_finding::pointer_token(kind)),
+                                        format!(
+                                            "{field} {kind} entry is {}, not a string",
+                                            type_name(x)
+                                        ),
+                                    ),
+                                }
+                            }
+                            values
+                        }
+                        v => {
+                            self.issue(
+                                "iam.policy-malformed",
+                                format!("{at}/{}", tenet_finding::pointer_token(kind)),
+                                format!(
+                                    "{field} {kind} is {}, neither a string nor an array",
+                                    type_name(v)
+                                ),
+                            );
+                            Vec::new()
+                        }
                     };
-                    (kind.clone(), values)
-                })
-                .collect(),
-        ),
-        _ => Principals::Typed(Vec::new()),
+                    typed.push((kind.clone(), values));
+                }
+                Some(Principals::Typed(typed))
+            }
+            v => {
+                self.issue(
+                    "iam.policy-malformed",
+                    at,
+                    format!(
+                        "{field} is {}, neither \"*\" nor an object of principals",
+                        type_name(v)
+                    ),
+                );
+                Some(Principals::Typed(Vec::new()))
+            }
+        }
+    }
+}
+
+/// Decodes RFC 3986 percent-encoding: `%XX` becomes the byte XX, every other character stays
+/// as it is (`+` included: it means a space only in HTML forms). The bytes must be UTF-8.
+pub fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = |k: usize| bytes.get(k).and_then(|c| (*c as char).to_digit(16));
+            let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) else {
+                let bad: String = text.get(i..).unwrap_or_default().chars().take(3).collect();
+                return Err(format!(
+                    "{bad:?} at byte {i} is not a percent-escape (% followed by two hex digits)"
+                ));
+            };
+            out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|e| {
+        format!(
+            "the decoded bytes are not UTF-8 (at byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// A CloudFormation intrinsic function (`{"Fn::Sub": ...}`, `{"Ref": ...}`): a value only
+/// known once the template is deployed.
+fn is_intrinsic(map: &serde_json::Map<String, Value>) -> bool {
+    map.len() == 1 && map.keys().all(|k| k == "Ref" || k.starts_with("Fn::"))
+}
+
+/// How a JSON value's type is named in messages.
+pub(crate) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -430,20 +632,35 @@ pub fn fitting_actions(resource: &ResourceMatch, actions: &ActionSet) -> ActionS
     let c = catalogue();
     // An action without resource-level permissions is authorized against "*".
     let takes_star = patterns.iter().any(|p| crate::pattern::glob_match(p, "*"));
-    let mut memo: HashMap<(usize, usize), bool> = HashMap::new();
+    // Actions are numbered contiguously per service and visited in ascending order, so the
+    // per-type answers of one service are kept only while its actions are visited.
+    let mut current: Option<usize> = None;
+    let mut memo: Vec<Option<bool>> = Vec::new();
     let mut out = c.empty_set();
     for id in actions.iter() {
         let Some(a) = c.actions.get(id) else { continue };
         let svc = c.service_of(a);
+        if current != Some(a.service) {
+            current = Some(a.service);
+            memo.clear();
+            memo.resize(svc.resources.len(), None);
+        }
         let fits = if a.resource_types.is_empty() {
             takes_star
         } else {
             a.resource_types.iter().any(|&(t, _)| {
-                *memo.entry((a.service, t)).or_insert_with(|| {
-                    svc.resources
-                        .get(t)
-                        .is_some_and(|r| patterns.iter().any(|p| pattern_fits_template(p, &r.arn)))
-                })
+                let Some(r) = svc.resources.get(t) else {
+                    return false;
+                };
+                match memo.get_mut(t) {
+                    Some(Some(known)) => *known,
+                    Some(slot) => {
+                        let fit = patterns.iter().any(|p| pattern_fits_template(p, &r.arn));
+                        *slot = Some(fit);
+                        fit
+                    }
+                    None => patterns.iter().any(|p| pattern_fits_template(p, &r.arn)),
+                }
             })
         };
         if fits {

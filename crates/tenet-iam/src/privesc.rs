@@ -364,10 +364,13 @@ pub const METHODS: &[Method] = &[
 const TIME_KEYS: &[&str] = &["aws:currenttime", "aws:epochtime", "aws:tokenissuetime"];
 
 /// Everything one principal holds, as statements from all its policies.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Grants<'a> {
     allows: Vec<&'a Statement>,
     denies: Vec<&'a Statement>,
+    /// The actions an unconditional Deny on every resource removes (kept up to date by
+    /// [`Grants::add`], so checking an action or subtracting them costs word operations).
+    denied: ActionSet,
     time: Option<Context>,
 }
 
@@ -392,6 +395,7 @@ impl<'a> Grants<'a> {
         Grants {
             allows: Vec::new(),
             denies: Vec::new(),
+            denied: catalogue().empty_set(),
             time,
         }
     }
@@ -405,7 +409,12 @@ impl<'a> Grants<'a> {
             }
             match s.effect {
                 Effect::Allow => self.allows.push(s),
-                Effect::Deny => self.denies.push(s),
+                Effect::Deny => {
+                    if s.resource_is_star() && s.conditions.iter().all(|c| self.condition_true(c)) {
+                        self.denied.union_with(&s.actions);
+                    }
+                    self.denies.push(s);
+                }
             }
         }
     }
@@ -427,11 +436,12 @@ impl<'a> Grants<'a> {
 
     /// Whether an unconditional Deny on every resource removes the action.
     pub fn denied(&self, id: ActionId) -> bool {
-        self.denies.iter().any(|d| {
-            d.actions.contains(id)
-                && d.resource_is_star()
-                && d.conditions.iter().all(|c| self.condition_true(c))
-        })
+        self.denied.contains(id)
+    }
+
+    /// Every action an unconditional Deny on every resource removes.
+    pub fn denied_set(&self) -> &ActionSet {
+        &self.denied
     }
 
     /// The statement that makes the action usable, if any: an Allow whose resource can name
@@ -493,11 +503,7 @@ impl<'a> Grants<'a> {
                 set.union_with(&s.fitting);
             }
         }
-        for d in &self.denies {
-            if d.resource_is_star() && d.conditions.iter().all(|c| self.condition_true(c)) {
-                set.subtract(&d.actions);
-            }
-        }
+        set.subtract(&self.denied);
         set
     }
 

@@ -210,3 +210,300 @@ resource "aws_iam_role_policy" "p2" {
     );
     assert!(!subjects.iter().any(|s| s.contains("${")), "{subjects:?}");
 }
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, as the IAM API does.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn skipped_at<'a>(outcome: &'a tenet_finding::Outcome, at: &str) -> &'a tenet_finding::Skipped {
+    outcome
+        .skipped
+        .iter()
+        .find(|s| s.input == at)
+        .unwrap_or_else(|| panic!("nothing skipped at {at}: {:?}", outcome.skipped))
+}
+
+/// The IAM API returns documents URL-encoded: they are decoded (RFC 3986, `+` stays a plus),
+/// so an inline admin grant is found; a string that is neither JSON nor URL-encoded JSON is
+/// a skip with its reason.
+#[test]
+fn url_encoded_documents_are_decoded() {
+    let admin = url_encode(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+    );
+    assert!(admin.starts_with("%7B%22Version%22"), "{admin}");
+    let trust = url_encode(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#,
+    );
+    let dump = json!({
+        "UserDetailList":[{"UserName":"u","Arn":"arn:aws:iam::111122223333:user/u",
+            "UserPolicyList":[
+                {"PolicyName":"admin","PolicyDocument":admin},
+                {"PolicyName":"garbage","PolicyDocument":"not a policy"},
+                {"PolicyName":"bad-escape","PolicyDocument":"%7B%2"}]}],
+        "RoleDetailList":[{"RoleName":"r","Arn":"arn:aws:iam::111122223333:role/r",
+            "AssumeRolePolicyDocument":trust}]});
+    let mut a = Account::new();
+    assert!(a.add_json("dump.json", &dump));
+    let outcome = a.assess();
+    let admin = outcome
+        .findings
+        .iter()
+        .find(|f| f.rule == "iam.admin-equivalent" && f.subject.ends_with(":user/u"))
+        .unwrap_or_else(|| panic!("{:?}", outcome.findings));
+    assert_eq!(admin.severity, Severity::Critical);
+    assert!(
+        outcome
+            .findings
+            .iter()
+            .any(|f| f.rule == "iam.role-trust-public" && f.subject.contains("role/r")),
+        "{:?}",
+        outcome.findings
+    );
+    let garbage = skipped_at(
+        &outcome,
+        "dump.json#/UserDetailList/0/UserPolicyList/1/PolicyDocument",
+    );
+    assert!(
+        garbage.reason.contains("neither JSON nor URL-encoded JSON"),
+        "{garbage:?}"
+    );
+    let bad = skipped_at(
+        &outcome,
+        "dump.json#/UserDetailList/0/UserPolicyList/2/PolicyDocument",
+    );
+    assert!(bad.reason.contains("percent-escape"), "{bad:?}");
+
+    // `+` is a plus, not a space.
+    let doc = url_encode(
+        r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::a"#,
+    ) + "+b/*%22%7D%7D";
+    let p = Policy::from_value("t", &json!(doc)).unwrap();
+    assert_eq!(
+        p.statements[0].resource,
+        tenet_iam::policy::ResourceMatch::Resources(vec!["arn:aws:s3:::a+b/*".to_owned()])
+    );
+}
+
+/// Well-known AWS managed policies attached by ARN but absent from the input are assessed
+/// from Tenet's built-in knowledge, and the evidence says so; others stay unresolved, and
+/// the finding says the principal's rights are unknown.
+#[test]
+fn builtin_aws_managed_policies() {
+    let attach = |arn: &str| json!([{"PolicyName": "x", "PolicyArn": arn}]);
+    let dump = json!({
+        "UserDetailList":[
+            {"UserName":"admin","Arn":"arn:aws:iam::111122223333:user/admin",
+             "AttachedManagedPolicies": attach("arn:aws:iam::aws:policy/AdministratorAccess")},
+            {"UserName":"iam","Arn":"arn:aws:iam::111122223333:user/iam",
+             "AttachedManagedPolicies": attach("arn:aws:iam::aws:policy/IAMFullAccess")},
+            {"UserName":"s3","Arn":"arn:aws:iam::111122223333:user/s3","GroupList":["data"]},
+            {"UserName":"ro","Arn":"arn:aws:iam::111122223333:user/ro",
+             "AttachedManagedPolicies": attach("arn:aws:iam::aws:policy/ReadOnlyAccess")}],
+        "GroupDetailList":[{"GroupName":"data","Arn":"arn:aws:iam::111122223333:group/data",
+             "AttachedManagedPolicies": attach("arn:aws:iam::aws:policy/AmazonS3FullAccess")}],
+        "RoleDetailList":[{"RoleName":"power","Arn":"arn:aws:iam::111122223333:role/power",
+             "AttachedManagedPolicies": attach("arn:aws:iam::aws:policy/PowerUserAccess")}]});
+    let mut a = Account::new();
+    assert!(a.add_json("dump.json", &dump));
+    let findings = assess(&a);
+    let find = |rule: &str, subject: &str| {
+        findings
+            .iter()
+            .find(|f| f.rule == rule && f.subject.ends_with(subject))
+            .unwrap_or_else(|| panic!("no {rule} for {subject}: {findings:#?}"))
+    };
+    let builtin_note = |f: &Finding| {
+        let source = f.evidence.get("document_source").map(ToString::to_string);
+        assert!(
+            source.is_some_and(|s| s.contains("built-in knowledge of the AWS managed policy")),
+            "{f:?}"
+        );
+    };
+
+    let admin = find("iam.admin-equivalent", ":user/admin");
+    assert_eq!(admin.severity, Severity::Critical);
+    builtin_note(admin);
+    let iam = find("iam.privilege-escalation", ":user/iam");
+    builtin_note(iam);
+    let power = find("iam.privilege-escalation", ":role/power");
+    builtin_note(power);
+
+    // The documents themselves, once each, naming who holds them.
+    let not_action = find("iam.allow-not-action", "policy/PowerUserAccess");
+    assert_eq!(not_action.severity, Severity::Critical);
+    builtin_note(not_action);
+    let iam_wildcard = find("iam.service-wildcard", "policy/IAMFullAccess");
+    assert_eq!(iam_wildcard.severity, Severity::Critical);
+    let s3 = find("iam.service-wildcard", "policy/AmazonS3FullAccess");
+    builtin_note(s3);
+    assert!(
+        s3.evidence["attached_to"].to_string().contains("user/s3"),
+        "{s3:?}"
+    );
+
+    for user in [":user/admin", ":user/iam", ":user/s3", ":role/power"] {
+        assert!(
+            !findings
+                .iter()
+                .any(|f| f.rule == "iam.unresolved-policy" && f.subject.ends_with(user)),
+            "{user} is unresolved: {findings:#?}"
+        );
+    }
+    let ro = find("iam.unresolved-policy", ":user/ro");
+    assert_eq!(ro.severity, Severity::Info);
+    assert!(ro.detail.contains("ReadOnlyAccess"), "{}", ro.detail);
+    assert!(ro.detail.contains("rights are unknown"), "{}", ro.detail);
+}
+
+/// Parts of a dump with the wrong type are skipped with their pointer and the reason.
+#[test]
+fn wrong_typed_dump_sections_are_skipped() {
+    let dump = json!({
+        "GroupDetailList": "oops",
+        "UserDetailList": [5, {"UserName":"u","Arn":"arn:aws:iam::111122223333:user/u",
+            "UserPolicyList": {"not": "an array"}, "GroupList": ["g", 7]}],
+        "RoleDetailList": [{"RoleName":"r","Arn":"arn:aws:iam::111122223333:role/r",
+            "RolePolicyList": "nope", "AttachedManagedPolicies": [{"PolicyArn": 1}]}]});
+    let mut a = Account::new();
+    assert!(a.add_json("dump.json", &dump));
+    let outcome = a.assess();
+    for (at, says) in [
+        (
+            "dump.json#/GroupDetailList",
+            "GroupDetailList is a string, not an array",
+        ),
+        (
+            "dump.json#/UserDetailList/0",
+            "entry is a number, not an object",
+        ),
+        (
+            "dump.json#/UserDetailList/1/UserPolicyList",
+            "UserPolicyList is an object, not an array",
+        ),
+        ("dump.json#/UserDetailList/1/GroupList/1", "not a string"),
+        (
+            "dump.json#/RoleDetailList/0/RolePolicyList",
+            "RolePolicyList is a string, not an array",
+        ),
+        (
+            "dump.json#/RoleDetailList/0/AttachedManagedPolicies/0/PolicyArn",
+            "PolicyArn is a number, not a string",
+        ),
+    ] {
+        let s = skipped_at(&outcome, at);
+        assert!(s.reason.contains(says), "{at}: {s:?}");
+    }
+}
+
+/// Wrong types and missing elements make a statement malformed, and a malformed statement
+/// yields no grant finding from a guessed reading.
+#[test]
+fn malformed_statements_grant_nothing() {
+    for (statement, says) in [
+        (
+            json!({"Effect":"Allow","Action":"*","Resource":1}),
+            "Resource entry is a number",
+        ),
+        (
+            json!({"Effect":"Allow","Action":"*","Resource":[1,"*"]}),
+            "Resource entry is a number",
+        ),
+        (
+            json!({"Effect":"Allow","Action":[],"Resource":"*"}),
+            "Action is an empty array",
+        ),
+        (
+            json!({"Effect":"Allow","Action":"*","Resource":[]}),
+            "Resource is an empty array",
+        ),
+        (
+            json!({"Effect":"Allow","Action":"iam:*"}),
+            "neither Resource nor NotResource",
+        ),
+        (
+            json!({"Effect":"Allow","Resource":"*"}),
+            "neither Action nor NotAction",
+        ),
+        (
+            json!({"Effect":"Allow","Action":"*","NotAction":"s3:*","Resource":"*"}),
+            "both Action and NotAction",
+        ),
+        (
+            json!({"Effect":"Allow","Action":["*",2],"Resource":"*"}),
+            "Action entry is a number",
+        ),
+        (
+            json!({"Effect":1,"Action":"*","Resource":"*"}),
+            "Effect is a number",
+        ),
+    ] {
+        let h = hits(json!([statement]));
+        assert_eq!(
+            rules(&h),
+            vec!["iam.policy-malformed"],
+            "{statement}: {h:?}"
+        );
+        assert!(h[0].detail.contains(says), "{statement}: {}", h[0].detail);
+    }
+    // A trust policy names a Principal and no Resource: that is well-formed.
+    let p = Policy::from_value(
+        "t",
+        &json!({"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},
+            "Action":"sts:AssumeRole"}]}),
+    )
+    .unwrap();
+    assert!(p.issues.is_empty(), "{:?}", p.issues);
+    assert_eq!(p.statements.len(), 1);
+}
+
+/// iam:* on every resource is full IAM control (the holder can attach AdministratorAccess to
+/// itself): critical, with the reason.
+#[test]
+fn iam_star_is_critical() {
+    let h = hits(json!([{"Effect":"Allow","Action":"iam:*","Resource":"*"}]));
+    let w = h.iter().find(|h| h.rule == "iam.service-wildcard").unwrap();
+    assert_eq!(w.severity, Severity::Critical);
+    assert!(w.detail.contains("full IAM control"), "{}", w.detail);
+    assert!(w.detail.contains("AdministratorAccess"), "{}", w.detail);
+    // On one role only it is not full control.
+    let h = hits(json!([{"Effect":"Allow","Action":"iam:*",
+        "Resource":"arn:aws:iam::111122223333:role/app"}]));
+    let w = h.iter().find(|h| h.rule == "iam.service-wildcard").unwrap();
+    assert_eq!(w.severity, Severity::High);
+}
+
+/// Per-statement analysis costs the statement, not the catalogue: a thousand statements of
+/// the costly kinds (NotAction on named resources, service wildcards, Denies, conditional
+/// `*`) are assessed quickly even in a debug build (they took about 20 s before).
+#[test]
+fn thousand_costly_statements_are_all_assessed() {
+    let statements: Vec<Value> = (0..1000)
+        .map(|i| match i % 5 {
+            0 => json!({"Effect":"Allow","NotAction":"iam:*","Resource":format!("arn:aws:s3:::b{i}/*")}),
+            1 => json!({"Effect":"Allow","Action":["s3:*","ec2:*"],"Resource":format!("arn:aws:s3:::b{i}")}),
+            2 => json!({"Effect":"Deny","Action":"ec2:*","Resource":"*"}),
+            3 => json!({"Effect":"Allow","Action":["s3:GetObject","iam:PassRole","lambda:*"],
+                        "Resource":"*","Condition":{"StringEquals":{"aws:RequestedRegion":"eu-west-1"}}}),
+            _ => json!({"Effect":"Allow","Action":"*","Resource":"*",
+                        "Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}}),
+        })
+        .collect();
+    let mut a = Account::new().at_time(super::NOW);
+    assert!(a.add_json(
+        "big.json",
+        &json!({"Version":"2012-10-17","Statement":statements})
+    ));
+    // Speed is measured by bench/assess.sh, never asserted here.
+    let findings = assess(&a);
+    assert!(findings.len() >= 800, "{}", findings.len());
+}
