@@ -9,7 +9,10 @@ src, out = sys.argv[1], sys.argv[2]
 policies, attached = [], []
 for name in sorted(os.listdir(src)):
     with open(os.path.join(src, name), encoding="utf-8") as f:
-        version = json.load(f)["PolicyVersion"]
+        text = f.read()
+    if not text.strip():
+        continue  # two MAMIP files are empty; every tool skips them
+    version = json.loads(text)["PolicyVersion"]
     arn = f"arn:aws:iam::111122223333:policy/{name}"
     policies.append({
         "PolicyName": name, "PolicyId": "ANPA" + name.upper()[:16], "Arn": arn, "Path": "/",

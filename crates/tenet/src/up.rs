@@ -94,20 +94,22 @@ pub async fn start(config: &Config) -> Result<Running> {
     let verifier = Arc::new(SvidVerifier::new(bundles, config.clock_skew));
 
     let containment = crate::contain::open(config)?;
-    let (detector, risk): (Option<crate::detect::Detector>, Arc<dyn tenet_gateway::RiskSource>) =
-        if config.detect.enabled {
-            let (d, r) = crate::detect::load(
-                &config.detect,
-                containment.clone(),
-                policy.clone(),
-                sink.clone(),
-                clock.clone(),
-            )?;
-            (Some(d), r)
-        } else {
-            info!("detection off ([detect] enabled = false)");
-            (None, Arc::new(tenet_gateway::NoRisk))
-        };
+    let (detector, risk): (
+        Option<crate::detect::Detector>,
+        Arc<dyn tenet_gateway::RiskSource>,
+    ) = if config.detect.enabled {
+        let (d, r) = crate::detect::load(
+            &config.detect,
+            containment.clone(),
+            policy.clone(),
+            sink.clone(),
+            clock.clone(),
+        )?;
+        (Some(d), r)
+    } else {
+        info!("detection off ([detect] enabled = false)");
+        (None, Arc::new(tenet_gateway::NoRisk))
+    };
     let detector_feed = sink.subscribe();
     let gateway = Gateway::bind(GatewayParts {
         listeners: config.listeners.clone(),
