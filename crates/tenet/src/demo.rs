@@ -148,6 +148,70 @@ pub async fn run(keep: bool) -> Result<ExitCode> {
     let (ok, _) = run_step(n, &REPORTING_AFTER_REJECTED, &client, &creds, &mut events).await;
     failures += usize::from(!ok);
 
+    // Assume breach: the frontend's SVID is stolen. Revoking the identity refuses it on the
+    // next request, although the certificate is still valid; releasing reopens it.
+    n += 1;
+    let recorder = crate::contain::Recorder::Running {
+        sink: &running.sink,
+        clock: &tenet_gateway::SystemClock,
+    };
+    let revoke = crate::contain::Change::Contain {
+        target: tenet_contain::Target::Identity {
+            spiffe_id: format!("spiffe://{TD}/ns/shop/sa/frontend"),
+        },
+        reason: "demo: the frontend's SVID was stolen".into(),
+        for_secs: Some(3600),
+    };
+    let revoked = crate::contain::apply(
+        &running.containment,
+        &recorder,
+        "demo",
+        revoke,
+        OffsetDateTime::now_utc(),
+    )
+    .await;
+    say!("{n:>2}. tenet revoke spiffe://{TD}/ns/shop/sa/frontend (its SVID was stolen)");
+    say!(
+        "    {} {}",
+        mark(revoked.is_ok()),
+        match &revoked {
+            Ok(actions) => format!(
+                "revoked ({})",
+                actions.first().map_or("", |a| a.id.as_str())
+            ),
+            Err(e) => format!("NOT revoked: {e}"),
+        }
+    );
+    failures += usize::from(revoked.is_err());
+    n += 1;
+    let (ok, _) = run_step(n, &FRONTEND_REVOKED, &client, &creds, &mut events).await;
+    failures += usize::from(!ok);
+    n += 1;
+    let released = crate::contain::apply(
+        &running.containment,
+        &recorder,
+        "demo",
+        crate::contain::Change::Release {
+            selector: format!("spiffe://{TD}/ns/shop/sa/frontend"),
+        },
+        OffsetDateTime::now_utc(),
+    )
+    .await;
+    say!("{n:>2}. tenet release spiffe://{TD}/ns/shop/sa/frontend");
+    say!(
+        "    {} {}",
+        mark(released.is_ok()),
+        if released.is_ok() {
+            "released"
+        } else {
+            "NOT released"
+        }
+    );
+    failures += usize::from(released.is_err());
+    n += 1;
+    let (ok, _) = run_step(n, &FRONTEND_RELEASED, &client, &creds, &mut events).await;
+    failures += usize::from(!ok);
+
     // Shutting down signs the final checkpoint; then the ledger must verify in full.
     running.shutdown().await;
     say!();
@@ -293,7 +357,10 @@ async fn find_decision(
             .ok()?;
         match event.kind {
             EventKind::Access(a) if a.request_id == request_id => {
-                let why = if a.reasons.is_empty() {
+                let contained = a.errors.iter().find(|e| e.starts_with("contained: "));
+                let why = if let Some(c) = contained {
+                    c.split(" (").next().unwrap_or(c).to_string()
+                } else if a.reasons.is_empty() {
                     "default deny".to_string()
                 } else {
                     a.reasons.join(", ")
@@ -405,6 +472,22 @@ const REPORTING_AFTER_RELOAD: Step = Step {
     sni: "catalog.demo.tenet.test",
     path: "/products",
     expect: Expect::Status(200),
+};
+
+const FRONTEND_REVOKED: Step = Step {
+    title: "the frontend reads products with its still-valid certificate: refused",
+    caller: Some("frontend"),
+    method: "GET",
+    host: "catalog.demo.tenet.test",
+    sni: "catalog.demo.tenet.test",
+    path: "/products",
+    expect: Expect::Status(403),
+};
+
+const FRONTEND_RELEASED: Step = Step {
+    title: "after the release the frontend reads products again",
+    expect: Expect::Status(200),
+    ..FRONTEND_REVOKED
 };
 
 const REPORTING_AFTER_REJECTED: Step = Step {

@@ -34,6 +34,8 @@ pub struct Running {
     pub policy: Arc<PolicyEngine>,
     pub reloader: Arc<PolicyReloader>,
     pub sink: LedgerSink,
+    /// Revocations and quarantines in force.
+    pub containment: Arc<tenet_contain::Containment>,
     gateway: GatewayHandle,
     background: Vec<JoinHandle<()>>,
 }
@@ -161,7 +163,11 @@ pub async fn start(config: &Config) -> Result<Running> {
             clock.clone(),
             sink.clone(),
         )),
-        tokio::spawn(expire_containment(containment, sink.clone(), clock.clone())),
+        tokio::spawn(expire_containment(
+            containment.clone(),
+            sink.clone(),
+            clock.clone(),
+        )),
     ];
     if let Some(detector) = detector {
         background.push(tokio::spawn(detector.run(detector_feed)));
@@ -176,6 +182,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         policy,
         reloader,
         sink,
+        containment,
         gateway,
         background,
     })
