@@ -102,11 +102,15 @@ pub async fn apply(
             }
             let expires = match for_secs {
                 Some(0) => bail!("a containment lasting 0 seconds does nothing"),
-                Some(secs) => Some(
-                    now + time::Duration::seconds(
-                        i64::try_from(secs).map_err(|_| anyhow!("duration too long"))?,
-                    ),
-                ),
+                Some(secs) => {
+                    let too_long = || anyhow!("a containment of {secs} seconds is too long");
+                    let secs = i64::try_from(secs).map_err(|_| too_long())?;
+                    Some(
+                        now.checked_add(time::Duration::seconds(secs))
+                            .filter(|end| end.year() <= 9999)
+                            .ok_or_else(too_long)?,
+                    )
+                }
                 None => None,
             };
             let op = operation(&target);
@@ -261,8 +265,14 @@ pub fn revoke(
 ) -> Result<Change> {
     let target = match (spiffe_id, serial) {
         (Some(id), None) => {
-            tenet_identity::SpiffeId::parse(&id)
+            let parsed = tenet_identity::SpiffeId::parse(&id)
                 .map_err(|e| anyhow!("{id:?} is not a SPIFFE ID: {e}"))?;
+            if parsed.path().starts_with("/tenet/") {
+                bail!(
+                    "{id} is one of Tenet's own identities (/tenet/...): revoking it would not stop \
+                     the component; rotate its credential instead"
+                );
+            }
             Target::Identity { spiffe_id: id }
         }
         (None, Some(serial)) => Target::Serial {

@@ -197,9 +197,16 @@ impl Detector {
     }
 
     async fn handle(&mut self, event: Event) {
-        // Our own findings are not evidence of anything new.
-        if matches!(event.kind, EventKind::Detection(_)) {
-            return;
+        // Our own findings, and Tenet's own responses (playbooks, risk cut-offs, expiries),
+        // are not evidence of anything new.
+        match &event.kind {
+            EventKind::Detection(_) => return,
+            EventKind::Admin(a)
+                if a.actor.starts_with("playbook:") || a.actor.starts_with("tenet") =>
+            {
+                return;
+            }
+            _ => {}
         }
         let now = self.clock.now();
         if let EventKind::Policy(p) = &event.kind {

@@ -184,6 +184,9 @@ pub async fn run(
     let deadline = started + timeout;
     let mut next = from;
     let mut contained_ids: Vec<String> = Vec::new();
+    // Every containment the response took during the drill (also quarantines of services the
+    // drill touched), so that the drill undoes all of it.
+    let mut caused_ids: Vec<String> = Vec::new();
     loop {
         for (_, v) in read_from(&ledger_dir, &mut next)? {
             let subject_matches = v.pointer("/unmapped/subject").and_then(Value::as_str)
@@ -197,16 +200,29 @@ pub async fn run(
                 }
                 report.time_to_detect_ms.get_or_insert(elapsed_ms(started));
             }
-            if v.pointer("/api/operation").and_then(Value::as_str) == Some("containment.revoke") {
+            let op = v
+                .pointer("/api/operation")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let actor = v
+                .pointer("/unmapped/actor")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let caused_by_response = actor.starts_with("playbook:") || actor.starts_with("tenet:");
+            if matches!(op, "containment.revoke" | "containment.quarantine") && caused_by_response {
                 let detail = v
                     .pointer("/unmapped/detail")
                     .and_then(Value::as_str)
                     .unwrap_or("[]");
                 let actions: Value = serde_json::from_str(detail).unwrap_or(Value::Null);
                 for a in actions.as_array().into_iter().flatten() {
-                    if a.pointer("/target/spiffe_id").and_then(Value::as_str) == Some(id.as_str())
-                        && let Some(aid) = a.get("id").and_then(Value::as_str)
-                    {
+                    let Some(aid) = a.get("id").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    if !caused_ids.iter().any(|c| c == aid) {
+                        caused_ids.push(aid.to_owned());
+                    }
+                    if a.pointer("/target/spiffe_id").and_then(Value::as_str) == Some(id.as_str()) {
                         contained_ids.push(aid.to_owned());
                     }
                 }
@@ -241,23 +257,31 @@ pub async fn run(
         let _ = std::fs::remove_file(&file);
         let _ = crate::admin::call(config, http::Method::POST, "/v1/policy/reload").await;
     }
-    if !keep && !contained_ids.is_empty() {
-        let change = crate::contain::Change::Release {
-            selector: id.to_string(),
-        };
-        let body = serde_json::to_vec(&change)?;
-        match crate::admin::call_with(
-            config,
-            http::Method::POST,
-            crate::contain::CONTAIN_PATH,
-            body,
-        )
-        .await
-        {
-            Ok((s, _)) if s.is_success() => report.released = contained_ids.clone(),
-            Ok((s, answer)) => report.notes.push(format!("release answered {s}: {answer}")),
-            Err(e) => report.notes.push(format!("release failed: {e}")),
+    if !keep {
+        for aid in &caused_ids {
+            let change = crate::contain::Change::Release {
+                selector: aid.clone(),
+            };
+            let body = serde_json::to_vec(&change)?;
+            match crate::admin::call_with(
+                config,
+                http::Method::POST,
+                crate::contain::CONTAIN_PATH,
+                body,
+            )
+            .await
+            {
+                Ok((s, _)) if s.is_success() => report.released.push(aid.clone()),
+                Ok((s, answer)) => report
+                    .notes
+                    .push(format!("release of {aid} answered {s}: {answer}")),
+                Err(e) => report.notes.push(format!("release of {aid} failed: {e}")),
+            }
         }
+    } else if !caused_ids.is_empty() {
+        report
+            .notes
+            .push(format!("--keep: left in force: {}", caused_ids.join(", ")));
     }
     report.outcome = match (report.time_to_detect_ms, report.containment_enforced) {
         (_, true) => "detected and contained".into(),

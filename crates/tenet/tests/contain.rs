@@ -205,6 +205,11 @@ fn quarantine_refuses_a_service_and_bad_requests_are_named() {
             "outbound quarantine needs the SPIFFE IDs",
         ),
         (vec!["release", "c-nothing"], "nothing in force matches"),
+        (vec!["revoke", FRONTEND, "--for", "1000000000h"], "too long"),
+        (
+            vec!["revoke", "spiffe://example.org/tenet/admin"],
+            "one of Tenet's own identities",
+        ),
     ] {
         let out = cli(&d, &args);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
