@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use crate::pattern::glob_match;
+use crate::pattern::glob_match_lower;
 
 const CATALOGUE_TEXT: &str = include_str!("../data/aws-catalogue.txt");
 
@@ -134,85 +134,202 @@ pub struct Action {
 /// Identifies an action: its index in [`Catalogue::actions`].
 pub type ActionId = usize;
 
-/// A set of catalogue actions, as a bit set.
+/// A set of catalogue actions, as a bit set trimmed to the words between its lowest and
+/// highest member. The catalogue numbers each service's actions contiguously, so a set within
+/// one service (most patterns and many statements) holds a few words instead of one per 64
+/// actions of the whole catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ActionSet {
-    words: Vec<u64>,
+    /// Words of the catalogue-wide bit set (`len.div_ceil(64)`); ids beyond it are ignored.
+    universe: usize,
+    /// Index (in catalogue-wide words) of the first stored word.
+    start: usize,
+    /// The stored words from `start`, shared between clones until one is changed.
+    /// INVARIANT: empty (and `start` 0), or the first and the last are non-zero, so equal sets
+    /// have equal fields.
+    words: Arc<Vec<u64>>,
 }
 
 impl ActionSet {
     /// The empty set for a catalogue of `len` actions.
     pub fn empty(len: usize) -> Self {
         ActionSet {
-            words: vec![0; len.div_ceil(64)],
+            universe: len.div_ceil(64),
+            start: 0,
+            words: Arc::default(),
         }
     }
 
     /// Every action of a catalogue of `len` actions.
     pub fn full(len: usize) -> Self {
+        let mut words = vec![u64::MAX; len.div_ceil(64)];
+        trim_last(&mut words, len);
         let mut set = ActionSet {
-            words: vec![u64::MAX; len.div_ceil(64)],
+            universe: words.len(),
+            start: 0,
+            words: Arc::new(words),
         };
-        set.trim(len);
+        set.normalize();
         set
     }
 
-    fn trim(&mut self, len: usize) {
-        let extra = self.words.len() * 64 - len;
-        if extra > 0
-            && let Some(last) = self.words.last_mut()
-        {
-            *last &= u64::MAX >> extra;
+    /// Restores the invariant after words may have become zero at either end.
+    fn normalize(&mut self) {
+        let lead = self.words.iter().take_while(|w| **w == 0).count();
+        if lead == self.words.len() {
+            self.clear();
+            return;
+        }
+        let trail = self.words.iter().rev().take_while(|w| **w == 0).count();
+        if lead == 0 && trail == 0 {
+            return;
+        }
+        let words = Arc::make_mut(&mut self.words);
+        words.truncate(words.len() - trail);
+        words.drain(..lead);
+        self.start += lead;
+    }
+
+    /// Makes the set empty.
+    fn clear(&mut self) {
+        self.words = Arc::default();
+        self.start = 0;
+    }
+
+    /// Releases spare capacity (for sets that are kept).
+    pub(crate) fn shrink(&mut self) {
+        if let Some(words) = Arc::get_mut(&mut self.words) {
+            words.shrink_to_fit();
+        }
+    }
+
+    /// One past the last stored word.
+    fn end(&self) -> usize {
+        self.start + self.words.len()
+    }
+
+    /// The catalogue-wide word `i` (zero outside the stored range).
+    fn word(&self, i: usize) -> u64 {
+        i.checked_sub(self.start)
+            .and_then(|k| self.words.get(k))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Widens the stored range to cover catalogue-wide words `lo..hi` (`lo < hi`).
+    fn cover(&mut self, lo: usize, hi: usize) {
+        if self.words.is_empty() {
+            self.start = lo;
+            self.words = Arc::new(vec![0; hi - lo]);
+            return;
+        }
+        if lo < self.start {
+            let grow = self.start - lo;
+            Arc::make_mut(&mut self.words).splice(0..0, std::iter::repeat_n(0, grow));
+            self.start = lo;
+        }
+        if hi > self.end() {
+            let len = hi - self.start;
+            Arc::make_mut(&mut self.words).resize(len, 0);
         }
     }
 
     /// Adds one action.
     pub fn insert(&mut self, id: ActionId) {
-        if let Some(w) = self.words.get_mut(id / 64) {
-            *w |= 1 << (id % 64);
+        let w = id / 64;
+        if w >= self.universe {
+            return;
+        }
+        self.cover(w, w + 1);
+        let bit = 1 << (id % 64);
+        if self.word(w) & bit != 0 {
+            return;
+        }
+        let start = self.start;
+        if let Some(x) = w
+            .checked_sub(start)
+            .and_then(|k| Arc::make_mut(&mut self.words).get_mut(k))
+        {
+            *x |= bit;
         }
     }
 
     /// Whether the action is in the set.
     pub fn contains(&self, id: ActionId) -> bool {
-        self.words
-            .get(id / 64)
-            .is_some_and(|w| w & (1 << (id % 64)) != 0)
+        self.word(id / 64) & (1 << (id % 64)) != 0
     }
 
     /// Adds every action of `other`.
     pub fn union_with(&mut self, other: &ActionSet) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a |= b;
+        let hi = other.end().min(self.universe);
+        if other.words.is_empty() || other.start >= hi || self.is_superset(other) {
+            return;
         }
+        if self.words.is_empty() && hi == other.end() {
+            self.start = other.start;
+            self.words = Arc::clone(&other.words);
+            return;
+        }
+        self.cover(other.start, hi);
+        let start = self.start;
+        let words = Arc::make_mut(&mut self.words);
+        for i in other.start..hi {
+            if let Some(a) = i.checked_sub(start).and_then(|k| words.get_mut(k)) {
+                *a |= other.word(i);
+            }
+        }
+        self.normalize();
     }
 
     /// Keeps only actions also in `other`.
     pub fn intersect_with(&mut self, other: &ActionSet) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a &= b;
+        let lo = self.start.max(other.start);
+        let hi = self.end().min(other.end());
+        if lo >= hi {
+            self.clear();
+            return;
         }
+        if other.is_superset(self) {
+            return;
+        }
+        self.words = Arc::new((lo..hi).map(|i| self.word(i) & other.word(i)).collect());
+        self.start = lo;
+        self.normalize();
     }
 
     /// Removes every action of `other`.
     pub fn subtract(&mut self, other: &ActionSet) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a &= !b;
+        if !self.intersects(other) {
+            return;
         }
+        let lo = self.start.max(other.start);
+        let hi = self.end().min(other.end());
+        let start = self.start;
+        let words = Arc::make_mut(&mut self.words);
+        for i in lo..hi {
+            if let Some(a) = i.checked_sub(start).and_then(|k| words.get_mut(k)) {
+                *a &= !other.word(i);
+            }
+        }
+        self.normalize();
     }
 
     /// The actions of a catalogue of `len` actions that are not in this set.
     pub fn complement(&self, len: usize) -> ActionSet {
+        let mut words: Vec<u64> = (0..self.universe).map(|i| !self.word(i)).collect();
+        trim_last(&mut words, len);
         let mut set = ActionSet {
-            words: self.words.iter().map(|w| !w).collect(),
+            universe: self.universe,
+            start: 0,
+            words: Arc::new(words),
         };
-        set.trim(len);
+        set.normalize();
         set
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.words.iter().all(|&w| w == 0)
+        self.words.is_empty()
     }
 
     /// How many actions the set holds.
@@ -222,26 +339,37 @@ impl ActionSet {
 
     /// Whether every action of `other` is in this set.
     pub fn is_superset(&self, other: &ActionSet) -> bool {
-        self.words
-            .iter()
-            .zip(&other.words)
-            .all(|(a, b)| b & !a == 0)
+        (other.start..other.end()).all(|i| other.word(i) & !self.word(i) == 0)
     }
 
     /// Whether the two sets share an action.
     pub fn intersects(&self, other: &ActionSet) -> bool {
-        self.words.iter().zip(&other.words).any(|(a, b)| a & b != 0)
+        let lo = self.start.max(other.start);
+        let hi = self.end().min(other.end());
+        (lo..hi).any(|i| self.word(i) & other.word(i) != 0)
     }
 
     /// The action ids in ascending order. Only set bits are visited (empty words are
     /// skipped and each word yields its bits by trailing-zero count), so iterating a small
-    /// set costs its size plus one test per 64 actions of the catalogue.
+    /// set costs its size plus one test per stored word.
     pub fn iter(&self) -> impl Iterator<Item = ActionId> + '_ {
+        let start = self.start;
         self.words
             .iter()
             .enumerate()
             .filter(|(_, w)| **w != 0)
-            .flat_map(|(i, &w)| Bits(w).map(move |b| i * 64 + b))
+            .flat_map(move |(i, &w)| Bits(w).map(move |b| (start + i) * 64 + b))
+    }
+}
+
+/// Clears the bits of the last word beyond action `len`.
+fn trim_last(words: &mut [u64], len: usize) {
+    let extra = (words.len() * 64).saturating_sub(len);
+    if extra > 0
+        && extra < 64
+        && let Some(last) = words.last_mut()
+    {
+        *last &= u64::MAX >> extra;
     }
 }
 
@@ -480,19 +608,29 @@ impl Catalogue {
     }
 
     /// Expands an action pattern; the result is cached per distinct pattern.
+    /// The cache is keyed by the pattern as written (so a repeated lookup allocates nothing)
+    /// and by its lower-cased form (so spellings differing in case share one expansion).
     pub fn expand(&self, pattern: &str) -> Arc<Expansion> {
-        let key = pattern.to_ascii_lowercase();
         if let Ok(cache) = self.cache.lock()
-            && let Some(hit) = cache.get(&key)
+            && let Some(hit) = cache.get(pattern)
         {
             return Arc::clone(hit);
         }
-        let expansion = Arc::new(self.expand_uncached(&key));
+        let key = pattern.to_ascii_lowercase();
+        let cached = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&key).cloned());
+        let expansion = cached.unwrap_or_else(|| Arc::new(self.expand_uncached(&key)));
         if let Ok(mut cache) = self.cache.lock() {
             // INVARIANT: bounded, so a stream of distinct hostile patterns cannot grow memory
             // without limit.
             if cache.len() > 100_000 {
                 cache.clear();
+            }
+            if key != pattern {
+                cache.insert(pattern.to_owned(), Arc::clone(&expansion));
             }
             cache.insert(key, Arc::clone(&expansion));
         }
@@ -525,14 +663,13 @@ impl Catalogue {
         let service_wild = crate::pattern::has_wildcard(service);
         let mut any_service = false;
         for s in &self.services {
-            let prefix = s.prefix.to_ascii_lowercase();
-            if !glob_match(service, &prefix) {
+            if !glob_match_lower(service, &s.prefix) {
                 continue;
             }
             any_service = true;
             for id in s.first..s.first + s.count {
                 if let Some(a) = self.actions.get(id)
-                    && glob_match(name, &a.name.to_ascii_lowercase())
+                    && glob_match_lower(name, &a.name)
                 {
                     actions.insert(id);
                 }
@@ -545,6 +682,7 @@ impl Catalogue {
         } else {
             Some(Unknown::Service)
         };
+        actions.shrink();
         Expansion {
             actions,
             open: service_wild || !any_service,
@@ -780,6 +918,63 @@ mod tests {
         assert!(!c.contains(129));
         assert!(ActionSet::full(130).is_superset(&a));
         assert_eq!(a.iter().collect::<Vec<_>>(), vec![0, 129]);
+    }
+
+    /// The trimmed representation: sets built in different orders or by different operations
+    /// compare equal, out-of-range ids are ignored, and sharing between clones is invisible.
+    #[test]
+    fn trimmed_bitset_ops() {
+        let len = 1000;
+        let mut a = ActionSet::empty(len);
+        a.insert(700);
+        a.insert(5);
+        a.insert(300);
+        a.insert(5000);
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![5, 300, 700]);
+        let mut b = ActionSet::empty(len);
+        for id in [300, 5, 700] {
+            b.insert(id);
+        }
+        assert_eq!(a, b);
+
+        let mut high = ActionSet::empty(len);
+        high.insert(900);
+        let shared = a.clone();
+        a.union_with(&high);
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![5, 300, 700, 900]);
+        assert_eq!(
+            shared.len(),
+            3,
+            "a clone is unchanged by the original's union"
+        );
+
+        let mut only_high = a.clone();
+        only_high.intersect_with(&high);
+        assert_eq!(only_high, high);
+        let mut none = ActionSet::empty(len);
+        none.insert(6);
+        none.intersect_with(&high);
+        assert!(none.is_empty());
+        assert_eq!(none, ActionSet::empty(len));
+
+        a.subtract(&shared);
+        assert_eq!(a, high);
+        a.subtract(&high);
+        assert!(a.is_empty());
+        assert_eq!(a, ActionSet::empty(len));
+
+        let full = ActionSet::full(len);
+        assert_eq!(full.len(), len);
+        assert_eq!(high.complement(len).len(), len - 1);
+        let mut back = high.complement(len).complement(len);
+        assert_eq!(back, high);
+        back.union_with(&full);
+        assert_eq!(back, full);
+        assert!(full.intersects(&high) && !shared.intersects(&high));
+        assert!(full.is_superset(&shared) && !shared.is_superset(&high));
+        let mut from_empty = ActionSet::empty(len);
+        from_empty.union_with(&shared);
+        assert_eq!(from_empty, shared);
     }
 
     #[test]

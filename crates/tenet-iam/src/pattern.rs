@@ -6,8 +6,22 @@
 /// Iterative with one backtrack point, so it runs in O(len(pattern) × len(text)) at worst and
 /// cannot recurse deeply on hostile input.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
+    glob_match_bytes(pattern, text, false)
+}
+
+/// [`glob_match`] with `text` compared as if ASCII-lowercased (`pattern` must already be
+/// lowercase), without allocating the lowercased text.
+pub fn glob_match_lower(pattern: &str, text: &str) -> bool {
+    glob_match_bytes(pattern, text, true)
+}
+
+fn glob_match_bytes(pattern: &str, text: &str, lower: bool) -> bool {
     let p = pattern.as_bytes();
     let t = text.as_bytes();
+    let at = |i: usize| {
+        t.get(i)
+            .map(|c| if lower { c.to_ascii_lowercase() } else { *c })
+    };
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
@@ -16,7 +30,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
                 star = Some((pi, ti));
                 pi += 1;
             }
-            Some(&c) if c == b'?' || Some(&c) == t.get(ti) => {
+            Some(&c) if c == b'?' || Some(c) == at(ti) => {
                 pi += 1;
                 ti += 1;
             }

@@ -610,6 +610,7 @@ pub fn compile_actions(action: &ActionMatch) -> (ActionSet, bool) {
         set.union_with(&e.actions);
         open |= e.open;
     }
+    set.shrink();
     match action {
         ActionMatch::Actions(_) => (set, open),
         ActionMatch::NotActions(p) => {
@@ -667,6 +668,7 @@ pub fn fitting_actions(resource: &ResourceMatch, actions: &ActionSet) -> ActionS
             out.insert(id);
         }
     }
+    out.shrink();
     out
 }
 
