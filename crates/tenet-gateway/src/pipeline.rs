@@ -314,6 +314,8 @@ fn access_request(
             unix_time: shared.clock.now().unix_timestamp(),
             protocol: protocol.to_string(),
             risk: shared.risk.risk(&principal_name(conn), shared.clock.now()),
+            session: Default::default(),
+            device: Default::default(),
         },
     }
 }

@@ -75,6 +75,8 @@ fn request(n: usize) -> AccessRequest {
             unix_time: 1_796_000_000,
             protocol: "HTTP/2".into(),
             risk: 0,
+            session: Default::default(),
+            device: Default::default(),
         },
     }
 }

@@ -245,6 +245,8 @@ fn request_for(
             unix_time: assumptions.unix_time,
             protocol: "HTTP/1.1".into(),
             risk: assumptions.risk,
+            session: Default::default(),
+            device: Default::default(),
         },
     }
 }

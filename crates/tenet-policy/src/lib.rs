@@ -40,5 +40,7 @@ pub use engine::{PolicyEngine, PolicySnapshot, ReloadOutcome};
 pub use error::{PolicyError, ValidationIssue};
 pub use example::example_policies;
 pub use raw::{RawEvaluator, evaluate_raw};
-pub use request::{AccessRequest, Principal, RequestContext, RouteResource, TlsFacts};
+pub use request::{
+    AccessRequest, DeviceFacts, Principal, RequestContext, RouteResource, SessionFacts, TlsFacts,
+};
 pub use schema::TENET_SCHEMA;

@@ -40,8 +40,28 @@ pub enum Principal {
         /// `spiffe://{trust_domain}{path}` or the request is denied.
         path: String,
     },
-    /// A caller without a client certificate.
+    /// A person with a valid session, signed in through an OpenID Connect provider.
+    User {
+        /// The configured name of the provider that signed the person in.
+        provider: String,
+        /// The provider's subject (`sub`) for the person.
+        subject: String,
+        /// Verified email address, lowercase; empty when none was asserted.
+        email: String,
+        /// Display name; may be empty.
+        name: String,
+        /// Groups the provider asserted (the entity's parents).
+        groups: Vec<String>,
+    },
+    /// A caller without a client certificate or session.
     Anonymous,
+}
+
+impl Principal {
+    /// The Cedar entity id of a person: `<provider>:<subject>`.
+    pub fn user_id(provider: &str, subject: &str) -> String {
+        format!("{provider}:{subject}")
+    }
 }
 
 /// The route a request was matched to.
@@ -71,6 +91,81 @@ pub struct RequestContext {
     pub protocol: String,
     /// Risk score of the caller, 0 to 100.
     pub risk: u8,
+    /// A person's session; all defaults for workloads and anonymous callers.
+    pub session: SessionFacts,
+    /// The caller's device; all defaults when no device is known.
+    pub device: DeviceFacts,
+}
+
+/// Facts about a person's session (the `session` record of the context).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionFacts {
+    /// A valid session identified the caller.
+    pub authenticated: bool,
+    /// Names of the factors used in the session (`"oidc"`, `"webauthn"`, ...), sorted.
+    pub factors: Vec<String>,
+    /// A phishing-resistant factor was used in the session.
+    pub phishing_resistant: bool,
+    /// Seconds since sign-in (0 without a session).
+    pub age_secs: i64,
+    /// Seconds since the last second factor; -1 when none.
+    pub mfa_age_secs: i64,
+}
+
+impl Default for SessionFacts {
+    fn default() -> Self {
+        SessionFacts {
+            authenticated: false,
+            factors: Vec::new(),
+            phishing_resistant: false,
+            age_secs: 0,
+            mfa_age_secs: -1,
+        }
+    }
+}
+
+/// Facts about the caller's device (the `device` record of the context). The posture facts
+/// are `"yes"`, `"no"` or `"unknown"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DeviceFacts {
+    /// The device id; empty when no device is known.
+    pub id: String,
+    /// The device presented its Tenet device certificate.
+    pub enrolled: bool,
+    /// Its posture meets the deployment's requirements.
+    pub compliant: bool,
+    /// Age of the posture in seconds; -1 when none is known.
+    pub posture_age_secs: i64,
+    /// Operating system name.
+    pub os: String,
+    /// Operating system version.
+    pub os_version: String,
+    /// Disk encryption.
+    pub disk_encrypted: String,
+    /// Host firewall.
+    pub firewall: String,
+    /// Screen lock.
+    pub screen_lock: String,
+    /// Endpoint protection running.
+    pub endpoint_protection: String,
+}
+
+impl Default for DeviceFacts {
+    fn default() -> Self {
+        let unknown = || "unknown".to_owned();
+        DeviceFacts {
+            id: String::new(),
+            enrolled: false,
+            compliant: false,
+            posture_age_secs: -1,
+            os: String::new(),
+            os_version: String::new(),
+            disk_encrypted: unknown(),
+            firewall: unknown(),
+            screen_lock: unknown(),
+            endpoint_protection: unknown(),
+        }
+    }
 }
 
 /// TLS facts of the connection; empty strings when a fact is absent.
@@ -98,6 +193,8 @@ struct ActionEntry {
 /// The Cedar names of the Tenet schema, parsed once per policy snapshot.
 pub(crate) struct Vocabulary {
     workload: EntityTypeName,
+    user: EntityTypeName,
+    group: EntityTypeName,
     anonymous: EntityUid,
     trust_domain: EntityTypeName,
     route: EntityTypeName,
@@ -136,6 +233,8 @@ impl Vocabulary {
             .collect();
         Ok(Self {
             workload: type_name(types::WORKLOAD)?,
+            user: type_name(types::USER)?,
+            group: type_name(types::GROUP)?,
             anonymous: EntityUid::from_type_name_and_id(
                 type_name(types::ANONYMOUS)?,
                 EntityId::new(ANONYMOUS_ID),
@@ -235,6 +334,40 @@ impl Vocabulary {
                     .map_err(|e| format!("cannot build the principal entity: {e}"))?;
                 Ok((uid, entity, keys))
             }
+            Principal::User {
+                provider,
+                subject,
+                email,
+                name,
+                groups,
+            } => {
+                if provider.is_empty() || subject.is_empty() {
+                    return Err("a user principal needs a provider and a subject".to_owned());
+                }
+                let uid = EntityUid::from_type_name_and_id(
+                    self.user.clone(),
+                    EntityId::new(Principal::user_id(provider, subject)),
+                );
+                let parents: HashSet<EntityUid> = groups
+                    .iter()
+                    .map(|g| EntityUid::from_type_name_and_id(self.group.clone(), EntityId::new(g)))
+                    .collect();
+                let attrs = HashMap::from([
+                    ("email".to_owned(), string(email)),
+                    ("name".to_owned(), string(name)),
+                    ("provider".to_owned(), string(provider)),
+                    ("subject".to_owned(), string(subject)),
+                ]);
+                let mut keys = vec![
+                    ScopeKey::Any,
+                    ScopeKey::Type(self.user.clone()),
+                    ScopeKey::Under(uid.clone()),
+                ];
+                keys.extend(parents.iter().cloned().map(ScopeKey::Under));
+                let entity = Entity::new(uid.clone(), attrs, parents)
+                    .map_err(|e| format!("cannot build the principal entity: {e}"))?;
+                Ok((uid, entity, keys))
+            }
         }
     }
 
@@ -321,7 +454,45 @@ fn context(ctx: &RequestContext, source_ip: RestrictedExpression) -> Result<Cont
             RestrictedExpression::new_long(iso_weekday(ctx.unix_time)),
         ),
     ])?;
+    let session = &ctx.session;
+    let session = record([
+        (
+            "authenticated",
+            RestrictedExpression::new_bool(session.authenticated),
+        ),
+        (
+            "factors",
+            RestrictedExpression::new_set(session.factors.iter().map(|f| string(f))),
+        ),
+        (
+            "phishing_resistant",
+            RestrictedExpression::new_bool(session.phishing_resistant),
+        ),
+        ("age_secs", RestrictedExpression::new_long(session.age_secs)),
+        (
+            "mfa_age_secs",
+            RestrictedExpression::new_long(session.mfa_age_secs),
+        ),
+    ])?;
+    let d = &ctx.device;
+    let device = record([
+        ("id", string(&d.id)),
+        ("enrolled", RestrictedExpression::new_bool(d.enrolled)),
+        ("compliant", RestrictedExpression::new_bool(d.compliant)),
+        (
+            "posture_age_secs",
+            RestrictedExpression::new_long(d.posture_age_secs),
+        ),
+        ("os", string(&d.os)),
+        ("os_version", string(&d.os_version)),
+        ("disk_encrypted", string(&d.disk_encrypted)),
+        ("firewall", string(&d.firewall)),
+        ("screen_lock", string(&d.screen_lock)),
+        ("endpoint_protection", string(&d.endpoint_protection)),
+    ])?;
     Context::from_pairs([
+        ("session".to_owned(), session),
+        ("device".to_owned(), device),
         ("source_ip".to_owned(), source_ip),
         ("tls".to_owned(), tls),
         ("time".to_owned(), time),
@@ -428,6 +599,7 @@ mod tests {
         let vocabulary = Vocabulary::new().unwrap();
         for principal in [
             Principal::Anonymous,
+            user(),
             Principal::Workload {
                 spiffe_id: "spiffe://example.org/ns/a/sa/b".to_owned(),
                 trust_domain: "example.org".to_owned(),
@@ -461,7 +633,19 @@ mod tests {
                 unix_time: -1,
                 protocol: "gRPC".to_owned(),
                 risk: 100,
+                session: SessionFacts::default(),
+                device: DeviceFacts::default(),
             },
+        }
+    }
+
+    fn user() -> Principal {
+        Principal::User {
+            provider: "corp".to_owned(),
+            subject: "248289761001".to_owned(),
+            email: "jane@example.org".to_owned(),
+            name: "Jane".to_owned(),
+            groups: vec!["engineering".to_owned(), "admins".to_owned()],
         }
     }
 
@@ -483,10 +667,21 @@ mod tests {
             IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, 0x0102, 0x0304)),
             IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
         ];
-        for principal in [workload, Principal::Anonymous] {
+        for principal in [workload, user(), Principal::Anonymous] {
             for ip in ips {
                 for &(method, _) in &METHODS {
                     let mut req = request(principal.clone(), ip);
+                    if matches!(principal, Principal::User { .. }) {
+                        req.context.session = SessionFacts {
+                            authenticated: true,
+                            factors: vec!["oidc".to_owned(), "webauthn".to_owned()],
+                            phishing_resistant: true,
+                            age_secs: 30,
+                            mfa_age_secs: 10,
+                        };
+                        req.context.device.id = "d1".to_owned();
+                        req.context.device.enrolled = true;
+                    }
                     req.action = method.to_owned();
                     let cedar = vocabulary.translate(&req).unwrap();
                     let r = &cedar.request;

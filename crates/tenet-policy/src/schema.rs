@@ -11,7 +11,13 @@
 ///     `Tenet::TrustDomain::"example.org"`, so `principal in Tenet::TrustDomain::"example.org"`
 ///     matches every workload of that trust domain. IDs are compared exactly: paths are
 ///     case-sensitive and never decoded or rewritten.
-///   - `Tenet::Anonymous::"anonymous"` for a caller without a client certificate.
+///   - `Tenet::User::"<provider>:<subject>"` for a person signed in through an OpenID Connect
+///     provider (the provider's configured name and the ID token's `sub`), e.g.
+///     `Tenet::User::"corp:248289761001"`. Its attributes are `email` (lowercase; empty when
+///     the provider did not assert a verified address), `name`, `provider` and `subject`; its
+///     parents are the groups the provider asserted, `Tenet::Group::"<group>"`, so
+///     `principal in Tenet::Group::"engineering"` matches its members.
+///   - `Tenet::Anonymous::"anonymous"` for a caller without a client certificate or session.
 /// - **Action**: the HTTP method, one action per method: `"GET"`, `"HEAD"`, `"OPTIONS"`,
 ///   `"POST"`, `"PUT"`, `"PATCH"`, `"DELETE"`, `"CONNECT"`, `"TRACE"`. The groups
 ///   `Tenet::Action::"read"` (GET, HEAD, OPTIONS) and `Tenet::Action::"write"` (POST, PUT,
@@ -27,7 +33,16 @@
 ///   - `time`: `unix` (seconds), `hour_utc` (0-23) and `weekday` (ISO 8601: 1 = Monday to
 ///     7 = Sunday, in UTC);
 ///   - `protocol`: `"HTTP/1.1"`, `"HTTP/2"`, `"gRPC"`, ...;
-///   - `risk`: the caller's risk score, 0 (none) to 100.
+///   - `risk`: the caller's risk score, 0 (none) to 100;
+///   - `session` (people): `authenticated` (a valid session), `factors` (the names of the
+///     factors used in it: `"oidc"`, `"webauthn"`, `"totp"`, `"recovery"`),
+///     `phishing_resistant` (a phishing-resistant factor was used), `age_secs` (since sign-in)
+///     and `mfa_age_secs` (since the last second factor; -1 when none);
+///   - `device`: `id` (empty when unknown), `enrolled` (the device presented its Tenet device
+///     certificate), `compliant` (its posture meets the deployment's requirements),
+///     `posture_age_secs` (-1 when no posture is known) and the posture facts `os`,
+///     `os_version`, and `disk_encrypted`, `firewall`, `screen_lock`, `endpoint_protection`
+///     each `"yes"`, `"no"` or `"unknown"`.
 ///
 /// Policies are validated against this schema in strict mode when they are loaded; a file named
 /// `tenet.cedarschema` next to the policies is only a copy for people and editors, and must
@@ -44,7 +59,18 @@ namespace Tenet {
     path: String,
   };
 
-  // A caller without a client certificate: Tenet::Anonymous::"anonymous".
+  // A group asserted by an identity provider, e.g. "engineering".
+  entity Group;
+
+  // A person signed in through an OpenID Connect provider: "<provider>:<subject>".
+  entity User in [Group] = {
+    email: String,
+    name: String,
+    provider: String,
+    subject: String,
+  };
+
+  // A caller without a client certificate or session: Tenet::Anonymous::"anonymous".
   entity Anonymous;
 
   // A service behind the gateway.
@@ -71,31 +97,54 @@ namespace Tenet {
     weekday: Long,
   };
 
+  type SessionFacts = {
+    authenticated: Bool,
+    factors: Set<String>,
+    phishing_resistant: Bool,
+    age_secs: Long,
+    mfa_age_secs: Long,
+  };
+
+  type DeviceFacts = {
+    id: String,
+    enrolled: Bool,
+    compliant: Bool,
+    posture_age_secs: Long,
+    os: String,
+    os_version: String,
+    disk_encrypted: String,
+    firewall: String,
+    screen_lock: String,
+    endpoint_protection: String,
+  };
+
   type RequestContext = {
     source_ip: ipaddr,
     tls: TlsFacts,
     time: TimeFacts,
     protocol: String,
     risk: Long,
+    session: SessionFacts,
+    device: DeviceFacts,
   };
 
   // Action groups.
   action "read", "write";
 
   action "GET", "HEAD", "OPTIONS" in ["read"] appliesTo {
-    principal: [Workload, Anonymous],
+    principal: [Workload, User, Anonymous],
     resource: [Route],
     context: RequestContext,
   };
 
   action "POST", "PUT", "PATCH", "DELETE" in ["write"] appliesTo {
-    principal: [Workload, Anonymous],
+    principal: [Workload, User, Anonymous],
     resource: [Route],
     context: RequestContext,
   };
 
   action "CONNECT", "TRACE" appliesTo {
-    principal: [Workload, Anonymous],
+    principal: [Workload, User, Anonymous],
     resource: [Route],
     context: RequestContext,
   };
@@ -119,6 +168,8 @@ pub(crate) const METHODS: [(&str, Option<&str>); 9] = [
 pub(crate) mod types {
     pub(crate) const ACTION: &str = "Tenet::Action";
     pub(crate) const ANONYMOUS: &str = "Tenet::Anonymous";
+    pub(crate) const GROUP: &str = "Tenet::Group";
+    pub(crate) const USER: &str = "Tenet::User";
     pub(crate) const ROUTE: &str = "Tenet::Route";
     pub(crate) const SERVICE: &str = "Tenet::Service";
     pub(crate) const TRUST_DOMAIN: &str = "Tenet::TrustDomain";

@@ -45,6 +45,8 @@ impl Req {
                 unix_time: MONDAY_10_30,
                 protocol: "HTTP/2".to_owned(),
                 risk: 0,
+                session: Default::default(),
+                device: Default::default(),
             },
         })
     }
@@ -293,6 +295,71 @@ fn context_attributes() {
     );
 }
 
+fn person(groups: &[&str]) -> Principal {
+    Principal::User {
+        provider: "corp".to_owned(),
+        subject: "u-42".to_owned(),
+        email: "jane@example.org".to_owned(),
+        name: "Jane Doe".to_owned(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    }
+}
+
+/// People: groups are the user's parents, and policies see the session and the device.
+#[test]
+fn people_policies_see_groups_session_and_device() {
+    let s = one(
+        r#"@id("eng") permit (principal in Tenet::Group::"engineering", action, resource in Tenet::Service::"shop")
+             when { context.session.authenticated && context.session.phishing_resistant
+                    && context.session.factors.contains("webauthn") && context.device.compliant };
+           @id("jane") permit (principal == Tenet::User::"corp:u-42", action in Tenet::Action::"read", resource)
+             when { principal.email == "jane@example.org" && context.device.enrolled };
+           @id("stale") forbid (principal is Tenet::User, action, resource)
+             when { context.device.posture_age_secs < 0 || context.device.posture_age_secs > 3600 };
+           @id("disk") forbid (principal, action, resource) when { context.device.disk_encrypted == "no" };
+           @id("mfa-fresh") forbid (principal is Tenet::User, action in Tenet::Action::"write", resource)
+             when { context.session.mfa_age_secs < 0 || context.session.mfa_age_secs > 900 };"#,
+    );
+    let good = |c: &mut RequestContext| {
+        c.session.authenticated = true;
+        c.session.factors = vec!["oidc".to_owned(), "webauthn".to_owned()];
+        c.session.phishing_resistant = true;
+        c.session.age_secs = 120;
+        c.session.mfa_age_secs = 60;
+        c.device.id = "d-1".to_owned();
+        c.device.enrolled = true;
+        c.device.compliant = true;
+        c.device.posture_age_secs = 30;
+        c.device.disk_encrypted = "yes".to_owned();
+    };
+    let eng = || Req::new().principal(person(&["engineering"])).with(good);
+    assert_eq!(decide(&s, eng()), allow(&["eng", "jane"]));
+    assert_eq!(decide(&s, eng().method("POST")), allow(&["eng"]));
+    // Not in the group: only the per-user read permit.
+    let other = Req::new().principal(person(&["sales"])).with(good);
+    assert_eq!(decide(&s, other), allow(&["jane"]));
+    // TOTP is not phishing-resistant.
+    let totp = eng().with(|c| {
+        c.session.factors = vec!["oidc".to_owned(), "totp".to_owned()];
+        c.session.phishing_resistant = false;
+    });
+    assert_eq!(decide(&s, totp), allow(&["jane"]));
+    // Posture: missing, stale, or a disk known unencrypted.
+    let missing = eng().with(|c| c.device.posture_age_secs = -1);
+    assert_eq!(decide(&s, missing), deny(&["stale"]));
+    let stale = eng().with(|c| c.device.posture_age_secs = 7_200);
+    assert_eq!(decide(&s, stale), deny(&["stale"]));
+    let clear = eng().with(|c| c.device.disk_encrypted = "no".to_owned());
+    assert_eq!(decide(&s, clear), deny(&["disk"]));
+    // A write long after the last second factor needs a fresh one.
+    let old_mfa = eng()
+        .method("DELETE")
+        .with(|c| c.session.mfa_age_secs = 3_600);
+    assert_eq!(decide(&s, old_mfa), deny(&["mfa-fresh"]));
+    // Workloads carry the defaults: no session, no device.
+    assert_eq!(decide(&s, Req::new()), deny(&[]));
+}
+
 #[test]
 fn evaluation_errors_deny_even_when_a_permit_matches() {
     let s = one(r#"@id("all") permit (principal, action, resource);
@@ -437,7 +504,7 @@ fn validation_errors_name_file_policy_and_line() {
     for policy in [
         r#"permit (principal, action, resource) when { context.risk == "high" };"#,
         r#"permit (principal, action == Tenet::Action::"get", resource);"#,
-        r#"permit (principal == Tenet::User::"alice", action, resource);"#,
+        r#"permit (principal == Tenet::Person::"alice", action, resource);"#,
         r#"permit (principal, action, resource) when { principal.path == "/x" };"#,
     ] {
         assert!(

@@ -456,6 +456,8 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
                     unix_time: OffsetDateTime::now_utc().unix_timestamp(),
                     protocol: "HTTP/1.1".into(),
                     risk: 0,
+                    session: Default::default(),
+                    device: Default::default(),
                 },
             };
             let decision = snapshot.authorize(&request);
