@@ -62,4 +62,7 @@ pub struct RouteSpec {
     pub path_prefix: String,
     /// The upstream.
     pub upstream: UpstreamSpec,
+    /// A route for people: callers are identified by a session (see [`crate::PeopleGate`]),
+    /// and paths under [`crate::AUTH_PREFIX`] are the gateway's sign-in endpoints.
+    pub people: bool,
 }

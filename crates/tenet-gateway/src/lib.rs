@@ -24,6 +24,7 @@ mod conn;
 mod error;
 mod forward;
 mod framing;
+mod people;
 mod pipeline;
 mod response;
 mod routes;
@@ -34,5 +35,9 @@ pub use assertion::{ASSERTION_HEADER, AssertionIssuer, CaAssertionIssuer};
 pub use clock::{Clock, SystemClock};
 pub use config::{ClientAuth, ListenerSpec, RouteSpec, UpstreamProtocol, UpstreamSpec};
 pub use error::GatewayError;
+pub use people::{
+    AUTH_PREFIX, AuthRequest, COOKIE_PREFIX, MAX_AUTH_BODY, PeopleGate, Person, PersonRequest,
+    PersonVerdict, ServeFuture,
+};
 pub use server::{Gateway, GatewayHandle, GatewayParts, NoRisk, RiskSource};
 pub use tls::SvidResolver;

@@ -17,12 +17,19 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::assertion::ASSERTION_HEADER;
 use crate::conn::ConnInfo;
-use crate::response::{Body, REQUEST_ID_HEADER, refuse};
+use crate::people::{
+    AUTH_PREFIX, AuthRequest, MAX_AUTH_BODY, PeopleGate, Person, PersonRequest, PersonVerdict,
+    auth_redirect, is_navigation, strip_tenet_cookies,
+};
+use crate::response::{Body, REQUEST_ID_HEADER, full, refuse};
 use crate::routes::Route;
 use crate::server::{ListenerState, Shared};
 
-/// The header naming the caller to the upstream (its SPIFFE ID, or `anonymous`).
+/// The header naming the caller to the upstream (its SPIFFE ID, a person's principal name,
+/// or `anonymous`).
 const PRINCIPAL_HEADER: &str = "x-tenet-principal";
+/// The header naming a signed-in person to the upstream (email, or name).
+const USER_HEADER: &str = "x-tenet-user";
 
 /// One request. `framing` is the refusal the HTTP/1.x framing guard recorded for it: the
 /// request hyper parsed is then only a stand-in and is answered with that refusal.
@@ -67,15 +74,73 @@ async fn handle_inner(
     let route = listener.routes.find(host.name(), target.as_str()).cloned();
     let route = route.filter(|_| host.port().is_none());
 
+    // people: the sign-in endpoints are the gateway's own; every other request of a people
+    // route must come with a session that survives re-evaluation.
+    let mut person = None;
+    if let Some(route) = route.as_ref().filter(|r| r.spec.people) {
+        let Some(gate) = shared.people.clone() else {
+            warn!(route = %route.spec.name, "people route without a sign-in service; denied");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                None,
+                &request_id,
+                false,
+            );
+        };
+        if target.as_str().starts_with(AUTH_PREFIX) {
+            return serve_auth(
+                gate,
+                parts,
+                body,
+                &host,
+                &target,
+                &request_id,
+                &conn,
+                &listener,
+                &shared,
+            )
+            .await;
+        }
+        let verdict = gate.identify(&PersonRequest {
+            method: &parts.method,
+            host: host.name(),
+            port: listener.port,
+            path_and_query: &target.path_and_query(),
+            headers: &parts.headers,
+            source_ip: conn.peer.ip(),
+            client_id: conn.principal.as_ref(),
+            now: shared.clock.now(),
+        });
+        match verdict {
+            PersonVerdict::Person(p) => person = Some(*p),
+            refused => {
+                let ctx = Refusal {
+                    parts: &parts,
+                    host: &host,
+                    target: &target,
+                    protocol,
+                    route,
+                    request_id: &request_id,
+                };
+                return refuse_person(refused, ctx, &conn, &listener, &shared).await;
+            }
+        }
+    }
+
     // authorize: containment first (a revoked identity or quarantined service is refused
     // whatever the policy says), then the policy with the caller's current risk.
     let started = Instant::now();
     let snapshot = shared.policy.current();
     let now = shared.clock.now();
     let contained = shared.containment.current();
+    let caller = person
+        .as_ref()
+        .map(|p| p.name.clone())
+        .or_else(|| conn.principal.as_ref().map(|p| p.as_str().to_string()));
     let hit = contained
         .check(
-            conn.principal.as_ref().map(|p| p.as_str()),
+            caller.as_deref(),
             conn.client_serial.as_deref(),
             route.as_ref().map(|r| r.spec.service.as_str()),
             now,
@@ -87,7 +152,14 @@ async fn handle_inner(
             errors: vec![reason],
         },
         (Some(route), None) => snapshot.authorize(&access_request(
-            &parts, &conn, route, &host, &target, protocol, &shared,
+            &parts,
+            &conn,
+            person.as_ref(),
+            route,
+            &host,
+            &target,
+            protocol,
+            &shared,
         )),
         (None, _) => Decision::Deny {
             policies: vec![],
@@ -103,7 +175,9 @@ async fn handle_inner(
     };
 
     // record: the event is stored before the caller sees anything.
-    let principal = principal_name(&conn);
+    let principal = person
+        .as_ref()
+        .map_or_else(|| principal_name(&conn), |p| p.name.clone());
     let event = AccessEvent {
         request_id: request_id.clone(),
         listener: listener.name.clone(),
@@ -161,7 +235,15 @@ async fn handle_inner(
     debug!(%principal, route = %route.spec.name, reasons = ?decision.reasons(), "request allowed");
 
     // forward
-    if let Err(e) = upstream_headers(&mut parts, &conn, &route, &host, &request_id, &shared) {
+    if let Err(e) = upstream_headers(
+        &mut parts,
+        &conn,
+        person.as_ref(),
+        &route,
+        &host,
+        &request_id,
+        &shared,
+    ) {
         warn!(error = %e, route = %route.spec.name, "identity assertion failed; request denied");
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -276,23 +358,27 @@ fn decision_errors(decision: &Decision) -> Vec<String> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn access_request(
     parts: &http::request::Parts,
     conn: &ConnInfo,
+    person: Option<&Person>,
     route: &Route,
     host: &CanonicalHost,
     target: &NormalizedPath,
     protocol: &str,
     shared: &Shared,
 ) -> AccessRequest {
-    let principal = match &conn.principal {
-        Some(id) => Principal::Workload {
+    let principal = match (person, &conn.principal) {
+        (Some(p), _) => p.principal.clone(),
+        (None, Some(id)) => Principal::Workload {
             spiffe_id: id.as_str().to_string(),
             trust_domain: id.trust_domain().as_str().to_string(),
             path: id.path().to_string(),
         },
-        None => Principal::Anonymous,
+        (None, None) => Principal::Anonymous,
     };
+    let name = person.map_or_else(|| principal_name(conn), |p| p.name.clone());
     AccessRequest {
         principal,
         action: parts.method.as_str().to_string(),
@@ -313,9 +399,9 @@ fn access_request(
             },
             unix_time: shared.clock.now().unix_timestamp(),
             protocol: protocol.to_string(),
-            risk: shared.risk.risk(&principal_name(conn), shared.clock.now()),
-            session: Default::default(),
-            device: Default::default(),
+            risk: shared.risk.risk(&name, shared.clock.now()),
+            session: person.map(|p| p.session.clone()).unwrap_or_default(),
+            device: person.map(|p| p.device.clone()).unwrap_or_default(),
         },
     }
 }
@@ -324,6 +410,7 @@ fn access_request(
 fn upstream_headers(
     parts: &mut http::request::Parts,
     conn: &ConnInfo,
+    person: Option<&Person>,
     route: &Route,
     host: &CanonicalHost,
     request_id: &str,
@@ -337,6 +424,12 @@ fn upstream_headers(
     headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
     headers.insert("x-forwarded-host", value(&host.to_string())?);
     headers.insert(REQUEST_ID_HEADER, value(request_id)?);
+    if let Some(person) = person {
+        strip_tenet_cookies(headers);
+        headers.insert(PRINCIPAL_HEADER, value(&person.name)?);
+        headers.insert(USER_HEADER, value(&person.display)?);
+        return Ok(());
+    }
     headers.insert(PRINCIPAL_HEADER, value(&principal_name(conn))?);
     if let Some(caller) = &conn.principal {
         let token = shared
@@ -390,4 +483,137 @@ fn strip_response_hop_by_hop(headers: &mut http::HeaderMap) {
     ] {
         headers.remove(name);
     }
+}
+
+/// A sign-in endpoint: the body is read (bounded) and the [`PeopleGate`] answers. Nothing is
+/// forwarded; the gate records its own authentication events.
+#[allow(clippy::too_many_arguments)]
+async fn serve_auth(
+    gate: Arc<dyn PeopleGate>,
+    parts: http::request::Parts,
+    body: Incoming,
+    host: &CanonicalHost,
+    target: &NormalizedPath,
+    request_id: &str,
+    conn: &ConnInfo,
+    listener: &ListenerState,
+    shared: &Shared,
+) -> Response<Body> {
+    let limited = http_body_util::Limited::new(body, MAX_AUTH_BODY);
+    let body = match limited.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            info!(peer = %conn.peer, error = %e, "sign-in request body refused");
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "bad_request",
+                Some("body_too_large"),
+                request_id,
+                true,
+            );
+        }
+    };
+    let request = AuthRequest {
+        method: parts.method.clone(),
+        host: host.name().to_string(),
+        port: listener.port,
+        path_and_query: target.path_and_query(),
+        headers: parts.headers,
+        body,
+        source_ip: conn.peer.ip(),
+        client_id: conn.principal.clone(),
+        request_id: request_id.to_string(),
+        now: shared.clock.now(),
+    };
+    let response = gate.serve(request).await;
+    let (mut parts, bytes) = response.into_parts();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        parts.headers.insert(REQUEST_ID_HEADER, v);
+    }
+    parts
+        .headers
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Response::from_parts(parts, full(bytes))
+}
+
+/// What a refused person's request was, for its event.
+struct Refusal<'a> {
+    parts: &'a http::request::Parts,
+    host: &'a CanonicalHost,
+    target: &'a NormalizedPath,
+    protocol: &'a str,
+    route: &'a Route,
+    request_id: &'a str,
+}
+
+/// A people-route request without a usable session: recorded, then a redirect for a browser
+/// navigating (to sign in or step up) or a 401 for anything else.
+async fn refuse_person(
+    verdict: PersonVerdict,
+    r: Refusal<'_>,
+    conn: &ConnInfo,
+    listener: &ListenerState,
+    shared: &Shared,
+) -> Response<Body> {
+    let (principal, endpoint, error, reason) = match verdict {
+        PersonVerdict::SignInRequired { reason } => {
+            ("anonymous".to_string(), "login", "sign_in_required", reason)
+        }
+        PersonVerdict::StepUpRequired { name, reason } => {
+            (name, "stepup", "step_up_required", reason)
+        }
+        PersonVerdict::Ended { name, reason } => (name, "login", "session_ended", reason),
+        PersonVerdict::Person(_) => (
+            "anonymous".to_string(),
+            "login",
+            "sign_in_required",
+            String::new(),
+        ),
+    };
+    let navigate = is_navigation(&r.parts.method, &r.parts.headers);
+    let status = if navigate {
+        StatusCode::FOUND
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    let event = AccessEvent {
+        request_id: r.request_id.to_string(),
+        listener: listener.name.clone(),
+        principal: principal.clone(),
+        action: r.parts.method.as_str().to_string(),
+        route: Some(r.route.spec.name.clone()),
+        service: Some(r.route.spec.service.clone()),
+        host: r.host.to_string(),
+        path: r.target.as_str().to_string(),
+        source_ip: conn.peer.ip(),
+        source_port: conn.peer.port(),
+        protocol: r.protocol.to_string(),
+        tls_version: conn.tls_version.clone(),
+        client_serial: conn.client_serial.clone(),
+        disposition: Disposition::Blocked,
+        status: Some(status.as_u16()),
+        reasons: vec![],
+        errors: vec![format!("session: {error} ({reason})")],
+        policy_hash: shared.policy.current().hash().to_string(),
+        decision_us: 0,
+    };
+    if let Err(e) = shared
+        .sink
+        .record(Event::new(shared.clock.now(), EventKind::Access(event)))
+        .await
+    {
+        warn!(error = %e, %principal, "refusal could not be recorded");
+    }
+    metrics::counter!("tenet_gateway_requests_total", "decision" => error).increment(1);
+    info!(%principal, host = %r.host, path = %r.target.as_str(), error, reason = %reason,
+        "person refused");
+    if navigate {
+        let location = auth_redirect(endpoint, &r.target.path_and_query());
+        let mut response = refuse(status, error, Some(&reason), r.request_id, false);
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+        return response;
+    }
+    refuse(status, error, Some(&reason), r.request_id, false)
 }

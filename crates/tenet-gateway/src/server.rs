@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::config::{ListenerSpec, RouteSpec};
 use crate::error::GatewayError;
 use crate::forward::Upstream;
+use crate::people::PeopleGate;
 use crate::routes::{Route, RouteTable};
 use crate::tls::{SvidResolver, server_config};
 
@@ -44,6 +45,8 @@ pub struct GatewayParts {
     pub containment: Arc<tenet_contain::Containment>,
     /// The caller's current risk, passed to policy as `context.risk`.
     pub risk: Arc<dyn RiskSource>,
+    /// The sign-in service for people routes; required when any route is for people.
+    pub people: Option<Arc<dyn PeopleGate>>,
 }
 
 /// Where the gateway reads a caller's risk score (0–100) for `context.risk`.
@@ -70,6 +73,7 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     pub containment: Arc<tenet_contain::Containment>,
     pub risk: Arc<dyn RiskSource>,
+    pub people: Option<Arc<dyn PeopleGate>>,
 }
 
 /// State of one listener.
@@ -104,6 +108,12 @@ impl Gateway {
     /// Validate the parts, build TLS and upstream clients, and bind every listener.
     pub async fn bind(parts: GatewayParts) -> Result<Self, GatewayError> {
         for route in &parts.routes {
+            if route.people && parts.people.is_none() {
+                return Err(GatewayError::Config(format!(
+                    "route {:?} is for people, but no sign-in service is configured",
+                    route.name
+                )));
+            }
             if !parts.listeners.iter().any(|l| l.name == route.listener) {
                 return Err(GatewayError::Config(format!(
                     "route {:?} names listener {:?}, which does not exist",
@@ -122,6 +132,7 @@ impl Gateway {
             clock: parts.clock,
             containment: parts.containment,
             risk: parts.risk,
+            people: parts.people,
         });
         Ok(Self {
             bound,

@@ -147,6 +147,9 @@ pub struct RouteSection {
     pub upstream_spiffe_id: Option<String>,
     #[serde(default = "default_protocol")]
     pub upstream_protocol: String,
+    /// A route for people: callers sign in (OpenID Connect, WebAuthn) and hold a session.
+    #[serde(default)]
+    pub people: bool,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -423,6 +426,7 @@ fn route_spec(r: &RouteSection) -> Result<RouteSpec> {
             spiffe_id,
             protocol,
         },
+        people: r.people,
     })
 }
 

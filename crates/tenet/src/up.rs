@@ -125,6 +125,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         max_connections: 50_000,
         containment: containment.clone(),
         risk,
+        people: None,
     })
     .await?;
     let listeners = gateway.local_addrs();
