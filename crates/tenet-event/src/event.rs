@@ -36,6 +36,9 @@ pub enum EventKind {
     Admin(AdminEvent),
     /// A detection: a Sigma rule or a behavioural analytic fired.
     Detection(DetectionEvent),
+    /// A person or device authenticated, or failed to: sign-in, a second factor, step-up,
+    /// sign-out, a session ended by re-evaluation, a device enrolment or posture report.
+    Authentication(AuthenticationEvent),
 }
 
 /// Whether a request went on to the upstream.
@@ -158,6 +161,43 @@ pub struct AdminEvent {
     pub detail: String,
 }
 
+/// An authentication step of a person or a device (OCSF Authentication, 3002).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthenticationEvent {
+    /// `logon` (identity provider sign-in), `mfa` (a second factor verified), `mfa_register`
+    /// (a factor registered), `step_up`, `logoff`, `session_end` (ended by re-evaluation or
+    /// revocation), `device_enrol` or `device_report`.
+    pub activity: String,
+    /// The person's principal name (`user:<provider>:<subject>`), a device's SPIFFE ID, or
+    /// `unknown` when the step failed before anyone was identified.
+    pub user: String,
+    /// The identity provider, for sign-ins.
+    pub provider: Option<String>,
+    /// The factor used (`oidc`, `webauthn`, `totp`, `recovery`).
+    pub factor: Option<String>,
+    /// Whether the step succeeded.
+    pub success: bool,
+    /// Why it failed, or what happened (stable machine words first).
+    pub reason: String,
+    /// The peer address.
+    pub source_ip: IpAddr,
+    /// The device id, when one is known.
+    pub device: Option<String>,
+    /// The gateway's request id.
+    pub request_id: Option<String>,
+}
+
+impl AuthenticationEvent {
+    /// OCSF activity id and name for the activity.
+    fn activity_ocsf(&self) -> (u8, &'static str) {
+        match self.activity.as_str() {
+            "logon" | "mfa" | "step_up" => (1, "Logon"),
+            "logoff" | "session_end" => (2, "Logoff"),
+            _ => (99, "Other"),
+        }
+    }
+}
+
 /// A detection raised by a Sigma rule or a built-in behavioural analytic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectionEvent {
@@ -226,6 +266,7 @@ impl Event {
             EventKind::Policy(p) => api_ocsf(3, "Update", "policy.change", json!(p)),
             EventKind::Admin(a) => api_ocsf(3, "Update", &a.operation, json!(a)),
             EventKind::Detection(d) => detection_ocsf(d),
+            EventKind::Authentication(a) => authentication_ocsf(a),
         };
         if let Value::Object(map) = &mut v {
             map.insert("time".into(), json!(time_ms));
@@ -280,6 +321,14 @@ impl Event {
             EventKind::Detection(d) => format!(
                 "detection {} [{}] {}: {}",
                 d.rule, d.level, d.subject, d.explanation
+            ),
+            EventKind::Authentication(a) => format!(
+                "auth {} {} {} from {}: {}",
+                a.activity,
+                a.user,
+                if a.success { "succeeded" } else { "failed" },
+                a.source_ip,
+                a.reason
             ),
         }
     }
@@ -425,6 +474,33 @@ fn detection_ocsf(d: &DetectionEvent) -> Value {
         },
         "resources": [{"name": d.subject}],
         "unmapped": {"subject": d.subject, "level": d.level, "evidence": d.evidence},
+    })
+}
+
+fn authentication_ocsf(a: &AuthenticationEvent) -> Value {
+    let (activity_id, activity) = a.activity_ocsf();
+    let mfa = matches!(a.factor.as_deref(), Some("webauthn" | "totp" | "recovery"));
+    json!({
+        "class_uid": 3002,
+        "class_name": "Authentication",
+        "category_uid": 3,
+        "activity_id": activity_id,
+        "activity_name": activity,
+        "type_uid": 300_200 + u32::from(activity_id),
+        "severity_id": if a.success { 1 } else { 3 },
+        "status_id": if a.success { 1 } else { 2 },
+        "status": if a.success { "Success" } else { "Failure" },
+        "status_detail": a.reason,
+        "is_mfa": mfa,
+        "user": {"name": a.user},
+        "auth_protocol": a.factor,
+        "src_endpoint": {"ip": a.source_ip.to_string()},
+        "device": a.device.as_ref().map(|d| json!({"uid": d})),
+        "unmapped": {
+            "activity": a.activity,
+            "provider": a.provider,
+            "request_id": a.request_id,
+        },
     })
 }
 

@@ -18,7 +18,7 @@ mod event;
 mod sink;
 
 pub use event::{
-    AccessEvent, AdminEvent, DetectionEvent, Disposition, Event, EventKind, PolicyEvent,
-    RejectionEvent, SvidEvent,
+    AccessEvent, AdminEvent, AuthenticationEvent, DetectionEvent, Disposition, Event, EventKind,
+    PolicyEvent, RejectionEvent, SvidEvent,
 };
 pub use sink::{EventSink, RecordFuture, SinkError};

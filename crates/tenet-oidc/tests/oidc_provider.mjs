@@ -1,0 +1,133 @@
+// A real OpenID provider (panva's oidc-provider) for tenet-oidc's integration tests.
+//
+// Usage: node oidc_provider.mjs CERT_PEM KEY_PEM REDIRECT_URI MODULE_DIR
+//   env TEST_CLIENT_SECRET: the secret of the one client, "tenet-gateway".
+// Listens on 127.0.0.1 on an ephemeral port over HTTPS and prints "PORT <n>" on stdout.
+// Test-only routes:
+//   /interaction/<uid>       signs in user-A and grants the requested scopes, without a page
+//   POST /test-admin/rotate  replaces the signing key with a fresh one under a new kid
+// Exits when stdin closes, so it never outlives the test that started it.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const [certFile, keyFile, redirectUri, moduleDir] = process.argv.slice(2);
+if (!moduleDir || !process.env.TEST_CLIENT_SECRET) {
+  console.error('usage: node oidc_provider.mjs CERT KEY REDIRECT_URI MODULE_DIR (TEST_CLIENT_SECRET set)');
+  process.exit(2);
+}
+const entry = pathToFileURL(path.join(moduleDir, 'lib', 'index.js')).href;
+const { default: Provider } = await import(entry);
+
+const ACCOUNTS = {
+  'user-A': {
+    email: 'alice@example.test',
+    email_verified: true,
+    name: 'Alice Example',
+    groups: ['engineering', 'oncall'],
+  },
+};
+
+const client = {
+  client_id: 'tenet-gateway',
+  client_secret: process.env.TEST_CLIENT_SECRET,
+  redirect_uris: [redirectUri],
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'client_secret_basic',
+};
+
+const cookieKeys = [crypto.randomBytes(32).toString('hex')];
+let generation = 0;
+let issuer;
+let provider;
+let providerCallback;
+
+function signingKey(kid) {
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
+}
+
+async function findAccount(ctx, id) {
+  const account = ACCOUNTS[id];
+  if (!account) return undefined;
+  return { accountId: id, claims: async () => ({ sub: id, ...account }) };
+}
+
+// A new provider instance with a new key; storage (the memory adapter) is process-wide.
+function rotate() {
+  generation += 1;
+  const kid = `k${generation}`;
+  provider = new Provider(issuer, {
+    clients: [client],
+    jwks: { keys: [signingKey(kid)] },
+    findAccount,
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name'],
+      groups: ['groups'],
+    },
+    conformIdTokenClaims: false,
+    cookies: { keys: cookieKeys },
+    features: { devInteractions: { enabled: false } },
+    interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+    pkce: { required: () => true },
+  });
+  providerCallback = provider.callback();
+  return kid;
+}
+
+async function interact(req, res) {
+  const interaction = await provider.interactionDetails(req, res);
+  const { prompt: { name, details }, params, session } = interaction;
+  let result;
+  if (name === 'login') {
+    result = { login: { accountId: 'user-A' } };
+  } else if (name === 'consent') {
+    const grant = interaction.grantId
+      ? await provider.Grant.find(interaction.grantId)
+      : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+    if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
+    if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
+    result = { consent: { grantId: await grant.save() } };
+  } else {
+    result = { error: 'access_denied', error_description: `unexpected prompt ${name}` };
+  }
+  await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
+}
+
+async function handle(req, res) {
+  try {
+    const { pathname } = new URL(req.url, issuer);
+    if (pathname.startsWith('/interaction/')) {
+      await interact(req, res);
+    } else if (pathname === '/test-admin/rotate' && req.method === 'POST') {
+      const kid = rotate();
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ kid }));
+    } else {
+      providerCallback(req, res);
+    }
+  } catch (error) {
+    res.statusCode = 500;
+    res.end(String(error));
+  }
+}
+
+const server = https.createServer(
+  { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) },
+  handle,
+);
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  issuer = `https://127.0.0.1:${port}`;
+  rotate();
+  process.stdout.write(`PORT ${port}\n`);
+});
+
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();

@@ -1,0 +1,213 @@
+//! Enrolled devices and their posture, as the gateway and the admin API use them: enrolment
+//! tokens, enrolment, signed posture reports, MDM imports, revocation, and the device facts
+//! policies see. State lives in two owner-only JSON files in the data directory and is written
+//! on every change.
+
+use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use tenet_device::{
+    DeviceRecord, DeviceRegistry, Enrolment, EnrolmentRequest, IssuedToken, MdmImport, MdmMatch,
+    NO_POSTURE_AGE, PostureFacts, PostureRequirements, PostureStore, ReportVerifier,
+};
+use tenet_identity::{CertificateAuthority, SpiffeId};
+use tenet_policy::DeviceFacts;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::PeopleError;
+
+/// File names in the data directory.
+const REGISTRY_FILE: &str = "devices.json";
+const POSTURE_FILE: &str = "posture.json";
+
+/// How far a report's time may be ahead of the gateway's clock.
+const REPORT_SKEW: Duration = Duration::from_secs(300);
+
+/// Devices and posture, shared by the sign-in service and the admin API.
+pub struct Devices {
+    registry: RwLock<DeviceRegistry>,
+    registry_path: PathBuf,
+    posture: RwLock<PostureStore>,
+    posture_path: PathBuf,
+    requirements: PostureRequirements,
+    verifier: ReportVerifier,
+    cert_ttl: Duration,
+}
+
+impl std::fmt::Debug for Devices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Devices")
+            .field("registry", &self.registry_path)
+            .field("posture", &self.posture_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the session evaluation needs of a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceState {
+    /// The facts for the policy context.
+    pub facts: DeviceFacts,
+    /// Whether posture requirements are configured at all (no requirement: posture is not
+    /// a session signal).
+    pub posture_required: bool,
+}
+
+impl Devices {
+    /// Loads (or starts empty) the registry and posture files in `data_dir`. Reports are
+    /// verified against `ca`'s bundle and accepted up to the requirements' maximum age.
+    pub fn open(
+        data_dir: &Path,
+        ca: &CertificateAuthority,
+        requirements: PostureRequirements,
+        cert_ttl: Duration,
+    ) -> Result<Self, PeopleError> {
+        let registry_path = data_dir.join(REGISTRY_FILE);
+        let posture_path = data_dir.join(POSTURE_FILE);
+        let registry = DeviceRegistry::load(&registry_path)?;
+        let posture = PostureStore::load(&posture_path)?;
+        let max_age = requirements
+            .max_age()
+            .unwrap_or(Duration::from_secs(7 * 24 * 3600));
+        Ok(Self {
+            registry: RwLock::new(registry),
+            registry_path,
+            posture: RwLock::new(posture),
+            posture_path,
+            verifier: ReportVerifier::new(ca.bundle(), REPORT_SKEW, max_age),
+            requirements,
+            cert_ttl,
+        })
+    }
+
+    fn registry(&self) -> RwLockReadGuard<'_, DeviceRegistry> {
+        self.registry.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn registry_mut(&self) -> RwLockWriteGuard<'_, DeviceRegistry> {
+        self.registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn posture(&self) -> RwLockReadGuard<'_, PostureStore> {
+        self.posture.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn posture_mut(&self) -> RwLockWriteGuard<'_, PostureStore> {
+        self.posture.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A one-time enrolment token for a device of `owner`, valid for `ttl`.
+    pub fn create_token(
+        &self,
+        owner: Option<&str>,
+        ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Result<IssuedToken, PeopleError> {
+        let mut registry = self.registry_mut();
+        let token = registry.create_token(owner, ttl, now)?;
+        registry.save(&self.registry_path)?;
+        Ok(token)
+    }
+
+    /// Redeems a token for a device certificate signed by `ca`.
+    pub fn enrol(
+        &self,
+        ca: &CertificateAuthority,
+        request: &EnrolmentRequest,
+        now: OffsetDateTime,
+    ) -> Result<Enrolment, PeopleError> {
+        let mut registry = self.registry_mut();
+        let enrolment = registry.enrol(ca, request, self.cert_ttl, now)?;
+        registry.save(&self.registry_path)?;
+        Ok(enrolment)
+    }
+
+    /// Verifies and keeps a signed posture report; returns the device's id.
+    pub fn report(&self, jws: &str, now: OffsetDateTime) -> Result<Uuid, PeopleError> {
+        let registry = self.registry();
+        let mut posture = self.posture_mut();
+        let device = posture.ingest_report(&self.verifier, &registry, jws, now)?;
+        posture.save(&self.posture_path)?;
+        Ok(device)
+    }
+
+    /// Imports an MDM export; returns the rows imported and the rows refused.
+    pub fn import_mdm(
+        &self,
+        source_name: &str,
+        bytes: &[u8],
+        match_by: MdmMatch,
+        now: OffsetDateTime,
+    ) -> Result<MdmImport, PeopleError> {
+        let import = {
+            let registry = self.registry();
+            tenet_device::import_mdm(source_name, bytes, &registry, match_by, now)?
+        };
+        let mut posture = self.posture_mut();
+        posture.apply_mdm(&import);
+        posture.save(&self.posture_path)?;
+        Ok(import)
+    }
+
+    /// Revokes a device: its certificate no longer identifies it and its reports are refused.
+    pub fn revoke(&self, id: Uuid, now: OffsetDateTime) -> Result<(), PeopleError> {
+        let mut registry = self.registry_mut();
+        registry.revoke(id, now)?;
+        registry.save(&self.registry_path)?;
+        Ok(())
+    }
+
+    /// Every enrolled device.
+    pub fn list(&self) -> Vec<DeviceRecord> {
+        self.registry().devices().to_vec()
+    }
+
+    /// The device a verified client certificate names, if it is a device SVID of a known
+    /// device that is not revoked.
+    pub fn device_of(&self, client: Option<&SpiffeId>) -> Option<Uuid> {
+        let id = tenet_device::device_id_of(client?)?;
+        self.registry()
+            .device(id)
+            .filter(|d| !d.is_revoked())
+            .map(|d| d.id)
+    }
+
+    /// The device's facts for policy, at `now`; the defaults when no device is known.
+    pub fn state(&self, device: Option<Uuid>, now: OffsetDateTime) -> DeviceState {
+        let posture_required = self.requirements.requires_posture();
+        let Some(id) = device else {
+            return DeviceState {
+                facts: DeviceFacts::default(),
+                posture_required,
+            };
+        };
+        let facts = {
+            let registry = self.registry();
+            let posture = self.posture();
+            PostureFacts::gather(&registry, &posture, &self.requirements, id, now)
+        };
+        DeviceState {
+            facts: DeviceFacts {
+                id: id.to_string(),
+                enrolled: facts.enrolled,
+                compliant: facts.compliant,
+                posture_age_secs: if facts.age_secs == NO_POSTURE_AGE {
+                    -1
+                } else {
+                    facts.age_secs
+                },
+                os: facts.os,
+                os_version: facts.os_version,
+                disk_encrypted: facts.disk_encrypted.to_owned(),
+                firewall: facts.firewall.to_owned(),
+                screen_lock: facts.screen_lock.to_owned(),
+                endpoint_protection: facts.endpoint_protection.to_owned(),
+            },
+            posture_required,
+        }
+    }
+}
