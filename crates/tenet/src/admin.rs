@@ -44,6 +44,8 @@ pub struct AdminState {
     pub clock: Arc<dyn Clock>,
     pub metrics: Option<PrometheusHandle>,
     pub containment: Arc<tenet_contain::Containment>,
+    /// The sign-in service, when `[people]` is configured.
+    pub people: Option<Arc<tenet_people::SignIn>>,
 }
 
 /// Bind the admin API and serve it in the background.
@@ -121,7 +123,7 @@ pub async fn serve(
     Ok((addr, task))
 }
 
-fn json(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
+pub(crate) fn json(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -223,6 +225,9 @@ async fn handle(
         }
         (&Method::POST, crate::contain::CONTAIN_PATH) => {
             containment_change(req, admin_id, state).await
+        }
+        (_, path) if path.starts_with("/v1/people/") => {
+            crate::people::admin(req, admin_id, state).await
         }
         (&Method::GET, "/v1/bundle") => {
             let mut r = Response::new(Full::new(Bytes::from(state.bundle_pem.clone())));
@@ -369,7 +374,7 @@ fn consistency(state: &AdminState, query: &str) -> Result<serde_json::Value, Pro
 }
 
 /// Largest request body the admin API reads (an SVID event is a few hundred bytes).
-const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// Record an SVID that the CLI issued from the CA files while this process holds the ledger.
 /// The SPIFFE ID must belong to this deployment's trust domain.

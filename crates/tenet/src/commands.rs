@@ -112,6 +112,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let change = crate::contain::Change::Release { selector };
             crate::contain::run_change(&config, change, format).await
         }
+        Command::Device { action } => crate::people::run_device(explicit, action)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Session { action } => crate::people::run_session(explicit, action)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Containment { format } => {
             crate::contain::run_list(&config::load(explicit)?, format).await
         }

@@ -27,6 +27,9 @@ pub struct ConfigFile {
     pub routes: Vec<RouteSection>,
     #[serde(default)]
     pub detect: DetectSection,
+    /// Sign-in for people routes.
+    #[serde(default)]
+    pub people: Option<crate::people::PeopleSection>,
 }
 
 /// `[detect]`: detection and response inside `tenet up`.
@@ -190,6 +193,7 @@ pub struct Config {
     pub listeners: Vec<ListenerSpec>,
     pub routes: Vec<RouteSpec>,
     pub detect: DetectSpec,
+    pub people: Option<crate::people::PeopleSpec>,
 }
 
 impl Config {
@@ -322,8 +326,9 @@ fn resolve(path: &Path, file: ConfigFile) -> Result<Config> {
         sync: parse_sync(&file.events.sync).context("events.sync")?,
         admin_listen: file.admin.listen,
         listeners,
-        routes,
         detect: detect_spec(&base, file.detect)?,
+        people: crate::people::people_spec(&base, file.people, &routes)?,
+        routes,
     })
 }
 

@@ -53,6 +53,7 @@ mod init;
 mod ledger;
 mod log;
 mod metrics;
+mod people;
 mod score;
 mod up;
 
@@ -189,6 +190,16 @@ enum Command {
         selector: String,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+    },
+    /// Devices: enrolment tokens, enrolment and posture reports (the agent side), MDM imports.
+    Device {
+        #[command(subcommand)]
+        action: crate::people::DeviceCommand,
+    },
+    /// People's sessions: list and revoke.
+    Session {
+        #[command(subcommand)]
+        action: crate::people::SessionCommand,
     },
     /// List the containments in force.
     Containment {

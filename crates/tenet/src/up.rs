@@ -113,6 +113,21 @@ pub async fn start(config: &Config) -> Result<Running> {
         (None, Arc::new(tenet_gateway::NoRisk))
     };
     let detector_feed = sink.subscribe();
+    let people = match &config.people {
+        Some(spec) => {
+            let service = crate::people::build(
+                spec,
+                &config.data_dir.join("people"),
+                ca.clone(),
+                risk.clone(),
+                Arc::new(sink.clone()),
+            )
+            .await?;
+            info!("sign-in for people routes ready");
+            Some(service)
+        }
+        None => None,
+    };
     let gateway = Gateway::bind(GatewayParts {
         listeners: config.listeners.clone(),
         routes: config.routes.clone(),
@@ -125,7 +140,9 @@ pub async fn start(config: &Config) -> Result<Running> {
         max_connections: 50_000,
         containment: containment.clone(),
         risk,
-        people: None,
+        people: people
+            .clone()
+            .map(|p| p as Arc<dyn tenet_gateway::PeopleGate>),
     })
     .await?;
     let listeners = gateway.local_addrs();
@@ -148,6 +165,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         clock: clock.clone(),
         metrics: crate::metrics::handle(),
         containment: containment.clone(),
+        people: people.clone(),
     });
     let (admin_addr, admin_task) =
         admin::serve(config, admin_state, resolver.clone(), verifier).await?;
