@@ -116,6 +116,9 @@ impl Analytics {
                 }
             }
             EventKind::Admin(a) => self.admin(a, started, now, now_ms, &mut out),
+            EventKind::Authentication(a) if !a.success => {
+                self.sign_in_failure(a, now, now_ms, &mut out);
+            }
             // SVID issuance and kinds added later carry no behaviour these analytics learn.
             _ => {}
         }
@@ -349,6 +352,40 @@ impl Analytics {
         }
     }
 
+    /// A failed sign-in step counts toward the source's burst and, when the person is known
+    /// (a failed second factor), toward the person's.
+    fn sign_in_failure(
+        &mut self,
+        a: &tenet_event::AuthenticationEvent,
+        now: OffsetDateTime,
+        now_ms: i64,
+        out: &mut Vec<Alert>,
+    ) {
+        self.source_failure(a.source_ip, Failure::SignIn, now, now_ms, out);
+        if a.user == "unknown" || a.user.is_empty() {
+            return;
+        }
+        let Some((profile, _)) = self.principals.get_or_insert(&a.user, now_ms) else {
+            return;
+        };
+        let c = &self.config.failures;
+        if let Some(seen) = profile.failures.record(
+            now_ms,
+            Failure::SignIn,
+            c.per_principal,
+            secs_to_ms(c.window_secs),
+        ) {
+            let subject = Subject::Principal(a.user.clone());
+            out.push(burst_alert(
+                &self.config,
+                subject,
+                c.per_principal,
+                &seen,
+                now,
+            ));
+        }
+    }
+
     fn source_failure(
         &mut self,
         ip: IpAddr,
@@ -554,6 +591,7 @@ fn burst_alert(
         let label = match failure {
             Failure::Denied => "denied by policy",
             Failure::NoRoute => "no route",
+            Failure::SignIn => "failed sign-in",
             Failure::Tls(i) => c
                 .tls_kinds
                 .get(usize::from(*i))

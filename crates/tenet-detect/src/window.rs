@@ -11,6 +11,8 @@ pub(crate) enum Failure {
     NoRoute,
     /// A refused TLS handshake; the index into the configured `tls_kinds`.
     Tls(u16),
+    /// A failed sign-in step of a person or device (provider, second factor, enrolment).
+    SignIn,
 }
 
 /// The last failures of one principal or source, at most `threshold` of them: enough to

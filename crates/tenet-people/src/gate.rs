@@ -133,10 +133,10 @@ impl SignIn {
         &self.devices
     }
 
-    /// Revokes every session of the person named `name` (`user:<provider>:<subject>`) or
-    /// with that email address; returns how many were revoked. Used by playbooks and the CLI.
-    pub fn revoke_person(&self, name: &str, now: OffsetDateTime) -> usize {
-        let selector = match name.strip_prefix("user:").and_then(|r| r.split_once(':')) {
+    /// The sessions of the person named `name` (`user:<provider>:<subject>`), or of the
+    /// person with that email address.
+    fn selector(&self, name: &str) -> tenet_session::UserSelector {
+        match name.strip_prefix("user:").and_then(|r| r.split_once(':')) {
             Some((provider, subject)) => {
                 let issuer = self
                     .providers
@@ -149,11 +149,32 @@ impl SignIn {
                 }
             }
             None => tenet_session::UserSelector::Email(name.to_owned()),
-        };
-        match self.sessions.revoke_user(&selector, now) {
+        }
+    }
+
+    /// Ends every session of a person (see [`SignIn::selector`] for `name`); returns how
+    /// many. Used by playbooks, the risk cut-off and the CLI.
+    pub fn revoke_person(&self, name: &str, now: OffsetDateTime) -> usize {
+        match self.sessions.revoke_user(&self.selector(name), now) {
             Ok(n) => n,
             Err(e) => {
                 warn!(error = %e, "sessions could not be revoked");
+                0
+            }
+        }
+    }
+
+    /// Makes every active session of a person step up with a fresh phishing-resistant factor
+    /// before its next request goes through; returns how many sessions changed.
+    pub fn step_up_person(&self, name: &str, why: &str, now: OffsetDateTime) -> usize {
+        let reason = Reason::new(ReasonCode::StepUpPending, why);
+        match self
+            .sessions
+            .require_step_up_user(&self.selector(name), &reason, now)
+        {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "step-up could not be required");
                 0
             }
         }

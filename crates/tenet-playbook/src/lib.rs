@@ -89,6 +89,16 @@ pub enum Step {
         /// How long.
         duration: Option<Duration>,
     },
+    /// End every session of the person the alert is about.
+    CutSessions {
+        /// The person: `user:<provider>:<subject>`.
+        person: String,
+    },
+    /// Make every session of the person confirm with a fresh phishing-resistant factor.
+    RequireStepUp {
+        /// The person: `user:<provider>:<subject>`.
+        person: String,
+    },
     /// POST the alert to a webhook, signed with HMAC-SHA256.
     Notify {
         /// Where.
@@ -173,8 +183,15 @@ enum ActionDoc {
     RevokeIdentity(RevokeDoc),
     RevokeSerial(RevokeDoc),
     QuarantineService(QuarantineDoc),
+    CutSessions(EmptyDoc),
+    RequireStepUp(EmptyDoc),
     Notify(NotifyDoc),
 }
+
+/// An action without parameters (`- cut_sessions: {}`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EmptyDoc {}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -230,6 +247,8 @@ enum Action {
         identities: Vec<String>,
         duration: Option<Duration>,
     },
+    CutSessions,
+    RequireStepUp,
     Notify {
         url: String,
         secret: Secret,
@@ -354,6 +373,8 @@ impl Playbooks {
                             duration: duration(q.duration.as_deref()).map_err(&ctx)?,
                         }
                     }
+                    ActionDoc::CutSessions(EmptyDoc {}) => Action::CutSessions,
+                    ActionDoc::RequireStepUp(EmptyDoc {}) => Action::RequireStepUp,
                     ActionDoc::Notify(n) => {
                         let parsed = url::Url::parse(&n.url)
                             .map_err(|e| ctx(format!("notify url {:?}: {e}", n.url)))?;
@@ -478,6 +499,26 @@ impl Playbook {
                         None => plan.skipped.push(
                             "quarantine_service: no service given and none in the alert".into(),
                         ),
+                    }
+                }
+                Action::CutSessions | Action::RequireStepUp => {
+                    let name = if matches!(a, Action::CutSessions) {
+                        "cut_sessions"
+                    } else {
+                        "require_step_up"
+                    };
+                    if t.subject.starts_with("user:") {
+                        let person = t.subject.clone();
+                        plan.steps.push(if matches!(a, Action::CutSessions) {
+                            Step::CutSessions { person }
+                        } else {
+                            Step::RequireStepUp { person }
+                        });
+                    } else {
+                        plan.skipped.push(format!(
+                            "{name}: the subject {:?} is not a person (user:PROVIDER:SUBJECT)",
+                            t.subject
+                        ));
                     }
                 }
                 Action::Notify { url, secret } => plan.steps.push(Step::Notify {
@@ -625,6 +666,48 @@ playbooks:
             "10.0.0.1",
         ));
         assert!(plans[0].skipped[0].contains("not a SPIFFE ID"));
+    }
+
+    /// People: sessions are cut or stepped up for a person's alerts, skipped for workloads.
+    #[test]
+    fn people_actions_apply_to_persons_only() {
+        let text = r#"
+playbooks:
+  - name: people
+    match: {rules: ["tenet.auth-failure-burst"]}
+    actions:
+      - require_step_up: {}
+      - cut_sessions: {}
+"#;
+        let books = Playbooks::parse("p.yaml", text, Path::new("/etc")).unwrap();
+        let plans = books.plan(&trigger(
+            "tenet.auth-failure-burst",
+            Level::High,
+            &[],
+            "user:corp:42",
+        ));
+        assert_eq!(
+            plans[0].steps,
+            vec![
+                Step::RequireStepUp {
+                    person: "user:corp:42".into()
+                },
+                Step::CutSessions {
+                    person: "user:corp:42".into()
+                }
+            ]
+        );
+        let plans = books.plan(&trigger(
+            "tenet.auth-failure-burst",
+            Level::High,
+            &[],
+            "spiffe://td/a",
+        ));
+        assert!(plans[0].steps.is_empty());
+        assert_eq!(plans[0].skipped.len(), 2);
+        assert!(plans[0].skipped[0].contains("not a person"));
+        let bad = "playbooks:\n  - name: x\n    match: {min_level: high}\n    actions:\n      - cut_sessions: {for: 1h}\n";
+        assert!(Playbooks::parse("p.yaml", bad, Path::new("/etc")).is_err());
     }
 
     #[test]

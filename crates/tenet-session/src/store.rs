@@ -364,6 +364,32 @@ impl SessionStore {
         self.revoke_where(now, |s| who.matches(s))
     }
 
+    /// Puts every active session of a person in step-up (a response action: the person must
+    /// confirm with a fresh phishing-resistant factor). Returns how many sessions changed.
+    pub fn require_step_up_user(
+        &self,
+        who: &UserSelector,
+        reason: &Reason,
+        now: OffsetDateTime,
+    ) -> Result<usize, SessionError> {
+        let mut inner = self.lock();
+        self.purge(&mut inner, now);
+        let mut changed = 0;
+        for s in inner.sessions.values_mut().filter(|s| who.matches(s)) {
+            if s.state == SessionState::Active {
+                s.state = SessionState::StepUpRequired {
+                    reason: reason.clone(),
+                };
+                changed += 1;
+                tracing::info!(session = %s.handle, %reason, "step-up required");
+            }
+        }
+        if changed > 0 {
+            self.save(&mut inner)?;
+        }
+        Ok(changed)
+    }
+
     /// Revokes every session bound to a device. Returns how many.
     pub fn revoke_device(
         &self,

@@ -97,6 +97,8 @@ pub struct Detector {
     risk: Arc<RiskTable>,
     cut_off: Option<Duration>,
     http: reqwest::Client,
+    /// The sign-in service, for people's alerts (cut sessions, step-up).
+    people: Option<Arc<tenet_people::SignIn>>,
 }
 
 /// Loads what `[detect]` names; errors name the file and the problem, so `tenet up` refuses to
@@ -157,6 +159,7 @@ pub fn load(
             risk: risk.clone(),
             cut_off: spec.cut_off,
             http,
+            people: None,
         },
         risk,
     ))
@@ -179,6 +182,12 @@ fn load_rules(path: &Path) -> Result<tenet_sigma::Engine> {
 }
 
 impl Detector {
+    /// Lets playbooks and the risk cut-off act on people's sessions.
+    pub fn with_people(mut self, people: Option<Arc<tenet_people::SignIn>>) -> Self {
+        self.people = people;
+        self
+    }
+
     /// Follows the ledger's feed until it closes.
     pub async fn run(mut self, mut feed: tokio::sync::broadcast::Receiver<StoredEvent>) {
         loop {
@@ -273,6 +282,16 @@ impl Detector {
             };
             self.contain(&recorder, "tenet:risk", change, now).await;
         }
+        // A person over the cut-off: every session ends (the next request must sign in anew).
+        if trigger.rule == tenet_detect::rules::RISK_THRESHOLD
+            && trigger.evidence.get("action").and_then(Value::as_str) == Some("cut_off")
+            && trigger.subject.starts_with("user:")
+            && self.cut_off.is_some()
+            && let Some(people) = &self.people
+        {
+            let n = people.revoke_person(&trigger.subject, now);
+            info!(person = %trigger.subject, sessions = n, "sessions cut by the risk cut-off");
+        }
         for plan in self.playbooks.plan(&trigger) {
             let actor = format!("playbook:{}", plan.playbook);
             let mut done = Vec::new();
@@ -289,6 +308,23 @@ impl Detector {
                             done.push(format!("contained {what}"));
                         }
                     }
+                    Step::CutSessions { person } => match &self.people {
+                        Some(people) => {
+                            let n = people.revoke_person(&person, now);
+                            info!(%person, sessions = n, actor, "sessions cut by response");
+                            done.push(format!("cut {n} sessions of {person}"));
+                        }
+                        None => done.push(format!("no people routes: no sessions of {person}")),
+                    },
+                    Step::RequireStepUp { person } => match &self.people {
+                        Some(people) => {
+                            let why = format!("{}: {}", detection.rule, detection.title);
+                            let n = people.step_up_person(&person, &why, now);
+                            info!(%person, sessions = n, actor, "step-up required by response");
+                            done.push(format!("step-up required on {n} sessions of {person}"));
+                        }
+                        None => done.push(format!("no people routes: no sessions of {person}")),
+                    },
                     Step::Notify { url, secret } => {
                         self.notify(&url, &secret, &plan.playbook, &detection);
                         done.push(format!("notified {url}"));

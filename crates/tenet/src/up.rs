@@ -189,6 +189,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         )),
     ];
     if let Some(detector) = detector {
+        let detector = detector.with_people(people.clone());
         background.push(tokio::spawn(detector.run(detector_feed)));
     }
     for (name, addr) in &listeners {

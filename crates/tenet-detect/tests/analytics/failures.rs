@@ -103,3 +103,59 @@ fn anonymous_denials_count_per_source_only() {
     assert!(alerts.is_empty(), "{alerts:#?}");
     assert_eq!(a.tracked().principals, 0);
 }
+
+fn sign_in_failure(user: &str, ip: &str, time: time::OffsetDateTime) -> tenet_event::Event {
+    tenet_event::Event::new(
+        time,
+        tenet_event::EventKind::Authentication(tenet_event::AuthenticationEvent {
+            activity: "mfa".into(),
+            user: user.into(),
+            provider: Some("corp".into()),
+            factor: Some("webauthn".into()),
+            success: false,
+            reason: "signature".into(),
+            source_ip: ip.parse().unwrap(),
+            device: None,
+            request_id: None,
+        }),
+    )
+}
+
+/// People: failed second factors burst per person; sign-ins that failed before anyone was
+/// known count only toward the source.
+#[test]
+fn failed_sign_ins_burst_per_person_and_per_source() {
+    let mut a = analytics();
+    let mut alerts = Vec::new();
+    for i in 0..10 {
+        let e = sign_in_failure("user:corp:42", "198.51.100.7", T0 + Duration::seconds(i));
+        alerts.extend(feed(&mut a, &e));
+    }
+    let bursts = of(&alerts, rules::AUTH_FAILURE_BURST);
+    assert_eq!(bursts.len(), 1, "{alerts:#?}");
+    assert_eq!(bursts[0].subject, Subject::Principal("user:corp:42".into()));
+    assert!(
+        bursts[0].explanation.contains("10 failed sign-in"),
+        "{}",
+        bursts[0].explanation
+    );
+
+    let mut b = analytics();
+    let mut alerts = Vec::new();
+    for i in 0..20 {
+        let e = sign_in_failure("unknown", "203.0.113.5", T0 + Duration::seconds(i));
+        alerts.extend(feed(&mut b, &e));
+    }
+    let bursts = of(&alerts, rules::AUTH_FAILURE_BURST);
+    assert_eq!(bursts.len(), 1, "{alerts:#?}");
+    assert_eq!(
+        bursts[0].subject,
+        Subject::Source("203.0.113.5".parse().unwrap())
+    );
+    // A successful step is no failure.
+    let mut ok = sign_in_failure("user:corp:42", "198.51.100.7", T0);
+    if let tenet_event::EventKind::Authentication(e) = &mut ok.kind {
+        e.success = true;
+    }
+    assert!(feed(&mut analytics(), &ok).is_empty());
+}

@@ -172,6 +172,32 @@ fn phishing_resistant_factor_clears_step_up_and_rotates() {
     assert!(store.lookup(token3.as_str(), None, t0()).is_ok());
 }
 
+/// A response action: every active session of the person must step up; others are untouched.
+#[test]
+fn step_up_by_user_marks_only_that_persons_active_sessions() {
+    let store = memory_store();
+    let (a1, _) = store.create(login_of(alice(), None), None, t0()).unwrap();
+    let (a2, _) = store.create(login_of(alice(), None), None, t0()).unwrap();
+    let bob = UserIdentity::new("https://idp.example.test", "bob");
+    let (b, _) = store.create(login_of(bob, None), None, t0()).unwrap();
+    let reason = Reason::new(ReasonCode::RiskStepUp, "playbook");
+    let who = UserSelector::Email("alice@example.test".into());
+    assert_eq!(store.require_step_up_user(&who, &reason, t0()).unwrap(), 2);
+    for t in [&a1, &a2] {
+        let s = store.lookup(t.as_str(), None, t0()).unwrap();
+        assert_eq!(
+            s.state,
+            SessionState::StepUpRequired {
+                reason: reason.clone()
+            }
+        );
+    }
+    let s = store.lookup(b.as_str(), None, t0()).unwrap();
+    assert_eq!(s.state, SessionState::Active);
+    // Already pending: nothing changes the second time.
+    assert_eq!(store.require_step_up_user(&who, &reason, t0()).unwrap(), 0);
+}
+
 #[test]
 fn revoke_by_handle_user_and_device() {
     let store = memory_store();
