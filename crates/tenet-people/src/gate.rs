@@ -65,6 +65,9 @@ pub struct SignInParts {
     pub sink: Arc<dyn EventSink>,
     /// Whether a WebAuthn factor is required after the provider's sign-in.
     pub require_webauthn: bool,
+    /// Members of these groups always need a WebAuthn factor (administrators), whatever
+    /// `require_webauthn` says.
+    pub admin_groups: Vec<String>,
 }
 
 /// A WebAuthn ceremony in progress for one session.
@@ -87,6 +90,7 @@ pub struct SignIn {
     risk: Arc<dyn RiskSource>,
     sink: Arc<dyn EventSink>,
     require_webauthn: bool,
+    admin_groups: Vec<String>,
     return_paths: RedirectPolicy,
 }
 
@@ -118,6 +122,7 @@ impl SignIn {
             risk: parts.risk,
             sink: parts.sink,
             require_webauthn: parts.require_webauthn,
+            admin_groups: parts.admin_groups,
             // Return addresses are paths on the gateway's own origin only.
             return_paths: RedirectPolicy::new(Vec::new(), Vec::new()),
         }
@@ -408,6 +413,12 @@ impl SignIn {
                 self.ceremony_finish(&req, &jar).await
             }
             (&Method::POST, "logout") => self.logout(&req, &jar).await,
+            (&Method::POST, "totp/enrol") => self.totp_enrol(&req, &jar).await,
+            (&Method::POST, "recovery/generate") => self.recovery_generate(&req, &jar).await,
+            (&Method::POST, "totp/verify" | "recovery/redeem") => {
+                self.weak_factor(&req, &jar, endpoint == "totp/verify")
+                    .await
+            }
             (&Method::POST, "device/enrol") => self.device_enrol(&req).await,
             (&Method::POST, "device/report") => self.device_report(&req).await,
             (
@@ -600,7 +611,12 @@ impl SignIn {
                 );
             }
         };
-        let next = if self.require_webauthn {
+        let needs_webauthn = self.require_webauthn
+            || identity
+                .groups
+                .iter()
+                .any(|g| self.admin_groups.contains(g));
+        let next = if needs_webauthn {
             let reason = Reason::new(
                 ReasonCode::StepUpPending,
                 "a second factor is required after sign-in",
@@ -912,6 +928,253 @@ impl SignIn {
             &tenet_session::session_set_cookie(token.as_str()),
         );
         debug!(person = %name, "second factor added");
+        answer
+    }
+
+    /// The session of a browser POST from this site that already proved a phishing-resistant
+    /// factor and needs no step-up: the bar for changing a person's factors.
+    fn strong_session(&self, req: &AuthRequest, jar: &CookieJar) -> Result<Session, Box<Answer>> {
+        if !Self::same_origin(req) {
+            return Err(Box::new(error(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "request not from this site",
+            )));
+        }
+        let device = self
+            .device_of(req.client_id.as_ref())
+            .map(|d| d.to_string());
+        let Some(session) = self.session_of(jar, req.now, device.as_deref()) else {
+            return Err(Box::new(error(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_required",
+                "no valid session",
+            )));
+        };
+        let proven = session.factors.iter().any(|f| f.phishing_resistant);
+        if !proven || session.state != SessionState::Active {
+            return Err(Box::new(error(
+                StatusCode::FORBIDDEN,
+                "step_up_required",
+                "confirm with your passkey first",
+            )));
+        }
+        Ok(session)
+    }
+
+    async fn factor_event(
+        &self,
+        req: &AuthRequest,
+        session: &Session,
+        activity: &str,
+        factor: &str,
+        outcome: Result<&str, &str>,
+    ) -> bool {
+        let (success, reason) = match outcome {
+            Ok(r) => (true, r.to_owned()),
+            Err(r) => (false, r.to_owned()),
+        };
+        self.record(
+            req.now,
+            AuthenticationEvent {
+                activity: activity.into(),
+                user: Self::person_name(session),
+                provider: session.user.attributes.get(ATTR_PROVIDER).cloned(),
+                factor: Some(factor.into()),
+                success,
+                reason,
+                source_ip: req.source_ip,
+                device: session.device_id.clone(),
+                request_id: Some(req.request_id.clone()),
+            },
+        )
+        .await
+    }
+
+    /// `POST totp/enrol`: a TOTP secret for an authenticator app (a weaker factor: policy
+    /// sees it as `totp`, never as phishing-resistant).
+    async fn totp_enrol(&self, req: &AuthRequest, jar: &CookieJar) -> Answer {
+        let session = match self.strong_session(req, jar) {
+            Ok(s) => s,
+            Err(answer) => return *answer,
+        };
+        let account = session
+            .user
+            .email
+            .clone()
+            .unwrap_or_else(|| session.user.subject.clone())
+            .replace(':', "_");
+        let secret = tenet_mfa::TotpEnrolment::generate_secret(&mut rand::rng());
+        let setup = {
+            let mut factors = self.lock_factors();
+            let (enrolment, setup) =
+                match tenet_mfa::TotpEnrolment::enrol(secret, "Tenet", &account, req.now) {
+                    Ok(pair) => pair,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, "totp", &e.to_string()),
+                };
+            factors.user_mut(&Self::user_key(&session)).totp = Some(enrolment);
+            if let Err(e) = factors.save() {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    &e.to_string(),
+                );
+            }
+            setup
+        };
+        if !self
+            .factor_event(req, &session, "mfa_register", "totp", Ok("TOTP enrolled"))
+            .await
+        {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the enrolment could not be recorded",
+            );
+        }
+        let body =
+            serde_json::json!({"secret": setup.secret_base32, "otpauth_url": setup.otpauth_url});
+        json(StatusCode::OK, body.to_string().into_bytes())
+    }
+
+    /// `POST recovery/generate`: ten single-use recovery codes, shown once (only hashes kept).
+    async fn recovery_generate(&self, req: &AuthRequest, jar: &CookieJar) -> Answer {
+        let session = match self.strong_session(req, jar) {
+            Ok(s) => s,
+            Err(answer) => return *answer,
+        };
+        let codes = {
+            let mut factors = self.lock_factors();
+            let (stored, plain) = tenet_mfa::RecoveryCodes::generate(&mut rand::rng(), 10);
+            factors.user_mut(&Self::user_key(&session)).recovery = stored;
+            if let Err(e) = factors.save() {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    &e.to_string(),
+                );
+            }
+            plain
+        };
+        if !self
+            .factor_event(
+                req,
+                &session,
+                "mfa_register",
+                "recovery",
+                Ok("recovery codes generated"),
+            )
+            .await
+        {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the change could not be recorded",
+            );
+        }
+        json(
+            StatusCode::OK,
+            serde_json::json!({"codes": codes}).to_string().into_bytes(),
+        )
+    }
+
+    /// `POST totp/verify` or `recovery/redeem` with `{"code": ...}`: a weaker factor added to
+    /// the session (new id). It does not satisfy a step-up; a recovery code lets the person
+    /// register a new passkey for ten minutes.
+    async fn weak_factor(&self, req: &AuthRequest, jar: &CookieJar, totp: bool) -> Answer {
+        if !Self::same_origin(req) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "request not from this site",
+            );
+        }
+        let device = self
+            .device_of(req.client_id.as_ref())
+            .map(|d| d.to_string());
+        let (Some(cookie), Some(session)) = (
+            jar.session(),
+            self.session_of(jar, req.now, device.as_deref()),
+        ) else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_required",
+                "no valid session",
+            );
+        };
+        let code = serde_json::from_slice::<serde_json::Value>(&req.body)
+            .ok()
+            .and_then(|v| {
+                v.get("code")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+            });
+        let Some(code) = code else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                "the body must be {\"code\": \"...\"}",
+            );
+        };
+        let name = if totp { "totp" } else { "recovery" };
+        let outcome = {
+            let mut factors = self.lock_factors();
+            let user = factors.user_mut(&Self::user_key(&session));
+            let checked = if totp {
+                match user.totp.as_mut() {
+                    Some(t) => t
+                        .verify(&code, req.now)
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                    None => Err("no TOTP enrolled".to_owned()),
+                }
+            } else {
+                user.recovery
+                    .redeem(&code, req.now)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            };
+            // The used step or code must be stored before the factor counts (no replay).
+            checked.and_then(|()| factors.save().map_err(|e| e.to_string()))
+        };
+        if let Err(e) = outcome {
+            self.factor_event(req, &session, "mfa", name, Err(&e)).await;
+            return error(StatusCode::UNAUTHORIZED, "factor_failed", &e);
+        }
+        let (token, _) =
+            match self
+                .sessions
+                .add_factor(cookie, FactorUse::new(name, false, req.now), req.now)
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    return error(StatusCode::UNAUTHORIZED, "sign_in_required", &e.to_string());
+                }
+            };
+        if !self
+            .factor_event(
+                req,
+                &session,
+                "mfa",
+                name,
+                Ok("weaker factor verified; session id rotated"),
+            )
+            .await
+        {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the factor could not be recorded",
+            );
+        }
+        let mut answer = json(
+            StatusCode::OK,
+            serde_json::json!({"factor": name}).to_string().into_bytes(),
+        );
+        add_cookie(
+            &mut answer,
+            &tenet_session::session_set_cookie(token.as_str()),
+        );
         answer
     }
 

@@ -30,6 +30,9 @@ pub struct PeopleSection {
     /// Whether a WebAuthn factor is required after the provider's sign-in (default true).
     #[serde(default = "default_true")]
     pub require_webauthn: bool,
+    /// Members of these provider groups always need a WebAuthn factor (administrators).
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
     /// Idle timeout of a session, e.g. "30m".
     #[serde(default = "default_idle")]
     pub idle_timeout: String,
@@ -258,6 +261,7 @@ pub async fn build(
         risk,
         sink,
         require_webauthn: s.require_webauthn,
+        admin_groups: s.admin_groups.clone(),
     })))
 }
 
