@@ -1,0 +1,526 @@
+//! Second factors in the browser: the WebAuthn page and ceremonies, TOTP and recovery codes.
+
+use super::*;
+
+impl SignIn {
+    pub(super) fn mfa_page(&self, req: &AuthRequest, query: &str, jar: &CookieJar) -> Answer {
+        let device = self
+            .device_of(req.client_id.as_ref())
+            .map(|d| d.to_string());
+        let Some(session) = self.session_of(jar, req.now, device.as_deref()) else {
+            let rd = self.return_path(query).unwrap_or_else(|_| "/".to_owned());
+            return see_other(&tenet_gateway_auth_path("login", &rd));
+        };
+        let rd = match self.return_path(query) {
+            Ok(rd) => rd,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_return_path", &e),
+        };
+        let has_credentials = self
+            .lock_factors()
+            .user(&Self::user_key(&session))
+            .is_some_and(|u| !u.credentials().is_empty());
+        let who = session
+            .user
+            .email
+            .clone()
+            .unwrap_or_else(|| session.user.subject.clone());
+        pages::mfa(
+            &who,
+            &rd,
+            if has_credentials {
+                "authenticate"
+            } else {
+                "register"
+            },
+        )
+    }
+
+    pub(super) fn lock_factors(&self) -> std::sync::MutexGuard<'_, FactorStore> {
+        self.factors.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn lock_ceremonies(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ceremony>> {
+        self.ceremonies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A browser POST must come from the gateway's own origin (CSRF).
+    pub(super) fn same_origin(req: &AuthRequest) -> bool {
+        let expected = if req.port == 443 {
+            format!("https://{}", req.host)
+        } else {
+            format!("https://{}:{}", req.host, req.port)
+        };
+        req.headers
+            .get(header::ORIGIN)
+            .is_some_and(|o| o.as_bytes().eq_ignore_ascii_case(expected.as_bytes()))
+    }
+
+    pub(super) fn ceremony_begin(
+        &self,
+        req: &AuthRequest,
+        jar: &CookieJar,
+        register: bool,
+    ) -> Answer {
+        if !Self::same_origin(req) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "request not from this site",
+            );
+        }
+        let device = self
+            .device_of(req.client_id.as_ref())
+            .map(|d| d.to_string());
+        let Some(session) = self.session_of(jar, req.now, device.as_deref()) else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_required",
+                "no valid session",
+            );
+        };
+        let key = Self::user_key(&session);
+        let mut factors = self.lock_factors();
+        let user = factors.user_mut(&key);
+        let options = if register {
+            // A first credential may be registered right after the provider's sign-in; another
+            // one only in a session that already used a phishing-resistant factor.
+            let first = user.credentials().is_empty();
+            let proven = session.factors.iter().any(|f| f.phishing_resistant)
+                && session.state == SessionState::Active;
+            if !first && !proven {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "step_up_required",
+                    "sign in with an existing passkey to add another",
+                );
+            }
+            let account = UserAccount {
+                name: session
+                    .user
+                    .email
+                    .clone()
+                    .unwrap_or_else(|| session.user.subject.clone()),
+                display_name: session
+                    .user
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| session.user.subject.clone()),
+            };
+            match self
+                .rp
+                .start_registration(user, &account, CredentialKind::Passkey, req.now)
+            {
+                Ok((challenge, pending)) => {
+                    self.keep_ceremony(&session, Ceremony::Register(Box::new(pending)));
+                    serde_json::to_vec(&challenge)
+                }
+                Err(e) => return error(StatusCode::BAD_REQUEST, "webauthn", &e.to_string()),
+            }
+        } else {
+            match self.rp.start_authentication(user, req.now) {
+                Ok((challenge, pending)) => {
+                    self.keep_ceremony(&session, Ceremony::Authenticate(Box::new(pending)));
+                    serde_json::to_vec(&challenge)
+                }
+                Err(e) => return error(StatusCode::BAD_REQUEST, "webauthn", &e.to_string()),
+            }
+        };
+        match options {
+            Ok(body) => json(StatusCode::OK, body),
+            Err(e) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                &e.to_string(),
+            ),
+        }
+    }
+
+    pub(super) fn keep_ceremony(&self, session: &Session, ceremony: Ceremony) {
+        let mut ceremonies = self.lock_ceremonies();
+        if ceremonies.len() >= MAX_CEREMONIES {
+            warn!(
+                open = ceremonies.len(),
+                "too many WebAuthn ceremonies open; oldest dropped"
+            );
+            ceremonies.clear();
+        }
+        ceremonies.insert(session.handle.as_str().to_owned(), ceremony);
+    }
+
+    pub(super) async fn ceremony_finish(&self, req: &AuthRequest, jar: &CookieJar) -> Answer {
+        if !Self::same_origin(req) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "request not from this site",
+            );
+        }
+        let device = self
+            .device_of(req.client_id.as_ref())
+            .map(|d| d.to_string());
+        let (Some(cookie), Some(session)) = (
+            jar.session(),
+            self.session_of(jar, req.now, device.as_deref()),
+        ) else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_required",
+                "no valid session",
+            );
+        };
+        let Some(ceremony) = self.lock_ceremonies().remove(session.handle.as_str()) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "no_ceremony",
+                "no WebAuthn ceremony in progress",
+            );
+        };
+        let Ok(body) = std::str::from_utf8(&req.body) else {
+            return error(StatusCode::BAD_REQUEST, "bad_body", "the body is not UTF-8");
+        };
+        let key = Self::user_key(&session);
+        let name = Self::person_name(&session);
+        let (activity, outcome) = {
+            let mut factors = self.lock_factors();
+            let user = factors.user_mut(&key);
+            let outcome = match &ceremony {
+                Ceremony::Register(p) => (
+                    "mfa_register",
+                    self.rp
+                        .finish_registration(user, p, body, req.now)
+                        .map(drop),
+                ),
+                Ceremony::Authenticate(p) => (
+                    "mfa",
+                    self.rp
+                        .finish_authentication(user, p, body, req.now)
+                        .map(drop),
+                ),
+            };
+            let saved = if outcome.1.is_ok() {
+                factors.save().map_err(|e| e.to_string())
+            } else {
+                Ok(())
+            };
+            (outcome.0, outcome.1.map_err(|e| e.to_string()).and(saved))
+        };
+        let event = |success: bool, reason: String| AuthenticationEvent {
+            activity: activity.into(),
+            user: name.clone(),
+            provider: session.user.attributes.get(ATTR_PROVIDER).cloned(),
+            factor: Some("webauthn".into()),
+            success,
+            reason,
+            source_ip: req.source_ip,
+            device: device.clone(),
+            request_id: Some(req.request_id.clone()),
+        };
+        if let Err(e) = outcome {
+            self.record(req.now, event(false, e.clone())).await;
+            return error(StatusCode::UNAUTHORIZED, "webauthn_failed", &e);
+        }
+        let (token, _) = match self.sessions.add_factor(
+            cookie,
+            FactorUse::new("webauthn", true, req.now),
+            req.now,
+        ) {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::UNAUTHORIZED, "sign_in_required", &e.to_string()),
+        };
+        if !self
+            .record(
+                req.now,
+                event(
+                    true,
+                    "phishing-resistant factor verified; session id rotated".into(),
+                ),
+            )
+            .await
+        {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the sign-in could not be recorded",
+            );
+        }
+        let rd = url::form_urlencoded::parse(
+            req.path_and_query
+                .split_once('?')
+                .map_or("", |(_, q)| q)
+                .as_bytes(),
+        )
+        .find(|(k, _)| k == "rd")
+        .map(|(_, v)| v.into_owned())
+        .and_then(|rd| match self.return_paths.check(&rd) {
+            Ok(ReturnTo::Path(p)) => Some(p),
+            _ => None,
+        })
+        .unwrap_or_else(|| "/".to_owned());
+        let body = serde_json::json!({ "redirect": rd }).to_string();
+        let mut answer = json(StatusCode::OK, body.into_bytes());
+        add_cookie(
+            &mut answer,
+            &tenet_session::session_set_cookie(token.as_str()),
+        );
+        debug!(person = %name, "second factor added");
+        answer
+    }
+
+    /// The session of a browser POST from this site that already proved a phishing-resistant
+    /// factor and needs no step-up: the bar for changing a person's factors.
+    pub(super) fn strong_session(
+        &self,
+        req: &AuthRequest,
+        jar: &CookieJar,
+    ) -> Result<Session, Box<Answer>> {
+        if !Self::same_origin(req) {
+            return Err(Box::new(error(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "request not from this site",
+            )));
+        }
+        let device = self
+            .device_of(req.client_id.as_ref())
+            .map(|d| d.to_string());
+        let Some(session) = self.session_of(jar, req.now, device.as_deref()) else {
+            return Err(Box::new(error(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_required",
+                "no valid session",
+            )));
+        };
+        let proven = session.factors.iter().any(|f| f.phishing_resistant);
+        if !proven || session.state != SessionState::Active {
+            return Err(Box::new(error(
+                StatusCode::FORBIDDEN,
+                "step_up_required",
+                "confirm with your passkey first",
+            )));
+        }
+        Ok(session)
+    }
+
+    pub(super) async fn factor_event(
+        &self,
+        req: &AuthRequest,
+        session: &Session,
+        activity: &str,
+        factor: &str,
+        outcome: Result<&str, &str>,
+    ) -> bool {
+        let (success, reason) = match outcome {
+            Ok(r) => (true, r.to_owned()),
+            Err(r) => (false, r.to_owned()),
+        };
+        self.record(
+            req.now,
+            AuthenticationEvent {
+                activity: activity.into(),
+                user: Self::person_name(session),
+                provider: session.user.attributes.get(ATTR_PROVIDER).cloned(),
+                factor: Some(factor.into()),
+                success,
+                reason,
+                source_ip: req.source_ip,
+                device: session.device_id.clone(),
+                request_id: Some(req.request_id.clone()),
+            },
+        )
+        .await
+    }
+
+    /// `POST totp/enrol`: a TOTP secret for an authenticator app (a weaker factor: policy
+    /// sees it as `totp`, never as phishing-resistant).
+    pub(super) async fn totp_enrol(&self, req: &AuthRequest, jar: &CookieJar) -> Answer {
+        let session = match self.strong_session(req, jar) {
+            Ok(s) => s,
+            Err(answer) => return *answer,
+        };
+        let account = session
+            .user
+            .email
+            .clone()
+            .unwrap_or_else(|| session.user.subject.clone())
+            .replace(':', "_");
+        let secret = tenet_mfa::TotpEnrolment::generate_secret(&mut rand::rng());
+        let setup = {
+            let mut factors = self.lock_factors();
+            let (enrolment, setup) =
+                match tenet_mfa::TotpEnrolment::enrol(secret, "Tenet", &account, req.now) {
+                    Ok(pair) => pair,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, "totp", &e.to_string()),
+                };
+            factors.user_mut(&Self::user_key(&session)).totp = Some(enrolment);
+            if let Err(e) = factors.save() {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    &e.to_string(),
+                );
+            }
+            setup
+        };
+        if !self
+            .factor_event(req, &session, "mfa_register", "totp", Ok("TOTP enrolled"))
+            .await
+        {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the enrolment could not be recorded",
+            );
+        }
+        let body =
+            serde_json::json!({"secret": setup.secret_base32, "otpauth_url": setup.otpauth_url});
+        json(StatusCode::OK, body.to_string().into_bytes())
+    }
+
+    /// `POST recovery/generate`: ten single-use recovery codes, shown once (only hashes kept).
+    pub(super) async fn recovery_generate(&self, req: &AuthRequest, jar: &CookieJar) -> Answer {
+        let session = match self.strong_session(req, jar) {
+            Ok(s) => s,
+            Err(answer) => return *answer,
+        };
+        let codes = {
+            let mut factors = self.lock_factors();
+            let (stored, plain) = tenet_mfa::RecoveryCodes::generate(&mut rand::rng(), 10);
+            factors.user_mut(&Self::user_key(&session)).recovery = stored;
+            if let Err(e) = factors.save() {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    &e.to_string(),
+                );
+            }
+            plain
+        };
+        if !self
+            .factor_event(
+                req,
+                &session,
+                "mfa_register",
+                "recovery",
+                Ok("recovery codes generated"),
+            )
+            .await
+        {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the change could not be recorded",
+            );
+        }
+        json(
+            StatusCode::OK,
+            serde_json::json!({"codes": codes}).to_string().into_bytes(),
+        )
+    }
+
+    /// `POST totp/verify` or `recovery/redeem` with `{"code": ...}`: a weaker factor added to
+    /// the session (new id). It does not satisfy a step-up; a recovery code lets the person
+    /// register a new passkey for ten minutes.
+    pub(super) async fn weak_factor(
+        &self,
+        req: &AuthRequest,
+        jar: &CookieJar,
+        totp: bool,
+    ) -> Answer {
+        if !Self::same_origin(req) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "request not from this site",
+            );
+        }
+        let device = self
+            .device_of(req.client_id.as_ref())
+            .map(|d| d.to_string());
+        let (Some(cookie), Some(session)) = (
+            jar.session(),
+            self.session_of(jar, req.now, device.as_deref()),
+        ) else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_required",
+                "no valid session",
+            );
+        };
+        let code = serde_json::from_slice::<serde_json::Value>(&req.body)
+            .ok()
+            .and_then(|v| {
+                v.get("code")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+            });
+        let Some(code) = code else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                "the body must be {\"code\": \"...\"}",
+            );
+        };
+        let name = if totp { "totp" } else { "recovery" };
+        let outcome = {
+            let mut factors = self.lock_factors();
+            let user = factors.user_mut(&Self::user_key(&session));
+            let checked = if totp {
+                match user.totp.as_mut() {
+                    Some(t) => t
+                        .verify(&code, req.now)
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                    None => Err("no TOTP enrolled".to_owned()),
+                }
+            } else {
+                user.recovery
+                    .redeem(&code, req.now)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            };
+            // The used step or code must be stored before the factor counts (no replay).
+            checked.and_then(|()| factors.save().map_err(|e| e.to_string()))
+        };
+        if let Err(e) = outcome {
+            self.factor_event(req, &session, "mfa", name, Err(&e)).await;
+            return error(StatusCode::UNAUTHORIZED, "factor_failed", &e);
+        }
+        let (token, _) =
+            match self
+                .sessions
+                .add_factor(cookie, FactorUse::new(name, false, req.now), req.now)
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    return error(StatusCode::UNAUTHORIZED, "sign_in_required", &e.to_string());
+                }
+            };
+        if !self
+            .factor_event(
+                req,
+                &session,
+                "mfa",
+                name,
+                Ok("weaker factor verified; session id rotated"),
+            )
+            .await
+        {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the factor could not be recorded",
+            );
+        }
+        let mut answer = json(
+            StatusCode::OK,
+            serde_json::json!({"factor": name}).to_string().into_bytes(),
+        );
+        add_cookie(
+            &mut answer,
+            &tenet_session::session_set_cookie(token.as_str()),
+        );
+        answer
+    }
+}

@@ -1,0 +1,453 @@
+//! [`SignIn`]: the gateway's sign-in service for people routes.
+//!
+//! Sign-in, in order: `GET login` (an OpenID Connect authorization request with PKCE, state
+//! and nonce, the transaction bound to the browser by a cookie) → the provider → `GET
+//! callback` (the transaction consumed once, the ID token checked, a new session created)
+//! → when a second factor is required, the session waits in step-up until `POST
+//! webauthn/authenticate/finish` (or, for a person without a credential yet,
+//! `webauthn/register/finish`) adds the factor, which gives the session a new id.
+//! Every request of a people route is then [`SignIn::identify`]d: the session is looked up
+//! (timeouts, device binding), re-evaluated (network, posture, risk, travel), and described
+//! to policy.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http::{Method, StatusCode, header};
+use tenet_event::{AuthenticationEvent, Event, EventKind, EventSink};
+use tenet_gateway::{
+    AuthRequest, PeopleGate, Person, PersonRequest, PersonVerdict, RiskSource, ServeFuture,
+};
+use tenet_identity::CertificateAuthority;
+use tenet_mfa::{CredentialKind, FactorStore, PendingAuthentication, PendingRegistration};
+use tenet_mfa::{RelyingParty, UserAccount};
+use tenet_oidc::{AuthorizationResponse, PendingLogin, Provider};
+use tenet_policy::{Principal, SessionFacts};
+use tenet_session::{
+    CookieJar, FactorUse, LoginTransactions, NewSession, PostureSummary, Reason, ReasonCode,
+    RedirectPolicy, ReturnTo, Rules, Session, SessionState, SessionStore, Signals, UserIdentity,
+    Verdict,
+};
+use time::OffsetDateTime;
+use tracing::{debug, info, warn};
+
+mod answer;
+mod enrol;
+mod factors;
+mod signin;
+
+use answer::{Answer, add_cookie, error, json, see_other, tenet_gateway_auth_path};
+
+use crate::devices::Devices;
+use crate::pages;
+
+/// Most WebAuthn ceremonies open at once (one per session at most).
+const MAX_CEREMONIES: usize = 10_000;
+/// Most login transactions open at once.
+const MAX_LOGINS: usize = 10_000;
+/// Attribute names kept in the session's user record.
+const ATTR_PROVIDER: &str = "provider";
+const ATTR_DEVICE_COMPLIANT: &str = "device_compliant_at_login";
+
+/// What the sign-in service is built from.
+pub struct SignInParts {
+    /// The OpenID Connect providers, discovered; the first is the default.
+    pub providers: Vec<Provider>,
+    /// The WebAuthn relying party.
+    pub relying_party: RelyingParty,
+    /// People's registered factors.
+    pub factors: FactorStore,
+    /// People's sessions.
+    pub sessions: SessionStore,
+    /// Continuous evaluation rules.
+    pub rules: Rules,
+    /// Enrolled devices and posture.
+    pub devices: Arc<Devices>,
+    /// The CA that signs device certificates at enrolment.
+    pub ca: Arc<CertificateAuthority>,
+    /// Detection risk per principal name.
+    pub risk: Arc<dyn RiskSource>,
+    /// Where authentication events go.
+    pub sink: Arc<dyn EventSink>,
+    /// Whether a WebAuthn factor is required after the provider's sign-in.
+    pub require_webauthn: bool,
+    /// Members of these groups always need a WebAuthn factor (administrators), whatever
+    /// `require_webauthn` says.
+    pub admin_groups: Vec<String>,
+}
+
+/// A WebAuthn ceremony in progress for one session.
+enum Ceremony {
+    Register(Box<PendingRegistration>),
+    Authenticate(Box<PendingAuthentication>),
+}
+
+/// The sign-in service (see the module documentation).
+pub struct SignIn {
+    providers: Vec<Provider>,
+    rp: RelyingParty,
+    factors: Mutex<FactorStore>,
+    sessions: SessionStore,
+    logins: LoginTransactions,
+    ceremonies: Mutex<HashMap<String, Ceremony>>,
+    rules: Rules,
+    devices: Arc<Devices>,
+    ca: Arc<CertificateAuthority>,
+    risk: Arc<dyn RiskSource>,
+    sink: Arc<dyn EventSink>,
+    require_webauthn: bool,
+    admin_groups: Vec<String>,
+    return_paths: RedirectPolicy,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn")
+            .field("providers", &self.providers.len())
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignIn {
+    /// Builds the service.
+    pub fn new(parts: SignInParts) -> Self {
+        Self {
+            providers: parts.providers,
+            rp: parts.relying_party,
+            factors: Mutex::new(parts.factors),
+            sessions: parts.sessions,
+            logins: LoginTransactions::new(MAX_LOGINS),
+            ceremonies: Mutex::new(HashMap::new()),
+            rules: parts.rules,
+            devices: parts.devices,
+            ca: parts.ca,
+            risk: parts.risk,
+            sink: parts.sink,
+            require_webauthn: parts.require_webauthn,
+            admin_groups: parts.admin_groups,
+            // Return addresses are paths on the gateway's own origin only.
+            return_paths: RedirectPolicy::new(Vec::new(), Vec::new()),
+        }
+    }
+
+    /// The session store (for the admin API: list and revoke).
+    pub fn sessions(&self) -> &SessionStore {
+        &self.sessions
+    }
+
+    /// The devices (for the admin API).
+    pub fn devices(&self) -> &Arc<Devices> {
+        &self.devices
+    }
+
+    /// The sessions of the person named `name` (`user:<provider>:<subject>`), or of the
+    /// person with that email address.
+    fn selector(&self, name: &str) -> tenet_session::UserSelector {
+        match name.strip_prefix("user:").and_then(|r| r.split_once(':')) {
+            Some((provider, subject)) => {
+                let issuer = self
+                    .providers
+                    .iter()
+                    .find(|p| p.config().name == provider)
+                    .map(|p| p.config().issuer.clone());
+                tenet_session::UserSelector::Subject {
+                    issuer,
+                    subject: subject.to_owned(),
+                }
+            }
+            None => tenet_session::UserSelector::Email(name.to_owned()),
+        }
+    }
+
+    /// Ends every session of a person (see [`SignIn::selector`] for `name`); returns how
+    /// many. Used by playbooks, the risk cut-off and the CLI.
+    pub fn revoke_person(&self, name: &str, now: OffsetDateTime) -> usize {
+        match self.sessions.revoke_user(&self.selector(name), now) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "sessions could not be revoked");
+                0
+            }
+        }
+    }
+
+    /// Makes every active session of a person step up with a fresh phishing-resistant factor
+    /// before its next request goes through; returns how many sessions changed.
+    pub fn step_up_person(&self, name: &str, why: &str, now: OffsetDateTime) -> usize {
+        let reason = Reason::new(ReasonCode::StepUpPending, why);
+        match self
+            .sessions
+            .require_step_up_user(&self.selector(name), &reason, now)
+        {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "step-up could not be required");
+                0
+            }
+        }
+    }
+
+    fn person_name(session: &Session) -> String {
+        let provider = session
+            .user
+            .attributes
+            .get(ATTR_PROVIDER)
+            .map_or("unknown", String::as_str);
+        format!("user:{provider}:{}", session.user.subject)
+    }
+
+    fn user_key(session: &Session) -> String {
+        format!("{}|{}", session.user.issuer, session.user.subject)
+    }
+
+    async fn record(&self, now: OffsetDateTime, event: AuthenticationEvent) -> bool {
+        match self
+            .sink
+            .record(Event::new(now, EventKind::Authentication(event)))
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, "authentication event could not be recorded");
+                false
+            }
+        }
+    }
+
+    /// The session behind a request's cookie, whatever its state.
+    fn session_of(
+        &self,
+        jar: &CookieJar,
+        now: OffsetDateTime,
+        device: Option<&str>,
+    ) -> Option<Session> {
+        let cookie = jar.session()?;
+        self.sessions.lookup(cookie, device, now).ok()
+    }
+
+    fn device_of(&self, client: Option<&tenet_identity::SpiffeId>) -> Option<uuid::Uuid> {
+        self.devices.device_of(client)
+    }
+
+    fn evaluate(
+        &self,
+        cookie: &str,
+        session: &Session,
+        req: &PersonRequest<'_>,
+        device: Option<uuid::Uuid>,
+        risk: u8,
+    ) -> (Verdict, tenet_policy::DeviceFacts) {
+        let state = self.devices.state(device, req.now);
+        let compliant_at_login = session
+            .user
+            .attributes
+            .get(ATTR_DEVICE_COMPLIANT)
+            .map(String::as_str)
+            == Some("true");
+        // Posture is a session signal only for a device that was compliant when the person
+        // signed in: losing compliance then calls for the configured action. A device that
+        // never was compliant is for policy to judge (context.device.compliant).
+        let posture =
+            (device.is_some() && state.posture_required && compliant_at_login).then(|| {
+                PostureSummary {
+                    compliant: state.facts.compliant,
+                    age: time::Duration::seconds(state.facts.posture_age_secs.max(0)),
+                    changed_since_login: !state.facts.compliant,
+                }
+            });
+        let signals = Signals {
+            ip: req.source_ip,
+            posture,
+            risk,
+        };
+        let verdict = tenet_session::evaluate(session, &signals, &self.rules, req.now);
+        if let Err(e) = self.sessions.apply_verdict(cookie, &verdict, req.now) {
+            warn!(error = %e, "session verdict could not be applied");
+        }
+        if verdict == Verdict::Allow
+            && let Err(e) = self.sessions.touch(cookie, req.source_ip, risk, req.now)
+        {
+            warn!(error = %e, "session could not be touched");
+        }
+        (verdict, state.facts)
+    }
+}
+
+fn session_facts(session: &Session, now: OffsetDateTime) -> SessionFacts {
+    let mut factors: Vec<String> = session.factors.iter().map(|f| f.name.clone()).collect();
+    factors.sort();
+    factors.dedup();
+    let last_mfa = session
+        .factors
+        .iter()
+        .filter(|f| f.name != "oidc")
+        .map(|f| f.at)
+        .max();
+    SessionFacts {
+        authenticated: true,
+        factors,
+        phishing_resistant: session.factors.iter().any(|f| f.phishing_resistant),
+        age_secs: (now - session.created).whole_seconds().max(0),
+        mfa_age_secs: last_mfa.map_or(-1, |at| (now - at).whole_seconds().max(0)),
+    }
+}
+
+impl PeopleGate for SignIn {
+    fn identify(&self, req: &PersonRequest<'_>) -> PersonVerdict {
+        let sign_in = |reason: &str| PersonVerdict::SignInRequired {
+            reason: reason.to_owned(),
+        };
+        let cookies = req
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let jar = match tenet_session::parse_cookie_headers(cookies) {
+            Ok(jar) => jar,
+            Err(e) => {
+                info!(error = %e, "cookies refused");
+                return sign_in("bad_cookie");
+            }
+        };
+        let Some(cookie) = jar.session() else {
+            return sign_in("no_session");
+        };
+        let device = self.device_of(req.client_id);
+        let device_text = device.map(|d| d.to_string());
+        let session = match self
+            .sessions
+            .lookup(cookie, device_text.as_deref(), req.now)
+        {
+            Ok(s) => s,
+            Err(e) => return sign_in(session_error_reason(&e)),
+        };
+        let name = Self::person_name(&session);
+        let risk = self.risk.risk(&name, req.now);
+        let (verdict, device_facts) = self.evaluate(cookie, &session, req, device, risk);
+        match verdict {
+            Verdict::Allow => {}
+            Verdict::StepUp { reason } => {
+                return PersonVerdict::StepUpRequired {
+                    name,
+                    reason: reason.code.as_str().to_owned(),
+                };
+            }
+            Verdict::End { reason } => {
+                return PersonVerdict::Ended {
+                    name,
+                    reason: reason.code.as_str().to_owned(),
+                };
+            }
+        }
+        let user = &session.user;
+        let provider = user
+            .attributes
+            .get(ATTR_PROVIDER)
+            .cloned()
+            .unwrap_or_default();
+        let email = user.email.clone().unwrap_or_default();
+        let display = user
+            .email
+            .clone()
+            .or_else(|| user.display_name.clone())
+            .unwrap_or_else(|| name.clone());
+        PersonVerdict::Person(Box::new(Person {
+            principal: Principal::User {
+                provider,
+                subject: user.subject.clone(),
+                email,
+                name: user.display_name.clone().unwrap_or_default(),
+                groups: user.groups.clone(),
+            },
+            name,
+            display,
+            session: session_facts(&session, req.now),
+            device: device_facts,
+        }))
+    }
+
+    fn serve(&self, request: AuthRequest) -> ServeFuture<'_> {
+        Box::pin(async move { self.serve_inner(request).await })
+    }
+}
+
+fn session_error_reason(e: &tenet_session::SessionError) -> &'static str {
+    use tenet_session::SessionError as E;
+    match e {
+        E::IdleExpired { .. } => "idle_timeout",
+        E::AbsoluteExpired { .. } => "absolute_timeout",
+        E::Revoked { .. } => "revoked",
+        E::DeviceMismatch { .. } => "device_mismatch",
+        E::Malformed => "malformed_session",
+        _ => "unknown_session",
+    }
+}
+
+impl SignIn {
+    async fn serve_inner(&self, req: AuthRequest) -> Answer {
+        let (path, query) = match req.path_and_query.split_once('?') {
+            Some((p, q)) => (p.to_owned(), q.to_owned()),
+            None => (req.path_and_query.clone(), String::new()),
+        };
+        let endpoint = path
+            .strip_prefix(tenet_gateway::AUTH_PREFIX)
+            .unwrap_or_default()
+            .to_owned();
+        let cookies = req
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let jar = match tenet_session::parse_cookie_headers(cookies) {
+            Ok(jar) => jar,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_cookie", &e.to_string()),
+        };
+        match (&req.method, endpoint.as_str()) {
+            (&Method::GET, "login") => self.login(&req, &query).await,
+            (&Method::GET, "callback") => self.callback(&req, &query, &jar).await,
+            (&Method::GET, "mfa" | "stepup") => self.mfa_page(&req, &query, &jar),
+            (&Method::GET, "webauthn.js") => pages::script(),
+            (&Method::POST, "webauthn/register/begin") => self.ceremony_begin(&req, &jar, true),
+            (&Method::POST, "webauthn/authenticate/begin") => {
+                self.ceremony_begin(&req, &jar, false)
+            }
+            (&Method::POST, "webauthn/register/finish" | "webauthn/authenticate/finish") => {
+                self.ceremony_finish(&req, &jar).await
+            }
+            (&Method::POST, "logout") => self.logout(&req, &jar).await,
+            (&Method::POST, "totp/enrol") => self.totp_enrol(&req, &jar).await,
+            (&Method::POST, "recovery/generate") => self.recovery_generate(&req, &jar).await,
+            (&Method::POST, "totp/verify" | "recovery/redeem") => {
+                self.weak_factor(&req, &jar, endpoint == "totp/verify")
+                    .await
+            }
+            (&Method::POST, "device/enrol") => self.device_enrol(&req).await,
+            (&Method::POST, "device/report") => self.device_report(&req).await,
+            (
+                _,
+                "login"
+                | "callback"
+                | "mfa"
+                | "stepup"
+                | "webauthn.js"
+                | "logout"
+                | "device/enrol"
+                | "device/report"
+                | "webauthn/register/begin"
+                | "webauthn/authenticate/begin"
+                | "webauthn/register/finish"
+                | "webauthn/authenticate/finish",
+            ) => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed here",
+            ),
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such sign-in endpoint",
+            ),
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Sign-in and sign-out: the authorization request, the provider's callback (a new
+//! session), and sign-out.
+
+use super::*;
+
+impl SignIn {
+    /// The return path from a `rd` query parameter: a path on this origin, or `/`.
+    pub(super) fn return_path(&self, query: &str) -> Result<String, String> {
+        let rd = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "rd")
+            .map(|(_, v)| v.into_owned());
+        match rd {
+            None => Ok("/".to_owned()),
+            Some(rd) => match self.return_paths.check(&rd) {
+                Ok(ReturnTo::Path(p)) => Ok(p),
+                Ok(ReturnTo::Absolute(_)) => Err("rd must be a path on this site".to_owned()),
+                Err(e) => Err(format!("rd: {e}")),
+            },
+        }
+    }
+
+    pub(super) async fn login(&self, req: &AuthRequest, query: &str) -> Answer {
+        let rd = match self.return_path(query) {
+            Ok(rd) => rd,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_return_path", &e),
+        };
+        let wanted = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "provider")
+            .map(|(_, v)| v.into_owned());
+        let provider = match &wanted {
+            Some(name) => self.providers.iter().find(|p| p.config().name == *name),
+            None => self.providers.first(),
+        };
+        let Some(provider) = provider else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "unknown_provider",
+                "no such identity provider",
+            );
+        };
+        let redirect = provider.begin(rd.clone(), req.now);
+        let payload = match serde_json::to_string(&redirect.pending) {
+            Ok(p) => p,
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    &e.to_string(),
+                );
+            }
+        };
+        let started = match self
+            .logins
+            .begin(redirect.pending.state(), payload, rd, req.now)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "login_unavailable",
+                    &e.to_string(),
+                );
+            }
+        };
+        let mut answer = see_other(redirect.authorization_url.as_str());
+        let max_age = (started.expires - req.now).whole_seconds().max(1);
+        add_cookie(
+            &mut answer,
+            &tenet_session::login_set_cookie(started.binding.as_str(), max_age),
+        );
+        answer
+    }
+
+    pub(super) async fn callback(&self, req: &AuthRequest, query: &str, jar: &CookieJar) -> Answer {
+        let failed = |reason: String| AuthenticationEvent {
+            activity: "logon".into(),
+            user: "unknown".into(),
+            provider: None,
+            factor: Some("oidc".into()),
+            success: false,
+            reason,
+            source_ip: req.source_ip,
+            device: None,
+            request_id: Some(req.request_id.clone()),
+        };
+        let response = match AuthorizationResponse::from_query(query) {
+            Ok(r) => r,
+            Err(e) => {
+                self.record(req.now, failed(format!("bad_callback: {e}")))
+                    .await;
+                return error(StatusCode::BAD_REQUEST, "bad_callback", &e.to_string());
+            }
+        };
+        let completed = match self
+            .logins
+            .consume(&response.state, jar.login_binding(), req.now)
+        {
+            Ok(c) => c,
+            Err(e) => {
+                self.record(req.now, failed(format!("login_state: {e}")))
+                    .await;
+                return error(StatusCode::BAD_REQUEST, "bad_login_state", &e.to_string());
+            }
+        };
+        let pending: PendingLogin = match serde_json::from_str(&completed.payload) {
+            Ok(p) => p,
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    &e.to_string(),
+                );
+            }
+        };
+        let Some(provider) = self
+            .providers
+            .iter()
+            .find(|p| p.config().name == pending.provider())
+        else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "unknown_provider",
+                "the provider is no longer configured",
+            );
+        };
+        let identity = match provider.complete(&pending, &response, req.now).await {
+            Ok(i) => i,
+            Err(e) => {
+                let mut event = failed(format!("{}: {e}", e.reason()));
+                event.provider = Some(provider.config().name.clone());
+                self.record(req.now, event).await;
+                return error(StatusCode::UNAUTHORIZED, "sign_in_failed", e.reason());
+            }
+        };
+        let device = self.device_of(req.client_id.as_ref());
+        let state = self.devices.state(device, req.now);
+        let mut user = UserIdentity::new(identity.issuer.clone(), identity.subject.clone());
+        user.email = identity
+            .email
+            .clone()
+            .filter(|_| identity.email_verified)
+            .map(|e| e.to_ascii_lowercase());
+        user.display_name = identity.name.clone();
+        user.groups = identity.groups.clone();
+        user.attributes
+            .insert(ATTR_PROVIDER.into(), provider.config().name.clone());
+        user.attributes.insert(
+            ATTR_DEVICE_COMPLIANT.into(),
+            state.facts.compliant.to_string(),
+        );
+        let name = format!("user:{}:{}", provider.config().name, identity.subject);
+        let risk = self.risk.risk(&name, req.now);
+        let new = NewSession {
+            user,
+            factors: vec![FactorUse::new("oidc", false, req.now)],
+            device_id: device.map(|d| d.to_string()),
+            ip: req.source_ip,
+            risk,
+        };
+        let (token, _) = match self.sessions.create(new, jar.session(), req.now) {
+            Ok(created) => created,
+            Err(e) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "session_unavailable",
+                    &e.to_string(),
+                );
+            }
+        };
+        let needs_webauthn = self.require_webauthn
+            || identity
+                .groups
+                .iter()
+                .any(|g| self.admin_groups.contains(g));
+        let next = if needs_webauthn {
+            let reason = Reason::new(
+                ReasonCode::StepUpPending,
+                "a second factor is required after sign-in",
+            );
+            if let Err(e) = self
+                .sessions
+                .require_step_up(token.as_str(), reason, req.now)
+            {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "session_unavailable",
+                    &e.to_string(),
+                );
+            }
+            tenet_gateway_auth_path("mfa", &completed.return_to)
+        } else {
+            completed.return_to.clone()
+        };
+        let recorded = self
+            .record(
+                req.now,
+                AuthenticationEvent {
+                    activity: "logon".into(),
+                    user: name,
+                    provider: Some(provider.config().name.clone()),
+                    factor: Some("oidc".into()),
+                    success: true,
+                    reason: if self.require_webauthn {
+                        "second factor pending".into()
+                    } else {
+                        "signed in".into()
+                    },
+                    source_ip: req.source_ip,
+                    device: device.map(|d| d.to_string()),
+                    request_id: Some(req.request_id.clone()),
+                },
+            )
+            .await;
+        if !recorded {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the sign-in could not be recorded",
+            );
+        }
+        let mut answer = see_other(&next);
+        add_cookie(
+            &mut answer,
+            &tenet_session::session_set_cookie(token.as_str()),
+        );
+        add_cookie(&mut answer, &tenet_session::login_clear_cookie());
+        answer
+    }
+
+    pub(super) async fn logout(&self, req: &AuthRequest, jar: &CookieJar) -> Answer {
+        if !Self::same_origin(req) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "request not from this site",
+            );
+        }
+        if let Some(cookie) = jar.session()
+            && let Some(handle) = tenet_session::Handle::of_text(cookie)
+        {
+            let name = self.sessions.get(&handle).map(|s| Self::person_name(&s));
+            if let Ok(true) = self.sessions.revoke(&handle, req.now) {
+                self.record(
+                    req.now,
+                    AuthenticationEvent {
+                        activity: "logoff".into(),
+                        user: name.unwrap_or_else(|| "unknown".into()),
+                        provider: None,
+                        factor: None,
+                        success: true,
+                        reason: "signed out".into(),
+                        source_ip: req.source_ip,
+                        device: None,
+                        request_id: Some(req.request_id.clone()),
+                    },
+                )
+                .await;
+            }
+        }
+        let mut answer = json(StatusCode::OK, br#"{"signed_out":true}"#.to_vec());
+        add_cookie(&mut answer, &tenet_session::session_clear_cookie());
+        answer
+    }
+}
