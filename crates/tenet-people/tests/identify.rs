@@ -1,0 +1,308 @@
+//! `SignIn::identify`, the per-request half of the sign-in service, with real stores, a real
+//! CA and a real device enrolment: the session becomes a Cedar user with its session and
+//! device facts, and re-evaluation steps up or ends it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method, header};
+use tenet_device::{DeviceKey, EnrolmentRequest, PostureRequirements};
+use tenet_event::{Event, EventSink, RecordFuture};
+use tenet_gateway::{PeopleGate, PersonRequest, PersonVerdict, RiskSource};
+use tenet_identity::{CertificateAuthority, SpiffeId, TrustDomain};
+use tenet_people::{Devices, SignIn, SignInParts};
+use tenet_policy::Principal;
+use tenet_session::{FactorUse, NewSession, SessionLimits, SessionStore, UserIdentity};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+fn t0() -> OffsetDateTime {
+    datetime!(2026-12-01 09:00 UTC)
+}
+
+/// Events the service recorded (the ledger's interface, kept in memory for the test).
+#[derive(Default)]
+struct Recorded(Mutex<Vec<Event>>);
+
+impl EventSink for Recorded {
+    fn record(&self, event: Event) -> RecordFuture {
+        if let Ok(mut events) = self.0.lock() {
+            events.push(event);
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A risk the test sets.
+#[derive(Default)]
+struct Risk(AtomicU8);
+
+impl RiskSource for Risk {
+    fn risk(&self, _principal: &str, _now: OffsetDateTime) -> u8 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    ca: Arc<CertificateAuthority>,
+    sign_in: SignIn,
+    risk: Arc<Risk>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let td = TrustDomain::parse("example.test").unwrap();
+    let ca = Arc::new(CertificateAuthority::generate(&td, t0()).unwrap());
+    let relying_party = tenet_mfa::RelyingParty::new(&tenet_mfa::RelyingPartyConfig {
+        rp_id: "example.test".into(),
+        rp_name: "Example".into(),
+        origins: vec!["https://app.example.test:8443".into()],
+    })
+    .unwrap();
+    let requirements = PostureRequirements {
+        max_age_secs: Some(3600),
+        require_disk_encryption: true,
+        ..PostureRequirements::default()
+    };
+    let devices = Arc::new(
+        Devices::open(
+            dir.path(),
+            &ca,
+            requirements,
+            Duration::from_secs(90 * 86_400),
+        )
+        .unwrap(),
+    );
+    let risk = Arc::new(Risk::default());
+    let sign_in = SignIn::new(SignInParts {
+        providers: Vec::new(),
+        relying_party,
+        factors: tenet_mfa::FactorStore::open(dir.path().join("factors.json")).unwrap(),
+        sessions: SessionStore::in_memory(SessionLimits::default()).unwrap(),
+        rules: tenet_session::Rules::default(),
+        devices,
+        ca: ca.clone(),
+        risk: risk.clone(),
+        sink: Arc::new(Recorded::default()),
+        require_webauthn: true,
+        admin_groups: Vec::new(),
+    });
+    Fixture {
+        _dir: dir,
+        ca,
+        sign_in,
+        risk,
+    }
+}
+
+fn jane() -> UserIdentity {
+    let mut user =
+        UserIdentity::new("https://idp.example.test", "u-42").with_email("jane@example.test");
+    user.display_name = Some("Jane".into());
+    user.groups = vec!["engineering".into()];
+    user.attributes.insert("provider".into(), "corp".into());
+    user
+}
+
+/// A signed-in session with a passkey, from `ip`, optionally bound to `device`.
+fn session(f: &Fixture, ip: &str, device: Option<String>) -> String {
+    let new = NewSession {
+        user: jane(),
+        factors: vec![FactorUse::new("oidc", false, t0())],
+        device_id: device,
+        ip: ip.parse().unwrap(),
+        risk: 0,
+    };
+    let (token, _) = f.sign_in.sessions().create(new, None, t0()).unwrap();
+    let key = FactorUse::new("webauthn", true, t0());
+    let (token, _) = f
+        .sign_in
+        .sessions()
+        .add_factor(token.as_str(), key, t0())
+        .unwrap();
+    token.as_str().to_owned()
+}
+
+fn identify(
+    f: &Fixture,
+    cookie: Option<&str>,
+    ip: &str,
+    client: Option<&SpiffeId>,
+    now: OffsetDateTime,
+) -> PersonVerdict {
+    let mut headers = HeaderMap::new();
+    if let Some(c) = cookie {
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("theme=dark; __Host-tenet_session={c}")).unwrap(),
+        );
+    }
+    let ip: IpAddr = ip.parse().unwrap();
+    f.sign_in.identify(&PersonRequest {
+        method: &Method::GET,
+        host: "app.example.test",
+        port: 8443,
+        path_and_query: "/",
+        headers: &headers,
+        source_ip: ip,
+        client_id: client,
+        now,
+    })
+}
+
+fn reason(v: &PersonVerdict) -> String {
+    match v {
+        PersonVerdict::SignInRequired { reason }
+        | PersonVerdict::StepUpRequired { reason, .. }
+        | PersonVerdict::Ended { reason, .. } => reason.clone(),
+        PersonVerdict::Person(p) => format!("person {}", p.name),
+    }
+}
+
+#[test]
+fn no_or_bad_cookie_means_sign_in() {
+    let f = fixture();
+    let v = identify(&f, None, "192.0.2.10", None, t0());
+    assert_eq!(reason(&v), "no_session");
+    let v = identify(&f, Some("AAAA"), "192.0.2.10", None, t0());
+    assert!(matches!(v, PersonVerdict::SignInRequired { .. }), "{v:?}");
+}
+
+#[test]
+fn a_session_is_a_cedar_user_with_its_facts() {
+    let f = fixture();
+    let cookie = session(&f, "192.0.2.10", None);
+    let later = t0() + time::Duration::minutes(2);
+    let PersonVerdict::Person(p) = identify(&f, Some(&cookie), "192.0.2.11", None, later) else {
+        panic!("not a person");
+    };
+    assert_eq!(p.name, "user:corp:u-42");
+    assert_eq!(p.display, "jane@example.test");
+    assert_eq!(
+        p.principal,
+        Principal::User {
+            provider: "corp".into(),
+            subject: "u-42".into(),
+            email: "jane@example.test".into(),
+            name: "Jane".into(),
+            groups: vec!["engineering".into()],
+        }
+    );
+    assert!(p.session.authenticated && p.session.phishing_resistant);
+    assert_eq!(p.session.factors, vec!["oidc", "webauthn"]);
+    assert_eq!((p.session.age_secs, p.session.mfa_age_secs), (120, 120));
+    assert!(!p.device.enrolled);
+    assert_eq!(p.device.posture_age_secs, -1);
+}
+
+#[test]
+fn re_evaluation_steps_up_or_ends() {
+    let f = fixture();
+    // Another network: step up.
+    let cookie = session(&f, "192.0.2.10", None);
+    let v = identify(&f, Some(&cookie), "198.51.100.7", None, t0());
+    assert!(matches!(v, PersonVerdict::StepUpRequired { .. }), "{v:?}");
+    assert_eq!(reason(&v), "network_changed");
+    // The session stays in step-up, even back on the first network.
+    let v = identify(&f, Some(&cookie), "192.0.2.10", None, t0());
+    assert_eq!(reason(&v), "step_up_pending");
+
+    // High detection risk ends the session; it is gone afterwards.
+    let cookie = session(&f, "192.0.2.10", None);
+    f.risk.0.store(90, Ordering::SeqCst);
+    let v = identify(&f, Some(&cookie), "192.0.2.10", None, t0());
+    assert!(matches!(v, PersonVerdict::Ended { .. }), "{v:?}");
+    assert_eq!(reason(&v), "risk_end");
+    f.risk.0.store(0, Ordering::SeqCst);
+    let v = identify(&f, Some(&cookie), "192.0.2.10", None, t0());
+    assert_eq!(reason(&v), "revoked");
+}
+
+#[test]
+fn responses_step_up_and_cut_a_persons_sessions() {
+    let f = fixture();
+    let cookie = session(&f, "192.0.2.10", None);
+    assert_eq!(
+        f.sign_in.step_up_person("user:corp:u-42", "playbook", t0()),
+        1
+    );
+    let v = identify(&f, Some(&cookie), "192.0.2.10", None, t0());
+    assert_eq!(reason(&v), "step_up_pending");
+    assert_eq!(f.sign_in.revoke_person("JANE@example.test", t0()), 1);
+    let v = identify(&f, Some(&cookie), "192.0.2.10", None, t0());
+    assert_eq!(reason(&v), "revoked");
+}
+
+#[test]
+fn device_binding_and_posture() {
+    let f = fixture();
+    let devices = f.sign_in.devices();
+    let token = devices
+        .create_token(Some("jane@example.test"), Duration::from_secs(600), t0())
+        .unwrap();
+    let key = DeviceKey::generate().unwrap();
+    let enrolment = devices
+        .enrol(
+            &f.ca,
+            &EnrolmentRequest {
+                token: token.token,
+                csr: key.csr_pem().unwrap(),
+                name: Some("laptop".into()),
+                hardware_serial: None,
+            },
+            t0(),
+        )
+        .unwrap();
+    let id = enrolment.device_id.to_string();
+    let client = enrolment.spiffe_id.clone();
+    let cookie = session(&f, "192.0.2.10", Some(id.clone()));
+
+    // Enrolled, but no posture yet: not compliant, posture age unknown.
+    let PersonVerdict::Person(p) = identify(&f, Some(&cookie), "192.0.2.10", Some(&client), t0())
+    else {
+        panic!("not a person");
+    };
+    assert!(p.device.enrolled && !p.device.compliant);
+    assert_eq!(p.device.id, id);
+    assert_eq!(p.device.posture_age_secs, -1);
+
+    // A signed report with an encrypted disk makes it compliant.
+    let svid = key.into_svid(enrolment.chain.clone()).unwrap();
+    let report = tenet_device::PostureReport {
+        device_id: enrolment.device_id,
+        collected_at: t0(),
+        os: Some("debian".into()),
+        os_version: Some("12".into()),
+        disk_encrypted: Some(true),
+        screen_lock: None,
+        firewall: Some(true),
+        endpoint_protection: None,
+        agent_version: "test".into(),
+        sequence: 1,
+    };
+    let jws = tenet_device::sign_report(&report, &svid).unwrap();
+    devices.report(&jws, t0()).unwrap();
+    let PersonVerdict::Person(p) = identify(&f, Some(&cookie), "192.0.2.10", Some(&client), t0())
+    else {
+        panic!("not a person");
+    };
+    assert!(p.device.compliant);
+    assert_eq!(p.device.disk_encrypted, "yes");
+
+    // The same cookie without the device certificate is refused.
+    let v = identify(&f, Some(&cookie), "192.0.2.10", None, t0());
+    assert_eq!(reason(&v), "device_mismatch");
+    // A revoked device no longer identifies the browser: the bound session is refused.
+    devices.revoke(enrolment.device_id, t0()).unwrap();
+    let v = identify(&f, Some(&cookie), "192.0.2.10", Some(&client), t0());
+    assert_eq!(reason(&v), "device_mismatch");
+}
