@@ -54,6 +54,13 @@ pub struct PeopleSection {
     /// Device posture requirements.
     #[serde(default)]
     pub posture: PostureRequirements,
+    /// Where networks are, for impossible travel: `[[people.sites]]` with `network` (CIDR),
+    /// `name`, `latitude`, `longitude`. Without sites, travel is not judged.
+    #[serde(default)]
+    pub sites: Vec<tenet_session::Site>,
+    /// Fastest believable travel between two sites, km/h (default 1000).
+    #[serde(default = "default_speed")]
+    pub max_travel_kmh: f64,
     /// The identity providers; the first is the default.
     pub providers: Vec<ProviderSection>,
 }
@@ -99,6 +106,9 @@ fn default_risk_step_up() -> u8 {
 }
 fn default_risk_end() -> u8 {
     80
+}
+fn default_speed() -> f64 {
+    1000.0
 }
 
 /// `[people]`, checked, with paths made absolute.
@@ -159,6 +169,8 @@ pub fn people_spec(
             section.posture_action
         );
     }
+    tenet_session::SiteTable::new(section.sites.clone())
+        .map_err(|e| anyhow!("people.sites: {e}"))?;
     let idle = parse_duration(&section.idle_timeout).context("people.idle_timeout")?;
     let absolute = parse_duration(&section.absolute_timeout).context("people.absolute_timeout")?;
     Ok(Some(PeopleSpec {
@@ -238,7 +250,9 @@ pub async fn build(
             .map_or(time::Duration::hours(24), time::Duration::seconds),
         risk_step_up: s.risk_step_up,
         risk_end: s.risk_end,
-        ..tenet_session::Rules::default()
+        sites: tenet_session::SiteTable::new(s.sites.clone())
+            .map_err(|e| anyhow!("people.sites: {e}"))?,
+        max_speed_kmh: s.max_travel_kmh,
     };
     rules.validate().map_err(|e| anyhow!("people: {e}"))?;
     let devices = Arc::new(
@@ -790,6 +804,16 @@ mod tests {
         let err =
             people_spec(base, Some(bad_path), &[route("app.example.test", true)]).unwrap_err();
         assert!(err.to_string().contains("/.tenet/auth/callback"), "{err}");
+
+        let mut far = section("https://app.example.test:8443/.tenet/auth/callback");
+        far.sites = vec![tenet_session::Site {
+            network: "192.0.2.0/24".parse().unwrap(),
+            name: "nowhere".into(),
+            latitude: 123.0,
+            longitude: 0.0,
+        }];
+        let err = people_spec(base, Some(far), &[]).unwrap_err();
+        assert!(err.to_string().contains("people.sites"), "{err}");
 
         let mut action = section("https://app.example.test:8443/.tenet/auth/callback");
         action.posture_action = "ignore".into();
