@@ -84,6 +84,15 @@ impl Provider {
         &self.config
     }
 
+    /// The provider's current signing keys (for verifying its access tokens with a
+    /// [`crate::BearerVerifier`]); `None` while a refetch holds them.
+    pub fn current_keys(&self) -> Option<Arc<crate::KeySet>> {
+        self.keys
+            .try_read()
+            .ok()
+            .map(|cache| Arc::clone(&cache.keys))
+    }
+
     /// Starts a login: authorization URL (code flow, PKCE S256, fresh state and nonce) and
     /// the pending login to keep until the callback.
     pub fn begin(&self, return_to: impl Into<String>, now: OffsetDateTime) -> LoginRedirect {

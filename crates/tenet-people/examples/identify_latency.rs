@@ -81,6 +81,7 @@ fn main() {
         sink: Arc::new(Discard(Mutex::new(0))),
         require_webauthn: true,
         admin_groups: Vec::new(),
+        bearer: None,
     });
 
     // An enrolled device with a fresh, compliant posture report.

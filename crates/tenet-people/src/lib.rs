@@ -21,4 +21,4 @@ mod pages;
 
 pub use devices::{DeviceState, Devices};
 pub use error::PeopleError;
-pub use gate::{SignIn, SignInParts};
+pub use gate::{BearerSettings, SignIn, SignInParts};

@@ -95,6 +95,7 @@ fn fixture() -> Fixture {
         sink: Arc::new(Recorded::default()),
         require_webauthn: true,
         admin_groups: Vec::new(),
+        bearer: None,
     });
     Fixture {
         _dir: dir,

@@ -33,6 +33,14 @@ pub struct PeopleSection {
     /// Members of these provider groups always need a WebAuthn factor (administrators).
     #[serde(default)]
     pub admin_groups: Vec<String>,
+    /// Accept the providers' access tokens (`Authorization: Bearer`) from API callers
+    /// without a session, when they carry exactly this audience. Off when absent.
+    #[serde(default)]
+    pub bearer_audience: Option<String>,
+    /// The token kind bearer tokens must declare: `typ:<media type>` (header) or
+    /// `token_use:<value>` (claim). Any kind when absent.
+    #[serde(default)]
+    pub bearer_kind: Option<String>,
     /// Idle timeout of a session, e.g. "30m".
     #[serde(default = "default_idle")]
     pub idle_timeout: String,
@@ -111,6 +119,21 @@ fn default_speed() -> f64 {
     1000.0
 }
 
+/// `typ:<media type>`, `token_use:<value>`, or any kind (absent).
+fn bearer_kind(text: Option<&str>) -> Result<tenet_oidc::TokenKind> {
+    match text.map(|t| t.split_once(':')) {
+        None => Ok(tenet_oidc::TokenKind::Any),
+        Some(Some(("typ", v))) if !v.is_empty() => Ok(tenet_oidc::TokenKind::Typ(v.to_owned())),
+        Some(Some(("token_use", v))) if !v.is_empty() => {
+            Ok(tenet_oidc::TokenKind::TokenUse(v.to_owned()))
+        }
+        Some(_) => bail!(
+            "people.bearer_kind {:?} is not typ:<media type> or token_use:<value>",
+            text.unwrap_or_default()
+        ),
+    }
+}
+
 /// `[people]`, checked, with paths made absolute.
 #[derive(Debug)]
 pub struct PeopleSpec {
@@ -163,6 +186,19 @@ pub fn people_spec(
             );
         }
     }
+    if let Some(audience) = &section.bearer_audience {
+        if audience.is_empty() {
+            bail!("people.bearer_audience must not be empty");
+        }
+        if let Some(p) = section.providers.iter().find(|p| p.client_id == *audience) {
+            bail!(
+                "people.bearer_audience {audience:?} is provider {:?}'s client id: ID tokens \
+                 would pass as access tokens; use the audience of the access tokens",
+                p.name
+            );
+        }
+    }
+    bearer_kind(section.bearer_kind.as_deref())?;
     if !matches!(section.posture_action.as_str(), "end" | "step_up") {
         bail!(
             "people.posture_action {:?} is not \"end\" or \"step_up\"",
@@ -276,6 +312,13 @@ pub async fn build(
         sink,
         require_webauthn: s.require_webauthn,
         admin_groups: s.admin_groups.clone(),
+        bearer: match &s.bearer_audience {
+            Some(audience) => Some(tenet_people::BearerSettings {
+                audience: audience.clone(),
+                kind: bearer_kind(s.bearer_kind.as_deref())?,
+            }),
+            None => None,
+        },
     })))
 }
 
@@ -814,6 +857,15 @@ mod tests {
         }];
         let err = people_spec(base, Some(far), &[]).unwrap_err();
         assert!(err.to_string().contains("people.sites"), "{err}");
+
+        let mut id_tokens = section("https://app.example.test:8443/.tenet/auth/callback");
+        id_tokens.bearer_audience = Some("tenet".into());
+        let err = people_spec(base, Some(id_tokens), &[]).unwrap_err();
+        assert!(err.to_string().contains("client id"), "{err}");
+        let mut kind = section("https://app.example.test:8443/.tenet/auth/callback");
+        kind.bearer_kind = Some("jwt".into());
+        let err = people_spec(base, Some(kind), &[]).unwrap_err();
+        assert!(err.to_string().contains("bearer_kind"), "{err}");
 
         let mut action = section("https://app.example.test:8443/.tenet/auth/callback");
         action.posture_action = "ignore".into();

@@ -74,6 +74,19 @@ pub struct SignInParts {
     /// Members of these groups always need a WebAuthn factor (administrators), whatever
     /// `require_webauthn` says.
     pub admin_groups: Vec<String>,
+    /// API callers may present a provider's access token (`Authorization: Bearer`) instead
+    /// of a session, when set: the audience the token must carry, and its kind.
+    pub bearer: Option<BearerSettings>,
+}
+
+/// How bearer tokens are accepted on people routes.
+#[derive(Debug, Clone)]
+pub struct BearerSettings {
+    /// The audience a token must carry (exact, case-sensitive); never a provider's client id,
+    /// so an ID token cannot stand in for an access token.
+    pub audience: String,
+    /// The token kind required (`typ` header or `token_use` claim), or any.
+    pub kind: tenet_oidc::TokenKind,
 }
 
 /// A WebAuthn ceremony in progress for one session.
@@ -97,6 +110,7 @@ pub struct SignIn {
     sink: Arc<dyn EventSink>,
     require_webauthn: bool,
     admin_groups: Vec<String>,
+    bearer: Option<BearerSettings>,
     return_paths: RedirectPolicy,
 }
 
@@ -126,6 +140,7 @@ impl SignIn {
             sink: parts.sink,
             require_webauthn: parts.require_webauthn,
             admin_groups: parts.admin_groups,
+            bearer: parts.bearer,
             // Return addresses are paths on the gateway's own origin only.
             return_paths: RedirectPolicy::new(Vec::new(), Vec::new()),
         }
@@ -311,7 +326,10 @@ impl PeopleGate for SignIn {
             }
         };
         let Some(cookie) = jar.session() else {
-            return sign_in("no_session");
+            return match req.headers.get(header::AUTHORIZATION) {
+                Some(value) => self.identify_bearer(value, req),
+                None => sign_in("no_session"),
+            };
         };
         let device = self.device_of(req.client_id);
         let device_text = device.map(|d| d.to_string());
@@ -369,6 +387,100 @@ impl PeopleGate for SignIn {
 
     fn serve(&self, request: AuthRequest) -> ServeFuture<'_> {
         Box::pin(async move { self.serve_inner(request).await })
+    }
+}
+
+impl SignIn {
+    /// An API caller with a provider's access token: verified against every provider's keys
+    /// with the configured audience, kind and that provider's issuer. No session: the person
+    /// is described by the token alone (factor `bearer`, never phishing-resistant).
+    fn identify_bearer(&self, value: &http::HeaderValue, req: &PersonRequest<'_>) -> PersonVerdict {
+        let refused = |reason: String| PersonVerdict::SignInRequired { reason };
+        let Some(settings) = &self.bearer else {
+            return refused("bearer_not_accepted".into());
+        };
+        let Ok(value) = value.to_str() else {
+            return refused("bearer_malformed".into());
+        };
+        let mut last = String::from("bearer_no_provider");
+        for provider in &self.providers {
+            let Some(keys) = provider.current_keys() else {
+                continue;
+            };
+            let config = provider.config();
+            let policy = tenet_oidc::BearerPolicy::new(&settings.audience, settings.kind.clone())
+                .with_issuer(&config.issuer);
+            let verifier = match tenet_oidc::BearerVerifier::new(keys, policy) {
+                Ok(v) => v,
+                Err(e) => {
+                    warn!(error = %e, "bearer verification is misconfigured");
+                    return refused("bearer_misconfigured".into());
+                }
+            };
+            let claims = match verifier.verify_header(value, req.now) {
+                Ok(claims) => claims,
+                Err(e) => {
+                    last = format!("bearer_{}", e.reason());
+                    continue;
+                }
+            };
+            let name = format!("user:{}:{}", config.name, claims.subject);
+            let risk = self.risk.risk(&name, req.now);
+            if risk >= self.rules.risk_end {
+                return refused("risk_end".into());
+            }
+            let text = |key: &str| {
+                claims
+                    .claims
+                    .get(key)
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+            };
+            let verified = claims
+                .claims
+                .get("email_verified")
+                .and_then(serde_json::Value::as_bool)
+                == Some(true);
+            let email = text("email")
+                .filter(|_| verified)
+                .map(|e| e.to_ascii_lowercase())
+                .unwrap_or_default();
+            let groups: Vec<String> = match claims.claims.get(&config.groups_claim) {
+                Some(serde_json::Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|g| g.as_str().map(str::to_owned))
+                    .collect(),
+                Some(serde_json::Value::String(one)) => vec![one.clone()],
+                _ => Vec::new(),
+            };
+            let issued = claims.claims.get("iat").and_then(serde_json::Value::as_i64);
+            let device = self.device_of(req.client_id);
+            let display = if email.is_empty() {
+                name.clone()
+            } else {
+                email.clone()
+            };
+            return PersonVerdict::Person(Box::new(Person {
+                principal: Principal::User {
+                    provider: config.name.clone(),
+                    subject: claims.subject.clone(),
+                    email,
+                    name: text("name").unwrap_or_default(),
+                    groups,
+                },
+                name,
+                display,
+                session: SessionFacts {
+                    authenticated: true,
+                    factors: vec!["bearer".to_owned()],
+                    phishing_resistant: false,
+                    age_secs: issued.map_or(0, |iat| (req.now.unix_timestamp() - iat).max(0)),
+                    mfa_age_secs: -1,
+                },
+                device: self.devices.state(device, req.now).facts,
+            }));
+        }
+        refused(last)
     }
 }
 
