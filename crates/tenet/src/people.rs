@@ -143,6 +143,27 @@ pub struct PeopleSpec {
     absolute: Duration,
 }
 
+impl PeopleSpec {
+    /// The configured identity providers' names.
+    pub fn provider_names(&self) -> Vec<&str> {
+        self.section
+            .providers
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
+    /// Whether a WebAuthn factor is required after every provider sign-in.
+    pub fn require_webauthn(&self) -> bool {
+        self.section.require_webauthn
+    }
+
+    /// The device posture requirements.
+    pub fn posture(&self) -> &PostureRequirements {
+        &self.section.posture
+    }
+}
+
 /// Checks `[people]` against the routes: people routes need it, and every people route must
 /// be on the host of the providers' redirect URIs (the session cookie is host-only).
 pub fn people_spec(

@@ -64,6 +64,99 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Facts of people's sign-in, sessions and devices (`[people]` and its data).
+fn observe_people(config: &Config, source: &str, facts: &mut Facts) -> Result<()> {
+    let Some(people) = &config.people else {
+        return Ok(());
+    };
+    let routes = config.routes.iter().filter(|r| r.people).count();
+    if routes == 0 {
+        return Ok(());
+    }
+    facts.observe(
+        "identity.user-sso",
+        format!(
+            "{routes} people route(s) sign in through {}",
+            people.provider_names().join(", ")
+        ),
+        source,
+    )?;
+    if people.require_webauthn() {
+        facts.observe(
+            "identity.phishing-resistant-mfa",
+            "[people] require_webauthn: a passkey or security key after every sign-in",
+            source,
+        )?;
+    }
+    facts.observe(
+        "identity.continuous-reauth",
+        "every request of a people route re-evaluates its session (network, posture, risk, travel)",
+        source,
+    )?;
+    let people_dir = config.data_dir.join("people");
+    let devices_file = people_dir.join("devices.json");
+    let enrolled = tenet_device::DeviceRegistry::load(&devices_file)
+        .map(|r| r.devices().iter().filter(|d| !d.is_revoked()).count())
+        .unwrap_or(0);
+    if enrolled > 0 {
+        facts.observe(
+            "devices.enrolment",
+            format!("{enrolled} enrolled device(s) with their own certificate"),
+            devices_file.display().to_string(),
+        )?;
+    }
+    let requirements = people.posture();
+    let checks = [
+        requirements.require_disk_encryption,
+        requirements.require_firewall,
+        requirements.require_screen_lock,
+        requirements.require_endpoint_protection,
+        requirements.require_mdm_compliant,
+        !requirements.min_os_versions.is_empty(),
+    ];
+    let posture_file = people_dir.join("posture.json");
+    let reported = tenet_device::PostureStore::load(&posture_file)
+        .map(|s| s.device_ids().count())
+        .unwrap_or(0);
+    if checks.iter().any(|c| *c) && reported > 0 {
+        facts.observe(
+            "devices.posture",
+            format!("posture required ([people.posture]) and reported by {reported} device(s)"),
+            posture_file.display().to_string(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Facts of detection and automatic response (`[detect]` and the playbooks).
+fn observe_detection(config: &Config, source: &str, facts: &mut Facts) -> Result<()> {
+    if !config.detect.enabled {
+        return Ok(());
+    }
+    facts.observe(
+        "visibility.detections",
+        "[detect] on: behavioural analytics (and any Sigma rules) watch every event",
+        source,
+    )?;
+    let playbooks = tenet_playbook::Playbooks::load_dir(&config.detect.playbooks)
+        .map(|p| p.len())
+        .unwrap_or(0);
+    if playbooks > 0 || config.detect.cut_off.is_some() {
+        facts.observe(
+            "automation.auto-containment",
+            format!(
+                "{playbooks} playbook(s); risk cut-off {}",
+                config
+                    .detect
+                    .cut_off
+                    .map_or_else(|| "off".to_owned(), |d| format!("{}s", d.as_secs()))
+            ),
+            source,
+        )?;
+    }
+    Ok(())
+}
+
 fn observe_deployment(config: &Config, source: &str, facts: &mut Facts) -> Result<()> {
     let ca_dir = config.ca_dir();
     if tenet_identity::CertificateAuthority::load(&ca_dir).is_ok() {
@@ -80,32 +173,47 @@ fn observe_deployment(config: &Config, source: &str, facts: &mut Facts) -> Resul
             source,
         )?;
     }
-    if !config.listeners.is_empty()
-        && config
-            .listeners
+    // Workload listeners: those serving at least one route that is not for people.
+    let workload_listeners: Vec<_> = config
+        .listeners
+        .iter()
+        .filter(|l| {
+            config
+                .routes
+                .iter()
+                .any(|r| !r.people && r.listener == l.name)
+        })
+        .collect();
+    if !workload_listeners.is_empty()
+        && workload_listeners
             .iter()
             .all(|l| l.client_auth == ClientAuth::Required)
     {
         facts.observe(
             "identity.mtls-required",
             format!(
-                "all {} listener(s) require a client SVID",
-                config.listeners.len()
+                "all {} workload listener(s) require a client SVID",
+                workload_listeners.len()
             ),
             source,
         )?;
     }
+    observe_people(config, source, facts)?;
+    observe_detection(config, source, facts)?;
     if !config.routes.is_empty() {
         facts.observe(
             "networks.identity-aware-proxy",
             format!("{} route(s) behind the gateway", config.routes.len()),
             source,
         )?;
-        facts.observe(
-            "apps.identity-assertion",
-            "the gateway adds a JWT-SVID assertion (X-Tenet-Identity) to every forwarded request",
-            source,
-        )?;
+        // People routes forward the person's name (x-tenet-user), not a signed assertion.
+        if config.routes.iter().all(|r| !r.people) {
+            facts.observe(
+                "apps.identity-assertion",
+                "the gateway adds a JWT-SVID assertion (X-Tenet-Identity) to every forwarded request",
+                source,
+            )?;
+        }
         if config
             .routes
             .iter()

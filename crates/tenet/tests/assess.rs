@@ -492,3 +492,68 @@ fn score_uses_saved_assessments() {
     );
     assert_eq!(stdout(&again), stdout(&out));
 }
+
+/// The score sees people's sign-in, sessions and detection in the deployment itself.
+#[test]
+fn score_observes_people_and_detection() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["init", "d", "--trust-domain", "example.test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = dir.path().join("d/tenet.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        r#"
+[[listeners]]
+name = "people"
+listen = "127.0.0.1:0"
+client_auth = "optional"
+
+[[routes]]
+name = "wiki"
+service = "wiki"
+listener = "people"
+host = "wiki.example.test"
+upstream = "http://127.0.0.1:9"
+people = true
+
+[people]
+rp_id = "example.test"
+origins = ["https://wiki.example.test:8443"]
+
+[[people.providers]]
+name = "corp"
+issuer = "https://login.example.test"
+client_id = "tenet"
+redirect_uri = "https://wiki.example.test:8443/.tenet/auth/callback"
+"#,
+    );
+    std::fs::write(&config, text).unwrap();
+    let config = config.display().to_string();
+    let out = run(
+        dir.path(),
+        &["--config", &config, "score", "--format", "json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let card: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let all_missing: Vec<String> = card["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["missing"].as_array().unwrap().clone())
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect();
+    for seen in [
+        "identity.user-sso",
+        "identity.phishing-resistant-mfa",
+        "identity.continuous-reauth",
+        "visibility.detections",
+        "automation.auto-containment",
+    ] {
+        assert!(!all_missing.iter().any(|m| m == seen), "{seen} missing");
+    }
+    // No device enrolled yet: the devices function has not started.
+    assert!(
+        all_missing.iter().any(|m| m == "devices.enrolment"),
+        "devices.enrolment credited"
+    );
+}
