@@ -186,6 +186,54 @@ upstream = "http://127.0.0.1:8080"
 # upstream_spiffe_id = "spiffe://{td}/ns/shop/sa/catalog"
 # "auto" (HTTP/1.1, or HTTP/2 by ALPN over TLS) or "http2" (h2c, for gRPC without TLS).
 upstream_protocol = "auto"
+
+[detect]
+# Behavioural analytics over every event (and Sigma rules when `rules` names a file or
+# folder); detections raise the principal's risk (policies see context.risk).
+enabled = true
+# rules = "rules"
+# Response playbooks (YAML) in this folder; none when it is missing.
+playbooks = "playbooks"
+# How long a principal whose risk crosses the cut-off threshold is revoked, or "off".
+cut_off = "15m"
+
+# People in browsers: a route with `people = true` signs them in at an OpenID Connect
+# provider, then asks for a passkey, and keeps a server-side session re-checked on every
+# request. Uncomment and adapt (the listener for people takes client_auth = "optional", so
+# enrolled devices can present their certificates).
+#
+# [[listeners]]
+# name = "people"
+# listen = "127.0.0.1:9443"
+# client_auth = "optional"
+#
+# [[routes]]
+# name = "wiki"
+# service = "wiki"
+# listener = "people"
+# host = "wiki.{td}"
+# upstream = "http://127.0.0.1:8090"
+# people = true
+#
+# [people]
+# rp_id = "{td}"                               # WebAuthn relying party
+# origins = ["https://wiki.{td}:9443"]
+# require_webauthn = true
+# admin_groups = ["admins"]                    # always need a passkey
+# idle_timeout = "30m"
+# absolute_timeout = "12h"
+# posture_action = "end"                       # a device losing compliance: "end" or "step_up"
+#
+# [people.posture]
+# max_age_secs = 86400
+# require_disk_encryption = true
+#
+# [[people.providers]]
+# name = "corp"
+# issuer = "https://login.{td}"
+# client_id = "tenet"
+# client_secret_file = "secrets/corp"
+# redirect_uri = "https://wiki.{td}:9443/.tenet/auth/callback"
 "#
     )
 }
