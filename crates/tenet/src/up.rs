@@ -36,6 +36,8 @@ pub struct Running {
     pub sink: LedgerSink,
     /// Revocations and quarantines in force.
     pub containment: Arc<tenet_contain::Containment>,
+    /// The sign-in service, when `[people]` is configured.
+    people: Option<Arc<tenet_people::SignIn>>,
     gateway: GatewayHandle,
     background: Vec<JoinHandle<()>>,
 }
@@ -48,6 +50,11 @@ impl Running {
             task.abort();
         }
         self.gateway.shutdown().await;
+        if let Some(people) = &self.people
+            && let Err(e) = people.sessions().flush()
+        {
+            warn!(error = %e, "sessions could not be written at shutdown");
+        }
         match self.sink.shutdown().await {
             Ok(Some(cp)) => {
                 info!(entries = cp.size(), root = %cp.root(), "final checkpoint signed")
@@ -188,6 +195,9 @@ pub async fn start(config: &Config) -> Result<Running> {
             clock.clone(),
         )),
     ];
+    if let Some(people) = &people {
+        background.push(tokio::spawn(keep_sessions(people.clone())));
+    }
     if let Some(detector) = detector {
         let detector = detector.with_people(people.clone());
         background.push(tokio::spawn(detector.run(detector_feed)));
@@ -203,9 +213,26 @@ pub async fn start(config: &Config) -> Result<Running> {
         reloader,
         sink,
         containment,
+        people,
         gateway,
         background,
     })
+}
+
+/// Every 30 s: sessions' last use written to their file (so idle timeouts survive a
+/// restart) and expired sessions dropped.
+async fn keep_sessions(people: Arc<tenet_people::SignIn>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        let sessions = people.sessions();
+        if let Err(e) = sessions.purge_expired(time::OffsetDateTime::now_utc()) {
+            warn!(error = %e, "expired sessions could not be dropped");
+        }
+        if let Err(e) = sessions.flush() {
+            warn!(error = %e, "sessions could not be written");
+        }
+    }
 }
 
 /// DNS names the gateway's SVID carries, so that ordinary TLS clients can verify it.
