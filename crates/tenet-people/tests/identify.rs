@@ -16,6 +16,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, Method, header};
 use tenet_device::{DeviceKey, EnrolmentRequest, PostureRequirements};
 use tenet_event::{Event, EventSink, RecordFuture};
+use tenet_gateway::AuthRequest;
 use tenet_gateway::{PeopleGate, PersonRequest, PersonVerdict, RiskSource};
 use tenet_identity::{CertificateAuthority, SpiffeId, TrustDomain};
 use tenet_people::{Devices, SignIn, SignInParts};
@@ -23,6 +24,8 @@ use tenet_policy::Principal;
 use tenet_session::{FactorUse, NewSession, SessionLimits, SessionStore, UserIdentity};
 use time::OffsetDateTime;
 use time::macros::datetime;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 fn t0() -> OffsetDateTime {
     datetime!(2026-12-01 09:00 UTC)
@@ -306,4 +309,132 @@ fn device_binding_and_posture() {
     devices.revoke(enrolment.device_id, t0()).unwrap();
     let v = identify(&f, Some(&cookie), "192.0.2.10", Some(&client), t0());
     assert_eq!(reason(&v), "device_mismatch");
+}
+
+/// A sign-in endpoint request from `ip` with the session cookie, as the gateway hands it over.
+fn auth(path: &str, cookie: &str, ip: &str, body: &str) -> AuthRequest {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::COOKIE,
+        HeaderValue::from_str(&format!("__Host-tenet_session={cookie}")).unwrap(),
+    );
+    headers.insert(
+        header::ORIGIN,
+        HeaderValue::from_static("https://app.example.test:8443"),
+    );
+    AuthRequest {
+        method: Method::POST,
+        host: "app.example.test".into(),
+        port: 8443,
+        path_and_query: format!("/.tenet/auth/{path}?rd=%2Fwiki"),
+        headers,
+        body: bytes::Bytes::from(body.to_owned()),
+        source_ip: ip.parse().unwrap(),
+        client_id: None,
+        request_id: "r".into(),
+        now: t0(),
+    }
+}
+
+/// The new session id a response sets.
+fn new_cookie(response: &http::Response<bytes::Bytes>) -> String {
+    let set = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .expect("a session cookie")
+        .to_str()
+        .unwrap();
+    let value = set.strip_prefix("__Host-tenet_session=").unwrap();
+    value.split(';').next().unwrap().to_owned()
+}
+
+async fn ceremony(
+    f: &Fixture,
+    key: &mut SoftPasskey,
+    cookie: &str,
+    ip: &str,
+    register: bool,
+) -> String {
+    let kind = if register { "register" } else { "authenticate" };
+    let begin = f
+        .sign_in
+        .serve(auth(&format!("webauthn/{kind}/begin"), cookie, ip, "{}"))
+        .await;
+    assert_eq!(begin.status(), 200, "{:?}", begin.body());
+    let origin = url::Url::parse("https://app.example.test:8443").unwrap();
+    let answer = if register {
+        let challenge = serde_json::from_slice(begin.body()).unwrap();
+        serde_json::to_string(&key.do_registration(origin, challenge).unwrap()).unwrap()
+    } else {
+        let challenge = serde_json::from_slice(begin.body()).unwrap();
+        serde_json::to_string(&key.do_authentication(origin, challenge).unwrap()).unwrap()
+    };
+    let finish = f
+        .sign_in
+        .serve(auth(
+            &format!("webauthn/{kind}/finish"),
+            cookie,
+            ip,
+            &answer,
+        ))
+        .await;
+    assert_eq!(finish.status(), 200, "{:?}", finish.body());
+    let body: serde_json::Value = serde_json::from_slice(finish.body()).unwrap();
+    assert_eq!(body["redirect"], "/wiki");
+    new_cookie(&finish)
+}
+
+/// A passkey step-up after a network change satisfies it: the session carries on from the new
+/// network, the old id is refused, and the person is not asked again.
+#[tokio::test]
+async fn a_passkey_step_up_after_a_network_change_sticks() {
+    let f = fixture();
+    let new = NewSession {
+        user: jane(),
+        factors: vec![FactorUse::new("oidc", false, t0())],
+        device_id: None,
+        ip: "192.0.2.10".parse().unwrap(),
+        risk: 0,
+    };
+    let (token, _) = f.sign_in.sessions().create(new, None, t0()).unwrap();
+    let mut key = SoftPasskey::new(true);
+    let cookie = ceremony(&f, &mut key, token.as_str(), "192.0.2.10", true).await;
+    assert!(matches!(
+        identify(&f, Some(&cookie), "192.0.2.10", None, t0()),
+        PersonVerdict::Person(_)
+    ));
+
+    let v = identify(&f, Some(&cookie), "198.51.100.7", None, t0());
+    assert_eq!(reason(&v), "network_changed");
+    let stepped = ceremony(&f, &mut key, &cookie, "198.51.100.7", false).await;
+    assert_ne!(stepped, cookie);
+    assert_eq!(
+        reason(&identify(&f, Some(&cookie), "198.51.100.7", None, t0())),
+        "revoked"
+    );
+    for _ in 0..3 {
+        let v = identify(&f, Some(&stepped), "198.51.100.7", None, t0());
+        assert!(matches!(v, PersonVerdict::Person(_)), "{v:?}");
+    }
+}
+
+/// The second-factor endpoints refuse a POST from another site (login CSRF, forced
+/// registration).
+#[tokio::test]
+async fn factor_endpoints_refuse_other_origins() {
+    let f = fixture();
+    let cookie = session(&f, "192.0.2.10", None);
+    let mut request = auth("webauthn/register/begin", &cookie, "192.0.2.10", "{}");
+    request.headers.insert(
+        header::ORIGIN,
+        HeaderValue::from_static("https://evilexample.test"),
+    );
+    assert_eq!(f.sign_in.serve(request).await.status(), 403);
+    let mut request = auth("logout", &cookie, "192.0.2.10", "");
+    request.headers.remove(header::ORIGIN);
+    assert_eq!(f.sign_in.serve(request).await.status(), 403);
+    assert!(matches!(
+        identify(&f, Some(&cookie), "192.0.2.10", None, t0()),
+        PersonVerdict::Person(_)
+    ));
 }

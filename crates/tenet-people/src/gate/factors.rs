@@ -229,6 +229,15 @@ impl SignIn {
             Ok(r) => r,
             Err(e) => return error(StatusCode::UNAUTHORIZED, "sign_in_required", &e.to_string()),
         };
+        // The fresh factor vouches for where the person is now: later requests are compared
+        // with this address, so a step-up after a network change does not ask again.
+        let risk = self.risk.risk(&name, req.now);
+        if let Err(e) = self
+            .sessions
+            .touch(token.as_str(), req.source_ip, risk, req.now)
+        {
+            warn!(error = %e, "session could not be touched after the factor");
+        }
         if !self
             .record(
                 req.now,
