@@ -145,7 +145,7 @@ pub fn evaluate(
 ) -> Verdict {
     let mut findings = Vec::new();
     findings.extend(impossible_travel(session, signals, rules, now));
-    findings.extend(risk(signals, rules));
+    findings.extend(risk(session, signals, rules));
     findings.extend(posture(signals, rules));
     findings.extend(network_change(session, signals, rules));
 
@@ -197,12 +197,16 @@ fn network_change(session: &Session, signals: &Signals, rules: &Rules) -> Option
     ))
 }
 
-fn risk(signals: &Signals, rules: &Rules) -> Option<Finding> {
+/// Risk at or over the end threshold ends the session. Over the step-up threshold it asks for
+/// a step-up only when it grew since the session last went through (`session.risk`, recorded
+/// by every allowed request and by a step-up), so one confirmation holds until the risk rises
+/// again instead of asking on every request while the score decays.
+fn risk(session: &Session, signals: &Signals, rules: &Rules) -> Option<Finding> {
     let score = signals.risk;
     if score >= rules.risk_end {
         let text = format!("risk {score} reached the end threshold {}", rules.risk_end);
         Some((Severity::End, Reason::new(ReasonCode::RiskEnd, text)))
-    } else if score >= rules.risk_step_up {
+    } else if score >= rules.risk_step_up && score > session.risk {
         let text = format!(
             "risk {score} reached the step-up threshold {}",
             rules.risk_step_up

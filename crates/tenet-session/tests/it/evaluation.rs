@@ -99,6 +99,31 @@ fn risk_thresholds_step_up_then_end() {
     assert_eq!(code(&at(100)), Some(ReasonCode::RiskEnd));
 }
 
+/// A confirmed risk level holds: once the session went through at risk 60 (a step-up records
+/// it), 60 or less does not ask again while the score decays; a rise does, and the end
+/// threshold always ends.
+#[test]
+fn risk_step_up_holds_until_the_risk_rises() {
+    let rules = Rules::default();
+    let mut confirmed = session();
+    confirmed.risk = 60;
+    let at = |risk| {
+        evaluate(
+            &confirmed,
+            &Signals {
+                risk,
+                ..quiet("192.0.2.10")
+            },
+            &rules,
+            t0(),
+        )
+    };
+    assert_eq!(at(60), Verdict::Allow);
+    assert_eq!(at(55), Verdict::Allow);
+    assert_eq!(code(&at(61)), Some(ReasonCode::RiskStepUp));
+    assert_eq!(code(&at(85)), Some(ReasonCode::RiskEnd));
+}
+
 #[test]
 fn posture_noncompliant_or_stale_follows_the_configured_action() {
     let posture = |compliant, hours| PostureSummary {
