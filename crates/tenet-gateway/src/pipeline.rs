@@ -426,6 +426,11 @@ fn upstream_headers(
     headers.insert(REQUEST_ID_HEADER, value(request_id)?);
     if let Some(person) = person {
         strip_tenet_cookies(headers);
+        // A person identified by an access token: the token was meant for the gateway (its
+        // audience), so the upstream must not be able to replay it.
+        if person.session.factors.iter().any(|f| f == "bearer") {
+            headers.remove(header::AUTHORIZATION);
+        }
         headers.insert(PRINCIPAL_HEADER, value(&person.name)?);
         headers.insert(USER_HEADER, value(&person.display)?);
         return Ok(());
@@ -453,10 +458,44 @@ fn downstream_response(
     let (mut parts, body) = response.into_parts();
     parts.version = version;
     strip_response_hop_by_hop(&mut parts.headers);
+    strip_tenet_set_cookies(&mut parts.headers);
     if let Ok(v) = HeaderValue::from_str(request_id) {
         parts.headers.insert(REQUEST_ID_HEADER, v);
     }
     Response::from_parts(parts, body.boxed())
+}
+
+/// Only the gateway sets Tenet's cookies: an upstream's `Set-Cookie` for a name with
+/// [`crate::COOKIE_PREFIX`] would plant, swap or clear a person's session on every route of
+/// the host, so it is dropped (and logged).
+fn strip_tenet_set_cookies(headers: &mut http::HeaderMap) {
+    let all: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    let tenet = |v: &HeaderValue| {
+        let name = v
+            .as_bytes()
+            .split(|b| *b == b'=')
+            .next()
+            .unwrap_or_default();
+        let name = String::from_utf8_lossy(name);
+        name.trim()
+            .to_ascii_lowercase()
+            .starts_with(&crate::COOKIE_PREFIX.to_ascii_lowercase())
+    };
+    if !all.iter().any(tenet) {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for v in all {
+        if tenet(&v) {
+            info!("upstream tried to set a Tenet cookie; dropped");
+        } else {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
 }
 
 fn strip_response_hop_by_hop(headers: &mut http::HeaderMap) {
@@ -616,4 +655,29 @@ async fn refuse_person(
         return response;
     }
     refuse(status, error, Some(&reason), r.request_id, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderValue, header};
+
+    #[test]
+    fn upstreams_cannot_set_tenet_cookies() {
+        let mut h = http::HeaderMap::new();
+        for v in [
+            "__Host-tenet_session=planted; Path=/; Secure",
+            "theme=dark",
+            " __host-TENET_login=x",
+            "app=1; Path=/",
+        ] {
+            h.append(header::SET_COOKIE, HeaderValue::from_static(v));
+        }
+        super::strip_tenet_set_cookies(&mut h);
+        let left: Vec<&str> = h
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, vec!["theme=dark", "app=1; Path=/"]);
+    }
 }

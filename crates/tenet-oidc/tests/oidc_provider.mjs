@@ -6,6 +6,9 @@
 // Test-only routes:
 //   /interaction/<uid>       signs in user-A and grants the requested scopes, without a page
 //   POST /test-admin/rotate  replaces the signing key with a fresh one under a new kid
+// Resource servers (RFC 8707 `resource=`), each issuing RS256 JWT access tokens (`at+jwt`)
+// with scope "api" and the audience in RESOURCE_SERVERS below; an authorization request
+// without `resource` is unaffected.
 // Exits when stdin closes, so it never outlives the test that started it.
 
 import crypto from 'node:crypto';
@@ -20,7 +23,7 @@ if (!moduleDir || !process.env.TEST_CLIENT_SECRET) {
   process.exit(2);
 }
 const entry = pathToFileURL(path.join(moduleDir, 'lib', 'index.js')).href;
-const { default: Provider } = await import(entry);
+const { default: Provider, errors } = await import(entry);
 
 const ACCOUNTS = {
   'user-A': {
@@ -39,6 +42,34 @@ const client = {
   response_types: ['code'],
   token_endpoint_auth_method: 'client_secret_basic',
 };
+
+// Resource indicator -> audience of its access tokens. `audiences`, when set, replaces `aud`
+// with that array (through the provider's documented JWT customizer hook).
+const RESOURCE_SERVERS = {
+  'https://tenet-proxy.example.test': { audience: 'tenet-proxy' },
+  'https://billing.example.test': { audience: 'billing-svc' },
+  'https://tenet-proxy-upper.example.test': { audience: 'Tenet-Proxy' },
+  'https://shared.example.test': {
+    audience: 'billing-svc',
+    audiences: ['billing-svc', 'tenet-proxy'],
+  },
+};
+
+async function getResourceServerInfo(ctx, indicator) {
+  const server = RESOURCE_SERVERS[indicator];
+  if (!server) throw new errors.InvalidTarget();
+  return {
+    scope: 'api',
+    audience: server.audience,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  };
+}
+
+async function customizeJwt(ctx, token, jwt) {
+  const server = RESOURCE_SERVERS[token.resourceServer?.identifier()];
+  if (server?.audiences) jwt.payload.aud = server.audiences;
+}
 
 const cookieKeys = [crypto.randomBytes(32).toString('hex')];
 let generation = 0;
@@ -73,7 +104,11 @@ function rotate() {
     },
     conformIdTokenClaims: false,
     cookies: { keys: cookieKeys },
-    features: { devInteractions: { enabled: false } },
+    features: {
+      devInteractions: { enabled: false },
+      resourceIndicators: { enabled: true, getResourceServerInfo },
+    },
+    formats: { customizers: { jwt: customizeJwt } },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     pkce: { required: () => true },
   });
@@ -93,6 +128,9 @@ async function interact(req, res) {
       : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
     if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
     if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
     result = { consent: { grantId: await grant.save() } };
   } else {
     result = { error: 'access_denied', error_description: `unexpected prompt ${name}` };

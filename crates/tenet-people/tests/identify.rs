@@ -235,10 +235,10 @@ fn re_evaluation_steps_up_or_ends() {
 fn responses_step_up_and_cut_a_persons_sessions() {
     let f = fixture();
     let cookie = session(&f, "192.0.2.10", None);
-    assert_eq!(
-        f.sign_in.step_up_person("user:corp:u-42", "playbook", t0()),
-        1
-    );
+    // A provider that is not configured names nobody.
+    assert_eq!(f.sign_in.step_up_person("user:other:u-42", "x", t0()), 0);
+    assert_eq!(f.sign_in.revoke_person("user:other:u-42", t0()), 0);
+    assert_eq!(f.sign_in.step_up_person("jane@example.test", "x", t0()), 1);
     let v = identify(&f, Some(&cookie), "192.0.2.10", None, t0());
     assert_eq!(reason(&v), "step_up_pending");
     assert_eq!(f.sign_in.revoke_person("JANE@example.test", t0()), 1);

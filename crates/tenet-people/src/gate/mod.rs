@@ -158,27 +158,29 @@ impl SignIn {
 
     /// The sessions of the person named `name` (`user:<provider>:<subject>`), or of the
     /// person with that email address.
-    fn selector(&self, name: &str) -> tenet_session::UserSelector {
+    fn selector(&self, name: &str) -> Option<tenet_session::UserSelector> {
         match name.strip_prefix("user:").and_then(|r| r.split_once(':')) {
-            Some((provider, subject)) => {
-                let issuer = self
-                    .providers
-                    .iter()
-                    .find(|p| p.config().name == provider)
-                    .map(|p| p.config().issuer.clone());
-                tenet_session::UserSelector::Subject {
-                    issuer,
+            // A provider that is not configured names nobody (rather than the subject at
+            // every provider).
+            Some((provider, subject)) => self
+                .providers
+                .iter()
+                .find(|p| p.config().name == provider)
+                .map(|p| tenet_session::UserSelector::Subject {
+                    issuer: Some(p.config().issuer.clone()),
                     subject: subject.to_owned(),
-                }
-            }
-            None => tenet_session::UserSelector::Email(name.to_owned()),
+                }),
+            None => Some(tenet_session::UserSelector::Email(name.to_owned())),
         }
     }
 
     /// Ends every session of a person (see [`SignIn::selector`] for `name`); returns how
     /// many. Used by playbooks, the risk cut-off and the CLI.
     pub fn revoke_person(&self, name: &str, now: OffsetDateTime) -> usize {
-        match self.sessions.revoke_user(&self.selector(name), now) {
+        let Some(selector) = self.selector(name) else {
+            return 0;
+        };
+        match self.sessions.revoke_user(&selector, now) {
             Ok(n) => n,
             Err(e) => {
                 warn!(error = %e, "sessions could not be revoked");
@@ -191,10 +193,10 @@ impl SignIn {
     /// before its next request goes through; returns how many sessions changed.
     pub fn step_up_person(&self, name: &str, why: &str, now: OffsetDateTime) -> usize {
         let reason = Reason::new(ReasonCode::StepUpPending, why);
-        match self
-            .sessions
-            .require_step_up_user(&self.selector(name), &reason, now)
-        {
+        let Some(selector) = self.selector(name) else {
+            return 0;
+        };
+        match self.sessions.require_step_up_user(&selector, &reason, now) {
             Ok(n) => n,
             Err(e) => {
                 warn!(error = %e, "step-up could not be required");
@@ -365,11 +367,9 @@ impl PeopleGate for SignIn {
             .cloned()
             .unwrap_or_default();
         let email = user.email.clone().unwrap_or_default();
-        let display = user
-            .email
-            .clone()
-            .or_else(|| user.display_name.clone())
-            .unwrap_or_else(|| name.clone());
+        // Only a verified email (the only kind kept) or the principal name: never a display
+        // name the person may choose at the provider.
+        let display = user.email.clone().unwrap_or_else(|| name.clone());
         PersonVerdict::Person(Box::new(Person {
             principal: Principal::User {
                 provider,

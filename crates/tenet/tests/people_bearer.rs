@@ -1,0 +1,813 @@
+//! Bearer tokens on a people route (field cases F008 and F009): `tenet up` with
+//! `[people] bearer_audience = "tenet-proxy"`, a real OpenID provider (panva's `oidc-provider`
+//! on Node.js, the script of tenet-oidc's tests) that issues RS256 JWT access tokens for the
+//! resource servers its script defines, and the Python echo upstream.
+//!
+//! Real tokens come from the authorization-code flow with `resource=` for the gateway's client
+//! (so `sub` is the person); forged ones are built here against the provider's published key.
+//! Tests are named after the field case and input they pin.
+//!
+//! Needs `node`, `python3` and the provider package in the workspace:
+//! `npm install --prefix target/tools/oidc-provider oidc-provider@8.8.1`
+//! (or `TENET_OIDC_PROVIDER_DIR` pointing at the package directory).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use http::{Method, header};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use serde_json::{Value, json};
+use support::{KillOnDrop, free_port, run_ok, start_upstream, tenet, wait_for_port};
+use url::Url;
+
+const TD: &str = "example.test";
+const APP_HOST: &str = "app.example.test";
+/// The one client of the provider script.
+const CLIENT_ID: &str = "tenet-gateway";
+/// The audience the gateway accepts.
+const AUDIENCE: &str = "tenet-proxy";
+/// The person the provider signs in, as the gateway names them.
+const PRINCIPAL: &str = "user:corp:user-A";
+
+/// Resource indicators of the provider script, by the `aud` their access tokens carry.
+const PROXY: &str = "https://tenet-proxy.example.test";
+const BILLING: &str = "https://billing.example.test";
+const UPPER: &str = "https://tenet-proxy-upper.example.test";
+const SHARED: &str = "https://shared.example.test";
+
+const POLICY: &str = r#"
+@id("alice-uses-the-app")
+permit (principal == Tenet::User::"corp:user-A", action, resource in Tenet::Service::"app")
+when { context.session.authenticated };
+
+@id("no-writes-with-a-bearer-token")
+forbid (principal, action in Tenet::Action::"write", resource in Tenet::Service::"app")
+when { context.session.factors.contains("bearer") };
+"#;
+
+// ---------------------------------------------------------------------------------------------
+// The deployment
+
+/// The provider, the upstream, two gateways that differ only in `bearer_audience`, and a
+/// listener standing where a `jku` header points (it must never be contacted).
+struct Env {
+    _provider: KillOnDrop,
+    _upstream: KillOnDrop,
+    /// The provider's TLS files and the client secret.
+    _dir: tempfile::TempDir,
+    idp_port: u16,
+    secret: String,
+    /// The one redirect URI the provider knows: the main gateway's callback.
+    redirect_uri: String,
+    /// `bearer_audience = "tenet-proxy"`.
+    main: Gateway,
+    /// `bearer_audience = "Tenet-Proxy"`.
+    upper: Gateway,
+    jku_port: u16,
+    /// Connections the `jku` listener has accepted.
+    jku_hits: Arc<AtomicUsize>,
+}
+
+static SHARED_ENV: Mutex<Weak<Env>> = Mutex::new(Weak::new());
+
+/// The running deployment, started by the first test that needs it and stopped when the last
+/// test holding it ends.
+fn env() -> Arc<Env> {
+    let mut slot = SHARED_ENV.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(env) = slot.upgrade() {
+        return env;
+    }
+    let env = Arc::new(Env::start());
+    *slot = Arc::downgrade(&env);
+    env
+}
+
+fn provider_package() -> PathBuf {
+    let dir = std::env::var_os("TENET_OIDC_PROVIDER_DIR").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/tools/oidc-provider/node_modules/oidc-provider")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("lib/index.js").is_file(),
+        "oidc-provider is missing at {}: run `npm install --prefix target/tools/oidc-provider \
+         oidc-provider@8.8.1` in the workspace, or set TENET_OIDC_PROVIDER_DIR",
+        dir.display()
+    );
+    dir
+}
+
+/// A test CA and the provider's certificate for 127.0.0.1; returns (cert, key) files.
+fn provider_tls(dir: &Path) -> (PathBuf, PathBuf) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "people bearer test provider CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    let files = (dir.join("idp-cert.pem"), dir.join("idp-key.pem"));
+    std::fs::write(dir.join("idp-ca.pem"), ca.pem()).unwrap();
+    std::fs::write(&files.0, cert.pem()).unwrap();
+    std::fs::write(&files.1, key.serialize_pem()).unwrap();
+    files
+}
+
+/// The provider script on an ephemeral port (it exits when its stdin closes).
+fn start_provider(dir: &Path, redirect_uri: &str, secret: &str) -> (KillOnDrop, u16) {
+    let (cert, key) = provider_tls(dir);
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenet-oidc/tests/oidc_provider.mjs");
+    let mut child = Command::new("node")
+        .arg(script)
+        .args([&cert, &key])
+        .arg(redirect_uri)
+        .arg(provider_package())
+        .env("TEST_CLIENT_SECRET", secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("`node` (Node.js 20 or later) is needed for the bearer tests");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            eprintln!("[oidc-provider] {line}");
+        }
+    });
+    let child = KillOnDrop(child);
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok());
+    let port = port.unwrap_or_else(|| panic!("oidc-provider did not start: said {line:?}"));
+    (child, port)
+}
+
+/// A listener on 127.0.0.1 that counts (and drops) every connection it gets.
+fn start_jku_listener() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (port, hits)
+}
+
+impl Env {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (upstream, upstream_port) = start_upstream();
+        // The port comes first: it is part of the provider's one redirect URI.
+        let main_port = free_port();
+        let redirect_uri = format!("https://{APP_HOST}:{main_port}/.tenet/auth/callback");
+        let secret = format!("secret-{}", uuid::Uuid::new_v4());
+        std::fs::write(dir.path().join("client-secret"), &secret).unwrap();
+        let (provider, idp_port) = start_provider(dir.path(), &redirect_uri, &secret);
+        let idp = Idp {
+            dir: dir.path(),
+            port: idp_port,
+            redirect_uri: &redirect_uri,
+        };
+        let main = Gateway::start(main_port, AUDIENCE, &idp, upstream_port);
+        let upper = Gateway::start(free_port(), "Tenet-Proxy", &idp, upstream_port);
+        let (jku_port, jku_hits) = start_jku_listener();
+        Self {
+            _provider: provider,
+            _upstream: upstream,
+            _dir: dir,
+            idp_port,
+            secret,
+            redirect_uri,
+            main,
+            upper,
+            jku_port,
+            jku_hits,
+        }
+    }
+
+    fn issuer(&self) -> String {
+        format!("https://127.0.0.1:{}", self.idp_port)
+    }
+}
+
+/// Where the provider is, for a gateway's configuration.
+struct Idp<'a> {
+    /// Holds `idp-ca.pem` and `client-secret`.
+    dir: &'a Path,
+    port: u16,
+    redirect_uri: &'a str,
+}
+
+/// One `tenet up` with a people route on `app.example.test`.
+struct Gateway {
+    _process: KillOnDrop,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Gateway {
+    fn start(port: u16, audience: &str, idp: &Idp<'_>, upstream_port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        run_ok(
+            tenet()
+                .arg("init")
+                .arg(dir.path())
+                .args(["--trust-domain", TD]),
+        );
+        for file in ["idp-ca.pem", "client-secret"] {
+            std::fs::copy(idp.dir.join(file), dir.path().join(file)).unwrap();
+        }
+        let admin_port = free_port();
+        let (idp_port, redirect_uri) = (idp.port, idp.redirect_uri);
+        let config = format!(
+            r#"[deployment]
+trust_domain = "{TD}"
+[admin]
+listen = "127.0.0.1:{admin_port}"
+[[listeners]]
+name = "people"
+listen = "127.0.0.1:{port}"
+client_auth = "optional"
+[[routes]]
+name = "app"
+service = "app"
+listener = "people"
+host = "{APP_HOST}"
+upstream = "http://127.0.0.1:{upstream_port}"
+people = true
+[people]
+rp_id = "{TD}"
+origins = ["https://{APP_HOST}:{port}"]
+bearer_audience = "{audience}"
+[[people.providers]]
+name = "corp"
+issuer = "https://127.0.0.1:{idp_port}"
+client_id = "{CLIENT_ID}"
+client_secret_file = "client-secret"
+redirect_uri = "{redirect_uri}"
+ca_file = "idp-ca.pem"
+scopes = ["openid", "email", "profile", "groups"]
+"#
+        );
+        std::fs::write(dir.path().join("tenet.toml"), config).unwrap();
+        std::fs::remove_file(dir.path().join("policies/example.cedar")).unwrap();
+        std::fs::write(dir.path().join("policies/people.cedar"), POLICY).unwrap();
+        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
+        let process = tenet()
+            .arg("--config")
+            .arg(dir.path().join("tenet.toml"))
+            .arg("up")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let process = KillOnDrop(process);
+        wait_for_port(port);
+        wait_for_port(admin_port);
+        Self {
+            _process: process,
+            dir,
+            port,
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// An HTTP client trusting this gateway's bundle and the provider's CA, following no
+    /// redirect, with the gateway's host resolved to 127.0.0.1.
+    fn http(&self) -> reqwest::Client {
+        let mut pem = std::fs::read(self.path("data/admin/bundle.pem")).unwrap();
+        pem.extend(std::fs::read(self.path("idp-ca.pem")).unwrap());
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+            .resolve(APP_HOST, SocketAddr::from(([127, 0, 0, 1], self.port)))
+            .build()
+            .unwrap()
+    }
+
+    /// The ledger's events, from `tenet log tail`.
+    fn events(&self) -> Vec<Value> {
+        let out = run_ok(
+            tenet()
+                .arg("--config")
+                .arg(self.path("tenet.toml"))
+                .args(["log", "tail"]),
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The ledger's HTTP Activity event for the request with this id (written before the
+    /// answer, but read through another process, so this waits a little for it).
+    fn event_of(&self, request_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .events()
+                .into_iter()
+                .find(|e| e["http_request"]["uid"] == request_id);
+            if let Some(event) = found {
+                return event;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no ledger event for request {request_id}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The provider, as the gateway's client
+
+/// The provider's endpoints, from its discovery document.
+struct Endpoints {
+    authorization: Url,
+    token: String,
+    jwks: String,
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    let response = http.get(url).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+async fn endpoints(env: &Env, http: &reqwest::Client) -> Endpoints {
+    let url = format!("{}/.well-known/openid-configuration", env.issuer());
+    let doc = get_json(http, &url).await;
+    let text = |name: &str| doc[name].as_str().unwrap().to_owned();
+    Endpoints {
+        authorization: Url::parse(&text("authorization_endpoint")).unwrap(),
+        token: text("token_endpoint"),
+        jwks: text("jwks_uri"),
+    }
+}
+
+/// What the token endpoint gave for one authorization.
+struct Tokens {
+    access: String,
+    id: String,
+}
+
+/// The authorization-code flow for `resource` (PKCE S256), as the gateway's client: the
+/// provider's test interaction signs user-A in; the code is taken from the redirect to the
+/// gateway's callback (which is not requested) and exchanged with `resource=` again.
+async fn tokens_for(env: &Env, resource: &str) -> Tokens {
+    let http = env.main.http();
+    let endpoints = endpoints(env, &http).await;
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    let mut url = endpoints.authorization.clone();
+    url.query_pairs_mut()
+        .append_pair("client_id", CLIENT_ID)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", &env.redirect_uri)
+        .append_pair("scope", "openid api")
+        .append_pair("state", &uuid::Uuid::new_v4().to_string())
+        .append_pair("nonce", &uuid::Uuid::new_v4().to_string())
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("resource", resource);
+    let code = code_from_provider(env, &http, url).await;
+
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", &code)
+        .append_pair("redirect_uri", &env.redirect_uri)
+        .append_pair("code_verifier", &verifier)
+        .append_pair("resource", resource)
+        .finish();
+    let response = http
+        .post(&endpoints.token)
+        .basic_auth(CLIENT_ID, Some(&env.secret))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "token endpoint: {status} {body}");
+    Tokens {
+        access: body["access_token"].as_str().unwrap().to_owned(),
+        id: body["id_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Follows the provider's redirects, keeping its cookies, until it sends the browser to the
+/// gateway's callback; returns the code.
+async fn code_from_provider(env: &Env, http: &reqwest::Client, start: Url) -> String {
+    let mut jar: BTreeMap<String, String> = BTreeMap::new();
+    let mut next = start;
+    for _ in 0..12 {
+        let cookie = jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let response = http
+            .get(next.clone())
+            .header(header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap();
+        for line in response.headers().get_all(header::SET_COOKIE) {
+            let pair = line.to_str().unwrap().split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                jar.insert(name.trim().to_owned(), value.to_owned());
+            }
+        }
+        let Some(location) = response.headers().get(header::LOCATION).cloned() else {
+            let status = response.status();
+            panic!(
+                "provider: {status} without redirect: {}",
+                response.text().await.unwrap()
+            );
+        };
+        let target = next.join(location.to_str().unwrap()).unwrap();
+        if target.as_str().starts_with(&env.redirect_uri) {
+            let query: BTreeMap<_, _> = target.query_pairs().into_owned().collect();
+            return query
+                .get("code")
+                .unwrap_or_else(|| panic!("no code: {target}"))
+                .clone();
+        }
+        next = target;
+    }
+    panic!("the provider never sent the browser back");
+}
+
+/// The provider's published signing key: (kid, its public key as SPKI PEM).
+async fn provider_key(env: &Env) -> (String, String) {
+    let http = env.main.http();
+    let jwks = get_json(&http, &endpoints(env, &http).await.jwks).await;
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{jwks}");
+    let part = |name: &str| {
+        URL_SAFE_NO_PAD
+            .decode(keys[0][name].as_str().unwrap())
+            .unwrap()
+    };
+    let der = PublicKeyComponents {
+        n: part("n"),
+        e: part("e"),
+    }
+    .as_der()
+    .unwrap();
+    let body = STANDARD.encode(der.as_ref());
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        lines.join("\n")
+    );
+    (keys[0]["kid"].as_str().unwrap().to_owned(), pem)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens made here
+
+fn b64_json(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// The claims of every forged token: those of F008, with the provider as issuer.
+fn forged_claims(env: &Env) -> Value {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    json!({"iss": env.issuer(), "sub": "user-A", "aud": AUDIENCE, "iat": now, "exp": now + 300})
+}
+
+/// A key the attacker holds (never published by the provider).
+struct Attacker(RsaKeyPair);
+
+impl Attacker {
+    fn new() -> Self {
+        Self(RsaKeyPair::generate(KeySize::Rsa2048).unwrap())
+    }
+
+    /// The public key as a JWK.
+    fn jwk(&self) -> Value {
+        let components = PublicKeyComponents::<Vec<u8>>::from(self.0.public_key());
+        json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(components.n),
+               "e": URL_SAFE_NO_PAD.encode(components.e)})
+    }
+
+    /// `header.claims` signed with RS256 by this key.
+    fn sign(&self, header: &Value, claims: &Value) -> String {
+        let input = format!("{}.{}", b64_json(header), b64_json(claims));
+        let mut signature = vec![0; self.0.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.0
+            .sign(&RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut signature)
+            .unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
+/// `header.claims` with a signature of raw bytes.
+fn with_signature(header: &Value, claims: &Value, signature: &[u8]) -> String {
+    let input = format!("{}.{}", b64_json(header), b64_json(claims));
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// `header.claims` with an HMAC-SHA256 keyed with `secret`.
+fn hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
+    let input = format!("{}.{}", b64_json(header), b64_json(claims));
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests through the gateway
+
+/// What the gateway answered.
+struct Reply {
+    status: u16,
+    request_id: String,
+    body: Value,
+}
+
+/// `method /api/things` as an API client (JSON, no cookie) with `Authorization: Bearer token`.
+async fn call(gateway: &Gateway, method: Method, token: &str) -> Reply {
+    let url = format!("https://{APP_HOST}:{}/api/things", gateway.port);
+    let response = gateway
+        .http()
+        .request(method, &url)
+        .header(header::ACCEPT, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = response.status().as_u16();
+    let request_id = response
+        .headers()
+        .get("x-tenet-request-id")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply {
+        status,
+        request_id,
+        body,
+    }
+}
+
+/// The token gets 401 at `gateway`, and the ledger records the refusal with `reason`.
+async fn assert_refused_at(gateway: &Gateway, token: &str, reason: &str) {
+    let reply = call(gateway, Method::GET, token).await;
+    assert_eq!(reply.status, 401, "{reason}: {}", reply.body);
+    assert!(
+        !reply.request_id.is_empty(),
+        "no request id: {}",
+        reply.body
+    );
+    let event = gateway.event_of(&reply.request_id);
+    assert_eq!(event["disposition"], "Blocked", "{event}");
+    assert_eq!(event["http_response"]["code"], 401, "{event}");
+    assert_eq!(
+        event["unmapped"]["errors"],
+        json!([format!("session: sign_in_required ({reason})")]),
+        "{event}"
+    );
+}
+
+/// The token gets 401 at the main gateway (`tenet-proxy`), with `reason` in the ledger.
+async fn assert_refused(env: &Env, token: &str, reason: &str) {
+    assert_refused_at(&env.main, token, reason).await;
+}
+
+/// The request reached the upstream as user-A, authenticated by a bearer token; returns the
+/// ledger's event for it.
+fn assert_reached_as_alice(gateway: &Gateway, reply: &Reply) -> Value {
+    assert_eq!(
+        reply.status, 200,
+        "the upstream was not reached: {}",
+        reply.body
+    );
+    let seen = |name: &str| reply.body["headers"][name].clone();
+    assert_eq!(
+        seen("x-tenet-principal"),
+        json!([PRINCIPAL]),
+        "{}",
+        reply.body
+    );
+    // No verified email in an access token: the person's name stands in for it.
+    assert_eq!(seen("x-tenet-user"), json!([PRINCIPAL]), "{}", reply.body);
+    // The token was for the gateway: the upstream cannot replay it.
+    assert_eq!(seen("authorization"), Value::Null, "{}", reply.body);
+    let event = gateway.event_of(&reply.request_id);
+    assert_eq!(event["actor"]["app_name"], PRINCIPAL, "{event}");
+    event
+}
+
+// ---------------------------------------------------------------------------------------------
+// F008: verification inputs taken from the token header
+
+#[tokio::test]
+async fn f008_1_alg_none_is_refused() {
+    let env = env();
+    let header = json!({"alg": "none", "typ": "JWT"});
+    let token = with_signature(&header, &forged_claims(&env), b"");
+    assert_refused(&env, &token, "bearer_unsupported_algorithm").await;
+}
+
+#[tokio::test]
+async fn f008_2_hs256_keyed_with_the_public_key_pem_is_refused() {
+    let env = env();
+    let (kid, pem) = provider_key(&env).await;
+    let token = hs256(
+        &json!({"alg": "HS256", "kid": kid}),
+        &forged_claims(&env),
+        pem.as_bytes(),
+    );
+    assert_refused(&env, &token, "bearer_unsupported_algorithm").await;
+}
+
+#[tokio::test]
+async fn f008_3_and_4_kid_as_a_path_or_sql_is_only_an_unknown_key() {
+    let env = env();
+    let attacker = Attacker::new();
+    for kid in ["../../../../dev/null", "x' UNION SELECT 'k"] {
+        let token = attacker.sign(&json!({"alg": "RS256", "kid": kid}), &forged_claims(&env));
+        assert_refused(&env, &token, "bearer_unknown_kid").await;
+    }
+}
+
+#[tokio::test]
+async fn f008_5_an_embedded_jwk_is_ignored() {
+    let env = env();
+    let attacker = Attacker::new();
+    let header = json!({"alg": "RS256", "jwk": attacker.jwk()});
+    let token = attacker.sign(&header, &forged_claims(&env));
+    assert_refused(&env, &token, "bearer_bad_signature").await;
+}
+
+#[tokio::test]
+async fn f008_6_a_jku_header_is_never_fetched() {
+    let env = env();
+    let attacker = Attacker::new();
+    let jku = format!("https://127.0.0.1:{}/jwks.json", env.jku_port);
+    let header = json!({"alg": "RS256", "jku": jku});
+    let token = attacker.sign(&header, &forged_claims(&env));
+    assert_refused(&env, &token, "bearer_bad_signature").await;
+    assert_eq!(
+        env.jku_hits.load(Ordering::SeqCst),
+        0,
+        "the gateway contacted the jku URL"
+    );
+}
+
+#[tokio::test]
+async fn f008_7_es256_with_a_zero_signature_is_refused() {
+    let env = env();
+    let (kid, _) = provider_key(&env).await;
+    let header = json!({"alg": "ES256", "kid": kid});
+    let token = with_signature(&header, &forged_claims(&env), &[0; 64]);
+    assert_refused(&env, &token, "bearer_algorithm_mismatch").await;
+}
+
+#[tokio::test]
+async fn f008_8_a_real_access_token_reaches_the_upstream_as_the_person() {
+    let env = env();
+    let tokens = tokens_for(&env, PROXY).await;
+    let reply = call(&env.main, Method::GET, &tokens.access).await;
+    let event = assert_reached_as_alice(&env.main, &reply);
+    assert_eq!(event["disposition"], "Allowed", "{event}");
+    assert_eq!(
+        event["unmapped"]["reasons"],
+        json!(["alice-uses-the-app"]),
+        "{event}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// F009: audience and token-kind binding
+
+#[tokio::test]
+async fn f009_2_a_real_token_for_another_resource_is_refused() {
+    let env = env();
+    let tokens = tokens_for(&env, BILLING).await;
+    assert_refused(&env, &tokens.access, "bearer_audience_mismatch").await;
+}
+
+/// The provider emits the array through its JWT customizer hook (see the provider script).
+#[tokio::test]
+async fn f009_3_an_audience_array_containing_the_proxy_is_accepted() {
+    let env = env();
+    let tokens = tokens_for(&env, SHARED).await;
+    let claims = tokens.access.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+    assert_eq!(claims["aud"], json!(["billing-svc", AUDIENCE]), "{claims}");
+    let reply = call(&env.main, Method::GET, &tokens.access).await;
+    assert_reached_as_alice(&env.main, &reply);
+}
+
+#[tokio::test]
+async fn f009_4_a_token_for_tenet_proxy_in_other_case_is_refused() {
+    let env = env();
+    let tokens = tokens_for(&env, UPPER).await;
+    assert_refused(&env, &tokens.access, "bearer_audience_mismatch").await;
+}
+
+/// The same comparison the other way: the gateway configured with `Tenet-Proxy` refuses a
+/// `tenet-proxy` token and accepts one for `Tenet-Proxy` exactly.
+#[tokio::test]
+async fn f009_4_a_gateway_for_tenet_proxy_in_other_case_refuses_tenet_proxy() {
+    let env = env();
+    let lower = tokens_for(&env, PROXY).await;
+    assert_refused_at(&env.upper, &lower.access, "bearer_audience_mismatch").await;
+    let upper = tokens_for(&env, UPPER).await;
+    let reply = call(&env.upper, Method::GET, &upper.access).await;
+    assert_reached_as_alice(&env.upper, &reply);
+}
+
+#[tokio::test]
+async fn f009_6_the_id_token_is_not_an_access_token() {
+    let env = env();
+    let tokens = tokens_for(&env, PROXY).await;
+    assert_refused(&env, &tokens.id, "bearer_audience_mismatch").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The factor reaches Cedar
+
+#[tokio::test]
+async fn the_bearer_factor_reaches_cedar_reads_pass_writes_are_forbidden() {
+    let env = env();
+    let tokens = tokens_for(&env, PROXY).await;
+    let read = call(&env.main, Method::GET, &tokens.access).await;
+    assert_reached_as_alice(&env.main, &read);
+
+    let write = call(&env.main, Method::POST, &tokens.access).await;
+    assert_eq!(write.status, 403, "{}", write.body);
+    let event = env.main.event_of(&write.request_id);
+    assert_eq!(event["actor"]["app_name"], PRINCIPAL, "{event}");
+    assert_eq!(event["disposition"], "Blocked", "{event}");
+    assert_eq!(
+        event["unmapped"]["reasons"],
+        json!(["no-writes-with-a-bearer-token"]),
+        "{event}"
+    );
+}

@@ -1,0 +1,951 @@
+//! People sign-in end to end without a browser: `tenet up` with a people route and a
+//! `[people]` section, a real OpenID provider (panva's `oidc-provider` on Node.js, the script
+//! of tenet-oidc's tests), the Python echo upstream, and reqwest playing the browser with a
+//! cookie jar kept by the test (so that cookies can be planted and replayed) and
+//! webauthn-authenticator-rs's soft passkey as the authenticator. Tests are named after the
+//! field case they pin.
+//!
+//! One deployment serves every test that runs while another holds it, and the tests take
+//! turns: they sign in the same person, and a sign-out or a revocation must not cut the session
+//! of a test running beside it.
+//!
+//! Needs `node`, `python3` and the provider package in the workspace:
+//! `npm install --prefix target/tools/oidc-provider oidc-provider@8.8.1`
+//! (or `TENET_OIDC_PROVIDER_DIR` pointing at the package directory).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use http::{HeaderMap, Method, header};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use serde_json::Value;
+use support::{KillOnDrop, free_port, run_ok, start_upstream, tenet, wait_for_port};
+use tenet_mfa::json::{CreationChallengeResponse, RequestChallengeResponse};
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator as _;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+const TD: &str = "example.test";
+const APP_HOST: &str = "app.example.test";
+/// The one client of the provider script, and the person it signs in.
+const CLIENT_ID: &str = "tenet-gateway";
+const EMAIL: &str = "alice@example.test";
+const PRINCIPAL: &str = "user:corp:user-A";
+/// Tenet's cookies, as a browser sees them.
+const SESSION: &str = "__Host-tenet_session";
+const LOGIN: &str = "__Host-tenet_login";
+const MFA_PAGE: &str = "/.tenet/auth/mfa?rd=%2F";
+const LOGIN_PAGE: &str = "/.tenet/auth/login?rd=%2F";
+
+const POLICY: &str = r#"
+@id("engineers-with-a-passkey")
+permit (principal in Tenet::Group::"engineering", action, resource in Tenet::Service::"app")
+when { context.session.phishing_resistant };
+"#;
+
+// ---------------------------------------------------------------------------------------------
+// The deployment
+
+/// `tenet up` with a people route, the provider, the upstream and the person's passkey.
+struct Env {
+    _gateway: KillOnDrop,
+    _provider: KillOnDrop,
+    _upstream: KillOnDrop,
+    dir: tempfile::TempDir,
+    port: u16,
+    upstream_port: u16,
+    /// The person's authenticator; it keeps the credential across sign-ins.
+    passkey: Mutex<SoftPasskey>,
+    /// Held by the test whose turn it is.
+    turn: tokio::sync::Mutex<()>,
+}
+
+static SHARED: Mutex<Weak<Env>> = Mutex::new(Weak::new());
+
+/// The running deployment, started by the first test that needs it and stopped when the last
+/// test holding it ends.
+fn env() -> Arc<Env> {
+    let mut slot = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(env) = slot.upgrade() {
+        return env;
+    }
+    let env = Arc::new(Env::start());
+    *slot = Arc::downgrade(&env);
+    env
+}
+
+fn provider_package() -> PathBuf {
+    let dir = std::env::var_os("TENET_OIDC_PROVIDER_DIR").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/tools/oidc-provider/node_modules/oidc-provider")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("lib/index.js").is_file(),
+        "oidc-provider is missing at {}: run `npm install --prefix target/tools/oidc-provider \
+         oidc-provider@8.8.1` in the workspace, or set TENET_OIDC_PROVIDER_DIR",
+        dir.display()
+    );
+    dir
+}
+
+/// A test CA and the provider's certificate for 127.0.0.1; returns (CA, cert, key) files.
+fn provider_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "people flow test provider CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    let files = (
+        dir.join("idp-ca.pem"),
+        dir.join("idp-cert.pem"),
+        dir.join("idp-key.pem"),
+    );
+    std::fs::write(&files.0, ca.pem()).unwrap();
+    std::fs::write(&files.1, cert.pem()).unwrap();
+    std::fs::write(&files.2, key.serialize_pem()).unwrap();
+    files
+}
+
+/// The provider script on an ephemeral port (it exits when its stdin closes).
+fn start_provider(dir: &Path, redirect_uri: &str, secret: &str) -> (KillOnDrop, u16) {
+    let (_, cert, key) = provider_tls(dir);
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenet-oidc/tests/oidc_provider.mjs");
+    let mut child = Command::new("node")
+        .arg(script)
+        .args([&cert, &key])
+        .arg(redirect_uri)
+        .arg(provider_package())
+        .env("TEST_CLIENT_SECRET", secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("`node` (Node.js 20 or later) is needed for the people flow tests");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            eprintln!("[oidc-provider] {line}");
+        }
+    });
+    let child = KillOnDrop(child);
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok());
+    let port = port.unwrap_or_else(|| panic!("oidc-provider did not start: said {line:?}"));
+    (child, port)
+}
+
+impl Env {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        run_ok(
+            tenet()
+                .arg("init")
+                .arg(dir.path())
+                .args(["--trust-domain", TD]),
+        );
+        let (upstream, upstream_port) = start_upstream();
+        // The port comes first: it is part of the origin and of the provider's redirect URI.
+        let (port, admin_port) = (free_port(), free_port());
+        let origin = format!("https://{APP_HOST}:{port}");
+        let redirect_uri = format!("{origin}/.tenet/auth/callback");
+        let secret = format!("secret-{}", uuid::Uuid::new_v4());
+        std::fs::write(dir.path().join("client-secret"), &secret).unwrap();
+        let (provider, idp_port) = start_provider(dir.path(), &redirect_uri, &secret);
+        let config = format!(
+            r#"[deployment]
+trust_domain = "{TD}"
+[admin]
+listen = "127.0.0.1:{admin_port}"
+[[listeners]]
+name = "people"
+listen = "127.0.0.1:{port}"
+client_auth = "optional"
+[[routes]]
+name = "app"
+service = "app"
+listener = "people"
+host = "{APP_HOST}"
+upstream = "http://127.0.0.1:{upstream_port}"
+people = true
+[people]
+rp_id = "{TD}"
+origins = ["{origin}"]
+[[people.providers]]
+name = "corp"
+issuer = "https://127.0.0.1:{idp_port}"
+client_id = "{CLIENT_ID}"
+client_secret_file = "client-secret"
+redirect_uri = "{redirect_uri}"
+ca_file = "idp-ca.pem"
+scopes = ["openid", "email", "profile", "groups"]
+"#
+        );
+        std::fs::write(dir.path().join("tenet.toml"), config).unwrap();
+        std::fs::remove_file(dir.path().join("policies/example.cedar")).unwrap();
+        std::fs::write(dir.path().join("policies/people.cedar"), POLICY).unwrap();
+        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
+        let gateway = tenet()
+            .arg("--config")
+            .arg(dir.path().join("tenet.toml"))
+            .arg("up")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let gateway = KillOnDrop(gateway);
+        wait_for_port(port);
+        wait_for_port(admin_port);
+        Self {
+            _gateway: gateway,
+            _provider: provider,
+            _upstream: upstream,
+            dir,
+            port,
+            upstream_port,
+            passkey: Mutex::new(SoftPasskey::new(true)),
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn origin(&self) -> String {
+        format!("https://{APP_HOST}:{}", self.port)
+    }
+
+    /// `tenet ARGS` against this deployment; stdout.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = run_ok(
+            tenet()
+                .arg("--config")
+                .arg(self.path("tenet.toml"))
+                .args(args),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The live sessions, as `tenet session list` shows them.
+    fn sessions(&self) -> Vec<Value> {
+        let list: Value = serde_json::from_str(&self.cli(&["session", "list"])).unwrap();
+        list["sessions"].as_array().unwrap().clone()
+    }
+
+    /// The ledger's Authentication events (OCSF class 3002), from `tenet log tail`.
+    fn authentication_events(&self) -> Vec<Value> {
+        self.cli(&["log", "tail"])
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["class_uid"] == 3002)
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The browser
+
+/// An answer, read whole.
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn location(&self) -> String {
+        let location = self.headers.get(header::LOCATION);
+        let location =
+            location.unwrap_or_else(|| panic!("no Location in {}: {}", self.status, self.body));
+        location.to_str().unwrap().to_owned()
+    }
+
+    /// The `Set-Cookie` line for `name`, if the answer sets it.
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|line| line.starts_with(&format!("{name}=")))
+    }
+
+    /// The value the answer gives cookie `name` (empty when it clears it).
+    fn cookie(&self, name: &str) -> Option<String> {
+        let line = self.set_cookie(name)?;
+        let pair = line.split(';').next().unwrap_or_default();
+        Some(pair.split_once('=').unwrap().1.to_owned())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("{} answered non-JSON ({e}): {}", self.status, self.body))
+    }
+
+    /// The echo upstream's view of the request's headers.
+    fn upstream_headers(&self) -> BTreeMap<String, Vec<String>> {
+        assert_eq!(
+            self.status, 200,
+            "the upstream was not reached: {}",
+            self.body
+        );
+        serde_json::from_value(self.json()["headers"].clone()).unwrap()
+    }
+}
+
+/// reqwest as a browser: follows no redirect, keeps the gateway's and the provider's cookies
+/// in jars the test can read and write, and resolves the gateway's host to 127.0.0.1.
+struct Browser {
+    http: reqwest::Client,
+    origin: String,
+    /// Cookies of the gateway's origin.
+    app: BTreeMap<String, String>,
+    /// Cookies of the provider.
+    idp: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new(env: &Env) -> Self {
+        let mut pem = std::fs::read(env.path("data/admin/bundle.pem")).unwrap();
+        pem.extend(std::fs::read(env.path("idp-ca.pem")).unwrap());
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            // HTTP/1.1, where a client can still send `Connection` (F004).
+            .http1_only()
+            .timeout(Duration::from_secs(10))
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+            .resolve(APP_HOST, SocketAddr::from(([127, 0, 0, 1], env.port)))
+            .build()
+            .unwrap();
+        Self {
+            http,
+            origin: env.origin(),
+            app: BTreeMap::new(),
+            idp: BTreeMap::new(),
+        }
+    }
+
+    /// A request to the gateway with the jar's cookies (plus `extra` headers); the answer's
+    /// cookies go into the jar.
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: String,
+    ) -> Reply {
+        let url = format!("{}{path}", self.origin);
+        let mut request = self.http.request(method, &url).body(body);
+        if !self.app.is_empty() {
+            request = request.header(header::COOKIE, cookie_header(&self.app));
+        }
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        let reply = read(
+            request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}")),
+        )
+        .await;
+        remember(&mut self.app, &reply.headers);
+        reply
+    }
+
+    async fn get(&mut self, path: &str, extra: &[(&str, &str)]) -> Reply {
+        self.send(Method::GET, path, extra, String::new()).await
+    }
+
+    /// A POST as the sign-in page's script makes it: JSON, from this origin.
+    async fn post(&mut self, path: &str, body: String) -> Reply {
+        let origin = self.origin.clone();
+        let extra = [
+            ("origin", origin.as_str()),
+            ("content-type", "application/json"),
+        ];
+        self.send(Method::POST, path, &extra, body).await
+    }
+
+    fn session(&self) -> String {
+        self.app.get(SESSION).cloned().expect("no session cookie")
+    }
+
+    fn plant_session(&mut self, value: &str) {
+        self.app.insert(SESSION.to_owned(), value.to_owned());
+    }
+
+    /// Follows the provider's redirects (its test interaction signs user-A in and grants the
+    /// scopes) until it sends the browser back to the gateway; returns that path and query.
+    async fn at_provider(&mut self, authorization_url: &str) -> String {
+        let mut next = Url::parse(authorization_url).unwrap();
+        for _ in 0..12 {
+            let mut request = self.http.get(next.clone());
+            if !self.idp.is_empty() {
+                request = request.header(header::COOKIE, cookie_header(&self.idp));
+            }
+            let reply = read(request.send().await.unwrap()).await;
+            remember(&mut self.idp, &reply.headers);
+            let target = next.join(&reply.location()).unwrap();
+            if let Some(rest) = target.as_str().strip_prefix(&self.origin) {
+                return rest.to_owned();
+            }
+            next = target;
+        }
+        panic!("the provider never sent the browser back");
+    }
+}
+
+async fn read(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.text().await.unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn cookie_header(jar: &BTreeMap<String, String>) -> String {
+    jar.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Applies an answer's `Set-Cookie` lines to a jar (an empty value or `Max-Age=0` removes).
+fn remember(jar: &mut BTreeMap<String, String>, headers: &HeaderMap) {
+    for line in headers.get_all(header::SET_COOKIE) {
+        let line = line.to_str().unwrap();
+        let pair = line.split(';').next().unwrap_or_default();
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        if value.is_empty() || line.contains("Max-Age=0") {
+            jar.remove(name.trim());
+        } else {
+            jar.insert(name.trim().to_owned(), value.to_owned());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in, step by step
+
+/// A navigation to `/` without a session → 302 to login → 303 to the provider (with the login
+/// binding cookie) → the provider's sign-in. Returns the callback's path and query, not yet
+/// requested.
+async fn to_callback(b: &mut Browser) -> String {
+    let r = b.get("/", &[("accept", "text/html")]).await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert_eq!(r.location(), LOGIN_PAGE);
+    login(b).await
+}
+
+/// `GET login` → 303 to the provider with the login binding cookie → the provider's sign-in.
+/// Returns the callback's path and query, not yet requested.
+async fn login(b: &mut Browser) -> String {
+    let r = b.get(LOGIN_PAGE, &[]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let binding = r.set_cookie(LOGIN).expect("login sets no binding cookie");
+    for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(binding.contains(attribute), "{binding}");
+    }
+    assert!(r.set_cookie(SESSION).is_none(), "a session before sign-in");
+    b.at_provider(&r.location()).await
+}
+
+/// The callback: a session waiting for its second factor. Returns its id.
+async fn callback(b: &mut Browser, path: &str) -> String {
+    let r = b.get(path, &[]).await;
+    assert_eq!(r.status, 303, "callback: {}", r.body);
+    assert_eq!(r.location(), MFA_PAGE);
+    let session = r
+        .set_cookie(SESSION)
+        .expect("the callback sets no session cookie");
+    for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(session.contains(attribute), "{session}");
+    }
+    assert_eq!(
+        r.cookie(LOGIN).as_deref(),
+        Some(""),
+        "the binding cookie is not cleared"
+    );
+    r.cookie(SESSION).unwrap()
+}
+
+/// The second-factor page and its ceremony with the soft passkey. Returns the ceremony the
+/// page asked for (`register` or `authenticate`).
+async fn second_factor(env: &Env, b: &mut Browser) -> String {
+    let page = b.get(MFA_PAGE, &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let mode = page
+        .body
+        .split("data-mode=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next());
+    let mode = mode.expect("the page names no ceremony").to_owned();
+
+    let begin = b
+        .post(
+            &format!("/.tenet/auth/webauthn/{mode}/begin?rd=%2F"),
+            "{}".into(),
+        )
+        .await;
+    assert_eq!(begin.status, 200, "{mode} begin: {}", begin.body);
+    let origin = Url::parse(&env.origin()).unwrap();
+    let answer = {
+        let mut key = env.passkey.lock().unwrap_or_else(PoisonError::into_inner);
+        if mode == "register" {
+            let options: CreationChallengeResponse = serde_json::from_str(&begin.body).unwrap();
+            serde_json::to_string(&key.do_registration(origin, options).unwrap()).unwrap()
+        } else {
+            let options: RequestChallengeResponse = serde_json::from_str(&begin.body).unwrap();
+            serde_json::to_string(&key.do_authentication(origin, options).unwrap()).unwrap()
+        }
+    };
+
+    let finish = b
+        .post(
+            &format!("/.tenet/auth/webauthn/{mode}/finish?rd=%2F"),
+            answer,
+        )
+        .await;
+    assert_eq!(finish.status, 200, "{mode} finish: {}", finish.body);
+    assert_eq!(finish.json()["redirect"], "/");
+    assert!(
+        finish.set_cookie(SESSION).is_some(),
+        "no new session id after the factor"
+    );
+    mode
+}
+
+/// What one complete sign-in left behind.
+struct SignedIn {
+    browser: Browser,
+    /// The session id the callback gave.
+    after_callback: String,
+}
+
+async fn sign_in(env: &Env) -> SignedIn {
+    let mut browser = Browser::new(env);
+    let path = to_callback(&mut browser).await;
+    let after_callback = callback(&mut browser, &path).await;
+    second_factor(env, &mut browser).await;
+    SignedIn {
+        browser,
+        after_callback,
+    }
+}
+
+/// A request for `path` as an API client with only `cookie` as the session: its status.
+async fn status_with_session(env: &Env, cookie: &str, path: &str) -> u16 {
+    let mut b = Browser::new(env);
+    b.plant_session(cookie);
+    b.get(path, &[]).await.status
+}
+
+/// The upstream saw the person, and none of Tenet's cookies.
+fn assert_upstream_sees_alice(r: &Reply) {
+    let seen = r.upstream_headers();
+    assert_eq!(
+        seen.get("x-tenet-user"),
+        Some(&vec![EMAIL.to_owned()]),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.get("x-tenet-principal"),
+        Some(&vec![PRINCIPAL.to_owned()]),
+        "{seen:?}"
+    );
+    let cookies = seen.get("cookie").cloned().unwrap_or_default().join("; ");
+    assert!(
+        !cookies.contains("__Host-tenet_"),
+        "Tenet's cookies reached the upstream: {cookies}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+
+#[tokio::test]
+async fn sign_in_reaches_the_upstream_as_the_person_without_tenet_cookies() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let mut s = sign_in(&env).await;
+    s.browser.app.insert("theme".into(), "dark".into());
+    let r = s.browser.get("/dashboard?tab=1", &[]).await;
+    assert_upstream_sees_alice(&r);
+    assert_eq!(r.json()["target"], "/dashboard?tab=1");
+    assert_eq!(r.upstream_headers()["cookie"], ["theme=dark"]);
+}
+
+#[tokio::test]
+async fn f011_1_a_planted_session_id_is_not_adopted() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    // S0: a live session id the attacker holds (their own sign-in), planted in the victim's
+    // browser before the victim signs in.
+    let attacker = sign_in(&env).await;
+    let s0 = attacker.browser.session();
+    assert_eq!(status_with_session(&env, &s0, "/").await, 200);
+
+    let mut victim = Browser::new(&env);
+    victim.plant_session(&s0);
+    let path = login(&mut victim).await;
+    let s1 = callback(&mut victim, &path).await;
+    assert_ne!(s1, s0, "the planted id was adopted");
+    second_factor(&env, &mut victim).await;
+    let s2 = victim.session();
+    assert_ne!(s2, s0);
+
+    assert_eq!(
+        status_with_session(&env, &s0, "/").await,
+        401,
+        "S0 still works"
+    );
+    assert_upstream_sees_alice(&victim.get("/", &[]).await);
+}
+
+#[tokio::test]
+async fn f011_2_a_callback_without_its_login_cookie_is_refused() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let before = env.sessions().len();
+
+    // No binding cookie at all.
+    let mut b = Browser::new(&env);
+    let path = to_callback(&mut b).await;
+    b.app.remove(LOGIN);
+    let r = b.get(&path, &[]).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["error"], "bad_login_state");
+    assert!(r.set_cookie(SESSION).is_none());
+
+    // Another login's binding cookie (X2) with this login's state (X1).
+    let mut victim = Browser::new(&env);
+    let x1 = to_callback(&mut victim).await;
+    let mut attacker = Browser::new(&env);
+    let _x2 = to_callback(&mut attacker).await;
+    victim.app.insert(LOGIN.into(), attacker.app[LOGIN].clone());
+    let r = victim.get(&x1, &[]).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.set_cookie(SESSION).is_none());
+
+    assert_eq!(
+        env.sessions().len(),
+        before,
+        "a refused callback created a session"
+    );
+    // The state is spent by the refused attempt, so the code cannot be used later either.
+    let mut b = Browser::new(&env);
+    let path = to_callback(&mut b).await;
+    let mut stranger = Browser::new(&env);
+    assert_eq!(stranger.get(&path, &[]).await.status, 400);
+    assert_eq!(
+        b.get(&path, &[]).await.status,
+        400,
+        "a spent state was accepted"
+    );
+}
+
+#[tokio::test]
+async fn f011_3_a_replayed_callback_is_refused() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let mut b = Browser::new(&env);
+    let path = to_callback(&mut b).await;
+    let binding = b.app[LOGIN].clone();
+    callback(&mut b, &path).await;
+    let before = env.sessions().len();
+
+    // The same URL again, with the binding cookie the first callback cleared put back.
+    let mut replay = Browser::new(&env);
+    replay.app.insert(LOGIN.into(), binding);
+    let r = replay.get(&path, &[]).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["error"], "bad_login_state");
+    assert!(r.set_cookie(SESSION).is_none());
+    assert_eq!(b.get(&path, &[]).await.status, 400);
+    assert_eq!(env.sessions().len(), before);
+}
+
+#[tokio::test]
+async fn f011_4_the_webauthn_step_rotates_the_session_id() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let mut b = Browser::new(&env);
+    let path = to_callback(&mut b).await;
+    let s1 = callback(&mut b, &path).await;
+    // Before the second factor the session opens nothing.
+    assert_eq!(status_with_session(&env, &s1, "/").await, 401);
+    // The ceremony is only for this origin's page.
+    let r = b
+        .send(
+            Method::POST,
+            "/.tenet/auth/webauthn/register/begin",
+            &[],
+            "{}".into(),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    second_factor(&env, &mut b).await;
+    let s2 = b.session();
+    assert_ne!(s2, s1, "the id did not rotate");
+    assert_eq!(
+        status_with_session(&env, &s1, "/").await,
+        401,
+        "S1 still works"
+    );
+    assert_eq!(status_with_session(&env, &s2, "/").await, 200);
+}
+
+#[tokio::test]
+async fn f004_forged_identity_headers_never_reach_the_upstream() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let mut s = sign_in(&env).await;
+    let forged = [
+        ("x-tenet-user", "mallory@example.test"),
+        ("x-tenet-principal", "user:corp:mallory"),
+        ("x-forwarded-for", "198.51.100.7"),
+        (
+            "connection",
+            "keep-alive, x-tenet-user, x-tenet-principal, x-forwarded-for",
+        ),
+    ];
+    let r = s.browser.get("/admin/api", &forged).await;
+    assert_upstream_sees_alice(&r);
+    assert_eq!(r.upstream_headers()["x-forwarded-for"], ["127.0.0.1"]);
+    // The client really sends them: asked directly, the upstream sees every one.
+    let direct = reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .build()
+        .unwrap();
+    let mut request = direct.get(format!("http://127.0.0.1:{}/", env.upstream_port));
+    for (name, value) in forged {
+        request = request.header(name, value);
+    }
+    let seen = read(request.send().await.unwrap()).await.upstream_headers();
+    for (name, value) in forged {
+        assert_eq!(seen.get(name), Some(&vec![value.to_owned()]), "{seen:?}");
+    }
+
+    // The same names twice: still exactly one value each, Tenet's.
+    let twice = [
+        ("x-tenet-user", "a@example.test"),
+        ("X-Tenet-User", "b@example.test"),
+    ];
+    let r = s.browser.get("/admin/api", &twice).await;
+    assert_upstream_sees_alice(&r);
+
+    // Without a session the forged header opens nothing.
+    let mut anonymous = Browser::new(&env);
+    let r = anonymous.get("/", &forged[..2]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+}
+
+#[tokio::test]
+async fn f007_return_addresses_off_this_site_are_refused_at_login() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let mut b = Browser::new(&env);
+    for rd in ["https://badexample.test/", "//evil.example.net/", "/\\evil"] {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("rd", rd)
+            .finish();
+        let r = b.get(&format!("/.tenet/auth/login?{query}"), &[]).await;
+        assert_eq!(r.status, 400, "rd={rd}: {}", r.body);
+        assert_eq!(r.json()["error"], "bad_return_path", "rd={rd}");
+        assert!(r.headers.get(header::LOCATION).is_none(), "rd={rd}");
+        assert!(r.set_cookie(LOGIN).is_none(), "rd={rd} began a login");
+    }
+    let r = b.get("/.tenet/auth/login?rd=%2Freports%3Fq%3D1", &[]).await;
+    assert_eq!(r.status, 303, "a path on this site: {}", r.body);
+}
+
+#[tokio::test]
+async fn api_calls_without_a_session_get_401_json() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let random = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    for cookie in [None, Some(random.as_str()), Some("not a token")] {
+        let mut b = Browser::new(&env);
+        if let Some(cookie) = cookie {
+            b.plant_session(cookie);
+        }
+        let r = b.get("/api/items", &[("accept", "application/json")]).await;
+        assert_eq!(r.status, 401, "cookie {cookie:?}: {}", r.body);
+        let ct = r
+            .headers
+            .get(header::CONTENT_TYPE)
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(ct.starts_with("application/json"), "{ct}");
+        assert_eq!(r.json()["error"], "sign_in_required", "cookie {cookie:?}");
+        assert!(r.headers.get(header::LOCATION).is_none());
+    }
+}
+
+#[tokio::test]
+async fn sign_out_needs_this_origin_and_ends_the_session() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let mut s = sign_in(&env).await;
+    let session = s.browser.session();
+
+    let r = s
+        .browser
+        .send(Method::POST, "/.tenet/auth/logout", &[], String::new())
+        .await;
+    assert_eq!(r.status, 403, "sign-out without Origin: {}", r.body);
+    let r = s
+        .browser
+        .send(
+            Method::POST,
+            "/.tenet/auth/logout",
+            &[("origin", "https://badexample.test")],
+            String::new(),
+        )
+        .await;
+    assert_eq!(r.status, 403, "sign-out from another origin: {}", r.body);
+    assert_eq!(status_with_session(&env, &session, "/").await, 200);
+
+    let r = s.browser.post("/.tenet/auth/logout", String::new()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.cookie(SESSION).as_deref(),
+        Some(""),
+        "the cookie is not cleared"
+    );
+    assert_eq!(status_with_session(&env, &session, "/").await, 401);
+    let logoff = env
+        .authentication_events()
+        .into_iter()
+        .any(|e| e["unmapped"]["activity"] == "logoff");
+    assert!(logoff, "no logoff event");
+}
+
+#[tokio::test]
+async fn ledger_records_the_logon_and_the_passkey_registration() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    sign_in(&env).await;
+    let events = env.authentication_events();
+    let find = |activity: &str| {
+        events
+            .iter()
+            .find(|e| e["unmapped"]["activity"] == activity && e["status"] == "Success")
+            .unwrap_or_else(|| panic!("no successful {activity} event in {events:#?}"))
+    };
+    let logon = find("logon");
+    assert_eq!(logon["user"]["name"], PRINCIPAL);
+    assert_eq!(logon["auth_protocol"], "oidc");
+    assert_eq!(logon["unmapped"]["provider"], "corp");
+    let register = find("mfa_register");
+    assert_eq!(register["user"]["name"], PRINCIPAL);
+    assert_eq!(register["auth_protocol"], "webauthn");
+    assert_eq!(register["is_mfa"], true);
+}
+
+#[tokio::test]
+async fn a_second_sign_in_authenticates_with_the_registered_passkey() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    // Whatever ran before, after this sign-in the person has a passkey.
+    sign_in(&env).await;
+    let mut b = Browser::new(&env);
+    let path = to_callback(&mut b).await;
+    callback(&mut b, &path).await;
+    // The provider's sign-in alone cannot add a passkey to a person who has one.
+    let r = b
+        .post("/.tenet/auth/webauthn/register/begin", "{}".into())
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["error"], "step_up_required");
+    let mode = second_factor(&env, &mut b).await;
+    assert_eq!(mode, "authenticate");
+    assert_upstream_sees_alice(&b.get("/", &[]).await);
+    let mfa = env.authentication_events().into_iter().any(|e| {
+        e["unmapped"]["activity"] == "mfa"
+            && e["status"] == "Success"
+            && e["user"]["name"] == PRINCIPAL
+    });
+    assert!(mfa, "no successful mfa event");
+    // Registering another passkey needs a session that used one: this one did.
+    let r = b
+        .post("/.tenet/auth/webauthn/register/begin", "{}".into())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn session_list_shows_the_session_and_revoke_ends_it() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let mut s = sign_in(&env).await;
+    assert_eq!(s.browser.get("/", &[]).await.status, 200);
+    let sessions = env.sessions();
+    let mine = sessions
+        .iter()
+        .find(|x| x["email"] == EMAIL && x["subject"] == "user-A");
+    let mine = mine.unwrap_or_else(|| panic!("not listed: {sessions:#?}"));
+    assert!(
+        mine["factors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "webauthn"),
+        "{mine}"
+    );
+    let listed = serde_json::to_string(&sessions).unwrap();
+    assert!(
+        !listed.contains(&s.browser.session()),
+        "the list shows a session id"
+    );
+    assert!(!listed.contains(&s.after_callback));
+
+    let out: Value = serde_json::from_str(&env.cli(&["session", "revoke", EMAIL])).unwrap();
+    assert!(out["revoked"].as_u64().unwrap() >= 1, "{out}");
+    let r = s.browser.get("/", &[]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(env.sessions().iter().all(|x| x["email"] != EMAIL));
+}
