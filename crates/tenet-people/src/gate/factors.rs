@@ -63,22 +63,9 @@ impl SignIn {
         jar: &CookieJar,
         register: bool,
     ) -> Answer {
-        if !Self::same_origin(req) {
-            return error(
-                StatusCode::FORBIDDEN,
-                "cross_origin",
-                "request not from this site",
-            );
-        }
-        let device = self
-            .device_of(req.client_id.as_ref())
-            .map(|d| d.to_string());
-        let Some(session) = self.session_of(jar, req.now, device.as_deref()) else {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "sign_in_required",
-                "no valid session",
-            );
+        let (_, session, _) = match self.browser_session(req, jar) {
+            Ok(found) => found,
+            Err(answer) => return *answer,
         };
         let key = Self::user_key(&session);
         let mut factors = self.lock_factors();
@@ -137,6 +124,36 @@ impl SignIn {
         }
     }
 
+    /// A browser POST from this site with a valid session (whatever its state): the session
+    /// id, the session, and the device the browser presented. Otherwise the refusal.
+    pub(super) fn browser_session(
+        &self,
+        req: &AuthRequest,
+        jar: &CookieJar,
+    ) -> Result<(String, Session, Option<String>), Box<Answer>> {
+        if !Self::same_origin(req) {
+            return Err(Box::new(error(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                "request not from this site",
+            )));
+        }
+        let device = self
+            .device_of(req.client_id.as_ref())
+            .map(|d| d.to_string());
+        match (
+            jar.session(),
+            self.session_of(jar, req.now, device.as_deref()),
+        ) {
+            (Some(cookie), Some(session)) => Ok((cookie.to_owned(), session, device)),
+            _ => Err(Box::new(error(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_required",
+                "no valid session",
+            ))),
+        }
+    }
+
     pub(super) fn keep_ceremony(&self, session: &Session, ceremony: Ceremony) {
         let mut ceremonies = self.lock_ceremonies();
         if ceremonies.len() >= MAX_CEREMONIES {
@@ -150,26 +167,11 @@ impl SignIn {
     }
 
     pub(super) async fn ceremony_finish(&self, req: &AuthRequest, jar: &CookieJar) -> Answer {
-        if !Self::same_origin(req) {
-            return error(
-                StatusCode::FORBIDDEN,
-                "cross_origin",
-                "request not from this site",
-            );
-        }
-        let device = self
-            .device_of(req.client_id.as_ref())
-            .map(|d| d.to_string());
-        let (Some(cookie), Some(session)) = (
-            jar.session(),
-            self.session_of(jar, req.now, device.as_deref()),
-        ) else {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "sign_in_required",
-                "no valid session",
-            );
+        let (cookie, session, device) = match self.browser_session(req, jar) {
+            Ok(found) => found,
+            Err(answer) => return *answer,
         };
+        let cookie = cookie.as_str();
         let Some(ceremony) = self.lock_ceremonies().remove(session.handle.as_str()) else {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -284,23 +286,7 @@ impl SignIn {
         req: &AuthRequest,
         jar: &CookieJar,
     ) -> Result<Session, Box<Answer>> {
-        if !Self::same_origin(req) {
-            return Err(Box::new(error(
-                StatusCode::FORBIDDEN,
-                "cross_origin",
-                "request not from this site",
-            )));
-        }
-        let device = self
-            .device_of(req.client_id.as_ref())
-            .map(|d| d.to_string());
-        let Some(session) = self.session_of(jar, req.now, device.as_deref()) else {
-            return Err(Box::new(error(
-                StatusCode::UNAUTHORIZED,
-                "sign_in_required",
-                "no valid session",
-            )));
-        };
+        let (_, session, _) = self.browser_session(req, jar)?;
         let proven = session.factors.iter().any(|f| f.phishing_resistant);
         if !proven || session.state != SessionState::Active {
             return Err(Box::new(error(
@@ -437,26 +423,11 @@ impl SignIn {
         jar: &CookieJar,
         totp: bool,
     ) -> Answer {
-        if !Self::same_origin(req) {
-            return error(
-                StatusCode::FORBIDDEN,
-                "cross_origin",
-                "request not from this site",
-            );
-        }
-        let device = self
-            .device_of(req.client_id.as_ref())
-            .map(|d| d.to_string());
-        let (Some(cookie), Some(session)) = (
-            jar.session(),
-            self.session_of(jar, req.now, device.as_deref()),
-        ) else {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "sign_in_required",
-                "no valid session",
-            );
+        let (cookie, session, _) = match self.browser_session(req, jar) {
+            Ok(found) => found,
+            Err(answer) => return *answer,
         };
+        let cookie = cookie.as_str();
         let code = serde_json::from_slice::<serde_json::Value>(&req.body)
             .ok()
             .and_then(|v| {
