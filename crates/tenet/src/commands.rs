@@ -393,6 +393,11 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
         }
         PolicyCommand::Explain {
             principal,
+            groups,
+            email,
+            factors,
+            device_compliant,
+            risk,
             action,
             route,
             service,
@@ -430,7 +435,55 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
                 .map_err(|_| anyhow!("--action {action:?} is not an HTTP method"))?;
             let target = tenet_request::normalize_target(&method, &uri)
                 .map_err(|e| anyhow!("--path {path:?} would be rejected by the gateway: {e}"))?;
-            let principal = if principal == "anonymous" {
+            let person = principal.strip_prefix("user:").map(|rest| {
+                rest.split_once(':')
+                    .filter(|(p, s)| !p.is_empty() && !s.is_empty())
+                    .ok_or_else(|| {
+                        anyhow!("--principal {principal:?}: a person is user:PROVIDER:SUBJECT")
+                    })
+            });
+            let people_options = !groups.is_empty() || email.is_some() || !factors.is_empty();
+            if person.is_none() && people_options {
+                bail!(
+                    "--group, --email and --factor describe a person: give --principal user:PROVIDER:SUBJECT"
+                );
+            }
+            let mut session = tenet_policy::SessionFacts::default();
+            let mut device = tenet_policy::DeviceFacts::default();
+            if person.is_some() {
+                for f in &factors {
+                    if !["oidc", "webauthn", "totp", "recovery", "bearer"].contains(&f.as_str()) {
+                        bail!("--factor {f:?} is not oidc, webauthn, totp, recovery or bearer");
+                    }
+                }
+                session.authenticated = true;
+                session.factors = factors.clone();
+                session.factors.sort();
+                session.factors.dedup();
+                session.phishing_resistant = factors.iter().any(|f| f == "webauthn");
+                session.age_secs = 60;
+                session.mfa_age_secs = if factors.iter().any(|f| f != "oidc" && f != "bearer") {
+                    60
+                } else {
+                    -1
+                };
+            }
+            if device_compliant {
+                device.id = "explain-device".into();
+                device.enrolled = true;
+                device.compliant = true;
+                device.posture_age_secs = 60;
+            }
+            let principal = if let Some(person) = person {
+                let (provider, subject) = person?;
+                Principal::User {
+                    provider: provider.to_owned(),
+                    subject: subject.to_owned(),
+                    email: email.clone().unwrap_or_default().to_ascii_lowercase(),
+                    name: String::new(),
+                    groups: groups.clone(),
+                }
+            } else if principal == "anonymous" {
                 Principal::Anonymous
             } else {
                 let id = parse_id(&principal)?;
@@ -461,9 +514,9 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
                     },
                     unix_time: OffsetDateTime::now_utc().unix_timestamp(),
                     protocol: "HTTP/1.1".into(),
-                    risk: 0,
-                    session: Default::default(),
-                    device: Default::default(),
+                    risk,
+                    session,
+                    device,
                 },
             };
             let decision = snapshot.authorize(&request);

@@ -329,6 +329,8 @@ enum OutputFormat {
     Json,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum PolicyCommand {
     /// Validate the policies against the Tenet schema.
@@ -338,9 +340,25 @@ enum PolicyCommand {
     },
     /// One decision with the policies that determined it (what-if).
     Explain {
-        /// The caller: a SPIFFE ID, or "anonymous".
+        /// The caller: a SPIFFE ID, "anonymous", or a person as user:PROVIDER:SUBJECT.
         #[arg(long)]
         principal: String,
+        /// A person's group (repeat for several).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// A person's verified email.
+        #[arg(long)]
+        email: Option<String>,
+        /// A factor used in the person's session: oidc, webauthn, totp, recovery, bearer
+        /// (repeat; webauthn makes the session phishing-resistant).
+        #[arg(long = "factor", value_name = "FACTOR")]
+        factors: Vec<String>,
+        /// The caller's device is enrolled and compliant (posture one minute old).
+        #[arg(long)]
+        device_compliant: bool,
+        /// The caller's risk score, 0-100 (context.risk).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+        risk: u8,
         /// HTTP method.
         #[arg(long, default_value = "GET")]
         action: String,
