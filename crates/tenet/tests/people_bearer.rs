@@ -20,10 +20,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -34,18 +31,11 @@ use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::{Method, header};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use serde_json::{Value, json};
-use support::{KillOnDrop, free_port, run_ok, start_upstream, tenet, wait_for_port};
+use support::idp::{self, APP_HOST, CLIENT_ID, PeopleToml, Provider, cookie_header};
+use support::{KillOnDrop, free_port, start_upstream};
 use url::Url;
 
-const TD: &str = "example.test";
-const APP_HOST: &str = "app.example.test";
-/// The one client of the provider script.
-const CLIENT_ID: &str = "tenet-gateway";
 /// The audience the gateway accepts.
 const AUDIENCE: &str = "tenet-proxy";
 /// The person the provider signs in, as the gateway names them.
@@ -73,14 +63,11 @@ when { context.session.factors.contains("bearer") };
 /// The provider, the upstream, two gateways that differ only in `bearer_audience`, and a
 /// listener standing where a `jku` header points (it must never be contacted).
 struct Env {
-    _provider: KillOnDrop,
+    /// Its one redirect URI is the main gateway's callback.
+    provider: Provider,
     _upstream: KillOnDrop,
     /// The provider's TLS files and the client secret.
     _dir: tempfile::TempDir,
-    idp_port: u16,
-    secret: String,
-    /// The one redirect URI the provider knows: the main gateway's callback.
-    redirect_uri: String,
     /// `bearer_audience = "tenet-proxy"`.
     main: Gateway,
     /// `bearer_audience = "Tenet-Proxy"`.
@@ -104,76 +91,6 @@ fn env() -> Arc<Env> {
     env
 }
 
-fn provider_package() -> PathBuf {
-    let dir = std::env::var_os("TENET_OIDC_PROVIDER_DIR").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../target/tools/oidc-provider/node_modules/oidc-provider")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("lib/index.js").is_file(),
-        "oidc-provider is missing at {}: run `npm install --prefix target/tools/oidc-provider \
-         oidc-provider@8.8.1` in the workspace, or set TENET_OIDC_PROVIDER_DIR",
-        dir.display()
-    );
-    dir
-}
-
-/// A test CA and the provider's certificate for 127.0.0.1; returns (cert, key) files.
-fn provider_tls(dir: &Path) -> (PathBuf, PathBuf) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "people bearer test provider CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = leaf.signed_by(&key, &ca).unwrap();
-    let files = (dir.join("idp-cert.pem"), dir.join("idp-key.pem"));
-    std::fs::write(dir.join("idp-ca.pem"), ca.pem()).unwrap();
-    std::fs::write(&files.0, cert.pem()).unwrap();
-    std::fs::write(&files.1, key.serialize_pem()).unwrap();
-    files
-}
-
-/// The provider script on an ephemeral port (it exits when its stdin closes).
-fn start_provider(dir: &Path, redirect_uri: &str, secret: &str) -> (KillOnDrop, u16) {
-    let (cert, key) = provider_tls(dir);
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenet-oidc/tests/oidc_provider.mjs");
-    let mut child = Command::new("node")
-        .arg(script)
-        .args([&cert, &key])
-        .arg(redirect_uri)
-        .arg(provider_package())
-        .env("TEST_CLIENT_SECRET", secret)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("`node` (Node.js 20 or later) is needed for the bearer tests");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            eprintln!("[oidc-provider] {line}");
-        }
-    });
-    let child = KillOnDrop(child);
-    let port = line
-        .trim()
-        .strip_prefix("PORT ")
-        .and_then(|p| p.parse().ok());
-    let port = port.unwrap_or_else(|| panic!("oidc-provider did not start: said {line:?}"));
-    (child, port)
-}
-
 /// A listener on 127.0.0.1 that counts (and drops) every connection it gets.
 fn start_jku_listener() -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -195,25 +112,14 @@ impl Env {
         let (upstream, upstream_port) = start_upstream();
         // The port comes first: it is part of the provider's one redirect URI.
         let main_port = free_port();
-        let redirect_uri = format!("https://{APP_HOST}:{main_port}/.tenet/auth/callback");
-        let secret = format!("secret-{}", uuid::Uuid::new_v4());
-        std::fs::write(dir.path().join("client-secret"), &secret).unwrap();
-        let (provider, idp_port) = start_provider(dir.path(), &redirect_uri, &secret);
-        let idp = Idp {
-            dir: dir.path(),
-            port: idp_port,
-            redirect_uri: &redirect_uri,
-        };
-        let main = Gateway::start(main_port, AUDIENCE, &idp, upstream_port);
-        let upper = Gateway::start(free_port(), "Tenet-Proxy", &idp, upstream_port);
+        let provider = Provider::start(dir.path(), &idp::redirect_uri(main_port));
+        let main = Gateway::start(main_port, AUDIENCE, &provider, upstream_port);
+        let upper = Gateway::start(free_port(), "Tenet-Proxy", &provider, upstream_port);
         let (jku_port, jku_hits) = start_jku_listener();
         Self {
-            _provider: provider,
+            provider,
             _upstream: upstream,
             _dir: dir,
-            idp_port,
-            secret,
-            redirect_uri,
             main,
             upper,
             jku_port,
@@ -222,16 +128,8 @@ impl Env {
     }
 
     fn issuer(&self) -> String {
-        format!("https://127.0.0.1:{}", self.idp_port)
+        self.provider.issuer()
     }
-}
-
-/// Where the provider is, for a gateway's configuration.
-struct Idp<'a> {
-    /// Holds `idp-ca.pem` and `client-secret`.
-    dir: &'a Path,
-    port: u16,
-    redirect_uri: &'a str,
 }
 
 /// One `tenet up` with a people route on `app.example.test`.
@@ -242,64 +140,22 @@ struct Gateway {
 }
 
 impl Gateway {
-    fn start(port: u16, audience: &str, idp: &Idp<'_>, upstream_port: u16) -> Self {
+    fn start(port: u16, audience: &str, provider: &Provider, upstream_port: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        run_ok(
-            tenet()
-                .arg("init")
-                .arg(dir.path())
-                .args(["--trust-domain", TD]),
-        );
+        idp::init(dir.path());
         for file in ["idp-ca.pem", "client-secret"] {
-            std::fs::copy(idp.dir.join(file), dir.path().join(file)).unwrap();
+            std::fs::copy(provider.dir.join(file), dir.path().join(file)).unwrap();
         }
-        let admin_port = free_port();
-        let (idp_port, redirect_uri) = (idp.port, idp.redirect_uri);
-        let config = format!(
-            r#"[deployment]
-trust_domain = "{TD}"
-[admin]
-listen = "127.0.0.1:{admin_port}"
-[[listeners]]
-name = "people"
-listen = "127.0.0.1:{port}"
-client_auth = "optional"
-[[routes]]
-name = "app"
-service = "app"
-listener = "people"
-host = "{APP_HOST}"
-upstream = "http://127.0.0.1:{upstream_port}"
-people = true
-[people]
-rp_id = "{TD}"
-origins = ["https://{APP_HOST}:{port}"]
-bearer_audience = "{audience}"
-[[people.providers]]
-name = "corp"
-issuer = "https://127.0.0.1:{idp_port}"
-client_id = "{CLIENT_ID}"
-client_secret_file = "client-secret"
-redirect_uri = "{redirect_uri}"
-ca_file = "idp-ca.pem"
-scopes = ["openid", "email", "profile", "groups"]
-"#
-        );
-        std::fs::write(dir.path().join("tenet.toml"), config).unwrap();
-        std::fs::remove_file(dir.path().join("policies/example.cedar")).unwrap();
-        std::fs::write(dir.path().join("policies/people.cedar"), POLICY).unwrap();
-        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
-        let process = tenet()
-            .arg("--config")
-            .arg(dir.path().join("tenet.toml"))
-            .arg("up")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let process = KillOnDrop(process);
-        wait_for_port(port);
-        wait_for_port(admin_port);
+        let people = format!("bearer_audience = \"{audience}\"\n");
+        let config = PeopleToml {
+            port,
+            admin_port: free_port(),
+            upstream_port,
+            provider,
+            people: &people,
+            tail: "",
+        };
+        let process = idp::up(dir.path(), &config, POLICY);
         Self {
             _process: process,
             dir,
@@ -307,34 +163,17 @@ scopes = ["openid", "email", "profile", "groups"]
         }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
     /// An HTTP client trusting this gateway's bundle and the provider's CA, following no
     /// redirect, with the gateway's host resolved to 127.0.0.1.
     fn http(&self) -> reqwest::Client {
-        let mut pem = std::fs::read(self.path("data/admin/bundle.pem")).unwrap();
-        pem.extend(std::fs::read(self.path("idp-ca.pem")).unwrap());
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
-            .resolve(APP_HOST, SocketAddr::from(([127, 0, 0, 1], self.port)))
+        idp::http_client(self.dir.path(), self.port)
             .build()
             .unwrap()
     }
 
     /// The ledger's events, from `tenet log tail`.
     fn events(&self) -> Vec<Value> {
-        let out = run_ok(
-            tenet()
-                .arg("--config")
-                .arg(self.path("tenet.toml"))
-                .args(["log", "tail"]),
-        );
-        String::from_utf8_lossy(&out.stdout)
+        idp::cli(self.dir.path(), &["log", "tail"])
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
@@ -417,7 +256,7 @@ async fn tokens_for(env: &Env, resource: &str) -> Tokens {
     url.query_pairs_mut()
         .append_pair("client_id", CLIENT_ID)
         .append_pair("response_type", "code")
-        .append_pair("redirect_uri", &env.redirect_uri)
+        .append_pair("redirect_uri", &env.provider.redirect_uri)
         .append_pair("scope", "openid api")
         .append_pair("state", &uuid::Uuid::new_v4().to_string())
         .append_pair("nonce", &uuid::Uuid::new_v4().to_string())
@@ -429,13 +268,13 @@ async fn tokens_for(env: &Env, resource: &str) -> Tokens {
     let form = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "authorization_code")
         .append_pair("code", &code)
-        .append_pair("redirect_uri", &env.redirect_uri)
+        .append_pair("redirect_uri", &env.provider.redirect_uri)
         .append_pair("code_verifier", &verifier)
         .append_pair("resource", resource)
         .finish();
     let response = http
         .post(&endpoints.token)
-        .basic_auth(CLIENT_ID, Some(&env.secret))
+        .basic_auth(CLIENT_ID, Some(&env.provider.secret))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(form)
         .send()
@@ -456,14 +295,9 @@ async fn code_from_provider(env: &Env, http: &reqwest::Client, start: Url) -> St
     let mut jar: BTreeMap<String, String> = BTreeMap::new();
     let mut next = start;
     for _ in 0..12 {
-        let cookie = jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
         let response = http
             .get(next.clone())
-            .header(header::COOKIE, cookie)
+            .header(header::COOKIE, cookie_header(&jar))
             .send()
             .await
             .unwrap();
@@ -481,7 +315,7 @@ async fn code_from_provider(env: &Env, http: &reqwest::Client, start: Url) -> St
             );
         };
         let target = next.join(location.to_str().unwrap()).unwrap();
-        if target.as_str().starts_with(&env.redirect_uri) {
+        if target.as_str().starts_with(&env.provider.redirect_uri) {
             let query: BTreeMap<_, _> = target.query_pairs().into_owned().collect();
             return query
                 .get("code")

@@ -16,30 +16,32 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use serde_json::Value;
-use support::{KillOnDrop, free_port, run_ok, start_upstream, tenet, wait_for_port, wait_output};
+use support::idp::{self, APP_HOST, PeopleToml, Provider};
+use support::{KillOnDrop, free_port, start_upstream, wait_output};
 use tenet_device::{DeviceKey, PostureReport};
 use tenet_identity::X509Svid;
 use time::OffsetDateTime;
-
-const TD: &str = "example.test";
-const APP_HOST: &str = "app.example.test";
-/// The one client of the provider script.
-const CLIENT_ID: &str = "tenet-gateway";
 
 const POLICY: &str = r#"
 @id("engineers-with-a-passkey-on-an-enrolled-device")
 permit (principal in Tenet::Group::"engineering", action, resource in Tenet::Service::"app")
 when { context.session.phishing_resistant && context.device.enrolled };
+"#;
+
+/// `[people]` settings beyond the common ones.
+const PEOPLE: &str = r#"rp_name = "Example"
+require_webauthn = true
+"#;
+
+/// The device posture requirement.
+const POSTURE: &str = r#"[people.posture]
+max_age_secs = 3600
+require_disk_encryption = true
 "#;
 
 fn workspace_path(rel: &str) -> PathBuf {
@@ -61,7 +63,6 @@ fn tool_dir(var: &str, default: &str, probe: &str, install: &str) -> PathBuf {
 
 /// The tools this test drives, each checked with a message saying how to install it.
 struct Tools {
-    oidc_provider: PathBuf,
     playwright: PathBuf,
     chromium: PathBuf,
 }
@@ -82,13 +83,9 @@ impl Tools {
             "chromium is missing at {}: `apt-get install -y chromium`, or set TENET_CHROMIUM",
             chromium.display()
         );
+        // Checked now, so that a missing package stops the test before anything starts.
+        idp::provider_package();
         Self {
-            oidc_provider: tool_dir(
-                "TENET_OIDC_PROVIDER_DIR",
-                "target/tools/oidc-provider/node_modules/oidc-provider",
-                "lib/index.js",
-                "npm install --prefix target/tools/oidc-provider oidc-provider@8.8.1",
-            ),
             playwright: tool_dir(
                 "TENET_PLAYWRIGHT_DIR",
                 "target/tools/playwright/node_modules/playwright-core",
@@ -100,140 +97,31 @@ impl Tools {
     }
 }
 
-/// A CA and a server certificate for 127.0.0.1 (the provider's), as PEM files in `dir`.
-fn provider_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "people browser test provider CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = leaf.signed_by(&key, &ca).unwrap();
-    let files = (
-        dir.join("idp-ca.pem"),
-        dir.join("idp-cert.pem"),
-        dir.join("idp-key.pem"),
-    );
-    std::fs::write(&files.0, ca.pem()).unwrap();
-    std::fs::write(&files.1, cert.pem()).unwrap();
-    std::fs::write(&files.2, key.serialize_pem()).unwrap();
-    files
-}
-
-/// The provider script on an ephemeral port; returns the process and the port.
-fn start_provider(
-    tools: &Tools,
-    dir: &Path,
-    redirect_uri: &str,
-    secret: &str,
-) -> (KillOnDrop, u16) {
-    let (_, cert, key) = provider_tls(dir);
-    let mut child = Command::new("node")
-        .arg(workspace_path("crates/tenet-oidc/tests/oidc_provider.mjs"))
-        .args([&cert, &key])
-        .arg(redirect_uri)
-        .arg(&tools.oidc_provider)
-        .env("TEST_CLIENT_SECRET", secret)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("cannot start node");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            eprintln!("[oidc-provider] {line}");
-        }
-    });
-    let child = KillOnDrop(child);
-    let port = line
-        .trim()
-        .strip_prefix("PORT ")
-        .and_then(|p| p.parse().ok());
-    let port = port.unwrap_or_else(|| panic!("oidc-provider did not start: said {line:?}"));
-    (child, port)
-}
-
 /// `tenet up` with a people route, the provider and a device posture requirement.
 struct People {
     dir: tempfile::TempDir,
     port: u16,
     _gateway: KillOnDrop,
     _upstream: KillOnDrop,
-    _provider: KillOnDrop,
+    _provider: Provider,
 }
 
 impl People {
-    fn start(tools: &Tools) -> Self {
+    fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        run_ok(
-            tenet()
-                .arg("init")
-                .arg(dir.path())
-                .args(["--trust-domain", TD]),
-        );
+        idp::init(dir.path());
         let (upstream, upstream_port) = start_upstream();
         let (port, admin_port) = (free_port(), free_port());
-        let origin = format!("https://{APP_HOST}:{port}");
-        let redirect_uri = format!("{origin}/.tenet/auth/callback");
-        let secret = format!("secret-{}", uuid::Uuid::new_v4());
-        std::fs::write(dir.path().join("client-secret"), &secret).unwrap();
-        let (provider, idp_port) = start_provider(tools, dir.path(), &redirect_uri, &secret);
-        let config = format!(
-            r#"[deployment]
-trust_domain = "{TD}"
-[admin]
-listen = "127.0.0.1:{admin_port}"
-[[listeners]]
-name = "people"
-listen = "127.0.0.1:{port}"
-client_auth = "optional"
-[[routes]]
-name = "app"
-service = "app"
-listener = "people"
-host = "{APP_HOST}"
-upstream = "http://127.0.0.1:{upstream_port}"
-people = true
-[people]
-rp_id = "{TD}"
-rp_name = "Example"
-origins = ["{origin}"]
-require_webauthn = true
-[[people.providers]]
-name = "corp"
-issuer = "https://127.0.0.1:{idp_port}"
-client_id = "{CLIENT_ID}"
-client_secret_file = "client-secret"
-redirect_uri = "{redirect_uri}"
-ca_file = "idp-ca.pem"
-scopes = ["openid", "email", "profile", "groups"]
-[people.posture]
-max_age_secs = 3600
-require_disk_encryption = true
-"#
-        );
-        std::fs::write(dir.path().join("tenet.toml"), config).unwrap();
-        std::fs::remove_file(dir.path().join("policies/example.cedar")).unwrap();
-        std::fs::write(dir.path().join("policies/people.cedar"), POLICY).unwrap();
-        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
-        let gateway = tenet()
-            .arg("--config")
-            .arg(dir.path().join("tenet.toml"))
-            .arg("up")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let gateway = KillOnDrop(gateway);
-        wait_for_port(port);
-        wait_for_port(admin_port);
+        let provider = Provider::start(dir.path(), &idp::redirect_uri(port));
+        let config = PeopleToml {
+            port,
+            admin_port,
+            upstream_port,
+            provider: &provider,
+            people: PEOPLE,
+            tail: POSTURE,
+        };
+        let gateway = idp::up(dir.path(), &config, POLICY);
         Self {
             dir,
             port,
@@ -248,17 +136,11 @@ require_disk_encryption = true
     }
 
     fn origin(&self) -> String {
-        format!("https://{APP_HOST}:{}", self.port)
+        idp::origin(self.port)
     }
 
     fn tenet(&self, args: &[&str]) -> String {
-        let out = run_ok(
-            tenet()
-                .arg("--config")
-                .arg(self.path("tenet.toml"))
-                .args(args),
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        idp::cli(self.dir.path(), args)
     }
 
     /// curl against the people route, verifying the gateway with the Tenet bundle:
@@ -431,7 +313,7 @@ fn authentication_events(people: &People) -> Vec<AuthEvent> {
 #[test]
 fn browser_signs_in_with_provider_and_passkey_and_loses_access_with_bad_posture() {
     let tools = Tools::find();
-    let people = People::start(&tools);
+    let people = People::start();
 
     // 3. Without a session: 401 JSON for an API client, whatever cookie it forges.
     let (status, body) = people.curl(&["-H", "accept: application/json"], "/");

@@ -22,29 +22,18 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
 
 use http::{HeaderMap, Method, header};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use serde_json::Value;
-use support::{KillOnDrop, free_port, run_ok, start_upstream, tenet, wait_for_port};
+use support::idp::{self, PeopleToml, Provider, cookie_header};
+use support::{KillOnDrop, free_port, start_upstream};
 use tenet_mfa::json::{CreationChallengeResponse, RequestChallengeResponse};
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator as _;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-const TD: &str = "example.test";
-const APP_HOST: &str = "app.example.test";
-/// The one client of the provider script, and the person it signs in.
-const CLIENT_ID: &str = "tenet-gateway";
+/// The person the provider script signs in.
 const EMAIL: &str = "alice@example.test";
 const PRINCIPAL: &str = "user:corp:user-A";
 /// Tenet's cookies, as a browser sees them.
@@ -65,7 +54,7 @@ when { context.session.phishing_resistant };
 /// `tenet up` with a people route, the provider, the upstream and the person's passkey.
 struct Env {
     _gateway: KillOnDrop,
-    _provider: KillOnDrop,
+    _provider: Provider,
     _upstream: KillOnDrop,
     dir: tempfile::TempDir,
     port: u16,
@@ -90,141 +79,23 @@ fn env() -> Arc<Env> {
     env
 }
 
-fn provider_package() -> PathBuf {
-    let dir = std::env::var_os("TENET_OIDC_PROVIDER_DIR").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../target/tools/oidc-provider/node_modules/oidc-provider")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("lib/index.js").is_file(),
-        "oidc-provider is missing at {}: run `npm install --prefix target/tools/oidc-provider \
-         oidc-provider@8.8.1` in the workspace, or set TENET_OIDC_PROVIDER_DIR",
-        dir.display()
-    );
-    dir
-}
-
-/// A test CA and the provider's certificate for 127.0.0.1; returns (CA, cert, key) files.
-fn provider_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "people flow test provider CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = leaf.signed_by(&key, &ca).unwrap();
-    let files = (
-        dir.join("idp-ca.pem"),
-        dir.join("idp-cert.pem"),
-        dir.join("idp-key.pem"),
-    );
-    std::fs::write(&files.0, ca.pem()).unwrap();
-    std::fs::write(&files.1, cert.pem()).unwrap();
-    std::fs::write(&files.2, key.serialize_pem()).unwrap();
-    files
-}
-
-/// The provider script on an ephemeral port (it exits when its stdin closes).
-fn start_provider(dir: &Path, redirect_uri: &str, secret: &str) -> (KillOnDrop, u16) {
-    let (_, cert, key) = provider_tls(dir);
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenet-oidc/tests/oidc_provider.mjs");
-    let mut child = Command::new("node")
-        .arg(script)
-        .args([&cert, &key])
-        .arg(redirect_uri)
-        .arg(provider_package())
-        .env("TEST_CLIENT_SECRET", secret)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("`node` (Node.js 20 or later) is needed for the people flow tests");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            eprintln!("[oidc-provider] {line}");
-        }
-    });
-    let child = KillOnDrop(child);
-    let port = line
-        .trim()
-        .strip_prefix("PORT ")
-        .and_then(|p| p.parse().ok());
-    let port = port.unwrap_or_else(|| panic!("oidc-provider did not start: said {line:?}"));
-    (child, port)
-}
-
 impl Env {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        run_ok(
-            tenet()
-                .arg("init")
-                .arg(dir.path())
-                .args(["--trust-domain", TD]),
-        );
+        idp::init(dir.path());
         let (upstream, upstream_port) = start_upstream();
         // The port comes first: it is part of the origin and of the provider's redirect URI.
         let (port, admin_port) = (free_port(), free_port());
-        let origin = format!("https://{APP_HOST}:{port}");
-        let redirect_uri = format!("{origin}/.tenet/auth/callback");
-        let secret = format!("secret-{}", uuid::Uuid::new_v4());
-        std::fs::write(dir.path().join("client-secret"), &secret).unwrap();
-        let (provider, idp_port) = start_provider(dir.path(), &redirect_uri, &secret);
-        let config = format!(
-            r#"[deployment]
-trust_domain = "{TD}"
-[admin]
-listen = "127.0.0.1:{admin_port}"
-[[listeners]]
-name = "people"
-listen = "127.0.0.1:{port}"
-client_auth = "optional"
-[[routes]]
-name = "app"
-service = "app"
-listener = "people"
-host = "{APP_HOST}"
-upstream = "http://127.0.0.1:{upstream_port}"
-people = true
-[people]
-rp_id = "{TD}"
-origins = ["{origin}"]
-[[people.providers]]
-name = "corp"
-issuer = "https://127.0.0.1:{idp_port}"
-client_id = "{CLIENT_ID}"
-client_secret_file = "client-secret"
-redirect_uri = "{redirect_uri}"
-ca_file = "idp-ca.pem"
-scopes = ["openid", "email", "profile", "groups"]
-"#
-        );
-        std::fs::write(dir.path().join("tenet.toml"), config).unwrap();
-        std::fs::remove_file(dir.path().join("policies/example.cedar")).unwrap();
-        std::fs::write(dir.path().join("policies/people.cedar"), POLICY).unwrap();
-        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
-        let gateway = tenet()
-            .arg("--config")
-            .arg(dir.path().join("tenet.toml"))
-            .arg("up")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let gateway = KillOnDrop(gateway);
-        wait_for_port(port);
-        wait_for_port(admin_port);
+        let provider = Provider::start(dir.path(), &idp::redirect_uri(port));
+        let config = PeopleToml {
+            port,
+            admin_port,
+            upstream_port,
+            provider: &provider,
+            people: "",
+            tail: "",
+        };
+        let gateway = idp::up(dir.path(), &config, POLICY);
         Self {
             _gateway: gateway,
             _provider: provider,
@@ -237,23 +108,13 @@ scopes = ["openid", "email", "profile", "groups"]
         }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
     fn origin(&self) -> String {
-        format!("https://{APP_HOST}:{}", self.port)
+        idp::origin(self.port)
     }
 
     /// `tenet ARGS` against this deployment; stdout.
     fn cli(&self, args: &[&str]) -> String {
-        let out = run_ok(
-            tenet()
-                .arg("--config")
-                .arg(self.path("tenet.toml"))
-                .args(args),
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        idp::cli(self.dir.path(), args)
     }
 
     /// The live sessions, as `tenet session list` shows them.
@@ -335,16 +196,9 @@ struct Browser {
 
 impl Browser {
     fn new(env: &Env) -> Self {
-        let mut pem = std::fs::read(env.path("data/admin/bundle.pem")).unwrap();
-        pem.extend(std::fs::read(env.path("idp-ca.pem")).unwrap());
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
+        let http = idp::http_client(env.dir.path(), env.port)
             // HTTP/1.1, where a client can still send `Connection` (F004).
             .http1_only()
-            .timeout(Duration::from_secs(10))
-            .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
-            .resolve(APP_HOST, SocketAddr::from(([127, 0, 0, 1], env.port)))
             .build()
             .unwrap();
         Self {
@@ -435,13 +289,6 @@ async fn read(response: reqwest::Response) -> Reply {
         headers,
         body,
     }
-}
-
-fn cookie_header(jar: &BTreeMap<String, String>) -> String {
-    jar.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Applies an answer's `Set-Cookie` lines to a jar (an empty value or `Max-Age=0` removes).

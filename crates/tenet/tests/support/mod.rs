@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod idp;
+
 pub const TD: &str = "example.org";
 pub const HOST: &str = "catalog.example.org";
 pub const FRONTEND: &str = "spiffe://example.org/ns/shop/sa/frontend";
