@@ -438,3 +438,87 @@ async fn factor_endpoints_refuse_other_origins() {
         PersonVerdict::Person(_)
     ));
 }
+
+/// A person who lost their passkey: a fresh sign-in (provider only), a recovery code, then a
+/// new passkey, and the session is usable. The code works once.
+#[tokio::test]
+async fn a_recovery_code_lets_a_person_register_a_new_passkey() {
+    let f = fixture();
+    let signed_in = |f: &Fixture| {
+        let new = NewSession {
+            user: jane(),
+            factors: vec![FactorUse::new("oidc", false, t0())],
+            device_id: None,
+            ip: "192.0.2.10".parse().unwrap(),
+            risk: 0,
+        };
+        let (token, _) = f.sign_in.sessions().create(new, None, t0()).unwrap();
+        token.as_str().to_owned()
+    };
+    let mut old_key = SoftPasskey::new(true);
+    let cookie = ceremony(&f, &mut old_key, &signed_in(&f), "192.0.2.10", true).await;
+    let codes = f
+        .sign_in
+        .serve(auth("recovery/generate", &cookie, "192.0.2.10", ""))
+        .await;
+    assert_eq!(codes.status(), 200, "{:?}", codes.body());
+    let codes: serde_json::Value = serde_json::from_slice(codes.body()).unwrap();
+    let code = codes["codes"][0].as_str().unwrap().to_owned();
+
+    // The passkey is lost: a new sign-in has only the provider.
+    let fresh = signed_in(&f);
+    let mut new_key = SoftPasskey::new(true);
+    let refused = f
+        .sign_in
+        .serve(auth("webauthn/register/begin", &fresh, "192.0.2.10", "{}"))
+        .await;
+    assert_eq!(refused.status(), 403);
+    let body = serde_json::json!({ "code": code }).to_string();
+    let redeemed = f
+        .sign_in
+        .serve(auth("recovery/redeem", &fresh, "192.0.2.10", &body))
+        .await;
+    assert_eq!(redeemed.status(), 200, "{:?}", redeemed.body());
+    let recovered = new_cookie(&redeemed);
+    let cookie = ceremony(&f, &mut new_key, &recovered, "192.0.2.10", true).await;
+    assert!(matches!(
+        identify(&f, Some(&cookie), "192.0.2.10", None, t0()),
+        PersonVerdict::Person(_)
+    ));
+    let again = f
+        .sign_in
+        .serve(auth("recovery/redeem", &signed_in(&f), "192.0.2.10", &body))
+        .await;
+    assert_eq!(again.status(), 401);
+}
+
+/// Changing a person's factors needs a passkey verified in the last five minutes: a stolen
+/// cookie of an older session cannot add the thief's passkey, replace the recovery codes or
+/// enrol TOTP.
+#[tokio::test]
+async fn factor_changes_need_a_recent_passkey() {
+    let f = fixture();
+    let new = NewSession {
+        user: jane(),
+        factors: vec![FactorUse::new("oidc", false, t0())],
+        device_id: None,
+        ip: "192.0.2.10".parse().unwrap(),
+        risk: 0,
+    };
+    let (token, _) = f.sign_in.sessions().create(new, None, t0()).unwrap();
+    let mut key = SoftPasskey::new(true);
+    let cookie = ceremony(&f, &mut key, token.as_str(), "192.0.2.10", true).await;
+    let later = t0() + time::Duration::minutes(6);
+    for path in ["webauthn/register/begin", "recovery/generate", "totp/enrol"] {
+        let mut request = auth(path, &cookie, "192.0.2.10", "{}");
+        request.now = later;
+        let answer = f.sign_in.serve(request).await;
+        assert_eq!(answer.status(), 403, "{path}: {:?}", answer.body());
+    }
+    // Within the window it works.
+    let answer = f
+        .sign_in
+        .serve(auth("recovery/generate", &cookie, "192.0.2.10", ""))
+        .await;
+    assert_eq!(answer.status(), 200);
+}

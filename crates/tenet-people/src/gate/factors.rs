@@ -72,15 +72,17 @@ impl SignIn {
         let user = factors.user_mut(&key);
         let options = if register {
             // A first credential may be registered right after the provider's sign-in; another
-            // one only in a session that already used a phishing-resistant factor.
+            // one only with a passkey verified in the last few minutes (a stolen cookie is not
+            // enough), or right after redeeming a recovery code (the passkey was lost).
             let first = user.credentials().is_empty();
-            let proven = session.factors.iter().any(|f| f.phishing_resistant)
-                && session.state == SessionState::Active;
-            if !first && !proven {
+            if !first
+                && !recently(&session, req.now, |f| f.phishing_resistant)
+                && !recently(&session, req.now, |f| f.name == "recovery")
+            {
                 return error(
                     StatusCode::FORBIDDEN,
                     "step_up_required",
-                    "sign in with an existing passkey to add another",
+                    "confirm with an existing passkey (or a recovery code) to add another",
                 );
             }
             let account = UserAccount {
@@ -287,12 +289,12 @@ impl SignIn {
         jar: &CookieJar,
     ) -> Result<Session, Box<Answer>> {
         let (_, session, _) = self.browser_session(req, jar)?;
-        let proven = session.factors.iter().any(|f| f.phishing_resistant);
+        let proven = recently(&session, req.now, |f| f.phishing_resistant);
         if !proven || session.state != SessionState::Active {
             return Err(Box::new(error(
                 StatusCode::FORBIDDEN,
                 "step_up_required",
-                "confirm with your passkey first",
+                "confirm with your passkey (within the last five minutes) first",
             )));
         }
         Ok(session)
@@ -503,4 +505,15 @@ impl SignIn {
         );
         answer
     }
+}
+
+/// How recent a factor must be to change a person's factors.
+const FACTOR_CHANGE_WINDOW: time::Duration = time::Duration::minutes(5);
+
+/// Whether the session used a factor that `pick` accepts within [`FACTOR_CHANGE_WINDOW`].
+fn recently(session: &Session, now: OffsetDateTime, pick: impl Fn(&FactorUse) -> bool) -> bool {
+    session
+        .factors
+        .iter()
+        .any(|f| pick(f) && now - f.at <= FACTOR_CHANGE_WINDOW)
 }
