@@ -82,6 +82,7 @@ fn main() {
         require_webauthn: true,
         admin_groups: Vec::new(),
         bearer: None,
+        sign_ins_per_source: 30,
     });
 
     // An enrolled device with a fresh, compliant posture report.

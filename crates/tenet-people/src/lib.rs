@@ -18,6 +18,7 @@ mod devices;
 mod error;
 mod gate;
 mod pages;
+mod throttle;
 
 pub use devices::{DeviceState, Devices};
 pub use error::PeopleError;

@@ -99,6 +99,7 @@ fn fixture() -> Fixture {
         require_webauthn: true,
         admin_groups: Vec::new(),
         bearer: None,
+        sign_ins_per_source: 30,
     });
     Fixture {
         _dir: dir,
@@ -521,4 +522,43 @@ async fn factor_changes_need_a_recent_passkey() {
         .serve(auth("recovery/generate", &cookie, "192.0.2.10", ""))
         .await;
     assert_eq!(answer.status(), 200);
+}
+
+/// Wrong TOTP codes are limited per person (5 per 15 minutes), and sign-ins per source
+/// address (30 per 10 minutes), so neither can be guessed or flooded.
+#[tokio::test]
+async fn codes_and_sign_ins_are_rate_limited() {
+    let f = fixture();
+    let cookie = session(&f, "192.0.2.10", None);
+    let enrolled = f
+        .sign_in
+        .serve(auth("totp/enrol", &cookie, "192.0.2.10", ""))
+        .await;
+    assert_eq!(enrolled.status(), 200, "{:?}", enrolled.body());
+    let wrong = serde_json::json!({"code": "000000"}).to_string();
+    for _ in 0..5 {
+        let answer = f
+            .sign_in
+            .serve(auth("totp/verify", &cookie, "192.0.2.10", &wrong))
+            .await;
+        assert_eq!(answer.status(), 401, "{:?}", answer.body());
+    }
+    let answer = f
+        .sign_in
+        .serve(auth("totp/verify", &cookie, "192.0.2.10", &wrong))
+        .await;
+    assert_eq!(answer.status(), 429, "{:?}", answer.body());
+
+    let login = |ip: &str| {
+        let mut request = auth("login", "x", ip, "");
+        request.method = Method::GET;
+        request.path_and_query = "/.tenet/auth/login?rd=%2F".into();
+        request
+    };
+    for _ in 0..30 {
+        let answer = f.sign_in.serve(login("203.0.113.9")).await;
+        assert_ne!(answer.status(), 429);
+    }
+    assert_eq!(f.sign_in.serve(login("203.0.113.9")).await.status(), 429);
+    assert_ne!(f.sign_in.serve(login("203.0.113.10")).await.status(), 429);
 }

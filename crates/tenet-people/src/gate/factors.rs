@@ -445,6 +445,16 @@ impl SignIn {
             );
         };
         let name = if totp { "totp" } else { "recovery" };
+        let person = Self::user_key(&session);
+        if !self.factor_failures.allows(&person, req.now) {
+            self.factor_event(req, &session, "mfa", name, Err("too many failed codes"))
+                .await;
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many wrong codes; try again in 15 minutes",
+            );
+        }
         let outcome = {
             let mut factors = self.lock_factors();
             let user = factors.user_mut(&Self::user_key(&session));
@@ -466,9 +476,11 @@ impl SignIn {
             checked.and_then(|()| factors.save().map_err(|e| e.to_string()))
         };
         if let Err(e) = outcome {
+            self.factor_failures.count(&person, req.now);
             self.factor_event(req, &session, "mfa", name, Err(&e)).await;
             return error(StatusCode::UNAUTHORIZED, "factor_failed", &e);
         }
+        self.factor_failures.clear(&person);
         let (token, _) =
             match self
                 .sessions

@@ -40,6 +40,7 @@ use answer::{Answer, add_cookie, error, json, see_other, tenet_gateway_auth_path
 
 use crate::devices::Devices;
 use crate::pages;
+use crate::throttle::Throttle;
 
 /// Most WebAuthn ceremonies open at once (one per session at most).
 const MAX_CEREMONIES: usize = 10_000;
@@ -77,6 +78,8 @@ pub struct SignInParts {
     /// API callers may present a provider's access token (`Authorization: Bearer`) instead
     /// of a session, when set: the audience the token must carry, and its kind.
     pub bearer: Option<BearerSettings>,
+    /// Most sign-ins one source address may start per ten minutes.
+    pub sign_ins_per_source: u32,
 }
 
 /// How bearer tokens are accepted on people routes.
@@ -112,6 +115,11 @@ pub struct SignIn {
     admin_groups: Vec<String>,
     bearer: Option<BearerSettings>,
     return_paths: RedirectPolicy,
+    /// Failed TOTP and recovery codes per person: 5 per 15 minutes.
+    factor_failures: Throttle,
+    /// Sign-ins started per source address per 10 minutes (pending logins are a shared,
+    /// bounded table that a flood would otherwise empty).
+    logins_per_source: Throttle,
 }
 
 impl std::fmt::Debug for SignIn {
@@ -143,6 +151,11 @@ impl SignIn {
             bearer: parts.bearer,
             // Return addresses are paths on the gateway's own origin only.
             return_paths: RedirectPolicy::new(Vec::new(), Vec::new()),
+            factor_failures: Throttle::new(5, time::Duration::minutes(15)),
+            logins_per_source: Throttle::new(
+                parts.sign_ins_per_source,
+                time::Duration::minutes(10),
+            ),
         }
     }
 

@@ -20,6 +20,17 @@ impl SignIn {
     }
 
     pub(super) async fn login(&self, req: &AuthRequest, query: &str) -> Answer {
+        if !self
+            .logins_per_source
+            .count(&req.source_ip.to_string(), req.now)
+        {
+            info!(source = %req.source_ip, "too many sign-ins started from one address");
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sign_ins",
+                "too many sign-ins started from this address; try again later",
+            );
+        }
         let rd = match self.return_path(query) {
             Ok(rd) => rd,
             Err(e) => return error(StatusCode::BAD_REQUEST, "bad_return_path", &e),
