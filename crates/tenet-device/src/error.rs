@@ -98,6 +98,12 @@ pub enum EnrolError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The CSR's key is not one a posture report can be signed with (ES256 needs EC P-256).
+    #[error("CSR key must be EC P-256 (ES256); found {found}")]
+    CsrKeyNotP256 {
+        /// The key type found, e.g. `RSA (2048 bits)`, `Ed25519`, `EC P-384`.
+        found: String,
+    },
     /// The CA refused to sign, or the certificate it produced is not usable.
     #[error("the ca refused the enrolment: {0}")]
     Ca(#[from] CaError),

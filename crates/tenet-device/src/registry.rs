@@ -17,6 +17,11 @@ use sha2::{Digest, Sha256};
 use tenet_identity::{CertificateAuthority, SpiffeId, SpiffeIdError, TrustDomain};
 use time::OffsetDateTime;
 use uuid::Uuid;
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::oid_registry;
+use x509_parser::prelude::FromDer as _;
+use x509_parser::public_key::PublicKey;
+use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::error::{EnrolError, FileError};
 use crate::files;
@@ -213,7 +218,9 @@ impl DeviceRegistry {
     }
 
     /// Redeems a token: checks it, has `ca` sign the CSR for a new device id with lifetime
-    /// `ttl`, and records the device. A token works once.
+    /// `ttl`, and records the device. A token works once, and only a request that gets a
+    /// certificate uses it: a CSR whose key is not EC P-256 (the only key a posture report
+    /// can be signed with, ES256) is refused before anything is signed.
     pub fn enrol(
         &mut self,
         ca: &CertificateAuthority,
@@ -387,18 +394,66 @@ fn check_attribute(field: &'static str, value: Option<&str>) -> Result<Option<St
     Ok(Some(value.to_owned()))
 }
 
-/// A CSR given as PEM or as base64 of its DER.
+/// A CSR given as PEM or as base64 of its DER, whose key is EC P-256: a device signs its
+/// posture reports with ES256, so a certificate for any other key would be useless.
 fn decode_csr(csr: &str) -> Result<Vec<u8>, EnrolError> {
     let malformed = |reason: String| EnrolError::MalformedCsr { reason };
-    if csr.contains("-----BEGIN") {
-        return CertificateSigningRequestDer::from_pem_slice(csr.as_bytes())
+    let der = if csr.contains("-----BEGIN") {
+        CertificateSigningRequestDer::from_pem_slice(csr.as_bytes())
             .map(|der| der.as_ref().to_vec())
-            .map_err(|e| malformed(e.to_string()));
+            .map_err(|e| malformed(e.to_string()))?
+    } else {
+        let compact: String = csr.chars().filter(|c| !c.is_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|e| malformed(format!("neither pem nor base64: {e}")))?
+    };
+    let request = match X509CertificationRequest::from_der(&der) {
+        Ok(([], request)) => request,
+        Ok((rest, _)) => return Err(malformed(format!("{} trailing bytes", rest.len()))),
+        Err(e) => return Err(malformed(e.to_string())),
+    };
+    if let Some(found) = not_p256(&request.certification_request_info.subject_pki) {
+        tracing::info!(key = %found, "enrolment refused: csr key is not ec p-256");
+        return Err(EnrolError::CsrKeyNotP256 { found });
     }
-    let compact: String = csr.chars().filter(|c| !c.is_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .map_err(|e| malformed(format!("neither pem nor base64: {e}")))
+    Ok(der)
+}
+
+/// `None` for an EC P-256 key (uncompressed point), else what the key is, for the error.
+fn not_p256(spki: &SubjectPublicKeyInfo<'_>) -> Option<String> {
+    let algorithm = &spki.algorithm.algorithm;
+    if *algorithm == oid_registry::OID_SIG_ED25519 {
+        return Some("Ed25519".into());
+    }
+    if *algorithm == oid_registry::OID_SIG_ED448 {
+        return Some("Ed448".into());
+    }
+    if *algorithm == oid_registry::OID_PKCS1_RSASSAPSS {
+        return Some("RSA-PSS".into());
+    }
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => Some(format!("RSA ({} bits)", rsa.key_size())),
+        Ok(PublicKey::DSA(_)) => Some("DSA".into()),
+        Ok(PublicKey::EC(point)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok());
+            match curve {
+                Some(c) if c == oid_registry::OID_EC_P256 => match point.data() {
+                    [0x04, xy @ ..] if xy.len() == 64 => None,
+                    _ => Some("EC P-256 with a point that is not uncompressed".into()),
+                },
+                Some(c) if c == oid_registry::OID_NIST_EC_P384 => Some("EC P-384".into()),
+                Some(c) if c == oid_registry::OID_NIST_EC_P521 => Some("EC P-521".into()),
+                Some(c) => Some(format!("EC curve {c}")),
+                None => Some("EC without a named curve".into()),
+            }
+        }
+        Ok(_) | Err(_) => Some(format!("key algorithm {algorithm}")),
+    }
 }
 
 /// One certificate as a PEM block.

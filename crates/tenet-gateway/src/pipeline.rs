@@ -426,11 +426,10 @@ fn upstream_headers(
     headers.insert(REQUEST_ID_HEADER, value(request_id)?);
     if let Some(person) = person {
         strip_tenet_cookies(headers);
-        // A person identified by an access token: the token was meant for the gateway (its
-        // audience), so the upstream must not be able to replay it.
-        if person.session.factors.iter().any(|f| f == "bearer") {
-            headers.remove(header::AUTHORIZATION);
-        }
+        // The upstream learns who calls from Tenet's headers only: a client's own
+        // `Authorization` (a forged token beside a real session, or the access token that was
+        // meant for the gateway and could be replayed) never reaches it.
+        headers.remove(header::AUTHORIZATION);
         headers.insert(PRINCIPAL_HEADER, value(&person.name)?);
         headers.insert(USER_HEADER, value(&person.display)?);
         return Ok(());

@@ -229,6 +229,22 @@ impl Provider {
         }
     }
 
+    /// Refetches the JWKS because a token named the unknown key `kid` (rate-limited as for
+    /// ID tokens); for callers that verify the provider's tokens themselves.
+    pub async fn refetch_for_kid(&self, kid: &str, now: OffsetDateTime) -> Result<(), OidcError> {
+        self.refetch_keys(kid, now).await.map(drop)
+    }
+
+    /// Fetches the JWKS again, so that keys the provider retired stop verifying; for a
+    /// periodic refresh.
+    pub async fn refresh_keys(&self) -> Result<(), OidcError> {
+        let keys = fetch_keys(&self.http, &self.config, &self.jwks_uri).await?;
+        let mut cache = self.keys.write().await;
+        tracing::debug!(provider = %self.config.name, keys = keys.len(), "JWKS refreshed");
+        cache.keys = Arc::new(keys);
+        Ok(())
+    }
+
     /// Refetches the JWKS for an unknown `kid`, at most once per configured interval.
     async fn refetch_keys(&self, kid: &str, now: OffsetDateTime) -> Result<Arc<KeySet>, OidcError> {
         let mut cache = self.keys.write().await;

@@ -325,9 +325,9 @@ fn resolve(path: &Path, file: ConfigFile) -> Result<Config> {
         clock_skew: bounded_skew(&file.deployment.clock_skew)?,
         sync: parse_sync(&file.events.sync).context("events.sync")?,
         admin_listen: file.admin.listen,
+        people: crate::people::people_spec(&base, file.people, &routes, &listeners)?,
         listeners,
         detect: detect_spec(&base, file.detect)?,
-        people: crate::people::people_spec(&base, file.people, &routes)?,
         routes,
     })
 }

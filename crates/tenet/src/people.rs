@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use tenet_device::PostureRequirements;
 use tenet_event::EventSink;
-use tenet_gateway::{RiskSource, RouteSpec};
+use tenet_gateway::{ListenerSpec, RiskSource, RouteSpec};
 use tenet_identity::CertificateAuthority;
 use tenet_people::{Devices, SignIn, SignInParts};
 
@@ -37,6 +37,10 @@ pub struct PeopleSection {
     /// without a session, when they carry exactly this audience. Off when absent.
     #[serde(default)]
     pub bearer_audience: Option<String>,
+    /// Most sign-ins one source address may start per ten minutes (default 300; an office
+    /// behind one NAT address needs room).
+    #[serde(default = "default_sign_ins_per_source")]
+    pub sign_ins_per_source: u32,
     /// The token kind bearer tokens must declare: `typ:<media type>` (header) or
     /// `token_use:<value>` (claim). Any kind when absent.
     #[serde(default)]
@@ -115,6 +119,9 @@ fn default_risk_step_up() -> u8 {
 fn default_risk_end() -> u8 {
     80
 }
+fn default_sign_ins_per_source() -> u32 {
+    300
+}
 fn default_speed() -> f64 {
     1000.0
 }
@@ -134,13 +141,24 @@ fn bearer_kind(text: Option<&str>) -> Result<tenet_oidc::TokenKind> {
     }
 }
 
-/// `[people]`, checked, with paths made absolute.
+/// The longest `absolute_timeout` accepted: a year (a session's end must stay a date).
+const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+/// The largest MDM export `tenet device import` sends and the admin API reads: 16 MiB.
+const MAX_MDM_IMPORT: u64 = 16 * 1024 * 1024;
+/// How many refused rows `tenet device import` shows.
+const SHOWN_PROBLEMS: usize = 20;
+
+/// `[people]`, checked, with paths made absolute. Everything that can be checked without the
+/// network is checked and built here, at configuration load; [`build`] only discovers the
+/// providers and opens the stores.
 #[derive(Debug)]
 pub struct PeopleSpec {
     section: PeopleSection,
     base: PathBuf,
-    idle: Duration,
-    absolute: Duration,
+    relying_party: tenet_mfa::RelyingParty,
+    limits: tenet_session::SessionLimits,
+    rules: tenet_session::Rules,
+    bearer: Option<tenet_people::BearerSettings>,
 }
 
 impl PeopleSpec {
@@ -164,12 +182,30 @@ impl PeopleSpec {
     }
 }
 
-/// Checks `[people]` against the routes: people routes need it, and every people route must
-/// be on the host of the providers' redirect URIs (the session cookie is host-only).
+/// The provider's configuration as far as it can be known without the network (no client
+/// secret, no CA file).
+fn provider_config(p: &ProviderSection) -> tenet_oidc::ProviderConfig {
+    let mut config =
+        tenet_oidc::ProviderConfig::new(&p.name, &p.issuer, &p.client_id, &p.redirect_uri);
+    if let Some(claim) = &p.groups_claim {
+        config.groups_claim.clone_from(claim);
+    }
+    if let Some(scopes) = &p.scopes {
+        config.scopes.clone_from(scopes);
+    }
+    config
+}
+
+/// Checks `[people]` against the routes and listeners: people routes need it; every people
+/// route must be on the host of the providers' redirect URIs (the session cookie is
+/// host-only), which must be https on the port of a listener serving people routes; provider
+/// names are unique; and the WebAuthn relying party, the session timeouts and the session
+/// rules are valid. Every error names its field.
 pub fn people_spec(
     base: &Path,
     section: Option<PeopleSection>,
     routes: &[RouteSpec],
+    listeners: &[ListenerSpec],
 ) -> Result<Option<PeopleSpec>> {
     let people_routes: Vec<&RouteSpec> = routes.iter().filter(|r| r.people).collect();
     let Some(section) = section else {
@@ -184,13 +220,42 @@ pub fn people_spec(
     if section.providers.is_empty() {
         bail!("people.providers: at least one identity provider is needed");
     }
+    // The listeners that serve people routes, with their ports. A listener on port 0 gets its
+    // port from the system when it binds, so no redirect URI can be checked against it.
+    let people_listeners: Vec<&ListenerSpec> = listeners
+        .iter()
+        .filter(|l| people_routes.iter().any(|r| r.listener == l.name))
+        .collect();
     for (i, p) in section.providers.iter().enumerate() {
+        if let Some(first) = section
+            .providers
+            .iter()
+            .take(i)
+            .find(|q| q.name.eq_ignore_ascii_case(&p.name))
+        {
+            bail!(
+                "people.providers[{i}].name {:?} is already the name of another provider \
+                 ({:?}); provider names must be unique",
+                p.name,
+                first.name
+            );
+        }
+        provider_config(p)
+            .validate()
+            .map_err(|e| anyhow!("people.providers[{i}] ({:?}): {e}", p.name))?;
         let url = url::Url::parse(&p.redirect_uri).map_err(|e| {
             anyhow!(
                 "people.providers[{i}].redirect_uri {:?}: {e}",
                 p.redirect_uri
             )
         })?;
+        if url.scheme() != "https" {
+            bail!(
+                "people.providers[{i}].redirect_uri {:?}: must be https (people routes are \
+                 served over TLS only)",
+                p.redirect_uri
+            );
+        }
         if url.path() != "/.tenet/auth/callback" {
             bail!(
                 "people.providers[{i}].redirect_uri {:?}: the path must be /.tenet/auth/callback",
@@ -206,6 +271,27 @@ pub fn people_spec(
                 r.host
             );
         }
+        let port = url.port_or_known_default().unwrap_or(443);
+        let served = people_listeners
+            .iter()
+            .any(|l| l.addr.port() == port || l.addr.port() == 0);
+        if !people_routes.is_empty() && !served {
+            let ports: Vec<String> = people_listeners
+                .iter()
+                .map(|l| format!("{:?} on {}", l.name, l.addr.port()))
+                .collect();
+            bail!(
+                "people.providers[{i}].redirect_uri {:?}: port {port} is not the port of a \
+                 listener serving people routes ({}); the provider would send people where \
+                 Tenet does not answer",
+                p.redirect_uri,
+                if ports.is_empty() {
+                    "none is configured".to_owned()
+                } else {
+                    ports.join(", ")
+                }
+            );
+        }
     }
     if let Some(audience) = &section.bearer_audience {
         if audience.is_empty() {
@@ -219,27 +305,119 @@ pub fn people_spec(
             );
         }
     }
-    bearer_kind(section.bearer_kind.as_deref())?;
-    if !matches!(section.posture_action.as_str(), "end" | "step_up") {
-        bail!(
-            "people.posture_action {:?} is not \"end\" or \"step_up\"",
-            section.posture_action
-        );
-    }
-    tenet_session::SiteTable::new(section.sites.clone())
-        .map_err(|e| anyhow!("people.sites: {e}"))?;
-    let idle = parse_duration(&section.idle_timeout).context("people.idle_timeout")?;
-    let absolute = parse_duration(&section.absolute_timeout).context("people.absolute_timeout")?;
+    let bearer = match &section.bearer_audience {
+        Some(audience) => Some(tenet_people::BearerSettings {
+            audience: audience.clone(),
+            kind: bearer_kind(section.bearer_kind.as_deref())?,
+        }),
+        None => {
+            bearer_kind(section.bearer_kind.as_deref())?;
+            None
+        }
+    };
+    let relying_party = relying_party(&section)?;
+    let limits = session_limits(&section)?;
+    let rules = session_rules(&section)?;
     Ok(Some(PeopleSpec {
         section,
         base: base.to_path_buf(),
-        idle,
-        absolute,
+        relying_party,
+        limits,
+        rules,
+        bearer,
     }))
 }
 
+/// The WebAuthn relying party of `[people]` (rp_id, rp_name, origins).
+fn relying_party(section: &PeopleSection) -> Result<tenet_mfa::RelyingParty> {
+    tenet_mfa::RelyingParty::new(&tenet_mfa::RelyingPartyConfig {
+        rp_id: section.rp_id.clone(),
+        rp_name: section.rp_name.clone(),
+        origins: section.origins.clone(),
+    })
+    .map_err(|e| match e {
+        tenet_mfa::ConfigError::Invalid {
+            field,
+            value,
+            reason,
+        } => anyhow!("people.{field} {value:?}: {reason}"),
+        other => anyhow!("people (rp_id, rp_name, origins): {other}"),
+    })
+}
+
+/// The session timeouts: positive, idle within absolute, absolute at most a year.
+fn session_limits(section: &PeopleSection) -> Result<tenet_session::SessionLimits> {
+    let idle = parse_duration(&section.idle_timeout).context("people.idle_timeout")?;
+    let absolute = parse_duration(&section.absolute_timeout).context("people.absolute_timeout")?;
+    if idle.is_zero() {
+        bail!(
+            "people.idle_timeout {:?} must be positive",
+            section.idle_timeout
+        );
+    }
+    if absolute > MAX_SESSION_LIFETIME {
+        bail!(
+            "people.absolute_timeout {:?} is longer than a year",
+            section.absolute_timeout
+        );
+    }
+    if idle > absolute {
+        bail!(
+            "people.idle_timeout {:?} is longer than people.absolute_timeout {:?}; a session \
+             ends at the absolute timeout however busy it is",
+            section.idle_timeout,
+            section.absolute_timeout
+        );
+    }
+    Ok(tenet_session::SessionLimits {
+        idle_timeout: time::Duration::try_from(idle).context("people.idle_timeout")?,
+        absolute_timeout: time::Duration::try_from(absolute).context("people.absolute_timeout")?,
+        ..tenet_session::SessionLimits::default()
+    })
+}
+
+/// The continuous evaluation rules: posture action and age, risk thresholds, sites, speed.
+fn session_rules(section: &PeopleSection) -> Result<tenet_session::Rules> {
+    let posture_action = match section.posture_action.as_str() {
+        "end" => tenet_session::PostureAction::End,
+        "step_up" => tenet_session::PostureAction::StepUp,
+        other => bail!("people.posture_action {other:?} is not \"end\" or \"step_up\""),
+    };
+    let posture_max_age = match section.posture.max_age_secs {
+        None => time::Duration::hours(24),
+        Some(secs) => i64::try_from(secs)
+            .ok()
+            .filter(|s| *s <= i64::try_from(MAX_SESSION_LIFETIME.as_secs()).unwrap_or(i64::MAX))
+            .map(time::Duration::seconds)
+            .ok_or_else(|| anyhow!("people.posture.max_age_secs {secs} is longer than a year"))?,
+    };
+    let rules = tenet_session::Rules {
+        step_up_on_network_change: section.step_up_on_network_change,
+        posture_action,
+        posture_max_age,
+        risk_step_up: section.risk_step_up,
+        risk_end: section.risk_end,
+        sites: tenet_session::SiteTable::new(section.sites.clone())
+            .map_err(|e| anyhow!("people.sites: {e}"))?,
+        max_speed_kmh: section.max_travel_kmh,
+    };
+    rules.validate().map_err(|e| match e {
+        tenet_session::RulesError::Thresholds { .. } => anyhow!(
+            "people.risk_step_up {} / people.risk_end {}: {e}",
+            section.risk_step_up,
+            section.risk_end
+        ),
+        tenet_session::RulesError::Speed => {
+            anyhow!("people.max_travel_kmh {}: {e}", section.max_travel_kmh)
+        }
+        tenet_session::RulesError::PostureAge => anyhow!("people.posture.max_age_secs: {e}"),
+        other => anyhow!("people (risk_step_up, risk_end, max_travel_kmh, posture): {other}"),
+    })?;
+    Ok(rules)
+}
+
 /// Builds the sign-in service: discovers every provider, opens the factor, session, device
-/// and posture files in `data_dir`.
+/// and posture files in `data_dir`. The configuration was checked by [`people_spec`].
 pub async fn build(
     spec: &PeopleSpec,
     data_dir: &Path,
@@ -250,8 +428,7 @@ pub async fn build(
     let s = &spec.section;
     let mut providers = Vec::new();
     for (i, p) in s.providers.iter().enumerate() {
-        let mut config =
-            tenet_oidc::ProviderConfig::new(&p.name, &p.issuer, &p.client_id, &p.redirect_uri);
+        let mut config = provider_config(p);
         if let Some(file) = &p.client_secret_file {
             let path = spec.base.join(file);
             let secret = std::fs::read_to_string(&path).with_context(|| {
@@ -263,55 +440,19 @@ pub async fn build(
             config.client_secret = Some(tenet_oidc::ClientSecret::new(secret.trim()));
         }
         config.ca_file = p.ca_file.as_ref().map(|f| spec.base.join(f));
-        if let Some(claim) = &p.groups_claim {
-            config.groups_claim.clone_from(claim);
-        }
-        if let Some(scopes) = &p.scopes {
-            config.scopes.clone_from(scopes);
-        }
         let provider = tenet_oidc::Provider::discover(config)
             .await
             .with_context(|| format!("identity provider {:?} ({})", p.name, p.issuer))?;
-        providers.push(provider);
+        providers.push(Arc::new(provider));
     }
-    let relying_party = tenet_mfa::RelyingParty::new(&tenet_mfa::RelyingPartyConfig {
-        rp_id: s.rp_id.clone(),
-        rp_name: s.rp_name.clone(),
-        origins: s.origins.clone(),
-    })
-    .map_err(|e| anyhow!("people: {e}"))?;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let factors =
         tenet_mfa::FactorStore::open(data_dir.join("factors.json")).map_err(|e| anyhow!("{e}"))?;
-    let limits = tenet_session::SessionLimits {
-        idle_timeout: time::Duration::try_from(spec.idle).context("people.idle_timeout")?,
-        absolute_timeout: time::Duration::try_from(spec.absolute)
-            .context("people.absolute_timeout")?,
-        ..tenet_session::SessionLimits::default()
-    };
     let now = time::OffsetDateTime::now_utc();
-    let sessions = tenet_session::SessionStore::open(&data_dir.join("sessions.json"), limits, now)
-        .map_err(|e| anyhow!("{e}"))?;
-    let rules = tenet_session::Rules {
-        step_up_on_network_change: s.step_up_on_network_change,
-        posture_action: if s.posture_action == "step_up" {
-            tenet_session::PostureAction::StepUp
-        } else {
-            tenet_session::PostureAction::End
-        },
-        posture_max_age: s
-            .posture
-            .max_age_secs
-            .and_then(|secs| i64::try_from(secs).ok())
-            .map_or(time::Duration::hours(24), time::Duration::seconds),
-        risk_step_up: s.risk_step_up,
-        risk_end: s.risk_end,
-        sites: tenet_session::SiteTable::new(s.sites.clone())
-            .map_err(|e| anyhow!("people.sites: {e}"))?,
-        max_speed_kmh: s.max_travel_kmh,
-    };
-    rules.validate().map_err(|e| anyhow!("people: {e}"))?;
+    let sessions =
+        tenet_session::SessionStore::open(&data_dir.join("sessions.json"), spec.limits, now)
+            .map_err(|e| anyhow!("{e}"))?;
     let devices = Arc::new(
         Devices::open(
             data_dir,
@@ -323,23 +464,18 @@ pub async fn build(
     );
     Ok(Arc::new(SignIn::new(SignInParts {
         providers,
-        relying_party,
+        relying_party: spec.relying_party.clone(),
         factors,
         sessions,
-        rules,
+        rules: spec.rules.clone(),
         devices,
         ca,
         risk,
         sink,
         require_webauthn: s.require_webauthn,
         admin_groups: s.admin_groups.clone(),
-        bearer: match &s.bearer_audience {
-            Some(audience) => Some(tenet_people::BearerSettings {
-                audience: audience.clone(),
-                kind: bearer_kind(s.bearer_kind.as_deref())?,
-            }),
-            None => None,
-        },
+        sign_ins_per_source: s.sign_ins_per_source.max(1),
+        bearer: spec.bearer.clone(),
     })))
 }
 
@@ -368,7 +504,14 @@ pub async fn admin(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or_default().to_owned();
-    let body = match http_body_util::Limited::new(req.into_body(), 8 * 1024 * 1024)
+    // An MDM export may be large (as large as `tenet device import` sends); the rest is a
+    // small JSON object.
+    let limit = if path == "/v1/people/devices/mdm" {
+        usize::try_from(MAX_MDM_IMPORT).unwrap_or(usize::MAX)
+    } else {
+        crate::admin::MAX_BODY
+    };
+    let body = match http_body_util::Limited::new(req.into_body(), limit)
         .collect()
         .await
     {
@@ -519,6 +662,9 @@ pub async fn admin(
                     json!({"error": "\"user\" (user:PROVIDER:SUBJECT or an email address) is required"}),
                 );
             };
+            if let Err(e) = check_person(&user) {
+                return reply(StatusCode::BAD_REQUEST, json!({"error": e.to_string()}));
+            }
             let n = people.revoke_person(&user, now);
             (
                 StatusCode::OK,
@@ -610,19 +756,126 @@ pub enum SessionCommand {
     },
 }
 
-async fn admin_call(
+/// Calls the admin API and prints its answer; an answer other than 2xx is an error. Returns
+/// the answer.
+async fn admin_request(
     explicit: Option<&Path>,
     method: http::Method,
     path: &str,
     body: Vec<u8>,
-) -> Result<()> {
+) -> Result<String> {
     let config = crate::config::load(explicit)?;
     let (status, text) = crate::admin::call_with(&config, method, path, body).await?;
     println!("{text}");
     if !status.is_success() {
         bail!("the admin API answered {status}");
     }
+    Ok(text)
+}
+
+async fn admin_call(
+    explicit: Option<&Path>,
+    method: http::Method,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<()> {
+    admin_request(explicit, method, path, body).await.map(drop)
+}
+
+/// Checks the person `tenet session revoke` is given: `user:PROVIDER:SUBJECT` (neither part
+/// empty) or an email address. A malformed one would name nobody and end nothing, silently.
+fn check_person(user: &str) -> Result<()> {
+    let printable = !user.is_empty() && !user.chars().any(char::is_control);
+    let well_formed = match user.strip_prefix("user:") {
+        Some(rest) => rest
+            .split_once(':')
+            .is_some_and(|(provider, subject)| !provider.is_empty() && !subject.is_empty()),
+        None => user.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !user.chars().any(char::is_whitespace)
+        }),
+    };
+    if !(printable && well_formed) {
+        bail!(
+            "session revoke {user:?}: expected user:PROVIDER:SUBJECT (e.g. user:corp:248289761001) \
+             or an email address"
+        );
+    }
     Ok(())
+}
+
+/// The number in `{"revoked": n}`.
+fn revoked_count(answer: &str) -> Result<u64> {
+    serde_json::from_str::<serde_json::Value>(answer)
+        .ok()
+        .and_then(|v| v.get("revoked")?.as_u64())
+        .ok_or_else(|| anyhow!("the admin API's answer has no revoked count: {answer}"))
+}
+
+/// Reads an MDM export whole, refusing one over [`MAX_MDM_IMPORT`] before reading it (and
+/// one that grows past it while being read).
+fn read_import(file: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let too_large = || {
+        anyhow!(
+            "{} is larger than {} MiB, the most an MDM import takes; split the export",
+            file.display(),
+            MAX_MDM_IMPORT / (1024 * 1024)
+        )
+    };
+    let metadata =
+        std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?;
+    if metadata.len() > MAX_MDM_IMPORT {
+        return Err(too_large());
+    }
+    let opened =
+        std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    opened
+        .take(MAX_MDM_IMPORT + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", file.display()))?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_MDM_IMPORT {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// What an MDM import answer (`{"imported": n, "problems": [{line, reason}]}`) says: the rows
+/// imported, how many were refused, and the lines to show for them (the first
+/// [`SHOWN_PROBLEMS`], then how many more).
+fn import_outcome(answer: &str) -> Result<(u64, usize, Vec<String>)> {
+    let value: serde_json::Value = serde_json::from_str(answer)
+        .map_err(|e| anyhow!("the admin API's answer is not JSON ({e}): {answer}"))?;
+    let imported = value
+        .get("imported")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| anyhow!("the admin API's answer has no imported count: {answer}"))?;
+    let problems = value
+        .get("problems")
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut lines: Vec<String> = problems
+        .iter()
+        .take(SHOWN_PROBLEMS)
+        .map(|p| {
+            let reason = p
+                .get("reason")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("refused");
+            match p.get("line").and_then(serde_json::Value::as_u64) {
+                Some(line) => format!("line {line}: {reason}"),
+                None => reason.to_owned(),
+            }
+        })
+        .collect();
+    if problems.len() > SHOWN_PROBLEMS {
+        lines.push(format!("... and {} more", problems.len() - SHOWN_PROBLEMS));
+    }
+    Ok((imported, problems.len(), lines))
 }
 
 /// Runs a `tenet device` command.
@@ -657,19 +910,29 @@ pub async fn run_device(explicit: Option<&Path>, action: DeviceCommand) -> Resul
             source,
             match_by,
         } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes = read_import(&file)?;
             let query: String = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("source", &source)
                 .append_pair("match", &match_by)
                 .finish();
-            admin_call(
+            let answer = admin_request(
                 explicit,
                 Method::POST,
                 &format!("/v1/people/devices/mdm?{query}"),
                 bytes,
             )
-            .await
+            .await?;
+            let (imported, refused, lines) = import_outcome(&answer)?;
+            for line in &lines {
+                eprintln!("{}: {line}", file.display());
+            }
+            if imported == 0 && refused > 0 {
+                bail!(
+                    "{}: no row was imported; {refused} rows were refused",
+                    file.display()
+                );
+            }
+            Ok(())
         }
         DeviceCommand::Enrol {
             gateway,
@@ -689,14 +952,19 @@ pub async fn run_session(explicit: Option<&Path>, action: SessionCommand) -> Res
             admin_call(explicit, Method::GET, "/v1/people/sessions", Vec::new()).await
         }
         SessionCommand::Revoke { user } => {
+            check_person(&user)?;
             let body = serde_json::json!({"user": user}).to_string();
-            admin_call(
+            let answer = admin_request(
                 explicit,
                 Method::POST,
                 "/v1/people/sessions/revoke",
                 body.into_bytes(),
             )
-            .await
+            .await?;
+            if revoked_count(&answer)? == 0 {
+                eprintln!("no live session of {user}");
+            }
+            Ok(())
         }
     }
 }
@@ -828,6 +1096,15 @@ mod tests {
         }
     }
 
+    fn listener(name: &str, port: u16) -> ListenerSpec {
+        ListenerSpec {
+            name: name.into(),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            server_names: Vec::new(),
+            client_auth: tenet_gateway::ClientAuth::Optional,
+        }
+    }
+
     fn section(redirect: &str) -> PeopleSection {
         toml::from_str(&format!(
             r#"rp_id = "example.test"
@@ -841,56 +1118,254 @@ mod tests {
         .unwrap()
     }
 
+    const GOOD: &str = "https://app.example.test:8443/.tenet/auth/callback";
+
+    /// `people_spec` of `section` with one people route on app.example.test served by the
+    /// listener "people" on 8443 (and a "mesh" listener on 9443 serving no people route).
+    fn check(section: PeopleSection) -> Result<Option<PeopleSpec>> {
+        people_spec(
+            Path::new("."),
+            Some(section),
+            &[route("app.example.test", true)],
+            &[listener("people", 8443), listener("mesh", 9443)],
+        )
+    }
+
+    /// The error `people_spec` gives for `section`, checked to contain every one of `parts`.
+    fn refused(section: PeopleSection, parts: &[&str]) {
+        let err = format!("{:#}", check(section).unwrap_err());
+        for part in parts {
+            assert!(err.contains(part), "{part:?} not in: {err}");
+        }
+    }
+
     #[test]
     fn people_routes_need_a_people_section_on_the_callback_host() {
         let base = Path::new(".");
-        let err = people_spec(base, None, &[route("app.example.test", true)]).unwrap_err();
+        let listeners = [listener("people", 8443)];
+        let err =
+            people_spec(base, None, &[route("app.example.test", true)], &listeners).unwrap_err();
         assert!(err.to_string().contains("no [people] section"), "{err}");
         assert!(
-            people_spec(base, None, &[route("app.example.test", false)])
+            people_spec(base, None, &[route("app.example.test", false)], &listeners)
                 .unwrap()
                 .is_none()
         );
 
-        let good = section("https://app.example.test:8443/.tenet/auth/callback");
-        assert!(
-            people_spec(base, Some(good), &[route("app.example.test", true)])
-                .unwrap()
-                .is_some()
+        assert!(check(section(GOOD)).unwrap().is_some());
+
+        refused(
+            section("https://login.example.test:8443/.tenet/auth/callback"),
+            &["must share it"],
+        );
+        refused(
+            section("https://app.example.test:8443/callback"),
+            &["redirect_uri", "/.tenet/auth/callback"],
         );
 
-        let other_host = section("https://login.example.test:8443/.tenet/auth/callback");
-        let err =
-            people_spec(base, Some(other_host), &[route("app.example.test", true)]).unwrap_err();
-        assert!(err.to_string().contains("must share it"), "{err}");
-
-        let bad_path = section("https://app.example.test:8443/callback");
-        let err =
-            people_spec(base, Some(bad_path), &[route("app.example.test", true)]).unwrap_err();
-        assert!(err.to_string().contains("/.tenet/auth/callback"), "{err}");
-
-        let mut far = section("https://app.example.test:8443/.tenet/auth/callback");
+        let mut far = section(GOOD);
         far.sites = vec![tenet_session::Site {
             network: "192.0.2.0/24".parse().unwrap(),
             name: "nowhere".into(),
             latitude: 123.0,
             longitude: 0.0,
         }];
-        let err = people_spec(base, Some(far), &[]).unwrap_err();
+        let err = people_spec(base, Some(far), &[], &[]).unwrap_err();
         assert!(err.to_string().contains("people.sites"), "{err}");
 
-        let mut id_tokens = section("https://app.example.test:8443/.tenet/auth/callback");
+        let mut id_tokens = section(GOOD);
         id_tokens.bearer_audience = Some("tenet".into());
-        let err = people_spec(base, Some(id_tokens), &[]).unwrap_err();
+        let err = people_spec(base, Some(id_tokens), &[], &[]).unwrap_err();
         assert!(err.to_string().contains("client id"), "{err}");
-        let mut kind = section("https://app.example.test:8443/.tenet/auth/callback");
+        let mut kind = section(GOOD);
         kind.bearer_kind = Some("jwt".into());
-        let err = people_spec(base, Some(kind), &[]).unwrap_err();
+        let err = people_spec(base, Some(kind), &[], &[]).unwrap_err();
         assert!(err.to_string().contains("bearer_kind"), "{err}");
 
-        let mut action = section("https://app.example.test:8443/.tenet/auth/callback");
+        let mut action = section(GOOD);
         action.posture_action = "ignore".into();
-        let err = people_spec(base, Some(action), &[]).unwrap_err();
+        let err = people_spec(base, Some(action), &[], &[]).unwrap_err();
         assert!(err.to_string().contains("posture_action"), "{err}");
+    }
+
+    #[test]
+    fn the_redirect_uri_is_https_on_the_port_of_a_people_listener() {
+        refused(
+            section("http://app.example.test:8443/.tenet/auth/callback"),
+            &["people.providers[0].redirect_uri", "must be https"],
+        );
+        // 9443 is a listener, but not one serving people routes.
+        refused(
+            section("https://app.example.test:9443/.tenet/auth/callback"),
+            &[
+                "people.providers[0].redirect_uri",
+                "port 9443",
+                "\"people\" on 8443",
+            ],
+        );
+        // No port: 443.
+        refused(
+            section("https://app.example.test/.tenet/auth/callback"),
+            &["people.providers[0].redirect_uri", "port 443"],
+        );
+        let routes = [route("app.example.test", true)];
+        let on_443 = [listener("people", 443)];
+        let spec = people_spec(
+            Path::new("."),
+            Some(section("https://app.example.test/.tenet/auth/callback")),
+            &routes,
+            &on_443,
+        );
+        assert!(spec.unwrap().is_some());
+        // A listener on port 0 takes its port when it binds: it cannot be compared.
+        let any_port = [listener("people", 0)];
+        let spec = people_spec(Path::new("."), Some(section(GOOD)), &routes, &any_port);
+        assert!(spec.unwrap().is_some());
+    }
+
+    #[test]
+    fn provider_names_are_unique_and_providers_valid() {
+        let mut twice = section(GOOD);
+        let mut second = section(GOOD).providers.remove(0);
+        second.name = "Corp".into();
+        second.issuer = "https://other.example.test".into();
+        twice.providers.push(second);
+        refused(
+            twice,
+            &["people.providers[1].name", "\"Corp\"", "must be unique"],
+        );
+
+        let mut plain = section(GOOD);
+        plain.providers[0].issuer = "http://idp.example.test".into();
+        refused(plain, &["people.providers[0]", "issuer", "https"]);
+        let mut no_openid = section(GOOD);
+        no_openid.providers[0].scopes = Some(vec!["email".into()]);
+        refused(no_openid, &["people.providers[0]", "scopes"]);
+        let mut bad_name = section(GOOD);
+        bad_name.providers[0].name = "corp:evil".into();
+        refused(bad_name, &["people.providers[0]", "name"]);
+    }
+
+    #[test]
+    fn relying_party_timeouts_and_rules_are_checked_at_load() {
+        // None of these reaches a provider: the issuer is never contacted by people_spec.
+        let mut origin = section(GOOD);
+        origin.origins = vec!["http://app.example.test:8443".into()];
+        refused(origin, &["people.origins[0]"]);
+        let mut rp_id = section(GOOD);
+        rp_id.rp_id = "example.test:8443".into();
+        refused(rp_id, &["people.rp_id"]);
+        let mut name = section(GOOD);
+        name.rp_name = " ".into();
+        refused(name, &["people.rp_name"]);
+
+        let mut idle = section(GOOD);
+        idle.idle_timeout = "13h".into();
+        refused(idle, &["people.idle_timeout", "people.absolute_timeout"]);
+        let mut zero = section(GOOD);
+        zero.idle_timeout = "0ms".into();
+        refused(zero, &["people.idle_timeout", "positive"]);
+        let mut long = section(GOOD);
+        long.absolute_timeout = "400d".into();
+        refused(long, &["people.absolute_timeout", "year"]);
+        let mut unit = section(GOOD);
+        unit.absolute_timeout = "12 hours".into();
+        refused(unit, &["people.absolute_timeout"]);
+
+        let mut risk = section(GOOD);
+        risk.risk_step_up = 90;
+        refused(risk, &["people.risk_step_up 90", "people.risk_end 80"]);
+        let mut over = section(GOOD);
+        over.risk_end = 101;
+        refused(over, &["people.risk_end 101"]);
+        let mut speed = section(GOOD);
+        speed.max_travel_kmh = 0.0;
+        refused(speed, &["people.max_travel_kmh"]);
+        let mut age = section(GOOD);
+        age.posture.max_age_secs = Some(0);
+        refused(age, &["people.posture.max_age_secs"]);
+        let mut old = section(GOOD);
+        old.posture.max_age_secs = Some(u64::MAX);
+        refused(old, &["people.posture.max_age_secs"]);
+
+        let spec = check(section(GOOD)).unwrap().unwrap();
+        assert_eq!(spec.limits.idle_timeout, time::Duration::minutes(30));
+        assert_eq!(spec.limits.absolute_timeout, time::Duration::hours(12));
+        assert_eq!(spec.rules.posture_max_age, time::Duration::hours(24));
+        assert_eq!(spec.relying_party.rp_id(), "example.test");
+        assert!(spec.bearer.is_none());
+    }
+
+    #[test]
+    fn session_revoke_takes_a_provider_and_subject_or_an_email() {
+        for good in [
+            "user:corp:248289761001",
+            "user:corp:auth0|a:b",
+            "alice@example.test",
+        ] {
+            check_person(good).unwrap();
+        }
+        for bad in [
+            "",
+            "user:",
+            "user:corp",
+            "user:corp:",
+            "user::248289761001",
+            "alice",
+            "@example.test",
+            "alice@",
+            "alice@@example.test",
+            "alice @example.test",
+            "alice@example.test\n",
+        ] {
+            let err = check_person(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{bad:?}"))
+                    && err.contains("user:PROVIDER:SUBJECT")
+                    && err.contains("email address"),
+                "{err}"
+            );
+        }
+        assert_eq!(revoked_count(r#"{"revoked": 0}"#).unwrap(), 0);
+        assert_eq!(revoked_count(r#"{"revoked": 2}"#).unwrap(), 2);
+        assert!(revoked_count(r#"{"error": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn import_shows_twenty_problems_then_how_many_more() {
+        let problems: Vec<_> = (2..=26)
+            .map(|line| serde_json::json!({"line": line, "reason": "no enrolled device"}))
+            .collect();
+        let answer = serde_json::json!({"imported": 0, "problems": problems}).to_string();
+        let (imported, refused, lines) = import_outcome(&answer).unwrap();
+        assert_eq!((imported, refused), (0, 25));
+        assert_eq!(lines.len(), 21);
+        assert_eq!(lines[0], "line 2: no enrolled device");
+        assert_eq!(lines[19], "line 21: no enrolled device");
+        assert_eq!(lines[20], "... and 5 more");
+
+        let (imported, refused, lines) =
+            import_outcome(r#"{"imported": 3, "problems": []}"#).unwrap();
+        assert_eq!((imported, refused), (3, 0));
+        assert!(lines.is_empty());
+        assert!(import_outcome(r#"{"error": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn import_refuses_a_file_over_16_mib_before_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("export.csv");
+        // Sparse: the size is there without the bytes.
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(MAX_MDM_IMPORT + 1).unwrap();
+        let err = read_import(&big).unwrap_err().to_string();
+        assert!(
+            err.contains("export.csv") && err.contains("16 MiB"),
+            "{err}"
+        );
+        file.set_len(3).unwrap();
+        assert_eq!(read_import(&big).unwrap(), vec![0, 0, 0]);
+        let err = read_import(&dir.path().join("missing.csv")).unwrap_err();
+        assert!(err.to_string().contains("missing.csv"), "{err}");
     }
 }

@@ -220,11 +220,17 @@ pub async fn start(config: &Config) -> Result<Running> {
 }
 
 /// Every 30 s: sessions' last use written to their file (so idle timeouts survive a
-/// restart) and expired sessions dropped.
+/// restart) and expired sessions dropped; every 10 minutes the providers' keys fetched
+/// again (retired keys stop verifying access tokens).
 async fn keep_sessions(people: Arc<tenet_people::SignIn>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
+    let mut ticks: u32 = 0;
     loop {
         tick.tick().await;
+        ticks = ticks.wrapping_add(1);
+        if ticks.is_multiple_of(20) {
+            people.refresh_provider_keys().await;
+        }
         let sessions = people.sessions();
         if let Err(e) = sessions.purge_expired(time::OffsetDateTime::now_utc()) {
             warn!(error = %e, "expired sessions could not be dropped");

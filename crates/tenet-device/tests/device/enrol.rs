@@ -198,10 +198,65 @@ fn bad_csr_and_owner_are_refused_without_burning_the_token() {
         .registry
         .enrol(&f.ca, &bad, DEFAULT_DEVICE_CERT_TTL, now())
         .unwrap_err();
-    assert!(matches!(err, EnrolError::Ca(_)), "{err}");
+    assert!(matches!(err, EnrolError::MalformedCsr { .. }), "{err}");
     f.registry
         .enrol(&f.ca, &request(token.token), DEFAULT_DEVICE_CERT_TTL, now())
         .unwrap();
+}
+
+/// A CSR for a fresh key pair of `alg` (RSA keys are 2048 bits), as PEM and as base64 of
+/// its DER.
+fn csr_for(alg: &'static rcgen::SignatureAlgorithm) -> [String; 2] {
+    use base64::Engine as _;
+
+    let pair = rcgen::KeyPair::generate_for(alg).unwrap();
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&pair)
+        .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(csr.der());
+    [csr.pem().unwrap(), b64]
+}
+
+#[test]
+fn csr_keys_that_cannot_sign_a_report_are_refused_without_burning_the_token() {
+    let mut f = Fixture::create();
+    let token = f
+        .registry
+        .create_token(None, Duration::from_secs(600), now())
+        .unwrap();
+    let cases: [(&'static rcgen::SignatureAlgorithm, &str); 3] = [
+        (&rcgen::PKCS_RSA_SHA256, "found RSA (2048 bits)"),
+        (&rcgen::PKCS_ED25519, "found Ed25519"),
+        (&rcgen::PKCS_ECDSA_P384_SHA384, "found EC P-384"),
+    ];
+    for (alg, found) in cases {
+        // Base64 of the DER is checked the same way as PEM.
+        for csr in csr_for(alg) {
+            let bad = EnrolmentRequest {
+                csr,
+                ..request(token.token.clone())
+            };
+            let err = f
+                .registry
+                .enrol(&f.ca, &bad, DEFAULT_DEVICE_CERT_TTL, now())
+                .unwrap_err();
+            assert!(matches!(err, EnrolError::CsrKeyNotP256 { .. }), "{err}");
+            let message = err.to_string();
+            assert!(
+                message.contains("CSR key must be EC P-256 (ES256)") && message.contains(found),
+                "{message}"
+            );
+        }
+    }
+    assert!(f.registry.devices().is_empty(), "no certificate was issued");
+
+    // The token is still good for a P-256 key.
+    let enrolment = f
+        .registry
+        .enrol(&f.ca, &request(token.token), DEFAULT_DEVICE_CERT_TTL, now())
+        .unwrap();
+    assert_eq!(f.registry.devices().len(), 1);
+    assert_eq!(f.registry.devices()[0].id, enrolment.device_id);
 }
 
 #[test]

@@ -161,7 +161,7 @@ impl SignIn {
         if ceremonies.len() >= MAX_CEREMONIES {
             warn!(
                 open = ceremonies.len(),
-                "too many WebAuthn ceremonies open; oldest dropped"
+                "too many WebAuthn ceremonies open; all open ceremonies dropped"
             );
             ceremonies.clear();
         }
@@ -186,6 +186,7 @@ impl SignIn {
         };
         let key = Self::user_key(&session);
         let name = Self::person_name(&session);
+        let malformed;
         let (activity, outcome) = {
             let mut factors = self.lock_factors();
             let user = factors.user_mut(&key);
@@ -208,6 +209,12 @@ impl SignIn {
             } else {
                 Ok(())
             };
+            // A body that is no WebAuthn response at all is the client's mistake (400), not a
+            // failed verification (401).
+            malformed = matches!(
+                outcome.1,
+                Err(tenet_mfa::CeremonyError::MalformedResponse { .. })
+            );
             (outcome.0, outcome.1.map_err(|e| e.to_string()).and(saved))
         };
         let event = |success: bool, reason: String| AuthenticationEvent {
@@ -223,6 +230,9 @@ impl SignIn {
         };
         if let Err(e) = outcome {
             self.record(req.now, event(false, e.clone())).await;
+            if malformed {
+                return error(StatusCode::BAD_REQUEST, "bad_body", &e);
+            }
             return error(StatusCode::UNAUTHORIZED, "webauthn_failed", &e);
         }
         let (token, _) = match self.sessions.add_factor(

@@ -53,7 +53,7 @@ const ATTR_DEVICE_COMPLIANT: &str = "device_compliant_at_login";
 /// What the sign-in service is built from.
 pub struct SignInParts {
     /// The OpenID Connect providers, discovered; the first is the default.
-    pub providers: Vec<Provider>,
+    pub providers: Vec<Arc<Provider>>,
     /// The WebAuthn relying party.
     pub relying_party: RelyingParty,
     /// People's registered factors.
@@ -100,7 +100,7 @@ enum Ceremony {
 
 /// The sign-in service (see the module documentation).
 pub struct SignIn {
-    providers: Vec<Provider>,
+    providers: Vec<Arc<Provider>>,
     rp: RelyingParty,
     factors: Mutex<FactorStore>,
     sessions: SessionStore,
@@ -433,6 +433,11 @@ impl SignIn {
             let claims = match verifier.verify_header(value, req.now) {
                 Ok(claims) => claims,
                 Err(e) => {
+                    if let tenet_oidc::TokenError::UnknownKey { kid } = &e {
+                        // Perhaps the provider rotated its key: fetch its keys in the
+                        // background (rate-limited), so the next request can pass.
+                        refetch_in_background(provider, kid, req.now);
+                    }
                     last = format!("bearer_{}", e.reason());
                     continue;
                 }
@@ -494,6 +499,30 @@ impl SignIn {
             }));
         }
         refused(last)
+    }
+}
+
+/// Starts a JWKS refetch for `kid` on the current runtime (none outside one: nothing).
+fn refetch_in_background(provider: &Arc<Provider>, kid: &str, now: OffsetDateTime) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let (provider, kid) = (Arc::clone(provider), kid.to_owned());
+    runtime.spawn(async move {
+        if let Err(e) = provider.refetch_for_kid(&kid, now).await {
+            info!(provider = %provider.config().name, error = %e, "keys not refetched");
+        }
+    });
+}
+
+impl SignIn {
+    /// Fetches every provider's keys again (retired keys stop verifying bearer tokens).
+    pub async fn refresh_provider_keys(&self) {
+        for provider in &self.providers {
+            if let Err(e) = provider.refresh_keys().await {
+                warn!(provider = %provider.config().name, error = %e, "provider keys not refreshed");
+            }
+        }
     }
 }
 
@@ -562,7 +591,11 @@ impl SignIn {
                 | "webauthn/register/begin"
                 | "webauthn/authenticate/begin"
                 | "webauthn/register/finish"
-                | "webauthn/authenticate/finish",
+                | "webauthn/authenticate/finish"
+                | "totp/enrol"
+                | "totp/verify"
+                | "recovery/generate"
+                | "recovery/redeem",
             ) => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",

@@ -164,8 +164,9 @@ impl PeopleToml<'_> {
             people,
             tail,
         } = self;
-        let (origin, idp_port, redirect_uri) =
-            (origin(*port), provider.port, &provider.redirect_uri);
+        // The gateway's own callback (a second gateway of a test has its own port; the
+        // provider only needs to know the one that signs people in).
+        let (origin, idp_port, redirect_uri) = (origin(*port), provider.port, redirect_uri(*port));
         format!(
             r#"[deployment]
 trust_domain = "{TD}"
