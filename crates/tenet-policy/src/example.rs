@@ -16,13 +16,18 @@ pub fn example_policies(trust_domain: &str) -> String {
 // the previous set when the new one does not validate.
 //
 // - principal: Tenet::Workload::"<SPIFFE ID>" (a caller with an X509-SVID), a member of
-//   Tenet::TrustDomain::"<trust domain>"; or Tenet::Anonymous::"anonymous".
+//   Tenet::TrustDomain::"<trust domain>"; Tenet::User::"<provider>:<subject>" (a person
+//   signed in on a people route), a member of each Tenet::Group::"<group>" the provider
+//   asserted, with `email`, `name`, `provider`, `subject`; or Tenet::Anonymous::"anonymous".
 // - action: the HTTP method, e.g. Tenet::Action::"GET"; groups Tenet::Action::"read"
 //   (GET, HEAD, OPTIONS) and Tenet::Action::"write" (POST, PUT, PATCH, DELETE).
 // - resource: Tenet::Route::"<route name>", in Tenet::Service::"<service name>", with
 //   `host` and `path` (the normalised path that is forwarded).
 // - context: source_ip, tls {{ version, sni, alpn, mtls, client_serial }},
-//   time {{ unix, hour_utc, weekday }}, protocol, risk (0-100).
+//   time {{ unix, hour_utc, weekday }}, protocol, risk (0-100),
+//   session {{ authenticated, factors, phishing_resistant, age_secs, mfa_age_secs }} and
+//   device {{ id, enrolled, compliant, posture_age_secs, os, os_version, disk_encrypted,
+//   firewall, screen_lock, endpoint_protection }} (people; defaults for workloads).
 //
 // @id("...") names a policy in decisions and logs; ids must be unique.
 

@@ -223,17 +223,39 @@ cut_off = "15m"
 # idle_timeout = "30m"
 # absolute_timeout = "12h"
 # posture_action = "end"                       # a device losing compliance: "end" or "step_up"
+# step_up_on_network_change = true            # another /24 or /64: confirm with the passkey
+# risk_step_up = 50                            # detection risk that asks for the passkey again
+# risk_end = 80                                # ... and that ends the session
+# max_travel_kmh = 1000                        # faster between [[people.sites]] ends the session
+# sign_ins_per_source = 300                    # sign-ins one address may start per 10 minutes
+# bearer_audience = "wiki-api"                 # accept the provider's access tokens for API calls
+# bearer_kind = "typ:at+jwt"                   # ... of this kind (or "token_use:access")
 #
 # [people.posture]
 # max_age_secs = 86400
 # require_disk_encryption = true
 #
+# [[people.sites]]                             # where networks are, for impossible travel
+# network = "198.51.100.0/24"
+# name = "paris-office"
+# latitude = 48.86
+# longitude = 2.35
+#
+# [people.posture] also takes require_firewall, require_screen_lock,
+# require_endpoint_protection, require_mdm_compliant and min_os_versions = {{ debian = "12" }}.
+#
 # [[people.providers]]
 # name = "corp"
-# issuer = "https://login.{td}"
+# issuer = "https://login.{td}"               # discovery at /.well-known/openid-configuration
 # client_id = "tenet"
-# client_secret_file = "secrets/corp"
+# client_secret_file = "secrets/corp"          # none: a public client (PKCE only)
 # redirect_uri = "https://wiki.{td}:9443/.tenet/auth/callback"
+# ca_file = "login-ca.pem"                     # an extra root for the provider's TLS
+# groups_claim = "groups"                      # the ID-token claim that lists groups
+# scopes = ["openid", "email", "profile"]
+#
+# The people commands (tenet device token|list|revoke|import, tenet session list|revoke)
+# talk to the running deployment's admin API: start `tenet up` first.
 "#
     )
 }

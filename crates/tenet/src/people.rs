@@ -226,6 +226,16 @@ pub fn people_spec(
         .iter()
         .filter(|l| people_routes.iter().any(|r| r.listener == l.name))
         .collect();
+    if let Some(l) = people_listeners
+        .iter()
+        .find(|l| l.client_auth == tenet_gateway::ClientAuth::Required)
+    {
+        bail!(
+            "listener {:?} serves people routes but has client_auth = \"required\": browsers \
+             without a device certificate would be refused in the handshake; use \"optional\"",
+            l.name
+        );
+    }
     for (i, p) in section.providers.iter().enumerate() {
         if let Some(first) = section
             .providers
@@ -729,6 +739,9 @@ pub enum DeviceCommand {
         /// The trust bundle (PEM) that the gateway's certificate chains to.
         #[arg(long)]
         bundle: PathBuf,
+        /// Reach the gateway's host at this address (HOST:IP), as curl's --resolve does.
+        #[arg(long, value_name = "HOST:IP")]
+        resolve: Option<String>,
         /// Where to write the device credential.
         #[arg(long)]
         out: PathBuf,
@@ -741,6 +754,9 @@ pub enum DeviceCommand {
         /// The directory `tenet device enrol` wrote.
         #[arg(long)]
         dir: PathBuf,
+        /// Reach the gateway's host at this address (HOST:IP), as curl's --resolve does.
+        #[arg(long, value_name = "HOST:IP")]
+        resolve: Option<String>,
     },
 }
 
@@ -938,9 +954,14 @@ pub async fn run_device(explicit: Option<&Path>, action: DeviceCommand) -> Resul
             gateway,
             token,
             bundle,
+            resolve,
             out,
-        } => enrol(&gateway, &token, &bundle, &out).await,
-        DeviceCommand::Report { gateway, dir } => report(&gateway, &dir).await,
+        } => enrol(&gateway, &token, &bundle, resolve.as_deref(), &out).await,
+        DeviceCommand::Report {
+            gateway,
+            dir,
+            resolve,
+        } => report(&gateway, &dir, resolve.as_deref()).await,
     }
 }
 
@@ -969,17 +990,34 @@ pub async fn run_session(explicit: Option<&Path>, action: SessionCommand) -> Res
     }
 }
 
-fn gateway_client(bundle_pem: &[u8]) -> Result<reqwest::Client> {
+fn gateway_client(bundle_pem: &[u8], resolve: Option<&str>) -> Result<reqwest::Client> {
     let certs = reqwest::Certificate::from_pem_bundle(bundle_pem).context("the trust bundle")?;
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
-        .tls_certs_only(certs)
-        .build()
-        .context("building the HTTPS client")
+        .tls_certs_only(certs);
+    if let Some(text) = resolve {
+        let (host, ip) = text
+            .rsplit_once(':')
+            .filter(|(h, _)| !h.is_empty())
+            .ok_or_else(|| anyhow!("--resolve {text:?}: expected HOST:IP"))?;
+        let ip: std::net::IpAddr = ip
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse()
+            .map_err(|e| anyhow!("--resolve {text:?}: {e}"))?;
+        // The port comes from the gateway URL; reqwest uses it when the given one is 0.
+        builder = builder.resolve(host, std::net::SocketAddr::new(ip, 0));
+    }
+    builder.build().context("building the HTTPS client")
 }
 
-async fn enrol(gateway: &str, token: &str, bundle: &Path, out: &Path) -> Result<()> {
+async fn enrol(
+    gateway: &str,
+    token: &str,
+    bundle: &Path,
+    resolve: Option<&str>,
+    out: &Path,
+) -> Result<()> {
     let bundle_pem =
         std::fs::read(bundle).with_context(|| format!("reading {}", bundle.display()))?;
     let key = tenet_device::DeviceKey::generate().map_err(|e| anyhow!("{e}"))?;
@@ -994,7 +1032,7 @@ async fn enrol(gateway: &str, token: &str, bundle: &Path, out: &Path) -> Result<
         hardware_serial: None,
     };
     let url = format!("{}/.tenet/auth/device/enrol", gateway.trim_end_matches('/'));
-    let response = gateway_client(&bundle_pem)?
+    let response = gateway_client(&bundle_pem, resolve)?
         .post(&url)
         .json(&request)
         .send()
@@ -1032,7 +1070,7 @@ async fn enrol(gateway: &str, token: &str, bundle: &Path, out: &Path) -> Result<
     Ok(())
 }
 
-async fn report(gateway: &str, dir: &Path) -> Result<()> {
+async fn report(gateway: &str, dir: &Path, resolve: Option<&str>) -> Result<()> {
     let read = |name: &str| {
         std::fs::read(dir.join(name))
             .with_context(|| format!("reading {}", dir.join(name).display()))
@@ -1060,7 +1098,7 @@ async fn report(gateway: &str, dir: &Path) -> Result<()> {
         "{}/.tenet/auth/device/report",
         gateway.trim_end_matches('/')
     );
-    let response = gateway_client(&read("bundle.pem")?)?
+    let response = gateway_client(&read("bundle.pem")?, resolve)?
         .post(&url)
         .body(jws)
         .send()

@@ -796,3 +796,75 @@ async fn session_list_shows_the_session_and_revoke_ends_it() {
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(env.sessions().iter().all(|x| x["email"] != EMAIL));
 }
+
+/// The device agent commands against the running gateway: a token from the admin, `tenet
+/// device enrol` (with --resolve, as a device would reach the gateway by name) and `tenet
+/// device report` with this machine's real posture; the device is then listed.
+#[tokio::test]
+async fn device_agent_commands_enrol_and_report() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let token: Value =
+        serde_json::from_str(&env.cli(&["device", "token", "--owner", EMAIL])).unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    let gateway = format!("https://app.example.test:{}", env.port);
+    let resolve = "app.example.test:127.0.0.1";
+    let device_dir = env.dir.path().join("device");
+    let bundle = env.dir.path().join("data/admin/bundle.pem");
+    let run = |args: &[&str]| support::tenet().args(args).output().unwrap();
+    let out = run(&[
+        "device",
+        "enrol",
+        "--gateway",
+        &gateway,
+        "--token",
+        &token,
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--resolve",
+        resolve,
+        "--out",
+        device_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("enrolled device"));
+    let out = run(&[
+        "device",
+        "report",
+        "--gateway",
+        &gateway,
+        "--dir",
+        device_dir.to_str().unwrap(),
+        "--resolve",
+        resolve,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The token was used up: a second enrolment is refused with the reason.
+    let out = run(&[
+        "device",
+        "enrol",
+        "--gateway",
+        &gateway,
+        "--token",
+        &token,
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--resolve",
+        resolve,
+        "--out",
+        env.dir.path().join("device2").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enrolment refused"));
+    let devices: Value = serde_json::from_str(&env.cli(&["device", "list"])).unwrap();
+    let devices = devices["devices"].as_array().unwrap();
+    assert!(devices.iter().any(|d| d["owner"] == EMAIL), "{devices:?}");
+}
