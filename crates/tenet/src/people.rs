@@ -1191,6 +1191,16 @@ mod tests {
         );
 
         assert!(check(section(GOOD)).unwrap().is_some());
+        let mut strict = listener("people", 8443);
+        strict.client_auth = tenet_gateway::ClientAuth::Required;
+        let err = people_spec(
+            base,
+            Some(section(GOOD)),
+            &[route("app.example.test", true)],
+            &[strict],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("client_auth"), "{err}");
 
         refused(
             section("https://login.example.test:8443/.tenet/auth/callback"),
