@@ -15,23 +15,11 @@ impl SignIn {
             }
         };
         let outcome = self.devices.enrol(&self.ca, &request, req.now);
-        let (success, reason, device) = match &outcome {
-            Ok(e) => (true, "enrolled".to_owned(), Some(e.device_id.to_string())),
-            Err(e) => (false, e.to_string(), None),
+        let step = match &outcome {
+            Ok(e) => Ok((e.device_id.to_string(), "enrolled")),
+            Err(e) => Err(e.to_string()),
         };
-        let user = device.clone().unwrap_or_else(|| "unknown".into());
-        let event = AuthenticationEvent {
-            activity: "device_enrol".into(),
-            user,
-            provider: None,
-            factor: None,
-            success,
-            reason,
-            source_ip: req.source_ip,
-            device,
-            request_id: Some(req.request_id.clone()),
-        };
-        let recorded = self.record(req.now, event).await;
+        let recorded = self.device_step(req, "device_enrol", step).await;
         match outcome {
             Ok(e) if recorded => {
                 let body = serde_json::json!({
@@ -60,23 +48,11 @@ impl SignIn {
             );
         };
         let outcome = self.devices.report(jws.trim(), req.now);
-        let (success, reason, device) = match &outcome {
-            Ok(id) => (true, "posture recorded".to_owned(), Some(id.to_string())),
-            Err(e) => (false, e.to_string(), None),
+        let step = match &outcome {
+            Ok(id) => Ok((id.to_string(), "posture recorded")),
+            Err(e) => Err(e.to_string()),
         };
-        let user = device.clone().unwrap_or_else(|| "unknown".into());
-        let event = AuthenticationEvent {
-            activity: "device_report".into(),
-            user,
-            provider: None,
-            factor: None,
-            success,
-            reason,
-            source_ip: req.source_ip,
-            device,
-            request_id: Some(req.request_id.clone()),
-        };
-        self.record(req.now, event).await;
+        self.device_step(req, "device_report", step).await;
         match outcome {
             Ok(id) => json(
                 StatusCode::OK,
@@ -86,5 +62,31 @@ impl SignIn {
             ),
             Err(e) => error(StatusCode::BAD_REQUEST, "report_refused", &e.to_string()),
         }
+    }
+
+    /// Records a device's enrolment or report: the device id and what happened, or why it
+    /// was refused. Returns whether the event was stored.
+    async fn device_step(
+        &self,
+        req: &AuthRequest,
+        activity: &str,
+        step: Result<(String, &str), String>,
+    ) -> bool {
+        let (success, reason, device) = match step {
+            Ok((device, done)) => (true, done.to_owned(), Some(device)),
+            Err(reason) => (false, reason, None),
+        };
+        let event = AuthenticationEvent {
+            activity: activity.into(),
+            user: device.clone().unwrap_or_else(|| "unknown".into()),
+            provider: None,
+            factor: None,
+            success,
+            reason,
+            source_ip: req.source_ip,
+            device,
+            request_id: Some(req.request_id.clone()),
+        };
+        self.record(req.now, event).await
     }
 }
