@@ -782,10 +782,19 @@ async fn admin_request(
 ) -> Result<String> {
     let config = crate::config::load(explicit)?;
     let (status, text) = crate::admin::call_with(&config, method, path, body).await?;
-    println!("{text}");
     if !status.is_success() {
-        bail!("the admin API answered {status}");
+        let reason = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+            .unwrap_or(text);
+        let hint = if reason.contains("no device id column") {
+            " (rows can also be matched by --match serial or --match name)"
+        } else {
+            ""
+        };
+        bail!("the admin API refused ({status}): {reason}{hint}");
     }
+    println!("{text}");
     Ok(text)
 }
 
