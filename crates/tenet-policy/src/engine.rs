@@ -92,7 +92,17 @@ impl PolicySnapshot {
                 source,
             })?;
             if is_schema {
-                if !same_schema(&text) {
+                if crate::schema::PREVIOUS_SCHEMAS
+                    .iter()
+                    .any(|old| same_text(&text, old))
+                {
+                    tracing::warn!(
+                        file = %name,
+                        "an older copy of the Tenet schema: policies are validated against the \
+                         current built-in schema; replace the copy with the one a new \
+                         `tenet init` writes"
+                    );
+                } else if !same_text(&text, TENET_SCHEMA) {
                     return Err(PolicyError::SchemaMismatch {
                         file: name.to_owned(),
                     });
@@ -200,11 +210,12 @@ pub(crate) fn tenet_schema() -> Result<Schema, PolicyError> {
 
 /// Whether a schema file's text is the built-in schema (line endings and trailing whitespace
 /// aside).
-fn same_schema(text: &str) -> bool {
+/// Equal but for trailing white space.
+fn same_text(a: &str, b: &str) -> bool {
     fn lines(s: &str) -> impl Iterator<Item = &str> {
         s.trim_end().lines().map(str::trim_end)
     }
-    lines(text).eq(lines(TENET_SCHEMA))
+    lines(a).eq(lines(b))
 }
 
 fn content_hash(sources: &[Source<'_>]) -> String {

@@ -151,6 +151,11 @@ namespace Tenet {
 }
 "#;
 
+/// Earlier versions of [`TENET_SCHEMA`], as `tenet init` wrote them into deployments. A copy
+/// of one of them next to the policies is accepted with a warning (policies are validated
+/// against the built-in schema anyway), so an upgrade does not stop a deployment.
+pub(crate) const PREVIOUS_SCHEMAS: &[&str] = &[include_str!("schema-v1.cedarschema")];
+
 /// The HTTP methods that are actions of the Tenet schema, each with its action group.
 pub(crate) const METHODS: [(&str, Option<&str>); 9] = [
     ("GET", Some("read")),

@@ -608,6 +608,17 @@ fn load_dir_reads_cedar_files_and_checks_the_schema_copy() {
         PolicySnapshot::load_dir(dir.path()),
         Err(PolicyError::SchemaMismatch { file }) if file == "tenet.cedarschema"
     ));
+    // A deployment made before people existed keeps its older copy: accepted (with a
+    // warning), and its policies validate against the current schema.
+    write(
+        dir.path(),
+        "tenet.cedarschema",
+        include_str!("../src/schema-v1.cedarschema"),
+    );
+    assert_eq!(
+        PolicySnapshot::load_dir(dir.path()).unwrap().policy_count(),
+        2
+    );
     fs::remove_file(dir.path().join("tenet.cedarschema")).unwrap();
     write(dir.path(), "mine.cedarschema", "entity User;");
     assert!(matches!(
