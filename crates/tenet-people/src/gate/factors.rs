@@ -39,7 +39,9 @@ impl SignIn {
         self.factors.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn lock_ceremonies(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ceremony>> {
+    pub(super) fn lock_ceremonies(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (OffsetDateTime, Ceremony)>> {
         self.ceremonies
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -102,7 +104,7 @@ impl SignIn {
                 .start_registration(user, &account, CredentialKind::Passkey, req.now)
             {
                 Ok((challenge, pending)) => {
-                    self.keep_ceremony(&session, Ceremony::Register(Box::new(pending)));
+                    self.keep_ceremony(&session, Ceremony::Register(Box::new(pending)), req.now);
                     serde_json::to_vec(&challenge)
                 }
                 Err(e) => return error(StatusCode::BAD_REQUEST, "webauthn", &e.to_string()),
@@ -110,7 +112,11 @@ impl SignIn {
         } else {
             match self.rp.start_authentication(user, req.now) {
                 Ok((challenge, pending)) => {
-                    self.keep_ceremony(&session, Ceremony::Authenticate(Box::new(pending)));
+                    self.keep_ceremony(
+                        &session,
+                        Ceremony::Authenticate(Box::new(pending)),
+                        req.now,
+                    );
                     serde_json::to_vec(&challenge)
                 }
                 Err(e) => return error(StatusCode::BAD_REQUEST, "webauthn", &e.to_string()),
@@ -156,8 +162,14 @@ impl SignIn {
         }
     }
 
-    pub(super) fn keep_ceremony(&self, session: &Session, ceremony: Ceremony) {
+    /// Keeps a started ceremony for the session. Ceremonies older than their lifetime (their
+    /// session may have ended or moved on) are dropped first; only a table still full of
+    /// live ones is emptied.
+    pub(super) fn keep_ceremony(&self, session: &Session, ceremony: Ceremony, now: OffsetDateTime) {
         let mut ceremonies = self.lock_ceremonies();
+        if ceremonies.len() >= MAX_CEREMONIES {
+            ceremonies.retain(|_, (started, _)| now - *started <= CEREMONY_LIFETIME);
+        }
         if ceremonies.len() >= MAX_CEREMONIES {
             warn!(
                 open = ceremonies.len(),
@@ -165,7 +177,7 @@ impl SignIn {
             );
             ceremonies.clear();
         }
-        ceremonies.insert(session.handle.as_str().to_owned(), ceremony);
+        ceremonies.insert(session.handle.as_str().to_owned(), (now, ceremony));
     }
 
     pub(super) async fn ceremony_finish(&self, req: &AuthRequest, jar: &CookieJar) -> Answer {
@@ -174,7 +186,7 @@ impl SignIn {
             Err(answer) => return *answer,
         };
         let cookie = cookie.as_str();
-        let Some(ceremony) = self.lock_ceremonies().remove(session.handle.as_str()) else {
+        let Some((_, ceremony)) = self.lock_ceremonies().remove(session.handle.as_str()) else {
             return error(
                 StatusCode::BAD_REQUEST,
                 "no_ceremony",
@@ -528,6 +540,10 @@ impl SignIn {
         answer
     }
 }
+
+/// How long a started WebAuthn ceremony is kept (the relying party refuses it after five
+/// minutes anyway).
+const CEREMONY_LIFETIME: time::Duration = time::Duration::minutes(5);
 
 /// How recent a factor must be to change a person's factors.
 const FACTOR_CHANGE_WINDOW: time::Duration = time::Duration::minutes(5);

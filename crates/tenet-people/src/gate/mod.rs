@@ -105,7 +105,8 @@ pub struct SignIn {
     factors: Mutex<FactorStore>,
     sessions: SessionStore,
     logins: LoginTransactions,
-    ceremonies: Mutex<HashMap<String, Ceremony>>,
+    /// Open WebAuthn ceremonies by session handle, with when each started.
+    ceremonies: Mutex<HashMap<String, (OffsetDateTime, Ceremony)>>,
     rules: Rules,
     devices: Arc<Devices>,
     ca: Arc<CertificateAuthority>,
