@@ -556,7 +556,13 @@ pub async fn admin(
             match people.devices().create_token(owner.as_deref(), ttl, now) {
                 Ok(t) => (
                     StatusCode::OK,
-                    json!({"token": t.token, "expires_at": t.expires_at.unix_timestamp()}),
+                    json!({
+                        "token": t.token,
+                        "expires_at": t
+                            .expires_at
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_else(|_| t.expires_at.unix_timestamp().to_string()),
+                    }),
                     "device.token",
                     format!(
                         "enrolment token for {}",
