@@ -376,20 +376,29 @@ fn consistency(state: &AdminState, query: &str) -> Result<serde_json::Value, Pro
 /// Largest request body the admin API reads (an SVID event is a few hundred bytes).
 pub(crate) const MAX_BODY: usize = 64 * 1024;
 
-/// Record an SVID that the CLI issued from the CA files while this process holds the ledger.
-/// The SPIFFE ID must belong to this deployment's trust domain.
-async fn svid_event(req: Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+/// A request's body, at most `limit` bytes; otherwise the 400 to answer.
+pub(crate) async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<Bytes, Box<Response<Full<Bytes>>>> {
+    match http_body_util::Limited::new(req.into_body(), limit)
         .collect()
         .await
     {
-        Ok(body) => body.to_bytes(),
-        Err(e) => {
-            return json(
-                StatusCode::BAD_REQUEST,
-                serde_json::json!({"error": format!("request body: {e}")}),
-            );
-        }
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) => Err(Box::new(json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": format!("request body: {e}")}),
+        ))),
+    }
+}
+
+/// Record an SVID that the CLI issued from the CA files while this process holds the ledger.
+/// The SPIFFE ID must belong to this deployment's trust domain.
+async fn svid_event(req: Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
+    let body = match read_body(req, MAX_BODY).await {
+        Ok(body) => body,
+        Err(refused) => return *refused,
     };
     let mut event: SvidEvent = match serde_json::from_slice(&body) {
         Ok(event) => event,
@@ -431,17 +440,9 @@ async fn drill_report(
     admin_id: &SpiffeId,
     state: &AdminState,
 ) -> Response<Full<Bytes>> {
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(e) => {
-            return json(
-                StatusCode::BAD_REQUEST,
-                serde_json::json!({"error": format!("request body: {e}")}),
-            );
-        }
+    let body = match read_body(req, MAX_BODY).await {
+        Ok(body) => body,
+        Err(refused) => return *refused,
     };
     let report: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v @ serde_json::Value::Object(_)) => v,
@@ -475,17 +476,9 @@ async fn containment_change(
     admin_id: &SpiffeId,
     state: &AdminState,
 ) -> Response<Full<Bytes>> {
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(e) => {
-            return json(
-                StatusCode::BAD_REQUEST,
-                serde_json::json!({"error": format!("request body: {e}")}),
-            );
-        }
+    let body = match read_body(req, MAX_BODY).await {
+        Ok(body) => body,
+        Err(refused) => return *refused,
     };
     let change: crate::contain::Change = match serde_json::from_slice(&body) {
         Ok(c) => c,

@@ -502,7 +502,6 @@ pub async fn admin(
     state: &crate::admin::AdminState,
 ) -> http::Response<http_body_util::Full<bytes::Bytes>> {
     use http::{Method, StatusCode};
-    use http_body_util::BodyExt;
     use serde_json::json;
     let reply = crate::admin::json;
     let Some(people) = &state.people else {
@@ -521,25 +520,17 @@ pub async fn admin(
     } else {
         crate::admin::MAX_BODY
     };
-    let body = match http_body_util::Limited::new(req.into_body(), limit)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                json!({"error": format!("request body: {e}")}),
-            );
-        }
+    let body = match crate::admin::read_body(req, limit).await {
+        Ok(body) => body,
+        Err(refused) => return *refused,
     };
     let now = state.clock.now();
+    // Parsed once for the JSON endpoints; an MDM export is left to the importer.
+    let document = (path != "/v1/people/devices/mdm")
+        .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+        .flatten();
     let field = |name: &str| -> Option<String> {
-        serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()?
-            .get(name)?
-            .as_str()
-            .map(str::to_owned)
+        document.as_ref()?.get(name)?.as_str().map(str::to_owned)
     };
     let (status, value, operation, detail) = match (&method, path.as_str()) {
         (&Method::POST, "/v1/people/devices/tokens") => {
