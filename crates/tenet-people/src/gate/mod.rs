@@ -293,13 +293,17 @@ impl SignIn {
             risk,
         };
         let verdict = tenet_session::evaluate(session, &signals, &self.rules, req.now);
-        if let Err(e) = self.sessions.apply_verdict(cookie, &verdict, req.now) {
-            warn!(error = %e, "session verdict could not be applied");
-        }
-        if verdict == Verdict::Allow
-            && let Err(e) = self.sessions.touch(cookie, req.source_ip, risk, req.now)
-        {
-            warn!(error = %e, "session could not be touched");
+        // One store update per request: an allowed request records its use, a step-up or an
+        // end changes the session's state.
+        let updated = if verdict == Verdict::Allow {
+            self.sessions
+                .touch(cookie, req.source_ip, risk, req.now)
+                .map(drop)
+        } else {
+            self.sessions.apply_verdict(cookie, &verdict, req.now)
+        };
+        if let Err(e) = updated {
+            warn!(error = %e, "session could not be updated");
         }
         (verdict, state.facts)
     }
