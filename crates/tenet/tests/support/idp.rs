@@ -19,7 +19,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 
-use super::{KillOnDrop, run_ok, tenet, wait_for_port};
+use super::{KillOnDrop, run_ok, tenet, wait_for_child_port};
 
 pub const TD: &str = "example.test";
 pub const APP_HOST: &str = "app.example.test";
@@ -212,7 +212,7 @@ pub fn up(dir: &Path, config: &PeopleToml<'_>, policy: &str) -> KillOnDrop {
     std::fs::remove_file(dir.join("policies/example.cedar")).unwrap();
     std::fs::write(dir.join("policies/people.cedar"), policy).unwrap();
     let log = std::fs::File::create(dir.join("up.log")).unwrap();
-    let gateway = tenet()
+    let mut gateway = tenet()
         .arg("--config")
         .arg(dir.join("tenet.toml"))
         .arg("up")
@@ -220,10 +220,9 @@ pub fn up(dir: &Path, config: &PeopleToml<'_>, policy: &str) -> KillOnDrop {
         .stderr(log)
         .spawn()
         .unwrap();
-    let gateway = KillOnDrop(gateway);
-    wait_for_port(config.port);
-    wait_for_port(config.admin_port);
-    gateway
+    wait_for_child_port(&mut gateway, config.port, &dir.join("up.log"));
+    wait_for_child_port(&mut gateway, config.admin_port, &dir.join("up.log"));
+    KillOnDrop(gateway)
 }
 
 /// `tenet ARGS` against the deployment in `dir`; stdout.

@@ -20,12 +20,28 @@ pub fn tenet() -> Command {
     c
 }
 
+/// A port for a test server, from below the kernel's ephemeral range (32768 and up), so that
+/// the many outgoing connections of parallel tests cannot take it between this check and the
+/// server's bind. Each call in a process gets a different port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(7919)) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let port = u16::try_from(LOW + offset).unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {}", LOW + SPAN);
 }
 
 pub fn wait_for_port(port: u16) {
@@ -37,6 +53,27 @@ pub fn wait_for_port(port: u16) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("nothing listening on 127.0.0.1:{port}");
+}
+
+/// Wait for a child server's port; if the child exits first, fail with its log.
+pub fn wait_for_child_port(child: &mut Child, port: u16, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the server meant for 127.0.0.1:{port} exited ({status}):\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "nothing listening on 127.0.0.1:{port}:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 pub fn run_ok(cmd: &mut Command) -> Output {
@@ -177,8 +214,9 @@ upstream = "http://127.0.0.1:{upstream_port}"
 
     /// `tenet up` with extra environment variables.
     pub fn up_with_env(&mut self, env: &[(&str, &str)]) {
-        let log = std::fs::File::create(self.path("up.log")).unwrap();
-        let child = tenet()
+        let log_path = self.path("up.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = tenet()
             .envs(env.iter().copied())
             .arg("--config")
             .arg(self.config())
@@ -187,9 +225,9 @@ upstream = "http://127.0.0.1:{upstream_port}"
             .stderr(log)
             .spawn()
             .unwrap();
+        wait_for_child_port(&mut child, self.port, &log_path);
+        wait_for_child_port(&mut child, self.admin_port, &log_path);
         self.gateway = Some(KillOnDrop(child));
-        wait_for_port(self.port);
-        wait_for_port(self.admin_port);
     }
 
     /// Issue an X.509-SVID into `<dir>/<name>/`.
