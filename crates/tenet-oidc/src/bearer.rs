@@ -208,9 +208,44 @@ impl BearerVerifier {
     }
 }
 
+/// The issuer an `Authorization: Bearer` token claims, read without verifying it: only for
+/// saying which provider a token that no provider accepted was meant for (for instance one
+/// not discovered yet), never for accepting anything.
+pub fn claimed_issuer(authorization: &str) -> Option<String> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    token::unverified_issuer(token.trim())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_claimed_issuer_is_read_from_a_bearer_token_only() {
+        use base64::Engine as _;
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let token = format!(
+            "{}.{}.{}",
+            b64(r#"{"alg":"RS256","kid":"k1"}"#),
+            b64(r#"{"iss":"https://idp.example.test","sub":"u"}"#),
+            b64("not a signature")
+        );
+        assert_eq!(
+            claimed_issuer(&format!("Bearer {token}")).as_deref(),
+            Some("https://idp.example.test")
+        );
+        assert_eq!(
+            claimed_issuer(&format!("bearer  {token}")).as_deref(),
+            Some("https://idp.example.test")
+        );
+        assert_eq!(claimed_issuer(&format!("Basic {token}")), None);
+        assert_eq!(claimed_issuer("Bearer not-a-jwt"), None);
+        let no_iss = format!("{}.{}.x", b64(r#"{"alg":"RS256"}"#), b64(r#"{"sub":"u"}"#));
+        assert_eq!(claimed_issuer(&format!("Bearer {no_iss}")), None);
+    }
 
     #[test]
     fn media_types_compare_without_prefix_or_case() {

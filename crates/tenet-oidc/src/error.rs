@@ -100,6 +100,17 @@ pub enum OidcError {
 }
 
 impl OidcError {
+    /// Whether the same request may succeed later unchanged: the provider could not be
+    /// reached, timed out, or answered with a server error (5xx, 408, 429). Everything else
+    /// (an issuer other than the configured one, an unusable document or key set, a CA file
+    /// that cannot be read, a 404) needs someone to change a configuration first.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Http(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+
     /// A short stable reason code for logs and events.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -69,6 +69,22 @@ pub enum HttpError {
     },
 }
 
+impl HttpError {
+    /// Whether a retry of the same request may succeed: a transport failure (refused,
+    /// unreachable, timed out) or a status that says "later" (5xx, 408, 429).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport { .. } => true,
+            Self::Status { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+            Self::CaFile { .. }
+            | Self::Build(_)
+            | Self::Request { .. }
+            | Self::TooLarge { .. }
+            | Self::Response { .. } => false,
+        }
+    }
+}
+
 /// HTTP client for talking to one identity provider.
 #[derive(Clone, Debug)]
 pub struct HttpClient {

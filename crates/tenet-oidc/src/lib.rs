@@ -2,6 +2,9 @@
 //!
 //! - [`Provider`]: discovery, the authorization-code flow with PKCE, ID token checks and JWKS
 //!   rotation, producing an [`Identity`].
+//! - [`ProviderSlot`]: a configured provider that may not be discovered yet, filled once
+//!   discovery succeeds (retried with a capped exponential [`Backoff`]), so that a gateway
+//!   starts while a provider is unreachable.
 //! - [`BearerVerifier`]: `Authorization: Bearer` JWTs against a fixed key set, with a required
 //!   audience and token kind per endpoint.
 //!
@@ -26,6 +29,7 @@ mod identity;
 mod keys;
 mod login;
 mod provider;
+mod slot;
 mod token;
 
 #[cfg(test)]
@@ -33,7 +37,7 @@ mod test_keys;
 #[cfg(test)]
 mod tests_f008_f009;
 
-pub use bearer::{BearerClaims, BearerPolicy, BearerVerifier, TokenKind};
+pub use bearer::{BearerClaims, BearerPolicy, BearerVerifier, TokenKind, claimed_issuer};
 pub use config::{
     ClientSecret, ConfigError, HttpLimits, JwsAlgorithm, ProviderConfig, UnsupportedAlgorithm,
 };
@@ -43,4 +47,5 @@ pub use identity::Identity;
 pub use keys::{KeyError, KeySet, VerificationKey};
 pub use login::{AuthorizationResponse, LoginRedirect, PendingLogin};
 pub use provider::Provider;
+pub use slot::{Backoff, ProviderSlot};
 pub use token::TokenError;

@@ -57,6 +57,15 @@ impl Provider {
     pub async fn discover(config: ProviderConfig) -> Result<Self, OidcError> {
         config.validate()?;
         let http = HttpClient::new(&config.http, config.ca_file.as_deref())?;
+        Self::discover_with(config, http).await
+    }
+
+    /// [`Provider::discover`] with a configuration already validated and its HTTP client
+    /// built (see [`crate::ProviderSlot`]).
+    pub(crate) async fn discover_with(
+        config: ProviderConfig,
+        http: HttpClient,
+    ) -> Result<Self, OidcError> {
         let metadata = fetch_metadata(&http, &config).await?;
         let client = build_client(&config, &metadata)?;
         let jwks_uri = metadata.jwks_uri().url().to_string();
@@ -82,6 +91,11 @@ impl Provider {
     /// The configuration this provider runs with.
     pub fn config(&self) -> &ProviderConfig {
         &self.config
+    }
+
+    /// The HTTP client this provider talks to it with.
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.http
     }
 
     /// The provider's current signing keys (for verifying its access tokens with a

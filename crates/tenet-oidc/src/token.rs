@@ -249,6 +249,15 @@ pub(crate) fn verify(token: &str, keys: &KeySet) -> Result<Verified, TokenError>
     })
 }
 
+/// The `iss` a token claims, read without verifying anything (bounded as every token is).
+/// Only for telling which provider a refused token meant; never for a decision.
+pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
+    let (_, _, payload, _) = split(token).ok()?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
 /// A NumericDate claim, in whole seconds.
 pub(crate) fn numeric_date(
     claims: &Map<String, Value>,

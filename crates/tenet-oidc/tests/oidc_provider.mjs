@@ -2,7 +2,8 @@
 //
 // Usage: node oidc_provider.mjs CERT_PEM KEY_PEM REDIRECT_URI MODULE_DIR
 //   env TEST_CLIENT_SECRET: the secret of the one client, "tenet-gateway".
-// Listens on 127.0.0.1 on an ephemeral port over HTTPS and prints "PORT <n>" on stdout.
+// Listens on 127.0.0.1 over HTTPS, on port TEST_PORT when set (env) or an ephemeral one,
+// and prints "PORT <n>" on stdout.
 // Test-only routes:
 //   /interaction/<uid>       signs in user-A and grants the requested scopes, without a page
 //   POST /test-admin/rotate  replaces the signing key with a fresh one under a new kid
@@ -160,7 +161,7 @@ const server = https.createServer(
   { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) },
   handle,
 );
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(process.env.TEST_PORT || 0), '127.0.0.1', () => {
   const { port } = server.address();
   issuer = `https://127.0.0.1:${port}`;
   rotate();

@@ -22,8 +22,8 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 use tenet_oidc::{
-    AuthorizationResponse, ClientSecret, OidcError, PendingLogin, Provider, ProviderConfig,
-    TokenError,
+    AuthorizationResponse, Backoff, ClientSecret, OidcError, PendingLogin, Provider,
+    ProviderConfig, ProviderSlot, TokenError,
 };
 use time::OffsetDateTime;
 use url::Url;
@@ -334,6 +334,40 @@ async fn issuer_mismatch_in_discovery_is_refused() {
             other => panic!("issuer {issuer} gave {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_slot_fills_once_discovery_succeeds_and_a_wrong_issuer_is_not_transient() {
+    let idp = Idp::start();
+    let mut wrong = idp.config();
+    wrong.issuer = format!("https://localhost:{}", idp.port);
+    let slot = ProviderSlot::new(wrong).unwrap();
+    let error = slot.discover_once().await.unwrap_err();
+    assert!(
+        matches!(error, OidcError::IssuerMismatch { .. }) && !error.is_transient(),
+        "{error:?}"
+    );
+    assert!(!slot.attempt(1, &Backoff::default()).await);
+    assert!(slot.get().is_none());
+
+    let slot = ProviderSlot::new(idp.config()).unwrap();
+    let backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(10));
+    tokio::time::timeout(Duration::from_secs(20), slot.keep_discovering(backoff, 0))
+        .await
+        .unwrap();
+    let provider = slot.get().unwrap();
+    assert_eq!(provider.config().issuer, idp.issuer());
+    // Filled once: another attempt is the same provider, without a request.
+    assert!(std::sync::Arc::ptr_eq(
+        provider,
+        slot.discover_once().await.unwrap()
+    ));
+    let (pending, response) = login_at(&idp, provider, OffsetDateTime::now_utc()).await;
+    let identity = provider
+        .complete(&pending, &response, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(identity.subject, "user-A");
 }
 
 #[tokio::test]
