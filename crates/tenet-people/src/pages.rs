@@ -35,6 +35,27 @@ pub(crate) fn mfa(who: &str, rd: &str, mode: &str) -> Response<Bytes> {
     response
 }
 
+/// The page for a sign-in through `provider` while it is not reachable yet (its status is the
+/// caller's to set).
+pub(crate) fn provider_unreachable(provider: &str) -> Response<Bytes> {
+    let body = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Sign-in unavailable - Tenet</title></head>\n<body>\n\
+         <h1>Sign-in is not available yet</h1>\n\
+         <p>The identity provider <strong>{provider}</strong> is not reachable yet. Tenet keeps \
+         trying; try again in a moment.</p>\n<p><a href=\"\">Try again</a></p>\n</body></html>\n",
+        provider = escape(provider),
+    );
+    let mut response = Response::new(Bytes::from(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    secure(headers);
+    response
+}
+
 /// The page's script.
 pub(crate) fn script() -> Response<Bytes> {
     let mut response = Response::new(Bytes::from_static(SCRIPT.as_bytes()));

@@ -62,6 +62,13 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(Vec::new(), None)
+}
+
+fn fixture_with(
+    providers: Vec<Arc<tenet_oidc::ProviderSlot>>,
+    bearer: Option<tenet_people::BearerSettings>,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let td = TrustDomain::parse("example.test").unwrap();
     let ca = Arc::new(CertificateAuthority::generate(&td, t0()).unwrap());
@@ -87,7 +94,7 @@ fn fixture() -> Fixture {
     );
     let risk = Arc::new(Risk::default());
     let sign_in = SignIn::new(SignInParts {
-        providers: Vec::new(),
+        providers,
         relying_party,
         factors: tenet_mfa::FactorStore::open(dir.path().join("factors.json")).unwrap(),
         sessions: SessionStore::in_memory(SessionLimits::default()).unwrap(),
@@ -98,7 +105,7 @@ fn fixture() -> Fixture {
         sink: Arc::new(Recorded::default()),
         require_webauthn: true,
         admin_groups: Vec::new(),
-        bearer: None,
+        bearer,
         sign_ins_per_source: 30,
     });
     Fixture {
@@ -561,4 +568,114 @@ async fn codes_and_sign_ins_are_rate_limited() {
     }
     assert_eq!(f.sign_in.serve(login("203.0.113.9")).await.status(), 429);
     assert_ne!(f.sign_in.serve(login("203.0.113.10")).await.status(), 429);
+}
+
+/// A provider that has not answered discovery (never contacted here): signing in through it
+/// is a 503 naming it (a page for a browser, JSON otherwise) that does not count toward the
+/// source's sign-ins; sessions go on; a bearer token claiming its issuer is refused with a
+/// reason of its own; a person of that provider can still be cut off.
+#[tokio::test]
+async fn a_provider_not_discovered_yet_refuses_sign_in_with_503_and_nothing_else() {
+    let config = tenet_oidc::ProviderConfig::new(
+        "corp",
+        "https://idp.example.test",
+        "tenet",
+        "https://app.example.test:8443/.tenet/auth/callback",
+    );
+    let slot = Arc::new(tenet_oidc::ProviderSlot::new(config).unwrap());
+    let bearer = tenet_people::BearerSettings {
+        audience: "tenet-proxy".into(),
+        kind: tenet_oidc::TokenKind::Any,
+    };
+    let f = fixture_with(vec![slot.clone()], Some(bearer));
+    assert_eq!(f.sign_in.providers().len(), 1);
+    assert!(!f.sign_in.providers()[0].is_discovered());
+
+    let login = |query: &str, accept: Option<&'static str>| {
+        let mut request = auth("login", "x", "203.0.113.9", "");
+        request.method = Method::GET;
+        request.path_and_query = format!("/.tenet/auth/login?{query}");
+        if let Some(accept) = accept {
+            request
+                .headers
+                .insert(header::ACCEPT, HeaderValue::from_static(accept));
+        }
+        request
+    };
+    // More than the 30 sign-ins a source may start: none is counted.
+    for _ in 0..40 {
+        let answer = f.sign_in.serve(login("rd=%2F", None)).await;
+        assert_eq!(answer.status(), 503, "{:?}", answer.body());
+    }
+    let answer = f.sign_in.serve(login("rd=%2F", None)).await;
+    assert_eq!(answer.headers()[header::RETRY_AFTER], "10");
+    assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/json");
+    let body: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+    assert_eq!(body["error"], "provider_unreachable");
+    assert_eq!(body["provider"], "corp");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("identity provider corp is not reachable yet"),
+        "{body}"
+    );
+    let page = f
+        .sign_in
+        .serve(login("provider=corp&rd=%2F", Some("text/html,*/*")))
+        .await;
+    assert_eq!(page.status(), 503);
+    assert!(
+        page.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+    let text = std::str::from_utf8(page.body()).unwrap();
+    assert!(
+        text.contains("<strong>corp</strong> is not reachable yet"),
+        "{text}"
+    );
+    // Another name is still an unknown provider.
+    let answer = f.sign_in.serve(login("provider=other", None)).await;
+    assert_eq!(answer.status(), 400, "{:?}", answer.body());
+
+    // A session made before (at an earlier start, say) goes on.
+    let cookie = session(&f, "192.0.2.10", None);
+    let v = identify(&f, Some(&cookie), "192.0.2.10", None, t0());
+    assert_eq!(reason(&v), "person user:corp:u-42");
+
+    // Bearer tokens: header.payload.signature, never verified here.
+    // {"alg":"RS256","kid":"k1"}
+    let header = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0";
+    // {"iss":"https://idp.example.test","sub":"u-42","aud":"tenet-proxy"}
+    let corp = "eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlLnRlc3QiLCJzdWIiOiJ1LTQyIiwiYXVkIjoidGVuZXQtcHJveHkifQ";
+    // {"iss":"https://other.example.test","sub":"u-42","aud":"tenet-proxy"}
+    let other = "eyJpc3MiOiJodHRwczovL290aGVyLmV4YW1wbGUudGVzdCIsInN1YiI6InUtNDIiLCJhdWQiOiJ0ZW5ldC1wcm94eSJ9";
+    let with_bearer = |payload: &str| {
+        let mut headers = HeaderMap::new();
+        let value = format!("Bearer {header}.{payload}.c2lnbmF0dXJl");
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&value).unwrap(),
+        );
+        f.sign_in.identify(&PersonRequest {
+            method: &Method::GET,
+            host: "app.example.test",
+            port: 8443,
+            path_and_query: "/api",
+            headers: &headers,
+            source_ip: "192.0.2.10".parse().unwrap(),
+            client_id: None,
+            now: t0(),
+        })
+    };
+    assert_eq!(reason(&with_bearer(corp)), "bearer_provider_unreachable");
+    assert_eq!(reason(&with_bearer(other)), "bearer_no_provider");
+
+    // The person is named by the configured provider and issuer, discovered or not.
+    assert_eq!(f.sign_in.revoke_person("user:corp:u-42", t0()), 1);
+    let v = identify(&f, Some(&cookie), "192.0.2.10", None, t0());
+    assert_eq!(reason(&v), "revoked");
 }

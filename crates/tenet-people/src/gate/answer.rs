@@ -42,3 +42,35 @@ pub(super) fn error(status: StatusCode, code: &str, detail: &str) -> Answer {
     let body = serde_json::json!({ "error": code, "detail": detail }).to_string();
     json(status, body.into_bytes())
 }
+
+/// How long a person is told to wait before trying a provider that is not reachable yet.
+const RETRY_AFTER_SECS: &str = "10";
+
+/// 503 for a sign-in through a provider that has not answered discovery yet: a page for a
+/// browser (`Accept: text/html`), JSON otherwise, both naming the provider.
+pub(super) fn provider_unreachable(headers: &http::HeaderMap, provider: &str) -> Answer {
+    let wants_html = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/html"));
+    let mut answer = if wants_html {
+        crate::pages::provider_unreachable(provider)
+    } else {
+        let body = serde_json::json!({
+            "error": "provider_unreachable",
+            "provider": provider,
+            "detail": format!("identity provider {provider} is not reachable yet; try again in a moment"),
+        });
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            body.to_string().into_bytes(),
+        )
+    };
+    *answer.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    answer.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
+    answer
+}

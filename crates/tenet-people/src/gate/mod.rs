@@ -21,7 +21,7 @@ use tenet_gateway::{
 use tenet_identity::CertificateAuthority;
 use tenet_mfa::{CredentialKind, FactorStore, PendingAuthentication, PendingRegistration};
 use tenet_mfa::{RelyingParty, UserAccount};
-use tenet_oidc::{AuthorizationResponse, PendingLogin, Provider};
+use tenet_oidc::{AuthorizationResponse, PendingLogin, Provider, ProviderSlot};
 use tenet_policy::{Principal, SessionFacts};
 use tenet_session::{
     CookieJar, FactorUse, LoginTransactions, NewSession, PostureSummary, Reason, ReasonCode,
@@ -36,7 +36,9 @@ mod enrol;
 mod factors;
 mod signin;
 
-use answer::{Answer, add_cookie, error, json, see_other, tenet_gateway_auth_path};
+use answer::{
+    Answer, add_cookie, error, json, provider_unreachable, see_other, tenet_gateway_auth_path,
+};
 
 use crate::devices::Devices;
 use crate::pages;
@@ -52,8 +54,9 @@ const ATTR_DEVICE_COMPLIANT: &str = "device_compliant_at_login";
 
 /// What the sign-in service is built from.
 pub struct SignInParts {
-    /// The OpenID Connect providers, discovered; the first is the default.
-    pub providers: Vec<Arc<Provider>>,
+    /// The OpenID Connect providers, discovered or not yet (a background task fills each
+    /// slot once its provider answers); the first is the default.
+    pub providers: Vec<Arc<ProviderSlot>>,
     /// The WebAuthn relying party.
     pub relying_party: RelyingParty,
     /// People's registered factors.
@@ -100,7 +103,7 @@ enum Ceremony {
 
 /// The sign-in service (see the module documentation).
 pub struct SignIn {
-    providers: Vec<Arc<Provider>>,
+    providers: Vec<Arc<ProviderSlot>>,
     rp: RelyingParty,
     factors: Mutex<FactorStore>,
     sessions: SessionStore,
@@ -170,6 +173,11 @@ impl SignIn {
         &self.devices
     }
 
+    /// The identity providers, in configuration order, discovered or not.
+    pub fn providers(&self) -> &[Arc<ProviderSlot>] {
+        &self.providers
+    }
+
     /// The sessions of the person named `name` (`user:<provider>:<subject>`), or of the
     /// person with that email address.
     fn selector(&self, name: &str) -> Option<tenet_session::UserSelector> {
@@ -180,6 +188,8 @@ impl SignIn {
                 .providers
                 .iter()
                 .find(|p| p.config().name == provider)
+                // Known from the configuration: a provider not discovered yet names its
+                // people too.
                 .map(|p| tenet_session::UserSelector::Subject {
                     issuer: Some(p.config().issuer.clone()),
                     subject: subject.to_owned(),
@@ -409,9 +419,12 @@ impl PeopleGate for SignIn {
 }
 
 impl SignIn {
-    /// An API caller with a provider's access token: verified against every provider's keys
-    /// with the configured audience, kind and that provider's issuer. No session: the person
-    /// is described by the token alone (factor `bearer`, never phishing-resistant).
+    /// An API caller with a provider's access token: verified against every discovered
+    /// provider's keys with the configured audience, kind and that provider's issuer. No
+    /// session: the person is described by the token alone (factor `bearer`, never
+    /// phishing-resistant). A token that no discovered provider accepts and that claims the
+    /// issuer of a provider not discovered yet cannot be checked: it is refused (401) with the
+    /// reason `bearer_provider_unreachable`, so that the caller can tell it from a bad token.
     fn identify_bearer(&self, value: &http::HeaderValue, req: &PersonRequest<'_>) -> PersonVerdict {
         let refused = |reason: String| PersonVerdict::SignInRequired { reason };
         let Some(settings) = &self.bearer else {
@@ -421,7 +434,12 @@ impl SignIn {
             return refused("bearer_malformed".into());
         };
         let mut last = String::from("bearer_no_provider");
-        for provider in &self.providers {
+        let mut undiscovered = false;
+        for slot in &self.providers {
+            let Some(provider) = slot.get() else {
+                undiscovered = true;
+                continue;
+            };
             let Some(keys) = provider.current_keys() else {
                 continue;
             };
@@ -503,6 +521,15 @@ impl SignIn {
                 device: self.devices.state(device, req.now).facts,
             }));
         }
+        if undiscovered
+            && let Some(issuer) = tenet_oidc::claimed_issuer(value)
+            && self
+                .providers
+                .iter()
+                .any(|slot| !slot.is_discovered() && slot.config().issuer == issuer)
+        {
+            return refused("bearer_provider_unreachable".into());
+        }
         refused(last)
     }
 }
@@ -521,9 +548,10 @@ fn refetch_in_background(provider: &Arc<Provider>, kid: &str, now: OffsetDateTim
 }
 
 impl SignIn {
-    /// Fetches every provider's keys again (retired keys stop verifying bearer tokens).
+    /// Fetches every discovered provider's keys again (retired keys stop verifying bearer
+    /// tokens).
     pub async fn refresh_provider_keys(&self) {
-        for provider in &self.providers {
+        for provider in self.providers.iter().filter_map(|slot| slot.get()) {
             if let Err(e) = provider.refresh_keys().await {
                 warn!(provider = %provider.config().name, error = %e, "provider keys not refreshed");
             }

@@ -20,6 +20,23 @@ impl SignIn {
     }
 
     pub(super) async fn login(&self, req: &AuthRequest, query: &str) -> Answer {
+        let wanted = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "provider")
+            .map(|(_, v)| v.into_owned());
+        let slot = match &wanted {
+            Some(name) => self.providers.iter().find(|p| p.config().name == *name),
+            None => self.providers.first(),
+        };
+        // A provider that has not answered discovery yet: nothing to redirect to. This does
+        // not count toward the sign-ins of the source address (people retrying during an
+        // outage must not be locked out once it ends), and is no failed sign-in.
+        if let Some(slot) = slot
+            && !slot.is_discovered()
+        {
+            debug!(provider = %slot.config().name, source = %req.source_ip,
+                "sign-in refused: the identity provider is not discovered yet");
+            return provider_unreachable(&req.headers, &slot.config().name);
+        }
         if !self
             .logins_per_source
             .count(&req.source_ip.to_string(), req.now)
@@ -35,14 +52,7 @@ impl SignIn {
             Ok(rd) => rd,
             Err(e) => return error(StatusCode::BAD_REQUEST, "bad_return_path", &e),
         };
-        let wanted = url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "provider")
-            .map(|(_, v)| v.into_owned());
-        let provider = match &wanted {
-            Some(name) => self.providers.iter().find(|p| p.config().name == *name),
-            None => self.providers.first(),
-        };
-        let Some(provider) = provider else {
+        let Some(provider) = slot.and_then(|slot| slot.get()) else {
             return error(
                 StatusCode::BAD_REQUEST,
                 "unknown_provider",
@@ -123,7 +133,7 @@ impl SignIn {
                 );
             }
         };
-        let Some(provider) = self
+        let Some(slot) = self
             .providers
             .iter()
             .find(|p| p.config().name == pending.provider())
@@ -133,6 +143,11 @@ impl SignIn {
                 "unknown_provider",
                 "the provider is no longer configured",
             );
+        };
+        // A pending login exists only for a provider that was discovered, and slots are never
+        // emptied; answered all the same rather than assumed.
+        let Some(provider) = slot.get() else {
+            return provider_unreachable(&req.headers, &slot.config().name);
         };
         let identity = match provider.complete(&pending, &response, req.now).await {
             Ok(i) => i,
