@@ -172,6 +172,7 @@ async fn handle(
                         .map(|(n, a)| serde_json::json!({"name": n, "addr": a.to_string()}))
                         .collect::<Vec<_>>(),
                     "ledger": ledger_status(state),
+                    "people": people_status(state),
                 }),
             )
         }
@@ -249,6 +250,26 @@ async fn handle(
             serde_json::json!({"error": "not_found"}),
         ),
     }
+}
+
+/// The identity providers and whether each is discovered (sign-in through one that is not
+/// answers 503); null without `[people]`.
+fn people_status(state: &AdminState) -> serde_json::Value {
+    let Some(people) = &state.people else {
+        return serde_json::Value::Null;
+    };
+    let providers: Vec<serde_json::Value> = people
+        .providers()
+        .iter()
+        .map(|slot| {
+            serde_json::json!({
+                "name": slot.config().name,
+                "issuer": slot.config().issuer,
+                "discovered": slot.is_discovered(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "providers": providers })
 }
 
 fn ledger_status(state: &AdminState) -> serde_json::Value {

@@ -230,6 +230,7 @@ cut_off = "15m"
 # sign_ins_per_source = 300                    # sign-ins one address may start per 10 minutes
 # bearer_audience = "wiki-api"                 # accept the provider's access tokens for API calls
 # bearer_kind = "typ:at+jwt"                   # ... of this kind (or "token_use:access")
+# discovery_retry_max = "60s"                  # a provider down at start: retried 1s, 2s, ... up to this
 #
 # [people.posture]
 # max_age_secs = 86400

@@ -73,6 +73,10 @@ pub struct PeopleSection {
     /// Fastest believable travel between two sites, km/h (default 1000).
     #[serde(default = "default_speed")]
     pub max_travel_kmh: f64,
+    /// Longest wait between two discovery attempts of a provider that did not answer at
+    /// start, e.g. "60s" (the waits start at one second and double up to it).
+    #[serde(default = "default_discovery_retry_max")]
+    pub discovery_retry_max: String,
     /// The identity providers; the first is the default.
     pub providers: Vec<ProviderSection>,
 }
@@ -125,6 +129,9 @@ fn default_sign_ins_per_source() -> u32 {
 fn default_speed() -> f64 {
     1000.0
 }
+fn default_discovery_retry_max() -> String {
+    "60s".into()
+}
 
 /// `typ:<media type>`, `token_use:<value>`, or any kind (absent).
 fn bearer_kind(text: Option<&str>) -> Result<tenet_oidc::TokenKind> {
@@ -147,10 +154,16 @@ const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
 const MAX_MDM_IMPORT: u64 = 16 * 1024 * 1024;
 /// How many refused rows `tenet device import` shows.
 const SHOWN_PROBLEMS: usize = 20;
+/// The bounds of `discovery_retry_max`.
+const DISCOVERY_RETRY_MAX: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(3600));
+/// How long `tenet up` waits for the first discovery of the providers (all at once) before
+/// it starts without those that have not answered.
+const FIRST_DISCOVERY: Duration = Duration::from_secs(5);
 
 /// `[people]`, checked, with paths made absolute. Everything that can be checked without the
-/// network is checked and built here, at configuration load; [`build`] only discovers the
-/// providers and opens the stores.
+/// network is checked and built here, at configuration load; [`build`] reads the providers'
+/// files, tries to discover them once and opens the stores.
 #[derive(Debug)]
 pub struct PeopleSpec {
     section: PeopleSection,
@@ -159,6 +172,8 @@ pub struct PeopleSpec {
     limits: tenet_session::SessionLimits,
     rules: tenet_session::Rules,
     bearer: Option<tenet_people::BearerSettings>,
+    /// The waits between discovery attempts of a provider not reachable yet.
+    backoff: tenet_oidc::Backoff,
 }
 
 impl PeopleSpec {
@@ -328,6 +343,7 @@ pub fn people_spec(
     let relying_party = relying_party(&section)?;
     let limits = session_limits(&section)?;
     let rules = session_rules(&section)?;
+    let backoff = discovery_backoff(&section.discovery_retry_max)?;
     Ok(Some(PeopleSpec {
         section,
         base: base.to_path_buf(),
@@ -335,7 +351,21 @@ pub fn people_spec(
         limits,
         rules,
         bearer,
+        backoff,
     }))
+}
+
+/// The discovery retry waits: one second, doubling up to `discovery_retry_max` (1s to 1h).
+fn discovery_backoff(max: &str) -> Result<tenet_oidc::Backoff> {
+    let longest = parse_duration(max).context("people.discovery_retry_max")?;
+    let (low, high) = DISCOVERY_RETRY_MAX;
+    if longest < low || longest > high {
+        bail!("people.discovery_retry_max {max:?} must be between 1s and 1h");
+    }
+    Ok(tenet_oidc::Backoff::new(
+        tenet_oidc::Backoff::DEFAULT_FIRST.min(longest),
+        longest,
+    ))
 }
 
 /// The WebAuthn relying party of `[people]` (rp_id, rp_name, origins).
@@ -426,8 +456,12 @@ fn session_rules(section: &PeopleSection) -> Result<tenet_session::Rules> {
     Ok(rules)
 }
 
-/// Builds the sign-in service: discovers every provider, opens the factor, session, device
-/// and posture files in `data_dir`. The configuration was checked by [`people_spec`].
+/// Builds the sign-in service: reads each provider's files (client secret, CA), tries to
+/// discover every provider once (all at once, for at most five seconds), opens the factor,
+/// session, device and posture files in `data_dir`. A provider that does not answer does not
+/// stop the service: its slot stays empty (sign-in through it answers 503) until
+/// [`keep_discovering`] fills it. A file that cannot be read does stop it. The configuration
+/// was checked by [`people_spec`].
 pub async fn build(
     spec: &PeopleSpec,
     data_dir: &Path,
@@ -450,11 +484,11 @@ pub async fn build(
             config.client_secret = Some(tenet_oidc::ClientSecret::new(secret.trim()));
         }
         config.ca_file = p.ca_file.as_ref().map(|f| spec.base.join(f));
-        let provider = tenet_oidc::Provider::discover(config)
-            .await
-            .with_context(|| format!("identity provider {:?} ({})", p.name, p.issuer))?;
-        providers.push(Arc::new(provider));
+        let slot = tenet_oidc::ProviderSlot::new(config)
+            .with_context(|| format!("people.providers[{i}] ({:?})", p.name))?;
+        providers.push(Arc::new(slot));
     }
+    first_discovery(&providers, spec.backoff).await;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let factors =
@@ -487,6 +521,47 @@ pub async fn build(
         sign_ins_per_source: s.sign_ins_per_source.max(1),
         bearer: spec.bearer.clone(),
     })))
+}
+
+/// One discovery attempt per provider, all at once, each logged by the slot; an attempt still
+/// running after [`FIRST_DISCOVERY`] is given up (and logged) for the background to retry.
+async fn first_discovery(
+    providers: &[Arc<tenet_oidc::ProviderSlot>],
+    backoff: tenet_oidc::Backoff,
+) {
+    let mut attempts = tokio::task::JoinSet::new();
+    for slot in providers {
+        let slot = Arc::clone(slot);
+        attempts.spawn(async move {
+            let attempt = tokio::time::timeout(FIRST_DISCOVERY, slot.attempt(1, &backoff));
+            if attempt.await.is_err() {
+                tracing::warn!(
+                    provider = %slot.config().name,
+                    issuer = %slot.config().issuer,
+                    waited_secs = FIRST_DISCOVERY.as_secs(),
+                    retry_in_secs = backoff.delay(1).as_secs_f64(),
+                    "identity provider did not answer discovery in time; starting without it"
+                );
+            }
+        });
+    }
+    while attempts.join_next().await.is_some() {}
+}
+
+/// Background discovery of every provider [`build`] could not discover: one task per
+/// provider, retrying with the configured backoff until it answers (the first attempt has
+/// failed already). The tasks end once their provider is discovered; abort them at shutdown.
+pub fn keep_discovering(spec: &PeopleSpec, people: &SignIn) -> Vec<tokio::task::JoinHandle<()>> {
+    let backoff = spec.backoff;
+    people
+        .providers()
+        .iter()
+        .filter(|slot| !slot.is_discovered())
+        .map(|slot| {
+            let slot = Arc::clone(slot);
+            tokio::spawn(async move { slot.keep_discovering(backoff, 1).await })
+        })
+        .collect()
 }
 
 /// `/v1/people/...` on the admin API:
@@ -1348,6 +1423,25 @@ mod tests {
         assert_eq!(spec.rules.posture_max_age, time::Duration::hours(24));
         assert_eq!(spec.relying_party.rp_id(), "example.test");
         assert!(spec.bearer.is_none());
+    }
+
+    #[test]
+    fn discovery_retries_double_from_a_second_up_to_the_configured_cap() {
+        let spec = check(section(GOOD)).unwrap().unwrap();
+        let waits: Vec<u64> = (1..=8).map(|n| spec.backoff.delay(n).as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 60, 60]);
+
+        let mut fast = section(GOOD);
+        fast.discovery_retry_max = "5s".into();
+        let spec = check(fast).unwrap().unwrap();
+        let waits: Vec<u64> = (1..=5).map(|n| spec.backoff.delay(n).as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 5, 5]);
+
+        for bad in ["500ms", "0s", "2h", "soon"] {
+            let mut wrong = section(GOOD);
+            wrong.discovery_retry_max = bad.into();
+            refused(wrong, &["people.discovery_retry_max"]);
+        }
     }
 
     #[test]

@@ -130,7 +130,21 @@ pub async fn start(config: &Config) -> Result<Running> {
                 Arc::new(sink.clone()),
             )
             .await?;
-            info!("sign-in for people routes ready");
+            let waiting: Vec<&str> = service
+                .providers()
+                .iter()
+                .filter(|slot| !slot.is_discovered())
+                .map(|slot| slot.config().name.as_str())
+                .collect();
+            if waiting.is_empty() {
+                info!("sign-in for people routes ready");
+            } else {
+                warn!(
+                    providers = ?waiting,
+                    "sign-in for people routes ready, except through identity providers not \
+                     reachable yet (503 until discovered; retried in the background)"
+                );
+            }
             Some(service)
         }
         None => None,
@@ -195,8 +209,9 @@ pub async fn start(config: &Config) -> Result<Running> {
             clock.clone(),
         )),
     ];
-    if let Some(people) = &people {
+    if let (Some(people), Some(spec)) = (&people, &config.people) {
         background.push(tokio::spawn(keep_sessions(people.clone())));
+        background.extend(crate::people::keep_discovering(spec, people));
     }
     if let Some(detector) = detector {
         let detector = detector.with_people(people.clone());

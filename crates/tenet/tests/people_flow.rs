@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use http::{HeaderMap, Method, header};
 use serde_json::Value;
-use support::idp::{self, PeopleToml, Provider, cookie_header};
+use support::idp::{self, PeopleToml, Provider, cookie_header, remember};
 use support::{KillOnDrop, free_port, start_upstream};
 use tenet_mfa::json::{CreationChallengeResponse, RequestChallengeResponse};
 use url::Url;
@@ -262,21 +262,7 @@ impl Browser {
     /// Follows the provider's redirects (its test interaction signs user-A in and grants the
     /// scopes) until it sends the browser back to the gateway; returns that path and query.
     async fn at_provider(&mut self, authorization_url: &str) -> String {
-        let mut next = Url::parse(authorization_url).unwrap();
-        for _ in 0..12 {
-            let mut request = self.http.get(next.clone());
-            if !self.idp.is_empty() {
-                request = request.header(header::COOKIE, cookie_header(&self.idp));
-            }
-            let reply = read(request.send().await.unwrap()).await;
-            remember(&mut self.idp, &reply.headers);
-            let target = next.join(&reply.location()).unwrap();
-            if let Some(rest) = target.as_str().strip_prefix(&self.origin) {
-                return rest.to_owned();
-            }
-            next = target;
-        }
-        panic!("the provider never sent the browser back");
+        idp::through_provider(&self.http, &mut self.idp, authorization_url, &self.origin).await
     }
 }
 
@@ -288,22 +274,6 @@ async fn read(response: reqwest::Response) -> Reply {
         status,
         headers,
         body,
-    }
-}
-
-/// Applies an answer's `Set-Cookie` lines to a jar (an empty value or `Max-Age=0` removes).
-fn remember(jar: &mut BTreeMap<String, String>, headers: &HeaderMap) {
-    for line in headers.get_all(header::SET_COOKIE) {
-        let line = line.to_str().unwrap();
-        let pair = line.split(';').next().unwrap_or_default();
-        let Some((name, value)) = pair.split_once('=') else {
-            continue;
-        };
-        if value.is_empty() || line.contains("Max-Age=0") {
-            jar.remove(name.trim());
-        } else {
-            jar.insert(name.trim().to_owned(), value.to_owned());
-        }
     }
 }
 

@@ -79,10 +79,10 @@ pub fn provider_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     files
 }
 
-/// The provider script, running on an ephemeral port of 127.0.0.1 (it exits when its stdin
-/// closes, and is killed when this is dropped).
+/// The provider script on 127.0.0.1 (it exits when its stdin closes, and is killed when this
+/// is dropped), or only its files and port while it is not started yet.
 pub struct Provider {
-    _process: KillOnDrop,
+    process: Option<KillOnDrop>,
     pub port: u16,
     /// Holds `client-secret` and the provider's TLS files (`idp-ca.pem` among them).
     pub dir: PathBuf,
@@ -94,19 +94,41 @@ pub struct Provider {
 
 impl Provider {
     /// Writes a fresh client secret (`client-secret`) and the TLS files into `dir`, then starts
-    /// the script with them and `redirect_uri`.
+    /// the script with them and `redirect_uri` on an ephemeral port.
     pub fn start(dir: &Path, redirect_uri: &str) -> Self {
+        let mut provider = Self::prepared(dir, redirect_uri, 0);
+        provider.run();
+        provider
+    }
+
+    /// Writes the client secret and the TLS files into `dir` for a provider on `port`, and
+    /// starts nothing: its issuer is known, nobody answers there until [`Provider::run`].
+    pub fn prepared(dir: &Path, redirect_uri: &str, port: u16) -> Self {
         let secret = format!("secret-{}", uuid::Uuid::new_v4());
         std::fs::write(dir.join("client-secret"), &secret).unwrap();
-        let (_, cert, key) = provider_tls(dir);
+        provider_tls(dir);
+        Self {
+            process: None,
+            port,
+            dir: dir.to_owned(),
+            secret,
+            redirect_uri: redirect_uri.to_owned(),
+        }
+    }
+
+    /// Starts the script on this provider's port (an ephemeral one when 0) with the files
+    /// [`Provider::prepared`] wrote, and waits until it listens.
+    pub fn run(&mut self) {
+        assert!(self.process.is_none(), "the provider runs already");
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenet-oidc/tests/oidc_provider.mjs");
         let mut child = Command::new("node")
             .arg(script)
-            .args([&cert, &key])
-            .arg(redirect_uri)
+            .args([self.dir.join("idp-cert.pem"), self.dir.join("idp-key.pem")])
+            .arg(&self.redirect_uri)
             .arg(provider_package())
-            .env("TEST_CLIENT_SECRET", &secret)
+            .env("TEST_CLIENT_SECRET", &self.secret)
+            .env("TEST_PORT", self.port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -125,14 +147,8 @@ impl Provider {
             .trim()
             .strip_prefix("PORT ")
             .and_then(|p| p.parse().ok());
-        let port = port.unwrap_or_else(|| panic!("oidc-provider did not start: said {line:?}"));
-        Self {
-            _process: process,
-            port,
-            dir: dir.to_owned(),
-            secret,
-            redirect_uri: redirect_uri.to_owned(),
-        }
+        self.port = port.unwrap_or_else(|| panic!("oidc-provider did not start: said {line:?}"));
+        self.process = Some(process);
     }
 
     pub fn issuer(&self) -> String {
@@ -248,6 +264,53 @@ pub fn http_client(dir: &Path, port: u16) -> reqwest::ClientBuilder {
         .timeout(Duration::from_secs(10))
         .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
         .resolve(APP_HOST, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Applies an answer's `Set-Cookie` lines to a jar (an empty value or `Max-Age=0` removes).
+pub fn remember(jar: &mut BTreeMap<String, String>, headers: &http::HeaderMap) {
+    for line in headers.get_all(http::header::SET_COOKIE) {
+        let line = line.to_str().unwrap();
+        let pair = line.split(';').next().unwrap_or_default();
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        if value.is_empty() || line.contains("Max-Age=0") {
+            jar.remove(name.trim());
+        } else {
+            jar.insert(name.trim().to_owned(), value.to_owned());
+        }
+    }
+}
+
+/// Follows the provider's redirects from `authorization_url` (its test interaction signs
+/// user-A in and grants the scopes), keeping the provider's cookies in `jar`, until it sends
+/// the browser back to `origin`; returns that path and query.
+pub async fn through_provider(
+    http: &reqwest::Client,
+    jar: &mut BTreeMap<String, String>,
+    authorization_url: &str,
+    origin: &str,
+) -> String {
+    let mut next = url::Url::parse(authorization_url).unwrap();
+    for _ in 0..12 {
+        let mut request = http.get(next.clone());
+        if !jar.is_empty() {
+            request = request.header(http::header::COOKIE, cookie_header(jar));
+        }
+        let response = request.send().await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let body = response.text().await.unwrap_or_default();
+        remember(jar, &headers);
+        let location = headers
+            .get(http::header::LOCATION)
+            .unwrap_or_else(|| panic!("the provider answered {status} without Location: {body}"));
+        let target = next.join(location.to_str().unwrap()).unwrap();
+        if let Some(rest) = target.as_str().strip_prefix(origin) {
+            return rest.to_owned();
+        }
+        next = target;
+    }
+    panic!("the provider never sent the browser back");
 }
 
 /// A `Cookie` header value for the cookies in `jar`.
