@@ -1,5 +1,6 @@
 //! The event types and their OCSF-shaped canonical JSON.
 
+use std::io::Write as _;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -250,15 +251,45 @@ impl Event {
 
     /// The event's canonical bytes: compact JSON with object keys sorted, in OCSF shape.
     /// The same event always gives the same bytes; the ledger hashes exactly these.
+    ///
+    /// Access and rejection events (one per gateway request) are written straight into the
+    /// buffer with their keys in sorted order; the other kinds go through [`Event::to_ocsf`]
+    /// and a sort of every object's keys. Both give the bytes
+    /// [`Event::canonical_json_via_value`] gives, byte for byte.
     pub fn to_canonical_json(&self) -> Vec<u8> {
+        match &self.kind {
+            EventKind::Access(a) => {
+                let mut out = Vec::with_capacity(access_len_hint(a));
+                write_access(self, a, &mut out);
+                out
+            }
+            EventKind::Rejection(r) => {
+                let mut out = Vec::with_capacity(rejection_len_hint(r));
+                write_rejection(self, r, &mut out);
+                out
+            }
+            _ => self.canonical_json_via_value(),
+        }
+    }
+
+    /// The canonical bytes built the general way: [`Event::to_ocsf`], then every object's
+    /// keys sorted as it is written. This is the definition [`Event::to_canonical_json`]
+    /// follows; kept for the tests and benchmarks that hold the direct writers to it.
+    #[doc(hidden)]
+    pub fn canonical_json_via_value(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1024);
         write_canonical(&self.to_ocsf(), &mut out);
         out
     }
 
+    /// Milliseconds since the Unix epoch, as the OCSF `time` field carries them.
+    fn time_ms(&self) -> i64 {
+        i64::try_from(self.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+    }
+
     /// The event as an OCSF-shaped JSON value.
     pub fn to_ocsf(&self) -> Value {
-        let time_ms = i64::try_from(self.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let time_ms = self.time_ms();
         let mut v = match &self.kind {
             EventKind::Access(a) => access_ocsf(a),
             EventKind::Rejection(r) => rejection_ocsf(r),
@@ -370,6 +401,221 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 fn write_scalar(value: &Value, out: &mut Vec<u8>) {
     // Serialising a string, number, bool or null into a Vec cannot fail.
     let _ = serde_json::to_writer(out, value);
+}
+
+// The direct writers below give, for their kinds, exactly the bytes of
+// `write_canonical(&event.to_ocsf())`: the same objects with their keys written in the
+// order that sort gives (byte order), strings escaped and integers formatted by serde_json
+// as `write_scalar` does, and `null` where `to_ocsf` has `None`. The tests in
+// `tests/canonical.rs` compare the two on generated events.
+
+/// A JSON string, escaped exactly as `write_scalar` escapes a `Value::String`.
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    // Serialising a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// A string, or `null` for `None`.
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// An unsigned integer, formatted as a `Value::Number` holding it is.
+fn put_u64(out: &mut Vec<u8>, n: u64) {
+    // Serialising an integer into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &n);
+}
+
+/// A signed integer, formatted as a `Value::Number` holding it is.
+fn put_i64(out: &mut Vec<u8>, n: i64) {
+    // Serialising an integer into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &n);
+}
+
+/// An array of strings.
+fn put_str_array(out: &mut Vec<u8>, items: &[String]) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put_str(out, item);
+    }
+    out.push(b']');
+}
+
+/// `"src_endpoint":{"ip":…,"port":…}`: the address as its `Display` text, as `to_ocsf`
+/// stores it (digits, hex, dots and colons: nothing JSON escapes).
+fn put_src_endpoint(out: &mut Vec<u8>, ip: IpAddr, port: u16) {
+    out.extend_from_slice(b"\"src_endpoint\":{\"ip\":\"");
+    // Formatting into a Vec cannot fail.
+    let _ = write!(out, "{ip}");
+    out.extend_from_slice(b"\",\"port\":");
+    put_u64(out, u64::from(port));
+    out.push(b'}');
+}
+
+/// `"http_response":null` or `"http_response":{"code":…}`.
+fn put_http_response(out: &mut Vec<u8>, status: Option<u16>) {
+    out.extend_from_slice(b"\"http_response\":");
+    match status {
+        Some(code) => {
+            out.extend_from_slice(b"{\"code\":");
+            put_u64(out, u64::from(code));
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `"metadata":{…}`: the product, the event id and the OCSF schema version.
+fn put_metadata(out: &mut Vec<u8>, id: &Uuid) {
+    out.extend_from_slice(
+        b"\"metadata\":{\"product\":{\"name\":\"Tenet\",\"vendor_name\":\"Tenet\",\"version\":",
+    );
+    put_str(out, env!("CARGO_PKG_VERSION"));
+    out.extend_from_slice(b"},\"uid\":\"");
+    let mut buf = Uuid::encode_buffer();
+    out.extend_from_slice(id.hyphenated().encode_lower(&mut buf).as_bytes());
+    out.extend_from_slice(b"\",\"version\":\"1.3.0\"}");
+}
+
+/// What an event of these kinds takes beyond its strings, so the buffer is allocated once.
+const FIXED_LEN: usize = 720;
+
+fn access_len_hint(a: &AccessEvent) -> usize {
+    let optional = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let list = |l: &[String]| l.iter().map(|s| s.len() + 3).sum::<usize>();
+    FIXED_LEN
+        + a.request_id.len()
+        + a.listener.len()
+        + a.principal.len()
+        + a.action.len()
+        + optional(&a.route)
+        + optional(&a.service)
+        + a.host.len()
+        + a.path.len()
+        + a.protocol.len()
+        + a.tls_version.len()
+        + optional(&a.client_serial)
+        + list(&a.reasons)
+        + list(&a.errors)
+        + a.policy_hash.len()
+}
+
+fn rejection_len_hint(r: &RejectionEvent) -> usize {
+    let optional = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    FIXED_LEN
+        + optional(&r.request_id)
+        + r.listener.len()
+        + r.stage.len()
+        + r.kind.len()
+        + r.detail.len()
+        + optional(&r.principal)
+}
+
+/// `write_canonical(&access_ocsf(a) + time + metadata)`, written directly.
+fn write_access(e: &Event, a: &AccessEvent, out: &mut Vec<u8>) {
+    let (activity_id, activity) = http_activity(&a.action);
+    let allowed = a.disposition == Disposition::Allowed;
+    out.extend_from_slice(if allowed {
+        b"{\"action\":\"Allowed\",\"action_id\":1,\"activity_id\":"
+    } else {
+        b"{\"action\":\"Denied\",\"action_id\":2,\"activity_id\":"
+    });
+    put_u64(out, u64::from(activity_id));
+    out.extend_from_slice(b",\"activity_name\":");
+    put_str(out, activity);
+    out.extend_from_slice(b",\"actor\":{\"app_name\":");
+    put_str(out, &a.principal);
+    out.extend_from_slice(if allowed {
+        b"},\"category_uid\":4,\"class_name\":\"HTTP Activity\",\"class_uid\":4002,\"disposition\":\"Allowed\",\"disposition_id\":1,\"http_request\":{\"http_method\":"
+    } else {
+        b"},\"category_uid\":4,\"class_name\":\"HTTP Activity\",\"class_uid\":4002,\"disposition\":\"Blocked\",\"disposition_id\":2,\"http_request\":{\"http_method\":"
+    });
+    put_str(out, &a.action);
+    out.extend_from_slice(b",\"uid\":");
+    put_str(out, &a.request_id);
+    out.extend_from_slice(b",\"url\":{\"hostname\":");
+    put_str(out, &a.host);
+    out.extend_from_slice(b",\"path\":");
+    put_str(out, &a.path);
+    out.extend_from_slice(b"},\"version\":");
+    put_str(out, &a.protocol);
+    out.extend_from_slice(b"},");
+    put_http_response(out, a.status);
+    out.push(b',');
+    put_metadata(out, &e.id);
+    out.extend_from_slice(if allowed {
+        b",\"severity_id\":1,"
+    } else {
+        b",\"severity_id\":3,"
+    });
+    put_src_endpoint(out, a.source_ip, a.source_port);
+    out.extend_from_slice(if allowed {
+        b",\"status_id\":1,\"time\":"
+    } else {
+        b",\"status_id\":2,\"time\":"
+    });
+    put_i64(out, e.time_ms());
+    out.extend_from_slice(b",\"tls\":{\"certificate\":{\"serial_number\":");
+    put_opt_str(out, a.client_serial.as_deref());
+    out.extend_from_slice(b"},\"version\":");
+    put_str(out, &a.tls_version);
+    out.extend_from_slice(b"},\"type_uid\":");
+    put_u64(out, 400_200 + u64::from(activity_id));
+    out.extend_from_slice(b",\"unmapped\":{\"decision_us\":");
+    put_u64(out, a.decision_us);
+    out.extend_from_slice(b",\"errors\":");
+    put_str_array(out, &a.errors);
+    out.extend_from_slice(b",\"listener\":");
+    put_str(out, &a.listener);
+    out.extend_from_slice(b",\"policy_hash\":");
+    put_str(out, &a.policy_hash);
+    out.extend_from_slice(b",\"reasons\":");
+    put_str_array(out, &a.reasons);
+    out.extend_from_slice(b",\"route\":");
+    put_opt_str(out, a.route.as_deref());
+    out.extend_from_slice(b",\"service\":");
+    put_opt_str(out, a.service.as_deref());
+    out.extend_from_slice(b"}}");
+}
+
+/// `write_canonical(&rejection_ocsf(r) + time + metadata)`, written directly.
+fn write_rejection(e: &Event, r: &RejectionEvent, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"activity_id\":1,\"actor\":{\"app_name\":");
+    put_opt_str(out, r.principal.as_deref());
+    out.extend_from_slice(if r.stage == "tls" {
+        b"},\"category_uid\":3,\"class_name\":\"Authentication\",\"class_uid\":3002,"
+    } else {
+        b"},\"category_uid\":4,\"class_name\":\"HTTP Activity\",\"class_uid\":4002,"
+    });
+    out.extend_from_slice(b"\"disposition\":\"Blocked\",\"disposition_id\":2,");
+    put_http_response(out, r.status);
+    out.push(b',');
+    put_metadata(out, &e.id);
+    out.extend_from_slice(b",\"severity_id\":3,");
+    put_src_endpoint(out, r.source_ip, r.source_port);
+    out.extend_from_slice(b",\"status\":\"Failure\",\"status_detail\":");
+    put_str(out, &r.detail);
+    out.extend_from_slice(b",\"status_id\":2,\"time\":");
+    put_i64(out, e.time_ms());
+    out.extend_from_slice(if r.stage == "tls" {
+        b",\"type_uid\":300201,\"unmapped\":{\"kind\":"
+    } else {
+        b",\"type_uid\":400201,\"unmapped\":{\"kind\":"
+    });
+    put_str(out, &r.kind);
+    out.extend_from_slice(b",\"listener\":");
+    put_str(out, &r.listener);
+    out.extend_from_slice(b",\"request_id\":");
+    put_opt_str(out, r.request_id.as_deref());
+    out.extend_from_slice(b",\"stage\":");
+    put_str(out, &r.stage);
+    out.extend_from_slice(b"}}");
 }
 
 fn http_activity(method: &str) -> (u8, &'static str) {
