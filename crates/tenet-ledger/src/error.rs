@@ -108,6 +108,14 @@ pub enum LedgerError {
 }
 
 /// Attach a path to an I/O error.
+impl LedgerError {
+    /// Whether this failure stops the ledger until it is reopened: a failed write or sync
+    /// (after a failed fsync the page cache may have dropped data).
+    pub fn stops_the_ledger(&self) -> bool {
+        matches!(self, LedgerError::Io { .. })
+    }
+}
+
 pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LedgerError {
     let path = path.into();
     move |source| LedgerError::Io { path, source }

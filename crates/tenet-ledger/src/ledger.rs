@@ -396,13 +396,36 @@ impl Ledger {
         &mut self,
         signer: &mut CheckpointSigner,
     ) -> Result<SignedCheckpoint, LedgerError> {
+        match self.begin_checkpoint(signer.origin())? {
+            CheckpointStart::Current(latest) => Ok(latest),
+            CheckpointStart::Job(job) => {
+                let signed = job.complete(signer).inspect_err(|e| {
+                    if e.stops_the_ledger() {
+                        self.poisoned = true;
+                    }
+                })?;
+                self.finish_checkpoint(&signed);
+                Ok(signed)
+            }
+        }
+    }
+
+    /// The first half of [`Ledger::checkpoint`]: fix the tree's size and root, check that the
+    /// tree extends the newest stored checkpoint, and hand out what
+    /// [`CheckpointJob::complete`] needs to make those entries durable, sign and store the
+    /// checkpoint, on another thread if wanted while this ledger goes on appending. Report the
+    /// result with [`Ledger::finish_checkpoint`] (or [`Ledger::poison`] after a failure that
+    /// stops the ledger). `origin` is the signer's: a checkpoint of another origin is not
+    /// reused.
+    pub fn begin_checkpoint(&mut self, origin: &str) -> Result<CheckpointStart, LedgerError> {
         self.usable()?;
         let (size, root) = (self.size(), self.root());
+        let mut previous = None;
         if let Some(latest) = &self.latest {
-            signer.observe(latest.size(), latest.root())?;
-            let same_origin = latest.checkpoint().origin == signer.origin();
+            previous = Some((latest.size(), latest.root()));
+            let same_origin = latest.checkpoint().origin == origin;
             if latest.size() == size && latest.root() == root && same_origin {
-                return Ok(latest.clone());
+                return Ok(CheckpointStart::Current(latest.clone()));
             }
             if latest.size() > 0 && latest.size() < size {
                 // Defence in depth: never sign a tree that does not extend the last one.
@@ -420,12 +443,37 @@ impl Ledger {
                 })?;
             }
         }
-        self.sync()?;
-        let signed = signer.sign(size, root)?;
-        let path = self.dir.join(CHECKPOINTS_FILE);
-        append_note(&path, signed.text()).map_err(io_at(&path))?;
-        self.latest = Some(signed.clone());
-        Ok(signed)
+        let segment = self
+            .segment
+            .clone_file()
+            .map_err(io_at(self.segment.path()))?;
+        let tree = self.tree.clone_file().map_err(io_at(self.tree.path()))?;
+        Ok(CheckpointStart::Job(CheckpointJob {
+            size,
+            root,
+            previous,
+            segment: (segment, self.segment.path().to_path_buf()),
+            tree: (tree, self.tree.path().to_path_buf()),
+            notes: self.dir.join(CHECKPOINTS_FILE),
+        }))
+    }
+
+    /// Record a checkpoint a [`CheckpointJob`] stored (an older one than the newest known is
+    /// ignored).
+    pub fn finish_checkpoint(&mut self, signed: &SignedCheckpoint) {
+        if self
+            .latest
+            .as_ref()
+            .is_none_or(|latest| signed.size() >= latest.size())
+        {
+            self.latest = Some(signed.clone());
+        }
+    }
+
+    /// Stop this ledger after a failed sync elsewhere (a [`CheckpointJob`]'s): the page cache
+    /// may have dropped data, so nothing more is written until it is reopened.
+    pub fn poison(&mut self) {
+        self.poisoned = true;
     }
 
     fn usable(&self) -> Result<(), LedgerError> {
@@ -463,6 +511,50 @@ impl Ledger {
         let path = seg_dir.join(segment_name(first));
         self.segment = SegmentWriter::create(path.clone(), first).map_err(io_at(&path))?;
         sync_dir(&seg_dir)
+    }
+}
+
+/// What [`Ledger::begin_checkpoint`] found.
+#[derive(Debug)]
+pub enum CheckpointStart {
+    /// The newest stored checkpoint already covers the whole tree.
+    Current(SignedCheckpoint),
+    /// A checkpoint to make durable, sign and store.
+    Job(CheckpointJob),
+}
+
+/// A checkpoint of the tree as it stood at [`Ledger::begin_checkpoint`]: its own handles on
+/// the current segment and the tree file, so that it can be completed on another thread.
+/// Earlier segments were synced when they were closed.
+#[derive(Debug)]
+pub struct CheckpointJob {
+    size: u64,
+    root: Hash,
+    previous: Option<(u64, Hash)>,
+    segment: (File, PathBuf),
+    tree: (File, PathBuf),
+    notes: PathBuf,
+}
+
+impl CheckpointJob {
+    /// The tree size this checkpoint covers.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Sync the records and the tree hashes it covers, sign it and append it to the
+    /// checkpoints file. A failed sync stops the ledger ([`LedgerError::stops_the_ledger`]).
+    pub fn complete(self, signer: &mut CheckpointSigner) -> Result<SignedCheckpoint, LedgerError> {
+        if let Some((size, root)) = self.previous {
+            signer.observe(size, root)?;
+        }
+        let (segment, segment_path) = &self.segment;
+        segment.sync_data().map_err(io_at(segment_path))?;
+        let (tree, tree_path) = &self.tree;
+        tree.sync_data().map_err(io_at(tree_path))?;
+        let signed = signer.sign(self.size, self.root)?;
+        append_note(&self.notes, signed.text()).map_err(io_at(&self.notes))?;
+        Ok(signed)
     }
 }
 

@@ -60,7 +60,9 @@ pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, SignError, S
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::LedgerError;
 pub use hash::{HASH_LEN, Hash, HashParseError, empty_root, leaf_hash, node_hash};
-pub use ledger::{Ledger, LedgerOptions, OpenWarning, Opened, SyncPolicy};
+pub use ledger::{
+    CheckpointJob, CheckpointStart, Ledger, LedgerOptions, OpenWarning, Opened, SyncPolicy,
+};
 pub use merkle::{ProofError, tree_root, verify_consistency, verify_inclusion};
 pub use note::{KeyError, Note, NoteError, NoteSignature, SigningKey, VerifierKey};
 pub use proof::{ConsistencyProof, InclusionProof};

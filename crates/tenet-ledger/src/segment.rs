@@ -151,6 +151,11 @@ impl SegmentWriter {
     pub(crate) fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }
+
+    /// Another handle on the file, for syncing it from another thread.
+    pub(crate) fn clone_file(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
 }
 
 fn header(first: u64) -> [u8; HEADER_LEN as usize] {

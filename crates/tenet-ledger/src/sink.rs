@@ -2,8 +2,11 @@
 //!
 //! One writer thread owns the [`Ledger`]. It takes every event queued since its last write,
 //! appends them as one batch (one write, one sync per policy), and only then acknowledges each
-//! producer with the entry's index. It signs a checkpoint once the oldest unsigned entry is
-//! `checkpoint_every` old (by the clock it is given), and once more on shutdown.
+//! producer with the entry's index. Once the oldest unsigned entry is `checkpoint_every` old
+//! (by the clock it is given), it fixes the tree's size and root and hands the checkpoint to a
+//! second thread, which syncs what it covers, signs it and stores it while the writer goes on
+//! appending (so the syncs of a checkpoint never hold up an acknowledgement). One checkpoint
+//! is in flight at a time; a final one is signed on shutdown.
 //!
 //! A failed append fails that batch's events; a failed checkpoint stops the sink, because a
 //! log that cannot be anchored cannot be proven complete (fail closed).
@@ -17,7 +20,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
 
 use crate::checkpoint::{CheckpointSigner, SignedCheckpoint};
 use crate::clock::Clock;
-use crate::ledger::Ledger;
+use crate::error::LedgerError;
+use crate::ledger::{CheckpointJob, CheckpointStart, Ledger};
+
+/// While a checkpoint is in flight, the writer looks for its result at least this often.
+const CHECKPOINT_POLL: Duration = Duration::from_millis(5);
 
 /// Settings for [`LedgerSink`].
 #[derive(Debug, Clone)]
@@ -107,9 +114,26 @@ impl LedgerSink {
             latest_checkpoint: ledger.latest_checkpoint().cloned(),
             failure: None,
         }));
+        let origin = signer.origin().to_owned();
+        let (jobs, job_rx) = mpsc::channel::<CheckpointJob>();
+        let (done_tx, done) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("tenet-ledger-checkpointer".into())
+            .spawn(move || {
+                let mut signer = signer;
+                for job in job_rx {
+                    if done_tx.send(job.complete(&mut signer)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| SinkError::Io(format!("starting the ledger checkpoint thread: {e}")))?;
         let writer = Writer {
             ledger,
-            signer,
+            origin,
+            jobs,
+            done,
+            in_flight: false,
             options: options.clone(),
             clock,
             live: live.clone(),
@@ -191,7 +215,13 @@ impl EventSink for LedgerSink {
 
 struct Writer {
     ledger: Ledger,
-    signer: CheckpointSigner,
+    /// The checkpoint signer's origin.
+    origin: String,
+    /// Checkpoints for the checkpoint thread, and its results.
+    jobs: mpsc::Sender<CheckpointJob>,
+    done: mpsc::Receiver<Result<SignedCheckpoint, LedgerError>>,
+    /// A checkpoint was handed to the checkpoint thread and its result is not in yet.
+    in_flight: bool,
     options: SinkOptions,
     clock: Arc<dyn Clock>,
     live: broadcast::Sender<StoredEvent>,
@@ -249,7 +279,11 @@ impl Writer {
 
     /// How long to wait for events before looking at the clock again.
     fn wait(&self) -> Duration {
-        let idle = self.options.idle_wake;
+        let idle = if self.in_flight {
+            self.options.idle_wake.min(CHECKPOINT_POLL)
+        } else {
+            self.options.idle_wake
+        };
         match self.unsigned_since {
             Some(since) => {
                 let age = self.clock.now().saturating_duration_since(since);
@@ -292,29 +326,93 @@ impl Writer {
     }
 
     fn checkpoint_if_due(&mut self) {
+        if let Ok(result) = self.done.try_recv() {
+            self.checkpointed(result);
+        }
         let Some(since) = self.unsigned_since else {
             return;
         };
-        if self.clock.now().saturating_duration_since(since) >= self.options.checkpoint_every {
-            let _ = self.checkpoint();
+        if self.in_flight
+            || self.failure.is_some()
+            || self.clock.now().saturating_duration_since(since) < self.options.checkpoint_every
+        {
+            return;
+        }
+        match self.ledger.begin_checkpoint(&self.origin) {
+            Ok(CheckpointStart::Current(_)) => self.unsigned_since = None,
+            Ok(CheckpointStart::Job(job)) => {
+                if self.jobs.send(job).is_ok() {
+                    self.in_flight = true;
+                    // Entries appended from now on are not covered by this checkpoint.
+                    self.unsigned_since = None;
+                } else {
+                    self.fail("signing a checkpoint: the checkpoint thread stopped".into());
+                }
+            }
+            Err(e) => self.checkpoint_failed(&e),
         }
     }
 
-    fn checkpoint(&mut self) -> Result<Option<SignedCheckpoint>, SinkError> {
+    /// The checkpoint thread's result.
+    fn checkpointed(&mut self, result: Result<SignedCheckpoint, LedgerError>) {
+        self.in_flight = false;
+        match result {
+            Ok(signed) => {
+                self.ledger.finish_checkpoint(&signed);
+                self.update_status(|s| s.latest_checkpoint = Some(signed));
+            }
+            Err(e) => self.checkpoint_failed(&e),
+        }
+    }
+
+    fn checkpoint_failed(&mut self, e: &LedgerError) {
+        if e.stops_the_ledger() {
+            self.ledger.poison();
+        }
+        self.fail(format!("signing a checkpoint: {e}"));
+    }
+
+    /// Sign a checkpoint of everything appended and wait for it (on shutdown).
+    fn checkpoint_now(&mut self) -> Result<Option<SignedCheckpoint>, SinkError> {
+        if self.in_flight {
+            match self.done.recv() {
+                Ok(result) => self.checkpointed(result),
+                Err(_) => self.fail("signing a checkpoint: the checkpoint thread stopped".into()),
+            }
+        }
         if let Some(failure) = &self.failure {
             return Err(SinkError::Io(failure.clone()));
         }
         if self.ledger.size() == 0 {
             return Ok(None);
         }
-        match self.ledger.checkpoint(&mut self.signer) {
-            Ok(signed) => {
+        let job = match self.ledger.begin_checkpoint(&self.origin) {
+            Ok(CheckpointStart::Current(latest)) => {
                 self.unsigned_since = None;
-                self.update_status(|s| s.latest_checkpoint = Some(signed.clone()));
+                return Ok(Some(latest));
+            }
+            Ok(CheckpointStart::Job(job)) => job,
+            Err(e) => {
+                self.checkpoint_failed(&e);
+                return Err(SinkError::Io(format!("signing a checkpoint: {e}")));
+            }
+        };
+        let result = match self.jobs.send(job) {
+            Ok(()) => self.done.recv().ok(),
+            Err(_) => None,
+        };
+        match result {
+            Some(Ok(signed)) => {
+                self.unsigned_since = None;
+                self.checkpointed(Ok(signed.clone()));
                 Ok(Some(signed))
             }
-            Err(e) => {
-                let message = format!("signing a checkpoint: {e}");
+            Some(Err(e)) => {
+                self.checkpointed(Err(e));
+                Err(SinkError::Io(self.failure.clone().unwrap_or_default()))
+            }
+            None => {
+                let message = "signing a checkpoint: the checkpoint thread stopped".to_owned();
                 self.fail(message.clone());
                 Err(SinkError::Io(message))
             }
@@ -322,7 +420,7 @@ impl Writer {
     }
 
     fn finish(&mut self, reply: Option<ShutdownReply>) {
-        let result = self.checkpoint();
+        let result = self.checkpoint_now();
         if let Some(reply) = reply {
             let _ = reply.send(result);
         }

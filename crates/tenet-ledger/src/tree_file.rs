@@ -146,6 +146,11 @@ impl TreeFile {
     pub(crate) fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }
+
+    /// Another handle on the file, for syncing it from another thread.
+    pub(crate) fn clone_file(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
 }
 
 impl NodeSource for TreeFile {
