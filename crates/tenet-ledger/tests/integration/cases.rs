@@ -222,3 +222,55 @@ fn f028_5_root_of_one_entry_is_not_its_raw_bytes() {
     assert_eq!(root, leaf_hash(&a));
     assert_ne!(root, empty_root());
 }
+
+/// A checkpoint completed on another thread while the ledger goes on appending covers exactly
+/// the tree it was begun on; the log verifies, with the later entries not yet anchored, and
+/// the next checkpoint extends it.
+#[test]
+fn a_checkpoint_completed_while_appending_covers_the_tree_it_was_begun_on() {
+    use tenet_ledger::CheckpointStart;
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = super::support::open(dir.path());
+    let mut signer = super::support::signer();
+    ledger
+        .append_batch(&super::support::numbered(0..5))
+        .unwrap();
+    let CheckpointStart::Job(job) = ledger.begin_checkpoint(signer.origin()).unwrap() else {
+        panic!("a fresh ledger has no checkpoint to reuse");
+    };
+    assert_eq!(job.size(), 5);
+    let worker = std::thread::spawn(move || job.complete(&mut signer).map(|s| (s, signer)));
+    ledger
+        .append_batch(&super::support::numbered(5..9))
+        .unwrap();
+    let (signed, mut signer) = worker.join().unwrap().unwrap();
+    assert_eq!(signed.size(), 5);
+    ledger.finish_checkpoint(&signed);
+
+    let report = super::support::report(dir.path());
+    assert_eq!(report.verdict, Verdict::Verified, "{report:?}");
+    assert_eq!(
+        report.completeness,
+        Completeness::Anchored {
+            size: 5,
+            unanchored: 4
+        }
+    );
+    // Nothing new since a checkpoint: the stored one is handed back, not signed again.
+    let next = ledger.checkpoint(&mut signer).unwrap();
+    assert_eq!(next.size(), 9);
+    assert!(matches!(
+        ledger.begin_checkpoint(signer.origin()).unwrap(),
+        CheckpointStart::Current(c) if c.size() == 9
+    ));
+    // An older checkpoint reported late does not replace the newer one.
+    ledger.finish_checkpoint(&signed);
+    assert!(matches!(
+        ledger.begin_checkpoint(signer.origin()).unwrap(),
+        CheckpointStart::Current(c) if c.size() == 9
+    ));
+    assert_eq!(
+        super::support::report(dir.path()).verdict,
+        Verdict::Verified
+    );
+}
