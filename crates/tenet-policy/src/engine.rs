@@ -156,12 +156,7 @@ impl PolicySnapshot {
     /// Authorizes one request and tells which policies errored and how many ran.
     pub fn explain(&self, req: &AccessRequest) -> Explanation {
         match self.vocabulary.translate(req) {
-            Ok(cedar) => self.index.explain(
-                &cedar.request,
-                &cedar.entities,
-                &cedar.principal_keys,
-                &cedar.resource_keys,
-            ),
+            Ok(cedar) => cedar.decide(&self.index),
             Err(error) => Explanation::failed(error),
         }
     }

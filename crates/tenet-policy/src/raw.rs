@@ -5,11 +5,12 @@
 use std::str::FromStr;
 
 use cedar_policy::{Context, Entities, EntityUid, Request, Schema};
+use cedar_policy_core::ast::EntityUID;
 use serde_json::Value;
 
 use crate::decision::Explanation;
 use crate::error::PolicyError;
-use crate::index::{ScopeIndex, candidate_keys};
+use crate::index::{Scope, ScopeIndex};
 use crate::policy_set::{Naming, ParsedPolicies, Source};
 
 /// The name the generic path gives its single policy text in messages.
@@ -87,17 +88,31 @@ impl RawEvaluator {
     pub fn explain(&self, request: &Value) -> Explanation {
         match self.build(request) {
             Ok((request, principal, resource)) => {
-                let principal_keys = candidate_keys(&principal, self.ancestors(&principal));
-                let resource_keys = candidate_keys(&resource, self.ancestors(&resource));
-                self.index
-                    .explain(&request, &self.entities, &principal_keys, &resource_keys)
+                let principal_lineage = self.lineage(&principal);
+                let resource_lineage = self.lineage(&resource);
+                self.index.explain(
+                    request.as_ref().clone(),
+                    self.entities.as_ref(),
+                    Scope {
+                        ty: principal.as_ref().entity_type(),
+                        uids: &principal_lineage,
+                    },
+                    Scope {
+                        ty: resource.as_ref().entity_type(),
+                        uids: &resource_lineage,
+                    },
+                )
             }
             Err(error) => Explanation::failed(error),
         }
     }
 
-    fn ancestors<'a>(&'a self, uid: &EntityUid) -> impl Iterator<Item = &'a EntityUid> {
-        self.entities.ancestors(uid).into_iter().flatten()
+    /// `uid`, then each of its ancestors in the entity set.
+    fn lineage(&self, uid: &EntityUid) -> Vec<EntityUID> {
+        std::iter::once(uid)
+            .chain(self.entities.ancestors(uid).into_iter().flatten())
+            .map(|u| u.as_ref().clone())
+            .collect()
     }
 
     fn build(&self, request: &Value) -> Result<(Request, EntityUid, EntityUid), String> {

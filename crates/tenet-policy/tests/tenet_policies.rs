@@ -684,6 +684,90 @@ fn invalid_reload_keeps_the_last_good_set() {
     );
 }
 
+/// Principals, addresses and contexts are cached per snapshot: a repeated principal, address
+/// or context must decide exactly as a fresh one. Requests alternate between callers that share
+/// an entity id but differ in every other fact, so a cached value that leaked into another
+/// caller's request would flip a decision.
+#[test]
+fn cached_request_parts_never_leak_between_callers() {
+    let s = one(
+        r#"@id("jane") permit (principal in Tenet::Group::"admins", action, resource)
+             when { principal.email == "jane@example.org" && principal.name == "Jane Doe" };
+           @id("app-path") permit (principal is Tenet::Workload, action, resource)
+             when { principal.path == "/ns/shop/sa/frontend" };
+           @id("lan") permit (principal, action, resource)
+             when { context.source_ip.isInRange(ip("192.168.0.0/16")) && context.device.id == "" };
+           @id("late") forbid (principal, action, resource) when { context.time.hour_utc >= 22 };"#,
+    );
+    let jane = person(&["admins"]);
+    let same_id_other_groups = person(&["guests"]);
+    let same_id_other_email = Principal::User {
+        provider: "corp".to_owned(),
+        subject: "u-42".to_owned(),
+        email: "mallory@example.org".to_owned(),
+        name: "Jane Doe".to_owned(),
+        groups: vec!["admins".to_owned()],
+    };
+    let lan = |r: Req| r.with(|c| c.source_ip = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)));
+    for round in 0..3 {
+        let case = format!("round {round}");
+        assert_eq!(
+            decide(&s, Req::new().principal(jane.clone())),
+            allow(&["jane"]),
+            "{case}"
+        );
+        assert_eq!(
+            decide(&s, Req::new().principal(same_id_other_groups.clone())),
+            deny(&[]),
+            "{case}"
+        );
+        assert_eq!(
+            decide(&s, Req::new().principal(same_id_other_email.clone())),
+            deny(&[]),
+            "{case}"
+        );
+        // Two workloads of one trust domain: the path attribute is the caller's own.
+        assert_eq!(decide(&s, Req::new()), allow(&["app-path"]), "{case}");
+        let other = workload("example.org", "/ns/shop/sa/backend");
+        assert_eq!(decide(&s, Req::new().principal(other.clone())), deny(&[]));
+        // Contexts differing in one fact each.
+        assert_eq!(
+            decide(&s, lan(Req::new().principal(other.clone()))),
+            allow(&["lan"]),
+            "{case}"
+        );
+        let enrolled = lan(Req::new().principal(other.clone())).with(|c| c.device.id = "d".into());
+        assert_eq!(decide(&s, enrolled), deny(&[]), "{case}");
+        let late = lan(Req::new().principal(other.clone())).with(|c| c.unix_time += 12 * 3_600);
+        assert_eq!(decide(&s, late), deny(&["late"]), "{case}");
+        // IPv4 and the same address mapped into IPv6 are one address to policies.
+        let mapped = Req::new()
+            .principal(other)
+            .with(|c| c.source_ip = IpAddr::V6(Ipv4Addr::new(192, 168, 1, 1).to_ipv6_mapped()));
+        assert_eq!(decide(&s, mapped), allow(&["lan"]), "{case}");
+    }
+}
+
+/// The caches belong to the snapshot: after a reload the same (cached) request is decided by
+/// the new policies, and going back decides as before.
+#[test]
+fn a_reload_decides_repeated_requests_with_the_new_policies() {
+    let v1 =
+        r#"@id("v1") permit (principal in Tenet::TrustDomain::"example.org", action, resource);"#;
+    let v2 = r#"@id("v2") forbid (principal == Tenet::Workload::"spiffe://example.org/ns/shop/sa/frontend", action, resource);
+                @id("v2-permit") permit (principal, action, resource);"#;
+    let engine = PolicyEngine::new(one(v1));
+    for _ in 0..3 {
+        assert_eq!(engine.authorize(&Req::new().0), allow(&["v1"]));
+    }
+    assert!(engine.install(one(v2)).changed);
+    assert_eq!(engine.authorize(&Req::new().0), deny(&["v2"]));
+    let other = Req::new().principal(workload("example.org", "/ns/shop/sa/backend"));
+    assert_eq!(engine.authorize(&other.0), allow(&["v2-permit"]));
+    assert!(engine.install(one(v1)).changed);
+    assert_eq!(engine.authorize(&Req::new().0), allow(&["v1"]));
+}
+
 #[test]
 fn readers_see_one_set_or_the_other_during_reloads() {
     let permit = r#"@id("v1") permit (principal, action, resource);"#;
