@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
 use tenet_event::{Event, EventKind, RejectionEvent};
 use tenet_identity::SpiffeId;
@@ -18,6 +18,9 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::framing::{FramingGuard, FramingVerdict};
+
+/// A connection's error, whichever protocol it spoke.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use crate::server::{ListenerState, Shared};
 
 /// How long a client may take to complete the TLS handshake.
@@ -130,22 +133,9 @@ async fn serve_connection(
     debug!(principal = ?info.principal.as_ref().map(SpiffeId::as_str), alpn = ?info.alpn,
         "connection established");
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BYTES)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
     let (conn, listener_state, shared_state) = (info.clone(), listener.clone(), shared.clone());
     // HTTP/1.x byte streams go through the framing guard, so that hyper only ever sees
-    // unambiguous request heads; HTTP/2 frames its own messages.
+    // unambiguous request heads; HTTP/2 (negotiated by ALPN) frames its own messages.
     let http1 = info.alpn.as_deref() != Some("h2");
     let verdict = http1.then(FramingVerdict::default);
     let service_verdict = verdict.clone();
@@ -159,18 +149,38 @@ async fn serve_connection(
             shared.clone(),
         )
     });
-    let result = match verdict.clone() {
+    // Each protocol's connection is driven on its own and boxed, so that an idle connection
+    // holds the state of the protocol it speaks and nothing more.
+    let result: Result<(), BoxError> = match verdict.clone() {
         Some(verdict) => {
             let io =
                 TokioIo::new(FramingGuard::new(tls, verdict).with_head_timeout(HEADER_TIMEOUT));
-            drive(builder.serve_connection(io, service), &mut stopped).await
-        }
-        None => {
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .keep_alive(true);
             drive(
-                builder.serve_connection(TokioIo::new(tls), service),
+                Box::pin(builder.serve_connection(io, service)),
                 &mut stopped,
             )
             .await
+            .map_err(Into::into)
+        }
+        None => {
+            let mut builder = http2::Builder::new(TokioExecutor::new());
+            builder
+                .timer(TokioTimer::new())
+                .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
+                .max_concurrent_streams(256)
+                .keep_alive_interval(Some(Duration::from_secs(30)));
+            drive(
+                Box::pin(builder.serve_connection(TokioIo::new(tls), service)),
+                &mut stopped,
+            )
+            .await
+            .map_err(Into::into)
         }
     };
     if verdict.as_ref().is_some_and(FramingVerdict::head_timed_out) {
@@ -203,10 +213,9 @@ async fn serve_connection(
 
 /// Run a connection to its end, shutting it down gracefully when the gateway stops.
 async fn drive<C: GracefulConnection>(
-    connection: C,
+    mut connection: std::pin::Pin<Box<C>>,
     stopped: &mut watch::Receiver<bool>,
 ) -> Result<(), C::Error> {
-    tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => result,
         _ = stopped.changed() => {

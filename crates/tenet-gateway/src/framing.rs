@@ -31,6 +31,7 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
@@ -263,6 +264,10 @@ impl<IO> FramingGuard<IO> {
             self.buffer.advance(len);
             self.released = self.released.saturating_sub(len);
         }
+        if self.buffer.is_empty() {
+            // Give the allocation back: most connections sit idle between requests.
+            self.buffer = BytesMut::new();
+        }
     }
 
     /// Body bytes that may be read from `io` straight into the reader's buffer: only when
@@ -317,29 +322,20 @@ impl<IO: AsyncRead + Unpin> FramingGuard<IO> {
         Poll::Ready(Ok(()))
     }
 
-    /// Read more bytes from `io` into the buffer.
+    /// Read more bytes from `io` into the buffer. The read goes into a stack buffer and only
+    /// what arrived is kept, so an idle connection holds no read buffer here.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let filled = self.buffer.len();
-        self.buffer
-            .resize(filled.saturating_add(READ_CHUNK_BYTES), 0);
-        let polled = match self.buffer.get_mut(filled..) {
-            Some(spare) => {
-                let mut spare = ReadBuf::new(spare);
-                Pin::new(&mut self.io)
-                    .poll_read(cx, &mut spare)
-                    .map_ok(|()| spare.filled().len())
+        let mut storage = [MaybeUninit::<u8>::uninit(); READ_CHUNK_BYTES];
+        let mut chunk = ReadBuf::uninit(&mut storage);
+        let polled = Pin::new(&mut self.io).poll_read(cx, &mut chunk);
+        if let Poll::Ready(Ok(())) = polled {
+            let got = chunk.filled();
+            if got.is_empty() {
+                self.io_eof = true;
             }
-            None => Poll::Ready(Ok(0)),
-        };
-        let got = match &polled {
-            Poll::Ready(Ok(got)) => *got,
-            _ => 0,
-        };
-        self.buffer.truncate(filled.saturating_add(got));
-        if got == 0 && matches!(polled, Poll::Ready(Ok(_))) {
-            self.io_eof = true;
+            self.buffer.extend_from_slice(got);
         }
-        polled.map_ok(|_| ())
+        polled
     }
 }
 
