@@ -19,6 +19,7 @@ mod ca;
 mod error;
 mod files;
 mod jwt;
+mod memo;
 mod pem;
 mod spiffe_id;
 mod svid;

@@ -5,12 +5,15 @@
 //! window is checked, including a leaf that is itself a trust anchor; a failure that is only
 //! a matter of time and disappears within the configured skew is accepted and reported.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    AlgorithmIdentifier, CertificateDer, FipsStatus, InvalidSignature, ServerName,
+    SignatureVerificationAlgorithm, UnixTime,
+};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme,
@@ -19,11 +22,17 @@ use time::OffsetDateTime;
 
 use crate::bundle::{BundleSet, TrustBundle};
 use crate::error::{CertRole, NotSvidReason, SvidError};
+use crate::memo::{Memo, MemoKey, der_key, signature_key};
 use crate::spiffe_id::SpiffeId;
 use crate::svid::{check_leaf_usage, leaf_spiffe_id, parse_cert, serial_hex};
 
 /// Path validation is retried at most this many times at a shifted time (within the skew).
 const MAX_TIME_SHIFTS: usize = 4;
+/// Leaves whose SVID shape checks are remembered, per generation (see [`crate::memo`]).
+const LEAF_MEMO_CAPACITY: usize = 2048;
+/// Certificate signatures whose verification is remembered, per generation: about one per
+/// leaf plus the intermediates.
+const SIGNATURE_MEMO_CAPACITY: usize = 4096;
 
 /// What the peer's certificate is used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,12 +74,44 @@ pub struct VerifiedPeer {
 }
 
 /// Verifies peer X509-SVIDs against a set of trust bundles.
+///
+/// What depends only on the certificate bytes (a leaf's SVID shape checks and the facts read
+/// from it, and each certificate signature in a verified path) is remembered for SVIDs seen
+/// again; the time, the bundle, the path and the key usage are checked on every call.
 #[derive(Debug)]
 pub struct SvidVerifier {
     bundles: BundleSet,
     skew: Duration,
     algorithms: WebPkiSupportedAlgorithms,
     root_hints: Vec<DistinguishedName>,
+    leaves: Memo<LeafFacts>,
+    signatures: Memo<()>,
+}
+
+/// What a leaf that passed the SVID shape checks says about itself.
+#[derive(Debug, Clone)]
+struct LeafFacts {
+    id: SpiffeId,
+    serial_hex: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+impl LeafFacts {
+    /// Parses a leaf and applies the SVID shape rules: exactly one URI SAN holding a SPIFFE ID
+    /// with a path, not a CA, digitalSignature and no keyCertSign/cRLSign.
+    fn read(end_entity: &CertificateDer<'_>) -> Result<Self, SvidError> {
+        let leaf = parse_cert(end_entity, 0)?;
+        let id = leaf_spiffe_id(&leaf)?;
+        check_leaf_usage(&leaf)?;
+        let validity = leaf.validity();
+        Ok(Self {
+            id,
+            serial_hex: serial_hex(&leaf),
+            not_before: validity.not_before.to_datetime(),
+            not_after: validity.not_after.to_datetime(),
+        })
+    }
 }
 
 impl SvidVerifier {
@@ -87,6 +128,8 @@ impl SvidVerifier {
             algorithms: rustls::crypto::aws_lc_rs::default_provider()
                 .signature_verification_algorithms,
             root_hints,
+            leaves: Memo::new(LEAF_MEMO_CAPACITY),
+            signatures: Memo::new(SIGNATURE_MEMO_CAPACITY),
         }
     }
 
@@ -111,32 +154,32 @@ impl SvidVerifier {
         usage: Usage,
         now: OffsetDateTime,
     ) -> Result<VerifiedPeer, SvidError> {
-        let leaf = parse_cert(end_entity, 0)?;
-        let id = leaf_spiffe_id(&leaf)?;
-        check_leaf_usage(&leaf)?;
+        let leaf_key = der_key(end_entity);
+        let remembered = self.leaves.get(&leaf_key);
+        let known = remembered.is_some();
+        let leaf = match remembered {
+            Some(facts) => facts,
+            None => LeafFacts::read(end_entity)?,
+        };
 
         // The leaf's own window is checked here, whatever path validation does later, so a
         // leaf that is also a trust anchor ("pinned") is never exempt from it.
-        let validity = leaf.validity();
-        let not_after = validity.not_after.to_datetime();
-        let leaf_skewed = self.check_window(
-            CertRole::Leaf,
-            validity.not_before.to_datetime(),
-            not_after,
-            now,
-        )?;
-        let serial_hex = serial_hex(&leaf);
+        let leaf_skewed =
+            self.check_window(CertRole::Leaf, leaf.not_before, leaf.not_after, now)?;
 
         let bundle = self
             .bundles
-            .get(id.trust_domain())
-            .ok_or_else(|| SvidError::UnknownTrustDomain(id.trust_domain().clone()))?;
+            .get(leaf.id.trust_domain())
+            .ok_or_else(|| SvidError::UnknownTrustDomain(leaf.id.trust_domain().clone()))?;
         let path_skewed = self.verify_path(end_entity, intermediates, bundle, usage, now)?;
 
+        if !known {
+            self.leaves.insert(leaf_key, leaf.clone());
+        }
         Ok(VerifiedPeer {
-            id,
-            serial_hex,
-            not_after,
+            id: leaf.id,
+            serial_hex: leaf.serial_hex,
+            not_after: leaf.not_after,
             within_skew: leaf_skewed || path_skewed,
         })
     }
@@ -199,12 +242,31 @@ impl SvidVerifier {
             u64::try_from(now.unix_timestamp()).map_err(|_| SvidError::TimeOutOfRange(now))?;
         let skew_secs = i128::from(self.skew.as_secs());
 
+        // Signatures checked by this call are remembered only if the whole path verifies.
+        let checked = Mutex::new(Vec::new());
+        let memoized: Vec<MemoizedAlgorithm<'_>> = self
+            .algorithms
+            .all
+            .iter()
+            .enumerate()
+            .map(|(index, &inner)| MemoizedAlgorithm {
+                index,
+                inner,
+                memo: &self.signatures,
+                checked: &checked,
+            })
+            .collect();
+        let algorithms: Vec<&dyn SignatureVerificationAlgorithm> = memoized
+            .iter()
+            .map(|alg| alg as &dyn SignatureVerificationAlgorithm)
+            .collect();
+
         let mut at = now_secs;
         let mut last_error = None;
         for _ in 0..MAX_TIME_SHIFTS {
             let time = UnixTime::since_unix_epoch(Duration::from_secs(at));
             let result = ee.verify_for_usage(
-                self.algorithms.all,
+                &algorithms,
                 bundle.trust_anchors(),
                 intermediates,
                 time,
@@ -213,7 +275,11 @@ impl SvidVerifier {
                 None,
             );
             let error = match result {
-                Ok(_) => return Ok(at != now_secs),
+                Ok(_) => {
+                    let checked = checked.into_inner().unwrap_or_else(PoisonError::into_inner);
+                    self.signatures.insert_all(checked, ());
+                    return Ok(at != now_secs);
+                }
                 Err(error) => error,
             };
             let shifted = match &error {
@@ -239,6 +305,55 @@ impl SvidVerifier {
     /// The subjects of all X.509 authorities, for the TLS CertificateRequest.
     fn root_hints(&self) -> &[DistinguishedName] {
         &self.root_hints
+    }
+}
+
+/// A signature algorithm of the verifier that skips the arithmetic for a signature it has
+/// already verified in a path that verified: same algorithm, key, message and signature bytes.
+/// webpki still chooses the algorithm, checks the key's algorithm identifier and counts the
+/// check against its budget exactly as without the memo.
+#[derive(Debug)]
+struct MemoizedAlgorithm<'a> {
+    index: usize,
+    inner: &'static dyn SignatureVerificationAlgorithm,
+    memo: &'a Memo<()>,
+    /// Keys of the signatures this verification checked.
+    checked: &'a Mutex<Vec<MemoKey>>,
+}
+
+impl SignatureVerificationAlgorithm for MemoizedAlgorithm<'_> {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        let key = signature_key(self.index, public_key, message, signature);
+        if self.memo.get(&key).is_none() {
+            self.inner
+                .verify_signature(public_key, message, signature)?;
+            self.checked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(key);
+        }
+        Ok(())
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        self.inner.public_key_alg_id()
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        self.inner.signature_alg_id()
+    }
+
+    fn fips_status(&self) -> FipsStatus {
+        self.inner.fips_status()
+    }
+
+    fn fips(&self) -> bool {
+        self.inner.fips()
     }
 }
 
@@ -485,5 +600,166 @@ impl ServerCertVerifier for SpiffeServerCertVerifier {
 
     fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
         Some(self.verifier.root_hints())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::ca::CertificateAuthority;
+    use crate::spiffe_id::TrustDomain;
+
+    const NOW: OffsetDateTime = datetime!(2030-01-01 00:00:00 UTC);
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn pki(trust_domain: &str) -> (CertificateAuthority, Vec<CertificateDer<'static>>) {
+        let td = TrustDomain::parse(trust_domain).unwrap();
+        let ca = CertificateAuthority::generate(&td, NOW).unwrap();
+        let id = SpiffeId::parse(&format!("spiffe://{trust_domain}/ns/a/sa/b")).unwrap();
+        let svid = ca.issue_x509_svid(&id, HOUR, NOW).unwrap();
+        (ca, svid.cert_chain().to_vec())
+    }
+
+    fn verifier(ca: &CertificateAuthority) -> SvidVerifier {
+        SvidVerifier::new([ca.bundle()].into_iter().collect(), Duration::ZERO)
+    }
+
+    #[test]
+    fn only_verified_paths_are_remembered() {
+        let (ca, chain) = pki("prod.example.test");
+        let verifier = verifier(&ca);
+        let verify = |chain: &[CertificateDer<'static>], now| {
+            verifier.verify(&chain[0], &chain[1..], Usage::Client, now)
+        };
+
+        // Expired: nothing is remembered.
+        let late = NOW + time::Duration::hours(2);
+        assert!(matches!(
+            verify(&chain, late),
+            Err(SvidError::Expired { .. })
+        ));
+        assert_eq!((verifier.leaves.len(), verifier.signatures.len()), (0, 0));
+
+        // Another authority of the same trust domain: refused, nothing remembered.
+        let (_, foreign) = pki("prod.example.test");
+        assert!(matches!(
+            verify(&foreign, NOW),
+            Err(SvidError::UntrustedChain { .. })
+        ));
+        assert_eq!((verifier.leaves.len(), verifier.signatures.len()), (0, 0));
+
+        // Verified: the leaf and the two signatures of its path (leaf, intermediate).
+        let first = verify(&chain, NOW).unwrap();
+        assert_eq!((verifier.leaves.len(), verifier.signatures.len()), (1, 2));
+        assert_eq!(verify(&chain, NOW).unwrap(), first);
+        assert_eq!((verifier.leaves.len(), verifier.signatures.len()), (1, 2));
+    }
+
+    #[test]
+    fn remembered_results_do_not_replace_checks() {
+        let (ca, chain) = pki("prod.example.test");
+        let verifier = verifier(&ca);
+        verifier
+            .verify(&chain[0], &chain[1..], Usage::Client, NOW)
+            .unwrap();
+
+        // The time is checked again.
+        let late = NOW + time::Duration::hours(2);
+        assert!(matches!(
+            verifier.verify(&chain[0], &chain[1..], Usage::Client, late),
+            Err(SvidError::Expired { .. })
+        ));
+        // The path is built again: without the intermediate there is none.
+        assert!(matches!(
+            verifier.verify(&chain[0], &[], Usage::Client, NOW),
+            Err(SvidError::UntrustedChain { .. })
+        ));
+        // The signature bytes are part of what is remembered: the same leaf with another
+        // signature is checked, and fails.
+        let mut forged = chain[0].to_vec();
+        let last = forged.last_mut().unwrap();
+        *last ^= 1;
+        assert!(matches!(
+            verifier.verify(
+                &CertificateDer::from(forged),
+                &chain[1..],
+                Usage::Client,
+                NOW
+            ),
+            Err(SvidError::UntrustedChain { .. })
+        ));
+        // Another verifier, whose bundle is another authority, refuses the remembered chain.
+        let (other, _) = pki("prod.example.test");
+        assert!(matches!(
+            self::verifier(&other).verify(&chain[0], &chain[1..], Usage::Client, NOW),
+            Err(SvidError::UntrustedChain { .. })
+        ));
+        // The one that verified it still does.
+        assert!(
+            verifier
+                .verify(&chain[0], &chain[1..], Usage::Client, NOW)
+                .is_ok()
+        );
+    }
+
+    /// Accepts signatures whose first byte is 1, and counts its calls.
+    #[derive(Debug)]
+    struct Counting(AtomicUsize);
+
+    impl SignatureVerificationAlgorithm for Counting {
+        fn verify_signature(&self, _: &[u8], _: &[u8], sig: &[u8]) -> Result<(), InvalidSignature> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            match sig.first() {
+                Some(1) => Ok(()),
+                _ => Err(InvalidSignature),
+            }
+        }
+
+        fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+            rustls::pki_types::alg_id::ECDSA_P256
+        }
+
+        fn signature_alg_id(&self) -> AlgorithmIdentifier {
+            rustls::pki_types::alg_id::ECDSA_SHA256
+        }
+    }
+
+    #[test]
+    fn memoized_algorithm_skips_only_remembered_checks() {
+        static COUNTING: Counting = Counting(AtomicUsize::new(0));
+        let calls = || COUNTING.0.load(Ordering::SeqCst);
+        let memo = Memo::new(16);
+        let checked = Mutex::new(Vec::new());
+        let alg = MemoizedAlgorithm {
+            index: 0,
+            inner: &COUNTING,
+            memo: &memo,
+            checked: &checked,
+        };
+        assert_eq!(alg.signature_alg_id(), COUNTING.signature_alg_id());
+        assert_eq!(alg.public_key_alg_id(), COUNTING.public_key_alg_id());
+
+        assert!(alg.verify_signature(b"key", b"msg", &[1]).is_ok());
+        assert_eq!(calls(), 1);
+        // Not remembered until the caller's path verified.
+        assert!(alg.verify_signature(b"key", b"msg", &[1]).is_ok());
+        assert_eq!(calls(), 2);
+        memo.insert_all(checked.lock().unwrap().drain(..), ());
+        assert!(alg.verify_signature(b"key", b"msg", &[1]).is_ok());
+        assert_eq!(calls(), 2);
+        // Any other byte anywhere is checked, and failures are never recorded.
+        assert!(alg.verify_signature(b"key", b"msg", &[2]).is_err());
+        assert!(alg.verify_signature(b"kez", b"msg", &[1]).is_ok());
+        assert!(alg.verify_signature(b"key", b"msh", &[1]).is_ok());
+        assert_eq!(calls(), 5);
+        assert_eq!(checked.lock().unwrap().len(), 2);
+        // Another algorithm index is another check.
+        let other = MemoizedAlgorithm { index: 1, ..alg };
+        assert!(other.verify_signature(b"key", b"msg", &[1]).is_ok());
+        assert_eq!(calls(), 6);
     }
 }
