@@ -2,7 +2,9 @@
 //! its verified SVID, then HTTP/1.1 or HTTP/2 (ALPN) served with size and time limits.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
@@ -11,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tenet_event::{Event, EventKind, RejectionEvent};
 use tenet_identity::SpiffeId;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -108,18 +111,14 @@ async fn serve_connection(
     mut stopped: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let handshake = async {
-        // A client that closes before sending a byte is a port scan or a health check; one
-        // that closes inside its ClientHello truncated a handshake (and is recorded).
-        let mut first = [0u8; 1];
-        let sent = matches!(stream.peek(&mut first).await, Ok(n) if n > 0);
-        (sent, acceptor.accept(stream).await)
-    };
+    let handshake = acceptor.accept(Received::new(stream)).into_fallible();
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok((_, Ok(tls))) => tls,
-        Ok((sent, Err(e))) => {
+        Ok(Ok(tls)) => tls,
+        Ok(Err((e, stream))) => {
+            // A client that closes before sending a byte is a port scan or a health check;
+            // one that closes inside its ClientHello truncated a handshake (and is recorded).
             let kind = match classify(&e) {
-                "client_closed" if sent => "truncated_handshake",
+                "client_closed" if stream.any => "truncated_handshake",
                 kind => kind,
             };
             return refuse_handshake(&listener, &shared, peer, kind, e).await;
@@ -208,6 +207,65 @@ async fn serve_connection(
             }
             None => info!(%peer, error = %e, "connection ended with a protocol error"),
         }
+    }
+}
+
+/// A client's TCP stream that remembers whether the client sent anything, so that a handshake
+/// ending at EOF tells a truncated ClientHello from a connection closed before its first byte
+/// without a separate peek (one system call per connection).
+struct Received {
+    stream: TcpStream,
+    /// True once a read returned at least one byte.
+    any: bool,
+}
+
+impl Received {
+    fn new(stream: TcpStream) -> Self {
+        Self { stream, any: false }
+    }
+}
+
+impl AsyncRead for Received {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
+        this.any |= buf.filled().len() > before;
+        poll
+    }
+}
+
+impl AsyncWrite for Received {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
