@@ -423,16 +423,10 @@ fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-/// An unsigned integer, formatted as a `Value::Number` holding it is.
-fn put_u64(out: &mut Vec<u8>, n: u64) {
+/// An integer, formatted as a `Value::Number` holding it is.
+fn put_int(out: &mut Vec<u8>, n: impl Into<i128>) {
     // Serialising an integer into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &n);
-}
-
-/// A signed integer, formatted as a `Value::Number` holding it is.
-fn put_i64(out: &mut Vec<u8>, n: i64) {
-    // Serialising an integer into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &n);
+    let _ = serde_json::to_writer(&mut *out, &n.into());
 }
 
 /// An array of strings.
@@ -454,7 +448,7 @@ fn put_src_endpoint(out: &mut Vec<u8>, ip: IpAddr, port: u16) {
     // Formatting into a Vec cannot fail.
     let _ = write!(out, "{ip}");
     out.extend_from_slice(b"\",\"port\":");
-    put_u64(out, u64::from(port));
+    put_int(out, port);
     out.push(b'}');
 }
 
@@ -464,7 +458,7 @@ fn put_http_response(out: &mut Vec<u8>, status: Option<u16>) {
     match status {
         Some(code) => {
             out.extend_from_slice(b"{\"code\":");
-            put_u64(out, u64::from(code));
+            put_int(out, code);
             out.push(b'}');
         }
         None => out.extend_from_slice(b"null"),
@@ -526,7 +520,7 @@ fn write_access(e: &Event, a: &AccessEvent, out: &mut Vec<u8>) {
     } else {
         b"{\"action\":\"Denied\",\"action_id\":2,\"activity_id\":"
     });
-    put_u64(out, u64::from(activity_id));
+    put_int(out, activity_id);
     out.extend_from_slice(b",\"activity_name\":");
     put_str(out, activity);
     out.extend_from_slice(b",\"actor\":{\"app_name\":");
@@ -560,15 +554,15 @@ fn write_access(e: &Event, a: &AccessEvent, out: &mut Vec<u8>) {
     } else {
         b",\"status_id\":2,\"time\":"
     });
-    put_i64(out, e.time_ms());
+    put_int(out, e.time_ms());
     out.extend_from_slice(b",\"tls\":{\"certificate\":{\"serial_number\":");
     put_opt_str(out, a.client_serial.as_deref());
     out.extend_from_slice(b"},\"version\":");
     put_str(out, &a.tls_version);
     out.extend_from_slice(b"},\"type_uid\":");
-    put_u64(out, 400_200 + u64::from(activity_id));
+    put_int(out, 400_200 + u32::from(activity_id));
     out.extend_from_slice(b",\"unmapped\":{\"decision_us\":");
-    put_u64(out, a.decision_us);
+    put_int(out, a.decision_us);
     out.extend_from_slice(b",\"errors\":");
     put_str_array(out, &a.errors);
     out.extend_from_slice(b",\"listener\":");
@@ -602,7 +596,7 @@ fn write_rejection(e: &Event, r: &RejectionEvent, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"status\":\"Failure\",\"status_detail\":");
     put_str(out, &r.detail);
     out.extend_from_slice(b",\"status_id\":2,\"time\":");
-    put_i64(out, e.time_ms());
+    put_int(out, e.time_ms());
     out.extend_from_slice(if r.stage == "tls" {
         b",\"type_uid\":300201,\"unmapped\":{\"kind\":"
     } else {

@@ -21,10 +21,10 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::framing::{FramingGuard, FramingVerdict};
+use crate::server::{ListenerState, Shared};
 
 /// A connection's error, whichever protocol it spoke.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-use crate::server::{ListenerState, Shared};
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -271,7 +271,7 @@ impl AsyncWrite for Received {
 
 /// Run a connection to its end, shutting it down gracefully when the gateway stops.
 async fn drive<C: GracefulConnection>(
-    mut connection: std::pin::Pin<Box<C>>,
+    mut connection: Pin<Box<C>>,
     stopped: &mut watch::Receiver<bool>,
 ) -> Result<(), C::Error> {
     tokio::select! {

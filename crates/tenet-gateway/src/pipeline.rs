@@ -468,33 +468,37 @@ fn downstream_response(
 /// [`crate::COOKIE_PREFIX`] would plant, swap or clear a person's session on every route of
 /// the host, so it is dropped (and logged).
 fn strip_tenet_set_cookies(headers: &mut http::HeaderMap) {
+    if !headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(sets_tenet_cookie)
+    {
+        return;
+    }
     let all: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
         .cloned()
         .collect();
-    let tenet = |v: &HeaderValue| {
-        let name = v
-            .as_bytes()
-            .split(|b| *b == b'=')
-            .next()
-            .unwrap_or_default();
-        let name = String::from_utf8_lossy(name);
-        name.trim()
-            .to_ascii_lowercase()
-            .starts_with(&crate::COOKIE_PREFIX.to_ascii_lowercase())
-    };
-    if !all.iter().any(tenet) {
-        return;
-    }
     headers.remove(header::SET_COOKIE);
     for v in all {
-        if tenet(&v) {
+        if sets_tenet_cookie(&v) {
             info!("upstream tried to set a Tenet cookie; dropped");
         } else {
             headers.append(header::SET_COOKIE, v);
         }
     }
+}
+
+/// Whether a `Set-Cookie` value names a cookie with [`crate::COOKIE_PREFIX`] (any case,
+/// leading whitespace ignored).
+fn sets_tenet_cookie(value: &HeaderValue) -> bool {
+    let prefix = crate::COOKIE_PREFIX.as_bytes();
+    value
+        .as_bytes()
+        .trim_ascii_start()
+        .get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
 }
 
 fn strip_response_hop_by_hop(headers: &mut http::HeaderMap) {

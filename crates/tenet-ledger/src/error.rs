@@ -107,7 +107,6 @@ pub enum LedgerError {
     },
 }
 
-/// Attach a path to an I/O error.
 impl LedgerError {
     /// Whether this failure stops the ledger until it is reopened: a failed write or sync
     /// (after a failed fsync the page cache may have dropped data).
@@ -116,6 +115,7 @@ impl LedgerError {
     }
 }
 
+/// Attach a path to an I/O error.
 pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LedgerError {
     let path = path.into();
     move |source| LedgerError::Io { path, source }

@@ -25,6 +25,8 @@ use crate::ledger::{CheckpointJob, CheckpointStart, Ledger};
 
 /// While a checkpoint is in flight, the writer looks for its result at least this often.
 const CHECKPOINT_POLL: Duration = Duration::from_millis(5);
+/// Why the sink stops when the checkpoint thread is gone.
+const CHECKPOINTER_STOPPED: &str = "signing a checkpoint: the checkpoint thread stopped";
 
 /// Settings for [`LedgerSink`].
 #[derive(Debug, Clone)]
@@ -329,15 +331,17 @@ impl Writer {
         if let Ok(result) = self.done.try_recv() {
             self.checkpointed(result);
         }
-        let Some(since) = self.unsigned_since else {
-            return;
-        };
-        if self.in_flight
-            || self.failure.is_some()
-            || self.clock.now().saturating_duration_since(since) < self.options.checkpoint_every
-        {
-            return;
+        let due = self.unsigned_since.is_some_and(|since| {
+            self.clock.now().saturating_duration_since(since) >= self.options.checkpoint_every
+        });
+        if due && !self.in_flight && self.failure.is_none() {
+            self.start_checkpoint();
         }
+    }
+
+    /// Hand a checkpoint of the whole tree to the checkpoint thread (nothing to do when the
+    /// newest stored checkpoint already covers it).
+    fn start_checkpoint(&mut self) {
         match self.ledger.begin_checkpoint(&self.origin) {
             Ok(CheckpointStart::Current(_)) => self.unsigned_since = None,
             Ok(CheckpointStart::Job(job)) => {
@@ -346,10 +350,23 @@ impl Writer {
                     // Entries appended from now on are not covered by this checkpoint.
                     self.unsigned_since = None;
                 } else {
-                    self.fail("signing a checkpoint: the checkpoint thread stopped".into());
+                    self.fail(CHECKPOINTER_STOPPED.into());
                 }
             }
             Err(e) => self.checkpoint_failed(&e),
+        }
+    }
+
+    /// Wait for the checkpoint in flight, if any.
+    fn wait_for_checkpoint(&mut self) {
+        if self.in_flight {
+            match self.done.recv() {
+                Ok(result) => self.checkpointed(result),
+                Err(_) => {
+                    self.in_flight = false;
+                    self.fail(CHECKPOINTER_STOPPED.into());
+                }
+            }
         }
     }
 
@@ -372,50 +389,17 @@ impl Writer {
         self.fail(format!("signing a checkpoint: {e}"));
     }
 
-    /// Sign a checkpoint of everything appended and wait for it (on shutdown).
+    /// Sign a checkpoint of everything appended and wait for it (on shutdown): the newest
+    /// checkpoint, none for a ledger that never had an entry.
     fn checkpoint_now(&mut self) -> Result<Option<SignedCheckpoint>, SinkError> {
-        if self.in_flight {
-            match self.done.recv() {
-                Ok(result) => self.checkpointed(result),
-                Err(_) => self.fail("signing a checkpoint: the checkpoint thread stopped".into()),
-            }
+        self.wait_for_checkpoint();
+        if self.failure.is_none() && self.ledger.size() > 0 {
+            self.start_checkpoint();
+            self.wait_for_checkpoint();
         }
-        if let Some(failure) = &self.failure {
-            return Err(SinkError::Io(failure.clone()));
-        }
-        if self.ledger.size() == 0 {
-            return Ok(None);
-        }
-        let job = match self.ledger.begin_checkpoint(&self.origin) {
-            Ok(CheckpointStart::Current(latest)) => {
-                self.unsigned_since = None;
-                return Ok(Some(latest));
-            }
-            Ok(CheckpointStart::Job(job)) => job,
-            Err(e) => {
-                self.checkpoint_failed(&e);
-                return Err(SinkError::Io(format!("signing a checkpoint: {e}")));
-            }
-        };
-        let result = match self.jobs.send(job) {
-            Ok(()) => self.done.recv().ok(),
-            Err(_) => None,
-        };
-        match result {
-            Some(Ok(signed)) => {
-                self.unsigned_since = None;
-                self.checkpointed(Ok(signed.clone()));
-                Ok(Some(signed))
-            }
-            Some(Err(e)) => {
-                self.checkpointed(Err(e));
-                Err(SinkError::Io(self.failure.clone().unwrap_or_default()))
-            }
-            None => {
-                let message = "signing a checkpoint: the checkpoint thread stopped".to_owned();
-                self.fail(message.clone());
-                Err(SinkError::Io(message))
-            }
+        match &self.failure {
+            Some(failure) => Err(SinkError::Io(failure.clone())),
+            None => Ok(self.ledger.latest_checkpoint().cloned()),
         }
     }
 
