@@ -21,8 +21,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::idp::{self, APP_HOST, PeopleToml, Provider};
-use support::{KillOnDrop, free_port, start_upstream, wait_output};
+use support::idp::{self, APP_HOST};
+use support::wait_output;
 use tenet_device::{DeviceKey, PostureReport};
 use tenet_identity::X509Svid;
 use time::OffsetDateTime;
@@ -99,48 +99,26 @@ impl Tools {
 
 /// `tenet up` with a people route, the provider and a device posture requirement.
 struct People {
-    dir: tempfile::TempDir,
-    port: u16,
-    _gateway: KillOnDrop,
-    _upstream: KillOnDrop,
-    _provider: Provider,
+    d: idp::PeopleDeployment,
 }
 
 impl People {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        idp::init(dir.path());
-        let (upstream, upstream_port) = start_upstream();
-        let (port, admin_port) = (free_port(), free_port());
-        let provider = Provider::start(dir.path(), &idp::redirect_uri(port));
-        let config = PeopleToml {
-            port,
-            admin_port,
-            upstream_port,
-            provider: &provider,
-            people: PEOPLE,
-            tail: POSTURE,
-        };
-        let gateway = idp::up(dir.path(), &config, POLICY);
         Self {
-            dir,
-            port,
-            _gateway: gateway,
-            _upstream: upstream,
-            _provider: provider,
+            d: idp::PeopleDeployment::start(PEOPLE, POSTURE, POLICY),
         }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.d.dir.path().join(rel)
     }
 
     fn origin(&self) -> String {
-        idp::origin(self.port)
+        idp::origin(self.d.port)
     }
 
     fn tenet(&self, args: &[&str]) -> String {
-        idp::cli(self.dir.path(), args)
+        idp::cli(self.d.dir.path(), args)
     }
 
     /// curl against the people route, verifying the gateway with the Tenet bundle:
@@ -149,7 +127,7 @@ impl People {
         let out = Command::new("curl")
             .args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
             .arg("--resolve")
-            .arg(format!("{APP_HOST}:{}:127.0.0.1", self.port))
+            .arg(format!("{APP_HOST}:{}:127.0.0.1", self.d.port))
             .arg("--cacert")
             .arg(self.path("data/admin/bundle.pem"))
             .args(extra)

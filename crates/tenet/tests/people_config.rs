@@ -20,8 +20,8 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use support::idp::{self, PeopleToml, Provider};
-use support::{free_port, start_upstream, tenet, wait_output};
+use support::idp;
+use support::{free_port, tenet, wait_output};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -208,26 +208,14 @@ fn malformed_people_and_oversized_imports_are_refused_before_the_admin_api() {
 
 #[test]
 fn revoking_nobody_says_so_and_an_import_with_no_row_fails() {
-    let dir = tempfile::tempdir().unwrap();
-    idp::init(dir.path());
-    let (_upstream, upstream_port) = start_upstream();
-    let (port, admin_port) = (free_port(), free_port());
-    let provider = Provider::start(dir.path(), &idp::redirect_uri(port));
-    let config = PeopleToml {
-        port,
-        admin_port,
-        upstream_port,
-        provider: &provider,
-        people: "",
-        tail: "",
-    };
-    let _gateway = idp::up(
-        dir.path(),
-        &config,
+    let d = idp::PeopleDeployment::start(
+        "",
+        "",
         r#"@id("engineers")
 permit (principal in Tenet::Group::"engineering", action, resource in Tenet::Service::"app");
 "#,
     );
+    let dir = &d.dir;
 
     for user in [
         "bob@example.test",

@@ -26,8 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use http::{HeaderMap, Method, header};
 use serde_json::Value;
-use support::idp::{self, PeopleToml, Provider, cookie_header, remember};
-use support::{KillOnDrop, free_port, start_upstream};
+use support::idp::{self, cookie_header, remember};
 use tenet_mfa::json::{CreationChallengeResponse, RequestChallengeResponse};
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator as _;
@@ -53,12 +52,7 @@ when { context.session.phishing_resistant };
 
 /// `tenet up` with a people route, the provider, the upstream and the person's passkey.
 struct Env {
-    _gateway: KillOnDrop,
-    _provider: Provider,
-    _upstream: KillOnDrop,
-    dir: tempfile::TempDir,
-    port: u16,
-    upstream_port: u16,
+    d: idp::PeopleDeployment,
     /// The person's authenticator; it keeps the credential across sign-ins.
     passkey: Mutex<SoftPasskey>,
     /// Held by the test whose turn it is.
@@ -81,40 +75,20 @@ fn env() -> Arc<Env> {
 
 impl Env {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        idp::init(dir.path());
-        let (upstream, upstream_port) = start_upstream();
-        // The port comes first: it is part of the origin and of the provider's redirect URI.
-        let (port, admin_port) = (free_port(), free_port());
-        let provider = Provider::start(dir.path(), &idp::redirect_uri(port));
-        let config = PeopleToml {
-            port,
-            admin_port,
-            upstream_port,
-            provider: &provider,
-            people: "",
-            tail: "",
-        };
-        let gateway = idp::up(dir.path(), &config, POLICY);
         Self {
-            _gateway: gateway,
-            _provider: provider,
-            _upstream: upstream,
-            dir,
-            port,
-            upstream_port,
+            d: idp::PeopleDeployment::start("", "", POLICY),
             passkey: Mutex::new(SoftPasskey::new(true)),
             turn: tokio::sync::Mutex::new(()),
         }
     }
 
     fn origin(&self) -> String {
-        idp::origin(self.port)
+        idp::origin(self.d.port)
     }
 
     /// `tenet ARGS` against this deployment; stdout.
     fn cli(&self, args: &[&str]) -> String {
-        idp::cli(self.dir.path(), args)
+        idp::cli(self.d.dir.path(), args)
     }
 
     /// The live sessions, as `tenet session list` shows them.
@@ -196,7 +170,7 @@ struct Browser {
 
 impl Browser {
     fn new(env: &Env) -> Self {
-        let http = idp::http_client(env.dir.path(), env.port)
+        let http = idp::http_client(env.d.dir.path(), env.d.port)
             // HTTP/1.1, where a client can still send `Connection` (F004).
             .http1_only()
             .build()
@@ -572,7 +546,7 @@ async fn f004_forged_identity_headers_never_reach_the_upstream() {
         .http1_only()
         .build()
         .unwrap();
-    let mut request = direct.get(format!("http://127.0.0.1:{}/", env.upstream_port));
+    let mut request = direct.get(format!("http://127.0.0.1:{}/", env.d.upstream_port));
     for (name, value) in forged {
         request = request.header(name, value);
     }
@@ -777,10 +751,10 @@ async fn device_agent_commands_enrol_and_report() {
     let token: Value =
         serde_json::from_str(&env.cli(&["device", "token", "--owner", EMAIL])).unwrap();
     let token = token["token"].as_str().unwrap().to_owned();
-    let gateway = format!("https://app.example.test:{}", env.port);
+    let gateway = format!("https://app.example.test:{}", env.d.port);
     let resolve = "app.example.test:127.0.0.1";
-    let device_dir = env.dir.path().join("device");
-    let bundle = env.dir.path().join("data/admin/bundle.pem");
+    let device_dir = env.d.dir.path().join("device");
+    let bundle = env.d.dir.path().join("data/admin/bundle.pem");
     let run = |args: &[&str]| support::tenet().args(args).output().unwrap();
     let out = run(&[
         "device",
@@ -830,7 +804,7 @@ async fn device_agent_commands_enrol_and_report() {
         "--resolve",
         resolve,
         "--out",
-        env.dir.path().join("device2").to_str().unwrap(),
+        env.d.dir.path().join("device2").to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("enrolment refused"));

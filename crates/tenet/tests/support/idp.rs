@@ -19,7 +19,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 
-use super::{KillOnDrop, run_ok, tenet, wait_for_child_port};
+use super::{KillOnDrop, free_port, run_ok, start_upstream, tenet, wait_for_child_port};
 
 pub const TD: &str = "example.test";
 pub const APP_HOST: &str = "app.example.test";
@@ -239,6 +239,48 @@ pub fn up(dir: &Path, config: &PeopleToml<'_>, policy: &str) -> KillOnDrop {
     wait_for_child_port(&mut gateway, config.port, &dir.join("up.log"));
     wait_for_child_port(&mut gateway, config.admin_port, &dir.join("up.log"));
     KillOnDrop(gateway)
+}
+
+/// A running people deployment: `tenet init` in a fresh directory, the Python upstream, the
+/// real provider (redirecting to the gateway's callback) and `tenet up` with the `[people]`
+/// lines `people`, the lines `tail` after them, and `policy` as the only policy.
+pub struct PeopleDeployment {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub admin_port: u16,
+    pub upstream_port: u16,
+    pub provider: Provider,
+    _gateway: KillOnDrop,
+    _upstream: KillOnDrop,
+}
+
+impl PeopleDeployment {
+    pub fn start(people: &str, tail: &str, policy: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path());
+        let (upstream, upstream_port) = start_upstream();
+        // The port comes first: it is part of the origin and of the provider's redirect URI.
+        let (port, admin_port) = (free_port(), free_port());
+        let provider = Provider::start(dir.path(), &redirect_uri(port));
+        let config = PeopleToml {
+            port,
+            admin_port,
+            upstream_port,
+            provider: &provider,
+            people,
+            tail,
+        };
+        let gateway = up(dir.path(), &config, policy);
+        Self {
+            dir,
+            port,
+            admin_port,
+            upstream_port,
+            provider,
+            _gateway: gateway,
+            _upstream: upstream,
+        }
+    }
 }
 
 /// `tenet ARGS` against the deployment in `dir`; stdout.
