@@ -197,7 +197,7 @@ fn sarif_schema() -> PathBuf {
         });
     assert!(
         path.exists(),
-        "the SARIF 2.1.0 schema is missing at {}: run .ci/run, which fetches it, or set TENET_SARIF_SCHEMA",
+        "the SARIF 2.1.0 schema is missing at {}: run .ci/setup, which fetches it, or set TENET_SARIF_SCHEMA",
         path.display()
     );
     path

@@ -103,7 +103,7 @@ pub fn start_python_server(args: &[&str]) -> (KillOnDrop, u16) {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("python3 is needed for the interop tests (.ci/run installs it)");
+        .expect("python3 is needed for the interop tests (.ci/setup installs it)");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
