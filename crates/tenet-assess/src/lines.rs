@@ -4,8 +4,10 @@
 //!
 //! [`PointerIndex`] reads a document once and records the line of every value down to a
 //! depth, so a file with thousands of findings is scanned once, not once per finding.
+//! [`PointerIndex::build_for`] records only the values on the way to the pointers asked for
+//! and walks past every other value without naming it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Values nested deeper than this are not indexed (their findings get the line of the
 /// deepest indexed ancestor).
@@ -20,17 +22,45 @@ pub struct PointerIndex {
 impl PointerIndex {
     /// Indexes `text` (which should be JSON; anything else gives an empty or partial index).
     pub fn build(text: &str) -> PointerIndex {
+        PointerIndex::scan(text, None)
+    }
+
+    /// Indexes only what [`PointerIndex::line`] needs to answer for `pointers`: the values at
+    /// each pointer and at its ancestors. For a JSON text it answers those pointers as
+    /// [`PointerIndex::build`] would; every other value is skipped by its brackets and strings
+    /// alone, so in a text that is not JSON an error inside a skipped value goes unnoticed.
+    pub fn build_for<'p>(text: &str, pointers: impl IntoIterator<Item = &'p str>) -> PointerIndex {
+        let mut wanted = HashSet::new();
+        for pointer in pointers {
+            let mut p = pointer;
+            // `line` looks a pointer up, then each prefix before a `/`.
+            while wanted.insert(p) {
+                match p.rfind('/') {
+                    Some(i) => p = p.get(..i).unwrap_or(""),
+                    None => break,
+                }
+            }
+        }
+        PointerIndex::scan(text, Some(&wanted))
+    }
+
+    fn scan(text: &str, wanted: Option<&HashSet<&str>>) -> PointerIndex {
         let mut scanner = Scanner {
             text,
             bytes: text.as_bytes(),
             at: 0,
+            counted: 0,
             line: 1,
+            wanted,
+            lines: HashMap::new(),
         };
-        let mut index = PointerIndex::default();
         scanner.whitespace();
         let mut path = String::new();
-        scanner.value(&mut path, 0, &mut index.lines);
-        index
+        let root = scanner.keeps(&path).then_some(&mut path);
+        scanner.value(root, 0);
+        PointerIndex {
+            lines: scanner.lines,
+        }
     }
 
     /// The 1-based line of the value at `pointer`, or of its deepest indexed ancestor.
@@ -57,14 +87,20 @@ pub fn line_of_pointer(text: &str, pointer: &str) -> Option<u32> {
     PointerIndex::build(text).line(pointer)
 }
 
-struct Scanner<'a> {
+struct Scanner<'a, 'w> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
+    /// Lines are counted up to this byte, lazily: only a recorded value needs its line.
+    counted: usize,
+    /// The line at byte `counted`.
     line: u32,
+    /// The pointers to record (`None`: every value down to [`INDEX_DEPTH`]).
+    wanted: Option<&'w HashSet<&'w str>>,
+    lines: HashMap<String, u32>,
 }
 
-impl Scanner<'_> {
+impl Scanner<'_, '_> {
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
@@ -72,10 +108,17 @@ impl Scanner<'_> {
     fn bump(&mut self) -> Option<u8> {
         let b = self.peek()?;
         self.at += 1;
-        if b == b'\n' {
-            self.line += 1;
-        }
         Some(b)
+    }
+
+    /// The line of the cursor.
+    fn line_here(&mut self) -> u32 {
+        let newlines = count_newlines(self.bytes.get(self.counted..self.at).unwrap_or_default());
+        self.line = self
+            .line
+            .saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX));
+        self.counted = self.at;
+        self.line
     }
 
     fn whitespace(&mut self) {
@@ -84,16 +127,29 @@ impl Scanner<'_> {
         }
     }
 
-    /// Records the value at the cursor under `path` and walks into it. False on malformed
+    /// Whether the value at `path` is recorded (and its members named).
+    fn keeps(&self, path: &str) -> bool {
+        self.wanted.is_none_or(|w| w.contains(path))
+    }
+
+    /// Records the value at the cursor under `path` and walks into it; with no path (a value
+    /// that is not recorded, nor anything in it) it is only walked past. False on malformed
     /// input (the index then stops growing).
-    fn value(&mut self, path: &mut String, depth: usize, out: &mut HashMap<String, u32>) -> bool {
-        if depth <= INDEX_DEPTH {
-            out.entry(path.clone()).or_insert(self.line);
+    fn value(&mut self, mut path: Option<&mut String>, depth: usize) -> bool {
+        if depth > INDEX_DEPTH {
+            path = None;
+        }
+        match path.as_deref() {
+            Some(p) => {
+                let line = self.line_here();
+                self.lines.entry(p.clone()).or_insert(line);
+            }
+            None if self.wanted.is_some() => return self.skip_value(),
+            None => {}
         }
         match self.peek() {
             Some(b'{') => {
                 self.bump();
-                let base = path.len();
                 loop {
                     self.whitespace();
                     match self.peek() {
@@ -104,18 +160,24 @@ impl Scanner<'_> {
                         Some(b'"') => {}
                         _ => return false,
                     }
-                    let Some(key) = self.key() else {
-                        return false;
+                    let ok = match path.as_deref_mut() {
+                        Some(p) => {
+                            let Some(key) = self.key() else {
+                                return false;
+                            };
+                            let base = p.len();
+                            p.push('/');
+                            if key.contains(['~', '/']) {
+                                p.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                            } else {
+                                p.push_str(&key);
+                            }
+                            let ok = self.member(p, depth);
+                            p.truncate(base);
+                            ok
+                        }
+                        None => self.skip_string() && self.member_skipped(depth),
                     };
-                    self.whitespace();
-                    if self.bump() != Some(b':') {
-                        return false;
-                    }
-                    self.whitespace();
-                    path.push('/');
-                    path.push_str(&key.replace('~', "~0").replace('/', "~1"));
-                    let ok = self.value(path, depth + 1, out);
-                    path.truncate(base);
                     if !ok {
                         return false;
                     }
@@ -129,7 +191,6 @@ impl Scanner<'_> {
             }
             Some(b'[') => {
                 self.bump();
-                let base = path.len();
                 let mut i = 0usize;
                 loop {
                     self.whitespace();
@@ -137,10 +198,17 @@ impl Scanner<'_> {
                         self.bump();
                         return true;
                     }
-                    path.push('/');
-                    path.push_str(&i.to_string());
-                    let ok = self.value(path, depth + 1, out);
-                    path.truncate(base);
+                    let ok = match path.as_deref_mut() {
+                        Some(p) => {
+                            let base = p.len();
+                            p.push('/');
+                            push_index(p, i);
+                            let ok = self.element(p, depth);
+                            p.truncate(base);
+                            ok
+                        }
+                        None => self.value(None, depth + 1),
+                    };
                     if !ok {
                         return false;
                     }
@@ -166,38 +234,112 @@ impl Scanner<'_> {
         }
     }
 
-    /// Skips a string at the cursor (escapes honoured).
-    fn skip_string(&mut self) -> bool {
-        self.bump();
+    /// Moves past the value at the cursor by its brackets and strings alone (an object or
+    /// array ends at the bracket that closes it). False if the text ends first.
+    fn skip_value(&mut self) -> bool {
+        match self.peek() {
+            Some(b'"') => return self.skip_string(),
+            Some(b'{' | b'[') => {}
+            Some(_) => {
+                while !matches!(
+                    self.peek(),
+                    Some(b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n') | None
+                ) {
+                    self.bump();
+                }
+                return true;
+            }
+            None => return false,
+        }
+        let mut open = 0usize;
         loop {
-            match self.bump() {
-                Some(b'\\') => {
-                    if self.bump().is_none() {
+            let Some(rest) = self.bytes.get(self.at..) else {
+                return false;
+            };
+            let Some(i) = rest
+                .iter()
+                .position(|&b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))
+            else {
+                self.at = self.bytes.len();
+                return false;
+            };
+            self.at += i;
+            match rest.get(i) {
+                Some(b'"') => {
+                    if !self.skip_string() {
                         return false;
                     }
                 }
-                Some(b'"') => return true,
-                Some(_) => {}
-                None => return false,
+                Some(b'{' | b'[') => {
+                    open += 1;
+                    self.at += 1;
+                }
+                _ => {
+                    open = open.saturating_sub(1);
+                    self.at += 1;
+                    if open == 0 {
+                        return true;
+                    }
+                }
             }
+        }
+    }
+
+    /// After a key whose path is `path`: the colon and the member's value.
+    fn member(&mut self, path: &mut String, depth: usize) -> bool {
+        self.whitespace();
+        if self.bump() != Some(b':') {
+            return false;
+        }
+        self.whitespace();
+        self.element(path, depth)
+    }
+
+    /// After a key that is not named: the colon and the member's value, walked past.
+    fn member_skipped(&mut self, depth: usize) -> bool {
+        self.whitespace();
+        if self.bump() != Some(b':') {
+            return false;
+        }
+        self.whitespace();
+        self.value(None, depth + 1)
+    }
+
+    /// The member or element at `path` (one level below `depth`), recorded if wanted.
+    fn element(&mut self, path: &mut String, depth: usize) -> bool {
+        if self.keeps(path) {
+            self.value(Some(path), depth + 1)
+        } else {
+            self.value(None, depth + 1)
+        }
+    }
+
+    /// Skips a string at the cursor (escapes honoured).
+    fn skip_string(&mut self) -> bool {
+        self.string_end().is_some()
+    }
+
+    /// Moves past the string at the cursor; whether it held an escape. `None` if it does not
+    /// end.
+    fn string_end(&mut self) -> Option<bool> {
+        self.bump();
+        let mut escaped = false;
+        loop {
+            let rest = self.bytes.get(self.at..)?;
+            let i = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+            self.at += i + 1;
+            if rest.get(i) == Some(&b'"') {
+                return Some(escaped);
+            }
+            escaped = true;
+            self.bump()?;
         }
     }
 
     /// A key at the cursor, decoded (escapes are rare in keys: decoded only when present).
     fn key(&mut self) -> Option<String> {
         let start = self.at;
-        let mut escaped = false;
-        self.bump();
-        loop {
-            match self.bump()? {
-                b'\\' => {
-                    escaped = true;
-                    self.bump()?;
-                }
-                b'"' => break,
-                _ => {}
-            }
-        }
+        let escaped = self.string_end()?;
         let raw = self.text.get(start..self.at)?;
         if escaped {
             serde_json::from_str(raw).ok()
@@ -205,6 +347,27 @@ impl Scanner<'_> {
             raw.get(1..raw.len().saturating_sub(1)).map(str::to_owned)
         }
     }
+}
+
+/// How many `\n` bytes `bytes` holds: counted in byte-sized sums over chunks of 255 bytes,
+/// which the compiler turns into wide vector compares.
+fn count_newlines(bytes: &[u8]) -> usize {
+    bytes
+        .chunks(255)
+        .map(|chunk| {
+            let n = chunk
+                .iter()
+                .fold(0u8, |n, &b| n.wrapping_add(u8::from(b == b'\n')));
+            usize::from(n)
+        })
+        .sum()
+}
+
+/// Appends an array index in decimal.
+fn push_index(path: &mut String, i: usize) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = write!(path, "{i}");
 }
 
 #[cfg(test)]
@@ -227,6 +390,18 @@ mod tests {
 }"#;
 
     #[test]
+    fn counts_newlines() {
+        let text: Vec<u8> = (0..2000u32)
+            .map(|i| if i % 3 == 0 { b'\n' } else { b'x' })
+            .collect();
+        for len in [0, 1, 254, 255, 256, 765, 2000] {
+            let want = text[..len].iter().filter(|&&b| b == b'\n').count();
+            assert_eq!(super::count_newlines(&text[..len]), want, "{len}");
+        }
+        assert_eq!(super::count_newlines(&[b'\n'; 600]), 600);
+    }
+
+    #[test]
     fn finds_lines_of_pointers() {
         assert_eq!(line_of_pointer(DOC, ""), Some(1));
         assert_eq!(line_of_pointer(DOC, "/Statement"), Some(3));
@@ -245,5 +420,67 @@ mod tests {
         assert_eq!(line_of_pointer("{\"a\": [", "/a/0"), Some(1));
         let index = PointerIndex::build(DOC);
         assert_eq!(index.line("/Statement/1/Sid"), Some(6));
+    }
+
+    /// The index of only the pointers asked for answers them as the full index does: every
+    /// value of the document, pointers past its values, malformed pointers, a repeated key.
+    #[test]
+    fn index_for_pointers_agrees_with_full_index() {
+        let repeated = "{\"a\": {\"b\": 1},\n \"a\": {\"c\": [2,\n 3]}}";
+        for text in [
+            DOC,
+            repeated,
+            "[1, {\"x\"\n: 2}]",
+            "{\"a\": {\"b\": [{\"c\": \"]}\\\"{\"}],\n\"d\": 1}}",
+        ] {
+            let full = PointerIndex::build(text);
+            let mut pointers: Vec<String> = full.lines.keys().cloned().collect();
+            pointers.extend(
+                [
+                    "/Statement/7",
+                    "/Statement/1/Action/1/deeper",
+                    "/Nope",
+                    "no-slash",
+                    "a/b",
+                    "/a/c/1",
+                    "/a/b/x",
+                    "/1/x",
+                ]
+                .map(str::to_owned),
+            );
+            for p in &pointers {
+                let one = PointerIndex::build_for(text, [p.as_str()]);
+                assert_eq!(one.line(p), full.line(p), "{p} in {text}");
+            }
+            let all = PointerIndex::build_for(text, pointers.iter().map(String::as_str));
+            for p in &pointers {
+                assert_eq!(all.line(p), full.line(p), "{p} in {text}");
+            }
+        }
+        assert_eq!(
+            PointerIndex::build_for(repeated, ["/a/c/1"]).line("/a/c/1"),
+            Some(3)
+        );
+        // Every line break counts, also one inside a string (and after an escaped quote).
+        assert_eq!(
+            line_of_pointer("{\"a\": \"\\é\",\n\"b\": 1}", "/b"),
+            Some(2)
+        );
+        let broken = "{\"a\": \"x\\\"\n y\", \"b\\\"\": 2}";
+        assert_eq!(line_of_pointer(broken, "/b\""), Some(2));
+        assert_eq!(
+            PointerIndex::build_for(broken, ["/b\""]).line("/b\""),
+            Some(2)
+        );
+        assert!(PointerIndex::build_for(DOC, ["/Statement/0"]).lines.len() < 4);
+        // Text that ends early: what was read is indexed, nothing panics.
+        assert_eq!(
+            PointerIndex::build_for("{\"a\": [", ["/a/0"]).line("/a/0"),
+            Some(1)
+        );
+        assert_eq!(
+            PointerIndex::build_for("{\"b\": [{\"x\n", ["/a/0"]).line("/a/0"),
+            Some(1)
+        );
     }
 }

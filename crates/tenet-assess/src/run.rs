@@ -186,17 +186,33 @@ pub async fn assess(
             Err(e) => report.skipped.push(Skipped::new(shown, error_chain(&e))),
         }
     }
-    // One index per file that has findings without a line.
-    let mut indexes: std::collections::HashMap<String, crate::lines::PointerIndex> =
-        std::collections::HashMap::new();
+    // One index per file that has findings without a line, of the values those findings
+    // point at.
+    let mut wanted: std::collections::HashMap<&str, Vec<&str>> = std::collections::HashMap::new();
+    for finding in &outcome.findings {
+        let location = &finding.location;
+        if location.line.is_none()
+            && let (Some((file, _)), Some(pointer)) =
+                (json_texts.get_key_value(&location.file), &location.pointer)
+        {
+            wanted.entry(file.as_str()).or_default().push(pointer);
+        }
+    }
+    let indexes: std::collections::HashMap<String, crate::lines::PointerIndex> = wanted
+        .into_iter()
+        .filter_map(|(file, pointers)| {
+            let text = json_texts.get(file)?;
+            Some((
+                file.to_owned(),
+                crate::lines::PointerIndex::build_for(text, pointers),
+            ))
+        })
+        .collect();
     for finding in &mut outcome.findings {
         let location = &mut finding.location;
         if location.line.is_none()
-            && let (Some(text), Some(pointer)) = (json_texts.get(&location.file), &location.pointer)
+            && let (Some(index), Some(pointer)) = (indexes.get(&location.file), &location.pointer)
         {
-            let index = indexes
-                .entry(location.file.clone())
-                .or_insert_with(|| crate::lines::PointerIndex::build(text));
             location.line = index.line(pointer);
         }
     }
