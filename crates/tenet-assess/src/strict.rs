@@ -5,6 +5,7 @@
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
 /// A [`Value`] whose mappings had no duplicate keys.
@@ -65,13 +66,17 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<KeyString>()? {
             let StrictValue(value) = map.next_value()?;
-            if out.contains_key(&key.0) {
-                return Err(de::Error::custom(format!(
-                    "duplicate key {:?}: a repeated key would silently replace the first",
-                    key.0
-                )));
+            match out.entry(key.0) {
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                Entry::Occupied(first) => {
+                    return Err(de::Error::custom(format!(
+                        "duplicate key {:?}: a repeated key would silently replace the first",
+                        first.key()
+                    )));
+                }
             }
-            out.insert(key.0, value);
         }
         Ok(Value::Object(out))
     }
