@@ -4,6 +4,7 @@
 //! keys and operators, type mismatches, Sids).
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::LazyLock;
 
 use serde_json::{Value, json};
 use tenet_finding::Severity;
@@ -260,6 +261,12 @@ fn names(set: &ActionSet) -> Vec<String> {
     set.iter().map(|id| c.name(id)).collect()
 }
 
+/// [`EXFILTRATION_ACTIONS`] as a set, built once.
+static EXFILTRATION_SET: LazyLock<ActionSet> = LazyLock::new(|| set_of(EXFILTRATION_ACTIONS));
+
+/// [`IAM_SELF_GRANT`] as a set, built once.
+static IAM_SELF_GRANT_SET: LazyLock<ActionSet> = LazyLock::new(|| set_of(IAM_SELF_GRANT));
+
 fn set_of(list: &[&str]) -> ActionSet {
     let c = catalogue();
     let mut set = c.empty_set();
@@ -408,7 +415,7 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, now: Option<i64>, hits
     }
 
     let mut exfil = allowed;
-    exfil.intersect_with(&set_of(EXFILTRATION_ACTIONS));
+    exfil.intersect_with(&EXFILTRATION_SET);
     if star && !exfil.is_empty() {
         let list = names(&exfil);
         found.push(
@@ -618,7 +625,7 @@ fn service_wildcard_hit(
     // iam:* on every resource is full IAM control: the holder can attach AdministratorAccess
     // to itself, so it is an administrator in effect.
     let self_grant: Vec<String> = names(&{
-        let mut set = set_of(IAM_SELF_GRANT);
+        let mut set = IAM_SELF_GRANT_SET.clone();
         set.intersect_with(allowed);
         set
     });
@@ -1057,17 +1064,23 @@ fn resource_fit(s: &Statement, hits: &mut Vec<Hit>) {
         });
         mismatched.push(name);
     }
+    // Only a pattern with a `*` can be a Resource "*" in disguise; each (service, resource
+    // type) the actions take is compared once, however many actions take it.
     let mut star_like = BTreeSet::new();
-    for id in s.actions.iter() {
-        let Some(a) = c.actions.get(id) else { continue };
-        let svc = c.service_of(a);
-        for r in resources {
-            if a.resource_types.iter().any(|(t, _)| {
-                svc.resources
-                    .get(*t)
-                    .is_some_and(|rt| effectively_star(r, &rt.arn))
-            }) {
-                star_like.insert(r.clone());
+    if resources.iter().any(|r| r.contains('*')) {
+        let mut types = BTreeSet::new();
+        for id in s.actions.iter() {
+            let Some(a) = c.actions.get(id) else { continue };
+            types.extend(a.resource_types.iter().map(|&(t, _)| (a.service, t)));
+        }
+        for (svc, t) in types {
+            let Some(rt) = c.services.get(svc).and_then(|svc| svc.resources.get(t)) else {
+                continue;
+            };
+            for r in resources {
+                if effectively_star(r, &rt.arn) {
+                    star_like.insert(r.clone());
+                }
             }
         }
     }

@@ -50,8 +50,7 @@ fn literal_service(arn: &str, template: bool) -> Option<&str> {
 /// Whether a resource pattern is the template itself with every variable widened to `*`
 /// (for example `arn:*:cloudtrail:*:*:trail/*`): a Resource "*" in disguise.
 pub fn effectively_star(pattern: &str, template: &str) -> bool {
-    let widened = variables_as_wildcards(template);
-    widened == pattern && pattern.contains('*')
+    pattern.contains('*') && crate::pattern::equals_variables_as_wildcards(template, pattern)
 }
 
 /// One element of a policy pattern.

@@ -57,22 +57,61 @@ pub fn has_wildcard(pattern: &str) -> bool {
 /// is compared as the set of resources it may name.
 pub fn variables_as_wildcards(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
+    widened_pieces(value, |piece| {
+        out.push_str(piece);
+        true
+    });
+    out
+}
+
+/// Whether `text` is exactly `value` with its policy variables replaced as
+/// [`variables_as_wildcards`] does, without building that string.
+pub fn equals_variables_as_wildcards(value: &str, text: &str) -> bool {
+    let mut rest = text;
+    widened_pieces(value, |piece| match rest.strip_prefix(piece) {
+        Some(r) => {
+            rest = r;
+            true
+        }
+        None => false,
+    }) && rest.is_empty()
+}
+
+/// Gives the pieces of `value` with each policy variable replaced by `*` (`${*}`, `${?}` and
+/// `${$}` by their literal character) to `piece`, in order, while it returns true. False if
+/// `piece` stopped it.
+fn widened_pieces(value: &str, mut piece: impl FnMut(&str) -> bool) -> bool {
     let mut rest = value;
-    while let Some(start) = rest.find("${") {
+    while let Some(start) = variable_start(rest) {
         let Some(end) = rest.get(start..).and_then(|r| r.find('}')) else {
             break;
         };
-        out.push_str(rest.get(..start).unwrap_or_default());
         let var = rest.get(start + 2..start + end).unwrap_or_default();
         // ${*}, ${?} and ${$} are escapes for the literal characters.
-        match var {
-            "*" | "?" | "$" => out.push_str(var),
-            _ => out.push('*'),
+        let replaced = match var {
+            "*" | "?" | "$" => var,
+            _ => "*",
+        };
+        if !piece(rest.get(..start).unwrap_or_default()) || !piece(replaced) {
+            return false;
         }
         rest = rest.get(start + end + 1..).unwrap_or_default();
     }
-    out.push_str(rest);
-    out
+    piece(rest)
+}
+
+/// Where the first `${` of `text` starts.
+fn variable_start(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = bytes.get(from..)?.iter().position(|&b| b == b'$') {
+        let at = from + i;
+        if bytes.get(at + 1) == Some(&b'{') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -99,5 +138,42 @@ mod tests {
             variables_as_wildcards("unterminated ${x"),
             "unterminated ${x"
         );
+        assert_eq!(variables_as_wildcards("$$${a}$}${b"), "$$*$}${b");
+        assert_eq!(variables_as_wildcards("${a}${$}${}x"), "*$*x");
+    }
+
+    /// The comparison without building the string agrees with building it.
+    #[test]
+    fn variables_compared_in_place() {
+        let values = [
+            "arn:${Partition}:s3:::${BucketName}/${ObjectName}",
+            "home/${aws:username}/*",
+            "a${*}b${?}c${$}",
+            "unterminated ${x",
+            "$$${a}$}${b",
+            "",
+            "plain",
+        ];
+        let texts = [
+            "arn:*:s3:::*/*",
+            "home/*/*",
+            "a*b?c$",
+            "unterminated ${x",
+            "$$*$}${b",
+            "",
+            "plain",
+            "plai",
+            "plainx",
+            "arn:*:s3:::*",
+        ];
+        for v in values {
+            for t in texts {
+                assert_eq!(
+                    equals_variables_as_wildcards(v, t),
+                    variables_as_wildcards(v) == t,
+                    "{v} vs {t}"
+                );
+            }
+        }
     }
 }
