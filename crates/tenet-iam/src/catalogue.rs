@@ -437,8 +437,7 @@ impl Catalogue {
         let mut actions: Vec<Action> = Vec::new();
         let mut credential_names = Vec::new();
         for line in text.lines() {
-            let mut parts = line.splitn(2, ' ');
-            let (Some(kind), Some(rest)) = (parts.next(), parts.next()) else {
+            let Some((kind, rest)) = cut(line, b' ') else {
                 continue;
             };
             match kind {
@@ -451,7 +450,7 @@ impl Catalogue {
                 }),
                 "K" => {
                     if let Some(s) = services.last_mut() {
-                        let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+                        let (name, kind) = cut(rest, b' ').unwrap_or((rest, ""));
                         s.keys.push((name.to_owned(), KeyType::parse(kind)));
                     }
                 }
@@ -558,7 +557,7 @@ impl Catalogue {
     /// The `service:Action` name of an action.
     pub fn name(&self, id: ActionId) -> String {
         match self.actions.get(id) {
-            Some(a) => format!("{}:{}", self.service_of(a).prefix, a.name),
+            Some(a) => joined(&self.service_of(a).prefix, &a.name),
             None => format!("#{id}"),
         }
     }
@@ -661,12 +660,29 @@ impl Catalogue {
             };
         }
         let service_wild = crate::pattern::has_wildcard(service);
+        let name_wild = crate::pattern::has_wildcard(name);
         let mut any_service = false;
-        for s in &self.services {
+        // A literal prefix names at most one service and a literal name at most one action
+        // (both are unique in lower case), so they are looked up instead of matched.
+        let candidates: &[Service] = if service_wild {
+            &self.services
+        } else {
+            self.by_prefix
+                .get(service)
+                .and_then(|&i| self.services.get(i..=i))
+                .unwrap_or_default()
+        };
+        for s in candidates {
             if !glob_match_lower(service, &s.prefix) {
                 continue;
             }
             any_service = true;
+            if !service_wild && !name_wild {
+                if let Some(&id) = self.by_name.get(pattern) {
+                    actions.insert(id);
+                }
+                continue;
+            }
             for id in s.first..s.first + s.count {
                 if let Some(a) = self.actions.get(id)
                     && glob_match_lower(name, &a.name)
@@ -759,12 +775,23 @@ impl Levels {
     }
 }
 
+/// `prefix:name` (built directly: names are made for every action of large sets).
+fn joined(prefix: &str, name: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1 + name.len());
+    out.push_str(prefix);
+    out.push(':');
+    out.push_str(name);
+    out
+}
+
 fn full_lower(prefix: &str, name: &str) -> String {
-    format!("{prefix}:{name}").to_ascii_lowercase()
+    let mut out = joined(prefix, name);
+    out.make_ascii_lowercase();
+    out
 }
 
 fn parse_action(rest: &str, service: usize) -> Option<Action> {
-    let mut f = rest.split(' ');
+    let mut f = fields(rest, b' ');
     let name = f.next()?.to_owned();
     let level = match f.next()? {
         "L" => AccessLevel::List,
@@ -791,7 +818,32 @@ fn parse_action(rest: &str, service: usize) -> Option<Action> {
 }
 
 fn list(field: &str) -> impl Iterator<Item = &str> {
-    field.split(',').filter(|s| !s.is_empty() && *s != "-")
+    fields(field, b',').filter(|s| !s.is_empty() && *s != "-")
+}
+
+/// The text before the first `sep` (an ASCII byte) and the text after it. The catalogue's
+/// fields are short, so a plain byte loop beats a general string search.
+fn cut(text: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = text.bytes().position(|b| b == sep)?;
+    Some((text.get(..i)?, text.get(i + 1..)?))
+}
+
+/// The fields of `text` separated by `sep` (an ASCII byte), as `str::split` gives them.
+fn fields(text: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match cut(r, sep) {
+            Some((field, after)) => {
+                rest = Some(after);
+                Some(field)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// Whether a documented key name (possibly a template like `aws:RequestTag/${TagKey}`) covers a
@@ -975,6 +1027,74 @@ mod tests {
         let mut from_empty = ActionSet::empty(len);
         from_empty.union_with(&shared);
         assert_eq!(from_empty, shared);
+    }
+
+    /// Literal prefixes and actions are looked up, wildcards matched: either way the
+    /// expansion is what matching the pattern against every service and action gives.
+    #[test]
+    fn expansion_agrees_with_matching_everything() {
+        let c = catalogue();
+        let check = |pattern: &str| {
+            let lower = pattern.to_ascii_lowercase();
+            let (svc, name) = lower.split_once(':').unwrap();
+            let (mut ids, mut any) = (Vec::new(), false);
+            for s in &c.services {
+                if glob_match_lower(svc, &s.prefix) {
+                    any = true;
+                    ids.extend(
+                        (s.first..s.first + s.count)
+                            .filter(|&id| glob_match_lower(name, &c.actions[id].name)),
+                    );
+                }
+            }
+            let e = c.expand(pattern);
+            assert_eq!(e.actions.iter().collect::<Vec<_>>(), ids, "{pattern}");
+            let unknown = match (ids.is_empty(), any) {
+                (false, _) => None,
+                (true, true) => Some(Unknown::Action),
+                (true, false) => Some(Unknown::Service),
+            };
+            assert_eq!(e.unknown, unknown, "{pattern}");
+            assert_eq!(
+                e.open,
+                crate::pattern::has_wildcard(svc) || !any,
+                "{pattern}"
+            );
+        };
+        for p in [
+            "s3:GetObject",
+            "S3:GETOBJECT",
+            "s3:Get*",
+            "s3:*",
+            "*:GetObject",
+            "s?:GetObject",
+            "iam:PassRole",
+            "iam:NoSuchAction",
+            "nosuch:Thing",
+            "nosuch:*",
+            "ec2:Describe*",
+            "EC2:describeinstances",
+            "s3:GetObjec?",
+        ] {
+            check(p);
+        }
+        for id in (0..c.len()).step_by(97) {
+            let name = c.name(id);
+            check(&name);
+            check(&name.to_ascii_uppercase());
+        }
+    }
+
+    #[test]
+    fn fields_split_like_str_split() {
+        for text in ["", ",", "a", "a,b", ",a,,b,", "é,ü,", "a,b,"] {
+            assert_eq!(
+                fields(text, b',').collect::<Vec<_>>(),
+                text.split(',').collect::<Vec<_>>(),
+                "{text:?}"
+            );
+            assert_eq!(cut(text, b','), text.split_once(','), "{text:?}");
+        }
     }
 
     #[test]
