@@ -846,7 +846,6 @@ impl<'a> Patterns<'a> {
 }
 
 fn lint_statement(s: &Statement, sids: &mut HashSet<String>, hits: &mut Vec<Hit>) {
-    let c = catalogue();
     if let Some(sid) = &s.sid {
         if !sid.chars().all(|ch| ch.is_ascii_alphanumeric()) {
             hits.push(Hit::new(
@@ -868,12 +867,11 @@ fn lint_statement(s: &Statement, sids: &mut HashSet<String>, hits: &mut Vec<Hit>
         }
     }
     if let ActionMatch::Actions(patterns) = &s.action {
-        for p in patterns {
-            let e = c.expand(p);
-            let (rule, what) = match e.unknown {
-                Some(Unknown::Service) => ("iam.unknown-service", "service prefix"),
-                Some(Unknown::Action | Unknown::Malformed) => ("iam.unknown-action", "action"),
-                None => continue,
+        for &(i, why) in &s.unknown_actions {
+            let Some(p) = patterns.get(i) else { continue };
+            let (rule, what) = match why {
+                Unknown::Service => ("iam.unknown-service", "service prefix"),
+                Unknown::Action | Unknown::Malformed => ("iam.unknown-action", "action"),
             };
             hits.push(Hit::new(
                 rule,

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::arn::pattern_fits_template;
-use crate::catalogue::{ActionSet, catalogue};
+use crate::catalogue::{ActionSet, Unknown, catalogue};
 use crate::condition::Condition;
 
 /// Why a value could not be read as a policy document at all.
@@ -109,6 +109,9 @@ pub struct Statement {
     pub actions: ActionSet,
     /// Whether it also covers actions not in the catalogue (`*`, NotAction, unknown services).
     pub open: bool,
+    /// The patterns of an Action element that name no catalogue action: their index in the
+    /// element and why (empty for NotAction).
+    pub unknown_actions: Vec<(usize, Unknown)>,
     /// The actions of [`Statement::actions`] that the Resource element can apply to: every one
     /// for `*`, NotResource or no Resource; otherwise those with a resource type some pattern
     /// can name (an action without resource types needs `*`). AWS grants no others.
@@ -370,7 +373,7 @@ impl Policy {
         if self.malformed_count() > malformed_before {
             return;
         }
-        let (actions, open) = compile_actions(&action);
+        let (actions, open, unknown_actions) = compile(&action);
         let fitting = fitting_actions(&resource, &actions);
         self.statements.push(Statement {
             pointer,
@@ -383,6 +386,7 @@ impl Policy {
             conditions,
             actions,
             open,
+            unknown_actions,
             fitting,
         });
     }
@@ -599,23 +603,41 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
 /// The catalogue actions an Action/NotAction element covers, and whether it is open to
 /// actions outside the catalogue.
 pub fn compile_actions(action: &ActionMatch) -> (ActionSet, bool) {
+    let (set, open, _) = compile(action);
+    (set, open)
+}
+
+/// [`compile_actions`], with the patterns of an Action element that name nothing known (see
+/// [`Statement::unknown_actions`]).
+fn compile(action: &ActionMatch) -> (ActionSet, bool, Vec<(usize, Unknown)>) {
     let c = catalogue();
     let patterns = match action {
         ActionMatch::Actions(p) | ActionMatch::NotActions(p) => p,
     };
     let mut set = c.empty_set();
     let mut open = false;
-    for p in patterns {
+    let mut unknown = Vec::new();
+    for (i, p) in patterns.iter().enumerate() {
+        // Most patterns name one action: found by name, without expanding a pattern.
+        if !crate::pattern::has_wildcard(p)
+            && let Some(id) = c.action(p)
+        {
+            set.insert(id);
+            continue;
+        }
         let e = c.expand(p);
         set.union_with(&e.actions);
         open |= e.open;
+        if let Some(why) = e.unknown {
+            unknown.push((i, why));
+        }
     }
     set.shrink();
     match action {
-        ActionMatch::Actions(_) => (set, open),
+        ActionMatch::Actions(_) => (set, open, unknown),
         ActionMatch::NotActions(p) => {
             let excludes_everything = p.iter().any(|x| x == "*");
-            (set.complement(c.len()), !excludes_everything)
+            (set.complement(c.len()), !excludes_everything, Vec::new())
         }
     }
 }
