@@ -2,11 +2,18 @@
 //! rsigma evaluation, over the same events and rules, at 100 and 1,000 rules, on one core, and
 //! whether the two find the same rules on each event. Prints a Markdown table.
 //!
-//! Run: `cargo run --release -p tenet-sigma --example throughput`
+//! Run: `cargo run --release -p tenet-sigma --example throughput [RULES...]` (100 and 1,000
+//! rules when none are given).
 //!
-//! Events: the Panther test events (CloudTrail, Kubernetes audit, Okta). Rules: SigmaHQ's cloud,
-//! identity and Kubernetes rules first, then the rest of the corpus, repeated under new ids to
-//! reach the count. Both sides get the same YAML text.
+//! Events: the Panther test events (CloudTrail, Kubernetes audit, Okta), in two forms, each
+//! given to both engines as the same JSON values: with the vendors' spelling of the top-level
+//! keys (Panther's export lowercases some of them; the spelling is the one the same key has in
+//! the corpus's other events of that source), and as Panther exports them. Rules: SigmaHQ's
+//! cloud, identity and Kubernetes rules first, then the rest of the corpus, repeated under new
+//! ids to reach the count. Both sides get the same YAML text.
+//!
+//! Time is the thread's time on a CPU (`/proc/thread-self/schedstat`), so that other work on
+//! the machine does not count against either side; wall-clock time where that is unavailable.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,58 +21,21 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../tests/support/panther.rs"]
+mod panther;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rsigma_eval::{Engine as Bare, JsonEvent};
 use serde_json::Value;
 use tenet_sigma::{Engine, RuleSet, Source};
 
-const PANTHER: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/corpus/panther-analysis/rules"
-);
 const SIGMA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/corpus/sigma/rules"
 );
-
-fn yml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            yml_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "yml") {
-            out.push(p);
-        }
-    }
-}
-
-fn events() -> Vec<Value> {
-    let mut files = Vec::new();
-    yml_files(Path::new(PANTHER), &mut files);
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        let doc: yaml_serde::Value =
-            yaml_serde::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
-        for t in doc["Tests"].as_sequence().into_iter().flatten() {
-            let Some(log) = t.get("Log") else { continue };
-            let v: Value = match log.as_str() {
-                Some(s) => serde_json::from_str(s).unwrap(),
-                None => serde_json::to_value(log).unwrap(),
-            };
-            if matches!(
-                Source::recognise(&v),
-                Source::CloudTrail | Source::KubernetesAudit | Source::Okta
-            ) {
-                out.push(v);
-            }
-        }
-    }
-    out
-}
 
 fn rules_yaml(count: usize) -> String {
     let mut files = Vec::new();
@@ -79,7 +49,7 @@ fn rules_yaml(count: usize) -> String {
         "network",
         "application",
     ] {
-        yml_files(&Path::new(SIGMA).join(sub), &mut files);
+        panther::yml_files(&Path::new(SIGMA).join(sub), &mut files);
     }
     let mut seen = BTreeSet::new();
     files.retain(|f| seen.insert(f.clone()));
@@ -108,13 +78,15 @@ fn rules_yaml(count: usize) -> String {
     docs.join("---\n")
 }
 
-/// Timed passes per engine and rule count; the two engines alternate, and the median counts.
+/// Timed passes per engine, rule count and input; the two engines alternate, and the median
+/// counts.
 const TRIALS: usize = 7;
 /// Events per timed pass (the event list repeated).
 const EVENTS_PER_PASS: usize = 20_000;
 
 /// One row of the table.
 struct Row {
+    input: &'static str,
     rules: usize,
     tenet: f64,
     bare: f64,
@@ -124,18 +96,29 @@ struct Row {
     bare_matches: usize,
 }
 
+/// The calling thread's time on a CPU so far, when the kernel reports it.
+fn cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
 /// Events per second of one pass of `run` over `events`, repeated to `EVENTS_PER_PASS`.
-fn rate(events: &[Value], mut run: impl FnMut(&Value) -> usize) -> (f64, usize) {
+fn rate(events: &[Value], mut run: impl FnMut(&Value) -> usize) -> f64 {
     let rounds = EVENTS_PER_PASS / events.len().max(1) + 1;
-    let start = Instant::now();
+    let (cpu, wall) = (cpu_time(), Instant::now());
     let mut matches = 0;
     for _ in 0..rounds {
         for e in events {
             matches += run(e);
         }
     }
-    let rate = (rounds * events.len()) as f64 / start.elapsed().as_secs_f64();
-    (rate, matches)
+    std::hint::black_box(matches);
+    let elapsed = match (cpu, cpu_time()) {
+        (Some(start), Some(end)) if end > start => end - start,
+        _ => wall.elapsed(),
+    };
+    (rounds * events.len()) as f64 / elapsed.as_secs_f64()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -143,7 +126,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn measure(events: &[Value], count: usize) -> Row {
+fn measure(input: &'static str, events: &[Value], count: usize) -> Row {
     let yaml = rules_yaml(count);
     let set = RuleSet::from_yaml("bench.yml", &yaml);
     assert!(set.problems().is_empty(), "{:?}", set.problems());
@@ -152,8 +135,7 @@ fn measure(events: &[Value], count: usize) -> Row {
     bare.add_collection(&rsigma_parser::parse_sigma_yaml(&yaml).unwrap())
         .unwrap();
 
-    // Match sets, event by event. Where they differ, Tenet may only match more (its case
-    // folding and aliases), never less.
+    // Match sets, event by event.
     let (mut same, mut tenet_matches, mut bare_matches) = (0, 0, 0);
     for (i, e) in events.iter().enumerate() {
         let ours: BTreeSet<String> = tenet
@@ -171,24 +153,25 @@ fn measure(events: &[Value], count: usize) -> Row {
         if ours == theirs {
             same += 1;
         } else {
-            let missing: Vec<_> = theirs.difference(&ours).collect();
             println!(
-                "  {count} rules, event {i}: tenet-only {:?}, rsigma-only {missing:?}",
+                "  {input}, {count} rules, event {i}: tenet-only {:?}, rsigma-only {:?}",
                 ours.difference(&theirs).collect::<Vec<_>>(),
+                theirs.difference(&ours).collect::<Vec<_>>(),
             );
         }
     }
 
     // Tenet's side is the whole pipeline: recognising the source, mapping fields, evaluating
-    // and correlating. rsigma's side is bare evaluation of the raw JSON.
+    // and correlating. rsigma's side is bare evaluation of the same JSON.
     let (mut tenet_rates, mut bare_rates) = (Vec::new(), Vec::new());
     for _ in 0..TRIALS {
-        let (r, _) = rate(events, |e| tenet.observe(e, Source::recognise(e), 0).len());
-        tenet_rates.push(r);
-        let (r, _) = rate(events, |e| bare.evaluate(&JsonEvent::borrow(e)).len());
-        bare_rates.push(r);
+        tenet_rates.push(rate(events, |e| {
+            tenet.observe(e, Source::recognise(e), 0).len()
+        }));
+        bare_rates.push(rate(events, |e| bare.evaluate(&JsonEvent::borrow(e)).len()));
     }
     Row {
+        input,
         rules: count,
         tenet: median(tenet_rates),
         bare: median(bare_rates),
@@ -200,25 +183,41 @@ fn measure(events: &[Value], count: usize) -> Row {
 }
 
 fn main() {
-    let events = events();
+    let exported = panther::events();
+    let vendor = panther::vendor_spelling(&exported);
+    let clock = if cpu_time().is_some() {
+        "time on a CPU"
+    } else {
+        "wall-clock time"
+    };
     println!(
-        "{} Panther events (CloudTrail, Kubernetes audit, Okta); one thread; median of {TRIALS} \
-         alternating passes of ~{EVENTS_PER_PASS} events",
-        events.len()
+        "{} Panther events (CloudTrail, Kubernetes audit, Okta); one thread; {clock}; median \
+         of {TRIALS} alternating passes of ~{EVENTS_PER_PASS} events",
+        exported.len()
     );
-    let rows: Vec<Row> = [100, 1000]
-        .into_iter()
-        .map(|count| measure(&events, count))
+    // Rule counts may be given as arguments (for profiling one of them); 100 and 1,000 by default.
+    let mut counts: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("rule count"))
         .collect();
+    if counts.is_empty() {
+        counts = vec![100, 1000];
+    }
+    let mut rows = Vec::new();
+    for &count in &counts {
+        rows.push(measure("vendor spelling", &vendor, count));
+        rows.push(measure("as exported by Panther", &exported, count));
+    }
     println!();
     println!(
-        "| rules | Tenet pipeline (events/s/core) | bare rsigma (events/s/core) | Tenet / rsigma \
-         | identical match sets | matches (Tenet / rsigma) |"
+        "| events | rules | Tenet pipeline (events/s/core) | bare rsigma (events/s/core) \
+         | Tenet / rsigma | identical match sets | matches (Tenet / rsigma) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {}/{} | {} / {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {}/{} | {} / {} |",
+            r.input,
             r.rules,
             r.tenet,
             r.bare,
