@@ -270,6 +270,78 @@ mod tests {
         assert_eq!(Source::recognise(&json!([1, 2])), Source::Unknown);
     }
 
+    /// Each way of recognising a source, with the keys as the vendor spells them, in
+    /// lowercase and in capitals.
+    #[test]
+    fn recognition_ignores_the_case_of_keys() {
+        let cases = [
+            (
+                json!({"eventSource": "iam.amazonaws.com"}),
+                Source::CloudTrail,
+            ),
+            (
+                json!({"eventName": "x", "eventVersion": "1", "awsRegion": "r"}),
+                Source::CloudTrail,
+            ),
+            (
+                json!({"apiVersion": "audit.k8s.io/v1"}),
+                Source::KubernetesAudit,
+            ),
+            (
+                json!({"kind": "Event", "verb": "get", "auditID": "a"}),
+                Source::KubernetesAudit,
+            ),
+            (
+                json!({"verb": "get", "requestURI": "/api", "user": {}}),
+                Source::KubernetesAudit,
+            ),
+            (
+                json!({"verb": "get", "objectRef": {}, "user": {}}),
+                Source::KubernetesAudit,
+            ),
+            (
+                json!({"kind": "Event", "verb": "get", "objectRef": {}}),
+                Source::KubernetesAudit,
+            ),
+            (
+                json!({"eventType": "x", "legacyEventType": "y"}),
+                Source::Okta,
+            ),
+            (
+                json!({"eventType": "x", "displayMessage": "y"}),
+                Source::Okta,
+            ),
+            (
+                json!({"eventType": "x", "actor": {}, "published": "t"}),
+                Source::Okta,
+            ),
+            (
+                json!({"eventType": "x", "outcome": {}, "actor": {}}),
+                Source::Okta,
+            ),
+            (
+                json!({"eventType": "x", "uuid": "u", "published": "t"}),
+                Source::Okta,
+            ),
+        ];
+        for (event, source) in cases {
+            assert_eq!(Source::recognise(&event), source, "{event}");
+            for case in [str::to_lowercase, str::to_uppercase] {
+                let recased: Map<String, Value> = event
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (case(k), v.clone()))
+                    .collect();
+                let recased = Value::Object(recased);
+                assert_eq!(Source::recognise(&recased), source, "{recased}");
+            }
+        }
+        // A value that is not text does not count as the text probe's.
+        let not_text = json!({"eventSource": 1, "eventName": "x"});
+        assert_eq!(Source::recognise(&not_text), Source::Unknown);
+    }
+
     #[test]
     fn sysmon_events_get_their_category() {
         let win = json!({"Event":{"System":{"EventID":7,
