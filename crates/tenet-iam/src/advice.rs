@@ -21,18 +21,24 @@ pub fn narrow_resource(s: &Statement, actions: &ActionSet) -> String {
         return NOT_ACTION_ADVICE.to_owned();
     }
     let c = catalogue();
-    let services = passed_to_services(actions);
+    let mut services: Option<Vec<String>> = None;
     let mut parts: Vec<String> = Vec::new();
-    // Permissions management first (who may do what), then writes, then tagging.
-    let mut ids: Vec<usize> = actions.iter().collect();
-    ids.sort_by_key(|&id| {
+    // Permissions management first (who may do what), then writes, then tagging; in catalogue
+    // order within each. Only the actions shown are picked, the others are counted.
+    let rank = |id: usize| {
         c.actions.get(id).map(|a| match a.level {
             AccessLevel::PermissionsManagement => 0,
             AccessLevel::Write => 1,
             _ => 2,
         })
-    });
-    for &id in ids.iter().take(SHOWN_ACTIONS) {
+    };
+    let total = actions.len();
+    let mut shown: Vec<usize> = Vec::with_capacity(SHOWN_ACTIONS);
+    for wanted in [None, Some(0), Some(1), Some(2)] {
+        let room = SHOWN_ACTIONS.saturating_sub(shown.len());
+        shown.extend(actions.iter().filter(|&id| rank(id) == wanted).take(room));
+    }
+    for &id in &shown {
         let Some(a) = c.actions.get(id) else { continue };
         let name = c.name(id);
         let svc = c.service_of(a);
@@ -42,7 +48,8 @@ pub fn narrow_resource(s: &Statement, actions: &ActionSet) -> String {
         };
         let mut line = format!("{name} on {}", first.arn);
         if name.eq_ignore_ascii_case("iam:PassRole") {
-            line.push_str(&pass_role_condition(&services));
+            let services = services.get_or_insert_with(|| passed_to_services(actions));
+            line.push_str(&pass_role_condition(services));
         }
         let also: Vec<&str> = types
             .iter()
@@ -62,11 +69,11 @@ pub fn narrow_resource(s: &Statement, actions: &ActionSet) -> String {
         "narrow Resource per action to the resource types it requires: {}",
         parts.join("; ")
     );
-    if ids.len() > SHOWN_ACTIONS {
+    if total > SHOWN_ACTIONS {
         out.push_str(&format!(
             "; and {} more actions, each on the resource types the Service Authorization \
              Reference lists for it",
-            ids.len() - SHOWN_ACTIONS
+            total - SHOWN_ACTIONS
         ));
     }
     out
@@ -121,10 +128,16 @@ fn normalise(name: &str) -> String {
 /// statement (`ec2:RunInstances` → `ec2.amazonaws.com`).
 fn passed_to_services(actions: &ActionSet) -> Vec<String> {
     let c = catalogue();
-    let prefixes: BTreeSet<String> = actions
+    // Actions are numbered contiguously per service: each prefix is copied once.
+    let mut names: Vec<&str> = actions
         .iter()
-        .filter_map(|id| c.actions.get(id).map(|a| c.service_of(a).prefix.clone()))
-        .filter(|p| p != "iam" && p != "sts")
+        .filter_map(|id| c.actions.get(id).map(|a| c.service_of(a).prefix.as_str()))
+        .collect();
+    names.dedup();
+    let prefixes: BTreeSet<String> = names
+        .into_iter()
+        .filter(|p| *p != "iam" && *p != "sts")
+        .map(str::to_owned)
         .collect();
     prefixes
         .into_iter()
