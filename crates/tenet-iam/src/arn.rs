@@ -4,7 +4,7 @@
 //! of characters (including `:`, `/` and nothing at all) and `?` for exactly one. A catalogue
 //! template (`arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}`) stands for
 //! every ARN its variables can produce. A pattern can name a resource of the type when the two
-//! languages intersect, which [`pattern_fits_template`] decides exactly.
+//! languages intersect, which [`ResourcePattern::fits`] decides exactly.
 
 use crate::pattern::variables_as_wildcards;
 
@@ -12,23 +12,40 @@ use crate::pattern::variables_as_wildcards;
 /// so no finding claims that something is not granted).
 const MAX_PATTERN: usize = 4096;
 
-/// Whether a resource pattern written in a policy (with `*`, `?` and `${variables}`) can name
-/// a resource of the type whose ARN template is given
-/// (`arn:${Partition}:s3:::${BucketName}/${ObjectName}`).
-pub fn pattern_fits_template(pattern: &str, template: &str) -> bool {
-    // Quick answer when both name their service literally: different services never fit.
-    if let (Some(p), Some(t)) = (
-        literal_service(pattern, false),
-        literal_service(template, true),
-    ) && !p.eq_ignore_ascii_case(t)
-    {
-        return false;
+/// A resource pattern written in a policy (with `*`, `?` and `${variables}`), read once to be
+/// matched against the ARN templates of many resource types.
+#[derive(Debug, Clone)]
+pub struct ResourcePattern<'a> {
+    /// The service field when it is literal (see [`literal_service`]).
+    service: Option<&'a str>,
+    /// The pattern with variables widened, compiled; `None` when it is too long to judge.
+    compiled: Option<Vec<Pat>>,
+}
+
+impl<'a> ResourcePattern<'a> {
+    /// Reads a pattern as written in a policy.
+    pub fn new(pattern: &'a str) -> ResourcePattern<'a> {
+        let widened = variables_as_wildcards(pattern);
+        ResourcePattern {
+            service: literal_service(pattern, false),
+            compiled: (widened.len() <= MAX_PATTERN).then(|| compile_pattern(&widened)),
+        }
     }
-    let pattern = variables_as_wildcards(pattern);
-    if pattern.len() > MAX_PATTERN {
-        return true;
+
+    /// Whether the pattern can name a resource of the type whose ARN template is given
+    /// (`arn:${Partition}:s3:::${BucketName}/${ObjectName}`).
+    pub fn fits(&self, template: &str) -> bool {
+        // Quick answer when both name their service literally: different services never fit.
+        if let (Some(p), Some(t)) = (self.service, literal_service(template, true))
+            && !p.eq_ignore_ascii_case(t)
+        {
+            return false;
+        }
+        match &self.compiled {
+            Some(pattern) => intersects(pattern, &compile_template(template)),
+            None => true,
+        }
     }
-    intersects(&compile_pattern(&pattern), &compile_template(template))
 }
 
 /// The service field of an ARN pattern or template (`arn:aws:s3:::b` → `s3`) when nothing
@@ -182,6 +199,10 @@ fn intersects(pattern: &[Pat], template: &[Tpl]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pattern_fits_template(pattern: &str, template: &str) -> bool {
+        ResourcePattern::new(pattern).fits(template)
+    }
 
     const BUCKET: &str = "arn:${Partition}:s3:::${BucketName}";
     const OBJECT: &str = "arn:${Partition}:s3:::${BucketName}/${ObjectName}";

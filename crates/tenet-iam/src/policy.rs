@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::arn::pattern_fits_template;
+use crate::arn::ResourcePattern;
 use crate::catalogue::{ActionSet, Unknown, catalogue};
 use crate::condition::Condition;
 
@@ -655,6 +655,8 @@ pub fn fitting_actions(resource: &ResourceMatch, actions: &ActionSet) -> ActionS
     let c = catalogue();
     // An action without resource-level permissions is authorized against "*".
     let takes_star = patterns.iter().any(|p| crate::pattern::glob_match(p, "*"));
+    let patterns: Vec<ResourcePattern<'_>> =
+        patterns.iter().map(|p| ResourcePattern::new(p)).collect();
     // Actions are numbered contiguously per service and visited in ascending order, so the
     // per-type answers of one service are kept only while its actions are visited.
     let mut current: Option<usize> = None;
@@ -678,11 +680,11 @@ pub fn fitting_actions(resource: &ResourceMatch, actions: &ActionSet) -> ActionS
                 match memo.get_mut(t) {
                     Some(Some(known)) => *known,
                     Some(slot) => {
-                        let fit = patterns.iter().any(|p| pattern_fits_template(p, &r.arn));
+                        let fit = patterns.iter().any(|p| p.fits(&r.arn));
                         *slot = Some(fit);
                         fit
                     }
-                    None => patterns.iter().any(|p| pattern_fits_template(p, &r.arn)),
+                    None => patterns.iter().any(|p| p.fits(&r.arn)),
                 }
             })
         };
