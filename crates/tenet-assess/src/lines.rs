@@ -326,7 +326,7 @@ impl Scanner<'_, '_> {
         let mut escaped = false;
         loop {
             let rest = self.bytes.get(self.at..)?;
-            let i = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+            let i = quote_or_backslash(rest)?;
             self.at += i + 1;
             if rest.get(i) == Some(&b'"') {
                 return Some(escaped);
@@ -347,6 +347,33 @@ impl Scanner<'_, '_> {
             raw.get(1..raw.len().saturating_sub(1)).map(str::to_owned)
         }
     }
+}
+
+/// Where the first `"` or `\\` of `bytes` is. Eight bytes are tested at a time: a byte equal
+/// to the one sought becomes zero after an exclusive or, and the lowest byte of
+/// `(x - 0x01..01) & !x & 0x80..80` that is set marks the first zero byte of `x`.
+fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let found =
+            zero_bytes(x ^ (ONES * u64::from(b'"'))) | zero_bytes(x ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|i| at + i)
 }
 
 /// How many `\n` bytes `bytes` holds: counted in byte-sized sums over chunks of 255 bytes,
@@ -388,6 +415,21 @@ mod tests {
   "we/ird~key": {"x": [1, {"y": 2}]},
   "esc\u0061ped": {"z": 1}
 }"#;
+
+    #[test]
+    fn finds_quotes_and_backslashes() {
+        let text = "abcdefgh\u{e9}ijklmnopq\"rstuvwxyz\\0123456789\"";
+        let bytes = text.as_bytes();
+        for start in 0..bytes.len() {
+            let want = bytes[start..].iter().position(|&b| b == b'"' || b == b'\\');
+            assert_eq!(super::quote_or_backslash(&bytes[start..]), want, "{start}");
+        }
+        let all: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+        for start in 0..all.len() {
+            let want = all[start..].iter().position(|&b| b == b'"' || b == b'\\');
+            assert_eq!(super::quote_or_backslash(&all[start..]), want, "{start}");
+        }
+    }
 
     #[test]
     fn counts_newlines() {
