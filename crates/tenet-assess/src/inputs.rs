@@ -58,7 +58,9 @@ pub struct Gathered {
 }
 
 /// Reads every path (files, folders recursively, `postgres://` URLs).
-/// `progress(done, total)` is called after each file.
+/// `progress(done, total)` is called after each file. When a file that may hold IAM policies
+/// (one that is not YAML) is among them, the AWS action catalogue is parsed on another thread
+/// while the files are read.
 pub fn gather(args: &[String], progress: &mut dyn FnMut(usize, usize)) -> Gathered {
     let mut gathered = Gathered::default();
     let mut files = Vec::new();
@@ -80,6 +82,12 @@ pub fn gather(args: &[String], progress: &mut dyn FnMut(usize, usize)) -> Gather
             None => {}
         }
         collect(Path::new(arg), arg, &mut files, &mut gathered.skipped, 0);
+    }
+    if files.iter().any(|f| {
+        let lower = f.to_ascii_lowercase();
+        !lower.ends_with(".yaml") && !lower.ends_with(".yml")
+    }) {
+        tenet_iam::catalogue::preload();
     }
     let total = files.len();
     let mut terraform: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();

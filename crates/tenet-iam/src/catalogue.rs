@@ -6,7 +6,7 @@
 //! a bit set ([`ActionSet`]) and a wildcard is expanded once per distinct pattern (cached).
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, Once};
 
 use crate::pattern::glob_match_lower;
 
@@ -17,6 +17,22 @@ static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| Catalogue::parse(CATALO
 /// The catalogue compiled into the crate.
 pub fn catalogue() -> &'static Catalogue {
     &CATALOGUE
+}
+
+/// Starts parsing the catalogue on another thread (once per process), so that it is ready,
+/// or nearly, when an analysis first needs it: a caller that will read inputs first calls
+/// this before reading them. Nothing happens if no thread can be started; the first use then
+/// parses it as usual.
+pub fn preload() {
+    static STARTED: Once = Once::new();
+    STARTED.call_once(|| {
+        // A thread that cannot be started only means that the first use parses it.
+        let _ = std::thread::Builder::new()
+            .name("iam-catalogue".to_owned())
+            .spawn(|| {
+                catalogue();
+            });
+    });
 }
 
 /// AWS's access level of an action.
