@@ -159,7 +159,26 @@ impl Account {
         standalone: bool,
         trust: bool,
     ) -> Option<usize> {
-        match Policy::from_value(file, value) {
+        let parsed = Policy::from_value(file, value);
+        self.add_parsed(file, pointer, line, subject, parsed, standalone, trust)
+    }
+
+    /// [`Account::add_doc`] for a document already parsed (or not readable).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "add_doc's arguments, with the document parsed"
+    )]
+    pub(crate) fn add_parsed(
+        &mut self,
+        file: &str,
+        pointer: &str,
+        line: Option<u32>,
+        subject: &str,
+        parsed: Result<Policy, crate::policy::PolicyError>,
+        standalone: bool,
+        trust: bool,
+    ) -> Option<usize> {
+        match parsed {
             Ok(policy) => {
                 self.docs.push(Doc {
                     file: file.to_owned(),
@@ -195,8 +214,8 @@ impl Account {
     /// All findings: per document, then per principal (escalation across all of a
     /// principal's policies, admin, and role chains).
     pub fn assess(&self) -> Outcome {
-        let mut findings = Vec::new();
-        for doc in &self.docs {
+        // Documents are analysed independently, on all cores, their findings kept in order.
+        let per_doc = crate::par::map(&self.docs, |doc| {
             let hits = if doc.trust {
                 trust_hits(&doc.policy)
             } else {
@@ -208,10 +227,11 @@ impl Account {
                     },
                 )
             };
-            for hit in hits {
-                findings.push(self.doc_finding(doc, hit));
-            }
-        }
+            hits.into_iter()
+                .map(|hit| self.doc_finding(doc, hit))
+                .collect::<Vec<_>>()
+        });
+        let mut findings: Vec<Finding> = per_doc.into_iter().flatten().collect();
         findings.extend(self.principal_findings());
         findings.sort_by(Finding::report_order);
         Outcome {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tenet_finding::{Skipped, pointer_token};
 
 use crate::account::{Account, Kind, Principal};
-use crate::policy::type_name;
+use crate::policy::{Policy, type_name};
 
 /// Reads a dump into the account.
 pub(crate) fn read(account: &mut Account, file: &str, dump: &Value) {
@@ -23,6 +23,9 @@ pub(crate) fn read(account: &mut Account, file: &str, dump: &Value) {
         account.skipped.append(&mut r.skipped);
         return;
     };
+    // The managed policies' default documents: found in order, parsed on all cores, then
+    // added in order.
+    let mut managed = Vec::new();
     for (i, p) in r.list(root, "", "Policies").iter().enumerate() {
         let at = format!("/Policies/{i}");
         let Some(p) = r.object(p, &at) else {
@@ -50,8 +53,12 @@ pub(crate) fn read(account: &mut Account, file: &str, dump: &Value) {
             continue;
         };
         let pointer = format!("{at}/PolicyVersionList/{j}/Document");
-        if let Some(d) = account.add_doc(file, &pointer, None, &arn, doc, false, false) {
-            account.managed.insert(arn.clone(), d);
+        managed.push((at, pointer, arn, p, doc));
+    }
+    let parsed = crate::par::map(&managed, |(_, _, _, _, doc)| Policy::from_value(file, doc));
+    for ((at, pointer, arn, p, _), policy) in managed.into_iter().zip(parsed) {
+        if let Some(d) = account.add_parsed(file, &pointer, None, &arn, policy, false, false) {
+            account.managed.insert(arn, d);
             if let Some(name) = r.string(p, &at, "PolicyName") {
                 account.managed.entry(name).or_insert(d);
             }

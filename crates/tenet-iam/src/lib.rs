@@ -27,6 +27,7 @@ pub mod catalogue;
 pub mod condition;
 mod dump;
 mod eval;
+mod par;
 mod pattern;
 pub mod policy;
 pub mod privesc;
