@@ -3,13 +3,22 @@
 # Load generator pinned to cpu0, systems under test and their upstream to cpu1.
 #   bench/run.sh            full run (3 runs of 10 s per scenario)
 #   bench/run.sh --quick    smoke run (1 run of 3 s)
+#   bench/run.sh [--quick] --only 1,4   only the listed scenarios (2 needs 1's peak)
 # Installs its own peers (nginx, oha, pyca/cryptography) when missing; stops all it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-runs=3; secs=10; quick=""
-if [ "${1:-}" = "--quick" ]; then runs=1; secs=3; quick="--quick"; fi
+runs=3; secs=10; quick=""; only=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) runs=1; secs=3; quick="--quick" ;;
+    --only) only=",$2,"; shift ;;
+    *) echo "usage: bench/run.sh [--quick] [--only N,N...]" >&2; exit 2 ;;
+  esac
+  shift
+done
+want() { [ -z "$only" ] || [[ "$only" == *",$1,"* ]]; }
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need taskset; then
@@ -120,6 +129,7 @@ mtls="--cacert $CA --cert $CERT --key $KEY"
 
 echo "# Tenet benchmarks ($(date -u +%F), $(nproc) cores, runs=$runs x ${secs}s)"
 echo
+if want 1; then
 echo "## 1. Keep-alive throughput: Tenet (mTLS + Cedar + events) vs nginx TLS reverse proxy"
 quiet; echo "   load $(loadavg)"
 t=$(oha_run "https://$HOST:$TENET_PORT/" -c 64 $mtls $(resolve $TENET_PORT))
@@ -127,14 +137,18 @@ n=$(oha_run "https://$HOST:$NGINX_PROXY/" -c 64 --cacert "$CA" $(resolve $NGINX_
 tm=$(echo "$t" | median); nm=$(echo "$n" | median)
 echo "   tenet: $tm req/s (runs $(echo "$t" | spread))   nginx: $nm req/s (runs $(echo "$n" | spread))   ratio $(python3 -c "print(round($tm/$nm,2))")"
 
+fi
+if want 2; then
 echo
 echo "## 2. Added p99 latency over calling the upstream directly, at half of Tenet's peak"
-half=$((tm / 2))
+half=$((${tm:?scenario 2 needs scenario 1 in the same run} / 2))
 quiet
 direct=$(oha_p99 "http://127.0.0.1:$UP_PORT/" -c 32 -q "$half")
 via=$(oha_p99 "https://$HOST:$TENET_PORT/" -c 32 -q "$half" $mtls $(resolve $TENET_PORT))
 echo "   rate $half req/s: direct p99 ${direct} ms, via tenet p99 ${via} ms, added $(python3 -c "print(round($via-$direct,3))") ms"
 
+fi
+if want 3; then
 echo
 echo "## 3. New mTLS connection per request (full handshake + client cert check + one proxied request)"
 quiet
@@ -143,6 +157,8 @@ n=$(oha_run "https://$HOST:$NGINX_MTLS/" -c 16 --disable-keepalive $mtls $(resol
 tm=$(echo "$t" | median); nm=$(echo "$n" | median)
 echo "   tenet: $tm conn/s (runs $(echo "$t" | spread))   nginx: $nm conn/s (runs $(echo "$n" | spread))   ratio $(python3 -c "print(round($tm/$nm,2))")"
 
+fi
+if want 4; then
 echo
 echo "## 4. Gateway memory"
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
@@ -157,19 +173,26 @@ echo "   $(cat "$work/hold.out"): RSS $(( $(rss "$tenet_pid") / 1024 )) MB"
 exec 7>&-
 wait "$holder" 2>/dev/null || true
 
+fi
+if want 5; then
 echo
 echo "## 5. X.509-SVID issuance on one core (verify CSR + sign)"
 quiet
 taskset -c 1 cargo bench -q -p tenet-identity --bench issue -- $quick 2>/dev/null | tail -n1 | sed 's/^/   /'
 taskset -c 1 python3 bench/peers/issue_pyca.py "$([ -n "$quick" ] && echo 1 || echo 5)" | sed 's/^/   /'
 
+fi
+if want 6; then
 echo
 echo "## 6. Policy decision latency"
 quiet
 taskset -c 1 cargo bench -q -p tenet-policy --bench decide -- $quick 2>/dev/null | sed 's/^/   /'
 
+fi
+if want 7; then
 echo
 echo "## 7. Ledger appends with group commit (200-byte events)"
 quiet
 taskset -c 1 cargo bench -q -p tenet-ledger --bench append -- $quick 2>/dev/null | sed 's/^/   /'
 taskset -c 1 python3 bench/peers/append_sqlite.py "$([ -n "$quick" ] && echo 1 || echo 5)" | sed 's/^/   /'
+fi

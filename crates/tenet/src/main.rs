@@ -63,7 +63,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 // Cedar's evaluator and the proxy path allocate many small objects per request; mimalloc
-// serves them faster than the system allocator (see BENCHMARKS.md).
+// serves them faster than the system allocator (see BENCHMARKS.md). The `system-allocator`
+// feature leaves it out, so that heap profilers that hook malloc can see every allocation.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
