@@ -1,6 +1,7 @@
 //! Accepting connections: TLS handshake under a deadline, the caller's identity read from
 //! its verified SVID, then HTTP/1.1 or HTTP/2 (ALPN) served with size and time limits.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,14 +14,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tenet_event::{Event, EventKind, RejectionEvent};
 use tenet_identity::SpiffeId;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::framing::{FramingGuard, FramingVerdict};
+use crate::keepalive::{Activity, TrackedBody};
 use crate::server::{ListenerState, Shared};
 
 /// A connection's error, whichever protocol it spoke.
@@ -34,6 +37,10 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long open connections get to finish after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an HTTP/1.x connection may stay idle between requests.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long closing a connection (TLS close_notify, then TCP shutdown) may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the gateway knows about a connection once the handshake is done.
 pub(crate) struct ConnInfo {
@@ -78,6 +85,8 @@ pub(crate) async fn accept_loop(
             continue;
         };
         let span = info_span!("accept", listener = %listener.name, %peer);
+        // Spawned as it is: wrapping it in another async block would store the future twice
+        // in the task (once captured, once being awaited).
         let task = serve_connection(
             stream,
             peer,
@@ -85,14 +94,9 @@ pub(crate) async fn accept_loop(
             listener.clone(),
             shared.clone(),
             stopped.clone(),
+            permit,
         );
-        connections.spawn(
-            async move {
-                task.await;
-                drop(permit);
-            }
-            .instrument(span),
-        );
+        connections.spawn(task.instrument(span));
     }
     info!(listener = %listener.name, open = connections.len(), "listener stopping");
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -109,11 +113,14 @@ async fn serve_connection(
     listener: Arc<ListenerState>,
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
-    let handshake = acceptor.accept(Received::new(stream)).into_fallible();
+    // The TLS state (rustls's connection, a couple of KiB) lives on the heap, once: inline,
+    // every await point that holds it would reserve its own copy in this task's future.
+    let handshake = Box::pin(acceptor.accept(Received::new(stream)).into_fallible());
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(tls)) => tls,
+        Ok(Ok(tls)) => Box::new(tls),
         Ok(Err((e, stream))) => {
             // A client that closes before sending a byte is a port scan or a health check;
             // one that closes inside its ClientHello truncated a handshake (and is recorded).
@@ -132,42 +139,27 @@ async fn serve_connection(
     debug!(principal = ?info.principal.as_ref().map(SpiffeId::as_str), alpn = ?info.alpn,
         "connection established");
 
-    let (conn, listener_state, shared_state) = (info.clone(), listener.clone(), shared.clone());
     // HTTP/1.x byte streams go through the framing guard, so that hyper only ever sees
     // unambiguous request heads; HTTP/2 (negotiated by ALPN) frames its own messages.
     let http1 = info.alpn.as_deref() != Some("h2");
     let verdict = http1.then(FramingVerdict::default);
-    let service_verdict = verdict.clone();
-    let service = service_fn(move |request| {
-        let framing = service_verdict.as_ref().and_then(FramingVerdict::take);
-        crate::pipeline::handle(
-            request,
-            framing,
-            info.clone(),
-            listener.clone(),
-            shared.clone(),
-        )
-    });
     // Each protocol's connection is driven on its own and boxed, so that an idle connection
     // holds the state of the protocol it speaks and nothing more.
     let result: Result<(), BoxError> = match verdict.clone() {
-        Some(verdict) => {
-            let io =
-                TokioIo::new(FramingGuard::new(tls, verdict).with_head_timeout(HEADER_TIMEOUT));
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(MAX_HEADER_BYTES)
-                .keep_alive(true);
-            drive(
-                Box::pin(builder.serve_connection(io, service)),
-                &mut stopped,
-            )
+        Some(verdict) => serve_http1(tls, verdict, &info, &listener, &shared, &mut stopped)
             .await
-            .map_err(Into::into)
-        }
+            .map_err(Into::into),
         None => {
+            let (conn, listener, shared) = (info.clone(), listener.clone(), shared.clone());
+            let service = service_fn(move |request| {
+                crate::pipeline::handle(
+                    request,
+                    None,
+                    conn.clone(),
+                    listener.clone(),
+                    shared.clone(),
+                )
+            });
             let mut builder = http2::Builder::new(TokioExecutor::new());
             builder
                 .timer(TokioTimer::new())
@@ -182,6 +174,7 @@ async fn serve_connection(
             .map_err(Into::into)
         }
     };
+    let (conn, listener_state, shared_state) = (info, listener, shared);
     if verdict.as_ref().is_some_and(FramingVerdict::head_timed_out) {
         let refusal = HeadRefusal {
             kind: "header_timeout",
@@ -208,6 +201,81 @@ async fn serve_connection(
             None => info!(%peer, error = %e, "connection ended with a protocol error"),
         }
     }
+}
+
+/// Serve HTTP/1.x requests until the connection ends. Between requests the connection is
+/// parked (see the `keepalive` module): hyper hands the stream back, the connection waits for
+/// the socket to become readable (at most [`IDLE_TIMEOUT`]) holding only its TLS state, and a
+/// new hyper connection serves the next request. A stopping gateway closes parked
+/// connections; a connection inside a request finishes it first.
+async fn serve_http1(
+    tls: Box<TlsStream<Received>>,
+    verdict: FramingVerdict,
+    conn: &Arc<ConnInfo>,
+    listener: &Arc<ListenerState>,
+    shared: &Arc<Shared>,
+    stopped: &mut watch::Receiver<bool>,
+) -> Result<(), hyper::Error> {
+    let activity = Activity::default();
+    let mut guard = FramingGuard::new(tls, verdict.clone())
+        .with_head_timeout(HEADER_TIMEOUT)
+        .parking(activity.clone());
+    // No hyper timer: the guard times out started heads, and parked connections time out
+    // here; hyper's own header timer would also run while a request is merely awaited.
+    let mut builder = http1::Builder::new();
+    builder.max_buf_size(MAX_HEADER_BYTES).keep_alive(true);
+    loop {
+        let (verdict, activity) = (verdict.clone(), activity.clone());
+        let (conn, listener, shared) = (conn.clone(), listener.clone(), shared.clone());
+        let service = service_fn(move |request| {
+            let in_flight = activity.begin();
+            let handled = crate::pipeline::handle(
+                request,
+                verdict.take(),
+                conn.clone(),
+                listener.clone(),
+                shared.clone(),
+            );
+            async move {
+                let response = handled.await?;
+                Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
+            }
+        });
+        let served = Box::pin(
+            builder
+                .serve_connection(TokioIo::new(guard), service)
+                .without_shutdown(),
+        );
+        // Everything of hyper is dropped here, its read buffer (`parts.read_buf`) included.
+        let parked = {
+            let parts = served.await?;
+            guard = parts.io.into_inner();
+            let parked = guard.take_parked();
+            guard.unread(&parts.read_buf);
+            parked
+        };
+        if !parked {
+            // The client closed, or a response closed the connection.
+            close(guard).await;
+            return Ok(());
+        }
+        let socket = &guard.get_ref().get_ref().0.stream;
+        let wake = tokio::select! {
+            readable = socket.readable() => readable.is_ok(),
+            _ = stopped.changed() => false,
+            () = tokio::time::sleep(IDLE_TIMEOUT) => false,
+        };
+        if !wake {
+            close(guard).await;
+            return Ok(());
+        }
+    }
+}
+
+/// Send TLS close_notify and end the TCP stream, giving a client that does not read at most
+/// [`CLOSE_TIMEOUT`].
+async fn close<IO: AsyncWrite + Unpin>(mut io: IO) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, io.shutdown()).await;
 }
 
 /// A client's TCP stream that remembers whether the client sent anything, so that a handshake

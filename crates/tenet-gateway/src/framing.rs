@@ -25,7 +25,8 @@
 //!   [`io::ErrorKind::InvalidData`] (the rejection is the error's source), which fails the
 //!   request's body and the connection.
 //!
-//! Writes pass straight through. Upgrades (101, CONNECT) are not supported: bytes after an
+//! Writes pass straight through; the guard only notes whether they have been flushed, for
+//! parking idle connections (the `keepalive` module). Upgrades (101, CONNECT) are not supported: bytes after an
 //! upgrade would be parsed as requests. A client that speaks HTTP/2 with prior knowledge and
 //! no ALPN gets the synthetic request (its preface is not an HTTP/1.x head).
 
@@ -42,6 +43,8 @@ use http::{HeaderMap, HeaderValue, header};
 use tenet_request::Rejection;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+use crate::keepalive::Activity;
 
 /// What hyper reads in place of a refused head.
 pub(crate) const SYNTHETIC_REQUEST: &[u8] =
@@ -132,6 +135,19 @@ pub(crate) struct FramingGuard<IO> {
     head_timeout: Option<Duration>,
     /// When the head being received must be complete.
     head_deadline: Option<Pin<Box<Sleep>>>,
+    /// Set when idle connections park (see the `keepalive` module): the responses still
+    /// being answered.
+    activity: Option<Activity>,
+    /// A write was attempted since the last completed flush (hyper flushes only once its own
+    /// buffer is empty).
+    unflushed: bool,
+    /// The previous read found the connection idle (parking waits for a second look).
+    idle_seen: bool,
+    /// Wake the reader when the next flush completes (it wanted to park behind it).
+    wake_on_flush: bool,
+    /// The last read ended with end of file because the connection is idle, not because the
+    /// client closed it.
+    parked: bool,
 }
 
 /// Where the bytes after `released` are in the request stream.
@@ -198,7 +214,76 @@ impl<IO> FramingGuard<IO> {
             io_eof: false,
             head_timeout: None,
             head_deadline: None,
+            activity: None,
+            unflushed: false,
+            idle_seen: false,
+            wake_on_flush: false,
+            parked: false,
         }
+    }
+
+    /// End a read with end of file, instead of waiting, when the connection is idle between
+    /// requests: nothing buffered here, no byte waiting on `io`, every response of
+    /// `activity` handed to hyper, and every write flushed. [`Self::take_parked`] tells such
+    /// an end of file from the client's.
+    pub(crate) fn parking(mut self, activity: Activity) -> Self {
+        self.activity = Some(activity);
+        self
+    }
+
+    /// Whether the last read ended because the connection is idle (and clear the mark).
+    pub(crate) fn take_parked(&mut self) -> bool {
+        std::mem::take(&mut self.parked)
+    }
+
+    /// The stream under the guard.
+    pub(crate) fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
+    /// Put back bytes the reader took and did not use (hyper's read buffer when it handed
+    /// the stream back); they were validated already.
+    pub(crate) fn unread(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut buffer = BytesMut::with_capacity(bytes.len().saturating_add(self.buffer.len()));
+        buffer.extend_from_slice(bytes);
+        buffer.extend_from_slice(&self.buffer);
+        self.buffer = buffer;
+        self.released = self.released.saturating_add(bytes.len());
+    }
+
+    /// A read found nothing on `io`: wait, or end it with end of file when the connection is
+    /// idle (see `parking` and the `keepalive` module).
+    fn pending_or_park(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let idle = self.buffer.is_empty()
+            && matches!(self.phase, Phase::Head(_))
+            && self
+                .activity
+                .as_ref()
+                .is_some_and(|a| a.is_idle(self.heads));
+        if !idle {
+            self.idle_seen = false;
+            if let Some(activity) = &self.activity {
+                activity.wake_when_answered(cx.waker());
+            }
+            return Poll::Pending;
+        }
+        if !self.idle_seen {
+            // hyper may still hold the end of the last response in its own buffer: look
+            // again on the next poll, after hyper's flush.
+            self.idle_seen = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if self.unflushed {
+            self.wake_on_flush = true;
+            return Poll::Pending;
+        }
+        self.idle_seen = false;
+        self.parked = true;
+        Poll::Ready(Ok(()))
     }
 
     /// Fail the stream when a request head, once its first byte has arrived, is not complete
@@ -333,6 +418,7 @@ impl<IO: AsyncRead + Unpin> FramingGuard<IO> {
             if got.is_empty() {
                 self.io_eof = true;
             }
+            self.idle_seen = false;
             self.buffer.extend_from_slice(got);
         }
         polled
@@ -395,7 +481,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for FramingGuard<IO> {
             if let Some(limit) = this.direct_limit() {
                 return this.poll_read_direct(cx, buf, limit);
             }
-            ready!(this.poll_fill(cx))?;
+            if this.poll_fill(cx)?.is_pending() {
+                return this.pending_or_park(cx);
+            }
         }
         // A peer trickling bytes that are always ready: let other tasks run.
         cx.waker().wake_by_ref();
@@ -409,11 +497,21 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for FramingGuard<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        this.unflushed = true;
+        Pin::new(&mut this.io).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = polled {
+            this.unflushed = false;
+            if std::mem::take(&mut this.wake_on_flush) {
+                cx.waker().wake_by_ref();
+            }
+        }
+        polled
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -425,7 +523,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for FramingGuard<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        this.unflushed = true;
+        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -1503,6 +1603,175 @@ mod tests {
             responses,
             [(200, "body failed: Some(\"invalid_chunk_size\")".to_string())]
         );
+    }
+
+    /// One poll of `guard`'s read: `None` while pending, else the bytes (empty at end of file).
+    fn poll_once<IO: AsyncRead + Unpin>(guard: &mut FramingGuard<IO>) -> Option<Vec<u8>> {
+        let waker = Waker::from(Arc::new(CountWakes::default()));
+        let mut cx = Context::from_waker(&waker);
+        let mut storage = [0u8; 4096];
+        let mut buf = ReadBuf::new(&mut storage);
+        match Pin::new(guard).poll_read(&mut cx, &mut buf) {
+            Poll::Ready(Ok(())) => Some(buf.filled().to_vec()),
+            Poll::Ready(Err(e)) => panic!("read failed: {e}"),
+            Poll::Pending => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_parks_only_when_answered_flushed_and_between_messages() {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let activity = Activity::default();
+        let mut guard =
+            FramingGuard::new(server, FramingVerdict::default()).parking(activity.clone());
+        client
+            .write_all(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+            .await
+            .unwrap();
+        let head = poll_once(&mut guard).unwrap();
+        assert!(head.starts_with(b"GET /a"));
+
+        // The response is being produced: a read waits (hyper watching for a closed client).
+        let in_flight = activity.begin();
+        assert_eq!(poll_once(&mut guard), None);
+        // Produced and written but not flushed: still waits, also at the second look.
+        guard
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        drop(in_flight);
+        assert_eq!(
+            poll_once(&mut guard),
+            None,
+            "the first idle look only looks"
+        );
+        assert_eq!(poll_once(&mut guard), None, "written, not flushed");
+        assert!(!guard.take_parked());
+        // Flushed: the read ends with end of file, marked as parked, once.
+        guard.flush().await.unwrap();
+        assert_eq!(poll_once(&mut guard), Some(vec![]));
+        assert!(guard.take_parked());
+        assert!(!guard.take_parked());
+
+        // The next request is read as usual; inside its body the connection never parks.
+        client
+            .write_all(b"POST /b HTTP/1.1\r\nHost: h\r\ncontent-length: 5\r\n\r\nab")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while let Some(bytes) = poll_once(&mut guard) {
+            assert!(!bytes.is_empty(), "no end of file inside a body");
+            got.extend_from_slice(&bytes);
+        }
+        assert!(got.ends_with(b"\r\n\r\nab"));
+        assert!(!guard.take_parked());
+        client.write_all(b"cde").await.unwrap();
+        assert_eq!(poll_once(&mut guard), Some(b"cde".to_vec()));
+        // The head is with hyper, the service has not seen it: busy.
+        assert_eq!(poll_once(&mut guard), None);
+        assert_eq!(poll_once(&mut guard), None);
+        drop(activity.begin());
+        assert_eq!(
+            poll_once(&mut guard),
+            None,
+            "the first idle look only looks"
+        );
+        assert_eq!(
+            poll_once(&mut guard),
+            Some(vec![]),
+            "idle again after the body"
+        );
+        assert!(guard.take_parked());
+        // Part of a head: no parking.
+        client.write_all(b"GET /c HTTP/1.1\r\nHo").await.unwrap();
+        assert_eq!(poll_once(&mut guard), None);
+        assert_eq!(poll_once(&mut guard), None);
+        assert!(!guard.take_parked());
+
+        // Bytes put back are handed out again before anything new.
+        guard.unread(b"xy");
+        assert_eq!(poll_once(&mut guard), Some(b"xy".to_vec()));
+        // The client's own end of file is not a parking.
+        drop(client);
+        assert_eq!(poll_once(&mut guard), Some(vec![]));
+        assert!(!guard.take_parked());
+    }
+
+    #[tokio::test]
+    async fn hyper_hands_a_parked_connection_back_after_a_small_response() {
+        // Written and flushed at once: nothing but the guard wakes hyper to park.
+        park_between_requests(16).await;
+    }
+
+    #[tokio::test]
+    async fn hyper_hands_a_parked_connection_back_after_a_large_response() {
+        // Larger than the pipe, so that hyper's flush waits on the client: the connection may
+        // park only once every byte is out.
+        park_between_requests(200 * 1024).await;
+    }
+
+    /// Two requests on one connection, each served by its own hyper connection that hands the
+    /// stream back when idle; every response arrives whole.
+    async fn park_between_requests(body_len: usize) {
+        let (client, server) = tokio::io::duplex(16 * 1024);
+        let activity = Activity::default();
+        let mut guard =
+            FramingGuard::new(server, FramingVerdict::default()).parking(activity.clone());
+        let (mut reader, mut writer) = tokio::io::split(client);
+        let received = tokio::spawn(async move {
+            let mut raw = Vec::new();
+            let _ = reader.read_to_end(&mut raw).await;
+            raw
+        });
+        for path in ["/one", "/two"] {
+            writer
+                .write_all(format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let activity = activity.clone();
+            let service = service_fn(move |request: Request<Incoming>| {
+                let in_flight = activity.begin();
+                async move {
+                    // A response that takes a while: hyper reads meanwhile and must not park.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let mut body = request.uri().path().as_bytes().repeat(body_len / 4);
+                    body.truncate(body_len);
+                    let body = crate::response::full(body);
+                    Ok::<_, Infallible>(Response::new(crate::keepalive::TrackedBody::new(
+                        body, in_flight,
+                    )))
+                }
+            });
+            let parts = tokio::time::timeout(
+                Duration::from_secs(10),
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(guard), service)
+                    .without_shutdown(),
+            )
+            .await
+            .expect("hyper returns the idle connection")
+            .expect("without an error");
+            assert!(parts.read_buf.is_empty());
+            guard = parts.io.into_inner();
+            assert!(guard.take_parked(), "idle, not closed by the client");
+        }
+        drop(guard);
+        let raw = received.await.unwrap();
+        let responses = parse_responses(&raw);
+        assert_eq!(
+            responses.len(),
+            2,
+            "{:?}",
+            String::from_utf8_lossy(&raw[..raw.len().min(200)])
+        );
+        for ((status, body), path) in responses.iter().zip(["/one", "/two"]) {
+            assert_eq!(*status, 200);
+            assert_eq!(body.len(), body_len);
+            assert!(
+                body.starts_with(path) && body.contains('t') == (path == "/two"),
+                "{path}"
+            );
+        }
     }
 
     fn field_line() -> impl Strategy<Value = String> {

@@ -24,6 +24,7 @@ mod conn;
 mod error;
 mod forward;
 mod framing;
+mod keepalive;
 mod people;
 mod pipeline;
 mod response;

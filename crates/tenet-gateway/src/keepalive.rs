@@ -1,0 +1,151 @@
+//! Idle HTTP/1.1 keep-alive connections hold almost no memory.
+//!
+//! hyper keeps an 8 KiB read buffer, an 8 KiB write buffer and its dispatcher state for as
+//! long as a connection lives, busy or not, and has no setting to release them. Most
+//! connections of a gateway are idle most of the time (a client waits between requests, a
+//! pool keeps connections warm), so the gateway does not keep hyper around while nothing
+//! happens: when hyper asks for the next request head, the framing guard has nothing
+//! buffered, every response has been written and flushed ([`Activity`]), and no byte is
+//! waiting on the socket, the guard ends hyper's read with end of file. hyper takes that for
+//! a client that left between requests and hands the stream back without shutting it down
+//! (`without_shutdown`); the connection then waits for the socket to become readable holding
+//! only its TLS state, and a new hyper connection serves the next request.
+//!
+//! The condition is exact, not a guess: a request head hyper has and the service has not seen
+//! yet, or a response still being produced or written keeps the connection busy (an
+//! [`InFlight`] mark moves from the service call into the response body, which hyper drops
+//! once it has taken the body's last byte), and so does a write not yet flushed. hyper reads
+//! once right after taking a response's last byte and before writing it out of its own
+//! buffer, so the guard parks only on the second idle read in a row, after a flush.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+
+use crate::response::Body;
+
+/// The requests of one HTTP/1.x connection that reached the service, and those whose
+/// responses are not completely handed to hyper's writer yet; shared by the service and the
+/// framing guard.
+#[derive(Clone, Default)]
+pub(crate) struct Activity(Arc<Counters>);
+
+#[derive(Default)]
+struct Counters {
+    started: AtomicU64,
+    in_flight: AtomicUsize,
+    /// The reader that found the connection busy: woken when the last response is with
+    /// hyper (hyper itself may not read again until the client sends something).
+    waiting: Mutex<Option<Waker>>,
+}
+
+impl Activity {
+    /// Mark a request as being answered until the returned mark is dropped.
+    pub(crate) fn begin(&self) -> InFlight {
+        self.0.started.fetch_add(1, Ordering::AcqRel);
+        self.0.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.0.clone())
+    }
+
+    /// Whether each of the first `heads` requests reached the service and has its whole
+    /// response with hyper.
+    pub(crate) fn is_idle(&self, heads: u64) -> bool {
+        self.0.started.load(Ordering::Acquire) >= heads
+            && self.0.in_flight.load(Ordering::Acquire) == 0
+    }
+
+    /// Wake `waker` when the last response in flight is with hyper.
+    pub(crate) fn wake_when_answered(&self, waker: &Waker) {
+        let mut waiting = self
+            .0
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match waiting.as_mut() {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *waiting = Some(waker.clone()),
+        }
+    }
+}
+
+/// A request being answered: lives in the service future, then in the response body.
+pub(crate) struct InFlight(Arc<Counters>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let waiting = self.0.waiting.lock().map(|mut w| w.take());
+            if let Ok(Some(waker)) = waiting {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// A response body that keeps its request marked in flight until hyper drops it.
+pub(crate) struct TrackedBody {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl TrackedBody {
+    pub(crate) fn new(body: Body, in_flight: InFlight) -> Self {
+        Self {
+            body,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl HttpBody for TrackedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::full;
+
+    #[test]
+    fn a_request_is_in_flight_until_its_response_body_is_dropped() {
+        let activity = Activity::default();
+        assert!(activity.is_idle(0));
+        assert!(
+            !activity.is_idle(1),
+            "a head handed to hyper, not yet at the service"
+        );
+        let first = activity.begin();
+        let second = activity.begin();
+        assert!(!activity.is_idle(2));
+        let body = TrackedBody::new(full("ok"), first);
+        drop(second);
+        assert!(
+            !activity.is_idle(2),
+            "the first response is still with hyper"
+        );
+        assert_eq!(body.size_hint().exact(), Some(2));
+        drop(body);
+        assert!(activity.is_idle(2));
+        assert!(!activity.is_idle(3));
+    }
+}
