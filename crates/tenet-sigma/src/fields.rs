@@ -19,15 +19,22 @@
 //! Sigma's Windows taxonomy is case-exact.
 //!
 //! Steps 2 to 4 run once per event, before evaluation, for the fields the loaded rules read
-//! (a [`FieldPlan`]): what they find is laid over the event as extra top-level fields named as
-//! the rules name them. rsigma then reads a plain event, and its candidate index, which probes
-//! only the fields under an event's top-level keys, still sees every field a rule can read.
-//! Finding the keys in another case costs one walk over the parts of the event the rules'
-//! paths reach; an event whose keys are all spelled as the rules spell them gets nothing laid
-//! over it. Where an event holds one key in two different non-exact spellings, which one is
-//! read is unspecified (none of these schemas has such keys).
+//! (a [`FieldPlan`]) whose top-level key the event lacks exactly: what they find is laid over
+//! the event as extra top-level fields named as the rules name them. rsigma then reads a plain
+//! event, and its candidate index, which probes only the fields under an event's top-level
+//! keys, still sees every field a rule can read. Finding the top-level keys in another case
+//! costs one pass over the event's top-level keys; an event whose top-level keys are all
+//! spelled as the rules spell them gets nothing laid over it. A key in another case below a
+//! top-level key the event has exactly is found when the field is read: the exact lookup goes
+//! on without regard to case from the level where it missed (the candidate index reaches such
+//! a field through its top-level key). Where an event holds one key in two different non-exact
+//! spellings, which one is read is unspecified (none of these schemas has such keys).
+//!
+//! Each field is looked up once per event: rsigma asks for a field from its candidate index
+//! and again from every candidate rule that reads it, and the answers are kept for the event.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use ahash::AHashMap as HashMap;
@@ -39,7 +46,9 @@ use rsigma_parser::{
 };
 use serde_json::{Map, Value};
 
-use crate::paths::{MAX_DEPTH, collected, lookup, lookup_folded, walk, with_lowercase};
+use crate::paths::{
+    MAX_DEPTH, collected, lookup, lookup_folded, lookup_with, walk, with_lowercase,
+};
 use crate::source::Source;
 
 /// A field name the rules read.
@@ -69,10 +78,10 @@ fn first_segment(path: &str) -> &str {
     path.split(['.', '[']).next().unwrap_or(path)
 }
 
-/// One object level of the rules' field paths, for finding the event keys that differ in case
-/// from what the rules read.
+/// The first segments of the rules' field paths (and each dotted path whole), for finding the
+/// event's top-level keys that differ in case from what the rules read.
 #[derive(Debug, Clone)]
-struct Level {
+struct TopLevel {
     /// Lowercased segment → segment.
     children: HashMap<String, usize>,
     /// Every spelling the rules use → segment, so that a key spelled as the rules spell it
@@ -83,12 +92,12 @@ struct Level {
     shapes: Box<[u64; SHAPE_WORDS]>,
 }
 
-/// Words of [`Level::shapes`] (4,096 bits).
+/// Words of [`TopLevel::shapes`] (4,096 bits).
 const SHAPE_WORDS: usize = 64;
 
-impl Default for Level {
+impl Default for TopLevel {
     fn default() -> Self {
-        Level {
+        TopLevel {
             children: HashMap::default(),
             spelled: HashMap::default(),
             shapes: Box::new([0; SHAPE_WORDS]),
@@ -96,7 +105,7 @@ impl Default for Level {
     }
 }
 
-impl Level {
+impl TopLevel {
     /// The bit of `key`'s shape: its length, first and last byte, ASCII-lowercased. Keys
     /// that are not ASCII all share bit 0, as their lowercase form may differ in length.
     fn shape(key: &str) -> (usize, u64) {
@@ -115,12 +124,12 @@ impl Level {
     }
 
     fn may_hold(&self, key: &str) -> bool {
-        let (word, mask) = Level::shape(key);
+        let (word, mask) = TopLevel::shape(key);
         self.shapes.get(word).is_some_and(|w| w & mask != 0)
     }
 
     fn mark(&mut self, lower: &str) {
-        let (word, mask) = Level::shape(lower);
+        let (word, mask) = TopLevel::shape(lower);
         if let Some(w) = self.shapes.get_mut(word) {
             *w |= mask;
         }
@@ -131,16 +140,14 @@ impl Level {
     }
 }
 
-/// A path segment the rules read below a [`Level`].
+/// A first segment of the rules' paths, or a dotted path whole, in [`TopLevel`].
 #[derive(Debug, Clone, Default)]
 struct Segment {
     /// The spellings the rules use for it; one, unless rules disagree on its case.
     spellings: Vec<String>,
-    /// The next level, when some field path continues below this segment.
-    below: Option<usize>,
-    /// The fields whose path passes through or ends at this segment (indexes into `fields`).
+    /// The fields whose path starts with this segment, or is it (indexes into `fields`).
     fields: Vec<usize>,
-    /// Whether this is a whole dotted path filed under the top level (a flat key).
+    /// Whether this is a whole dotted path (a flat key).
     whole: bool,
 }
 
@@ -153,9 +160,9 @@ pub(crate) struct FieldPlan {
     aliased: Vec<(usize, &'static [&'static str])>,
     /// Tenet: first segment → the fields under it, with their `unmapped.` path.
     unmapped: HashMap<String, Vec<(usize, String)>>,
-    /// Case-folding sources: the rules' paths as levels of segments; `levels[0]` is the
-    /// event's top level, and also holds each dotted path whole (a flat key in other case).
-    levels: Vec<Level>,
+    /// Case-folding sources: the rules' first segments and dotted paths; `None` for sources
+    /// read exactly.
+    top: Option<TopLevel>,
     segments: Vec<Segment>,
     /// Case-folding sources: fields with `[`/`\` path syntax, checked on every event.
     bracketed: Vec<usize>,
@@ -171,7 +178,7 @@ impl FieldPlan {
             Source::CloudTrail | Source::KubernetesAudit | Source::Okta
         );
         if folds {
-            plan.levels.push(Level::default());
+            plan.top = Some(TopLevel::default());
         }
         for name in fields {
             let idx = plan.fields.len();
@@ -193,26 +200,24 @@ impl FieldPlan {
         plan
     }
 
-    /// Files `name` (field `idx`) under its segments, and whole under the top level.
+    /// Whether the source's fields are read without regard to case after an exact miss.
+    fn folds(&self) -> bool {
+        self.top.is_some()
+    }
+
+    /// Files `name` (field `idx`) under its first segment, and whole when it is dotted.
     fn add_path(&mut self, idx: usize, name: &str) {
         if name.contains(['[', '\\']) {
             self.bracketed.push(idx);
             return;
         }
-        let mut level = 0;
-        let mut parts = name.split('.').peekable();
-        while let Some(part) = parts.next() {
-            let seg = self.segment(level, part);
-            if let Some(s) = self.segments.get_mut(seg) {
-                s.fields.push(idx);
-            }
-            if parts.peek().is_none() {
-                break;
-            }
-            level = self.level_below(seg);
+        let first = name.split('.').next().unwrap_or(name);
+        let seg = self.segment(first);
+        if let Some(s) = self.segments.get_mut(seg) {
+            s.fields.push(idx);
         }
         if name.contains('.') {
-            let seg = self.segment(0, name);
+            let seg = self.segment(name);
             if let Some(s) = self.segments.get_mut(seg) {
                 s.fields.push(idx);
                 s.whole = true;
@@ -220,16 +225,16 @@ impl FieldPlan {
         }
     }
 
-    /// The segment `part` at `level`, added if new.
-    fn segment(&mut self, level: usize, part: &str) -> usize {
+    /// The top-level segment `part`, added if new.
+    fn segment(&mut self, part: &str) -> usize {
         let lower = part.to_lowercase();
         let next = self.segments.len();
-        let Some(l) = self.levels.get_mut(level) else {
+        let Some(top) = self.top.as_mut() else {
             return next;
         };
-        l.mark(&lower);
-        let seg = *l.children.entry(lower).or_insert(next);
-        l.spelled.entry(part.to_owned()).or_insert(seg);
+        top.mark(&lower);
+        let seg = *top.children.entry(lower).or_insert(next);
+        top.spelled.entry(part.to_owned()).or_insert(seg);
         if seg == next {
             self.segments.push(Segment::default());
         }
@@ -241,26 +246,15 @@ impl FieldPlan {
         seg
     }
 
-    /// The level below segment `seg`, added if new.
-    fn level_below(&mut self, seg: usize) -> usize {
-        let next = self.levels.len();
-        match self.segments.get_mut(seg) {
-            Some(s) => match s.below {
-                Some(below) => below,
-                None => {
-                    s.below = Some(next);
-                    self.levels.push(Level::default());
-                    next
-                }
-            },
-            None => next,
-        }
-    }
-
-    /// Steps 2 to 4 of the lookup order for every planned field the event lacks.
-    fn resolve<'a>(&'a self, event: &'a Value, out: &mut Vec<Mapped<'a>>) {
+    /// Steps 2 to 4 of the lookup order, ahead of evaluation, for every planned field the
+    /// event lacks whose top-level key differs in case (or has an alias, or a Tenet-native
+    /// field). A key in another case further down is found when the field is read (see
+    /// [`lookup_with`]).
+    ///
+    /// Returns which of the event's top-level keys the rules spell exactly, as [`Spelled`].
+    fn resolve<'a>(&'a self, event: &'a Value, out: &mut Vec<Mapped<'a>>) -> Spelled {
         let Some(root) = event.as_object() else {
-            return;
+            return Spelled::All;
         };
         for (idx, targets) in &self.aliased {
             if let Some(field) = self.fields.get(*idx)
@@ -289,11 +283,11 @@ impl FieldPlan {
             }
         }
 
-        if self.levels.is_empty() {
-            return;
-        }
+        let Some(top) = &self.top else {
+            return Spelled::All;
+        };
         let mut differing = Vec::new();
-        self.keys_in_other_case(0, event, MAX_DEPTH, &mut differing);
+        let spelled = self.top_keys_in_other_case(top, root, &mut differing);
         differing.extend(self.bracketed.iter().map(|idx| (*idx, None)));
         for (idx, found) in differing {
             let Some(field) = self.fields.get(idx) else {
@@ -319,62 +313,80 @@ impl FieldPlan {
                 out.push(Mapped::new(field, v));
             }
         }
+        // The candidate index also files a field with `[`/`\` syntax under the array it
+        // indexes, which the plan does not work out.
+        if self.bracketed.is_empty() {
+            spelled
+        } else {
+            Spelled::All
+        }
     }
 
-    /// Walks `value` along the rules' paths from `level`, collecting the fields under every
-    /// key whose case differs from a rule's spelling. Keys the rules spell the same way are
-    /// followed; all other keys are passed over at the cost of a length test or a lookup.
+    /// The fields under every top-level key of `root` whose case differs from a rule's
+    /// spelling. Keys the rules spell the same way, and keys no rule reads, cost a length
+    /// test or a lookup.
     ///
-    /// A top-level key in another case, with no key of the rules' spelling beside it, comes
-    /// with its value (and whether it is a whole dotted path): the fields under it are read
-    /// from there. Anywhere else the field is read from the top without regard to case.
-    fn keys_in_other_case<'a>(
+    /// A key in another case, with no key of the rules' spelling beside it, comes with its
+    /// value (and whether it is a whole dotted path): the fields under it are read from
+    /// there. Otherwise the field is read from the top without regard to case.
+    ///
+    /// Returns the keys spelled as a rule spells them.
+    fn top_keys_in_other_case<'a>(
         &self,
-        level: usize,
-        value: &'a Value,
-        depth: usize,
+        top: &TopLevel,
+        root: &'a Map<String, Value>,
         out: &mut Vec<(usize, Found<'a>)>,
-    ) {
-        let Some(l) = self.levels.get(level) else {
-            return;
-        };
-        if depth == 0 {
-            return;
+    ) -> Spelled {
+        let mut exact = 0u64;
+        for (position, (key, child)) in root.iter().enumerate() {
+            if !top.may_hold(key) {
+                continue;
+            }
+            let (seg, spelled) = match top.spelled.get(key.as_str()) {
+                Some(seg) => {
+                    exact |= Spelled::bit(position).unwrap_or(0);
+                    (Some(*seg), true)
+                }
+                None => (with_lowercase(key, |k| top.children.get(k).copied()), false),
+            };
+            let Some(seg) = seg.and_then(|s| self.segments.get(s)) else {
+                continue;
+            };
+            // Spelled as the rules spell it, and they all spell it so: nothing to lay over.
+            if spelled && seg.spellings.len() == 1 {
+                continue;
+            }
+            let alone = !seg.spellings.iter().any(|p| root.contains_key(p));
+            let found = alone.then_some((child, seg.whole));
+            out.extend(seg.fields.iter().map(|f| (*f, found)));
         }
-        match value {
-            Value::Object(map) => {
-                for (key, child) in map {
-                    if !l.may_hold(key) {
-                        continue;
-                    }
-                    let seg = match l.spelled.get(key.as_str()) {
-                        Some(seg) => Some(*seg),
-                        None => with_lowercase(key, |k| l.children.get(k).copied()),
-                    };
-                    let Some(seg) = seg.and_then(|s| self.segments.get(s)) else {
-                        continue;
-                    };
-                    if let [only] = seg.spellings.as_slice()
-                        && only == key
-                    {
-                        if let Some(below) = seg.below {
-                            self.keys_in_other_case(below, child, depth - 1, out);
-                        }
-                        continue;
-                    }
-                    let alone = level == 0
-                        && depth == MAX_DEPTH
-                        && !seg.spellings.iter().any(|p| map.contains_key(p));
-                    let found = alone.then_some((child, seg.whole));
-                    out.extend(seg.fields.iter().map(|f| (*f, found)));
-                }
-            }
-            Value::Array(items) => {
-                for item in items {
-                    self.keys_in_other_case(level, item, depth - 1, out);
-                }
-            }
-            _ => {}
+        Spelled::Keys(exact)
+    }
+}
+
+/// Which of an event's top-level keys some rule spells exactly. These are the only keys
+/// rsigma's candidate index can file a field under (a field's first segment, or its whole
+/// name), so the others need not be shown to it: each one it is shown costs it a hash lookup.
+#[derive(Debug, Clone, Copy)]
+enum Spelled {
+    /// Every key counts.
+    All,
+    /// A bit per key by its position in the event's map; keys past the 64th all count.
+    Keys(u64),
+}
+
+impl Spelled {
+    /// The bit of the key at `position`, when it has one.
+    fn bit(position: usize) -> Option<u64> {
+        u32::try_from(position)
+            .ok()
+            .and_then(|p| 1u64.checked_shl(p))
+    }
+
+    fn counts(self, position: usize) -> bool {
+        match self {
+            Spelled::All => true,
+            Spelled::Keys(mask) => Spelled::bit(position).is_none_or(|bit| mask & bit != 0),
         }
     }
 }
@@ -396,8 +408,9 @@ impl<'a> Mapped<'a> {
     }
 }
 
+/// Whether `field` has a value in `mapped` already (a plan holds each field once).
 fn is_mapped(mapped: &[Mapped<'_>], field: &PlanField) -> bool {
-    mapped.iter().any(|m| m.field.name == field.name)
+    mapped.iter().any(|m| std::ptr::eq(m.field, field))
 }
 
 /// Every field name the rules of `detections` read, including `|fieldref` targets, into
@@ -469,6 +482,53 @@ pub(crate) struct SourceEvent<'a> {
     borrowed: Option<&'a Value>,
     /// Sorted by field name.
     mapped: Vec<Mapped<'a>>,
+    /// The top-level keys shown to rsigma's candidate index, besides the mapped fields.
+    spelled: Spelled,
+    plan: &'a FieldPlan,
+    /// The fields read so far and what was found, absent ones included.
+    read: RefCell<Read<'a>>,
+}
+
+/// The fields an event was asked for, so that each is looked up once per event. rsigma asks
+/// for a field from its candidate index and again from every candidate rule that reads it
+/// (about 15 reads of 6 distinct fields per event with SigmaHQ's cloud rules), and a lookup
+/// costs a search of the event's map per path segment.
+struct Read<'a> {
+    /// The names read, one after the other.
+    names: String,
+    /// Per name: where it ends in `names`, its length, and the value found.
+    entries: Vec<(usize, usize, Option<EventValue<'a>>)>,
+}
+
+impl Default for Read<'_> {
+    /// Room for the usual number of fields, so that reading them does not grow the buffers,
+    /// and small enough for the allocator's per-thread cache (under 1 KiB each).
+    fn default() -> Self {
+        Read {
+            names: String::with_capacity(256),
+            entries: Vec::with_capacity(16),
+        }
+    }
+}
+
+impl<'a> Read<'a> {
+    fn get(&self, path: &str) -> Option<&Option<EventValue<'a>>> {
+        self.entries
+            .iter()
+            .find(|(end, len, _)| {
+                *len == path.len()
+                    && end
+                        .checked_sub(*len)
+                        .and_then(|start| self.names.get(start..*end))
+                        == Some(path)
+            })
+            .map(|(_, _, value)| value)
+    }
+
+    fn insert(&mut self, path: &str, value: Option<EventValue<'a>>) {
+        self.names.push_str(path);
+        self.entries.push((self.names.len(), path.len(), value));
+    }
 }
 
 impl<'a> SourceEvent<'a> {
@@ -481,33 +541,66 @@ impl<'a> SourceEvent<'a> {
                 raw: JsonEvent::owned(flatten_windows(event)),
                 borrowed: None,
                 mapped: Vec::new(),
+                spelled: Spelled::All,
+                plan,
+                read: RefCell::default(),
             };
         }
         let mut mapped = Vec::new();
-        plan.resolve(event, &mut mapped);
+        let spelled = plan.resolve(event, &mut mapped);
         mapped.sort_by(|a, b| a.field.name.cmp(&b.field.name));
         SourceEvent {
             raw: JsonEvent::borrow(event),
             borrowed: Some(event),
             mapped,
+            spelled,
+            plan,
+            read: RefCell::default(),
+        }
+    }
+
+    /// The value of `path` in a borrowed event: its own field, else what the mapping found
+    /// ahead of evaluation, else a key in another case below a top-level key the event has
+    /// exactly. With nothing mapped (an event whose top-level keys are spelled as the rules
+    /// spell them) that is one walk down the path.
+    fn find(&self, event: &'a Value, path: &str) -> Option<EventValue<'a>> {
+        let fold = self.plan.folds();
+        if self.mapped.is_empty() {
+            return lookup_with(event, path, fold);
+        }
+        if let Some(own) = lookup(event, path) {
+            return Some(own);
+        }
+        if let Ok(i) = self
+            .mapped
+            .binary_search_by(|m| m.field.name.as_str().cmp(path))
+        {
+            return self.mapped.get(i).map(|m| m.value.clone());
+        }
+        if fold {
+            lookup_with(event, path, true)
+        } else {
+            None
         }
     }
 }
 
 impl Event for SourceEvent<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        let own = match self.borrowed {
-            Some(event) => lookup(event, path),
-            None => self.raw.get_field(path),
+        // A flattened Windows record is read by rsigma itself, once per call.
+        let Some(event) = self.borrowed else {
+            return self.raw.get_field(path);
         };
-        if own.is_some() {
-            return own;
+        if let Ok(read) = self.read.try_borrow()
+            && let Some(value) = read.get(path)
+        {
+            return value.clone();
         }
-        self.mapped
-            .binary_search_by(|m| m.field.name.as_str().cmp(path))
-            .ok()
-            .and_then(|i| self.mapped.get(i))
-            .map(|m| m.value.clone())
+        let value = self.find(event, path);
+        if let Ok(mut read) = self.read.try_borrow_mut() {
+            read.insert(path, value.clone());
+        }
+        value
     }
 
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
@@ -528,9 +621,18 @@ impl Event for SourceEvent<'_> {
 
     // The mapped fields are reported as top-level keys: rsigma's candidate index files a
     // field under its full (unescaped) name as well as its root, so it probes every mapped
-    // field, and otherwise only the fields under the event's own keys.
+    // field, and otherwise only the fields under the event's own keys. Of those, only the
+    // keys a rule spells are reported where the plan knows them (see `Spelled`).
     fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
-        let mut keys = self.raw.top_level_keys()?;
+        let mut keys = match (self.borrowed.and_then(Value::as_object), self.spelled) {
+            (Some(root), Spelled::Keys(_)) => root
+                .keys()
+                .enumerate()
+                .filter(|(position, _)| self.spelled.counts(*position))
+                .map(|(_, key)| Cow::Borrowed(key.as_str()))
+                .collect(),
+            _ => self.raw.top_level_keys()?,
+        };
         keys.extend(
             self.mapped
                 .iter()
@@ -540,8 +642,19 @@ impl Event for SourceEvent<'_> {
     }
 
     fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
-        if !self.raw.visit_top_level_keys(visit) {
-            return false;
+        match (self.borrowed.and_then(Value::as_object), self.spelled) {
+            (Some(root), Spelled::Keys(_)) => {
+                for (position, key) in root.keys().enumerate() {
+                    if self.spelled.counts(position) {
+                        visit(key);
+                    }
+                }
+            }
+            _ => {
+                if !self.raw.visit_top_level_keys(visit) {
+                    return false;
+                }
+            }
         }
         for m in &self.mapped {
             visit(&m.field.key);
@@ -705,11 +818,12 @@ mod tests {
         assert_eq!(text(&e, "eventtype").as_deref(), Some("x"));
         assert_eq!(text(&e, "eventType").as_deref(), Some("x"));
         assert_eq!(text(&e, "nosuch"), None);
-        // Nothing to map when the event already has the exact field. (Key order follows
-        // serde_json's map, which a feature elsewhere in a build may change: compare sorted.)
+        // Nothing to map when the event already has the exact field; `displayMessage`, which
+        // no rule reads, is not shown to the candidate index. (Key order follows serde_json's
+        // map, which a feature elsewhere in a build may change: compare sorted.)
         let mut k = keys(&e);
         k.sort();
-        assert_eq!(k, vec!["displayMessage", "eventType", "eventtype"]);
+        assert_eq!(k, vec!["eventType", "eventtype"]);
     }
 
     #[test]
@@ -722,6 +836,117 @@ mod tests {
             text(&e, "requestParameters.bucketName").as_deref(),
             Some("b")
         );
+    }
+
+    #[test]
+    fn a_field_read_again_gives_what_it_gave_first() {
+        let p = plan(
+            Source::CloudTrail,
+            &["a.b1", "a.b2", "a.B3", "list.k", "nosuch"],
+        );
+        let v = json!({"a": {"b1": "one", "b2": "two", "b3": "three"},
+                       "list": [{"k": "x"}, {"K": "y"}]});
+        let e = SourceEvent::new(&v, Source::CloudTrail, &p);
+        for _ in 0..2 {
+            // Same length, different fields: each keeps its own value.
+            assert_eq!(text(&e, "a.b1").as_deref(), Some("one"));
+            assert_eq!(text(&e, "a.b2").as_deref(), Some("two"));
+            assert_eq!(text(&e, "a.B3").as_deref(), Some("three"));
+            assert_eq!(e.get_field("nosuch"), None);
+            // An exact key in one member: the other member's key in another case is not read.
+            assert_eq!(text(&e, "list.k").as_deref(), Some("x"));
+        }
+    }
+
+    /// Over Panther's CloudTrail, Kubernetes audit and Okta test events, as exported and with
+    /// every key in capitals, every field SigmaHQ's cloud, identity and Kubernetes rules read
+    /// is what the documented lookup order gives: the exact field, else an alias, else the
+    /// same path without regard to case.
+    #[test]
+    fn corpus_fields_follow_the_lookup_order() {
+        let corpus =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+        let sigma = corpus.join("sigma/rules");
+        let set = crate::RuleSet::load_paths(&[
+            sigma.join("cloud"),
+            sigma.join("identity"),
+            sigma.join("application/kubernetes"),
+        ]);
+        let mut fields = BTreeSet::new();
+        for rule in set.rules() {
+            detection_fields(&rule.detection, &mut fields);
+        }
+        assert!(fields.len() >= 100, "only {} fields", fields.len());
+
+        let mut files = Vec::new();
+        let panther = corpus.join("panther-analysis/rules");
+        for dir in std::fs::read_dir(&panther).unwrap() {
+            for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+                files.push(f.unwrap().path());
+            }
+        }
+        files.sort();
+        let mut events = Vec::new();
+        for f in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "yml"))
+        {
+            let doc: yaml_serde::Value =
+                yaml_serde::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+            for t in doc["Tests"].as_sequence().into_iter().flatten() {
+                let Some(log) = t.get("Log") else { continue };
+                let v: Value = match log.as_str() {
+                    Some(s) => serde_json::from_str(s).unwrap(),
+                    None => serde_json::to_value(log).unwrap(),
+                };
+                events.push(v);
+            }
+        }
+
+        let plans: Vec<(Source, FieldPlan)> =
+            [Source::CloudTrail, Source::KubernetesAudit, Source::Okta]
+                .into_iter()
+                .map(|s| (s, FieldPlan::new(s, &fields)))
+                .collect();
+        let (mut checked, mut found, mut folded) = (0, 0, 0);
+        for raw in &events {
+            let source = Source::recognise(raw);
+            let Some((_, plan)) = plans.iter().find(|(s, _)| *s == source) else {
+                continue;
+            };
+            for event in [raw.clone(), upper_keys(raw)] {
+                let root = event.as_object().unwrap();
+                let view = SourceEvent::new(&event, source, plan);
+                for name in &fields {
+                    let exact = lookup(&event, name);
+                    let expected = exact
+                        .clone()
+                        .or_else(|| aliases(source, name).iter().find_map(|t| lookup(&event, t)))
+                        .or_else(|| lookup_folded(&event, root, name));
+                    assert_eq!(view.get_field(name), expected, "{name} in {event}");
+                    checked += 1;
+                    found += usize::from(expected.is_some());
+                    folded += usize::from(exact.is_none() && expected.is_some());
+                }
+            }
+        }
+        assert!(checked >= 80_000, "only {checked} reads");
+        assert!(
+            found >= 5_000 && folded >= 2_500,
+            "{found} found, {folded} folded"
+        );
+    }
+
+    fn upper_keys(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.to_uppercase(), upper_keys(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(upper_keys).collect()),
+            other => other.clone(),
+        }
     }
 
     #[test]

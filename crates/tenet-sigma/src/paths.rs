@@ -19,6 +19,18 @@ fn has_brackets(path: &str) -> bool {
 /// allocates nothing until the path meets an array, which is most of what rsigma asks of an
 /// event: every field its candidate index probes and every field a rule compares.
 pub(crate) fn lookup<'a>(event: &'a Value, path: &str) -> Option<EventValue<'a>> {
+    lookup_with(event, path, false)
+}
+
+/// As [`lookup`], and with `fold_nested`, where the exact path is missing below a top-level
+/// key the event has exactly, the path read without regard to case from that key on: the
+/// answer of [`lookup_folded`] for such a path, without walking it a second time. (Keys in
+/// another case at the top level, and paths with `[`/`\` syntax, are not folded here.)
+pub(crate) fn lookup_with<'a>(
+    event: &'a Value,
+    path: &str,
+    fold_nested: bool,
+) -> Option<EventValue<'a>> {
     let Some(root) = event.as_object() else {
         return JsonEvent::borrow(event).get_field(path).map(into_owned);
     };
@@ -30,6 +42,9 @@ pub(crate) fn lookup<'a>(event: &'a Value, path: &str) -> Option<EventValue<'a>>
     }
     let (first, mut rest) = path.split_once('.')?;
     let mut current = root.get(first)?;
+    // Whether a key in another case was taken on the way: from there on only a folded
+    // answer is possible, as the exact path is known to be missing.
+    let mut folded = false;
     loop {
         match current {
             Value::Object(map) => {
@@ -37,7 +52,15 @@ pub(crate) fn lookup<'a>(event: &'a Value, path: &str) -> Option<EventValue<'a>>
                     Some((segment, tail)) => (segment, Some(tail)),
                     None => (rest, None),
                 };
-                let next = map.get(segment)?;
+                let next = match map.get(segment) {
+                    Some(next) => next,
+                    None if fold_nested => {
+                        let ascii = segment.is_ascii();
+                        folded = true;
+                        map.iter().find(|(k, _)| eq_folded(k, segment, ascii))?.1
+                    }
+                    None => return None,
+                };
                 match tail {
                     Some(tail) => {
                         current = next;
@@ -50,9 +73,16 @@ pub(crate) fn lookup<'a>(event: &'a Value, path: &str) -> Option<EventValue<'a>>
                 let segments: Vec<&str> = rest.split('.').collect();
                 let mut out = Vec::new();
                 let mut exact = false;
-                walk(
-                    current, &segments, false, true, MAX_DEPTH, &mut out, &mut exact,
-                );
+                if !folded {
+                    walk(
+                        current, &segments, false, true, MAX_DEPTH, &mut out, &mut exact,
+                    );
+                }
+                if out.is_empty() && fold_nested {
+                    walk(
+                        current, &segments, true, !folded, MAX_DEPTH, &mut out, &mut exact,
+                    );
+                }
                 return collected(out);
             }
             _ => return None,
@@ -258,6 +288,76 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    /// `lookup_with(.., true)` answers what the exact lookup answers, and where it has no
+    /// answer below a top-level key the event has exactly, what `lookup_folded` answers.
+    #[test]
+    fn one_walk_folding_agrees_with_exact_then_folded() {
+        let events = [
+            json!({"req": {"Bucket": "b", "inner": {"Key": "k"}, "list": [{"Name": "n1"},
+                   {"name": "n2"}]}, "both": {"x": "exact", "X": "other"},
+                   "arr": [{"K": {"v": 1}}, {"k": {"V": 2}}], "flat.key": "f", "s": "scalar"}),
+            json!({"req": [{"BUCKET": "a"}, {"bucket": "b"}], "deep": {"A": {"B": {"C": "c"}}},
+                   "e": {"": {"x": 1}}, "n": {"nul": null}}),
+            json!({"ctx": {"Data": {"uri": "/a"}, "data": {"URI": "/b"}}}),
+        ];
+        let paths = [
+            "req.bucket",
+            "req.Bucket",
+            "req.inner.key",
+            "req.INNER.KEY",
+            "req.list.name",
+            "req.list.Name",
+            "both.x",
+            "both.X",
+            "arr.k.v",
+            "arr.K.v",
+            "flat.key",
+            "FLAT.KEY",
+            "s.x",
+            "req",
+            "nosuch.x",
+            "deep.a.b.c",
+            "deep.A.b.C",
+            "e..x",
+            "n.NUL",
+            "ctx.data.uri",
+            "ctx.Data.URI",
+            "Req.bucket",
+            "req[0].bucket",
+            "req.",
+        ];
+        for v in &events {
+            let root = v.as_object().unwrap();
+            for path in paths {
+                let exact_root = path
+                    .split_once('.')
+                    .is_some_and(|(first, _)| root.contains_key(first));
+                let expected = lookup(v, path).or_else(|| {
+                    (exact_root && !has_brackets(path))
+                        .then(|| lookup_folded(v, root, path))
+                        .flatten()
+                });
+                assert_eq!(lookup_with(v, path, true), expected, "{path} in {v}");
+                assert_eq!(lookup_with(v, path, false), lookup(v, path), "{path}");
+            }
+        }
+        // And what it finds: the exact key first, else the first in another case.
+        let v = &events[0];
+        assert_eq!(
+            text(lookup_with(v, "req.bucket", true)).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            text(lookup_with(v, "both.x", true)).as_deref(),
+            Some("exact")
+        );
+        assert_eq!(
+            text(lookup_with(v, "req.inner.KEY", true)).as_deref(),
+            Some("k")
+        );
+        assert_eq!(lookup_with(v, "Req.bucket", true), None);
     }
 
     #[test]
