@@ -6,6 +6,8 @@
 //! a bit set ([`ActionSet`]) and a wildcard is expanded once per distinct pattern (cached).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, LazyLock, Mutex, Once};
 
 use crate::pattern::glob_match_lower;
@@ -412,8 +414,10 @@ pub struct Catalogue {
     pub services: Vec<Service>,
     /// Every action; ids are indices.
     pub actions: Vec<Action>,
-    by_name: HashMap<String, ActionId>,
-    by_prefix: HashMap<String, usize>,
+    /// Services by the hash of their prefix (ignoring ASCII case).
+    by_prefix: NameIndex,
+    /// Actions by the hash of their `service:Action` name (ignoring ASCII case).
+    by_name: NameIndex,
     credentials: ActionSet,
     /// Per access level, the actions of that level.
     levels: Levels,
@@ -452,7 +456,8 @@ impl Catalogue {
         let mut services: Vec<Service> = Vec::new();
         let mut actions: Vec<Action> = Vec::new();
         let mut credential_names = Vec::new();
-        for line in text.lines() {
+        for line in fields(text, b'\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
             let Some((kind, rest)) = cut(line, b' ') else {
                 continue;
             };
@@ -495,23 +500,33 @@ impl Catalogue {
             }
         }
 
-        let mut by_name = HashMap::with_capacity(actions.len());
-        for (id, action) in actions.iter().enumerate() {
-            if let Some(s) = services.get(action.service) {
-                by_name.insert(full_lower(&s.prefix, &action.name), id);
-            }
+        let mut by_prefix = NameIndex::default();
+        for (i, s) in services.iter().enumerate() {
+            by_prefix.insert(caseless_hash(&[&s.prefix]), i);
         }
-        let by_prefix = services
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.prefix.to_ascii_lowercase(), i))
-            .collect();
-        let mut credentials = ActionSet::empty(actions.len());
+        let mut by_name = NameIndex::default();
+        for (id, a) in actions.iter().enumerate() {
+            let prefix = services.get(a.service).map_or("", |s| s.prefix.as_str());
+            by_name.insert(caseless_hash(&[prefix, ":", &a.name]), id);
+        }
+        let mut catalogue = Catalogue {
+            services,
+            actions,
+            by_prefix,
+            by_name,
+            credentials: ActionSet::default(),
+            levels: Levels::default(),
+            resource_level: ActionSet::default(),
+            cache: Mutex::new(HashMap::new()),
+        };
+        let mut credentials = catalogue.empty_set();
         for name in &credential_names {
-            if let Some(&id) = by_name.get(name.as_str()) {
+            // The list is lower case, as the lookup by name was (exact) before it ignored case.
+            if let Some(id) = catalogue.action(name) {
                 credentials.insert(id);
             }
         }
+        let actions = &catalogue.actions;
         let empty = ActionSet::empty(actions.len());
         let mut levels = Levels {
             list: empty.clone(),
@@ -531,16 +546,10 @@ impl Catalogue {
                 resource_level.insert(id);
             }
         }
-        Catalogue {
-            services,
-            actions,
-            by_name,
-            by_prefix,
-            credentials,
-            levels,
-            resource_level,
-            cache: Mutex::new(HashMap::new()),
-        }
+        catalogue.credentials = credentials;
+        catalogue.levels = levels;
+        catalogue.resource_level = resource_level;
+        catalogue
     }
 
     /// How many actions the catalogue holds.
@@ -565,9 +574,19 @@ impl Catalogue {
 
     /// Looks up `service:Action` (case-insensitive).
     pub fn action(&self, name: &str) -> Option<ActionId> {
-        self.by_name
-            .get(name.to_ascii_lowercase().as_str())
-            .copied()
+        self.by_name.find(caseless_hash(&[name]), |id| {
+            self.actions.get(id).is_some_and(|a| {
+                let prefix = &self.service_of(a).prefix;
+                name.len() == prefix.len() + 1 + a.name.len()
+                    && name
+                        .get(..prefix.len())
+                        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+                    && name.get(prefix.len()..=prefix.len()) == Some(":")
+                    && name
+                        .get(prefix.len() + 1..)
+                        .is_some_and(|n| n.eq_ignore_ascii_case(&a.name))
+            })
+        })
     }
 
     /// The `service:Action` name of an action.
@@ -587,9 +606,12 @@ impl Catalogue {
 
     /// A service by prefix (case-insensitive).
     pub fn service(&self, prefix: &str) -> Option<&Service> {
-        self.by_prefix
-            .get(prefix.to_ascii_lowercase().as_str())
-            .and_then(|&i| self.services.get(i))
+        let i = self.by_prefix.find(caseless_hash(&[prefix]), |i| {
+            self.services
+                .get(i)
+                .is_some_and(|s| s.prefix.eq_ignore_ascii_case(prefix))
+        })?;
+        self.services.get(i)
     }
 
     /// Every action of one service.
@@ -683,9 +705,8 @@ impl Catalogue {
         let candidates: &[Service] = if service_wild {
             &self.services
         } else {
-            self.by_prefix
-                .get(service)
-                .and_then(|&i| self.services.get(i..=i))
+            self.service(service)
+                .map(std::slice::from_ref)
                 .unwrap_or_default()
         };
         for s in candidates {
@@ -694,7 +715,7 @@ impl Catalogue {
             }
             any_service = true;
             if !service_wild && !name_wild {
-                if let Some(&id) = self.by_name.get(pattern) {
+                if let Some(id) = self.action(pattern) {
                     actions.insert(id);
                 }
                 continue;
@@ -758,7 +779,7 @@ static UNKNOWN_SERVICE: Service = Service {
 };
 
 /// One action set per access level.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Levels {
     list: ActionSet,
     read: ActionSet,
@@ -800,10 +821,72 @@ fn joined(prefix: &str, name: &str) -> String {
     out
 }
 
-fn full_lower(prefix: &str, name: &str) -> String {
-    let mut out = joined(prefix, name);
-    out.make_ascii_lowercase();
-    out
+/// Catalogue entries (services or actions) by a hash of their name: a name is looked up
+/// without allocating or lower-casing it, and a hit is confirmed against the entry itself.
+/// Two names with the same hash are both kept (the later ones in `collided`).
+#[derive(Debug, Default)]
+struct NameIndex {
+    first: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
+    collided: Vec<(u64, usize)>,
+}
+
+impl NameIndex {
+    fn insert(&mut self, hash: u64, entry: usize) {
+        match self.first.entry(hash) {
+            Entry::Vacant(slot) => {
+                slot.insert(entry);
+            }
+            Entry::Occupied(_) => self.collided.push((hash, entry)),
+        }
+    }
+
+    /// The entry with this hash that `is` confirms.
+    fn find(&self, hash: u64, is: impl Fn(usize) -> bool) -> Option<usize> {
+        let first = self.first.get(&hash).copied();
+        first
+            .into_iter()
+            .chain(
+                self.collided
+                    .iter()
+                    .filter(|(h, _)| *h == hash)
+                    .map(|(_, e)| *e),
+            )
+            .find(|&e| is(e))
+    }
+}
+
+/// FNV-1a over the ASCII-lowercased bytes of the parts, in order. The index holds only the
+/// catalogue's own names and every hit is confirmed, so a name crafted to collide costs one
+/// more comparison, nothing else.
+fn caseless_hash(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes() {
+            h ^= u64::from(b.to_ascii_lowercase());
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 fn parse_action(rest: &str, service: usize) -> Option<Action> {
@@ -1099,6 +1182,45 @@ mod tests {
             check(&name);
             check(&name.to_ascii_uppercase());
         }
+    }
+
+    /// Every action and service is found by its own name in any case, and only by it.
+    #[test]
+    fn lookups_by_name() {
+        let c = catalogue();
+        for id in 0..c.len() {
+            let name = c.name(id);
+            assert_eq!(c.action(&name), Some(id), "{name}");
+            assert_eq!(c.action(&name.to_ascii_uppercase()), Some(id), "{name}");
+        }
+        for s in &c.services {
+            let found = c.service(&s.prefix.to_ascii_uppercase()).unwrap();
+            assert!(std::ptr::eq(found, s), "{}", s.prefix);
+        }
+        for name in [
+            "s3getobject",
+            "s3:getobject:x",
+            ":",
+            "s3:",
+            ":getobject",
+            "s3 :getobject",
+        ] {
+            assert_eq!(c.action(name), None, "{name}");
+        }
+        assert!(c.service("s3 ").is_none() && c.service("").is_none());
+    }
+
+    /// Entries whose hashes collide are all kept; the one confirmed is returned.
+    #[test]
+    fn name_index_keeps_collisions() {
+        let mut index = NameIndex::default();
+        index.insert(7, 1);
+        index.insert(7, 2);
+        index.insert(9, 3);
+        assert_eq!(index.find(7, |e| e == 2), Some(2));
+        assert_eq!(index.find(7, |e| e == 1), Some(1));
+        assert_eq!(index.find(7, |e| e == 3), None);
+        assert_eq!(index.find(8, |_| true), None);
     }
 
     #[test]
