@@ -7,7 +7,7 @@
 //! [`PointerIndex::build_for`] records only the values on the way to the pointers asked for
 //! and walks past every other value without naming it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Values nested deeper than this are not indexed (their findings get the line of the
 /// deepest indexed ancestor).
@@ -30,21 +30,26 @@ impl PointerIndex {
     /// [`PointerIndex::build`] would; every other value is skipped by its brackets and strings
     /// alone, so in a text that is not JSON an error inside a skipped value goes unnoticed.
     pub fn build_for<'p>(text: &str, pointers: impl IntoIterator<Item = &'p str>) -> PointerIndex {
-        let mut wanted = HashSet::new();
+        let mut wanted = Wanted::default();
         for pointer in pointers {
-            let mut p = pointer;
-            // `line` looks a pointer up, then each prefix before a `/`.
-            while wanted.insert(p) {
-                match p.rfind('/') {
-                    Some(i) => p = p.get(..i).unwrap_or(""),
-                    None => break,
-                }
-            }
+            wanted.add(pointer);
         }
         PointerIndex::scan(text, Some(&wanted))
     }
 
-    fn scan(text: &str, wanted: Option<&HashSet<&str>>) -> PointerIndex {
+    fn scan(text: &str, wanted: Option<&Wanted<'_>>) -> PointerIndex {
+        // A text on one line (compact JSON): every value is on line 1, and the document's own
+        // entry answers every pointer as the scan would.
+        if let Some(w) = wanted
+            && !text.contains('\n')
+        {
+            let lines = if w.root {
+                HashMap::from([(String::new(), 1)])
+            } else {
+                HashMap::new()
+            };
+            return PointerIndex { lines };
+        }
         let mut scanner = Scanner {
             text,
             bytes: text.as_bytes(),
@@ -56,8 +61,8 @@ impl PointerIndex {
         };
         scanner.whitespace();
         let mut path = String::new();
-        let root = scanner.keeps(&path).then_some(&mut path);
-        scanner.value(root, 0);
+        let root = wanted.is_none_or(|w| w.root).then_some(&mut path);
+        scanner.value(root, 0, 0);
         PointerIndex {
             lines: scanner.lines,
         }
@@ -87,6 +92,67 @@ pub fn line_of_pointer(text: &str, pointer: &str) -> Option<u32> {
     PointerIndex::build(text).line(pointer)
 }
 
+/// The pointers asked for, as a tree of their reference tokens: node 0 is the document, and
+/// a node's children are the members or elements on the way to some pointer. [`PointerIndex::line`]
+/// looks a pointer up and then each prefix before a `/`, so every node is recorded.
+#[derive(Debug, Default)]
+struct Wanted<'p> {
+    /// Whether any pointer names the document or something in it (`""` or `/...`; other
+    /// text names nothing).
+    root: bool,
+    /// Each node's elements by array index (tokens that are array indices), sorted.
+    indices: Vec<Vec<(usize, usize)>>,
+    /// (node, reference token as written, `~0`/`~1` escapes included) to the child node.
+    members: HashMap<(usize, &'p str), usize>,
+}
+
+impl<'p> Wanted<'p> {
+    fn add(&mut self, pointer: &'p str) {
+        if self.indices.is_empty() {
+            self.indices.push(Vec::new());
+        }
+        if !pointer.is_empty() && !pointer.starts_with('/') {
+            return;
+        }
+        self.root = true;
+        let mut node = 0;
+        for token in pointer.split('/').skip(1) {
+            let next = self.indices.len();
+            let child = *self.members.entry((node, token)).or_insert(next);
+            if child == next {
+                self.indices.push(Vec::new());
+                // An array element's token is its index in decimal, without leading zeros.
+                let canonical = token.bytes().all(|b| b.is_ascii_digit())
+                    && (token == "0" || !token.starts_with('0'));
+                if canonical
+                    && let Ok(i) = token.parse::<usize>()
+                    && let Some(list) = self.indices.get_mut(node)
+                {
+                    let at = list.partition_point(|&(j, _)| j < i);
+                    list.insert(at, (i, child));
+                }
+            }
+            node = child;
+        }
+    }
+
+    /// The child of `node` for the member whose escaped key is `token`.
+    fn member(&self, node: usize, token: &str) -> Option<usize> {
+        self.members.get(&(node, token)).copied()
+    }
+
+    /// The child of `node` for element `i`; `cursor` walks the node's sorted indices as the
+    /// elements are visited in order.
+    fn element(&self, node: usize, i: usize, cursor: &mut usize) -> Option<usize> {
+        let list = self.indices.get(node)?;
+        while list.get(*cursor).is_some_and(|&(j, _)| j < i) {
+            *cursor += 1;
+        }
+        list.get(*cursor)
+            .and_then(|&(j, child)| (j == i).then_some(child))
+    }
+}
+
 struct Scanner<'a, 'w> {
     text: &'a str,
     bytes: &'a [u8],
@@ -96,7 +162,7 @@ struct Scanner<'a, 'w> {
     /// The line at byte `counted`.
     line: u32,
     /// The pointers to record (`None`: every value down to [`INDEX_DEPTH`]).
-    wanted: Option<&'w HashSet<&'w str>>,
+    wanted: Option<&'w Wanted<'w>>,
     lines: HashMap<String, u32>,
 }
 
@@ -127,15 +193,10 @@ impl Scanner<'_, '_> {
         }
     }
 
-    /// Whether the value at `path` is recorded (and its members named).
-    fn keeps(&self, path: &str) -> bool {
-        self.wanted.is_none_or(|w| w.contains(path))
-    }
-
-    /// Records the value at the cursor under `path` and walks into it; with no path (a value
-    /// that is not recorded, nor anything in it) it is only walked past. False on malformed
-    /// input (the index then stops growing).
-    fn value(&mut self, mut path: Option<&mut String>, depth: usize) -> bool {
+    /// Records the value at the cursor under `path` (node `node` of the pointers wanted) and
+    /// walks into it; with no path (a value that is not recorded, nor anything in it) it is
+    /// only walked past. False on malformed input (the index then stops growing).
+    fn value(&mut self, mut path: Option<&mut String>, node: usize, depth: usize) -> bool {
         if depth > INDEX_DEPTH {
             path = None;
         }
@@ -172,11 +233,18 @@ impl Scanner<'_, '_> {
                             } else {
                                 p.push_str(&key);
                             }
-                            let ok = self.member(p, depth);
+                            let token = p.get(base + 1..).unwrap_or_default();
+                            let ok = match self.wanted {
+                                None => self.member(Some(p), 0, depth),
+                                Some(w) => match w.member(node, token) {
+                                    Some(child) => self.member(Some(p), child, depth),
+                                    None => self.member(None, 0, depth),
+                                },
+                            };
                             p.truncate(base);
                             ok
                         }
-                        None => self.skip_string() && self.member_skipped(depth),
+                        None => self.skip_string() && self.member(None, 0, depth),
                     };
                     if !ok {
                         return false;
@@ -192,22 +260,28 @@ impl Scanner<'_, '_> {
             Some(b'[') => {
                 self.bump();
                 let mut i = 0usize;
+                let mut cursor = 0usize;
                 loop {
                     self.whitespace();
                     if self.peek() == Some(b']') {
                         self.bump();
                         return true;
                     }
-                    let ok = match path.as_deref_mut() {
-                        Some(p) => {
+                    let child = match (self.wanted, path.is_some()) {
+                        (_, false) => None,
+                        (None, true) => Some(0),
+                        (Some(w), true) => w.element(node, i, &mut cursor),
+                    };
+                    let ok = match (path.as_deref_mut(), child) {
+                        (Some(p), Some(child)) => {
                             let base = p.len();
                             p.push('/');
                             push_index(p, i);
-                            let ok = self.element(p, depth);
+                            let ok = self.value(Some(p), child, depth + 1);
                             p.truncate(base);
                             ok
                         }
-                        None => self.value(None, depth + 1),
+                        _ => self.value(None, 0, depth + 1),
                     };
                     if !ok {
                         return false;
@@ -285,33 +359,15 @@ impl Scanner<'_, '_> {
         }
     }
 
-    /// After a key whose path is `path`: the colon and the member's value.
-    fn member(&mut self, path: &mut String, depth: usize) -> bool {
+    /// After a key: the colon and the member's value, recorded under `path` (node `node`)
+    /// or, without a path, walked past.
+    fn member(&mut self, path: Option<&mut String>, node: usize, depth: usize) -> bool {
         self.whitespace();
         if self.bump() != Some(b':') {
             return false;
         }
         self.whitespace();
-        self.element(path, depth)
-    }
-
-    /// After a key that is not named: the colon and the member's value, walked past.
-    fn member_skipped(&mut self, depth: usize) -> bool {
-        self.whitespace();
-        if self.bump() != Some(b':') {
-            return false;
-        }
-        self.whitespace();
-        self.value(None, depth + 1)
-    }
-
-    /// The member or element at `path` (one level below `depth`), recorded if wanted.
-    fn element(&mut self, path: &mut String, depth: usize) -> bool {
-        if self.keeps(path) {
-            self.value(Some(path), depth + 1)
-        } else {
-            self.value(None, depth + 1)
-        }
+        self.value(path, node, depth + 1)
     }
 
     /// Skips a string at the cursor (escapes honoured).
@@ -469,8 +525,10 @@ mod tests {
     #[test]
     fn index_for_pointers_agrees_with_full_index() {
         let repeated = "{\"a\": {\"b\": 1},\n \"a\": {\"c\": [2,\n 3]}}";
+        let one_line = DOC.replace('\n', " ");
         for text in [
             DOC,
+            &one_line,
             repeated,
             "[1, {\"x\"\n: 2}]",
             "{\"a\": {\"b\": [{\"c\": \"]}\\\"{\"}],\n\"d\": 1}}",
@@ -480,6 +538,12 @@ mod tests {
             pointers.extend(
                 [
                     "/Statement/7",
+                    "/Statement/01",
+                    "/Statement/+1",
+                    "/Statement/1/Action/01",
+                    "/0",
+                    "/1/",
+                    "//",
                     "/Statement/1/Action/1/deeper",
                     "/Nope",
                     "no-slash",
