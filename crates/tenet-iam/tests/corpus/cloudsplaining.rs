@@ -47,51 +47,59 @@ fn evidence_list(e: &Map<String, Value>, key: &str) -> Vec<String> {
         .collect()
 }
 
-fn flag(e: &Map<String, Value>, key: &str) -> bool {
-    e.get(key).and_then(Value::as_bool) == Some(true)
-}
-
-/// Tenet's findings read as Cloudsplaining's classes. Cloudsplaining skips statements with a
-/// Condition and counts only unconstrained (Resource "*") grants; the evidence says which
-/// findings are of that kind. A finding stands for its own rule and the classes it implies.
-fn classes(hits: &[Hit]) -> Vec<(&'static str, BTreeSet<String>)> {
-    let parts: Vec<(String, Map<String, Value>)> =
-        hits.iter().flat_map(super::classes_of).collect();
-    let collect = |rule: &str, key: &str, keep: &dyn Fn(&Map<String, Value>) -> bool| {
+/// Tenet's findings read as Cloudsplaining's classes. The published report counts the grants
+/// of statements with Resource "*" whether or not they have a Condition (AWSCloudTrailFullAccess:
+/// iam:PassRole under iam:PassedToService; AmazonRDSFullAccess: iam:CreateServiceLinkedRole
+/// under iam:AWSServiceName; AWSCodeDeployFullAccess: codestar-notifications actions under
+/// NotificationsForResource), as Cloudsplaining did before conditional statements were left
+/// out by default; so a finding counts by the Resource of the statement it is about. A finding
+/// stands for its own rule and the classes it implies.
+fn classes(policy: &Policy, hits: &[Hit]) -> Vec<(&'static str, BTreeSet<String>)> {
+    // Whether the statement a finding is about names Resource "*".
+    let star = |pointer: &str| {
+        policy
+            .statements
+            .iter()
+            .any(|s| s.pointer == pointer && s.resource_is_star())
+    };
+    let parts: Vec<(String, Map<String, Value>, bool)> = hits
+        .iter()
+        .flat_map(|h| {
+            let star = star(&h.pointer);
+            super::classes_of(h)
+                .into_iter()
+                .map(move |(r, e)| (r, e, star))
+        })
+        .collect();
+    let collect = |rule: &str, key: &str, keep: &dyn Fn(&Map<String, Value>, bool) -> bool| {
         parts
             .iter()
-            .filter(|(r, e)| r == rule && keep(e))
-            .flat_map(|(_, e)| evidence_list(e, key))
+            .filter(|(r, e, star)| r == rule && keep(e, *star))
+            .flat_map(|(_, e, _)| evidence_list(e, key))
             .collect::<BTreeSet<String>>()
     };
-    let esc: BTreeSet<String> = collect("iam.privilege-escalation", "methods", &|_| true)
+    let esc: BTreeSet<String> = collect("iam.privilege-escalation", "methods", &|_, _| true)
         .iter()
         .filter_map(|m| technique(m))
         .map(str::to_ascii_lowercase)
         .collect();
-    let exfil = collect("iam.data-exfiltration", "actions", &|e| {
-        !flag(e, "conditional")
-    });
-    let mut infra = collect("iam.resource-star", "actions", &|e| !flag(e, "conditional"));
+    let exfil = collect("iam.data-exfiltration", "actions", &|_, _| true);
+    let mut infra = collect("iam.resource-star", "actions", &|_, _| true);
     infra.extend(exfil.iter().cloned());
     vec![
         ("PrivilegeEscalation", esc),
         ("DataExfiltration", exfil),
         (
             "ResourceExposure",
-            collect("iam.permissions-management", "actions", &|e| {
-                flag(e, "unrestricted")
-            }),
+            collect("iam.permissions-management", "actions", &|_, star| star),
         ),
         (
             "ServiceWildcard",
-            collect("iam.service-wildcard", "services", &|_| true),
+            collect("iam.service-wildcard", "services", &|_, _| true),
         ),
         (
             "CredentialsExposure",
-            collect("iam.credentials-exposure", "actions", &|e| {
-                flag(e, "unrestricted")
-            }),
+            collect("iam.credentials-exposure", "actions", &|_, star| star),
         ),
         ("InfrastructureModification", infra),
     ]
@@ -137,7 +145,7 @@ fn cloudsplaining_risk_classes() {
                     escalation: true,
                 },
             );
-            for (class, got) in classes(&hits) {
+            for (class, got) in classes(&policy, &hits) {
                 total += 1;
                 // Actions AWS has since retired are not in today's catalogue; they cannot be
                 // expected of it.
@@ -162,7 +170,7 @@ fn cloudsplaining_risk_classes() {
     assert!(passed >= FLOOR);
 }
 
-const FLOOR: usize = 149;
+const FLOOR: usize = 151;
 
 #[test]
 fn cloudsplaining_account_dump_assesses() {
