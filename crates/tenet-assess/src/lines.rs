@@ -30,6 +30,17 @@ impl PointerIndex {
     /// [`PointerIndex::build`] would; every other value is skipped by its brackets and strings
     /// alone, so in a text that is not JSON an error inside a skipped value goes unnoticed.
     pub fn build_for<'p>(text: &str, pointers: impl IntoIterator<Item = &'p str>) -> PointerIndex {
+        // A text on one line (compact JSON): every value is on line 1, and the document's own
+        // entry answers every pointer that names it or something in it, as the scan would.
+        if !text.contains('\n') {
+            let mut pointers = pointers.into_iter();
+            let lines = if pointers.any(|p| p.is_empty() || p.starts_with('/')) {
+                HashMap::from([(String::new(), 1)])
+            } else {
+                HashMap::new()
+            };
+            return PointerIndex { lines };
+        }
         let mut wanted = Wanted::default();
         for pointer in pointers {
             wanted.add(pointer);
@@ -38,18 +49,6 @@ impl PointerIndex {
     }
 
     fn scan(text: &str, wanted: Option<&Wanted<'_>>) -> PointerIndex {
-        // A text on one line (compact JSON): every value is on line 1, and the document's own
-        // entry answers every pointer as the scan would.
-        if let Some(w) = wanted
-            && !text.contains('\n')
-        {
-            let lines = if w.root {
-                HashMap::from([(String::new(), 1)])
-            } else {
-                HashMap::new()
-            };
-            return PointerIndex { lines };
-        }
         let mut scanner = Scanner {
             text,
             bytes: text.as_bytes(),
