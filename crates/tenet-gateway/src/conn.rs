@@ -174,14 +174,13 @@ async fn serve_connection(
             .map_err(Into::into)
         }
     };
-    let (conn, listener_state, shared_state) = (info, listener, shared);
     if verdict.as_ref().is_some_and(FramingVerdict::head_timed_out) {
         let refusal = HeadRefusal {
             kind: "header_timeout",
             status: None,
         };
         let detail = format!("request head not complete within {HEADER_TIMEOUT:?}");
-        return refuse_head(&listener_state, &shared_state, &conn, refusal, detail).await;
+        return refuse_head(&listener, &shared, &info, refusal, detail).await;
     }
     if let Err(e) = result {
         // Malformed HTTP, oversized heads and slow clients end here; hyper has already
@@ -189,14 +188,7 @@ async fn serve_connection(
         metrics::counter!("tenet_gateway_http_errors_total").increment(1);
         match refused_head(&*e) {
             Some(refusal) => {
-                refuse_head(
-                    &listener_state,
-                    &shared_state,
-                    &conn,
-                    refusal,
-                    e.to_string(),
-                )
-                .await;
+                refuse_head(&listener, &shared, &info, refusal, e.to_string()).await;
             }
             None => info!(%peer, error = %e, "connection ended with a protocol error"),
         }
@@ -258,6 +250,10 @@ async fn serve_http1(
             // The client closed, or a response closed the connection.
             close(guard).await;
             return Ok(());
+        }
+        if guard.has_buffered() {
+            // hyper handed back bytes it had not used: serve them without waiting.
+            continue;
         }
         let socket = &guard.get_ref().get_ref().0.stream;
         let wake = tokio::select! {

@@ -26,8 +26,8 @@
 //!   request's body and the connection.
 //!
 //! Writes pass straight through; the guard only notes whether they have been flushed, for
-//! parking idle connections (the `keepalive` module). Upgrades (101, CONNECT) are not supported: bytes after an
-//! upgrade would be parsed as requests. A client that speaks HTTP/2 with prior knowledge and
+//! parking idle connections (the `keepalive` module). Upgrades (101, CONNECT) are not
+//! supported: bytes after an upgrade would be parsed as requests. A client that speaks HTTP/2 with prior knowledge and
 //! no ALPN gets the synthetic request (its preface is not an HTTP/1.x head).
 
 use std::future::Future;
@@ -252,6 +252,11 @@ impl<IO> FramingGuard<IO> {
         buffer.extend_from_slice(&self.buffer);
         self.buffer = buffer;
         self.released = self.released.saturating_add(bytes.len());
+    }
+
+    /// Whether bytes are buffered here (validated or not).
+    pub(crate) fn has_buffered(&self) -> bool {
+        !self.buffer.is_empty()
     }
 
     /// A read found nothing on `io`: wait, or end it with end of file when the connection is
@@ -1690,6 +1695,7 @@ mod tests {
 
         // Bytes put back are handed out again before anything new.
         guard.unread(b"xy");
+        assert!(guard.has_buffered());
         assert_eq!(poll_once(&mut guard), Some(b"xy".to_vec()));
         // The client's own end of file is not a parking.
         drop(client);

@@ -16,7 +16,10 @@
 //! [`InFlight`] mark moves from the service call into the response body, which hyper drops
 //! once it has taken the body's last byte), and so does a write not yet flushed. hyper reads
 //! once right after taking a response's last byte and before writing it out of its own
-//! buffer, so the guard parks only on the second idle read in a row, after a flush.
+//! buffer, so the guard parks only on the second idle read in a row, after a flush. hyper
+//! does not read again by itself once a response is out, so a reader that found the
+//! connection busy is woken when the last response body is dropped, and one that waited for a
+//! flush when the flush completes.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -78,8 +81,13 @@ pub(crate) struct InFlight(Arc<Counters>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let waiting = self.0.waiting.lock().map(|mut w| w.take());
-            if let Ok(Some(waker)) = waiting {
+            let waiting = self
+                .0
+                .waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(waker) = waiting {
                 waker.wake();
             }
         }
