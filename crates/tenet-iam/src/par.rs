@@ -1,60 +1,17 @@
 //! Work on many independent items (policy documents to parse or to analyse) spread over the
-//! machine's cores with scoped threads, the results in the items' order, so that the output
-//! does not depend on how the work was divided.
+//! machine's cores with rayon, the results in the items' order, so that the output does not
+//! depend on how the work was divided.
 
-use std::num::NonZero;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use rayon::prelude::*;
 
-/// Items per piece of work: small enough to balance documents of very different sizes,
+/// Fewest items per piece of work: small enough to balance documents of very different sizes,
 /// large enough that taking a piece costs nothing next to doing it.
 const PIECE: usize = 16;
 
-/// At most this many threads (the work is a few hundred milliseconds at most).
-const MAX_THREADS: usize = 8;
-
-/// `f` applied to every item, in order. With fewer than two pieces of work, or one core, it
-/// runs on the calling thread; otherwise the calling thread and up to `MAX_THREADS - 1` others
-/// take pieces of [`PIECE`] items in turn. A thread that cannot be started leaves its share
-/// to the others. A panic in `f` is passed on to the caller.
-pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let pieces = items.len().div_ceil(PIECE);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, NonZero::get)
-        .min(MAX_THREADS)
-        .min(pieces);
-    if threads <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<(usize, Vec<R>)>> = Mutex::new(Vec::with_capacity(pieces));
-    let work = || {
-        loop {
-            let piece = next.fetch_add(1, Ordering::Relaxed);
-            let Some(part) = items.chunks(PIECE).nth(piece) else {
-                break;
-            };
-            let results: Vec<R> = part.iter().map(&f).collect();
-            // A poisoned lock means another thread panicked; that panic is passed on below.
-            if let Ok(mut done) = done.lock() {
-                done.push((piece, results));
-            }
-        }
-    };
-    std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads)
-            .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, work).ok())
-            .collect();
-        work();
-        for helper in helpers {
-            if let Err(panic) = helper.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-    });
-    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
-    done.sort_unstable_by_key(|(piece, _)| *piece);
-    done.into_iter().flat_map(|(_, results)| results).collect()
+/// `f` applied to every item, in order, on rayon's pool. A panic in `f` is passed on to the
+/// caller.
+pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
+    items.par_iter().with_min_len(PIECE).map(f).collect()
 }
 
 #[cfg(test)]
