@@ -1,7 +1,7 @@
 //! Everything read from the manifests: namespaces, workloads (with their pod labels and
 //! container ports), NetworkPolicies and RBAC objects.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 use tenet_finding::Skipped;
@@ -64,6 +64,9 @@ pub struct Cluster {
     /// Where each declared namespace was read: (file, doc, base).
     pub(crate) namespace_origin: BTreeMap<String, (String, usize, String)>,
     pub(crate) workloads: Vec<Workload>,
+    /// `(namespace, name, kind)` of every workload in `workloads`, so that a duplicate is
+    /// found without a scan (a scan per pod made reading large manifests quadratic).
+    workload_keys: HashSet<(String, String, String)>,
     pub(crate) policies: Vec<NetworkPolicy>,
     pub(crate) roles: Vec<Role>,
     pub(crate) bindings: Vec<Binding>,
@@ -251,10 +254,12 @@ impl Cluster {
 
     fn push_workload(&mut self, workload: Workload) {
         // One peer per owner: the first pod read represents it.
-        let duplicate = self.workloads.iter().any(|w| {
-            w.namespace == workload.namespace && w.name == workload.name && w.kind == workload.kind
-        });
-        if !duplicate {
+        let key = (
+            workload.namespace.clone(),
+            workload.name.clone(),
+            workload.kind.clone(),
+        );
+        if self.workload_keys.insert(key) {
             self.workloads.push(workload);
         }
     }
