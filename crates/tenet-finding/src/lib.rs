@@ -251,11 +251,23 @@ impl Outcome {
 }
 
 /// Text from an input made safe for a terminal: control characters (C0, DEL, C1), which
-/// could clear the screen or forge report lines, are written as `\u{..}` escapes; `\t`
+/// could clear the screen or forge report lines, and bidirectional formatting characters,
+/// which could make a name display as another, are written as `\u{..}` escapes; `\t`
 /// stays. Everything else is unchanged.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char =
-        |c: char| (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}');
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\t')
+            || matches!(
+                c,
+                '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{200e}'
+                    | '\u{200f}'
+                    | '\u{061c}'
+                    | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+            )
+    };
     if !text.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -306,6 +318,11 @@ mod tests {
             "evil\\u{1b}[2J\\u{a}CRITICAL"
         );
         assert_eq!(printable("c1\u{9b}x"), "c1\\u{9b}x");
+        assert_eq!(
+            printable("ns-\u{202e}nimda\u{2066}x\u{200f}"),
+            "ns-\\u{202e}nimda\\u{2066}x\\u{200f}"
+        );
+        assert_eq!(printable("naïve ünïcode"), "naïve ünïcode");
     }
 
     #[test]
