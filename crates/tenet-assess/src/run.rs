@@ -175,8 +175,9 @@ pub async fn assess(
         report.skipped.extend(cluster.skipped().iter().cloned());
     }
     for url in databases {
-        let shown = tenet_pgaudit::redact_url(&url)
-            .unwrap_or_else(|_| "postgres://(unparsable URL)".into());
+        // Named as `unusable` names it, so that a URL that does not even parse still fails
+        // the run (exit 2) and says which argument it was.
+        let shown = shown_database(&url);
         match tenet_pgaudit::assess_url(&url).await {
             Ok(db) => {
                 report.analyses.push("pg".into());
@@ -288,4 +289,42 @@ pub fn unusable(report: &Report, args: &[String]) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a future that completes without waiting (no I/O is started).
+    fn ready<F: std::future::Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => panic!("the future waited"),
+        }
+    }
+
+    #[test]
+    fn an_unparsable_database_url_is_named_and_unusable() {
+        for url in [
+            "postgres://app:s3cret@127.0.0.1:99999/db",
+            "postgres://[::1",
+        ] {
+            let args = vec![url.to_owned()];
+            let report = ready(assess(&args, Options::default(), &mut |_| {}));
+            assert!(report.inputs.is_empty(), "{url}: {:?}", report.inputs);
+            let unusable = unusable(&report, &args);
+            assert_eq!(unusable.len(), 1, "{url}: {:?}", report.skipped);
+            let (input, reason) = &unusable[0];
+            assert!(input.starts_with("postgres://"), "{input}");
+            assert!(reason.contains("invalid PostgreSQL URL"), "{reason}");
+            assert!(!input.contains("s3cret") && !reason.contains("s3cret"));
+        }
+        let shown: Vec<String> = ["postgres://app:s3cret@127.0.0.1:99999/db"]
+            .iter()
+            .map(|u| shown_database(u))
+            .collect();
+        assert_eq!(shown, ["postgres://app:***@127.0.0.1:99999/db"]);
+    }
 }
