@@ -440,8 +440,14 @@ impl Facts {
             (
                 "iam",
                 "data.iam-least-privilege",
-                "IAM assessed: no critical finding",
-                &|f| f.rule.starts_with("iam.") && f.severity >= Severity::Critical,
+                "IAM assessed: no critical finding, no privilege escalation",
+                // Escalation findings are high, not critical, yet the fact (and the roadmap
+                // step it completes) promises there are none.
+                &|f| {
+                    f.rule.starts_with("iam.")
+                        && (f.severity >= Severity::Critical
+                            || f.rule == "iam.privilege-escalation")
+                },
             ),
             (
                 "pg",
@@ -872,6 +878,52 @@ mod tests {
             text.contains("[!] days 61-90  audit IAM policies"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_privilege_escalation_fails_iam_least_privilege() {
+        use tenet_finding::{Finding, Location};
+        let finding = |rule: &str, severity| {
+            Finding::new(rule, severity, "p", Location::file("a.json"), "t", "d")
+        };
+        let report = |findings| Report {
+            version: crate::report::REPORT_VERSION,
+            inputs: vec!["a.json".into()],
+            analyses: vec!["iam".into()],
+            findings,
+            skipped: vec![],
+            connections: vec![],
+        };
+        let mut facts = Facts::default();
+        facts
+            .observe_report(
+                &report(vec![
+                    finding("iam.privilege-escalation", Severity::High),
+                    finding("iam.resource-star", Severity::High),
+                ]),
+                "r.json",
+            )
+            .unwrap();
+        assert!(!facts.has("data.iam-least-privilege"));
+        assert_eq!(
+            facts.failed["data.iam-least-privilege"].detail,
+            "1 finding(s): iam.privilege-escalation x1"
+        );
+        let text = score(&facts).to_text();
+        assert!(
+            text.contains("[!] days 61-90  audit IAM policies"),
+            "{text}"
+        );
+
+        // High findings that are not escalation leave the fact standing.
+        let mut facts = Facts::default();
+        facts
+            .observe_report(
+                &report(vec![finding("iam.resource-star", Severity::High)]),
+                "r.json",
+            )
+            .unwrap();
+        assert!(facts.has("data.iam-least-privilege"));
     }
 
     #[test]
