@@ -8,8 +8,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rsigma_eval::{CorrelationConfig, CorrelationEngine, Engine as RsigmaEngine, compile_rule};
 use rsigma_parser::{
-    CorrelationRule, Detection, DetectionItem, FilterRule, Modifier, SigmaCollection, SigmaRule,
-    SigmaString, SigmaValue, parse_sigma_yaml,
+    ConditionOperator, CorrelationCondition, CorrelationRule, CorrelationType, Detection,
+    DetectionItem, FilterRule, Modifier, SigmaCollection, SigmaRule, SigmaString, SigmaValue,
+    parse_sigma_yaml,
 };
 use serde::Serialize;
 
@@ -126,20 +127,28 @@ impl RuleSet {
             .iter()
             .any(|d| d.get("action").is_some_and(|a| !a.is_null()));
         if whole_file {
-            self.add_parsed(file, None, None, text);
+            self.add_parsed(file, None, None, text, &docs);
             return;
         }
-        for doc in docs {
-            let id = doc_text(&doc, "id").or_else(|| doc_text(&doc, "name"));
-            let title = doc_text(&doc, "title");
-            match yaml_serde::to_string(&doc) {
-                Ok(one) => self.add_parsed(file, id, title, &one),
+        for doc in &docs {
+            let id = doc_text(doc, "id").or_else(|| doc_text(doc, "name"));
+            let title = doc_text(doc, "title");
+            match yaml_serde::to_string(doc) {
+                Ok(one) => self.add_parsed(file, id, title, &one, std::slice::from_ref(doc)),
                 Err(e) => self.problems.push(problem(file, id, title, "yaml", e)),
             }
         }
     }
 
-    fn add_parsed(&mut self, file: &str, id: Option<String>, title: Option<String>, text: &str) {
+    /// `docs` are the YAML documents `text` was made of, for what the parser does not keep.
+    fn add_parsed(
+        &mut self,
+        file: &str,
+        id: Option<String>,
+        title: Option<String>,
+        text: &str,
+        docs: &[yaml_serde::Value],
+    ) {
         let parsed = match parse_sigma_yaml(text) {
             Ok(c) => c,
             Err(e) => {
@@ -170,7 +179,8 @@ impl RuleSet {
                 }
             }
         }
-        for corr in parsed.correlations {
+        for mut corr in parsed.correlations {
+            temporal_needs_every_rule(&mut corr, docs);
             if let Some(key) = engine_attribute(corr.custom_attributes.keys()) {
                 let rid = corr.id.clone().or_else(|| corr.name.clone());
                 self.problems.push(problem(
@@ -284,6 +294,40 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<LoadPro
             }
             Err(e) => problems.push(problem(&name, None, None, "unreadable", e)),
         }
+    }
+}
+
+/// A `temporal` correlation without a `condition` fires when every rule it names has matched
+/// within the timespan (Sigma specification). rsigma 0.23 reads the missing condition as "at
+/// least one rule", which would fire on any single one of them, so the threshold is set to the
+/// number of rules here. A written condition (a threshold or an expression) is kept.
+fn temporal_needs_every_rule(corr: &mut CorrelationRule, docs: &[yaml_serde::Value]) {
+    if corr.correlation_type != CorrelationType::Temporal {
+        return;
+    }
+    let doc = match docs {
+        [one] => Some(one),
+        _ => docs.iter().find(|d| {
+            doc_text(d, "title").as_deref() == Some(corr.title.as_str())
+                && doc_text(d, "id") == corr.id
+        }),
+    };
+    let Some(doc) = doc else {
+        return;
+    };
+    let written = doc
+        .get("correlation")
+        .and_then(|c| c.get("condition"))
+        .is_some_and(|c| !c.is_null());
+    if !written {
+        corr.condition = CorrelationCondition::Threshold {
+            predicates: vec![(
+                ConditionOperator::Gte,
+                u64::try_from(corr.rules.len()).unwrap_or(u64::MAX),
+            )],
+            field: None,
+            percentile: None,
+        };
     }
 }
 
@@ -561,5 +605,34 @@ mod tests {
         let set = RuleSet::from_yaml("c.yml", text);
         assert!(set.is_empty());
         assert_eq!(set.problems()[0].construct, "correlation reference");
+    }
+    #[test]
+    fn temporal_without_a_condition_needs_every_rule() {
+        let base = "title: a\nid: ra\nname: a\nlogsource: {product: x}\n\
+                    detection: {sel: {E: a}, condition: sel}\n---\n\
+                    title: b\nid: rb\nname: b\nlogsource: {product: x}\n\
+                    detection: {sel: {E: b}, condition: sel}\n---\n";
+        let implicit = "title: t\nid: t1\ncorrelation: {type: temporal, rules: [a, b], \
+                        group-by: [U], timespan: 1m}\n";
+        let written = "title: w\nid: w1\ncorrelation: {type: temporal, rules: [a, b], \
+                       group-by: [U], timespan: 1m, condition: {gte: 1}}\n";
+        let set = RuleSet::from_yaml("t.yml", &format!("{base}{implicit}---\n{written}"));
+        assert!(set.problems().is_empty(), "{:?}", set.problems());
+        let mut engine = crate::Engine::new(set);
+        let fired = |engine: &mut crate::Engine, e: &str, ms: i64| -> Vec<String> {
+            let event = serde_json::json!({"E": e, "U": "u"});
+            let mut ids: Vec<String> = engine
+                .observe(&event, crate::Source::Unknown, ms)
+                .into_iter()
+                .map(|m| m.rule_id)
+                .filter(|id| id == "t1" || id == "w1")
+                .collect();
+            ids.sort();
+            ids
+        };
+        // One of the two rules: only the correlation that asks for one of them fires.
+        assert_eq!(fired(&mut engine, "a", 1_000), ["w1"]);
+        // Both within the timespan: the implicit one fires too.
+        assert_eq!(fired(&mut engine, "b", 2_000), ["t1", "w1"]);
     }
 }
