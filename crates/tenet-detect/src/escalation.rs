@@ -8,7 +8,7 @@ use crate::names::NameId;
 
 /// Policy changes remembered.
 const CHANGES_KEPT: usize = 16;
-/// (principal, policy id, policy set) triples already reported.
+/// (principal, policy id, change) keys already reported.
 const REPORTED_KEPT: usize = 10_000;
 
 /// A change of the policy set in force.
@@ -43,7 +43,9 @@ pub(crate) struct Policies {
     current: Option<NameId>,
     changes: VecDeque<Change>,
     sets: Lru<NameId, PolicySet>,
-    reported: Lru<(Box<str>, NameId, NameId), ()>,
+    /// Reported once per principal, policy and change (the set it led to and when): a right
+    /// taken away and granted again is a new change, used anew.
+    reported: Lru<(Box<str>, NameId, NameId, i64), ()>,
     max_ids: usize,
 }
 
@@ -124,7 +126,7 @@ impl Policies {
                 if known {
                     continue;
                 }
-                let key = (Box::<str>::from(principal), policy, hash);
+                let key = (Box::<str>::from(principal), policy, hash, change.at_ms);
                 if self.reported.contains(&key) {
                     continue;
                 }
@@ -287,6 +289,24 @@ mod tests {
         assert!(p.decision("c", 2, &[12], true, 20_000, 10_000).is_empty());
         // Not for denials.
         assert!(p.decision("d", 2, &[12], false, 3000, 10_000).is_empty());
+    }
+
+    #[test]
+    fn a_right_granted_again_after_being_taken_away_is_reported_again() {
+        let mut p = Policies::new(4, 100);
+        p.declare(1, HashSet::from([10]));
+        p.declare(2, HashSet::from([10, 12]));
+        p.activate(1, 0);
+        p.activate(2, 1000);
+        assert_eq!(p.decision("a", 2, &[12], true, 1500, 10_000).len(), 1);
+        assert!(p.decision("a", 2, &[12], true, 1600, 10_000).is_empty());
+        // Revert, then the same grant again: a new change, reported once more.
+        p.activate(1, 2000);
+        p.activate(2, 3000);
+        let again = p.decision("a", 2, &[12], true, 3500, 10_000);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].change.at_ms, 3000);
+        assert!(p.decision("a", 2, &[12], true, 3600, 10_000).is_empty());
     }
 
     #[test]
