@@ -264,6 +264,10 @@ pub struct Playbooks {
 /// Files larger than this are refused.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
+/// The longest time box a playbook may give (100 years). A longer one would be refused when
+/// the containment is applied, that is during the breach, so it is refused at load instead.
+const MAX_DURATION_SECS: u64 = 36_525 * 86_400;
+
 impl Playbooks {
     /// Every `*.yaml` / `*.yml` file of `dir` (not recursive). A missing folder is an empty
     /// set; any invalid file refuses the whole set.
@@ -564,22 +568,39 @@ fn duration(text: Option<&str>) -> Result<Option<Duration>, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("duration {text:?}: expected a number and s, m, h or d"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
+    let unit_secs: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => {
             return Err(format!(
                 "duration {text:?}: expected a number and s, m, h or d"
             ));
         }
     };
+    if num.is_empty() {
+        return Err(format!(
+            "duration {text:?}: expected a number and s, m, h or d"
+        ));
+    }
+    let too_long = || {
+        format!(
+            "duration {text:?} is longer than {}d; leave `for` out for a containment until \
+             released",
+            MAX_DURATION_SECS / 86_400
+        )
+    };
+    let secs = num
+        .parse::<u64>()
+        .map_err(|_| too_long())?
+        .checked_mul(unit_secs)
+        .ok_or_else(too_long)?;
     if secs == 0 {
         return Err(format!("duration {text:?} is zero"));
+    }
+    if secs > MAX_DURATION_SECS {
+        return Err(too_long());
     }
     Ok(Some(Duration::from_secs(secs)))
 }
@@ -749,6 +770,23 @@ playbooks:
                 "playbooks: [{name: a, matcher: {}, actions: []}]",
                 "unknown field",
             ),
+            // Longer than a containment can last: refused now, not during the breach.
+            (
+                "playbooks: [{name: a, match: {rules: [x]}, actions: [{revoke_identity: {for: 99999999999999d}}]}]",
+                "is longer than 36525d",
+            ),
+            (
+                "playbooks: [{name: a, match: {rules: [x]}, actions: [{quarantine_service: {service: s, for: 36526d}}]}]",
+                "is longer than 36525d",
+            ),
+            (
+                "playbooks: [{name: a, match: {rules: [x]}, actions: [{revoke_serial: {for: 99999999999999999999999s}}]}]",
+                "is longer than 36525d",
+            ),
+            (
+                "playbooks: [{name: a, match: {rules: [x]}, actions: [{revoke_identity: {for: h}}]}]",
+                "expected a number",
+            ),
         ] {
             let err = Playbooks::parse("p.yaml", text, Path::new("."))
                 .unwrap_err()
@@ -756,6 +794,20 @@ playbooks:
             assert!(err.contains(says), "{text}: {err}");
             assert!(err.starts_with("playbook p.yaml"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_longest_time_box_loads() {
+        let text = "playbooks: [{name: a, match: {rules: [x]}, actions: [{revoke_identity: {for: 36525d}}]}]";
+        let books = Playbooks::parse("p.yaml", text, Path::new(".")).unwrap();
+        assert!(
+            matches!(
+                books.playbooks[0].actions[..],
+                [Action::RevokeIdentity(Some(d))] if d == Duration::from_secs(36_525 * 86_400)
+            ),
+            "{:?}",
+            books.playbooks[0].actions
+        );
     }
 
     #[test]
