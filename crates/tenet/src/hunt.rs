@@ -25,15 +25,7 @@ pub fn run(rules: &[PathBuf], inputs: &[PathBuf], format: OutputFormat) -> Resul
     }
     let set = tenet_sigma::RuleSet::load_paths(rules);
     if set.is_empty() {
-        bail!(
-            "no rule in {} could be loaded ({} problem(s))",
-            rules
-                .iter()
-                .map(|r| r.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            set.problems().len()
-        );
+        bail!("{}", nothing_loaded(rules, set.problems()));
     }
     let report = tenet_sigma::hunt(&set, inputs);
     match format {
@@ -116,5 +108,52 @@ pub fn run(rules: &[PathBuf], inputs: &[PathBuf], format: OutputFormat) -> Resul
         Ok(ExitCode::SUCCESS)
     } else {
         Ok(ExitCode::from(EXIT_UNUSABLE_INPUT))
+    }
+}
+
+/// Why no rule could be loaded: every problem, so that the user can fix the rules.
+fn nothing_loaded(rules: &[PathBuf], problems: &[tenet_sigma::LoadProblem]) -> String {
+    let named = rules
+        .iter()
+        .map(|r| r.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if problems.is_empty() {
+        return format!("no Sigma rule in {named}: no non-empty .yml or .yaml file");
+    }
+    let mut out = format!(
+        "no rule in {named} could be loaded ({} problem(s)):",
+        problems.len()
+    );
+    for p in problems {
+        out.push_str("\n  ");
+        out.push_str(&tenet_finding::printable(&p.to_string()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_no_rule_loads_every_problem_is_named() {
+        let set = tenet_sigma::RuleSet::from_yaml(
+            "bad.yml",
+            "title: t\nid: r1\nlogsource: {product: x}\n\
+             detection: {sel: {F|foo: a}, condition: sel}\n",
+        );
+        assert!(set.is_empty());
+        let message = nothing_loaded(&[PathBuf::from("bad.yml")], set.problems());
+        assert!(
+            message.starts_with("no rule in bad.yml could be loaded (1 problem(s)):\n  bad.yml"),
+            "{message}"
+        );
+        assert!(
+            message.contains("r1") && message.contains("modifier |foo"),
+            "{message}"
+        );
+        let empty = nothing_loaded(&[PathBuf::from("rules")], &[]);
+        assert!(empty.contains("no non-empty .yml or .yaml file"), "{empty}");
     }
 }
