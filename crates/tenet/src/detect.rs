@@ -295,6 +295,8 @@ impl Detector {
         for plan in self.playbooks.plan(&trigger) {
             let actor = format!("playbook:{}", plan.playbook);
             let mut done = Vec::new();
+            // Steps that were due and did not happen: the record must not claim them.
+            let mut failed = Vec::new();
             for step in plan.steps {
                 match step {
                     Step::Contain { target, duration } => {
@@ -304,8 +306,10 @@ impl Detector {
                             reason: format!("{}: {}", detection.rule, detection.explanation),
                             for_secs: duration.map(|d| d.as_secs().max(1)),
                         };
-                        if self.contain(&recorder, &actor, change, now).await {
-                            done.push(format!("contained {what}"));
+                        match self.contain(&recorder, &actor, change, now).await {
+                            Contained::Applied => done.push(format!("contained {what}")),
+                            Contained::Already => done.push(format!("{what} already contained")),
+                            Contained::Failed(e) => failed.push(format!("contain {what}: {e}")),
                         }
                     }
                     Step::CutSessions { person } => match &self.people {
@@ -326,8 +330,10 @@ impl Detector {
                         None => done.push(format!("no people routes: no sessions of {person}")),
                     },
                     Step::Notify { url, secret } => {
-                        self.notify(&url, &secret, &plan.playbook, &detection);
-                        done.push(format!("notified {url}"));
+                        match self.notify(&url, &secret, &plan.playbook, &detection) {
+                            Ok(()) => done.push(format!("notifying {url}")),
+                            Err(e) => failed.push(format!("notify {url}: {e}")),
+                        }
                     }
                 }
             }
@@ -336,12 +342,13 @@ impl Detector {
                 "detection": detection.rule,
                 "subject": detection.subject,
                 "done": done,
+                "failed": failed,
                 "skipped": plan.skipped,
             });
             let event = EventKind::Admin(AdminEvent {
                 actor: actor.clone(),
                 operation: "playbook.run".into(),
-                success: plan.skipped.is_empty(),
+                success: plan.skipped.is_empty() && failed.is_empty(),
                 detail: detail.to_string(),
             });
             if let Err(e) = crate::up::record(&self.sink, &*self.clock, event).await {
@@ -350,14 +357,14 @@ impl Detector {
         }
     }
 
-    /// Applies a containment unless the same target is already contained. True when applied.
+    /// Applies a containment unless the same target is already contained.
     async fn contain(
         &self,
         recorder: &Recorder<'_>,
         actor: &str,
         change: Change,
         now: OffsetDateTime,
-    ) -> bool {
+    ) -> Contained {
         if let Change::Contain { target, .. } = &change {
             let snapshot = self.containment.current();
             let already = match target {
@@ -366,7 +373,7 @@ impl Detector {
                 Target::Service { service, .. } => snapshot.check(None, None, Some(service), now),
             };
             if already.is_some() {
-                return false;
+                return Contained::Already;
             }
         }
         match crate::contain::apply(&self.containment, recorder, actor, change, now).await {
@@ -374,30 +381,31 @@ impl Detector {
                 for a in actions {
                     info!(id = %a.id, target = %a.target, actor, "contained by response");
                 }
-                true
+                Contained::Applied
             }
             Err(e) => {
                 warn!(error = %e, actor, "containment failed");
-                false
+                Contained::Failed(format!("{e:#}"))
             }
         }
     }
 
     /// POSTs the detection to a webhook in the background, signed with HMAC-SHA256 over
-    /// `<timestamp>.<body>` (`X-Tenet-Timestamp`, `X-Tenet-Signature: sha256=<hex>`).
-    fn notify(&self, url: &str, secret: &Secret, playbook: &str, detection: &DetectionEvent) {
-        let key = match secret {
-            Secret::Env(name) => std::env::var(name).ok(),
-            Secret::File(path) => std::fs::read_to_string(path)
-                .ok()
-                .map(|s| s.trim_end().to_owned()),
-        };
-        let Some(key) = key.filter(|k| !k.is_empty()) else {
-            warn!(
-                playbook,
-                url, "webhook secret not available; notification not sent"
-            );
-            return;
+    /// `<timestamp>.<body>` (`X-Tenet-Timestamp`, `X-Tenet-Signature: sha256=<hex>`); the
+    /// delivery is recorded as `playbook.notify`. An error when nothing could be sent.
+    fn notify(
+        &self,
+        url: &str,
+        secret: &Secret,
+        playbook: &str,
+        detection: &DetectionEvent,
+    ) -> Result<(), String> {
+        let key = match webhook_key(secret) {
+            Ok(key) => key,
+            Err(e) => {
+                warn!(playbook, url, error = %e, "notification not sent");
+                return Err(e);
+            }
         };
         let body = json!({"playbook": playbook, "detection": detection}).to_string();
         let timestamp = self.clock.now().unix_timestamp().to_string();
@@ -434,7 +442,32 @@ impl Detector {
             });
             let _ = crate::up::record(&sink, &*clock, event).await;
         });
+        Ok(())
     }
+}
+
+/// What a containment step came to.
+enum Contained {
+    Applied,
+    /// The target was contained already (by an earlier step, playbook or operator).
+    Already,
+    Failed(String),
+}
+
+/// The webhook signing key, or why there is none.
+fn webhook_key(secret: &Secret) -> Result<String, String> {
+    let key = match secret {
+        Secret::Env(name) => std::env::var(name)
+            .map_err(|_| format!("webhook secret: environment variable {name} is not set"))?,
+        Secret::File(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("webhook secret: {}: {e}", path.display()))?
+            .trim_end()
+            .to_owned(),
+    };
+    if key.is_empty() {
+        return Err("webhook secret is empty".into());
+    }
+    Ok(key)
 }
 
 /// HMAC-SHA256 of `<timestamp>.<body>` with `key`, hex.
@@ -571,6 +604,27 @@ mod tests {
         // The signed message is `<timestamp>.<body>`.
         let expected = hex_string(aws_lc_rs::hmac::sign(&key, b"17.{}").as_ref());
         assert_eq!(sign("Jefe", "17", "{}"), expected);
+    }
+
+    #[test]
+    fn a_missing_webhook_secret_is_an_error_naming_it() {
+        let err = webhook_key(&Secret::Env("TENET_TEST_SURELY_UNSET_SECRET".into())).unwrap_err();
+        assert!(
+            err.contains("TENET_TEST_SURELY_UNSET_SECRET is not set"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let err = webhook_key(&Secret::File(missing.clone())).unwrap_err();
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        let err = webhook_key(&Secret::File(dir.path().join("empty"))).unwrap_err();
+        assert!(err.contains("empty"), "{err}");
+        std::fs::write(dir.path().join("key"), "s3cret\n").unwrap();
+        assert_eq!(
+            webhook_key(&Secret::File(dir.path().join("key"))).unwrap(),
+            "s3cret"
+        );
     }
 
     #[test]

@@ -270,3 +270,102 @@ fn drills_measure_detection_and_containment_and_clean_up() {
     assert_eq!(code, 1);
     assert!(err.contains("unknown scenario"), "{err}");
 }
+
+/// The ledger's record of a playbook run names what did not happen: a webhook whose secret is
+/// missing is not "notified", and a second containment of the same identity says so.
+#[test]
+fn a_playbook_run_records_the_steps_that_failed() {
+    let mut d = Deployment::start();
+    d.stop();
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.config())
+        .unwrap();
+    write!(
+        config,
+        r#"
+[[routes]]
+name = "payments"
+service = "payments"
+listener = "main"
+host = "{PAYMENTS_HOST}"
+upstream = "http://127.0.0.1:{}"
+
+[detect]
+playbooks = "playbooks"
+
+[detect.analytics.learning]
+period_secs = 0
+min_events = 3
+"#,
+        d.upstream_port
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.path("playbooks")).unwrap();
+    std::fs::write(
+        d.path("playbooks/contain.yaml"),
+        r#"playbooks:
+  - name: contain
+    match: {rules: [tenet.lateral-movement]}
+    actions:
+      - revoke_identity: {for: 1h}
+      - revoke_identity: {for: 2h}
+      - notify: {url: "http://127.0.0.1:9/hook", secret_env: TENET_TEST_HOOK_NEVER_SET}
+"#,
+    )
+    .unwrap();
+    d.up();
+    for _ in 0..4 {
+        assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 200);
+    }
+    let probe = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-o", "/dev/null"])
+        .arg("--resolve")
+        .arg(format!("{PAYMENTS_HOST}:{}:127.0.0.1", d.port))
+        .arg("--cacert")
+        .arg(d.path("data/admin/bundle.pem"))
+        .arg("--cert")
+        .arg(d.path("frontend/svid.pem"))
+        .arg("--key")
+        .arg(d.path("frontend/svid.key"))
+        .arg(format!("https://{PAYMENTS_HOST}:{}/charge", d.port))
+        .status()
+        .unwrap();
+    assert!(probe.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let run = loop {
+        let run = d
+            .events()
+            .into_iter()
+            .find(|e| e["api"]["operation"] == "playbook.run");
+        if let Some(run) = run {
+            break run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no playbook run; log:\n{}",
+            d.up_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(run["unmapped"]["success"], false, "{run:#}");
+    let detail: serde_json::Value =
+        serde_json::from_str(run["unmapped"]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        detail["done"],
+        serde_json::json!([
+            format!("contained identity {FRONTEND}"),
+            format!("identity {FRONTEND} already contained"),
+        ]),
+        "{detail:#}"
+    );
+    let failed = detail["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{detail:#}");
+    assert!(
+        failed[0]
+            .as_str()
+            .unwrap()
+            .contains("TENET_TEST_HOOK_NEVER_SET is not set"),
+        "{detail:#}"
+    );
+}
