@@ -175,6 +175,8 @@ pub struct Ledger {
     latest: Option<SignedCheckpoint>,
     last_sync: Instant,
     unsynced: bool,
+    /// Interval syncs are handed out by [`Ledger::begin_sync`] instead of done by appends.
+    deferred_syncs: bool,
     poisoned: bool,
 }
 
@@ -240,6 +242,7 @@ impl Ledger {
                 latest,
                 last_sync,
                 unsynced: false,
+                deferred_syncs: false,
                 poisoned: false,
             },
             warnings,
@@ -358,7 +361,7 @@ impl Ledger {
         self.unsynced = true;
         let due = match self.options.sync {
             SyncPolicy::EveryBatch => true,
-            SyncPolicy::Interval(every) => self.sync_due(every),
+            SyncPolicy::Interval(every) => !self.deferred_syncs && self.sync_due(every),
             SyncPolicy::Never => false,
         };
         if due {
@@ -370,12 +373,56 @@ impl Ledger {
     /// Sync the records if the interval policy says it is time (call when idle).
     pub fn sync_if_due(&mut self) -> Result<(), LedgerError> {
         if let SyncPolicy::Interval(every) = self.options.sync
+            && !self.deferred_syncs
             && self.unsynced
             && self.sync_due(every)
         {
             self.sync_records()?;
         }
         Ok(())
+    }
+
+    /// When appended records are forced to stable storage.
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.options.sync
+    }
+
+    /// For a writer that syncs on another thread: from now on appends and
+    /// [`Ledger::sync_if_due`] leave the syncs of [`SyncPolicy::Interval`] to
+    /// [`Ledger::begin_sync`], so that no append waits for the disk. Returns the interval, or
+    /// `None` (changing nothing) under another policy.
+    pub fn defer_interval_syncs(&mut self) -> Option<Duration> {
+        match self.options.sync {
+            SyncPolicy::Interval(every) => {
+                self.deferred_syncs = true;
+                Some(every)
+            }
+            SyncPolicy::EveryBatch | SyncPolicy::Never => None,
+        }
+    }
+
+    /// When the records appended so far are due a sync under [`SyncPolicy::Interval`], hand
+    /// it out as a [`SyncJob`] to complete on another thread while appends go on; `None` when
+    /// nothing is due. Report a failed job with [`Ledger::poison`].
+    pub fn begin_sync(&mut self) -> Result<Option<SyncJob>, LedgerError> {
+        self.usable()?;
+        let SyncPolicy::Interval(every) = self.options.sync else {
+            return Ok(None);
+        };
+        if !self.unsynced || !self.sync_due(every) {
+            return Ok(None);
+        }
+        let file = self
+            .segment
+            .clone_file()
+            .map_err(io_at(self.segment.path()))?;
+        // Entries appended from here on are not covered by this job.
+        self.unsynced = false;
+        self.last_sync = self.options.clock.now();
+        Ok(Some(SyncJob {
+            size: self.size(),
+            segment: (file, self.segment.path().to_path_buf()),
+        }))
     }
 
     /// Force records and tree hashes to stable storage.
@@ -555,6 +602,30 @@ impl CheckpointJob {
         let signed = signer.sign(self.size, self.root)?;
         append_note(&self.notes, signed.text()).map_err(io_at(&self.notes))?;
         Ok(signed)
+    }
+}
+
+/// A sync of the records [`Ledger::begin_sync`] covered: its own handle on the segment, so
+/// that it can be completed on another thread. Earlier segments were synced when they were
+/// closed.
+#[derive(Debug)]
+pub struct SyncJob {
+    size: u64,
+    segment: (File, PathBuf),
+}
+
+impl SyncJob {
+    /// The number of entries this sync makes durable.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Force the records to stable storage; returns [`SyncJob::size`]. A failure stops the
+    /// ledger ([`LedgerError::stops_the_ledger`]): the page cache may have dropped them.
+    pub fn complete(self) -> Result<u64, LedgerError> {
+        let (segment, path) = &self.segment;
+        segment.sync_data().map_err(io_at(path))?;
+        Ok(self.size)
     }
 }
 

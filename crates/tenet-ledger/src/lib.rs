@@ -61,7 +61,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::LedgerError;
 pub use hash::{HASH_LEN, Hash, HashParseError, empty_root, leaf_hash, node_hash};
 pub use ledger::{
-    CheckpointJob, CheckpointStart, Ledger, LedgerOptions, OpenWarning, Opened, SyncPolicy,
+    CheckpointJob, CheckpointStart, Ledger, LedgerOptions, OpenWarning, Opened, SyncJob, SyncPolicy,
 };
 pub use merkle::{ProofError, tree_root, verify_consistency, verify_inclusion};
 pub use note::{KeyError, Note, NoteError, NoteSignature, SigningKey, VerifierKey};

@@ -6,7 +6,10 @@
 //! (by the clock it is given), it fixes the tree's size and root and hands the checkpoint to a
 //! second thread, which syncs what it covers, signs it and stores it while the writer goes on
 //! appending (so the syncs of a checkpoint never hold up an acknowledgement). One checkpoint
-//! is in flight at a time; a final one is signed on shutdown.
+//! is in flight at a time; a final one is signed on shutdown. Under
+//! [`SyncPolicy::Interval`] the periodic syncs go to that thread
+//! too, so no acknowledgement waits for the disk; under `EveryBatch` each batch is synced
+//! before it is acknowledged.
 //!
 //! A failed append fails that batch's events; a failed checkpoint stops the sink, because a
 //! log that cannot be anchored cannot be proven complete (fail closed).
@@ -21,9 +24,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
 use crate::checkpoint::{CheckpointSigner, SignedCheckpoint};
 use crate::clock::Clock;
 use crate::error::LedgerError;
-use crate::ledger::{CheckpointJob, CheckpointStart, Ledger};
+use crate::ledger::{CheckpointJob, CheckpointStart, Ledger, SyncJob, SyncPolicy};
 
-/// While a checkpoint is in flight, the writer looks for its result at least this often.
+/// While a checkpoint or sync is in flight, the writer looks for its result at least this
+/// often.
 const CHECKPOINT_POLL: Duration = Duration::from_millis(5);
 /// Why the sink stops when the checkpoint thread is gone.
 const CHECKPOINTER_STOPPED: &str = "signing a checkpoint: the checkpoint thread stopped";
@@ -69,8 +73,24 @@ pub struct SinkStatus {
     pub size: u64,
     /// The newest checkpoint signed.
     pub latest_checkpoint: Option<SignedCheckpoint>,
+    /// Entries known to be on stable storage: synced with their batch (`EveryBatch`), by an
+    /// interval sync or by a checkpoint. At start, those of the newest checkpoint.
+    pub durable: u64,
     /// Why the sink stopped, if it did.
     pub failure: Option<String>,
+}
+
+/// Work for the second thread: a checkpoint, or a sync of the records under the interval
+/// policy.
+enum Job {
+    Checkpoint(CheckpointJob),
+    Sync(SyncJob),
+}
+
+/// The second thread's result for a [`Job`].
+enum Done {
+    Checkpoint(Result<SignedCheckpoint, LedgerError>),
+    Sync(Result<u64, LedgerError>),
 }
 
 type Ack = oneshot::Sender<Result<u64, SinkError>>;
@@ -104,7 +124,7 @@ impl std::fmt::Debug for LedgerSink {
 impl LedgerSink {
     /// Start the writer thread over `ledger`, signing with `signer`.
     pub fn start(
-        ledger: Ledger,
+        mut ledger: Ledger,
         signer: CheckpointSigner,
         options: SinkOptions,
         clock: Arc<dyn Clock>,
@@ -114,17 +134,23 @@ impl LedgerSink {
         let status = Arc::new(Mutex::new(SinkStatus {
             size: ledger.size(),
             latest_checkpoint: ledger.latest_checkpoint().cloned(),
+            durable: ledger.latest_checkpoint().map_or(0, SignedCheckpoint::size),
             failure: None,
         }));
         let origin = signer.origin().to_owned();
-        let (jobs, job_rx) = mpsc::channel::<CheckpointJob>();
+        let sync_every = ledger.defer_interval_syncs();
+        let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel();
         std::thread::Builder::new()
             .name("tenet-ledger-checkpointer".into())
             .spawn(move || {
                 let mut signer = signer;
                 for job in job_rx {
-                    if done_tx.send(job.complete(&mut signer)).is_err() {
+                    let result = match job {
+                        Job::Checkpoint(job) => Done::Checkpoint(job.complete(&mut signer)),
+                        Job::Sync(job) => Done::Sync(job.complete()),
+                    };
+                    if done_tx.send(result).is_err() {
                         break;
                     }
                 }
@@ -135,7 +161,9 @@ impl LedgerSink {
             origin,
             jobs,
             done,
-            in_flight: false,
+            checkpoint_in_flight: false,
+            sync_every,
+            sync_in_flight: false,
             options: options.clone(),
             clock,
             live: live.clone(),
@@ -219,11 +247,15 @@ struct Writer {
     ledger: Ledger,
     /// The checkpoint signer's origin.
     origin: String,
-    /// Checkpoints for the checkpoint thread, and its results.
-    jobs: mpsc::Sender<CheckpointJob>,
-    done: mpsc::Receiver<Result<SignedCheckpoint, LedgerError>>,
+    /// Checkpoints and syncs for the checkpoint thread, and its results.
+    jobs: mpsc::Sender<Job>,
+    done: mpsc::Receiver<Done>,
     /// A checkpoint was handed to the checkpoint thread and its result is not in yet.
-    in_flight: bool,
+    checkpoint_in_flight: bool,
+    /// The sync interval when syncs are done on the checkpoint thread.
+    sync_every: Option<Duration>,
+    /// A sync was handed to the checkpoint thread and its result is not in yet.
+    sync_in_flight: bool,
     options: SinkOptions,
     clock: Arc<dyn Clock>,
     live: broadcast::Sender<StoredEvent>,
@@ -272,20 +304,67 @@ impl Writer {
                 self.finish(Some(reply));
                 return;
             }
+            self.collect_done();
             self.checkpoint_if_due();
-            if let Err(e) = self.ledger.sync_if_due() {
+            self.sync_if_due();
+        }
+    }
+
+    /// Take in the checkpoint thread's results that are ready.
+    fn collect_done(&mut self) {
+        while let Ok(done) = self.done.try_recv() {
+            self.finished(done);
+        }
+    }
+
+    fn finished(&mut self, done: Done) {
+        match done {
+            Done::Checkpoint(result) => self.checkpointed(result),
+            Done::Sync(Ok(size)) => {
+                self.sync_in_flight = false;
+                self.update_status(|s| s.durable = s.durable.max(size));
+            }
+            Done::Sync(Err(e)) => {
+                self.sync_in_flight = false;
+                if e.stops_the_ledger() {
+                    self.ledger.poison();
+                }
                 self.fail(format!("syncing the ledger: {e}"));
             }
         }
     }
 
+    /// Sync the records when the policy says so: here for the policies that sync in line,
+    /// on the checkpoint thread under the interval policy (one sync in flight at a time).
+    fn sync_if_due(&mut self) {
+        if let Err(e) = self.ledger.sync_if_due() {
+            self.fail(format!("syncing the ledger: {e}"));
+        }
+        if self.sync_every.is_none() || self.sync_in_flight || self.failure.is_some() {
+            return;
+        }
+        match self.ledger.begin_sync() {
+            Ok(Some(job)) => {
+                if self.jobs.send(Job::Sync(job)).is_ok() {
+                    self.sync_in_flight = true;
+                } else {
+                    self.fail(CHECKPOINTER_STOPPED.into());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => self.fail(format!("syncing the ledger: {e}")),
+        }
+    }
+
     /// How long to wait for events before looking at the clock again.
     fn wait(&self) -> Duration {
-        let idle = if self.in_flight {
-            self.options.idle_wake.min(CHECKPOINT_POLL)
-        } else {
-            self.options.idle_wake
-        };
+        let mut idle = self.options.idle_wake;
+        if let Some(every) = self.sync_every {
+            idle = idle.min(every);
+        }
+        if self.checkpoint_in_flight || self.sync_in_flight {
+            idle = idle.min(CHECKPOINT_POLL);
+        }
         match self.unsigned_since {
             Some(since) => {
                 let age = self.clock.now().saturating_duration_since(since);
@@ -308,7 +387,13 @@ impl Writer {
                 if self.unsigned_since.is_none() {
                     self.unsigned_since = Some(self.clock.now());
                 }
-                self.update_status(|s| s.size = range.end);
+                let synced = self.ledger.sync_policy() == SyncPolicy::EveryBatch;
+                self.update_status(|s| {
+                    s.size = range.end;
+                    if synced {
+                        s.durable = range.end;
+                    }
+                });
                 for ((event, _, ack), index) in batch.drain(..).zip(range) {
                     // A producer that stopped waiting, or nobody subscribed, is fine.
                     let _ = ack.send(Ok(index));
@@ -328,13 +413,10 @@ impl Writer {
     }
 
     fn checkpoint_if_due(&mut self) {
-        if let Ok(result) = self.done.try_recv() {
-            self.checkpointed(result);
-        }
         let due = self.unsigned_since.is_some_and(|since| {
             self.clock.now().saturating_duration_since(since) >= self.options.checkpoint_every
         });
-        if due && !self.in_flight && self.failure.is_none() {
+        if due && !self.checkpoint_in_flight && self.failure.is_none() {
             self.start_checkpoint();
         }
     }
@@ -345,8 +427,8 @@ impl Writer {
         match self.ledger.begin_checkpoint(&self.origin) {
             Ok(CheckpointStart::Current(_)) => self.unsigned_since = None,
             Ok(CheckpointStart::Job(job)) => {
-                if self.jobs.send(job).is_ok() {
-                    self.in_flight = true;
+                if self.jobs.send(Job::Checkpoint(job)).is_ok() {
+                    self.checkpoint_in_flight = true;
                     // Entries appended from now on are not covered by this checkpoint.
                     self.unsigned_since = None;
                 } else {
@@ -359,11 +441,12 @@ impl Writer {
 
     /// Wait for the checkpoint in flight, if any.
     fn wait_for_checkpoint(&mut self) {
-        if self.in_flight {
+        while self.checkpoint_in_flight {
             match self.done.recv() {
-                Ok(result) => self.checkpointed(result),
+                Ok(done) => self.finished(done),
                 Err(_) => {
-                    self.in_flight = false;
+                    self.checkpoint_in_flight = false;
+                    self.sync_in_flight = false;
                     self.fail(CHECKPOINTER_STOPPED.into());
                 }
             }
@@ -372,11 +455,14 @@ impl Writer {
 
     /// The checkpoint thread's result.
     fn checkpointed(&mut self, result: Result<SignedCheckpoint, LedgerError>) {
-        self.in_flight = false;
+        self.checkpoint_in_flight = false;
         match result {
             Ok(signed) => {
                 self.ledger.finish_checkpoint(&signed);
-                self.update_status(|s| s.latest_checkpoint = Some(signed));
+                self.update_status(|s| {
+                    s.durable = s.durable.max(signed.size());
+                    s.latest_checkpoint = Some(signed);
+                });
             }
             Err(e) => self.checkpoint_failed(&e),
         }

@@ -277,6 +277,7 @@ fn ledger_status(state: &AdminState) -> serde_json::Value {
     serde_json::json!({
         "entries": status.size,
         "checkpoint_size": status.latest_checkpoint.as_ref().map(|c| c.size()),
+        "durable_entries": status.durable,
         "failure": status.failure,
     })
 }

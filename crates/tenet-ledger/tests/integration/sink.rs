@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tenet_event::{AdminEvent, Event, EventKind, EventSink, SinkError};
-use tenet_ledger::{LedgerOptions, LedgerReader, LedgerSink, ManualClock, SinkOptions, Verdict};
+use tenet_ledger::{
+    LedgerOptions, LedgerReader, LedgerSink, ManualClock, SinkOptions, SyncPolicy, Verdict,
+};
 use time::OffsetDateTime;
 
 use super::support::{report, signer};
@@ -140,4 +142,73 @@ async fn dropping_every_handle_still_signs_a_final_checkpoint() {
         assert!(Instant::now() < deadline, "writer lock never released");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_syncs_run_beside_the_writer_and_are_reported_as_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Instant::now()));
+    let options = LedgerOptions {
+        sync: SyncPolicy::Interval(Duration::from_millis(100)),
+        clock: clock.clone(),
+        ..LedgerOptions::default()
+    };
+    let ledger = super::support::open_with(dir.path(), options)
+        .unwrap()
+        .ledger;
+    let sink_options = SinkOptions {
+        idle_wake: Duration::from_millis(10),
+        checkpoint_every: Duration::from_secs(3600),
+        ..SinkOptions::default()
+    };
+    let sink = LedgerSink::start(ledger, signer(), sink_options, clock.clone()).unwrap();
+
+    // Acknowledged as soon as written; no sync is due yet, so nothing is known durable.
+    for n in 0..3 {
+        sink.record(event(n)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(sink.status().size, 3);
+    assert_eq!(sink.status().durable, 0, "{:?}", sink.status());
+
+    // Once the interval has passed, the idle writer hands the sync to the second thread.
+    clock.advance(Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sink.status().durable != 3 {
+        assert!(Instant::now() < deadline, "no sync: {:?}", sink.status());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        sink.status().latest_checkpoint.is_none(),
+        "a sync, not a checkpoint"
+    );
+
+    // Entries after it wait for the next interval.
+    sink.record(event(3)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(sink.status().durable, 3);
+    clock.advance(Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sink.status().durable != 4 {
+        assert!(
+            Instant::now() < deadline,
+            "no second sync: {:?}",
+            sink.status()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(sink.shutdown().await.unwrap().unwrap().size(), 4);
+    assert_eq!(report(dir.path()).verdict, Verdict::Verified);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_batch_is_durable_when_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Instant::now()));
+    let sink = start(dir.path(), clock);
+    for n in 0..5 {
+        sink.record(event(n)).await.unwrap();
+        assert_eq!(sink.status().durable, n as u64 + 1);
+    }
+    sink.shutdown().await.unwrap();
 }
