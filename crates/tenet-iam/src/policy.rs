@@ -259,8 +259,13 @@ impl Policy {
             return;
         };
         // Every problem of the statement is reported; a statement with a structural problem
-        // is then left out, so that no grant is inferred from a guessed reading of it.
+        // is then left out, so that no grant is inferred from a guessed reading of it. The one
+        // exception is an Allow whose only problems are entries of an Action, NotAction,
+        // Resource or NotResource list that are not strings: its string entries are what it
+        // certainly names, so it is analysed with them (the malformed finding stays). A Deny
+        // is never read in part: left out, it cancels nothing, which never hides a grant.
         let malformed_before = self.malformed_count();
+        let issues_before = self.issues.len();
         let effect = match s.get("Effect") {
             Some(Value::String(e)) if e == "Allow" => Some(Effect::Allow),
             Some(Value::String(e)) if e == "Deny" => Some(Effect::Deny),
@@ -370,7 +375,10 @@ impl Policy {
         let (Some(effect), Some(action)) = (effect, action) else {
             return;
         };
-        if self.malformed_count() > malformed_before {
+        let partly_read = effect == Effect::Allow
+            && self.only_bad_entries(issues_before, &pointer)
+            && !names_nothing(&action, &resource);
+        if self.malformed_count() > malformed_before && !partly_read {
             return;
         }
         let (actions, open, unknown_actions) = compile(&action);
@@ -389,6 +397,27 @@ impl Policy {
             unknown_actions,
             fitting,
         });
+    }
+
+    /// Whether every malformed issue recorded since `from` is a non-string entry of the
+    /// statement's Action, NotAction, Resource or NotResource list.
+    fn only_bad_entries(&self, from: usize, pointer: &str) -> bool {
+        self.issues
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|i| i.rule == "iam.policy-malformed")
+            .all(|i| {
+                i.pointer
+                    .strip_prefix(pointer)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .and_then(|rest| rest.split_once('/'))
+                    .is_some_and(|(field, index)| {
+                        matches!(field, "Action" | "NotAction" | "Resource" | "NotResource")
+                            && !index.is_empty()
+                            && index.bytes().all(|b| b.is_ascii_digit())
+                    })
+            })
     }
 
     fn malformed_count(&self) -> usize {
@@ -550,6 +579,19 @@ impl Policy {
             }
         }
     }
+}
+
+/// Whether the Action/NotAction or Resource/NotResource list is empty (after leaving out
+/// entries that are not strings).
+fn names_nothing(action: &ActionMatch, resource: &ResourceMatch) -> bool {
+    let no_action = match action {
+        ActionMatch::Actions(a) | ActionMatch::NotActions(a) => a.is_empty(),
+    };
+    let no_resource = match resource {
+        ResourceMatch::Resources(r) | ResourceMatch::NotResources(r) => r.is_empty(),
+        ResourceMatch::Absent => false,
+    };
+    no_action || no_resource
 }
 
 /// Decodes RFC 3986 percent-encoding: `%XX` becomes the byte XX, every other character stays
