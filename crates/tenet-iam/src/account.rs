@@ -214,17 +214,29 @@ impl Account {
     /// All findings: per document, then per principal (escalation across all of a
     /// principal's policies, admin, and role chains).
     pub fn assess(&self) -> Outcome {
-        // Documents are analysed independently, on all cores, their findings kept in order.
-        let per_doc = crate::par::map(&self.docs, |doc| {
+        // Documents are analysed independently, on all cores, their findings kept in order,
+        // each with the Denies of the policies it is always held with.
+        let held_with = self.held_with();
+        let indexed: Vec<(usize, &Doc)> = self.docs.iter().enumerate().collect();
+        let per_doc = crate::par::map(&indexed, |&(i, doc)| {
             let hits = if doc.trust {
                 trust_hits(&doc.policy)
             } else {
-                analysis::analyze(
+                let others: Vec<&Policy> = held_with
+                    .get(&i)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&j| self.docs.get(j))
+                    .filter(|d| !d.trust)
+                    .map(|d| &d.policy)
+                    .collect();
+                analysis::analyze_held(
                     &doc.policy,
                     Options {
                         now: self.now,
                         escalation: doc.standalone,
                     },
+                    &others,
                 )
             };
             hits.into_iter()
@@ -238,6 +250,34 @@ impl Account {
             findings,
             skipped: self.skipped.clone(),
         }
+    }
+
+    /// For each document attached to a user, group or role, the other documents every one of
+    /// its holders also has: their Denies apply to it whichever holder uses it.
+    fn held_with(&self) -> HashMap<usize, BTreeSet<usize>> {
+        let mut common: HashMap<usize, BTreeSet<usize>> = HashMap::new();
+        for p in &self.principals {
+            let mine: BTreeSet<usize> = self.docs_of(p).indices.into_iter().collect();
+            // Only documents with a Deny can take anything away.
+            let denying: BTreeSet<usize> = mine
+                .iter()
+                .copied()
+                .filter(|&j| {
+                    self.docs.get(j).is_some_and(|d| {
+                        !d.trust && d.policy.statements.iter().any(|s| s.effect == Effect::Deny)
+                    })
+                })
+                .collect();
+            for &i in &mine {
+                let others: BTreeSet<usize> = denying.iter().copied().filter(|&j| j != i).collect();
+                common
+                    .entry(i)
+                    .and_modify(|c| c.retain(|j| others.contains(j)))
+                    .or_insert(others);
+            }
+        }
+        common.retain(|_, c| !c.is_empty());
+        common
     }
 
     fn doc_finding(&self, doc: &Doc, mut hit: Hit) -> Finding {
@@ -292,6 +332,7 @@ impl Account {
         docs.extend(builtins.iter().map(|b| &b.doc));
         Resolved {
             docs,
+            indices,
             builtins,
             unresolved,
         }
@@ -320,6 +361,7 @@ impl Account {
                 docs,
                 builtins,
                 unresolved,
+                ..
             } = self.docs_of(p);
             for b in &builtins {
                 match builtins_used.iter_mut().find(|(x, _)| std::ptr::eq(*x, *b)) {
@@ -535,6 +577,8 @@ impl Account {
 struct Resolved<'a> {
     /// Its documents: those in the input, then built-in ones.
     docs: Vec<&'a Doc>,
+    /// The indices of those in the input.
+    indices: Vec<usize>,
     /// Attached AWS managed policies taken from Tenet's built-in knowledge.
     builtins: Vec<&'static Builtin>,
     /// Attached policies whose documents are unknown.

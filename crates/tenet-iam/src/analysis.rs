@@ -123,6 +123,13 @@ pub struct Options {
 
 /// Analyses one document.
 pub fn analyze(policy: &Policy, opts: Options) -> Vec<Hit> {
+    analyze_held(policy, opts, &[])
+}
+
+/// Analyses one document held together with `others` (the other policies of every principal
+/// it is attached to): their unconditional Denies take away from its grants, as AWS
+/// evaluates them (an explicit Deny in any policy wins).
+pub fn analyze_held(policy: &Policy, opts: Options, others: &[&Policy]) -> Vec<Hit> {
     let mut hits: Vec<Hit> = policy
         .issues
         .iter()
@@ -165,6 +172,9 @@ pub fn analyze(policy: &Policy, opts: Options) -> Vec<Hit> {
 
     let mut grants = Grants::new(opts.now);
     grants.add(&policy.statements);
+    for other in others {
+        grants.add_denies(&other.statements);
+    }
     let mut sids = HashSet::new();
     for s in &policy.statements {
         lint_statement(s, &mut sids, &mut hits);
@@ -282,13 +292,15 @@ fn set_of(list: &[&str]) -> ActionSet {
 /// the same holder removes.
 fn not_denied(s: &Statement, grants: &Grants<'_>) -> ActionSet {
     let mut set = s.fitting.clone();
-    set.subtract(grants.denied_set());
+    set.subtract(&grants.denied_for(s));
     set
 }
 
 /// The grant findings of one statement, in the order of their root cause: the first present
 /// is the statement's finding, the others are what it implies.
 const CAUSES: &[&str] = &[
+    "iam.admin-equivalent",
+    "iam.allow-all-but-denied",
     "iam.allow-not-action",
     "iam.allow-not-resource",
     "iam.service-wildcard",
@@ -299,7 +311,6 @@ const CAUSES: &[&str] = &[
 ];
 
 fn identity_statement(s: &Statement, grants: &Grants<'_>, now: Option<i64>, hits: &mut Vec<Hit>) {
-    let c = catalogue();
     let conditional = !s.conditions.is_empty();
     let star = s.resource_is_star();
     let not_resource = matches!(s.resource, ResourceMatch::NotResources(_));
@@ -308,6 +319,16 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, now: Option<i64>, hits
         return;
     }
 
+    if s.covers_all_actions() && (star || not_resource) && allowed.len() < s.fitting.len() {
+        // Every action, less what a Deny of the same holder removes.
+        let kept = denied_admin_hit(s, &allowed);
+        hits.extend(merge_causes(
+            std::iter::once(kept)
+                .chain(implied_grants(s, &allowed, star, conditional))
+                .collect(),
+        ));
+        return;
+    }
     if s.covers_all_actions() && (star || not_resource) {
         hits.push(
             Hit::new(
@@ -364,6 +385,15 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, now: Option<i64>, hits
         ));
     }
 
+    found.extend(implied_grants(s, &allowed, star, conditional));
+    hits.extend(merge_causes(found));
+}
+
+/// The grant findings that follow from the actions a statement allows (`allowed`, denies
+/// removed): Resource "*" on changes, permissions management, credentials, data.
+fn implied_grants(s: &Statement, allowed: &ActionSet, star: bool, conditional: bool) -> Vec<Hit> {
+    let c = catalogue();
+    let mut found = Vec::new();
     let mut modify = allowed.clone();
     modify.intersect_with(c.modifying_set());
     modify.intersect_with(c.resource_level_set());
@@ -414,7 +444,7 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, now: Option<i64>, hits
         );
     }
 
-    let mut exfil = allowed;
+    let mut exfil = allowed.clone();
     exfil.intersect_with(&EXFILTRATION_SET);
     if star && !exfil.is_empty() {
         let list = names(&exfil);
@@ -434,7 +464,75 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, now: Option<i64>, hits
             .ev("conditional", json!(conditional)),
         );
     }
-    hits.extend(merge_causes(found));
+    found
+}
+
+/// An Allow of every action on every resource from which a Deny of the same holder takes
+/// some actions away. While the holder keeps IAM permissions-management actions it can
+/// rewrite or detach the policy that denies it, so it is still an administrator in effect
+/// (critical); once the Deny removes those, what is left is a broad grant, rated by what
+/// it keeps.
+fn denied_admin_hit(s: &Statement, allowed: &ActionSet) -> Hit {
+    let c = catalogue();
+    let mut removed = s.fitting.clone();
+    removed.subtract(allowed);
+    let mut iam_pm = c
+        .service("iam")
+        .map(|svc| c.service_set(svc))
+        .unwrap_or_default();
+    iam_pm.intersect_with(c.level_set(AccessLevel::PermissionsManagement));
+    iam_pm.intersect_with(allowed);
+    let iam_kept = names(&iam_pm);
+    let removed_names = names(&removed);
+    let conditional = !s.conditions.is_empty();
+    if !iam_kept.is_empty() {
+        return Hit::new(
+            "iam.admin-equivalent",
+            Severity::Critical,
+            &s.pointer,
+            "Grants every action on every resource, less a Deny it can undo",
+            format!(
+                "the statement allows all actions on all resources{}; a Deny of the same                  holder removes {} action(s) ({}), but the holder keeps IAM                  permissions-management actions ({}) with which it can change or detach the                  policy that denies it: administrator in effect",
+                if conditional {
+                    " (subject to its Condition)"
+                } else {
+                    ""
+                },
+                removed_names.len(),
+                sample(&removed_names, 4),
+                sample(&iam_kept, 5)
+            ),
+        )
+        .fix("replace with the specific actions and resources the holder needs")
+        .ev("conditional", json!(conditional))
+        .ev("denied_count", json!(removed_names.len()))
+        .ev("iam_actions", json!(iam_kept));
+    }
+    // What is left: changes on every resource make it high.
+    let mut modify = allowed.clone();
+    modify.intersect_with(c.modifying_set());
+    let severity = if !modify.is_empty() {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
+    Hit::new(
+        "iam.allow-all-but-denied",
+        severity,
+        &s.pointer,
+        "Allows every action, narrowed only by a Deny",
+        format!(
+            "the statement allows all actions on all resources; a Deny of the same holder              removes {} action(s) ({}), including IAM permissions management, so it is not an              administrator, but it still grants {} action(s), {} of them changes, and any action              AWS adds later",
+            removed_names.len(),
+            sample(&removed_names, 4),
+            allowed.len(),
+            modify.len()
+        ),
+    )
+    .fix("replace the Allow of \"*\" by the actions the holder needs, instead of removing some with a Deny")
+    .ev("action_count", json!(allowed.len()))
+    .ev("denied_count", json!(removed_names.len()))
+    .ev("conditional", json!(conditional))
 }
 
 /// One finding per statement: the first root cause in [`CAUSES`] order, at the worst

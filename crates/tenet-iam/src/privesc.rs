@@ -419,6 +419,16 @@ impl<'a> Grants<'a> {
         }
     }
 
+    /// Adds the Deny statements of another policy of the same holder (its Allows are
+    /// analysed with that policy).
+    pub fn add_denies(&mut self, statements: &'a [Statement]) {
+        for s in statements {
+            if s.effect == Effect::Deny {
+                self.add(std::slice::from_ref(s));
+            }
+        }
+    }
+
     /// A condition is decided false when it tests a key the analysis knows and fails.
     fn condition_false(&self, c: &Condition) -> bool {
         match &self.time {
@@ -439,6 +449,23 @@ impl<'a> Grants<'a> {
         self.denied.contains(id)
     }
 
+    /// The actions of the Allow statement `allow` that an unconditional Deny of this holder
+    /// removes wherever `allow` grants them: a Deny on every resource, or one whose Resource
+    /// (or NotResource) covers every resource the Allow names (see [`deny_covers`]). A Deny
+    /// with a Condition the analysis cannot decide true removes nothing.
+    pub fn denied_for(&self, allow: &Statement) -> ActionSet {
+        let mut set = self.denied.clone();
+        for d in &self.denies {
+            if !d.resource_is_star()
+                && d.conditions.iter().all(|c| self.condition_true(c))
+                && deny_covers(d, allow)
+            {
+                set.union_with(&d.actions);
+            }
+        }
+        set
+    }
+
     /// Every action an unconditional Deny on every resource removes.
     pub fn denied_set(&self) -> &ActionSet {
         &self.denied
@@ -457,6 +484,11 @@ impl<'a> Grants<'a> {
                 s.fitting.contains(id)
                     && exploitable_resource(&s.resource)
                     && !s.conditions.iter().any(|c| self.condition_false(c))
+                    && !self.denies.iter().any(|d| {
+                        d.actions.contains(id)
+                            && d.conditions.iter().all(|c| self.condition_true(c))
+                            && deny_covers(d, s)
+                    })
             })
             .map(|s| Usable {
                 pointer: s.pointer.as_str(),
@@ -500,10 +532,11 @@ impl<'a> Grants<'a> {
             if exploitable_resource(&s.resource)
                 && !s.conditions.iter().any(|c| self.condition_false(c))
             {
-                set.union_with(&s.fitting);
+                let mut granted = s.fitting.clone();
+                granted.subtract(&self.denied_for(s));
+                set.union_with(&granted);
             }
         }
-        set.subtract(&self.denied);
         set
     }
 
@@ -547,6 +580,41 @@ impl<'a> Grants<'a> {
             }
         }
         out
+    }
+}
+
+/// Whether the Resource element of `deny` matches every resource the Resource element of
+/// `allow` can name, so that the Deny removes its actions from the Allow entirely. Decided
+/// conservatively: `*` covers everything; a pattern covers another when it matches it read as
+/// text (a `*` of the covered pattern is only matched by a `*` of the covering one); a
+/// NotResource Deny covers only literal ARNs it does not except; a pattern with a policy
+/// variable covers nothing (its value is only known per request).
+pub fn deny_covers(deny: &Statement, allow: &Statement) -> bool {
+    let ResourceMatch::Resources(named) = &allow.resource else {
+        // An Allow with NotResource names everything else: only a Deny on "*" covers it.
+        return deny.resource_is_star();
+    };
+    if named.is_empty() {
+        return false;
+    }
+    match &deny.resource {
+        ResourceMatch::Resources(patterns) => named.iter().all(|r| {
+            patterns.iter().any(|p| {
+                // A variable's value is only known per request; a `?` may stand for a `*` of
+                // the covered pattern, which matches more than one character.
+                let unsure =
+                    p.contains("${") || (p.contains('?') && crate::pattern::has_wildcard(r));
+                p == "*" || (!unsure && glob_match(p, r))
+            })
+        }),
+        ResourceMatch::NotResources(excepted) => named.iter().all(|r| {
+            !crate::pattern::has_wildcard(r)
+                && !r.contains("${")
+                && !excepted
+                    .iter()
+                    .any(|e| glob_match(&crate::pattern::variables_as_wildcards(e), r))
+        }),
+        ResourceMatch::Absent => false,
     }
 }
 

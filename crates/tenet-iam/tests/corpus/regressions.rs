@@ -541,3 +541,90 @@ fn well_formed_entries_of_a_malformed_list_are_analysed() {
     assert!(rules(&h).contains(&"iam.data-exfiltration"), "{h:?}");
 }
 
+/// An explicit Deny wins: an Allow of every action is admin-equivalent only while no
+/// unconditional Deny of the same holder (in the same or another of its policies) takes IAM
+/// permissions management away; what is left is reported as a broad Allow, rated by what it
+/// keeps. A Deny with a Condition cancels nothing.
+#[test]
+fn a_deny_narrows_an_allow_of_everything() {
+    let allow_all = json!({"Effect":"Allow","Action":"*","Resource":"*"});
+    let severity_of = |h: &[Hit], rule: &str| h.iter().find(|h| h.rule == rule).map(|h| h.severity);
+
+    // Deny everything but iam:Get*: only reads are left.
+    let h = hits(json!([allow_all, {"Effect":"Deny","NotAction":"iam:Get*","Resource":"*"}]));
+    assert!(!rules(&h).contains(&"iam.admin-equivalent"), "{h:?}");
+    assert_eq!(
+        severity_of(&h, "iam.allow-all-but-denied"),
+        Some(Severity::Medium),
+        "{h:?}"
+    );
+    assert!(!rules(&h).contains(&"iam.privilege-escalation"), "{h:?}");
+
+    // Deny iam:*: no longer an administrator, but every other change is still granted.
+    let h = hits(json!([allow_all, {"Effect":"Deny","Action":"iam:*","Resource":"*"}]));
+    assert!(!rules(&h).contains(&"iam.admin-equivalent"), "{h:?}");
+    assert_eq!(
+        severity_of(&h, "iam.allow-all-but-denied"),
+        Some(Severity::High),
+        "{h:?}"
+    );
+
+    // A Deny that leaves IAM permissions management: the holder can undo it.
+    let h = hits(json!([allow_all, {"Effect":"Deny","Action":"s3:DeleteBucket","Resource":"*"}]));
+    let admin = h.iter().find(|h| h.rule == "iam.admin-equivalent").unwrap();
+    assert_eq!(admin.severity, Severity::Critical);
+    assert!(
+        admin.detail.contains("administrator in effect"),
+        "{}",
+        admin.detail
+    );
+
+    // A conditional Deny cancels nothing.
+    let h = hits(
+        json!([allow_all, {"Effect":"Deny","NotAction":"iam:Get*","Resource":"*",
+        "Condition":{"Bool":{"aws:MultiFactorAuthPresent":"false"}}}]),
+    );
+    let admin = h.iter().find(|h| h.rule == "iam.admin-equivalent").unwrap();
+    assert!(
+        admin.detail.contains("full administrator"),
+        "{}",
+        admin.detail
+    );
+
+    // The same across two policies of one user.
+    let dump = json!({"UserDetailList":[{"UserName":"u","Arn":"arn:aws:iam::111122223333:user/u",
+        "UserPolicyList":[
+            {"PolicyName":"all","PolicyDocument":{"Version":"2012-10-17","Statement":[allow_all]}},
+            {"PolicyName":"fence","PolicyDocument":{"Version":"2012-10-17","Statement":[
+                {"Effect":"Deny","NotAction":"iam:Get*","Resource":"*"}]}}]}]});
+    let mut a = Account::new().at_time(super::NOW);
+    assert!(a.add_json("dump.json", &dump));
+    let findings = assess(&a);
+    let ids: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
+    assert!(!ids.contains(&"iam.admin-equivalent"), "{findings:#?}");
+    assert!(ids.contains(&"iam.allow-all-but-denied"), "{findings:#?}");
+    assert!(!ids.contains(&"iam.privilege-escalation"), "{findings:#?}");
+
+    // A Deny whose Resource (or NotResource) covers the Allow's resources removes the grant.
+    for deny in [
+        json!({"Effect":"Deny","Action":"iam:CreateAccessKey",
+               "Resource":"arn:aws:iam::111122223333:user/*"}),
+        json!({"Effect":"Deny","Action":"iam:CreateAccessKey",
+               "NotResource":"arn:aws:iam::111122223333:user/self"}),
+    ] {
+        let allow = json!({"Effect":"Allow","Action":"iam:CreateAccessKey",
+            "Resource":"arn:aws:iam::111122223333:user/admin"});
+        let h = hits(json!([allow, deny]));
+        assert!(
+            !rules(&h).contains(&"iam.privilege-escalation")
+                && !rules(&h).contains(&"iam.credentials-exposure"),
+            "{deny}: {h:?}"
+        );
+    }
+    // One that covers only some of them does not.
+    let h = hits(json!([
+        {"Effect":"Allow","Action":"iam:CreateAccessKey","Resource":"arn:aws:iam::111122223333:user/*"},
+        {"Effect":"Deny","Action":"iam:CreateAccessKey","Resource":"arn:aws:iam::111122223333:user/admin"}
+    ]));
+    assert!(rules(&h).contains(&"iam.privilege-escalation"), "{h:?}");
+}
