@@ -11,6 +11,7 @@ use crate::account::{Account, Kind, Principal};
 pub(crate) fn read(account: &mut Account, module: &Module) {
     account.skipped.extend(module.skipped.iter().cloned());
     // Managed policies first, so attachments can find them.
+    let mut policies = Vec::new();
     for b in module
         .blocks
         .iter()
@@ -22,6 +23,7 @@ pub(crate) fn read(account: &mut Account, module: &Module) {
         if let Some(d) =
             account.add_doc(&b.file, &b.address, b.line, &b.address, &doc, false, false)
         {
+            policies.push(d);
             account.managed.insert(format!("${{{}.arn}}", b.address), d);
             account.managed.insert(format!("${{{}.id}}", b.address), d);
             if let Some(name) = b.str_attr("name") {
@@ -141,6 +143,18 @@ pub(crate) fn read(account: &mut Account, module: &Module) {
                 }
             }
             _ => {}
+        }
+    }
+    // A policy no user, group or role of the input is attached to is analysed on its own,
+    // like a policy document file: its escalation paths are reported for the document.
+    for d in policies {
+        let attached = account.principals.iter().any(|p| {
+            p.managed
+                .iter()
+                .any(|m| account.managed.get(m).is_some_and(|&x| x == d))
+        });
+        if !attached && let Some(doc) = account.docs.get_mut(d) {
+            doc.standalone = true;
         }
     }
     // Standalone policy documents that nothing uses are still worth a look.

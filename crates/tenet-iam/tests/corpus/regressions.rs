@@ -628,3 +628,53 @@ fn a_deny_narrows_an_allow_of_everything() {
     ]));
     assert!(rules(&h).contains(&"iam.privilege-escalation"), "{h:?}");
 }
+
+/// A Terraform `aws_iam_policy` attached to no user, group or role is analysed like the same
+/// document in a JSON file: its escalation paths are reported for it; an attached one is
+/// reported per principal.
+#[test]
+fn unattached_terraform_policies_get_escalation_findings() {
+    let document = json!({"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"iam:CreatePolicyVersion","Resource":"*"}]});
+    let mut a = Account::new();
+    assert!(a.add_json("p.json", &document));
+    let from_json: Vec<String> = assess(&a).into_iter().map(|f| f.rule).collect();
+    assert!(
+        from_json.contains(&"iam.privilege-escalation".to_owned()),
+        "{from_json:?}"
+    );
+
+    let tf = format!(
+        "resource \"aws_iam_policy\" \"loose\" {{\n  name = \"loose\"\n  policy = <<EOT\n{document}\nEOT\n}}\n"
+    );
+    let module = tenet_terraform::Module::from_files(&[("main.tf".to_owned(), tf)]);
+    let mut a = Account::new();
+    a.add_terraform(&module);
+    let found: Vec<(String, String)> = assess(&a)
+        .into_iter()
+        .map(|f| (f.rule, f.subject))
+        .collect();
+    assert!(
+        found.contains(&(
+            "iam.privilege-escalation".to_owned(),
+            "aws_iam_policy.loose".to_owned()
+        )),
+        "{found:?}"
+    );
+
+    // Attached, it is reported once, for the role that holds it.
+    let tf = format!(
+        "resource \"aws_iam_policy\" \"loose\" {{\n  name = \"loose\"\n  policy = <<EOT\n{document}\nEOT\n}}\n\
+         resource \"aws_iam_role\" \"r\" {{\n  name = \"r\"\n}}\n\
+         resource \"aws_iam_role_policy_attachment\" \"a\" {{\n  role = aws_iam_role.r.name\n  policy_arn = aws_iam_policy.loose.arn\n}}\n"
+    );
+    let module = tenet_terraform::Module::from_files(&[("main.tf".to_owned(), tf)]);
+    let mut a = Account::new();
+    a.add_terraform(&module);
+    let subjects: Vec<String> = assess(&a)
+        .into_iter()
+        .filter(|f| f.rule == "iam.privilege-escalation")
+        .map(|f| f.subject)
+        .collect();
+    assert_eq!(subjects, ["aws_iam_role.r (r)"], "{subjects:?}");
+}
