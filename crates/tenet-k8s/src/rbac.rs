@@ -12,9 +12,15 @@ pub(crate) struct PolicyRule {
 }
 
 impl PolicyRule {
-    /// Whether the rule grants `verb` on `resource` in `group` (`*` matches anything).
+    /// Whether the rule grants `verb` on `resource` in `group` (`*` matches anything; an
+    /// empty `verb` asks for any verb at all).
     fn grants(&self, group: &str, resource: &str, verb: &str) -> bool {
         let has = |list: &[String], value: &str| list.iter().any(|v| v == "*" || v == value);
+        let verb_ok = if verb.is_empty() {
+            !self.verbs.is_empty()
+        } else {
+            has(&self.verbs, verb)
+        };
         // As the API server matches: `*`, the exact resource, or `*/<subresource>`
         // (`pods/*` is not a pattern Kubernetes knows).
         let subresource = resource.split_once('/').map(|(_, sub)| sub);
@@ -23,7 +29,7 @@ impl PolicyRule {
                 || r == resource
                 || subresource.is_some_and(|sub| r.strip_prefix("*/") == Some(sub))
         });
-        has(&self.api_groups, group) && resource_ok && has(&self.verbs, verb)
+        has(&self.api_groups, group) && resource_ok && verb_ok
     }
 
     /// Every verb on every resource of every API group, or of the core group (which holds
@@ -238,7 +244,7 @@ struct Capability {
     rule: &'static str,
     severity: Severity,
     what: &'static str,
-    /// (apiGroup, resource, verb) triples; any one suffices.
+    /// (apiGroup, resource, verb) triples; any one suffices. An empty verb: any verb.
     grants: &'static [(&'static str, &'static str, &'static str)],
 }
 
@@ -258,6 +264,19 @@ const CAPABILITIES: &[Capability] = &[
         severity: Severity::High,
         what: "run commands in containers (create on pods/exec or pods/attach)",
         grants: &[("", "pods/exec", "create"), ("", "pods/attach", "create")],
+    },
+    Capability {
+        rule: "k8s.rbac-token-create",
+        severity: Severity::High,
+        what: "mint tokens for service accounts (create on serviceaccounts/token) and act as them",
+        grants: &[("", "serviceaccounts/token", "create")],
+    },
+    Capability {
+        rule: "k8s.rbac-node-proxy",
+        severity: Severity::High,
+        what: "reach the kubelet API of nodes (any verb on nodes/proxy), which runs commands in \
+               every pod of the node and bypasses admission and audit",
+        grants: &[("", "nodes/proxy", "")],
     },
     Capability {
         rule: "k8s.rbac-escalate",

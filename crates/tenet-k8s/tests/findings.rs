@@ -57,12 +57,14 @@ fn a_cluster_admin_binding_is_one_finding_per_subject() {
         "k8s.rbac-impersonate",
         "k8s.rbac-create-pods",
         "k8s.rbac-port-forward",
+        "k8s.rbac-token-create",
+        "k8s.rbac-node-proxy",
     ] {
         assert!(implied.contains(&json!(id)), "{id} not in {implied:?}");
     }
     assert_eq!(
         alice.evidence["implied_rights"].as_array().unwrap().len(),
-        6
+        8
     );
     let fix = alice.remediation.as_deref().unwrap();
     assert!(
@@ -311,4 +313,69 @@ fn objects_added_one_by_one_get_lines_from_their_source() {
     // A text the line split cannot follow gives no line rather than a wrong one.
     cluster.add_source("ns.yaml", "a: [\n");
     assert_eq!(cluster.assess().findings[0].location.line, None);
+}
+
+/// Minting service-account tokens and reaching the kubelet through nodes/proxy are flagged
+/// like secrets and exec rights; reading nodes alone is not.
+#[test]
+fn token_minting_and_node_proxy_are_flagged() {
+    let text = "\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: minter}
+rules:
+- apiGroups: ['']
+  resources: [serviceaccounts/token]
+  verbs: [create]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: minters}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: minter}
+subjects: [{kind: User, name: carol}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: node-reader}
+rules:
+- apiGroups: ['']
+  resources: [nodes/proxy]
+  verbs: [get]
+- apiGroups: ['']
+  resources: [nodes]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: node-readers}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: node-reader}
+subjects: [{kind: ServiceAccount, name: metrics, namespace: monitoring}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: nodes-only}
+rules:
+- apiGroups: ['']
+  resources: [nodes]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: nodes-only}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: nodes-only}
+subjects: [{kind: User, name: dave}]
+";
+    let findings = assess(text);
+    assert_eq!(
+        rules_about(&findings, "User:carol"),
+        [("k8s.rbac-token-create", Severity::High)]
+    );
+    assert_eq!(
+        rules_about(&findings, "ServiceAccount:monitoring/metrics"),
+        [("k8s.rbac-node-proxy", Severity::High)]
+    );
+    assert!(
+        rules_about(&findings, "User:dave").is_empty(),
+        "{findings:#?}"
+    );
 }
