@@ -252,9 +252,17 @@ fn group_findings(subject: &str, rules: &[(&Rule, Resolved)], out: &mut Vec<Find
             .map(|(rule, resolved)| candidate(rule, resolved))
             .collect()
     };
+    // What the whole internet reaches, per protocol and port range, and through which rules.
+    let mut public: Vec<(Protocol, Ports, Vec<&Rule>)> = Vec::new();
     for range in coverage::public_ranges(&of(Direction::Ingress)) {
         let families = range.families.clone();
+        public.push((range.protocol, range.ports, range.rules.clone()));
         public_ingress(&Context::of_range(subject, range), &families, out);
+    }
+    for (rule, resolved) in rules {
+        if rule.direction == Direction::Ingress {
+            wide_public(subject, rule, resolved, &public, out);
+        }
     }
 
     let egress: Vec<Candidate<'_>> = of(Direction::Egress)
@@ -359,6 +367,146 @@ fn public_ingress(cx: &Context<'_>, families: &[&str], out: &mut Vec<Finding>) {
     if !any {
         out.push(narrow_public(cx, &what, &from, families));
     }
+}
+
+/// IPv4 sources with a prefix shorter than this are very wide: more addresses than any
+/// organisation holds (a /8 is 16.7 million).
+const WIDE_V4_PREFIX: u8 = 8;
+
+/// IPv6 sources with a prefix shorter than this are very wide (a /16 is wider than the
+/// allocations of regional registries to the largest networks).
+const WIDE_V6_PREFIX: u8 = 16;
+
+/// A rule's very wide public sources: IPv4 shorter than /8 outside multicast and reserved
+/// space (224.0.0.0/3), IPv6 shorter than /16 that reach global unicast (2000::/3). A `/0` is
+/// the whole internet and reported as such.
+fn wide_sources(resolved: &Resolved) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    let not_public_v4 = Ipv4Net::new(std::net::Ipv4Addr::new(224, 0, 0, 0), 3).ok();
+    let global_v6 = Ipv6Net::new(std::net::Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3).ok();
+    for n in Ipv4Net::aggregate(&resolved.v4) {
+        let len = n.prefix_len();
+        if len > 0 && len < WIDE_V4_PREFIX && !not_public_v4.is_some_and(|r| r.contains(&n)) {
+            out.push(IpNet::V4(n));
+        }
+    }
+    for n in Ipv6Net::aggregate(&resolved.v6) {
+        let len = n.prefix_len();
+        let global = global_v6.is_some_and(|g| g.contains(&n) || n.contains(&g));
+        if len > 0 && len < WIDE_V6_PREFIX && global {
+            out.push(IpNet::V6(n));
+        }
+    }
+    out
+}
+
+/// Ingress from a very wide public range that is not the whole internet (`0.0.0.0/1` is half
+/// of it): reported one step below what the same ports open to `0.0.0.0/0` would be, on the
+/// ports of the rule that the whole internet does not already reach.
+fn wide_public(
+    subject: &str,
+    rule: &Rule,
+    resolved: &Resolved,
+    public: &[(Protocol, Ports, Vec<&Rule>)],
+    out: &mut Vec<Finding>,
+) {
+    let wide = wide_sources(resolved);
+    if wide.is_empty() {
+        return;
+    }
+    // The port ranges where this rule is already part of a whole-internet finding.
+    let covered: Vec<Ports> = public
+        .iter()
+        .filter(|(protocol, _, rules)| {
+            (*protocol == rule.protocol || *protocol == Protocol::All)
+                && rules.iter().any(|r| std::ptr::eq(*r, rule))
+        })
+        .map(|(protocol, ports, _)| {
+            if *protocol == Protocol::All {
+                Ports::Everything
+            } else {
+                *ports
+            }
+        })
+        .collect();
+    let in_public = |port: u16| covered.iter().any(|p| p.contains(port));
+    let fully_covered = if rule.protocol.has_ports() {
+        let (from, to) = rule.ports.bounds();
+        (from..=to).all(|p| u16::try_from(p).is_ok_and(in_public))
+    } else {
+        !covered.is_empty()
+    };
+    if fully_covered {
+        return;
+    }
+    let cx = Context::of_rule(subject, rule);
+    let what = cx.describe();
+    let uncovered = |names: Vec<String>| -> Vec<String> {
+        names
+            .into_iter()
+            .filter(|n| {
+                n.split(' ')
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .is_none_or(|p| !in_public(p))
+            })
+            .collect()
+    };
+    let admin = uncovered(port_names(cx.ports, cx.protocol, ADMIN_PORTS));
+    let database = uncovered(port_names(cx.ports, cx.protocol, DATABASE_PORTS));
+    let web = matches!(cx.ports, Ports::Range(f, t)
+        if cx.protocol == Protocol::Tcp && WEB_PORTS.contains(&f) && WEB_PORTS.contains(&t));
+    let severity =
+        if (cx.all_ports() && covered.is_empty()) || !admin.is_empty() || !database.is_empty() {
+            Severity::High
+        } else if cx.protocol.has_ports() && cx.ports.width() > WIDE_RANGE {
+            Severity::Medium
+        } else if matches!(cx.protocol, Protocol::Other(_)) {
+            Severity::Low
+        } else if web || matches!(cx.protocol, Protocol::Icmp | Protocol::Icmpv6) {
+            Severity::Info
+        } else {
+            Severity::Low
+        };
+    let nets: Vec<String> = wide.iter().map(ToString::to_string).collect();
+    let addresses: Vec<String> = wide
+        .iter()
+        .map(|n| match n {
+            IpNet::V4(n) => format!("{n}: 2^{} addresses", 32 - n.prefix_len()),
+            IpNet::V6(n) => format!("{n}: 2^{} addresses", 128 - n.prefix_len()),
+        })
+        .collect();
+    let mut detail = format!(
+        "The source is not the whole internet, but a public range wider than any organisation \
+         holds ({}); treat it as the internet.",
+        addresses.join("; ")
+    );
+    if !admin.is_empty() || !database.is_empty() {
+        let ports: Vec<String> = admin.iter().chain(&database).cloned().collect();
+        detail.push_str(&format!(
+            " It exposes administrative or database ports: {}.",
+            ports.join(", ")
+        ));
+    }
+    out.push(
+        cx.finding(
+            "sg.wide-public-source",
+            severity,
+            format!(
+                "{} admits {what} from {}, a very wide public range",
+                cx.subject,
+                nets.join(" and ")
+            ),
+            detail,
+        )
+        .with_evidence("cidrs", json!(nets))
+        .with_evidence("admin_ports", json!(admin))
+        .with_evidence("database_ports", json!(database))
+        .with_remediation(
+            "Replace the wide range with the addresses or security groups that need access; \
+             reach administrative ports through SSM Session Manager or a bastion.",
+        ),
+    );
 }
 
 fn narrow_public(cx: &Context<'_>, what: &str, from: &str, families: &[&str]) -> Finding {

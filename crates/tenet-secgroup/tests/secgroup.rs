@@ -492,9 +492,47 @@ resource "aws_vpc_security_group_ingress_rule" "upper" {
     let mut groups = Groups::new();
     groups.add_terraform(&module);
     let outcome = groups.assess();
+    // Half the internet on the ports the whole internet does not reach: one step lower,
+    // high for the administrative and database ports among them (22 is reported above).
+    let wide: Vec<(&str, Severity, Value)> = outcome
+        .findings
+        .iter()
+        .filter(|f| f.rule == "sg.wide-public-source")
+        .map(|f| {
+            let mut ports = f.evidence["admin_ports"].as_array().unwrap().clone();
+            ports.extend(
+                f.evidence["database_ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .cloned(),
+            );
+            (
+                f.location.pointer.as_deref().unwrap(),
+                f.severity,
+                json!(ports),
+            )
+        })
+        .collect();
+    assert_eq!(
+        wide,
+        [
+            (
+                "aws_security_group.app",
+                Severity::High,
+                json!(["23 (Telnet)"])
+            ),
+            (
+                "aws_vpc_security_group_ingress_rule.upper",
+                Severity::High,
+                json!(["1433 (SQL Server)", "1521 (Oracle)"])
+            ),
+        ]
+    );
     let got: Vec<(&str, i64, i64, Vec<String>)> = outcome
         .findings
         .iter()
+        .filter(|f| f.rule != "sg.wide-public-source")
         .map(|f| {
             (
                 f.rule.as_str(),
@@ -557,4 +595,44 @@ fn open_egress_split_over_rules_is_one_finding() {
             .len(),
         3
     );
+}
+
+/// A very wide public source that is not the whole internet (IPv4 shorter than /8, IPv6
+/// shorter than /16 reaching global unicast) is reported one step below the /0 case: high on
+/// administrative and database ports. Private, multicast and unique-local ranges are not.
+#[test]
+fn very_wide_public_sources_are_reported() {
+    let doc = json!({"SecurityGroups": [
+        {"GroupId": "sg-half", "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22,
+            "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/1"}]}]},
+        {"GroupId": "sg-v6", "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 5432,
+            "ToPort": 5432, "Ipv6Ranges": [{"CidrIpv6": "2000::/4"}]}]},
+        {"GroupId": "sg-app", "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 8080,
+            "ToPort": 8080, "IpRanges": [{"CidrIp": "64.0.0.0/2"}]}]},
+        {"GroupId": "sg-private", "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22,
+            "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}, {"CidrIp": "224.0.0.0/4"}],
+            "Ipv6Ranges": [{"CidrIpv6": "fc00::/7"}]}]},
+        {"GroupId": "sg-slash8", "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22,
+            "ToPort": 22, "IpRanges": [{"CidrIp": "3.0.0.0/8"}]}]},
+        {"GroupId": "sg-whole", "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22,
+            "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/1"}, {"CidrIp": "128.0.0.0/1"}]}]}
+    ]});
+    let mut groups = Groups::new();
+    assert!(groups.add_json("g.json", &doc));
+    let outcome = groups.assess();
+    let want: BTreeSet<_> = [
+        key("sg-half", "sg.wide-public-source", Severity::High),
+        key("sg-v6", "sg.wide-public-source", Severity::High),
+        key("sg-app", "sg.wide-public-source", Severity::Low),
+        key("sg-whole", "sg.public-admin-port", Severity::Critical),
+    ]
+    .into();
+    assert_eq!(keys(&outcome.findings), want, "{:#?}", outcome.findings);
+    let half = outcome
+        .findings
+        .iter()
+        .find(|f| f.subject == "sg-half")
+        .unwrap();
+    assert_eq!(half.evidence["cidrs"], json!(["0.0.0.0/1"]));
+    assert_eq!(half.evidence["admin_ports"], json!(["22 (SSH)"]));
 }
