@@ -150,17 +150,20 @@ fn a_folder_of_every_kind_gives_one_report() {
     assert_eq!(tf["location"]["file"], "in/tf/main.tf");
     assert_eq!(tf["location"]["line"], 2);
 
-    // JSON findings carry the line their pointer leads to.
-    let admin = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| {
-            f["rule"] == "iam.admin-equivalent" && f["location"]["file"] == "in/iam/policy.json"
-        })
-        .unwrap();
-    assert_eq!(admin["location"]["pointer"], "/Statement/1");
-    assert_eq!(admin["location"]["line"], 3);
+    // JSON findings carry the line their pointer leads to. S2 allows every action, but S4
+    // denies all but iam:Get*: not an administrator (an explicit Deny wins).
+    let policy_findings = |rule: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == rule && f["location"]["file"] == "in/iam/policy.json")
+            .cloned()
+    };
+    assert_eq!(policy_findings("iam.admin-equivalent"), None);
+    let narrowed = policy_findings("iam.allow-all-but-denied").unwrap();
+    assert_eq!(narrowed["location"]["pointer"], "/Statement/1");
+    assert_eq!(narrowed["location"]["line"], 3);
     // YAML findings carry a line too.
     let ns = report["findings"]
         .as_array()
