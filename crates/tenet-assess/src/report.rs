@@ -40,10 +40,11 @@ pub enum Format {
     Sarif,
 }
 
+/// Read in any case, like `--fail-on` severities: `JSON` is `json`.
 impl std::str::FromStr for Format {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
+        match s.to_ascii_lowercase().as_str() {
             "text" => Ok(Format::Text),
             "json" => Ok(Format::Json),
             "sarif" => Ok(Format::Sarif),
@@ -418,6 +419,10 @@ mod tests {
     #[test]
     fn formats_parse() {
         assert_eq!("sarif".parse::<Format>(), Ok(Format::Sarif));
+        // Any case, as --fail-on reads severities.
+        assert_eq!("JSON".parse::<Format>(), Ok(Format::Json));
+        assert_eq!("Text".parse::<Format>(), Ok(Format::Text));
+        assert_eq!("Critical".parse::<Severity>(), Ok(Severity::Critical));
         assert!("xml".parse::<Format>().unwrap_err().contains("\"xml\""));
     }
 }

@@ -82,6 +82,12 @@ async fn run_inner(
         }
     };
     let report = tenet_assess::assess(paths, Options { reach }, &mut on_progress).await;
+    if reach && !report.analyses.iter().any(|a| a == "k8s") {
+        eprintln!(
+            "note: --reach: no Kubernetes manifests among the inputs, so there are no \
+             connections to list"
+        );
+    }
 
     let rendered = report.render(format);
     match output {

@@ -265,6 +265,42 @@ fn fail_on_sets_the_exit_code() {
     assert!(stderr(&out).contains("--fail-on: unknown severity \"severe\""));
 }
 
+/// `--format` and `--fail-on` take their values in any case; `--reach` without Kubernetes
+/// manifests says so instead of printing nothing.
+#[test]
+fn option_values_in_any_case_and_reach_without_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_inputs(dir.path());
+    let out = run(
+        dir.path(),
+        &[
+            "assess",
+            "in/iam",
+            "--format",
+            "JSON",
+            "--fail-on",
+            "HIGH",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["analyses"], serde_json::json!(["iam"]));
+
+    let out = run(dir.path(), &["assess", "in/iam", "--reach"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--reach: no Kubernetes manifests"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(dir.path(), &["assess", "in/k8s", "--reach"]);
+    assert!(
+        !stderr(&out).contains("no Kubernetes manifests"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn named_inputs_that_cannot_be_assessed_are_errors() {
     let dir = tempfile::tempdir().unwrap();
