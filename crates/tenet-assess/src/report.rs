@@ -24,6 +24,14 @@ pub struct Report {
     /// netpol-analyzer's form (`ns/a[Deployment] => ns/b[Deployment] : TCP 8080`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connections: Vec<String>,
+    /// Per analysis (`iam`, `k8s`, `secgroup`, `pg`), the skipped inputs that may have held
+    /// its kind of input but were invalid (a manifest that does not parse, an object of a
+    /// known kind that cannot be read, a database that could not be reached): what the
+    /// analysis says is incomplete, and `tenet score` counts it against the facts it decides.
+    /// A file that is not JSON at all may have held any kind, so it is listed under `iam`,
+    /// `k8s` and `secgroup`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub invalid: BTreeMap<String, Vec<String>>,
 }
 
 /// Version of the JSON report format.
@@ -68,6 +76,21 @@ impl Report {
         self.inputs.dedup();
         self.analyses.sort();
         self.analyses.dedup();
+        for inputs in self.invalid.values_mut() {
+            inputs.sort();
+            inputs.dedup();
+        }
+        self.invalid.retain(|_, inputs| !inputs.is_empty());
+    }
+
+    /// Records that `input`, skipped as invalid, may have held input for `analyses`.
+    pub fn mark_invalid(&mut self, analyses: &[&str], input: &str) {
+        for a in analyses {
+            self.invalid
+                .entry((*a).to_owned())
+                .or_default()
+                .push(input.to_owned());
+        }
     }
 
     /// Number of findings per severity, every severity present.
@@ -356,6 +379,7 @@ mod tests {
             ],
             skipped: vec![Skipped::new("x.txt", "not a recognised format")],
             connections: vec![],
+            invalid: BTreeMap::new(),
             version: 0,
         };
         r.normalise();

@@ -50,10 +50,15 @@ pub async fn assess(
         progress(Progress::Reading { done, total })
     });
     progress(Progress::Analysing);
-    let mut report = Report {
-        skipped: gathered.skipped,
-        ..Report::default()
-    };
+    let mut report = Report::default();
+    for s in &gathered.skipped {
+        if s.reason.starts_with("invalid YAML") || s.reason.starts_with("YAML flow collections") {
+            report.mark_invalid(&["k8s"], &s.input);
+        } else if s.reason.starts_with("invalid JSON") {
+            report.mark_invalid(&["iam", "k8s", "secgroup"], &s.input);
+        }
+    }
+    report.skipped = gathered.skipped;
     let mut iam = tenet_iam::Account::new();
     let mut groups = tenet_secgroup::Groups::new();
     let mut cluster = tenet_k8s::Cluster::new();
@@ -110,6 +115,9 @@ pub async fn assess(
             }
             Input::Terraform { files, .. } => {
                 let module = tenet_terraform::Module::from_files(&files);
+                for s in &module.skipped {
+                    report.mark_invalid(&["iam", "secgroup"], &s.input);
+                }
                 report.skipped.extend(module.skipped.iter().cloned());
                 let before = groups.len();
                 iam.add_terraform(&module);
@@ -141,14 +149,25 @@ pub async fn assess(
     let mut outcome = Outcome::default();
     if used_iam {
         report.analyses.push("iam".into());
-        outcome.extend(iam.assess());
+        let iam_outcome = iam.assess();
+        for s in &iam_outcome.skipped {
+            report.mark_invalid(&["iam"], &s.input);
+        }
+        outcome.extend(iam_outcome);
     }
     // Always: a file of groups that were all malformed has only skip reasons to report.
     let group_outcome = groups.assess();
     if !groups.is_empty() {
         report.analyses.push("secgroup".into());
     }
+    for s in &group_outcome.skipped {
+        report.mark_invalid(&["secgroup"], &s.input);
+    }
     outcome.extend(group_outcome);
+    // Kubernetes objects that could not be read, whether or not any other was.
+    for s in cluster.skipped() {
+        report.mark_invalid(&["k8s"], &s.input);
+    }
     if used_k8s {
         report.analyses.push("k8s".into());
         outcome.extend(cluster.assess());
@@ -184,7 +203,10 @@ pub async fn assess(
                 report.inputs.push(shown);
                 outcome.extend(db);
             }
-            Err(e) => report.skipped.push(Skipped::new(shown, error_chain(&e))),
+            Err(e) => {
+                report.mark_invalid(&["pg"], &shown);
+                report.skipped.push(Skipped::new(shown, error_chain(&e)));
+            }
         }
     }
     // One index per file that has findings without a line, of the values those findings

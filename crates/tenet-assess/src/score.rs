@@ -338,13 +338,24 @@ type Check<'a> = (
     &'a dyn Fn(&tenet_finding::Finding) -> bool,
 );
 
-/// Facts observed, by id, and facts that were checked and found wanting.
+/// Facts observed, by id, and facts that were checked and found wanting. A fact seen by
+/// several sources (several assessment reports) keeps the evidence of each, ordered by
+/// source and detail so that the order of the reports does not change the output.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
     /// Observed facts.
-    pub observed: BTreeMap<String, Evidence>,
+    pub observed: BTreeMap<String, Vec<Evidence>>,
     /// Facts an assessment checked and found not to hold, with what failed them.
-    pub failed: BTreeMap<String, Evidence>,
+    pub failed: BTreeMap<String, Vec<Evidence>>,
+}
+
+/// Adds `e` to a fact's evidence, keeping it sorted (source, then detail) and without
+/// repeats.
+fn add_evidence(list: &mut Vec<Evidence>, e: Evidence) {
+    let key = |x: &Evidence| (x.source.clone(), x.detail.clone());
+    if let Err(at) = list.binary_search_by_key(&key(&e), key) {
+        list.insert(at, e);
+    }
 }
 
 impl Facts {
@@ -358,8 +369,8 @@ impl Facts {
         if !FACTS.iter().any(|(f, _)| *f == id) {
             return Err(UnknownFact(id.to_owned()));
         }
-        self.observed.insert(
-            id.to_owned(),
+        add_evidence(
+            self.observed.entry(id.to_owned()).or_default(),
             Evidence {
                 detail: detail.into(),
                 source: source.into(),
@@ -378,8 +389,8 @@ impl Facts {
         if !FACTS.iter().any(|(f, _)| *f == id) {
             return Err(UnknownFact(id.to_owned()));
         }
-        self.failed.insert(
-            id.to_owned(),
+        add_evidence(
+            self.failed.entry(id.to_owned()).or_default(),
             Evidence {
                 detail: detail.into(),
                 source: source.into(),
@@ -469,10 +480,38 @@ impl Facts {
             ),
         ];
         for (analysis, fact, clean, pred) in checks {
+            // Inputs of this kind that were skipped as invalid: the check did not see them.
+            let invalid = report
+                .invalid
+                .get(analysis)
+                .filter(|inputs| !inputs.is_empty())
+                .map(|inputs| {
+                    let shown: Vec<&str> = inputs.iter().take(3).map(String::as_str).collect();
+                    let more = inputs.len().saturating_sub(shown.len());
+                    format!(
+                        "{} input(s) that may hold what the {analysis} analysis checks were \
+                         skipped as invalid, so it is incomplete: {}{}",
+                        inputs.len(),
+                        shown.join(", "),
+                        if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
+                        }
+                    )
+                });
             if !ran(analysis) {
+                if let Some(detail) = invalid {
+                    self.fail(fact, detail, source)?;
+                }
                 continue;
             }
-            match failing(pred) {
+            let failed = match (failing(pred), invalid) {
+                (None, None) => None,
+                (Some(d), None) | (None, Some(d)) => Some(d),
+                (Some(findings), Some(invalid)) => Some(format!("{findings}; {invalid}")),
+            };
+            match failed {
                 None => self.observe(fact, clean, source)?,
                 Some(detail) => {
                     self.observe(fact, format!("{analysis} assessed"), source)?;
@@ -570,11 +609,11 @@ pub fn score(facts: &Facts) -> Scorecard {
         let mut evidence: Vec<(String, Evidence)> = Vec::new();
         for requirement in reached.iter().flat_map(|ids| ids.iter()) {
             for id in requirement.split('|') {
-                if let Some(e) = facts.observed.get(id)
+                if let Some(list) = facts.observed.get(id)
                     && !facts.failed.contains_key(id)
                     && !evidence.iter().any(|(x, _)| x == id)
                 {
-                    evidence.push((id.to_owned(), e.clone()));
+                    evidence.extend(list.iter().map(|e| (id.to_owned(), e.clone())));
                 }
             }
         }
@@ -609,10 +648,11 @@ pub fn score(facts: &Facts) -> Scorecard {
                 .filter(|n| !facts.has(n))
                 .map(|n| (*n).to_owned())
                 .collect();
-            let failing = failed_of(facts, &missing)
+            let mut failing: Vec<String> = failed_of(facts, &missing)
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect();
+            failing.dedup();
             Step {
                 phase: (*phase).to_owned(),
                 step: (*step).to_owned(),
@@ -642,8 +682,8 @@ fn failed_of(facts: &Facts, requirements: &[String]) -> Vec<(String, Evidence)> 
     let mut out = Vec::new();
     for r in requirements {
         for id in r.split('|') {
-            if let Some(e) = facts.failed.get(id) {
-                out.push((id.to_owned(), e.clone()));
+            if let Some(list) = facts.failed.get(id) {
+                out.extend(list.iter().map(|e| (id.to_owned(), e.clone())));
             }
         }
     }
@@ -842,6 +882,7 @@ mod tests {
             ],
             skipped: vec![],
             connections: vec![],
+            invalid: BTreeMap::new(),
         };
         let mut facts = Facts::default();
         facts.observe_report(&report, "r.json").unwrap();
@@ -893,6 +934,7 @@ mod tests {
             findings,
             skipped: vec![],
             connections: vec![],
+            invalid: BTreeMap::new(),
         };
         let mut facts = Facts::default();
         facts
@@ -906,7 +948,7 @@ mod tests {
             .unwrap();
         assert!(!facts.has("data.iam-least-privilege"));
         assert_eq!(
-            facts.failed["data.iam-least-privilege"].detail,
+            facts.failed["data.iam-least-privilege"][0].detail,
             "1 finding(s): iam.privilege-escalation x1"
         );
         let text = score(&facts).to_text();
@@ -924,6 +966,77 @@ mod tests {
             )
             .unwrap();
         assert!(facts.has("data.iam-least-privilege"));
+    }
+
+    /// A report whose skipped inputs include invalid manifests does not earn the fact those
+    /// manifests bear on: it is listed as failed, with the inputs.
+    #[test]
+    fn invalid_inputs_count_against_their_facts() {
+        let mut report = Report {
+            version: crate::report::REPORT_VERSION,
+            inputs: vec!["k8s/ok.yaml".into()],
+            analyses: vec!["k8s".into()],
+            ..Report::default()
+        };
+        report.mark_invalid(&["k8s"], "k8s/broken.yaml");
+        report.normalise();
+        let mut facts = Facts::default();
+        facts.observe_report(&report, "r.json").unwrap();
+        assert!(!facts.has("networks.default-deny-k8s"));
+        let failed = &facts.failed["networks.default-deny-k8s"][0];
+        assert!(
+            failed.detail.contains("k8s/broken.yaml"),
+            "{}",
+            failed.detail
+        );
+        let text = score(&facts).to_text();
+        assert!(
+            text.contains("! failed  networks.default-deny-k8s: 1 input(s)"),
+            "{text}"
+        );
+
+        // Only invalid inputs of that kind: not assessed, and said why.
+        let mut report = Report {
+            version: crate::report::REPORT_VERSION,
+            ..Report::default()
+        };
+        report.mark_invalid(&["k8s"], "k8s/broken.yaml");
+        let mut facts = Facts::default();
+        facts.observe_report(&report, "r.json").unwrap();
+        assert!(facts.failed.contains_key("networks.default-deny-k8s"));
+    }
+
+    /// Every report that supports a fact is its evidence, in an order that does not depend
+    /// on the order the reports were given.
+    #[test]
+    fn every_supporting_report_is_evidence() {
+        let report = Report {
+            version: crate::report::REPORT_VERSION,
+            inputs: vec!["k8s/a.yaml".into()],
+            analyses: vec!["k8s".into()],
+            ..Report::default()
+        };
+        let card = |order: [&str; 2]| {
+            let mut facts = Facts::default();
+            for source in order {
+                facts.observe_report(&report, source).unwrap();
+            }
+            score(&facts)
+        };
+        let a = card(["b.json", "a.json"]);
+        assert_eq!(a, card(["a.json", "b.json"]));
+        let seg = a
+            .functions
+            .iter()
+            .find(|f| f.function == "segmentation")
+            .unwrap();
+        let sources: Vec<&str> = seg
+            .evidence
+            .iter()
+            .filter(|(id, _)| id == "networks.default-deny-k8s")
+            .map(|(_, e)| e.source.as_str())
+            .collect();
+        assert_eq!(sources, ["a.json", "b.json"]);
     }
 
     #[test]

@@ -533,6 +533,64 @@ fn score_uses_saved_assessments() {
 }
 
 /// The score sees people's sign-in, sessions and detection in the deployment itself.
+/// A manifest folder where one manifest is invalid does not earn default deny in the score:
+/// the report lists the invalid input and the score shows the fact as failed because of it.
+#[test]
+fn score_counts_invalid_manifests_against_default_deny() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n\
+                  metadata: {name: deny, namespace: shop}\n\
+                  spec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n";
+    write(
+        dir.path(),
+        "k8s/ok.yaml",
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop}}\n---\n{policy}"),
+    );
+    write(
+        dir.path(),
+        "k8s/broken.yaml",
+        "apiVersion: v1\nkind: [Namespace\n",
+    );
+    let out = run(
+        dir.path(),
+        &["assess", "k8s", "--format", "json", "-o", "r.json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["invalid"]["k8s"],
+        serde_json::json!(["k8s/broken.yaml"])
+    );
+    let out = run(dir.path(), &["score", "--assessment", "r.json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("! failed  networks.default-deny-k8s: 1 input(s)")
+            && text.contains("k8s/broken.yaml"),
+        "{text}"
+    );
+    assert!(!text.contains("+ networks.default-deny-k8s"), "{text}");
+
+    // Without the broken file the fact holds, and two reports are both its evidence.
+    std::fs::remove_file(dir.path().join("k8s/broken.yaml")).unwrap();
+    for name in ["r.json", "s.json"] {
+        let out = run(
+            dir.path(),
+            &["assess", "k8s", "--format", "json", "-o", name],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = run(
+        dir.path(),
+        &["score", "--assessment", "s.json", "--assessment", "r.json"],
+    );
+    let text = stdout(&out);
+    let r = text.find("+ networks.default-deny-k8s: Kubernetes assessed: every namespace has default deny [r.json]");
+    let s = text.find("+ networks.default-deny-k8s: Kubernetes assessed: every namespace has default deny [s.json]");
+    assert!(r.is_some() && s.is_some() && r < s, "{text}");
+}
+
 #[test]
 fn score_observes_people_and_detection() {
     let dir = tempfile::tempdir().unwrap();
