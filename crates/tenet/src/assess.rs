@@ -137,12 +137,25 @@ async fn run_inner(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `tenet segment generate --flows FILE MANIFEST...`
+/// `tenet segment generate --flows FILE MANIFEST...`: like `tenet assess`, every failure
+/// (unreadable flows file or named manifest, flows naming unknown workloads, usage) exits 2.
+/// Inputs found inside folders that cannot be used, documents that are not Kubernetes objects
+/// and objects that cannot be read are listed on standard error as skipped, with the reason.
 pub fn segment_generate(
     flows: &Path,
     manifests: &[PathBuf],
     out: Option<&Path>,
 ) -> Result<ExitCode> {
+    match segment_inner(flows, manifests, out) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: {}", tenet_finding::printable(&format!("{e:#}")));
+            Ok(ExitCode::from(EXIT_ERROR))
+        }
+    }
+}
+
+fn segment_inner(flows: &Path, manifests: &[PathBuf], out: Option<&Path>) -> Result<ExitCode> {
     let flows_text = crate::files::read_text(flows, "the flows file")?;
     let flows_parsed = tenet_k8s::Flows::from_yaml(&flows_text)
         .map_err(|e| anyhow!("{}: {e}", flows.display()))?;
@@ -151,17 +164,36 @@ pub fn segment_generate(
     }
     let mut cluster = tenet_k8s::Cluster::new();
     let mut files = Vec::new();
+    let mut skipped = Vec::new();
     for m in manifests {
-        collect_yaml(m, &mut files)?;
+        collect_yaml(m, &mut files, &mut skipped)?;
     }
     if files.is_empty() {
+        for s in &skipped {
+            print_skipped(s);
+        }
         bail!("no .yaml, .yml or .json manifests found in the paths given");
     }
-    for file in &files {
-        let text = crate::files::read_text(file, "the manifest")?;
-        cluster
-            .add_text(&file.display().to_string(), &text)
-            .map_err(|e| anyhow!("manifest {}: {e}", file.display()))?;
+    for (file, named) in &files {
+        let name = file.display().to_string();
+        let read = crate::files::read_text(file, "the manifest").and_then(|text| {
+            cluster
+                .add_text(&name, &text)
+                .map_err(|e| anyhow!("manifest {name}: {e}"))
+        });
+        match read {
+            Ok(_) => {}
+            // A manifest named on the command line must be usable; one found in a folder is
+            // listed as skipped, as `tenet assess` does.
+            Err(e) if *named => return Err(e),
+            Err(e) => skipped.push(tenet_finding::Skipped::new(&name, format!("{e:#}"))),
+        }
+    }
+    skipped.extend(cluster.skipped().iter().cloned());
+    skipped.sort();
+    skipped.dedup();
+    for s in &skipped {
+        print_skipped(s);
     }
     let segmentation = tenet_k8s::generate_segmentation(&cluster, &flows_parsed)
         .map_err(|e| anyhow!("generating policies for {}: {e}", flows.display()))?;
@@ -190,43 +222,115 @@ pub fn segment_generate(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Manifests under `path`: the file itself, or the .yaml/.yml/.json files of the folder and
-/// its subfolders (links to folders are not followed inside a folder).
-fn collect_yaml(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    collect_yaml_at(path, out, 0)
+fn print_skipped(s: &tenet_finding::Skipped) {
+    eprintln!(
+        "skipped: {}: {}",
+        tenet_finding::printable(&s.input),
+        tenet_finding::printable(&s.reason)
+    );
 }
 
-fn collect_yaml_at(path: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
+/// Manifests under `path`, each with whether it was named on the command line: the file
+/// itself, or the .yaml/.yml/.json files of the folder and its subfolders (links to folders
+/// are not followed inside a folder). Entries of a folder that are not used are added to
+/// `skipped` with the reason.
+fn collect_yaml(
+    path: &Path,
+    out: &mut Vec<(PathBuf, bool)>,
+    skipped: &mut Vec<tenet_finding::Skipped>,
+) -> Result<()> {
     let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if meta.is_file() {
-        out.push(path.to_path_buf());
+        out.push((path.to_path_buf(), true));
         return Ok(());
     }
-    if depth > 32 {
-        bail!("{} is nested more than 32 folders deep", path.display());
+    if !meta.is_dir() {
+        bail!("{} is neither a regular file nor a folder", path.display());
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("listing {}", path.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    collect_yaml_at(path, out, skipped, 0);
+    Ok(())
+}
+
+fn collect_yaml_at(
+    path: &Path,
+    out: &mut Vec<(PathBuf, bool)>,
+    skipped: &mut Vec<tenet_finding::Skipped>,
+    depth: usize,
+) {
+    if depth > 32 {
+        skip(
+            skipped,
+            path,
+            "folder nested more than 32 deep; not walked".to_owned(),
+        );
+        return;
+    }
+    let listing = match std::fs::read_dir(path) {
+        Ok(l) => l,
+        Err(e) => return skip(skipped, path, format!("cannot list folder: {e}")),
+    };
+    let mut entries = Vec::new();
+    for entry in listing {
+        match entry {
+            Ok(e) => entries.push(e.path()),
+            Err(e) => skip(skipped, path, format!("cannot list folder: {e}")),
+        }
+    }
     entries.sort();
     for p in entries {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+            skip(skipped, &p, "file name is not UTF-8".to_owned());
+            continue;
+        };
         if name.starts_with('.') {
             continue;
         }
         let link = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
-        if p.is_dir() && !link {
-            collect_yaml_at(&p, out, depth + 1)?;
+        let meta = match std::fs::metadata(&p) {
+            Ok(m) => m,
+            Err(e) if link => {
+                skip(skipped, &p, format!("broken symbolic link: {e}"));
+                continue;
+            }
+            Err(e) => {
+                skip(skipped, &p, format!("cannot read: {e}"));
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            if link {
+                skip(
+                    skipped,
+                    &p,
+                    "symbolic link to a folder inside a folder; not followed (name it to read it)"
+                        .to_owned(),
+                );
+            } else {
+                collect_yaml_at(&p, out, skipped, depth + 1);
+            }
             continue;
         }
         let is_manifest = p
             .extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
-        if p.is_file() && is_manifest {
-            out.push(p);
+        if !meta.is_file() {
+            skip(skipped, &p, "not a regular file or folder".to_owned());
+        } else if is_manifest {
+            out.push((p, false));
+        } else {
+            skip(
+                skipped,
+                &p,
+                "not a .yaml, .yml or .json manifest".to_owned(),
+            );
         }
     }
-    Ok(())
+}
+
+fn skip(skipped: &mut Vec<tenet_finding::Skipped>, path: &Path, reason: impl Into<String>) {
+    skipped.push(tenet_finding::Skipped::new(
+        path.display().to_string(),
+        reason,
+    ));
 }

@@ -489,8 +489,99 @@ fn segment_generate_then_reach_shows_exactly_the_flows() {
             "k8s/workloads.yaml",
         ],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bad input exits 2, as in tenet assess"
+    );
     assert!(stderr(&out).contains("shop/ghost"), "{}", stderr(&out));
+}
+
+/// `tenet segment generate` lists what it does not use (documents that are not Kubernetes
+/// objects, objects it cannot read, folder entries it cannot use) and fails with exit 2, as
+/// `tenet assess` does, when its input is unusable.
+#[test]
+fn segment_generate_lists_what_it_skips_and_exits_2_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "k8s/workloads.yaml",
+        &format!(
+            "{WORKLOADS}---\njust: data\n---\napiVersion: rbac.authorization.k8s.io/v1\n\
+             kind: RoleBinding\nmetadata: {{namespace: shop}}\nroleRef: {{kind: Role, name: r}}\n"
+        ),
+    );
+    write(dir.path(), "k8s/README.md", "notes\n");
+    write(dir.path(), "k8s/broken.yaml", "a: [1, 2\nb: }");
+    std::os::unix::fs::symlink("missing.yaml", dir.path().join("k8s/dangling.yaml")).unwrap();
+    write(
+        dir.path(),
+        "flows.yaml",
+        "flows:\n  - {from: shop/frontend, to: shop/api, port: 8080}\n",
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "segment",
+            "generate",
+            "--flows",
+            "flows.yaml",
+            "k8s",
+            "-o",
+            "out.yaml",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    for (input, reason) in [
+        ("k8s/workloads.yaml#5", "not a Kubernetes object"),
+        ("k8s/workloads.yaml#6", "without metadata.name"),
+        ("k8s/README.md", "not a .yaml, .yml or .json manifest"),
+        ("k8s/broken.yaml", "manifest k8s/broken.yaml"),
+        ("k8s/dangling.yaml", "broken symbolic link"),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&format!("skipped: {input}")) && l.contains(reason)),
+            "{input}: {err}"
+        );
+    }
+
+    for args in [
+        &["segment", "generate", "--flows", "missing.yaml", "k8s"][..],
+        &[
+            "segment",
+            "generate",
+            "--flows",
+            "flows.yaml",
+            "k8s/broken.yaml",
+        ][..],
+        &[
+            "segment",
+            "generate",
+            "--flows",
+            "flows.yaml",
+            "nothing-here",
+        ][..],
+    ] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("error: "),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    write(
+        dir.path(),
+        "unknown.yaml",
+        "flows:\n  - {from: shop/nobody, to: shop/api, port: 8080}\n",
+    );
+    let out = run(
+        dir.path(),
+        &["segment", "generate", "--flows", "unknown.yaml", "k8s"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
 #[test]
