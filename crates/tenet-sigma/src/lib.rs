@@ -25,6 +25,8 @@ mod rules;
 mod source;
 
 pub use engine::{Engine, Match};
-pub use hunt::{EventPointer, Hit, HuntReport, hunt};
+pub use hunt::{
+    EventPointer, Hit, HuntProgress, HuntReport, MAX_JSON_DEPTH, hunt, hunt_with_progress,
+};
 pub use rules::{LoadProblem, RuleSet};
 pub use source::Source;
