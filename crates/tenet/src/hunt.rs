@@ -1,5 +1,6 @@
 //! `tenet hunt`: Sigma rules over log files, offline.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,6 +11,53 @@ use crate::OutputFormat;
 
 /// Exit code when an input named on the command line could not be read at all.
 const EXIT_UNUSABLE_INPUT: u8 = 2;
+
+/// Input size (as stored) from which a progress bar is worth showing.
+const PROGRESS_THRESHOLD_BYTES: u64 = 32 << 20;
+
+/// Whether to show a progress bar: only on a terminal, only for large inputs.
+fn show_progress(stderr_is_terminal: bool, bytes_total: u64) -> bool {
+    stderr_is_terminal && bytes_total >= PROGRESS_THRESHOLD_BYTES
+}
+
+/// A progress bar on standard error, in bytes read, with the events read so far.
+struct Progress {
+    interactive: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            interactive: std::io::stderr().is_terminal(),
+            bar: None,
+        }
+    }
+
+    fn update(&mut self, p: tenet_sigma::HuntProgress) {
+        if self.bar.is_none() && show_progress(self.interactive, p.bytes_total) {
+            let bar = indicatif::ProgressBar::new(p.bytes_total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "hunting {bar:40} {bytes}/{total_bytes} ({eta}) {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(p.bytes_read);
+            if p.events.is_multiple_of(4096) {
+                bar.set_message(format!("{} events", p.events));
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 pub fn run(rules: &[PathBuf], inputs: &[PathBuf], format: OutputFormat) -> Result<ExitCode> {
     if rules.is_empty() {
@@ -27,7 +75,9 @@ pub fn run(rules: &[PathBuf], inputs: &[PathBuf], format: OutputFormat) -> Resul
     if set.is_empty() {
         bail!("{}", nothing_loaded(rules, set.problems()));
     }
-    let report = tenet_sigma::hunt(&set, inputs);
+    let mut progress = Progress::new();
+    let report = tenet_sigma::hunt_with_progress(&set, inputs, &mut |p| progress.update(p));
+    progress.finish();
     match format {
         OutputFormat::Json => say!(
             "{}",
@@ -135,6 +185,13 @@ fn nothing_loaded(rules: &[PathBuf], problems: &[tenet_sigma::LoadProblem]) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_only_on_a_terminal_and_for_large_inputs() {
+        assert!(show_progress(true, PROGRESS_THRESHOLD_BYTES));
+        assert!(!show_progress(true, PROGRESS_THRESHOLD_BYTES - 1));
+        assert!(!show_progress(false, u64::MAX));
+    }
 
     #[test]
     fn when_no_rule_loads_every_problem_is_named() {
