@@ -15,6 +15,7 @@ pub enum Source {
     /// Tenet's own events: the OCSF-shaped JSON of `tenet_event::Event::to_ocsf`.
     Tenet,
     /// AWS CloudTrail records.
+    #[serde(rename = "cloudtrail")]
     CloudTrail,
     /// Kubernetes API server audit events (`audit.k8s.io`).
     KubernetesAudit,
@@ -340,6 +341,21 @@ mod tests {
         // A value that is not text does not count as the text probe's.
         let not_text = json!({"eventSource": 1, "eventName": "x"});
         assert_eq!(Source::recognise(&not_text), Source::Unknown);
+    }
+
+    /// JSON reports name a source as text reports do.
+    #[test]
+    fn serialised_names_are_the_printed_names() {
+        for source in [
+            Source::Tenet,
+            Source::CloudTrail,
+            Source::KubernetesAudit,
+            Source::Okta,
+            Source::Windows,
+            Source::Unknown,
+        ] {
+            assert_eq!(serde_json::to_value(source).unwrap(), source.as_str());
+        }
     }
 
     #[test]
