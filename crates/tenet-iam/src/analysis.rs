@@ -182,7 +182,7 @@ pub fn analyze_held(policy: &Policy, opts: Options, others: &[&Policy]) -> Vec<H
             if s.principal.is_some() || s.not_principal.is_some() {
                 resource_policy_statement(s, &mut hits);
             } else {
-                identity_statement(s, &grants, opts.now, &mut hits);
+                identity_statement(s, &grants, &mut hits);
             }
         }
     }
@@ -310,7 +310,7 @@ const CAUSES: &[&str] = &[
     "iam.permissions-management",
 ];
 
-fn identity_statement(s: &Statement, grants: &Grants<'_>, now: Option<i64>, hits: &mut Vec<Hit>) {
+fn identity_statement(s: &Statement, grants: &Grants<'_>, hits: &mut Vec<Hit>) {
     let conditional = !s.conditions.is_empty();
     let star = s.resource_is_star();
     let not_resource = matches!(s.resource, ResourceMatch::NotResources(_));
@@ -355,7 +355,7 @@ fn identity_statement(s: &Statement, grants: &Grants<'_>, now: Option<i64>, hits
             excluded,
             &allowed,
             star || not_resource,
-            now,
+            grants,
         ));
     }
     if let ResourceMatch::NotResources(excluded) = &s.resource {
@@ -583,7 +583,7 @@ fn not_action_hit(
     excluded: &[String],
     allowed: &ActionSet,
     everywhere: bool,
-    now: Option<i64>,
+    grants: &Grants<'_>,
 ) -> Hit {
     let c = catalogue();
     let iam_admin: Vec<String> = {
@@ -598,8 +598,8 @@ fn not_action_hit(
         list.sort_by_key(|a| (!NOTABLE_IAM.contains(&a.as_str()), a.clone()));
         list
     };
-    let mut alone = Grants::new(now);
-    alone.add(std::slice::from_ref(s));
+    // The statement's own escalation paths, less what the holder's Denies remove.
+    let alone = grants.only(s);
     let mut paths: Vec<&str> = Vec::new();
     if c.action("sts:AssumeRole")
         .is_some_and(|id| allowed.contains(id))

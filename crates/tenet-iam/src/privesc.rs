@@ -419,6 +419,16 @@ impl<'a> Grants<'a> {
         }
     }
 
+    /// What the holder would have with `allow` as its only Allow statement, its Denies kept.
+    pub fn only(&self, allow: &'a Statement) -> Grants<'a> {
+        Grants {
+            allows: vec![allow],
+            denies: self.denies.clone(),
+            denied: self.denied.clone(),
+            time: self.time.clone(),
+        }
+    }
+
     /// Adds the Deny statements of another policy of the same holder (its Allows are
     /// analysed with that policy).
     pub fn add_denies(&mut self, statements: &'a [Statement]) {

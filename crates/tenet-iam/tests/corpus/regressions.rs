@@ -678,3 +678,20 @@ fn unattached_terraform_policies_get_escalation_findings() {
         .collect();
     assert_eq!(subjects, ["aws_iam_role.r (r)"], "{subjects:?}");
 }
+
+/// Allow + NotAction is near-admin (critical) only for what the holder keeps after its
+/// Denies: with everything but iam:Get* denied, no IAM change and no escalation path is left.
+#[test]
+fn a_deny_narrows_an_allow_with_not_action() {
+    let h = hits(json!([
+        {"Effect":"Allow","NotAction":"s3:DeleteBucket","Resource":"*"},
+        {"Effect":"Deny","NotAction":"iam:Get*","Resource":"*"}
+    ]));
+    let hit = h.iter().find(|h| h.rule == "iam.allow-not-action").unwrap();
+    assert_eq!(hit.severity, Severity::High, "{hit:?}");
+    assert!(!hit.title.contains("near-admin"), "{}", hit.title);
+    // Without the Deny it is near-admin.
+    let h = hits(json!([{"Effect":"Allow","NotAction":"s3:DeleteBucket","Resource":"*"}]));
+    let hit = h.iter().find(|h| h.rule == "iam.allow-not-action").unwrap();
+    assert_eq!(hit.severity, Severity::Critical, "{hit:?}");
+}
