@@ -6,7 +6,10 @@ use std::fmt;
 use rsigma_eval::{
     CorrelationConfig, CorrelationEngine, Engine as RsigmaEngine, EvaluationResult, ResultBody,
 };
-use rsigma_parser::{Level, LogSource, SigmaCollection, SigmaRule};
+use rsigma_parser::{
+    ConditionOperator, CorrelationCondition, CorrelationRule, CorrelationType, Level, LogSource,
+    SigmaCollection, SigmaRule,
+};
 use serde::Serialize;
 use serde_json::Value;
 use tenet_finding::Severity;
@@ -99,10 +102,49 @@ struct Detector {
 }
 
 /// Correlations: rsigma's correlation engine, fed only the detections a correlation names.
+///
+/// Its clock runs in milliseconds (timespans and session gaps are scaled to match), so that
+/// `temporal_ordered` tells apart two events within the same second: rsigma counts time in
+/// whole seconds and takes equal times as in order.
 struct Correlations {
     inner: CorrelationEngine,
     /// Ids of the detection rules a correlation refers to (by id or name).
     feeding: HashSet<String>,
+    /// The `value_percentile` correlations, by id and title, with their conditions. rsigma
+    /// 0.23 reports every percentile it computes as a match, whatever the condition says, so
+    /// the condition is checked here.
+    percentiles: Vec<PercentileCondition>,
+}
+
+/// A `value_percentile` correlation's id, title and condition.
+type PercentileCondition = (Option<String>, String, Vec<(ConditionOperator, u64)>);
+
+/// Milliseconds in a second, for the correlation clock.
+const MS_PER_SEC: u64 = 1_000;
+
+/// The correlation with its times in milliseconds.
+fn in_milliseconds(mut corr: CorrelationRule) -> CorrelationRule {
+    corr.timespan.seconds = corr.timespan.seconds.saturating_mul(MS_PER_SEC);
+    if let Some(gap) = &mut corr.gap {
+        gap.seconds = gap.seconds.saturating_mul(MS_PER_SEC);
+    }
+    corr
+}
+
+/// Whether `value` satisfies every predicate (rsigma's comparison).
+fn satisfies(predicates: &[(ConditionOperator, u64)], value: f64) -> bool {
+    predicates.iter().all(|(op, threshold)| {
+        // Thresholds are small integers in rules; as f64 they are exact up to 2^53.
+        let t = *threshold as f64;
+        match op {
+            ConditionOperator::Lt => value < t,
+            ConditionOperator::Lte => value <= t,
+            ConditionOperator::Gt => value > t,
+            ConditionOperator::Gte => value >= t,
+            ConditionOperator::Eq => (value - t).abs() < f64::EPSILON,
+            ConditionOperator::Neq => (value - t).abs() >= f64::EPSILON,
+        }
+    })
 }
 
 /// All sources in [`slot`] order.
@@ -207,7 +249,7 @@ impl Engine {
             None => detector.engine.evaluate(&view),
         };
         let results = match &mut self.correlations {
-            Some(c) => c.process(&view, detections, now_ms.div_euclid(1000)),
+            Some(c) => c.process(&view, detections, now_ms),
             None => detections,
         };
         results.into_iter().map(Match::from_result).collect()
@@ -305,9 +347,25 @@ impl Correlations {
             .cloned()
             .collect();
         let feeding = feeding_rules.iter().filter_map(|r| r.id.clone()).collect();
+        let percentiles = collection
+            .correlations
+            .iter()
+            .filter(|c| c.correlation_type == CorrelationType::ValuePercentile)
+            .filter_map(|c| match &c.condition {
+                CorrelationCondition::Threshold { predicates, .. } => {
+                    Some((c.id.clone(), c.title.clone(), predicates.clone()))
+                }
+                CorrelationCondition::Extended(_) => None,
+            })
+            .collect();
         let subset = SigmaCollection {
             rules: feeding_rules,
-            correlations: collection.correlations.clone(),
+            correlations: collection
+                .correlations
+                .iter()
+                .cloned()
+                .map(in_milliseconds)
+                .collect(),
             ..SigmaCollection::default()
         };
 
@@ -331,7 +389,11 @@ impl Correlations {
                 }
             }
         }
-        Some(Correlations { inner, feeding })
+        Some(Correlations {
+            inner,
+            feeding,
+            percentiles,
+        })
     }
 
     /// Feeds the detections a correlation names to the correlation engine, and returns every
@@ -341,7 +403,7 @@ impl Correlations {
         &mut self,
         event: &SourceEvent<'_>,
         detections: Vec<EvaluationResult>,
-        ts_secs: i64,
+        ts_ms: i64,
     ) -> Vec<EvaluationResult> {
         let feeds = |d: &EvaluationResult| {
             d.header
@@ -354,8 +416,9 @@ impl Correlations {
             // Nothing for any correlation: its state is untouched, so its bound still holds.
             return detections;
         }
-        let out = self.inner.process_with_detections(event, fed, ts_secs);
-        let (kept, fired): (Vec<_>, Vec<_>) = out.into_iter().partition(|r| r.is_detection());
+        let out = self.inner.process_with_detections(event, fed, ts_ms);
+        let (kept, mut fired): (Vec<_>, Vec<_>) = out.into_iter().partition(|r| r.is_detection());
+        fired.retain(|r| self.condition_holds(r));
         // rsigma drops the detections of rules only a correlation uses, by rule id.
         let kept: HashSet<&str> = kept
             .iter()
@@ -373,6 +436,24 @@ impl Correlations {
             .collect();
         results.extend(fired);
         results
+    }
+}
+
+impl Correlations {
+    /// Whether a correlation result satisfies its rule's condition (see `percentiles`).
+    fn condition_holds(&self, result: &EvaluationResult) -> bool {
+        let ResultBody::Correlation(body) = &result.body else {
+            return true;
+        };
+        if body.correlation_type != CorrelationType::ValuePercentile {
+            return true;
+        }
+        self.percentiles
+            .iter()
+            .filter(|(id, title, _)| {
+                *id == result.header.rule_id && *title == result.header.rule_title
+            })
+            .all(|(_, _, predicates)| satisfies(predicates, body.aggregated_value))
     }
 }
 

@@ -4,7 +4,9 @@
 //! Rules are parsed and evaluated by rsigma (`rsigma-parser`, `rsigma-eval`), pinned and kept
 //! behind [`RuleSet`] and [`Engine`] so it can be replaced. Tenet's own code covers what rsigma
 //! does not: per-rule load problems, the checks where the Sigma specification is stricter
-//! (`null` in a value list), the `|base64offset` patterns, field mappings per [`Source`]
+//! (`null` in a value list), the `|base64offset` patterns, the condition of `value_percentile`
+//! correlations (rsigma fires on every percentile), a correlation clock in milliseconds (so
+//! `temporal_ordered` keeps the order of events within a second), field mappings per [`Source`]
 //! (the `fields` module documents the lookup order and the case-folding decision), source
 //! recognition, and reading log files for [`hunt`].
 #![cfg_attr(
