@@ -125,6 +125,11 @@ oha_p99() { # latency p99 in ms at a fixed rate
     | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f" % (d["latencyPercentiles"]["p99"]*1000))'
 }
 resolve() { echo "--connect-to" "$HOST:$1:127.0.0.1:$1"; }
+scrape() { # the gateway's /metrics through the admin API, into $1
+  curl -sS --fail --resolve "$HOST:$ADMIN_PORT:127.0.0.1" --cacert "$work/d/data/admin/bundle.pem" \
+    --cert "$work/d/data/admin/svid.pem" --key "$work/d/data/admin/svid.key" \
+    "https://$HOST:$ADMIN_PORT/metrics" > "$1"
+}
 mtls="--cacert $CA --cert $CERT --key $KEY"
 
 echo "# Tenet benchmarks ($(date -u +%F), $(nproc) cores, runs=$runs x ${secs}s)"
@@ -144,8 +149,13 @@ echo "## 2. Added p99 latency over calling the upstream directly, at half of Ten
 half=$((${tm:?scenario 2 needs scenario 1 in the same run} / 2))
 quiet
 direct=$(oha_p99 "http://127.0.0.1:$UP_PORT/" -c 32 -q "$half")
+scrape "$work/metrics.before"
 via=$(oha_p99 "https://$HOST:$TENET_PORT/" -c 32 -q "$half" $mtls $(resolve $TENET_PORT))
+scrape "$work/metrics.after"
 echo "   rate $half req/s: direct p99 ${direct} ms, via tenet p99 ${via} ms, added $(python3 -c "print(round($via-$direct,3))") ms"
+# The ledger's share, measured inside the gateway: from handing the decision's event to the
+# ledger to its acknowledgement (tenet_gateway_record_seconds), over the same run.
+echo "   ledger wait per request: $(python3 bench/peers/histogram_delta.py tenet_gateway_record_seconds "$work/metrics.before" "$work/metrics.after")"
 
 fi
 if want 3; then

@@ -204,11 +204,15 @@ async fn handle_inner(
         decision_us,
     };
     let now = shared.clock.now();
-    if let Err(e) = shared
+    let recording = Instant::now();
+    let recorded = shared
         .sink
         .record(Event::new(now, EventKind::Access(event)))
-        .await
-    {
+        .await;
+    // What the ledger adds to every request: the event's bytes, the queue, the group-commit
+    // write (and its sync under `sync = "batch"`), the acknowledgement.
+    metrics::histogram!("tenet_gateway_record_seconds").record(recording.elapsed().as_secs_f64());
+    if let Err(e) = recorded {
         // No decision without a record: fail closed.
         metrics::counter!("tenet_gateway_requests_total", "decision" => "unrecorded").increment(1);
         warn!(error = %e, %principal, "decision could not be recorded; request denied");

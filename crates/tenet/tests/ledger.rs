@@ -179,6 +179,33 @@ fn kill_9_under_load_loses_no_answered_decision() {
         assert!(Instant::now() < deadline, "the load never got going");
         std::thread::sleep(Duration::from_millis(10));
     }
+    // What the ledger adds to each request is measured (a histogram with fine buckets), and
+    // the default interval syncs make the entries durable beside the writer.
+    let metrics = d.metrics();
+    let recorded = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tenet_gateway_record_seconds_count "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(recorded >= 400.0, "{metrics}");
+    assert!(
+        metrics.contains("tenet_gateway_record_seconds_bucket{le=\"0.0005\"}"),
+        "{metrics}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = d.admin_get("/v1/status");
+        assert_eq!(code, 200, "{body}");
+        let status: Value = serde_json::from_str(&body).unwrap();
+        if status["ledger"]["durable_entries"].as_u64().unwrap_or(0) >= 400 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing made durable: {status:#}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     d.kill9();
     let seen: Vec<Seen> = workers
         .into_iter()
