@@ -255,7 +255,8 @@ fn sarif_is_valid_against_the_sarif_2_1_0_schema() {
 fn fail_on_sets_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     sample_inputs(dir.path());
-    let out = run(dir.path(), &["assess", "in/iam", "--fail-on", "critical"]);
+    // The Terraform grants Action "*" on "*" and opens 5432 to the internet: critical.
+    let out = run(dir.path(), &["assess", "in/tf", "--fail-on", "critical"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("at or above critical"));
     let out = run(dir.path(), &["assess", "in/k8s", "--fail-on", "critical"]);
@@ -273,14 +274,7 @@ fn option_values_in_any_case_and_reach_without_manifests() {
     sample_inputs(dir.path());
     let out = run(
         dir.path(),
-        &[
-            "assess",
-            "in/iam",
-            "--format",
-            "JSON",
-            "--fail-on",
-            "HIGH",
-        ],
+        &["assess", "in/iam", "--format", "JSON", "--fail-on", "HIGH"],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
