@@ -27,6 +27,19 @@ pub mod rules {
     pub const NEW_SOURCE_NETWORK: &str = "tenet.new-source-network";
     /// A risk score crossed the re-authenticate or cut-off threshold.
     pub const RISK_THRESHOLD: &str = "tenet.risk-threshold";
+
+    /// Every rule id the built-in analytics raise.
+    pub const ALL: [&str; 9] = [
+        AUTH_FAILURE_BURST,
+        LATERAL_MOVEMENT,
+        SERVICE_FAN_OUT,
+        PRIVILEGE_ESCALATION,
+        UNUSUAL_ADMIN,
+        RATE_ANOMALY,
+        UNUSUAL_HOUR,
+        NEW_SOURCE_NETWORK,
+        RISK_THRESHOLD,
+    ];
 }
 
 /// How serious an alert is, in Sigma's vocabulary. Ordered:

@@ -15,7 +15,9 @@
 //!
 //! A playbook whose `match` has neither `rules` nor `tags` matches on level alone. Loading
 //! refuses unknown keys, unknown actions, bad durations and levels, so a typo can never turn
-//! into a playbook that silently does nothing. [`Playbooks::plan`] turns one alert into the
+//! into a playbook that silently does nothing. [`Playbooks::check`] then holds them against the
+//! deployment (rule ids that match no rule, services no route defines, webhook secrets that
+//! are not set refuse; tags no rule carries warn). [`Playbooks::plan`] turns one alert into the
 //! concrete steps; executing them (containment, webhook) is the caller's job, so this crate
 //! stays pure and testable.
 #![cfg_attr(
@@ -106,6 +108,36 @@ pub enum Step {
         /// Where the signing secret comes from.
         secret: Secret,
     },
+}
+
+/// What a deployment has that playbooks refer to, for [`Playbooks::check`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    /// Every rule id (and Sigma rule name) a detection can carry.
+    pub rules: &'a [String],
+    /// Every tag a detection can carry.
+    pub tags: &'a [String],
+    /// The services the routes define.
+    pub services: &'a [String],
+}
+
+/// The webhook signing secret, read now: an environment variable of `tenet up` or a file.
+/// Errors say what is missing.
+pub fn secret_value(secret: &Secret) -> Result<Vec<u8>, String> {
+    let value = match secret {
+        Secret::Env(var) => std::env::var_os(var)
+            .ok_or_else(|| format!("the secret variable {var} is not set"))?
+            .into_encoded_bytes(),
+        Secret::File(path) => std::fs::read(path)
+            .map_err(|e| format!("the secret file {} is unreadable: {e}", path.display()))?,
+    };
+    if value.iter().all(u8::is_ascii_whitespace) {
+        return Err(match secret {
+            Secret::Env(var) => format!("the secret variable {var} is empty"),
+            Secret::File(path) => format!("the secret file {} is empty", path.display()),
+        });
+    }
+    Ok(value)
 }
 
 /// Where a webhook secret is read from (never written in the playbook itself).
@@ -370,6 +402,18 @@ impl Playbooks {
                             .unwrap_or("both")
                             .parse()
                             .map_err(|e: tenet_contain::ContainError| ctx(e.to_string()))?;
+                        for id in &q.identities {
+                            tenet_identity::SpiffeId::parse(id).map_err(|e| {
+                                ctx(format!(
+                                    "quarantine_service identities: {id:?} is not a SPIFFE ID ({e})"
+                                ))
+                            })?;
+                        }
+                        if let Some(service) = &q.service
+                            && service.trim().is_empty()
+                        {
+                            return Err(ctx("quarantine_service: empty service name".into()));
+                        }
                         Action::Quarantine {
                             service: q.service,
                             direction,
@@ -408,6 +452,54 @@ impl Playbooks {
             });
         }
         Ok(out)
+    }
+
+    /// Checks the playbooks against the deployment they run in: a rule id (or glob) that
+    /// matches no rule, a quarantine of a service no route defines, a webhook whose secret is
+    /// not set (or whose file is unreadable or empty) refuse the set, naming the file and the
+    /// playbook. A tag that no rule carries cannot match either, but a rule set may gain it
+    /// later: it comes back as a warning.
+    pub fn check(&self, known: &Known<'_>) -> Result<Vec<String>, PlaybookError> {
+        let mut warnings = Vec::new();
+        for p in &self.playbooks {
+            let refuse = |message: String| PlaybookError::Invalid {
+                file: p.file.clone(),
+                message: format!("playbook {:?}: {message}", p.name),
+            };
+            for pattern in &p.rules {
+                if !known.rules.iter().any(|r| glob(pattern, r)) {
+                    return Err(refuse(format!(
+                        "rules: {pattern:?} matches no built-in analytic and no loaded Sigma rule"
+                    )));
+                }
+            }
+            for tag in &p.tags {
+                if !known.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
+                    warnings.push(format!(
+                        "playbook {} ({:?}): tags: {tag:?} is on no built-in analytic and no \
+                         loaded Sigma rule, so it matches nothing until a rule with it is loaded",
+                        p.file, p.name
+                    ));
+                }
+            }
+            for a in &p.actions {
+                match a {
+                    Action::Quarantine {
+                        service: Some(service),
+                        ..
+                    } if !known.services.iter().any(|s| s == service) => {
+                        return Err(refuse(format!(
+                            "quarantine_service: no route defines the service {service:?}"
+                        )));
+                    }
+                    Action::Notify { url, secret } => {
+                        secret_value(secret).map_err(|e| refuse(format!("notify {url}: {e}")))?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(warnings)
     }
 
     /// How many playbooks.
@@ -794,6 +886,89 @@ playbooks:
             assert!(err.contains(says), "{text}: {err}");
             assert!(err.starts_with("playbook p.yaml"), "{err}");
         }
+    }
+
+    #[test]
+    fn quarantine_identities_must_be_spiffe_ids() {
+        let text = "playbooks: [{name: a, match: {rules: [x]}, actions: [{quarantine_service: \
+                    {service: s, direction: outbound, identities: [payments]}}]}]";
+        let err = Playbooks::parse("p.yaml", text, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("playbook p.yaml: playbook \"a\": quarantine_service identities: \"payments\" is not a SPIFFE ID"),
+            "{err}"
+        );
+        let ok = text.replace("[payments]", "[\"spiffe://example.org/payments\"]");
+        assert!(Playbooks::parse("p.yaml", &ok, Path::new(".")).is_ok());
+    }
+
+    #[test]
+    fn playbooks_are_checked_against_the_deployment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "s3cret\n").unwrap();
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let rules = strings(&["tenet.lateral-movement", "sigma-1"]);
+        let tags = strings(&["attack.lateral_movement"]);
+        let services = strings(&["payments"]);
+        let known = Known {
+            rules: &rules,
+            tags: &tags,
+            services: &services,
+        };
+        let check = |text: &str| {
+            Playbooks::parse("p.yaml", text, dir.path())
+                .unwrap()
+                .check(&known)
+                .map_err(|e| e.to_string())
+        };
+        let good = "playbooks: [{name: a, match: {rules: ['tenet.lateral-*', sigma-1], \
+                    tags: [ATTACK.lateral_movement]}, actions: [{quarantine_service: \
+                    {service: payments}}, {notify: {url: 'https://h/x', secret_file: secret}}]}]";
+        assert_eq!(check(good), Ok(vec![]));
+        for (text, says) in [
+            (
+                "playbooks: [{name: a, match: {rules: [tenet.lateral-movment]}, actions: [{revoke_identity: {}}]}]",
+                "playbook p.yaml: playbook \"a\": rules: \"tenet.lateral-movment\" matches no built-in analytic and no loaded Sigma rule",
+            ),
+            (
+                "playbooks: [{name: a, match: {rules: ['nothing*']}, actions: [{revoke_identity: {}}]}]",
+                "rules: \"nothing*\" matches no",
+            ),
+            (
+                "playbooks: [{name: a, match: {rules: [sigma-1]}, actions: [{quarantine_service: {service: billing}}]}]",
+                "quarantine_service: no route defines the service \"billing\"",
+            ),
+            (
+                "playbooks: [{name: a, match: {rules: [sigma-1]}, actions: [{notify: {url: 'https://h/x', secret_env: TENET_TEST_NO_SUCH_SECRET_VARIABLE}}]}]",
+                "notify https://h/x: the secret variable TENET_TEST_NO_SUCH_SECRET_VARIABLE is not set",
+            ),
+            (
+                "playbooks: [{name: a, match: {rules: [sigma-1]}, actions: [{notify: {url: 'https://h/x', secret_file: empty}}]}]",
+                "is empty",
+            ),
+            (
+                "playbooks: [{name: a, match: {rules: [sigma-1]}, actions: [{notify: {url: 'https://h/x', secret_file: missing}}]}]",
+                "is unreadable",
+            ),
+        ] {
+            let err = check(text).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+        // A tag no rule carries: a warning, not a refusal.
+        let warnings = check(
+            "playbooks: [{name: a, match: {tags: [attack.exfiltration]}, actions: [{revoke_identity: {}}]}]",
+        )
+        .unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("tags: \"attack.exfiltration\" is on no built-in analytic"),
+            "{warnings:?}"
+        );
+        // A quarantine of the alert's own service needs no route check.
+        let from_alert = "playbooks: [{name: a, match: {rules: [sigma-1]}, actions: [{quarantine_service: {}}]}]";
+        assert_eq!(check(from_alert), Ok(vec![]));
     }
 
     #[test]

@@ -103,8 +103,14 @@ pub struct Detector {
 
 /// Loads what `[detect]` names; errors name the file and the problem, so `tenet up` refuses to
 /// start with a broken playbook rather than run without it.
+///
+/// Playbooks are checked against what the deployment has (`services`: the services its
+/// routes define; the built-in analytics and the loaded Sigma rules): a rule id that matches
+/// no rule, a quarantine of an unknown service or a webhook without its secret refuse the
+/// start; a tag no rule carries is logged at warn.
 pub fn load(
     spec: &DetectSpec,
+    services: &[String],
     containment: Arc<Containment>,
     policy: Arc<PolicyEngine>,
     sink: LedgerSink,
@@ -127,12 +133,45 @@ pub fn load(
         }),
     );
     let _ = analytics.observe(&loaded, clock.now());
+    let mut known_rules: Vec<String> = tenet_detect::rules::ALL
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut known_tags: Vec<String> = tenet_detect::rules::ALL
+        .iter()
+        .flat_map(|r| analytics_tags(r))
+        .map(ToString::to_string)
+        .collect();
     let sigma = match &spec.rules {
-        Some(path) => Some(load_rules(path)?),
+        Some(path) => {
+            let set = load_rules(path)?;
+            for rule in set.rules() {
+                known_rules.extend(rule.id.iter().chain(&rule.name).cloned());
+                known_rules.push(rule.title.clone());
+                known_tags.extend(rule.tags.iter().cloned());
+            }
+            for corr in set.correlations() {
+                known_rules.extend(corr.id.iter().chain(&corr.name).cloned());
+                known_rules.push(corr.title.clone());
+                known_tags.extend(corr.tags.iter().cloned());
+            }
+            Some(tenet_sigma::Engine::new(set))
+        }
         None => None,
     };
     let playbooks = Playbooks::load_dir(&spec.playbooks)
         .with_context(|| format!("loading playbooks from {}", spec.playbooks.display()))?;
+    let known = tenet_playbook::Known {
+        rules: &known_rules,
+        tags: &known_tags,
+        services,
+    };
+    for warning in playbooks
+        .check(&known)
+        .with_context(|| format!("checking playbooks in {}", spec.playbooks.display()))?
+    {
+        warn!("{warning}");
+    }
     let risk = Arc::new(RiskTable::new(
         Duration::from_secs(spec.analytics.risk.half_life_secs.max(1)),
         100_000,
@@ -165,7 +204,7 @@ pub fn load(
     ))
 }
 
-fn load_rules(path: &Path) -> Result<tenet_sigma::Engine> {
+fn load_rules(path: &Path) -> Result<tenet_sigma::RuleSet> {
     if !path.exists() {
         return Err(anyhow!(
             "detect.rules {}: no such file or folder",
@@ -178,7 +217,7 @@ fn load_rules(path: &Path) -> Result<tenet_sigma::Engine> {
     }
     info!(rules = set.len(), not_loaded = set.problems().len(), path = %path.display(),
         "Sigma rules loaded");
-    Ok(tenet_sigma::Engine::new(set))
+    Ok(set)
 }
 
 impl Detector {
@@ -501,23 +540,27 @@ fn subject_name(subject: &Subject) -> String {
     }
 }
 
-fn from_alert(alert: Alert) -> (DetectionEvent, Trigger) {
-    let level = alert.level.to_string();
-    let subject = subject_name(&alert.subject);
-    let tags = match alert.rule.as_str() {
+/// The ATT&CK tags of a built-in analytic's detections.
+fn analytics_tags(rule: &str) -> &'static [&'static str] {
+    match rule {
         r if r == tenet_detect::rules::LATERAL_MOVEMENT
             || r == tenet_detect::rules::SERVICE_FAN_OUT =>
         {
-            vec!["attack.lateral_movement".to_owned()]
+            &["attack.lateral_movement"]
         }
-        r if r == tenet_detect::rules::PRIVILEGE_ESCALATION => {
-            vec!["attack.privilege_escalation".to_owned()]
-        }
-        r if r == tenet_detect::rules::AUTH_FAILURE_BURST => {
-            vec!["attack.credential_access".to_owned()]
-        }
-        _ => Vec::new(),
-    };
+        r if r == tenet_detect::rules::PRIVILEGE_ESCALATION => &["attack.privilege_escalation"],
+        r if r == tenet_detect::rules::AUTH_FAILURE_BURST => &["attack.credential_access"],
+        _ => &[],
+    }
+}
+
+fn from_alert(alert: Alert) -> (DetectionEvent, Trigger) {
+    let level = alert.level.to_string();
+    let subject = subject_name(&alert.subject);
+    let tags: Vec<String> = analytics_tags(&alert.rule)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let detection = DetectionEvent {
         rule: alert.rule.clone(),
         title: alert.rule.trim_start_matches("tenet.").replace('-', " "),

@@ -107,8 +107,10 @@ pub async fn start(config: &Config) -> Result<Running> {
         Option<crate::detect::Detector>,
         Arc<dyn tenet_gateway::RiskSource>,
     ) = if config.detect.enabled {
+        let services: Vec<String> = config.routes.iter().map(|r| r.service.clone()).collect();
         let (d, r) = crate::detect::load(
             &config.detect,
+            &services,
             containment.clone(),
             policy.clone(),
             sink.clone(),

@@ -187,6 +187,40 @@ fn a_broken_playbook_stops_tenet_up_with_the_reason() {
         err.contains("bad.yaml") && err.contains("unknown variant"),
         "{err}"
     );
+
+    // Playbooks that could never act in this deployment are refused too, with file and reason.
+    for (text, says) in [
+        (
+            "playbooks: [{name: x, match: {rules: [tenet.lateral-movment]}, actions: [{revoke_identity: {}}]}]",
+            "playbook \"x\": rules: \"tenet.lateral-movment\" matches no built-in analytic and no loaded Sigma rule",
+        ),
+        (
+            "playbooks: [{name: x, match: {rules: [tenet.lateral-movement]}, actions: [{quarantine_service: {service: nosuch}}]}]",
+            "playbook \"x\": quarantine_service: no route defines the service \"nosuch\"",
+        ),
+        (
+            "playbooks: [{name: x, match: {rules: [tenet.lateral-movement]}, actions: [{quarantine_service: {service: catalog, direction: outbound, identities: [frontend]}}]}]",
+            "\"frontend\" is not a SPIFFE ID",
+        ),
+        (
+            "playbooks: [{name: x, match: {rules: [tenet.lateral-movement]}, actions: [{notify: {url: 'http://127.0.0.1:9/h', secret_env: TENET_TEST_HOOK_NEVER_SET}}]}]",
+            "the secret variable TENET_TEST_HOOK_NEVER_SET is not set",
+        ),
+    ] {
+        std::fs::write(d.path("playbooks/bad.yaml"), text).unwrap();
+        let out = tenet()
+            .arg("--config")
+            .arg(d.config())
+            .arg("up")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("bad.yaml") && err.contains(says),
+            "{text}: {err}"
+        );
+    }
 }
 
 fn drill(d: &Deployment, args: &[&str]) -> (i32, serde_json::Value, String) {
@@ -310,11 +344,14 @@ min_events = 3
     actions:
       - revoke_identity: {for: 1h}
       - revoke_identity: {for: 2h}
-      - notify: {url: "http://127.0.0.1:9/hook", secret_env: TENET_TEST_HOOK_NEVER_SET}
+      - notify: {url: "http://127.0.0.1:9/hook", secret_file: hook-secret}
 "#,
     )
     .unwrap();
+    // The secret is there at start (else `tenet up` refuses the playbook), then goes away.
+    std::fs::write(d.path("playbooks/hook-secret"), "s3cret\n").unwrap();
     d.up();
+    std::fs::remove_file(d.path("playbooks/hook-secret")).unwrap();
     for _ in 0..4 {
         assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 200);
     }
@@ -362,10 +399,7 @@ min_events = 3
     let failed = detail["failed"].as_array().unwrap();
     assert_eq!(failed.len(), 1, "{detail:#}");
     assert!(
-        failed[0]
-            .as_str()
-            .unwrap()
-            .contains("TENET_TEST_HOOK_NEVER_SET is not set"),
+        failed[0].as_str().unwrap().contains("hook-secret"),
         "{detail:#}"
     );
 }
