@@ -168,6 +168,22 @@ impl RuleSet {
                 .push(problem(file, id, title, &construct, reason));
             return;
         }
+        // rsigma keeps a rule with an unknown level, without the level; a playbook matching
+        // on level would then never see it.
+        if let Some(bad) = parsed
+            .errors
+            .iter()
+            .find(|e| e.starts_with("invalid level"))
+        {
+            self.problems.push(problem(
+                file,
+                id,
+                title,
+                "level",
+                format!("{bad}: expected informational, low, medium, high or critical"),
+            ));
+            return;
+        }
         for mut rule in parsed.rules {
             let rid = rule.id.clone().or_else(|| rule.name.clone());
             match check_rule(&mut rule) {
@@ -264,7 +280,44 @@ fn problem(
         rule_id,
         title,
         construct: construct.to_owned(),
-        reason: reason.to_string(),
+        reason: tidy(&reason.to_string()),
+    }
+}
+
+/// rsigma wraps a condition error once per level of nesting ("Condition parse error at 1:66:
+/// at 1:66: Condition parse error at 1:66: ..."): said once, with the innermost message.
+fn tidy(reason: &str) -> String {
+    const WRAPPER: &str = "Condition parse error";
+    if reason.matches(WRAPPER).count() < 2 {
+        return reason.to_owned();
+    }
+    let position = reason
+        .split(WRAPPER)
+        .nth(1)
+        .and_then(|rest| rest.trim_start().strip_prefix("at "))
+        .and_then(|rest| {
+            rest.split(':')
+                .take(2)
+                .collect::<Vec<_>>()
+                .get(..2)
+                .map(|p| p.join(":"))
+        });
+    let inner = reason
+        .rsplit(WRAPPER)
+        .next()
+        .unwrap_or(reason)
+        .trim_start_matches(|c: char| c == ':' || c.is_whitespace());
+    // What is left may still start with positions ("at 1:66: at 1:66: message").
+    let mut inner = inner;
+    while let Some(rest) = inner.strip_prefix("at ") {
+        match rest.split_once(": ") {
+            Some((_, after)) => inner = after,
+            None => break,
+        }
+    }
+    match position {
+        Some(at) => format!("{WRAPPER} at {at}: {inner}"),
+        None => format!("{WRAPPER}: {inner}"),
     }
 }
 
@@ -355,6 +408,9 @@ fn classify(message: &str, text: &str) -> String {
         let name = rest.split('\'').next().unwrap_or(rest);
         return format!("modifier |{name}");
     }
+    if message.contains("condition nesting exceeds maximum depth") {
+        return "condition nesting".to_owned();
+    }
     if message.contains("Condition parse error") {
         return if text.contains("count(") || text.contains(" | ") {
             "aggregation in condition (Sigma v1 `| count()`)".to_owned()
@@ -434,6 +490,25 @@ fn null_in_list(name: &str) -> (String, String) {
 }
 
 fn check_item(name: &str, item: &DetectionItem) -> Result<(), (String, String)> {
+    // rsigma reads any other value (`maybe`, `yes`) as true.
+    if item.field.modifiers.contains(&Modifier::Exists)
+        && !matches!(item.values.as_slice(), [SigmaValue::Bool(_)])
+    {
+        let given = match item.values.as_slice() {
+            [SigmaValue::String(s)] => s
+                .as_plain()
+                .map_or_else(|| "a pattern".to_owned(), |p| format!("{p:?}")),
+            [one] => format!("{one:?}"),
+            many => format!("{} values", many.len()),
+        };
+        return Err((
+            "modifier |exists".to_owned(),
+            format!(
+                "detection {name:?}: {}|exists takes true or false, not {given}",
+                item.field.name.as_deref().unwrap_or("")
+            ),
+        ));
+    }
     if item.values.len() > 1 && item.values.iter().any(|v| matches!(v, SigmaValue::Null)) {
         return Err(null_in_list(name));
     }
@@ -581,6 +656,92 @@ mod tests {
         let p = &set.problems()[0];
         assert_eq!(p.rule_id.as_deref(), Some("b1"));
         assert_eq!(p.construct, "modifier |nosuch");
+    }
+
+    #[test]
+    fn exists_takes_only_true_or_false() {
+        let rule = |v: &str| {
+            format!(
+                "title: t\nid: e1\nlogsource: {{product: x}}\n\
+                 detection: {{sel: {{F|exists: {v}}}, condition: sel}}\n"
+            )
+        };
+        for good in ["true", "false"] {
+            let set = RuleSet::from_yaml("e.yml", &rule(good));
+            assert!(set.problems().is_empty(), "{good}: {:?}", set.problems());
+        }
+        for (bad, says) in [
+            ("maybe", "F|exists takes true or false, not \"maybe\""),
+            ("'true'", "not \"true\""),
+            ("yes", "not \"yes\""),
+            ("1", "not Integer(1)"),
+            ("[true, false]", "not 2 values"),
+        ] {
+            let set = RuleSet::from_yaml("e.yml", &rule(bad));
+            assert!(set.is_empty(), "{bad}");
+            let p = &set.problems()[0];
+            assert_eq!(p.construct, "modifier |exists");
+            assert_eq!(p.rule_id.as_deref(), Some("e1"));
+            assert!(p.reason.contains(says), "{bad}: {}", p.reason);
+        }
+    }
+
+    #[test]
+    fn an_unknown_level_is_reported_per_rule() {
+        let text = "title: a\nid: l1\nlogsource: {product: x}\n\
+                    detection: {sel: {F: a}, condition: sel}\nlevel: catastrophic\n---\n\
+                    title: b\nid: l2\nlogsource: {product: x}\n\
+                    detection: {sel: {F: a}, condition: sel}\nlevel: high\n---\n\
+                    title: c\nid: c1\ncorrelation: {type: event_count, rules: [l2], \
+                    group-by: [U], timespan: 1m, condition: {gte: 2}}\nlevel: severe\n";
+        let set = RuleSet::from_yaml("l.yml", text);
+        assert_eq!(set.len(), 1);
+        let problems: Vec<(Option<&str>, &str, &str)> = set
+            .problems()
+            .iter()
+            .map(|p| {
+                (
+                    p.rule_id.as_deref(),
+                    p.construct.as_str(),
+                    p.reason.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            problems,
+            vec![
+                (
+                    Some("l1"),
+                    "level",
+                    "invalid level: 'catastrophic': expected informational, low, medium, high or critical"
+                ),
+                (
+                    Some("c1"),
+                    "level",
+                    "invalid level: 'severe': expected informational, low, medium, high or critical"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deep_condition_is_said_once() {
+        let deep = format!("{}sel{}", "(".repeat(200), ")".repeat(200));
+        let text = format!(
+            "title: d\nid: d1\nlogsource: {{product: x}}\n\
+             detection:\n  sel: {{F: a}}\n  condition: '{deep}'\n"
+        );
+        let set = RuleSet::from_yaml("d.yml", &text);
+        let p = &set.problems()[0];
+        assert_eq!(
+            p.reason,
+            "Condition parse error at 1:66: condition nesting exceeds maximum depth (64)"
+        );
+        assert_eq!(
+            p.to_string().matches("Condition parse error").count(),
+            1,
+            "{p}"
+        );
     }
 
     #[test]
