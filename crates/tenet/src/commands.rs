@@ -375,6 +375,16 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
                 Some(d) => d,
                 None => config::load(explicit)?.policy_dir,
             };
+            if let Some(file) = crate::drill::leftover_policy(&dir) {
+                eprintln!(
+                    "{}: policies rejected:\n{} was left by a `tenet drill privilege-escalation` \
+                     that did not finish: it permits the drill identity a service. Remove it \
+                     (`tenet up` removes it when it starts).",
+                    dir.display(),
+                    file.display()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             match PolicySnapshot::load_dir(&dir) {
                 Ok(s) => {
                     say!(

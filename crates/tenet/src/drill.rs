@@ -14,8 +14,10 @@
 //! the admin API.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -29,6 +31,122 @@ use crate::config::Config;
 
 /// The admin API path that records a drill report.
 pub const DRILL_REPORT_PATH: &str = "/v1/drill/report";
+
+/// The policy file the privilege-escalation drill drops into the policy folder.
+pub const DRILL_POLICY_FILE: &str = "zz-tenet-drill.cedar";
+/// The id of the policy in it, by which a leftover is recognised.
+const DRILL_POLICY_ID: &str = "tenet-drill-escalation";
+/// After the first detection, how long to wait for a second one a playbook would act on,
+/// when the first one has none.
+const SETTLE_AFTER_DETECTION: Duration = Duration::from_secs(2);
+
+/// The drill policy in `dir`, if one is there: left by a drill that did not finish (killed,
+/// or its machine stopped), it still grants the drill identity a service.
+pub fn leftover_policy(dir: &Path) -> Option<PathBuf> {
+    let file = dir.join(DRILL_POLICY_FILE);
+    let text = std::fs::read_to_string(&file).ok()?;
+    text.contains(&format!("@id(\"{DRILL_POLICY_ID}\")"))
+        .then_some(file)
+}
+
+/// Removes a leftover drill policy from `dir`; the file when one was removed.
+pub fn remove_leftover_policy(dir: &Path) -> Result<Option<PathBuf>> {
+    let Some(file) = leftover_policy(dir) else {
+        return Ok(None);
+    };
+    std::fs::remove_file(&file)
+        .with_context(|| format!("removing the leftover drill policy {}", file.display()))?;
+    Ok(Some(file))
+}
+
+/// `tenet drill`: the drill, ended early by SIGINT or SIGTERM with its policy file removed
+/// (and the policy reloaded), so that an interrupted drill leaves no permit behind.
+pub async fn run(
+    config: &Config,
+    scenario: &str,
+    identity: Option<String>,
+    timeout: Duration,
+    keep: bool,
+    format: OutputFormat,
+) -> Result<ExitCode> {
+    let wrote_policy = Arc::new(AtomicBool::new(false));
+    let drill = run_drill(
+        config,
+        scenario,
+        identity,
+        timeout,
+        keep,
+        format,
+        wrote_policy.clone(),
+    );
+    let (signal, code) = tokio::select! {
+        result = drill => return result,
+        s = interrupted() => s?,
+    };
+    if wrote_policy.load(Ordering::SeqCst) {
+        let file = config.policy_dir.join(DRILL_POLICY_FILE);
+        match std::fs::remove_file(&file) {
+            Ok(()) => eprintln!("{signal}: removed the drill policy {}", file.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => eprintln!(
+                "{signal}: the drill policy {} could not be removed: {e}; remove it by hand",
+                file.display()
+            ),
+        }
+        let reload = crate::admin::call(config, http::Method::POST, "/v1/policy/reload");
+        let _ = tokio::time::timeout(Duration::from_secs(5), reload).await;
+    }
+    eprintln!(
+        "{signal}: drill stopped; containments it caused may still be in force (tenet containment)"
+    );
+    Ok(ExitCode::from(code))
+}
+
+/// Waits for SIGINT or SIGTERM: its name and the exit code for it.
+async fn interrupted() -> Result<(&'static str, u8)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(tokio::select! {
+        _ = int.recv() => ("SIGINT", 130),
+        _ = term.recv() => ("SIGTERM", 143),
+    })
+}
+
+/// Whether a playbook of the deployment would contain `id` for this detection (a Detection
+/// Finding from the ledger).
+fn playbook_contains(playbooks: &tenet_playbook::Playbooks, finding: &Value, id: &str) -> bool {
+    let text = |p: &str| finding.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let trigger = tenet_playbook::Trigger {
+        rule: text("/finding_info/uid").to_owned(),
+        level: tenet_playbook::Level::parse(text("/unmapped/level"))
+            .unwrap_or(tenet_playbook::Level::Informational),
+        tags: finding
+            .pointer("/finding_info/types")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        subject: text("/unmapped/subject").to_owned(),
+        evidence: finding
+            .pointer("/unmapped/evidence")
+            .cloned()
+            .unwrap_or(Value::Null),
+    };
+    playbooks.plan(&trigger).iter().any(|plan| {
+        plan.steps.iter().any(|step| {
+            matches!(
+                step,
+                tenet_playbook::Step::Contain {
+                    target: tenet_contain::Target::Identity { spiffe_id },
+                    ..
+                } if spiffe_id == id
+            )
+        })
+    })
+}
 
 /// What a drill found.
 #[derive(Debug, Serialize)]
@@ -49,13 +167,14 @@ pub struct DrillReport {
     pub notes: Vec<String>,
 }
 
-pub async fn run(
+async fn run_drill(
     config: &Config,
     scenario: &str,
     identity: Option<String>,
     timeout: Duration,
     keep: bool,
     format: OutputFormat,
+    wrote_policy: Arc<AtomicBool>,
 ) -> Result<ExitCode> {
     // The deployment must be up: the drill talks to its gateway and admin API.
     let (status, _) = crate::admin::call(config, http::Method::GET, "/v1/status")
@@ -115,6 +234,9 @@ pub async fn run(
     };
     report.identity = id.to_string();
     report.reachable_before = reachable(config, &id)?;
+    // What the deployment's playbooks would do; a folder that does not load acts on nothing.
+    let playbooks =
+        tenet_playbook::Playbooks::load_dir(&config.detect.playbooks).unwrap_or_default();
 
     let ca = CertificateAuthority::load(&config.ca_dir())
         .with_context(|| format!("loading the CA from {}", config.ca_dir().display()))?;
@@ -156,17 +278,33 @@ pub async fn run(
         _ => {
             // privilege-escalation: a policy change grants the identity a new right, then use it.
             let route = config.routes.first().ok_or_else(|| anyhow!("no route"))?;
-            let file = config.policy_dir.join("zz-tenet-drill.cedar");
+            if let Some(old) = remove_leftover_policy(&config.policy_dir)? {
+                eprintln!(
+                    "warning: removed {}, left by an earlier drill that did not finish",
+                    old.display()
+                );
+                report.notes.push(format!(
+                    "removed {}, left by an earlier drill that did not finish",
+                    old.display()
+                ));
+            }
+            let file = config.policy_dir.join(DRILL_POLICY_FILE);
+            wrote_policy.store(true, Ordering::SeqCst);
             std::fs::write(
                 &file,
                 format!(
-                    "@id(\"tenet-drill-escalation\")\npermit (principal == Tenet::Workload::\"{id}\", \
+                    "// Written by `tenet drill privilege-escalation` and removed when it ends.\n\
+                     // Left here, it is from a drill that did not finish: `tenet up` and the\n\
+                     // next drill remove it, `tenet policy check` refuses it.\n\
+                     @id(\"{DRILL_POLICY_ID}\")\npermit (principal == Tenet::Workload::\"{id}\", \
                      action, resource in Tenet::Service::\"{}\");\n",
                     route.service
                 ),
             )
             .with_context(|| format!("writing {}", file.display()))?;
             policy_file = Some(file);
+            // Reachable before containment: with the right the policy change granted.
+            report.reachable_before = reachable(config, &id)?;
             let (status, answer) =
                 crate::admin::call(config, http::Method::POST, "/v1/policy/reload").await?;
             if !status.is_success() {
@@ -187,6 +325,9 @@ pub async fn run(
     // Every containment the response took during the drill (also quarantines of services the
     // drill touched), so that the drill undoes all of it.
     let mut caused_ids: Vec<String> = Vec::new();
+    // Whether a playbook acts on a detection seen, so that containment is expected.
+    let mut containment_expected = false;
+    let mut first_detection: Option<Instant> = None;
     loop {
         for (_, v) in read_from(&ledger_dir, &mut next)? {
             let subject_matches = v.pointer("/unmapped/subject").and_then(Value::as_str)
@@ -199,6 +340,8 @@ pub async fn run(
                     report.detections.push(rule.to_owned());
                 }
                 report.time_to_detect_ms.get_or_insert(elapsed_ms(started));
+                first_detection.get_or_insert_with(Instant::now);
+                containment_expected |= playbook_contains(&playbooks, &v, id.as_str());
             }
             let op = v
                 .pointer("/api/operation")
@@ -242,9 +385,13 @@ pub async fn run(
                 report.time_to_contain_ms.get_or_insert(elapsed_ms(started));
             }
         }
+        // Detected and no playbook acts on what was detected (after a moment for a later
+        // detection a playbook does act on): nothing more will happen.
+        let settled = !containment_expected
+            && first_detection.is_some_and(|t| t.elapsed() >= SETTLE_AFTER_DETECTION);
         let done = match scenario {
             "credential-stuffing" => report.time_to_detect_ms.is_some(),
-            _ => report.containment_enforced,
+            _ => report.containment_enforced || settled,
         };
         if done || Instant::now() >= deadline {
             break;
@@ -254,7 +401,13 @@ pub async fn run(
 
     // Clean up what the drill caused.
     if let Some(file) = policy_file {
-        let _ = std::fs::remove_file(&file);
+        if let Err(e) = std::fs::remove_file(&file) {
+            report.notes.push(format!(
+                "the drill policy {} could not be removed: {e}; remove it by hand",
+                file.display()
+            ));
+        }
+        wrote_policy.store(false, Ordering::SeqCst);
         let _ = crate::admin::call(config, http::Method::POST, "/v1/policy/reload").await;
     }
     if !keep {
@@ -285,7 +438,10 @@ pub async fn run(
     }
     report.outcome = match (report.time_to_detect_ms, report.containment_enforced) {
         (_, true) => "detected and contained".into(),
-        (Some(_), false) => "detected, not contained".into(),
+        (Some(_), false) if containment_expected || scenario == "credential-stuffing" => {
+            "detected, not contained".into()
+        }
+        (Some(_), false) => "detected; no playbook contains it".into(),
         (None, _) => "not detected".into(),
     };
     let body = serde_json::to_vec(&report)?;
@@ -302,10 +458,9 @@ pub async fn run(
         OutputFormat::Json => say!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Text => say_raw!("{}", text(&report)),
     }
-    let success = match scenario {
-        "credential-stuffing" => report.time_to_detect_ms.is_some(),
-        _ => report.containment_enforced,
-    };
+    // As `tenet drill --help` says: detected, and contained where a playbook should act.
+    let success = report.time_to_detect_ms.is_some()
+        && (report.containment_enforced || !containment_expected);
     Ok(if success {
         ExitCode::SUCCESS
     } else {

@@ -240,7 +240,8 @@ enum Command {
     /// A breach exercise against the running deployment with real requests: reports time to
     /// detect, time to contain and what was reachable before containment, and records the
     /// report in the ledger. Exit 0 when the drill was detected (and, where a playbook should
-    /// act, contained); 1 otherwise.
+    /// act, contained); 1 otherwise; 130 or 143 when interrupted by SIGINT or SIGTERM (the
+    /// drill's policy file is removed first).
     Drill {
         /// lateral-movement, credential-stuffing or privilege-escalation.
         scenario: String,

@@ -77,6 +77,14 @@ pub async fn start(config: &Config) -> Result<Running> {
             )
         })?,
     );
+    // A drill killed before it cleaned up left a permit behind: it goes before any request.
+    if let Some(file) = crate::drill::remove_leftover_policy(&config.policy_dir)? {
+        warn!(
+            file = %file.display(),
+            "removed a drill policy left by a `tenet drill privilege-escalation` that did not \
+             finish (it granted the drill identity a service)"
+        );
+    }
     let snapshot = PolicySnapshot::load_dir(&config.policy_dir)
         .map_err(|e| anyhow!("policies in {}: {e}", config.policy_dir.display()))?;
     let policy = Arc::new(PolicyEngine::new(snapshot));

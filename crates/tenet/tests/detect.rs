@@ -403,3 +403,106 @@ min_events = 3
         "{detail:#}"
     );
 }
+
+/// The privilege-escalation drill without a playbook that contains it, a drill policy left
+/// behind by a drill that was killed, and a drill interrupted by SIGTERM.
+#[test]
+fn drill_exits_per_its_help_and_leaves_no_policy_behind() {
+    let mut d = Deployment::start();
+    d.stop();
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.config())
+        .unwrap();
+    write!(
+        config,
+        "\n[detect]\nplaybooks = \"playbooks\"\n\n[detect.analytics.learning]\n\
+         period_secs = 0\nmin_events = 3\n"
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.path("playbooks")).unwrap();
+    // A playbook, but none for privilege escalation.
+    std::fs::write(
+        d.path("playbooks/contain.yaml"),
+        "playbooks:\n  - name: lateral\n    match: {rules: [tenet.lateral-movement]}\n    \
+         actions:\n      - revoke_identity: {for: 1h}\n",
+    )
+    .unwrap();
+
+    // A drill policy left behind, as a drill killed with SIGKILL leaves it.
+    let leftover = d.path("policies/zz-tenet-drill.cedar");
+    std::fs::write(
+        &leftover,
+        "@id(\"tenet-drill-escalation\")\npermit (principal == \
+         Tenet::Workload::\"spiffe://example.org/drill/privilege-escalation\", action, \
+         resource in Tenet::Service::\"catalog\");\n",
+    )
+    .unwrap();
+    let out = tenet()
+        .arg("--config")
+        .arg(d.config())
+        .args(["policy", "check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("zz-tenet-drill.cedar was left by a `tenet drill privilege-escalation` that did not finish"),
+        "{err}"
+    );
+    d.up();
+    assert!(
+        !leftover.exists(),
+        "tenet up kept the leftover drill policy"
+    );
+    assert!(
+        d.up_log()
+            .contains("removed a drill policy left by a `tenet drill"),
+        "{}",
+        d.up_log()
+    );
+
+    // Detected, and no playbook should contain it: exit 0, as `--help` says. What was
+    // reachable is what the granted policy made reachable.
+    let (code, r, err) = drill(&d, &["privilege-escalation"]);
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    assert_eq!(r["outcome"], "detected; no playbook contains it", "{r:#}");
+    assert!(
+        r["detections"]
+            .to_string()
+            .contains("tenet.privilege-escalation"),
+        "{r:#}"
+    );
+    assert!(
+        r["reachable_before"]
+            .to_string()
+            .contains("catalog/catalog"),
+        "{r:#}"
+    );
+    assert!(!leftover.exists());
+
+    // SIGTERM while the drill policy is in place: removed before the drill exits.
+    let child = tenet()
+        .arg("--config")
+        .arg(d.config())
+        .args(["drill", "privilege-escalation", "--timeout", "30s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !leftover.exists() {
+        assert!(Instant::now() < deadline, "the drill wrote no policy");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = wait_output(child, Duration::from_secs(15));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("SIGTERM: removed the drill policy"), "{err}");
+    assert!(!leftover.exists(), "the interrupted drill left its policy");
+}
