@@ -142,9 +142,11 @@ pub fn load(
         .flat_map(|r| analytics_tags(r))
         .map(ToString::to_string)
         .collect();
+    let mut sigma_rules = 0_usize;
     let sigma = match &spec.rules {
         Some(path) => {
             let set = load_rules(path)?;
+            sigma_rules = set.len();
             for rule in set.rules() {
                 known_rules.extend(rule.id.iter().chain(&rule.name).cloned());
                 known_rules.push(rule.title.clone());
@@ -182,7 +184,8 @@ pub fn load(
         .build()
         .context("building the webhook client")?;
     info!(
-        rules = sigma.as_ref().map_or(0, |_| 1),
+        analytics = tenet_detect::rules::ALL.len(),
+        sigma_rules,
         playbooks = playbooks.len(),
         "detection on"
     );

@@ -455,6 +455,13 @@ fn drill_exits_per_its_help_and_leaves_no_policy_behind() {
         !leftover.exists(),
         "tenet up kept the leftover drill policy"
     );
+    // The start line says what it counts.
+    assert!(
+        d.up_log()
+            .contains("detection on analytics=9 sigma_rules=0 playbooks=1"),
+        "{}",
+        d.up_log()
+    );
     assert!(
         d.up_log()
             .contains("removed a drill policy left by a `tenet drill"),
