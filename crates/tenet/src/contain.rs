@@ -276,7 +276,7 @@ pub fn revoke(
             Target::Identity { spiffe_id: id }
         }
         (None, Some(serial)) => Target::Serial {
-            serial: serial.trim_start_matches("0x").to_ascii_lowercase(),
+            serial: normalize_serial(&serial)?,
         },
         (Some(_), Some(_)) => bail!("give a SPIFFE ID or --serial, not both"),
         (None, None) => bail!("give the SPIFFE ID to revoke, or --serial HEX"),
@@ -327,6 +327,41 @@ pub fn quarantine(
     })
 }
 
+/// A certificate serial as the gateway sees it (the hex of the DER integer's bytes,
+/// lowercase), from hex with or without `0x`, or the colon form `openssl x509 -text` prints
+/// (`4f:2a:...`, which leaves out the leading `00` of a serial whose first bit is set).
+fn normalize_serial(input: &str) -> Result<String> {
+    let trimmed = input.trim();
+    let hex: String = trimmed
+        .strip_prefix("0x")
+        .or_else(|| trimmed.strip_prefix("0X"))
+        .unwrap_or(trimmed)
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!(
+            "--serial {input:?}: expected the certificate serial in hex (4f2a01, 0x4f2a01 or \
+             4f:2a:01)"
+        );
+    }
+    let mut hex = if hex.len() % 2 == 1 {
+        format!("0{hex}")
+    } else {
+        hex
+    };
+    // DER's shortest form: no leading zero byte unless the next byte's first bit is set ...
+    while hex.len() > 2 && hex.starts_with("00") && hex.get(2..3).is_some_and(|c| c < "8") {
+        hex.drain(..2);
+    }
+    // ... and one when the first bit is set, since the serial is positive.
+    if hex.get(..1).is_some_and(|c| c >= "8") {
+        hex.insert_str(0, "00");
+    }
+    Ok(hex)
+}
+
 fn duration_secs(duration: Option<&str>) -> Result<Option<u64>> {
     duration
         .map(|d| {
@@ -335,4 +370,50 @@ fn duration_secs(duration: Option<&str>) -> Result<Option<u64>> {
                 .with_context(|| format!("--for {d:?}"))
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_in_every_spelling_name_the_gateway_serial() {
+        for (given, stored) in [
+            ("4f2a01", "4f2a01"),
+            ("0x4F2A01", "4f2a01"),
+            ("4F:2A:01", "4f2a01"),
+            ("80:01", "008001"),
+            ("00:80:01", "008001"),
+            ("00:4f", "4f"),
+            ("1", "01"),
+        ] {
+            assert_eq!(normalize_serial(given).unwrap(), stored, "{given}");
+        }
+        for bad in ["", "0x", "zz", "4f:2a:0g", "4f 2a"] {
+            let err = normalize_serial(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("expected the certificate serial in hex"),
+                "{err}"
+            );
+        }
+        // Real serials, as `openssl x509 -text` prints them: the DER integer's value without
+        // its sign byte, two hex digits per byte, colon-separated.
+        let td = tenet_identity::TrustDomain::parse("example.org").unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let ca = tenet_identity::CertificateAuthority::generate(&td, now).unwrap();
+        let id = tenet_identity::SpiffeId::parse("spiffe://example.org/w").unwrap();
+        for _ in 0..16 {
+            let svid = ca
+                .issue_x509_svid(&id, std::time::Duration::from_secs(60), now)
+                .unwrap();
+            let gateway = svid.serial_hex();
+            let value = gateway.strip_prefix("00").unwrap_or(&gateway);
+            let bytes: Vec<&str> = (0..value.len())
+                .step_by(2)
+                .map(|i| &value[i..i + 2])
+                .collect();
+            let openssl = bytes.join(":");
+            assert_eq!(normalize_serial(&openssl).unwrap(), gateway, "{openssl}");
+        }
+    }
 }
