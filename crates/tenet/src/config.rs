@@ -463,17 +463,20 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| anyhow!("duration {text:?} must start with a number"))?;
+    if num.is_empty() {
+        bail!("duration {text:?} must start with a number");
+    }
+    let too_large = || anyhow!("duration {text:?}: the number is too large");
+    let n: u64 = num.parse().map_err(|_| too_large())?;
     let secs = match unit {
         "ms" => return Ok(Duration::from_millis(n)),
-        "s" | "" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
+        "s" | "" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
         _ => bail!("duration {text:?}: unit must be ms, s, m, h or d"),
-    };
+    }
+    .ok_or_else(too_large)?;
     if secs == 0 {
         bail!("duration {text:?} must be positive");
     }
@@ -510,6 +513,16 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("5y").is_err());
+        let message = |t: &str| parse_duration(t).unwrap_err().to_string();
+        assert_eq!(
+            message("99999999999999999999s"),
+            "duration \"99999999999999999999s\": the number is too large"
+        );
+        assert_eq!(
+            message("999999999999999999d"),
+            "duration \"999999999999999999d\": the number is too large"
+        );
+        assert_eq!(message("h"), "duration \"h\" must start with a number");
     }
 
     #[test]
