@@ -341,10 +341,7 @@ fn normalize_serial(input: &str) -> Result<String> {
         .collect::<String>()
         .to_ascii_lowercase();
     if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        bail!(
-            "--serial {input:?}: expected the certificate serial in hex (4f2a01, 0x4f2a01 or \
-             4f:2a:01)"
-        );
+        bail!("certificate serial {input:?} must be hexadecimal (4f2a01, 0x4f2a01 or 4f:2a:01)");
     }
     let mut hex = if hex.len() % 2 == 1 {
         format!("0{hex}")
@@ -391,10 +388,7 @@ mod tests {
         }
         for bad in ["", "0x", "zz", "4f:2a:0g", "4f 2a"] {
             let err = normalize_serial(bad).unwrap_err().to_string();
-            assert!(
-                err.contains("expected the certificate serial in hex"),
-                "{err}"
-            );
+            assert!(err.contains("must be hexadecimal"), "{err}");
         }
         // Real serials, as `openssl x509 -text` prints them: the DER integer's value without
         // its sign byte, two hex digits per byte, colon-separated.
