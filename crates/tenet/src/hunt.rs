@@ -38,7 +38,7 @@ impl Progress {
         if self.bar.is_none() && show_progress(self.interactive, p.bytes_total) {
             let bar = indicatif::ProgressBar::new(p.bytes_total);
             if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "hunting {bar:40} {bytes}/{total_bytes} ({eta}) {msg}",
+                "hunting {bar:24} {bytes}/{total_bytes} {msg} ({eta})",
             ) {
                 bar.set_style(style);
             }
