@@ -492,7 +492,10 @@ fn denied_admin_hit(s: &Statement, allowed: &ActionSet) -> Hit {
             &s.pointer,
             "Grants every action on every resource, less a Deny it can undo",
             format!(
-                "the statement allows all actions on all resources{}; a Deny of the same                  holder removes {} action(s) ({}), but the holder keeps IAM                  permissions-management actions ({}) with which it can change or detach the                  policy that denies it: administrator in effect",
+                "the statement allows all actions on all resources{}; a Deny of the same \
+                holder removes {} action(s) ({}), but the holder keeps IAM \
+                permissions-management actions ({}) with which it can change or detach the \
+                policy that denies it: administrator in effect",
                 if conditional {
                     " (subject to its Condition)"
                 } else {
@@ -522,7 +525,10 @@ fn denied_admin_hit(s: &Statement, allowed: &ActionSet) -> Hit {
         &s.pointer,
         "Allows every action, narrowed only by a Deny",
         format!(
-            "the statement allows all actions on all resources; a Deny of the same holder              removes {} action(s) ({}), including IAM permissions management, so it is not an              administrator, but it still grants {} action(s), {} of them changes, and any action              AWS adds later",
+            "the statement allows all actions on all resources; a Deny of the same holder \
+            removes {} action(s) ({}), including IAM permissions management, so it is not an \
+            administrator, but it still grants {} action(s), {} of them changes, and any action \
+            AWS adds later",
             removed_names.len(),
             sample(&removed_names, 4),
             allowed.len(),
