@@ -22,3 +22,6 @@ pub mod strict;
 pub use report::{Format, Report};
 pub use run::{Options, Progress, assess, unusable};
 pub use score::{Facts, Scorecard, Stage, score};
+/// Reads a time as IAM conditions write it (RFC 3339, a date, or seconds since the epoch)
+/// into seconds since the epoch, for [`Options::now`].
+pub use tenet_iam::condition::parse_date as parse_time;

@@ -19,6 +19,10 @@ pub const REACH_INPUT: &str = "--reach";
 pub struct Options {
     /// List the allowed connections between the Kubernetes workloads.
     pub reach: bool,
+    /// The time of the analysis (seconds since the epoch): IAM conditions on
+    /// `aws:CurrentTime`, `aws:EpochTime` and `aws:TokenIssueTime` are decided at it. Without
+    /// it they are taken as satisfiable.
+    pub now: Option<i64>,
 }
 
 /// Progress of a run, for a progress bar.
@@ -59,7 +63,10 @@ pub async fn assess(
         }
     }
     report.skipped = gathered.skipped;
-    let mut iam = tenet_iam::Account::new();
+    let mut iam = match options.now {
+        Some(now) => tenet_iam::Account::new().at_time(now),
+        None => tenet_iam::Account::new(),
+    };
     let mut groups = tenet_secgroup::Groups::new();
     let mut cluster = tenet_k8s::Cluster::new();
     let (mut used_iam, mut used_k8s) = (false, false);

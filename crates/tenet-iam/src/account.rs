@@ -411,6 +411,18 @@ impl Account {
                         .filter_map(|(action, ptr)| doc_holding(&docs, action, ptr))
                         .collect();
                     let mut hit = analysis::escalation_hit(&escalations);
+                    analysis::note_conditions(
+                        &mut hit,
+                        escalations.iter().flat_map(|(_, used)| used).filter_map(
+                            |(action, ptr)| {
+                                doc_holding(&docs, action, ptr)?
+                                    .policy
+                                    .statements
+                                    .iter()
+                                    .find(|s| s.pointer == *ptr && s.effect == Effect::Allow)
+                            },
+                        ),
+                    );
                     let managed: BTreeSet<&str> = used
                         .iter()
                         .filter(|d| d.aws_managed)

@@ -190,7 +190,20 @@ pub fn analyze_held(policy: &Policy, opts: Options, others: &[&Policy]) -> Vec<H
     if opts.escalation {
         let paths = grants.escalations(false);
         if !paths.is_empty() {
-            hits.push(escalation_hit(&paths));
+            let mut hit = escalation_hit(&paths);
+            note_conditions(
+                &mut hit,
+                paths
+                    .iter()
+                    .flat_map(|(_, used)| used)
+                    .filter_map(|(_, ptr)| {
+                        policy
+                            .statements
+                            .iter()
+                            .find(|s| s.pointer == *ptr && s.effect == Effect::Allow)
+                    }),
+            );
+            hits.push(hit);
         }
     }
     hits
@@ -257,6 +270,24 @@ pub fn escalation_hit(paths: &Paths) -> Hit {
     .ev("paths", json!(detail_paths))
 }
 
+/// Says in an escalation finding which Conditions limit the statements it rests on (those the
+/// analysis could not decide: a time condition that fails removes the statement already).
+pub(crate) fn note_conditions<'s>(hit: &mut Hit, statements: impl Iterator<Item = &'s Statement>) {
+    let tests: BTreeSet<String> = statements
+        .flat_map(|s| s.conditions.iter().map(Condition::describe))
+        .collect();
+    if tests.is_empty() {
+        return;
+    }
+    let tests: Vec<String> = tests.into_iter().collect();
+    hit.detail = format!(
+        "{}; only where the Conditions of the statements granting them hold: {}",
+        hit.detail,
+        tests.join("; ")
+    );
+    hit.evidence.push(("conditions", json!(tests)));
+}
+
 fn issue_title(rule: &str) -> &'static str {
     match rule {
         "iam.invalid-arn" => "Resource is not an ARN",
@@ -310,7 +341,45 @@ const CAUSES: &[&str] = &[
     "iam.permissions-management",
 ];
 
+/// The grant findings of one Allow statement, each saying which Condition limits it. A
+/// statement whose time condition fails at the time of the analysis is not in effect: its
+/// findings are kept as information (a dead grant to remove), not rated as grants.
 fn identity_statement(s: &Statement, grants: &Grants<'_>, hits: &mut Vec<Hit>) {
+    let start = hits.len();
+    identity_grants(s, grants, hits);
+    if s.conditions.is_empty() {
+        return;
+    }
+    let tests: Vec<String> = s.conditions.iter().map(Condition::describe).collect();
+    let failing = grants.failing_time_condition(s);
+    for h in hits.iter_mut().skip(start) {
+        match (failing, grants.now()) {
+            (Some(c), Some(now)) => {
+                h.severity = Severity::Info;
+                h.title = format!("{} (not in effect)", h.title);
+                h.detail = format!(
+                    "{}; but its Condition {} is false at the time of the analysis ({}), so \
+                     the statement grants nothing now",
+                    h.detail,
+                    c.describe(),
+                    crate::account::format_time(now)
+                );
+                h.remediation = Some("remove the statement, which can no longer apply".into());
+                h.evidence.push(("in_effect", json!(false)));
+            }
+            _ => {
+                h.detail = format!(
+                    "{}; only where its Condition holds: {}",
+                    h.detail,
+                    tests.join("; ")
+                );
+            }
+        }
+        h.evidence.push(("conditions", json!(tests)));
+    }
+}
+
+fn identity_grants(s: &Statement, grants: &Grants<'_>, hits: &mut Vec<Hit>) {
     let conditional = !s.conditions.is_empty();
     let star = s.resource_is_star();
     let not_resource = matches!(s.resource, ResourceMatch::NotResources(_));

@@ -203,6 +203,16 @@ impl Condition {
         Ok(out)
     }
 
+    /// The test as a reader would write it: `aws:TokenIssueTime DateLessThan 2020-01-01`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.key,
+            self.operator_name,
+            self.values.join(" or ")
+        )
+    }
+
     /// Evaluates against a request context. An unknown operator never matches (AWS rejects
     /// such a policy, so it grants nothing).
     pub fn matches(&self, ctx: &Context) -> bool {

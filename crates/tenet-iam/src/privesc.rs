@@ -372,6 +372,7 @@ pub struct Grants<'a> {
     /// [`Grants::add`], so checking an action or subtracting them costs word operations).
     denied: ActionSet,
     time: Option<Context>,
+    now: Option<i64>,
 }
 
 /// What a grant of one action rests on.
@@ -397,6 +398,7 @@ impl<'a> Grants<'a> {
             denies: Vec::new(),
             denied: catalogue().empty_set(),
             time,
+            now,
         }
     }
 
@@ -426,6 +428,7 @@ impl<'a> Grants<'a> {
             denies: self.denies.clone(),
             denied: self.denied.clone(),
             time: self.time.clone(),
+            now: self.now,
         }
     }
 
@@ -437,6 +440,20 @@ impl<'a> Grants<'a> {
                 self.add(std::slice::from_ref(s));
             }
         }
+    }
+
+    /// The time of the analysis (seconds since the epoch), if one was set.
+    pub fn now(&self) -> Option<i64> {
+        self.now
+    }
+
+    /// The first condition of `s` that the analysis decides false: a test of the time that
+    /// fails at the time of the analysis, so the statement is not in effect.
+    pub fn failing_time_condition<'s>(&self, s: &'s Statement) -> Option<&'s Condition> {
+        let ctx = self.time.as_ref()?;
+        s.conditions
+            .iter()
+            .find(|c| TIME_KEYS.contains(&c.key_lower.as_str()) && !c.matches(ctx))
     }
 
     /// A condition is decided false when it tests a key the analysis knows and fails.

@@ -19,16 +19,27 @@ const PROGRESS_THRESHOLD: usize = 200;
 /// Exit code for usage errors and reports that could not be written.
 const EXIT_ERROR: u8 = 2;
 
+/// What `tenet assess` was asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Args<'a> {
+    /// Files, folders and `postgres://` URLs.
+    pub paths: &'a [String],
+    /// `--format`.
+    pub format: &'a str,
+    /// `--fail-on`.
+    pub fail_on: Option<&'a str>,
+    /// `--reach`.
+    pub reach: bool,
+    /// `--output`.
+    pub output: Option<&'a Path>,
+    /// `--at`: the time of the analysis; now when absent.
+    pub at: Option<&'a str>,
+}
+
 /// `tenet assess`: every failure other than a finding at `--fail-on` exits 2, so that CI can
 /// tell "found something" from "could not look".
-pub async fn run(
-    paths: &[String],
-    format: &str,
-    fail_on: Option<&str>,
-    reach: bool,
-    output: Option<&Path>,
-) -> Result<ExitCode> {
-    match run_inner(paths, format, fail_on, reach, output).await {
+pub async fn run(args: Args<'_>) -> Result<ExitCode> {
+    match run_inner(args).await {
         Ok(code) => Ok(code),
         Err(e) => {
             eprintln!("error: {}", tenet_finding::printable(&format!("{e:#}")));
@@ -37,19 +48,40 @@ pub async fn run(
     }
 }
 
-async fn run_inner(
-    paths: &[String],
-    format: &str,
-    fail_on: Option<&str>,
-    reach: bool,
-    output: Option<&Path>,
-) -> Result<ExitCode> {
+/// The time of the analysis: `--at` (RFC 3339, a date or epoch seconds), else now.
+fn analysis_time(at: Option<&str>) -> Result<i64> {
+    match at {
+        Some(text) => tenet_assess::parse_time(text.trim()).ok_or_else(|| {
+            anyhow!(
+                "--at: {text:?} is not a time; give RFC 3339 (2025-06-01T00:00:00Z), a date \
+                 (2025-06-01) or seconds since the epoch"
+            )
+        }),
+        None => {
+            let since = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("the system clock is before 1970")?;
+            i64::try_from(since.as_secs()).context("the system clock is out of range")
+        }
+    }
+}
+
+async fn run_inner(args: Args<'_>) -> Result<ExitCode> {
+    let Args {
+        paths,
+        format,
+        fail_on,
+        reach,
+        output,
+        at,
+    } = args;
     let format: Format = format
         .parse()
         .map_err(|e: String| anyhow!("--format: {e}"))?;
     let fail_on: Option<Severity> = fail_on
         .map(|s| s.parse().map_err(|e| anyhow!("--fail-on: {e}")))
         .transpose()?;
+    let now = analysis_time(at)?;
     if paths.is_empty() {
         bail!("no input: give files, folders or postgres:// URLs to assess");
     }
@@ -81,7 +113,15 @@ async fn run_inner(
             Progress::Reading { .. } => {}
         }
     };
-    let report = tenet_assess::assess(paths, Options { reach }, &mut on_progress).await;
+    let report = tenet_assess::assess(
+        paths,
+        Options {
+            reach,
+            now: Some(now),
+        },
+        &mut on_progress,
+    )
+    .await;
     if reach && !report.analyses.iter().any(|a| a == "k8s") {
         eprintln!(
             "note: --reach: no Kubernetes manifests among the inputs, so there are no \

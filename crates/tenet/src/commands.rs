@@ -59,14 +59,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             fail_on,
             reach,
             output,
+            at,
         } => {
-            crate::assess::run(
-                &paths,
-                &format,
-                fail_on.as_deref(),
+            crate::assess::run(crate::assess::Args {
+                paths: &paths,
+                format: &format,
+                fail_on: fail_on.as_deref(),
                 reach,
-                output.as_deref(),
-            )
+                output: output.as_deref(),
+                at: at.as_deref(),
+            })
             .await
         }
         Command::Segment {

@@ -143,6 +143,11 @@ enum Command {
         /// Write the report to FILE instead of standard output.
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Decide IAM time conditions (aws:CurrentTime, aws:EpochTime, aws:TokenIssueTime) at
+        /// this instant instead of now, for reproducible runs: RFC 3339
+        /// (2025-06-01T00:00:00Z), a date (2025-06-01) or seconds since the epoch.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
     /// Generate default-deny Kubernetes NetworkPolicies for declared flows.
     Segment {

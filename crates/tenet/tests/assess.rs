@@ -206,6 +206,79 @@ fn sarif_schema() -> PathBuf {
     path
 }
 
+/// A corpus file; the test fails (does not skip) when it is missing.
+fn corpus(rel: &str) -> PathBuf {
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/corpus"
+    ))
+    .join(rel);
+    assert!(p.exists(), "corpus {} is missing", p.display());
+    p
+}
+
+/// iam-vulnerable's fp5 trap grants iam:CreatePolicyVersion only to tokens issued before
+/// 2020: assessed now (the default) or at a later `--at`, no privilege escalation is
+/// reported and the dead grant is information; at a time before 2020 it is an escalation
+/// whose finding names the condition that limits it.
+#[test]
+fn time_conditions_are_decided_at_the_time_of_the_analysis() {
+    let dir = tempfile::tempdir().unwrap();
+    let tf = corpus(
+        "iam-vulnerable/modules/free-resources/tool-testing/fp5-NonExploitableConditionConstraint.tf",
+    );
+    let tf = tf.to_str().unwrap();
+    let report_at = |at: Option<&str>| -> Value {
+        let mut args = vec!["assess", tf, "--format", "json"];
+        if let Some(at) = at {
+            args.extend(["--at", at]);
+        }
+        let out = run(dir.path(), &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    for at in [None, Some("2025-06-01T00:00:00Z")] {
+        let report = report_at(at);
+        let findings = report["findings"].as_array().unwrap();
+        assert!(
+            !rules_of(&report)
+                .iter()
+                .any(|r| r == "iam.privilege-escalation"),
+            "{at:?}: {report:#}"
+        );
+        assert!(
+            findings.iter().all(|f| f["severity"] == "info"),
+            "{at:?}: {report:#}"
+        );
+        let detail = findings[0]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("aws:TokenIssueTime DateLessThan 2020-01-01T00:00:01Z is false"),
+            "{detail}"
+        );
+    }
+    let report = report_at(Some("2019-06-01T00:00:00Z"));
+    let escalations: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "iam.privilege-escalation")
+        .collect();
+    assert_eq!(escalations.len(), 2, "{report:#}");
+    for f in escalations {
+        assert_eq!(f["severity"], "high");
+        assert!(
+            f["detail"]
+                .as_str()
+                .unwrap()
+                .contains("aws:TokenIssueTime DateLessThan 2020-01-01T00:00:01Z"),
+            "{f:#}"
+        );
+    }
+    let out = run(dir.path(), &["assess", tf, "--at", "last tuesday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--at"), "{}", stderr(&out));
+}
+
 #[test]
 fn sarif_is_valid_against_the_sarif_2_1_0_schema() {
     let dir = tempfile::tempdir().unwrap();
