@@ -11,7 +11,9 @@
 //! The drill reads the ledger (read-only, beside `tenet up`) for the detections and the
 //! containment it caused, checks that the gateway really refuses the contained credential,
 //! releases what it caused (unless `--keep`), and records its report in the ledger through
-//! the admin API.
+//! the admin API. What it caused is what the response took on a detection of the drill's
+//! own identity, certificates or source address (see [`Attribution`]): a containment of a
+//! real workload made while the drill runs is never released by it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -148,6 +150,96 @@ fn playbook_contains(playbooks: &tenet_playbook::Playbooks, finding: &Value, id:
     })
 }
 
+/// What stands for the drill in the ledger: its identity, the serials of the certificates it
+/// issued and, for credential stuffing, the address it connects from.
+#[derive(Debug, Default)]
+struct DrillSubjects {
+    identity: String,
+    serials: Vec<String>,
+    sources: Vec<String>,
+}
+
+impl DrillSubjects {
+    fn is_drill(&self, subject: &str) -> bool {
+        subject == self.identity
+            || self.serials.iter().any(|s| s.eq_ignore_ascii_case(subject))
+            || self.sources.iter().any(|s| s == subject)
+    }
+}
+
+/// The containments the response took because of the drill, read from the ledger in order.
+///
+/// The detector records a detection and then takes the containments its playbooks ask for,
+/// one detection at a time, each with the reason `<rule>: <explanation>`. A containment by
+/// the response is the drill's when it follows a detection of the drill's subject and
+/// carries that detection's reason, or when it revokes a certificate the drill issued. Any
+/// other containment (a playbook acting on a real workload while the drill runs, an
+/// operator's) is not the drill's to undo.
+#[derive(Debug, Default)]
+struct Attribution {
+    /// The latest detection: whether its subject is the drill's, and its reason.
+    last_detection: Option<(bool, String)>,
+    /// Action ids the drill caused, in order.
+    caused: Vec<String>,
+    /// Of those, the ones that revoke the drill's identity or certificates.
+    contained_drill: Vec<String>,
+    /// Containments taken during the drill that it did not cause: `id (target)`.
+    not_caused: Vec<String>,
+}
+
+impl Attribution {
+    fn observe(&mut self, v: &Value, drill: &DrillSubjects) {
+        let text = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("");
+        if v.get("class_uid").and_then(Value::as_u64) == Some(2004) {
+            let reason = format!(
+                "{}: {}",
+                text("/finding_info/uid"),
+                text("/finding_info/desc")
+            );
+            self.last_detection = Some((drill.is_drill(text("/unmapped/subject")), reason));
+            return;
+        }
+        if !matches!(
+            text("/api/operation"),
+            "containment.revoke" | "containment.quarantine"
+        ) {
+            return;
+        }
+        let actor = text("/unmapped/actor");
+        let by_response = actor.starts_with("playbook:") || actor.starts_with("tenet:");
+        let actions: Vec<tenet_contain::Action> =
+            serde_json::from_str(text("/unmapped/detail")).unwrap_or_default();
+        for a in actions {
+            let of_drill = match &a.target {
+                tenet_contain::Target::Identity { spiffe_id } => *spiffe_id == drill.identity,
+                tenet_contain::Target::Serial { serial } => {
+                    drill.serials.iter().any(|s| s.eq_ignore_ascii_case(serial))
+                }
+                tenet_contain::Target::Service { .. } => false,
+            };
+            let after_drill_detection = matches!(
+                &self.last_detection,
+                Some((true, reason)) if *reason == a.reason
+            );
+            let issued_by_drill =
+                of_drill && matches!(a.target, tenet_contain::Target::Serial { .. });
+            if by_response && (after_drill_detection || issued_by_drill) {
+                if !self.caused.contains(&a.id) {
+                    self.caused.push(a.id.clone());
+                }
+                if of_drill && !self.contained_drill.contains(&a.id) {
+                    self.contained_drill.push(a.id.clone());
+                }
+            } else {
+                let what = format!("{} ({})", a.id, a.target);
+                if !self.not_caused.contains(&what) {
+                    self.not_caused.push(what);
+                }
+            }
+        }
+    }
+}
+
 /// What a drill found.
 #[derive(Debug, Serialize)]
 pub struct DrillReport {
@@ -233,6 +325,15 @@ async fn run_drill(
         ),
     };
     report.identity = id.to_string();
+    let mut subjects = DrillSubjects {
+        identity: id.to_string(),
+        serials: Vec::new(),
+        sources: if scenario == "credential-stuffing" {
+            vec![source_address(listener).to_string()]
+        } else {
+            Vec::new()
+        },
+    };
     report.reachable_before = reachable(config, &id)?;
     // What the deployment's playbooks would do; a folder that does not load acts on nothing.
     let playbooks =
@@ -244,7 +345,8 @@ async fn run_drill(
 
     match scenario {
         "lateral-movement" => {
-            let client = stolen_client(config, &ca, &id, &bundle_pem, listener).await?;
+            let client =
+                stolen_client(config, &ca, &id, &bundle_pem, listener, &mut subjects).await?;
             for route in &config.routes {
                 let _ = send(&client, &route.host, listener.port(), &route.path_prefix).await;
                 report.requests += 1;
@@ -310,7 +412,8 @@ async fn run_drill(
             if !status.is_success() {
                 bail!("the drill policy was refused: {answer}");
             }
-            let client = stolen_client(config, &ca, &id, &bundle_pem, listener).await?;
+            let client =
+                stolen_client(config, &ca, &id, &bundle_pem, listener, &mut subjects).await?;
             for _ in 0..3 {
                 let _ = send(&client, &route.host, listener.port(), &route.path_prefix).await;
                 report.requests += 1;
@@ -321,10 +424,8 @@ async fn run_drill(
     // Watch the ledger for what the requests caused.
     let deadline = started + timeout;
     let mut next = from;
-    let mut contained_ids: Vec<String> = Vec::new();
-    // Every containment the response took during the drill (also quarantines of services the
-    // drill touched), so that the drill undoes all of it.
-    let mut caused_ids: Vec<String> = Vec::new();
+    // The containments the response took because of the drill, and only those, are undone.
+    let mut attribution = Attribution::default();
     // Whether a playbook acts on a detection seen, so that containment is expected.
     let mut containment_expected = false;
     let mut first_detection: Option<Instant> = None;
@@ -343,40 +444,15 @@ async fn run_drill(
                 first_detection.get_or_insert_with(Instant::now);
                 containment_expected |= playbook_contains(&playbooks, &v, id.as_str());
             }
-            let op = v
-                .pointer("/api/operation")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let actor = v
-                .pointer("/unmapped/actor")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let caused_by_response = actor.starts_with("playbook:") || actor.starts_with("tenet:");
-            if matches!(op, "containment.revoke" | "containment.quarantine") && caused_by_response {
-                let detail = v
-                    .pointer("/unmapped/detail")
-                    .and_then(Value::as_str)
-                    .unwrap_or("[]");
-                let actions: Value = serde_json::from_str(detail).unwrap_or(Value::Null);
-                for a in actions.as_array().into_iter().flatten() {
-                    let Some(aid) = a.get("id").and_then(Value::as_str) else {
-                        continue;
-                    };
-                    if !caused_ids.iter().any(|c| c == aid) {
-                        caused_ids.push(aid.to_owned());
-                    }
-                    if a.pointer("/target/spiffe_id").and_then(Value::as_str) == Some(id.as_str()) {
-                        contained_ids.push(aid.to_owned());
-                    }
-                }
-            }
+            attribution.observe(&v, &subjects);
         }
-        if !contained_ids.is_empty()
+        if !attribution.contained_drill.is_empty()
             && !report.containment_enforced
             && scenario != "credential-stuffing"
         {
             // Check that the gateway refuses the credential now.
-            let client = stolen_client(config, &ca, &id, &bundle_pem, listener).await?;
+            let client =
+                stolen_client(config, &ca, &id, &bundle_pem, listener, &mut subjects).await?;
             let route = config.routes.first().ok_or_else(|| anyhow!("no route"))?;
             let code = send(&client, &route.host, listener.port(), &route.path_prefix).await;
             report.requests += 1;
@@ -409,6 +485,13 @@ async fn run_drill(
         }
         wrote_policy.store(false, Ordering::SeqCst);
         let _ = crate::admin::call(config, http::Method::POST, "/v1/policy/reload").await;
+    }
+    let caused_ids = attribution.caused;
+    if !attribution.not_caused.is_empty() {
+        report.notes.push(format!(
+            "left in force, not caused by the drill: {}",
+            attribution.not_caused.join(", ")
+        ));
     }
     if !keep {
         for aid in &caused_ids {
@@ -555,6 +638,23 @@ fn reachable(config: &Config, id: &SpiffeId) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The address the drill's connections to `listener` come from (the subject of a
+/// detection about failures from one source).
+fn source_address(listener: SocketAddr) -> std::net::IpAddr {
+    let local: SocketAddr = if listener.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    std::net::UdpSocket::bind(local)
+        .and_then(|s| {
+            s.connect(listener)?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or_else(|_| listener.ip())
+}
+
 /// A client holding a freshly issued SVID for `id`, as an attacker who stole it would.
 async fn stolen_client(
     config: &Config,
@@ -562,9 +662,11 @@ async fn stolen_client(
     id: &SpiffeId,
     bundle_pem: &str,
     listener: SocketAddr,
+    subjects: &mut DrillSubjects,
 ) -> Result<reqwest::Client> {
     let now = OffsetDateTime::now_utc();
     let svid = ca.issue_x509_svid(id, Duration::from_secs(600), now)?;
+    subjects.serials.push(svid.serial_hex());
     crate::ledger::record_svid(config, &crate::up::svid_event(&svid, "drill")).await?;
     let pem = format!("{}{}", svid.chain_pem(), svid.key_pem());
     client_with(Some(&pem), bundle_pem, config, listener)
@@ -618,4 +720,136 @@ fn read_from(dir: &std::path::Path, next: &mut u64) -> Result<Vec<(u64, Value)>>
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use tenet_contain::{Action, Direction, Target};
+    use tenet_event::{AdminEvent, DetectionEvent, Event, EventKind};
+
+    const DRILL: &str = "spiffe://example.org/ns/shop/sa/frontend";
+    const REAL: &str = "spiffe://example.org/ns/shop/sa/backend";
+
+    fn detection(rule: &str, subject: &str, explanation: &str) -> Value {
+        Event::new(
+            OffsetDateTime::now_utc(),
+            EventKind::Detection(DetectionEvent {
+                rule: rule.into(),
+                title: rule.into(),
+                level: "high".into(),
+                subject: subject.into(),
+                explanation: explanation.into(),
+                tags: Vec::new(),
+                evidence: Value::Null,
+                engine: "analytics".into(),
+            }),
+        )
+        .to_ocsf()
+    }
+
+    fn containment(actor: &str, target: Target, reason: &str) -> (String, Value) {
+        let action = Action::new(target, reason, actor, OffsetDateTime::now_utc(), None);
+        let operation = match action.target {
+            Target::Service { .. } => "containment.quarantine",
+            _ => "containment.revoke",
+        };
+        let event = Event::new(
+            OffsetDateTime::now_utc(),
+            EventKind::Admin(AdminEvent {
+                actor: actor.into(),
+                operation: operation.into(),
+                success: true,
+                detail: serde_json::to_string(std::slice::from_ref(&action)).unwrap(),
+            }),
+        )
+        .to_ocsf();
+        (action.id, event)
+    }
+
+    fn identity(id: &str) -> Target {
+        Target::Identity {
+            spiffe_id: id.into(),
+        }
+    }
+
+    #[test]
+    fn only_containments_the_drill_caused_are_its_to_release() {
+        let drill = DrillSubjects {
+            identity: DRILL.into(),
+            serials: vec!["4f2a01".into()],
+            sources: Vec::new(),
+        };
+        let mut a = Attribution::default();
+        let lateral = "tenet.lateral-movement";
+        // The drill's detection and the playbook's answers to it: its identity revoked and a
+        // service quarantined.
+        a.observe(
+            &detection(lateral, DRILL, "frontend reached payments"),
+            &drill,
+        );
+        let (revoked, e) = containment(
+            "playbook:contain",
+            identity(DRILL),
+            "tenet.lateral-movement: frontend reached payments",
+        );
+        a.observe(&e, &drill);
+        let (quarantined, e) = containment(
+            "playbook:contain",
+            Target::Service {
+                service: "payments".into(),
+                direction: Direction::Inbound,
+                identities: Vec::new(),
+            },
+            "tenet.lateral-movement: frontend reached payments",
+        );
+        a.observe(&e, &drill);
+        // A real workload's detection during the drill, and the playbook's containment of it.
+        a.observe(
+            &detection(lateral, REAL, "backend reached payments"),
+            &drill,
+        );
+        let (real, e) = containment(
+            "playbook:contain",
+            identity(REAL),
+            "tenet.lateral-movement: backend reached payments",
+        );
+        a.observe(&e, &drill);
+        // A containment by the playbook that does not carry the latest detection's reason,
+        // even of the drill's identity (a real detection whose record was lost).
+        let (unexplained, e) = containment(
+            "playbook:contain",
+            identity(DRILL),
+            "tenet.lateral-movement: something else",
+        );
+        a.observe(&e, &drill);
+        // An operator's containment of the drill identity.
+        a.observe(&detection(lateral, DRILL, "again"), &drill);
+        let (by_hand, e) = containment(
+            "local-cli",
+            identity(DRILL),
+            "tenet.lateral-movement: again",
+        );
+        a.observe(&e, &drill);
+        // A certificate the drill issued, revoked by the response.
+        let (serial, e) = containment(
+            "playbook:serials",
+            Target::Serial {
+                serial: "4F2A01".into(),
+            },
+            "a Sigma rule: anything",
+        );
+        a.observe(&e, &drill);
+
+        assert_eq!(a.caused, vec![revoked.clone(), quarantined, serial.clone()]);
+        assert_eq!(a.contained_drill, vec![revoked, serial]);
+        for id in [real, unexplained, by_hand] {
+            assert!(
+                a.not_caused.iter().any(|n| n.starts_with(&id)),
+                "{id}: {:?}",
+                a.not_caused
+            );
+        }
+    }
 }

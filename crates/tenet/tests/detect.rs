@@ -513,3 +513,119 @@ fn drill_exits_per_its_help_and_leaves_no_policy_behind() {
     assert!(err.contains("SIGTERM: removed the drill policy"), "{err}");
     assert!(!leftover.exists(), "the interrupted drill left its policy");
 }
+
+/// A drill undoes only what it caused: a playbook containing a real workload while the drill
+/// runs is left in force.
+#[test]
+fn a_real_containment_made_during_a_drill_survives_it() {
+    let mut d = Deployment::start();
+    d.stop();
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.config())
+        .unwrap();
+    write!(
+        config,
+        r#"
+[[routes]]
+name = "payments"
+service = "payments"
+listener = "main"
+host = "{PAYMENTS_HOST}"
+upstream = "http://127.0.0.1:{}"
+
+[detect]
+playbooks = "playbooks"
+
+[detect.analytics.learning]
+period_secs = 0
+min_events = 3
+"#,
+        d.upstream_port
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.path("playbooks")).unwrap();
+    // Lateral movement is contained; the privilege-escalation drill is not, so it watches the
+    // ledger for a while after its detection.
+    std::fs::write(
+        d.path("playbooks/contain.yaml"),
+        "playbooks:\n  - name: lateral\n    match: {rules: [tenet.lateral-movement]}\n    \
+         actions:\n      - revoke_identity: {for: 1h}\n",
+    )
+    .unwrap();
+    d.up();
+    for _ in 0..4 {
+        assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 200);
+    }
+
+    let child = tenet()
+        .arg("--config")
+        .arg(d.config())
+        .args([
+            "drill",
+            "privilege-escalation",
+            "--format",
+            "json",
+            "--timeout",
+            "20s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let policy = d.path("policies/zz-tenet-drill.cedar");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !policy.exists() {
+        assert!(Instant::now() < deadline, "the drill wrote no policy");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // While the drill runs, the real frontend probes payments and is contained.
+    let probe = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-o", "/dev/null"])
+        .arg("--resolve")
+        .arg(format!("{PAYMENTS_HOST}:{}:127.0.0.1", d.port))
+        .arg("--cacert")
+        .arg(d.path("data/admin/bundle.pem"))
+        .arg("--cert")
+        .arg(d.path("frontend/svid.pem"))
+        .arg("--key")
+        .arg(d.path("frontend/svid.key"))
+        .arg(format!("https://{PAYMENTS_HOST}:{}/charge", d.port))
+        .status()
+        .unwrap();
+    assert!(probe.success());
+    while d.curl(Some("frontend"), &[], "/products").0 != 403 {
+        assert!(
+            Instant::now() < deadline,
+            "never contained:\n{}",
+            d.up_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let out = wait_output(child, Duration::from_secs(30));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{r:#}\n{err}");
+    assert!(
+        r["detections"]
+            .to_string()
+            .contains("tenet.privilege-escalation"),
+        "{r:#}"
+    );
+    assert_eq!(r["released"], serde_json::json!([]), "{r:#}");
+    assert!(
+        r["notes"]
+            .to_string()
+            .contains("not caused by the drill: c-"),
+        "{r:#}"
+    );
+    // The real containment is still in force.
+    assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 403);
+    let releases = d
+        .events()
+        .into_iter()
+        .filter(|e| e["api"]["operation"] == "containment.release")
+        .count();
+    assert_eq!(releases, 0);
+}
