@@ -141,6 +141,10 @@ pub const FACTS: &[(&str, &str)] = &[
         "detection rules and behavioural baselines watch the event stream",
     ),
     (
+        "visibility.sustained-operation",
+        "the deployment has been deciding real requests over time, not just configured",
+    ),
+    (
         "automation.policy-reload",
         "policy changes apply without restart, keeping the last good set",
     ),
@@ -175,21 +179,30 @@ const RUBRIC: &[Function] = &[
         name: "authentication",
         initial: &["identity.workload-ca", "identity.mtls-required"],
         advanced: &["identity.user-sso", "identity.phishing-resistant-mfa"],
-        optimal: &["identity.continuous-reauth"],
+        optimal: &[
+            "identity.continuous-reauth",
+            "visibility.sustained-operation",
+        ],
     },
     Function {
         pillar: "identity",
         name: "identity lifecycle",
         initial: &["identity.workload-ca"],
         advanced: &["identity.short-lived-svids"],
-        optimal: &["automation.auto-containment"],
+        optimal: &[
+            "automation.auto-containment",
+            "visibility.sustained-operation",
+        ],
     },
     Function {
         pillar: "devices",
         name: "asset and compliance",
         initial: &["devices.enrolment"],
         advanced: &["devices.posture"],
-        optimal: &["identity.continuous-reauth"],
+        optimal: &[
+            "identity.continuous-reauth",
+            "visibility.sustained-operation",
+        ],
     },
     Function {
         pillar: "networks",
@@ -200,56 +213,70 @@ const RUBRIC: &[Function] = &[
             "networks.default-deny-k8s",
             "networks.no-public-admin-ports",
         ],
-        optimal: &["apps.per-request-authz"],
+        optimal: &["apps.per-request-authz", "visibility.sustained-operation"],
     },
     Function {
         pillar: "networks",
         name: "traffic encryption",
         initial: &["identity.mtls-required"],
         advanced: &["networks.encrypted-upstreams"],
-        optimal: &["identity.short-lived-svids"],
+        optimal: &[
+            "identity.short-lived-svids",
+            "visibility.sustained-operation",
+        ],
     },
     Function {
         pillar: "applications and workloads",
         name: "access authorization",
         initial: &["apps.per-request-authz"],
         advanced: &["apps.no-unconditional-permit", "apps.identity-assertion"],
-        optimal: &["visibility.detections"],
+        optimal: &["visibility.detections", "visibility.sustained-operation"],
     },
     Function {
         pillar: "applications and workloads",
         name: "workload identity",
         initial: &["identity.workload-ca"],
         advanced: &["identity.mtls-required", "identity.short-lived-svids"],
-        optimal: &["apps.identity-assertion"],
+        optimal: &["apps.identity-assertion", "visibility.sustained-operation"],
     },
     Function {
         pillar: "data",
         name: "data access",
         initial: &["governance.config-audited"],
         advanced: &["data.iam-least-privilege", "data.db-least-privilege"],
-        optimal: &["apps.per-request-authz", "visibility.detections"],
+        optimal: &[
+            "apps.per-request-authz",
+            "visibility.detections",
+            "visibility.sustained-operation",
+        ],
     },
     Function {
         pillar: "cross-cutting",
         name: "visibility and analytics",
         initial: &["visibility.decision-events"],
         advanced: &["visibility.tamper-evident-log"],
-        optimal: &["visibility.detections"],
+        optimal: &["visibility.detections", "visibility.sustained-operation"],
     },
     Function {
         pillar: "cross-cutting",
         name: "automation and orchestration",
         initial: &["automation.policy-reload"],
         advanced: &["governance.policy-validated"],
-        optimal: &["automation.auto-containment"],
+        optimal: &[
+            "automation.auto-containment",
+            "visibility.sustained-operation",
+        ],
     },
     Function {
         pillar: "cross-cutting",
         name: "governance",
         initial: &["governance.policy-validated|governance.config-audited"],
         advanced: &["governance.policy-validated", "governance.config-audited"],
-        optimal: &["data.iam-least-privilege", "networks.default-deny-k8s"],
+        optimal: &[
+            "data.iam-least-privilege",
+            "networks.default-deny-k8s",
+            "visibility.sustained-operation",
+        ],
     },
 ];
 
@@ -417,17 +444,7 @@ impl Facts {
                 .filter(|f| f.rule.starts_with(prefix) && f.severity >= at_least)
                 .count()
         };
-        if !report.analyses.is_empty() {
-            self.observe(
-                "governance.config-audited",
-                format!(
-                    "assessment of {} input(s) ({})",
-                    report.inputs.len(),
-                    report.analyses.join(", ")
-                ),
-                source,
-            )?;
-        }
+
         // What failed a fact: the count and the most frequent rules.
         let failing = |pred: &dyn Fn(&tenet_finding::Finding) -> bool| -> Option<String> {
             let mut by_rule: BTreeMap<&str, usize> = BTreeMap::new();
@@ -479,6 +496,7 @@ impl Facts {
                 &|f| f.rule.starts_with("sg.") && f.severity >= Severity::Critical,
             ),
         ];
+        let mut failed_facts: Vec<&str> = Vec::new();
         for (analysis, fact, clean, pred) in checks {
             // Inputs of this kind that were skipped as invalid: the check did not see them.
             let invalid = report
@@ -516,10 +534,32 @@ impl Facts {
                 Some(detail) => {
                     self.observe(fact, format!("{analysis} assessed"), source)?;
                     self.fail(fact, detail, source)?;
+                    failed_facts.push(fact);
                 }
             }
         }
         let _ = bad;
+        // An audit counts once what it checked passes: a report that fails a fact does not
+        // earn governance credit (else a report full of failures would raise the score of
+        // the functions it fails).
+        if !report.analyses.is_empty() {
+            let audited = format!(
+                "assessment of {} input(s) ({})",
+                report.inputs.len(),
+                report.analyses.join(", ")
+            );
+            self.observe("governance.config-audited", &audited, source)?;
+            if !failed_facts.is_empty() {
+                self.fail(
+                    "governance.config-audited",
+                    format!(
+                        "{audited} found {} failing: an audit counts once its findings are fixed",
+                        failed_facts.join(", ")
+                    ),
+                    source,
+                )?;
+            }
+        }
         Ok(())
     }
 }
@@ -844,7 +884,13 @@ mod tests {
             .find(|f| f.function == "authentication")
             .unwrap();
         assert_eq!(auth.stage, Stage::Advanced);
-        assert_eq!(auth.missing, vec!["identity.continuous-reauth"]);
+        assert_eq!(
+            auth.missing,
+            vec![
+                "identity.continuous-reauth",
+                "visibility.sustained-operation"
+            ]
+        );
         assert_eq!(auth.evidence.len(), 4);
         let lifecycle = card
             .functions
@@ -894,10 +940,12 @@ mod tests {
             .iter()
             .find(|f| f.function == "data access")
             .unwrap();
-        assert_eq!(data.stage, Stage::Initial);
+        // The failing report earns no audit credit: data access stays traditional.
+        assert_eq!(data.stage, Stage::Traditional);
         assert_eq!(data.failed.len(), 1);
+        assert_eq!(data.failed[0].0, "governance.config-audited");
         assert_eq!(
-            data.failed[0].1.detail,
+            facts.failed["data.iam-least-privilege"][0].detail,
             "2 finding(s): iam.admin-equivalent x2"
         );
         let seg = card
@@ -912,7 +960,10 @@ mod tests {
         );
         let text = card.to_text();
         assert!(
-            text.contains("! failed  data.iam-least-privilege: 2 finding(s)"),
+            text.contains(
+                "! failed  governance.config-audited: assessment of 1 input(s) (iam, k8s) \
+                 found data.iam-least-privilege failing"
+            ),
             "{text}"
         );
         assert!(
@@ -966,6 +1017,104 @@ mod tests {
             )
             .unwrap();
         assert!(facts.has("data.iam-least-privilege"));
+    }
+
+    /// Every deployment fact a freshly initialised deployment shows by its defaults.
+    const FRESH_DEPLOYMENT: &[&str] = &[
+        "identity.workload-ca",
+        "identity.short-lived-svids",
+        "identity.mtls-required",
+        "networks.identity-aware-proxy",
+        "apps.per-request-authz",
+        "apps.no-unconditional-permit",
+        "apps.identity-assertion",
+        "visibility.decision-events",
+        "visibility.tamper-evident-log",
+        "visibility.detections",
+        "automation.policy-reload",
+        "automation.auto-containment",
+        "governance.policy-validated",
+    ];
+
+    fn fresh() -> Facts {
+        let mut facts = Facts::default();
+        for id in FRESH_DEPLOYMENT {
+            facts.observe(id, "d", "tenet.toml").unwrap();
+        }
+        facts
+    }
+
+    /// Configuration alone does not make a function optimal: every optimal stage needs the
+    /// deployment to have been operated over time.
+    #[test]
+    fn a_fresh_deployment_is_optimal_nowhere() {
+        let card = score(&fresh());
+        let optimal: Vec<&str> = card
+            .functions
+            .iter()
+            .filter(|f| f.stage == Stage::Optimal)
+            .map(|f| f.function.as_str())
+            .collect();
+        assert!(optimal.is_empty(), "{optimal:?}");
+        let mut facts = fresh();
+        facts
+            .observe("visibility.sustained-operation", "7 days", "ledger")
+            .unwrap();
+        let card = score(&facts);
+        let visibility = card
+            .functions
+            .iter()
+            .find(|f| f.function == "visibility and analytics")
+            .unwrap();
+        assert_eq!(visibility.stage, Stage::Optimal);
+    }
+
+    /// A report full of failures never raises the stage of any function, with or without
+    /// an earlier clean report; a clean report does raise governance and data access.
+    #[test]
+    fn a_failing_report_never_raises_a_function() {
+        use tenet_finding::{Finding, Location};
+        let finding = |rule: &str, severity| {
+            Finding::new(rule, severity, "p", Location::file("a.json"), "t", "d")
+        };
+        let report = |findings| Report {
+            version: crate::report::REPORT_VERSION,
+            inputs: vec!["a.json".into()],
+            analyses: vec!["iam".into()],
+            findings,
+            skipped: vec![],
+            connections: vec![],
+            invalid: BTreeMap::new(),
+        };
+        let failing = report(
+            (0..93)
+                .map(|_| finding("iam.privilege-escalation", Severity::High))
+                .chain([finding("iam.admin-equivalent", Severity::Critical)])
+                .collect(),
+        );
+        let clean = report(vec![finding("iam.resource-star", Severity::Medium)]);
+        let stages = |facts: &Facts| -> Vec<Stage> {
+            score(facts).functions.iter().map(|f| f.stage).collect()
+        };
+        for base in [fresh(), Facts::default(), {
+            let mut f = fresh();
+            f.observe_report(&clean, "clean.json").unwrap();
+            f
+        }] {
+            let before = stages(&base);
+            let overall = score(&base).overall;
+            let mut after = base.clone();
+            after.observe_report(&failing, "failing.json").unwrap();
+            for (b, a) in before.iter().zip(stages(&after)) {
+                assert!(a <= *b, "{b:?} -> {a:?}");
+            }
+            assert!(score(&after).overall <= overall);
+        }
+        let mut facts = fresh();
+        let before = score(&facts).overall;
+        facts.observe_report(&clean, "clean.json").unwrap();
+        assert!(facts.has("governance.config-audited"));
+        assert!(score(&facts).overall > before);
     }
 
     /// A report whose skipped inputs include invalid manifests does not earn the fact those

@@ -12,6 +12,35 @@ use tenet_policy::PolicySnapshot;
 use crate::OutputFormat;
 use crate::config::{self, Config};
 
+/// Days with recorded decisions before a deployment counts as operated, not just configured.
+const SUSTAINED_DAYS: usize = 7;
+
+/// The access and sign-in decisions in the ledger (OCSF HTTP Activity and Authentication
+/// events) and the number of distinct UTC days they fall on. Administrative events (such
+/// as `tenet init`'s) are not decisions. Reading stops at the first damaged entry.
+fn decisions_in(ledger_dir: &Path) -> (u64, usize) {
+    let Ok(entries) = tenet_ledger::entries(ledger_dir, 0) else {
+        return (0, 0);
+    };
+    let mut decisions = 0u64;
+    let mut days = std::collections::BTreeSet::new();
+    for entry in entries {
+        let Ok((_, bytes)) = entry else { break };
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            continue;
+        };
+        let class = event.get("class_uid").and_then(serde_json::Value::as_u64);
+        if !matches!(class, Some(4002 | 3002)) {
+            continue;
+        }
+        decisions += 1;
+        if let Some(ms) = event.get("time").and_then(serde_json::Value::as_i64) {
+            days.insert(ms.div_euclid(86_400_000));
+        }
+    }
+    (decisions, days.len())
+}
+
 /// SVIDs living at most this long count as short-lived.
 const SHORT_LIVED_SVID: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -266,10 +295,21 @@ fn observe_deployment(config: &Config, source: &str, facts: &mut Facts) -> Resul
         && let Ok(report) = tenet_ledger::verify(&ledger_dir, &key)
     {
         let shown = ledger_dir.display().to_string();
-        if report.entries > 0 {
+        let (decisions, days) = decisions_in(&ledger_dir);
+        if decisions > 0 {
             facts.observe(
                 "visibility.decision-events",
-                format!("{} events in the ledger", report.entries),
+                format!(
+                    "{decisions} access or sign-in decision(s) among {} events in the ledger",
+                    report.entries
+                ),
+                &shown,
+            )?;
+        }
+        if days >= SUSTAINED_DAYS {
+            facts.observe(
+                "visibility.sustained-operation",
+                format!("decisions recorded on {days} distinct days"),
                 &shown,
             )?;
         }

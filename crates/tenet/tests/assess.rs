@@ -673,11 +673,19 @@ fn score_uses_saved_assessments() {
         .iter()
         .find(|f| f["function"] == "data access")
         .unwrap();
-    // Audited (initial), but no IAM or database assessment: not advanced.
-    assert_eq!(data["stage"], "initial");
+    // Audited, but the audit found namespaces without default deny: no audit credit until
+    // they are fixed, so data access has not started.
+    assert_eq!(data["stage"], "traditional");
     assert_eq!(
         data["missing"],
-        serde_json::json!(["data.iam-least-privilege", "data.db-least-privilege"])
+        serde_json::json!(["governance.config-audited"])
+    );
+    assert!(
+        data["failed"][0][1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("networks.default-deny-k8s failing"),
+        "{data:#}"
     );
     assert_eq!(
         card["next"][0],
@@ -810,5 +818,38 @@ redirect_uri = "https://wiki.example.test:8443/.tenet/auth/callback"
     assert!(
         all_missing.iter().any(|m| m == "devices.enrolment"),
         "devices.enrolment credited"
+    );
+}
+
+/// A deployment fresh from `tenet init` is optimal in no function: its defaults satisfy
+/// configuration facts, but optimal needs decisions recorded over days, and init's own
+/// ledger event is not a decision.
+#[test]
+fn a_fresh_deployment_scores_optimal_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["init", "d", "--trust-domain", "example.test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = dir.path().join("d/tenet.toml").display().to_string();
+    let out = run(
+        dir.path(),
+        &["--config", &config, "score", "--format", "json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let card: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let functions = card["functions"].as_array().unwrap();
+    let optimal: Vec<&Value> = functions
+        .iter()
+        .filter(|f| f["stage"] == "optimal")
+        .map(|f| &f["function"])
+        .collect();
+    assert!(optimal.is_empty(), "{optimal:?}");
+    let visibility = functions
+        .iter()
+        .find(|f| f["function"] == "visibility and analytics")
+        .unwrap();
+    assert_eq!(visibility["stage"], "traditional");
+    assert_eq!(
+        visibility["missing"],
+        serde_json::json!(["visibility.decision-events"])
     );
 }
