@@ -243,18 +243,34 @@ impl Analytics {
             self.profile_access(&req, now, now_ms, out);
         }
 
-        let Some(hash) = policy_hash else { return };
-        let reasons: Vec<NameId> = a
-            .reasons
-            .iter()
-            .filter_map(|r| self.names.intern(r))
-            .collect();
-        let window_ms = secs_to_ms(self.config.escalation.window_secs);
-        let found =
-            self.policies
-                .decision(&a.principal, hash, &reasons, allowed, now_ms, window_ms);
-        for right in found {
-            out.push(self.new_right_alert(a, &right, now));
+        if let Some(hash) = policy_hash {
+            let reasons: Vec<NameId> = a
+                .reasons
+                .iter()
+                .filter_map(|r| self.names.intern(r))
+                .collect();
+            let window_ms = secs_to_ms(self.config.escalation.window_secs);
+            let found =
+                self.policies
+                    .decision(&a.principal, hash, &reasons, allowed, now_ms, window_ms);
+            for right in found {
+                out.push(self.new_right_alert(a, &right, now));
+            }
+        }
+
+        // The baseline learns only from requests that were allowed and raised no detection.
+        if allowed && out.is_empty() && a.principal != ANONYMOUS {
+            let principal = a.principal.as_str();
+            if let Some(profile) = self.principals.get_mut(principal) {
+                let ctx = Context {
+                    config: &self.config,
+                    names: &self.names,
+                    principal,
+                    now,
+                    now_ms,
+                };
+                profile.learn(&ctx, &req);
+            }
         }
     }
 

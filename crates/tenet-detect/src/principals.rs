@@ -64,6 +64,14 @@ impl Principals {
         }
     }
 
+    /// The profile of `principal`, if it has one.
+    pub(crate) fn get_mut(&mut self, principal: &str) -> Option<&mut Profile> {
+        if self.established.contains(principal) {
+            return self.established.get_mut(principal);
+        }
+        self.learning.get_mut(principal)
+    }
+
     pub(crate) fn peek(&self, principal: &str) -> Option<&Profile> {
         self.established
             .peek(principal)

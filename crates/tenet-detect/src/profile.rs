@@ -1,6 +1,9 @@
 //! One principal's learned behaviour and the analytics that compare each request with it:
 //! novelty of services and routes, fan-out, request rate, hours, source networks, and routes
 //! it was denied.
+//!
+//! The baseline (services, routes, hours, networks) learns only from requests that were
+//! allowed and raised no detection, so that an attacker's probes never become "usual".
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -220,7 +223,10 @@ impl Profile {
                 && ctx.now_ms.saturating_sub(self.first_seen_ms) >= period_ms);
     }
 
-    /// Judge one request against the profile, then learn from it.
+    /// Judge one request against the profile. What it learns from the request (services,
+    /// routes, hours, networks) is added by [`Profile::learn`], and only for a request that
+    /// was allowed and raised no detection: an attacker's probes, denied or detected, never
+    /// become part of the baseline, and the same move is flagged again.
     pub(crate) fn observe(&mut self, ctx: &Context<'_>, req: &Request<'_>, out: &mut Vec<Alert>) {
         self.events = self.events.saturating_add(1);
         self.update_established(ctx);
@@ -269,42 +275,38 @@ impl Profile {
         service: NameId,
         out: &mut Vec<Alert>,
     ) {
-        let cap = ctx.config.lateral.max_baseline_items;
         let judge = self.established;
         let learned_days = ctx.now_ms.saturating_sub(self.first_seen_ms) / 86_400_000;
         let e = req.event;
 
         let new_service = !self.services.contains(service);
-        if new_service {
-            if judge && !self.services.saturated {
-                let known = ctx.names.list(self.services.ids.iter().copied(), SHOWN);
-                let name = ctx.names.name(service);
-                out.push(ctx.alert(
-                    rules::LATERAL_MOVEMENT,
-                    if req.allowed() {
-                        Level::High
-                    } else {
-                        Level::Medium
-                    },
-                    format!(
-                        "{} reached service \"{name}\" ({} {} {}, {}), outside its baseline of \
-                         {} services learned over {learned_days} days: {}",
-                        ctx.principal,
-                        e.action,
-                        e.host,
-                        e.path,
-                        req.outcome(),
-                        self.services.ids.len(),
-                        known.join(", ")
-                    ),
-                    json!({"kind": "new_service", "service": name, "method": e.action,
-                           "host": e.host, "path": e.path, "outcome": req.outcome(),
-                           "baseline_services": known,
-                           "baseline_size": self.services.ids.len(),
-                           "learned_days": learned_days}),
-                ));
-            }
-            self.services.learn(service, cap);
+        if new_service && judge && !self.services.saturated {
+            let known = ctx.names.list(self.services.ids.iter().copied(), SHOWN);
+            let name = ctx.names.name(service);
+            out.push(ctx.alert(
+                rules::LATERAL_MOVEMENT,
+                if req.allowed() {
+                    Level::High
+                } else {
+                    Level::Medium
+                },
+                format!(
+                    "{} reached service \"{name}\" ({} {} {}, {}), outside its baseline of \
+                     {} services learned over {learned_days} days: {}",
+                    ctx.principal,
+                    e.action,
+                    e.host,
+                    e.path,
+                    req.outcome(),
+                    self.services.ids.len(),
+                    known.join(", ")
+                ),
+                json!({"kind": "new_service", "service": name, "method": e.action,
+                       "host": e.host, "path": e.path, "outcome": req.outcome(),
+                       "baseline_services": known,
+                       "baseline_size": self.services.ids.len(),
+                       "learned_days": learned_days}),
+            ));
         }
 
         let Some(route) = req.route else { return };
@@ -338,10 +340,39 @@ impl Profile {
                        "baseline_routes": known}),
             ));
         }
-        if self.routes.len() >= cap as usize {
-            self.routes_saturated = true;
-        } else {
-            self.routes.push((service, route));
+    }
+
+    /// Add an allowed request that raised no detection to the baseline: its service and
+    /// route, its hour and its source network.
+    pub(crate) fn learn(&mut self, ctx: &Context<'_>, req: &Request<'_>) {
+        if !req.allowed() {
+            return;
+        }
+        let cap = ctx.config.lateral.max_baseline_items;
+        if let Some(service) = req.service {
+            self.services.learn(service, cap);
+            if let Some(route) = req.route
+                && !self.routes.contains(&(service, route))
+            {
+                if self.routes.len() >= cap as usize {
+                    self.routes_saturated = true;
+                } else {
+                    self.routes.push((service, route));
+                }
+            }
+        }
+        let hour = usize::from(ctx.now.to_offset(time::UtcOffset::UTC).hour());
+        if let Some(n) = self.hours.get_mut(hour) {
+            *n = n.saturating_add(1);
+        }
+        let c = &ctx.config.habits;
+        let network = Network::of(req.event.source_ip, c.ipv4_prefix, c.ipv6_prefix);
+        if !self.networks.contains(&network) {
+            if self.networks.len() >= c.max_networks as usize {
+                self.networks_saturated = true;
+            } else {
+                self.networks.push(network);
+            }
         }
     }
 
@@ -382,7 +413,7 @@ impl Profile {
 
     /// Activity at an hour (UTC) at which the principal was never active, give or take the
     /// tolerance.
-    fn hour(&mut self, ctx: &Context<'_>, out: &mut Vec<Alert>) {
+    fn hour(&self, ctx: &Context<'_>, out: &mut Vec<Alert>) {
         let hour = usize::from(ctx.now.to_offset(time::UtcOffset::UTC).hour());
         let c = &ctx.config.habits;
         if self.established && c.hours {
@@ -405,13 +436,10 @@ impl Profile {
                 ));
             }
         }
-        if let Some(n) = self.hours.get_mut(hour) {
-            *n = n.saturating_add(1);
-        }
     }
 
     /// A source network never seen for the principal.
-    fn network(&mut self, ctx: &Context<'_>, ip: IpAddr, out: &mut Vec<Alert>) {
+    fn network(&self, ctx: &Context<'_>, ip: IpAddr, out: &mut Vec<Alert>) {
         let c = &ctx.config.habits;
         let network = Network::of(ip, c.ipv4_prefix, c.ipv6_prefix);
         if self.networks.contains(&network) {
@@ -436,11 +464,6 @@ impl Profile {
                 json!({"source_ip": ip.to_string(), "network": network.to_string(),
                        "known_networks": known}),
             ));
-        }
-        if self.networks.len() >= c.max_networks as usize {
-            self.networks_saturated = true;
-        } else {
-            self.networks.push(network);
         }
     }
 

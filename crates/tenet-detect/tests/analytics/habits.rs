@@ -121,6 +121,12 @@ fn new_source_network_fires_and_the_same_network_does_not() {
         of(&alerts, rules::NEW_SOURCE_NETWORK)[0].evidence["network"],
         "2001:db8:1:2::/64"
     );
+    // A detected request is not learned from: the same network is flagged again.
     let v6 = Req::new(&p, "orders").from("2001:db8:1:2:ffff::9");
-    assert!(feed(&mut a, &v6.at(after + Duration::minutes(2))).is_empty());
+    let alerts = feed(&mut a, &v6.at(after + Duration::minutes(2)));
+    assert_eq!(
+        of(&alerts, rules::NEW_SOURCE_NETWORK).len(),
+        1,
+        "{alerts:#?}"
+    );
 }

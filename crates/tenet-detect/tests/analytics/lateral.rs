@@ -32,9 +32,57 @@ fn new_service_after_learning_fires_and_a_known_one_does_not() {
     assert_eq!(lateral[0].evidence["baseline_services"][1], "orders");
     assert!(lateral[0].evidence["event_id"].is_string());
 
-    // Reported once: billing is part of the baseline now.
+    // A detected move never joins the baseline: the same move is flagged again.
     let again = feed(&mut a, &req.at(after + Duration::minutes(2)));
-    assert!(of(&again, rules::LATERAL_MOVEMENT).is_empty());
+    assert_eq!(of(&again, rules::LATERAL_MOVEMENT).len(), 1, "{again:#?}");
+}
+
+#[test]
+fn denied_probes_while_learning_do_not_become_the_baseline() {
+    let mut a = analytics();
+    let p = spiffe("web");
+    // While the baseline is learned, the principal is also denied on a service, again and
+    // again (an attacker probing early with a stolen SVID).
+    for i in 0..20 {
+        let t = T0 + Duration::hours(9) + Duration::minutes(i);
+        assert!(
+            of(
+                &feed(&mut a, &Req::new(&p, "vault").denied().at(t)),
+                rules::LATERAL_MOVEMENT
+            )
+            .is_empty()
+        );
+    }
+    let (_, after) = learn(&mut a, &p, &["catalog"]);
+    assert!(a.is_established(&p));
+    // The same service after learning: outside the baseline, allowed or denied.
+    for (i, req) in [
+        Req::new(&p, "vault").denied(),
+        Req::new(&p, "vault"),
+        Req::new(&p, "vault").denied(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let alerts = feed(&mut a, &req.at(after + Duration::minutes(i as i64)));
+        let lateral = of(&alerts, rules::LATERAL_MOVEMENT);
+        assert_eq!(lateral.len(), 1, "{i}: {alerts:#?}");
+        assert!(
+            lateral[0]
+                .explanation
+                .contains("outside its baseline of 1 services"),
+            "{}",
+            lateral[0].explanation
+        );
+    }
+    // A known service is still quiet.
+    assert!(
+        feed(
+            &mut a,
+            &Req::new(&p, "catalog").at(after + Duration::minutes(5))
+        )
+        .is_empty()
+    );
 }
 
 #[test]
