@@ -89,7 +89,21 @@ pub struct HuntProgress {
     pub events: u64,
 }
 
-/// Runs `rules` over the events in `paths` (files, or folders searched recursively), in order.
+/// The input path that stands for standard input.
+pub const STDIN_PATH: &str = "-";
+
+/// How an input is named in hit locations and skipped entries: its path, or `stdin` for
+/// [`STDIN_PATH`].
+pub fn input_name(path: &Path) -> String {
+    if path == Path::new(STDIN_PATH) {
+        "stdin".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Runs `rules` over the events in `paths` (files, or folders searched recursively; `-` for
+/// standard input), in order.
 /// Reads CloudTrail (`{"Records": [...]}` or JSON lines), Kubernetes audit (JSON lines or an
 /// `EventList`), Okta System Log (a JSON array or lines) and Tenet ledger exports (JSON lines,
 /// plain or `{"index", "leaf_hash", "event"}`), each optionally gzip-compressed, with or
@@ -233,8 +247,13 @@ fn parse_message(e: &serde_json::Error) -> String {
 
 impl Hunter<'_> {
     fn read_file(&mut self, path: &Path) {
-        let name = path.display().to_string();
-        let file = match std::fs::File::open(path) {
+        let name = input_name(path);
+        let file: std::io::Result<Box<dyn Read>> = if path == Path::new(STDIN_PATH) {
+            Ok(Box::new(std::io::stdin().lock()))
+        } else {
+            std::fs::File::open(path).map(|f| Box::new(f) as Box<dyn Read>)
+        };
+        let file = match file {
             Ok(f) => f,
             Err(e) => {
                 return self
@@ -529,6 +548,9 @@ fn hit(m: Match, source: Source, event: EventPointer) -> Hit {
 }
 
 fn collect_inputs(path: &Path, out: &mut Vec<PathBuf>, skipped: &mut Vec<Skipped>) {
+    if path == Path::new(STDIN_PATH) {
+        return out.push(path.to_owned());
+    }
     let name = path.display().to_string();
     match std::fs::metadata(path) {
         Ok(m) if m.is_file() => out.push(path.to_owned()),

@@ -28,7 +28,8 @@ mod source;
 
 pub use engine::{Engine, Match};
 pub use hunt::{
-    EventPointer, Hit, HuntProgress, HuntReport, MAX_JSON_DEPTH, hunt, hunt_with_progress,
+    EventPointer, Hit, HuntProgress, HuntReport, MAX_JSON_DEPTH, STDIN_PATH, hunt,
+    hunt_with_progress, input_name,
 };
 pub use rules::{LoadProblem, RuleSet};
 pub use source::Source;

@@ -149,7 +149,7 @@ pub fn run(rules: &[PathBuf], inputs: &[PathBuf], format: OutputFormat) -> Resul
     let unusable: Vec<&tenet_finding::Skipped> = report
         .skipped
         .iter()
-        .filter(|s| inputs.iter().any(|i| i.display().to_string() == s.input))
+        .filter(|s| inputs.iter().any(|i| tenet_sigma::input_name(i) == s.input))
         .collect();
     for s in &unusable {
         eprintln!("error: {}: {}", s.input, s.reason);

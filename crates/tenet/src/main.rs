@@ -236,7 +236,8 @@ enum Command {
         /// A Sigma rule file or folder (repeatable; SigmaHQ folders load as they are).
         #[arg(long = "rules", value_name = "PATH", required = true)]
         rules: Vec<PathBuf>,
-        /// Log files.
+        /// Log files or folders; `-` reads standard input (e.g. `tenet log export | tenet
+        /// hunt --rules r -`).
         #[arg(required = true, value_name = "FILE")]
         inputs: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]

@@ -276,3 +276,48 @@ fn usage_errors() {
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("--rules nowhere: no such file or folder"));
 }
+
+/// `-` reads standard input (`tenet log export | tenet hunt --rules r -`), plain or gzip,
+/// alongside files; hits on it are located as `stdin`.
+#[test]
+fn a_dash_reads_standard_input() {
+    let dir = setup();
+    let lines = std::fs::read(dir.path().join("mixed.jsonl")).unwrap();
+    for input in [lines.clone(), gzip(&lines)] {
+        let mut child = tenet()
+            .current_dir(dir.path())
+            .args(["hunt", "--rules", "rules.yml", "-", "trail.json"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.starts_with("Tenet hunt: 2 rule(s) (1 not loaded), 5 event(s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("LOW      okta-session Okta user session\n           at stdin:2 (okta)"),
+            "{text}"
+        );
+        assert!(text.contains("at stdin:4 (cloudtrail)"), "{text}");
+        assert!(text.contains("at trail.json /Records/1"), "{text}");
+    }
+    // Not JSON on standard input: named and exit 2, as for a file.
+    let mut child = tenet()
+        .current_dir(dir.path())
+        .args(["hunt", "--rules", "rules.yml", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("error: stdin: "), "{}", stderr(&out));
+}
