@@ -175,6 +175,7 @@ pub fn open(config: &Config) -> Result<Arc<Containment>> {
 /// `tenet revoke | quarantine | release`: through the admin API when the deployment runs,
 /// else directly on its files.
 pub async fn run_change(config: &Config, change: Change, format: OutputFormat) -> Result<ExitCode> {
+    let is_release = matches!(change, Change::Release { .. });
     let body = serde_json::to_vec(&change)?;
     let actions: Vec<Action> =
         match crate::admin::call_with(config, http::Method::POST, CONTAIN_PATH, body).await {
@@ -204,7 +205,11 @@ pub async fn run_change(config: &Config, change: Change, format: OutputFormat) -
             }
             Err(e) => return Err(e.context("asking the running deployment")),
         };
-    print_actions(&actions, format)?;
+    if is_release {
+        print_released(&actions, format)?;
+    } else {
+        print_actions(&actions, format)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -247,6 +252,42 @@ fn print_actions(actions: &[Action], format: OutputFormat) -> Result<()> {
                     a.id,
                     a.target,
                     until,
+                    a.actor,
+                    a.reason
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `tenet release` ended: each action as released, with what it had been.
+fn print_released(actions: &[Action], format: OutputFormat) -> Result<()> {
+    let rfc3339 = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    match format {
+        OutputFormat::Json => {
+            let released: Vec<serde_json::Value> = actions
+                .iter()
+                .map(|a| {
+                    let mut v = serde_json::to_value(a).unwrap_or_default();
+                    if let Some(m) = v.as_object_mut() {
+                        m.insert("released".into(), serde_json::Value::Bool(true));
+                    }
+                    v
+                })
+                .collect();
+            say!("{}", serde_json::to_string_pretty(&released)?);
+        }
+        OutputFormat::Text => {
+            for a in actions {
+                say!(
+                    "released {}  {}  (contained since {} by {}: {})",
+                    a.id,
+                    a.target,
+                    rfc3339(a.created),
                     a.actor,
                     a.reason
                 );

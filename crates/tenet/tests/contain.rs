@@ -94,6 +94,15 @@ fn revocation_cuts_an_open_connection_on_its_next_request_and_release_reopens() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Said as released, not listed like a containment in force.
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with("released c-")
+            && said.contains(&format!("identity {FRONTEND}"))
+            && said.contains("stolen SVID")
+            && !said.contains(" until "),
+        "{said}"
+    );
     assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 200);
 
     // Recorded: the revocation, the refused request with the reason, the release.
