@@ -258,8 +258,11 @@ impl Analytics {
             }
         }
 
-        // The baseline learns only from requests that were allowed and raised no detection.
-        if allowed && out.is_empty() && a.principal != ANONYMOUS {
+        // The baseline learns only from requests that were allowed: a denied request (an
+        // attacker's probe, also during the learning period) never becomes usual. An allowed
+        // request outside the baseline is flagged once (risk, playbooks) and then learned, so
+        // that a legitimate new dependency does not raise the principal's risk forever.
+        if allowed && a.principal != ANONYMOUS {
             let principal = a.principal.as_str();
             if let Some(profile) = self.principals.get_mut(principal) {
                 let ctx = Context {
