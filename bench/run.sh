@@ -119,10 +119,12 @@ oha_run() { # oha_run <label> <url> <extra args...>  -> prints rps for each run
       | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["summary"]["requestsPerSec"]))'
   done
 }
-oha_p99() { # latency p99 in ms at a fixed rate
+oha_p99() { # latency p99 in ms at a fixed rate, after the first second (warm-up)
   local url=$1; shift
-  taskset -c 0 "$OHA" --no-tui -z "${secs}s" --output-format json --latency-correction "$@" "$url" 2>/dev/null \
-    | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f" % (d["latencyPercentiles"]["p99"]*1000))'
+  rm -f "$work/requests.db"
+  taskset -c 0 "$OHA" --no-tui -z "${secs}s" --output-format json --latency-correction \
+    --db-url "$work/requests.db" "$@" "$url" >/dev/null 2>&1
+  python3 bench/peers/latency_p99.py "$work/requests.db" 1
 }
 resolve() { echo "--connect-to" "$HOST:$1:127.0.0.1:$1"; }
 scrape() { # the gateway's /metrics through the admin API, into $1
@@ -156,6 +158,9 @@ echo "   rate $half req/s: direct p99 ${direct} ms, via tenet p99 ${via} ms, add
 # The ledger's share, measured inside the gateway: from handing the decision's event to the
 # ledger to its acknowledgement (tenet_gateway_record_seconds), over the same run.
 echo "   ledger wait per request: $(python3 bench/peers/histogram_delta.py tenet_gateway_record_seconds "$work/metrics.before" "$work/metrics.after")"
+# For reference, the peer proxy at the same rate (nginx terminating TLS, no client certificate).
+peer=$(oha_p99 "https://$HOST:$NGINX_PROXY/" -c 32 -q "$half" --cacert "$CA" $(resolve $NGINX_PROXY))
+echo "   nginx TLS proxy at the same rate: p99 ${peer} ms, added $(python3 -c "print(round($peer-$direct,3))") ms"
 
 fi
 if want 3; then
