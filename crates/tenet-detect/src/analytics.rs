@@ -13,6 +13,7 @@ use crate::config::{AnalyticsConfig, ConfigError};
 use crate::escalation::{Admins, NewRight, Policies};
 use crate::lru::Lru;
 use crate::names::{NameId, Names};
+use crate::persist::Baselines;
 use crate::principals::Principals;
 use crate::profile::{Context, Method, Profile, Request, secs_to_ms};
 use crate::risk::{RiskAction, RiskReport, RiskTable};
@@ -41,6 +42,7 @@ pub struct Analytics {
     risk: RiskTable,
     started_ms: Option<i64>,
     last_hash: Option<(Box<str>, NameId)>,
+    changes: u64,
 }
 
 /// How many entries the analytics hold, per table.
@@ -87,6 +89,7 @@ impl Analytics {
             risk: RiskTable::new(l.max_risk_subjects, config.risk.half_life_secs),
             started_ms: None,
             last_hash: None,
+            changes: 0,
             config,
         }
     }
@@ -103,6 +106,12 @@ impl Analytics {
         let started = *self.started_ms.get_or_insert(now_ms);
         let mut out = Vec::new();
         let mut device = None;
+        if matches!(
+            event.kind,
+            EventKind::Access(_) | EventKind::Rejection(_) | EventKind::Authentication(_)
+        ) {
+            self.changes = self.changes.wrapping_add(1);
+        }
         match &event.kind {
             EventKind::Access(a) => {
                 self.access(a, now, now_ms, &mut out);
@@ -208,6 +217,56 @@ impl Analytics {
         self.principals
             .peek(principal)
             .is_some_and(Profile::established)
+    }
+
+    /// A counter that moves whenever an event may have changed a baseline: save the
+    /// baselines again only when it differs from the value at the last save.
+    pub fn baseline_changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Every principal's learned baseline (services, routes, hours, networks, rate, event
+    /// count, learning state) in a stable form, stamped with `now`. Risk scores, failure
+    /// windows and remembered denials are not included.
+    pub fn export_baselines(&self, now: OffsetDateTime) -> Baselines {
+        let principals = self
+            .principals
+            .iter()
+            .map(|(principal, profile)| profile.save(principal, &self.names))
+            .collect();
+        Baselines::new(millis(now), principals)
+    }
+
+    /// Restore baselines exported earlier, within this configuration's caps: at most
+    /// `limits.max_principals` principals (the most recently seen first, established
+    /// baselines within their share), and per principal at most the configured services,
+    /// routes and networks. A restored principal whose learning period was over stays
+    /// established. Returns how many principals were restored.
+    pub fn import_baselines(&mut self, baselines: &Baselines) -> usize {
+        let cap = self.config.limits.max_principals;
+        let established_cap = self.principals.established_cap();
+        let (mut established, mut chosen) = (0usize, Vec::new());
+        for saved in &baselines.principals {
+            if chosen.len() >= cap {
+                break;
+            }
+            if saved.principal.is_empty() || saved.principal == ANONYMOUS {
+                continue;
+            }
+            if saved.established {
+                if established >= established_cap {
+                    continue;
+                }
+                established += 1;
+            }
+            chosen.push(saved);
+        }
+        // Oldest first, so that the most recently seen end up most recent again.
+        for saved in chosen.iter().rev() {
+            let profile = Profile::restore(saved, &mut self.names, &self.config);
+            self.principals.restore(&saved.principal, profile);
+        }
+        chosen.len()
     }
 
     fn action_for(&self, score: u8) -> RiskAction {

@@ -13,6 +13,10 @@
 //! Cedar as `context.risk` ([`Analytics::context_risk`]) and the thresholds say when to ask
 //! for re-authentication or cut a subject off ([`RiskAction`]).
 //!
+//! Learned baselines survive a restart through [`Analytics::export_baselines`] and
+//! [`Analytics::import_baselines`], saved to and loaded from a versioned JSON state file by
+//! [`Baselines::save`] and [`Baselines::load`]. Risk scores are not part of them.
+//!
 //! The library never reads the clock: `now` is a parameter. Memory is bounded by the caps in
 //! [`LimitConfig`].
 //!
@@ -55,6 +59,7 @@ mod config;
 mod escalation;
 mod lru;
 mod names;
+mod persist;
 mod principals;
 mod profile;
 mod rate;
@@ -67,4 +72,5 @@ pub use config::{
     AnalyticsConfig, ConfigError, EscalationConfig, FailureConfig, HabitConfig, LateralConfig,
     LearningConfig, LimitConfig, RateConfig, RiskConfig,
 };
+pub use persist::{BASELINES_VERSION, BaselineError, Baselines};
 pub use risk::{RiskAction, RiskReport};

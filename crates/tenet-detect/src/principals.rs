@@ -78,6 +78,39 @@ impl Principals {
             .or_else(|| self.learning.peek(principal))
     }
 
+    /// Every profile: established ones first, each side from the most to the least recently
+    /// seen.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Profile)> {
+        self.established
+            .iter()
+            .chain(self.learning.iter())
+            .map(|(k, v)| (&**k, v))
+    }
+
+    /// How many established baselines the cap keeps.
+    pub(crate) fn established_cap(&self) -> usize {
+        self.cap.saturating_sub((self.cap / 5).max(1)).max(1)
+    }
+
+    /// Put a restored profile back, as the most recently seen on its side, within the caps.
+    pub(crate) fn restore(&mut self, principal: &str, profile: Profile) {
+        self.learning.remove(principal);
+        self.established.remove(principal);
+        if profile.established() {
+            if let Some((key, demoted)) = self.established.insert(principal.into(), profile) {
+                if self.len() >= self.cap {
+                    self.learning.pop_oldest();
+                }
+                self.learning.insert(key, demoted);
+            }
+            return;
+        }
+        if self.len() >= self.cap && self.learning.pop_oldest().is_none() {
+            self.established.pop_oldest();
+        }
+        self.learning.insert(principal.into(), profile);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.learning.len() + self.established.len()
     }

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use crate::config::AnalyticsConfig;
 use crate::names::{NameId, Names};
+use crate::persist::{SavedPrincipal, SavedRate};
 use crate::rate::Rate;
 use crate::window::{Burst, FanOut};
 use crate::{Alert, Level, Subject, rules};
@@ -125,6 +126,21 @@ impl Network {
                 Self::V6(u128::from(v6) & mask, v6_len)
             }
         }
+    }
+}
+
+impl Network {
+    /// `addr/len` as written by [`fmt::Display`], when `len` is the configured prefix length
+    /// of its family.
+    fn parse(text: &str, v4_len: u8, v6_len: u8) -> Option<Self> {
+        let (addr, len) = text.split_once('/')?;
+        let ip: IpAddr = addr.parse().ok()?;
+        let len: u8 = len.parse().ok()?;
+        let network = Self::of(ip, v4_len, v6_len);
+        let wanted = match network {
+            Self::V4(_, l) | Self::V6(_, l) => l,
+        };
+        (len == wanted).then_some(network)
     }
 }
 
@@ -531,6 +547,86 @@ impl Profile {
                    "path": e.path, "policy_hash": after, "previous_policy_hash": before,
                    "denied_at": denied_at, "reasons": e.reasons}),
         ));
+    }
+}
+
+impl Profile {
+    /// The learned baseline in a stable form: names as strings, networks as `addr/len`.
+    /// Transient windows (fan-out, failures, denials, the current rate bucket) are not kept.
+    pub(crate) fn save(&self, principal: &str, names: &Names) -> SavedPrincipal {
+        let (mean, var, buckets) = self.rate.baseline();
+        SavedPrincipal {
+            principal: principal.to_string(),
+            first_seen_ms: self.first_seen_ms,
+            events: self.events,
+            established: self.established,
+            services: self
+                .services
+                .ids
+                .iter()
+                .map(|id| names.name(*id).to_string())
+                .collect(),
+            services_saturated: self.services.saturated,
+            routes: self
+                .routes
+                .iter()
+                .map(|(s, r)| (names.name(*s).to_string(), names.name(*r).to_string()))
+                .collect(),
+            routes_saturated: self.routes_saturated,
+            peak_fan_out: self.peak_fan_out,
+            hours: self.hours.to_vec(),
+            networks: self.networks.iter().map(ToString::to_string).collect(),
+            networks_saturated: self.networks_saturated,
+            rate: SavedRate { mean, var, buckets },
+        }
+    }
+
+    /// A profile restored from `saved`, within the configured caps: names that no longer
+    /// fit the name table, items past the per-principal caps and networks of another prefix
+    /// length than the one configured are dropped.
+    pub(crate) fn restore(
+        saved: &SavedPrincipal,
+        names: &mut Names,
+        config: &AnalyticsConfig,
+    ) -> Self {
+        let mut profile = Self::new(saved.first_seen_ms);
+        profile.events = saved.events;
+        profile.established = saved.established;
+        let cap = config.lateral.max_baseline_items as usize;
+        for service in saved.services.iter().take(cap) {
+            if let Some(id) = names.intern(service)
+                && !profile.services.contains(id)
+            {
+                profile.services.ids.push(id);
+            }
+        }
+        profile.services.saturated =
+            saved.services_saturated || saved.services.len() > profile.services.ids.len();
+        for (service, route) in saved.routes.iter().take(cap) {
+            if let (Some(s), Some(r)) = (names.intern(service), names.intern(route))
+                && !profile.routes.contains(&(s, r))
+            {
+                profile.routes.push((s, r));
+            }
+        }
+        profile.routes_saturated =
+            saved.routes_saturated || saved.routes.len() > profile.routes.len();
+        profile.peak_fan_out = saved.peak_fan_out;
+        for (slot, n) in profile.hours.iter_mut().zip(saved.hours.iter()) {
+            *slot = *n;
+        }
+        let c = &config.habits;
+        for network in saved.networks.iter().take(c.max_networks as usize) {
+            if let Some(network) = Network::parse(network, c.ipv4_prefix, c.ipv6_prefix)
+                && !profile.networks.contains(&network)
+            {
+                profile.networks.push(network);
+            }
+        }
+        profile.networks_saturated =
+            saved.networks_saturated || saved.networks.len() > c.max_networks as usize;
+        profile.rate = Rate::restored(saved.rate.mean, saved.rate.var, saved.rate.buckets);
+        profile
     }
 }
 

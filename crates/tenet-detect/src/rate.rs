@@ -28,6 +28,25 @@ pub(crate) struct RateSeen {
 }
 
 impl Rate {
+    /// The learned baseline: mean, variance and number of buckets folded in.
+    pub(crate) fn baseline(&self) -> (f64, f64, u32) {
+        (self.mean, self.var, self.buckets)
+    }
+
+    /// A rate with a baseline restored from a saved state; values that are not finite or
+    /// negative variances start over.
+    pub(crate) fn restored(mean: f64, var: f64, buckets: u32) -> Self {
+        if !mean.is_finite() || !var.is_finite() || mean < 0.0 || var < 0.0 {
+            return Self::default();
+        }
+        Self {
+            mean,
+            var,
+            buckets,
+            ..Self::default()
+        }
+    }
+
     /// Count one request at `now`. When `judge` is set and the baseline has enough buckets,
     /// returns the anomaly the first time the current bucket passes the threshold.
     pub(crate) fn record(

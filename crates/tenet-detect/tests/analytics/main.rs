@@ -12,5 +12,6 @@ mod escalation;
 mod failures;
 mod habits;
 mod lateral;
+mod persist;
 mod risk;
 mod support;
