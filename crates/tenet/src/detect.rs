@@ -8,14 +8,14 @@
 //! and HMAC-signed webhooks.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Value, json};
 use tenet_contain::{Containment, Target};
-use tenet_detect::{Alert, Analytics, Subject};
+use tenet_detect::{Alert, Analytics, Baselines, Subject};
 use tenet_event::{AdminEvent, DetectionEvent, Event, EventKind};
 use tenet_gateway::{Clock, RiskSource};
 use tenet_ledger::{LedgerSink, StoredEvent};
@@ -27,6 +27,14 @@ use tracing::{info, warn};
 
 use crate::config::DetectSpec;
 use crate::contain::{Change, Recorder};
+
+/// How often the learned baselines are written to their state file when they changed.
+const SAVE_EVERY: Duration = Duration::from_secs(60);
+
+/// Where the learned baselines are kept, under the deployment's data directory.
+pub fn baselines_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("detect").join("baselines.json")
+}
 
 /// The risk scores the detector keeps, read by the gateway on every request.
 pub struct RiskTable {
@@ -99,6 +107,10 @@ pub struct Detector {
     http: reqwest::Client,
     /// The sign-in service, for people's alerts (cut sessions, step-up).
     people: Option<Arc<tenet_people::SignIn>>,
+    /// The state file of the learned baselines.
+    baselines: PathBuf,
+    /// [`Analytics::baseline_changes`] when the baselines were last saved or restored.
+    saved_changes: u64,
 }
 
 /// Loads what `[detect]` names; errors name the file and the problem, so `tenet up` refuses to
@@ -110,6 +122,7 @@ pub struct Detector {
 /// start; a tag no rule carries is logged at warn.
 pub fn load(
     spec: &DetectSpec,
+    baselines: &Path,
     services: &[String],
     containment: Arc<Containment>,
     policy: Arc<PolicyEngine>,
@@ -133,6 +146,8 @@ pub fn load(
         }),
     );
     let _ = analytics.observe(&loaded, clock.now());
+    restore_baselines(&mut analytics, baselines, clock.now());
+    let saved_changes = analytics.baseline_changes();
     let mut known_rules: Vec<String> = tenet_detect::rules::ALL
         .iter()
         .map(ToString::to_string)
@@ -202,9 +217,30 @@ pub fn load(
             cut_off: spec.cut_off,
             http,
             people: None,
+            baselines: baselines.to_path_buf(),
+            saved_changes,
         },
         risk,
     ))
+}
+
+/// Restore the baselines saved by an earlier run. A missing file is normal (nothing learned
+/// yet); an unusable one is reported, moved aside and learning starts fresh.
+fn restore_baselines(analytics: &mut Analytics, path: &Path, now: OffsetDateTime) {
+    match Baselines::load(path) {
+        Ok(None) => info!(file = %path.display(), "no saved baselines; learning starts fresh"),
+        Ok(Some(saved)) => {
+            let restored = analytics.import_baselines(&saved);
+            info!(file = %path.display(), restored, saved = saved.len(),
+                "learned baselines restored");
+        }
+        Err(problem) => match Baselines::quarantine(path, now.unix_timestamp()) {
+            Ok(aside) => warn!(file = %path.display(), %problem, moved_to = %aside.display(),
+                "saved baselines unusable, moved aside; learning starts fresh"),
+            Err(e) => warn!(file = %path.display(), %problem, error = %e,
+                "saved baselines unusable and could not be moved aside; learning starts fresh"),
+        },
+    }
 }
 
 fn load_rules(path: &Path) -> Result<tenet_sigma::RuleSet> {
@@ -230,19 +266,57 @@ impl Detector {
         self
     }
 
-    /// Follows the ledger's feed until it closes.
-    pub async fn run(mut self, mut feed: tokio::sync::broadcast::Receiver<StoredEvent>) {
+    /// Follows the ledger's feed until it closes or `stop` fires, saving the learned
+    /// baselines every minute when they changed, and once more at the end.
+    pub async fn run(
+        mut self,
+        mut feed: tokio::sync::broadcast::Receiver<StoredEvent>,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let mut save =
+            tokio::time::interval_at(tokio::time::Instant::now() + SAVE_EVERY, SAVE_EVERY);
+        save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match feed.recv().await {
-                Ok(stored) => self.handle(stored.event).await,
-                Err(RecvError::Lagged(missed)) => {
-                    metrics::counter!("tenet_detect_events_missed_total").increment(missed);
-                    warn!(
-                        missed,
-                        "detection fell behind the event stream; events not analysed"
-                    );
-                }
-                Err(RecvError::Closed) => break,
+            tokio::select! {
+                received = feed.recv() => match received {
+                    Ok(stored) => self.handle(stored.event).await,
+                    Err(RecvError::Lagged(missed)) => {
+                        metrics::counter!("tenet_detect_events_missed_total").increment(missed);
+                        warn!(
+                            missed,
+                            "detection fell behind the event stream; events not analysed"
+                        );
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+                _ = save.tick() => self.save_baselines().await,
+                _ = &mut stop => break,
+            }
+        }
+        self.save_baselines().await;
+    }
+
+    /// Write the learned baselines to their state file if they changed since the last save,
+    /// off the detector's loop (the file is written on a blocking thread).
+    async fn save_baselines(&mut self) {
+        let changes = self.analytics.baseline_changes();
+        if changes == self.saved_changes {
+            return;
+        }
+        let baselines = self.analytics.export_baselines(self.clock.now());
+        let path = self.baselines.clone();
+        let principals = baselines.len();
+        let written = tokio::task::spawn_blocking(move || baselines.save(&path)).await;
+        match written {
+            Ok(Ok(())) => {
+                self.saved_changes = changes;
+                info!(file = %self.baselines.display(), principals, "learned baselines saved");
+            }
+            Ok(Err(e)) => {
+                warn!(file = %self.baselines.display(), error = %e, "learned baselines not saved");
+            }
+            Err(e) => {
+                warn!(file = %self.baselines.display(), error = %e, "learned baselines not saved");
             }
         }
     }

@@ -40,6 +40,8 @@ pub struct Running {
     people: Option<Arc<tenet_people::SignIn>>,
     gateway: GatewayHandle,
     background: Vec<JoinHandle<()>>,
+    /// Tells the detector to save its learned baselines and stop, and its task.
+    detector: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 impl Running {
@@ -50,6 +52,16 @@ impl Running {
             task.abort();
         }
         self.gateway.shutdown().await;
+        // The detector sees what the drained requests did, then saves its baselines.
+        if let Some((stop, task)) = self.detector {
+            let _ = stop.send(());
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                warn!("the detector did not stop within 10 s; learned baselines may be older");
+            }
+        }
         if let Some(people) = &self.people
             && let Err(e) = people.sessions().flush()
         {
@@ -118,6 +130,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         let services: Vec<String> = config.routes.iter().map(|r| r.service.clone()).collect();
         let (d, r) = crate::detect::load(
             &config.detect,
+            &crate::detect::baselines_path(&config.data_dir),
             &services,
             containment.clone(),
             policy.clone(),
@@ -223,10 +236,11 @@ pub async fn start(config: &Config) -> Result<Running> {
         background.push(tokio::spawn(keep_sessions(people.clone())));
         background.extend(crate::people::keep_discovering(spec, people));
     }
-    if let Some(detector) = detector {
+    let detector = detector.map(|detector| {
         let detector = detector.with_people(people.clone());
-        background.push(tokio::spawn(detector.run(detector_feed)));
-    }
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        (stop, tokio::spawn(detector.run(detector_feed, stopped)))
+    });
     for (name, addr) in &listeners {
         info!(listener = %name, %addr, "gateway listener up");
     }
@@ -241,6 +255,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         people,
         gateway,
         background,
+        detector,
     })
 }
 

@@ -629,3 +629,111 @@ min_events = 3
         .count();
     assert_eq!(releases, 0);
 }
+
+/// `curl` with the frontend's SVID against the payments service, outside its baseline.
+fn probe_payments(d: &Deployment) -> String {
+    let probe = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--resolve")
+        .arg(format!("{PAYMENTS_HOST}:{}:127.0.0.1", d.port))
+        .arg("--cacert")
+        .arg(d.path("data/admin/bundle.pem"))
+        .arg("--cert")
+        .arg(d.path("frontend/svid.pem"))
+        .arg("--key")
+        .arg(d.path("frontend/svid.key"))
+        .arg(format!("https://{PAYMENTS_HOST}:{}/charge", d.port))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&probe.stdout).into_owned()
+}
+
+#[test]
+fn a_learned_baseline_survives_a_restart() {
+    let (mut d, _receiver, _hooks) = deployment_with_response();
+    let state = d.path("data/detect/baselines.json");
+
+    // Learn the baseline (three events suffice here), then an orderly stop saves it.
+    for _ in 0..4 {
+        assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 200);
+    }
+    d.stop();
+    let text = std::fs::read_to_string(&state).unwrap_or_else(|e| panic!("{e}: {}", d.up_log()));
+    let saved: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(saved["version"], 1);
+    assert_eq!(saved["principals"][0]["principal"], FRONTEND, "{saved}");
+    assert_eq!(saved["principals"][0]["established"], true, "{saved}");
+    assert_eq!(saved["principals"][0]["services"][0], "catalog", "{saved}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // After the restart the frontend is established at once: its usual service stays
+    // quiet, and the first step outside the baseline is detected and contained (a fresh
+    // learning period would have let it through unseen).
+    d.up_with_env(&[("TENET_TEST_HOOK", "test-hook-secret")]);
+    assert!(
+        d.up_log().contains("learned baselines restored"),
+        "{}",
+        d.up_log()
+    );
+    assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 200);
+    assert_eq!(probe_payments(&d), "403");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.curl(Some("frontend"), &[], "/products").0 != 403 {
+        assert!(
+            Instant::now() < deadline,
+            "the restored baseline did not detect the move; log:\n{}",
+            d.up_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_corrupt_baselines_file_is_moved_aside_and_learning_starts_fresh() {
+    let mut d = Deployment::start();
+    d.stop();
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.config())
+        .unwrap();
+    write!(config, "\n[detect]\nplaybooks = \"playbooks\"\n").unwrap();
+    std::fs::create_dir_all(d.path("playbooks")).unwrap();
+    std::fs::create_dir_all(d.path("data/detect")).unwrap();
+    let state = d.path("data/detect/baselines.json");
+    std::fs::write(
+        &state,
+        b"{\"format\":\"tenet-detect-baselines\",\"version\":1,\"princ",
+    )
+    .unwrap();
+
+    d.up();
+    assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 200);
+    let log = d.up_log();
+    assert!(
+        log.contains("saved baselines unusable, moved aside") && log.contains("baselines.json"),
+        "{log}"
+    );
+    let aside: Vec<String> = std::fs::read_dir(d.path("data/detect"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("baselines.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    // Learning starts fresh, and the next stop writes a good file.
+    d.stop();
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(saved["principals"][0]["established"], false, "{saved}");
+}
