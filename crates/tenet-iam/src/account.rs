@@ -681,7 +681,18 @@ fn is_aws_managed_arn(arn: &str) -> bool {
 }
 
 /// AWS managed policies cannot be edited: the fix is a narrower customer-managed policy.
+/// Actions of a service the catalogue does not know grant nothing, so there they need no fix.
 fn aws_managed_remedy(mut hit: Hit) -> Hit {
+    if hit.rule == "iam.unknown-service" {
+        hit.remediation = Some(
+            "this is an AWS managed policy: the service is retired or unknown to the catalogue, \
+             its actions grant nothing, and nothing needs doing (a customer-managed policy \
+             with these actions would need them removed)"
+                .to_owned(),
+        );
+        hit.evidence.push(("aws_managed", json!(true)));
+        return hit;
+    }
     let narrower = match hit.remediation.take() {
         Some(r) => format!(" that follows this advice: {r}"),
         None => String::new(),

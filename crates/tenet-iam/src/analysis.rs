@@ -3,7 +3,7 @@
 //! resource policies), escalation within the document, and lint (unknown actions, condition
 //! keys and operators, type mismatches, Sids).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::LazyLock;
 
 use serde_json::{Value, json};
@@ -1040,19 +1040,53 @@ fn lint_statement(s: &Statement, sids: &mut HashSet<String>, hits: &mut Vec<Hit>
         }
     }
     if let ActionMatch::Actions(patterns) = &s.action {
+        // Actions of an unknown service are reported once per service, listing them.
+        let mut services: BTreeMap<String, Vec<&str>> = BTreeMap::new();
         for &(i, why) in &s.unknown_actions {
             let Some(p) = patterns.get(i) else { continue };
-            let (rule, what) = match why {
-                Unknown::Service => ("iam.unknown-service", "service prefix"),
-                Unknown::Action | Unknown::Malformed => ("iam.unknown-action", "action"),
+            match why {
+                Unknown::Service => {
+                    let prefix = p.split(':').next().unwrap_or(p).to_ascii_lowercase();
+                    services.entry(prefix).or_default().push(p.as_str());
+                }
+                Unknown::Action | Unknown::Malformed => hits.push(Hit::new(
+                    "iam.unknown-action",
+                    Severity::Low,
+                    &format!("{}/Action", s.pointer),
+                    "Unknown action",
+                    format!("{p:?} matches no action in the AWS catalogue"),
+                )),
+            }
+        }
+        for (service, actions) in services {
+            let detail = match actions.as_slice() {
+                [one] => format!("{one:?} matches no action in the AWS catalogue"),
+                _ => format!(
+                    "{} actions of service prefix {service:?} match no action in the AWS \
+                     catalogue: {}",
+                    actions.len(),
+                    sample(
+                        &actions.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>(),
+                        5
+                    )
+                ),
             };
-            hits.push(Hit::new(
-                rule,
-                Severity::Low,
-                &format!("{}/Action", s.pointer),
-                format!("Unknown {what}"),
-                format!("{p:?} matches no action in the AWS catalogue"),
-            ));
+            hits.push(
+                Hit::new(
+                    "iam.unknown-service",
+                    Severity::Low,
+                    &format!("{}/Action", s.pointer),
+                    "Unknown service prefix",
+                    detail,
+                )
+                .fix(format!(
+                    "the service prefix {service:?} is retired or unknown to the catalogue: \
+                     remove its actions, or correct the prefix"
+                ))
+                .ev("service", json!(service))
+                .ev("actions", json!(actions))
+                .ev("count", json!(actions.len())),
+            );
         }
     }
     for cond in &s.conditions {

@@ -695,3 +695,57 @@ fn a_deny_narrows_an_allow_with_not_action() {
     let hit = h.iter().find(|h| h.rule == "iam.allow-not-action").unwrap();
     assert_eq!(hit.severity, Severity::Critical, "{hit:?}");
 }
+
+/// Actions of an unknown (retired) service give one finding per statement and service, with
+/// the actions as evidence; in an AWS managed policy the advice is not to detach it.
+#[test]
+fn unknown_service_actions_are_grouped() {
+    let h = hits(json!([
+        {"Effect":"Allow","Action":["elastic-inference:Connect","elastic-inference:Describe",
+            "s3:GetObject","gone:Thing"],"Resource":"*"},
+        {"Effect":"Allow","Action":"elastic-inference:Other","Resource":"*"}
+    ]));
+    let unknown: Vec<&Hit> = h
+        .iter()
+        .filter(|h| h.rule == "iam.unknown-service")
+        .collect();
+    assert_eq!(unknown.len(), 3, "{unknown:?}");
+    let first = unknown
+        .iter()
+        .find(|h| h.pointer == "/Statement/0/Action" && h.detail.contains("elastic-inference"))
+        .unwrap();
+    let evidence: std::collections::HashMap<&str, &Value> =
+        first.evidence.iter().map(|(k, v)| (*k, v)).collect();
+    assert_eq!(evidence["count"], &json!(2));
+    assert_eq!(
+        evidence["actions"],
+        &json!(["elastic-inference:Connect", "elastic-inference:Describe"])
+    );
+
+    let path = super::corpus("cloudsplaining/examples/files/example.json");
+    let dump: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut a = Account::new();
+    assert!(a.add_json("example.json", &dump));
+    let unknown: Vec<Finding> = assess(&a)
+        .into_iter()
+        .filter(|f| f.rule == "iam.unknown-service")
+        .collect();
+    // 69 actions of retired services in three AWS managed policies, six services in all.
+    let total: u64 = unknown
+        .iter()
+        .filter_map(|f| f.evidence.get("count")?.as_u64())
+        .sum();
+    assert_eq!(total, 69, "{unknown:?}");
+    assert_eq!(unknown.len(), 8, "{unknown:?}");
+    let view_only: Vec<&Finding> = unknown
+        .iter()
+        .filter(|f| f.subject.ends_with(":policy/job-function/ViewOnlyAccess"))
+        .collect();
+    assert_eq!(view_only.len(), 1, "{view_only:?}");
+    assert_eq!(view_only[0].evidence.get("count"), Some(&json!(4)));
+    for f in &unknown {
+        let fix = f.remediation.as_deref().unwrap();
+        assert!(!fix.contains("detach"), "{fix}");
+        assert!(fix.contains("nothing needs doing"), "{fix}");
+    }
+}
