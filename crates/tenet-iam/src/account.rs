@@ -428,7 +428,10 @@ impl Account {
                         .filter(|d| d.aws_managed)
                         .map(|d| d.subject.as_str())
                         .collect();
-                    if !managed.is_empty() {
+                    if is_service_linked(p) {
+                        hit.remediation = Some(service_linked_remedy(p));
+                        hit.evidence.push(("service_linked", json!(true)));
+                    } else if !managed.is_empty() {
                         hit.remediation = Some(format!(
                             "detach the AWS managed policy {} from {} (AWS managed policies \
                              cannot be edited) and attach a customer-managed policy with only \
@@ -672,6 +675,23 @@ fn trust_hits(policy: &Policy) -> Vec<Hit> {
             h.title = "Role trust policy lets anyone assume the role".to_owned();
         });
     hits
+}
+
+/// Whether a principal is a service-linked role (path `/aws-service-role/`): AWS creates it
+/// for one service and does not let customers detach or edit its policies.
+fn is_service_linked(p: &Principal) -> bool {
+    p.kind == Kind::Role && p.arn.starts_with("arn:") && p.arn.contains(":role/aws-service-role/")
+}
+
+/// The advice for a service-linked role: it is managed by AWS, so detaching is not possible.
+fn service_linked_remedy(p: &Principal) -> String {
+    format!(
+        "{} is a service-linked role (path /aws-service-role/), created and managed by AWS for \
+         its service: AWS does not allow detaching or editing its policies, and only that \
+         service can assume it; nothing needs changing on the role (delete it through its \
+         service if the service is no longer used)",
+        p.display
+    )
 }
 
 /// Whether a policy ARN names an AWS managed policy (`arn:aws:iam::aws:policy/...`, in any

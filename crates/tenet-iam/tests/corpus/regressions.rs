@@ -749,3 +749,35 @@ fn unknown_service_actions_are_grouped() {
         assert!(fix.contains("nothing needs doing"), "{fix}");
     }
 }
+
+/// Service-linked roles (path `/aws-service-role/`) cannot have their AWS managed policies
+/// detached: the escalation advice says the role is service-linked and managed by AWS.
+#[test]
+fn service_linked_roles_get_no_detach_advice() {
+    let path = super::corpus("cloudsplaining/examples/files/example.json");
+    let dump: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut a = Account::new();
+    assert!(a.add_json("example.json", &dump));
+    let findings = assess(&a);
+    let linked: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| {
+            f.rule == "iam.privilege-escalation" && f.subject.contains(":role/aws-service-role/")
+        })
+        .collect();
+    assert!(!linked.is_empty());
+    for f in &linked {
+        let fix = f.remediation.as_deref().unwrap();
+        assert!(!fix.contains("detach the AWS managed policy"), "{fix}");
+        assert!(fix.contains("service-linked role"), "{fix}");
+        assert!(fix.contains("managed by AWS"), "{fix}");
+    }
+    // Other roles holding an AWS managed policy keep the advice to detach it.
+    assert!(findings.iter().any(|f| {
+        f.rule == "iam.privilege-escalation"
+            && !f.subject.contains(":role/aws-service-role/")
+            && f.remediation
+                .as_deref()
+                .is_some_and(|r| r.contains("detach the AWS managed policy"))
+    }));
+}
