@@ -5,7 +5,8 @@ use ipnet::IpNet;
 use tenet_finding::{Finding, Location, Severity};
 
 use crate::cluster::Cluster;
-use crate::netpol::{NetworkPolicy, Peer, Rule};
+use crate::netpol::{NetworkPolicy, Peer, PortValue, Rule};
+use crate::ports::Protocol;
 use crate::reach::{Engine, selects};
 
 /// Every NetworkPolicy finding of the cluster.
@@ -78,7 +79,7 @@ fn rule_findings(policy: &NetworkPolicy, rules: &[Rule], ingress: bool, out: &mu
         }
         for (i, peer) in rule.peers.iter().enumerate() {
             let path = format!("{}/{peers_key}/{i}", rule.pointer);
-            peer_finding(policy, peer, &path, ingress, out);
+            peer_finding(policy, rule, peer, &path, ingress, out);
         }
         probably_meant_and(policy, rule, peers_key, out);
     }
@@ -92,8 +93,40 @@ fn ports_note(rule: &Rule) -> &'static str {
     }
 }
 
+/// The ports of a rule as a reader names them: `UDP 53`, `TCP 8000-8080`, `TCP http`, or
+/// `every port` when the rule lists none.
+fn port_names(rule: &Rule) -> Vec<String> {
+    if rule.ports.is_empty() {
+        return vec!["every port".to_owned()];
+    }
+    rule.ports
+        .iter()
+        .map(|p| {
+            let port = match &p.port {
+                PortValue::Any => "every port".to_owned(),
+                PortValue::Range(lo, hi) if lo == hi => lo.to_string(),
+                PortValue::Range(lo, hi) => format!("{lo}-{hi}"),
+                PortValue::Named(name) => name.clone(),
+                PortValue::Invalid => "an invalid port".to_owned(),
+            };
+            format!("{} {port}", p.protocol.as_str())
+        })
+        .collect()
+}
+
+/// Whether a rule is limited to DNS: every port it lists is 53 or 5353 over UDP or TCP.
+fn dns_only(rule: &Rule) -> bool {
+    !rule.ports.is_empty()
+        && rule.ports.iter().all(|p| {
+            matches!(p.protocol, Protocol::Udp | Protocol::Tcp)
+                && matches!(p.port, PortValue::Range(lo, hi)
+                    if lo == hi && (lo == 53 || lo == 5353))
+        })
+}
+
 fn peer_finding(
     policy: &NetworkPolicy,
+    rule: &Rule,
     peer: &Peer,
     path: &str,
     ingress: bool,
@@ -104,22 +137,42 @@ fn peer_finding(
             namespaces: Some(ns),
             pods,
         } if ns.is_empty() && pods.as_ref().is_none_or(|p| p.is_empty()) => {
+            let ports = port_names(rule);
+            let dir = if ingress { "ingress from" } else { "egress to" };
+            let dns = !ingress && dns_only(rule);
+            let (severity, detail, remediation) = if dns {
+                (
+                    Severity::Low,
+                    "an empty namespaceSelector matches all namespaces (but no external \
+                     address); the rule is limited to DNS ports, a common and deliberate pattern \
+                     for reaching the cluster DNS."
+                        .to_owned(),
+                    "to narrow it, select the DNS namespace and pods by label, e.g. \
+                     kubernetes.io/metadata.name: kube-system and k8s-app: kube-dns",
+                )
+            } else {
+                (
+                    Severity::Medium,
+                    "an empty namespaceSelector matches all namespaces (but no external address)."
+                        .to_owned(),
+                    "select the namespaces by label, e.g. kubernetes.io/metadata.name",
+                )
+            };
             out.push(
                 Finding::new(
                     "k8s.netpol-all-namespaces",
-                    Severity::Medium,
+                    severity,
                     policy.full_name(),
                     location(policy, path),
                     format!(
-                        "NetworkPolicy {} allows every pod of every namespace",
-                        policy.full_name()
+                        "NetworkPolicy {} allows {dir} every pod of every namespace on {}",
+                        policy.full_name(),
+                        ports.join(", ")
                     ),
-                    "an empty namespaceSelector matches all namespaces (but no external address)."
-                        .to_owned(),
+                    detail,
                 )
-                .with_remediation(
-                    "select the namespaces by label, e.g. kubernetes.io/metadata.name",
-                ),
+                .with_remediation(remediation)
+                .with_evidence("ports", serde_json::json!(ports)),
             );
         }
         Peer::Block(block) if block.cidr.prefix_len() == 0 => {

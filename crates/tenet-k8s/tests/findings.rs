@@ -379,3 +379,46 @@ subjects: [{kind: User, name: dave}]
         "{findings:#?}"
     );
 }
+
+/// Egress to every namespace limited to DNS (53/5353 over UDP or TCP) is rated low; other
+/// ports keep the medium rating; both messages name the ports.
+#[test]
+fn dns_egress_to_every_namespace_is_low_and_ports_are_named() {
+    let policy = |name: &str, ports: &str| {
+        format!(
+            "\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {name}
+  namespace: app
+spec:
+  podSelector: {{}}
+  policyTypes: [Egress]
+  egress:
+  - to:
+    - namespaceSelector: {{}}
+    ports:
+{ports}"
+        )
+    };
+    let dns = policy(
+        "dns",
+        "    - protocol: UDP\n      port: 53\n    - protocol: TCP\n      port: 53\n    - protocol: UDP\n      port: 5353\n",
+    );
+    let web = policy("web", "    - protocol: TCP\n      port: 8080\n");
+    let findings = assess(&format!("{dns}---\n{web}"));
+    let all_ns = |subject: &str| {
+        findings
+            .iter()
+            .find(|f| f.rule == "k8s.netpol-all-namespaces" && f.subject == subject)
+            .unwrap()
+    };
+    let f = all_ns("app/dns");
+    assert_eq!(f.severity, Severity::Low, "{f:?}");
+    assert!(f.title.contains("UDP 53, TCP 53, UDP 5353"), "{f:?}");
+    assert_eq!(f.evidence["ports"], json!(["UDP 53", "TCP 53", "UDP 5353"]));
+    let f = all_ns("app/web");
+    assert_eq!(f.severity, Severity::Medium, "{f:?}");
+    assert!(f.title.contains("TCP 8080"), "{f:?}");
+}
