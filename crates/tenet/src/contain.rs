@@ -130,7 +130,15 @@ pub async fn apply(
             Ok(vec![action])
         }
         Change::Release { selector } => {
-            let matching = containment.matching(&selector, now);
+            let mut matching = containment.matching(&selector, now);
+            // A serial may be given as `openssl x509 -text` prints it (4f:2a:01) or with 0x.
+            let selector = match normalize_serial(&selector) {
+                Ok(serial) if matching.is_empty() && serial != selector => {
+                    matching = containment.matching(&serial, now);
+                    serial
+                }
+                _ => selector,
+            };
             if matching.is_empty() {
                 bail!("nothing in force matches {selector:?}");
             }

@@ -168,7 +168,7 @@ enum Command {
         /// Why (recorded in the ledger).
         #[arg(long, default_value = "revoked by an operator")]
         reason: String,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
     /// Quarantine a service: refuse requests to it (inbound), from its identities (outbound),
@@ -189,13 +189,13 @@ enum Command {
         /// Why (recorded in the ledger).
         #[arg(long, default_value = "quarantined by an operator")]
         reason: String,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
     /// End containments: by action id, SPIFFE ID, serial or service name.
     Release {
         selector: String,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
     /// Devices: enrolment tokens, enrolment and posture reports (the agent side), MDM imports.
@@ -210,7 +210,7 @@ enum Command {
     },
     /// List the containments in force.
     Containment {
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
     /// What a principal can reach under the current policy and routes: directly, and through
@@ -240,7 +240,7 @@ enum Command {
         /// hunt --rules r -`).
         #[arg(required = true, value_name = "FILE")]
         inputs: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
     /// A breach exercise against the running deployment with real requests: reports time to
@@ -261,7 +261,7 @@ enum Command {
         /// Keep the containment the drill caused instead of releasing it.
         #[arg(long)]
         keep: bool,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
     /// Zero-trust maturity (CISA ZTMM v2) from this deployment and saved assessments, with
@@ -270,7 +270,7 @@ enum Command {
         /// A report saved with `tenet assess --format json` (repeatable).
         #[arg(long = "assessment", value_name = "FILE")]
         assessments: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
 }
@@ -389,7 +389,7 @@ enum PolicyCommand {
         /// Policy directory (default: the deployment's).
         #[arg(long)]
         dir: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
     /// Ask the running deployment to reload its policies now.
@@ -414,7 +414,7 @@ enum LogCommand {
         /// back or rewritten log contradicts it.
         #[arg(long = "checkpoint", value_name = "FILE")]
         checkpoints: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
     /// Inclusion proof of entry INDEX in the newest checkpoint (JSON, with the checkpoint
@@ -441,7 +441,7 @@ enum LogCommand {
         /// Start at entry N (0-based).
         #[arg(long, default_value_t = 0)]
         from: u64,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = OutputFormat::Json)]
         format: OutputFormat,
     },
     /// Write the ledger's events to stdout: `ocsf` is the stored OCSF events, one per line,

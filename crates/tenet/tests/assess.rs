@@ -691,9 +691,10 @@ fn score_uses_saved_assessments() {
         card["next"][0],
         "issue SVIDs to every workload and require mTLS"
     );
+    // Deterministic, and --format takes any case (as `tenet assess` does).
     let again = run(
         dir.path(),
-        &["score", "--assessment", "k8s.json", "--format", "json"],
+        &["score", "--assessment", "k8s.json", "--format", "JSON"],
     );
     assert_eq!(stdout(&again), stdout(&out));
 }

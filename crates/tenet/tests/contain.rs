@@ -123,6 +123,38 @@ fn revocation_cuts_an_open_connection_on_its_next_request_and_release_reopens() 
     let out = cli(&d, &["release", FRONTEND]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing in force matches"));
+
+    // A serial revoked in one spelling is released in the one `openssl x509 -text` prints.
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(d.path("frontend/svid.pem"))
+        .output()
+        .unwrap();
+    let serial = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase();
+    let out = cli(&d, &["revoke", "--serial", &serial, "--reason", "lost"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 403);
+    let digits = serial.trim_start_matches("00");
+    let colons: Vec<String> = digits
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).into_owned())
+        .collect();
+    let out = cli(&d, &["release", &colons.join(":")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("released c-"));
+    assert_eq!(d.curl(Some("frontend"), &[], "/products").0, 200);
 }
 
 #[test]
