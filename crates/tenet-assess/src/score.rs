@@ -972,13 +972,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_privilege_escalation_fails_iam_least_privilege() {
+    /// A finding of `rule` in an IAM file, for the reports below.
+    fn iam_finding(rule: &str, severity: tenet_finding::Severity) -> tenet_finding::Finding {
         use tenet_finding::{Finding, Location};
-        let finding = |rule: &str, severity| {
-            Finding::new(rule, severity, "p", Location::file("a.json"), "t", "d")
-        };
-        let report = |findings| Report {
+        Finding::new(rule, severity, "p", Location::file("a.json"), "t", "d")
+    }
+
+    /// An IAM assessment report of one file with these findings.
+    fn iam_report(findings: Vec<tenet_finding::Finding>) -> Report {
+        Report {
             version: crate::report::REPORT_VERSION,
             inputs: vec!["a.json".into()],
             analyses: vec!["iam".into()],
@@ -986,7 +988,12 @@ mod tests {
             skipped: vec![],
             connections: vec![],
             invalid: BTreeMap::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_privilege_escalation_fails_iam_least_privilege() {
+        let (finding, report) = (iam_finding, iam_report);
         let mut facts = Facts::default();
         facts
             .observe_report(
@@ -1073,19 +1080,7 @@ mod tests {
     /// an earlier clean report; a clean report does raise governance and data access.
     #[test]
     fn a_failing_report_never_raises_a_function() {
-        use tenet_finding::{Finding, Location};
-        let finding = |rule: &str, severity| {
-            Finding::new(rule, severity, "p", Location::file("a.json"), "t", "d")
-        };
-        let report = |findings| Report {
-            version: crate::report::REPORT_VERSION,
-            inputs: vec!["a.json".into()],
-            analyses: vec!["iam".into()],
-            findings,
-            skipped: vec![],
-            connections: vec![],
-            invalid: BTreeMap::new(),
-        };
+        let (finding, report) = (iam_finding, iam_report);
         let failing = report(
             (0..93)
                 .map(|_| finding("iam.privilege-escalation", Severity::High))

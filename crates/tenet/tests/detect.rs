@@ -33,6 +33,29 @@ fn deployment_with_response() -> (Deployment, KillOnDrop, std::path::PathBuf) {
         "test-hook-secret",
     ]);
     // A second service the frontend has never used (and may not use).
+    payments_route_and_quick_learning(&d);
+    std::fs::write(
+        d.path("playbooks/contain.yaml"),
+        format!(
+            r#"playbooks:
+  - name: contain-lateral-movement
+    match:
+      rules: [tenet.lateral-movement, tenet.service-fan-out, tenet.privilege-escalation]
+      min_level: medium
+    actions:
+      - revoke_identity: {{for: 1h}}
+      - notify: {{url: "http://127.0.0.1:{hook_port}/hook", secret_env: TENET_TEST_HOOK}}
+"#
+        ),
+    )
+    .unwrap();
+    d.up_with_env(&[("TENET_TEST_HOOK", "test-hook-secret")]);
+    (d, receiver, hooks)
+}
+
+/// Adds a second service the frontend has never used (payments, on the same upstream), the
+/// playbooks folder, and a learning period short enough for a test (3 events).
+fn payments_route_and_quick_learning(d: &Deployment) {
     let mut config = std::fs::OpenOptions::new()
         .append(true)
         .open(d.config())
@@ -58,23 +81,6 @@ min_events = 3
     )
     .unwrap();
     std::fs::create_dir_all(d.path("playbooks")).unwrap();
-    std::fs::write(
-        d.path("playbooks/contain.yaml"),
-        format!(
-            r#"playbooks:
-  - name: contain-lateral-movement
-    match:
-      rules: [tenet.lateral-movement, tenet.service-fan-out, tenet.privilege-escalation]
-      min_level: medium
-    actions:
-      - revoke_identity: {{for: 1h}}
-      - notify: {{url: "http://127.0.0.1:{hook_port}/hook", secret_env: TENET_TEST_HOOK}}
-"#
-        ),
-    )
-    .unwrap();
-    d.up_with_env(&[("TENET_TEST_HOOK", "test-hook-secret")]);
-    (d, receiver, hooks)
 }
 
 #[test]
@@ -311,31 +317,7 @@ fn drills_measure_detection_and_containment_and_clean_up() {
 fn a_playbook_run_records_the_steps_that_failed() {
     let mut d = Deployment::start();
     d.stop();
-    let mut config = std::fs::OpenOptions::new()
-        .append(true)
-        .open(d.config())
-        .unwrap();
-    write!(
-        config,
-        r#"
-[[routes]]
-name = "payments"
-service = "payments"
-listener = "main"
-host = "{PAYMENTS_HOST}"
-upstream = "http://127.0.0.1:{}"
-
-[detect]
-playbooks = "playbooks"
-
-[detect.analytics.learning]
-period_secs = 0
-min_events = 3
-"#,
-        d.upstream_port
-    )
-    .unwrap();
-    std::fs::create_dir_all(d.path("playbooks")).unwrap();
+    payments_route_and_quick_learning(&d);
     std::fs::write(
         d.path("playbooks/contain.yaml"),
         r#"playbooks:
@@ -520,31 +502,7 @@ fn drill_exits_per_its_help_and_leaves_no_policy_behind() {
 fn a_real_containment_made_during_a_drill_survives_it() {
     let mut d = Deployment::start();
     d.stop();
-    let mut config = std::fs::OpenOptions::new()
-        .append(true)
-        .open(d.config())
-        .unwrap();
-    write!(
-        config,
-        r#"
-[[routes]]
-name = "payments"
-service = "payments"
-listener = "main"
-host = "{PAYMENTS_HOST}"
-upstream = "http://127.0.0.1:{}"
-
-[detect]
-playbooks = "playbooks"
-
-[detect.analytics.learning]
-period_secs = 0
-min_events = 3
-"#,
-        d.upstream_port
-    )
-    .unwrap();
-    std::fs::create_dir_all(d.path("playbooks")).unwrap();
+    payments_route_and_quick_learning(&d);
     // Lateral movement is contained; the privilege-escalation drill is not, so it watches the
     // ledger for a while after its detection.
     std::fs::write(
