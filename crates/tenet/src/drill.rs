@@ -335,9 +335,16 @@ async fn run_drill(
         },
     };
     report.reachable_before = reachable(config, &id)?;
-    // What the deployment's playbooks would do; a folder that does not load acts on nothing.
-    let playbooks =
-        tenet_playbook::Playbooks::load_dir(&config.detect.playbooks).unwrap_or_default();
+    // What the deployment's playbooks would do; a folder that does not load acts on nothing
+    // (`tenet up` refuses to start with it), which the report then expects.
+    let playbooks = match tenet_playbook::Playbooks::load_dir(&config.detect.playbooks) {
+        Ok(playbooks) => playbooks,
+        Err(e) => {
+            tracing::warn!(folder = %config.detect.playbooks.display(), error = %e,
+                "the playbooks do not load; the drill expects no containment");
+            tenet_playbook::Playbooks::default()
+        }
+    };
 
     let ca = CertificateAuthority::load(&config.ca_dir())
         .with_context(|| format!("loading the CA from {}", config.ca_dir().display()))?;
