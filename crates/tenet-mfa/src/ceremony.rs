@@ -158,6 +158,10 @@ pub struct AuthenticationOutcome {
 #[derive(Deserialize)]
 struct ClientData {
     origin: String,
+    #[serde(rename = "crossOrigin", default)]
+    cross_origin: Option<bool>,
+    #[serde(rename = "topOrigin", default)]
+    top_origin: Option<String>,
 }
 
 impl RelyingParty {
@@ -399,7 +403,8 @@ impl RelyingParty {
         })
     }
 
-    /// The F007 origin check on clientDataJSON, before webauthn-rs sees it.
+    /// The F007 origin check and the cross-origin rule on clientDataJSON, before webauthn-rs
+    /// sees it (webauthn-rs checks crossOrigin only at registration, and not topOrigin).
     fn check_client_data(&self, client_data_json: &[u8]) -> Result<(), CeremonyError> {
         let client: ClientData = serde_json::from_slice(client_data_json).map_err(|e| {
             CeremonyError::MalformedResponse {
@@ -407,6 +412,10 @@ impl RelyingParty {
             }
         })?;
         self.rule.check_origin(&client.origin)?;
+        self.rule.check_embedding(
+            client.cross_origin.unwrap_or(false),
+            client.top_origin.as_deref(),
+        )?;
         Ok(())
     }
 }

@@ -5,6 +5,13 @@
 //! or ends with `"." + rpId` (a label boundary, so `evilexample.test` is not under
 //! `example.test`), and its host and port are those of a configured origin. The rpIdHash must
 //! equal SHA-256 of the configured rpId exactly.
+//!
+//! A cross-origin ceremony (clientDataJSON `crossOrigin: true`: the relying party's page runs
+//! in a frame embedded by another site) is refused unless the relying party lists the embedding
+//! site's origin in `top_origins` and the client names it in `topOrigin` (WebAuthn Level 3,
+//! 5.8.1). `crossOrigin: true` without `topOrigin` is refused whatever is configured, since the
+//! embedding site is then unknown; a `topOrigin` without `crossOrigin: true` is inconsistent
+//! and refused too.
 
 use sha2::{Digest, Sha256};
 use url::{Host, Url};
@@ -45,6 +52,29 @@ pub enum OriginRefusal {
         /// The origin as the client sent it.
         origin: String,
     },
+    /// The host is an IP address or absent, not a domain name.
+    #[error("origin {origin:?} does not name a domain")]
+    NotADomain {
+        /// The origin as the client sent it.
+        origin: String,
+    },
+    /// The ceremony ran in a cross-origin frame and the client did not say which site embeds it.
+    #[error("cross-origin ceremony without a topOrigin: the embedding site is unknown")]
+    CrossOriginWithoutTopOrigin,
+    /// The ceremony ran in a cross-origin frame of a site that is not a configured top origin.
+    #[error(
+        "cross-origin ceremony embedded by {top_origin:?}, which is not a configured top origin"
+    )]
+    TopOriginNotAllowed {
+        /// The topOrigin as the client sent it.
+        top_origin: String,
+    },
+    /// The client sent a topOrigin but not `crossOrigin: true`.
+    #[error("topOrigin {top_origin:?} was sent without crossOrigin: true")]
+    TopOriginWithoutCrossOrigin {
+        /// The topOrigin as the client sent it.
+        top_origin: String,
+    },
     /// The rpIdHash in the authenticator data is not SHA-256 of the rpId.
     #[error("rpIdHash {hash_hex} is not SHA-256 of the rp id {rp_id:?}")]
     RpIdHashMismatch {
@@ -68,6 +98,8 @@ pub(crate) struct OriginRule {
     rp_id: String,
     rp_id_hash: [u8; 32],
     allowed: Vec<AllowedOrigin>,
+    /// Sites that may embed the relying party's pages in a cross-origin frame.
+    top_origins: Vec<AllowedOrigin>,
 }
 
 impl OriginRule {
@@ -77,6 +109,7 @@ impl OriginRule {
             rp_id: rp_id.to_owned(),
             rp_id_hash: Sha256::digest(rp_id.as_bytes()).into(),
             allowed: Vec::new(),
+            top_origins: Vec::new(),
         }
     }
 
@@ -85,6 +118,40 @@ impl OriginRule {
         let parts = self.parts(origin.as_str())?;
         self.allowed.push(parts);
         Ok(())
+    }
+
+    /// Add a site that may embed the relying party in a cross-origin frame. It need not be
+    /// under the rpId, but must be a bare https origin with a domain name.
+    pub(crate) fn allow_top_origin(&mut self, origin: &Url) -> Result<(), OriginRefusal> {
+        let parts = bare_https(origin.as_str())?;
+        self.top_origins.push(parts);
+        Ok(())
+    }
+
+    /// Accept or refuse the `crossOrigin` and `topOrigin` members of clientDataJSON.
+    pub(crate) fn check_embedding(
+        &self,
+        cross_origin: bool,
+        top_origin: Option<&str>,
+    ) -> Result<(), OriginRefusal> {
+        match (cross_origin, top_origin) {
+            (false, None) => Ok(()),
+            (false, Some(top)) => Err(OriginRefusal::TopOriginWithoutCrossOrigin {
+                top_origin: top.to_owned(),
+            }),
+            (true, None) => Err(OriginRefusal::CrossOriginWithoutTopOrigin),
+            (true, Some(top)) => {
+                let not_allowed = || OriginRefusal::TopOriginNotAllowed {
+                    top_origin: top.to_owned(),
+                };
+                let parts = bare_https(top).map_err(|_| not_allowed())?;
+                if self.top_origins.contains(&parts) {
+                    Ok(())
+                } else {
+                    Err(not_allowed())
+                }
+            }
+        }
     }
 
     /// Accept or refuse a client origin (the `origin` member of clientDataJSON).
@@ -113,42 +180,52 @@ impl OriginRule {
 
     /// Scheme, shape and rpId checks; returns the host and port to compare.
     fn parts(&self, origin: &str) -> Result<AllowedOrigin, OriginRefusal> {
-        let owned = || origin.to_owned();
-        let url = Url::parse(origin).map_err(|_| OriginRefusal::NotAUrl { origin: owned() })?;
-        if url.scheme() != "https" {
-            return Err(OriginRefusal::NotHttps { origin: owned() });
-        }
-        let bare = matches!(url.path(), "" | "/")
-            && url.query().is_none()
-            && url.fragment().is_none()
-            && url.username().is_empty()
-            && url.password().is_none();
-        if !bare {
-            return Err(OriginRefusal::NotBare { origin: owned() });
-        }
-
         let outside = || OriginRefusal::OutsideRpId {
-            origin: owned(),
+            origin: origin.to_owned(),
             rp_id: self.rp_id.clone(),
         };
-        let Some(Host::Domain(host)) = url.host() else {
-            return Err(outside());
-        };
-        let host = host.to_ascii_lowercase();
+        let parts = bare_https(origin).map_err(|refusal| match refusal {
+            OriginRefusal::NotADomain { .. } => outside(),
+            other => other,
+        })?;
         // A label boundary: "evilexample.test" must not pass for "example.test".
-        let under_rp_id = host == self.rp_id
-            || host
+        let under_rp_id = parts.host == self.rp_id
+            || parts
+                .host
                 .strip_suffix(self.rp_id.as_str())
                 .is_some_and(|prefix| prefix.ends_with('.'));
         if !under_rp_id {
             return Err(outside());
         }
-        let port = url.port_or_known_default().unwrap_or(443);
-        Ok(AllowedOrigin { host, port })
+        Ok(parts)
     }
 
     /// The configured rpId.
     pub(crate) fn rp_id(&self) -> &str {
         &self.rp_id
     }
+}
+
+/// Scheme and shape checks: an https URL with a domain name and nothing after host and port.
+/// Returns the lowercase host and effective port.
+fn bare_https(origin: &str) -> Result<AllowedOrigin, OriginRefusal> {
+    let owned = || origin.to_owned();
+    let url = Url::parse(origin).map_err(|_| OriginRefusal::NotAUrl { origin: owned() })?;
+    if url.scheme() != "https" {
+        return Err(OriginRefusal::NotHttps { origin: owned() });
+    }
+    let bare = matches!(url.path(), "" | "/")
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if !bare {
+        return Err(OriginRefusal::NotBare { origin: owned() });
+    }
+    let Some(Host::Domain(host)) = url.host() else {
+        return Err(OriginRefusal::NotADomain { origin: owned() });
+    };
+    let host = host.to_ascii_lowercase();
+    let port = url.port_or_known_default().unwrap_or(443);
+    Ok(AllowedOrigin { host, port })
 }

@@ -21,6 +21,12 @@ pub struct RelyingPartyConfig {
     /// The allowed origins, such as `https://login.example.test`. Each must be https and
     /// under the rpId; subdomains are not implied and must be listed.
     pub origins: Vec<String>,
+    /// The sites that may embed the relying party's pages in a cross-origin frame, such as
+    /// `https://portal.example.net`. A cross-origin ceremony is accepted only when the client
+    /// names one of them as its topOrigin. Empty (the default): cross-origin ceremonies are
+    /// refused.
+    #[serde(default)]
+    pub top_origins: Vec<String>,
 }
 
 /// A configuration field that is wrong, and why.
@@ -73,11 +79,17 @@ impl RelyingParty {
             return Err(ConfigError::invalid("rp_name", &config.rp_name, "is empty"));
         }
         let origins = validate_origins(&config.origins)?;
+        let top_origins = validate_top_origins(&config.top_origins)?;
 
         let mut rule = OriginRule::new(&rp_id);
         for (i, (url, raw)) in origins.iter().zip(&config.origins).enumerate() {
             rule.allow(url).map_err(|refusal| {
                 ConfigError::invalid(format!("origins[{i}]"), raw, refusal.to_string())
+            })?;
+        }
+        for (i, (url, raw)) in top_origins.iter().zip(&config.top_origins).enumerate() {
+            rule.allow_top_origin(url).map_err(|refusal| {
+                ConfigError::invalid(format!("top_origins[{i}]"), raw, refusal.to_string())
             })?;
         }
         // webauthn-rs compares origins exactly (no subdomains, no other port) on top of ours.
@@ -153,6 +165,23 @@ fn validate_origins(origins: &[String]) -> Result<Vec<Url>, ConfigError> {
         .collect()
 }
 
+/// Every top origin must parse and be https; the list may be empty.
+fn validate_top_origins(origins: &[String]) -> Result<Vec<Url>, ConfigError> {
+    origins
+        .iter()
+        .enumerate()
+        .map(|(i, origin)| {
+            let field = format!("top_origins[{i}]");
+            let url = Url::parse(origin)
+                .map_err(|e| ConfigError::invalid(field.clone(), origin, e.to_string()))?;
+            if url.scheme() != "https" {
+                return Err(ConfigError::invalid(field, origin, "scheme must be https"));
+            }
+            Ok(url)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +192,7 @@ mod tests {
             rp_id: "example.test".into(),
             rp_name: "Tenet".into(),
             origins: origins.iter().map(|o| o.to_string()).collect(),
+            top_origins: Vec::new(),
         }
     }
 
@@ -240,6 +270,61 @@ mod tests {
     }
 
     #[test]
+    fn cross_origin_needs_a_configured_top_origin() {
+        let same_only = RelyingParty::new(&config(&["https://login.example.test"])).unwrap();
+        assert_eq!(same_only.rule.check_embedding(false, None), Ok(()));
+        assert_eq!(
+            same_only
+                .rule
+                .check_embedding(true, Some("https://portal.example.net")),
+            Err(OriginRefusal::TopOriginNotAllowed {
+                top_origin: "https://portal.example.net".into()
+            })
+        );
+
+        let mut embedded = config(&["https://login.example.test"]);
+        embedded.top_origins = vec!["https://Portal.Example.Net".into()];
+        let rp = RelyingParty::new(&embedded).unwrap();
+        let rule = &rp.rule;
+        assert_eq!(rule.check_embedding(false, None), Ok(()));
+        for accepted in [
+            "https://portal.example.net",
+            "https://portal.example.net:443/",
+        ] {
+            assert_eq!(
+                rule.check_embedding(true, Some(accepted)),
+                Ok(()),
+                "{accepted}"
+            );
+        }
+        for refused in [
+            "https://portal.example.net:8443",
+            "http://portal.example.net",
+            "https://evil.example.net",
+            "https://portal.example.net/x",
+            "portal.example.net",
+        ] {
+            assert_eq!(
+                rule.check_embedding(true, Some(refused)),
+                Err(OriginRefusal::TopOriginNotAllowed {
+                    top_origin: refused.into()
+                }),
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            rule.check_embedding(true, None),
+            Err(OriginRefusal::CrossOriginWithoutTopOrigin)
+        );
+        assert_eq!(
+            rule.check_embedding(false, Some("https://portal.example.net")),
+            Err(OriginRefusal::TopOriginWithoutCrossOrigin {
+                top_origin: "https://portal.example.net".into()
+            })
+        );
+    }
+
+    #[test]
     fn config_errors_name_the_bad_field() {
         assert_eq!(field_of(RelyingParty::new(&config(&[]))), "origins");
         assert_eq!(
@@ -265,6 +350,19 @@ mod tests {
         let mut no_name = config(&["https://login.example.test"]);
         no_name.rp_name = " ".into();
         assert_eq!(field_of(RelyingParty::new(&no_name)), "rp_name");
+        for (bad, field) in [
+            (vec!["http://portal.example.net"], "top_origins[0]"),
+            (
+                vec!["https://portal.example.net", "not a url"],
+                "top_origins[1]",
+            ),
+            (vec!["https://portal.example.net/path"], "top_origins[0]"),
+            (vec!["https://10.0.0.1"], "top_origins[0]"),
+        ] {
+            let mut top = config(&["https://login.example.test"]);
+            top.top_origins = bad.iter().map(|o| o.to_string()).collect();
+            assert_eq!(field_of(RelyingParty::new(&top)), field, "{bad:?}");
+        }
         let mut upper = config(&["https://Login.Example.Test"]);
         upper.rp_id = "Example.Test".into();
         assert_eq!(RelyingParty::new(&upper).unwrap().rp_id(), "example.test");

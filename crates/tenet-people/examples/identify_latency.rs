@@ -70,6 +70,7 @@ fn main() {
             rp_id: "example.test".into(),
             rp_name: "Example".into(),
             origins: vec!["https://app.example.test:8443".into()],
+            top_origins: Vec::new(),
         })
         .unwrap(),
         factors: tenet_mfa::FactorStore::open(dir.path().join("factors.json")).unwrap(),

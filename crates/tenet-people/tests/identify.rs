@@ -76,6 +76,7 @@ fn fixture_with(
         rp_id: "example.test".into(),
         rp_name: "Example".into(),
         origins: vec!["https://app.example.test:8443".into()],
+        top_origins: Vec::new(),
     })
     .unwrap();
     let requirements = PostureRequirements {

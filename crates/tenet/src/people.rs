@@ -27,6 +27,10 @@ pub struct PeopleSection {
     pub rp_name: String,
     /// The exact origins (https, with a non-default port) WebAuthn accepts.
     pub origins: Vec<String>,
+    /// The sites (https origins) that may embed the people pages in a cross-origin frame and
+    /// run a WebAuthn ceremony there. Empty (the default): cross-origin ceremonies are refused.
+    #[serde(default)]
+    pub top_origins: Vec<String>,
     /// Whether a WebAuthn factor is required after the provider's sign-in (default true).
     #[serde(default = "default_true")]
     pub require_webauthn: bool,
@@ -368,12 +372,13 @@ fn discovery_backoff(max: &str) -> Result<tenet_oidc::Backoff> {
     ))
 }
 
-/// The WebAuthn relying party of `[people]` (rp_id, rp_name, origins).
+/// The WebAuthn relying party of `[people]` (rp_id, rp_name, origins, top_origins).
 fn relying_party(section: &PeopleSection) -> Result<tenet_mfa::RelyingParty> {
     tenet_mfa::RelyingParty::new(&tenet_mfa::RelyingPartyConfig {
         rp_id: section.rp_id.clone(),
         rp_name: section.rp_name.clone(),
         origins: section.origins.clone(),
+        top_origins: section.top_origins.clone(),
     })
     .map_err(|e| match e {
         tenet_mfa::ConfigError::Invalid {
@@ -381,7 +386,7 @@ fn relying_party(section: &PeopleSection) -> Result<tenet_mfa::RelyingParty> {
             value,
             reason,
         } => anyhow!("people.{field} {value:?}: {reason}"),
-        other => anyhow!("people (rp_id, rp_name, origins): {other}"),
+        other => anyhow!("people (rp_id, rp_name, origins, top_origins): {other}"),
     })
 }
 
@@ -1381,6 +1386,9 @@ mod tests {
         let mut origin = section(GOOD);
         origin.origins = vec!["http://app.example.test:8443".into()];
         refused(origin, &["people.origins[0]"]);
+        let mut top = section(GOOD);
+        top.top_origins = vec!["http://portal.example.net".into()];
+        refused(top, &["people.top_origins[0]"]);
         let mut rp_id = section(GOOD);
         rp_id.rp_id = "example.test:8443".into();
         refused(rp_id, &["people.rp_id"]);

@@ -22,6 +22,7 @@ fn rp() -> RelyingParty {
         rp_id: "example.test".into(),
         rp_name: "Tenet".into(),
         origins: vec![ORIGIN.into()],
+        top_origins: Vec::new(),
     })
     .unwrap()
 }

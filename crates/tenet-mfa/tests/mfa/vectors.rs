@@ -93,6 +93,7 @@ fn rp() -> RelyingParty {
         rp_id: "example.org".into(),
         rp_name: "Example".into(),
         origins: vec!["https://example.org".into()],
+        top_origins: vec!["https://example.com".into()],
     })
     .unwrap()
 }
