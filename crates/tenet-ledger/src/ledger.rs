@@ -30,8 +30,8 @@ use crate::reader::{
     read_entry, root_in,
 };
 use crate::segment::{
-    HEADER_LEN, Header, MAX_ENTRY_LEN, SegmentReader, SegmentWriter, Step, encode_record,
-    list_segments, record_len, segment_name,
+    HEADER_LEN, Header, MAX_ENTRY_LEN, SEEK_EVERY, SegmentReader, SegmentWriter, Step, encode_hint,
+    encode_record, list_segments, record_len, segment_name,
 };
 use crate::tree_file::TreeFile;
 
@@ -320,8 +320,13 @@ impl Ledger {
         let first = self.size();
         let mut buf = Vec::new();
         let mut leaves = Vec::with_capacity(entries.len());
-        for entry in entries {
+        // Entries the seek index notes, with where their records start in `buf`.
+        let mut seek_points = Vec::new();
+        for (index, entry) in (first..).zip(entries) {
             let entry = entry.as_ref();
+            if index.is_multiple_of(SEEK_EVERY) {
+                seek_points.push((index, buf.len() as u64));
+            }
             if entry.len() > MAX_ENTRY_LEN {
                 return Err(LedgerError::EntryTooLarge {
                     len: entry.len(),
@@ -358,6 +363,11 @@ impl Ledger {
             }
             return Err(e);
         }
+        let mut pairs = Vec::new();
+        for (index, at) in seek_points {
+            encode_hint(&mut pairs, index, seg_len + at);
+        }
+        self.segment.append_seek_hints(&pairs);
         self.unsynced = true;
         let due = match self.options.sync {
             SyncPolicy::EveryBatch => true,
@@ -697,11 +707,22 @@ fn recover_segment(
     }
 
     let mut count = 0u64;
+    // The seek index is rewritten from the records found, dropping any hint a crash left
+    // for records that are cut here.
+    let mut seek_pairs = Vec::new();
     let (end, torn) = loop {
         match reader.next(true).map_err(io_at(&path))? {
             Step::Record {
-                checksum_ok: true, ..
-            } => count += 1,
+                checksum_ok: true,
+                offset,
+                ..
+            } => {
+                let index = first + count;
+                if index.is_multiple_of(SEEK_EVERY) {
+                    encode_hint(&mut seek_pairs, index, offset);
+                }
+                count += 1;
+            }
             Step::Record { offset, .. } => {
                 return Err(corrupt(offset, "record checksum mismatch before the end"));
             }
@@ -721,7 +742,7 @@ fn recover_segment(
             bytes,
         });
     }
-    let writer = SegmentWriter::reopen(path.clone(), end).map_err(io_at(&path))?;
+    let writer = SegmentWriter::reopen(path.clone(), end, &seek_pairs).map_err(io_at(&path))?;
     Ok((writer, entries))
 }
 

@@ -8,7 +8,7 @@ use crate::error::{LedgerError, io_at};
 use crate::hash::Hash;
 use crate::merkle::{NodeSource, consistency_path, inclusion_path, root_at};
 use crate::proof::{ConsistencyProof, InclusionProof};
-use crate::segment::{Header, SegmentReader, Step, list_segments};
+use crate::segment::{Header, SegmentReader, Step, list_segments, seek_hint};
 use crate::tree_file::TreeFile;
 
 /// Sub-directory holding the segment files.
@@ -212,6 +212,8 @@ pub fn entries(dir: impl AsRef<Path>, from: u64) -> Result<Entries, LedgerError>
         .rposition(|(first, _)| *first <= from)
         .unwrap_or(0);
     Ok(Entries {
+        dir: dir.as_ref().to_owned(),
+        tree: None,
         segments: segments.into_iter().skip(start).collect(),
         next_segment: 0,
         reader: None,
@@ -224,6 +226,9 @@ pub fn entries(dir: impl AsRef<Path>, from: u64) -> Result<Entries, LedgerError>
 /// Iterator over stored entries; see [`entries`].
 #[derive(Debug)]
 pub struct Entries {
+    dir: PathBuf,
+    /// The tree file, opened to check a seek hint against its leaf hash.
+    tree: Option<TreeFile>,
     segments: Vec<(u64, PathBuf)>,
     next_segment: usize,
     reader: Option<SegmentReader>,
@@ -269,6 +274,16 @@ impl Entries {
             }
         }
         self.index = first;
+        if self.from > first {
+            match self.seek_near_from(&mut reader, first) {
+                Ok(Some(index)) => self.index = index,
+                Ok(None) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(io_at(&path)(e)));
+                }
+            }
+        }
         while self.index < self.from {
             match reader.skip() {
                 Ok(true) => self.index += 1,
@@ -281,6 +296,47 @@ impl Entries {
         }
         self.reader = Some(reader);
         Some(Ok(()))
+    }
+}
+
+impl Entries {
+    /// Move `reader` (at the start of the segment whose first entry is `first`) to the
+    /// record its seek index names nearest before `self.from`, once that record's leaf hash
+    /// matches the tree's; returns the index of the entry read next. `None` leaves the
+    /// reader at the segment's start: no hint, or one that does not check out.
+    fn seek_near_from(
+        &mut self,
+        reader: &mut SegmentReader,
+        first: u64,
+    ) -> std::io::Result<Option<u64>> {
+        let Some((index, offset)) = seek_hint(reader.path(), first, self.from, reader.file_len())
+        else {
+            return Ok(None);
+        };
+        if self.tree.is_none() {
+            self.tree = TreeFile::open(&self.dir.join(TREE_FILE), false)
+                .ok()
+                .map(|(tree, _)| tree);
+        }
+        let expected = match &self.tree {
+            Some(tree) if index < tree.leaves() => tree.perfect_node(0, index).ok(),
+            _ => None,
+        };
+        let start = reader.offset();
+        // Any failure to read the hinted record (even an I/O error) only means the hint is
+        // not used.
+        let found = reader.seek_to(offset).and_then(|()| reader.next(false));
+        let matches = matches!(
+            (found, expected),
+            (Ok(Step::Record { leaf, checksum_ok: true, .. }), Some(expected)) if leaf == expected
+        );
+        if matches {
+            reader.seek_to(offset)?;
+            Ok(Some(index))
+        } else {
+            reader.seek_to(start)?;
+            Ok(None)
+        }
     }
 }
 

@@ -10,6 +10,13 @@
 //! The trailer is a prefix of the leaf hash rather than a CRC so that reading a record and
 //! hashing it for the tree are one pass. It detects torn and damaged records; it is not the
 //! tamper evidence (anyone can recompute it): the Merkle tree and signed checkpoints are.
+//!
+//! Beside each segment, `<first index>.idx` is its seek index: for every entry whose index is
+//! a multiple of [`SEEK_EVERY`], the pair `u64 LE index | u64 LE offset of its record`. It is
+//! a hint for finding an entry without reading the segment from its start, nothing more:
+//! it is not synced, readers check a hinted record against the tree's leaf hash before
+//! trusting the hint and read from the segment's start when it does not match, and opening
+//! the ledger rewrites the last segment's index from the records it scans.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -27,6 +34,12 @@ pub(crate) const HEADER_LEN: u64 = 16;
 const PREFIX_LEN: u64 = 4;
 const TRAILER_LEN: usize = 8;
 const READ_BUFFER: usize = 1 << 20;
+/// The seek index notes the record of every entry whose index is a multiple of this.
+pub(crate) const SEEK_EVERY: u64 = 1024;
+/// Bytes of one seek-index pair.
+const HINT_LEN: u64 = 16;
+/// The smallest record (an empty entry), which bounds how many pairs a segment can need.
+const MIN_RECORD_LEN: u64 = PREFIX_LEN + TRAILER_LEN as u64;
 
 /// The file name of the segment whose first entry is `first`.
 pub(crate) fn segment_name(first: u64) -> String {
@@ -77,12 +90,87 @@ pub(crate) fn record_len(len: usize) -> u64 {
     PREFIX_LEN + len as u64 + TRAILER_LEN as u64
 }
 
+/// The seek index file of the segment at `segment`.
+pub(crate) fn seek_index_path(segment: &Path) -> PathBuf {
+    segment.with_extension("idx")
+}
+
+/// Append the seek-index pair of entry `index`, whose record starts at `offset`.
+pub(crate) fn encode_hint(buf: &mut Vec<u8>, index: u64, offset: u64) {
+    buf.extend_from_slice(&index.to_le_bytes());
+    buf.extend_from_slice(&offset.to_le_bytes());
+}
+
+/// The seek-index pair of `segment` (whose file is `segment_len` bytes) with the largest
+/// index in `(first, at]`: where to start reading for entry `at`. Unchecked: see the module
+/// documentation. A missing or unreadable index gives `None`; a torn final pair is ignored,
+/// and no more is read than a segment of that length can need.
+pub(crate) fn seek_hint(
+    segment: &Path,
+    first: u64,
+    at: u64,
+    segment_len: u64,
+) -> Option<(u64, u64)> {
+    let file = File::open(seek_index_path(segment)).ok()?;
+    let most = (segment_len / MIN_RECORD_LEN / SEEK_EVERY + 1) * HINT_LEN;
+    let mut raw = Vec::new();
+    file.take(most).read_to_end(&mut raw).ok()?;
+    raw.chunks_exact(HINT_LEN as usize)
+        .filter_map(|pair| {
+            let (index, offset) = pair.split_at(8);
+            Some((
+                u64::from_le_bytes(index.try_into().ok()?),
+                u64::from_le_bytes(offset.try_into().ok()?),
+            ))
+        })
+        .filter(|(index, offset)| *index > first && *index <= at && *offset >= HEADER_LEN)
+        .max_by_key(|(index, _)| *index)
+}
+
+/// The writer of a segment's seek index. Failing to write it costs readers time, not data,
+/// so an error only stops the hints for this segment.
+#[derive(Debug)]
+struct SeekIndexWriter {
+    file: Option<File>,
+    len: u64,
+}
+
+impl SeekIndexWriter {
+    /// Start the index of `segment` afresh with `pairs` (encoded by [`encode_hint`]).
+    fn rewrite(segment: &Path, pairs: &[u8]) -> Self {
+        let opened = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(seek_index_path(segment));
+        let mut index = Self {
+            file: opened.ok(),
+            len: 0,
+        };
+        index.append(pairs);
+        index
+    }
+
+    fn append(&mut self, pairs: &[u8]) {
+        if pairs.is_empty() {
+            return;
+        }
+        let Some(file) = &self.file else { return };
+        if file.write_all_at(pairs, self.len).is_ok() {
+            self.len += pairs.len() as u64;
+        } else {
+            self.file = None;
+        }
+    }
+}
+
 /// The open, last segment, written by one ledger.
 #[derive(Debug)]
 pub(crate) struct SegmentWriter {
     file: File,
     path: PathBuf,
     len: u64,
+    seek: SeekIndexWriter,
 }
 
 impl SegmentWriter {
@@ -95,21 +183,30 @@ impl SegmentWriter {
             .open(&path)?;
         file.write_all(&header(first))?;
         file.sync_all()?;
+        let seek = SeekIndexWriter::rewrite(&path, &[]);
         Ok(Self {
             file,
             path,
             len: HEADER_LEN,
+            seek,
         })
     }
 
-    /// Reopen an existing segment whose valid content ends at `len` (cutting anything after).
-    pub(crate) fn reopen(path: PathBuf, len: u64) -> io::Result<Self> {
+    /// Reopen an existing segment whose valid content ends at `len` (cutting anything after),
+    /// with `seek_pairs` (encoded by [`encode_hint`]) as its new seek index.
+    pub(crate) fn reopen(path: PathBuf, len: u64, seek_pairs: &[u8]) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
         if file.metadata()?.len() != len {
             file.set_len(len)?;
             file.sync_all()?;
         }
-        Ok(Self { file, path, len })
+        let seek = SeekIndexWriter::rewrite(&path, seek_pairs);
+        Ok(Self {
+            file,
+            path,
+            len,
+            seek,
+        })
     }
 
     /// Rewrite the header of a segment whose header never reached the disk.
@@ -119,10 +216,12 @@ impl SegmentWriter {
         file.write_all_at(&header(first), 0)?;
         file.sync_all()?;
         file.seek(SeekFrom::End(0))?;
+        let seek = SeekIndexWriter::rewrite(&path, &[]);
         Ok(Self {
             file,
             path,
             len: HEADER_LEN,
+            seek,
         })
     }
 
@@ -139,6 +238,11 @@ impl SegmentWriter {
         self.file.write_all_at(buf, self.len)?;
         self.len += buf.len() as u64;
         Ok(())
+    }
+
+    /// Append pairs (encoded by [`encode_hint`]) to the seek index, for records appended.
+    pub(crate) fn append_seek_hints(&mut self, pairs: &[u8]) {
+        self.seek.append(pairs);
     }
 
     /// Cut the file back to `len` bytes (undoing a failed append).
@@ -254,6 +358,21 @@ impl SegmentReader {
     /// The bytes of the record last returned by [`Self::next`].
     pub(crate) fn entry(&self) -> &[u8] {
         &self.entry
+    }
+
+    /// Continue reading at `offset`, which must be where a record starts.
+    pub(crate) fn seek_to(&mut self, offset: u64) -> io::Result<()> {
+        // Relative to where the reader is (which a refused record may have left other than
+        // `self.offset`), so that a place still in the buffer is not read again.
+        let at = self.reader.stream_position()?;
+        match (i64::try_from(offset), i64::try_from(at)) {
+            (Ok(to), Ok(at)) => self.reader.seek_relative(to - at)?,
+            _ => {
+                self.reader.seek(SeekFrom::Start(offset))?;
+            }
+        }
+        self.offset = offset.min(self.file_len);
+        Ok(())
     }
 
     /// Read the next record. `last` says whether this is the final segment of the log, the

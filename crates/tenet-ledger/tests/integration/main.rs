@@ -11,6 +11,7 @@ mod corpus;
 mod perf;
 mod properties;
 mod python;
+mod seek;
 mod sink;
 mod support;
 mod tamper;

@@ -65,6 +65,17 @@ pub fn segment(dir: &Path) -> PathBuf {
     dir.join("segments").join(format!("{:020}.seg", 0))
 }
 
+/// The segment files (not their seek indexes), in order.
+pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut names: Vec<_> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    names.sort();
+    names
+}
+
 pub fn tree(dir: &Path) -> PathBuf {
     dir.join("tree.hashes")
 }

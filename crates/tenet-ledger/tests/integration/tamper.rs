@@ -10,7 +10,8 @@ use tenet_ledger::{
 };
 
 use super::support::{
-    ORIGIN, entry, forge, ledger_with, numbered, open, report, segment, signer, tree, verifier,
+    ORIGIN, entry, forge, ledger_with, numbered, open, report, segment, segment_files, signer,
+    tree, verifier,
 };
 
 /// Byte offset of the payload of record `n` in segment 0 of a `numbered(0..)` log.
@@ -441,9 +442,7 @@ fn segments_roll_over_and_everything_still_verifies() {
     ledger.checkpoint(&mut signer()).unwrap();
     assert_eq!(ledger.entry(33).unwrap(), entry(33));
     drop(ledger);
-    let segments = std::fs::read_dir(dir.path().join("segments"))
-        .unwrap()
-        .count();
+    let segments = segment_files(dir.path()).len();
     assert!(segments > 5, "{segments} segments");
     assert_eq!(report(dir.path()).verdict, Verdict::Verified);
     let all: Vec<_> = tenet_ledger::entries(dir.path(), 30)
@@ -457,11 +456,7 @@ fn segments_roll_over_and_everything_still_verifies() {
     assert_eq!(reopened.ledger.size(), 40);
 
     // A whole segment deleted from the middle.
-    let mut names: Vec<_> = std::fs::read_dir(dir.path().join("segments"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
+    let names = segment_files(dir.path());
     drop(reopened);
     std::fs::remove_file(&names[2]).unwrap();
     let report = report(dir.path());
