@@ -12,13 +12,15 @@ use tracing::{debug, info};
 use uuid::Uuid;
 use webauthn_rs_core::error::WebauthnError;
 use webauthn_rs_core::proto::{
-    AttestationConveyancePreference, AuthenticationState, COSEAlgorithm, CreationChallengeResponse,
-    CredProtect, CredentialProtectionPolicy, PublicKeyCredential, PublicKeyCredentialHints,
-    RegisterPublicKeyCredential, RegistrationState, RequestChallengeResponse,
-    RequestRegistrationExtensions, UserVerificationPolicy,
+    AllowCredentials, AttestationConveyancePreference, AuthenticationState, COSEAlgorithm,
+    CreationChallengeResponse, CredProtect, CredentialProtectionPolicy, PubKeyCredParams,
+    PublicKeyCredential, PublicKeyCredentialHints, RegisterPublicKeyCredential, RegistrationState,
+    RequestChallengeResponse, RequestRegistrationExtensions, UserVerificationPolicy,
 };
 
-use crate::credential::{Credential, CredentialKind};
+use crate::cose::{CoseAlgorithm, PublicKey};
+use crate::credential::{Credential, CredentialKind, Verifier};
+use crate::extended::{self, AttestationObject, ExtendedError};
 use crate::factor::{Factor, FactorKind};
 use crate::origin::OriginRefusal;
 use crate::relying_party::{CEREMONY_TTL, RelyingParty, UserAccount};
@@ -85,6 +87,10 @@ pub enum CeremonyError {
     /// User verification was required and not performed.
     #[error("user verification was required and not performed")]
     UserNotVerified,
+    /// Tenet's own verifier (keys webauthn-rs cannot verify, cross-origin registrations)
+    /// refused the response.
+    #[error("webauthn verification failed: {0}")]
+    Extended(ExtendedError),
     /// webauthn-rs refused the response (challenge, signature, attestation, flags...).
     #[error("webauthn verification failed: {source}")]
     Verification {
@@ -92,6 +98,15 @@ pub enum CeremonyError {
         #[source]
         source: WebauthnError,
     },
+}
+
+impl From<ExtendedError> for CeremonyError {
+    fn from(source: ExtendedError) -> Self {
+        match source {
+            ExtendedError::UserNotVerified => CeremonyError::UserNotVerified,
+            source => CeremonyError::Extended(source),
+        }
+    }
 }
 
 impl From<WebauthnError> for CeremonyError {
@@ -194,14 +209,24 @@ impl RelyingParty {
                 &account.display_name,
             )?
             .attestation(AttestationConveyancePreference::None)
-            .credential_algorithms(COSEAlgorithm::secure_algs())
+            .credential_algorithms(webauthn_rs_algorithms())
             .require_resident_key(false)
             .user_verification_policy(policy)
             .reject_synchronised_authenticators(false)
             .exclude_credentials(Some(exclude))
             .hints(hints)
             .extensions(Some(registration_extensions()));
-        let (challenge, state) = self.core.generate_challenge_register(builder)?;
+        let (mut challenge, state) = self.core.generate_challenge_register(builder)?;
+        // Ed448 (-53) has no webauthn-rs name; Tenet verifies it (and EdDSA, ES512) itself.
+        let params = &mut challenge.public_key.pub_key_cred_params;
+        for alg in CoseAlgorithm::OFFERED {
+            if !params.iter().any(|p| p.alg == alg.id()) {
+                params.push(PubKeyCredParams {
+                    type_: "public-key".into(),
+                    alg: alg.id(),
+                });
+            }
+        }
 
         let (ceremony, expires_at) = user.open_ceremony(now, CEREMONY_TTL);
         let pending = PendingRegistration {
@@ -252,13 +277,30 @@ impl RelyingParty {
         )?;
 
         let reg: RegisterPublicKeyCredential = parse_json(response_json)?;
-        self.check_client_data(&reg.response.client_data_json)?;
-        let key = self.core.register_credential(&reg, &pending.state, None)?;
-        if pending.kind == CredentialKind::Passkey && !key.user_verified {
-            return Err(CeremonyError::UserNotVerified);
-        }
-
-        let credential = Credential::registered(pending.kind, key, now);
+        let cross_origin = self.check_client_data(&reg.response.client_data_json)?;
+        let credential = match self.tenet_registration(&reg, cross_origin)? {
+            Some(object) => {
+                // Tenet's own verifier: webauthn-rs cannot verify this key, or refuses every
+                // cross-origin registration (the cross-origin rule was applied above).
+                self.rule.check_rp_id_hash(&object.auth_data.rp_id_hash)?;
+                let challenge = state_challenge(&pending.state)?;
+                let registered = extended::verify_registration(
+                    &object,
+                    &reg.response.client_data_json,
+                    &challenge,
+                    &reg.raw_id,
+                    pending.kind == CredentialKind::Passkey,
+                )?;
+                Credential::registered_by_tenet(pending.kind, registered, now)
+            }
+            None => {
+                let key = self.core.register_credential(&reg, &pending.state, None)?;
+                if pending.kind == CredentialKind::Passkey && !key.user_verified {
+                    return Err(CeremonyError::UserNotVerified);
+                }
+                Credential::registered(pending.kind, key, now)
+            }
+        };
         if user
             .credentials
             .iter()
@@ -292,12 +334,28 @@ impl RelyingParty {
         } else {
             UserVerificationPolicy::Required
         };
-        let keys = user.credentials.iter().map(|c| c.key().clone()).collect();
+        let keys = user
+            .credentials
+            .iter()
+            .filter_map(|c| c.key().cloned())
+            .collect();
         let builder = self
             .core
             .new_challenge_authenticate_builder(keys, Some(policy))?
             .allow_backup_eligible_upgrade(false);
-        let (challenge, state) = self.core.generate_challenge_authenticate(builder)?;
+        let (mut challenge, state) = self.core.generate_challenge_authenticate(builder)?;
+        // Credentials Tenet verifies itself are not in webauthn-rs's state; the browser is
+        // still told about them.
+        for credential in user.credentials.iter().filter(|c| c.verified_by_tenet()) {
+            challenge
+                .public_key
+                .allow_credentials
+                .push(AllowCredentials {
+                    type_: "public-key".into(),
+                    id: credential.raw_id().to_vec(),
+                    transports: None,
+                });
+        }
 
         let (ceremony, expires_at) = user.open_ceremony(now, CEREMONY_TTL);
         let pending = PendingAuthentication {
@@ -366,6 +424,46 @@ impl RelyingParty {
             .find(|c| c.raw_id() == rsp.raw_id.as_slice())
             .ok_or_else(unknown)?;
 
+        if let Verifier::Tenet(tenet) = &stored.verifier {
+            let challenge = state_challenge(&pending.state)?;
+            let required = state_policy(&pending.state)? == UserVerificationPolicy::Required;
+            // The same rule webauthn-rs applies to the credentials it verifies: a passkey
+            // always, and a security key that verified its user at registration, must again.
+            let require_uv =
+                required || stored.kind() == CredentialKind::Passkey || stored.user_verified();
+            let user_handle = user_handle_bytes(user.webauthn_user_id);
+            let asserted = extended::verify_assertion(
+                &extended::Stored {
+                    public_key: &tenet.public_key,
+                    backup_eligible: stored.backup_eligible(),
+                    user_handle: &user_handle,
+                },
+                &rsp.response.client_data_json,
+                &rsp.response.authenticator_data,
+                &rsp.response.signature,
+                rsp.response.user_handle.as_deref(),
+                &challenge,
+                require_uv,
+            )?;
+            let presented = asserted.counter;
+            if (presented != 0 || stored.counter() != 0) && presented <= stored.counter() {
+                return Err(CeremonyError::CounterRegression {
+                    id: presented_id,
+                    stored: stored.counter(),
+                    presented,
+                });
+            }
+            stored.record_use(presented, asserted.backup_state, now);
+            return Ok(AuthenticationOutcome {
+                credential_id: presented_id,
+                kind: stored.kind(),
+                user_verified: asserted.user_verified,
+                counter: presented,
+                backup_state: asserted.backup_state,
+                factor: Factor::new(FactorKind::WebAuthn, now),
+            });
+        }
+
         let result = self
             .core
             .authenticate_credential(&rsp, &pending.state)
@@ -405,19 +503,82 @@ impl RelyingParty {
 
     /// The F007 origin check and the cross-origin rule on clientDataJSON, before webauthn-rs
     /// sees it (webauthn-rs checks crossOrigin only at registration, and not topOrigin).
-    fn check_client_data(&self, client_data_json: &[u8]) -> Result<(), CeremonyError> {
+    /// Returns whether the ceremony is cross-origin (and was accepted as such).
+    fn check_client_data(&self, client_data_json: &[u8]) -> Result<bool, CeremonyError> {
         let client: ClientData = serde_json::from_slice(client_data_json).map_err(|e| {
             CeremonyError::MalformedResponse {
                 reason: format!("clientDataJSON: {e}"),
             }
         })?;
         self.rule.check_origin(&client.origin)?;
-        self.rule.check_embedding(
-            client.cross_origin.unwrap_or(false),
-            client.top_origin.as_deref(),
-        )?;
-        Ok(())
+        let cross_origin = client.cross_origin.unwrap_or(false);
+        self.rule
+            .check_embedding(cross_origin, client.top_origin.as_deref())?;
+        Ok(cross_origin)
     }
+}
+
+impl RelyingParty {
+    /// Whether Tenet verifies this registration itself, and if so its attestation object: when
+    /// it is cross-origin, or its credential key is one webauthn-rs cannot verify. A response
+    /// whose key cannot be read is left to webauthn-rs (which refuses it) unless cross-origin.
+    fn tenet_registration(
+        &self,
+        reg: &RegisterPublicKeyCredential,
+        cross_origin: bool,
+    ) -> Result<Option<AttestationObject>, CeremonyError> {
+        let parsed = AttestationObject::parse(&reg.response.attestation_object);
+        if cross_origin {
+            return Ok(Some(parsed?));
+        }
+        let Ok(object) = parsed else {
+            return Ok(None);
+        };
+        let beyond_webauthn_rs = object
+            .auth_data
+            .attested
+            .as_ref()
+            .and_then(|a| PublicKey::from_cose(&a.public_key).ok())
+            .is_some_and(|key| !key.webauthn_rs_verifies());
+        Ok(beyond_webauthn_rs.then_some(object))
+    }
+}
+
+/// The algorithms named to webauthn-rs at registration: its secure set, plus EdDSA and ES512,
+/// whose credentials Tenet verifies itself.
+fn webauthn_rs_algorithms() -> Vec<COSEAlgorithm> {
+    let mut algorithms = COSEAlgorithm::secure_algs();
+    algorithms.extend([COSEAlgorithm::EDDSA, COSEAlgorithm::ES521]);
+    algorithms
+}
+
+/// The user handle given to authenticators: the user's opaque id as 16 bytes, as
+/// `start_registration` passes it to webauthn-rs.
+fn user_handle_bytes(id: Uuid) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+/// The challenge a pending webauthn-rs state carries (it has no accessor; read its serialised
+/// form, as the state is kept server side).
+fn state_challenge<S: Serialize>(state: &S) -> Result<Vec<u8>, CeremonyError> {
+    let broken = || CeremonyError::MalformedResponse {
+        reason: "the pending ceremony state has no challenge".into(),
+    };
+    let value = serde_json::to_value(state).map_err(|_| broken())?;
+    let text = value
+        .get("challenge")
+        .and_then(|c| c.as_str())
+        .ok_or_else(broken)?;
+    URL_SAFE_NO_PAD.decode(text).map_err(|_| broken())
+}
+
+/// The user verification policy a pending authentication state carries.
+fn state_policy(state: &AuthenticationState) -> Result<UserVerificationPolicy, CeremonyError> {
+    let broken = || CeremonyError::MalformedResponse {
+        reason: "the pending ceremony state has no policy".into(),
+    };
+    let value = serde_json::to_value(state).map_err(|_| broken())?;
+    serde_json::from_value(value.get("policy").cloned().ok_or_else(broken)?).map_err(|_| broken())
 }
 
 /// The extensions webauthn-rs itself asks for: credProtect (UV required, not enforced, as many

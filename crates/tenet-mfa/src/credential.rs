@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use webauthn_rs_core::proto::Credential as CoreCredential;
 
+use crate::cose::PublicKey;
+use crate::extended::Registered;
+
 /// What kind of authenticator a credential was registered as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,19 +31,110 @@ impl CredentialKind {
 
 /// A registered WebAuthn credential with its usage record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "CredentialRecord", into = "CredentialRecord")]
 pub struct Credential {
     pub(crate) id: String,
+    pub(crate) raw_id: Vec<u8>,
     pub(crate) kind: CredentialKind,
-    /// Public key, algorithm, policy and attestation, exactly as webauthn-rs stores them.
-    pub(crate) key: CoreCredential,
+    pub(crate) verifier: Verifier,
     pub(crate) counter: u32,
-    #[serde(with = "time::serde::rfc3339")]
     pub(crate) created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
     pub(crate) last_used_at: Option<OffsetDateTime>,
     pub(crate) user_verified: bool,
     pub(crate) backup_eligible: bool,
     pub(crate) backup_state: bool,
+}
+
+/// Who verifies a credential's assertions: webauthn-rs, or Tenet itself for keys webauthn-rs
+/// cannot verify and for credentials registered cross-origin.
+#[derive(Clone, Debug)]
+pub(crate) enum Verifier {
+    /// Public key, algorithm, policy and attestation, exactly as webauthn-rs stores them.
+    WebauthnRs(Box<CoreCredential>),
+    /// The public key as Tenet stores it.
+    Tenet(TenetKey),
+}
+
+/// A credential verified by Tenet: its public key and the attestation format it came with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct TenetKey {
+    pub(crate) public_key: PublicKey,
+    pub(crate) attestation_format: String,
+}
+
+/// The stored form. Records written before Tenet verified credentials itself have `key` only.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CredentialRecord {
+    id: String,
+    kind: CredentialKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<Box<CoreCredential>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tenet_key: Option<TenetKey>,
+    counter: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_used_at: Option<OffsetDateTime>,
+    user_verified: bool,
+    backup_eligible: bool,
+    backup_state: bool,
+}
+
+impl TryFrom<CredentialRecord> for Credential {
+    type Error = String;
+
+    fn try_from(r: CredentialRecord) -> Result<Self, String> {
+        let raw_id = URL_SAFE_NO_PAD
+            .decode(&r.id)
+            .map_err(|e| format!("credential id {:?}: {e}", r.id))?;
+        let verifier = match (r.key, r.tenet_key) {
+            (Some(key), None) if key.cred_id == raw_id => Verifier::WebauthnRs(key),
+            (Some(_), None) => {
+                return Err(format!("credential {:?}: key.cred_id is another id", r.id));
+            }
+            (None, Some(tenet)) => Verifier::Tenet(tenet),
+            _ => {
+                return Err(format!(
+                    "credential {:?} needs exactly one of key and tenet_key",
+                    r.id
+                ));
+            }
+        };
+        Ok(Credential {
+            id: r.id,
+            raw_id,
+            kind: r.kind,
+            verifier,
+            counter: r.counter,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            user_verified: r.user_verified,
+            backup_eligible: r.backup_eligible,
+            backup_state: r.backup_state,
+        })
+    }
+}
+
+impl From<Credential> for CredentialRecord {
+    fn from(c: Credential) -> Self {
+        let (key, tenet_key) = match c.verifier {
+            Verifier::WebauthnRs(key) => (Some(key), None),
+            Verifier::Tenet(tenet) => (None, Some(tenet)),
+        };
+        CredentialRecord {
+            id: c.id,
+            kind: c.kind,
+            key,
+            tenet_key,
+            counter: c.counter,
+            created_at: c.created_at,
+            last_used_at: c.last_used_at,
+            user_verified: c.user_verified,
+            backup_eligible: c.backup_eligible,
+            backup_state: c.backup_state,
+        }
+    }
 }
 
 impl Credential {
@@ -52,12 +146,36 @@ impl Credential {
     ) -> Self {
         Credential {
             id: URL_SAFE_NO_PAD.encode(&key.cred_id),
+            raw_id: key.cred_id.clone(),
             kind,
             counter: key.counter,
             user_verified: key.user_verified,
             backup_eligible: key.backup_eligible,
             backup_state: key.backup_state,
-            key,
+            verifier: Verifier::WebauthnRs(Box::new(key)),
+            created_at: now,
+            last_used_at: None,
+        }
+    }
+
+    /// Wrap a credential that Tenet's own verifier has just verified.
+    pub(crate) fn registered_by_tenet(
+        kind: CredentialKind,
+        registered: Registered,
+        now: OffsetDateTime,
+    ) -> Self {
+        Credential {
+            id: URL_SAFE_NO_PAD.encode(&registered.credential_id),
+            raw_id: registered.credential_id,
+            kind,
+            counter: registered.counter,
+            user_verified: registered.user_verified,
+            backup_eligible: registered.backup_eligible,
+            backup_state: registered.backup_state,
+            verifier: Verifier::Tenet(TenetKey {
+                public_key: registered.public_key,
+                attestation_format: registered.attestation_format,
+            }),
             created_at: now,
             last_used_at: None,
         }
@@ -70,7 +188,7 @@ impl Credential {
 
     /// The raw credential id bytes.
     pub fn raw_id(&self) -> &[u8] {
-        &self.key.cred_id
+        &self.raw_id
     }
 
     /// Passkey or security key.
@@ -78,9 +196,27 @@ impl Credential {
         self.kind
     }
 
-    /// The public key material as webauthn-rs stores it.
-    pub fn key(&self) -> &CoreCredential {
-        &self.key
+    /// The public key material as webauthn-rs stores it; `None` for a credential that Tenet
+    /// verifies itself (see [`Credential::verified_by_tenet`]).
+    pub fn key(&self) -> Option<&CoreCredential> {
+        match &self.verifier {
+            Verifier::WebauthnRs(key) => Some(key),
+            Verifier::Tenet(_) => None,
+        }
+    }
+
+    /// Whether Tenet verifies this credential's assertions itself (a key type webauthn-rs
+    /// cannot verify, or a cross-origin registration).
+    pub fn verified_by_tenet(&self) -> bool {
+        matches!(self.verifier, Verifier::Tenet(_))
+    }
+
+    /// The COSE algorithm identifier the credential signs with.
+    pub fn algorithm(&self) -> i64 {
+        match &self.verifier {
+            Verifier::WebauthnRs(key) => key.cred.type_ as i64,
+            Verifier::Tenet(tenet) => tenet.public_key.alg.id(),
+        }
     }
 
     /// The last signature counter seen (0 for authenticators that keep none).
@@ -116,9 +252,11 @@ impl Credential {
     /// Record a successful authentication.
     pub(crate) fn record_use(&mut self, counter: u32, backup_state: bool, now: OffsetDateTime) {
         self.counter = counter;
-        self.key.counter = counter;
         self.backup_state = backup_state;
-        self.key.backup_state = backup_state;
+        if let Verifier::WebauthnRs(key) = &mut self.verifier {
+            key.counter = counter;
+            key.backup_state = backup_state;
+        }
         self.last_used_at = Some(now);
     }
 }

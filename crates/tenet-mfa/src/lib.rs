@@ -27,7 +27,9 @@
 )]
 
 mod ceremony;
+mod cose;
 mod credential;
+mod extended;
 mod factor;
 mod origin;
 mod recovery;
@@ -38,7 +40,9 @@ mod totp;
 pub use ceremony::{
     AuthenticationOutcome, CeremonyError, PendingAuthentication, PendingRegistration,
 };
+pub use cose::{CoseAlgorithm, KeyError};
 pub use credential::{Credential, CredentialKind};
+pub use extended::ExtendedError;
 pub use factor::{Factor, FactorKind};
 pub use origin::OriginRefusal;
 pub use recovery::{RecoveryCodes, RecoveryError};
