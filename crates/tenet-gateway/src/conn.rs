@@ -219,6 +219,7 @@ async fn serve_http1(
     loop {
         let (verdict, activity) = (verdict.clone(), activity.clone());
         let (conn, listener, shared) = (conn.clone(), listener.clone(), shared.clone());
+        let stopping = stopped.clone();
         let service = service_fn(move |request| {
             let in_flight = activity.begin();
             let handled = crate::pipeline::handle(
@@ -228,8 +229,17 @@ async fn serve_http1(
                 listener.clone(),
                 shared.clone(),
             );
+            let stopping = stopping.clone();
             async move {
-                let response = handled.await?;
+                let mut response = handled.await?;
+                // A response finished while the gateway stops closes its connection, and
+                // says so, so that the client does not send its next request into a close.
+                if *stopping.borrow() {
+                    response.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
                 Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
             }
         });

@@ -443,3 +443,39 @@ fn an_http_1_0_upstream_does_not_close_the_callers_keep_alive_connection() {
     assert_eq!(log.matches("< HTTP/1.1 200").count(), 2, "{log}");
     assert!(log.contains("Re-using existing connection"), "{log}");
 }
+
+#[test]
+fn a_request_in_flight_when_tenet_stops_is_answered_with_connection_close() {
+    let mut d = Deployment::start();
+    // The upstream holds the answer for 3 s; tenet up is told to stop 1 s in.
+    let curl = std::process::Command::new("curl")
+        .args(["-sS", "-i", "--http1.1", "--max-time", "15"])
+        .arg("--resolve")
+        .arg(format!("{HOST}:{}:127.0.0.1", d.port))
+        .arg("--cacert")
+        .arg(d.path("data/admin/bundle.pem"))
+        .arg("--cert")
+        .arg(d.path("frontend/svid.pem"))
+        .arg("--key")
+        .arg(d.path("frontend/svid.key"))
+        .arg(d.url("/products/slow?delay=3"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(d.stop().success());
+    let out = curl.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(
+        head.lines().any(|l| l.trim() == "connection: close"),
+        "a response sent while stopping must close the connection: {head}"
+    );
+}

@@ -1,7 +1,10 @@
 """A real HTTP upstream for Tenet's interop tests: answers every request with a JSON echo of
-the method, the raw request target and the headers it received. Prints its port on stdout."""
+the method, the raw request target and the headers it received. A query parameter
+`delay=SECONDS` (at most 5) holds the answer that long. Prints its port on stdout."""
 import json
 import sys
+import time
+from urllib.parse import parse_qs, urlsplit
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -9,6 +12,11 @@ class Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _answer(self):
+        delay = parse_qs(urlsplit(self.path).query).get("delay", ["0"])[0]
+        try:
+            time.sleep(min(max(float(delay), 0.0), 5.0))
+        except ValueError:
+            pass
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {}
