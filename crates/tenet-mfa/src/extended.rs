@@ -569,3 +569,334 @@ pub(crate) fn verify_assertion(
         backup_state: auth.backup_state(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+    use base64::Engine as _;
+    use rcgen::{CertificateParams, CustomExtension, DnType, IsCa, SigningKey as _};
+    use std::collections::BTreeMap;
+
+    const CHALLENGE: &[u8] = b"a challenge of thirty-two bytes!";
+    const ID: &[u8] = b"credential-id";
+    const AAGUID: [u8; 16] = [9; 16];
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    fn cbor(value: &Value) -> Vec<u8> {
+        serde_cbor_2::to_vec(value).unwrap()
+    }
+
+    fn ed25519() -> (Ed25519KeyPair, Vec<u8>) {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pair =
+            Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref())
+                .unwrap();
+        let key = Value::Map(BTreeMap::from([
+            (Value::Integer(1), Value::Integer(1)),
+            (Value::Integer(3), Value::Integer(-8)),
+            (Value::Integer(-1), Value::Integer(6)),
+            (
+                Value::Integer(-2),
+                Value::Bytes(pair.public_key().as_ref().to_vec()),
+            ),
+        ]));
+        (pair, cbor(&key))
+    }
+
+    fn auth_data(flags: u8, counter: u32, attested: Option<(&[u8], &[u8])>) -> Vec<u8> {
+        let mut out = Sha256::digest(b"example.test").to_vec();
+        out.push(flags);
+        out.extend_from_slice(&counter.to_be_bytes());
+        if let Some((id, key)) = attested {
+            out.extend_from_slice(&AAGUID);
+            out.extend_from_slice(&u16::try_from(id.len()).unwrap().to_be_bytes());
+            out.extend_from_slice(id);
+            out.extend_from_slice(key);
+        }
+        out
+    }
+
+    fn client_data(kind: &str, challenge: &[u8]) -> Vec<u8> {
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(challenge);
+        format!(
+            r#"{{"type":"{kind}","challenge":"{challenge}","origin":"https://login.example.test"}}"#
+        )
+        .into_bytes()
+    }
+
+    fn object(fmt: &str, att_stmt: Value, auth_data: &[u8]) -> AttestationObject {
+        let bytes = cbor(&Value::Map(BTreeMap::from([
+            (text("fmt"), text(fmt)),
+            (text("attStmt"), att_stmt),
+            (text("authData"), Value::Bytes(auth_data.to_vec())),
+        ])));
+        AttestationObject::parse(&bytes).unwrap()
+    }
+
+    fn empty() -> Value {
+        Value::Map(BTreeMap::new())
+    }
+
+    fn signed(auth_data: &[u8], client_data: &[u8]) -> Vec<u8> {
+        [auth_data, Sha256::digest(client_data).as_slice()].concat()
+    }
+
+    const UP_UV: u8 = FLAG_UP | FLAG_UV | FLAG_AT;
+
+    #[test]
+    fn none_registration_checks_type_challenge_flags_and_credential_id() {
+        let (_, key) = ed25519();
+        let cd = client_data("webauthn.create", CHALLENGE);
+        let register = |flags: u8, id: &[u8], presented: &[u8], cd: &[u8], uv: bool| {
+            let data = auth_data(flags, 0, Some((id, &key)));
+            verify_registration(
+                &object("none", empty(), &data),
+                cd,
+                CHALLENGE,
+                presented,
+                uv,
+            )
+        };
+        let ok = register(UP_UV, ID, ID, &cd, true).unwrap();
+        assert_eq!(ok.credential_id, ID);
+        assert_eq!(ok.public_key.alg, CoseAlgorithm::EdDsa);
+        assert!(ok.user_verified);
+
+        let other_challenge = client_data("webauthn.create", b"another challenge");
+        assert_eq!(
+            register(UP_UV, ID, ID, &other_challenge, true).unwrap_err(),
+            ExtendedError::ChallengeMismatch
+        );
+        let get = client_data("webauthn.get", CHALLENGE);
+        assert!(matches!(
+            register(UP_UV, ID, ID, &get, true),
+            Err(ExtendedError::ClientDataType { .. })
+        ));
+        assert_eq!(
+            register(FLAG_UV | FLAG_AT, ID, ID, &cd, false).unwrap_err(),
+            ExtendedError::UserNotPresent
+        );
+        assert_eq!(
+            register(FLAG_UP | FLAG_AT, ID, ID, &cd, true).unwrap_err(),
+            ExtendedError::UserNotVerified
+        );
+        assert!(register(FLAG_UP | FLAG_AT, ID, ID, &cd, false).is_ok());
+        assert!(matches!(
+            register(UP_UV | FLAG_BS, ID, ID, &cd, true),
+            Err(ExtendedError::BackupFlags { .. })
+        ));
+        assert!(matches!(
+            register(UP_UV, ID, b"another-id", &cd, true),
+            Err(ExtendedError::CredentialId { .. })
+        ));
+        let long = vec![7; 1024];
+        assert!(matches!(
+            register(UP_UV, &long, &long, &cd, true),
+            Err(ExtendedError::CredentialId { .. })
+        ));
+
+        let data = auth_data(UP_UV, 0, Some((ID, &key)));
+        let statement = Value::Map(BTreeMap::from([(text("alg"), Value::Integer(-8))]));
+        assert!(matches!(
+            verify_registration(&object("none", statement, &data), &cd, CHALLENGE, ID, true),
+            Err(ExtendedError::Attestation { .. })
+        ));
+        assert!(matches!(
+            verify_registration(&object("tpm", empty(), &data), &cd, CHALLENGE, ID, true),
+            Err(ExtendedError::UnsupportedAttestation { .. })
+        ));
+        let mut trailing = data.clone();
+        trailing.push(0);
+        assert!(matches!(
+            AuthData::parse(&trailing),
+            Err(ExtendedError::Malformed { .. })
+        ));
+        assert!(matches!(
+            AuthData::parse(&data[..data.len() - 1]),
+            Err(ExtendedError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn packed_self_attestation_needs_the_credential_alg_and_signature() {
+        let (pair, key) = ed25519();
+        let cd = client_data("webauthn.create", CHALLENGE);
+        let data = auth_data(UP_UV, 0, Some((ID, &key)));
+        let sig = pair.sign(&signed(&data, &cd)).as_ref().to_vec();
+        let packed = |alg: i128, sig: &[u8]| {
+            let statement = Value::Map(BTreeMap::from([
+                (text("alg"), Value::Integer(alg)),
+                (text("sig"), Value::Bytes(sig.to_vec())),
+            ]));
+            verify_registration(
+                &object("packed", statement, &data),
+                &cd,
+                CHALLENGE,
+                ID,
+                true,
+            )
+        };
+        assert!(packed(-8, &sig).is_ok());
+        assert!(matches!(
+            packed(-7, &sig),
+            Err(ExtendedError::Attestation { .. })
+        ));
+        let mut bad = sig.clone();
+        bad[10] ^= 1;
+        assert!(matches!(
+            packed(-8, &bad),
+            Err(ExtendedError::Attestation { .. })
+        ));
+    }
+
+    fn attestation_cert(ou: &str, ca: bool, aaguid: Option<[u8; 16]>) -> (rcgen::KeyPair, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CountryName, "AA");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Vendor");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, ou);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Attestation");
+        if ca {
+            params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        if let Some(aaguid) = aaguid {
+            let mut content = vec![0x04, 16];
+            content.extend_from_slice(&aaguid);
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    &[1, 3, 6, 1, 4, 1, 45724, 1, 1, 4],
+                    content,
+                ));
+        }
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        (key, der)
+    }
+
+    #[test]
+    fn packed_x5c_needs_a_conforming_certificate_that_signed() {
+        let (_, key) = ed25519();
+        let cd = client_data("webauthn.create", CHALLENGE);
+        let data = auth_data(UP_UV, 0, Some((ID, &key)));
+        let with = |cert: (rcgen::KeyPair, Vec<u8>), tamper: bool| {
+            let mut sig = cert.0.sign(&signed(&data, &cd)).unwrap();
+            if tamper {
+                let last = sig.len() - 1;
+                sig[last] ^= 1;
+            }
+            let statement = Value::Map(BTreeMap::from([
+                (text("alg"), Value::Integer(-7)),
+                (text("sig"), Value::Bytes(sig)),
+                (text("x5c"), Value::Array(vec![Value::Bytes(cert.1)])),
+            ]));
+            verify_registration(
+                &object("packed", statement, &data),
+                &cd,
+                CHALLENGE,
+                ID,
+                true,
+            )
+        };
+        let good = || attestation_cert("Authenticator Attestation", false, Some(AAGUID));
+        assert!(with(good(), false).is_ok());
+        assert!(
+            with(
+                attestation_cert("Authenticator Attestation", false, None),
+                false
+            )
+            .is_ok()
+        );
+        for refused in [
+            with(good(), true),
+            with(
+                attestation_cert("Something Else", false, Some(AAGUID)),
+                false,
+            ),
+            with(
+                attestation_cert("Authenticator Attestation", true, Some(AAGUID)),
+                false,
+            ),
+            with(
+                attestation_cert("Authenticator Attestation", false, Some([1; 16])),
+                false,
+            ),
+        ] {
+            assert!(
+                matches!(refused, Err(ExtendedError::Attestation { .. })),
+                "{refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn assertions_check_signature_user_handle_flags_and_uv() {
+        let (pair, key) = ed25519();
+        let reg_cd = client_data("webauthn.create", CHALLENGE);
+        let data = auth_data(UP_UV, 0, Some((ID, &key)));
+        let registered = verify_registration(
+            &object("none", empty(), &data),
+            &reg_cd,
+            CHALLENGE,
+            ID,
+            true,
+        )
+        .unwrap();
+        let stored = Stored {
+            public_key: &registered.public_key,
+            backup_eligible: false,
+            user_handle: b"user",
+        };
+        let cd = client_data("webauthn.get", CHALLENGE);
+        let assert = |flags: u8, handle: Option<&[u8]>, uv: bool, tamper: bool| {
+            let data = auth_data(flags, 5, None);
+            let mut sig = pair.sign(&signed(&data, &cd)).as_ref().to_vec();
+            if tamper {
+                sig[0] ^= 1;
+            }
+            verify_assertion(&stored, &cd, &data, &sig, handle, CHALLENGE, uv)
+        };
+        let ok = assert(FLAG_UP | FLAG_UV, Some(b"user"), true, false).unwrap();
+        assert_eq!((ok.counter, ok.user_verified), (5, true));
+        assert!(assert(FLAG_UP, None, false, false).is_ok());
+        assert_eq!(
+            assert(FLAG_UP | FLAG_UV, None, true, true).unwrap_err(),
+            ExtendedError::SignatureInvalid
+        );
+        assert_eq!(
+            assert(FLAG_UP, None, true, false).unwrap_err(),
+            ExtendedError::UserNotVerified
+        );
+        assert_eq!(
+            assert(FLAG_UV, None, false, false).unwrap_err(),
+            ExtendedError::UserNotPresent
+        );
+        assert_eq!(
+            assert(FLAG_UP, Some(b"someone else"), false, false).unwrap_err(),
+            ExtendedError::UserHandleMismatch
+        );
+        assert!(matches!(
+            assert(FLAG_UP | FLAG_BE, None, false, false),
+            Err(ExtendedError::BackupFlags { .. })
+        ));
+        assert!(matches!(
+            assert(FLAG_UP | FLAG_AT, None, false, false),
+            Err(ExtendedError::Malformed { .. })
+        ));
+        let data = auth_data(FLAG_UP, 5, None);
+        let sig = pair.sign(&signed(&data, &cd)).as_ref().to_vec();
+        assert_eq!(
+            verify_assertion(&stored, &cd, &data, &sig, None, b"other", false).unwrap_err(),
+            ExtendedError::ChallengeMismatch
+        );
+    }
+}

@@ -12,8 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tenet_mfa::{
-    CeremonyError, CredentialKind, ExtendedError, OriginRefusal, PendingAuthentication,
-    PendingRegistration, RelyingParty, RelyingPartyConfig, UserAccount, UserFactors,
+    CeremonyError, CredentialKind, ExtendedError, FactorStore, OriginRefusal,
+    PendingAuthentication, PendingRegistration, RelyingParty, RelyingPartyConfig, UserAccount,
+    UserFactors,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -98,14 +99,33 @@ fn format_of(name: &str) -> &'static str {
         .unwrap_or("other")
 }
 
+/// The vectors' relying party, which lets https://example.com embed it.
 fn rp() -> RelyingParty {
+    rp_with_top_origins(vec!["https://example.com".into()])
+}
+
+fn rp_with_top_origins(top_origins: Vec<String>) -> RelyingParty {
     RelyingParty::new(&RelyingPartyConfig {
         rp_id: "example.org".into(),
         rp_name: "Example".into(),
         origins: vec!["https://example.org".into()],
-        top_origins: vec!["https://example.com".into()],
+        top_origins,
     })
     .unwrap()
+}
+
+/// Save `user` in a factor store and read it back from the file, as after a restart.
+fn through_store(user: &UserFactors) -> UserFactors {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factors.json");
+    let mut store = FactorStore::open(&path).unwrap();
+    *store.user_mut("vector") = user.clone();
+    store.save().unwrap();
+    FactorStore::open(&path)
+        .unwrap()
+        .user("vector")
+        .unwrap()
+        .clone()
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -295,9 +315,7 @@ impl Tally {
             return;
         }
         self.registered += 1;
-        // As after a restart: the credential goes through the factor store's JSON form.
-        let mut user: UserFactors =
-            serde_json::from_str(&serde_json::to_string(&user).unwrap()).unwrap();
+        let mut user = through_store(&user);
         let results = flips(&reg, false)
             .into_iter()
             .map(|(what, flipped)| {
@@ -317,6 +335,19 @@ impl Tally {
                 self.authenticated += 1;
                 self.per_format.entry(pair.format).or_default().0 += 1;
                 self.flips(pair, results);
+                // The same assertion again: refused as a clone unless the authenticator keeps
+                // no counter (0), which WebAuthn allows.
+                let counter = u32::from_be_bytes(auth.data[33..37].try_into().unwrap());
+                let replay = authenticate(rp, &mut user, id, &auth);
+                if counter == 0 {
+                    assert!(replay.is_ok(), "{}: {replay:?}", pair.name);
+                } else {
+                    assert!(
+                        matches!(replay, Err(CeremonyError::CounterRegression { .. })),
+                        "{}: {replay:?}",
+                        pair.name
+                    );
+                }
             }
             Err(e) => println!(
                 "  {} [{}]: authentication refused: {e}",
@@ -374,4 +405,42 @@ fn w3c_webauthn_test_vectors() {
         tally.flips >= MIN_FLIPS,
         "fewer flips were exercised than before"
     );
+}
+
+/// Without top_origins, the cross-origin vectors are refused at registration, and at
+/// authentication too (which webauthn-rs alone does not check).
+#[test]
+fn cross_origin_vectors_are_refused_without_a_configured_top_origin() {
+    let pairs = load_pairs();
+    let embedded = rp();
+    let alone = rp_with_top_origins(Vec::new());
+    for name in ["none-es256-topOrigin", "none-es256-crossOrigin"] {
+        let pair = pairs.iter().find(|p| p.name == name).unwrap();
+        let id = &pair.reg["credential_id"];
+        let (reg, auth) = (registration_inputs(pair), authentication_inputs(pair));
+        let mut user = UserFactors::new(uuid::Uuid::new_v4());
+        let refused = register(&alone, &mut user, id, &reg).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                CeremonyError::Origin(
+                    OriginRefusal::TopOriginNotAllowed { .. }
+                        | OriginRefusal::CrossOriginWithoutTopOrigin
+                )
+            ),
+            "{name}: {refused}"
+        );
+        if name == "none-es256-topOrigin" {
+            register(&embedded, &mut user, id, &reg).unwrap();
+            let refused = authenticate(&alone, &mut user, id, &auth).unwrap_err();
+            assert!(
+                matches!(
+                    refused,
+                    CeremonyError::Origin(OriginRefusal::TopOriginNotAllowed { .. })
+                ),
+                "{refused}"
+            );
+            authenticate(&embedded, &mut user, id, &auth).unwrap();
+        }
+    }
 }
