@@ -39,6 +39,10 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an HTTP/1.x connection may stay idle between requests.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an HTTP/1.x connection may wait after its handshake before its first request
+/// starts: a connection that never asks for anything should not hold one of the listener's
+/// connection slots for a whole [`IDLE_TIMEOUT`].
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long closing a connection (TLS close_notify, then TCP shutdown) may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -216,6 +220,7 @@ async fn serve_http1(
     // here; hyper's own header timer would also run while a request is merely awaited.
     let mut builder = http1::Builder::new();
     builder.max_buf_size(MAX_HEADER_BYTES).keep_alive(true);
+    let (requests, peer) = (activity.clone(), conn.peer);
     loop {
         let (verdict, activity) = (verdict.clone(), activity.clone());
         let (conn, listener, shared) = (conn.clone(), listener.clone(), shared.clone());
@@ -266,14 +271,31 @@ async fn serve_http1(
             continue;
         }
         let socket = &guard.get_ref().get_ref().0.stream;
-        let wake = tokio::select! {
-            readable = socket.readable() => readable.is_ok(),
-            _ = stopped.changed() => false,
-            () = tokio::time::sleep(IDLE_TIMEOUT) => false,
+        let first = !requests.any_started();
+        let limit = if first {
+            FIRST_REQUEST_TIMEOUT
+        } else {
+            IDLE_TIMEOUT
         };
-        if !wake {
-            close(guard).await;
-            return Ok(());
+        let wake = tokio::select! {
+            readable = socket.readable() => Ok(readable.is_ok()),
+            _ = stopped.changed() => Ok(false),
+            () = tokio::time::sleep(limit) => Err(()),
+        };
+        match wake {
+            Ok(true) => {}
+            Ok(false) => {
+                close(guard).await;
+                return Ok(());
+            }
+            Err(()) => {
+                let reason = if first { "no_request" } else { "idle" };
+                metrics::counter!("tenet_gateway_connections_timed_out_total", "reason" => reason)
+                    .increment(1);
+                debug!(%peer, reason, after = ?limit, "connection closed: nothing to serve");
+                close(guard).await;
+                return Ok(());
+            }
         }
     }
 }

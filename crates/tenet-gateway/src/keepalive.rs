@@ -61,6 +61,11 @@ impl Activity {
             && self.0.in_flight.load(Ordering::Acquire) == 0
     }
 
+    /// Whether any request of this connection has reached the service.
+    pub(crate) fn any_started(&self) -> bool {
+        self.0.started.load(Ordering::Acquire) > 0
+    }
+
     /// Wake `waker` when the last response in flight is with hyper.
     pub(crate) fn wake_when_answered(&self, waker: &Waker) {
         let mut waiting = self

@@ -728,11 +728,13 @@ fn slow_clients_are_cut_off_by_the_handshake_and_header_timeouts() {
     let hello = client_hello();
     let head = format!("GET /products HTTP/1.1\r\nHost: {HOST}\r\nX-Slow: ");
 
-    let (silent, half_hello, stalled, dribbling) = std::thread::scope(|s| {
+    let (silent, half_hello, stalled, dribbling, no_request) = std::thread::scope(|s| {
         let silent = s.spawn(|| stalled_handshake(&d, Vec::new()));
         let half_hello = s.spawn(|| stalled_handshake(&d, hello[..hello.len() / 2].to_vec()));
         let stalled = s.spawn(|| stalled_request(&d, head.clone(), String::new()));
         let dribbling = s.spawn(|| stalled_request(&d, head.clone(), "a".repeat(40)));
+        // A handshake, then nothing: no request ever starts.
+        let no_request = s.spawn(|| stalled_request(&d, String::new(), String::new()));
 
         // Slow clients hold no one else up: a good request is answered at once meanwhile.
         std::thread::sleep(Duration::from_secs(2));
@@ -745,6 +747,7 @@ fn slow_clients_are_cut_off_by_the_handshake_and_header_timeouts() {
             half_hello.join().unwrap(),
             stalled.join().unwrap(),
             dribbling.join().unwrap(),
+            no_request.join().unwrap(),
         )
     });
 
@@ -771,6 +774,23 @@ fn slow_clients_are_cut_off_by_the_handshake_and_header_timeouts() {
             "{what}: {answer:?}"
         );
     }
+
+    // A connection without a request is closed after the same time, without an answer
+    // (there is no request to answer), and counted; it is not a refusal.
+    let (elapsed, answer) = &no_request;
+    assert!(
+        window.contains(elapsed),
+        "no request: closed after {elapsed:?}: {answer:?}"
+    );
+    assert!(answer.is_empty(), "no request: {answer:?}");
+    assert_eq!(
+        counter(
+            &d.metrics(),
+            "tenet_gateway_connections_timed_out_total",
+            &[("reason", "no_request")]
+        ),
+        1
+    );
 
     for (what, x) in [("silent TCP", &silent), ("half a ClientHello", &half_hello)] {
         let event = refusal_of_port(&d, TLS, x.port, what);
