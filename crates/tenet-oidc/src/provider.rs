@@ -1,6 +1,6 @@
 //! One discovered OpenID provider: begin a login, complete it into an `Identity`.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreJsonWebKeySet,
@@ -12,7 +12,7 @@ use openidconnect::{
     TokenResponse as _,
 };
 use time::OffsetDateTime;
-use tokio::sync::RwLock;
+use tokio::sync::Mutex;
 
 use crate::config::ProviderConfig;
 use crate::error::OidcError;
@@ -26,10 +26,24 @@ use crate::token::{self, TokenError};
 type OidcClient =
     CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
-/// The provider's keys and when they were last refetched because of an unknown `kid`.
+/// The provider's keys: the current set, only ever swapped whole (its lock is never held
+/// across a request, so readers never wait for the provider), and when the set was last
+/// refetched because of an unknown `kid` (its lock serialises those refetches).
 struct KeyCache {
-    keys: Arc<KeySet>,
-    last_refetch: Option<OffsetDateTime>,
+    keys: RwLock<Arc<KeySet>>,
+    last_refetch: Mutex<Option<OffsetDateTime>>,
+}
+
+impl KeyCache {
+    fn current(&self) -> Arc<KeySet> {
+        Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn replace(&self, keys: KeySet) -> Arc<KeySet> {
+        let keys = Arc::new(keys);
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&keys);
+        keys
+    }
 }
 
 /// A discovered OpenID provider, ready to run logins. Share it behind an `Arc`.
@@ -38,7 +52,7 @@ pub struct Provider {
     http: HttpClient,
     client: OidcClient,
     jwks_uri: String,
-    keys: RwLock<KeyCache>,
+    keys: KeyCache,
 }
 
 impl std::fmt::Debug for Provider {
@@ -81,10 +95,10 @@ impl Provider {
             http,
             client,
             jwks_uri,
-            keys: RwLock::new(KeyCache {
-                keys: Arc::new(keys),
-                last_refetch: None,
-            }),
+            keys: KeyCache {
+                keys: RwLock::new(Arc::new(keys)),
+                last_refetch: Mutex::new(None),
+            },
         })
     }
 
@@ -99,12 +113,9 @@ impl Provider {
     }
 
     /// The provider's current signing keys (for verifying its access tokens with a
-    /// [`crate::BearerVerifier`]); `None` while a refetch holds them.
-    pub fn current_keys(&self) -> Option<Arc<crate::KeySet>> {
-        self.keys
-            .try_read()
-            .ok()
-            .map(|cache| Arc::clone(&cache.keys))
+    /// [`crate::BearerVerifier`]); available at once, also while a refetch is under way.
+    pub fn current_keys(&self) -> Arc<crate::KeySet> {
+        self.keys.current()
     }
 
     /// Starts a login: authorization URL (code flow, PKCE S256, fresh state and nonce) and
@@ -233,7 +244,7 @@ impl Provider {
         id_token: &str,
         now: OffsetDateTime,
     ) -> Result<serde_json::Map<String, serde_json::Value>, OidcError> {
-        let keys = Arc::clone(&self.keys.read().await.keys);
+        let keys = self.keys.current();
         match token::verify(id_token, &keys) {
             Err(TokenError::UnknownKey { kid }) => {
                 let keys = self.refetch_keys(&kid, now).await?;
@@ -253,20 +264,21 @@ impl Provider {
     /// periodic refresh.
     pub async fn refresh_keys(&self) -> Result<(), OidcError> {
         let keys = fetch_keys(&self.http, &self.config, &self.jwks_uri).await?;
-        let mut cache = self.keys.write().await;
         tracing::debug!(provider = %self.config.name, keys = keys.len(), "JWKS refreshed");
-        cache.keys = Arc::new(keys);
+        self.keys.replace(keys);
         Ok(())
     }
 
-    /// Refetches the JWKS for an unknown `kid`, at most once per configured interval.
+    /// Refetches the JWKS for an unknown `kid`, at most once per configured interval. The
+    /// current keys keep verifying while the provider answers.
     async fn refetch_keys(&self, kid: &str, now: OffsetDateTime) -> Result<Arc<KeySet>, OidcError> {
-        let mut cache = self.keys.write().await;
+        let mut last_refetch = self.keys.last_refetch.lock().await;
         // Another login may have refetched while this one waited for the lock.
-        if cache.keys.keys().iter().any(|k| k.kid() == Some(kid)) {
-            return Ok(Arc::clone(&cache.keys));
+        let current = self.keys.current();
+        if current.keys().iter().any(|k| k.kid() == Some(kid)) {
+            return Ok(current);
         }
-        if let Some(last) = cache.last_refetch
+        if let Some(last) = *last_refetch
             && (now - last).unsigned_abs() < self.config.jwks_refetch_interval
         {
             tracing::info!(provider = %self.config.name, kid, "JWKS refetch rate-limited");
@@ -275,11 +287,10 @@ impl Provider {
             }
             .into());
         }
-        cache.last_refetch = Some(now);
+        *last_refetch = Some(now);
         let keys = fetch_keys(&self.http, &self.config, &self.jwks_uri).await?;
         tracing::info!(provider = %self.config.name, kid, keys = keys.len(), "JWKS refetched");
-        cache.keys = Arc::new(keys);
-        Ok(Arc::clone(&cache.keys))
+        Ok(self.keys.replace(keys))
     }
 }
 

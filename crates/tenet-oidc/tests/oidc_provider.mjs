@@ -6,7 +6,12 @@
 // and prints "PORT <n>" on stdout.
 // Test-only routes:
 //   /interaction/<uid>       signs in user-A and grants the requested scopes, without a page
-//   POST /test-admin/rotate  replaces the signing key with a fresh one under a new kid
+//   POST /test-admin/rotate  replaces the signing key with a fresh one under a new kid; with
+//                            `?keep=1` the previous key stays published (after the new one,
+//                            which signs) until the next rotation
+//   GET /test-admin/jwks-requests  how many requests the JWKS endpoint (/jwks) has had
+//   POST /test-admin/jwks-hold     JWKS requests from now on wait (counted on arrival) ...
+//   POST /test-admin/jwks-release  ... until this answers them all
 // Resource servers (RFC 8707 `resource=`), each issuing RS256 JWT access tokens (`at+jwt`)
 // with scope "api" and the audience in RESOURCE_SERVERS below; an authorization request
 // without `resource` is unaffected.
@@ -74,6 +79,10 @@ async function customizeJwt(ctx, token, jwt) {
 
 const cookieKeys = [crypto.randomBytes(32).toString('hex')];
 let generation = 0;
+let currentKey;
+let jwksRequests = 0;
+// While JWKS requests are held: the resolvers of those waiting.
+let jwksHeld = null;
 let issuer;
 let provider;
 let providerCallback;
@@ -89,13 +98,18 @@ async function findAccount(ctx, id) {
   return { accountId: id, claims: async () => ({ sub: id, ...account }) };
 }
 
-// A new provider instance with a new key; storage (the memory adapter) is process-wide.
-function rotate() {
+// A new provider instance with a new key (the previous one still published when `keep`);
+// storage (the memory adapter) is process-wide.
+function rotate(keep) {
   generation += 1;
   const kid = `k${generation}`;
+  const previous = currentKey;
+  currentKey = signingKey(kid);
+  // The first key of an algorithm is the one the provider signs with.
+  const keys = keep && previous ? [currentKey, previous] : [currentKey];
   provider = new Provider(issuer, {
     clients: [client],
-    jwks: { keys: [signingKey(kid)] },
+    jwks: { keys },
     findAccount,
     claims: {
       openid: ['sub'],
@@ -141,14 +155,30 @@ async function interact(req, res) {
 
 async function handle(req, res) {
   try {
-    const { pathname } = new URL(req.url, issuer);
+    const { pathname, searchParams } = new URL(req.url, issuer);
     if (pathname.startsWith('/interaction/')) {
       await interact(req, res);
     } else if (pathname === '/test-admin/rotate' && req.method === 'POST') {
-      const kid = rotate();
+      const kid = rotate(searchParams.get('keep') === '1');
       res.setHeader('Content-Type', 'application/json');
       res.end(JSON.stringify({ kid }));
+    } else if (pathname === '/test-admin/jwks-requests' && req.method === 'GET') {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ count: jwksRequests }));
+    } else if (pathname === '/test-admin/jwks-hold' && req.method === 'POST') {
+      jwksHeld = jwksHeld ?? [];
+      res.end('{}');
+    } else if (pathname === '/test-admin/jwks-release' && req.method === 'POST') {
+      const waiting = jwksHeld ?? [];
+      jwksHeld = null;
+      for (const resume of waiting) resume();
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ released: waiting.length }));
     } else {
+      if (pathname === '/jwks') {
+        jwksRequests += 1;
+        if (jwksHeld) await new Promise((resume) => jwksHeld.push(resume));
+      }
       providerCallback(req, res);
     }
   } catch (error) {
@@ -164,7 +194,7 @@ const server = https.createServer(
 server.listen(Number(process.env.TEST_PORT || 0), '127.0.0.1', () => {
   const { port } = server.address();
   issuer = `https://127.0.0.1:${port}`;
-  rotate();
+  rotate(false);
   process.stdout.write(`PORT ${port}\n`);
 });
 

@@ -174,6 +174,22 @@ impl Idp {
             .unwrap()
     }
 
+    /// POSTs to one of the script's test routes; its JSON answer.
+    async fn admin(&self, route: &str) -> serde_json::Value {
+        let url = format!("{}/test-admin/{route}", self.issuer());
+        let response = self.browser().post(url).send().await.unwrap();
+        assert!(response.status().is_success(), "{route}");
+        response.json().await.unwrap()
+    }
+
+    /// Requests the JWKS endpoint has had.
+    async fn jwks_requests(&self) -> u64 {
+        let url = format!("{}/test-admin/jwks-requests", self.issuer());
+        let response = self.browser().get(url).send().await.unwrap();
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["count"].as_u64().unwrap()
+    }
+
     async fn rotate_key(&self) -> String {
         let url = format!("{}/test-admin/rotate", self.issuer());
         let response = self.browser().post(url).send().await.unwrap();
@@ -397,6 +413,48 @@ async fn key_rotation_is_followed_by_one_rate_limited_refetch() {
     let (pending, response) = login_at(&idp, &provider, t0).await;
     let later = t0 + Duration::from_secs(31);
     provider.complete(&pending, &response, later).await.unwrap();
+}
+
+/// Access tokens are verified with `current_keys` while a refetch for an unknown kid waits
+/// for the provider: the keys in hand stay available, nobody waits for the provider.
+#[tokio::test]
+async fn the_current_keys_stay_available_while_a_refetch_waits_for_the_provider() {
+    let idp = Idp::start();
+    let provider = std::sync::Arc::new(Provider::discover(idp.config()).await.unwrap());
+    let kids = |keys: &tenet_oidc::KeySet| -> Vec<String> {
+        keys.keys()
+            .iter()
+            .map(|k| k.kid().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(kids(&provider.current_keys()), ["k1"]);
+    let before = idp.jwks_requests().await;
+
+    idp.admin("jwks-hold").await;
+    assert_eq!(idp.rotate_key().await, "k2");
+    let refetch = tokio::spawn({
+        let provider = std::sync::Arc::clone(&provider);
+        async move {
+            provider
+                .refetch_for_kid("k2", OffsetDateTime::now_utc())
+                .await
+        }
+    });
+    // The refetch's request has reached the provider, which holds it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while idp.jwks_requests().await == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refetch reached the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(kids(&provider.current_keys()), ["k1"]);
+    assert!(!refetch.is_finished());
+
+    assert_eq!(idp.admin("jwks-release").await["released"], 1);
+    refetch.await.unwrap().unwrap();
+    assert_eq!(kids(&provider.current_keys()), ["k2"]);
 }
 
 #[tokio::test]

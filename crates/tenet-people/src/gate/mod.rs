@@ -440,9 +440,7 @@ impl SignIn {
                 undiscovered = true;
                 continue;
             };
-            let Some(keys) = provider.current_keys() else {
-                continue;
-            };
+            let keys = provider.current_keys();
             let config = provider.config();
             let policy = tenet_oidc::BearerPolicy::new(&settings.audience, settings.kind.clone())
                 .with_issuer(&config.issuer);
