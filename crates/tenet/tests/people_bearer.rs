@@ -220,8 +220,8 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     response.json().await.unwrap()
 }
 
-async fn endpoints(env: &Env, http: &reqwest::Client) -> Endpoints {
-    let url = format!("{}/.well-known/openid-configuration", env.issuer());
+async fn endpoints(provider: &Provider, http: &reqwest::Client) -> Endpoints {
+    let url = format!("{}/.well-known/openid-configuration", provider.issuer());
     let doc = get_json(http, &url).await;
     let text = |name: &str| doc[name].as_str().unwrap().to_owned();
     Endpoints {
@@ -237,12 +237,17 @@ struct Tokens {
     id: String,
 }
 
+/// [`tokens_from`] the shared deployment's provider, as its main gateway's client.
+async fn tokens_for(env: &Env, resource: &str) -> Tokens {
+    tokens_from(&env.provider, &env.main, resource).await
+}
+
 /// The authorization-code flow for `resource` (PKCE S256), as the gateway's client: the
 /// provider's test interaction signs user-A in; the code is taken from the redirect to the
 /// gateway's callback (which is not requested) and exchanged with `resource=` again.
-async fn tokens_for(env: &Env, resource: &str) -> Tokens {
-    let http = env.main.http();
-    let endpoints = endpoints(env, &http).await;
+async fn tokens_from(provider: &Provider, gateway: &Gateway, resource: &str) -> Tokens {
+    let http = gateway.http();
+    let endpoints = endpoints(provider, &http).await;
     let verifier = format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
@@ -256,25 +261,25 @@ async fn tokens_for(env: &Env, resource: &str) -> Tokens {
     url.query_pairs_mut()
         .append_pair("client_id", CLIENT_ID)
         .append_pair("response_type", "code")
-        .append_pair("redirect_uri", &env.provider.redirect_uri)
+        .append_pair("redirect_uri", &provider.redirect_uri)
         .append_pair("scope", "openid api")
         .append_pair("state", &uuid::Uuid::new_v4().to_string())
         .append_pair("nonce", &uuid::Uuid::new_v4().to_string())
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
         .append_pair("resource", resource);
-    let code = code_from_provider(env, &http, url).await;
+    let code = code_from_provider(provider, &http, url).await;
 
     let form = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "authorization_code")
         .append_pair("code", &code)
-        .append_pair("redirect_uri", &env.provider.redirect_uri)
+        .append_pair("redirect_uri", &provider.redirect_uri)
         .append_pair("code_verifier", &verifier)
         .append_pair("resource", resource)
         .finish();
     let response = http
         .post(&endpoints.token)
-        .basic_auth(CLIENT_ID, Some(&env.provider.secret))
+        .basic_auth(CLIENT_ID, Some(&provider.secret))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(form)
         .send()
@@ -291,7 +296,7 @@ async fn tokens_for(env: &Env, resource: &str) -> Tokens {
 
 /// Follows the provider's redirects, keeping its cookies, until it sends the browser to the
 /// gateway's callback; returns the code.
-async fn code_from_provider(env: &Env, http: &reqwest::Client, start: Url) -> String {
+async fn code_from_provider(provider: &Provider, http: &reqwest::Client, start: Url) -> String {
     let mut jar: BTreeMap<String, String> = BTreeMap::new();
     let mut next = start;
     for _ in 0..12 {
@@ -315,7 +320,7 @@ async fn code_from_provider(env: &Env, http: &reqwest::Client, start: Url) -> St
             );
         };
         let target = next.join(location.to_str().unwrap()).unwrap();
-        if target.as_str().starts_with(&env.provider.redirect_uri) {
+        if target.as_str().starts_with(&provider.redirect_uri) {
             let query: BTreeMap<_, _> = target.query_pairs().into_owned().collect();
             return query
                 .get("code")
@@ -330,7 +335,7 @@ async fn code_from_provider(env: &Env, http: &reqwest::Client, start: Url) -> St
 /// The provider's published signing key: (kid, its public key as SPKI PEM).
 async fn provider_key(env: &Env) -> (String, String) {
     let http = env.main.http();
-    let jwks = get_json(&http, &endpoints(env, &http).await.jwks).await;
+    let jwks = get_json(&http, &endpoints(&env.provider, &http).await.jwks).await;
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1, "{jwks}");
     let part = |name: &str| {
@@ -366,8 +371,13 @@ fn b64_json(value: &Value) -> String {
 
 /// The claims of every forged token: those of F008, with the provider as issuer.
 fn forged_claims(env: &Env) -> Value {
+    claims_from(&env.issuer())
+}
+
+/// The claims of F008 with `issuer` as `iss`.
+fn claims_from(issuer: &str) -> Value {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    json!({"iss": env.issuer(), "sub": "user-A", "aud": AUDIENCE, "iat": now, "exp": now + 300})
+    json!({"iss": issuer, "sub": "user-A", "aud": AUDIENCE, "iat": now, "exp": now + 300})
 }
 
 /// A key the attacker holds (never published by the provider).
@@ -423,9 +433,13 @@ struct Reply {
 
 /// `method /api/things` as an API client (JSON, no cookie) with `Authorization: Bearer token`.
 async fn call(gateway: &Gateway, method: Method, token: &str) -> Reply {
-    let url = format!("https://{APP_HOST}:{}/api/things", gateway.port);
-    let response = gateway
-        .http()
+    call_with(&gateway.http(), gateway.port, method, token).await
+}
+
+/// [`call`] with the client `http` (one of [`Gateway::http`]) to the gateway on `port`.
+async fn call_with(http: &reqwest::Client, port: u16, method: Method, token: &str) -> Reply {
+    let url = format!("https://{APP_HOST}:{port}/api/things");
+    let response = http
         .request(method, &url)
         .header(header::ACCEPT, "application/json")
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
@@ -644,4 +658,274 @@ async fn the_bearer_factor_reaches_cedar_reads_pass_writes_are_forbidden() {
         json!(["no-writes-with-a-bearer-token"]),
         "{event}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key rotation at the provider (issue 6)
+
+/// A deployment of its own for a test that rotates the provider's key (tokens of the shared
+/// one must keep their key): the provider, the upstream and one gateway for `tenet-proxy`.
+struct Rotation {
+    provider: Provider,
+    gateway: Gateway,
+    _upstream: KillOnDrop,
+    _dir: tempfile::TempDir,
+}
+
+impl Rotation {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (upstream, upstream_port) = start_upstream();
+        let port = free_port();
+        let provider = Provider::start(dir.path(), &idp::redirect_uri(port));
+        let gateway = Gateway::start(port, AUDIENCE, &provider, upstream_port);
+        Self {
+            provider,
+            gateway,
+            _upstream: upstream,
+            _dir: dir,
+        }
+    }
+
+    /// A real access token for the gateway, signed with the provider's current key.
+    async fn access_token(&self) -> String {
+        tokens_from(&self.provider, &self.gateway, PROXY)
+            .await
+            .access
+    }
+
+    /// The provider's test route: a new signing key; the previous one stays published when
+    /// `keep`. Returns the new key's id.
+    async fn rotate(&self, keep: bool) -> String {
+        let route = if keep { "rotate?keep=1" } else { "rotate" };
+        self.admin(route).await["kid"].as_str().unwrap().to_owned()
+    }
+
+    /// POSTs to one of the provider script's test routes; its JSON answer.
+    async fn admin(&self, route: &str) -> Value {
+        let url = format!("{}/test-admin/{route}", self.provider.issuer());
+        let response = self.gateway.http().post(&url).send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "{url}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// The key ids the provider publishes, in its JWKS order.
+    async fn published_kids(&self) -> Vec<String> {
+        let http = self.gateway.http();
+        let jwks = get_json(&http, &endpoints(&self.provider, &http).await.jwks).await;
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Requests the provider's JWKS endpoint has had, counted by the provider script.
+    async fn jwks_requests(&self) -> u64 {
+        let url = format!("{}/test-admin/jwks-requests", self.provider.issuer());
+        get_json(&self.gateway.http(), &url).await["count"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Waits (at most ten seconds) until the JWKS endpoint has had `count` requests.
+    async fn until_jwks_requests(&self, count: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.jwks_requests().await < count {
+            assert!(Instant::now() < deadline, "the JWKS was not requested");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Presents `token` until the gateway stops refusing it with 401 (its keys are refetched
+    /// in the background), for at most ten seconds; the first other answer.
+    async fn until_not_refused(&self, token: &str) -> Reply {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let reply = call(&self.gateway, Method::GET, token).await;
+            if reply.status != 401 || Instant::now() > deadline {
+                return reply;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Lines of `tenet up`'s log containing `text`.
+    fn log_lines(&self, text: &str) -> usize {
+        std::fs::read_to_string(self.gateway.dir.path().join("up.log"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(text))
+            .count()
+    }
+}
+
+/// The `kid` of a token's header.
+fn kid_of(token: &str) -> String {
+    let header = token.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+/// The rate limit of refetches for an unknown `kid` (tenet-oidc's `jwks_refetch_interval`).
+const REFETCH_INTERVAL_SECS: u64 = 30;
+
+/// After a rotation the gate cannot wait for the provider: the first request with the new
+/// key's token is refused as an unknown key and starts one JWKS refetch in the background;
+/// from then on the token reaches the upstream as the person, with no further fetch.
+#[tokio::test]
+async fn a_token_of_a_rotated_key_is_refused_once_then_accepted_after_one_jwks_refetch() {
+    let rot = Rotation::start();
+    let first = rot.access_token().await;
+    assert_eq!(kid_of(&first), "k1");
+    assert_reached_as_alice(&rot.gateway, &call(&rot.gateway, Method::GET, &first).await);
+    let fetched = rot.jwks_requests().await;
+
+    assert_eq!(rot.rotate(false).await, "k2");
+    let token = rot.access_token().await;
+    assert_eq!(kid_of(&token), "k2");
+    assert_refused_at(&rot.gateway, &token, "bearer_unknown_kid").await;
+    let reply = rot.until_not_refused(&token).await;
+    let event = assert_reached_as_alice(&rot.gateway, &reply);
+    assert_eq!(event["disposition"], "Allowed", "{event}");
+    for _ in 0..3 {
+        let again = call(&rot.gateway, Method::GET, &token).await;
+        assert_reached_as_alice(&rot.gateway, &again);
+    }
+    assert_eq!(
+        rot.jwks_requests().await,
+        fetched + 1,
+        "one refetch for the new kid, none for the requests after it"
+    );
+}
+
+/// The provider's rotation removes the old key from its JWKS. Until Tenet fetches the keys
+/// again its set still holds that key and the old token passes; the refetch the new key's
+/// token starts replaces the set with what the provider publishes, and the old token is then
+/// an unknown key: 401, with the reason in the ledger.
+#[tokio::test]
+async fn a_token_of_a_key_the_provider_removed_is_refused_once_tenet_refetched() {
+    let rot = Rotation::start();
+    let old = rot.access_token().await;
+    assert_eq!(kid_of(&old), "k1");
+
+    assert_eq!(rot.rotate(false).await, "k2");
+    assert_eq!(rot.published_kids().await, ["k2"]);
+    assert_reached_as_alice(&rot.gateway, &call(&rot.gateway, Method::GET, &old).await);
+
+    let new = rot.access_token().await;
+    assert_refused_at(&rot.gateway, &new, "bearer_unknown_kid").await;
+    assert_reached_as_alice(&rot.gateway, &rot.until_not_refused(&new).await);
+
+    assert_refused_at(&rot.gateway, &old, "bearer_unknown_kid").await;
+    // The new key still verifies: only the removed one is gone.
+    assert_reached_as_alice(&rot.gateway, &call(&rot.gateway, Method::GET, &new).await);
+}
+
+/// A rotation that keeps the old key published: after the refetch both the old key's token
+/// and the new key's token reach the upstream (the old one until it expires).
+#[tokio::test]
+async fn a_token_of_a_key_the_provider_still_publishes_stays_valid_after_the_refetch() {
+    let rot = Rotation::start();
+    let old = rot.access_token().await;
+    assert_eq!(kid_of(&old), "k1");
+
+    assert_eq!(rot.rotate(true).await, "k2");
+    assert_eq!(rot.published_kids().await, ["k2", "k1"]);
+    let new = rot.access_token().await;
+    assert_eq!(kid_of(&new), "k2", "the provider signs with the new key");
+    assert_refused_at(&rot.gateway, &new, "bearer_unknown_kid").await;
+    assert_reached_as_alice(&rot.gateway, &rot.until_not_refused(&new).await);
+
+    assert_reached_as_alice(&rot.gateway, &call(&rot.gateway, Method::GET, &old).await);
+    assert_reached_as_alice(&rot.gateway, &call(&rot.gateway, Method::GET, &new).await);
+}
+
+/// Concurrent tokens naming keys the provider never had (signed by an attacker, with the
+/// provider's issuer and the gateway's audience) make Tenet fetch the JWKS at most once per
+/// refetch interval, counted at the provider; each is refused as an unknown key, and a real
+/// token sent among them still passes.
+#[tokio::test]
+async fn a_burst_of_unknown_kids_fetches_the_jwks_at_most_once_per_interval() {
+    const BURST: usize = 24;
+    let rot = Rotation::start();
+    let real = rot.access_token().await;
+    assert_reached_as_alice(&rot.gateway, &call(&rot.gateway, Method::GET, &real).await);
+    let before = rot.jwks_requests().await;
+    let started = Instant::now();
+
+    let attacker = Attacker::new();
+    let claims = claims_from(&rot.provider.issuer());
+    let http = rot.gateway.http();
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..BURST {
+        let header = json!({"alg": "RS256", "kid": format!("unknown-{i}")});
+        let forged = attacker.sign(&header, &claims);
+        let (client, port) = (http.clone(), rot.gateway.port);
+        burst.spawn(async move { (true, call_with(&client, port, Method::GET, &forged).await) });
+        let (client, real) = (http.clone(), real.clone());
+        burst.spawn(async move { (false, call_with(&client, port, Method::GET, &real).await) });
+    }
+    let replies = burst.join_all().await;
+
+    let (forged, real_replies): (Vec<_>, Vec<_>) = replies.into_iter().partition(|r| r.0);
+    for (_, reply) in &real_replies {
+        assert_reached_as_alice(&rot.gateway, reply);
+    }
+    let events = rot.gateway.events();
+    for (_, reply) in &forged {
+        assert_eq!(reply.status, 401, "{}", reply.body);
+        let event = events
+            .iter()
+            .find(|e| e["http_request"]["uid"] == reply.request_id.as_str())
+            .unwrap_or_else(|| panic!("no ledger event for {}", reply.request_id));
+        assert_eq!(
+            event["unmapped"]["errors"],
+            json!(["session: sign_in_required (bearer_unknown_kid)"]),
+            "{event}"
+        );
+    }
+
+    // Every unknown kid started a background refetch; each ends in one of these lines.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rot.log_lines("JWKS refetched") + rot.log_lines("keys not refetched") < BURST {
+        assert!(Instant::now() < deadline, "the refetches did not end");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fetches = rot.jwks_requests().await - before;
+    let intervals = 1 + started.elapsed().as_secs() / REFETCH_INTERVAL_SECS;
+    assert!(
+        (1..=intervals).contains(&fetches),
+        "{BURST} unknown kids made {fetches} JWKS requests (at most {intervals} allowed)"
+    );
+    assert!(
+        rot.log_lines("JWKS refetch rate-limited") >= BURST - usize::try_from(fetches).unwrap()
+    );
+    assert_reached_as_alice(&rot.gateway, &call(&rot.gateway, Method::GET, &real).await);
+}
+
+/// While Tenet's refetch for an unknown kid waits for the provider (which holds its JWKS
+/// answer here), a token of a key Tenet has keeps passing: a token naming an unknown key, which
+/// anyone can send, cannot make the gateway refuse the tokens it can verify.
+#[tokio::test]
+async fn a_real_token_passes_while_a_jwks_refetch_waits_for_the_provider() {
+    let rot = Rotation::start();
+    let real = rot.access_token().await;
+    let before = rot.jwks_requests().await;
+
+    rot.admin("jwks-hold").await;
+    let header = json!({"alg": "RS256", "kid": "unknown"});
+    let forged = Attacker::new().sign(&header, &claims_from(&rot.provider.issuer()));
+    assert_refused_at(&rot.gateway, &forged, "bearer_unknown_kid").await;
+    rot.until_jwks_requests(before + 1).await;
+    for _ in 0..3 {
+        let reply = call(&rot.gateway, Method::GET, &real).await;
+        assert_reached_as_alice(&rot.gateway, &reply);
+    }
+    assert_eq!(rot.admin("jwks-release").await["released"], 1);
 }
