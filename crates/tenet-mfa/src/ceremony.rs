@@ -295,6 +295,13 @@ impl RelyingParty {
             }
             None => {
                 let key = self.core.register_credential(&reg, &pending.state, None)?;
+                // webauthn-rs was offered EdDSA and ES512 only so that browsers may choose
+                // them; it cannot verify their signatures, so it must never keep such a key.
+                if matches!(key.cred.type_, COSEAlgorithm::EDDSA | COSEAlgorithm::ES521) {
+                    return Err(CeremonyError::Verification {
+                        source: WebauthnError::COSEKeyInvalidType,
+                    });
+                }
                 if pending.kind == CredentialKind::Passkey && !key.user_verified {
                     return Err(CeremonyError::UserNotVerified);
                 }

@@ -194,10 +194,10 @@ impl AuthData {
             let (len, after) = after
                 .split_at_checked(2)
                 .ok_or_else(|| bad("attested credential data is cut short"))?;
-            let len = usize::from(u16::from_be_bytes([
-                len.first().copied().unwrap_or(0),
-                len.get(1).copied().unwrap_or(0),
-            ]));
+            let len: [u8; 2] = len
+                .try_into()
+                .map_err(|_| bad("attested credential data is cut short"))?;
+            let len = usize::from(u16::from_be_bytes(len));
             let (credential_id, after) = after
                 .split_at_checked(len)
                 .ok_or_else(|| bad("credential id is cut short"))?;

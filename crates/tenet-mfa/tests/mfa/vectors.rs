@@ -37,8 +37,9 @@ const NOW: OffsetDateTime = datetime!(2026-12-04 10:00 UTC);
 ///   verification, asserted without it. A security key that verified its user at registration
 ///   must do so again (webauthn-rs's rule, kept by Tenet's verifier), since policy does not see
 ///   whether this sign-in verified the user.
-/// - tpm-es256: webauthn-rs 0.6.2 cannot check any TPM statement's extraData (its hash of
-///   attToBeSigned is unimplemented for every algorithm but SHA-1); Tenet does not verify TPM.
+/// - tpm-es256: the vector's extraData is SHA-256 of attToBeSigned as the spec requires, but
+///   webauthn-rs 0.6.2 cannot compute that hash for any algorithm (`only_hash_from_type` is
+///   unimplemented), so it refuses every TPM statement; Tenet does not verify TPM itself.
 /// - android-key-es256: the key description's authorization lists are empty, so the spec's
 ///   checks that origin is KM_ORIGIN_GENERATED and purpose KM_PURPOSE_SIGN cannot pass;
 ///   webauthn-rs refuses it as the spec says.
