@@ -154,15 +154,22 @@ async fn serve_connection(
             .await
             .map_err(Into::into),
         None => {
+            let activity = Activity::default();
+            let requests = activity.clone();
             let (conn, listener, shared) = (info.clone(), listener.clone(), shared.clone());
             let service = service_fn(move |request| {
-                crate::pipeline::handle(
+                let in_flight = activity.begin();
+                let handled = crate::pipeline::handle(
                     request,
                     None,
                     conn.clone(),
                     listener.clone(),
                     shared.clone(),
-                )
+                );
+                async move {
+                    let response = handled.await?;
+                    Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
+                }
             });
             let mut builder = http2::Builder::new(TokioExecutor::new());
             builder
@@ -170,9 +177,11 @@ async fn serve_connection(
                 .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
                 .max_concurrent_streams(256)
                 .keep_alive_interval(Some(Duration::from_secs(30)));
-            drive(
+            drive_http2(
                 Box::pin(builder.serve_connection(TokioIo::new(tls), service)),
                 &mut stopped,
+                &requests,
+                peer,
             )
             .await
             .map_err(Into::into)
@@ -289,10 +298,7 @@ async fn serve_http1(
                 return Ok(());
             }
             Err(()) => {
-                let reason = if first { "no_request" } else { "idle" };
-                metrics::counter!("tenet_gateway_connections_timed_out_total", "reason" => reason)
-                    .increment(1);
-                debug!(%peer, reason, after = ?limit, "connection closed: nothing to serve");
+                timed_out(peer, first, limit);
                 close(guard).await;
                 return Ok(());
             }
@@ -365,16 +371,45 @@ impl AsyncWrite for Received {
     }
 }
 
-/// Run a connection to its end, shutting it down gracefully when the gateway stops.
-async fn drive<C: GracefulConnection>(
+/// Count and log a connection ended for having nothing to do: no request since its
+/// handshake (`first`), or none for `after`.
+fn timed_out(peer: SocketAddr, first: bool, after: Duration) {
+    let reason = if first { "no_request" } else { "idle" };
+    metrics::counter!("tenet_gateway_connections_timed_out_total", "reason" => reason).increment(1);
+    debug!(%peer, reason, ?after, "connection ended: nothing to serve");
+}
+
+/// Run an HTTP/2 connection to its end, shutting it down gracefully (GOAWAY) when the gateway
+/// stops or when it has nothing to do: no stream by [`FIRST_REQUEST_TIMEOUT`] after the
+/// handshake, later no new stream and none open for an [`IDLE_TIMEOUT`] window (so between
+/// one and two of them after the last stream ended). hyper's HTTP/2 server has no idle
+/// timeout of its own, and its keep-alive pings would otherwise keep an unused connection
+/// open for ever.
+async fn drive_http2<C: GracefulConnection>(
     mut connection: Pin<Box<C>>,
     stopped: &mut watch::Receiver<bool>,
+    requests: &Activity,
+    peer: SocketAddr,
 ) -> Result<(), C::Error> {
-    tokio::select! {
-        result = connection.as_mut() => result,
-        _ = stopped.changed() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    let mut seen = 0;
+    let mut window = FIRST_REQUEST_TIMEOUT;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            _ = stopped.changed() => {
+                connection.as_mut().graceful_shutdown();
+                return connection.await;
+            }
+            () = tokio::time::sleep(window) => {
+                let started = requests.started();
+                if started == seen && requests.is_idle(started) {
+                    timed_out(peer, started == 0, window);
+                    connection.as_mut().graceful_shutdown();
+                    return connection.await;
+                }
+                seen = started;
+                window = IDLE_TIMEOUT;
+            }
         }
     }
 }

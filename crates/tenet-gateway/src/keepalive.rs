@@ -63,7 +63,12 @@ impl Activity {
 
     /// Whether any request of this connection has reached the service.
     pub(crate) fn any_started(&self) -> bool {
-        self.0.started.load(Ordering::Acquire) > 0
+        self.started() > 0
+    }
+
+    /// How many requests of this connection have reached the service.
+    pub(crate) fn started(&self) -> u64 {
+        self.0.started.load(Ordering::Acquire)
     }
 
     /// Wake `waker` when the last response in flight is with hyper.

@@ -720,6 +720,34 @@ fn stalled_request(d: &Deployment, head: String, dribble: String) -> (Duration, 
     )
 }
 
+/// An HTTP/2 connection that asks for nothing (tests/support/h2_idle_client.py): the frame
+/// types it received and "closed SECONDS" (or "open SECONDS" after 20 s).
+fn idle_http2(d: &Deployment) -> (String, String) {
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/h2_idle_client.py"
+        ))
+        .arg(HOST)
+        .arg(d.port.to_string())
+        .arg(d.path("frontend/svid.pem"))
+        .arg(d.path("frontend/svid.key"))
+        .arg(d.path("data/admin/bundle.pem"))
+        .arg("20")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = text.lines();
+    let frames = lines.next().unwrap_or_default().to_owned();
+    let close = lines.next().unwrap_or_default().to_owned();
+    (frames, close)
+}
+
 #[test]
 fn slow_clients_are_cut_off_by_the_handshake_and_header_timeouts() {
     let mut d = Deployment::start();
@@ -728,13 +756,14 @@ fn slow_clients_are_cut_off_by_the_handshake_and_header_timeouts() {
     let hello = client_hello();
     let head = format!("GET /products HTTP/1.1\r\nHost: {HOST}\r\nX-Slow: ");
 
-    let (silent, half_hello, stalled, dribbling, no_request) = std::thread::scope(|s| {
+    let (silent, half_hello, stalled, dribbling, no_request, no_stream) = std::thread::scope(|s| {
         let silent = s.spawn(|| stalled_handshake(&d, Vec::new()));
         let half_hello = s.spawn(|| stalled_handshake(&d, hello[..hello.len() / 2].to_vec()));
         let stalled = s.spawn(|| stalled_request(&d, head.clone(), String::new()));
         let dribbling = s.spawn(|| stalled_request(&d, head.clone(), "a".repeat(40)));
         // A handshake, then nothing: no request ever starts.
         let no_request = s.spawn(|| stalled_request(&d, String::new(), String::new()));
+        let no_stream = s.spawn(|| idle_http2(&d));
 
         // Slow clients hold no one else up: a good request is answered at once meanwhile.
         std::thread::sleep(Duration::from_secs(2));
@@ -748,6 +777,7 @@ fn slow_clients_are_cut_off_by_the_handshake_and_header_timeouts() {
             stalled.join().unwrap(),
             dribbling.join().unwrap(),
             no_request.join().unwrap(),
+            no_stream.join().unwrap(),
         )
     });
 
@@ -783,13 +813,30 @@ fn slow_clients_are_cut_off_by_the_handshake_and_header_timeouts() {
         "no request: closed after {elapsed:?}: {answer:?}"
     );
     assert!(answer.is_empty(), "no request: {answer:?}");
+
+    // The same over HTTP/2, where hyper alone would keep the connection with pings: a
+    // GOAWAY, then the close.
+    let (frames, close) = &no_stream;
+    assert!(
+        frames.contains("GOAWAY"),
+        "HTTP/2 without a stream: {frames}"
+    );
+    let seconds: f64 = close
+        .strip_prefix("closed ")
+        .unwrap_or_else(|| panic!("HTTP/2 without a stream: {close}"))
+        .parse()
+        .unwrap();
+    assert!(
+        window.contains(&Duration::from_secs_f64(seconds)),
+        "HTTP/2 without a stream: closed after {seconds} s"
+    );
     assert_eq!(
         counter(
             &d.metrics(),
             "tenet_gateway_connections_timed_out_total",
             &[("reason", "no_request")]
         ),
-        1
+        2
     );
 
     for (what, x) in [("silent TCP", &silent), ("half a ClientHello", &half_hello)] {
