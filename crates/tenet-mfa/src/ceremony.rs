@@ -21,7 +21,7 @@ use webauthn_rs_core::proto::{
 use crate::cose::{CoseAlgorithm, PublicKey};
 use crate::credential::{Credential, CredentialKind, Verifier};
 use crate::extended::{self, AttestationObject, ExtendedError};
-use crate::factor::{Factor, FactorKind};
+use crate::factor::Factor;
 use crate::origin::OriginRefusal;
 use crate::relying_party::{CEREMONY_TTL, RelyingParty, UserAccount};
 use crate::store::UserFactors;
@@ -341,10 +341,25 @@ impl RelyingParty {
         } else {
             UserVerificationPolicy::Required
         };
+        // webauthn-rs refuses an assertion without UV from a credential whose stored
+        // registration_policy is "preferred" and that verified its user at registration
+        // (core.rs: "registered UV=preferred, enforcing UV"), because its callers cannot tell
+        // a verified sign-in from an unverified one. Tenet can: every sign-in records its UV
+        // flag for policy (`context.session.user_verified`). So for this ceremony only, the
+        // copies of security keys handed to webauthn-rs carry the "discouraged" registration
+        // policy, under which webauthn-rs enforces UV only when the ceremony requires it. The
+        // stored credentials are not changed; passkeys keep "required"; every other check
+        // (challenge, origin, rpIdHash, UP, backup flags, signature, counter) is unchanged.
         let keys = user
             .credentials
             .iter()
-            .filter_map(|c| c.key().cloned())
+            .filter_map(|c| {
+                let mut key = c.key()?.clone();
+                if c.kind() == CredentialKind::SecurityKey {
+                    key.registration_policy = UserVerificationPolicy::Discouraged_DO_NOT_USE;
+                }
+                Some(key)
+            })
             .collect();
         let builder = self
             .core
@@ -434,10 +449,10 @@ impl RelyingParty {
         if let Verifier::Tenet(tenet) = &stored.verifier {
             let challenge = state_challenge(&pending.state)?;
             let required = state_policy(&pending.state)? == UserVerificationPolicy::Required;
-            // The same rule webauthn-rs applies to the credentials it verifies: a passkey
-            // always, and a security key that verified its user at registration, must again.
-            let require_uv =
-                required || stored.kind() == CredentialKind::Passkey || stored.user_verified();
+            // A passkey must always verify its user; a security key only when the ceremony
+            // requires it (the same rule as for webauthn-rs's credentials, see
+            // start_authentication). Whether it did is recorded for policy.
+            let require_uv = required || stored.kind() == CredentialKind::Passkey;
             let user_handle = user_handle_bytes(user.webauthn_user_id);
             let asserted = extended::verify_assertion(
                 &extended::Stored {
@@ -467,7 +482,7 @@ impl RelyingParty {
                 user_verified: asserted.user_verified,
                 counter: presented,
                 backup_state: asserted.backup_state,
-                factor: Factor::new(FactorKind::WebAuthn, now),
+                factor: Factor::webauthn(now, asserted.user_verified),
             });
         }
 
@@ -504,7 +519,7 @@ impl RelyingParty {
             user_verified: result.user_verified(),
             counter: presented,
             backup_state: result.backup_state(),
-            factor: Factor::new(FactorKind::WebAuthn, now),
+            factor: Factor::webauthn(now, result.user_verified()),
         })
     }
 

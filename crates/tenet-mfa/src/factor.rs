@@ -46,12 +46,30 @@ pub struct Factor {
     /// When it was used (the clock passed in by the caller).
     #[serde(with = "time::serde::rfc3339")]
     pub used_at: OffsetDateTime,
+    /// Whether this use verified the user (the WebAuthn UV flag: PIN or biometric). Only a
+    /// WebAuthn assertion or registration can set it; TOTP and recovery codes never do.
+    /// Records written before it existed read as false.
+    #[serde(default)]
+    pub user_verified: bool,
 }
 
 impl Factor {
-    /// A factor of `kind` used at `used_at`.
+    /// A factor of `kind` used at `used_at`, without user verification.
     pub fn new(kind: FactorKind, used_at: OffsetDateTime) -> Self {
-        Factor { kind, used_at }
+        Factor {
+            kind,
+            used_at,
+            user_verified: false,
+        }
+    }
+
+    /// A WebAuthn use at `used_at`, with the UV flag of its authenticator data.
+    pub fn webauthn(used_at: OffsetDateTime, user_verified: bool) -> Self {
+        Factor {
+            kind: FactorKind::WebAuthn,
+            used_at,
+            user_verified,
+        }
     }
 
     /// Shorthand for [`FactorKind::is_phishing_resistant`].
@@ -80,5 +98,17 @@ mod tests {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.name()));
         }
+    }
+
+    #[test]
+    fn only_webauthn_records_user_verification_and_old_records_read_as_unverified() {
+        let at = time::macros::datetime!(2026-12-04 10:00 UTC);
+        assert!(!Factor::new(FactorKind::Totp, at).user_verified);
+        assert!(Factor::webauthn(at, true).user_verified);
+        assert!(!Factor::webauthn(at, false).user_verified);
+        let old: Factor =
+            serde_json::from_str(r#"{"kind":"webauthn","used_at":"2026-12-04T10:00:00Z"}"#)
+                .unwrap();
+        assert_eq!(old, Factor::webauthn(at, false));
     }
 }

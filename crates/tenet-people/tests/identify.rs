@@ -427,6 +427,90 @@ async fn a_passkey_step_up_after_a_network_change_sticks() {
     }
 }
 
+/// A Cedar request for a GET of the payroll service by the person `identify` produced.
+fn payroll_request(p: &tenet_gateway::Person) -> tenet_policy::AccessRequest {
+    tenet_policy::AccessRequest {
+        principal: p.principal.clone(),
+        action: "GET".into(),
+        resource: tenet_policy::RouteResource {
+            route: "pay".into(),
+            service: "payroll".into(),
+            host: "app.example.test".into(),
+            path: "/".into(),
+        },
+        context: tenet_policy::RequestContext {
+            source_ip: "192.0.2.10".parse().unwrap(),
+            tls: tenet_policy::TlsFacts::default(),
+            unix_time: t0().unix_timestamp(),
+            protocol: "HTTP/2".into(),
+            risk: 0,
+            session: p.session.clone(),
+            device: p.device.clone(),
+        },
+    }
+}
+
+/// Whether each WebAuthn sign-in verified the person reaches policy as
+/// `context.session.user_verified`: a security key used without user verification leaves it
+/// false and a policy requiring it refuses; a later sign-in with verification (here the soft
+/// passkey through the gate's own ceremony) sets it.
+#[tokio::test]
+async fn policy_sees_whether_a_sign_in_verified_the_person() {
+    let f = fixture();
+    let policies = tenet_policy::PolicySnapshot::from_sources(&[(
+        "main.cedar".to_owned(),
+        r#"@id("verified-payroll") permit (principal is Tenet::User, action, resource)
+             when { context.session.phishing_resistant && context.session.user_verified };"#
+            .to_owned(),
+    )])
+    .unwrap();
+    let new = NewSession {
+        user: jane(),
+        factors: vec![FactorUse::new("oidc", false, t0())],
+        device_id: None,
+        ip: "192.0.2.10".parse().unwrap(),
+        risk: 0,
+    };
+    let (token, _) = f.sign_in.sessions().create(new, None, t0()).unwrap();
+    // A security key that signed in without UV, as tenet-mfa records it.
+    let unverified = FactorUse::new("webauthn", true, t0()).with_user_verified(false);
+    let (token, _) = f
+        .sign_in
+        .sessions()
+        .add_factor(token.as_str(), unverified, t0())
+        .unwrap();
+    let PersonVerdict::Person(p) = identify(&f, Some(token.as_str()), "192.0.2.10", None, t0())
+    else {
+        panic!("not a person");
+    };
+    assert!(p.session.phishing_resistant && !p.session.user_verified);
+    assert!(!policies.authorize(&payroll_request(&p)).is_allowed());
+
+    let mut key = SoftPasskey::new(true);
+    let cookie = ceremony(&f, &mut key, token.as_str(), "192.0.2.10", true).await;
+    let cookie = ceremony(&f, &mut key, &cookie, "192.0.2.10", false).await;
+    let PersonVerdict::Person(p) = identify(&f, Some(&cookie), "192.0.2.10", None, t0()) else {
+        panic!("not a person");
+    };
+    assert!(p.session.user_verified);
+    let session = f.sign_in.sessions().lookup(&cookie, None, t0()).unwrap();
+    let verified: Vec<_> = session
+        .factors
+        .iter()
+        .map(|f| (f.name.as_str(), f.user_verified))
+        .collect();
+    assert_eq!(
+        verified,
+        [
+            ("oidc", false),
+            ("webauthn", false),
+            ("webauthn", true),
+            ("webauthn", true)
+        ]
+    );
+    assert!(policies.authorize(&payroll_request(&p)).is_allowed());
+}
+
 /// The second-factor endpoints refuse a POST from another site (login CSRF, forced
 /// registration).
 #[tokio::test]

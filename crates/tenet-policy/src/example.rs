@@ -25,9 +25,11 @@ pub fn example_policies(trust_domain: &str) -> String {
 //   `host` and `path` (the normalised path that is forwarded).
 // - context: source_ip, tls {{ version, sni, alpn, mtls, client_serial }},
 //   time {{ unix, hour_utc, weekday }}, protocol, risk (0-100),
-//   session {{ authenticated, factors, phishing_resistant, age_secs, mfa_age_secs }} and
-//   device {{ id, enrolled, compliant, posture_age_secs, os, os_version, disk_encrypted,
-//   firewall, screen_lock, endpoint_protection }} (people; defaults for workloads).
+//   session {{ authenticated, factors, phishing_resistant, user_verified, age_secs,
+//   mfa_age_secs }} and device {{ id, enrolled, compliant, posture_age_secs, os, os_version,
+//   disk_encrypted, firewall, screen_lock, endpoint_protection }} (people; defaults for
+//   workloads). user_verified: a WebAuthn sign-in verified the person with a PIN or
+//   biometric (a security key may sign in without it; TOTP and recovery codes never do).
 //
 // @id("...") names a policy in decisions and logs; ids must be unique.
 
@@ -55,6 +57,11 @@ when {{ resource.path like "/admin*" }};
 //   resource in Tenet::Service::"shop"
 // )
 // when {{ context.tls.mtls }};
+//
+// The payroll service needs a passkey or security key sign-in with a PIN or biometric:
+// @id("payroll-needs-verified-people")
+// forbid (principal, action, resource in Tenet::Service::"payroll")
+// unless {{ context.session.phishing_resistant && context.session.user_verified }};
 //
 // Callers with a high risk score are stopped everywhere:
 // @id("high-risk-denied")

@@ -112,6 +112,11 @@ pub struct SessionFacts {
     pub factors: Vec<String>,
     /// A phishing-resistant factor was used in the session.
     pub phishing_resistant: bool,
+    /// A sign-in in the session verified the person: a WebAuthn authenticator reported user
+    /// verification (PIN or biometric). A security key used without it, TOTP and recovery
+    /// codes never set it.
+    #[serde(default)]
+    pub user_verified: bool,
     /// Seconds since sign-in (0 without a session).
     pub age_secs: i64,
     /// Seconds since the last second factor; -1 when none.
@@ -124,6 +129,7 @@ impl Default for SessionFacts {
             authenticated: false,
             factors: Vec::new(),
             phishing_resistant: false,
+            user_verified: false,
             age_secs: 0,
             mfa_age_secs: -1,
         }
@@ -510,6 +516,7 @@ fn context(ctx: &RequestContext, source_ip: Value) -> ast::Context {
                 Value::set(session.factors.iter().map(|f| string(f)), None),
             ),
             ("phishing_resistant", boolean(session.phishing_resistant)),
+            ("user_verified", boolean(session.user_verified)),
             ("age_secs", long(session.age_secs)),
             ("mfa_age_secs", long(session.mfa_age_secs)),
         ],
@@ -640,6 +647,7 @@ impl CacheKey for RequestContext {
             authenticated,
             factors,
             phishing_resistant,
+            user_verified,
             age_secs,
             mfa_age_secs,
         } = session;
@@ -668,6 +676,7 @@ impl CacheKey for RequestContext {
             && *authenticated == b_session.authenticated
             && same_strs(factors, &b_session.factors)
             && *phishing_resistant == b_session.phishing_resistant
+            && *user_verified == b_session.user_verified
             && *age_secs == b_session.age_secs
             && *mfa_age_secs == b_session.mfa_age_secs
             && same_str(id, &b_device.id)
@@ -869,6 +878,7 @@ mod tests {
             authenticated: true,
             factors: vec!["webauthn".to_owned(), "oidc".to_owned()],
             phishing_resistant: true,
+            user_verified: true,
             age_secs: 30,
             mfa_age_secs: 10,
         };
@@ -986,6 +996,7 @@ mod tests {
                             RestrictedExpression::new_set(s.factors.iter().map(|f| string(f))),
                         ),
                         ("phishing_resistant", boolean(s.phishing_resistant)),
+                        ("user_verified", boolean(s.user_verified)),
                         ("age_secs", long(s.age_secs)),
                         ("mfa_age_secs", long(s.mfa_age_secs)),
                     ]),
@@ -1231,7 +1242,7 @@ mod tests {
     fn cache_keys_compare_every_field() {
         let base = busy(user(), IPS[0]).context;
         assert!(base.same(&base.clone()));
-        let changes: [fn(&mut RequestContext); 24] = [
+        let changes: [fn(&mut RequestContext); 25] = [
             |c| c.source_ip = IPS[1],
             |c| c.tls.version.clear(),
             |c| c.tls.sni.clear(),
@@ -1244,6 +1255,7 @@ mod tests {
             |c| c.session.authenticated = false,
             |c| c.session.factors.reverse(),
             |c| c.session.phishing_resistant = false,
+            |c| c.session.user_verified = false,
             |c| c.session.age_secs += 1,
             |c| c.session.mfa_age_secs += 1,
             |c| c.device.id.clear(),

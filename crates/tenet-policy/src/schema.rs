@@ -36,8 +36,10 @@
 ///   - `risk`: the caller's risk score, 0 (none) to 100;
 ///   - `session` (people): `authenticated` (a valid session), `factors` (the names of the
 ///     factors used in it: `"oidc"`, `"webauthn"`, `"totp"`, `"recovery"`),
-///     `phishing_resistant` (a phishing-resistant factor was used), `age_secs` (since sign-in)
-///     and `mfa_age_secs` (since the last second factor; -1 when none);
+///     `phishing_resistant` (a phishing-resistant factor was used), `user_verified` (a WebAuthn
+///     sign-in verified the person with a PIN or biometric; a security key used without it,
+///     TOTP and recovery codes do not), `age_secs` (since sign-in) and `mfa_age_secs` (since
+///     the last second factor; -1 when none);
 ///   - `device`: `id` (empty when unknown), `enrolled` (the device presented its Tenet device
 ///     certificate), `compliant` (its posture meets the deployment's requirements),
 ///     `posture_age_secs` (-1 when no posture is known) and the posture facts `os`,
@@ -101,6 +103,7 @@ namespace Tenet {
     authenticated: Bool,
     factors: Set<String>,
     phishing_resistant: Bool,
+    user_verified: Bool,
     age_secs: Long,
     mfa_age_secs: Long,
   };
@@ -154,7 +157,11 @@ namespace Tenet {
 /// Earlier versions of [`TENET_SCHEMA`], as `tenet init` wrote them into deployments. A copy
 /// of one of them next to the policies is accepted with a warning (policies are validated
 /// against the built-in schema anyway), so an upgrade does not stop a deployment.
-pub(crate) const PREVIOUS_SCHEMAS: &[&str] = &[include_str!("schema-v1.cedarschema")];
+pub(crate) const PREVIOUS_SCHEMAS: &[&str] = &[
+    include_str!("schema-v1.cedarschema"),
+    // Before context.session.user_verified.
+    include_str!("schema-v2.cedarschema"),
+];
 
 /// The HTTP methods that are actions of the Tenet schema, each with its action group.
 pub(crate) const METHODS: [(&str, Option<&str>); 9] = [

@@ -305,6 +305,45 @@ fn person(groups: &[&str]) -> Principal {
     }
 }
 
+/// The commented example that needs a verified person validates once uncommented, and refuses
+/// a session whose sign-ins did not verify the person.
+#[test]
+fn a_policy_can_require_a_sign_in_that_verified_the_person() {
+    let example = example_policies("example.org");
+    let start = example
+        .find("// @id(\"payroll-needs-verified-people\")")
+        .unwrap();
+    let uncommented: String = example[start..]
+        .lines()
+        .take_while(|l| l.starts_with("// ") && !l.trim_end().eq("//"))
+        .map(|l| l.trim_start_matches("// "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let s = one(&format!(
+        "@id(\"all\") permit (principal, action, resource);\n{uncommented}"
+    ));
+    let payroll = || {
+        Req::new()
+            .principal(person(&[]))
+            .route("pay", "payroll")
+            .with(|c| {
+                c.session.authenticated = true;
+                c.session.factors = vec!["oidc".to_owned(), "webauthn".to_owned()];
+                c.session.phishing_resistant = true;
+            })
+    };
+    assert_eq!(
+        decide(&s, payroll()),
+        deny(&["payroll-needs-verified-people"])
+    );
+    let verified = payroll().with(|c| c.session.user_verified = true);
+    assert_eq!(decide(&s, verified), allow(&["all"]));
+    assert_eq!(
+        decide(&s, Req::new().route("catalog", "shop")),
+        allow(&["all"])
+    );
+}
+
 /// People: groups are the user's parents, and policies see the session and the device.
 #[test]
 fn people_policies_see_groups_session_and_device() {
@@ -608,17 +647,20 @@ fn load_dir_reads_cedar_files_and_checks_the_schema_copy() {
         PolicySnapshot::load_dir(dir.path()),
         Err(PolicyError::SchemaMismatch { file }) if file == "tenet.cedarschema"
     ));
-    // A deployment made before people existed keeps its older copy: accepted (with a
-    // warning), and its policies validate against the current schema.
-    write(
-        dir.path(),
-        "tenet.cedarschema",
+    // A deployment made before people existed, or before session.user_verified, keeps its
+    // older copy: accepted (with a warning), and its policies validate against the current
+    // schema.
+    for older in [
         include_str!("../src/schema-v1.cedarschema"),
-    );
-    assert_eq!(
-        PolicySnapshot::load_dir(dir.path()).unwrap().policy_count(),
-        2
-    );
+        include_str!("../src/schema-v2.cedarschema"),
+    ] {
+        assert_ne!(older, TENET_SCHEMA);
+        write(dir.path(), "tenet.cedarschema", older);
+        assert_eq!(
+            PolicySnapshot::load_dir(dir.path()).unwrap().policy_count(),
+            2
+        );
+    }
     fs::remove_file(dir.path().join("tenet.cedarschema")).unwrap();
     write(dir.path(), "mine.cedarschema", "entity User;");
     assert!(matches!(

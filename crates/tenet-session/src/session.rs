@@ -58,16 +58,28 @@ pub struct FactorUse {
     /// When it was used.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    /// Whether this use verified the person (a WebAuthn sign-in whose authenticator reported
+    /// user verification: PIN or biometric). Other factors never set it; sessions saved before
+    /// it existed read as false.
+    #[serde(default)]
+    pub user_verified: bool,
 }
 
 impl FactorUse {
-    /// A factor used at `at`.
+    /// A factor used at `at`, without user verification.
     pub fn new(name: impl Into<String>, phishing_resistant: bool, at: OffsetDateTime) -> Self {
         Self {
             name: name.into(),
             phishing_resistant,
             at,
+            user_verified: false,
         }
+    }
+
+    /// The same use, recording whether it verified the person.
+    pub fn with_user_verified(mut self, user_verified: bool) -> Self {
+        self.user_verified = user_verified;
+        self
     }
 }
 

@@ -408,6 +408,7 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
             groups,
             email,
             factors,
+            user_verified,
             device_compliant,
             risk,
             action,
@@ -454,10 +455,11 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
                         anyhow!("--principal {principal:?}: a person is user:PROVIDER:SUBJECT")
                     })
             });
-            let people_options = !groups.is_empty() || email.is_some() || !factors.is_empty();
+            let people_options =
+                !groups.is_empty() || email.is_some() || !factors.is_empty() || user_verified;
             if person.is_none() && people_options {
                 bail!(
-                    "--group, --email and --factor describe a person: give --principal user:PROVIDER:SUBJECT"
+                    "--group, --email, --factor and --user-verified describe a person: give --principal user:PROVIDER:SUBJECT"
                 );
             }
             let mut session = tenet_policy::SessionFacts::default();
@@ -473,6 +475,10 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
                 session.factors.sort();
                 session.factors.dedup();
                 session.phishing_resistant = factors.iter().any(|f| f == "webauthn");
+                if user_verified && !session.phishing_resistant {
+                    bail!("--user-verified needs --factor webauthn");
+                }
+                session.user_verified = user_verified;
                 session.age_secs = 60;
                 session.mfa_age_secs = if factors.iter().any(|f| f != "oidc" && f != "bearer") {
                     60

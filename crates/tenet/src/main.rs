@@ -362,6 +362,10 @@ enum PolicyCommand {
         /// (repeat; webauthn makes the session phishing-resistant).
         #[arg(long = "factor", value_name = "FACTOR")]
         factors: Vec<String>,
+        /// The webauthn sign-in verified the person with a PIN or biometric
+        /// (context.session.user_verified; needs --factor webauthn).
+        #[arg(long)]
+        user_verified: bool,
         /// The caller's device is enrolled and compliant (posture one minute old).
         #[arg(long)]
         device_compliant: bool,

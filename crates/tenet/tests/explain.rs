@@ -112,3 +112,40 @@ fn people_and_risk_reach_the_explained_decision() {
     assert_eq!(code, 1);
     assert!(err.contains("describe a person"), "{err}");
 }
+
+/// `--user-verified` sets context.session.user_verified, and only with a webauthn factor.
+#[test]
+fn a_policy_on_user_verification_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tenet()
+        .current_dir(dir.path())
+        .args(["init", "d", "--trust-domain", "example.test"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let policy = r#"@id("verified-people-read")
+permit (principal is Tenet::User, action, resource)
+  when { context.session.user_verified };"#;
+    std::fs::write(dir.path().join("d/policies/people.cedar"), policy).unwrap();
+    let person = ["--principal", "user:corp:42", "--factor", "webauthn"];
+    assert_eq!(explain(dir.path(), &person).1["decision"], "deny");
+    let verified: Vec<&str> = person.iter().copied().chain(["--user-verified"]).collect();
+    let (code, v, err) = explain(dir.path(), &verified);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["decision"], "allow");
+    let (code, _, err) = explain(
+        dir.path(),
+        &[
+            "--principal",
+            "user:corp:42",
+            "--factor",
+            "totp",
+            "--user-verified",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--user-verified needs --factor webauthn"),
+        "{err}"
+    );
+}

@@ -12,9 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tenet_mfa::{
-    CeremonyError, CredentialKind, ExtendedError, FactorStore, OriginRefusal,
-    PendingAuthentication, PendingRegistration, RelyingParty, RelyingPartyConfig, UserAccount,
-    UserFactors,
+    AuthenticationOutcome, CeremonyError, CredentialKind, ExtendedError, FactorKind, FactorStore,
+    OriginRefusal, PendingAuthentication, PendingRegistration, RelyingParty, RelyingPartyConfig,
+    UserAccount, UserFactors,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -28,15 +28,14 @@ const NOW: OffsetDateTime = datetime!(2026-12-04 10:00 UTC);
 
 /// Floors: what this crate achieves; a drop fails the test. webauthn-rs 0.6.2 verifies the
 /// ES256, ES384 and 2048-bit RS256 credentials; Tenet's own verifier (`extended.rs`) the
-/// Ed25519, Ed448, P-521 and 3488-bit RSA ones and the cross-origin registration.
+/// Ed25519, Ed448, P-521 and 3488-bit RSA ones and the cross-origin registration. The vectors
+/// register as security keys (UV preferred), so the assertions of packed-self-es256,
+/// packed-es512 and packed-rs256, made without the user verification done at registration,
+/// are accepted and recorded as not verifying the user.
 ///
 /// Still refused, each printed with its reason:
 /// - none-es256-crossOrigin: `crossOrigin: true` without `topOrigin`, so the embedding site is
 ///   unknown; Tenet accepts a cross-origin ceremony only from a configured top origin.
-/// - the assertions of packed-self-es256, packed-es512 and packed-rs256: registered with user
-///   verification, asserted without it. A security key that verified its user at registration
-///   must do so again (webauthn-rs's rule, kept by Tenet's verifier), since policy does not see
-///   whether this sign-in verified the user.
 /// - tpm-es256: the vector's extraData is SHA-256 of attToBeSigned as the spec requires, but
 ///   webauthn-rs 0.6.2 cannot compute that hash for any algorithm (`only_hash_from_type` is
 ///   unimplemented), so it refuses every TPM statement; Tenet does not verify TPM itself.
@@ -44,8 +43,8 @@ const NOW: OffsetDateTime = datetime!(2026-12-04 10:00 UTC);
 ///   checks that origin is KM_ORIGIN_GENERATED and purpose KM_PURPOSE_SIGN cannot pass;
 ///   webauthn-rs refuses it as the spec says.
 const MIN_REGISTRATIONS: usize = 12;
-const MIN_AUTHENTICATIONS: usize = 9;
-const MIN_FLIPS: usize = 72;
+const MIN_AUTHENTICATIONS: usize = 12;
+const MIN_FLIPS: usize = 84;
 
 struct Pair {
     name: String,
@@ -159,11 +158,21 @@ fn register(
     id: &[u8],
     inputs: &Inputs,
 ) -> Result<(), CeremonyError> {
+    register_as(rp, user, id, inputs, CredentialKind::SecurityKey)
+}
+
+fn register_as(
+    rp: &RelyingParty,
+    user: &mut UserFactors,
+    id: &[u8],
+    inputs: &Inputs,
+    kind: CredentialKind,
+) -> Result<(), CeremonyError> {
     let account = UserAccount {
         name: "vector".into(),
         display_name: "Vector".into(),
     };
-    let (_, pending) = rp.start_registration(user, &account, CredentialKind::SecurityKey, NOW)?;
+    let (_, pending) = rp.start_registration(user, &account, kind, NOW)?;
     let pending: PendingRegistration = with_challenge(&pending, &inputs.challenge);
     let response = json!({
         "id": b64(id), "rawId": b64(id), "type": "public-key", "extensions": {},
@@ -182,6 +191,15 @@ fn authenticate(
     id: &[u8],
     inputs: &Inputs,
 ) -> Result<(), CeremonyError> {
+    authenticate_outcome(rp, user, id, inputs).map(|_| ())
+}
+
+fn authenticate_outcome(
+    rp: &RelyingParty,
+    user: &mut UserFactors,
+    id: &[u8],
+    inputs: &Inputs,
+) -> Result<AuthenticationOutcome, CeremonyError> {
     let (_, pending) = rp.start_authentication(user, NOW)?;
     let pending: PendingAuthentication = with_challenge(&pending, &inputs.challenge);
     let response = json!({
@@ -194,7 +212,6 @@ fn authenticate(
         },
     });
     rp.finish_authentication(user, &pending, &response.to_string(), NOW)
-        .map(|_| ())
 }
 
 fn registration_inputs(pair: &Pair) -> Inputs {
@@ -442,6 +459,74 @@ fn cross_origin_vectors_are_refused_without_a_configured_top_origin() {
                 "{refused}"
             );
             authenticate(&embedded, &mut user, id, &auth).unwrap();
+        }
+    }
+}
+
+/// The UV flag (bit 2) of authenticator data, or of an attestation object's authData.
+fn uv_flag(authenticator_data: &[u8]) -> bool {
+    authenticator_data[32] & 0x04 != 0
+}
+
+/// packed-self-es256 (verified by webauthn-rs), packed-es512 and packed-rs256 (verified by
+/// Tenet) register with user verification and assert without it. As a security key (UV
+/// preferred) such a sign-in is accepted and recorded as not verifying the user; as a passkey
+/// (UV required) it is refused. A sign-in with UV is recorded as verifying the user.
+#[test]
+fn a_sign_in_without_uv_is_recorded_for_security_keys_and_refused_for_passkeys() {
+    let pairs = load_pairs();
+    let rp = rp();
+    let mut paths = Vec::new();
+    for name in ["packed-self-es256", "packed-es512", "packed-rs256"] {
+        let pair = pairs.iter().find(|p| p.name == name).unwrap();
+        let id = &pair.reg["credential_id"];
+        let (reg, auth) = (registration_inputs(pair), authentication_inputs(pair));
+        assert!(!uv_flag(&auth.data), "{name}: the assertion has UV");
+
+        let mut user = UserFactors::new(uuid::Uuid::new_v4());
+        register_as(&rp, &mut user, id, &reg, CredentialKind::SecurityKey).unwrap();
+        assert!(
+            user.credentials()[0].user_verified(),
+            "{name}: registered with UV"
+        );
+        paths.push(user.credentials()[0].verified_by_tenet());
+        let mut user = through_store(&user);
+        let outcome = authenticate_outcome(&rp, &mut user, id, &auth).unwrap();
+        assert!(!outcome.user_verified, "{name}");
+        assert_eq!(outcome.factor.kind, FactorKind::WebAuthn);
+        assert!(!outcome.factor.user_verified, "{name}");
+
+        let mut user = UserFactors::new(uuid::Uuid::new_v4());
+        register_as(&rp, &mut user, id, &reg, CredentialKind::Passkey).unwrap();
+        let refused = authenticate_outcome(&rp, &mut user, id, &auth).unwrap_err();
+        assert!(
+            matches!(refused, CeremonyError::UserNotVerified),
+            "{name}: {refused}"
+        );
+    }
+    assert!(paths.contains(&true) && paths.contains(&false), "{paths:?}");
+
+    // packed-es256 (webauthn-rs) and packed-ed448 (Tenet) assert with UV; packed-ed448
+    // registered without it, so only as a security key.
+    for (name, kinds) in [
+        (
+            "packed-es256",
+            &[CredentialKind::Passkey, CredentialKind::SecurityKey][..],
+        ),
+        ("packed-ed448", &[CredentialKind::SecurityKey][..]),
+    ] {
+        let pair = pairs.iter().find(|p| p.name == name).unwrap();
+        let (reg, auth) = (registration_inputs(pair), authentication_inputs(pair));
+        assert!(uv_flag(&auth.data), "{name}");
+        let id = &pair.reg["credential_id"];
+        for &kind in kinds {
+            let mut user = UserFactors::new(uuid::Uuid::new_v4());
+            register_as(&rp, &mut user, id, &reg, kind).unwrap();
+            let outcome = authenticate_outcome(&rp, &mut user, id, &auth).unwrap();
+            assert!(
+                outcome.user_verified && outcome.factor.user_verified,
+                "{name}"
+            );
         }
     }
 }

@@ -203,17 +203,18 @@ impl SignIn {
             let mut factors = self.lock_factors();
             let user = factors.user_mut(&key);
             let outcome = match &ceremony {
+                // Whether the person was verified (UV) in this ceremony, for the session.
                 Ceremony::Register(p) => (
                     "mfa_register",
                     self.rp
                         .finish_registration(user, p, body, req.now)
-                        .map(drop),
+                        .map(|credential| credential.user_verified()),
                 ),
                 Ceremony::Authenticate(p) => (
                     "mfa",
                     self.rp
                         .finish_authentication(user, p, body, req.now)
-                        .map(drop),
+                        .map(|outcome| outcome.factor.user_verified),
                 ),
             };
             let saved = if outcome.1.is_ok() {
@@ -227,7 +228,11 @@ impl SignIn {
                 outcome.1,
                 Err(tenet_mfa::CeremonyError::MalformedResponse { .. })
             );
-            (outcome.0, outcome.1.map_err(|e| e.to_string()).and(saved))
+            let result = outcome.1.map_err(|e| e.to_string());
+            (
+                outcome.0,
+                result.and_then(|verified| saved.map(|()| verified)),
+            )
         };
         let event = |success: bool, reason: String| AuthenticationEvent {
             activity: activity.into(),
@@ -240,16 +245,19 @@ impl SignIn {
             device: device.clone(),
             request_id: Some(req.request_id.clone()),
         };
-        if let Err(e) = outcome {
-            self.record(req.now, event(false, e.clone())).await;
-            if malformed {
-                return error(StatusCode::BAD_REQUEST, "bad_body", &e);
+        let user_verified = match outcome {
+            Ok(user_verified) => user_verified,
+            Err(e) => {
+                self.record(req.now, event(false, e.clone())).await;
+                if malformed {
+                    return error(StatusCode::BAD_REQUEST, "bad_body", &e);
+                }
+                return error(StatusCode::UNAUTHORIZED, "webauthn_failed", &e);
             }
-            return error(StatusCode::UNAUTHORIZED, "webauthn_failed", &e);
-        }
+        };
         let (token, _) = match self.sessions.add_factor(
             cookie,
-            FactorUse::new("webauthn", true, req.now),
+            FactorUse::new("webauthn", true, req.now).with_user_verified(user_verified),
             req.now,
         ) {
             Ok(r) => r,

@@ -333,6 +333,7 @@ fn session_facts(session: &Session, now: OffsetDateTime) -> SessionFacts {
         authenticated: true,
         factors,
         phishing_resistant: session.factors.iter().any(|f| f.phishing_resistant),
+        user_verified: session.factors.iter().any(|f| f.user_verified),
         age_secs: (now - session.created).whole_seconds().max(0),
         mfa_age_secs: last_mfa.map_or(-1, |at| (now - at).whole_seconds().max(0)),
     }
@@ -513,6 +514,7 @@ impl SignIn {
                     authenticated: true,
                     factors: vec!["bearer".to_owned()],
                     phishing_resistant: false,
+                    user_verified: false,
                     age_secs: issued.map_or(0, |iat| (req.now.unix_timestamp() - iat).max(0)),
                     mfa_age_secs: -1,
                 },

@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 
 use tenet_session::{
-    EndCause, SessionError, SessionLimits, SessionStore, StoreFileError, UserSelector,
+    EndCause, FactorUse, SessionError, SessionLimits, SessionStore, StoreFileError, UserSelector,
 };
 use time::Duration;
 
@@ -37,6 +37,40 @@ fn restart_keeps_sessions_and_revocations() {
             ..
         })
     ));
+}
+
+/// Whether each WebAuthn sign-in verified the person survives a restart; factor records
+/// written without the field read as unverified.
+#[test]
+fn restart_keeps_whether_each_sign_in_verified_the_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.json");
+    let token = {
+        let store = open(&path);
+        let (token, _) = store.create(login_of(alice(), None), None, t0()).unwrap();
+        let key = FactorUse::new("webauthn", true, t0());
+        let (token, _) = store.add_factor(token.as_str(), key, t0()).unwrap();
+        let verified = FactorUse::new("webauthn", true, t0()).with_user_verified(true);
+        let (token, _) = store.add_factor(token.as_str(), verified, t0()).unwrap();
+        token
+    };
+    let store = open(&path);
+    let s = store.lookup(token.as_str(), None, t0()).unwrap();
+    let recorded: Vec<_> = s
+        .factors
+        .iter()
+        .map(|f| (f.name.as_str(), f.user_verified))
+        .collect();
+    assert_eq!(
+        recorded,
+        [("oidc", false), ("webauthn", false), ("webauthn", true)]
+    );
+
+    let old: FactorUse = serde_json::from_str(
+        r#"{"name":"webauthn","phishing_resistant":true,"at":"2026-12-01T09:00:00Z"}"#,
+    )
+    .unwrap();
+    assert!(!old.user_verified);
 }
 
 #[test]
