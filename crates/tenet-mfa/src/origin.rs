@@ -9,9 +9,10 @@
 //! A cross-origin ceremony (clientDataJSON `crossOrigin: true`: the relying party's page runs
 //! in a frame embedded by another site) is refused unless the relying party lists the embedding
 //! site's origin in `top_origins` and the client names it in `topOrigin` (WebAuthn Level 3,
-//! 5.8.1). `crossOrigin: true` without `topOrigin` is refused whatever is configured, since the
-//! embedding site is then unknown; a `topOrigin` without `crossOrigin: true` is inconsistent
-//! and refused too.
+//! 5.8.1). `crossOrigin: true` without `topOrigin` (browsers that do not send topOrigin) is
+//! refused unless the relying party explicitly accepts it
+//! (`cross_origin_without_top_origin`), since the embedding site is then unknown; a
+//! `topOrigin` without `crossOrigin: true` is inconsistent and always refused.
 
 use sha2::{Digest, Sha256};
 use url::{Host, Url};
@@ -100,6 +101,8 @@ pub(crate) struct OriginRule {
     allowed: Vec<AllowedOrigin>,
     /// Sites that may embed the relying party's pages in a cross-origin frame.
     top_origins: Vec<AllowedOrigin>,
+    /// Whether a cross-origin ceremony that names no top origin is accepted.
+    cross_origin_without_top_origin: bool,
 }
 
 impl OriginRule {
@@ -110,6 +113,7 @@ impl OriginRule {
             rp_id_hash: Sha256::digest(rp_id.as_bytes()).into(),
             allowed: Vec::new(),
             top_origins: Vec::new(),
+            cross_origin_without_top_origin: false,
         }
     }
 
@@ -128,6 +132,11 @@ impl OriginRule {
         Ok(())
     }
 
+    /// Accept (or, the default, refuse) cross-origin ceremonies that name no top origin.
+    pub(crate) fn allow_cross_origin_without_top_origin(&mut self, allow: bool) {
+        self.cross_origin_without_top_origin = allow;
+    }
+
     /// Accept or refuse the `crossOrigin` and `topOrigin` members of clientDataJSON.
     pub(crate) fn check_embedding(
         &self,
@@ -139,6 +148,7 @@ impl OriginRule {
             (false, Some(top)) => Err(OriginRefusal::TopOriginWithoutCrossOrigin {
                 top_origin: top.to_owned(),
             }),
+            (true, None) if self.cross_origin_without_top_origin => Ok(()),
             (true, None) => Err(OriginRefusal::CrossOriginWithoutTopOrigin),
             (true, Some(top)) => {
                 let not_allowed = || OriginRefusal::TopOriginNotAllowed {

@@ -27,6 +27,13 @@ pub struct RelyingPartyConfig {
     /// refused.
     #[serde(default)]
     pub top_origins: Vec<String>,
+    /// Accept a cross-origin ceremony whose client data names no topOrigin (`crossOrigin:
+    /// true` without `topOrigin`, as browsers that do not send topOrigin report a frame).
+    /// Default false. The embedding site is then unknown: any site that can frame the relying
+    /// party's pages could run the ceremony in its frame, so only framing protections
+    /// (`Content-Security-Policy: frame-ancestors`) decide which sites can embed them.
+    #[serde(default)]
+    pub cross_origin_without_top_origin: bool,
 }
 
 /// A configuration field that is wrong, and why.
@@ -82,6 +89,7 @@ impl RelyingParty {
         let top_origins = validate_top_origins(&config.top_origins)?;
 
         let mut rule = OriginRule::new(&rp_id);
+        rule.allow_cross_origin_without_top_origin(config.cross_origin_without_top_origin);
         for (i, (url, raw)) in origins.iter().zip(&config.origins).enumerate() {
             rule.allow(url).map_err(|refusal| {
                 ConfigError::invalid(format!("origins[{i}]"), raw, refusal.to_string())
@@ -193,6 +201,7 @@ mod tests {
             rp_name: "Tenet".into(),
             origins: origins.iter().map(|o| o.to_string()).collect(),
             top_origins: Vec::new(),
+            cross_origin_without_top_origin: false,
         }
     }
 
@@ -316,6 +325,33 @@ mod tests {
             rule.check_embedding(true, None),
             Err(OriginRefusal::CrossOriginWithoutTopOrigin)
         );
+
+        // Opting in accepts crossOrigin without topOrigin, and nothing else that was refused.
+        let mut blind = embedded.clone();
+        blind.cross_origin_without_top_origin = true;
+        let rp = RelyingParty::new(&blind).unwrap();
+        let rule = &rp.rule;
+        assert_eq!(rule.check_embedding(true, None), Ok(()));
+        assert_eq!(rule.check_embedding(false, None), Ok(()));
+        assert_eq!(
+            rule.check_embedding(true, Some("https://portal.example.net")),
+            Ok(())
+        );
+        assert_eq!(
+            rule.check_embedding(true, Some("https://evil.example.net")),
+            Err(OriginRefusal::TopOriginNotAllowed {
+                top_origin: "https://evil.example.net".into()
+            })
+        );
+        assert_eq!(
+            rule.check_embedding(false, Some("https://portal.example.net")),
+            Err(OriginRefusal::TopOriginWithoutCrossOrigin {
+                top_origin: "https://portal.example.net".into()
+            })
+        );
+        blind.top_origins.clear();
+        let rp = RelyingParty::new(&blind).unwrap();
+        assert_eq!(rp.rule.check_embedding(true, None), Ok(()));
         assert_eq!(
             rule.check_embedding(false, Some("https://portal.example.net")),
             Err(OriginRefusal::TopOriginWithoutCrossOrigin {

@@ -71,6 +71,7 @@ fn main() {
             rp_name: "Example".into(),
             origins: vec!["https://app.example.test:8443".into()],
             top_origins: Vec::new(),
+            cross_origin_without_top_origin: false,
         })
         .unwrap(),
         factors: tenet_mfa::FactorStore::open(dir.path().join("factors.json")).unwrap(),

@@ -77,6 +77,7 @@ fn fixture_with(
         rp_name: "Example".into(),
         origins: vec!["https://app.example.test:8443".into()],
         top_origins: Vec::new(),
+        cross_origin_without_top_origin: false,
     })
     .unwrap();
     let requirements = PostureRequirements {

@@ -31,6 +31,12 @@ pub struct PeopleSection {
     /// run a WebAuthn ceremony there. Empty (the default): cross-origin ceremonies are refused.
     #[serde(default)]
     pub top_origins: Vec<String>,
+    /// Accept a cross-origin WebAuthn ceremony whose browser does not say which site embeds
+    /// it (`crossOrigin: true` without `topOrigin`). Default false: any site allowed to frame
+    /// the people pages could then run the ceremony in its frame, so framing protections must
+    /// keep other sites out.
+    #[serde(default)]
+    pub cross_origin_without_top_origin: bool,
     /// Whether a WebAuthn factor is required after the provider's sign-in (default true).
     #[serde(default = "default_true")]
     pub require_webauthn: bool,
@@ -379,6 +385,7 @@ fn relying_party(section: &PeopleSection) -> Result<tenet_mfa::RelyingParty> {
         rp_name: section.rp_name.clone(),
         origins: section.origins.clone(),
         top_origins: section.top_origins.clone(),
+        cross_origin_without_top_origin: section.cross_origin_without_top_origin,
     })
     .map_err(|e| match e {
         tenet_mfa::ConfigError::Invalid {
@@ -1378,6 +1385,27 @@ mod tests {
         let mut bad_name = section(GOOD);
         bad_name.providers[0].name = "corp:evil".into();
         refused(bad_name, &["people.providers[0]", "name"]);
+    }
+
+    /// A cross-origin ceremony without topOrigin is refused unless `[people]` opts in.
+    #[test]
+    fn cross_origin_without_top_origin_is_off_unless_configured() {
+        let plain = section(GOOD);
+        assert!(!plain.cross_origin_without_top_origin);
+        assert!(relying_party(&plain).is_ok());
+        let opted: PeopleSection = toml::from_str(
+            r#"rp_id = "example.test"
+               origins = ["https://app.example.test:8443"]
+               cross_origin_without_top_origin = true
+               [[providers]]
+               name = "corp"
+               issuer = "https://idp.example.test"
+               client_id = "tenet"
+               redirect_uri = "https://app.example.test:8443/.tenet/auth/callback""#,
+        )
+        .unwrap();
+        assert!(opted.cross_origin_without_top_origin);
+        assert!(relying_party(&opted).is_ok());
     }
 
     #[test]

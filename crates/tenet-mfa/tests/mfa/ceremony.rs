@@ -23,6 +23,7 @@ fn rp() -> RelyingParty {
         rp_name: "Tenet".into(),
         origins: vec![ORIGIN.into()],
         top_origins: Vec::new(),
+        cross_origin_without_top_origin: false,
     })
     .unwrap()
 }
