@@ -542,7 +542,8 @@ impl RelyingParty {
 
 impl RelyingParty {
     /// Whether Tenet verifies this registration itself, and if so its attestation object: when
-    /// it is cross-origin, or its credential key is one webauthn-rs cannot verify. A response
+    /// it is cross-origin, its attestation format is `tpm`, or its credential key is one
+    /// webauthn-rs cannot verify. A response
     /// whose key cannot be read is left to webauthn-rs (which refuses it) unless cross-origin.
     fn tenet_registration(
         &self,
@@ -556,12 +557,15 @@ impl RelyingParty {
         let Ok(object) = parsed else {
             return Ok(None);
         };
-        let beyond_webauthn_rs = object
-            .auth_data
-            .attested
-            .as_ref()
-            .and_then(|a| PublicKey::from_cose(&a.public_key).ok())
-            .is_some_and(|key| !key.webauthn_rs_verifies());
+        // webauthn-rs 0.6 refuses every TPM statement (it cannot hash attToBeSigned for
+        // certInfo's extraData), so the `tpm` format is Tenet's whatever the key.
+        let beyond_webauthn_rs = object.fmt == "tpm"
+            || object
+                .auth_data
+                .attested
+                .as_ref()
+                .and_then(|a| PublicKey::from_cose(&a.public_key).ok())
+                .is_some_and(|key| !key.webauthn_rs_verifies());
         Ok(beyond_webauthn_rs.then_some(object))
     }
 }

@@ -8,7 +8,7 @@
 //! rpIdHash rules, and does the credential-uniqueness and counter checks; this module checks
 //! the client data type and challenge, the authenticator data (flags, attested credential data,
 //! extensions, no trailing bytes), the credential id, the algorithm, the attestation statement
-//! (formats `none` and `packed` only) and the assertion signature.
+//! (formats `none`, `packed` and, in `tpm.rs`, `tpm`) and the assertion signature.
 
 use serde::Deserialize;
 use serde_cbor_2::Value;
@@ -73,9 +73,9 @@ pub enum ExtendedError {
     /// The credential public key was refused.
     #[error(transparent)]
     Key(#[from] KeyError),
-    /// The attestation statement format is not one Tenet verifies for these keys.
+    /// The attestation statement format is not one Tenet verifies.
     #[error(
-        "attestation format {fmt:?} is not verified for this credential (only none and packed)"
+        "attestation format {fmt:?} is not verified for this credential (only none, packed and tpm)"
     )]
     UnsupportedAttestation {
         /// The format.
@@ -96,14 +96,14 @@ pub enum ExtendedError {
 }
 
 impl ExtendedError {
-    fn malformed(what: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn malformed(what: &'static str, reason: impl Into<String>) -> Self {
         ExtendedError::Malformed {
             what,
             reason: reason.into(),
         }
     }
 
-    fn attestation(reason: impl Into<String>) -> Self {
+    pub(crate) fn attestation(reason: impl Into<String>) -> Self {
         ExtendedError::Attestation {
             reason: reason.into(),
         }
@@ -341,6 +341,7 @@ pub(crate) fn verify_registration(
             _ => return Err(ExtendedError::attestation("none with a non-empty attStmt")),
         },
         "packed" => verify_packed(&object.att_stmt, &signed, &public_key, &attested.aaguid)?,
+        "tpm" => crate::tpm::verify(&object.att_stmt, &signed, &public_key, &attested.aaguid)?,
         other => {
             return Err(ExtendedError::UnsupportedAttestation {
                 fmt: other.to_owned(),
@@ -457,18 +458,25 @@ fn check_packed_certificate(
         Ok(_) => {}
         Err(_) => return Err(refuse("basic constraints are malformed")),
     }
+    check_aaguid_extension(cert, aaguid).map_err(refuse)
+}
+
+/// The id-fido-gen-ce-aaguid extension, if the certificate has it: not critical and equal to
+/// the authenticator's AAGUID.
+pub(crate) fn check_aaguid_extension(
+    cert: &X509Certificate<'_>,
+    aaguid: &[u8; 16],
+) -> Result<(), &'static str> {
     for ext in cert.extensions() {
         if ext.oid.to_id_string() == AAGUID_OID {
             if ext.critical {
-                return Err(refuse("the AAGUID extension is critical"));
+                return Err("the AAGUID extension is critical");
             }
             let inner = x509_parser::der_parser::der::parse_der_octetstring(ext.value)
                 .ok()
                 .and_then(|(_, o)| o.as_slice().ok().map(<[u8]>::to_vec));
             if inner.as_deref() != Some(aaguid.as_slice()) {
-                return Err(refuse(
-                    "the AAGUID extension is not the authenticator's AAGUID",
-                ));
+                return Err("the AAGUID extension is not the authenticator's AAGUID");
             }
         }
     }
@@ -476,7 +484,7 @@ fn check_packed_certificate(
 }
 
 /// Verify `signature` over `message` with the attestation certificate's public key.
-fn verify_with_certificate(
+pub(crate) fn verify_with_certificate(
     cert: &X509Certificate<'_>,
     alg: CoseAlgorithm,
     message: &[u8],
@@ -706,7 +714,13 @@ mod tests {
             Err(ExtendedError::Attestation { .. })
         ));
         assert!(matches!(
-            verify_registration(&object("tpm", empty(), &data), &cd, CHALLENGE, ID, true),
+            verify_registration(
+                &object("fido-u2f", empty(), &data),
+                &cd,
+                CHALLENGE,
+                ID,
+                true
+            ),
             Err(ExtendedError::UnsupportedAttestation { .. })
         ));
         let mut trailing = data.clone();

@@ -36,6 +36,7 @@ mod recovery;
 mod relying_party;
 mod store;
 mod totp;
+mod tpm;
 
 pub use ceremony::{
     AuthenticationOutcome, CeremonyError, PendingAuthentication, PendingRegistration,
