@@ -11,7 +11,8 @@
 //!   replayed state;
 //! - [`TotpEnrolment`] (RFC 6238, ±1 step, no step used twice) and [`RecoveryCodes`] (hashed,
 //!   single use);
-//! - [`Factor`], the record of which factor was used and when, for the gateway and policy;
+//! - [`Factor`], the record of which factor was used, when, and whether it verified the user
+//!   (the WebAuthn UV flag), for the gateway and policy;
 //! - [`FactorStore`], the per-user factors persisted as one JSON file.
 //!
 //! Time and randomness are passed in; the only I/O is [`FactorStore::open`] and
