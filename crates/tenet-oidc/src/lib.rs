@@ -46,6 +46,6 @@ pub use http::{HttpClient, HttpError};
 pub use identity::Identity;
 pub use keys::{KeyError, KeySet, VerificationKey};
 pub use login::{AuthorizationResponse, LoginRedirect, PendingLogin};
-pub use provider::Provider;
+pub use provider::{KidRefetch, Provider, RefetchDone};
 pub use slot::{Backoff, ProviderSlot};
 pub use token::TokenError;

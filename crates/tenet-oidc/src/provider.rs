@@ -1,6 +1,6 @@
 //! One discovered OpenID provider: begin a login, complete it into an `Identity`.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreJsonWebKeySet,
@@ -12,7 +12,7 @@ use openidconnect::{
     TokenResponse as _,
 };
 use time::OffsetDateTime;
-use tokio::sync::Mutex;
+use tokio::sync::watch;
 
 use crate::config::ProviderConfig;
 use crate::error::OidcError;
@@ -27,16 +27,109 @@ type OidcClient =
     CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
 /// The provider's keys: the current set, only ever swapped whole (its lock is never held
-/// across a request, so readers never wait for the provider), and when the set was last
-/// refetched because of an unknown `kid` (its lock serialises those refetches).
+/// across a request, so readers never wait for the provider), and the refetches because of an
+/// unknown `kid` (their lock is never held across a request either).
 struct KeyCache {
     keys: RwLock<Arc<KeySet>>,
-    last_refetch: Mutex<Option<OffsetDateTime>>,
+    refetches: Arc<Mutex<Refetches>>,
+}
+
+/// Refetches of the JWKS because of an unknown `kid`: when the last one started (the rate
+/// limit), and the one under way, whose end every receiver of `in_flight` can wait for.
+#[derive(Default)]
+struct Refetches {
+    last: Option<OffsetDateTime>,
+    in_flight: Option<watch::Receiver<bool>>,
+}
+
+/// What a caller that met an unknown `kid` may do about it.
+enum Claim {
+    /// The current keys have the `kid` (a refetch ended meanwhile).
+    Known(Arc<KeySet>),
+    /// This caller fetches the keys; the others wait for it.
+    Lead(Leading),
+    /// Another caller is fetching the keys: wait for the end of its fetch.
+    Follow(watch::Receiver<bool>),
+    /// The last refetch started less than the configured interval ago.
+    RateLimited,
+}
+
+/// The refetch a caller leads: when it is dropped (fetch done, failed or abandoned), the
+/// refetch is no longer under way and its waiters are released.
+struct Leading {
+    refetches: Arc<Mutex<Refetches>>,
+    done: watch::Sender<bool>,
+}
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        self.refetches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .in_flight = None;
+        self.done.send_replace(true);
+    }
+}
+
+/// The end of a JWKS refetch under way (see [`Provider::refetch_for_kid_in_background`]).
+#[derive(Debug)]
+pub struct RefetchDone(watch::Receiver<bool>);
+
+impl RefetchDone {
+    /// Waits until the refetch has ended, whatever its outcome (the keys are then those it
+    /// fetched, or still the previous ones).
+    pub async fn wait(mut self) {
+        // An error means the leader is gone, which also ends the refetch.
+        let _ended = self.0.wait_for(|done| *done).await;
+    }
+}
+
+/// What [`Provider::refetch_for_kid_in_background`] found or started.
+#[derive(Debug)]
+pub enum KidRefetch {
+    /// The current keys have the `kid` already: a refetch ended since the token was checked.
+    Known,
+    /// A refetch is under way, started by this call or before it; it ends when
+    /// [`RefetchDone::wait`] returns.
+    Pending(RefetchDone),
+    /// No refetch now: the last one started less than `jwks_refetch_interval` ago, or there
+    /// is no runtime to run one on.
+    NotNow,
 }
 
 impl KeyCache {
     fn current(&self) -> Arc<KeySet> {
         Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Decides, without waiting, what a caller that met the unknown `kid` at `now` does: a
+    /// refetch starts only when none is under way and the last started at least `interval`
+    /// before.
+    fn claim(&self, kid: &str, now: OffsetDateTime, config: &ProviderConfig) -> Claim {
+        let mut refetches = self
+            .refetches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.current();
+        if current.keys().iter().any(|k| k.kid() == Some(kid)) {
+            return Claim::Known(current);
+        }
+        if let Some(in_flight) = &refetches.in_flight {
+            return Claim::Follow(in_flight.clone());
+        }
+        if let Some(last) = refetches.last
+            && (now - last).unsigned_abs() < config.jwks_refetch_interval
+        {
+            tracing::info!(provider = %config.name, kid, "JWKS refetch rate-limited");
+            return Claim::RateLimited;
+        }
+        refetches.last = Some(now);
+        let (done, in_flight) = watch::channel(false);
+        refetches.in_flight = Some(in_flight);
+        Claim::Lead(Leading {
+            refetches: Arc::clone(&self.refetches),
+            done,
+        })
     }
 
     fn replace(&self, keys: KeySet) -> Arc<KeySet> {
@@ -97,7 +190,7 @@ impl Provider {
             jwks_uri,
             keys: KeyCache {
                 keys: RwLock::new(Arc::new(keys)),
-                last_refetch: Mutex::new(None),
+                refetches: Arc::new(Mutex::new(Refetches::default())),
             },
         })
     }
@@ -269,28 +362,67 @@ impl Provider {
         Ok(())
     }
 
-    /// Refetches the JWKS for an unknown `kid`, at most once per configured interval. The
-    /// current keys keep verifying while the provider answers.
-    async fn refetch_keys(&self, kid: &str, now: OffsetDateTime) -> Result<Arc<KeySet>, OidcError> {
-        let mut last_refetch = self.keys.last_refetch.lock().await;
-        // Another login may have refetched while this one waited for the lock.
-        let current = self.keys.current();
-        if current.keys().iter().any(|k| k.kid() == Some(kid)) {
-            return Ok(current);
-        }
-        if let Some(last) = *last_refetch
-            && (now - last).unsigned_abs() < self.config.jwks_refetch_interval
-        {
-            tracing::info!(provider = %self.config.name, kid, "JWKS refetch rate-limited");
-            return Err(TokenError::UnknownKey {
-                kid: kid.to_owned(),
+    /// Refetches the JWKS because a token named the unknown key `kid`, without waiting for
+    /// it: on this runtime, in a task of its own, when the rate limit allows one and none is
+    /// under way (the same limit as [`Provider::refetch_for_kid`]). Says whether a refetch is
+    /// under way, whose end the caller may wait for, shared with every other caller.
+    pub fn refetch_for_kid_in_background(
+        self: &Arc<Self>,
+        kid: &str,
+        now: OffsetDateTime,
+    ) -> KidRefetch {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return KidRefetch::NotNow;
+        };
+        match self.keys.claim(kid, now, &self.config) {
+            Claim::Known(_) => KidRefetch::Known,
+            Claim::RateLimited => KidRefetch::NotNow,
+            Claim::Follow(in_flight) => KidRefetch::Pending(RefetchDone(in_flight)),
+            Claim::Lead(leading) => {
+                let done = RefetchDone(leading.done.subscribe());
+                let (provider, kid) = (Arc::clone(self), kid.to_owned());
+                runtime.spawn(async move {
+                    if let Err(e) = provider.fetch_leading(leading, &kid).await {
+                        tracing::info!(provider = %provider.config.name, error = %e, "keys not refetched");
+                    }
+                });
+                KidRefetch::Pending(done)
             }
-            .into());
         }
-        *last_refetch = Some(now);
+    }
+
+    /// Refetches the JWKS for an unknown `kid`, at most once per configured interval; a
+    /// caller that meets a refetch under way waits for its end instead of starting another.
+    /// The current keys keep verifying while the provider answers.
+    async fn refetch_keys(&self, kid: &str, now: OffsetDateTime) -> Result<Arc<KeySet>, OidcError> {
+        let unknown = || {
+            OidcError::from(TokenError::UnknownKey {
+                kid: kid.to_owned(),
+            })
+        };
+        match self.keys.claim(kid, now, &self.config) {
+            Claim::Known(keys) => Ok(keys),
+            Claim::RateLimited => Err(unknown()),
+            Claim::Follow(in_flight) => {
+                RefetchDone(in_flight).wait().await;
+                let current = self.keys.current();
+                if current.keys().iter().any(|k| k.kid() == Some(kid)) {
+                    Ok(current)
+                } else {
+                    Err(unknown())
+                }
+            }
+            Claim::Lead(leading) => self.fetch_leading(leading, kid).await,
+        }
+    }
+
+    /// The fetch of the refetch `leading` stands for; its waiters are released when it ends.
+    async fn fetch_leading(&self, leading: Leading, kid: &str) -> Result<Arc<KeySet>, OidcError> {
         let keys = fetch_keys(&self.http, &self.config, &self.jwks_uri).await?;
         tracing::info!(provider = %self.config.name, kid, keys = keys.len(), "JWKS refetched");
-        Ok(self.keys.replace(keys))
+        let keys = self.keys.replace(keys);
+        drop(leading);
+        Ok(keys)
     }
 }
 

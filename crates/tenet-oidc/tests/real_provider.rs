@@ -457,6 +457,52 @@ async fn the_current_keys_stay_available_while_a_refetch_waits_for_the_provider(
     assert_eq!(kids(&provider.current_keys()), ["k2"]);
 }
 
+/// Callers that meet unknown kids while a refetch is under way share it: one JWKS request,
+/// whose end every caller can wait for; after it, within the refetch interval, an unknown kid
+/// starts no refetch, and a kid the refetch brought is known at once.
+#[tokio::test]
+async fn a_refetch_under_way_is_shared_by_every_caller_that_meets_an_unknown_kid() {
+    use tenet_oidc::KidRefetch;
+    let idp = Idp::start();
+    let provider = std::sync::Arc::new(Provider::discover(idp.config()).await.unwrap());
+    let before = idp.jwks_requests().await;
+    let now = OffsetDateTime::now_utc();
+
+    idp.admin("jwks-hold").await;
+    assert_eq!(idp.rotate_key().await, "k2");
+    let mut waits = Vec::new();
+    for kid in ["k2", "k2", "forged-1", "forged-2"] {
+        match provider.refetch_for_kid_in_background(kid, now) {
+            KidRefetch::Pending(done) => waits.push(done),
+            other => panic!("{kid}: expected a refetch under way, got {other:?}"),
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while idp.jwks_requests().await == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refetch reached the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(idp.admin("jwks-release").await["released"], 1);
+    for done in waits {
+        done.wait().await;
+    }
+    assert_eq!(idp.jwks_requests().await, before + 1);
+
+    assert!(matches!(
+        provider.refetch_for_kid_in_background("k2", now),
+        KidRefetch::Known
+    ));
+    let soon = now + Duration::from_secs(5);
+    assert!(matches!(
+        provider.refetch_for_kid_in_background("forged-3", soon),
+        KidRefetch::NotNow
+    ));
+    assert_eq!(idp.jwks_requests().await, before + 1);
+}
+
 #[tokio::test]
 async fn http_client_follows_no_redirect_and_bounds_the_body() {
     let idp = Idp::start();
