@@ -37,8 +37,8 @@ pub use clock::{Clock, SystemClock};
 pub use config::{ClientAuth, ListenerSpec, RouteSpec, UpstreamProtocol, UpstreamSpec};
 pub use error::GatewayError;
 pub use people::{
-    AUTH_PREFIX, AuthRequest, COOKIE_PREFIX, MAX_AUTH_BODY, PeopleGate, Person, PersonRequest,
-    PersonVerdict, ServeFuture,
+    AUTH_PREFIX, AuthRequest, COOKIE_PREFIX, IdentifyWait, MAX_AUTH_BODY, PeopleGate, Person,
+    PersonRequest, PersonVerdict, ServeFuture,
 };
 pub use server::{Gateway, GatewayHandle, GatewayParts, NoRisk, RiskSource};
 pub use tls::SvidResolver;

@@ -6,7 +6,9 @@
 //!
 //! - [`PeopleGate::identify`] on every request of a people route: who is this person, is the
 //!   session still good after re-evaluating it (network, device posture, risk), and what do
-//!   policies need to know about the session and the device.
+//!   policies need to know about the session and the device. When it refuses for a reason
+//!   that may pass within moments, [`PeopleGate::wait_to_identify_again`] gives the gateway a
+//!   bounded wait after which it identifies the request once more.
 //! - [`PeopleGate::serve`] for requests under [`AUTH_PREFIX`] on a people route: sign-in, the
 //!   provider's callback, WebAuthn ceremonies, step-up and sign-out. Those answers are the
 //!   gateway's own and never reach an upstream.
@@ -124,11 +126,30 @@ pub enum PersonVerdict {
 /// A boxed future, for the object-safe [`PeopleGate::serve`].
 pub type ServeFuture<'a> = Pin<Box<dyn Future<Output = http::Response<Bytes>> + Send + 'a>>;
 
+/// A bounded wait the gateway awaits before identifying a request again (see
+/// [`PeopleGate::wait_to_identify_again`]).
+pub type IdentifyWait = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
 /// The sign-in service behind people routes.
 pub trait PeopleGate: Send + Sync {
     /// Identifies the person behind a request on a people route and re-evaluates the
     /// session. Called on every such request; must not block.
     fn identify(&self, request: &PersonRequest<'_>) -> PersonVerdict;
+
+    /// Called only after [`PeopleGate::identify`] refused `request` with `refusal`: when the
+    /// refusal may pass within moments by itself (a bearer token signed with a key the
+    /// provider has just rotated in, while the provider's keys are being fetched again), a
+    /// wait that ends once identifying the request again may give another answer, and
+    /// within a bound the gate documents in any case. The gateway awaits it and identifies
+    /// the request once more; that answer is final. `None` (the default): the refusal stands.
+    fn wait_to_identify_again(
+        &self,
+        request: &PersonRequest<'_>,
+        refusal: &PersonVerdict,
+    ) -> Option<IdentifyWait> {
+        let _ = (request, refusal);
+        None
+    }
 
     /// Answers a request under [`AUTH_PREFIX`]. Records its own authentication events.
     fn serve(&self, request: AuthRequest) -> ServeFuture<'_>;

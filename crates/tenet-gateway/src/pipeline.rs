@@ -102,16 +102,29 @@ async fn handle_inner(
             )
             .await;
         }
-        let verdict = gate.identify(&PersonRequest {
+        let path_and_query = target.path_and_query();
+        let asked = PersonRequest {
             method: &parts.method,
             host: host.name(),
             port: listener.port,
-            path_and_query: &target.path_and_query(),
+            path_and_query: &path_and_query,
             headers: &parts.headers,
             source_ip: conn.peer.ip(),
             client_id: conn.principal.as_ref(),
             now: shared.clock.now(),
-        });
+        };
+        let mut verdict = gate.identify(&asked);
+        // A refusal that may pass within moments (the gate bounds the wait): identified once
+        // more after it. Identified people never get here.
+        if !matches!(verdict, PersonVerdict::Person(_))
+            && let Some(wait) = gate.wait_to_identify_again(&asked, &verdict)
+        {
+            wait.await;
+            verdict = gate.identify(&PersonRequest {
+                now: shared.clock.now(),
+                ..asked
+            });
+        }
         match verdict {
             PersonVerdict::Person(p) => person = Some(*p),
             refused => {

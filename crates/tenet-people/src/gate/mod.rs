@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use http::{Method, StatusCode, header};
 use tenet_event::{AuthenticationEvent, Event, EventKind, EventSink};
 use tenet_gateway::{
-    AuthRequest, PeopleGate, Person, PersonRequest, PersonVerdict, RiskSource, ServeFuture,
+    AuthRequest, IdentifyWait, PeopleGate, Person, PersonRequest, PersonVerdict, RiskSource,
+    ServeFuture,
 };
 use tenet_identity::CertificateAuthority;
 use tenet_mfa::{CredentialKind, FactorStore, PendingAuthentication, PendingRegistration};
@@ -48,6 +49,12 @@ use crate::throttle::Throttle;
 const MAX_CEREMONIES: usize = 10_000;
 /// Most login transactions open at once.
 const MAX_LOGINS: usize = 10_000;
+/// Longest a request whose bearer token names a key the provider's key set lacks waits for
+/// the JWKS refetch under way before it is identified once more (and refused with
+/// `bearer_unknown_kid` if the key is still unknown).
+const BEARER_KEY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// The refusal reason of a bearer token naming a key no provider's key set has.
+const BEARER_UNKNOWN_KID: &str = "bearer_unknown_kid";
 /// Attribute names kept in the session's user record.
 const ATTR_PROVIDER: &str = "provider";
 const ATTR_DEVICE_COMPLIANT: &str = "device_compliant_at_login";
@@ -417,6 +424,24 @@ impl PeopleGate for SignIn {
     fn serve(&self, request: AuthRequest) -> ServeFuture<'_> {
         Box::pin(async move { self.serve_inner(request).await })
     }
+
+    /// A bearer token refused because it names a key a provider's key set lacks waits for
+    /// the JWKS refetch under way for that key (the one `identify` started, or one already
+    /// under way, shared by every request waiting), for at most [`BEARER_KEY_WAIT`]. No
+    /// wait when the rate limit allows no refetch now, so unknown keys cannot cause more
+    /// refetches than without the wait; other refusals never wait.
+    fn wait_to_identify_again(
+        &self,
+        request: &PersonRequest<'_>,
+        refusal: &PersonVerdict,
+    ) -> Option<IdentifyWait> {
+        match refusal {
+            PersonVerdict::SignInRequired { reason } if reason == BEARER_UNKNOWN_KID => {
+                self.bearer_key_wait(request)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl SignIn {
@@ -441,11 +466,8 @@ impl SignIn {
                 undiscovered = true;
                 continue;
             };
-            let keys = provider.current_keys();
             let config = provider.config();
-            let policy = tenet_oidc::BearerPolicy::new(&settings.audience, settings.kind.clone())
-                .with_issuer(&config.issuer);
-            let verifier = match tenet_oidc::BearerVerifier::new(keys, policy) {
+            let verifier = match bearer_verifier(settings, provider) {
                 Ok(v) => v,
                 Err(e) => {
                     warn!(error = %e, "bearer verification is misconfigured");
@@ -457,8 +479,9 @@ impl SignIn {
                 Err(e) => {
                     if let tenet_oidc::TokenError::UnknownKey { kid } = &e {
                         // Perhaps the provider rotated its key: fetch its keys in the
-                        // background (rate-limited), so the next request can pass.
-                        refetch_in_background(provider, kid, req.now);
+                        // background (rate-limited); the gateway waits for that refetch
+                        // (`wait_to_identify_again`) and asks once more.
+                        provider.refetch_for_kid_in_background(kid, req.now);
                     }
                     last = format!("bearer_{}", e.reason());
                     continue;
@@ -534,17 +557,61 @@ impl SignIn {
     }
 }
 
-/// Starts a JWKS refetch for `kid` on the current runtime (none outside one: nothing).
-fn refetch_in_background(provider: &Arc<Provider>, kid: &str, now: OffsetDateTime) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let (provider, kid) = (Arc::clone(provider), kid.to_owned());
-    runtime.spawn(async move {
-        if let Err(e) = provider.refetch_for_kid(&kid, now).await {
-            info!(provider = %provider.config().name, error = %e, "keys not refetched");
+/// A verifier of `provider`'s access tokens with its current keys, the configured audience
+/// and kind, and the provider's issuer.
+fn bearer_verifier(
+    settings: &BearerSettings,
+    provider: &Provider,
+) -> Result<tenet_oidc::BearerVerifier, tenet_oidc::ConfigError> {
+    let policy = tenet_oidc::BearerPolicy::new(&settings.audience, settings.kind.clone())
+        .with_issuer(&provider.config().issuer);
+    tenet_oidc::BearerVerifier::new(provider.current_keys(), policy)
+}
+
+impl SignIn {
+    /// The wait of [`PeopleGate::wait_to_identify_again`] for a bearer token with an unknown
+    /// key: the refetches under way at the providers whose keys lack the token's key, for at
+    /// most [`BEARER_KEY_WAIT`]; no wait at all when a provider's keys gained the key
+    /// meanwhile. `None` when no refetch is under way (the rate limit allows none now).
+    fn bearer_key_wait(&self, req: &PersonRequest<'_>) -> Option<IdentifyWait> {
+        let settings = self.bearer.as_ref()?;
+        let value = req.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let mut pending = Vec::new();
+        for provider in self.providers.iter().filter_map(|slot| slot.get()) {
+            let Ok(verifier) = bearer_verifier(settings, provider) else {
+                continue;
+            };
+            let Err(tenet_oidc::TokenError::UnknownKey { kid }) =
+                verifier.verify_header(value, req.now)
+            else {
+                continue;
+            };
+            match provider.refetch_for_kid_in_background(&kid, req.now) {
+                tenet_oidc::KidRefetch::Known => return Some(Box::pin(std::future::ready(()))),
+                tenet_oidc::KidRefetch::Pending(done) => pending.push(done),
+                tenet_oidc::KidRefetch::NotNow => {}
+            }
         }
-    });
+        if pending.is_empty() {
+            return None;
+        }
+        Some(Box::pin(async move {
+            let refetches = async {
+                for done in pending {
+                    done.wait().await;
+                }
+            };
+            if tokio::time::timeout(BEARER_KEY_WAIT, refetches)
+                .await
+                .is_err()
+            {
+                info!(
+                    waited_ms = BEARER_KEY_WAIT.as_millis(),
+                    "JWKS refetch did not end within the bearer token's wait"
+                );
+            }
+        }))
+    }
 }
 
 impl SignIn {
