@@ -391,6 +391,31 @@ impl Provider {
         }
     }
 
+    /// Whether a refetch for the unknown `kid` is under way, without starting one (and without
+    /// logging): for a caller that started one with
+    /// [`Provider::refetch_for_kid_in_background`] just before and now waits for it.
+    /// [`KidRefetch::NotNow`] when none is under way.
+    pub fn refetch_under_way(&self, kid: &str) -> KidRefetch {
+        let refetches = self
+            .keys
+            .refetches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self
+            .keys
+            .current()
+            .keys()
+            .iter()
+            .any(|k| k.kid() == Some(kid))
+        {
+            return KidRefetch::Known;
+        }
+        match &refetches.in_flight {
+            Some(in_flight) => KidRefetch::Pending(RefetchDone(in_flight.clone())),
+            None => KidRefetch::NotNow,
+        }
+    }
+
     /// Refetches the JWKS for an unknown `kid`, at most once per configured interval; a
     /// caller that meets a refetch under way waits for its end instead of starting another.
     /// The current keys keep verifying while the provider answers.

@@ -458,8 +458,9 @@ async fn the_current_keys_stay_available_while_a_refetch_waits_for_the_provider(
 }
 
 /// Callers that meet unknown kids while a refetch is under way share it: one JWKS request,
-/// whose end every caller can wait for; after it, within the refetch interval, an unknown kid
-/// starts no refetch, and a kid the refetch brought is known at once.
+/// whose end every caller can wait for (`refetch_under_way` finds it without starting one);
+/// after it, within the refetch interval, an unknown kid starts no refetch, and a kid the
+/// refetch brought is known at once.
 #[tokio::test]
 async fn a_refetch_under_way_is_shared_by_every_caller_that_meets_an_unknown_kid() {
     use tenet_oidc::KidRefetch;
@@ -477,6 +478,10 @@ async fn a_refetch_under_way_is_shared_by_every_caller_that_meets_an_unknown_kid
             other => panic!("{kid}: expected a refetch under way, got {other:?}"),
         }
     }
+    match provider.refetch_under_way("forged-3") {
+        KidRefetch::Pending(done) => waits.push(done),
+        other => panic!("expected the refetch under way, got {other:?}"),
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while idp.jwks_requests().await == before {
         assert!(
@@ -493,6 +498,14 @@ async fn a_refetch_under_way_is_shared_by_every_caller_that_meets_an_unknown_kid
 
     assert!(matches!(
         provider.refetch_for_kid_in_background("k2", now),
+        KidRefetch::Known
+    ));
+    assert!(matches!(
+        provider.refetch_under_way("forged-3"),
+        KidRefetch::NotNow
+    ));
+    assert!(matches!(
+        provider.refetch_under_way("k2"),
         KidRefetch::Known
     ));
     let soon = now + Duration::from_secs(5);

@@ -428,8 +428,8 @@ impl PeopleGate for SignIn {
     /// A bearer token refused because it names a key a provider's key set lacks waits for
     /// the JWKS refetch under way for that key (the one `identify` started, or one already
     /// under way, shared by every request waiting), for at most [`BEARER_KEY_WAIT`]. No
-    /// wait when the rate limit allows no refetch now, so unknown keys cannot cause more
-    /// refetches than without the wait; other refusals never wait.
+    /// wait when the rate limit allowed no refetch, and the wait starts none, so unknown keys
+    /// cause no more refetches than without it; other refusals never wait.
     fn wait_to_identify_again(
         &self,
         request: &PersonRequest<'_>,
@@ -570,9 +570,10 @@ fn bearer_verifier(
 
 impl SignIn {
     /// The wait of [`PeopleGate::wait_to_identify_again`] for a bearer token with an unknown
-    /// key: the refetches under way at the providers whose keys lack the token's key, for at
-    /// most [`BEARER_KEY_WAIT`]; no wait at all when a provider's keys gained the key
-    /// meanwhile. `None` when no refetch is under way (the rate limit allows none now).
+    /// key: the refetches under way at the providers whose keys lack the token's key (this
+    /// starts none), for at most [`BEARER_KEY_WAIT`]; no wait at all when a provider's keys
+    /// gained the key meanwhile. `None` when no refetch is under way (the rate limit allowed
+    /// none when `identify` asked).
     fn bearer_key_wait(&self, req: &PersonRequest<'_>) -> Option<IdentifyWait> {
         let settings = self.bearer.as_ref()?;
         let value = req.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -586,7 +587,8 @@ impl SignIn {
             else {
                 continue;
             };
-            match provider.refetch_for_kid_in_background(&kid, req.now) {
+            // `identify` started the refetch when the rate limit allowed one.
+            match provider.refetch_under_way(&kid) {
                 tenet_oidc::KidRefetch::Known => return Some(Box::pin(std::future::ready(()))),
                 tenet_oidc::KidRefetch::Pending(done) => pending.push(done),
                 tenet_oidc::KidRefetch::NotNow => {}
