@@ -37,6 +37,9 @@ cargo build --release -q -p tenet
 TENET="$root/target/release/tenet"
 
 work=$(mktemp -d)
+# nginx's worker runs unprivileged: without this it cannot read the upstream's 1 KiB file and
+# answers 404.
+chmod 755 "$work"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -108,6 +111,8 @@ NGINX
 # nginx serves both the upstream and the peer proxy: one worker on cpu1.
 taskset -c 1 nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
 port_wait $UP_PORT; port_wait $NGINX_PROXY
+upstream_answer=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$UP_PORT/")
+[ "$upstream_answer" = "200 1024" ] || { echo "the upstream answers '$upstream_answer', not 200 with 1 KiB" >&2; exit 1; }
 (cd "$work/d" && RUST_LOG=warn exec taskset -c 1 "$TENET" up >"$work/tenet.log" 2>&1) & pids+=($!)
 port_wait $TENET_PORT
 tenet_pid=${pids[-1]}
