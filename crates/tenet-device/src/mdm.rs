@@ -381,17 +381,31 @@ impl Importer<'_> {
     fn match_device(&self, key: Option<&str>) -> Result<Uuid, String> {
         let column = self.match_by.field().name();
         let key = key.ok_or_else(|| format!("no {column}"))?;
-        let found = match self.match_by {
+        let found: Vec<_> = match self.match_by {
             MdmMatch::DeviceId => Uuid::try_parse(key)
                 .ok()
                 .and_then(|id| self.registry.device(id))
-                .filter(|d| !d.is_revoked()),
-            MdmMatch::Serial => self.registry.find_by_serial(key),
-            MdmMatch::Name => self.registry.find_by_name(key),
+                .filter(|d| !d.is_revoked())
+                .into_iter()
+                .collect(),
+            MdmMatch::Serial => self.registry.all_by_serial(key),
+            MdmMatch::Name => self.registry.all_by_name(key),
         };
-        found
-            .map(|d| d.id)
-            .ok_or_else(|| format!("{column} {key:?} matches no enrolled device"))
+        // A serial or name is what a device claimed at enrolment: when several enrolled
+        // devices claim it, the row cannot say which one the MDM manages.
+        match found.as_slice() {
+            [] => Err(format!("{column} {key:?} matches no enrolled device")),
+            [device] => Ok(device.id),
+            several => Err(format!(
+                "{column} {key:?} matches {} enrolled devices ({}); match by device id instead",
+                several.len(),
+                several
+                    .iter()
+                    .map(|d| d.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 }
 

@@ -303,20 +303,36 @@ impl DeviceRegistry {
 
     /// The non-revoked device with this hardware serial (compared case-insensitively).
     pub fn find_by_serial(&self, serial: &str) -> Option<&DeviceRecord> {
-        self.active().find(|d| {
-            d.hardware_serial
-                .as_deref()
-                .is_some_and(|s| s.eq_ignore_ascii_case(serial.trim()))
-        })
+        self.all_by_serial(serial).into_iter().next()
+    }
+
+    /// Every non-revoked device with this hardware serial (compared case-insensitively).
+    /// Serials are what each device claimed at enrolment, so several may share one.
+    pub fn all_by_serial(&self, serial: &str) -> Vec<&DeviceRecord> {
+        self.active()
+            .filter(|d| {
+                d.hardware_serial
+                    .as_deref()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(serial.trim()))
+            })
+            .collect()
     }
 
     /// The non-revoked device with this name (compared case-insensitively).
     pub fn find_by_name(&self, name: &str) -> Option<&DeviceRecord> {
-        self.active().find(|d| {
-            d.name
-                .as_deref()
-                .is_some_and(|n| n.eq_ignore_ascii_case(name.trim()))
-        })
+        self.all_by_name(name).into_iter().next()
+    }
+
+    /// Every non-revoked device with this name (compared case-insensitively). Names are what
+    /// each device claimed at enrolment, so several may share one.
+    pub fn all_by_name(&self, name: &str) -> Vec<&DeviceRecord> {
+        self.active()
+            .filter(|d| {
+                d.name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name.trim()))
+            })
+            .collect()
     }
 
     fn active(&self) -> impl Iterator<Item = &DeviceRecord> {

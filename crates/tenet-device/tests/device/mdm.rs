@@ -135,3 +135,35 @@ fn future_check_in_is_a_bad_row() {
         import.problems
     );
 }
+
+#[test]
+fn a_serial_or_name_claimed_by_several_devices_matches_none_of_them() {
+    let mut f = Fixture::create();
+    let (managed, _) = f.enrol("mac-1", "C02XK1");
+    // Another device claims the managed laptop's serial (different case) and name.
+    let (claimant, _) = f.enrol("MAC-1", "c02xk1");
+    let (other, _) = f.enrol("win-1", "PF3ABC");
+    let csv = "Device name,Serial Number,Compliance State,Last Check-in\n\
+         mac-1,C02XK1,Compliant,2026-06-01 10:00:00\n\
+         win-1,PF3ABC,Compliant,2026-06-01 10:00:00\n";
+    for match_by in [MdmMatch::Serial, MdmMatch::Name] {
+        let import =
+            import_mdm("intune.csv", csv.as_bytes(), &f.registry, match_by, now()).unwrap();
+        assert_eq!(
+            import.records.len(),
+            1,
+            "{match_by:?}: {:?}",
+            import.records
+        );
+        assert_eq!(import.records[0].0, other);
+        assert_eq!(import.problems.len(), 1, "{:?}", import.problems);
+        let problem = &import.problems[0];
+        assert_eq!(problem.line, 2);
+        assert!(problem.reason.contains("2 enrolled devices"), "{problem:?}");
+        assert!(problem.reason.contains(&managed.to_string()), "{problem:?}");
+        assert!(
+            problem.reason.contains(&claimant.to_string()),
+            "{problem:?}"
+        );
+    }
+}
