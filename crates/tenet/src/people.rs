@@ -878,7 +878,7 @@ async fn admin_request(
         };
         bail!("the admin API refused ({status}): {reason}{hint}");
     }
-    println!("{text}");
+    say!("{text}");
     Ok(text)
 }
 
@@ -1151,7 +1151,7 @@ async fn enrol(
     std::fs::write(out.join("svid.pem"), chain_pem)
         .with_context(|| format!("writing {}", out.display()))?;
     std::fs::write(out.join("bundle.pem"), &bundle_pem)?;
-    println!(
+    say!(
         "enrolled device {} ({})",
         body.get("device_id")
             .and_then(serde_json::Value::as_str)
@@ -1202,7 +1202,7 @@ async fn report(gateway: &str, dir: &Path, resolve: Option<&str>) -> Result<()> 
     if !status.is_success() {
         bail!("posture report refused ({status}): {text}");
     }
-    println!("posture reported: {text}");
+    say!("posture reported: {text}");
     Ok(())
 }
 

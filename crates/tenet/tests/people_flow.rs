@@ -811,4 +811,22 @@ async fn device_agent_commands_enrol_and_report() {
     let devices: Value = serde_json::from_str(&env.cli(&["device", "list"])).unwrap();
     let devices = devices["devices"].as_array().unwrap();
     assert!(devices.iter().any(|d| d["owner"] == EMAIL), "{devices:?}");
+    // `tenet device import FILE | head -c 10`: a reader that has gone away before the answer
+    // is printed ends the command quietly, not with a panic.
+    let export = env.d.dir.path().join("mdm.csv");
+    std::fs::write(&export, "serial,compliant\nNO-SUCH-SERIAL,true\n").unwrap();
+    let mut child = support::tenet()
+        .arg("--config")
+        .arg(env.d.dir.path().join("tenet.toml"))
+        .args(["device", "import", "--match", "serial"])
+        .arg(&export)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
