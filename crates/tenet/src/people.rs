@@ -340,6 +340,19 @@ pub fn people_spec(
             );
         }
     }
+    if section.sign_ins_per_source == 0 {
+        bail!(
+            "people.sign_ins_per_source 0: no sign-in could ever start; it is the most sign-ins \
+             one source address may start per ten minutes (default 300)"
+        );
+    }
+    if let Some(i) = section
+        .admin_groups
+        .iter()
+        .position(|g| g.trim().is_empty())
+    {
+        bail!("people.admin_groups[{i}] is empty; a group name is needed");
+    }
     let bearer = match &section.bearer_audience {
         Some(audience) => Some(tenet_people::BearerSettings {
             audience: audience.clone(),
@@ -443,6 +456,18 @@ fn session_rules(section: &PeopleSection) -> Result<tenet_session::Rules> {
             .map(time::Duration::seconds)
             .ok_or_else(|| anyhow!("people.posture.max_age_secs {secs} is longer than a year"))?,
     };
+    // Every risk score is at least 0: a threshold of 0 would step up or end every session on
+    // its first request.
+    for (key, value) in [
+        ("risk_step_up", section.risk_step_up),
+        ("risk_end", section.risk_end),
+    ] {
+        if value == 0 {
+            bail!(
+                "people.{key} 0: every session would reach it on its first request; use 1 to 100"
+            );
+        }
+    }
     let rules = tenet_session::Rules {
         step_up_on_network_change: section.step_up_on_network_change,
         posture_action,
@@ -1440,6 +1465,28 @@ mod tests {
         let mut risk = section(GOOD);
         risk.risk_step_up = 90;
         refused(risk, &["people.risk_step_up 90", "people.risk_end 80"]);
+        for zero in [(0, 80), (50, 0), (0, 0)] {
+            let mut risk = section(GOOD);
+            (risk.risk_step_up, risk.risk_end) = zero;
+            let key = if zero.0 == 0 {
+                "people.risk_step_up 0"
+            } else {
+                "people.risk_end 0"
+            };
+            refused(risk, &[key, "first request"]);
+        }
+        let mut equal = section(GOOD);
+        (equal.risk_step_up, equal.risk_end) = (1, 1);
+        assert!(check(equal).is_ok());
+        let mut sign_ins = section(GOOD);
+        sign_ins.sign_ins_per_source = 0;
+        refused(sign_ins, &["people.sign_ins_per_source 0"]);
+        let mut one = section(GOOD);
+        one.sign_ins_per_source = 1;
+        assert!(check(one).is_ok());
+        let mut groups = section(GOOD);
+        groups.admin_groups = vec!["admins".into(), " ".into()];
+        refused(groups, &["people.admin_groups[1]", "empty"]);
         let mut over = section(GOOD);
         over.risk_end = 101;
         refused(over, &["people.risk_end 101"]);

@@ -133,6 +133,18 @@ fn people_config_errors_name_the_field_before_any_provider_is_contacted() {
             vec!["people.risk_step_up".into()],
         ),
         (
+            people_tail(port, &issuer, &callback(port), "sign_ins_per_source = 0"),
+            vec!["people.sign_ins_per_source".into()],
+        ),
+        (
+            people_tail(port, &issuer, &callback(port), "risk_end = 0"),
+            vec!["people.risk_end 0".into()],
+        ),
+        (
+            people_tail(port, &issuer, &callback(port), "admin_groups = [\"\"]"),
+            vec!["people.admin_groups[0]".into()],
+        ),
+        (
             people_tail(port, &issuer, &callback(port), "rp_name = \"\""),
             vec!["people.rp_name".into()],
         ),
