@@ -87,6 +87,12 @@ pub enum CeremonyError {
     /// User verification was required and not performed.
     #[error("user verification was required and not performed")]
     UserNotVerified,
+    /// The response's `type` is not `public-key`.
+    #[error("credential type is {found:?}, expected \"public-key\"")]
+    CredentialType {
+        /// The type sent.
+        found: String,
+    },
     /// Tenet's own verifier (keys webauthn-rs cannot verify, cross-origin registrations)
     /// refused the response.
     #[error("webauthn verification failed: {0}")]
@@ -277,6 +283,18 @@ impl RelyingParty {
         )?;
 
         let reg: RegisterPublicKeyCredential = parse_json(response_json)?;
+        check_credential_type(&reg.type_)?;
+        check_registration_ids(&reg)?;
+        // webauthn-rs refuses an excluded id with an unrelated error; say what it is.
+        if user
+            .credentials
+            .iter()
+            .any(|c| c.raw_id() == reg.raw_id.as_slice())
+        {
+            return Err(CeremonyError::AlreadyRegistered {
+                id: URL_SAFE_NO_PAD.encode(&reg.raw_id),
+            });
+        }
         let cross_origin = self.check_client_data(&reg.response.client_data_json)?;
         let credential = match self.tenet_registration(&reg, cross_origin)? {
             Some(object) => {
@@ -427,6 +445,17 @@ impl RelyingParty {
         )?;
 
         let rsp: PublicKeyCredential = parse_json(response_json)?;
+        check_credential_type(&rsp.type_)?;
+        check_credential_id(&rsp.id, &rsp.raw_id)?;
+        // webauthn-rs does not compare the userHandle; when present it must be this user's.
+        if rsp
+            .response
+            .user_handle
+            .as_deref()
+            .is_some_and(|h| h != user_handle_bytes(user.webauthn_user_id).as_slice())
+        {
+            return Err(ExtendedError::UserHandleMismatch.into());
+        }
         self.check_client_data(&rsp.response.client_data_json)?;
         let rp_id_hash = rsp.response.authenticator_data.get(..32).ok_or_else(|| {
             CeremonyError::MalformedResponse {
@@ -576,6 +605,65 @@ fn webauthn_rs_algorithms() -> Vec<COSEAlgorithm> {
     let mut algorithms = COSEAlgorithm::secure_algs();
     algorithms.extend([COSEAlgorithm::EDDSA, COSEAlgorithm::ES521]);
     algorithms
+}
+
+/// A response's `type` must be `public-key` (webauthn-rs does not look at it).
+fn check_credential_type(type_: &str) -> Result<(), CeremonyError> {
+    if type_ == "public-key" {
+        Ok(())
+    } else {
+        Err(CeremonyError::CredentialType {
+            found: type_.to_owned(),
+        })
+    }
+}
+
+/// A response's `rawId` is at most 1023 bytes and its `id` is the same id in base64url.
+fn check_credential_id(id: &str, raw_id: &[u8]) -> Result<(), CeremonyError> {
+    if raw_id.len() > extended::MAX_CREDENTIAL_ID {
+        return Err(ExtendedError::CredentialId {
+            reason: "longer than 1023 bytes",
+        }
+        .into());
+    }
+    if URL_SAFE_NO_PAD
+        .decode(id.trim_end_matches('='))
+        .ok()
+        .as_deref()
+        != Some(raw_id)
+    {
+        return Err(ExtendedError::CredentialId {
+            reason: "the response's id is not its rawId in base64url",
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The ids of a registration response: `id` and `rawId` as in `check_credential_id`, and the id
+/// in the attested credential data the same as `rawId` (webauthn-rs keeps the attested one and
+/// checks neither its length nor that it is the one sent). An attestation object that cannot be
+/// read is refused later by whichever verifier takes it.
+fn check_registration_ids(reg: &RegisterPublicKeyCredential) -> Result<(), CeremonyError> {
+    check_credential_id(&reg.id, &reg.raw_id)?;
+    let Ok(object) = AttestationObject::parse(&reg.response.attestation_object) else {
+        return Ok(());
+    };
+    if let Some(attested) = &object.auth_data.attested {
+        if attested.credential_id.len() > extended::MAX_CREDENTIAL_ID {
+            return Err(ExtendedError::CredentialId {
+                reason: "longer than 1023 bytes",
+            }
+            .into());
+        }
+        if attested.credential_id != reg.raw_id {
+            return Err(ExtendedError::CredentialId {
+                reason: "the response's rawId is not the id in the attested credential data",
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// The user handle given to authenticators: the user's opaque id as 16 bytes, as

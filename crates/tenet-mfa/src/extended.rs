@@ -18,7 +18,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::cose::{CoseAlgorithm, KeyError, PublicKey};
 
 /// The longest credential id WebAuthn allows.
-const MAX_CREDENTIAL_ID: usize = 1023;
+pub(crate) const MAX_CREDENTIAL_ID: usize = 1023;
 /// The FIDO AAGUID certificate extension (id-fido-gen-ce-aaguid).
 const AAGUID_OID: &str = "1.3.6.1.4.1.45724.1.1.4";
 

@@ -1,5 +1,7 @@
 //! Full registration and authentication with webauthn-authenticator-rs's soft passkey, and the
-//! refusals: wrong origin, counter regression, unknown credential, replayed state.
+//! refusals: wrong origin, counter regression, unknown credential, replayed state, credential ids
+//! over 1023 bytes or not the one sent, re-registration, a type other than public-key, another
+//! user's userHandle.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -328,4 +330,202 @@ fn expired_or_foreign_states_are_refused() {
         matches!(err, CeremonyError::MalformedResponse { .. }),
         "{err}"
     );
+}
+
+/// The response JSON with `edit` applied to its parsed form.
+fn edit_json(response_json: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(response_json).unwrap();
+    edit(&mut value);
+    value.to_string()
+}
+
+/// The registration response with its `id`/`rawId` set to `raw_id` (when given) and the id in
+/// its attested credential data replaced by `attested_id` (when given).
+fn rewrite_ids(response_json: &str, raw_id: Option<&[u8]>, attested_id: Option<&[u8]>) -> String {
+    use serde_cbor_2::Value;
+    edit_json(response_json, |v| {
+        if let Some(raw_id) = raw_id {
+            let text = URL_SAFE_NO_PAD.encode(raw_id);
+            v["id"] = text.clone().into();
+            v["rawId"] = text.into();
+        }
+        if let Some(attested_id) = attested_id {
+            let object = v["response"]["attestationObject"].as_str().unwrap();
+            let mut object: Value =
+                serde_cbor_2::from_slice(&URL_SAFE_NO_PAD.decode(object).unwrap()).unwrap();
+            let Value::Map(map) = &mut object else {
+                panic!("attestationObject is not a map")
+            };
+            let Some(Value::Bytes(auth)) = map.get_mut(&Value::Text("authData".into())) else {
+                panic!("no authData")
+            };
+            // rpIdHash 32, flags 1, counter 4, aaguid 16, then the id's length and the id.
+            let len = usize::from(u16::from_be_bytes([auth[53], auth[54]]));
+            let mut rewritten = auth[..53].to_vec();
+            rewritten.extend_from_slice(&u16::try_from(attested_id.len()).unwrap().to_be_bytes());
+            rewritten.extend_from_slice(attested_id);
+            rewritten.extend_from_slice(&auth[55 + len..]);
+            *auth = rewritten;
+            v["response"]["attestationObject"] = URL_SAFE_NO_PAD
+                .encode(serde_cbor_2::to_vec(&object).unwrap())
+                .into();
+        }
+    })
+}
+
+fn is_credential_id_refusal(result: &Result<tenet_mfa::Credential, CeremonyError>) -> bool {
+    matches!(
+        result,
+        Err(CeremonyError::Extended(
+            tenet_mfa::ExtendedError::CredentialId { .. }
+        ))
+    )
+}
+
+#[test]
+fn registration_with_a_credential_id_over_1023_bytes_is_refused() {
+    let rp = rp();
+    let mut key = passkey();
+    let long = vec![7u8; 1024];
+    for (raw_id, attested_id) in [
+        (Some(long.as_slice()), Some(long.as_slice())),
+        (Some(long.as_slice()), None),
+        (None, Some(long.as_slice())),
+    ] {
+        let mut user = UserFactors::new(uuid::Uuid::new_v4());
+        let (challenge, pending) = rp
+            .start_registration(&mut user, &account(), CredentialKind::Passkey, NOW)
+            .unwrap();
+        let response = rewrite_ids(&create(&mut key, ORIGIN, challenge), raw_id, attested_id);
+        let refused = rp.finish_registration(&mut user, &pending, &response, NOW);
+        assert!(is_credential_id_refusal(&refused), "{refused:?}");
+        assert!(user.credentials().is_empty());
+    }
+    // The largest allowed id passes the id checks (and is then refused by the signature over
+    // the rewritten authenticator data, not by its length).
+    let mut user = UserFactors::new(uuid::Uuid::new_v4());
+    let (challenge, pending) = rp
+        .start_registration(&mut user, &account(), CredentialKind::Passkey, NOW)
+        .unwrap();
+    let max = vec![7u8; 1023];
+    let response = rewrite_ids(&create(&mut key, ORIGIN, challenge), Some(&max), Some(&max));
+    let refused = rp.finish_registration(&mut user, &pending, &response, NOW);
+    assert!(
+        refused.is_err() && !is_credential_id_refusal(&refused),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn registration_whose_id_is_not_its_raw_id_or_attested_id_is_refused() {
+    let rp = rp();
+    let mut key = passkey();
+    let mut user = UserFactors::new(uuid::Uuid::new_v4());
+    let (challenge, pending) = rp
+        .start_registration(&mut user, &account(), CredentialKind::Passkey, NOW)
+        .unwrap();
+    let response = edit_json(&create(&mut key, ORIGIN, challenge), |v| {
+        v["id"] = URL_SAFE_NO_PAD.encode([1u8; 16]).into();
+    });
+    let refused = rp.finish_registration(&mut user, &pending, &response, NOW);
+    assert!(is_credential_id_refusal(&refused), "{refused:?}");
+
+    let (challenge, pending) = rp
+        .start_registration(&mut user, &account(), CredentialKind::Passkey, NOW)
+        .unwrap();
+    let response = rewrite_ids(&create(&mut key, ORIGIN, challenge), Some(&[1u8; 16]), None);
+    let refused = rp.finish_registration(&mut user, &pending, &response, NOW);
+    assert!(is_credential_id_refusal(&refused), "{refused:?}");
+}
+
+#[test]
+fn re_registering_an_existing_credential_id_is_already_registered() {
+    let rp = rp();
+    let mut key = passkey();
+    let mut user = UserFactors::new(uuid::Uuid::new_v4());
+    register(&rp, &mut user, &mut key, CredentialKind::Passkey);
+    let existing = user.credentials()[0].raw_id().to_vec();
+
+    let (challenge, pending) = rp
+        .start_registration(&mut user, &account(), CredentialKind::Passkey, NOW)
+        .unwrap();
+    let response = rewrite_ids(
+        &create(&mut key, ORIGIN, challenge),
+        Some(&existing),
+        Some(&existing),
+    );
+    let refused = rp.finish_registration(&mut user, &pending, &response, NOW);
+    assert!(
+        matches!(&refused, Err(CeremonyError::AlreadyRegistered { id }) if *id == URL_SAFE_NO_PAD.encode(&existing)),
+        "{refused:?}"
+    );
+    assert_eq!(user.credentials().len(), 1);
+}
+
+#[test]
+fn responses_whose_type_is_not_public_key_are_refused() {
+    let rp = rp();
+    let mut key = passkey();
+    let mut user = UserFactors::new(uuid::Uuid::new_v4());
+    let (challenge, pending) = rp
+        .start_registration(&mut user, &account(), CredentialKind::Passkey, NOW)
+        .unwrap();
+    let response = edit_json(&create(&mut key, ORIGIN, challenge), |v| {
+        v["type"] = "password".into();
+    });
+    let refused = rp.finish_registration(&mut user, &pending, &response, NOW);
+    assert!(
+        matches!(&refused, Err(CeremonyError::CredentialType { found }) if found == "password"),
+        "{refused:?}"
+    );
+    assert!(user.credentials().is_empty());
+
+    register(&rp, &mut user, &mut key, CredentialKind::Passkey);
+    let (challenge, pending) = start_auth(&rp, &mut user);
+    let response = edit_json(&get(&mut key, ORIGIN, challenge), |v| {
+        v["type"] = "password".into();
+    });
+    let refused = rp.finish_authentication(&mut user, &pending, &response, NOW);
+    assert!(
+        matches!(&refused, Err(CeremonyError::CredentialType { found }) if found == "password"),
+        "{refused:?}"
+    );
+    assert_eq!(user.credentials()[0].counter(), 0);
+}
+
+#[test]
+fn assertion_with_another_users_handle_is_refused_and_this_users_is_accepted() {
+    let rp = rp();
+    let mut key = passkey();
+    let id = uuid::Uuid::new_v4();
+    let mut user = UserFactors::new(id);
+    register(&rp, &mut user, &mut key, CredentialKind::Passkey);
+
+    let (challenge, pending) = start_auth(&rp, &mut user);
+    let response = edit_json(&get(&mut key, ORIGIN, challenge), |v| {
+        v["response"]["userHandle"] = URL_SAFE_NO_PAD
+            .encode(uuid::Uuid::new_v4().as_bytes())
+            .into();
+    });
+    let refused = rp.finish_authentication(&mut user, &pending, &response, NOW);
+    assert!(
+        matches!(
+            &refused,
+            Err(CeremonyError::Extended(
+                tenet_mfa::ExtendedError::UserHandleMismatch
+            ))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(user.credentials()[0].counter(), 0);
+
+    let (challenge, pending) = start_auth(&rp, &mut user);
+    let response = edit_json(&get(&mut key, ORIGIN, challenge), |v| {
+        v["response"]["userHandle"] = URL_SAFE_NO_PAD.encode(id.as_bytes()).into();
+    });
+    let outcome = rp
+        .finish_authentication(&mut user, &pending, &response, NOW)
+        .unwrap();
+    // The refused assertion used the authenticator's counter 1.
+    assert_eq!(outcome.counter, 2);
 }
