@@ -30,6 +30,9 @@ use crate::server::{ListenerState, Shared};
 const PRINCIPAL_HEADER: &str = "x-tenet-principal";
 /// The header naming a signed-in person to the upstream (email, or name).
 const USER_HEADER: &str = "x-tenet-user";
+/// The longest a sign-in endpoint waits for its whole request body (the head has its own
+/// limit in `conn`); a slower client is answered 408 and the connection closed.
+const AUTH_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One request. `framing` is the refusal the HTTP/1.x framing guard recorded for it: the
 /// request hyper parsed is then only a stand-in and is answered with that refusal.
@@ -559,9 +562,28 @@ async fn serve_auth(
     shared: &Shared,
 ) -> Response<Body> {
     let limited = http_body_util::Limited::new(body, MAX_AUTH_BODY);
-    let body = match limited.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
+    let body = match tokio::time::timeout(AUTH_BODY_TIMEOUT, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Err(_) => {
+            metrics::counter!(
+                "tenet_gateway_connections_timed_out_total",
+                "reason" => "sign_in_body"
+            )
+            .increment(1);
+            info!(
+                peer = %conn.peer,
+                after = ?AUTH_BODY_TIMEOUT,
+                "sign-in request body not complete in time"
+            );
+            return refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "bad_request",
+                Some("body_timeout"),
+                request_id,
+                true,
+            );
+        }
+        Ok(Err(e)) => {
             info!(peer = %conn.peer, error = %e, "sign-in request body refused");
             return refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -830,3 +830,48 @@ async fn device_agent_commands_enrol_and_report() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// A sign-in endpoint whose request body stops arriving: `Content-Length: 1000` and three
+/// bytes, the client's side kept open. The gateway answers 408 with the JSON error and closes
+/// the connection instead of waiting for the rest.
+#[test]
+fn a_stalled_sign_in_body_is_answered_408_and_closed() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let env = env();
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-quiet", "-no_ign_eof", "-connect"])
+        .arg(format!("127.0.0.1:{}", env.d.port))
+        .args(["-servername", idp::APP_HOST])
+        .arg("-CAfile")
+        .arg(env.d.dir.path().join("data/admin/bundle.pem"))
+        .args(["-verify_return_error", "-alpn", "http/1.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let head = format!(
+        "POST /.tenet/auth/device/report HTTP/1.1\r\nHost: {}:{}\r\n\
+         Content-Type: application/jose\r\nContent-Length: 1000\r\n\r\nabc",
+        idp::APP_HOST,
+        env.d.port
+    );
+    stdin.write_all(head.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // The stdin stays open until the gateway has closed the connection (or the wait ends).
+    let out = support::wait_output(child, std::time::Duration::from_secs(30));
+    drop(stdin);
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"reason\":\"body_timeout\""), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(
+        out.status.code().is_some(),
+        "s_client was still connected when the wait ended"
+    );
+}
