@@ -390,6 +390,19 @@ pub fn summary(event: &Value) -> String {
                 f("/http_request/url/path"),
             )
         }
+        // A person's or a device's authentication step (a rejection has a stage).
+        Some(3002) if !rejection => format!(
+            "auth {} {} {} from {}: {}",
+            f("/unmapped/activity"),
+            f("/user/name"),
+            if f("/status") == "Success" {
+                "succeeded"
+            } else {
+                "failed"
+            },
+            f("/src_endpoint/ip"),
+            f("/status_detail"),
+        ),
         Some(3002 | 4002) => format!(
             "rejected {} from {}:{}: {} ({})",
             f("/unmapped/stage"),
@@ -459,6 +472,20 @@ mod tests {
         })
     }
 
+    fn authentication(success: bool) -> EventKind {
+        EventKind::Authentication(tenet_event::AuthenticationEvent {
+            activity: "mfa".into(),
+            user: "user:corp:alice".into(),
+            provider: Some("corp".into()),
+            factor: Some("webauthn".into()),
+            success,
+            reason: "factor verified".into(),
+            source_ip: "127.0.0.1".parse().unwrap(),
+            device: None,
+            request_id: None,
+        })
+    }
+
     /// The summary read back from the stored OCSF form says what `Event::summary` says.
     #[test]
     fn summaries_from_the_stored_form_match_the_event_model() {
@@ -490,6 +517,8 @@ mod tests {
                 success: true,
                 detail: "unchanged".into(),
             }),
+            authentication(true),
+            authentication(false),
         ];
         for kind in kinds {
             let expected = Event::new(at, kind.clone()).summary();
