@@ -684,10 +684,14 @@ pub async fn admin(
             return reply(StatusCode::OK, json!({"devices": people.devices().list()}));
         }
         (&Method::POST, "/v1/people/devices/revoke") => {
-            let Some(id) = field("device").and_then(|d| uuid::Uuid::parse_str(&d).ok()) else {
+            let given = field("device");
+            let Some(id) = given.as_deref().and_then(|d| uuid::Uuid::parse_str(d).ok()) else {
+                let given = given.unwrap_or_default();
                 return reply(
                     StatusCode::BAD_REQUEST,
-                    json!({"error": "\"device\" must be a device id (UUID)"}),
+                    json!({"error": format!(
+                        "device {given:?} is not a device id (a UUID, as `tenet device list` shows)"
+                    )}),
                 );
             };
             match people.devices().revoke(id, now) {
@@ -848,7 +852,7 @@ pub enum DeviceCommand {
         /// The trust bundle (PEM) that the gateway's certificate chains to.
         #[arg(long)]
         bundle: PathBuf,
-        /// Reach the gateway's host at this address (HOST:IP), as curl's --resolve does.
+        /// Reach the gateway's host at this address (HOST:IP, without curl's port part).
         #[arg(long, value_name = "HOST:IP")]
         resolve: Option<String>,
         /// Where to write the device credential.
@@ -863,7 +867,7 @@ pub enum DeviceCommand {
         /// The directory `tenet device enrol` wrote.
         #[arg(long)]
         dir: PathBuf,
-        /// Reach the gateway's host at this address (HOST:IP), as curl's --resolve does.
+        /// Reach the gateway's host at this address (HOST:IP, without curl's port part).
         #[arg(long, value_name = "HOST:IP")]
         resolve: Option<String>,
     },
@@ -1055,14 +1059,16 @@ pub async fn run_device(explicit: Option<&Path>, action: DeviceCommand) -> Resul
                 &format!("/v1/people/devices/mdm?{query}"),
                 bytes,
             )
-            .await?;
+            .await
+            .with_context(|| format!("importing {}", file.display()))?;
             let (imported, refused, lines) = import_outcome(&answer)?;
             for line in &lines {
                 eprintln!("{}: {line}", file.display());
             }
             if imported == 0 && refused > 0 {
+                let rows = if refused == 1 { "row was" } else { "rows were" };
                 bail!(
-                    "{}: no row was imported; {refused} rows were refused",
+                    "{}: no row was imported; {refused} {rows} refused",
                     file.display()
                 );
             }
