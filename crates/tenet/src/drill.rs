@@ -71,6 +71,10 @@ pub async fn run(
     keep: bool,
     format: OutputFormat,
 ) -> Result<ExitCode> {
+    // Listen before the drill starts: it may write its policy before its first await, and a
+    // signal that came before the listeners existed would end the process with the policy
+    // left in place.
+    let signals = Interrupts::listen()?;
     let wrote_policy = Arc::new(AtomicBool::new(false));
     let drill = run_drill(
         config,
@@ -83,7 +87,7 @@ pub async fn run(
     );
     let (signal, code) = tokio::select! {
         result = drill => return result,
-        s = interrupted() => s?,
+        s = signals.recv() => s,
     };
     if wrote_policy.load(Ordering::SeqCst) {
         let file = config.policy_dir.join(DRILL_POLICY_FILE);
@@ -104,15 +108,28 @@ pub async fn run(
     Ok(ExitCode::from(code))
 }
 
-/// Waits for SIGINT or SIGTERM: its name and the exit code for it.
-async fn interrupted() -> Result<(&'static str, u8)> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
-    Ok(tokio::select! {
-        _ = int.recv() => ("SIGINT", 130),
-        _ = term.recv() => ("SIGTERM", 143),
-    })
+/// SIGINT and SIGTERM, listened to from creation on.
+struct Interrupts {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn listen() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+        })
+    }
+
+    /// Waits for SIGINT or SIGTERM: its name and the exit code for it.
+    async fn recv(mut self) -> (&'static str, u8) {
+        tokio::select! {
+            _ = self.int.recv() => ("SIGINT", 130),
+            _ = self.term.recv() => ("SIGTERM", 143),
+        }
+    }
 }
 
 /// Whether a playbook of the deployment would contain `id` for this detection (a Detection
