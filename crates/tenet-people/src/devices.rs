@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use serde::Serialize;
 use tenet_device::{
     DeviceRecord, DeviceRegistry, Enrolment, EnrolmentRequest, IssuedToken, MdmImport, MdmMatch,
-    NO_POSTURE_AGE, PostureFacts, PostureRequirements, PostureStore, ReportVerifier,
+    NO_POSTURE_AGE, PostureFacts, PostureRequirements, PostureStore, PostureVerdict,
+    ReportVerifier,
 };
 use tenet_identity::{CertificateAuthority, SpiffeId};
 use tenet_policy::DeviceFacts;
@@ -43,6 +45,64 @@ impl std::fmt::Debug for Devices {
             .field("posture", &self.posture_path)
             .finish_non_exhaustive()
     }
+}
+
+/// A device's compliance with the deployment's posture requirements, as the report answer,
+/// the device list and the ledger tell it. It is the verdict policy sees as
+/// `context.device.compliant`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Compliance {
+    /// Enrolled, not revoked, and no requirement failed.
+    pub compliant: bool,
+    /// The names of the failed requirements (`disk_encryption`, `fresh`, `os_version` …).
+    pub failing: Vec<&'static str>,
+    /// Each failed requirement with why it failed.
+    pub failures: Vec<tenet_device::FailedCheck>,
+    /// Age of the device's merged posture, if it has any.
+    pub posture_age_secs: Option<u64>,
+    /// The oldest posture that still counts (`None`: any age will do).
+    pub max_age_secs: Option<u64>,
+}
+
+impl Compliance {
+    fn of(verdict: PostureVerdict, revoked: bool, requirements: &PostureRequirements) -> Self {
+        Self {
+            compliant: verdict.compliant && !revoked,
+            failing: verdict.failed.iter().map(|f| f.name).collect(),
+            failures: verdict.failed,
+            posture_age_secs: verdict.age_secs,
+            max_age_secs: requirements.max_age_secs,
+        }
+    }
+
+    /// One line for the ledger: `compliant`, or `not compliant: disk_encryption (reported
+    /// off)`.
+    pub fn summary(&self) -> String {
+        if self.compliant {
+            return "compliant".to_owned();
+        }
+        let failures: Vec<String> = self
+            .failures
+            .iter()
+            .map(|f| format!("{} ({})", f.name, f.reason))
+            .collect();
+        if failures.is_empty() {
+            "not compliant: the device is revoked".to_owned()
+        } else {
+            format!("not compliant: {}", failures.join(", "))
+        }
+    }
+}
+
+/// An enrolled device with its current compliance, as the admin API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedDevice {
+    /// The registry's record.
+    #[serde(flatten)]
+    pub record: DeviceRecord,
+    /// Its compliance now.
+    #[serde(flatten)]
+    pub compliance: Compliance,
 }
 
 /// What the session evaluation needs of a device.
@@ -126,13 +186,20 @@ impl Devices {
         Ok(enrolment)
     }
 
-    /// Verifies and keeps a signed posture report; returns the device's id.
-    pub fn report(&self, jws: &str, now: OffsetDateTime) -> Result<Uuid, PeopleError> {
+    /// Verifies and keeps a signed posture report; returns the device's id and its
+    /// compliance with the report taken into account.
+    pub fn report(
+        &self,
+        jws: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Uuid, Compliance), PeopleError> {
         let registry = self.registry();
         let mut posture = self.posture_mut();
         let device = posture.ingest_report(&self.verifier, &registry, jws, now)?;
         posture.save(&self.posture_path)?;
-        Ok(device)
+        let revoked = registry.device(device).is_none_or(|d| d.is_revoked());
+        let verdict = self.requirements.evaluate(&posture, device, now);
+        Ok((device, Compliance::of(verdict, revoked, &self.requirements)))
     }
 
     /// Imports an MDM export; returns the rows imported and the rows refused.
@@ -164,6 +231,23 @@ impl Devices {
     /// Every enrolled device.
     pub fn list(&self) -> Vec<DeviceRecord> {
         self.registry().devices().to_vec()
+    }
+
+    /// Every enrolled device with its compliance at `now`.
+    pub fn list_with_compliance(&self, now: OffsetDateTime) -> Vec<ListedDevice> {
+        let registry = self.registry();
+        let posture = self.posture();
+        registry
+            .devices()
+            .iter()
+            .map(|record| {
+                let verdict = self.requirements.evaluate(&posture, record.id, now);
+                ListedDevice {
+                    compliance: Compliance::of(verdict, record.is_revoked(), &self.requirements),
+                    record: record.clone(),
+                }
+            })
+            .collect()
     }
 
     /// The device a verified client certificate names, if it is a device SVID of a known

@@ -20,6 +20,6 @@ mod gate;
 mod pages;
 mod throttle;
 
-pub use devices::{DeviceState, Devices};
+pub use devices::{Compliance, DeviceState, Devices, ListedDevice};
 pub use error::PeopleError;
 pub use gate::{BearerSettings, SignIn, SignInParts};

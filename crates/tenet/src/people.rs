@@ -603,7 +603,8 @@ pub fn keep_discovering(spec: &PeopleSpec, people: &SignIn) -> Vec<tokio::task::
 
 /// `/v1/people/...` on the admin API:
 /// - `POST /v1/people/devices/tokens` `{"owner": EMAIL?, "ttl": "24h"?}`: an enrolment token;
-/// - `GET /v1/people/devices`: enrolled devices;
+/// - `GET /v1/people/devices`: enrolled devices, each with its compliance (`compliant`,
+///   `failing`, `failures`, `posture_age_secs`, `max_age_secs`);
 /// - `POST /v1/people/devices/revoke` `{"device": UUID}`;
 /// - `POST /v1/people/devices/mdm?source=NAME&match=device_id|serial|name` (body: the export);
 /// - `GET /v1/people/sessions`: live sessions (no session ids);
@@ -681,7 +682,10 @@ pub async fn admin(
             }
         }
         (&Method::GET, "/v1/people/devices") => {
-            return reply(StatusCode::OK, json!({"devices": people.devices().list()}));
+            return reply(
+                StatusCode::OK,
+                json!({"devices": people.devices().list_with_compliance(now)}),
+            );
         }
         (&Method::POST, "/v1/people/devices/revoke") => {
             let given = field("device");
@@ -1233,14 +1237,81 @@ async fn report(gateway: &str, dir: &Path, resolve: Option<&str>) -> Result<()> 
     if !status.is_success() {
         bail!("posture report refused ({status}): {text}");
     }
-    say!("posture reported: {text}");
+    say!("posture reported: {}", verdict_line(&text));
     Ok(())
+}
+
+/// The gateway's answer to a posture report as the operator reads it: `compliant`, or `NOT
+/// compliant: disk_encryption is reported off (required), ...` with the age limit when
+/// posture is too old; the raw answer when it carries no verdict.
+fn verdict_line(answer: &str) -> String {
+    let Ok(body) = serde_json::from_str::<serde_json::Value>(answer) else {
+        return answer.to_owned();
+    };
+    let Some(compliant) = body.get("compliant").and_then(serde_json::Value::as_bool) else {
+        return answer.to_owned();
+    };
+    if compliant {
+        return "compliant".to_owned();
+    }
+    let max_age = body.get("max_age_secs").and_then(serde_json::Value::as_u64);
+    let failures: Vec<String> = body
+        .get("failures")
+        .and_then(serde_json::Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|f| {
+                    let name = f
+                        .get("name")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("requirement");
+                    let reason = f
+                        .get("reason")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default();
+                    match (name, max_age) {
+                        ("fresh", Some(max)) => format!("{reason}, at most {max} allowed"),
+                        ("posture" | "fresh" | "os_version", _) => reason.to_owned(),
+                        _ => format!("{} is {reason} (required)", name.replace('_', " ")),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if failures.is_empty() {
+        "NOT compliant: the device is revoked".to_owned()
+    } else {
+        format!("NOT compliant: {}", failures.join("; "))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn the_report_answer_reads_as_a_verdict() {
+        assert_eq!(
+            verdict_line(r#"{"device_id":"d","compliant":true,"failing":[],"failures":[]}"#),
+            "compliant"
+        );
+        let answer = concat!(
+            r#"{"device_id":"d","compliant":false,"failing":["disk_encryption","os_version"],"#,
+            r#""failures":[{"name":"disk_encryption","reason":"reported off"},"#,
+            r#"{"name":"os_version","reason":"debian 11 is below 12"}],"max_age_secs":3600}"#
+        );
+        assert_eq!(
+            verdict_line(answer),
+            "NOT compliant: disk encryption is reported off (required); debian 11 is below 12"
+        );
+        let stale = r#"{"compliant":false,"failures":[{"name":"fresh","reason":"posture is 7200 seconds old"}],"max_age_secs":3600}"#;
+        assert_eq!(
+            verdict_line(stale),
+            "NOT compliant: posture is 7200 seconds old, at most 3600 allowed"
+        );
+        assert_eq!(verdict_line("not json"), "not json");
+    }
 
     fn route(host: &str, people: bool) -> RouteSpec {
         RouteSpec {

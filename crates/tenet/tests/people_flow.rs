@@ -47,6 +47,10 @@ permit (principal in Tenet::Group::"engineering", action, resource in Tenet::Ser
 when { context.session.phishing_resistant };
 "#;
 
+/// A device is compliant only when the MDM says so: an agent report alone is not enough,
+/// whatever this machine's posture.
+const POSTURE: &str = "[people.posture]\nrequire_mdm_compliant = true\n";
+
 // ---------------------------------------------------------------------------------------------
 // The deployment
 
@@ -76,7 +80,7 @@ fn env() -> Arc<Env> {
 impl Env {
     fn start() -> Self {
         Self {
-            d: idp::PeopleDeployment::start("", "", POLICY),
+            d: idp::PeopleDeployment::start("", POSTURE, POLICY),
             passkey: Mutex::new(SoftPasskey::new(true)),
             turn: tokio::sync::Mutex::new(()),
         }
@@ -743,7 +747,8 @@ async fn session_list_shows_the_session_and_revoke_ends_it() {
 
 /// The device agent commands against the running gateway: a token from the admin, `tenet
 /// device enrol` (with --resolve, as a device would reach the gateway by name) and `tenet
-/// device report` with this machine's real posture; the device is then listed.
+/// device report` with this machine's real posture, whose verdict is printed and listed:
+/// not compliant before the MDM vouches for the device, compliant after.
 #[tokio::test]
 async fn device_agent_commands_enrol_and_report() {
     let env = env();
@@ -775,22 +780,87 @@ async fn device_agent_commands_enrol_and_report() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("enrolled device"));
-    let out = run(&[
-        "device",
-        "report",
-        "--gateway",
-        &gateway,
-        "--dir",
-        device_dir.to_str().unwrap(),
-        "--resolve",
-        resolve,
-    ]);
+    let enrolled = String::from_utf8_lossy(&out.stdout).into_owned();
+    let device_id = enrolled
+        .strip_prefix("enrolled device ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{enrolled}"))
+        .to_owned();
+    let report = || {
+        let out = run(&[
+            "device",
+            "report",
+            "--gateway",
+            &gateway,
+            "--dir",
+            device_dir.to_str().unwrap(),
+            "--resolve",
+            resolve,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = || {
+        let devices: Value = serde_json::from_str(&env.cli(&["device", "list"])).unwrap();
+        devices["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == device_id.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("{device_id} is not listed: {devices}"))
+    };
+    // No MDM has spoken for the device yet: the report is taken, and the verdict names the
+    // unmet requirement, in the answer, in the device list and in the ledger.
+    let said = report();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        said.contains("posture reported: NOT compliant: mdm compliant is unknown (required)"),
+        "{said}"
     );
+    let device = listed();
+    assert_eq!(device["compliant"], false, "{device}");
+    assert_eq!(
+        device["failing"],
+        serde_json::json!(["mdm_compliant"]),
+        "{device}"
+    );
+    assert!(
+        env.authentication_events().iter().any(|e| {
+            e["unmapped"]["activity"] == "device_report"
+                && e.to_string()
+                    .contains("posture recorded: not compliant: mdm_compliant (unknown)")
+        }),
+        "the ledger has no verdict of the report"
+    );
+    // The MDM calls it compliant: the next report is compliant and so is the listing.
+    let export = env.d.dir.path().join("mdm-compliant.csv");
+    std::fs::write(
+        &export,
+        format!(
+            "device_id,compliant,last_check_in\n{device_id},true,{}\n",
+            time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        ),
+    )
+    .unwrap();
+    let imported = env.cli(&[
+        "device",
+        "import",
+        "--match",
+        "device_id",
+        export.to_str().unwrap(),
+    ]);
+    assert!(!imported.is_empty());
+    let said = report();
+    assert!(said.contains("posture reported: compliant"), "{said}");
+    let device = listed();
+    assert_eq!(device["compliant"], true, "{device}");
+    assert_eq!(device["failing"], serde_json::json!([]), "{device}");
     // The token was used up: a second enrolment is refused with the reason.
     let out = run(&[
         "device",

@@ -16,7 +16,7 @@ impl SignIn {
         };
         let outcome = self.devices.enrol(&self.ca, &request, req.now);
         let step = match &outcome {
-            Ok(e) => Ok((e.device_id.to_string(), "enrolled")),
+            Ok(e) => Ok((e.device_id.to_string(), "enrolled".to_owned())),
             Err(e) => Err(e.to_string()),
         };
         let recorded = self.device_step(req, "device_enrol", step).await;
@@ -49,17 +49,21 @@ impl SignIn {
         };
         let outcome = self.devices.report(jws.trim(), req.now);
         let step = match &outcome {
-            Ok(id) => Ok((id.to_string(), "posture recorded")),
+            Ok((id, compliance)) => Ok((
+                id.to_string(),
+                format!("posture recorded: {}", compliance.summary()),
+            )),
             Err(e) => Err(e.to_string()),
         };
         self.device_step(req, "device_report", step).await;
         match outcome {
-            Ok(id) => json(
-                StatusCode::OK,
-                serde_json::json!({"device_id": id.to_string()})
-                    .to_string()
-                    .into_bytes(),
-            ),
+            Ok((id, compliance)) => {
+                let mut body = serde_json::json!(compliance);
+                if let Some(fields) = body.as_object_mut() {
+                    fields.insert("device_id".to_owned(), id.to_string().into());
+                }
+                json(StatusCode::OK, body.to_string().into_bytes())
+            }
             Err(e) => error(StatusCode::BAD_REQUEST, "report_refused", &e.to_string()),
         }
     }
@@ -70,10 +74,10 @@ impl SignIn {
         &self,
         req: &AuthRequest,
         activity: &str,
-        step: Result<(String, &str), String>,
+        step: Result<(String, String), String>,
     ) -> bool {
         let (success, reason, device) = match step {
-            Ok((device, done)) => (true, done.to_owned(), Some(device)),
+            Ok((device, done)) => (true, done, Some(device)),
             Err(reason) => (false, reason, None),
         };
         let event = AuthenticationEvent {
