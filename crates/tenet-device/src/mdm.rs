@@ -288,6 +288,27 @@ impl Importer<'_> {
         })?;
         let columns: Vec<Option<Field>> = header.iter().map(field_of).collect();
         self.check_columns(header.iter())?;
+        // Two columns that give the same field (say `Device ID` twice, or `Serial Number` and
+        // `serial`) would leave it to the column order which one counts.
+        for (i, field) in columns.iter().enumerate() {
+            let Some(field) = field else { continue };
+            let twin = columns
+                .iter()
+                .enumerate()
+                .skip(i + 1)
+                .find(|(_, other)| *other == &Some(*field));
+            if let Some((j, _)) = twin {
+                return Err(MdmError::BadHeader {
+                    source_name: self.source_name.to_owned(),
+                    reason: format!(
+                        "columns {:?} and {:?} both give the {} field",
+                        header.get(i).unwrap_or_default(),
+                        header.get(j).unwrap_or_default(),
+                        field.name()
+                    ),
+                });
+            }
+        }
 
         let mut import = MdmImport::default();
         for record in reader.records() {

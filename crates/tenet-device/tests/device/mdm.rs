@@ -120,6 +120,21 @@ fn export_with_no_known_column_or_no_match_column_is_refused() {
 
     let err = import_mdm("z.json", b"[1, 2", &f.registry, MdmMatch::Name, now()).unwrap_err();
     assert!(matches!(err, MdmError::NotJsonArray { .. }), "{err}");
+
+    // The same field twice: which column counts would depend on their order.
+    let err = import_mdm(
+        "twice.csv",
+        b"Device ID,Encrypted,Device ID\nA,Yes,B\n",
+        &f.registry,
+        MdmMatch::DeviceId,
+        now(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, MdmError::BadHeader { .. }), "{err}");
+    assert!(
+        err.to_string().contains("twice.csv") && err.to_string().contains("both give"),
+        "{err}"
+    );
 }
 
 #[test]
