@@ -86,7 +86,8 @@ impl RelyingParty {
             return Err(ConfigError::invalid("rp_name", &config.rp_name, "is empty"));
         }
         let origins = validate_origins(&config.origins)?;
-        let top_origins = validate_top_origins(&config.top_origins)?;
+        // Top origins must be https too; the list may be empty.
+        let top_origins = https_urls("top_origins", &config.top_origins)?;
 
         let mut rule = OriginRule::new(&rp_id);
         rule.allow_cross_origin_without_top_origin(config.cross_origin_without_top_origin);
@@ -158,28 +159,16 @@ fn validate_origins(origins: &[String]) -> Result<Vec<Url>, ConfigError> {
             "is empty: nothing would be allowed",
         ));
     }
-    origins
-        .iter()
-        .enumerate()
-        .map(|(i, origin)| {
-            let field = format!("origins[{i}]");
-            let url = Url::parse(origin)
-                .map_err(|e| ConfigError::invalid(field.clone(), origin, e.to_string()))?;
-            if url.scheme() != "https" {
-                return Err(ConfigError::invalid(field, origin, "scheme must be https"));
-            }
-            Ok(url)
-        })
-        .collect()
+    https_urls("origins", origins)
 }
 
-/// Every top origin must parse and be https; the list may be empty.
-fn validate_top_origins(origins: &[String]) -> Result<Vec<Url>, ConfigError> {
+/// Parse each entry of the list `key` as an https URL; errors name `key[i]`.
+fn https_urls(key: &str, origins: &[String]) -> Result<Vec<Url>, ConfigError> {
     origins
         .iter()
         .enumerate()
         .map(|(i, origin)| {
-            let field = format!("top_origins[{i}]");
+            let field = format!("{key}[{i}]");
             let url = Url::parse(origin)
                 .map_err(|e| ConfigError::invalid(field.clone(), origin, e.to_string()))?;
             if url.scheme() != "https" {
