@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::near_miss::NearMiss;
+
 /// The outcome of authorizing one request. Default deny: only a matching permit policy, with no
 /// matching forbid policy and no evaluation error, allows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +67,11 @@ pub struct Explanation {
     /// How many policies were evaluated after the scope index dropped the ones whose
     /// principal or resource scope cannot match.
     pub policies_evaluated: usize,
+    /// For a default deny (no permit matched, nothing errored): the permit policies that came
+    /// closest and what each lacked, closest first, at most five. Empty for any other
+    /// decision. Operator information: never sent to the caller.
+    #[serde(default)]
+    pub near_misses: Vec<NearMiss>,
 }
 
 impl Explanation {
@@ -73,6 +80,14 @@ impl Explanation {
             decision: Decision::failed(error),
             errored_policies: Vec::new(),
             policies_evaluated: 0,
+            near_misses: Vec::new(),
         }
+    }
+
+    /// Whether the request was denied because no permit matched, with no forbid matching and
+    /// nothing erroring.
+    pub fn is_default_deny(&self) -> bool {
+        matches!(&self.decision, Decision::Deny { policies, errors }
+            if policies.is_empty() && errors.is_empty())
     }
 }

@@ -150,13 +150,19 @@ impl PolicySnapshot {
     /// Authorizes one request. Never panics; any failure to build or evaluate the request
     /// denies with the reason in the decision's errors.
     pub fn authorize(&self, req: &AccessRequest) -> Decision {
-        self.explain(req).decision
+        self.decide(req, false).decision
     }
 
-    /// Authorizes one request and tells which policies errored and how many ran.
+    /// Authorizes one request and tells which policies errored and how many ran, and, for a
+    /// default deny, which permits came closest and what they lacked (the allow and forbid
+    /// paths cost what [`Self::authorize`] costs).
     pub fn explain(&self, req: &AccessRequest) -> Explanation {
+        self.decide(req, true)
+    }
+
+    fn decide(&self, req: &AccessRequest, find_near_misses: bool) -> Explanation {
         match self.vocabulary.translate(req) {
-            Ok(cedar) => cedar.decide(&self.index),
+            Ok(cedar) => cedar.decide(&self.index, find_near_misses),
             Err(error) => Explanation::failed(error),
         }
     }

@@ -33,6 +33,7 @@ use cedar_policy_core::evaluator::{EvaluationError, Evaluator};
 use cedar_policy_core::extensions::Extensions;
 
 use crate::decision::{Decision, Explanation};
+use crate::near_miss::{PermitParts, near_misses};
 
 /// What a scope constraint requires of the principal (or resource).
 enum ScopeKey {
@@ -181,6 +182,8 @@ fn without_locations(policy: &ast::Policy, condition: &ast::Expr) -> Option<ast:
 /// Policies grouped by (principal scope, resource scope).
 pub(crate) struct ScopeIndex {
     groups: Axis<Axis<Vec<Indexed>>>,
+    /// Every permit policy taken apart, sorted by id, for the near misses of a default deny.
+    permits: Vec<PermitParts>,
 }
 
 impl ScopeIndex {
@@ -188,27 +191,32 @@ impl ScopeIndex {
     pub(crate) fn build<'a>(policies: impl Iterator<Item = &'a Policy>) -> Result<Self, String> {
         let mut groups: Axis<Axis<Vec<Indexed>>> = Axis::default();
         let mut seen = HashSet::new();
+        let mut permits = Vec::new();
         for policy in policies {
             let indexed = Indexed::new(policy);
             if !seen.insert(indexed.id.clone()) {
                 return Err(indexed.id);
             }
+            permits.extend(PermitParts::new(policy));
             let principal = ScopeKey::for_principal(policy.principal_constraint());
             let resource = ScopeKey::for_resource(policy.resource_constraint());
             groups.entry(principal).entry(resource).push(indexed);
         }
-        Ok(Self { groups })
+        permits.sort_by(|a, b| a.id().cmp(b.id()));
+        Ok(Self { groups, permits })
     }
 
     /// Cedar's decision over every indexed policy, evaluating only the candidates of
     /// `principal` and `resource` (see [`Scope`]). Any evaluation error denies (fail closed),
-    /// even when a permit matched.
+    /// even when a permit matched. With `find_near_misses`, a default deny also names the
+    /// permits that came closest (see [`crate::NearMiss`]); nothing else is affected.
     pub(crate) fn explain(
         &self,
         request: ast::Request,
         entities: &Entities,
         principal: Scope<'_>,
         resource: Scope<'_>,
+        find_near_misses: bool,
     ) -> Explanation {
         let evaluator = Evaluator::new(request, entities, Extensions::all_available());
         let mut tally = Tally::default();
@@ -219,7 +227,11 @@ impl ScopeIndex {
                 }
             });
         });
-        tally.finish()
+        let mut explanation = tally.finish();
+        if find_near_misses && explanation.is_default_deny() {
+            explanation.near_misses = near_misses(&self.permits, &evaluator);
+        }
+        explanation
     }
 }
 
@@ -285,6 +297,7 @@ impl Tally {
             decision,
             errored_policies: self.errored,
             policies_evaluated: self.evaluated,
+            near_misses: Vec::new(),
         }
     }
 }
@@ -392,6 +405,7 @@ mod tests {
                                 ty: r.as_ref().entity_type(),
                                 uids: &r_lineage,
                             },
+                            true,
                         );
                         let case = format!("{principal} {action} {resource} {clearance}");
                         let diagnostics = cedar.diagnostics();
@@ -413,6 +427,11 @@ mod tests {
                         if errors.is_empty() || !allowed {
                             assert_eq!(ours.decision.reasons(), reasons.as_slice(), "{case}");
                         }
+                        // Near misses are named for a default deny only.
+                        assert!(
+                            ours.is_default_deny() || ours.near_misses.is_empty(),
+                            "{case}"
+                        );
                         seen_errors += errors.len();
                         skipped += set.num_of_policies() - ours.policies_evaluated;
                     }

@@ -29,6 +29,7 @@ mod engine;
 mod error;
 mod example;
 mod index;
+mod near_miss;
 mod policy_set;
 mod raw;
 mod request;
@@ -39,6 +40,7 @@ pub use decision::{Decision, Explanation};
 pub use engine::{PolicyEngine, PolicySnapshot, ReloadOutcome};
 pub use error::{PolicyError, ValidationIssue};
 pub use example::example_policies;
+pub use near_miss::{ClauseKind, NearMiss, ScopePart, Unmet};
 pub use raw::{RawEvaluator, evaluate_raw};
 pub use request::{
     AccessRequest, DeviceFacts, Principal, RequestContext, RouteResource, SessionFacts, TlsFacts,

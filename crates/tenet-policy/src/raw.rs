@@ -101,6 +101,7 @@ impl RawEvaluator {
                         ty: resource.as_ref().entity_type(),
                         uids: &resource_lineage,
                     },
+                    true,
                 )
             }
             Err(error) => Explanation::failed(error),

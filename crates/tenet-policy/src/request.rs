@@ -230,7 +230,7 @@ pub(crate) struct CedarRequest {
 
 impl CedarRequest {
     /// Decides the request over `index`.
-    pub(crate) fn decide(self, index: &ScopeIndex) -> Explanation {
+    pub(crate) fn decide(self, index: &ScopeIndex, find_near_misses: bool) -> Explanation {
         let Self {
             request,
             entities,
@@ -242,7 +242,13 @@ impl CedarRequest {
             ty: route.entity_type(),
             uids: &resource,
         };
-        index.explain(request, &entities, principal.scope(), resource)
+        index.explain(
+            request,
+            &entities,
+            principal.scope(),
+            resource,
+            find_near_misses,
+        )
     }
 }
 
