@@ -147,7 +147,25 @@ fn validate_rp_id(rp_id: &str) -> Result<String, ConfigError> {
             "is not a bare domain name (no scheme, port, path or IP address)",
         ));
     }
+    if is_public_suffix(&lower) {
+        return Err(ConfigError::invalid(
+            "rp_id",
+            rp_id,
+            "is a public suffix: every site registered under it could claim its credentials; \
+             use the registrable domain of the people routes (such as example.com)",
+        ));
+    }
     Ok(lower)
+}
+
+/// Whether `domain` (lowercase) is itself a rule of the Public Suffix List compiled into the
+/// `psl` crate (`com`, `co.uk`, `github.io`). A name the list does not know, such as
+/// `localhost` or `example.test`, is not one.
+fn is_public_suffix(domain: &str) -> bool {
+    use psl::Psl as _;
+    psl::List
+        .suffix(domain.as_bytes())
+        .is_some_and(|suffix| suffix.is_known() && suffix.as_bytes().len() == domain.len())
 }
 
 /// Every origin must parse and be https; the list must not be empty.
@@ -391,5 +409,51 @@ mod tests {
         let mut upper = config(&["https://Login.Example.Test"]);
         upper.rp_id = "Example.Test".into();
         assert_eq!(RelyingParty::new(&upper).unwrap().rp_id(), "example.test");
+    }
+
+    /// An rpId that is a public suffix would let every site under it use the credentials.
+    #[test]
+    fn a_public_suffix_is_not_an_rp_id() {
+        for (suffix, origin) in [
+            ("com", "https://login.example.com"),
+            ("COM", "https://login.example.com"),
+            ("co.uk", "https://login.example.co.uk"),
+            ("github.io", "https://someone.github.io"),
+            ("s3.amazonaws.com", "https://bucket.s3.amazonaws.com"),
+            // A wildcard rule (*.ck): every name directly under ck is a suffix.
+            ("anything.ck", "https://login.anything.ck"),
+        ] {
+            let mut rp = config(&[origin]);
+            rp.rp_id = suffix.into();
+            match RelyingParty::new(&rp) {
+                Err(ConfigError::Invalid {
+                    field,
+                    value,
+                    reason,
+                }) => {
+                    assert_eq!((field.as_str(), value.as_str()), ("rp_id", suffix));
+                    assert!(reason.contains("public suffix"), "{reason}");
+                }
+                Ok(_) => panic!("{suffix} accepted as an rp id"),
+            }
+        }
+        // Registrable domains under those suffixes, the wildcard's exception, and names the
+        // list does not know (localhost, .test) stay accepted.
+        for (rp_id, origin) in [
+            ("example.com", "https://login.example.com"),
+            ("example.co.uk", "https://login.example.co.uk"),
+            ("someone.github.io", "https://someone.github.io"),
+            ("www.ck", "https://www.ck"),
+            ("localhost", "https://localhost:8443"),
+            ("example.test", "https://login.example.test"),
+        ] {
+            let mut rp = config(&[origin]);
+            rp.rp_id = rp_id.into();
+            assert_eq!(RelyingParty::new(&rp).unwrap().rp_id(), rp_id);
+        }
+        // An IP address was never an rp id, and still is not.
+        let mut ip = config(&["https://login.example.test"]);
+        ip.rp_id = "127.0.0.1".into();
+        assert_eq!(field_of(RelyingParty::new(&ip)), "rp_id");
     }
 }
