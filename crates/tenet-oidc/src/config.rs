@@ -181,6 +181,10 @@ impl Default for HttpLimits {
     }
 }
 
+/// The bounds of [`ProviderConfig::jwks_refetch_interval`], inclusive.
+pub const JWKS_REFETCH_INTERVAL: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(600));
+
 /// Everything Tenet needs to know about one OpenID provider.
 #[derive(Clone, Debug)]
 pub struct ProviderConfig {
@@ -208,7 +212,8 @@ pub struct ProviderConfig {
     pub clock_skew: Duration,
     /// How long a pending login stays usable.
     pub login_max_age: Duration,
-    /// Minimum time between two JWKS refetches caused by an unknown key id.
+    /// Minimum time between two JWKS refetches caused by an unknown key id (default 30 s,
+    /// within [`JWKS_REFETCH_INTERVAL`]).
     pub jwks_refetch_interval: Duration,
 }
 
@@ -364,6 +369,18 @@ fn validate_limits(config: &ProviderConfig) -> Result<(), ConfigError> {
     if config.login_max_age.is_zero() {
         return Err(ConfigError::invalid("login_max_age", "must be positive"));
     }
+    let (low, high) = JWKS_REFETCH_INTERVAL;
+    if !(low..=high).contains(&config.jwks_refetch_interval) {
+        return Err(ConfigError::invalid(
+            "jwks_refetch_interval",
+            format!(
+                "{:?} is not between 1 second (below it, tokens naming made-up key ids would \
+                 have the provider's keys fetched again and again) and 10 minutes (a token of \
+                 a newly rotated key would be refused that long)",
+                config.jwks_refetch_interval
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -422,6 +439,26 @@ mod tests {
         let mut c = valid();
         c.client_secret = Some(ClientSecret::new(""));
         assert_eq!(field_of(&c), "client_secret");
+    }
+
+    #[test]
+    fn the_jwks_refetch_interval_is_between_a_second_and_ten_minutes() {
+        assert_eq!(valid().jwks_refetch_interval, Duration::from_secs(30));
+        for bad in [
+            Duration::ZERO,
+            Duration::from_millis(999),
+            Duration::from_secs(601),
+            Duration::from_secs(u64::MAX),
+        ] {
+            let mut c = valid();
+            c.jwks_refetch_interval = bad;
+            assert_eq!(field_of(&c), "jwks_refetch_interval", "{bad:?}");
+        }
+        for good in [Duration::from_secs(1), Duration::from_secs(600)] {
+            let mut c = valid();
+            c.jwks_refetch_interval = good;
+            assert_eq!(c.validate(), Ok(()), "{good:?}");
+        }
     }
 
     #[test]

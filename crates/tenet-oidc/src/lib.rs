@@ -39,7 +39,8 @@ mod tests_f008_f009;
 
 pub use bearer::{BearerClaims, BearerPolicy, BearerVerifier, TokenKind, claimed_issuer};
 pub use config::{
-    ClientSecret, ConfigError, HttpLimits, JwsAlgorithm, ProviderConfig, UnsupportedAlgorithm,
+    ClientSecret, ConfigError, HttpLimits, JWKS_REFETCH_INTERVAL, JwsAlgorithm, ProviderConfig,
+    UnsupportedAlgorithm,
 };
 pub use error::OidcError;
 pub use http::{HttpClient, HttpError};
