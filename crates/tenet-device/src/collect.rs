@@ -40,7 +40,9 @@ pub const KNOWN_EDR_PROCESSES: &[&str] = &[
 pub struct CollectOptions {
     /// The device id from enrolment.
     pub device_id: Uuid,
-    /// The report's sequence number (one more than the last one sent).
+    /// The report's sequence number. Reports are ordered by `collected_at` first; the
+    /// sequence only orders reports collected at the same instant. `tenet device report` keeps
+    /// no state and sends the collection time in Unix seconds.
     pub sequence: u64,
     /// The agent's version.
     pub agent_version: String,

@@ -58,7 +58,8 @@ pub struct PostureReport {
     pub endpoint_protection: Option<bool>,
     /// The agent's version.
     pub agent_version: String,
-    /// A counter the agent increases with every report.
+    /// Orders reports collected at the same instant (a later `collected_at` wins whatever
+    /// its sequence); `tenet device report` sends the collection time in Unix seconds.
     pub sequence: u64,
 }
 

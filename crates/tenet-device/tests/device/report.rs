@@ -127,6 +127,71 @@ fn replayed_and_older_reports_are_refused() {
     store.ingest_report(&v, &f.registry, &newer, now()).unwrap();
 }
 
+/// A trial reported that a report with sequence `u64::MAX` locks the device's later reports
+/// out until re-enrolment. It does not: reports are ordered by collection time first (to the
+/// nanosecond), and the sequence only breaks a tie between reports of the same instant. The
+/// agent (`tenet device report`) keeps no counter; its sequence is the collection time in Unix
+/// seconds, so nothing on either side adds to the largest sequence.
+#[test]
+fn a_report_with_the_largest_sequence_does_not_lock_out_later_ones() {
+    let mut f = Fixture::create();
+    let (id, svid) = f.enrol("laptop-1", "SN-001");
+    let v = verifier(&f);
+    let mut store = PostureStore::new();
+    let at = now() - time::Duration::minutes(10);
+    let largest = sign_report(&report(id, at, u64::MAX), &svid).unwrap();
+    store
+        .ingest_report(&v, &f.registry, &largest, now())
+        .unwrap();
+
+    // Only a report of the very same instant is held to the sequence, and named with it.
+    let same_instant = sign_report(&report(id, at, 7), &svid).unwrap();
+    let err = store
+        .ingest_report(&v, &f.registry, &same_instant, now())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReportError::Replay {
+                latest_sequence: u64::MAX,
+                sequence: 7,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("sequence 18446744073709551615"),
+        "{err}"
+    );
+
+    // Kept across a restart of the deployment.
+    store.save(&f.path("posture.json")).unwrap();
+    let mut store = PostureStore::load(&f.path("posture.json")).unwrap();
+
+    // A millisecond later, with the sequence the agent would send, and a changed posture.
+    let later_at = at + time::Duration::milliseconds(1);
+    let mut later = report(
+        id,
+        later_at,
+        u64::try_from(later_at.unix_timestamp()).unwrap(),
+    );
+    later.disk_encrypted = Some(false);
+    let later = sign_report(&later, &svid).unwrap();
+    store.ingest_report(&v, &f.registry, &later, now()).unwrap();
+    let posture = store.latest(id, PostureSource::Agent).unwrap();
+    assert_eq!(posture.collected_at, later_at);
+    assert_eq!(posture.disk_encrypted, Some(false));
+
+    // And the one after, whatever its sequence.
+    let next = sign_report(&report(id, now(), 0), &svid).unwrap();
+    store.ingest_report(&v, &f.registry, &next, now()).unwrap();
+    assert_eq!(
+        store.latest(id, PostureSource::Agent).unwrap().collected_at,
+        now()
+    );
+}
+
 #[test]
 fn certificate_from_a_foreign_ca_is_refused() {
     let f = Fixture::create();
