@@ -168,6 +168,12 @@ pub fn evaluate(
                 format!("step-up pending ({reason})"),
             ),
         },
+        (None, None, SessionState::SecondFactorPending { .. }) => Verdict::StepUp {
+            reason: Reason::new(
+                ReasonCode::StepUpPending,
+                "the second factor of the sign-in is still missing",
+            ),
+        },
         (None, None, SessionState::Active) => Verdict::Allow,
     };
     log_verdict(session, &verdict);

@@ -183,6 +183,15 @@ pub enum SessionState {
         /// Why the step-up was asked for.
         reason: Reason,
     },
+    /// Signed in at the identity provider, but the second factor the sign-in requires has not
+    /// been given yet. Usable only to give it, and only until `until`, when the session ends.
+    /// Such half-done sessions are counted apart from completed ones (see
+    /// [`crate::SessionStore::create_awaiting_second_factor`]).
+    SecondFactorPending {
+        /// When the session ends unless the second factor was given.
+        #[serde(with = "time::serde::rfc3339")]
+        until: OffsetDateTime,
+    },
 }
 
 /// A server-side session. The secret id is never part of it; only its [`Handle`].
@@ -213,6 +222,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// Whether the sign-in is half done: the second factor it requires is still missing.
+    pub fn awaits_second_factor(&self) -> bool {
+        matches!(self.state, SessionState::SecondFactorPending { .. })
+    }
+
     /// Whether a phishing-resistant factor was used at or after `since`.
     pub fn has_phishing_resistant_factor_since(&self, since: OffsetDateTime) -> bool {
         self.factors

@@ -28,17 +28,23 @@ pub struct SessionLimits {
     /// The most sessions kept; the oldest is evicted past it.
     pub max_sessions: usize,
     /// The most sessions one person (issuer + subject) keeps; their oldest is evicted past it.
+    /// Sessions still waiting for their second factor are counted apart: a person keeps up to
+    /// this many of those too, and they never take the place of completed sessions.
     pub max_sessions_per_user: usize,
+    /// A session still waiting for its second factor this long after sign-in ends.
+    pub second_factor_timeout: Duration,
 }
 
 impl Default for SessionLimits {
-    /// 30 minutes idle, 12 hours absolute, 100 000 sessions, 10 per person.
+    /// 30 minutes idle, 12 hours absolute, 100 000 sessions, 10 per person, 10 minutes to give
+    /// the second factor.
     fn default() -> Self {
         Self {
             idle_timeout: Duration::minutes(30),
             absolute_timeout: Duration::hours(12),
             max_sessions: 100_000,
             max_sessions_per_user: 10,
+            second_factor_timeout: Duration::minutes(10),
         }
     }
 }
@@ -67,6 +73,14 @@ pub enum SessionError {
     /// The session is older than the absolute timeout.
     #[error("session {handle} expired at the absolute timeout (age {age})")]
     AbsoluteExpired {
+        /// The session.
+        handle: Handle,
+        /// Its age.
+        age: Duration,
+    },
+    /// The session was still waiting for its second factor when its time for it ran out.
+    #[error("session {handle} ended: its second factor was not given in time (age {age})")]
+    SecondFactorExpired {
         /// The session.
         handle: Handle,
         /// Its age.
@@ -193,6 +207,33 @@ impl SessionStore {
         replacing: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<(Token, Session), SessionError> {
+        self.insert_new(new, replacing, SessionState::Active, now)
+    }
+
+    /// Creates a session at login, like [`SessionStore::create`], for a sign-in that still
+    /// needs its second factor: the session is [`SessionState::SecondFactorPending`] until a
+    /// phishing-resistant factor is added ([`SessionStore::add_factor`]), and ends if that has
+    /// not happened within the limits' `second_factor_timeout`. Until then it takes no
+    /// completed session's place: a person's waiting sessions are capped apart from their
+    /// completed ones, and the overall cap evicts waiting sessions first.
+    pub fn create_awaiting_second_factor(
+        &self,
+        new: NewSession,
+        replacing: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(Token, Session), SessionError> {
+        let until = now + self.limits.second_factor_timeout;
+        let state = SessionState::SecondFactorPending { until };
+        self.insert_new(new, replacing, state, now)
+    }
+
+    fn insert_new(
+        &self,
+        new: NewSession,
+        replacing: Option<&str>,
+        state: SessionState,
+        now: OffsetDateTime,
+    ) -> Result<(Token, Session), SessionError> {
         let mut inner = self.lock();
         if let Some(old) = replacing.and_then(Handle::of_text)
             && inner.sessions.remove(&old).is_some()
@@ -201,7 +242,10 @@ impl SessionStore {
             self.bury(&mut inner, old, EndCause::Replaced, now);
         }
         self.purge(&mut inner, now);
-        self.make_room(&mut inner, &new.user.issuer, &new.user.subject, now);
+        let pending = matches!(state, SessionState::SecondFactorPending { .. });
+        let person = (new.user.issuer.as_str(), new.user.subject.as_str());
+        self.make_room_for_person(&mut inner, person, pending, None, now);
+        self.make_room_overall(&mut inner, now);
 
         let token = fresh_token(&inner);
         let origin = Origin::of(new.ip);
@@ -215,7 +259,7 @@ impl SessionStore {
             started_from: origin,
             last_from: origin,
             risk: new.risk.min(100),
-            state: SessionState::Active,
+            state,
         };
         inner
             .sessions
@@ -283,7 +327,9 @@ impl SessionStore {
     }
 
     /// Adds a factor the person just used. This always rotates the id (the session gained
-    /// privilege); a phishing-resistant factor also clears a pending step-up.
+    /// privilege); a phishing-resistant factor also clears a pending step-up and completes a
+    /// sign-in waiting for its second factor (the session then counts among the person's
+    /// completed sessions, evicting their oldest past the cap).
     pub fn add_factor(
         &self,
         presented: &str,
@@ -292,12 +338,20 @@ impl SessionStore {
     ) -> Result<(Token, Session), SessionError> {
         let mut inner = self.lock();
         let handle = self.live(&mut inner, presented, now)?;
+        let mut completed = None;
         if let Some(s) = inner.sessions.get_mut(&handle) {
             if factor.phishing_resistant {
+                if s.awaits_second_factor() {
+                    completed = Some((s.user.issuer.clone(), s.user.subject.clone()));
+                }
                 s.state = SessionState::Active;
             }
             s.factors.push(factor);
             s.last_seen = now;
+        }
+        if let Some((issuer, subject)) = &completed {
+            let person = (issuer.as_str(), subject.as_str());
+            self.make_room_for_person(&mut inner, person, false, Some(&handle), now);
         }
         let rotated = self.rotate_locked(&mut inner, &handle, now)?;
         self.save(&mut inner)?;
@@ -500,6 +554,11 @@ impl SessionStore {
                 handle: handle.clone(),
                 age,
             }
+        } else if second_factor_overdue(session, now) {
+            SessionError::SecondFactorExpired {
+                handle: handle.clone(),
+                age,
+            }
         } else if idle >= self.limits.idle_timeout {
             SessionError::IdleExpired {
                 handle: handle.clone(),
@@ -586,7 +645,9 @@ impl SessionStore {
         let limits = self.limits;
         let before = inner.sessions.len();
         inner.sessions.retain(|_, s| {
-            now - s.created < limits.absolute_timeout && now - s.last_seen < limits.idle_timeout
+            now - s.created < limits.absolute_timeout
+                && now - s.last_seen < limits.idle_timeout
+                && !second_factor_overdue(s, now)
         });
         inner.tombstones.retain(|_, t| t.until > now);
         let dropped = before - inner.sessions.len();
@@ -596,18 +657,44 @@ impl SessionStore {
         dropped
     }
 
-    /// Evicts the oldest sessions so that one more fits, overall and for this person.
-    fn make_room(&self, inner: &mut Inner, issuer: &str, subject: &str, now: OffsetDateTime) {
-        let same_user = |s: &Session| s.user.issuer == issuer && s.user.subject == subject;
-        while inner.sessions.values().filter(|s| same_user(s)).count()
+    /// Evicts the person's oldest sessions of one kind (waiting for their second factor, or
+    /// completed) so that one more of that kind fits within the per-person cap; `joining` is
+    /// a session already held that is becoming one of that kind.
+    fn make_room_for_person(
+        &self,
+        inner: &mut Inner,
+        (issuer, subject): (&str, &str),
+        pending: bool,
+        joining: Option<&Handle>,
+        now: OffsetDateTime,
+    ) {
+        let same_kind = |s: &Session| {
+            s.user.issuer == issuer
+                && s.user.subject == subject
+                && s.awaits_second_factor() == pending
+                && Some(&s.handle) != joining
+        };
+        let cap = if pending {
+            "per-user cap of sessions awaiting a second factor"
+        } else {
+            "per-user cap"
+        };
+        while inner.sessions.values().filter(|s| same_kind(s)).count()
             >= self.limits.max_sessions_per_user
         {
-            if !self.evict_oldest(inner, now, "per-user cap", same_user) {
+            if !self.evict_oldest(inner, now, cap, same_kind) {
                 break;
             }
         }
+    }
+
+    /// Evicts sessions so that one more fits within the overall cap: the oldest of those
+    /// waiting for their second factor first, completed ones only when none waits.
+    fn make_room_overall(&self, inner: &mut Inner, now: OffsetDateTime) {
         while inner.sessions.len() >= self.limits.max_sessions {
-            if !self.evict_oldest(inner, now, "overall cap", |_| true) {
+            if !self.evict_oldest(inner, now, "overall cap", Session::awaits_second_factor)
+                && !self.evict_oldest(inner, now, "overall cap", |_| true)
+            {
                 break;
             }
         }
@@ -660,12 +747,22 @@ fn validate(limits: &SessionLimits) -> Result<(), SessionError> {
             "idle timeout exceeds absolute timeout",
         ));
     }
+    if limits.second_factor_timeout <= Duration::ZERO {
+        return Err(SessionError::InvalidLimits(
+            "the second factor timeout must be positive",
+        ));
+    }
     if limits.max_sessions == 0 || limits.max_sessions_per_user == 0 {
         return Err(SessionError::InvalidLimits(
             "session caps must be at least 1",
         ));
     }
     Ok(())
+}
+
+/// Whether the session still waits for its second factor past its time for it.
+fn second_factor_overdue(session: &Session, now: OffsetDateTime) -> bool {
+    matches!(session.state, SessionState::SecondFactorPending { until } if now >= until)
 }
 
 fn fresh_token(inner: &Inner) -> Token {

@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+mod awaiting_second_factor;
 mod evaluation;
 mod f011;
 mod login;

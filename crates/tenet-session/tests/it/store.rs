@@ -351,6 +351,10 @@ fn unusable_limits_are_refused() {
             max_sessions_per_user: 0,
             ..SessionLimits::default()
         },
+        SessionLimits {
+            second_factor_timeout: Duration::ZERO,
+            ..SessionLimits::default()
+        },
     ];
     for limits in bad {
         assert!(matches!(
