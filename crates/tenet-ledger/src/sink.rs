@@ -1,21 +1,34 @@
 //! [`LedgerSink`]: the ledger behind the `EventSink` interface.
 //!
-//! One writer thread owns the [`Ledger`]. It takes every event queued since its last write,
-//! appends them as one batch (one write, one sync per policy), and only then acknowledges each
-//! producer with the entry's index. Once the oldest unsigned entry is `checkpoint_every` old
-//! (by the clock it is given), it fixes the tree's size and root and hands the checkpoint to a
-//! second thread, which syncs what it covers, signs it and stores it while the writer goes on
-//! appending (so the syncs of a checkpoint never hold up an acknowledgement). One checkpoint
-//! is in flight at a time; a final one is signed on shutdown. Under
-//! [`SyncPolicy::Interval`] the periodic syncs go to that thread
-//! too, so no acknowledgement waits for the disk; under `EveryBatch` each batch is synced
-//! before it is acknowledged.
+//! Events are appended in batches (one write per batch) and each producer is acknowledged with
+//! its entry's index only once the batch is written. Who writes depends on the sync policy:
+//!
+//! - Under [`SyncPolicy::Interval`] and [`SyncPolicy::Never`] no append waits for the disk, so
+//!   the producers append on their own threads (group commit without a hand-off). The first
+//!   producer to queue an event while nobody is committing becomes the batch's leader: it
+//!   yields once to its scheduler, so that the events the other tasks of the same pass produce
+//!   join the batch, then takes the queue and appends it under the writer's lock. A leader
+//!   whose future is dropped before that still commits the queue (in `Drop`), and the writer
+//!   thread also commits anything left queued on each of its ticks, so no queued event waits
+//!   on a vanished leader. Before this, every event crossed to a writer thread and back (two
+//!   wake-ups per batch), which on a busy core cost a scheduler time slice per request.
+//! - Under [`SyncPolicy::EveryBatch`] each batch is synced before it is acknowledged, which
+//!   must not block a producer's thread: events go to the writer thread, which takes every
+//!   event queued since its last write and appends and syncs them as one batch.
+//!
+//! The writer thread also keeps the clock: once the oldest unsigned entry is
+//! `checkpoint_every` old (by the clock it is given), it fixes the tree's size and root and
+//! hands the checkpoint to a second thread, which syncs what it covers, signs it and stores it
+//! while appends go on (so the syncs of a checkpoint never hold up an acknowledgement). Inline
+//! leaders run the same checks after each batch. One checkpoint is in flight at a time; a
+//! final one is signed on shutdown. Under [`SyncPolicy::Interval`] the periodic syncs go to
+//! that second thread too.
 //!
 //! A failed append fails that batch's events; a failed checkpoint stops the sink, because a
 //! log that cannot be anchored cannot be proven complete (fail closed).
 
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tenet_event::{Event, EventSink, RecordFuture, SinkError};
@@ -106,6 +119,56 @@ enum Msg {
     Shutdown(ShutdownReply),
 }
 
+/// An event waiting for its batch, with its producer's acknowledgement.
+type Queued = (Box<Event>, Vec<u8>, Ack);
+
+/// Events queued for the next inline batch.
+#[derive(Default)]
+struct Queue {
+    items: Vec<Queued>,
+    /// A producer has taken on committing what is queued.
+    leader: bool,
+    /// The sink is stopping: nothing more is queued.
+    closed: bool,
+}
+
+/// What producers share when they append on their own threads (see the module docs).
+struct Inline {
+    writer: Arc<Mutex<Writer>>,
+    queue: Mutex<Queue>,
+}
+
+impl Inline {
+    /// Queues one event; returns whether this producer is to commit the queue.
+    fn enqueue(&self, item: Queued) -> Result<bool, SinkError> {
+        let mut queue = lock(&self.queue);
+        if queue.closed {
+            return Err(SinkError::Closed);
+        }
+        queue.items.push(item);
+        Ok(!std::mem::replace(&mut queue.leader, true))
+    }
+
+    /// Appends everything queued as one batch.
+    fn flush(&self) {
+        lock(&self.writer).flush_queue(&self.queue, false);
+    }
+}
+
+/// A batch leader's duty to commit the queue, done when dropped: after its yield, or when its
+/// future is dropped before that.
+struct Leader(Arc<Inline>);
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The ledger as an [`EventSink`]. Clones share one writer.
 #[derive(Clone)]
 pub struct LedgerSink {
@@ -113,6 +176,8 @@ pub struct LedgerSink {
     permits: Arc<Semaphore>,
     live: broadcast::Sender<StoredEvent>,
     status: Arc<Mutex<SinkStatus>>,
+    /// Set when producers append on their own threads (every policy but `EveryBatch`).
+    inline: Option<Arc<Inline>>,
 }
 
 impl std::fmt::Debug for LedgerSink {
@@ -156,6 +221,7 @@ impl LedgerSink {
                 }
             })
             .map_err(|e| SinkError::Io(format!("starting the ledger checkpoint thread: {e}")))?;
+        let inline_appends = ledger.sync_policy() != SyncPolicy::EveryBatch;
         let writer = Writer {
             ledger,
             origin,
@@ -171,15 +237,24 @@ impl LedgerSink {
             unsigned_since: None,
             failure: None,
         };
+        let writer = Arc::new(Mutex::new(writer));
+        let inline = inline_appends.then(|| {
+            Arc::new(Inline {
+                writer: Arc::clone(&writer),
+                queue: Mutex::new(Queue::default()),
+            })
+        });
+        let queue = inline.clone();
         std::thread::Builder::new()
             .name("tenet-ledger-writer".into())
-            .spawn(move || writer.run(&rx))
+            .spawn(move || run(&writer, queue.as_deref(), &rx))
             .map_err(|e| SinkError::Io(format!("starting the ledger writer thread: {e}")))?;
         Ok(Self {
             tx,
             permits: Arc::new(Semaphore::new(options.queue.max(1))),
             live,
             status,
+            inline,
         })
     }
 
@@ -190,6 +265,7 @@ impl LedgerSink {
     ) -> impl Future<Output = Result<u64, SinkError>> + Send + 'static {
         let tx = self.tx.clone();
         let permits = Arc::clone(&self.permits);
+        let inline = self.inline.clone();
         async move {
             let bytes = event.to_canonical_json();
             if bytes.is_empty() {
@@ -200,13 +276,25 @@ impl LedgerSink {
                 .await
                 .map_err(|_| SinkError::Closed)?;
             let (ack, done) = oneshot::channel();
-            tx.send(Msg::Event {
-                event: Box::new(event),
-                bytes,
-                ack,
-                _permit: permit,
-            })
-            .map_err(|_| SinkError::Closed)?;
+            match inline {
+                Some(inline) => {
+                    drop(permit);
+                    if inline.enqueue((Box::new(event), bytes, ack))? {
+                        let leader = Leader(inline);
+                        // Let the other tasks of this scheduler pass queue their events.
+                        tokio::task::yield_now().await;
+                        drop(leader);
+                    }
+                }
+                None => tx
+                    .send(Msg::Event {
+                        event: Box::new(event),
+                        bytes,
+                        ack,
+                        _permit: permit,
+                    })
+                    .map_err(|_| SinkError::Closed)?,
+            }
             done.await.map_err(|_| SinkError::Closed)?
         }
     }
@@ -265,49 +353,84 @@ struct Writer {
     failure: Option<String>,
 }
 
-impl Writer {
-    fn run(mut self, rx: &mpsc::Receiver<Msg>) {
-        let mut batch = Vec::new();
-        loop {
-            let mut shutdown = None;
-            match rx.recv_timeout(self.wait()) {
-                Ok(Msg::Event {
-                    event, bytes, ack, ..
-                }) => {
-                    batch.push((event, bytes, ack));
-                    // Woken by the first event of a burst: give the producers (often on the
-                    // same core) one time slice to queue the rest, so that one write and one
-                    // acknowledgement round covers them all instead of one each.
-                    std::thread::yield_now();
-                    while batch.len() < self.options.max_batch {
-                        match rx.try_recv() {
-                            Ok(Msg::Event {
-                                event, bytes, ack, ..
-                            }) => batch.push((event, bytes, ack)),
-                            Ok(Msg::Shutdown(reply)) => {
-                                shutdown = Some(reply);
-                                break;
-                            }
-                            Err(_) => break,
+/// The writer thread: batches of the events sent to it (`EveryBatch`), what inline leaders left
+/// queued, checkpoints and syncs when due, and the shutdown.
+fn run(writer: &Mutex<Writer>, inline: Option<&Inline>, rx: &mpsc::Receiver<Msg>) {
+    let mut batch = Vec::new();
+    loop {
+        let wait = lock(writer).wait();
+        let mut shutdown = None;
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Event {
+                event, bytes, ack, ..
+            }) => {
+                batch.push((event, bytes, ack));
+                // Woken by the first event of a burst: give the producers (often on the
+                // same core) one time slice to queue the rest, so that one write and one
+                // acknowledgement round covers them all instead of one each.
+                std::thread::yield_now();
+                let mut writer = lock(writer);
+                let max_batch = writer.options.max_batch;
+                while batch.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(Msg::Event {
+                            event, bytes, ack, ..
+                        }) => batch.push((event, bytes, ack)),
+                        Ok(Msg::Shutdown(reply)) => {
+                            shutdown = Some(reply);
+                            break;
                         }
+                        Err(_) => break,
                     }
-                    self.commit(&mut batch);
                 }
-                Ok(Msg::Shutdown(reply)) => shutdown = Some(reply),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.finish(None);
-                    return;
-                }
+                writer.commit(&mut batch);
             }
-            if let Some(reply) = shutdown {
-                self.finish(Some(reply));
+            Ok(Msg::Shutdown(reply)) => shutdown = Some(reply),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                let mut writer = lock(writer);
+                if let Some(inline) = inline {
+                    writer.flush_queue(&inline.queue, true);
+                }
+                writer.finish(None);
                 return;
             }
-            self.collect_done();
-            self.checkpoint_if_due();
-            self.sync_if_due();
         }
+        let mut writer = lock(writer);
+        if let Some(inline) = inline {
+            writer.flush_queue(&inline.queue, shutdown.is_some());
+        }
+        if let Some(reply) = shutdown {
+            writer.finish(Some(reply));
+            return;
+        }
+        writer.after_batch();
+    }
+}
+
+impl Writer {
+    /// Appends what is queued for inline batches as one batch; with `close`, the queue takes
+    /// nothing more afterwards. The caller holds the writer's lock, so a leader that took the
+    /// queue always commits before a shutdown can sign the final checkpoint.
+    fn flush_queue(&mut self, queue: &Mutex<Queue>, close: bool) {
+        let mut items = {
+            let mut queue = lock(queue);
+            queue.leader = false;
+            queue.closed |= close;
+            std::mem::take(&mut queue.items)
+        };
+        if !items.is_empty() {
+            self.commit(&mut items);
+            self.after_batch();
+        }
+    }
+
+    /// What follows every batch and every tick: take in finished checkpoints and syncs, start
+    /// the ones that are due.
+    fn after_batch(&mut self) {
+        self.collect_done();
+        self.checkpoint_if_due();
+        self.sync_if_due();
     }
 
     /// Take in the checkpoint thread's results that are ready.
@@ -374,7 +497,7 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: &mut Vec<(Box<Event>, Vec<u8>, Ack)>) {
+    fn commit(&mut self, batch: &mut Vec<Queued>) {
         if let Some(failure) = &self.failure {
             for (_, _, ack) in batch.drain(..) {
                 let _ = ack.send(Err(SinkError::Io(failure.clone())));

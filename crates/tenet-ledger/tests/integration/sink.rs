@@ -24,7 +24,21 @@ fn event(n: usize) -> Event {
 }
 
 fn start(dir: &std::path::Path, clock: Arc<ManualClock>) -> LedgerSink {
-    let ledger = super::support::open(dir);
+    start_with(dir, clock, SyncPolicy::EveryBatch)
+}
+
+/// A sink over a ledger synced by `sync`: `EveryBatch` hands every event to the writer thread,
+/// `Interval` has producers append inline.
+fn start_with(dir: &std::path::Path, clock: Arc<ManualClock>, sync: SyncPolicy) -> LedgerSink {
+    let ledger = super::support::open_with(
+        dir,
+        LedgerOptions {
+            sync,
+            ..LedgerOptions::default()
+        },
+    )
+    .unwrap()
+    .ledger;
     let options = SinkOptions {
         idle_wake: Duration::from_millis(10),
         ..SinkOptions::default()
@@ -34,9 +48,17 @@ fn start(dir: &std::path::Path, clock: Arc<ManualClock>) -> LedgerSink {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_is_stored_once_and_verifies() {
+    every_acknowledged_event_is_stored_once_and_verifies_under(SyncPolicy::EveryBatch).await;
+    every_acknowledged_event_is_stored_once_and_verifies_under(SyncPolicy::Interval(
+        Duration::from_millis(100),
+    ))
+    .await;
+}
+
+async fn every_acknowledged_event_is_stored_once_and_verifies_under(sync: SyncPolicy) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Instant::now()));
-    let sink = start(dir.path(), clock);
+    let sink = start_with(dir.path(), clock, sync);
     let mut live = sink.subscribe();
     let mut tasks = Vec::new();
     let events: Vec<Event> = (0..300).map(event).collect();
@@ -71,9 +93,18 @@ async fn every_acknowledged_event_is_stored_once_and_verifies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_follows_within_the_interval_while_events_arrive() {
+    a_checkpoint_follows_within_the_interval_while_events_arrive_under(SyncPolicy::EveryBatch)
+        .await;
+    a_checkpoint_follows_within_the_interval_while_events_arrive_under(SyncPolicy::Interval(
+        Duration::from_millis(100),
+    ))
+    .await;
+}
+
+async fn a_checkpoint_follows_within_the_interval_while_events_arrive_under(sync: SyncPolicy) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Instant::now()));
-    let sink = start(dir.path(), Arc::clone(&clock));
+    let sink = start_with(dir.path(), Arc::clone(&clock), sync);
     sink.record(event(1)).await.unwrap();
     assert!(sink.status().latest_checkpoint.is_none(), "not due yet");
 
@@ -120,9 +151,17 @@ async fn a_checkpoint_follows_within_the_interval_while_events_arrive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_every_handle_still_signs_a_final_checkpoint() {
+    dropping_every_handle_still_signs_a_final_checkpoint_under(SyncPolicy::EveryBatch).await;
+    dropping_every_handle_still_signs_a_final_checkpoint_under(SyncPolicy::Interval(
+        Duration::from_millis(100),
+    ))
+    .await;
+}
+
+async fn dropping_every_handle_still_signs_a_final_checkpoint_under(sync: SyncPolicy) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Instant::now()));
-    let sink = start(dir.path(), clock);
+    let sink = start_with(dir.path(), clock, sync);
     for n in 0..5 {
         sink.record(event(n)).await.unwrap();
     }
@@ -211,4 +250,83 @@ async fn every_batch_is_durable_when_acknowledged() {
         assert_eq!(sink.status().durable, n as u64 + 1);
     }
     sink.shutdown().await.unwrap();
+}
+
+/// A ledger synced on an interval (the gateway's default): producers append inline.
+fn open_interval(dir: &std::path::Path) -> tenet_ledger::Ledger {
+    let options = LedgerOptions {
+        sync: SyncPolicy::Interval(Duration::from_millis(100)),
+        ..LedgerOptions::default()
+    };
+    super::support::open_with(dir, options).unwrap().ledger
+}
+
+/// Under the interval policy producers commit their own batches: a producer whose future is
+/// dropped right after queueing its event (a cancelled request) still has it stored, and the
+/// producers after it are not left waiting for it.
+#[tokio::test(flavor = "current_thread")]
+async fn an_event_whose_producer_is_dropped_mid_batch_is_still_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Instant::now()));
+    let ledger = open_interval(dir.path());
+    // The writer thread's own tick is far away, so only the dropped leader can commit.
+    let options = SinkOptions {
+        idle_wake: Duration::from_secs(3600),
+        checkpoint_every: Duration::from_secs(3600),
+        ..SinkOptions::default()
+    };
+    let sink = LedgerSink::start(ledger, signer(), options, clock).unwrap();
+    // Polled once (it queues its event and yields as the batch's leader), then dropped.
+    let mut first = Box::pin(sink.record_indexed(event(0)));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(
+        first.as_mut().poll(&mut cx).is_pending(),
+        "the leader yields before committing"
+    );
+    assert_eq!(sink.status().size, 0);
+    drop(first);
+    assert_eq!(
+        sink.status().size,
+        1,
+        "the dropped leader committed its batch"
+    );
+    // The next producer leads a batch of its own and is answered at once.
+    let next = tokio::time::timeout(Duration::from_secs(5), sink.record_indexed(event(1)))
+        .await
+        .expect("a producer after a dropped leader is not left waiting")
+        .unwrap();
+    assert_eq!(next, 1);
+    assert_eq!(sink.shutdown().await.unwrap().unwrap().size(), 2);
+    assert_eq!(report(dir.path()).verdict, Verdict::Verified);
+}
+
+/// The tasks of one scheduler pass share one batch: one leader, every event acknowledged with
+/// its own index.
+#[tokio::test(flavor = "current_thread")]
+async fn events_queued_in_one_scheduler_pass_are_committed_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Instant::now()));
+    let options = SinkOptions {
+        idle_wake: Duration::from_millis(10),
+        ..SinkOptions::default()
+    };
+    let sink = LedgerSink::start(open_interval(dir.path()), signer(), options, clock).unwrap();
+    let mut live = sink.subscribe();
+    let tasks: Vec<_> = (0..64)
+        .map(|n| {
+            let s = sink.clone();
+            tokio::spawn(async move { s.record_indexed(event(n)).await })
+        })
+        .collect();
+    let mut indices = Vec::new();
+    for t in tasks {
+        indices.push(t.await.unwrap().unwrap());
+    }
+    // Spawned in order on one thread, queued in order, stored in order.
+    assert_eq!(indices, (0..64).collect::<Vec<u64>>());
+    for n in 0..64 {
+        assert_eq!(live.recv().await.unwrap().index, n);
+    }
+    assert_eq!(sink.shutdown().await.unwrap().unwrap().size(), 64);
+    assert_eq!(report(dir.path()).verdict, Verdict::Verified);
 }
