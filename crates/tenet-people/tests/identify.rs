@@ -672,6 +672,7 @@ async fn a_provider_not_discovered_yet_refuses_sign_in_with_503_and_nothing_else
     let bearer = tenet_people::BearerSettings {
         audience: "tenet-proxy".into(),
         kind: tenet_oidc::TokenKind::Any,
+        key_wait: tenet_people::BearerSettings::DEFAULT_KEY_WAIT,
     };
     let f = fixture_with(vec![slot.clone()], Some(bearer));
     assert_eq!(f.sign_in.providers().len(), 1);

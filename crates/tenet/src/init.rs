@@ -234,6 +234,7 @@ cut_off = "15m"
 # sign_ins_per_source = 300                    # sign-ins one address may start per 10 minutes
 # bearer_audience = "wiki-api"                 # accept the provider's access tokens for API calls
 # bearer_kind = "typ:at+jwt"                   # ... of this kind (or "token_use:access")
+# bearer_key_wait = "3s"                       # ... whose new signing key is awaited this long
 # discovery_retry_max = "60s"                  # a provider down at start: retried 1s, 2s, ... up to this
 #
 # [people.posture]
@@ -258,6 +259,7 @@ cut_off = "15m"
 # ca_file = "login-ca.pem"                     # an extra root for the provider's TLS
 # groups_claim = "groups"                      # the ID-token claim that lists groups
 # scopes = ["openid", "email", "profile"]
+# jwks_refetch_interval = "30s"                # unknown key ids: keys refetched at most this often
 #
 # The people commands (tenet device token|list|revoke|import, tenet session list|revoke)
 # talk to the running deployment's admin API: start `tenet up` first.

@@ -55,6 +55,11 @@ pub struct PeopleSection {
     /// `token_use:<value>` (claim). Any kind when absent.
     #[serde(default)]
     pub bearer_kind: Option<String>,
+    /// Longest a request whose bearer token names a key the provider has not published yet
+    /// waits for the provider's keys to be fetched again, e.g. "3s" (the default; at most the
+    /// 10 s the fetch itself may take).
+    #[serde(default)]
+    pub bearer_key_wait: Option<String>,
     /// Idle timeout of a session, e.g. "30m".
     #[serde(default = "default_idle")]
     pub idle_timeout: String,
@@ -110,6 +115,10 @@ pub struct ProviderSection {
     pub groups_claim: Option<String>,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
+    /// Shortest time between two fetches of the provider's keys caused by tokens naming a
+    /// key it has not published, e.g. "30s" (the default; 1s to 10m).
+    #[serde(default)]
+    pub jwks_refetch_interval: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -207,9 +216,9 @@ impl PeopleSpec {
     }
 }
 
-/// The provider's configuration as far as it can be known without the network (no client
-/// secret, no CA file).
-fn provider_config(p: &ProviderSection) -> tenet_oidc::ProviderConfig {
+/// The configuration of `people.providers[i]` as far as it can be known without the network
+/// (no client secret, no CA file), not validated yet.
+fn provider_config(i: usize, p: &ProviderSection) -> Result<tenet_oidc::ProviderConfig> {
     let mut config =
         tenet_oidc::ProviderConfig::new(&p.name, &p.issuer, &p.client_id, &p.redirect_uri);
     if let Some(claim) = &p.groups_claim {
@@ -218,7 +227,11 @@ fn provider_config(p: &ProviderSection) -> tenet_oidc::ProviderConfig {
     if let Some(scopes) = &p.scopes {
         config.scopes.clone_from(scopes);
     }
-    config
+    if let Some(interval) = &p.jwks_refetch_interval {
+        config.jwks_refetch_interval = parse_duration(interval)
+            .with_context(|| format!("people.providers[{i}].jwks_refetch_interval"))?;
+    }
+    Ok(config)
 }
 
 /// Checks `[people]` against the routes and listeners: people routes need it; every people
@@ -275,7 +288,7 @@ pub fn people_spec(
                 first.name
             );
         }
-        provider_config(p)
+        provider_config(i, p)?
             .validate()
             .map_err(|e| anyhow!("people.providers[{i}] ({:?}): {e}", p.name))?;
         let url = url::Url::parse(&p.redirect_uri).map_err(|e| {
@@ -353,10 +366,12 @@ pub fn people_spec(
     {
         bail!("people.admin_groups[{i}] is empty; a group name is needed");
     }
+    let key_wait = bearer_key_wait(section.bearer_key_wait.as_deref())?;
     let bearer = match &section.bearer_audience {
         Some(audience) => Some(tenet_people::BearerSettings {
             audience: audience.clone(),
             kind: bearer_kind(section.bearer_kind.as_deref())?,
+            key_wait,
         }),
         None => {
             bearer_kind(section.bearer_kind.as_deref())?;
@@ -364,6 +379,7 @@ pub fn people_spec(
         }
     };
     let relying_party = relying_party(&section)?;
+    warn_of_origin_ports(&section.origins, &people_listeners);
     let limits = session_limits(&section)?;
     let rules = session_rules(&section)?;
     let backoff = discovery_backoff(&section.discovery_retry_max)?;
@@ -376,6 +392,59 @@ pub fn people_spec(
         bearer,
         backoff,
     }))
+}
+
+/// `bearer_key_wait`: positive and at most the time a fetch of the provider's keys may take
+/// (the identity provider HTTP client's timeout, 10 s), since waiting longer never helps;
+/// [`tenet_people::BearerSettings::DEFAULT_KEY_WAIT`] when absent.
+fn bearer_key_wait(text: Option<&str>) -> Result<Duration> {
+    let Some(text) = text else {
+        return Ok(tenet_people::BearerSettings::DEFAULT_KEY_WAIT);
+    };
+    let wait = parse_duration(text).context("people.bearer_key_wait")?;
+    let fetch = tenet_oidc::HttpLimits::default().timeout;
+    if wait.is_zero() || wait > fetch {
+        bail!(
+            "people.bearer_key_wait {text:?} must be between 1ms and {}s, the longest a fetch \
+             of the provider's keys takes",
+            fetch.as_secs()
+        );
+    }
+    Ok(wait)
+}
+
+/// Warns of each WebAuthn origin whose port is not the port of a listener serving people
+/// routes. Not refused: a port forward in front of the listener (443 to 8443) makes it right,
+/// but otherwise browsers reach the listener on another origin and every passkey ceremony
+/// fails. Nothing is compared when no listener serves people routes or one takes its port
+/// when it binds (port 0).
+fn warn_of_origin_ports(origins: &[String], people_listeners: &[&ListenerSpec]) {
+    if people_listeners.is_empty() || people_listeners.iter().any(|l| l.addr.port() == 0) {
+        return;
+    }
+    let listeners: Vec<String> = people_listeners
+        .iter()
+        .map(|l| format!("{} ({})", l.addr, l.name))
+        .collect();
+    for origin in origins {
+        // The origins were checked by the relying party: https URLs.
+        let Some(port) = url::Url::parse(origin)
+            .ok()
+            .and_then(|u| u.port_or_known_default())
+        else {
+            continue;
+        };
+        if people_listeners.iter().all(|l| l.addr.port() != port) {
+            tracing::warn!(
+                origin = %origin,
+                origin_port = port,
+                listeners = %listeners.join(", "),
+                "WebAuthn origin's port is not the port of a listener serving people routes; \
+                 right only if a port forward in front sends it to the listener, otherwise \
+                 passkey sign-in fails"
+            );
+        }
+    }
 }
 
 /// The discovery retry waits: one second, doubling up to `discovery_retry_max` (1s to 1h).
@@ -509,7 +578,7 @@ pub async fn build(
     let s = &spec.section;
     let mut providers = Vec::new();
     for (i, p) in s.providers.iter().enumerate() {
-        let mut config = provider_config(p);
+        let mut config = provider_config(i, p)?;
         if let Some(file) = &p.client_secret_file {
             let path = spec.base.join(file);
             let secret = std::fs::read_to_string(&path).with_context(|| {
@@ -1583,6 +1652,147 @@ mod tests {
         assert_eq!(spec.rules.posture_max_age, time::Duration::hours(24));
         assert_eq!(spec.relying_party.rp_id(), "example.test");
         assert!(spec.bearer.is_none());
+    }
+
+    /// An rp_id that is a public suffix is refused at load; so is an origin outside the rp_id.
+    #[test]
+    fn the_rp_id_is_no_public_suffix_and_origins_are_under_it() {
+        for (rp_id, origin) in [
+            ("com", "https://app.example.com:8443"),
+            ("co.uk", "https://app.example.co.uk:8443"),
+            ("github.io", "https://app.github.io:8443"),
+        ] {
+            let mut suffix = section(GOOD);
+            suffix.rp_id = rp_id.into();
+            suffix.origins = vec![origin.into()];
+            refused(
+                suffix,
+                &[
+                    &format!("people.rp_id {rp_id:?}"),
+                    "public suffix",
+                    "claim its credentials",
+                ],
+            );
+        }
+        let mut outside = section(GOOD);
+        outside.origins = vec!["https://app.example.net:8443".into()];
+        refused(
+            outside,
+            &[
+                "people.origins[0] \"https://app.example.net:8443\"",
+                "not the rp id \"example.test\"",
+            ],
+        );
+        let mut lookalike = section(GOOD);
+        lookalike.origins = vec!["https://appexample.test:8443".into()];
+        refused(lookalike, &["people.origins[0]", "not the rp id"]);
+    }
+
+    /// A writer the tests' tracing subscriber writes into.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What `check` of `section` logged at warn, and whether it accepted the section.
+    fn warnings_of(section: PeopleSection) -> (String, bool) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .without_time()
+            .with_writer(move || writer.clone())
+            .finish();
+        let accepted = tracing::subscriber::with_default(subscriber, || check(section).is_ok());
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        (text, accepted)
+    }
+
+    /// A WebAuthn origin on another port than the people listener's loads (a port forward
+    /// makes it right) with a warning naming the origin and the listener.
+    #[test]
+    fn an_origin_on_another_port_than_the_people_listener_is_accepted_with_a_warning() {
+        let (logs, accepted) = warnings_of(section(GOOD));
+        assert!(accepted);
+        assert!(!logs.contains("WebAuthn origin"), "{logs}");
+
+        let mut forwarded = section(GOOD);
+        forwarded.origins = vec![
+            "https://app.example.test:8443".into(),
+            "https://app.example.test".into(),
+        ];
+        let (logs, accepted) = warnings_of(forwarded);
+        assert!(accepted);
+        assert_eq!(logs.matches("WebAuthn origin").count(), 1, "{logs}");
+        assert!(logs.contains("WARN"), "{logs}");
+        assert!(logs.contains("origin=https://app.example.test "), "{logs}");
+        assert!(logs.contains("origin_port=443"), "{logs}");
+        assert!(logs.contains("127.0.0.1:8443 (people)"), "{logs}");
+        // The mesh listener on 9443 serves no people route: it is not named.
+        assert!(!logs.contains("9443"), "{logs}");
+    }
+
+    /// `bearer_key_wait` in `[people]` and `jwks_refetch_interval` per provider are read from
+    /// tenet.toml, keep their defaults (3 s, 30 s) when absent, and refuse zero and absurd
+    /// values naming the key.
+    #[test]
+    fn the_bearer_key_wait_and_the_jwks_refetch_interval_are_configurable_and_bounded() {
+        let mut default = section(GOOD);
+        default.bearer_audience = Some("tenet-proxy".into());
+        let spec = check(default).unwrap().unwrap();
+        let bearer = spec.bearer.unwrap();
+        assert_eq!(bearer.key_wait, Duration::from_secs(3));
+        let provider = provider_config(0, &spec.section.providers[0]).unwrap();
+        assert_eq!(provider.jwks_refetch_interval, Duration::from_secs(30));
+
+        let set: PeopleSection = toml::from_str(
+            r#"rp_id = "example.test"
+               origins = ["https://app.example.test:8443"]
+               bearer_audience = "tenet-proxy"
+               bearer_key_wait = "500ms"
+               [[providers]]
+               name = "corp"
+               issuer = "https://idp.example.test"
+               client_id = "tenet"
+               redirect_uri = "https://app.example.test:8443/.tenet/auth/callback"
+               jwks_refetch_interval = "2m""#,
+        )
+        .unwrap();
+        let spec = check(set).unwrap().unwrap();
+        assert_eq!(spec.bearer.unwrap().key_wait, Duration::from_millis(500));
+        let provider = provider_config(0, &spec.section.providers[0]).unwrap();
+        assert_eq!(provider.jwks_refetch_interval, Duration::from_secs(120));
+
+        for bad in ["0s", "0ms", "11s", "1h", "soon"] {
+            let mut wait = section(GOOD);
+            wait.bearer_audience = Some("tenet-proxy".into());
+            wait.bearer_key_wait = Some(bad.into());
+            refused(wait, &["people.bearer_key_wait"]);
+        }
+        for good in ["1ms", "10s"] {
+            let mut wait = section(GOOD);
+            wait.bearer_key_wait = Some(good.into());
+            assert!(check(wait).is_ok(), "{good}");
+        }
+        for bad in ["0s", "0ms", "500ms", "11m", "1d", "soon"] {
+            let mut interval = section(GOOD);
+            interval.providers[0].jwks_refetch_interval = Some(bad.into());
+            refused(interval, &["people.providers[0]", "jwks_refetch_interval"]);
+        }
+        for good in ["1s", "10m"] {
+            let mut interval = section(GOOD);
+            interval.providers[0].jwks_refetch_interval = Some(good.into());
+            assert!(check(interval).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -149,6 +149,10 @@ fn people_config_errors_name_the_field_before_any_provider_is_contacted() {
             vec!["people.rp_name".into()],
         ),
         (
+            people_tail(port, &issuer, &callback(port), "bearer_key_wait = \"0ms\""),
+            vec!["people.bearer_key_wait \"0ms\"".into()],
+        ),
+        (
             people_tail(port, &issuer, &callback(port), "")
                 + &format!(
                     "[[people.providers]]\nname = \"corp\"\nissuer = \"{issuer}\"\n\

@@ -49,10 +49,6 @@ use crate::throttle::Throttle;
 const MAX_CEREMONIES: usize = 10_000;
 /// Most login transactions open at once.
 const MAX_LOGINS: usize = 10_000;
-/// Longest a request whose bearer token names a key the provider's key set lacks waits for
-/// the JWKS refetch under way before it is identified once more (and refused with
-/// `bearer_unknown_kid` if the key is still unknown).
-const BEARER_KEY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// The refusal reason of a bearer token naming a key no provider's key set has.
 const BEARER_UNKNOWN_KID: &str = "bearer_unknown_kid";
 /// Attribute names kept in the session's user record.
@@ -100,6 +96,16 @@ pub struct BearerSettings {
     pub audience: String,
     /// The token kind required (`typ` header or `token_use` claim), or any.
     pub kind: tenet_oidc::TokenKind,
+    /// Longest a request whose bearer token names a key the provider's key set lacks waits
+    /// for the JWKS refetch under way before it is identified once more (and refused with
+    /// `bearer_unknown_kid` if the key is still unknown); [`Self::DEFAULT_KEY_WAIT`] unless
+    /// configured.
+    pub key_wait: std::time::Duration,
+}
+
+impl BearerSettings {
+    /// The default of [`Self::key_wait`]: 3 s.
+    pub const DEFAULT_KEY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 }
 
 /// A WebAuthn ceremony in progress for one session.
@@ -427,9 +433,10 @@ impl PeopleGate for SignIn {
 
     /// A bearer token refused because it names a key a provider's key set lacks waits for
     /// the JWKS refetch under way for that key (the one `identify` started, or one already
-    /// under way, shared by every request waiting), for at most [`BEARER_KEY_WAIT`]. No
-    /// wait when the rate limit allowed no refetch, and the wait starts none, so unknown keys
-    /// cause no more refetches than without it; other refusals never wait.
+    /// under way, shared by every request waiting), for at most
+    /// [`BearerSettings::key_wait`]. No wait when the rate limit allowed no refetch, and the
+    /// wait starts none, so unknown keys cause no more refetches than without it; other
+    /// refusals never wait.
     fn wait_to_identify_again(
         &self,
         request: &PersonRequest<'_>,
@@ -571,9 +578,9 @@ fn bearer_verifier(
 impl SignIn {
     /// The wait of [`PeopleGate::wait_to_identify_again`] for a bearer token with an unknown
     /// key: the refetches under way at the providers whose keys lack the token's key (this
-    /// starts none), for at most [`BEARER_KEY_WAIT`]; no wait at all when a provider's keys
-    /// gained the key meanwhile. `None` when no refetch is under way (the rate limit allowed
-    /// none when `identify` asked).
+    /// starts none), for at most [`BearerSettings::key_wait`]; no wait at all when a
+    /// provider's keys gained the key meanwhile. `None` when no refetch is under way (the rate
+    /// limit allowed none when `identify` asked).
     fn bearer_key_wait(&self, req: &PersonRequest<'_>) -> Option<IdentifyWait> {
         let settings = self.bearer.as_ref()?;
         let value = req.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -597,18 +604,16 @@ impl SignIn {
         if pending.is_empty() {
             return None;
         }
+        let key_wait = settings.key_wait;
         Some(Box::pin(async move {
             let refetches = async {
                 for done in pending {
                     done.wait().await;
                 }
             };
-            if tokio::time::timeout(BEARER_KEY_WAIT, refetches)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(key_wait, refetches).await.is_err() {
                 info!(
-                    waited_ms = BEARER_KEY_WAIT.as_millis(),
+                    waited_ms = key_wait.as_millis(),
                     "JWKS refetch did not end within the bearer token's wait"
                 );
             }
