@@ -50,6 +50,7 @@ fn request(principal: u32, n: u32, time: OffsetDateTime) -> Event {
                 vec![format!("allow-{service}")]
             },
             errors: vec![],
+            near_misses: vec![],
             policy_hash: "3f5a9c".into(),
             decision_us: 4,
         }),

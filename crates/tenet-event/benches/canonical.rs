@@ -45,6 +45,7 @@ fn access(allowed: bool) -> Event {
                 vec![]
             },
             errors: vec![],
+            near_misses: vec![],
             policy_hash: "9b1f0c6d2e7a4b8c5d3e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c".into(),
             decision_us: 42,
         }),

@@ -89,6 +89,11 @@ pub struct AccessEvent {
     pub reasons: Vec<String>,
     /// Evaluation errors (a decision with errors is a deny).
     pub errors: Vec<String>,
+    /// For a default deny: the permit policies that came closest and what each lacked, one
+    /// line each, closest first (see `tenet_policy::NearMiss`). Empty otherwise, and then
+    /// absent from the stored form. Operator information: the caller never sees it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub near_misses: Vec<String>,
     /// Hash of the policy set the decision was made with.
     pub policy_hash: String,
     /// Time spent deciding, in microseconds.
@@ -167,7 +172,8 @@ pub struct AdminEvent {
 pub struct AuthenticationEvent {
     /// `logon` (identity provider sign-in), `mfa` (a second factor verified), `mfa_register`
     /// (a factor registered), `step_up`, `logoff`, `session_end` (ended by re-evaluation or
-    /// revocation), `device_enrol` or `device_report`.
+    /// revocation), `device_enrol`, `device_report`, or `throttled` (how many refused sign-in
+    /// requests from one source were not recorded one by one).
     pub activity: String,
     /// The person's principal name (`user:<provider>:<subject>`), a device's SPIFFE ID, or
     /// `unknown` when the step failed before anyone was identified.
@@ -329,7 +335,7 @@ impl Event {
                     Disposition::Blocked => "deny",
                 },
                 if a.reasons.is_empty() && a.errors.is_empty() {
-                    "default deny".to_string()
+                    default_deny_text(&a.near_misses)
                 } else {
                     a.reasons
                         .iter()
@@ -497,6 +503,7 @@ fn access_len_hint(a: &AccessEvent) -> usize {
         + optional(&a.client_serial)
         + list(&a.reasons)
         + list(&a.errors)
+        + list(&a.near_misses)
         + a.policy_hash.len()
 }
 
@@ -567,6 +574,10 @@ fn write_access(e: &Event, a: &AccessEvent, out: &mut Vec<u8>) {
     put_str_array(out, &a.errors);
     out.extend_from_slice(b",\"listener\":");
     put_str(out, &a.listener);
+    if !a.near_misses.is_empty() {
+        out.extend_from_slice(b",\"near_misses\":");
+        put_str_array(out, &a.near_misses);
+    }
     out.extend_from_slice(b",\"policy_hash\":");
     put_str(out, &a.policy_hash);
     out.extend_from_slice(b",\"reasons\":");
@@ -629,7 +640,7 @@ fn http_activity(method: &str) -> (u8, &'static str) {
 fn access_ocsf(a: &AccessEvent) -> Value {
     let (activity_id, activity) = http_activity(&a.action);
     let allowed = a.disposition == Disposition::Allowed;
-    json!({
+    let mut v = json!({
         "class_uid": 4002,
         "class_name": "HTTP Activity",
         "category_uid": 4,
@@ -661,7 +672,23 @@ fn access_ocsf(a: &AccessEvent) -> Value {
             "policy_hash": a.policy_hash,
             "decision_us": a.decision_us,
         },
-    })
+    });
+    // Only a default deny has near misses; other events keep the form they always had.
+    if !a.near_misses.is_empty()
+        && let Some(Value::Object(unmapped)) = v.get_mut("unmapped")
+    {
+        unmapped.insert("near_misses".into(), json!(a.near_misses));
+    }
+    v
+}
+
+/// How a summary names a default deny: with the closest permits when there are any.
+pub fn default_deny_text(near_misses: &[String]) -> String {
+    if near_misses.is_empty() {
+        "default deny".to_owned()
+    } else {
+        format!("default deny; closest: {}", near_misses.join(" | "))
+    }
 }
 
 fn rejection_ocsf(r: &RejectionEvent) -> Value {
@@ -783,6 +810,7 @@ mod tests {
                 status: Some(403),
                 reasons: vec![],
                 errors: vec![],
+                near_misses: vec![],
                 policy_hash: "abc".into(),
                 decision_us: 4,
             }),
@@ -817,7 +845,31 @@ mod tests {
 
     #[test]
     fn default_deny_is_named_in_summary() {
-        assert!(access().summary().contains("default deny"));
+        assert!(access().summary().ends_with("-> deny [default deny]"));
+    }
+
+    #[test]
+    fn a_default_deny_names_its_near_misses_in_summary_and_unmapped() {
+        let mut e = access();
+        let EventKind::Access(a) = &mut e.kind else {
+            unreachable!()
+        };
+        a.near_misses = vec![
+            "read: condition 1 (when { context.device.compliant }) is false".into(),
+            "write: action not in scope".into(),
+        ];
+        assert!(e.summary().ends_with(
+            "[default deny; closest: read: condition 1 (when { context.device.compliant }) \
+             is false | write: action not in scope]"
+        ));
+        assert_eq!(
+            e.to_ocsf()["unmapped"]["near_misses"][1],
+            "write: action not in scope"
+        );
+        let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        // Without near misses the stored form has no such key.
+        assert!(access().to_ocsf()["unmapped"].get("near_misses").is_none());
     }
 
     #[test]

@@ -159,6 +159,7 @@ prop_compose! {
         status in opt(u16_value()),
         reasons in string_list(),
         errors in string_list(),
+        near_misses in string_list(),
         policy_hash in awkward_string(),
         decision_us in u64_value(),
     ) -> AccessEvent {
@@ -166,7 +167,7 @@ prop_compose! {
             request_id, listener, principal, action, route, service, host, path, source_ip,
             source_port, protocol, tls_version, client_serial,
             disposition: if allowed { Disposition::Allowed } else { Disposition::Blocked },
-            status, reasons, errors, policy_hash, decision_us,
+            status, reasons, errors, near_misses, policy_hash, decision_us,
         }
     }
 }
@@ -263,6 +264,7 @@ fn fixed_access(allowed: bool) -> Event {
             } else {
                 vec!["no route".into()]
             },
+            near_misses: vec![],
             policy_hash: "abc123".into(),
             decision_us: 17,
         }),

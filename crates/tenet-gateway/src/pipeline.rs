@@ -162,25 +162,41 @@ async fn handle_inner(
             now,
         )
         .map(|a| format!("contained: {} ({}, {})", a.id, a.target, a.reason));
-    let decision = match (&route, hit) {
-        (Some(_), Some(reason)) => Decision::Deny {
-            policies: vec![],
-            errors: vec![reason],
-        },
-        (Some(route), None) => snapshot.authorize(&access_request(
-            &parts,
-            &conn,
-            person.as_ref(),
-            route,
-            &host,
-            &target,
-            protocol,
-            &shared,
-        )),
-        (None, _) => Decision::Deny {
-            policies: vec![],
-            errors: vec!["no route".into()],
-        },
+    // A default deny also names the permits that came closest, for the operator (the event
+    // and the log); the caller's answer never carries them.
+    let (decision, near_misses) = match (&route, hit) {
+        (Some(_), Some(reason)) => (
+            Decision::Deny {
+                policies: vec![],
+                errors: vec![reason],
+            },
+            Vec::new(),
+        ),
+        (Some(route), None) => {
+            let explained = snapshot.explain(&access_request(
+                &parts,
+                &conn,
+                person.as_ref(),
+                route,
+                &host,
+                &target,
+                protocol,
+                &shared,
+            ));
+            let near: Vec<String> = explained
+                .near_misses
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            (explained.decision, near)
+        }
+        (None, _) => (
+            Decision::Deny {
+                policies: vec![],
+                errors: vec!["no route".into()],
+            },
+            Vec::new(),
+        ),
     };
     let decision_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let allowed = decision.is_allowed();
@@ -216,6 +232,7 @@ async fn handle_inner(
         status: status.map(|s| s.as_u16()),
         reasons: decision.reasons().to_vec(),
         errors: decision_errors(&decision),
+        near_misses: near_misses.clone(),
         policy_hash: snapshot.hash().to_string(),
         decision_us,
     };
@@ -244,7 +261,7 @@ async fn handle_inner(
     let Some(route) = route.filter(|_| allowed) else {
         metrics::counter!("tenet_gateway_requests_total", "decision" => "deny").increment(1);
         info!(%principal, host = %host, path = %target.as_str(), reasons = ?decision.reasons(),
-            errors = ?decision_errors(&decision), "request denied");
+            errors = ?decision_errors(&decision), near_misses = ?near_misses, "request denied");
         let (status, error) = match status {
             Some(StatusCode::NOT_FOUND) => (StatusCode::NOT_FOUND, "no_route"),
             _ => (StatusCode::FORBIDDEN, "forbidden"),
@@ -675,6 +692,7 @@ async fn refuse_person(
         status: Some(status.as_u16()),
         reasons: vec![],
         errors: vec![format!("session: {error} ({reason})")],
+        near_misses: vec![],
         policy_hash: shared.policy.current().hash().to_string(),
         decision_us: 0,
     };

@@ -8,7 +8,8 @@ use tenet_event::SvidEvent;
 use tenet_gateway::{Clock, SystemClock};
 use tenet_identity::{CertificateAuthority, SpiffeId};
 use tenet_policy::{
-    AccessRequest, Decision, PolicySnapshot, Principal, RequestContext, RouteResource, TlsFacts,
+    AccessRequest, Decision, Explanation, PolicySnapshot, Principal, RequestContext, RouteResource,
+    TlsFacts,
 };
 use time::OffsetDateTime;
 
@@ -537,9 +538,9 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
                     device,
                 },
             };
-            let decision = snapshot.authorize(&request);
-            print_decision(&decision, target.as_str(), format);
-            Ok(if decision.is_allowed() {
+            let explanation = snapshot.explain(&request);
+            print_decision(&explanation, target.as_str(), format);
+            Ok(if explanation.decision.is_allowed() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
@@ -559,7 +560,8 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
     }
 }
 
-fn print_decision(decision: &Decision, path: &str, format: OutputFormat) {
+fn print_decision(explanation: &Explanation, path: &str, format: OutputFormat) {
+    let decision = &explanation.decision;
     let (word, errors) = match decision {
         Decision::Allow { .. } => ("allow", Vec::new()),
         Decision::Deny { errors, .. } => ("deny", errors.clone()),
@@ -571,6 +573,7 @@ fn print_decision(decision: &Decision, path: &str, format: OutputFormat) {
                 "decision": word,
                 "policies": decision.reasons(),
                 "errors": errors,
+                "near_misses": explanation.near_misses,
                 "path": path,
             })
         );
@@ -585,5 +588,8 @@ fn print_decision(decision: &Decision, path: &str, format: OutputFormat) {
     }
     for e in errors {
         say!("error: {e}");
+    }
+    for miss in &explanation.near_misses {
+        say!("closest permit: {miss}");
     }
 }

@@ -372,7 +372,7 @@ pub fn summary(event: &Value) -> String {
             let mut why = strings(event, "/unmapped/reasons");
             why.extend(strings(event, "/unmapped/errors"));
             let why = if why.is_empty() {
-                "default deny".to_owned()
+                tenet_event::default_deny_text(&strings(event, "/unmapped/near_misses"))
             } else {
                 why.join(", ")
             };
@@ -467,9 +467,31 @@ mod tests {
             status: Some(200),
             reasons: reasons.iter().map(|r| r.to_string()).collect(),
             errors: vec![],
+            near_misses: vec![],
             policy_hash: "abc".into(),
             decision_us: 4,
         })
+    }
+
+    fn default_deny_with_near_misses() -> EventKind {
+        let mut kind = access(Disposition::Blocked, &[]);
+        if let EventKind::Access(a) = &mut kind {
+            a.near_misses = vec![
+                "read: condition 1 (when { context.device.compliant }) is false".into(),
+                "write: action not in scope".into(),
+            ];
+        }
+        kind
+    }
+
+    #[test]
+    fn a_default_deny_reads_with_its_closest_permits() {
+        assert_eq!(
+            summary(&stored(default_deny_with_near_misses())),
+            "r1 spiffe://example.org/a GET catalog.example.org/products -> deny [default deny; \
+             closest: read: condition 1 (when { context.device.compliant }) is false | write: \
+             action not in scope]"
+        );
     }
 
     fn authentication(success: bool) -> EventKind {
@@ -493,6 +515,7 @@ mod tests {
         let kinds = [
             access(Disposition::Allowed, &["p1", "p2"]),
             access(Disposition::Blocked, &[]),
+            default_deny_with_near_misses(),
             EventKind::Rejection(RejectionEvent {
                 request_id: None,
                 listener: "main".into(),

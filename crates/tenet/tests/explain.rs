@@ -149,3 +149,65 @@ permit (principal is Tenet::User, action, resource)
         "{err}"
     );
 }
+
+/// A default deny names the permit that came closest and the clause that was false, in the
+/// text and the JSON output.
+#[test]
+fn a_default_deny_names_the_closest_permit_and_its_false_clause() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tenet()
+        .current_dir(dir.path())
+        .args(["init", "d", "--trust-domain", "example.test"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let policy = r#"@id("engineers-read")
+permit (principal in Tenet::Group::"engineering", action in Tenet::Action::"read", resource)
+  when { context.session.phishing_resistant }
+  when { context.device.compliant };"#;
+    std::fs::write(dir.path().join("d/policies/people.cedar"), policy).unwrap();
+    let person = [
+        "--principal",
+        "user:corp:42",
+        "--group",
+        "engineering",
+        "--factor",
+        "webauthn",
+    ];
+
+    let (code, v, err) = explain(dir.path(), &person);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(v["decision"], "deny");
+    assert_eq!(v["near_misses"][0]["policy"], "engineers-read");
+    assert_eq!(
+        v["near_misses"][0]["unmet"],
+        serde_json::json!([{"kind": "condition", "number": 2, "clause": "when",
+                            "text": "context.device.compliant"}])
+    );
+
+    let out = tenet()
+        .arg("--config")
+        .arg(dir.path().join("d/tenet.toml"))
+        .args(["policy", "explain", "--route", "catalog"])
+        .args(person)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "closest permit: engineers-read: condition 2 (when { context.device.compliant }) \
+             is false"
+        ),
+        "{text}"
+    );
+
+    // Allowed: nothing to name.
+    let compliant: Vec<&str> = person
+        .iter()
+        .copied()
+        .chain(["--device-compliant"])
+        .collect();
+    let (code, v, err) = explain(dir.path(), &compliant);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["near_misses"], serde_json::json!([]));
+}

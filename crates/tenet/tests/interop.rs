@@ -201,8 +201,10 @@ fn gateway_with_curl_and_openssl() {
     assert_eq!(v["error"], "forbidden");
     assert!(v["request_id"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(!body.contains("no-admin"));
-    let (code, _) = d.curl(Some("frontend"), &["-X", "DELETE"], "/products/1");
+    // A default deny: the closest permits are for the operator, not in the answer.
+    let (code, body) = d.curl(Some("frontend"), &["-X", "DELETE"], "/products/1");
     assert_eq!(code, 403);
+    assert!(!body.contains("frontend-reads-products"), "{body}");
 
     // F001 through curl (--path-as-is keeps the raw target).
     for (path, want) in [
@@ -305,6 +307,16 @@ fn gateway_with_curl_and_openssl() {
         && e["unmapped"]["reasons"] == serde_json::json!(["frontend-reads-products"])));
     assert!(access.iter().any(|e| e["disposition"] == "Blocked"
         && e["unmapped"]["reasons"] == serde_json::json!(["no-admin"])));
+    assert!(
+        access
+            .iter()
+            .any(|e| e["http_request"]["http_method"] == "DELETE"
+                && e["unmapped"]["near_misses"]
+                    == serde_json::json!([
+                        "frontend-posts-uploads: action not in scope",
+                        "frontend-reads-products: action not in scope"
+                    ]))
+    );
     assert!(
         events.iter().any(|e| e["class_uid"] == 3002),
         "the refused handshake is an event"

@@ -55,6 +55,7 @@ impl Req {
                 status: None,
                 reasons: vec![format!("allow-{service}")],
                 errors: vec![],
+                near_misses: vec![],
                 policy_hash: "h1".into(),
                 decision_us: 5,
             },
