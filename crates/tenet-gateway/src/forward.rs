@@ -13,11 +13,12 @@ use tenet_identity::SvidVerifier;
 
 use crate::config::{UpstreamProtocol, UpstreamSpec};
 use crate::error::GatewayError;
+use crate::request_body::ForwardedBody;
 use crate::tls::{SvidResolver, upstream_client_config};
 
 /// An upstream with its pooled client.
 pub(crate) struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, ForwardedBody>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
 }
@@ -33,6 +34,19 @@ pub(crate) enum ForwardError {
     Upstream(#[from] hyper_util::client::legacy::Error),
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),
+    /// The client stopped sending the request body: the client's fault, not the upstream's.
+    #[error("client sent no request body bytes for {0:?}")]
+    BodyStalled(Duration),
+    /// The upstream's time to answer ran out while it still waited for the client's body.
+    #[error("request body not complete when the upstream's {0:?} to answer ran out")]
+    BodyUnfinished(Duration),
+}
+
+impl ForwardError {
+    /// Whether the client, not the upstream, is why the request failed.
+    pub(crate) fn is_client_body(&self) -> bool {
+        matches!(self, Self::BodyStalled(_) | Self::BodyUnfinished(_))
+    }
 }
 
 impl Upstream {
@@ -87,12 +101,13 @@ impl Upstream {
         })
     }
 
-    /// Send `request` (whose URI is origin-form, already normalised) to this upstream.
+    /// Send `request` (whose URI is origin-form, already normalised) to this upstream. A body
+    /// the client stops sending cancels the upstream request (see [`ForwardedBody`]).
     pub async fn send(
         &self,
         mut parts: http::request::Parts,
         path_and_query: &str,
-        body: Incoming,
+        body: ForwardedBody,
     ) -> Result<http::Response<Incoming>, ForwardError> {
         parts.uri = http::Uri::builder()
             .scheme(self.scheme.clone())
@@ -102,10 +117,30 @@ impl Upstream {
         // The pooled client picks the version per connection; HTTP/2 to the upstream is
         // decided by the connector (ALPN or h2c), not by the client's version.
         parts.version = http::Version::HTTP_11;
+        let (watch, idle) = (body.watch(), body.idle());
         let request = http::Request::from_parts(parts, body);
-        match tokio::time::timeout(RESPONSE_TIMEOUT, self.client.request(request)).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(ForwardError::Timeout(RESPONSE_TIMEOUT)),
+        let answered = tokio::select! {
+            biased;
+            () = watch.cut() => return Err(ForwardError::BodyStalled(idle)),
+            result = self.client.request(request) => result,
+            () = tokio::time::sleep(RESPONSE_TIMEOUT) => {
+                // An upstream cannot answer a request whose body has not arrived: when the
+                // client is the one still awaited, the client is late.
+                if watch.is_waiting_for_client() {
+                    watch.cut_off();
+                    return Err(ForwardError::BodyUnfinished(RESPONSE_TIMEOUT));
+                }
+                return Err(ForwardError::Timeout(RESPONSE_TIMEOUT));
+            }
+        };
+        match answered {
+            Ok(response) => {
+                watch.answered();
+                Ok(response)
+            }
+            // The cut-off body ended the upstream request with an error of its own.
+            Err(_) if watch.is_cut_off() => Err(ForwardError::BodyStalled(idle)),
+            Err(e) => Err(ForwardError::Upstream(e)),
         }
     }
 }

@@ -27,6 +27,7 @@ mod framing;
 mod keepalive;
 mod people;
 mod pipeline;
+mod request_body;
 mod response;
 mod routes;
 mod server;
@@ -40,5 +41,6 @@ pub use people::{
     AUTH_PREFIX, AuthRequest, COOKIE_PREFIX, IdentifyWait, MAX_AUTH_BODY, PeopleGate, Person,
     PersonRequest, PersonVerdict, ServeFuture,
 };
+pub use request_body::DEFAULT_REQUEST_BODY_IDLE_TIMEOUT;
 pub use server::{Gateway, GatewayHandle, GatewayParts, NoRisk, RiskSource};
 pub use tls::SvidResolver;

@@ -21,6 +21,7 @@ use crate::people::{
     AUTH_PREFIX, AuthRequest, MAX_AUTH_BODY, PeopleGate, Person, PersonRequest, PersonVerdict,
     auth_redirect, is_navigation, strip_tenet_cookies,
 };
+use crate::request_body::ForwardedBody;
 use crate::response::{Body, REQUEST_ID_HEADER, full, refuse};
 use crate::routes::Route;
 use crate::server::{ListenerState, Shared};
@@ -292,12 +293,29 @@ async fn handle_inner(
     }
     let path_and_query = target.path_and_query();
     let version = parts.version;
+    let body = ForwardedBody::new(
+        body,
+        shared.request_body_idle,
+        protocol == "gRPC",
+        request_id.clone(),
+    );
     let forwarded = route.upstream.send(parts, &path_and_query, body);
     match forwarded
         .instrument(info_span!("forward", route = %route.spec.name))
         .await
     {
         Ok(response) => downstream_response(response, &request_id, version),
+        Err(e) if e.is_client_body() => {
+            let detail = e.to_string();
+            info!(peer = %conn.peer, %principal, route = %route.spec.name, error = %detail,
+                "request body not received in time; upstream request cancelled");
+            let refusal = BodyRefusal {
+                request_id: &request_id,
+                principal,
+                detail,
+            };
+            refuse_late_body(refusal, &conn, &listener, &shared).await
+        }
         Err(e) => {
             metrics::counter!("tenet_gateway_upstream_errors_total").increment(1);
             warn!(route = %route.spec.name, error = %e, "upstream failed");
@@ -310,6 +328,50 @@ async fn handle_inner(
             )
         }
     }
+}
+
+/// A forwarded request whose body stopped arriving.
+struct BodyRefusal<'a> {
+    request_id: &'a str,
+    /// The caller the request was allowed for (a person, a workload, or `anonymous`).
+    principal: String,
+    detail: String,
+}
+
+/// The client stopped sending an allowed request's body and the upstream request was
+/// cancelled: recorded as a refusal beside the request's decision (which stays what it was),
+/// answered 408 and the connection closed (the rest of the body is not read).
+async fn refuse_late_body(
+    r: BodyRefusal<'_>,
+    conn: &ConnInfo,
+    listener: &ListenerState,
+    shared: &Shared,
+) -> Response<Body> {
+    let status = StatusCode::REQUEST_TIMEOUT;
+    let event = Event::new(
+        shared.clock.now(),
+        EventKind::Rejection(RejectionEvent {
+            request_id: Some(r.request_id.to_string()),
+            listener: listener.name.clone(),
+            source_ip: conn.peer.ip(),
+            source_port: conn.peer.port(),
+            stage: "http".into(),
+            kind: "body_timeout".into(),
+            detail: r.detail,
+            principal: Some(r.principal),
+            status: Some(status.as_u16()),
+        }),
+    );
+    if let Err(e) = shared.sink.record(event).await {
+        warn!(error = %e, "could not record a request body timeout");
+    }
+    refuse(
+        status,
+        "bad_request",
+        Some("body_timeout"),
+        r.request_id,
+        true,
+    )
 }
 
 /// Framing, single-valued headers, host (and SNI = Host), path: once, in this order.

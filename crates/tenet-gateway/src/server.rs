@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tenet_event::EventSink;
 use tenet_identity::SvidVerifier;
@@ -47,6 +48,10 @@ pub struct GatewayParts {
     pub risk: Arc<dyn RiskSource>,
     /// The sign-in service for people routes; required when any route is for people.
     pub people: Option<Arc<dyn PeopleGate>>,
+    /// How long a forwarded request's body may go without a byte while the upstream waits for
+    /// it ([`crate::DEFAULT_REQUEST_BODY_IDLE_TIMEOUT`] unless configured); a longer gap cancels
+    /// the upstream request and is answered 408.
+    pub request_body_idle: Duration,
 }
 
 /// Where the gateway reads a caller's risk score (0–100) for `context.risk`.
@@ -74,6 +79,7 @@ pub(crate) struct Shared {
     pub containment: Arc<tenet_contain::Containment>,
     pub risk: Arc<dyn RiskSource>,
     pub people: Option<Arc<dyn PeopleGate>>,
+    pub request_body_idle: Duration,
 }
 
 /// State of one listener.
@@ -107,6 +113,11 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// Validate the parts, build TLS and upstream clients, and bind every listener.
     pub async fn bind(parts: GatewayParts) -> Result<Self, GatewayError> {
+        if parts.request_body_idle.is_zero() {
+            return Err(GatewayError::Config(
+                "the request body idle limit must be more than zero".into(),
+            ));
+        }
         for route in &parts.routes {
             if route.people && parts.people.is_none() {
                 return Err(GatewayError::Config(format!(
@@ -133,6 +144,7 @@ impl Gateway {
             containment: parts.containment,
             risk: parts.risk,
             people: parts.people,
+            request_body_idle: parts.request_body_idle,
         });
         Ok(Self {
             bound,

@@ -100,6 +100,9 @@ pub struct DeploymentSection {
     /// Clock skew tolerated on peer certificates, e.g. "60s".
     #[serde(default = "default_skew")]
     pub clock_skew: String,
+    /// How long a forwarded request's body may go without a byte, e.g. "30s".
+    #[serde(default)]
+    pub request_body_idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,6 +192,8 @@ pub struct Config {
     pub policy_dir: PathBuf,
     pub svid_ttl: Duration,
     pub clock_skew: Duration,
+    /// The gateway's idle limit on forwarded request bodies.
+    pub request_body_idle: Duration,
     pub sync: SyncPolicy,
     pub admin_listen: SocketAddr,
     pub listeners: Vec<ListenerSpec>,
@@ -324,6 +329,7 @@ fn resolve(path: &Path, file: ConfigFile) -> Result<Config> {
         policy_dir: base.join(&file.deployment.policy_dir),
         svid_ttl: parse_duration(&file.deployment.svid_ttl).context("deployment.svid_ttl")?,
         clock_skew: bounded_skew(&file.deployment.clock_skew)?,
+        request_body_idle: body_idle(file.deployment.request_body_idle_timeout.as_deref())?,
         sync: parse_sync(&file.events.sync).context("events.sync")?,
         admin_listen: file.admin.listen,
         people: crate::people::people_spec(&base, file.people, &routes, &listeners)?,
@@ -458,6 +464,23 @@ fn bounded_skew(text: &str) -> Result<Duration> {
     Ok(skew)
 }
 
+/// Shortest and longest idle limit on forwarded request bodies: below a second, a client on a
+/// slow link loses its uploads; above an hour, a stalled body holds its connection as if
+/// there were no limit.
+const BODY_IDLE_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(3600);
+
+fn body_idle(text: Option<&str>) -> Result<Duration> {
+    let Some(text) = text else {
+        return Ok(tenet_gateway::DEFAULT_REQUEST_BODY_IDLE_TIMEOUT);
+    };
+    let idle = parse_duration(text).context("deployment.request_body_idle_timeout")?;
+    if !BODY_IDLE_RANGE.contains(&idle) {
+        bail!("deployment.request_body_idle_timeout {text:?} must be between 1s and 1h");
+    }
+    Ok(idle)
+}
+
 /// "90s", "15m", "1h", "2d", "500ms".
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let t = text.trim();
@@ -523,6 +546,20 @@ mod tests {
             "duration \"999999999999999999d\": the number is too large"
         );
         assert_eq!(message("h"), "duration \"h\" must start with a number");
+    }
+
+    #[test]
+    fn request_body_idle_timeout_is_bounded() {
+        assert_eq!(
+            body_idle(None).unwrap(),
+            tenet_gateway::DEFAULT_REQUEST_BODY_IDLE_TIMEOUT
+        );
+        assert_eq!(body_idle(Some("2s")).unwrap(), Duration::from_secs(2));
+        assert_eq!(body_idle(Some("1h")).unwrap(), Duration::from_secs(3600));
+        for refused in ["500ms", "2h", "0s"] {
+            let e = format!("{:#}", body_idle(Some(refused)).unwrap_err());
+            assert!(e.contains("request_body_idle_timeout"), "{refused}: {e}");
+        }
     }
 
     #[test]

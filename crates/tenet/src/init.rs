@@ -147,6 +147,9 @@ policy_dir = "policies"
 svid_ttl = "1h"
 # Clock skew tolerated on peer certificates (accepted with a warning).
 clock_skew = "60s"
+# How long a forwarded request's body may go without a byte while the upstream waits for it
+# (1s to 1h); a longer gap cancels the upstream request and the client gets 408.
+request_body_idle_timeout = "30s"
 
 [events]
 # Every event goes into the tamper-evident ledger in data/ledger; a checkpoint (a signed tree

@@ -187,6 +187,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         people: people
             .clone()
             .map(|p| p as Arc<dyn tenet_gateway::PeopleGate>),
+        request_body_idle: config.request_body_idle,
     })
     .await?;
     let listeners = gateway.local_addrs();

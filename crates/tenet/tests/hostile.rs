@@ -852,6 +852,185 @@ fn slow_clients_are_cut_off_by_the_handshake_and_header_timeouts() {
     assert_healthy(&mut d, fds, 2);
 }
 
+/// The body idle limit the request body test configures (`[deployment]
+/// request_body_idle_timeout`), short so that the test stays short.
+const BODY_IDLE: Duration = Duration::from_secs(2);
+
+/// A deployment whose gateway cuts off request bodies after [`BODY_IDLE`] without a byte.
+fn deployment_with_body_limit() -> Deployment {
+    let mut d = Deployment::start();
+    d.stop();
+    let config = std::fs::read_to_string(d.config()).unwrap();
+    let config = config.replacen(
+        "[deployment]\n",
+        &format!(
+            "[deployment]\nrequest_body_idle_timeout = \"{}s\"\n",
+            BODY_IDLE.as_secs()
+        ),
+        1,
+    );
+    write(&d.config(), &config);
+    d.up();
+    d
+}
+
+/// Established TCP connections from the gateway to its upstream (seen from the gateway's
+/// side: the remote port is the upstream's).
+fn upstream_connections(d: &Deployment) -> usize {
+    let remote = format!("0100007F:{:04X}", d.upstream_port);
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"01")
+        })
+        .count()
+}
+
+/// s_client as the frontend sends `head`, then each of `body` after `gap`, and keeps its side
+/// open; returns how long until the gateway closed the connection (at most 15 s), and what it
+/// answered.
+fn slow_body(d: &Deployment, head: &str, body: &[u8], gap: Duration) -> (Duration, String) {
+    let started = Instant::now();
+    let mut child = s_client(d);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(head.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    for byte in body {
+        std::thread::sleep(gap);
+        if child.try_wait().unwrap().is_some() || stdin.write_all(&[*byte]).is_err() {
+            break;
+        }
+        let _ = stdin.flush();
+    }
+    let out = wait_output(
+        child,
+        Duration::from_secs(15).saturating_sub(started.elapsed()),
+    );
+    drop(stdin);
+    (
+        started.elapsed(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `POST /upload` with a `Content-Length` of `length`.
+fn upload_head(length: usize, extra: &str) -> String {
+    format!(
+        "POST /upload HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: text/plain\r\n\
+         Content-Length: {length}\r\n{extra}\r\n"
+    )
+}
+
+/// The JSON body of an HTTP/1.1 answer.
+fn answer_json(answer: &str) -> serde_json::Value {
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap_or(("", ""));
+    serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {answer:?}"))
+}
+
+/// A client that announces a body and stops sending it (slowloris on the body) is cut off
+/// after the idle limit: 408 and the connection closed, the upstream request cancelled, the
+/// cut-off counted and recorded beside the request's decision. A client that sends its body
+/// slowly, each gap shorter than the limit, is served.
+#[test]
+fn a_request_body_that_stops_arriving_is_cut_off() {
+    let mut d = deployment_with_body_limit();
+    let fds = settled_fds(&d);
+    let before = d.metrics();
+    assert_eq!(upstream_connections(&d), 0);
+
+    // The head and 3 of its 1000 bytes, then nothing. The upstream holds the request, waiting
+    // for the rest.
+    let (elapsed, answer) = std::thread::scope(|s| {
+        let stalled = s.spawn(|| slow_body(&d, &upload_head(1000, ""), b"abc", Duration::ZERO));
+        std::thread::sleep(BODY_IDLE / 2);
+        assert_eq!(
+            upstream_connections(&d),
+            1,
+            "the upstream has the request while the body stalls"
+        );
+        stalled.join().unwrap()
+    });
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "a stalled body: {answer:?}\n{}",
+        d.up_log()
+    );
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer:?}"
+    );
+    let refused = answer_json(&answer);
+    assert_eq!(refused["reason"], "body_timeout", "{answer:?}");
+    // Closed by the limit: not before it, and not much after (the handshake included).
+    assert!(
+        (BODY_IDLE..BODY_IDLE + Duration::from_secs(3)).contains(&elapsed),
+        "a stalled body was cut off after {elapsed:?}"
+    );
+
+    // The upstream request is cancelled: its connection is closed, not kept for the pool.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while upstream_connections(&d) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        upstream_connections(&d),
+        0,
+        "the upstream request was not cancelled"
+    );
+
+    // The decision stays what it was (allowed, recorded before forwarding); the cut-off is a
+    // refusal of the same request beside it, counted once.
+    let request_id = refused["request_id"].as_str().unwrap().to_owned();
+    let event = wait_for_refusal(&d, HTTP, "stalled body", |events| {
+        events
+            .iter()
+            .find(|e| e["unmapped"]["request_id"] == request_id.as_str())
+            .cloned()
+    });
+    assert_eq!(event["unmapped"]["kind"], "body_timeout", "{event:#}");
+    assert_eq!(event["http_response"]["code"], 408, "{event:#}");
+    let decisions: Vec<serde_json::Value> = d
+        .events()
+        .into_iter()
+        .filter(|e| e["http_request"]["uid"] == request_id.as_str())
+        .collect();
+    assert_eq!(decisions.len(), 1, "{decisions:#?}");
+    assert_eq!(decisions[0]["disposition"], "Allowed", "{decisions:#?}");
+    let metrics = d.metrics();
+    let timed_out = |m: &str| {
+        counter(
+            m,
+            "tenet_gateway_connections_timed_out_total",
+            &[("reason", "request_body")],
+        )
+    };
+    assert_eq!(timed_out(&metrics) - timed_out(&before), 1, "{metrics}");
+    let log = strip_ansi(&d.up_log());
+    assert!(
+        log.lines()
+            .any(|l| l.contains("request body not received in time") && l.contains(&request_id)),
+        "{log}"
+    );
+
+    // Slow but steady: four bytes, each after most of the limit. The limit is on the gap,
+    // not on the whole body.
+    let gap = BODY_IDLE * 3 / 5;
+    let (elapsed, answer) = slow_body(&d, &upload_head(4, "Connection: close\r\n"), b"wxyz", gap);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "a slow body: {answer:?}"
+    );
+    assert_eq!(answer_json(&answer)["body"], "wxyz", "{answer:?}");
+    assert!(elapsed > BODY_IDLE * 2, "{elapsed:?}");
+    assert_eq!(timed_out(&d.metrics()) - timed_out(&before), 1);
+
+    // Both uploads were allowed; the first never reached its end.
+    assert_healthy(&mut d, fds, 2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5: bad client certificates
 // ---------------------------------------------------------------------------------------------

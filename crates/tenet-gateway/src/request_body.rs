@@ -1,0 +1,338 @@
+//! Forwarded request bodies under an idle limit: a client that announces a body and then stops
+//! sending it (slowloris on the body) cannot hold a gateway connection and an upstream request
+//! open for ever.
+//!
+//! The limit is a gap: how long the body may go without a frame while the upstream side is
+//! waiting for one. Time the upstream side spends not asking (an upstream that reads slowly)
+//! does not count, so only a client that is late is cut off.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use tokio::sync::Notify;
+use tokio::time::{Instant, Sleep};
+use tracing::info;
+
+/// How long a forwarded request's body may go without a byte while the upstream waits for it,
+/// unless the deployment says otherwise.
+pub const DEFAULT_REQUEST_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a forwarded request body ended in an error.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// The client sent nothing for the idle limit while the upstream waited.
+    #[error("client sent no request body bytes for {0:?}")]
+    Stalled(Duration),
+    /// The body was cut off for another reason (see [`BodyWatch::cut_off`]).
+    #[error("request body cut off: the client did not send it in time")]
+    CutOff,
+    /// The client's own stream failed (reset, closed, malformed chunk).
+    #[error("request body: {0}")]
+    Client(#[source] BoxError),
+}
+
+/// What the forwarding side learns about a body it hands to the upstream client, which polls
+/// the body on its own connection task.
+pub(crate) struct BodyWatch {
+    request_id: String,
+    /// The body's last poll found no frame: the upstream side waits for the client.
+    waiting: AtomicBool,
+    /// The body was cut off; set once.
+    cut: AtomicBool,
+    /// The upstream answered with its head.
+    answered: AtomicBool,
+    notify: Notify,
+}
+
+impl BodyWatch {
+    fn new(request_id: String) -> Self {
+        Self {
+            request_id,
+            waiting: AtomicBool::new(false),
+            cut: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Cut the body off: from now on it yields an error, which cancels the upstream request.
+    /// Counted once, whoever cuts first.
+    pub(crate) fn cut_off(&self) {
+        if self.cut.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        metrics::counter!("tenet_gateway_connections_timed_out_total", "reason" => "request_body")
+            .increment(1);
+        if self.answered.load(Ordering::Acquire) {
+            // The answer is already streaming to the client, which cannot be told 408: the
+            // upstream request is cancelled and the client's connection ends.
+            info!(request_id = %self.request_id, "request body stalled after the upstream \
+                answered; request cancelled");
+        }
+        // A stored permit: the forwarding side may not be waiting yet.
+        self.notify.notify_one();
+    }
+
+    /// Whether the body was cut off.
+    pub(crate) fn is_cut_off(&self) -> bool {
+        self.cut.load(Ordering::Acquire)
+    }
+
+    /// Whether the upstream side is waiting for the client's next body bytes.
+    pub(crate) fn is_waiting_for_client(&self) -> bool {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// The upstream answered with its head.
+    pub(crate) fn answered(&self) {
+        self.answered.store(true, Ordering::Release);
+    }
+
+    /// Resolves once the body is cut off.
+    pub(crate) async fn cut(&self) {
+        self.notify.notified().await;
+    }
+}
+
+/// A request body on its way to the upstream, cut off when the client leaves a gap longer than
+/// the idle limit. gRPC streams may idle once the upstream has answered (a bidirectional
+/// stream waits for the server's messages); before that they are held to the limit too.
+pub(crate) struct ForwardedBody<B = Incoming> {
+    inner: B,
+    idle: Duration,
+    streaming: bool,
+    /// Runs from the first poll that found no frame; `armed` says whether it is running.
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+    watch: Arc<BodyWatch>,
+}
+
+impl<B> ForwardedBody<B> {
+    /// `streaming`: a gRPC request, whose stream may idle after the upstream answered.
+    pub(crate) fn new(inner: B, idle: Duration, streaming: bool, request_id: String) -> Self {
+        Self {
+            inner,
+            idle,
+            streaming,
+            timer: None,
+            armed: false,
+            watch: Arc::new(BodyWatch::new(request_id)),
+        }
+    }
+
+    pub(crate) fn watch(&self) -> Arc<BodyWatch> {
+        self.watch.clone()
+    }
+
+    /// The idle limit of this body.
+    pub(crate) fn idle(&self) -> Duration {
+        self.idle
+    }
+
+    fn rest(&mut self) {
+        self.armed = false;
+        self.watch.waiting.store(false, Ordering::Release);
+    }
+}
+
+impl<B> HttpBody for ForwardedBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if this.watch.is_cut_off() {
+            return Poll::Ready(Some(Err(BodyError::CutOff)));
+        }
+        // What the client already sent is taken first: a gap the upstream side caused by not
+        // asking is never the client's.
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.rest();
+            return Poll::Ready(frame.map(|f| f.map_err(|e| BodyError::Client(e.into()))));
+        }
+        if this.streaming && this.watch.answered.load(Ordering::Acquire) {
+            this.rest();
+            return Poll::Pending;
+        }
+
+        if !this.armed {
+            let deadline = Instant::now() + this.idle;
+            match this.timer.as_mut() {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            this.armed = true;
+            this.watch.waiting.store(true, Ordering::Release);
+        }
+        let expired = this
+            .timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+        if !expired {
+            return Poll::Pending;
+        }
+        this.watch.cut_off();
+        Poll::Ready(Some(Err(BodyError::Stalled(this.idle))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http_body_util::BodyExt;
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// A body fed by the test, one chunk at a time.
+    struct Fed(mpsc::Receiver<&'static str>);
+
+    impl HttpBody for Fed {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            self.get_mut()
+                .0
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes())))))
+        }
+    }
+
+    const IDLE: Duration = Duration::from_millis(200);
+
+    fn body(streaming: bool) -> (mpsc::Sender<&'static str>, ForwardedBody<Fed>) {
+        let (tx, rx) = mpsc::channel(8);
+        (
+            tx,
+            ForwardedBody::new(Fed(rx), IDLE, streaming, "r1".into()),
+        )
+    }
+
+    async fn next(body: &mut ForwardedBody<Fed>) -> Option<Result<Bytes, BodyError>> {
+        body.frame()
+            .await
+            .map(|f| f.map(|f| f.into_data().unwrap_or_default()))
+    }
+
+    #[tokio::test]
+    async fn gaps_shorter_than_the_limit_pass() {
+        let (tx, mut body) = body(false);
+        let feeder = tokio::spawn(async move {
+            for chunk in ["a", "b", "c"] {
+                tokio::time::sleep(IDLE / 2).await;
+                tx.send(chunk).await.unwrap();
+            }
+        });
+        let mut got = String::new();
+        while let Some(chunk) = next(&mut body).await {
+            got.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        }
+        feeder.await.unwrap();
+        assert_eq!(got, "abc");
+        assert!(!body.watch().is_cut_off());
+    }
+
+    #[tokio::test]
+    async fn a_gap_longer_than_the_limit_cuts_the_body_off() {
+        let (tx, mut body) = body(false);
+        let watch = body.watch();
+        tx.send("a").await.unwrap();
+        assert_eq!(next(&mut body).await.unwrap().unwrap(), "a");
+        assert!(!watch.is_waiting_for_client());
+
+        let started = Instant::now();
+        let cut = tokio::spawn({
+            let watch = watch.clone();
+            async move { watch.cut().await }
+        });
+        let err = next(&mut body).await.unwrap().unwrap_err();
+        assert!(matches!(err, BodyError::Stalled(d) if d == IDLE), "{err}");
+        assert!(started.elapsed() >= IDLE);
+        assert!(watch.is_cut_off());
+        tokio::time::timeout(IDLE, cut).await.unwrap().unwrap();
+
+        // Bytes arriving late do not revive it: the upstream request is already cancelled.
+        tx.send("b").await.unwrap();
+        assert!(matches!(
+            next(&mut body).await,
+            Some(Err(BodyError::CutOff))
+        ));
+    }
+
+    #[tokio::test]
+    async fn time_the_upstream_side_does_not_ask_is_not_the_clients() {
+        let (tx, mut body) = body(false);
+        // Armed, then left unpolled (an upstream reading slowly) past the limit while the
+        // client's bytes wait.
+        let pending = futures_poll_once(&mut body).await;
+        assert!(pending);
+        assert!(body.watch().is_waiting_for_client());
+        tx.send("a").await.unwrap();
+        tokio::time::sleep(IDLE * 2).await;
+        assert_eq!(next(&mut body).await.unwrap().unwrap(), "a");
+        assert!(!body.watch().is_cut_off());
+    }
+
+    #[tokio::test]
+    async fn a_grpc_stream_may_idle_once_answered_but_not_before() {
+        let (_tx, mut before) = body(true);
+        assert!(matches!(
+            next(&mut before).await,
+            Some(Err(BodyError::Stalled(_)))
+        ));
+
+        let (tx, mut after) = body(true);
+        after.watch().answered();
+        let waited = tokio::time::timeout(IDLE * 3, next(&mut after)).await;
+        assert!(waited.is_err(), "an answered gRPC stream was cut off");
+        tx.send("late").await.unwrap();
+        assert_eq!(next(&mut after).await.unwrap().unwrap(), "late");
+    }
+
+    #[tokio::test]
+    async fn a_cut_off_by_the_forwarding_side_ends_the_body() {
+        let (_tx, mut body) = body(false);
+        let watch = body.watch();
+        watch.cut_off();
+        watch.cut_off();
+        tokio::time::timeout(IDLE, watch.cut()).await.unwrap();
+        assert!(matches!(
+            next(&mut body).await,
+            Some(Err(BodyError::CutOff))
+        ));
+    }
+
+    /// Poll the body once; true when it was pending.
+    async fn futures_poll_once(body: &mut ForwardedBody<Fed>) -> bool {
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx).is_pending()))
+            .await
+    }
+}
