@@ -59,6 +59,7 @@ struct Fixture {
     ca: Arc<CertificateAuthority>,
     sign_in: SignIn,
     risk: Arc<Risk>,
+    events: Arc<Recorded>,
 }
 
 fn fixture() -> Fixture {
@@ -95,6 +96,7 @@ fn fixture_with(
         .unwrap(),
     );
     let risk = Arc::new(Risk::default());
+    let events = Arc::new(Recorded::default());
     let sign_in = SignIn::new(SignInParts {
         providers,
         relying_party,
@@ -104,7 +106,7 @@ fn fixture_with(
         devices,
         ca: ca.clone(),
         risk: risk.clone(),
-        sink: Arc::new(Recorded::default()),
+        sink: events.clone(),
         require_webauthn: true,
         admin_groups: Vec::new(),
         bearer,
@@ -115,6 +117,7 @@ fn fixture_with(
         ca,
         sign_in,
         risk,
+        events,
     }
 }
 
@@ -765,4 +768,174 @@ async fn a_provider_not_discovered_yet_refuses_sign_in_with_503_and_nothing_else
     assert_eq!(f.sign_in.revoke_person("user:corp:u-42", t0()), 1);
     let v = identify(&f, Some(&cookie), "192.0.2.10", None, t0());
     assert_eq!(reason(&v), "revoked");
+}
+
+/// The authentication events recorded so far, as (activity, success, reason).
+fn recorded(f: &Fixture) -> Vec<(String, bool, String)> {
+    f.events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            tenet_event::EventKind::Authentication(a) => {
+                Some((a.activity.clone(), a.success, a.reason.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A sign-in that has not given its passkey yet is only good for giving it, ends ten minutes
+/// after the provider's sign-in, and is complete once the passkey is registered.
+#[tokio::test]
+async fn a_sign_in_without_its_passkey_yet_ends_after_ten_minutes() {
+    let f = fixture();
+    let awaiting = |f: &Fixture| {
+        let new = NewSession {
+            user: jane(),
+            factors: vec![FactorUse::new("oidc", false, t0())],
+            device_id: None,
+            ip: "192.0.2.10".parse().unwrap(),
+            risk: 0,
+        };
+        let sessions = f.sign_in.sessions();
+        let (token, _) = sessions
+            .create_awaiting_second_factor(new, None, t0())
+            .unwrap();
+        token.as_str().to_owned()
+    };
+    let waiting = awaiting(&f);
+    let v = identify(&f, Some(&waiting), "192.0.2.10", None, t0());
+    assert!(matches!(v, PersonVerdict::StepUpRequired { .. }), "{v:?}");
+    assert_eq!(reason(&v), "step_up_pending");
+    let late = t0() + time::Duration::minutes(10);
+    let v = identify(&f, Some(&waiting), "192.0.2.10", None, late);
+    assert_eq!(reason(&v), "second_factor_timeout");
+
+    let mut key = SoftPasskey::new(true);
+    let done = ceremony(&f, &mut key, &awaiting(&f), "192.0.2.10", true).await;
+    let v = identify(&f, Some(&done), "192.0.2.10", None, late);
+    assert!(matches!(v, PersonVerdict::Person(_)), "{v:?}");
+}
+
+/// Refused callbacks and device requests (no session needed to send them) are recorded one by
+/// one up to 50 per source and 10 minutes; past that they are answered 429 and summarised in one
+/// event once the window ends. Other sources are not affected.
+#[tokio::test]
+async fn refusals_without_a_session_are_summarised_past_fifty_per_source() {
+    let f = fixture();
+    let get = |path: &str, ip: &str, now: OffsetDateTime| {
+        let mut request = auth("callback", "x", ip, "");
+        request.method = Method::GET;
+        request.path_and_query = path.to_owned();
+        request.now = now;
+        request
+    };
+    let callback = "/.tenet/auth/callback?state=forged&code=c";
+    for i in 0..50 {
+        let request = if i % 2 == 0 {
+            get(callback, "203.0.113.9", t0())
+        } else {
+            auth("device/report", "x", "203.0.113.9", "not.a.report")
+        };
+        let answer = f.sign_in.serve(request).await;
+        assert_eq!(answer.status(), 400, "{:?}", answer.body());
+    }
+    assert_eq!(recorded(&f).len(), 50);
+    for _ in 0..7 {
+        let answer = f.sign_in.serve(get(callback, "203.0.113.9", t0())).await;
+        assert_eq!(answer.status(), 429, "{:?}", answer.body());
+        assert_eq!(answer.headers()[header::RETRY_AFTER], "600");
+    }
+    let answer = f.sign_in.serve(get(callback, "203.0.113.10", t0())).await;
+    assert_eq!(answer.status(), 400);
+    assert_eq!(recorded(&f).len(), 51);
+
+    let ended = t0() + time::Duration::minutes(10);
+    assert_eq!(f.sign_in.record_refusal_summaries(t0(), false).await, 0);
+    assert_eq!(f.sign_in.record_refusal_summaries(ended, false).await, 1);
+    let events = recorded(&f);
+    let (activity, success, why) = events.last().unwrap();
+    assert_eq!((activity.as_str(), *success), ("throttled", false));
+    assert!(
+        why.contains("7 refused requests from 203.0.113.9 between 2026-12-01T09:00:00Z and 2026-12-01T09:10:00Z"),
+        "{why}"
+    );
+    // The next window starts afresh.
+    let answer = f.sign_in.serve(get(callback, "203.0.113.9", ended)).await;
+    assert_eq!(answer.status(), 400);
+}
+
+/// A JSON body that gives a key twice is refused with 400 naming the key, on every endpoint
+/// that reads one: the WebAuthn response (the ceremony is spent and the refusal recorded), the
+/// TOTP and recovery codes, and a device enrolment.
+#[tokio::test]
+async fn bodies_giving_a_key_twice_are_refused() {
+    let f = fixture();
+    let duplicate = |answer: &http::Response<bytes::Bytes>, key: &str| {
+        assert_eq!(answer.status(), 400, "{:?}", answer.body());
+        let body: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+        assert_eq!(body["error"], "duplicate_key");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(&format!("\"{key}\"")), "{detail}");
+    };
+    let new = NewSession {
+        user: jane(),
+        factors: vec![FactorUse::new("oidc", false, t0())],
+        device_id: None,
+        ip: "192.0.2.10".parse().unwrap(),
+        risk: 0,
+    };
+    let (token, _) = f.sign_in.sessions().create(new, None, t0()).unwrap();
+    let cookie = token.as_str();
+    let begin = f
+        .sign_in
+        .serve(auth("webauthn/register/begin", cookie, "192.0.2.10", "{}"))
+        .await;
+    assert_eq!(begin.status(), 200);
+    let origin = url::Url::parse("https://app.example.test:8443").unwrap();
+    let mut key = SoftPasskey::new(true);
+    let challenge = serde_json::from_slice(begin.body()).unwrap();
+    let answer = serde_json::to_string(&key.do_registration(origin, challenge).unwrap()).unwrap();
+    // The same response with its type given twice: serde_json alone would take the last.
+    let doubled = format!("{{\"type\":\"public-key\",{}", &answer[1..]);
+    let finish = f
+        .sign_in
+        .serve(auth(
+            "webauthn/register/finish",
+            cookie,
+            "192.0.2.10",
+            &doubled,
+        ))
+        .await;
+    duplicate(&finish, "type");
+    let (activity, success, why) = recorded(&f).pop().unwrap();
+    assert_eq!((activity.as_str(), success), ("mfa_register", false));
+    assert!(why.contains("\"type\""), "{why}");
+    let spent = f
+        .sign_in
+        .serve(auth(
+            "webauthn/register/finish",
+            cookie,
+            "192.0.2.10",
+            &answer,
+        ))
+        .await;
+    assert_eq!(spent.status(), 400);
+
+    for path in ["totp/verify", "recovery/redeem"] {
+        let body = r#"{"code":"000000","code":"123456"}"#;
+        let answer = f
+            .sign_in
+            .serve(auth(path, cookie, "192.0.2.10", body))
+            .await;
+        duplicate(&answer, "code");
+    }
+    let body = r#"{"token":"t","csr":"c","token":"u"}"#;
+    let answer = f
+        .sign_in
+        .serve(auth("device/enrol", "x", "192.0.2.10", body))
+        .await;
+    duplicate(&answer, "token");
 }

@@ -62,10 +62,13 @@ impl Running {
                 warn!("the detector did not stop within 10 s; learned baselines may be older");
             }
         }
-        if let Some(people) = &self.people
-            && let Err(e) = people.sessions().flush()
-        {
-            warn!(error = %e, "sessions could not be written at shutdown");
+        if let Some(people) = &self.people {
+            if let Err(e) = people.sessions().flush() {
+                warn!(error = %e, "sessions could not be written at shutdown");
+            }
+            // Refusals held back from the ledger so far are summarised before it closes.
+            let now = time::OffsetDateTime::now_utc();
+            people.record_refusal_summaries(now, true).await;
         }
         match self.sink.shutdown().await {
             Ok(Some(cp)) => {
@@ -261,8 +264,9 @@ pub async fn start(config: &Config) -> Result<Running> {
 }
 
 /// Every 30 s: sessions' last use written to their file (so idle timeouts survive a
-/// restart) and expired sessions dropped; every 10 minutes the providers' keys fetched
-/// again (retired keys stop verifying access tokens).
+/// restart), expired sessions dropped, and sign-in refusals held back from the ledger past a
+/// source's limit summarised there; every 10 minutes the providers' keys fetched again
+/// (retired keys stop verifying access tokens).
 async fn keep_sessions(people: Arc<tenet_people::SignIn>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     let mut ticks: u32 = 0;
@@ -272,8 +276,10 @@ async fn keep_sessions(people: Arc<tenet_people::SignIn>) {
         if ticks.is_multiple_of(20) {
             people.refresh_provider_keys().await;
         }
+        let now = time::OffsetDateTime::now_utc();
+        people.record_refusal_summaries(now, false).await;
         let sessions = people.sessions();
-        if let Err(e) = sessions.purge_expired(time::OffsetDateTime::now_utc()) {
+        if let Err(e) = sessions.purge_expired(now) {
             warn!(error = %e, "expired sessions could not be dropped");
         }
         if let Err(e) = sessions.flush() {

@@ -300,9 +300,9 @@ async fn callback(b: &mut Browser, path: &str) -> String {
     r.cookie(SESSION).unwrap()
 }
 
-/// The second-factor page and its ceremony with the soft passkey. Returns the ceremony the
-/// page asked for (`register` or `authenticate`).
-async fn second_factor(env: &Env, b: &mut Browser) -> String {
+/// The second-factor page's ceremony begun, and the soft passkey's response: the ceremony
+/// the page asked for (`register` or `authenticate`) and the response, not yet sent.
+async fn begin_second_factor(env: &Env, b: &mut Browser) -> (String, String) {
     let page = b.get(MFA_PAGE, &[]).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let mode = page
@@ -320,17 +320,21 @@ async fn second_factor(env: &Env, b: &mut Browser) -> String {
         .await;
     assert_eq!(begin.status, 200, "{mode} begin: {}", begin.body);
     let origin = Url::parse(&env.origin()).unwrap();
-    let answer = {
-        let mut key = env.passkey.lock().unwrap_or_else(PoisonError::into_inner);
-        if mode == "register" {
-            let options: CreationChallengeResponse = serde_json::from_str(&begin.body).unwrap();
-            serde_json::to_string(&key.do_registration(origin, options).unwrap()).unwrap()
-        } else {
-            let options: RequestChallengeResponse = serde_json::from_str(&begin.body).unwrap();
-            serde_json::to_string(&key.do_authentication(origin, options).unwrap()).unwrap()
-        }
+    let mut key = env.passkey.lock().unwrap_or_else(PoisonError::into_inner);
+    let answer = if mode == "register" {
+        let options: CreationChallengeResponse = serde_json::from_str(&begin.body).unwrap();
+        serde_json::to_string(&key.do_registration(origin, options).unwrap()).unwrap()
+    } else {
+        let options: RequestChallengeResponse = serde_json::from_str(&begin.body).unwrap();
+        serde_json::to_string(&key.do_authentication(origin, options).unwrap()).unwrap()
     };
+    (mode, answer)
+}
 
+/// The second-factor page and its ceremony with the soft passkey. Returns the ceremony the
+/// page asked for (`register` or `authenticate`).
+async fn second_factor(env: &Env, b: &mut Browser) -> String {
+    let (mode, answer) = begin_second_factor(env, b).await;
     let finish = b
         .post(
             &format!("/.tenet/auth/webauthn/{mode}/finish?rd=%2F"),
@@ -743,6 +747,63 @@ async fn session_list_shows_the_session_and_revoke_ends_it() {
     let r = s.browser.get("/", &[]).await;
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(env.sessions().iter().all(|x| x["email"] != EMAIL));
+}
+
+/// A sign-in that has not given its passkey yet is listed as waiting for it, with when it
+/// ends, until the passkey completes it; a WebAuthn response or a device enrolment giving a
+/// key twice is answered 400 naming the key.
+#[tokio::test]
+async fn a_half_done_sign_in_is_listed_as_such_and_bodies_giving_a_key_twice_are_refused() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let waiting = |env: &Env| -> Vec<Value> {
+        let sessions = env.sessions().into_iter();
+        sessions
+            .filter(|x| x["email"] == EMAIL && x["state"]["state"] == "second_factor_pending")
+            .collect()
+    };
+    let before = waiting(&env).len();
+    let mut b = Browser::new(&env);
+    let path = to_callback(&mut b).await;
+    callback(&mut b, &path).await;
+    let now_waiting = waiting(&env);
+    assert_eq!(now_waiting.len(), before + 1, "{now_waiting:#?}");
+    assert!(
+        now_waiting.iter().all(|x| x["state"]["until"].is_string()),
+        "{now_waiting:#?}"
+    );
+
+    // The page's own ceremony, its response giving `type` twice.
+    let (mode, answer) = begin_second_factor(&env, &mut b).await;
+    let doubled = format!("{{\"type\":\"public-key\",{}", &answer[1..]);
+    let finish = b
+        .post(
+            &format!("/.tenet/auth/webauthn/{mode}/finish?rd=%2F"),
+            doubled,
+        )
+        .await;
+    assert_eq!(finish.status, 400, "{}", finish.body);
+    assert_eq!(finish.json()["error"], "duplicate_key");
+    assert!(
+        finish.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"type\"")
+    );
+    assert_eq!(waiting(&env).len(), before + 1);
+
+    second_factor(&env, &mut b).await;
+    assert_eq!(waiting(&env).len(), before);
+    assert_eq!(b.get("/", &[]).await.status, 200);
+
+    let enrol = b
+        .post(
+            "/.tenet/auth/device/enrol",
+            r#"{"token":"a","csr":"b","token":"c"}"#.into(),
+        )
+        .await;
+    assert_eq!(enrol.status, 400, "{}", enrol.body);
+    assert_eq!(enrol.json()["error"], "duplicate_key");
 }
 
 /// The device agent commands against the running gateway: a token from the admin, `tenet

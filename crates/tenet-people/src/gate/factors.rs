@@ -198,41 +198,9 @@ impl SignIn {
         };
         let key = Self::user_key(&session);
         let name = Self::person_name(&session);
-        let malformed;
-        let (activity, outcome) = {
-            let mut factors = self.lock_factors();
-            let user = factors.user_mut(&key);
-            let outcome = match &ceremony {
-                // Whether the person was verified (UV) in this ceremony, for the session.
-                Ceremony::Register(p) => (
-                    "mfa_register",
-                    self.rp
-                        .finish_registration(user, p, body, req.now)
-                        .map(|credential| credential.user_verified()),
-                ),
-                Ceremony::Authenticate(p) => (
-                    "mfa",
-                    self.rp
-                        .finish_authentication(user, p, body, req.now)
-                        .map(|outcome| outcome.factor.user_verified),
-                ),
-            };
-            let saved = if outcome.1.is_ok() {
-                factors.save().map_err(|e| e.to_string())
-            } else {
-                Ok(())
-            };
-            // A body that is no WebAuthn response at all is the client's mistake (400), not a
-            // failed verification (401).
-            malformed = matches!(
-                outcome.1,
-                Err(tenet_mfa::CeremonyError::MalformedResponse { .. })
-            );
-            let result = outcome.1.map_err(|e| e.to_string());
-            (
-                outcome.0,
-                result.and_then(|verified| saved.map(|()| verified)),
-            )
+        let activity = match &ceremony {
+            Ceremony::Register(_) => "mfa_register",
+            Ceremony::Authenticate(_) => "mfa",
         };
         let event = |success: bool, reason: String| AuthenticationEvent {
             activity: activity.into(),
@@ -244,6 +212,44 @@ impl SignIn {
             source_ip: req.source_ip,
             device: device.clone(),
             request_id: Some(req.request_id.clone()),
+        };
+        // tenet-mfa parses the response with serde_json, which keeps the last of two equal
+        // keys: a response giving a key twice is refused here, and the ceremony is spent.
+        if let Err(refused @ json_body::BodyError::DuplicateKey { .. }) =
+            json_body::check(req.body.as_ref())
+        {
+            self.record(req.now, event(false, refused.to_string()))
+                .await;
+            return refused.answer("WebAuthn response");
+        }
+        let malformed;
+        let outcome = {
+            let mut factors = self.lock_factors();
+            let user = factors.user_mut(&key);
+            let outcome = match &ceremony {
+                // Whether the person was verified (UV) in this ceremony, for the session.
+                Ceremony::Register(p) => self
+                    .rp
+                    .finish_registration(user, p, body, req.now)
+                    .map(|credential| credential.user_verified()),
+                Ceremony::Authenticate(p) => self
+                    .rp
+                    .finish_authentication(user, p, body, req.now)
+                    .map(|outcome| outcome.factor.user_verified),
+            };
+            let saved = if outcome.is_ok() {
+                factors.save().map_err(|e| e.to_string())
+            } else {
+                Ok(())
+            };
+            // A body that is no WebAuthn response at all is the client's mistake (400), not a
+            // failed verification (401).
+            malformed = matches!(
+                outcome,
+                Err(tenet_mfa::CeremonyError::MalformedResponse { .. })
+            );
+            let result = outcome.map_err(|e| e.to_string());
+            result.and_then(|verified| saved.map(|()| verified))
         };
         let user_verified = match outcome {
             Ok(user_verified) => user_verified,
@@ -460,20 +466,15 @@ impl SignIn {
             Err(answer) => return *answer,
         };
         let cookie = cookie.as_str();
-        let code = serde_json::from_slice::<serde_json::Value>(&req.body)
-            .ok()
-            .and_then(|v| {
-                v.get("code")
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_owned)
-            });
-        let Some(code) = code else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                "the body must be {\"code\": \"...\"}",
-            );
+        let expected = "the body must be {\"code\": \"...\"}";
+        let body = match json_body::parse::<serde_json::Value>(&req.body) {
+            Ok(body) => body,
+            Err(e) => return e.answer(expected),
         };
+        let Some(code) = body.get("code").and_then(serde_json::Value::as_str) else {
+            return error(StatusCode::BAD_REQUEST, "bad_body", expected);
+        };
+        let code = code.to_owned();
         let name = if totp { "totp" } else { "recovery" };
         let person = Self::user_key(&session);
         if !self.factor_failures.allows(&person, req.now) {

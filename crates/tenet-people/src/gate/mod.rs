@@ -35,6 +35,8 @@ use tracing::{debug, info, warn};
 mod answer;
 mod enrol;
 mod factors;
+mod json_body;
+mod refusals;
 mod signin;
 
 use answer::{
@@ -137,6 +139,9 @@ pub struct SignIn {
     /// Sign-ins started per source address per 10 minutes (pending logins are a shared,
     /// bounded table that a flood would otherwise empty).
     logins_per_source: Throttle,
+    /// Refusals of requests without a session recorded in the ledger per source (see
+    /// `refusals`).
+    refusals_per_source: Throttle,
 }
 
 impl std::fmt::Debug for SignIn {
@@ -172,6 +177,10 @@ impl SignIn {
             logins_per_source: Throttle::new(
                 parts.sign_ins_per_source,
                 time::Duration::minutes(10),
+            ),
+            refusals_per_source: Throttle::summarising(
+                refusals::REFUSALS_PER_SOURCE,
+                refusals::REFUSAL_WINDOW,
             ),
         }
     }
@@ -638,6 +647,7 @@ fn session_error_reason(e: &tenet_session::SessionError) -> &'static str {
     match e {
         E::IdleExpired { .. } => "idle_timeout",
         E::AbsoluteExpired { .. } => "absolute_timeout",
+        E::SecondFactorExpired { .. } => "second_factor_timeout",
         E::Revoked { .. } => "revoked",
         E::DeviceMismatch { .. } => "device_mismatch",
         E::Malformed => "malformed_session",

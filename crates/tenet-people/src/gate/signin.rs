@@ -107,9 +107,9 @@ impl SignIn {
         let response = match AuthorizationResponse::from_query(query) {
             Ok(r) => r,
             Err(e) => {
-                self.record(req.now, failed(format!("bad_callback: {e}")))
-                    .await;
-                return error(StatusCode::BAD_REQUEST, "bad_callback", &e.to_string());
+                let refused = error(StatusCode::BAD_REQUEST, "bad_callback", &e.to_string());
+                let event = failed(format!("bad_callback: {e}"));
+                return self.record_refusal(req, event, refused).await;
             }
         };
         let completed = match self
@@ -118,9 +118,9 @@ impl SignIn {
         {
             Ok(c) => c,
             Err(e) => {
-                self.record(req.now, failed(format!("login_state: {e}")))
-                    .await;
-                return error(StatusCode::BAD_REQUEST, "bad_login_state", &e.to_string());
+                let refused = error(StatusCode::BAD_REQUEST, "bad_login_state", &e.to_string());
+                let event = failed(format!("login_state: {e}"));
+                return self.record_refusal(req, event, refused).await;
             }
         };
         let pending: PendingLogin = match serde_json::from_str(&completed.payload) {
@@ -154,8 +154,8 @@ impl SignIn {
             Err(e) => {
                 let mut event = failed(format!("{}: {e}", e.reason()));
                 event.provider = Some(provider.config().name.clone());
-                self.record(req.now, event).await;
-                return error(StatusCode::UNAUTHORIZED, "sign_in_failed", e.reason());
+                let refused = error(StatusCode::UNAUTHORIZED, "sign_in_failed", e.reason());
+                return self.record_refusal(req, event, refused).await;
             }
         };
         let device = self.device_of(req.client_id.as_ref());
@@ -183,7 +183,20 @@ impl SignIn {
             ip: req.source_ip,
             risk,
         };
-        let (token, _) = match self.sessions.create(new, jar.session(), req.now) {
+        let needs_webauthn = self.require_webauthn
+            || identity
+                .groups
+                .iter()
+                .any(|g| self.admin_groups.contains(g));
+        // A sign-in still missing its passkey is a session of its own kind: it ends soon and
+        // takes no completed session's place.
+        let created = if needs_webauthn {
+            self.sessions
+                .create_awaiting_second_factor(new, jar.session(), req.now)
+        } else {
+            self.sessions.create(new, jar.session(), req.now)
+        };
+        let (token, _) = match created {
             Ok(created) => created,
             Err(e) => {
                 return error(
@@ -193,26 +206,7 @@ impl SignIn {
                 );
             }
         };
-        let needs_webauthn = self.require_webauthn
-            || identity
-                .groups
-                .iter()
-                .any(|g| self.admin_groups.contains(g));
         let next = if needs_webauthn {
-            let reason = Reason::new(
-                ReasonCode::StepUpPending,
-                "a second factor is required after sign-in",
-            );
-            if let Err(e) = self
-                .sessions
-                .require_step_up(token.as_str(), reason, req.now)
-            {
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "session_unavailable",
-                    &e.to_string(),
-                );
-            }
             tenet_gateway_auth_path("mfa", &completed.return_to)
         } else {
             completed.return_to.clone()
@@ -226,7 +220,7 @@ impl SignIn {
                     provider: Some(provider.config().name.clone()),
                     factor: Some("oidc".into()),
                     success: true,
-                    reason: if self.require_webauthn {
+                    reason: if needs_webauthn {
                         "second factor pending".into()
                     } else {
                         "signed in".into()

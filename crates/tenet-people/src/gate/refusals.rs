@@ -1,0 +1,165 @@
+//! Refusals of requests made without a session (the provider's callback, device enrolment and
+//! posture reports): anyone can send those, so their ledger events are limited per source.
+//! Within the limit each refusal is one event. Past it the client is answered 429, the
+//! refusal is logged (a warning when the source goes over, then at debug) and counted, and
+//! once the window has ended one `throttled` event says how many refusals from that source
+//! were not recorded one by one, so the ledger stays bounded and loses nothing silently.
+
+use std::net::IpAddr;
+
+use time::format_description::well_known::Rfc3339;
+
+use super::*;
+use crate::throttle::{MANY_KEYS, Overflow, Tally};
+
+/// Refusals of requests without a session recorded one by one, per source and window.
+pub(super) const REFUSALS_PER_SOURCE: u32 = 50;
+/// The window of [`REFUSALS_PER_SOURCE`].
+pub(super) const REFUSAL_WINDOW: time::Duration = time::Duration::minutes(10);
+
+/// The activity of the ledger event summarising a source's refusals past the limit.
+const THROTTLED: &str = "throttled";
+
+/// The source a refusal is counted against: the address for IPv4, its /64 for IPv6 (one
+/// host commonly holds a whole /64).
+fn source_of(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        v6 @ IpAddr::V6(_) => tenet_session::network_of(v6).to_string(),
+    }
+}
+
+impl SignIn {
+    /// Records the refusal of a request made without a session and returns the answer to
+    /// send: `refused` within the source's limit, or 429 past it (the event is then counted
+    /// for the window's summary instead of being recorded).
+    pub(super) async fn record_refusal(
+        &self,
+        req: &AuthRequest,
+        event: AuthenticationEvent,
+        refused: Answer,
+    ) -> Answer {
+        let source = source_of(req.source_ip);
+        let activity = event.activity.as_str();
+        let reason = event.reason.as_str();
+        let until = match self.refusals_per_source.tally(&source, req.now) {
+            Tally::Within => {
+                info!(%source, activity, reason, "sign-in request refused");
+                self.record(req.now, event).await;
+                return refused;
+            }
+            Tally::Over { first, until } => {
+                if first {
+                    warn!(
+                        %source,
+                        limit = REFUSALS_PER_SOURCE,
+                        window_secs = REFUSAL_WINDOW.whole_seconds(),
+                        "too many refused sign-in requests from one source; further refusals \
+                         are answered 429 and summarised in the ledger when the window ends"
+                    );
+                }
+                debug!(%source, activity, reason, "sign-in request refused, not recorded one by one");
+                until
+            }
+        };
+        let retry_after = (until - req.now).whole_seconds().max(1);
+        let mut answer = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_refusals",
+            "too many refused requests from this address; try again later",
+        );
+        if let Ok(value) = http::HeaderValue::from_str(&retry_after.to_string()) {
+            answer.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        answer
+    }
+
+    /// Records one `throttled` ledger event for each source whose refusals went past the
+    /// limit in a window that ended by `now`, saying how many were not recorded one by one;
+    /// with `all` (at shutdown) also for windows still open. Returns how many were recorded.
+    /// The gateway calls this periodically.
+    pub async fn record_refusal_summaries(&self, now: OffsetDateTime, all: bool) -> usize {
+        let mut recorded = 0;
+        for overflow in self.refusals_per_source.take_overflows(now, all) {
+            let event = summary(&overflow);
+            info!(
+                source = %overflow.key,
+                refusals = overflow.over,
+                "refusals past the limit summarised in the ledger"
+            );
+            if self.record(now, event).await {
+                recorded += 1;
+            }
+        }
+        recorded
+    }
+}
+
+/// The `throttled` event of one source's window.
+fn summary(overflow: &Overflow) -> AuthenticationEvent {
+    let at = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string());
+    let source_ip = overflow
+        .key
+        .parse::<IpAddr>()
+        .or_else(|_| overflow.key.parse::<ipnet::IpNet>().map(|n| n.addr()))
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let from = if overflow.key == MANY_KEYS {
+        "several sources".to_owned()
+    } else {
+        overflow.key.clone()
+    };
+    AuthenticationEvent {
+        activity: THROTTLED.into(),
+        user: "unknown".into(),
+        provider: None,
+        factor: None,
+        success: false,
+        reason: format!(
+            "refusals_not_recorded: {} refused requests from {from} between {} and {} were \
+             answered 429 and not recorded one by one (limit {REFUSALS_PER_SOURCE} per {} \
+             minutes)",
+            overflow.over,
+            at(overflow.start),
+            at(overflow.end),
+            REFUSAL_WINDOW.whole_minutes(),
+        ),
+        source_ip,
+        device: None,
+        request_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_addresses_for_ipv4_and_slash_64s_for_ipv6() {
+        let source = |text: &str| source_of(text.parse().unwrap());
+        assert_eq!(source("203.0.113.9"), "203.0.113.9");
+        assert_eq!(source("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(source("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(source("2001:db8:1:2::ffff"), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn the_summary_names_the_source_the_count_and_the_window() {
+        let start = time::macros::datetime!(2026-12-01 09:00 UTC);
+        let overflow = Overflow {
+            key: "2001:db8:1:2::/64".into(),
+            start,
+            end: start + REFUSAL_WINDOW,
+            over: 7,
+        };
+        let event = summary(&overflow);
+        assert_eq!(event.activity, "throttled");
+        assert!(!event.success);
+        assert_eq!(event.source_ip, "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            event.reason,
+            "refusals_not_recorded: 7 refused requests from 2001:db8:1:2::/64 between \
+             2026-12-01T09:00:00Z and 2026-12-01T09:10:00Z were answered 429 and not recorded \
+             one by one (limit 50 per 10 minutes)"
+        );
+    }
+}
