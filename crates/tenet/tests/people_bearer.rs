@@ -141,19 +141,32 @@ struct Gateway {
 
 impl Gateway {
     fn start(port: u16, audience: &str, provider: &Provider, upstream_port: u16) -> Self {
+        Self::start_with(port, audience, provider, upstream_port, "", "")
+    }
+
+    /// [`Gateway::start`] with more `[people]` lines and more lines of the provider's table.
+    fn start_with(
+        port: u16,
+        audience: &str,
+        provider: &Provider,
+        upstream_port: u16,
+        people: &str,
+        provider_lines: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         idp::init(dir.path());
         for file in ["idp-ca.pem", "client-secret"] {
             std::fs::copy(provider.dir.join(file), dir.path().join(file)).unwrap();
         }
-        let people = format!("bearer_audience = \"{audience}\"\n");
+        let people = format!("bearer_audience = \"{audience}\"\n{people}");
         let config = PeopleToml {
             port,
             admin_port: free_port(),
             upstream_port,
             provider,
             people: &people,
-            tail: "",
+            // Lines before any table header: the provider's.
+            tail: provider_lines,
         };
         let process = idp::up(dir.path(), &config, POLICY);
         Self {
@@ -674,11 +687,23 @@ struct Rotation {
 
 impl Rotation {
     fn start() -> Self {
+        Self::start_with("", "")
+    }
+
+    /// [`Rotation::start`] with more `[people]` lines and more lines of the provider's table.
+    fn start_with(people: &str, provider_lines: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (upstream, upstream_port) = start_upstream();
         let port = free_port();
         let provider = Provider::start(dir.path(), &idp::redirect_uri(port));
-        let gateway = Gateway::start(port, AUDIENCE, &provider, upstream_port);
+        let gateway = Gateway::start_with(
+            port,
+            AUDIENCE,
+            &provider,
+            upstream_port,
+            people,
+            provider_lines,
+        );
         Self {
             provider,
             gateway,
@@ -966,4 +991,53 @@ async fn a_real_token_passes_while_a_jwks_refetch_waits_for_the_provider() {
         assert_reached_as_alice(&rot.gateway, &reply);
     }
     assert_eq!(rot.admin("jwks-release").await["released"], 1);
+}
+
+/// `[people] bearer_key_wait` bounds the wait: with "500ms", the new key's token is refused
+/// half a second after the refetch the provider holds started, not after the default 3 s.
+#[tokio::test]
+async fn the_configured_bearer_key_wait_bounds_the_wait_for_a_held_jwks() {
+    let rot = Rotation::start_with("bearer_key_wait = \"500ms\"\n", "");
+    let old = rot.access_token().await;
+    assert_reached_as_alice(&rot.gateway, &call(&rot.gateway, Method::GET, &old).await);
+    assert_eq!(rot.rotate(false).await, "k2");
+    let new = rot.access_token().await;
+
+    rot.admin("jwks-hold").await;
+    let started = Instant::now();
+    let reply = call(&rot.gateway, Method::GET, &new).await;
+    let waited = started.elapsed();
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(
+        (Duration::from_millis(500)..Duration::from_millis(2500)).contains(&waited),
+        "the request waited {waited:?}"
+    );
+    rot.until_log_lines(WAIT_BOUND_PASSED, 1).await;
+    assert_eq!(rot.log_lines("waited_ms=500"), 1);
+    assert_eq!(rot.admin("jwks-release").await["released"], 1);
+}
+
+/// A provider's `jwks_refetch_interval` sets the rate limit of refetches for unknown key ids:
+/// with "1s", a second made-up key id right after the first is rate-limited, and one sent a
+/// second later has the keys fetched again (the default 30 s would refuse it too).
+#[tokio::test]
+async fn a_providers_jwks_refetch_interval_sets_how_often_unknown_kids_refetch() {
+    let rot = Rotation::start_with("", "jwks_refetch_interval = \"1s\"\n");
+    let real = rot.access_token().await;
+    assert_reached_as_alice(&rot.gateway, &call(&rot.gateway, Method::GET, &real).await);
+    let before = rot.jwks_requests().await;
+
+    let attacker = Attacker::new();
+    let claims = claims_from(&rot.provider.issuer());
+    let forged = |kid: &str| attacker.sign(&json!({"alg": "RS256", "kid": kid}), &claims);
+    // Sent one right after the other (well within the second), each answered 401.
+    for kid in ["unknown-1", "unknown-2"] {
+        let reply = call(&rot.gateway, Method::GET, &forged(kid)).await;
+        assert_eq!(reply.status, 401, "{kid}: {}", reply.body);
+    }
+    assert_eq!(rot.jwks_requests().await, before + 1);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_refused_at(&rot.gateway, &forged("unknown-3"), "bearer_unknown_kid").await;
+    assert_eq!(rot.jwks_requests().await, before + 2);
 }
