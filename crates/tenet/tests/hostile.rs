@@ -1027,8 +1027,42 @@ fn a_request_body_that_stops_arriving_is_cut_off() {
     assert!(elapsed > BODY_IDLE * 2, "{elapsed:?}");
     assert_eq!(timed_out(&d.metrics()) - timed_out(&before), 1);
 
-    // Both uploads were allowed; the first never reached its end.
-    assert_healthy(&mut d, fds, 2);
+    // The same over HTTP/2 (tests/support/h2_slow_body_client.py): a stream with three bytes
+    // of body, then nothing.
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/h2_slow_body_client.py"
+        ))
+        .args([HOST, &d.port.to_string(), "/upload"])
+        .arg(d.path("frontend/svid.pem"))
+        .arg(d.path("frontend/svid.key"))
+        .arg(d.path("data/admin/bundle.pem"))
+        .arg("15")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (when, body) = text.split_once('\n').unwrap_or((&text, ""));
+    let seconds: f64 = when
+        .strip_prefix("answered ")
+        .unwrap_or_else(|| panic!("HTTP/2: {text}"))
+        .parse()
+        .unwrap();
+    let refused: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    assert_eq!(refused["reason"], "body_timeout", "HTTP/2: {body}");
+    assert!(
+        (BODY_IDLE..BODY_IDLE + Duration::from_secs(3)).contains(&Duration::from_secs_f64(seconds)),
+        "HTTP/2: cut off after {seconds} s"
+    );
+    assert_eq!(timed_out(&d.metrics()) - timed_out(&before), 2);
+
+    // The three uploads were allowed; two never reached their end.
+    assert_healthy(&mut d, fds, 3);
 }
 
 // ---------------------------------------------------------------------------------------------
