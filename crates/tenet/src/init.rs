@@ -229,6 +229,7 @@ cut_off = "15m"
 # admin_groups = ["admins"]                    # always need a passkey
 # idle_timeout = "30m"
 # absolute_timeout = "12h"
+# second_factor_timeout = "10m"                # a sign-in without its passkey yet ends then
 # posture_action = "end"                       # a device losing compliance: "end" or "step_up"
 # step_up_on_network_change = true            # another /24 or /64: confirm with the passkey
 # risk_step_up = 50                            # detection risk that asks for the passkey again

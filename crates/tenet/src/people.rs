@@ -66,6 +66,10 @@ pub struct PeopleSection {
     /// Absolute lifetime of a session, e.g. "12h".
     #[serde(default = "default_absolute")]
     pub absolute_timeout: String,
+    /// How long a sign-in may wait for its passkey after the provider's sign-in before it
+    /// ends, e.g. "10m" (1s to 1h).
+    #[serde(default = "default_second_factor_timeout")]
+    pub second_factor_timeout: String,
     /// A change of source network (/24, /64) demands a step-up.
     #[serde(default = "default_true")]
     pub step_up_on_network_change: bool,
@@ -133,6 +137,9 @@ fn default_idle() -> String {
 fn default_absolute() -> String {
     "12h".into()
 }
+fn default_second_factor_timeout() -> String {
+    "10m".into()
+}
 fn default_posture_action() -> String {
     "end".into()
 }
@@ -169,6 +176,8 @@ fn bearer_kind(text: Option<&str>) -> Result<tenet_oidc::TokenKind> {
 
 /// The longest `absolute_timeout` accepted: a year (a session's end must stay a date).
 const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+/// The longest `second_factor_timeout` accepted: an hour (a half-done sign-in stays short).
+const MAX_SECOND_FACTOR_WAIT: Duration = Duration::from_secs(3600);
 /// The largest MDM export `tenet device import` sends and the admin API reads: 16 MiB.
 const MAX_MDM_IMPORT: u64 = 16 * 1024 * 1024;
 /// How many refused rows `tenet device import` shows.
@@ -503,9 +512,20 @@ fn session_limits(section: &PeopleSection) -> Result<tenet_session::SessionLimit
             section.absolute_timeout
         );
     }
+    let second_factor =
+        parse_duration(&section.second_factor_timeout).context("people.second_factor_timeout")?;
+    if second_factor < Duration::from_secs(1) || second_factor > MAX_SECOND_FACTOR_WAIT {
+        bail!(
+            "people.second_factor_timeout {:?} must be between 1s and 1h: a sign-in waiting \
+             for its passkey is kept only that long",
+            section.second_factor_timeout
+        );
+    }
     Ok(tenet_session::SessionLimits {
         idle_timeout: time::Duration::try_from(idle).context("people.idle_timeout")?,
         absolute_timeout: time::Duration::try_from(absolute).context("people.absolute_timeout")?,
+        second_factor_timeout: time::Duration::try_from(second_factor)
+            .context("people.second_factor_timeout")?,
         ..tenet_session::SessionLimits::default()
     })
 }
@@ -1607,6 +1627,21 @@ mod tests {
         let mut unit = section(GOOD);
         unit.absolute_timeout = "12 hours".into();
         refused(unit, &["people.absolute_timeout"]);
+        for wait in ["0ms", "500ms", "2h"] {
+            let mut second = section(GOOD);
+            second.second_factor_timeout = wait.into();
+            refused(
+                second,
+                &["people.second_factor_timeout", "between 1s and 1h"],
+            );
+        }
+        let mut second = section(GOOD);
+        second.second_factor_timeout = "3m".into();
+        let spec = check(second).unwrap().unwrap();
+        assert_eq!(
+            spec.limits.second_factor_timeout,
+            time::Duration::minutes(3)
+        );
 
         let mut risk = section(GOOD);
         risk.risk_step_up = 90;
@@ -1649,6 +1684,10 @@ mod tests {
         let spec = check(section(GOOD)).unwrap().unwrap();
         assert_eq!(spec.limits.idle_timeout, time::Duration::minutes(30));
         assert_eq!(spec.limits.absolute_timeout, time::Duration::hours(12));
+        assert_eq!(
+            spec.limits.second_factor_timeout,
+            time::Duration::minutes(10)
+        );
         assert_eq!(spec.rules.posture_max_age, time::Duration::hours(24));
         assert_eq!(spec.relying_party.rp_id(), "example.test");
         assert!(spec.bearer.is_none());
