@@ -1061,8 +1061,35 @@ fn a_request_body_that_stops_arriving_is_cut_off() {
     );
     assert_eq!(timed_out(&d.metrics()) - timed_out(&before), 2);
 
-    // The three uploads were allowed; two never reached their end.
-    assert_healthy(&mut d, fds, 3);
+    // An upstream that answers before reading the body (the echo upstream reads no chunked
+    // body): the answer reaches the client, and the stalled body is still cut off after the
+    // limit, the upstream request cancelled, and counted.
+    let chunked = "POST /upload HTTP/1.1\r\nHost: HOST\r\nTransfer-Encoding: chunked\r\n\r\n\
+                   3\r\nabc\r\n"
+        .replace("HOST", HOST);
+    let (elapsed, answer) = slow_body(&d, &chunked, b"", Duration::ZERO);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "answered early: {answer:?}"
+    );
+    assert!(
+        (BODY_IDLE..BODY_IDLE + Duration::from_secs(3)).contains(&elapsed),
+        "answered early: the connection ended after {elapsed:?}"
+    );
+    assert_eq!(timed_out(&d.metrics()) - timed_out(&before), 3);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while upstream_connections(&d) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(upstream_connections(&d), 0, "answered early: not cancelled");
+    assert!(
+        strip_ansi(&d.up_log()).contains("request body stalled after the upstream answered"),
+        "{}",
+        d.up_log()
+    );
+
+    // The four uploads were allowed; three never reached their end.
+    assert_healthy(&mut d, fds, 4);
 }
 
 // ---------------------------------------------------------------------------------------------
