@@ -182,8 +182,12 @@ fn without_locations(policy: &ast::Policy, condition: &ast::Expr) -> Option<ast:
 /// Policies grouped by (principal scope, resource scope).
 pub(crate) struct ScopeIndex {
     groups: Axis<Axis<Vec<Indexed>>>,
-    /// Every permit policy taken apart, sorted by id, for the near misses of a default deny.
+    /// Every permit policy taken apart, for the near misses of a default deny.
     permits: Vec<PermitParts>,
+    /// Positions in `permits` by principal scope key, and by resource scope key. A near miss
+    /// has at most one scope part outside, so its principal or its resource key matches.
+    permits_by_principal: Axis<Vec<usize>>,
+    permits_by_resource: Axis<Vec<usize>>,
 }
 
 impl ScopeIndex {
@@ -192,18 +196,46 @@ impl ScopeIndex {
         let mut groups: Axis<Axis<Vec<Indexed>>> = Axis::default();
         let mut seen = HashSet::new();
         let mut permits = Vec::new();
+        let mut permits_by_principal: Axis<Vec<usize>> = Axis::default();
+        let mut permits_by_resource: Axis<Vec<usize>> = Axis::default();
         for policy in policies {
             let indexed = Indexed::new(policy);
             if !seen.insert(indexed.id.clone()) {
                 return Err(indexed.id);
             }
-            permits.extend(PermitParts::new(policy));
+            if let Some(parts) = PermitParts::new(policy) {
+                let at = permits.len();
+                permits.push(parts);
+                permits_by_principal
+                    .entry(ScopeKey::for_principal(policy.principal_constraint()))
+                    .push(at);
+                permits_by_resource
+                    .entry(ScopeKey::for_resource(policy.resource_constraint()))
+                    .push(at);
+            }
             let principal = ScopeKey::for_principal(policy.principal_constraint());
             let resource = ScopeKey::for_resource(policy.resource_constraint());
             groups.entry(principal).entry(resource).push(indexed);
         }
-        permits.sort_by(|a, b| a.id().cmp(b.id()));
-        Ok(Self { groups, permits })
+        Ok(Self {
+            groups,
+            permits,
+            permits_by_principal,
+            permits_by_resource,
+        })
+    }
+
+    /// The permits whose principal or resource scope key the request satisfies, each once:
+    /// every permit that can have at most one scope part outside.
+    fn near_miss_candidates(&self, principal: Scope<'_>, resource: Scope<'_>) -> Vec<&PermitParts> {
+        let mut at: Vec<usize> = Vec::new();
+        self.permits_by_principal
+            .matching(principal, |positions| at.extend(positions));
+        self.permits_by_resource
+            .matching(resource, |positions| at.extend(positions));
+        at.sort_unstable();
+        at.dedup();
+        at.into_iter().filter_map(|i| self.permits.get(i)).collect()
     }
 
     /// Cedar's decision over every indexed policy, evaluating only the candidates of
@@ -229,7 +261,8 @@ impl ScopeIndex {
         });
         let mut explanation = tally.finish();
         if find_near_misses && explanation.is_default_deny() {
-            explanation.near_misses = near_misses(&self.permits, &evaluator);
+            let candidates = self.near_miss_candidates(principal, resource);
+            explanation.near_misses = near_misses(candidates, &evaluator);
         }
         explanation
     }
@@ -441,6 +474,68 @@ mod tests {
         // The universe exercises errors and the index's skipping.
         assert!(seen_errors > 0);
         assert!(skipped > 0);
+    }
+
+    /// The near misses found among the index's candidates are those found among all the
+    /// permits: a permit with at most one scope part outside is always a candidate.
+    #[test]
+    fn near_miss_candidates_lose_nothing() {
+        let source = Source {
+            name: "test",
+            text: r#"
+                @id("alice-views") permit (principal == User::"alice", action == Action::"view",
+                    resource in Folder::"f") when { resource.size > 0 };
+                @id("banned-edit") permit (principal in Group::"banned",
+                    action == Action::"edit", resource);
+                @id("robots") permit (principal is Robot, action, resource is Doc)
+                    when { context.clearance > 3 };
+                @id("secret-view") permit (principal, action == Action::"view",
+                    resource in Folder::"secret") unless { context.clearance < 5 };
+            "#,
+        };
+        let set = ParsedPolicies::parse(&[source], Naming::Plain).unwrap().set;
+        let index = ScopeIndex::build(set.policies()).unwrap();
+        let entities = Entities::from_json_str(ENTITIES, None).unwrap();
+        let mut seen = 0;
+        for principal in [r#"User::"alice""#, r#"User::"bob""#, r#"Robot::"r2""#] {
+            for action in [r#"Action::"view""#, r#"Action::"edit""#] {
+                for resource in [r#"Doc::"big""#, r#"Doc::"empty""#, r#"Doc::"minus""#] {
+                    let (p, r) = (uid(principal), uid(resource));
+                    let context =
+                        Context::from_json_value(serde_json::json!({ "clearance": 0 }), None)
+                            .unwrap();
+                    let request =
+                        Request::new(p.clone(), uid(action), r.clone(), context, None).unwrap();
+                    let (p_lineage, r_lineage) = (lineage(&entities, &p), lineage(&entities, &r));
+                    let ours = index.explain(
+                        request.as_ref().clone(),
+                        entities.as_ref(),
+                        Scope {
+                            ty: p.as_ref().entity_type(),
+                            uids: &p_lineage,
+                        },
+                        Scope {
+                            ty: r.as_ref().entity_type(),
+                            uids: &r_lineage,
+                        },
+                        true,
+                    );
+                    if !ours.is_default_deny() {
+                        continue;
+                    }
+                    let evaluator = Evaluator::new(
+                        request.as_ref().clone(),
+                        entities.as_ref(),
+                        Extensions::all_available(),
+                    );
+                    let all = near_misses(index.permits.iter().collect(), &evaluator);
+                    let case = format!("{principal} {action} {resource}");
+                    assert_eq!(ours.near_misses, all, "{case}");
+                    seen += all.len();
+                }
+            }
+        }
+        assert!(seen > 0);
     }
 
     #[test]

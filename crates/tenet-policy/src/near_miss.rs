@@ -7,6 +7,10 @@
 //! action and resource scope, then (when the whole scope matches) each `when` and `unless`
 //! clause in the policy's order. A clause evaluated alone can error where the policy did not
 //! (Cedar stops at the first false clause), and is then reported as an error.
+//!
+//! A permit counts as close when at most one part of its scope is outside. So only the permits
+//! whose principal or resource key the scope index finds for the request are looked at; any
+//! other has two parts outside, and a default deny costs about what a decision costs.
 
 use std::fmt;
 
@@ -162,10 +166,6 @@ pub(crate) struct PermitParts {
 }
 
 impl PermitParts {
-    pub(crate) fn id(&self) -> &str {
-        &self.id
-    }
-
     /// `policy` taken apart, or `None` for a forbid policy.
     pub(crate) fn new(policy: &Policy) -> Option<Self> {
         let core: &ast::Policy = policy.as_ref();
@@ -286,9 +286,9 @@ fn shorten(text: &str) -> String {
 /// The permits closest to matching the evaluator's request: those whose scope matches come
 /// first (fewest unmet clauses first), then those with one scope part outside (a permit for
 /// another resource last); ties by id. At most [`MAX_NEAR_MISSES`].
-pub(crate) fn near_misses(permits: &[PermitParts], evaluator: &Evaluator<'_>) -> Vec<NearMiss> {
+pub(crate) fn near_misses(permits: Vec<&PermitParts>, evaluator: &Evaluator<'_>) -> Vec<NearMiss> {
     let mut found: Vec<NearMiss> = permits
-        .iter()
+        .into_iter()
         .filter_map(|p| p.near_miss(evaluator))
         .collect();
     found.sort_by_cached_key(|miss| {
