@@ -501,6 +501,34 @@ mod decision_tests {
         assert!(forbidden.near_misses.is_empty());
     }
 
+    /// Cedar stops at the first false clause; evaluated alone, a later clause may error, and
+    /// is named with the error.
+    #[test]
+    fn a_clause_that_errors_alone_is_named_with_the_error() {
+        let text = r#"@id("guarded") permit (principal, action, resource)
+            when { context.risk > 100 }
+            when { context.risk * 9223372036854775807 > 0 };"#;
+        let snapshot = PolicySnapshot::from_sources(&[("p.cedar".into(), text.into())]).unwrap();
+        let mut req = request(&[]);
+        req.context.risk = 2;
+        let explanation = snapshot.explain(&req);
+        assert!(explanation.is_default_deny());
+        let [miss] = explanation.near_misses.as_slice() else {
+            panic!("{:?}", explanation.near_misses);
+        };
+        let [first, second] = miss.unmet.as_slice() else {
+            panic!("{miss:?}");
+        };
+        assert_eq!(first, &condition(1, ClauseKind::When, "context.risk > 100"));
+        let Unmet::Error {
+            number: 2, error, ..
+        } = second
+        else {
+            panic!("{second:?}");
+        };
+        assert!(error.contains("overflow"), "{error}");
+    }
+
     #[test]
     fn at_most_five_are_named_closest_first() {
         let mut text = String::new();
