@@ -4,14 +4,15 @@
 //! its entry's index only once the batch is written. Who writes depends on the sync policy:
 //!
 //! - Under [`SyncPolicy::Interval`] and [`SyncPolicy::Never`] no append waits for the disk, so
-//!   the producers append on their own threads (group commit without a hand-off). The first
-//!   producer to queue an event while nobody is committing becomes the batch's leader: it
-//!   yields once to its scheduler, so that the events the other tasks of the same pass produce
-//!   join the batch, then takes the queue and appends it under the writer's lock. A leader
-//!   whose future is dropped before that still commits the queue (in `Drop`), and the writer
-//!   thread also commits anything left queued on each of its ticks, so no queued event waits
-//!   on a vanished leader. Before this, every event crossed to a writer thread and back (two
-//!   wake-ups per batch), which on a busy core cost a scheduler time slice per request.
+//!   the producers append on their own threads (group commit without a hand-off). A producer
+//!   that queues an event while nobody is committing becomes a batch leader: it takes the
+//!   writer's lock, then everything queued by then (the events of producers on other threads
+//!   that arrived while the previous batch was being written), appends it as one batch and
+//!   acknowledges each producer. The leader does not wait for more: on the gateway's busy core
+//!   a yield to gather the other tasks' events held each request for a whole scheduler pass
+//!   (0.25 ms at p50, 0.73 ms at p99), while a write of one record costs microseconds. The
+//!   writer thread also commits anything left queued on each of its ticks. Before this, every
+//!   event crossed to a writer thread and back (two wake-ups per batch).
 //! - Under [`SyncPolicy::EveryBatch`] each batch is synced before it is acknowledged, which
 //!   must not block a producer's thread: events go to the writer thread, which takes every
 //!   event queued since its last write and appends and syncs them as one batch.
@@ -19,7 +20,7 @@
 //! The writer thread also keeps the clock: once the oldest unsigned entry is
 //! `checkpoint_every` old (by the clock it is given), it fixes the tree's size and root and
 //! hands the checkpoint to a second thread, which syncs what it covers, signs it and stores it
-//! while appends go on (so the syncs of a checkpoint never hold up an acknowledgement). Inline
+//! while appends go on (so the syncs of a checkpoint never hold up an acknowledgement). Batch
 //! leaders run the same checks after each batch. One checkpoint is in flight at a time; a
 //! final one is signed on shutdown. Under [`SyncPolicy::Interval`] the periodic syncs go to
 //! that second thread too.
@@ -155,16 +156,6 @@ impl Inline {
     }
 }
 
-/// A batch leader's duty to commit the queue, done when dropped: after its yield, or when its
-/// future is dropped before that.
-struct Leader(Arc<Inline>);
-
-impl Drop for Leader {
-    fn drop(&mut self) {
-        self.0.flush();
-    }
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -280,10 +271,7 @@ impl LedgerSink {
                 Some(inline) => {
                     drop(permit);
                     if inline.enqueue((Box::new(event), bytes, ack))? {
-                        let leader = Leader(inline);
-                        // Let the other tasks of this scheduler pass queue their events.
-                        tokio::task::yield_now().await;
-                        drop(leader);
+                        inline.flush();
                     }
                 }
                 None => tx

@@ -261,49 +261,37 @@ fn open_interval(dir: &std::path::Path) -> tenet_ledger::Ledger {
     super::support::open_with(dir, options).unwrap().ledger
 }
 
-/// Under the interval policy producers commit their own batches: a producer whose future is
-/// dropped right after queueing its event (a cancelled request) still has it stored, and the
-/// producers after it are not left waiting for it.
+/// Under the interval policy a producer commits its own event: the append is done and
+/// acknowledged on the record future's first poll, with no hand-off to the writer thread (whose
+/// own tick is an hour away here).
 #[tokio::test(flavor = "current_thread")]
-async fn an_event_whose_producer_is_dropped_mid_batch_is_still_stored() {
+async fn an_inline_append_is_acknowledged_on_its_first_poll() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Instant::now()));
     let ledger = open_interval(dir.path());
-    // The writer thread's own tick is far away, so only the dropped leader can commit.
     let options = SinkOptions {
         idle_wake: Duration::from_secs(3600),
         checkpoint_every: Duration::from_secs(3600),
         ..SinkOptions::default()
     };
     let sink = LedgerSink::start(ledger, signer(), options, clock).unwrap();
-    // Polled once (it queues its event and yields as the batch's leader), then dropped.
-    let mut first = Box::pin(sink.record_indexed(event(0)));
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    assert!(
-        first.as_mut().poll(&mut cx).is_pending(),
-        "the leader yields before committing"
-    );
-    assert_eq!(sink.status().size, 0);
-    drop(first);
-    assert_eq!(
-        sink.status().size,
-        1,
-        "the dropped leader committed its batch"
-    );
-    // The next producer leads a batch of its own and is answered at once.
-    let next = tokio::time::timeout(Duration::from_secs(5), sink.record_indexed(event(1)))
-        .await
-        .expect("a producer after a dropped leader is not left waiting")
-        .unwrap();
-    assert_eq!(next, 1);
-    assert_eq!(sink.shutdown().await.unwrap().unwrap().size(), 2);
+    for n in 0..3 {
+        let mut record = Box::pin(sink.record_indexed(event(n)));
+        match record.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(index) => assert_eq!(index.unwrap(), n as u64),
+            std::task::Poll::Pending => panic!("event {n} waited for another thread"),
+        }
+        assert_eq!(sink.status().size, n as u64 + 1);
+    }
+    assert_eq!(sink.shutdown().await.unwrap().unwrap().size(), 3);
     assert_eq!(report(dir.path()).verdict, Verdict::Verified);
 }
 
-/// The tasks of one scheduler pass share one batch: one leader, every event acknowledged with
-/// its own index.
+/// Many producers at once (tasks spawned in order on one thread): each is acknowledged with its
+/// own index, in order, and the live feed sees them in that order.
 #[tokio::test(flavor = "current_thread")]
-async fn events_queued_in_one_scheduler_pass_are_committed_together() {
+async fn concurrent_inline_producers_are_stored_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Instant::now()));
     let options = SinkOptions {
