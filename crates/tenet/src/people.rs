@@ -388,7 +388,7 @@ pub fn people_spec(
         }
     };
     let relying_party = relying_party(&section)?;
-    warn_of_origin_ports(&section.origins, &people_listeners);
+    check_origin_ports(&section.origins, &people_listeners)?;
     let limits = session_limits(&section)?;
     let rules = session_rules(&section)?;
     let backoff = discovery_backoff(&section.discovery_retry_max)?;
@@ -422,19 +422,14 @@ fn bearer_key_wait(text: Option<&str>) -> Result<Duration> {
     Ok(wait)
 }
 
-/// Warns of each WebAuthn origin whose port is not the port of a listener serving people
-/// routes. Not refused: a port forward in front of the listener (443 to 8443) makes it right,
-/// but otherwise browsers reach the listener on another origin and every passkey ceremony
-/// fails. Nothing is compared when no listener serves people routes or one takes its port
-/// when it binds (port 0).
-fn warn_of_origin_ports(origins: &[String], people_listeners: &[&ListenerSpec]) {
+/// Refuses a WebAuthn origin whose port is not the port of a listener serving people routes:
+/// browsers reach a people listener on its own port (the provider's `redirect_uri` is held to
+/// the same rule), so a ceremony from such an origin never comes. Nothing is compared when no
+/// listener serves people routes or one takes its port when it binds (port 0).
+fn check_origin_ports(origins: &[String], people_listeners: &[&ListenerSpec]) -> Result<()> {
     if people_listeners.is_empty() || people_listeners.iter().any(|l| l.addr.port() == 0) {
-        return;
+        return Ok(());
     }
-    let listeners: Vec<String> = people_listeners
-        .iter()
-        .map(|l| format!("{} ({})", l.addr, l.name))
-        .collect();
     for origin in origins {
         // The origins were checked by the relying party: https URLs.
         let Some(port) = url::Url::parse(origin)
@@ -444,16 +439,19 @@ fn warn_of_origin_ports(origins: &[String], people_listeners: &[&ListenerSpec]) 
             continue;
         };
         if people_listeners.iter().all(|l| l.addr.port() != port) {
-            tracing::warn!(
-                origin = %origin,
-                origin_port = port,
-                listeners = %listeners.join(", "),
-                "WebAuthn origin's port is not the port of a listener serving people routes; \
-                 right only if a port forward in front sends it to the listener, otherwise \
-                 passkey sign-in fails"
+            let listeners: Vec<String> = people_listeners
+                .iter()
+                .map(|l| format!("{:?} on {}", l.name, l.addr.port()))
+                .collect();
+            bail!(
+                "people.origins {origin:?}: port {port} is not the port of a listener serving \
+                 people routes ({}); browsers reach people routes on the listener's own port, \
+                 so passkey ceremonies from this origin would never arrive",
+                listeners.join(", ")
             );
         }
     }
+    Ok(())
 }
 
 /// The discovery retry waits: one second, doubling up to `discovery_retry_max` (1s to 1h).
@@ -1542,12 +1540,9 @@ mod tests {
         );
         let routes = [route("app.example.test", true)];
         let on_443 = [listener("people", 443)];
-        let spec = people_spec(
-            Path::new("."),
-            Some(section("https://app.example.test/.tenet/auth/callback")),
-            &routes,
-            &on_443,
-        );
+        let mut default_port = section("https://app.example.test/.tenet/auth/callback");
+        default_port.origins = vec!["https://app.example.test".into()];
+        let spec = people_spec(Path::new("."), Some(default_port), &routes, &on_443);
         assert!(spec.unwrap().is_some());
         // A listener on port 0 takes its port when it binds: it cannot be compared.
         let any_port = [listener("people", 0)];
@@ -1727,57 +1722,22 @@ mod tests {
         refused(lookalike, &["people.origins[0]", "not the rp id"]);
     }
 
-    /// A writer the tests' tracing subscriber writes into.
-    #[derive(Clone, Default)]
-    struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Logs {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// What `check` of `section` logged at warn, and whether it accepted the section.
-    fn warnings_of(section: PeopleSection) -> (String, bool) {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .without_time()
-            .with_writer(move || writer.clone())
-            .finish();
-        let accepted = tracing::subscriber::with_default(subscriber, || check(section).is_ok());
-        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-        (text, accepted)
-    }
-
-    /// A WebAuthn origin on another port than the people listener's loads (a port forward
-    /// makes it right) with a warning naming the origin and the listener.
+    /// A WebAuthn origin on another port than every people listener's is refused, naming the
+    /// origin, the port and the people listeners (the mesh listener is not one).
     #[test]
-    fn an_origin_on_another_port_than_the_people_listener_is_accepted_with_a_warning() {
-        let (logs, accepted) = warnings_of(section(GOOD));
-        assert!(accepted);
-        assert!(!logs.contains("WebAuthn origin"), "{logs}");
+    fn an_origin_on_another_port_than_the_people_listener_is_refused() {
+        assert!(check(section(GOOD)).is_ok());
 
-        let mut forwarded = section(GOOD);
-        forwarded.origins = vec![
+        let mut other_port = section(GOOD);
+        other_port.origins = vec![
             "https://app.example.test:8443".into(),
             "https://app.example.test".into(),
         ];
-        let (logs, accepted) = warnings_of(forwarded);
-        assert!(accepted);
-        assert_eq!(logs.matches("WebAuthn origin").count(), 1, "{logs}");
-        assert!(logs.contains("WARN"), "{logs}");
-        assert!(logs.contains("origin=https://app.example.test "), "{logs}");
-        assert!(logs.contains("origin_port=443"), "{logs}");
-        assert!(logs.contains("127.0.0.1:8443 (people)"), "{logs}");
-        // The mesh listener on 9443 serves no people route: it is not named.
-        assert!(!logs.contains("9443"), "{logs}");
+        let error = format!("{:#}", check(other_port).unwrap_err());
+        assert!(error.contains("\"https://app.example.test\""), "{error}");
+        assert!(error.contains("port 443"), "{error}");
+        assert!(error.contains("\"people\" on 8443"), "{error}");
+        assert!(!error.contains("9443"), "{error}");
     }
 
     /// `bearer_key_wait` in `[people]` and `jwks_refetch_interval` per provider are read from
