@@ -587,8 +587,11 @@ impl RelyingParty {
             return Ok(None);
         };
         // webauthn-rs 0.6 refuses every TPM statement (it cannot hash attToBeSigned for
-        // certInfo's extraData), so the `tpm` format is Tenet's whatever the key.
+        // certInfo's extraData), and every android-key statement whose authorization lists do
+        // not state origin and purpose (see `android_key.rs`), so these formats are Tenet's
+        // whatever the key.
         let beyond_webauthn_rs = object.fmt == "tpm"
+            || object.fmt == "android-key"
             || object
                 .auth_data
                 .attested

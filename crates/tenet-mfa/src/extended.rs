@@ -8,7 +8,8 @@
 //! rpIdHash rules, and does the credential-uniqueness and counter checks; this module checks
 //! the client data type and challenge, the authenticator data (flags, attested credential data,
 //! extensions, no trailing bytes), the credential id, the algorithm, the attestation statement
-//! (formats `none`, `packed` and, in `tpm.rs`, `tpm`) and the assertion signature.
+//! (formats `none`, `packed`, and `tpm` in `tpm.rs` and `android-key` in `android_key.rs`) and
+//! the assertion signature.
 
 use serde::Deserialize;
 use serde_cbor_2::Value;
@@ -75,7 +76,7 @@ pub enum ExtendedError {
     Key(#[from] KeyError),
     /// The attestation statement format is not one Tenet verifies.
     #[error(
-        "attestation format {fmt:?} is not verified for this credential (only none, packed and tpm)"
+        "attestation format {fmt:?} is not verified for this credential (only none, packed, tpm and android-key)"
     )]
     UnsupportedAttestation {
         /// The format.
@@ -342,6 +343,7 @@ pub(crate) fn verify_registration(
         },
         "packed" => verify_packed(&object.att_stmt, &signed, &public_key, &attested.aaguid)?,
         "tpm" => crate::tpm::verify(&object.att_stmt, &signed, &public_key, &attested.aaguid)?,
+        "android-key" => crate::android_key::verify(&object.att_stmt, &signed, &public_key)?,
         other => {
             return Err(ExtendedError::UnsupportedAttestation {
                 fmt: other.to_owned(),

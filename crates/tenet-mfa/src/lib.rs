@@ -27,6 +27,7 @@
     )
 )]
 
+mod android_key;
 mod ceremony;
 mod cose;
 mod credential;
