@@ -430,6 +430,13 @@ pub fn summary(event: &Value) -> String {
                 f("/unmapped/detail")
             ),
         },
+        Some(2004) => format!(
+            "detection {} [{}] {}: {}",
+            f("/finding_info/uid"),
+            f("/unmapped/level"),
+            f("/unmapped/subject"),
+            f("/finding_info/desc"),
+        ),
         _ => format!("{} event", f("/class_name")),
     }
 }
@@ -437,8 +444,8 @@ pub fn summary(event: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use tenet_event::{
-        AccessEvent, AdminEvent, Disposition, Event, EventKind, PolicyEvent, RejectionEvent,
-        SvidEvent,
+        AccessEvent, AdminEvent, DetectionEvent, Disposition, Event, EventKind, PolicyEvent,
+        RejectionEvent, SvidEvent,
     };
 
     use super::*;
@@ -508,6 +515,28 @@ mod tests {
         })
     }
 
+    fn detection() -> EventKind {
+        EventKind::Detection(DetectionEvent {
+            rule: "tenet.privilege-escalation".into(),
+            title: "Privilege escalation".into(),
+            level: "high".into(),
+            subject: "user:corp:alice".into(),
+            explanation: "allowed read on catalog for the first time".into(),
+            tags: vec!["attack.privilege_escalation".into()],
+            evidence: serde_json::json!({"policy_hash": "h2"}),
+            engine: "analytics".into(),
+        })
+    }
+
+    #[test]
+    fn a_detection_reads_with_its_rule_level_subject_and_explanation() {
+        assert_eq!(
+            summary(&stored(detection())),
+            "detection tenet.privilege-escalation [high] user:corp:alice: allowed read on \
+             catalog for the first time"
+        );
+    }
+
     /// The summary read back from the stored OCSF form says what `Event::summary` says.
     #[test]
     fn summaries_from_the_stored_form_match_the_event_model() {
@@ -542,6 +571,7 @@ mod tests {
             }),
             authentication(true),
             authentication(false),
+            detection(),
         ];
         for kind in kinds {
             let expected = Event::new(at, kind.clone()).summary();
