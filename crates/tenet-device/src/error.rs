@@ -4,7 +4,13 @@ use std::path::PathBuf;
 
 use tenet_identity::{CaError, SpiffeIdError, SvidError};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
+
+/// A time as RFC 3339 (`2026-12-05T12:38:47.566802473Z`), as the rest of Tenet prints times.
+fn rfc3339(time: &OffsetDateTime) -> String {
+    time.format(&Rfc3339).unwrap_or_else(|_| time.to_string())
+}
 
 /// A registry or key file that could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +73,7 @@ pub enum EnrolError {
         device_id: Uuid,
     },
     /// The token's lifetime is over.
-    #[error("enrolment token expired at {expired_at}")]
+    #[error("enrolment token expired at {}", rfc3339(expired_at))]
     TokenExpired {
         /// When it expired.
         expired_at: OffsetDateTime,
@@ -182,7 +188,7 @@ pub enum ReportError {
         device_id: Uuid,
     },
     /// The device was revoked.
-    #[error("device {device_id} was revoked at {revoked_at}")]
+    #[error("device {device_id} was revoked at {}", rfc3339(revoked_at))]
     Revoked {
         /// The device id.
         device_id: Uuid,
@@ -201,7 +207,11 @@ pub enum ReportError {
         signer: Uuid,
     },
     /// collected_at is too far in the future.
-    #[error("posture report collected at {collected_at} is in the future (now {now})")]
+    #[error(
+        "posture report collected at {} is in the future (now {})",
+        rfc3339(collected_at),
+        rfc3339(now)
+    )]
     FromFuture {
         /// The report's time.
         collected_at: OffsetDateTime,
@@ -209,7 +219,11 @@ pub enum ReportError {
         now: OffsetDateTime,
     },
     /// collected_at is older than the maximum age.
-    #[error("posture report collected at {collected_at} is too old (now {now})")]
+    #[error(
+        "posture report collected at {} is too old (now {})",
+        rfc3339(collected_at),
+        rfc3339(now)
+    )]
     TooOld {
         /// The report's time.
         collected_at: OffsetDateTime,
@@ -218,9 +232,10 @@ pub enum ReportError {
     },
     /// The report is not newer than the latest accepted one for its device.
     #[error(
-        "posture report for device {device_id} (collected at {collected_at}, sequence \
-         {sequence}) is not newer than the accepted one (collected at {latest_at}, sequence \
-         {latest_sequence})"
+        "posture report for device {device_id} (collected at {}, sequence {sequence}) is not \
+         newer than the accepted one (collected at {}, sequence {latest_sequence})",
+        rfc3339(collected_at),
+        rfc3339(latest_at)
     )]
     Replay {
         /// The device.

@@ -239,6 +239,12 @@ fn revoked_device_is_refused() {
     let jws = sign_report(&report(id, now(), 1), &svid).unwrap();
     let err = verifier(&f).verify(&jws, &f.registry, now()).unwrap_err();
     assert!(matches!(err, ReportError::Revoked { .. }), "{err}");
+    // Times read as RFC 3339, like everywhere else in the CLI and the ledger.
+    assert!(
+        err.to_string()
+            .ends_with("was revoked at 2026-06-01T12:00:00Z"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -248,6 +254,11 @@ fn stale_and_future_reports_are_refused() {
     let old = sign_report(&report(id, now() - time::Duration::hours(2), 1), &svid).unwrap();
     let err = verifier(&f).verify(&old, &f.registry, now()).unwrap_err();
     assert!(matches!(err, ReportError::TooOld { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("collected at 2026-06-01T10:00:00Z is too old (now 2026-06-01T12:00:00Z)"),
+        "{err}"
+    );
 
     let ahead = sign_report(&report(id, now() + time::Duration::minutes(10), 1), &svid).unwrap();
     let err = verifier(&f).verify(&ahead, &f.registry, now()).unwrap_err();
