@@ -47,4 +47,4 @@ pub use requirements::{
     FailedCheck, NO_POSTURE_AGE, PostureFacts, PostureRequirements, PostureVerdict,
     compare_versions,
 };
-pub use store::{MergedPosture, PostureStore};
+pub use store::{MdmApplied, MergedPosture, PostureStore};

@@ -41,6 +41,16 @@ pub struct MergedPosture {
     pub age_secs: u64,
 }
 
+/// What applying an MDM import changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MdmApplied {
+    /// Rows kept as their device's MDM posture.
+    pub applied: usize,
+    /// Rows left out because the store already had an MDM posture of the device observed at
+    /// the same time or later.
+    pub stale: usize,
+}
+
 /// Latest posture per device and source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostureStore {
@@ -108,14 +118,15 @@ impl PostureStore {
         Ok(())
     }
 
-    /// Keeps an MDM posture unless the store already has a newer one from the MDM; returns
-    /// whether it was kept.
+    /// Keeps an MDM posture when it is newer than the MDM posture the store has for the
+    /// device (or the store has none); returns whether it was kept. A posture observed at the
+    /// same time as the known one or earlier is stale and left out.
     pub fn record_mdm(&mut self, device_id: Uuid, posture: Posture) -> bool {
         let entry = self.devices.entry(device_id).or_default();
         if entry
             .mdm
             .as_ref()
-            .is_some_and(|latest| latest.collected_at > posture.collected_at)
+            .is_some_and(|latest| latest.collected_at >= posture.collected_at)
         {
             return false;
         }
@@ -123,13 +134,18 @@ impl PostureStore {
         true
     }
 
-    /// Records every row of an import; returns how many were newer than what was known.
-    pub fn apply_mdm(&mut self, import: &MdmImport) -> usize {
-        import
-            .records
-            .iter()
-            .filter(|(device_id, posture)| self.record_mdm(*device_id, posture.clone()))
-            .count()
+    /// Records every row of an import in order; says how many were kept and how many were
+    /// stale (not newer than what the store already had from the MDM).
+    pub fn apply_mdm(&mut self, import: &MdmImport) -> MdmApplied {
+        let mut applied = MdmApplied::default();
+        for (device_id, posture) in &import.records {
+            if self.record_mdm(*device_id, posture.clone()) {
+                applied.applied += 1;
+            } else {
+                applied.stale += 1;
+            }
+        }
+        applied
     }
 
     /// The latest posture of one source.

@@ -60,9 +60,43 @@ fn csv_export_with_aliases_and_bad_rows() {
     assert_eq!(win.collected_at.unix_timestamp(), 1_780_300_800);
 
     let mut store = PostureStore::new();
-    assert_eq!(store.apply_mdm(&import), 2);
+    let applied = store.apply_mdm(&import);
+    assert_eq!((applied.applied, applied.stale), (2, 0));
     assert!(store.latest(a, PostureSource::Mdm).is_some());
     assert!(store.latest(a, PostureSource::Agent).is_none());
+}
+
+#[test]
+fn rows_not_newer_than_the_known_mdm_posture_are_counted_stale_and_left_out() {
+    let mut f = Fixture::create();
+    let (a, _) = f.enrol("mac-1", "C02XK1");
+    let (b, _) = f.enrol("win-1", "PF3ABC");
+    let export = |rows: &str| {
+        let csv = format!("serial,encrypted,last check-in\n{rows}");
+        import_mdm(
+            "mdm.csv",
+            csv.as_bytes(),
+            &f.registry,
+            MdmMatch::Serial,
+            now(),
+        )
+        .unwrap()
+    };
+    let mut store = PostureStore::new();
+    let first = export("C02XK1,yes,2026-06-01T10:00:00Z\nPF3ABC,yes,2026-06-01T10:00:00Z\n");
+    let applied = store.apply_mdm(&first);
+    assert_eq!((applied.applied, applied.stale), (2, 0));
+
+    // The same export again changes nothing; an older row for a is stale, a newer one for b
+    // is kept.
+    let applied = store.apply_mdm(&first);
+    assert_eq!((applied.applied, applied.stale), (0, 2));
+    let second = export("C02XK1,no,2026-06-01T09:00:00Z\nPF3ABC,no,2026-06-01T11:00:00Z\n");
+    let applied = store.apply_mdm(&second);
+    assert_eq!((applied.applied, applied.stale), (1, 1));
+    let mdm = |id| store.latest(id, PostureSource::Mdm).unwrap().disk_encrypted;
+    assert_eq!(mdm(a), Some(true));
+    assert_eq!(mdm(b), Some(false));
 }
 
 #[test]
