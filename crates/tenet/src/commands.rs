@@ -283,6 +283,24 @@ fn check_issuable(config: &Config, id: &SpiffeId, allow_reserved: bool) -> Resul
     Ok(())
 }
 
+/// The `--principal` of `tenet policy explain` when it is neither a person nor anonymous:
+/// a refusal names the forms that are accepted, since an email or a bare name is a natural
+/// first guess for a person.
+fn explain_workload(text: &str) -> Result<SpiffeId> {
+    SpiffeId::parse(text).map_err(|e| {
+        let email = if text.contains('@') && !text.starts_with("spiffe://") {
+            "; an email address goes in --email beside the person"
+        } else {
+            ""
+        };
+        anyhow!(
+            "--principal {text:?} is not a SPIFFE ID ({e}): give a workload's \
+             spiffe://TRUST_DOMAIN/PATH, anonymous, or a person as user:PROVIDER:SUBJECT \
+             (PROVIDER a [[people.providers]] name, SUBJECT the provider's sub claim){email}"
+        )
+    })
+}
+
 fn parse_id(text: &str) -> Result<SpiffeId> {
     SpiffeId::parse(text).map_err(|e| anyhow!("SPIFFE ID {text:?}: {e}"))
 }
@@ -505,7 +523,7 @@ async fn policy(explicit: Option<&Path>, action: PolicyCommand) -> Result<ExitCo
             } else if principal == "anonymous" {
                 Principal::Anonymous
             } else {
-                let id = parse_id(&principal)?;
+                let id = explain_workload(&principal)?;
                 Principal::Workload {
                     spiffe_id: id.to_string(),
                     trust_domain: id.trust_domain().to_string(),

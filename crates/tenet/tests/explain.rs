@@ -211,3 +211,33 @@ permit (principal in Tenet::Group::"engineering", action in Tenet::Action::"read
     assert_eq!(code, 0, "{err}");
     assert_eq!(v["near_misses"], serde_json::json!([]));
 }
+
+/// An email given as the principal is refused with the principal forms that are accepted,
+/// the person's among them, and where the email goes.
+#[test]
+fn a_principal_that_is_not_one_is_refused_with_the_accepted_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tenet()
+        .current_dir(dir.path())
+        .args(["init", "d", "--trust-domain", "example.test"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+
+    let (code, _, err) = explain(dir.path(), &["--principal", "alice@example.test"]);
+    assert_ne!(code, 0);
+    assert_ne!(code, 2, "a refusal is not a deny: {err}");
+    for form in [
+        "\"alice@example.test\"",
+        "spiffe://TRUST_DOMAIN/PATH",
+        "anonymous",
+        "user:PROVIDER:SUBJECT",
+        "--email",
+    ] {
+        assert!(err.contains(form), "{form} missing from: {err}");
+    }
+
+    let (_, _, err) = explain(dir.path(), &["--principal", "alice"]);
+    assert!(err.contains("user:PROVIDER:SUBJECT"), "{err}");
+    assert!(!err.contains("--email"), "{err}");
+}
