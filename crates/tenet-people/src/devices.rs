@@ -260,6 +260,28 @@ impl Devices {
             .map(|d| d.id)
     }
 
+    /// The device a verified client certificate names, as [`Devices::device_of`], counted for
+    /// the person with `email` only: a device enrolled for a named owner is nobody else's
+    /// (whoever holds its key). A device enrolled without an owner counts for anyone.
+    pub fn device_for(&self, client: Option<&SpiffeId>, email: Option<&str>) -> Option<Uuid> {
+        let id = tenet_device::device_id_of(client?)?;
+        let registry = self.registry();
+        let record = registry.device(id).filter(|d| !d.is_revoked())?;
+        match (&record.owner, email) {
+            (None, _) => Some(record.id),
+            (Some(owner), Some(email)) if owner.eq_ignore_ascii_case(email) => Some(record.id),
+            (Some(owner), _) => {
+                tracing::info!(
+                    device = %record.id,
+                    owner = %owner,
+                    person = email.unwrap_or("(no verified email)"),
+                    "device certificate of another owner presented; not counted as the person's device"
+                );
+                None
+            }
+        }
+    }
+
     /// The device's facts for policy, at `now`; the defaults when no device is known.
     pub fn state(&self, device: Option<Uuid>, now: OffsetDateTime) -> DeviceState {
         let posture_required = self.requirements.requires_posture();

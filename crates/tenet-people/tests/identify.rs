@@ -939,3 +939,49 @@ async fn bodies_giving_a_key_twice_are_refused() {
         .await;
     duplicate(&answer, "token");
 }
+
+/// A session signed in without a device gets no device facts from a certificate presented
+/// later (it could be anyone's), and a device enrolled for a named owner counts for nobody
+/// else.
+#[test]
+fn only_the_device_bound_at_sign_in_and_owned_by_the_person_counts() {
+    let f = fixture();
+    let devices = f.sign_in.devices();
+    let token = devices
+        .create_token(Some("mallory@example.test"), Duration::from_secs(600), t0())
+        .unwrap();
+    let key = DeviceKey::generate().unwrap();
+    let enrolment = devices
+        .enrol(
+            &f.ca,
+            &EnrolmentRequest {
+                token: token.token,
+                csr: key.csr_pem().unwrap(),
+                name: Some("mallory-laptop".into()),
+                hardware_serial: None,
+            },
+            t0(),
+        )
+        .unwrap();
+    let client = enrolment.spiffe_id.clone();
+
+    // Jane's session has no device: Mallory's certificate lends it nothing.
+    let cookie = session(&f, "192.0.2.10", None);
+    let PersonVerdict::Person(p) = identify(&f, Some(&cookie), "192.0.2.10", Some(&client), t0())
+    else {
+        panic!("not a person");
+    };
+    assert!(!p.device.enrolled, "{:?}", p.device);
+    assert!(p.device.id.is_empty(), "{:?}", p.device);
+
+    // At sign-in, the device counts only for its owner.
+    assert_eq!(
+        devices.device_for(Some(&client), Some("jane@example.test")),
+        None
+    );
+    assert_eq!(devices.device_for(Some(&client), None), None);
+    assert_eq!(
+        devices.device_for(Some(&client), Some("Mallory@Example.test")),
+        Some(enrolment.device_id)
+    );
+}

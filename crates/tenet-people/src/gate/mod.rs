@@ -393,6 +393,10 @@ impl PeopleGate for SignIn {
             Ok(s) => s,
             Err(e) => return sign_in(session_error_reason(&e)),
         };
+        // A session counts only the device it was bound to at sign-in (the lookup refused any
+        // other): one signed in without a device gets no device facts from whatever
+        // certificate a later request presents, another person's device included.
+        let device = device.filter(|_| session.device_id.is_some());
         let name = Self::person_name(&session);
         let risk = self.risk.risk(&name, req.now);
         let (verdict, device_facts) = self.evaluate(cookie, &session, req, device, risk);
@@ -533,7 +537,11 @@ impl SignIn {
                 _ => Vec::new(),
             };
             let issued = claims.claims.get("iat").and_then(serde_json::Value::as_i64);
-            let device = self.device_of(req.client_id);
+            // A bearer token has no session to bind a device to: the certificate presented
+            // counts only as a device of the token's person.
+            let device = self
+                .devices
+                .device_for(req.client_id, Some(email.as_str()).filter(|e| !e.is_empty()));
             let display = if email.is_empty() {
                 name.clone()
             } else {

@@ -158,14 +158,18 @@ impl SignIn {
                 return self.record_refusal(req, event, refused).await;
             }
         };
-        let device = self.device_of(req.client_id.as_ref());
-        let state = self.devices.state(device, req.now);
         let mut user = UserIdentity::new(identity.issuer.clone(), identity.subject.clone());
         user.email = identity
             .email
             .clone()
             .filter(|_| identity.email_verified)
             .map(|e| e.to_ascii_lowercase());
+        // The session is bound to the device only if it is this person's: a device enrolled
+        // for another owner is not, whoever holds its key.
+        let device = self
+            .devices
+            .device_for(req.client_id.as_ref(), user.email.as_deref());
+        let state = self.devices.state(device, req.now);
         user.display_name = identity.name.clone();
         user.groups = identity.groups.clone();
         user.attributes
