@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::session::Session;
+use crate::session::{Session, UserIdentity};
 use crate::token::Handle;
 
 /// The version of the file format this crate writes and reads.
@@ -73,6 +73,8 @@ pub enum EndCause {
     Evicted,
     /// The same browser signed in again and got a new session.
     Replaced,
+    /// The device the session was bound to was revoked.
+    DeviceRevoked,
 }
 
 impl EndCause {
@@ -84,6 +86,7 @@ impl EndCause {
             EndCause::Ended => "ended",
             EndCause::Evicted => "evicted",
             EndCause::Replaced => "replaced",
+            EndCause::DeviceRevoked => "device_revoked",
         }
     }
 }
@@ -101,6 +104,10 @@ pub(crate) struct Tombstone {
     pub(crate) cause: EndCause,
     #[serde(with = "time::serde::rfc3339")]
     pub(crate) until: OffsetDateTime,
+    /// Whose session it was (issuer, subject and attributes only), so that a request reusing
+    /// the id can be recorded as that person's; files written before it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) user: Option<UserIdentity>,
 }
 
 /// The whole file.

@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::evaluate::Verdict;
 use crate::persist::{self, EndCause, FILE_VERSION, StoreFile, StoreFileError, Tombstone};
-use crate::session::{FactorUse, NewSession, Origin, Reason, Session, SessionState};
+use crate::session::{FactorUse, NewSession, Origin, Reason, Session, SessionState, UserIdentity};
 use crate::token::{Handle, Token};
 
 /// Timeouts and bounds of a [`SessionStore`].
@@ -93,6 +93,8 @@ pub enum SessionError {
         handle: Handle,
         /// Why it stopped working.
         cause: EndCause,
+        /// Whose session it was, when known (issuer, subject and attributes only).
+        user: Option<Box<UserIdentity>>,
     },
     /// The session is bound to another device than the request's.
     #[error("session {handle} is bound to device '{bound}', request came from {presented:?}")]
@@ -236,10 +238,10 @@ impl SessionStore {
     ) -> Result<(Token, Session), SessionError> {
         let mut inner = self.lock();
         if let Some(old) = replacing.and_then(Handle::of_text)
-            && inner.sessions.remove(&old).is_some()
+            && let Some(replaced) = inner.sessions.remove(&old)
         {
             tracing::info!(session = %old, "pre-login session replaced at login");
-            self.bury(&mut inner, old, EndCause::Replaced, now);
+            self.bury(&mut inner, &replaced, old, EndCause::Replaced, now);
         }
         self.purge(&mut inner, now);
         let pending = matches!(state, SessionState::SecondFactorPending { .. });
@@ -380,42 +382,50 @@ impl SessionStore {
     }
 
     /// Applies a verdict of continuous evaluation: a step-up marks the session, an end
-    /// revokes it, an allow changes nothing.
+    /// revokes it, an allow changes nothing. An end returns the session it ended, so that the
+    /// caller records the end once: a concurrent request whose evaluation also called for the
+    /// end finds the session ended already ([`SessionError::Revoked`]).
     pub fn apply_verdict(
         &self,
         presented: &str,
         verdict: &Verdict,
         now: OffsetDateTime,
-    ) -> Result<(), SessionError> {
+    ) -> Result<Option<Session>, SessionError> {
         match verdict {
-            Verdict::Allow => self.live(&mut self.lock(), presented, now).map(drop),
+            Verdict::Allow => self.live(&mut self.lock(), presented, now).map(|_| None),
             Verdict::StepUp { reason } => self
                 .require_step_up(presented, reason.clone(), now)
-                .map(drop),
+                .map(|_| None),
             Verdict::End { reason } => {
                 let mut inner = self.lock();
                 let handle = self.live(&mut inner, presented, now)?;
-                inner.sessions.remove(&handle);
-                self.bury(&mut inner, handle.clone(), EndCause::Ended, now);
+                let ended = inner
+                    .sessions
+                    .remove(&handle)
+                    .ok_or(SessionError::Unknown {
+                        handle: handle.clone(),
+                    })?;
+                self.bury(&mut inner, &ended, handle.clone(), EndCause::Ended, now);
                 tracing::info!(session = %handle, reason = %reason, "session ended by evaluation");
-                self.save(&mut inner)
+                self.save(&mut inner)?;
+                Ok(Some(ended))
             }
         }
     }
 
     /// Revokes one session by handle. Returns whether it existed.
     pub fn revoke(&self, handle: &Handle, now: OffsetDateTime) -> Result<bool, SessionError> {
-        self.revoke_where(now, |s| s.handle == *handle)
-            .map(|n| n > 0)
+        self.revoke_where(now, EndCause::Revoked, |s| s.handle == *handle)
+            .map(|ended| !ended.is_empty())
     }
 
-    /// Revokes every session of a person. Returns how many.
+    /// Revokes every session of a person. Returns the sessions revoked.
     pub fn revoke_user(
         &self,
         who: &UserSelector,
         now: OffsetDateTime,
-    ) -> Result<usize, SessionError> {
-        self.revoke_where(now, |s| who.matches(s))
+    ) -> Result<Vec<Session>, SessionError> {
+        self.revoke_where(now, EndCause::Revoked, |s| who.matches(s))
     }
 
     /// Puts every active session of a person in step-up (a response action: the person must
@@ -444,13 +454,17 @@ impl SessionStore {
         Ok(changed)
     }
 
-    /// Revokes every session bound to a device. Returns how many.
+    /// Revokes every session bound to a device (the device was revoked): a later request
+    /// with one of them is refused as [`EndCause::DeviceRevoked`]. Returns the sessions
+    /// revoked.
     pub fn revoke_device(
         &self,
         device_id: &str,
         now: OffsetDateTime,
-    ) -> Result<usize, SessionError> {
-        self.revoke_where(now, |s| s.device_id.as_deref() == Some(device_id))
+    ) -> Result<Vec<Session>, SessionError> {
+        self.revoke_where(now, EndCause::DeviceRevoked, |s| {
+            s.device_id.as_deref() == Some(device_id)
+        })
     }
 
     /// Every session held, oldest first.
@@ -542,6 +556,7 @@ impl SessionStore {
             return Err(SessionError::Revoked {
                 handle,
                 cause: t.cause,
+                user: t.user.clone().map(Box::new),
             });
         }
         let Some(session) = inner.sessions.get(&handle) else {
@@ -582,20 +597,21 @@ impl SessionStore {
             handle: old.clone(),
         })?;
         let token = fresh_token(inner);
+        self.bury(inner, &session, old.clone(), EndCause::Rotated, now);
         session.handle = token.handle();
         session.last_seen = now;
         inner
             .sessions
             .insert(session.handle.clone(), session.clone());
-        self.bury(inner, old.clone(), EndCause::Rotated, now);
         Ok((token, session))
     }
 
     fn revoke_where(
         &self,
         now: OffsetDateTime,
+        cause: EndCause,
         pick: impl Fn(&Session) -> bool,
-    ) -> Result<usize, SessionError> {
+    ) -> Result<Vec<Session>, SessionError> {
         let mut inner = self.lock();
         let doomed: Vec<Handle> = inner
             .sessions
@@ -603,19 +619,29 @@ impl SessionStore {
             .filter(|s| pick(s))
             .map(|s| s.handle.clone())
             .collect();
-        for handle in &doomed {
-            inner.sessions.remove(handle);
-            self.bury(&mut inner, handle.clone(), EndCause::Revoked, now);
-            tracing::info!(session = %handle, "session revoked");
+        let mut ended = Vec::with_capacity(doomed.len());
+        for handle in doomed {
+            if let Some(session) = inner.sessions.remove(&handle) {
+                self.bury(&mut inner, &session, handle.clone(), cause, now);
+                tracing::info!(session = %handle, %cause, "session revoked");
+                ended.push(session);
+            }
         }
-        if !doomed.is_empty() {
+        if !ended.is_empty() {
             self.save(&mut inner)?;
         }
-        Ok(doomed.len())
+        Ok(ended)
     }
 
     /// Remembers that an id ended, until no session created with it could still be valid.
-    fn bury(&self, inner: &mut Inner, handle: Handle, cause: EndCause, now: OffsetDateTime) {
+    fn bury(
+        &self,
+        inner: &mut Inner,
+        ended: &Session,
+        handle: Handle,
+        cause: EndCause,
+        now: OffsetDateTime,
+    ) {
         if inner.tombstones.len() >= self.limits.max_sessions {
             inner.tombstones.retain(|_, t| t.until > now);
         }
@@ -636,6 +662,7 @@ impl SessionStore {
                 handle,
                 cause,
                 until,
+                user: Some(whose(&ended.user)),
             },
         );
         inner.dirty = true;
@@ -714,11 +741,12 @@ impl SessionStore {
             .min_by_key(|s| s.created)
             .map(|s| s.handle.clone());
         let Some(handle) = oldest else { return false };
-        if let Some(s) = inner.sessions.remove(&handle) {
-            let subject = &s.user.subject;
-            tracing::info!(session = %handle, %subject, cap = why, "session evicted");
-        }
-        self.bury(inner, handle, EndCause::Evicted, now);
+        let Some(evicted) = inner.sessions.remove(&handle) else {
+            return false;
+        };
+        let subject = &evicted.user.subject;
+        tracing::info!(session = %handle, %subject, cap = why, "session evicted");
+        self.bury(inner, &evicted, handle, EndCause::Evicted, now);
         true
     }
 
@@ -758,6 +786,15 @@ fn validate(limits: &SessionLimits) -> Result<(), SessionError> {
         ));
     }
     Ok(())
+}
+
+/// What a tombstone keeps of the person whose session ended: who (issuer and subject) and
+/// the attributes naming how they signed in, never their e-mail, name or groups.
+fn whose(user: &UserIdentity) -> UserIdentity {
+    UserIdentity {
+        attributes: user.attributes.clone(),
+        ..UserIdentity::new(user.issuer.clone(), user.subject.clone())
+    }
 }
 
 /// Whether the session still waits for its second factor past its time for it.

@@ -227,7 +227,7 @@ impl SignIn {
             return 0;
         };
         match self.sessions.revoke_user(&selector, now) {
-            Ok(n) => n,
+            Ok(ended) => ended.len(),
             Err(e) => {
                 warn!(error = %e, "sessions could not be revoked");
                 0
@@ -332,7 +332,9 @@ impl SignIn {
                 .touch(cookie, req.source_ip, risk, req.now)
                 .map(drop)
         } else {
-            self.sessions.apply_verdict(cookie, &verdict, req.now)
+            self.sessions
+                .apply_verdict(cookie, &verdict, req.now)
+                .map(drop)
         };
         if let Err(e) = updated {
             warn!(error = %e, "session could not be updated");
@@ -539,9 +541,10 @@ impl SignIn {
             let issued = claims.claims.get("iat").and_then(serde_json::Value::as_i64);
             // A bearer token has no session to bind a device to: the certificate presented
             // counts only as a device of the token's person.
-            let device = self
-                .devices
-                .device_for(req.client_id, Some(email.as_str()).filter(|e| !e.is_empty()));
+            let device = self.devices.device_for(
+                req.client_id,
+                Some(email.as_str()).filter(|e| !e.is_empty()),
+            );
             let display = if email.is_empty() {
                 name.clone()
             } else {

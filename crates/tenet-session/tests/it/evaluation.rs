@@ -239,9 +239,18 @@ fn end_verdict_revokes_the_session() {
         &Rules::default(),
         t0(),
     );
-    store.apply_verdict(token.as_str(), &v, t0()).unwrap();
+    let ended = store.apply_verdict(token.as_str(), &v, t0()).unwrap();
+    assert_eq!(ended.map(|e| e.handle), Some(s.handle));
     assert!(matches!(
         store.lookup(token.as_str(), None, t0()),
+        Err(SessionError::Revoked {
+            cause: EndCause::Ended,
+            ..
+        })
+    ));
+    // A second request whose evaluation also ends it finds it ended: the end is given once.
+    assert!(matches!(
+        store.apply_verdict(token.as_str(), &v, t0()),
         Err(SessionError::Revoked {
             cause: EndCause::Ended,
             ..

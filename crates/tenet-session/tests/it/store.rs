@@ -222,7 +222,7 @@ fn revoke_by_handle_user_and_device() {
             ..
         })
     ));
-    assert_eq!(store.revoke_device("d2", t0()).unwrap(), 2);
+    assert_eq!(store.revoke_device("d2", t0()).unwrap().len(), 2);
     assert!(store.lookup(a2.as_str(), Some("d2"), t0()).is_err());
     assert!(store.lookup(b1.as_str(), Some("d2"), t0()).is_err());
     assert!(store.lookup(b2.as_str(), Some("d3"), t0()).is_ok());
@@ -230,8 +230,37 @@ fn revoke_by_handle_user_and_device() {
         issuer: None,
         subject: "bob".into(),
     };
-    assert_eq!(store.revoke_user(&by_subject, t0()).unwrap(), 1);
+    assert_eq!(store.revoke_user(&by_subject, t0()).unwrap().len(), 1);
     assert!(store.is_empty());
+}
+
+/// A device's revocation ends its sessions at once: they leave the list, and a later request
+/// with one is refused as `device_revoked`, naming the person but keeping no e-mail.
+#[test]
+fn revoked_device_sessions_are_refused_as_device_revoked_naming_the_person() {
+    let store = memory_store();
+    let (token, _) = store
+        .create(login_of(alice(), Some("d1")), None, t0())
+        .unwrap();
+    let (other, _) = store.create(login_of(alice(), None), None, t0()).unwrap();
+
+    let ended = store.revoke_device("d1", t0()).unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].device_id.as_deref(), Some("d1"));
+    assert_eq!(store.list().len(), 1);
+    match store.lookup(token.as_str(), None, t0() + Duration::seconds(1)) {
+        Err(SessionError::Revoked {
+            cause: EndCause::DeviceRevoked,
+            user: Some(user),
+            ..
+        }) => {
+            assert_eq!(user.subject, "alice");
+            assert_eq!(user.email, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(EndCause::DeviceRevoked.as_str(), "device_revoked");
+    assert!(store.lookup(other.as_str(), None, t0()).is_ok());
 }
 
 #[test]
@@ -243,9 +272,9 @@ fn revoke_user_by_email_ignores_case_and_issuer_scopes_subject() {
         issuer: Some("https://other.example.test".into()),
         subject: "alice".into(),
     };
-    assert_eq!(store.revoke_user(&other_issuer, t0()).unwrap(), 0);
+    assert!(store.revoke_user(&other_issuer, t0()).unwrap().is_empty());
     let by_email = UserSelector::Email("alice@example.TEST".into());
-    assert_eq!(store.revoke_user(&by_email, t0()).unwrap(), 2);
+    assert_eq!(store.revoke_user(&by_email, t0()).unwrap().len(), 2);
 }
 
 #[test]
