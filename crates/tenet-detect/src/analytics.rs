@@ -297,21 +297,26 @@ impl Analytics {
             route: a.route.as_deref().and_then(|r| self.names.intern(r)),
             policy_hash,
             method: Method::of(&a.action),
+            reasons: a
+                .reasons
+                .iter()
+                .filter_map(|r| self.names.intern(r))
+                .collect(),
         };
         if a.principal != ANONYMOUS {
             self.profile_access(&req, now, now_ms, out);
         }
 
         if let Some(hash) = policy_hash {
-            let reasons: Vec<NameId> = a
-                .reasons
-                .iter()
-                .filter_map(|r| self.names.intern(r))
-                .collect();
             let window_ms = secs_to_ms(self.config.escalation.window_secs);
-            let found =
-                self.policies
-                    .decision(&a.principal, hash, &reasons, allowed, now_ms, window_ms);
+            let found = self.policies.decision(
+                &a.principal,
+                hash,
+                &req.reasons,
+                allowed,
+                now_ms,
+                window_ms,
+            );
             for right in found {
                 out.push(self.new_right_alert(a, &right, now));
             }
@@ -327,6 +332,7 @@ impl Analytics {
                 let ctx = Context {
                     config: &self.config,
                     names: &self.names,
+                    policies: &self.policies,
                     principal,
                     now,
                     now_ms,
@@ -349,6 +355,7 @@ impl Analytics {
             config,
             names,
             principals,
+            policies,
             ..
         } = self;
         let Some((profile, was_established)) = principals.get_or_insert(principal, now_ms) else {
@@ -357,6 +364,7 @@ impl Analytics {
         let ctx = Context {
             config,
             names,
+            policies,
             principal,
             now,
             now_ms,

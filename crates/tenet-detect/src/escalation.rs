@@ -152,6 +152,38 @@ impl Policies {
         found
     }
 
+    /// Whether an allow under the set `after`, of a request denied under `before`, is owed
+    /// to the change between the sets rather than to the request's context (a device that
+    /// became compliant, a risk that fell): a policy that `allowing` names was not in
+    /// `before`, or a policy that `denying` names (a forbid) is no longer in `after`. A
+    /// policy that was only added elsewhere, such as a forbid, grants nothing. `None` when
+    /// nothing is known about the policies of the sets (no judgement is possible).
+    pub(crate) fn attributable(
+        &self,
+        before: NameId,
+        after: NameId,
+        allowing: &[NameId],
+        denying: &[NameId],
+    ) -> Option<bool> {
+        let mut unknown = false;
+        for &policy in allowing {
+            match self.known_before(before, after, policy) {
+                Some((false, _, _)) => return Some(true),
+                Some((true, _, _)) => {}
+                None => unknown = true,
+            }
+        }
+        match self.sets.peek(&after) {
+            Some(set) if set.declared => {
+                if denying.iter().any(|forbid| !set.ids.contains(forbid)) {
+                    return Some(true);
+                }
+            }
+            _ => unknown |= !denying.is_empty(),
+        }
+        (!unknown).then_some(false)
+    }
+
     /// Whether `policy` was in the set `from`: exactly when that set was declared, otherwise
     /// whether any other set was seen deciding with it. `None` when nothing is known about
     /// the earlier sets (no judgement is possible). Also says whether the answer is exact and

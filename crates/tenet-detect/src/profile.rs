@@ -14,6 +14,7 @@ use tenet_event::{AccessEvent, Disposition};
 use time::OffsetDateTime;
 
 use crate::config::AnalyticsConfig;
+use crate::escalation::Policies;
 use crate::names::{NameId, Names};
 use crate::persist::{SavedPrincipal, SavedRate};
 use crate::rate::Rate;
@@ -27,6 +28,9 @@ const SHOWN: usize = 8;
 pub(crate) struct Context<'a> {
     pub(crate) config: &'a AnalyticsConfig,
     pub(crate) names: &'a Names,
+    /// The policy sets seen, to tell a right granted by a policy change from one that
+    /// follows from the request's context.
+    pub(crate) policies: &'a Policies,
     pub(crate) principal: &'a str,
     pub(crate) now: OffsetDateTime,
     pub(crate) now_ms: i64,
@@ -58,6 +62,8 @@ pub(crate) struct Request<'a> {
     pub(crate) route: Option<NameId>,
     pub(crate) policy_hash: Option<NameId>,
     pub(crate) method: Method,
+    /// The policies that determined the decision (for an allow, those that allowed it).
+    pub(crate) reasons: Vec<NameId>,
 }
 
 impl Request<'_> {
@@ -153,14 +159,19 @@ impl fmt::Display for Network {
     }
 }
 
-/// A route the principal was denied, and under which policy set.
-#[derive(Debug, Clone, Copy)]
+/// A route the principal was denied, under which policy set, and by which policies (none
+/// for a default deny).
+#[derive(Debug, Clone)]
 struct Denial {
     route: NameId,
     method: Method,
     policy_hash: NameId,
+    reasons: Box<[NameId]>,
     at_ms: i64,
 }
+
+/// The denying policies remembered per denial.
+const DENIAL_REASONS_KEPT: usize = 8;
 
 /// A set of names with a cap; once the cap is reached the set is "saturated" and novelty on
 /// that dimension stops meaning anything.
@@ -484,7 +495,7 @@ impl Profile {
     }
 
     /// Remember denied routes; an allow of a route denied under an earlier policy set is a
-    /// right the principal did not have.
+    /// right the principal did not have, when the change of set explains it.
     fn denials(&mut self, ctx: &Context<'_>, req: &Request<'_>, out: &mut Vec<Alert>) {
         let (Some(route), Some(hash)) = (req.route, req.policy_hash) else {
             return;
@@ -498,6 +509,12 @@ impl Profile {
                 route,
                 method: req.method,
                 policy_hash: hash,
+                reasons: req
+                    .reasons
+                    .iter()
+                    .take(DENIAL_REASONS_KEPT)
+                    .copied()
+                    .collect(),
                 at_ms: ctx.now_ms,
             };
             match found.and_then(|i| self.denials.get_mut(i)) {
@@ -516,6 +533,14 @@ impl Profile {
         };
         if denial.policy_hash == hash {
             // Allowed under the same set: a context-dependent policy, not a new right.
+            return;
+        }
+        // Allowed by policies that were there before, with the denying ones still there: the
+        // request's context changed, not the rights. Flagged when nothing is known of the sets.
+        let attributable =
+            ctx.policies
+                .attributable(denial.policy_hash, hash, &req.reasons, &denial.reasons);
+        if attributable == Some(false) {
             return;
         }
         let e = req.event;

@@ -134,6 +134,81 @@ fn route_denied_before_the_change_and_allowed_after_fires() {
     );
 }
 
+/// The denied-then-allowed alerts among `alerts`.
+fn denied_then_allowed(alerts: &[tenet_detect::Alert]) -> usize {
+    of(alerts, rules::PRIVILEGE_ESCALATION)
+        .iter()
+        .filter(|a| a.evidence["kind"] == "denied_then_allowed")
+        .count()
+}
+
+/// A forbid added while the person's device became compliant: the permit that now allows
+/// the route was in the old set too, so the context changed, not the rights.
+#[test]
+fn route_allowed_after_a_change_by_a_policy_that_was_there_before_does_not_fire() {
+    let mut a = analytics();
+    let p = spiffe("web");
+    let refund = |hash: &str| {
+        Req::new(&p, "orders")
+            .route("refunds")
+            .method("POST")
+            .policy(hash, &[])
+    };
+    a.declare_policy_set("h1", ["allow-refunds-compliant"]);
+    feed(&mut a, &policy_loaded("h1", 1, T0));
+    feed(&mut a, &refund("h1").denied().at(T0 + Duration::minutes(5)));
+
+    a.declare_policy_set("h2", ["allow-refunds-compliant", "forbid-when-risky"]);
+    feed(&mut a, &policy_loaded("h2", 2, T0 + Duration::hours(1)));
+    let allowed = refund("h2").policy("h2", &["allow-refunds-compliant"]);
+    let alerts = feed(&mut a, &allowed.at(T0 + Duration::hours(2)));
+    assert!(
+        of(&alerts, rules::PRIVILEGE_ESCALATION).is_empty(),
+        "{alerts:#?}"
+    );
+}
+
+/// A new permit, or a forbid taken away, is what allows a route denied before the change.
+#[test]
+fn route_allowed_after_a_change_by_a_new_permit_or_without_its_forbid_fires() {
+    let mut a = analytics();
+    let p = spiffe("web");
+    let refund = || Req::new(&p, "orders").route("refunds").method("POST");
+    a.declare_policy_set("h1", ["allow-orders"]);
+    feed(&mut a, &policy_loaded("h1", 1, T0));
+    feed(
+        &mut a,
+        &refund()
+            .policy("h1", &[])
+            .denied()
+            .at(T0 + Duration::minutes(5)),
+    );
+    a.declare_policy_set("h2", ["allow-orders", "allow-refunds"]);
+    feed(&mut a, &policy_loaded("h2", 2, T0 + Duration::hours(1)));
+    let alerts = feed(
+        &mut a,
+        &refund()
+            .policy("h2", &["allow-refunds"])
+            .at(T0 + Duration::hours(2)),
+    );
+    assert_eq!(denied_then_allowed(&alerts), 1, "{alerts:#?}");
+
+    let mut a = analytics();
+    a.declare_policy_set("h1", ["allow-orders", "forbid-refunds"]);
+    feed(&mut a, &policy_loaded("h1", 2, T0));
+    let denied = refund().denied().policy("h1", &["forbid-refunds"]);
+    feed(&mut a, &denied.at(T0 + Duration::minutes(5)));
+    a.declare_policy_set("h2", ["allow-orders"]);
+    feed(&mut a, &policy_loaded("h2", 1, T0 + Duration::hours(1)));
+    let alerts = feed(
+        &mut a,
+        &refund()
+            .policy("h2", &["allow-orders"])
+            .at(T0 + Duration::hours(2)),
+    );
+    assert_eq!(denied_then_allowed(&alerts), 1, "{alerts:#?}");
+}
+
 #[test]
 fn route_denied_and_allowed_under_the_same_set_does_not_fire() {
     let mut a = analytics();
