@@ -21,9 +21,12 @@
 //! `compliant`, `noncompliant`, `In grace period` …); `unknown`, `n/a` and empty cells are
 //! unknown. Times are RFC 3339, `YYYY-MM-DD HH:MM:SS[.fff]` in UTC, or Unix seconds. Unknown
 //! columns are ignored. A bad row is reported with its line and the rest are still imported;
-//! the file is refused only when no column is known or the match column is missing.
+//! the file is refused only when no column is known, the match column is missing or a CSV
+//! header names one field twice. A JSON object giving a known key twice or two names of one
+//! field with different values is a bad row, and so are rows giving one device different
+//! postures at the same check-in time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -58,6 +61,9 @@ impl MdmMatch {
         }
     }
 }
+
+/// A row's line and its device and posture, or why it is bad.
+type RowOutcome = (u64, Result<(Uuid, Posture), String>);
 
 /// A row that was not imported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,7 +316,7 @@ impl Importer<'_> {
             }
         }
 
-        let mut import = MdmImport::default();
+        let mut outcomes = Vec::new();
         for record in reader.records() {
             let line_of = |pos: Option<&csv::Position>| pos.map_or(0, csv::Position::line);
             let outcome = match &record {
@@ -319,14 +325,13 @@ impl Importer<'_> {
                         .iter()
                         .zip(record.iter())
                         .filter_map(|(field, value)| field.map(|f| (f, value.to_owned())));
-                    self.row(cells.collect())
-                        .map_err(|reason| (line_of(record.position()), reason))
+                    (line_of(record.position()), self.row(cells.collect()))
                 }
-                Err(e) => Err((line_of(e.position()), format!("unreadable row: {e}"))),
+                Err(e) => (line_of(e.position()), Err(format!("unreadable row: {e}"))),
             };
-            self.push(&mut import, outcome);
+            outcomes.push(outcome);
         }
-        Ok(import)
+        Ok(self.finish(outcomes))
     }
 
     fn json(&self, bytes: &[u8]) -> Result<MdmImport, MdmError> {
@@ -334,34 +339,77 @@ impl Importer<'_> {
             source_name: self.source_name.to_owned(),
             reason,
         };
-        let rows: Vec<serde_json::Value> =
+        let rows: Vec<JsonRow> =
             serde_json::from_slice(bytes).map_err(|e| not_array(e.to_string()))?;
-        let keys = rows
-            .iter()
-            .filter_map(serde_json::Value::as_object)
-            .flat_map(|o| o.keys().map(String::as_str));
-        self.check_columns(keys)?;
+        let keys = rows.iter().flat_map(|row| match row {
+            JsonRow::Object(entries) => entries.as_slice(),
+            JsonRow::Other => &[],
+        });
+        self.check_columns(keys.map(|(key, _)| key.as_str()))?;
 
         let lines = element_lines(bytes);
-        let mut import = MdmImport::default();
-        for (index, row) in rows.iter().enumerate() {
-            let line = lines.get(index).copied().unwrap_or(0);
-            let outcome = json_cells(row)
-                .and_then(|cells| self.row(cells))
-                .map_err(|reason| (line, reason));
-            self.push(&mut import, outcome);
-        }
-        Ok(import)
+        let outcomes = rows
+            .iter()
+            .enumerate()
+            .map(|(index, row)| {
+                let line = lines.get(index).copied().unwrap_or(0);
+                (line, json_cells(row).and_then(|cells| self.row(cells)))
+            })
+            .collect();
+        Ok(self.finish(outcomes))
     }
 
-    fn push(&self, import: &mut MdmImport, outcome: Result<(Uuid, Posture), (u64, String)>) {
-        match outcome {
-            Ok(record) => import.records.push(record),
-            Err((line, reason)) => {
-                tracing::info!(source = self.source_name, line, reason = %reason, "mdm row skipped");
-                import.problems.push(RowProblem { line, reason });
+    /// The import of every row's outcome, in order. Rows that give one device different
+    /// postures at the same check-in time are bad rows: neither says which one holds.
+    fn finish(&self, mut outcomes: Vec<RowOutcome>) -> MdmImport {
+        let mut at_once: HashMap<(Uuid, OffsetDateTime), Vec<usize>> = HashMap::new();
+        for (index, (_, outcome)) in outcomes.iter().enumerate() {
+            if let Ok((device, posture)) = outcome {
+                let key = (*device, posture.collected_at);
+                at_once.entry(key).or_default().push(index);
             }
         }
+        for indices in at_once.into_values().filter(|i| i.len() > 1) {
+            let posture_at = |index: &usize| match outcomes.get(*index) {
+                Some((_, Ok((_, posture)))) => Some(posture.clone()),
+                _ => None,
+            };
+            let first = indices.first().and_then(posture_at);
+            if indices.iter().all(|i| posture_at(i) == first) {
+                continue;
+            }
+            let lines: Vec<String> = indices
+                .iter()
+                .filter_map(|i| outcomes.get(*i).map(|(line, _)| line.to_string()))
+                .collect();
+            for index in &indices {
+                if let Some((_, outcome @ Ok(_))) = outcomes.get_mut(*index)
+                    && let Ok((device, posture)) = outcome.as_ref()
+                {
+                    let at = posture
+                        .collected_at
+                        .format(&Rfc3339)
+                        .unwrap_or_else(|_| posture.collected_at.to_string());
+                    *outcome = Err(format!(
+                        "rows on lines {} give device {device} different postures checked in \
+                         at the same time ({at})",
+                        lines.join(", ")
+                    ));
+                }
+            }
+        }
+
+        let mut import = MdmImport::default();
+        for (line, outcome) in outcomes {
+            match outcome {
+                Ok(record) => import.records.push(record),
+                Err(reason) => {
+                    tracing::info!(source = self.source_name, line, reason = %reason, "mdm row skipped");
+                    import.problems.push(RowProblem { line, reason });
+                }
+            }
+        }
+        import
     }
 
     /// One row's known cells to a device and its posture.
@@ -430,11 +478,76 @@ impl Importer<'_> {
     }
 }
 
-/// The known cells of one JSON row, scalars as text.
-fn json_cells(row: &serde_json::Value) -> Result<HashMap<Field, String>, String> {
-    let object = row.as_object().ok_or("row is not a json object")?;
-    let mut cells = HashMap::new();
-    for (key, value) in object {
+/// One element of a JSON export: an object's entries in their order, a key given twice kept
+/// twice (serde_json's map keeps only the last of them), or any other value.
+enum JsonRow {
+    Object(Vec<(String, serde_json::Value)>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for JsonRow {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_any(JsonRowVisitor)
+    }
+}
+
+struct JsonRowVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonRowVisitor {
+    type Value = JsonRow;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonRow, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry::<String, serde_json::Value>()? {
+            entries.push(entry);
+        }
+        Ok(JsonRow::Object(entries))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<JsonRow, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(JsonRow::Other)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<JsonRow, E> {
+        Ok(JsonRow::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<JsonRow, E> {
+        Ok(JsonRow::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<JsonRow, E> {
+        Ok(JsonRow::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<JsonRow, E> {
+        Ok(JsonRow::Other)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<JsonRow, E> {
+        Ok(JsonRow::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<JsonRow, E> {
+        Ok(JsonRow::Other)
+    }
+}
+
+/// The known cells of one JSON row, scalars as text. A known key given twice, or two names
+/// of one field with different values, make the row bad: another reader of the export may
+/// take the other value.
+fn json_cells(row: &JsonRow) -> Result<HashMap<Field, String>, String> {
+    let JsonRow::Object(entries) = row else {
+        return Err("row is not a json object".to_owned());
+    };
+    let mut cells: HashMap<Field, (&str, String)> = HashMap::new();
+    let mut keys = HashSet::new();
+    for (key, value) in entries {
         let Some(field) = field_of(key) else { continue };
         let text = match value {
             serde_json::Value::String(s) => s.trim().to_owned(),
@@ -443,9 +556,27 @@ fn json_cells(row: &serde_json::Value) -> Result<HashMap<Field, String>, String>
             serde_json::Value::Null => String::new(),
             _ => return Err(format!("column {key:?} holds a nested value")),
         };
-        cells.entry(field).or_insert(text);
+        if !keys.insert(key) {
+            return Err(format!("the object gives the key {key:?} more than once"));
+        }
+        match cells.get(&field) {
+            None => {
+                cells.insert(field, (key, text));
+            }
+            Some((first, first_text)) if *first_text != text => {
+                return Err(format!(
+                    "keys {first:?} ({first_text:?}) and {key:?} ({text:?}) both give the {} \
+                     field, with different values",
+                    field.name()
+                ));
+            }
+            Some(_) => {}
+        }
     }
-    Ok(cells)
+    Ok(cells
+        .into_iter()
+        .map(|(field, (_, text))| (field, text))
+        .collect())
 }
 
 /// The 1-based line on which each element of a top-level JSON array starts.

@@ -10,6 +10,7 @@
 mod collect;
 mod enrol;
 mod mdm;
+mod mdm_ambiguous;
 mod report;
 mod requirements;
 
