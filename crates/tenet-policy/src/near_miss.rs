@@ -26,6 +26,10 @@ pub(crate) const MAX_NEAR_MISSES: usize = 5;
 /// A clause's source text is shortened to this many characters.
 const MAX_CLAUSE_CHARS: usize = 120;
 
+/// A `when` clause is split into at most this many `&&` conjuncts (nested at most this deep);
+/// a longer conjunction is named whole.
+const MAX_CONJUNCTS: usize = 16;
+
 /// A permit policy that did not match a default-denied request, and what it lacked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NearMiss {
@@ -54,6 +58,10 @@ pub enum Unmet {
         clause: ClauseKind,
         /// The clause's expression in Cedar syntax, shortened.
         text: String,
+        /// For a `when` clause that is a conjunction (`a && b`), the first conjunct that is
+        /// false, in Cedar syntax, shortened.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conjunct: Option<String>,
     },
     /// A clause that could not be evaluated for this request.
     Error {
@@ -117,12 +125,17 @@ impl fmt::Display for Unmet {
                 number,
                 clause,
                 text,
+                conjunct,
             } => {
                 let value = match clause {
                     ClauseKind::When => "false",
                     ClauseKind::Unless => "true",
                 };
-                write!(f, "condition {number} ({clause} {{ {text} }}) is {value}")
+                write!(f, "condition {number} ({clause} {{ {text} }}) is {value}")?;
+                match conjunct {
+                    Some(conjunct) => write!(f, ": {conjunct} is false"),
+                    None => Ok(()),
+                }
             }
             Self::Error {
                 number,
@@ -153,6 +166,14 @@ impl fmt::Display for NearMiss {
 /// One `when` or `unless` clause, ready to evaluate on its own.
 struct Clause {
     kind: ClauseKind,
+    expr: ast::Expr,
+    text: String,
+    /// The conjuncts of a `when` clause that is a conjunction, in order; else empty.
+    conjuncts: Vec<Conjunct>,
+}
+
+/// One operand of a `when` clause's `&&` chain, ready to evaluate on its own.
+struct Conjunct {
     expr: ast::Expr,
     text: String,
 }
@@ -218,6 +239,7 @@ impl PermitParts {
                 number,
                 clause: clause.kind,
                 text: clause.text.clone(),
+                conjunct: self.false_conjunct(evaluator, clause),
             }),
             Err(error) => Some(Unmet::Error {
                 number,
@@ -226,6 +248,19 @@ impl PermitParts {
                 error,
             }),
         }
+    }
+
+    /// The first conjunct of a false `when` clause that is false. Evaluated in order as
+    /// Cedar does, every earlier one is true; one that errors ends the search unnamed.
+    fn false_conjunct(&self, evaluator: &Evaluator<'_>, clause: &Clause) -> Option<String> {
+        for conjunct in &clause.conjuncts {
+            match self.holds(evaluator, &conjunct.expr) {
+                Ok(true) => {}
+                Ok(false) => return Some(conjunct.text.clone()),
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// The boolean value of `expr` for the evaluator's request.
@@ -257,6 +292,7 @@ fn clauses(policy: &Policy, core: &ast::Policy) -> Vec<Clause> {
                 kind: ClauseKind::When,
                 text: shorten(&expr.to_string()),
                 expr: expr.clone(),
+                conjuncts: Vec::new(),
             })
             .into_iter()
             .collect()
@@ -271,8 +307,53 @@ fn clause_from_json(json: &serde_json::Value, id: &ast::PolicyID) -> Option<Clau
     };
     let body: est::Expr = serde_json::from_value(json.get("body")?.clone()).ok()?;
     let text = shorten(&body.to_string());
+    let conjuncts = match kind {
+        ClauseKind::When => conjuncts(&body, id),
+        ClauseKind::Unless => Vec::new(),
+    };
     let expr = body.try_into_ast(id).ok()?;
-    Some(Clause { kind, expr, text })
+    Some(Clause {
+        kind,
+        expr,
+        text,
+        conjuncts,
+    })
+}
+
+/// The operands of `body`'s `&&` chain, or none when it is not a conjunction or is longer or
+/// deeper than [`MAX_CONJUNCTS`].
+fn conjuncts(body: &est::Expr, id: &ast::PolicyID) -> Vec<Conjunct> {
+    let mut operands = Vec::new();
+    if !flatten_and(body, 0, &mut operands) || operands.len() < 2 {
+        return Vec::new();
+    }
+    operands
+        .into_iter()
+        .map(|operand| {
+            Some(Conjunct {
+                text: shorten(&operand.to_string()),
+                expr: operand.clone().try_into_ast(id).ok()?,
+            })
+        })
+        .collect::<Option<Vec<Conjunct>>>()
+        .unwrap_or_default()
+}
+
+/// Appends the operands of `expr`'s `&&` chain to `out`, left to right; false when the chain
+/// is too long or too deep.
+fn flatten_and<'a>(expr: &'a est::Expr, depth: usize, out: &mut Vec<&'a est::Expr>) -> bool {
+    match expr {
+        est::Expr::ExprNoExt(est::ExprNoExt::And { left, right }) => {
+            depth < MAX_CONJUNCTS
+                && flatten_and(left, depth + 1, out)
+                && flatten_and(right, depth + 1, out)
+        }
+        operand if out.len() < MAX_CONJUNCTS => {
+            out.push(operand);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// `text` cut to [`MAX_CLAUSE_CHARS`] characters, with an ellipsis when cut.
@@ -408,6 +489,7 @@ mod decision_tests {
             number,
             clause,
             text: text.to_owned(),
+            conjunct: None,
         }
     }
 
@@ -527,6 +609,53 @@ mod decision_tests {
             panic!("{second:?}");
         };
         assert!(error.contains("overflow"), "{error}");
+    }
+
+    /// A false `when` clause that is a conjunction names its first false conjunct, in the
+    /// text and the JSON form; one too long to split is named whole.
+    #[test]
+    fn a_false_conjunction_names_its_first_false_conjunct() {
+        let long: Vec<String> = (0..=MAX_CONJUNCTS)
+            .map(|i| format!("context.risk != {i}"))
+            .collect();
+        let text = format!(
+            r#"@id("posture") permit (principal, action, resource)
+                when {{ context.session.authenticated && context.device.compliant
+                        && context.risk < 50 }};
+               @id("long") permit (principal, action, resource)
+                when {{ {} && context.device.compliant }};"#,
+            long.join(" && ")
+        );
+        let snapshot = PolicySnapshot::from_sources(&[("p.cedar".into(), text)]).unwrap();
+        let mut req = request(&[]);
+        req.context.device.compliant = false;
+        req.context.risk = 70;
+        let explanation = snapshot.explain(&req);
+        assert!(explanation.is_default_deny());
+        let [long, posture] = explanation.near_misses.as_slice() else {
+            panic!("{:?}", explanation.near_misses);
+        };
+
+        let Some(Unmet::Condition { conjunct, text, .. }) = posture.unmet.first() else {
+            panic!("{posture:?}");
+        };
+        assert_eq!(conjunct.as_deref(), Some("context.device.compliant"));
+        assert_eq!(
+            posture.to_string(),
+            "posture: condition 1 (when { context.session.authenticated && \
+             context.device.compliant && (context.risk < 50) }) is false: \
+             context.device.compliant is false"
+        );
+        assert!(text.contains("context.session.authenticated"), "{text}");
+        let json = serde_json::to_value(posture).unwrap();
+        assert_eq!(json["unmet"][0]["conjunct"], "context.device.compliant");
+
+        let Some(Unmet::Condition { conjunct, .. }) = long.unmet.first() else {
+            panic!("{long:?}");
+        };
+        assert_eq!(conjunct, &None);
+        let json = serde_json::to_value(long).unwrap();
+        assert!(json["unmet"][0].get("conjunct").is_none(), "{json}");
     }
 
     #[test]
