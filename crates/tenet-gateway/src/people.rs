@@ -22,6 +22,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, header};
+use tenet_event::AuthenticationEvent;
 use tenet_identity::SpiffeId;
 use tenet_policy::{DeviceFacts, Principal, SessionFacts};
 use time::OffsetDateTime;
@@ -114,12 +115,17 @@ pub enum PersonVerdict {
         /// Why (e.g. `network_change`, `posture_changed`, `risk`).
         reason: String,
     },
-    /// The session was ended by re-evaluation (and is revoked).
+    /// The session was ended, by this request's re-evaluation or before it (its device was
+    /// revoked), and is revoked.
     Ended {
         /// Who (the principal name), for the event.
         name: String,
-        /// Why (e.g. `impossible_travel`, `risk`).
+        /// Why (e.g. `impossible_travel`, `risk`, `device_revoked`).
         reason: String,
+        /// The session's end for the ledger (an Authentication `session_end` event), given
+        /// only to the request whose re-evaluation ended the session, so that each end is
+        /// recorded once; the gateway records it with the request id, off the allow path.
+        end: Option<Box<AuthenticationEvent>>,
     },
 }
 

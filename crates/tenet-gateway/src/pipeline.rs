@@ -715,6 +715,7 @@ async fn refuse_person(
     listener: &ListenerState,
     shared: &Shared,
 ) -> Response<Body> {
+    let mut end = None;
     let (principal, endpoint, error, reason) = match verdict {
         PersonVerdict::SignInRequired { reason } => {
             ("anonymous".to_string(), "login", "sign_in_required", reason)
@@ -722,7 +723,14 @@ async fn refuse_person(
         PersonVerdict::StepUpRequired { name, reason } => {
             (name, "stepup", "step_up_required", reason)
         }
-        PersonVerdict::Ended { name, reason } => (name, "login", "session_ended", reason),
+        PersonVerdict::Ended {
+            name,
+            reason,
+            end: ended,
+        } => {
+            end = ended;
+            (name, "login", "session_ended", reason)
+        }
         PersonVerdict::Person(_) => (
             "anonymous".to_string(),
             "login",
@@ -736,6 +744,20 @@ async fn refuse_person(
     } else {
         StatusCode::UNAUTHORIZED
     };
+    // The session's end first (once, from the request that ended it), then the refusal.
+    if let Some(mut end) = end {
+        end.request_id = Some(r.request_id.to_string());
+        let recorded = shared
+            .sink
+            .record(Event::new(
+                shared.clock.now(),
+                EventKind::Authentication(*end),
+            ))
+            .await;
+        if let Err(e) = recorded {
+            warn!(error = %e, %principal, "session end could not be recorded");
+        }
+    }
     let event = AccessEvent {
         request_id: r.request_id.to_string(),
         listener: listener.name.clone(),

@@ -985,3 +985,125 @@ fn only_the_device_bound_at_sign_in_and_owned_by_the_person_counts() {
         Some(enrolment.device_id)
     );
 }
+
+/// The Authentication events the service recorded with `activity`.
+fn authentications(f: &Fixture, activity: &str) -> Vec<tenet_event::AuthenticationEvent> {
+    f.events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            tenet_event::EventKind::Authentication(a) if a.activity == activity => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An end by re-evaluation hands the gateway one `session_end` event to record, naming the
+/// person and the reason; the next request on the ended session brings none.
+#[test]
+fn an_end_by_re_evaluation_gives_its_session_end_once() {
+    let f = fixture();
+    let cookie = session(&f, "192.0.2.10", None);
+    f.risk.0.store(90, Ordering::SeqCst);
+    let PersonVerdict::Ended { name, reason, end } =
+        identify(&f, Some(&cookie), "192.0.2.10", None, t0())
+    else {
+        panic!("not ended");
+    };
+    assert_eq!(
+        (name.as_str(), reason.as_str()),
+        ("user:corp:u-42", "risk_end")
+    );
+    let end = end.expect("the ending request carries the session end");
+    assert_eq!(end.activity, "session_end");
+    assert_eq!(end.user, "user:corp:u-42");
+    assert_eq!(end.provider.as_deref(), Some("corp"));
+    assert!(end.reason.starts_with("risk_end: "), "{}", end.reason);
+    assert_eq!(end.source_ip, "192.0.2.10".parse::<IpAddr>().unwrap());
+
+    let v = identify(&f, Some(&cookie), "192.0.2.10", None, t0());
+    assert!(matches!(v, PersonVerdict::SignInRequired { .. }), "{v:?}");
+}
+
+/// Revoking a device ends its sessions at once (gone from the list, each recorded as a
+/// `session_end`), and a later request with one is refused as `device_revoked`, naming the
+/// person, where before the session stayed listed and was refused as `device_mismatch`.
+#[tokio::test]
+async fn revoking_a_device_ends_its_sessions() {
+    let f = fixture();
+    let devices = f.sign_in.devices();
+    let token = devices
+        .create_token(Some("jane@example.test"), Duration::from_secs(600), t0())
+        .unwrap();
+    let key = DeviceKey::generate().unwrap();
+    let enrolment = devices
+        .enrol(
+            &f.ca,
+            &EnrolmentRequest {
+                token: token.token,
+                csr: key.csr_pem().unwrap(),
+                name: Some("laptop".into()),
+                hardware_serial: None,
+            },
+            t0(),
+        )
+        .unwrap();
+    let id = enrolment.device_id.to_string();
+    let client = enrolment.spiffe_id.clone();
+    let cookie = session(&f, "192.0.2.10", Some(id.clone()));
+    let other = session(&f, "192.0.2.10", None);
+
+    let ended = f.sign_in.revoke_device(enrolment.device_id, t0()).await;
+    assert_eq!(ended.unwrap(), 1);
+    assert_eq!(f.sign_in.sessions().len(), 1);
+    let ends = authentications(&f, "session_end");
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].user, "user:corp:u-42");
+    assert_eq!(ends[0].device.as_deref(), Some(id.as_str()));
+    assert!(
+        ends[0].reason.starts_with("device_revoked"),
+        "{}",
+        ends[0].reason
+    );
+
+    let later = t0() + time::Duration::minutes(1);
+    for presented in [Some(&client), None] {
+        let v = identify(&f, Some(&cookie), "192.0.2.10", presented, later);
+        let PersonVerdict::Ended { name, reason, end } = v else {
+            panic!("not refused as ended: {v:?}");
+        };
+        assert_eq!(
+            (name.as_str(), reason.as_str()),
+            ("user:corp:u-42", "device_revoked")
+        );
+        assert!(end.is_none(), "the end was recorded at the revocation");
+    }
+    let v = identify(&f, Some(&other), "192.0.2.10", None, later);
+    assert!(matches!(v, PersonVerdict::Person(_)), "{v:?}");
+}
+
+/// Cutting a person's sessions (the CLI, a playbook, the risk cut-off) records each end as a
+/// `session_end` without the caller waiting for the ledger.
+#[tokio::test]
+async fn cut_sessions_are_recorded_as_session_ends() {
+    let f = fixture();
+    session(&f, "192.0.2.10", None);
+    session(&f, "192.0.2.11", None);
+    assert_eq!(f.sign_in.revoke_person("jane@example.test", t0()), 2);
+    let mut ends = Vec::new();
+    for _ in 0..100 {
+        ends = authentications(&f, "session_end");
+        if ends.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ends.len(), 2);
+    assert!(
+        ends.iter()
+            .all(|e| e.user == "user:corp:u-42" && e.reason.starts_with("revoked"))
+    );
+    assert_eq!(f.sign_in.revoke_person("jane@example.test", t0()), 0);
+}

@@ -785,12 +785,13 @@ pub async fn admin(
                     )}),
                 );
             };
-            match people.devices().revoke(id, now) {
-                Ok(()) => (
+            // The device's sessions end with it (each recorded as a session_end).
+            match people.revoke_device(id, now).await {
+                Ok(sessions) => (
                     StatusCode::OK,
-                    json!({"revoked": id.to_string()}),
+                    json!({"revoked": id.to_string(), "sessions_ended": sessions}),
                     "device.revoke",
-                    id.to_string(),
+                    format!("{id} ({sessions} sessions ended)"),
                 ),
                 Err(e) => (
                     StatusCode::UNPROCESSABLE_ENTITY,

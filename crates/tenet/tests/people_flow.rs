@@ -962,6 +962,91 @@ async fn device_agent_commands_enrol_and_report() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
 
+/// A device enrolled for the person with `tenet device enrol` into `name` under the
+/// deployment's directory: its id and its directory (`svid.pem`, `svid.key`).
+fn enrol_device(env: &Env, name: &str) -> (String, std::path::PathBuf) {
+    let token: Value =
+        serde_json::from_str(&env.cli(&["device", "token", "--owner", EMAIL])).unwrap();
+    let dir = env.d.dir.path().join(name);
+    let out = support::tenet()
+        .args(["device", "enrol", "--gateway"])
+        .arg(format!("https://app.example.test:{}", env.d.port))
+        .args(["--token", token["token"].as_str().unwrap(), "--bundle"])
+        .arg(env.d.dir.path().join("data/admin/bundle.pem"))
+        .args(["--resolve", "app.example.test:127.0.0.1", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = said
+        .strip_prefix("enrolled device ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{said}"));
+    (id.to_owned(), dir)
+}
+
+/// Revoking a device ends the sessions signed in through it at once: `tenet session list`
+/// no longer shows them, the ledger has a session_end naming the person and the revocation,
+/// and the next request with the session is refused as `session_ended` (`device_revoked`),
+/// recorded as the person's (before, the session stayed listed as active and its requests
+/// were refused as `device_mismatch` and recorded as anonymous).
+#[tokio::test]
+async fn revoking_a_device_ends_its_sessions_and_says_so() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let (device, dir) = enrol_device(&env, "revoked-device");
+    let mut pem = std::fs::read(dir.join("svid.pem")).unwrap();
+    pem.extend(std::fs::read(dir.join("svid.key")).unwrap());
+    let mut b = Browser::new(&env);
+    b.http = idp::http_client(env.d.dir.path(), env.d.port)
+        .http1_only()
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let path = to_callback(&mut b).await;
+    callback(&mut b, &path).await;
+    second_factor(&env, &mut b).await;
+    let bound = |env: &Env| {
+        let sessions = env.sessions();
+        sessions
+            .into_iter()
+            .filter(|x| x["device"] == device.as_str())
+            .count()
+    };
+    assert_eq!(bound(&env), 1, "the sign-in is not bound to the device");
+
+    let out: Value = serde_json::from_str(&env.cli(&["device", "revoke", &device])).unwrap();
+    assert_eq!(out["sessions_ended"], 1, "{out}");
+    assert_eq!(bound(&env), 0, "the device's session is still listed");
+    let ended = env.authentication_events().into_iter().find(|e| {
+        e["unmapped"]["activity"] == "session_end" && e["device"]["uid"] == device.as_str()
+    });
+    let ended = ended.unwrap_or_else(|| panic!("no session_end for the device"));
+    assert_eq!(ended["user"]["name"], PRINCIPAL, "{ended}");
+    assert_eq!(ended["activity_name"], "Logoff", "{ended}");
+    assert!(ended.to_string().contains("device_revoked"), "{ended}");
+
+    let r = b.get("/", &[]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error"], "session_ended", "{}", r.body);
+    assert_eq!(r.json()["reason"], "device_revoked", "{}", r.body);
+    let request_id = r.headers["x-tenet-request-id"].to_str().unwrap().to_owned();
+    let tail = env.cli(&["log", "tail"]);
+    let refusal = tail
+        .lines()
+        .find(|l| l.contains(&request_id))
+        .unwrap_or_else(|| panic!("request {request_id} not in the ledger"));
+    assert!(
+        refusal.contains(PRINCIPAL),
+        "not recorded as the person: {refusal}"
+    );
+}
+
 /// A sign-in endpoint whose request body stops arriving: `Content-Length: 1000` and three
 /// bytes, the client's side kept open. The gateway answers 408 with the JSON error and closes
 /// the connection instead of waiting for the rest.

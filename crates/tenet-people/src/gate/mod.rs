@@ -33,6 +33,7 @@ use time::OffsetDateTime;
 use tracing::{debug, info, warn};
 
 mod answer;
+mod ends;
 mod enrol;
 mod factors;
 mod json_body;
@@ -221,13 +222,21 @@ impl SignIn {
     }
 
     /// Ends every session of a person (see [`SignIn::selector`] for `name`); returns how
-    /// many. Used by playbooks, the risk cut-off and the CLI.
+    /// many. Used by playbooks, the risk cut-off and the CLI. Each end is recorded as a
+    /// `session_end` (`revoked`) in the background: the caller does not wait for the ledger.
     pub fn revoke_person(&self, name: &str, now: OffsetDateTime) -> usize {
         let Some(selector) = self.selector(name) else {
             return 0;
         };
         match self.sessions.revoke_user(&selector, now) {
-            Ok(ended) => ended.len(),
+            Ok(ended) => {
+                let ends = ended
+                    .iter()
+                    .map(|s| ends::session_end_event(s, "revoked: sessions revoked".into()))
+                    .collect();
+                ends::record_in_background(&self.sink, ends, now);
+                ended.len()
+            }
             Err(e) => {
                 warn!(error = %e, "sessions could not be revoked");
                 0
@@ -252,12 +261,15 @@ impl SignIn {
     }
 
     fn person_name(session: &Session) -> String {
-        let provider = session
-            .user
+        Self::name_of(&session.user)
+    }
+
+    fn name_of(user: &UserIdentity) -> String {
+        let provider = user
             .attributes
             .get(ATTR_PROVIDER)
             .map_or("unknown", String::as_str);
-        format!("user:{provider}:{}", session.user.subject)
+        format!("user:{provider}:{}", user.subject)
     }
 
     fn user_key(session: &Session) -> String {
@@ -300,7 +312,7 @@ impl SignIn {
         req: &PersonRequest<'_>,
         device: Option<uuid::Uuid>,
         risk: u8,
-    ) -> (Verdict, tenet_policy::DeviceFacts) {
+    ) -> Evaluated {
         let state = self.devices.state(device, req.now);
         let compliant_at_login = session
             .user
@@ -330,17 +342,29 @@ impl SignIn {
         let updated = if verdict == Verdict::Allow {
             self.sessions
                 .touch(cookie, req.source_ip, risk, req.now)
-                .map(drop)
+                .map(|_| None)
         } else {
-            self.sessions
-                .apply_verdict(cookie, &verdict, req.now)
-                .map(drop)
+            self.sessions.apply_verdict(cookie, &verdict, req.now)
         };
-        if let Err(e) = updated {
+        let ended = updated.unwrap_or_else(|e| {
             warn!(error = %e, "session could not be updated");
+            None
+        });
+        Evaluated {
+            verdict,
+            device: state.facts,
+            ended,
         }
-        (verdict, state.facts)
     }
+}
+
+/// A session's re-evaluation on one request.
+struct Evaluated {
+    verdict: Verdict,
+    device: tenet_policy::DeviceFacts,
+    /// The session as it was when this request's re-evaluation ended it (`None` also when
+    /// a concurrent request ended it first).
+    ended: Option<Session>,
 }
 
 fn session_facts(session: &Session, now: OffsetDateTime) -> SessionFacts {
@@ -393,6 +417,18 @@ impl PeopleGate for SignIn {
             .lookup(cookie, device_text.as_deref(), req.now)
         {
             Ok(s) => s,
+            // A session its device's revocation ended is refused naming the person.
+            Err(tenet_session::SessionError::Revoked {
+                cause: tenet_session::EndCause::DeviceRevoked,
+                user: Some(user),
+                ..
+            }) => {
+                return PersonVerdict::Ended {
+                    name: Self::name_of(&user),
+                    reason: "device_revoked".into(),
+                    end: None,
+                };
+            }
             Err(e) => return sign_in(session_error_reason(&e)),
         };
         // A session counts only the device it was bound to at sign-in (the lookup refused any
@@ -401,7 +437,11 @@ impl PeopleGate for SignIn {
         let device = device.filter(|_| session.device_id.is_some());
         let name = Self::person_name(&session);
         let risk = self.risk.risk(&name, req.now);
-        let (verdict, device_facts) = self.evaluate(cookie, &session, req, device, risk);
+        let Evaluated {
+            verdict,
+            device: device_facts,
+            ended,
+        } = self.evaluate(cookie, &session, req, device, risk);
         match verdict {
             Verdict::Allow => {}
             Verdict::StepUp { reason } => {
@@ -411,9 +451,12 @@ impl PeopleGate for SignIn {
                 };
             }
             Verdict::End { reason } => {
+                // Recorded by the gateway, which is not waiting on the allow path here.
+                let end = ended.map(|s| Box::new(ends::session_end_event(&s, reason.to_string())));
                 return PersonVerdict::Ended {
                     name,
                     reason: reason.code.as_str().to_owned(),
+                    end,
                 };
             }
         }
@@ -659,6 +702,10 @@ fn session_error_reason(e: &tenet_session::SessionError) -> &'static str {
         E::IdleExpired { .. } => "idle_timeout",
         E::AbsoluteExpired { .. } => "absolute_timeout",
         E::SecondFactorExpired { .. } => "second_factor_timeout",
+        E::Revoked {
+            cause: tenet_session::EndCause::DeviceRevoked,
+            ..
+        } => "device_revoked",
         E::Revoked { .. } => "revoked",
         E::DeviceMismatch { .. } => "device_mismatch",
         E::Malformed => "malformed_session",
