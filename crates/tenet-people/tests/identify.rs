@@ -621,7 +621,7 @@ async fn factor_changes_need_a_recent_passkey() {
 }
 
 /// Wrong TOTP codes are limited per person (5 per 15 minutes), and sign-ins per source
-/// address (30 per 10 minutes), so neither can be guessed or flooded.
+/// address (30 per 10 minutes; an IPv6 source per /64), so neither can be guessed or flooded.
 #[tokio::test]
 async fn codes_and_sign_ins_are_rate_limited() {
     let f = fixture();
@@ -657,6 +657,20 @@ async fn codes_and_sign_ins_are_rate_limited() {
     }
     assert_eq!(f.sign_in.serve(login("203.0.113.9")).await.status(), 429);
     assert_ne!(f.sign_in.serve(login("203.0.113.10")).await.status(), 429);
+    // An IPv6 source counts per /64, whichever of its addresses each sign-in comes from.
+    for i in 0..30 {
+        let answer = f
+            .sign_in
+            .serve(login(&format!("2001:db8:1:2::{i:x}")))
+            .await;
+        assert_ne!(answer.status(), 429);
+    }
+    let other_address = login("2001:db8:1:2:ffff::1");
+    assert_eq!(f.sign_in.serve(other_address).await.status(), 429);
+    assert_ne!(
+        f.sign_in.serve(login("2001:db8:1:3::1")).await.status(),
+        429
+    );
 }
 
 /// A provider that has not answered discovery (never contacted here): signing in through it

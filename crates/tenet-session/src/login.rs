@@ -6,8 +6,8 @@
 //! callback must present both. A transaction is single use: the first callback consumes it,
 //! even one that then fails, so a state cannot be replayed.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use time::{Duration, OffsetDateTime};
 
@@ -70,12 +70,104 @@ struct Pending {
     payload: String,
     return_to: String,
     expires: OffsetDateTime,
+    /// Where it sits in the expiry orders.
+    key: Key,
+    source: Arc<str>,
 }
+
+/// A transaction's place in the expiry orders: when it expires, then the order it came in
+/// (unique, so that no two transactions share a key).
+type Key = (OffsetDateTime, u64);
+
+/// How often a full store says so at warn (the evictions in between are counted into it).
+const FULL_WARNING_INTERVAL: Duration = Duration::minutes(1);
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// Arrival counter for [`Key`].
+    arrivals: u64,
     pending: HashMap<String, Pending>,
-    used: HashMap<String, OffsetDateTime>,
+    /// Pending states by expiry, to prune without a scan.
+    expiry: BTreeMap<Key, String>,
+    /// Per source, its pending states by expiry.
+    by_source: HashMap<Arc<str>, BTreeMap<Key, String>>,
+    /// Sources by how many transactions they hold, then by their newest one: the last is
+    /// the one a full store evicts from.
+    busiest: BTreeSet<(usize, Key, Arc<str>)>,
+    used: HashMap<String, Key>,
+    used_expiry: BTreeMap<Key, String>,
+    /// When a full store last warned, and how many it evicted since.
+    last_full_warning: Option<OffsetDateTime>,
+    evicted_since_warning: u64,
+}
+
+impl Inner {
+    /// The rank of `source` in [`Inner::busiest`], if it holds any transaction.
+    fn rank(&self, source: &Arc<str>) -> Option<(usize, Key, Arc<str>)> {
+        let states = self.by_source.get(source)?;
+        let (newest, _) = states.last_key_value()?;
+        Some((states.len(), *newest, Arc::clone(source)))
+    }
+
+    /// Runs `change` on the transactions of `source`, keeping its rank up to date.
+    fn change_source(
+        &mut self,
+        source: &Arc<str>,
+        change: impl FnOnce(&mut BTreeMap<Key, String>),
+    ) {
+        if let Some(rank) = self.rank(source) {
+            self.busiest.remove(&rank);
+        }
+        let states = self.by_source.entry(Arc::clone(source)).or_default();
+        change(states);
+        if states.is_empty() {
+            self.by_source.remove(source);
+        }
+        if let Some(rank) = self.rank(source) {
+            self.busiest.insert(rank);
+        }
+    }
+
+    fn insert(&mut self, state: &str, pending: Pending) {
+        let key = pending.key;
+        let source = Arc::clone(&pending.source);
+        self.expiry.insert(key, state.to_owned());
+        self.change_source(&source, |states| {
+            states.insert(key, state.to_owned());
+        });
+        self.pending.insert(state.to_owned(), pending);
+    }
+
+    fn remove(&mut self, state: &str) -> Option<Pending> {
+        let pending = self.pending.remove(state)?;
+        self.expiry.remove(&pending.key);
+        self.change_source(&pending.source, |states| {
+            states.remove(&pending.key);
+        });
+        Some(pending)
+    }
+
+    fn remember_used(&mut self, state: &str, key: Key) {
+        self.used.insert(state.to_owned(), key);
+        self.used_expiry.insert(key, state.to_owned());
+    }
+
+    /// Drops the transactions and used states that expired by `now`, oldest first.
+    fn prune(&mut self, now: OffsetDateTime) {
+        while let Some(((expires, _), state)) = self.expiry.first_key_value()
+            && *expires <= now
+        {
+            let state = state.clone();
+            self.remove(&state);
+        }
+        while let Some((&key, _)) = self.used_expiry.first_key_value()
+            && key.0 <= now
+        {
+            if let Some(state) = self.used_expiry.remove(&key) {
+                self.used.remove(&state);
+            }
+        }
+    }
 }
 
 /// The bounded, thread-safe store of login transactions.
@@ -86,7 +178,9 @@ pub struct LoginTransactions {
 }
 
 impl LoginTransactions {
-    /// A store holding at most `max` transactions (at least 1); past that the oldest goes.
+    /// A store holding at most `max` transactions (at least 1). Past that, the oldest
+    /// transaction of the source holding the most goes: a flood from a few sources evicts its
+    /// own, not the sign-ins other people have under way.
     pub fn new(max: usize) -> Self {
         Self {
             max: max.max(1),
@@ -99,9 +193,11 @@ impl LoginTransactions {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts a transaction for `state`, returning the binding cookie value.
+    /// Starts a transaction for `state` on behalf of `source` (the client's address, or its
+    /// network: whatever the caller counts sign-ins per), returning the binding cookie value.
     pub fn begin(
         &self,
+        source: &str,
         state: &str,
         payload: String,
         return_to: String,
@@ -109,20 +205,23 @@ impl LoginTransactions {
     ) -> Result<LoginStarted, LoginError> {
         check_state(state)?;
         let mut inner = self.lock();
-        prune(&mut inner, now);
+        inner.prune(now);
         if inner.pending.contains_key(state) || inner.used.contains_key(state) {
             return Err(refused(LoginError::StateInUse));
         }
-        self.make_room(&mut inner);
+        self.make_room(&mut inner, now);
         let binding = Token::generate();
         let expires = now + LOGIN_TTL;
+        inner.arrivals = inner.arrivals.wrapping_add(1);
         let pending = Pending {
             binding: binding.handle(),
             payload,
             return_to,
             expires,
+            key: (expires, inner.arrivals),
+            source: Arc::from(source),
         };
-        inner.pending.insert(state.to_owned(), pending);
+        inner.insert(state, pending);
         tracing::debug!("login transaction started");
         Ok(LoginStarted { binding, expires })
     }
@@ -136,7 +235,7 @@ impl LoginTransactions {
         now: OffsetDateTime,
     ) -> Result<CompletedLogin, LoginError> {
         let mut inner = self.lock();
-        let Some(pending) = inner.pending.remove(state) else {
+        let Some(pending) = inner.remove(state) else {
             let err = if inner.used.contains_key(state) {
                 LoginError::AlreadyUsed
             } else {
@@ -145,10 +244,10 @@ impl LoginTransactions {
             return Err(refused(err));
         };
         if inner.used.len() >= self.max.saturating_mul(2) {
-            prune(&mut inner, now);
+            inner.prune(now);
         }
         if inner.used.len() < self.max.saturating_mul(2) {
-            inner.used.insert(state.to_owned(), pending.expires);
+            inner.remember_used(state, pending.key);
         }
         drop(inner);
         check_pending(&pending, binding_cookie, now).map_err(refused)?;
@@ -169,16 +268,44 @@ impl LoginTransactions {
         self.len() == 0
     }
 
-    fn make_room(&self, inner: &mut Inner) {
+    /// How many transactions `source` has pending.
+    pub fn pending_from(&self, source: &str) -> usize {
+        self.lock().by_source.get(source).map_or(0, BTreeMap::len)
+    }
+
+    /// Makes room for one more: the oldest transaction of the source holding the most goes
+    /// (of equally busy sources, the one that started a sign-in last).
+    fn make_room(&self, inner: &mut Inner, now: OffsetDateTime) {
         while inner.pending.len() >= self.max {
+            let Some((held, _, source)) = inner.busiest.last().cloned() else {
+                break;
+            };
             let oldest = inner
-                .pending
-                .iter()
-                .min_by_key(|(_, p)| p.expires)
-                .map(|(s, _)| s.clone());
+                .by_source
+                .get(&source)
+                .and_then(|states| states.first_key_value())
+                .map(|(_, state)| state.clone());
             let Some(oldest) = oldest else { break };
-            inner.pending.remove(&oldest);
-            tracing::info!(cap = self.max, "login transaction evicted");
+            inner.remove(&oldest);
+            inner.evicted_since_warning = inner.evicted_since_warning.saturating_add(1);
+            let due = inner
+                .last_full_warning
+                .is_none_or(|last| now - last >= FULL_WARNING_INTERVAL);
+            if due {
+                tracing::warn!(
+                    cap = self.max,
+                    %source,
+                    source_pending = held,
+                    evicted = inner.evicted_since_warning,
+                    "login transactions full: evicting the oldest sign-ins of the source \
+                     holding the most"
+                );
+                inner.last_full_warning = Some(now);
+                inner.evicted_since_warning = 0;
+            } else {
+                tracing::debug!(cap = self.max, %source, source_pending = held,
+                    "login transaction evicted");
+            }
         }
     }
 }
@@ -205,11 +332,6 @@ fn check_state(state: &str) -> Result<(), LoginError> {
         return Err(refused(LoginError::MalformedState));
     }
     Ok(())
-}
-
-fn prune(inner: &mut Inner, now: OffsetDateTime) {
-    inner.pending.retain(|_, p| p.expires > now);
-    inner.used.retain(|_, expires| *expires > now);
 }
 
 fn refused(err: LoginError) -> LoginError {

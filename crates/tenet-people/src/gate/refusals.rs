@@ -22,7 +22,7 @@ const THROTTLED: &str = "throttled";
 
 /// The source a refusal is counted against: the address for IPv4, its /64 for IPv6 (one
 /// host commonly holds a whole /64).
-fn source_of(ip: IpAddr) -> String {
+pub(super) fn source_of(ip: IpAddr) -> String {
     match ip.to_canonical() {
         IpAddr::V4(v4) => v4.to_string(),
         v6 @ IpAddr::V6(_) => tenet_session::network_of(v6).to_string(),

@@ -37,11 +37,10 @@ impl SignIn {
                 "sign-in refused: the identity provider is not discovered yet");
             return provider_unreachable(&req.headers, &slot.config().name);
         }
-        if !self
-            .logins_per_source
-            .count(&req.source_ip.to_string(), req.now)
-        {
-            info!(source = %req.source_ip, "too many sign-ins started from one address");
+        // Sign-ins count per source as refusals do: an IPv6 host commonly holds a whole /64.
+        let source = refusals::source_of(req.source_ip);
+        if !self.logins_per_source.count(&source, req.now) {
+            info!(%source, "too many sign-ins started from one source");
             return error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_sign_ins",
@@ -70,10 +69,8 @@ impl SignIn {
                 );
             }
         };
-        let started = match self
-            .logins
-            .begin(redirect.pending.state(), payload, rd, req.now)
-        {
+        let state = redirect.pending.state();
+        let started = match self.logins.begin(&source, state, payload, rd, req.now) {
             Ok(s) => s,
             Err(e) => {
                 return error(

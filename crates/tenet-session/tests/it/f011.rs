@@ -52,13 +52,13 @@ fn f011_planted_live_session_is_replaced_at_login() {
 fn f011_callback_without_or_with_wrong_binding_is_refused() {
     let store = memory_store();
     let tx = LoginTransactions::new(100);
-    tx.begin("X1", "pending-1".into(), "/".into(), t0())
+    tx.begin("192.0.2.1", "X1", "pending-1".into(), "/".into(), t0())
         .unwrap();
     let x2 = tx
-        .begin("X2", "pending-2".into(), "/".into(), t0())
+        .begin("192.0.2.1", "X2", "pending-2".into(), "/".into(), t0())
         .unwrap()
         .binding;
-    tx.begin("X3", "pending-3".into(), "/".into(), t0())
+    tx.begin("192.0.2.1", "X3", "pending-3".into(), "/".into(), t0())
         .unwrap();
 
     let outcomes = [
@@ -82,7 +82,7 @@ fn f011_callback_without_or_with_wrong_binding_is_refused() {
 fn f011_replayed_state_is_refused() {
     let tx = LoginTransactions::new(100);
     let b = tx
-        .begin("X1", "pending".into(), "/".into(), t0())
+        .begin("192.0.2.1", "X1", "pending".into(), "/".into(), t0())
         .unwrap()
         .binding;
     assert!(tx.consume("X1", Some(b.as_str()), t0()).is_ok());

@@ -6,9 +6,15 @@ use time::Duration;
 use crate::t0;
 
 fn started(tx: &LoginTransactions, state: &str) -> Token {
-    tx.begin(state, format!("payload-{state}"), "/app".into(), t0())
-        .unwrap()
-        .binding
+    tx.begin(
+        "192.0.2.1",
+        state,
+        format!("payload-{state}"),
+        "/app".into(),
+        t0(),
+    )
+    .unwrap()
+    .binding
 }
 
 #[test]
@@ -90,25 +96,26 @@ fn unknown_and_expired_states_are_refused() {
 fn state_reuse_and_malformed_state_are_refused() {
     let tx = LoginTransactions::new(100);
     started(&tx, "X1");
-    let again = tx.begin("X1", String::new(), "/".into(), t0());
+    let again = tx.begin("192.0.2.1", "X1", String::new(), "/".into(), t0());
     assert!(matches!(again, Err(LoginError::StateInUse)));
     for bad in ["", "a b", "\u{7f}", &"s".repeat(513)] {
-        let r = tx.begin(bad, String::new(), "/".into(), t0());
+        let r = tx.begin("192.0.2.1", bad, String::new(), "/".into(), t0());
         assert!(matches!(r, Err(LoginError::MalformedState)), "{bad:?}");
     }
 }
 
 #[test]
-fn bounded_store_evicts_the_oldest() {
+fn bounded_store_evicts_the_oldest_of_a_source() {
     let tx = LoginTransactions::new(2);
     let first = tx
-        .begin("s1", String::new(), "/".into(), t0())
+        .begin("192.0.2.1", "s1", String::new(), "/".into(), t0())
         .unwrap()
         .binding;
     let later = t0() + Duration::seconds(1);
-    tx.begin("s2", String::new(), "/".into(), later).unwrap();
+    tx.begin("192.0.2.1", "s2", String::new(), "/".into(), later)
+        .unwrap();
     let b3 = tx
-        .begin("s3", String::new(), "/".into(), later)
+        .begin("192.0.2.1", "s3", String::new(), "/".into(), later)
         .unwrap()
         .binding;
     assert_eq!(tx.len(), 2);
@@ -117,4 +124,89 @@ fn bounded_store_evicts_the_oldest() {
         Err(LoginError::UnknownState)
     );
     assert!(tx.consume("s3", Some(b3.as_str()), later).is_ok());
+}
+
+#[test]
+fn a_flood_from_many_sources_that_fills_the_store_evicts_its_own_not_a_pending_sign_in() {
+    // The case of the trial: 35 sources each starting 300 sign-ins (the per-source limit)
+    // overfill a store of 10,000 while a person's sign-in is at the provider.
+    let tx = LoginTransactions::new(10_000);
+    let victim = tx
+        .begin("2001:db8:7::/64", "victim", String::new(), "/".into(), t0())
+        .unwrap()
+        .binding;
+    let flood = t0() + Duration::seconds(1);
+    for source in 0..35 {
+        let source = format!("127.0.0.{source}");
+        for n in 0..300 {
+            tx.begin(
+                &source,
+                &format!("{source}-{n}"),
+                String::new(),
+                "/".into(),
+                flood,
+            )
+            .unwrap();
+        }
+    }
+    assert_eq!(tx.len(), 10_000);
+    assert_eq!(tx.pending_from("2001:db8:7::/64"), 1);
+    // The flood's sources were evicted from evenly, oldest first.
+    let held: Vec<usize> = (0..35)
+        .map(|s| tx.pending_from(&format!("127.0.0.{s}")))
+        .collect();
+    assert!(held.iter().all(|&n| (285..=286).contains(&n)), "{held:?}");
+    assert_eq!(
+        tx.consume("127.0.0.0-0", None, flood),
+        Err(LoginError::UnknownState)
+    );
+    let done = tx.consume(
+        "victim",
+        Some(victim.as_str()),
+        flood + Duration::seconds(5),
+    );
+    assert!(done.is_ok(), "{done:?}");
+}
+
+#[test]
+fn of_equally_busy_sources_the_one_that_started_last_is_evicted_from() {
+    let tx = LoginTransactions::new(3);
+    let a = tx
+        .begin("192.0.2.1", "a", String::new(), "/".into(), t0())
+        .unwrap()
+        .binding;
+    let b = tx
+        .begin("192.0.2.2", "b", String::new(), "/".into(), t0())
+        .unwrap()
+        .binding;
+    let later = t0() + Duration::seconds(1);
+    for (n, source) in ["192.0.2.3", "192.0.2.4", "192.0.2.5"].iter().enumerate() {
+        tx.begin(source, &format!("c{n}"), String::new(), "/".into(), later)
+            .unwrap();
+    }
+    assert_eq!(tx.len(), 3);
+    assert_eq!(tx.pending_from("192.0.2.3"), 0);
+    assert_eq!(tx.pending_from("192.0.2.4"), 0);
+    assert_eq!(tx.pending_from("192.0.2.5"), 1);
+    assert!(tx.consume("a", Some(a.as_str()), later).is_ok());
+    assert!(tx.consume("b", Some(b.as_str()), later).is_ok());
+}
+
+#[test]
+fn expired_and_consumed_transactions_leave_their_source_count() {
+    let tx = LoginTransactions::new(100);
+    let b1 = started(&tx, "X1");
+    started(&tx, "X2");
+    assert_eq!(tx.pending_from("192.0.2.1"), 2);
+    assert!(tx.consume("X1", Some(b1.as_str()), t0()).is_ok());
+    assert_eq!(tx.pending_from("192.0.2.1"), 1);
+    let again = tx.begin("192.0.2.9", "X1", String::new(), "/".into(), t0());
+    assert!(matches!(again, Err(LoginError::StateInUse)));
+    // Starting another after the lifetime prunes the expired one, and forgets the used one.
+    let end = t0() + LOGIN_TTL;
+    tx.begin("192.0.2.9", "X1", String::new(), "/".into(), end)
+        .unwrap();
+    assert_eq!(tx.pending_from("192.0.2.1"), 0);
+    assert_eq!(tx.pending_from("192.0.2.9"), 1);
+    assert_eq!(tx.len(), 1);
 }
