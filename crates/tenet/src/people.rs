@@ -178,6 +178,8 @@ fn bearer_kind(text: Option<&str>) -> Result<tenet_oidc::TokenKind> {
 const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
 /// The longest `second_factor_timeout` accepted: an hour (a half-done sign-in stays short).
 const MAX_SECOND_FACTOR_WAIT: Duration = Duration::from_secs(3600);
+/// The largest `sign_ins_per_source` accepted: more is no limit at all.
+const MAX_SIGN_INS_PER_SOURCE: u32 = 100_000;
 /// The largest MDM export `tenet device import` sends and the admin API reads: 16 MiB.
 const MAX_MDM_IMPORT: u64 = 16 * 1024 * 1024;
 /// How many refused rows `tenet device import` shows.
@@ -368,6 +370,14 @@ pub fn people_spec(
              one source address may start per ten minutes (default 300)"
         );
     }
+    if section.sign_ins_per_source > MAX_SIGN_INS_PER_SOURCE {
+        bail!(
+            "people.sign_ins_per_source {} is more than {MAX_SIGN_INS_PER_SOURCE}: it is the \
+             most sign-ins one source address may start per ten minutes (default 300), and so \
+             many would leave one source unlimited",
+            section.sign_ins_per_source
+        );
+    }
     if let Some(i) = section
         .admin_groups
         .iter()
@@ -388,6 +398,9 @@ pub fn people_spec(
         }
     };
     let relying_party = relying_party(&section)?;
+    if let Some(warning) = single_label_rp_id(&section.rp_id) {
+        tracing::warn!(rp_id = %section.rp_id, "{warning}");
+    }
     check_origin_ports(&section.origins, &people_listeners)?;
     let limits = session_limits(&section)?;
     let rules = session_rules(&section)?;
@@ -486,6 +499,22 @@ fn relying_party(section: &PeopleSection) -> Result<tenet_mfa::RelyingParty> {
     })
 }
 
+/// Why a single-label `rp_id` (`internal`, `corp`) is risky, or `None` for any other (and for
+/// `localhost`): the Public Suffix List does not know such names, but on a company network
+/// every host named under one (`wiki.internal`, `printer.internal`) may use its passkeys, as
+/// under a public suffix.
+fn single_label_rp_id(rp_id: &str) -> Option<String> {
+    let name = rp_id.strip_suffix('.').unwrap_or(rp_id);
+    if name.contains('.') || name.eq_ignore_ascii_case("localhost") {
+        return None;
+    }
+    Some(format!(
+        "people.rp_id {rp_id:?} is a single-label name: every host under it ({name:?} names \
+         like wiki.{name}) may use the passkeys registered for it, as under a public suffix; \
+         use a name under a domain of your own, such as login.example.com"
+    ))
+}
+
 /// The session timeouts: positive, idle within absolute, absolute at most a year.
 fn session_limits(section: &PeopleSection) -> Result<tenet_session::SessionLimits> {
     let idle = parse_duration(&section.idle_timeout).context("people.idle_timeout")?;
@@ -517,6 +546,14 @@ fn session_limits(section: &PeopleSection) -> Result<tenet_session::SessionLimit
             "people.second_factor_timeout {:?} must be between 1s and 1h: a sign-in waiting \
              for its passkey is kept only that long",
             section.second_factor_timeout
+        );
+    }
+    if second_factor > absolute {
+        bail!(
+            "people.second_factor_timeout {:?} is longer than people.absolute_timeout {:?}; a \
+             sign-in would wait for its passkey longer than the session it starts may last",
+            section.second_factor_timeout,
+            section.absolute_timeout
         );
     }
     Ok(tenet_session::SessionLimits {
@@ -1572,6 +1609,79 @@ mod tests {
         let mut bad_name = section(GOOD);
         bad_name.providers[0].name = "corp:evil".into();
         refused(bad_name, &["people.providers[0]", "name"]);
+    }
+
+    /// What `people_spec` of `section` logs at warn (and whether it loads).
+    fn warnings_of(section: PeopleSection) -> (bool, String) {
+        #[derive(Clone, Default)]
+        struct Logged(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Logged {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let logged = Logged::default();
+        let writer = logged.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let loaded = tracing::subscriber::with_default(subscriber, || check(section).is_ok());
+        let text = String::from_utf8(logged.0.lock().unwrap().clone()).unwrap();
+        (loaded, text)
+    }
+
+    #[test]
+    fn people_values_that_would_load_but_should_not() {
+        // A sign-in waiting for its passkey longer than the session it starts may last.
+        let mut wait = section(GOOD);
+        wait.idle_timeout = "10m".into();
+        (wait.absolute_timeout, wait.second_factor_timeout) = ("20m".into(), "30m".into());
+        refused(
+            wait,
+            &[
+                "people.second_factor_timeout \"30m\"",
+                "people.absolute_timeout \"20m\"",
+            ],
+        );
+        let mut equal = section(GOOD);
+        equal.idle_timeout = "10m".into();
+        (equal.absolute_timeout, equal.second_factor_timeout) = ("30m".into(), "30m".into());
+        assert!(check(equal).is_ok());
+
+        // So many sign-ins per source are no limit at all.
+        let mut many = section(GOOD);
+        many.sign_ins_per_source = u32::MAX;
+        refused(many, &["people.sign_ins_per_source 4294967295", "100000"]);
+        let mut most = section(GOOD);
+        most.sign_ins_per_source = MAX_SIGN_INS_PER_SOURCE;
+        assert!(check(most).is_ok());
+
+        // A single-label rp_id loads with a warning naming it; localhost and a dotted name
+        // load silently.
+        for single in ["internal", "corp"] {
+            let mut rp = section(GOOD);
+            rp.rp_id = single.into();
+            rp.origins = vec![format!("https://app.{single}:8443")];
+            let (loaded, logged) = warnings_of(rp);
+            assert!(loaded, "{single}: {logged}");
+            assert!(
+                logged.contains("WARN") && logged.contains(&format!("people.rp_id {single:?}")),
+                "{single}: {logged}"
+            );
+        }
+        for quiet in ["localhost", "example.test"] {
+            let mut rp = section(GOOD);
+            rp.rp_id = quiet.into();
+            rp.origins = vec![format!("https://app.{quiet}:8443")];
+            let (loaded, logged) = warnings_of(rp);
+            assert!(loaded && logged.is_empty(), "{quiet}: {logged}");
+        }
     }
 
     /// A cross-origin ceremony without topOrigin is refused unless `[people]` opts in.
