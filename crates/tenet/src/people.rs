@@ -1243,6 +1243,42 @@ pub async fn run_session(explicit: Option<&Path>, action: SessionCommand) -> Res
     }
 }
 
+/// `--resolve HOST:IP` (an IPv6 address bare or in brackets) as a host and the address to
+/// reach it at. curl's `HOST:PORT:IP` is refused naming the form to give instead: the port
+/// comes from `--gateway`.
+fn parse_resolve(text: &str) -> Result<(&str, std::net::IpAddr)> {
+    let expected =
+        || anyhow!("--resolve {text:?}: expected HOST:IP, e.g. app.example.test:192.0.2.10");
+    // A host name holds no ':', so the first one ends it.
+    let (host, address) = text
+        .split_once(':')
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(expected)?;
+    let ip_of = |a: &str| -> Option<std::net::IpAddr> {
+        a.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    };
+    // curl's PORT:IP, or a bare IPv6 address that reads as one (8443:2001:db8::1): refused
+    // rather than guessed.
+    if let Some((port, ip)) = address.split_once(':')
+        && port.parse::<u16>().is_ok()
+        && ip_of(ip).is_some()
+    {
+        if ip_of(address).is_some() {
+            bail!("--resolve {text:?}: put an IPv6 address in brackets: HOST:[IP]");
+        }
+        bail!(
+            "--resolve {text:?}: give HOST:IP ({host}:{ip}) without curl's port part; the port \
+             comes from --gateway"
+        );
+    }
+    if let Some(ip) = ip_of(address) {
+        return Ok((host, ip));
+    }
+    Err(anyhow!(
+        "--resolve {text:?}: {address:?} is not an IP address; expected HOST:IP"
+    ))
+}
+
 fn gateway_client(bundle_pem: &[u8], resolve: Option<&str>) -> Result<reqwest::Client> {
     let certs = reqwest::Certificate::from_pem_bundle(bundle_pem).context("the trust bundle")?;
     let mut builder = reqwest::Client::builder()
@@ -1250,18 +1286,41 @@ fn gateway_client(bundle_pem: &[u8], resolve: Option<&str>) -> Result<reqwest::C
         .timeout(Duration::from_secs(30))
         .tls_certs_only(certs);
     if let Some(text) = resolve {
-        let (host, ip) = text
-            .rsplit_once(':')
-            .filter(|(h, _)| !h.is_empty())
-            .ok_or_else(|| anyhow!("--resolve {text:?}: expected HOST:IP"))?;
-        let ip: std::net::IpAddr = ip
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse()
-            .map_err(|e| anyhow!("--resolve {text:?}: {e}"))?;
+        let (host, ip) = parse_resolve(text)?;
         // The port comes from the gateway URL; reqwest uses it when the given one is 0.
         builder = builder.resolve(host, std::net::SocketAddr::new(ip, 0));
     }
     builder.build().context("building the HTTPS client")
+}
+
+/// The files `tenet device enrol` writes into its output directory.
+const ENROL_FILES: [&str; 3] = ["svid.key", "svid.pem", "bundle.pem"];
+
+/// Makes sure the credential can be written to `out` before the one-time token is spent: the
+/// directory exists (created if need be) and takes a new file, and none of the credential
+/// files is there already (the key is never overwritten).
+fn prepare_enrol_out(out: &Path) -> Result<()> {
+    for name in ENROL_FILES {
+        let path = out.join(name);
+        if path.symlink_metadata().is_ok() {
+            bail!(
+                "{} already exists; move the old credential away or choose another --out \
+                 (nothing was sent, the token is still unused)",
+                path.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    tempfile::Builder::new()
+        .prefix(".tenet-enrol-")
+        .tempfile_in(out)
+        .with_context(|| {
+            format!(
+                "{} does not take new files (nothing was sent, the token is still unused)",
+                out.display()
+            )
+        })?;
+    Ok(())
 }
 
 async fn enrol(
@@ -1271,8 +1330,14 @@ async fn enrol(
     resolve: Option<&str>,
     out: &Path,
 ) -> Result<()> {
+    // Everything that can fail on the device fails before the token is spent.
+    if let Some(text) = resolve {
+        parse_resolve(text)?;
+    }
+    prepare_enrol_out(out)?;
     let bundle_pem =
         std::fs::read(bundle).with_context(|| format!("reading {}", bundle.display()))?;
+    let client = gateway_client(&bundle_pem, resolve)?;
     let key = tenet_device::DeviceKey::generate().map_err(|e| anyhow!("{e}"))?;
     let csr = key.csr_pem().map_err(|e| anyhow!("{e}"))?;
     let hostname = std::fs::read_to_string("/etc/hostname")
@@ -1285,7 +1350,7 @@ async fn enrol(
         hardware_serial: None,
     };
     let url = format!("{}/.tenet/auth/device/enrol", gateway.trim_end_matches('/'));
-    let response = gateway_client(&bundle_pem, resolve)?
+    let response = client
         .post(&url)
         .json(&request)
         .send()
@@ -1305,7 +1370,6 @@ async fn enrol(
         .get("chain_pem")
         .and_then(serde_json::Value::as_str)
         .ok_or_else(|| anyhow!("the answer has no chain_pem"))?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     key.save(&out.join("svid.key"))
         .map_err(|e| anyhow!("{e}"))?;
     std::fs::write(out.join("svid.pem"), chain_pem)
@@ -1977,6 +2041,83 @@ mod tests {
         assert_eq!((imported, refused), (3, 0));
         assert!(lines.is_empty());
         assert!(import_outcome(r#"{"error": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn resolve_takes_host_and_ip_and_refuses_curls_port_form() {
+        let v4: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let v6: std::net::IpAddr = "::1".parse().unwrap();
+        assert_eq!(
+            parse_resolve("app.example.test:127.0.0.1").unwrap(),
+            ("app.example.test", v4)
+        );
+        assert_eq!(
+            parse_resolve("app.example.test:[::1]").unwrap(),
+            ("app.example.test", v6)
+        );
+        assert_eq!(
+            parse_resolve("app.example.test:::1").unwrap(),
+            ("app.example.test", v6)
+        );
+
+        let err = parse_resolve("wiki.example.test:9443:127.0.0.1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("give HOST:IP (wiki.example.test:127.0.0.1)") && err.contains("--gateway"),
+            "{err}"
+        );
+        let err = parse_resolve("wiki.example.test:8443:2001:db8::1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in brackets"), "{err}");
+        assert_eq!(
+            parse_resolve("wiki.example.test:[8443:2001:db8::1]")
+                .unwrap()
+                .0,
+            "wiki.example.test"
+        );
+        let err = parse_resolve("wiki.example.test:9443:[::1]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("(wiki.example.test:[::1])"), "{err}");
+        for text in [
+            "",
+            "app.example.test",
+            ":127.0.0.1",
+            "app.example.test:gateway",
+        ] {
+            let err = parse_resolve(text).unwrap_err().to_string();
+            assert!(err.contains("expected HOST:IP"), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn enrol_output_is_checked_before_the_token_is_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("new/device");
+        prepare_enrol_out(&out).unwrap();
+        assert!(out.is_dir());
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            0,
+            "the probe file is removed"
+        );
+
+        for name in ENROL_FILES {
+            let taken = dir.path().join(name);
+            std::fs::create_dir_all(&taken).unwrap();
+            std::fs::write(taken.join(name), "old").unwrap();
+            let err = prepare_enrol_out(&taken).unwrap_err().to_string();
+            assert!(
+                err.contains("already exists") && err.contains(name),
+                "{err}"
+            );
+        }
+
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        assert!(prepare_enrol_out(&file.join("device")).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `[people]` checked when the configuration loads, before any identity provider is contacted,
 //! and the admin commands for people refusing what would do nothing silently:
 //! `tenet session revoke` with a malformed person, `tenet device import` with a file too large
-//! or with no row imported.
+//! or with no row imported, and `tenet device enrol` refusing an output directory that holds
+//! a credential, or curl's `--resolve HOST:PORT:IP`, before it spends the token.
 //!
 //! The tests against a running deployment need `node`, `python3` and the provider package in
 //! the workspace: `npm install --prefix target/tools/oidc-provider oidc-provider@8.8.1` (or
@@ -273,4 +274,57 @@ permit (principal in Tenet::Group::"engineering", action, resource in Tenet::Ser
     assert!(!err.contains("line 22:"), "{err}");
     assert!(err.contains("... and 5 more"), "{err}");
     assert!(err.contains("no row was imported"), "{err}");
+}
+
+#[test]
+fn enrol_refuses_a_used_output_directory_and_curls_resolve_form_before_contacting_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = TcpListener::bind("127.0.0.1:0").unwrap();
+    gateway.set_nonblocking(true).unwrap();
+    let origin = format!(
+        "https://app.example.test:{}",
+        gateway.local_addr().unwrap().port()
+    );
+    let out = dir.path().join("device");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("svid.key"), "the key of an earlier enrolment").unwrap();
+    let bundle = dir.path().join("bundle.pem");
+    std::fs::write(&bundle, "").unwrap();
+    let enrol = |out: &Path, resolve: &str| {
+        tenet()
+            .args(["device", "enrol", "--gateway", &origin, "--token", "tok"])
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg("--out")
+            .arg(out)
+            .args(["--resolve", resolve])
+            .output()
+            .unwrap()
+    };
+
+    let out_used = enrol(&out, "app.example.test:127.0.0.1");
+    assert_eq!(out_used.status.code(), Some(1), "{}", stderr(&out_used));
+    let err = stderr(&out_used);
+    assert!(
+        err.contains("svid.key already exists") && err.contains("the token is still unused"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("svid.key")).unwrap(),
+        "the key of an earlier enrolment"
+    );
+
+    let curl_form = enrol(&dir.path().join("fresh"), "app.example.test:443:127.0.0.1");
+    assert_eq!(curl_form.status.code(), Some(1), "{}", stderr(&curl_form));
+    let err = stderr(&curl_form);
+    assert!(
+        err.contains("give HOST:IP (app.example.test:127.0.0.1)"),
+        "{err}"
+    );
+
+    // Neither attempt reached the gateway.
+    assert_eq!(
+        gateway.accept().unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
 }
