@@ -16,12 +16,27 @@ use crate::posture::{Posture, PostureSource};
 use crate::registry::DeviceRegistry;
 use crate::report::{ReportVerifier, VerifiedReport};
 
-/// The latest accepted agent report of a device.
+/// The latest accepted agent report of a device. Its posture's `collected_at` is the
+/// report's collection time or, when that was ahead of the gateway's clock, the time the
+/// report arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct AgentEntry {
     posture: Posture,
     sequence: u64,
     agent_version: String,
+    /// Reports accepted with a collection time after their arrival, as (collection time,
+    /// sequence), kept while that time is after the posture's: the same report sent again
+    /// is a replay however its arrival time orders it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ahead: Vec<Ahead>,
+}
+
+/// A report accepted with a collection time after its arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Ahead {
+    #[serde(with = "time::serde::rfc3339")]
+    collected_at: OffsetDateTime,
+    sequence: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,21 +98,33 @@ impl PostureStore {
     ) -> Result<Uuid, ReportError> {
         let verified = verifier.verify(jws, registry, now)?;
         let device_id = verified.report().device_id;
-        self.accept_report(verified)?;
+        self.accept_report(verified, now)?;
         Ok(device_id)
     }
 
-    /// Keeps a verified report as the device's agent posture. A report not newer than the
-    /// accepted one (earlier `collected_at`, or the same time with a sequence not above the
-    /// accepted one) is a replay and refused.
-    pub fn accept_report(&mut self, verified: VerifiedReport) -> Result<(), ReportError> {
+    /// Keeps a verified report, received at `received`, as the device's agent posture.
+    /// Reports are ordered and aged by the earlier of their `collected_at` and `received`, so
+    /// that one dated ahead (within the allowed skew) neither refuses the device's next
+    /// reports until that time nor counts as fresher than it is. A report not newer than the
+    /// accepted one (an earlier time, or the same time with a sequence not above the accepted
+    /// one), or one accepted before, is a replay and refused.
+    pub fn accept_report(
+        &mut self,
+        verified: VerifiedReport,
+        received: OffsetDateTime,
+    ) -> Result<(), ReportError> {
         let report = verified.report();
+        let at = report.collected_at.min(received);
         let entry = self.devices.entry(report.device_id).or_default();
+        let mut ahead = Vec::new();
         if let Some(latest) = &entry.agent {
             let latest_at = latest.posture.collected_at;
-            let newer = report.collected_at > latest_at
-                || (report.collected_at == latest_at && report.sequence > latest.sequence);
-            if !newer {
+            let seen = latest.ahead.contains(&Ahead {
+                collected_at: report.collected_at,
+                sequence: report.sequence,
+            });
+            let newer = at > latest_at || (at == latest_at && report.sequence > latest.sequence);
+            if !newer || seen {
                 let error = ReportError::Replay {
                     device_id: report.device_id,
                     collected_at: report.collected_at,
@@ -108,11 +135,26 @@ impl PostureStore {
                 tracing::info!(reason = %error, "posture report refused");
                 return Err(error);
             }
+            ahead = latest
+                .ahead
+                .iter()
+                .filter(|a| a.collected_at > at)
+                .copied()
+                .collect();
         }
+        if report.collected_at > at {
+            ahead.push(Ahead {
+                collected_at: report.collected_at,
+                sequence: report.sequence,
+            });
+        }
+        let mut posture = report.posture();
+        posture.collected_at = at;
         entry.agent = Some(AgentEntry {
-            posture: report.posture(),
+            posture,
             sequence: report.sequence,
             agent_version: report.agent_version.clone(),
+            ahead,
         });
         tracing::debug!(device_id = %report.device_id, "agent posture recorded");
         Ok(())

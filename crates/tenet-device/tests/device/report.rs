@@ -278,3 +278,62 @@ fn expired_device_certificate_is_refused() {
     let err = verifier(&f).verify(&jws, &f.registry, later).unwrap_err();
     assert!(matches!(err, ReportError::Untrusted(_)), "{err}");
 }
+
+/// A trial sent a report dated 50 s ahead (within the allowed skew): the device's real
+/// reports were refused as replays until that time, and the posture looked 50 s fresher than
+/// it was. Reports are ordered and aged by the earlier of their time and their arrival.
+#[test]
+fn a_report_dated_ahead_neither_blocks_later_ones_nor_looks_fresher() {
+    let mut f = Fixture::create();
+    let (id, svid) = f.enrol("laptop-1", "SN-001");
+    let v = verifier(&f);
+    let mut store = PostureStore::new();
+    let ahead_at = now() + time::Duration::seconds(50);
+    let ahead = sign_report(&report(id, ahead_at, 9), &svid).unwrap();
+    store.ingest_report(&v, &f.registry, &ahead, now()).unwrap();
+    assert_eq!(
+        store.latest(id, PostureSource::Agent).unwrap().collected_at,
+        now(),
+        "aged from its arrival"
+    );
+    assert_eq!(store.merged(id, now()).unwrap().age_secs, 0);
+    // Sent again at once, it is a replay.
+    let err = store
+        .ingest_report(&v, &f.registry, &ahead, now())
+        .unwrap_err();
+    assert!(matches!(err, ReportError::Replay { .. }), "{err}");
+
+    // The device's next report, collected 10 s later, is taken.
+    let later_at = now() + time::Duration::seconds(10);
+    let mut later = report(id, later_at, 1);
+    later.disk_encrypted = Some(false);
+    let later = sign_report(&later, &svid).unwrap();
+    store
+        .ingest_report(&v, &f.registry, &later, later_at)
+        .unwrap();
+    assert_eq!(
+        store
+            .latest(id, PostureSource::Agent)
+            .unwrap()
+            .disk_encrypted,
+        Some(false)
+    );
+
+    // The report dated ahead, sent again after that (also after a restart), is still a
+    // replay, though its time now orders it after the accepted one.
+    store.save(&f.path("posture.json")).unwrap();
+    let mut store = PostureStore::load(&f.path("posture.json")).unwrap();
+    for at in [now() + time::Duration::seconds(20), ahead_at] {
+        let err = store
+            .ingest_report(&v, &f.registry, &ahead, at)
+            .unwrap_err();
+        assert!(matches!(err, ReportError::Replay { .. }), "{err}");
+    }
+    assert_eq!(
+        store
+            .latest(id, PostureSource::Agent)
+            .unwrap()
+            .disk_encrypted,
+        Some(false)
+    );
+}
