@@ -47,6 +47,10 @@ permit (principal in Tenet::Group::"engineering", action, resource in Tenet::Ser
 when { context.session.phishing_resistant };
 "#;
 
+/// A session whose device loses compliance ends (only sessions signed in through a compliant
+/// device are concerned).
+const PEOPLE: &str = "posture_action = \"end\"\n";
+
 /// A device is compliant only when the MDM says so: an agent report alone is not enough,
 /// whatever this machine's posture.
 const POSTURE: &str = "[people.posture]\nrequire_mdm_compliant = true\n";
@@ -80,7 +84,7 @@ fn env() -> Arc<Env> {
 impl Env {
     fn start() -> Self {
         Self {
-            d: idp::PeopleDeployment::start("", POSTURE, POLICY),
+            d: idp::PeopleDeployment::start(PEOPLE, POSTURE, POLICY),
             passkey: Mutex::new(SoftPasskey::new(true)),
             turn: tokio::sync::Mutex::new(()),
         }
@@ -742,11 +746,35 @@ async fn session_list_shows_the_session_and_revoke_ends_it() {
     );
     assert!(!listed.contains(&s.after_callback));
 
+    let ends_before = revoked_ends(&env);
     let out: Value = serde_json::from_str(&env.cli(&["session", "revoke", EMAIL])).unwrap();
-    assert!(out["revoked"].as_u64().unwrap() >= 1, "{out}");
+    let revoked = out["revoked"].as_u64().unwrap();
+    assert!(revoked >= 1, "{out}");
     let r = s.browser.get("/", &[]).await;
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(env.sessions().iter().all(|x| x["email"] != EMAIL));
+    // Each revoked session is a session_end of the person (recorded off the command's path).
+    let mut ends = revoked_ends(&env);
+    for _ in 0..50 {
+        if ends >= ends_before + revoked {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        ends = revoked_ends(&env);
+    }
+    assert_eq!(ends, ends_before + revoked);
+}
+
+/// How many session_end events of the person say `revoked`.
+fn revoked_ends(env: &Env) -> u64 {
+    let ends = env.authentication_events().into_iter().filter(|e| {
+        e["unmapped"]["activity"] == "session_end"
+            && e["user"]["name"] == PRINCIPAL
+            && e["status_detail"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("revoked"))
+    });
+    ends.count() as u64
 }
 
 /// A sign-in that has not given its passkey yet is listed as waiting for it, with when it
@@ -990,6 +1018,91 @@ fn enrol_device(env: &Env, name: &str) -> (String, std::path::PathBuf) {
     (id.to_owned(), dir)
 }
 
+/// A browser presenting the certificate of the device enrolled into `dir`.
+fn device_browser(env: &Env, dir: &std::path::Path) -> Browser {
+    let mut pem = std::fs::read(dir.join("svid.pem")).unwrap();
+    pem.extend(std::fs::read(dir.join("svid.key")).unwrap());
+    let mut b = Browser::new(env);
+    b.http = idp::http_client(env.d.dir.path(), env.d.port)
+        .http1_only()
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    b
+}
+
+/// The MDM's word on `device`, checked in now.
+fn mdm_says(env: &Env, device: &str, compliant: bool) {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.format(&time::format_description::well_known::Rfc3339);
+    let export = env
+        .d
+        .dir
+        .path()
+        .join(format!("mdm-{device}-{compliant}.csv"));
+    let csv = format!(
+        "device_id,compliant,last_check_in\n{device},{compliant},{}\n",
+        now.unwrap()
+    );
+    std::fs::write(&export, csv).unwrap();
+    env.cli(&[
+        "device",
+        "import",
+        "--match",
+        "device_id",
+        export.to_str().unwrap(),
+    ]);
+}
+
+/// The ledger's session_end events of `device`.
+fn session_ends_of(env: &Env, device: &str) -> Vec<Value> {
+    let ends = env.authentication_events().into_iter();
+    ends.filter(|e| e["unmapped"]["activity"] == "session_end" && e["device"]["uid"] == device)
+        .collect()
+}
+
+/// A session signed in through a compliant device ends when the device loses compliance
+/// (`posture_action = "end"`): the request is refused as `session_ended`
+/// (`posture_noncompliant`), and the end is one session_end Authentication event (OCSF
+/// Logoff) with the person, the reason and that request's id; the next request adds none.
+/// Before, the end was only the access denial.
+#[tokio::test]
+async fn a_session_ended_by_re_evaluation_is_a_session_end_event() {
+    let env = env();
+    let _turn = env.turn.lock().await;
+    let (device, dir) = enrol_device(&env, "losing-device");
+    mdm_says(&env, &device, true);
+    let mut b = device_browser(&env, &dir);
+    let path = to_callback(&mut b).await;
+    callback(&mut b, &path).await;
+    second_factor(&env, &mut b).await;
+    assert_upstream_sees_alice(&b.get("/", &[]).await);
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    mdm_says(&env, &device, false);
+    let r = b.get("/", &[]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error"], "session_ended", "{}", r.body);
+    assert_eq!(r.json()["reason"], "posture_noncompliant", "{}", r.body);
+    let request_id = r.headers["x-tenet-request-id"].to_str().unwrap().to_owned();
+    let ends = session_ends_of(&env, &device);
+    assert_eq!(ends.len(), 1, "{ends:#?}");
+    let end = &ends[0];
+    assert_eq!(end["user"]["name"], PRINCIPAL, "{end}");
+    assert_eq!(end["activity_name"], "Logoff", "{end}");
+    assert_eq!(end["unmapped"]["request_id"], request_id.as_str(), "{end}");
+    assert!(
+        end["status_detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("posture_noncompliant"),
+        "{end}"
+    );
+
+    assert_eq!(b.get("/", &[]).await.status, 401);
+    assert_eq!(session_ends_of(&env, &device).len(), 1);
+}
+
 /// Revoking a device ends the sessions signed in through it at once: `tenet session list`
 /// no longer shows them, the ledger has a session_end naming the person and the revocation,
 /// and the next request with the session is refused as `session_ended` (`device_revoked`),
@@ -1000,14 +1113,7 @@ async fn revoking_a_device_ends_its_sessions_and_says_so() {
     let env = env();
     let _turn = env.turn.lock().await;
     let (device, dir) = enrol_device(&env, "revoked-device");
-    let mut pem = std::fs::read(dir.join("svid.pem")).unwrap();
-    pem.extend(std::fs::read(dir.join("svid.key")).unwrap());
-    let mut b = Browser::new(&env);
-    b.http = idp::http_client(env.d.dir.path(), env.d.port)
-        .http1_only()
-        .identity(reqwest::Identity::from_pem(&pem).unwrap())
-        .build()
-        .unwrap();
+    let mut b = device_browser(&env, &dir);
     let path = to_callback(&mut b).await;
     callback(&mut b, &path).await;
     second_factor(&env, &mut b).await;
