@@ -221,6 +221,8 @@ impl Devices {
     }
 
     /// Revokes a device: its certificate no longer identifies it and its reports are refused.
+    /// The sessions signed in through it live on: [`crate::SignIn::revoke_device`] ends them
+    /// too, and is what the admin API calls.
     pub fn revoke(&self, id: Uuid, now: OffsetDateTime) -> Result<(), PeopleError> {
         let mut registry = self.registry_mut();
         registry.revoke(id, now)?;
