@@ -3,8 +3,9 @@
 //! policies see. State lives in two owner-only JSON files in the data directory and is written
 //! on every change.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -26,6 +27,13 @@ const POSTURE_FILE: &str = "posture.json";
 
 /// How far a report's time may be ahead of the gateway's clock.
 const REPORT_SKEW: Duration = Duration::from_secs(300);
+/// Most posture reports a device may send per [`REPORT_WINDOW`] (an agent reports every few
+/// minutes); more are answered 429 and neither kept nor recorded, so that an enrolled device
+/// cannot flood the ledger and the posture file.
+pub const REPORTS_PER_DEVICE: u32 = 6;
+/// The window of [`REPORTS_PER_DEVICE`], starting with a device's first report after the
+/// last window ended.
+pub const REPORT_WINDOW: Duration = Duration::from_secs(60);
 
 /// Devices and posture, shared by the sign-in service and the admin API.
 pub struct Devices {
@@ -36,6 +44,8 @@ pub struct Devices {
     requirements: PostureRequirements,
     verifier: ReportVerifier,
     cert_ttl: Duration,
+    /// Per device that reported: when its window started and how many reports it sent in it.
+    report_windows: Mutex<HashMap<Uuid, (OffsetDateTime, u32)>>,
 }
 
 impl std::fmt::Debug for Devices {
@@ -139,6 +149,7 @@ impl Devices {
             verifier: ReportVerifier::new(ca.bundle(), REPORT_SKEW, max_age),
             requirements,
             cert_ttl,
+            report_windows: Mutex::new(HashMap::new()),
         })
     }
 
@@ -187,19 +198,51 @@ impl Devices {
     }
 
     /// Verifies and keeps a signed posture report; returns the device's id and its
-    /// compliance with the report taken into account.
+    /// compliance with the report taken into account. A verified report past the device's
+    /// [`REPORTS_PER_DEVICE`] in its window is refused with [`PeopleError::TooManyReports`].
     pub fn report(
         &self,
         jws: &str,
         now: OffsetDateTime,
     ) -> Result<(Uuid, Compliance), PeopleError> {
         let registry = self.registry();
+        let verified = self.verifier.verify(jws, &registry, now)?;
+        let device = verified.report().device_id;
+        self.count_report(device, now)?;
         let mut posture = self.posture_mut();
-        let device = posture.ingest_report(&self.verifier, &registry, jws, now)?;
+        posture.accept_report(verified, now)?;
         posture.save(&self.posture_path)?;
         let revoked = registry.device(device).is_none_or(|d| d.is_revoked());
         let verdict = self.requirements.evaluate(&posture, device, now);
         Ok((device, Compliance::of(verdict, revoked, &self.requirements)))
+    }
+
+    /// Counts a verified report of `device` at `now` against its window.
+    fn count_report(&self, device: Uuid, now: OffsetDateTime) -> Result<(), PeopleError> {
+        let mut windows = self
+            .report_windows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (start, count) = windows.entry(device).or_insert((now, 0));
+        if now >= *start + REPORT_WINDOW || now < *start {
+            (*start, *count) = (now, 0);
+        }
+        *count = count.saturating_add(1);
+        if *count <= REPORTS_PER_DEVICE {
+            return Ok(());
+        }
+        let error = PeopleError::TooManyReports {
+            device_id: device,
+            max: REPORTS_PER_DEVICE,
+            window_secs: REPORT_WINDOW.as_secs(),
+            until: *start + REPORT_WINDOW,
+        };
+        if *count == REPORTS_PER_DEVICE + 1 {
+            tracing::warn!(%device, reason = %error, "device over its posture report limit; further reports in the window are answered 429 and not recorded");
+        } else {
+            tracing::debug!(%device, "posture report over the device's limit");
+        }
+        Err(error)
     }
 
     /// Imports an MDM export; returns the rows imported and the rows refused.

@@ -20,6 +20,8 @@ mod gate;
 mod pages;
 mod throttle;
 
-pub use devices::{Compliance, DeviceState, Devices, ListedDevice};
+pub use devices::{
+    Compliance, DeviceState, Devices, ListedDevice, REPORT_WINDOW, REPORTS_PER_DEVICE,
+};
 pub use error::PeopleError;
 pub use gate::{BearerSettings, SignIn, SignInParts};

@@ -5,8 +5,12 @@
 //! A summarising throttle also remembers each window that went over its limit and by how
 //! much, until [`Throttle::take_overflows`] takes them: what was held back is then reported
 //! once instead of being lost.
+//!
+//! A [`Pool`] is one limit shared by every key (so that many keys cannot add up to an
+//! unbounded total); what goes past it is counted, with the keys it came from, until
+//! [`Pool::take_spills`] takes it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use time::{Duration, OffsetDateTime};
@@ -32,8 +36,10 @@ struct State {
     counts: HashMap<String, (OffsetDateTime, u32)>,
     /// Windows that ended over the limit, not taken yet (summarising throttles only).
     ended: Vec<Overflow>,
-    /// Events over the limit of windows that ended when `ended` was full.
+    /// Events over the limit of windows that ended when `ended` was full, and how many
+    /// windows they were.
     unkept: u32,
+    unkept_windows: u32,
 }
 
 /// What counting one event found.
@@ -62,6 +68,8 @@ pub(crate) struct Overflow {
     pub(crate) end: OffsetDateTime,
     /// How many events it saw beyond the limit.
     pub(crate) over: u32,
+    /// How many windows it stands for: 1, or more for [`MANY_KEYS`].
+    pub(crate) windows: u32,
 }
 
 impl Throttle {
@@ -153,12 +161,14 @@ impl Throttle {
                     start,
                     end: if ended { start + window } else { now },
                     over: n - max,
+                    windows: 1,
                 });
                 return false;
             }
             !ended
         });
         let unkept = std::mem::take(&mut state.unkept);
+        let windows = std::mem::take(&mut state.unkept_windows);
         if unkept > 0 {
             let start = taken.iter().map(|o| o.start).min().unwrap_or(now);
             taken.push(Overflow {
@@ -166,6 +176,7 @@ impl Throttle {
                 start,
                 end: now,
                 over: unkept,
+                windows,
             });
         }
         taken.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.key.cmp(&b.key)));
@@ -217,9 +228,185 @@ impl Throttle {
                 start,
                 end,
                 over,
+                windows: 1,
             });
         } else {
             state.unkept = state.unkept.saturating_add(over);
+            state.unkept_windows = state.unkept_windows.saturating_add(1);
+        }
+    }
+}
+
+/// Most windows a [`Pool`] keeps ended and not taken (older ones are merged).
+const MAX_ENDED_SPILLS: usize = 16;
+
+/// One limit of `max` events per window shared by every key. Windows are fixed: one starts
+/// with the first event after the last ended. What goes past the limit is counted into the
+/// window's [`Spill`].
+#[derive(Debug)]
+pub(crate) struct Pool {
+    max: u32,
+    window: Duration,
+    state: Mutex<PoolState>,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    /// The open window: when it started and how many events it let through.
+    open: Option<(OffsetDateTime, u32)>,
+    /// What went past the limit in the open window.
+    spill: Option<Spill>,
+    /// Windows that ended with a spill, not taken yet.
+    ended: Vec<Spill>,
+}
+
+/// What went past a [`Pool`]'s limit in one window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Spill {
+    /// When the window started.
+    pub(crate) start: OffsetDateTime,
+    /// When it ended (earlier than its full length when it was cut short).
+    pub(crate) end: OffsetDateTime,
+    /// How many events went past the limit.
+    pub(crate) events: u64,
+    /// The keys they came from, up to [`MAX_KEYS`].
+    named: HashSet<String>,
+    /// Keys counted past [`MAX_KEYS`] or without a name (some may be among the others).
+    unnamed: u64,
+}
+
+impl Spill {
+    fn new(start: OffsetDateTime, end: OffsetDateTime) -> Self {
+        Self {
+            start,
+            end,
+            events: 0,
+            named: HashSet::new(),
+            unnamed: 0,
+        }
+    }
+
+    fn add(&mut self, key: &str, events: u64) {
+        self.events = self.events.saturating_add(events);
+        if self.named.len() < MAX_KEYS {
+            self.named.insert(key.to_owned());
+        } else if !self.named.contains(key) {
+            self.unnamed = self.unnamed.saturating_add(1);
+        }
+    }
+
+    fn merge(&mut self, other: Spill) {
+        self.start = self.start.min(other.start);
+        self.end = self.end.max(other.end);
+        self.events = self.events.saturating_add(other.events);
+        self.unnamed = self.unnamed.saturating_add(other.unnamed);
+        for key in other.named {
+            if self.named.len() < MAX_KEYS {
+                self.named.insert(key);
+            } else if !self.named.contains(&key) {
+                self.unnamed = self.unnamed.saturating_add(1);
+            }
+        }
+    }
+
+    /// How many keys the events came from, and whether that is exact (otherwise it is at
+    /// most that many: some keys counted without a name may be the same).
+    pub(crate) fn keys(&self) -> (u64, bool) {
+        let named = u64::try_from(self.named.len()).unwrap_or(u64::MAX);
+        (named.saturating_add(self.unnamed), self.unnamed == 0)
+    }
+}
+
+/// What taking from a [`Pool`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Share {
+    /// Within the limit.
+    Within,
+    /// Past the limit and counted into the window's spill; `first` for the window's first.
+    Over {
+        /// Whether this is the first past the limit in the window.
+        first: bool,
+    },
+}
+
+impl Pool {
+    pub(crate) fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            state: Mutex::new(PoolState::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // INVARIANT: no code path panics while holding the lock.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes one from the pool at `now` for something of `key` that stands for `events`
+    /// events (1 for one event, more for a summary of several): within the limit, or past it
+    /// and then counted, as `events` events of `key`, into the window's spill.
+    pub(crate) fn take(&self, key: &str, events: u64, now: OffsetDateTime) -> Share {
+        let mut state = self.lock();
+        let start = self.open(&mut state, now);
+        if let Some((_, used)) = state.open.as_mut()
+            && *used < self.max
+        {
+            *used += 1;
+            return Share::Within;
+        }
+        let first = state.spill.is_none();
+        let end = start + self.window;
+        state
+            .spill
+            .get_or_insert_with(|| Spill::new(start, end))
+            .add(key, events);
+        Share::Over { first }
+    }
+
+    /// Counts `events` events from `keys` keys not named into the spill of the window open at
+    /// `now`, without taking from the pool.
+    pub(crate) fn spill_unnamed(&self, events: u64, keys: u64, now: OffsetDateTime) {
+        let mut state = self.lock();
+        let start = self.open(&mut state, now);
+        let end = start + self.window;
+        let spill = state.spill.get_or_insert_with(|| Spill::new(start, end));
+        spill.events = spill.events.saturating_add(events);
+        spill.unnamed = spill.unnamed.saturating_add(keys);
+    }
+
+    /// The spills of windows that ended by `now`, and with `all` also the open window's (cut
+    /// at `now`: at shutdown). Taken spills are forgotten.
+    pub(crate) fn take_spills(&self, now: OffsetDateTime, all: bool) -> Vec<Spill> {
+        let mut state = self.lock();
+        self.close_ended(&mut state, now);
+        if all && let Some(mut spill) = state.spill.take() {
+            spill.end = now;
+            state.ended.push(spill);
+        }
+        std::mem::take(&mut state.ended)
+    }
+
+    /// The start of the window open at `now`, opening one if need be.
+    fn open(&self, state: &mut PoolState, now: OffsetDateTime) -> OffsetDateTime {
+        self.close_ended(state, now);
+        state.open.get_or_insert((now, 0)).0
+    }
+
+    /// Closes the open window if it ended by `now`, keeping its spill.
+    fn close_ended(&self, state: &mut PoolState, now: OffsetDateTime) {
+        let Some((start, _)) = state.open else { return };
+        if now - start < self.window {
+            return;
+        }
+        state.open = None;
+        let Some(spill) = state.spill.take() else {
+            return;
+        };
+        if state.ended.len() < MAX_ENDED_SPILLS {
+            state.ended.push(spill);
+        } else if let Some(last) = state.ended.last_mut() {
+            last.merge(spill);
         }
     }
 }
@@ -284,7 +471,8 @@ mod tests {
                 key: "a".into(),
                 start: t0,
                 end: until,
-                over: 3
+                over: 3,
+                windows: 1
             }]
         );
         assert!(t.take_overflows(until, false).is_empty());
@@ -301,7 +489,8 @@ mod tests {
                 key: "c".into(),
                 start: until,
                 end: now,
-                over: 2
+                over: 2,
+                windows: 1
             }]
         );
     }
@@ -315,5 +504,74 @@ mod tests {
         }
         t.count("a", t0 + Duration::minutes(10));
         assert!(t.take_overflows(t0 + Duration::hours(1), true).is_empty());
+    }
+
+    #[test]
+    fn a_pool_limits_all_keys_together_and_counts_what_went_past_with_its_keys() {
+        let pool = Pool::new(3, Duration::minutes(10));
+        let t0 = datetime!(2026-12-01 09:00 UTC);
+        let shares: Vec<Share> = ["a", "b", "c", "d", "e", "d"]
+            .iter()
+            .map(|key| pool.take(key, 1, t0))
+            .collect();
+        assert_eq!(
+            shares,
+            [
+                Share::Within,
+                Share::Within,
+                Share::Within,
+                Share::Over { first: true },
+                Share::Over { first: false },
+                Share::Over { first: false },
+            ]
+        );
+        // A summary standing for several events counts them all.
+        assert_eq!(pool.take("f", 40, t0), Share::Over { first: false });
+        assert!(
+            pool.take_spills(t0 + Duration::minutes(9), false)
+                .is_empty()
+        );
+
+        // The window ends 10 minutes after its first event; the next one starts afresh.
+        let later = t0 + Duration::minutes(10);
+        assert_eq!(pool.take("g", 1, later), Share::Within);
+        let spills = pool.take_spills(later, false);
+        assert_eq!(spills.len(), 1);
+        let spill = &spills[0];
+        assert_eq!((spill.start, spill.end), (t0, later));
+        assert_eq!(spill.events, 43);
+        assert_eq!(spill.keys(), (3, true));
+        assert!(pool.take_spills(later, false).is_empty());
+
+        // At shutdown the open window's spill is cut at now; unnamed keys make the count
+        // an upper bound.
+        pool.take("h", 1, later);
+        pool.take("i", 1, later);
+        assert_eq!(pool.take("j", 1, later), Share::Over { first: true });
+        pool.spill_unnamed(7, 2, later);
+        let now = later + Duration::minutes(1);
+        let spills = pool.take_spills(now, true);
+        assert_eq!(spills.len(), 1);
+        assert_eq!((spills[0].start, spills[0].end), (later, now));
+        assert_eq!(spills[0].events, 8);
+        assert_eq!(spills[0].keys(), (3, false));
+    }
+
+    #[test]
+    fn a_pool_keeps_few_ended_spills_however_long_they_are_not_taken() {
+        let pool = Pool::new(1, Duration::minutes(10));
+        let t0 = datetime!(2026-12-01 09:00 UTC);
+        for w in 0..40 {
+            let at = t0 + Duration::minutes(10 * w);
+            pool.take("a", 1, at);
+            pool.take(&format!("k{w}"), 2, at);
+        }
+        let spills = pool.take_spills(t0 + Duration::days(1), false);
+        assert_eq!(spills.len(), MAX_ENDED_SPILLS);
+        let events: u64 = spills.iter().map(|s| s.events).sum();
+        assert_eq!(events, 80);
+        let last = spills.last().unwrap();
+        assert_eq!(last.end, t0 + Duration::minutes(400));
+        assert_eq!(last.keys(), (40 - 15, true));
     }
 }

@@ -881,6 +881,72 @@ async fn refusals_without_a_session_are_summarised_past_fifty_per_source() {
     assert_eq!(answer.status(), 400);
 }
 
+/// 55 forged callbacks from each of 300 IPv6 sources, with how many got each answer.
+async fn flood_of_callbacks(f: &Fixture, now: OffsetDateTime) -> Vec<(u16, u32)> {
+    let mut answers = std::collections::BTreeMap::<u16, u32>::new();
+    for source in 0..300 {
+        for _ in 0..55 {
+            let mut request = auth("callback", "x", &format!("2001:db8:{source:x}::1"), "");
+            request.method = Method::GET;
+            request.path_and_query = "/.tenet/auth/callback?state=forged&code=c".into();
+            request.now = now;
+            let status = f.sign_in.serve(request).await.status().as_u16();
+            *answers.entry(status).or_default() += 1;
+        }
+    }
+    answers.into_iter().collect()
+}
+
+/// The trial's flood: 300 sources each sending 55 bad callbacks wrote 15,000 events. Across
+/// all sources at most 1,000 refusal events are recorded per 10 minutes; the rest, and the
+/// sources' own summaries that do not fit, are counted into one summary of the window. Each
+/// request keeps its answer: its refusal within its source's limit of 50, 429 past it.
+#[tokio::test]
+async fn refusals_from_many_sources_are_recorded_up_to_a_thousand_then_summarised_once() {
+    let throttled = |f: &Fixture| {
+        recorded(f)
+            .into_iter()
+            .filter(|(activity, _, _)| activity == "throttled")
+            .map(|(_, _, why)| why)
+            .collect::<Vec<_>>()
+    };
+
+    // At shutdown, the sources' summaries no longer fit this window: one summary in all.
+    let f = fixture();
+    let answers = flood_of_callbacks(&f, t0()).await;
+    assert_eq!(answers, [(400, 15_000), (429, 1_500)]);
+    assert_eq!(recorded(&f).len(), 1_000);
+    let shutdown = t0() + time::Duration::minutes(1);
+    assert_eq!(f.sign_in.record_refusal_summaries(shutdown, true).await, 1);
+    assert_eq!(recorded(&f).len(), 1_001);
+    let why = throttled(&f);
+    assert!(
+        why[0].starts_with(
+            "refusals_not_recorded: 15500 refused requests from 300 sources between \
+             2026-12-01T09:00:00Z and 2026-12-01T09:01:00Z were not recorded one by one"
+        ),
+        "{why:?}"
+    );
+
+    // Once the window has ended, the sources' summaries are recorded in the next one, and
+    // the ended window's refusals past the thousand in one summary.
+    let f = fixture();
+    flood_of_callbacks(&f, t0()).await;
+    let ended = t0() + time::Duration::minutes(10);
+    assert_eq!(f.sign_in.record_refusal_summaries(ended, false).await, 301);
+    let why = throttled(&f);
+    assert_eq!(why.len(), 301);
+    assert!(
+        why.iter()
+            .any(|w| w.contains("14000 refused requests from 280 sources")),
+        "{why:?}"
+    );
+    assert!(
+        why.iter()
+            .any(|w| w.contains("5 refused requests from 2001:db8:12b::/64"))
+    );
+}
+
 /// A JSON body that gives a key twice is refused with 400 naming the key, on every endpoint
 /// that reads one: the WebAuthn response (the ceremony is spent and the refusal recorded), the
 /// TOTP and recovery codes, and a device enrolment.

@@ -46,6 +46,20 @@ impl SignIn {
         };
         let (id, compliance) = match self.devices.report(jws.trim(), req.now) {
             Ok(reported) => reported,
+            Err(e @ crate::PeopleError::TooManyReports { until, .. }) => {
+                // Not recorded: the device is known, and only its first report over the limit
+                // is logged (at warn).
+                let mut answer = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_reports",
+                    &e.to_string(),
+                );
+                let retry_after = (until - req.now).whole_seconds().max(1);
+                if let Ok(value) = http::HeaderValue::from_str(&retry_after.to_string()) {
+                    answer.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                return answer;
+            }
             Err(e) => {
                 let refused = error(StatusCode::BAD_REQUEST, "report_refused", &e.to_string());
                 let event = device_event(req, "device_report", Err(e.to_string()));

@@ -46,7 +46,7 @@ use answer::{
 
 use crate::devices::Devices;
 use crate::pages;
-use crate::throttle::Throttle;
+use crate::throttle::{Pool, Throttle};
 
 /// Most WebAuthn ceremonies open at once (one per session at most).
 const MAX_CEREMONIES: usize = 10_000;
@@ -143,6 +143,9 @@ pub struct SignIn {
     /// Refusals of requests without a session recorded in the ledger per source (see
     /// `refusals`).
     refusals_per_source: Throttle,
+    /// Refusal events (one by one or a source's summary) recorded across all sources per
+    /// window (see `refusals`).
+    refusals_overall: Pool,
 }
 
 impl std::fmt::Debug for SignIn {
@@ -183,6 +186,7 @@ impl SignIn {
                 refusals::REFUSALS_PER_SOURCE,
                 refusals::REFUSAL_WINDOW,
             ),
+            refusals_overall: Pool::new(refusals::REFUSAL_EVENTS_OVERALL, refusals::REFUSAL_WINDOW),
         }
     }
 
