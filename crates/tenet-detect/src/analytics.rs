@@ -199,6 +199,28 @@ impl Analytics {
         self.policies.declare(hash, ids);
     }
 
+    /// Declare the exact policies of the set with `hash`, each as its id and a digest of what
+    /// it says: besides [`Self::declare_policy_set`], a policy edited under the same id that
+    /// allows a route denied under the earlier set is judged a change of rights.
+    pub fn declare_policy_versions<I, S, V>(&mut self, hash: &str, versions: I)
+    where
+        I: IntoIterator<Item = (S, V)>,
+        S: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let Some(hash) = self.names.intern(hash) else {
+            return;
+        };
+        let versions = versions
+            .into_iter()
+            .filter_map(|(id, version)| {
+                let id = self.names.intern(id.as_ref())?;
+                Some((id, Box::from(version.as_ref())))
+            })
+            .collect();
+        self.policies.declare_versions(hash, versions);
+    }
+
     /// How many entries each table holds.
     pub fn tracked(&self) -> Tracked {
         Tracked {

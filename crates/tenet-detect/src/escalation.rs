@@ -1,7 +1,7 @@
 //! Privilege escalation: rights used for the first time after a policy change, and admin
 //! actions by principals that do not usually perform them.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::lru::Lru;
 use crate::names::NameId;
@@ -35,6 +35,8 @@ pub(crate) struct NewRight {
 struct PolicySet {
     ids: HashSet<NameId>,
     declared: bool,
+    /// A digest of what each policy says, when the policy engine declared them.
+    versions: HashMap<NameId, Box<str>>,
 }
 
 /// The policy sets seen, their ids, and the changes between them.
@@ -68,6 +70,20 @@ impl Policies {
             PolicySet {
                 ids,
                 declared: true,
+                versions: HashMap::new(),
+            },
+        );
+    }
+
+    /// The exact policy ids of the set with `hash`, each with a digest of what it says.
+    pub(crate) fn declare_versions(&mut self, hash: NameId, versions: Vec<(NameId, Box<str>)>) {
+        let versions: HashMap<NameId, Box<str>> = versions.into_iter().take(self.max_ids).collect();
+        self.sets.insert(
+            hash,
+            PolicySet {
+                ids: versions.keys().copied().collect(),
+                declared: true,
+                versions,
             },
         );
     }
@@ -155,7 +171,8 @@ impl Policies {
     /// Whether an allow under the set `after`, of a request denied under `before`, is owed
     /// to the change between the sets rather than to the request's context (a device that
     /// became compliant, a risk that fell): a policy that `allowing` names was not in
-    /// `before`, or a policy that `denying` names (a forbid) is no longer in `after`. A
+    /// `before` or says something else there, or a policy that `denying` names (a forbid) is
+    /// no longer in `after`. A
     /// policy that was only added elsewhere, such as a forbid, grants nothing. `None` when
     /// nothing is known about the policies of the sets (no judgement is possible).
     pub(crate) fn attributable(
@@ -169,6 +186,7 @@ impl Policies {
         for &policy in allowing {
             match self.known_before(before, after, policy) {
                 Some((false, _, _)) => return Some(true),
+                Some((true, _, _)) if self.edited(before, after, policy) => return Some(true),
                 Some((true, _, _)) => {}
                 None => unknown = true,
             }
@@ -182,6 +200,12 @@ impl Policies {
             _ => unknown |= !denying.is_empty(),
         }
         (!unknown).then_some(false)
+    }
+
+    /// Whether both sets' declared versions of `policy` differ.
+    fn edited(&self, before: NameId, after: NameId, policy: NameId) -> bool {
+        let version = |hash| self.sets.peek(&hash)?.versions.get(&policy);
+        matches!((version(before), version(after)), (Some(a), Some(b)) if a != b)
     }
 
     /// Whether `policy` was in the set `from`: exactly when that set was declared, otherwise

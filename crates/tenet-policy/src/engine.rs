@@ -23,6 +23,7 @@ pub struct PolicySnapshot {
     index: ScopeIndex,
     vocabulary: Vocabulary,
     ids: Vec<String>,
+    versions: Vec<(String, String)>,
     unconditional: Vec<String>,
     files: Vec<String>,
     warnings: Vec<String>,
@@ -140,6 +141,7 @@ impl PolicySnapshot {
             index,
             vocabulary,
             ids: parsed.ids(),
+            versions: parsed.versions(),
             unconditional: parsed.unconditional_permits(),
             files: sources.iter().map(|s| s.name.to_owned()).collect(),
             warnings,
@@ -181,6 +183,12 @@ impl PolicySnapshot {
     /// The policy ids, sorted.
     pub fn policy_ids(&self) -> Vec<String> {
         self.ids.clone()
+    }
+
+    /// Each policy id with a digest of its effect, scope and conditions (not its annotations),
+    /// sorted by id: a policy edited under the same id has another digest.
+    pub fn policy_versions(&self) -> &[(String, String)] {
+        &self.versions
     }
 
     /// Ids of `permit` policies without any scope constraint or condition (they allow
@@ -321,6 +329,29 @@ mod tests {
         let outcome = engine.install(PolicySnapshot::from_sources(&files).unwrap());
         assert!(outcome.changed);
         assert_eq!(engine.current().policy_count(), 1);
+    }
+
+    /// A policy's version follows its rule, not its file, layout or other annotations.
+    #[test]
+    fn a_policy_edited_under_the_same_id_has_another_version() {
+        let version = |file: &str, text: &str| {
+            let files = [(file.to_owned(), text.to_owned())];
+            let snapshot = PolicySnapshot::from_sources(&files).unwrap();
+            let [(id, version)] = snapshot.policy_versions() else {
+                panic!("{:?}", snapshot.policy_versions());
+            };
+            assert_eq!(id, "read");
+            version.clone()
+        };
+        let rule = r#"@id("read") permit (principal, action, resource)
+            when { context.device.compliant };"#;
+        let first = version("a.cedar", rule);
+        assert_eq!(first.len(), 16);
+        let moved = r#"@id("read") @owner("ops")
+            permit (principal, action, resource) when {  context.device.compliant  };"#;
+        assert_eq!(version("b.cedar", moved), first);
+        let edited = r#"@id("read") permit (principal, action, resource);"#;
+        assert_ne!(version("a.cedar", edited), first);
     }
 
     #[test]

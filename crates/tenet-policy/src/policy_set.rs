@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use cedar_policy::{PolicyId, PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic;
+use sha2::{Digest, Sha256};
 
 use crate::error::{PolicyError, ValidationIssue, line_column};
 use crate::index::ScopeIndex;
@@ -75,6 +76,17 @@ impl ParsedPolicies {
         let mut ids: Vec<String> = self.origin.keys().cloned().collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// Each policy id with a digest of what the policy says, sorted by id.
+    pub(crate) fn versions(&self) -> Vec<(String, String)> {
+        let mut versions: Vec<(String, String)> = self
+            .set
+            .policies()
+            .map(|p| (p.id().to_string(), policy_digest(p)))
+            .collect();
+        versions.sort_unstable();
+        versions
     }
 
     /// Ids of `permit` policies with no scope constraint and no condition: they allow every
@@ -202,4 +214,21 @@ fn parse_error(source: &Source<'_>, errors: &cedar_policy::ParseErrors) -> Polic
 /// The byte offset of the first labelled span of a diagnostic.
 fn first_offset(diagnostic: &dyn Diagnostic) -> Option<usize> {
     diagnostic.labels()?.next().map(|label| label.offset())
+}
+
+/// SHA-256 (hex, first 16 digits) of the policy's effect, scope and conditions in Cedar's JSON
+/// form, its annotations left out: the same for the same rule wherever and however it is
+/// written, another one for a policy edited under the same id.
+fn policy_digest(policy: &cedar_policy::Policy) -> String {
+    let text = match policy.to_json() {
+        Ok(mut json) => {
+            if let Some(fields) = json.as_object_mut() {
+                fields.remove("annotations");
+            }
+            json.to_string()
+        }
+        Err(_) => policy.to_string(),
+    };
+    let digest = Sha256::digest(text.as_bytes());
+    hex::encode(digest.get(..8).unwrap_or_default())
 }

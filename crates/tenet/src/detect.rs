@@ -20,7 +20,7 @@ use tenet_event::{AdminEvent, DetectionEvent, Event, EventKind};
 use tenet_gateway::{Clock, RiskSource};
 use tenet_ledger::{LedgerSink, StoredEvent};
 use tenet_playbook::{Level, Playbooks, Secret, Step, Trigger};
-use tenet_policy::PolicyEngine;
+use tenet_policy::{PolicyEngine, PolicySnapshot};
 use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
@@ -132,7 +132,7 @@ pub fn load(
     let mut analytics =
         Analytics::new(spec.analytics.clone()).map_err(|e| anyhow!("detect.analytics: {e}"))?;
     let current = policy.current();
-    analytics.declare_policy_set(current.hash(), current.policy_ids());
+    analytics.declare_policy_versions(current.hash(), policy_versions(&current));
     // The set in force at start: its "loaded" event was recorded before the detector
     // subscribed, so tell the analytics here; later changes are judged against it.
     let loaded = Event::new(
@@ -226,6 +226,14 @@ pub fn load(
 
 /// Restore the baselines saved by an earlier run. A missing file is normal (nothing learned
 /// yet); an unusable one is reported, moved aside and learning starts fresh.
+/// The set's policy ids with a digest of what each says, as the analytics take them: a
+/// permit edited under the same id is then a change of rights.
+fn policy_versions(set: &PolicySnapshot) -> impl Iterator<Item = (&str, &str)> {
+    set.policy_versions()
+        .iter()
+        .map(|(id, version)| (id.as_str(), version.as_str()))
+}
+
 fn restore_baselines(analytics: &mut Analytics, path: &Path, now: OffsetDateTime) {
     match Baselines::load(path) {
         Ok(None) => info!(file = %path.display(), "no saved baselines; learning starts fresh"),
@@ -338,7 +346,7 @@ impl Detector {
             let current = self.policy.current();
             if current.hash() == p.active_hash {
                 self.analytics
-                    .declare_policy_set(current.hash(), current.policy_ids());
+                    .declare_policy_versions(current.hash(), policy_versions(&current));
             }
         }
         let mut triggers: Vec<(DetectionEvent, Trigger)> = self

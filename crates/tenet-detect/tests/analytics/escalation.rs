@@ -166,11 +166,29 @@ fn route_allowed_after_a_change_by_a_policy_that_was_there_before_does_not_fire(
         of(&alerts, rules::PRIVILEGE_ESCALATION).is_empty(),
         "{alerts:#?}"
     );
+
+    // The same with the policies' versions declared: the permit says the same in both.
+    let mut a = analytics();
+    a.declare_policy_versions("h1", [("allow-refunds-compliant", "v1")]);
+    feed(&mut a, &policy_loaded("h1", 1, T0));
+    feed(&mut a, &refund("h1").denied().at(T0 + Duration::minutes(5)));
+    let h2 = [
+        ("allow-refunds-compliant", "v1"),
+        ("forbid-when-risky", "v7"),
+    ];
+    a.declare_policy_versions("h2", h2);
+    feed(&mut a, &policy_loaded("h2", 2, T0 + Duration::hours(1)));
+    let alerts = feed(&mut a, &allowed.at(T0 + Duration::hours(2)));
+    assert!(
+        of(&alerts, rules::PRIVILEGE_ESCALATION).is_empty(),
+        "{alerts:#?}"
+    );
 }
 
-/// A new permit, or a forbid taken away, is what allows a route denied before the change.
+/// A new permit, a forbid taken away or a permit edited is what allows a route denied before
+/// the change.
 #[test]
-fn route_allowed_after_a_change_by_a_new_permit_or_without_its_forbid_fires() {
+fn route_allowed_after_a_change_by_a_new_or_edited_permit_or_without_its_forbid_fires() {
     let mut a = analytics();
     let p = spiffe("web");
     let refund = || Req::new(&p, "orders").route("refunds").method("POST");
@@ -206,6 +224,18 @@ fn route_allowed_after_a_change_by_a_new_permit_or_without_its_forbid_fires() {
             .policy("h2", &["allow-orders"])
             .at(T0 + Duration::hours(2)),
     );
+    assert_eq!(denied_then_allowed(&alerts), 1, "{alerts:#?}");
+
+    // A permit edited under the same id (its condition loosened).
+    let mut a = analytics();
+    a.declare_policy_versions("h1", [("allow-orders", "v1")]);
+    feed(&mut a, &policy_loaded("h1", 1, T0));
+    let denied = refund().policy("h1", &[]).denied();
+    feed(&mut a, &denied.at(T0 + Duration::minutes(5)));
+    a.declare_policy_versions("h2", [("allow-orders", "v2")]);
+    feed(&mut a, &policy_loaded("h2", 1, T0 + Duration::hours(1)));
+    let allowed = refund().policy("h2", &["allow-orders"]);
+    let alerts = feed(&mut a, &allowed.at(T0 + Duration::hours(2)));
     assert_eq!(denied_then_allowed(&alerts), 1, "{alerts:#?}");
 }
 
