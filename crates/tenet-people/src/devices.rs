@@ -252,15 +252,15 @@ impl Devices {
         bytes: &[u8],
         match_by: MdmMatch,
         now: OffsetDateTime,
-    ) -> Result<MdmImport, PeopleError> {
+    ) -> Result<(MdmImport, tenet_device::MdmApplied), PeopleError> {
         let import = {
             let registry = self.registry();
             tenet_device::import_mdm(source_name, bytes, &registry, match_by, now)?
         };
         let mut posture = self.posture_mut();
-        posture.apply_mdm(&import);
+        let applied = posture.apply_mdm(&import);
         posture.save(&self.posture_path)?;
-        Ok(import)
+        Ok((import, applied))
     }
 
     /// Revokes a device: its certificate no longer identifies it and its reports are refused.

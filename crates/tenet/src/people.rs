@@ -859,21 +859,27 @@ pub async fn admin(
                 }
             };
             match people.devices().import_mdm(&source, &body, match_by, now) {
-                Ok(import) => {
+                Ok((import, applied)) => {
                     let problems: Vec<_> = import
                         .problems
                         .iter()
                         .map(|p| json!({"line": p.line, "reason": p.reason}))
                         .collect();
                     let detail = format!(
-                        "{}: {} rows imported, {} refused",
+                        "{}: {} rows imported, {} stale (not newer than the MDM posture known), \
+                         {} refused",
                         source,
-                        import.records.len(),
+                        applied.applied,
+                        applied.stale,
                         problems.len()
                     );
                     (
                         StatusCode::OK,
-                        json!({"imported": import.records.len(), "problems": problems}),
+                        json!({
+                            "imported": applied.applied,
+                            "stale": applied.stale,
+                            "problems": problems,
+                        }),
                         "device.mdm_import",
                         detail,
                     )

@@ -944,7 +944,20 @@ async fn device_agent_commands_enrol_and_report() {
         "device_id",
         export.to_str().unwrap(),
     ]);
-    assert!(!imported.is_empty());
+    let imported: Value = serde_json::from_str(&imported).unwrap();
+    assert_eq!(imported["imported"], 1, "{imported}");
+    assert_eq!(imported["stale"], 0, "{imported}");
+    // The same export again is not newer than what Tenet has: stale, not imported.
+    let again: Value = serde_json::from_str(&env.cli(&[
+        "device",
+        "import",
+        "--match",
+        "device_id",
+        export.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(again["imported"], 0, "{again}");
+    assert_eq!(again["stale"], 1, "{again}");
     let said = report();
     assert!(said.contains("posture reported: compliant"), "{said}");
     let device = listed();
