@@ -210,3 +210,91 @@ fn expired_and_consumed_transactions_leave_their_source_count() {
     assert_eq!(tx.pending_from("192.0.2.9"), 1);
     assert_eq!(tx.len(), 1);
 }
+
+/// A store of 8 checked against a plain model of its rule over random sign-ins, callbacks
+/// and time: expired ones go first, then, when full, the oldest of the source holding the
+/// most (of equally busy sources, the one whose newest started last).
+mod against_a_model {
+    use proptest::prelude::*;
+    use tenet_session::LoginTransactions;
+    use time::{Duration, OffsetDateTime};
+
+    use crate::t0;
+
+    const MAX: usize = 8;
+    const SOURCES: u8 = 4;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Begin { source: u8, wait: i64 },
+        Consume { pick: usize },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => (0..SOURCES, 0..120i64).prop_map(|(source, wait)| Step::Begin { source, wait }),
+            1 => (0..64usize).prop_map(|pick| Step::Consume { pick }),
+        ]
+    }
+
+    /// (state, source, expires, arrival)
+    type Held = Vec<(String, u8, OffsetDateTime, u64)>;
+
+    fn model_begin(held: &mut Held, source: u8, state: String, now: OffsetDateTime, n: u64) {
+        held.retain(|(_, _, expires, _)| *expires > now);
+        while held.len() >= MAX {
+            let rank = |s: u8| {
+                let mine = held.iter().filter(|h| h.1 == s);
+                let newest = mine.clone().map(|h| (h.2, h.3)).max();
+                (mine.count(), newest)
+            };
+            let busiest = (0..SOURCES).max_by_key(|&s| rank(s)).unwrap();
+            let oldest = held
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.1 == busiest)
+                .min_by_key(|(_, h)| (h.2, h.3))
+                .map(|(i, _)| i)
+                .unwrap();
+            held.remove(oldest);
+        }
+        held.push((state, source, now + tenet_session::LOGIN_TTL, n));
+    }
+
+    proptest! {
+        #[test]
+        fn the_store_follows_its_rule(steps in proptest::collection::vec(step(), 1..80)) {
+            let tx = LoginTransactions::new(MAX);
+            let mut held: Held = Vec::new();
+            let mut now = t0();
+            for (n, step) in steps.into_iter().enumerate() {
+                match step {
+                    Step::Begin { source, wait } => {
+                        now += Duration::seconds(wait);
+                        let state = format!("s{n}");
+                        let src = format!("192.0.2.{source}");
+                        tx.begin(&src, &state, String::new(), "/".into(), now).unwrap();
+                        model_begin(&mut held, source, state, now, n as u64);
+                    }
+                    Step::Consume { pick } => {
+                        if held.is_empty() {
+                            continue;
+                        }
+                        let (state, ..) = held.remove(pick % held.len());
+                        // Without its cookie: refused, but found (and so consumed).
+                        let r = tx.consume(&state, None, now);
+                        let found = r != Err(tenet_session::LoginError::UnknownState);
+                        prop_assert!(found, "{state}: {r:?}");
+                    }
+                }
+                for s in 0..SOURCES {
+                    let expected = held
+                        .iter()
+                        .filter(|h| h.1 == s && h.2 > now)
+                        .count();
+                    prop_assert_eq!(tx.pending_from(&format!("192.0.2.{s}")), expected);
+                }
+            }
+        }
+    }
+}
