@@ -73,6 +73,18 @@ pub enum LedgerError {
         /// Size of the tree now.
         new: u64,
     },
+    /// The ledger does not hold the tree its signing key last signed: entries it covered were
+    /// changed or removed, or the ledger was rolled back (the checkpoints file with it).
+    #[error(
+        "the ledger does not hold the tree its signing key last signed (size {signed_size}): \
+         {reason}; refusing to sign on top of it"
+    )]
+    NotWhatWasSigned {
+        /// Size of the tree the signer last signed.
+        signed_size: u64,
+        /// What differs.
+        reason: String,
+    },
     /// An entry is larger than the ledger accepts.
     #[error("entry of {len} bytes is larger than the limit of {max} bytes")]
     EntryTooLarge {

@@ -446,6 +446,36 @@ impl Ledger {
         synced
     }
 
+    /// Refuses to go on from a tree that does not extend the one the signing key last signed
+    /// (`last_signed`, the signer's own record): the checkpoints file can be rolled back
+    /// together with the records, but the signer's state says what was signed. Without this,
+    /// entries edited after the newest checkpoint left in the file (with that checkpoint and the
+    /// later ones removed) would be signed again as if they were the log.
+    pub fn check_signed_history(
+        &self,
+        last_signed: Option<(u64, Hash)>,
+    ) -> Result<(), LedgerError> {
+        let Some((signed_size, signed_root)) = last_signed else {
+            return Ok(());
+        };
+        if signed_size > self.size() {
+            return Err(LedgerError::NotWhatWasSigned {
+                signed_size,
+                reason: format!("it holds only {} entries", self.size()),
+            });
+        }
+        if self.root_at(signed_size)? != signed_root {
+            return Err(LedgerError::NotWhatWasSigned {
+                signed_size,
+                reason: format!(
+                    "its first {signed_size} entries have another root: entries were changed \
+                     after they were signed"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Sign and store a checkpoint of the whole log, after syncing everything it covers.
     /// Returns the newest checkpoint unchanged when nothing was appended since. Before
     /// signing, the tree is checked to extend the newest stored checkpoint.
@@ -453,6 +483,7 @@ impl Ledger {
         &mut self,
         signer: &mut CheckpointSigner,
     ) -> Result<SignedCheckpoint, LedgerError> {
+        self.check_signed_history(signer.last_signed())?;
         match self.begin_checkpoint(signer.origin())? {
             CheckpointStart::Current(latest) => Ok(latest),
             CheckpointStart::Job(job) => {

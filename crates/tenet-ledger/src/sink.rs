@@ -185,6 +185,9 @@ impl LedgerSink {
         options: SinkOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SinkError> {
+        ledger
+            .check_signed_history(signer.last_signed())
+            .map_err(|e| SinkError::Io(e.to_string()))?;
         let (tx, rx) = mpsc::channel();
         let (live, _) = broadcast::channel(16_384);
         let status = Arc::new(Mutex::new(SinkStatus {

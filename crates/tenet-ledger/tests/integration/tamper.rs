@@ -236,13 +236,90 @@ fn signer_refuses_to_roll_back_even_after_the_directory_is() {
     let mut ledger = open(&dir.path().join("log"));
     ledger.append_batch(&numbered(0..3)).unwrap();
     let mut restarted = signer().with_state_file(&state).unwrap();
+    // The ledger refuses first (it no longer holds what was signed)...
     assert!(matches!(
         ledger.checkpoint(&mut restarted),
-        Err(LedgerError::Sign(tenet_ledger::SignError::Rollback {
+        Err(LedgerError::NotWhatWasSigned { signed_size: 9, .. })
+    ));
+    // ...and the signer itself would refuse the smaller tree anyway.
+    assert!(matches!(
+        restarted.sign(3, ledger.root()),
+        Err(tenet_ledger::SignError::Rollback {
             signed: 9,
             requested: 3
-        }))
+        })
     ));
+}
+
+/// The trial's forgery: keep only an early checkpoint in the file, rewrite a later entry with
+/// its checksum, drop the tree file. The files alone then verify (the rewritten entry is after
+/// every checkpoint left), but the signer's own state says what it signed, and neither a CLI
+/// checkpoint nor the gateway's sink signs on top of a tree that does not extend it.
+#[test]
+fn a_log_rewritten_after_its_last_signature_is_not_signed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("signer.state");
+    let log = dir.path().join("log");
+    let mut ledger = open(&log);
+    let mut s = signer().with_state_file(&state).unwrap();
+    ledger.append_batch(&numbered(0..5)).unwrap();
+    let old = ledger.checkpoint(&mut s).unwrap();
+    ledger.append_batch(&numbered(5..12)).unwrap();
+    ledger.checkpoint(&mut s).unwrap();
+    drop(ledger);
+
+    std::fs::write(log.join("checkpoints"), format!("{}\n", old.text())).unwrap();
+    let mut entries = numbered(0..12);
+    entries[8] = b"{\"seq\":8,\"event\":\"harmless\"}".to_vec();
+    forge(&log, &entries, false);
+    std::fs::remove_file(tree(&log)).unwrap();
+    assert_eq!(
+        report(&log).verdict,
+        Verdict::Verified,
+        "the files alone look whole"
+    );
+
+    let mut ledger = open(&log);
+    let mut restarted = signer().with_state_file(&state).unwrap();
+    let refused = ledger.checkpoint(&mut restarted).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            LedgerError::NotWhatWasSigned {
+                signed_size: 12,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("changed after they were signed"),
+        "{refused}"
+    );
+    drop(ledger);
+
+    let sink = tenet_ledger::LedgerSink::start(
+        open(&log),
+        signer().with_state_file(&state).unwrap(),
+        tenet_ledger::SinkOptions::default(),
+        std::sync::Arc::new(tenet_ledger::SystemClock),
+    );
+    let refused = sink.expect_err("the sink refuses to start");
+    assert!(refused.to_string().contains("last signed"), "{refused}");
+
+    // A ledger cut short of what was signed is refused the same way.
+    forge(&log, &numbered(0..7), false);
+    std::fs::remove_file(tree(&log)).unwrap();
+    let ledger = open(&log);
+    let refused = ledger
+        .check_signed_history(signer().with_state_file(&state).unwrap().last_signed())
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("holds only 7 entries"),
+        "{refused}"
+    );
 }
 
 #[test]
