@@ -512,14 +512,28 @@ fn parse_sync(text: &str) -> Result<SyncPolicy> {
         "batch" => SyncPolicy::EveryBatch,
         "interval" => SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL),
         "never" => SyncPolicy::Never,
-        other => SyncPolicy::Interval(parse_duration(other).map_err(|_| {
-            anyhow!(
-                "{other:?} is not \"batch\", \"interval\", \"never\" or an interval such as \
-                 \"100ms\""
-            )
-        })?),
+        other => {
+            let every = parse_duration(other).map_err(|_| {
+                anyhow!(
+                    "{other:?} is not \"batch\", \"interval\", \"never\" or an interval such \
+                     as \"100ms\""
+                )
+            })?;
+            let (low, high) = SYNC_INTERVAL_BOUNDS;
+            if every < low || every > high {
+                bail!(
+                    "{other:?}: a sync interval must be between 10ms and 1h (shorter ones keep a \
+                     core busy syncing; for a sync before every acknowledgement say \"batch\")"
+                );
+            }
+            SyncPolicy::Interval(every)
+        }
     })
 }
+
+/// The sync intervals `[events] sync` accepts.
+const SYNC_INTERVAL_BOUNDS: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(3600));
 
 /// What `sync = "interval"` (the default) means.
 const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
@@ -576,5 +590,13 @@ mod tests {
         );
         let err = parse_sync("sometimes").unwrap_err().to_string();
         assert!(err.contains("\"sometimes\""), "{err}");
+        for bad in ["0ms", "5ms", "2h"] {
+            let err = parse_sync(bad).unwrap_err().to_string();
+            assert!(err.contains("between 10ms and 1h"), "{bad}: {err}");
+        }
+        assert_eq!(
+            parse_sync("10ms").unwrap(),
+            SyncPolicy::Interval(Duration::from_millis(10))
+        );
     }
 }

@@ -158,7 +158,7 @@ request_body_idle_timeout = "30s"
 # answered request's event whatever this says. It says when the records are also forced to
 # stable storage (fdatasync), which matters for a power loss or kernel crash:
 #   "interval" every 100 ms while events arrive, on a thread of its own, so no request waits
-#              for the disk ("1s", "250ms": another interval); a power loss can lose the
+#              for the disk ("1s", "250ms": another interval, 10ms to 1h); a power loss can lose the
 #              acknowledged events of the last interval, never those a checkpoint covers
 #   "batch"    every group commit, before any event in it is acknowledged: nothing
 #              acknowledged is lost to a power loss, and every request waits for the disk's
