@@ -3,7 +3,8 @@
 //! `GET /v1/status`, `POST /v1/policy/reload`, `GET /v1/bundle`, `GET /metrics`, and for the
 //! ledger: `GET /v1/log/checkpoint` (the newest signed checkpoint, C2SP note text),
 //! `GET /v1/log/proof/inclusion?index=I[&size=S]`, `GET /v1/log/proof/consistency?old=O[&new=N]`
-//! (proof JSON; the size defaults to the newest checkpoint's), so that a witness can follow
+//! (proof JSON with the checkpoint it is against; the size defaults to the newest checkpoint's,
+//! and `/v1/log/checkpoint?size=N` serves an older one), so that a witness can follow
 //! the log, and `POST /v1/events/svid` (an SVID the CLI issued while the deployment holds the
 //! ledger).
 
@@ -21,7 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tenet_event::{AdminEvent, EventKind, SvidEvent};
 use tenet_gateway::{Clock, SvidResolver};
 use tenet_identity::{BundleSet, SpiffeId, SvidVerifier, X509Svid};
-use tenet_ledger::{LedgerReader, LedgerSink};
+use tenet_ledger::{LedgerReader, LedgerSink, SignedCheckpoint};
 use tenet_policy::PolicyEngine;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -208,7 +209,7 @@ async fn handle(
                 }
             }
         }
-        (&Method::GET, "/v1/log/checkpoint") => checkpoint(state),
+        (&Method::GET, "/v1/log/checkpoint") => checkpoint(state, req.uri().query().unwrap_or("")),
         (&Method::GET, "/v1/log/proof/inclusion") => {
             answer(inclusion(state, req.uri().query().unwrap_or("")))
         }
@@ -292,21 +293,25 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-/// The newest signed checkpoint, as its C2SP note.
-fn checkpoint(state: &AdminState) -> Response<Full<Bytes>> {
-    match state.sink.status().latest_checkpoint {
-        Some(cp) => text(StatusCode::OK, cp.text().to_owned()),
-        None => json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"error": "no checkpoint has been signed yet"}),
-        ),
+/// `GET /v1/log/checkpoint[?size=N]`: the newest signed checkpoint, or the one signed at
+/// exactly `N` entries, as its C2SP note.
+fn checkpoint(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
+    let found = query_u64(query, "size").and_then(|size| match size {
+        None => newest_checkpoint(state),
+        Some(size) => reader(state).and_then(|r| checkpoint_at(state, &r, size)),
+    });
+    match found {
+        Ok(cp) => text(StatusCode::OK, cp.text().to_owned()),
+        Err(e) => answer(Err(e)),
     }
 }
 
-/// A request the ledger cannot answer: bad parameters (400) or a read failure (500).
+/// A request the ledger cannot answer: bad parameters (400), no checkpoint of the size asked
+/// for (404) or a read failure (500).
 #[derive(Debug)]
 enum ProofError {
     BadRequest(String),
+    NotFound(String),
     Ledger(String),
 }
 
@@ -315,6 +320,9 @@ fn answer(result: Result<serde_json::Value, ProofError>) -> Response<Full<Bytes>
         Ok(value) => json(StatusCode::OK, value),
         Err(ProofError::BadRequest(e)) => {
             json(StatusCode::BAD_REQUEST, serde_json::json!({"error": e}))
+        }
+        Err(ProofError::NotFound(e)) => {
+            json(StatusCode::NOT_FOUND, serde_json::json!({"error": e}))
         }
         Err(ProofError::Ledger(e)) => {
             warn!(error = %e, "ledger proof failed");
@@ -326,7 +334,8 @@ fn answer(result: Result<serde_json::Value, ProofError>) -> Response<Full<Bytes>
     }
 }
 
-/// The value of `name` in a query string, as a number; `None` when absent.
+/// The value of `name` in a query string, as a number written in decimal digits only (no
+/// sign); `None` when absent.
 fn query_u64(query: &str, name: &str) -> Result<Option<u64>, ProofError> {
     let mut found = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -337,9 +346,16 @@ fn query_u64(query: &str, name: &str) -> Result<Option<u64>, ProofError> {
         if found.is_some() {
             return Err(ProofError::BadRequest(format!("{name} is given twice")));
         }
-        let n = value.parse::<u64>().map_err(|_| {
-            ProofError::BadRequest(format!("{name}={value:?} is not a non-negative integer"))
-        })?;
+        let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        let n = value
+            .parse::<u64>()
+            .ok()
+            .filter(|_| digits)
+            .ok_or_else(|| {
+                ProofError::BadRequest(format!(
+                    "{name}={value:?} is not a non-negative integer written in digits"
+                ))
+            })?;
         found = Some(n);
     }
     Ok(found)
@@ -349,50 +365,142 @@ fn required(query: &str, name: &str) -> Result<u64, ProofError> {
     query_u64(query, name)?.ok_or_else(|| ProofError::BadRequest(format!("{name} is required")))
 }
 
-/// A size given in the query, or else the newest checkpoint's.
-fn size_or_checkpoint(state: &AdminState, query: &str, name: &str) -> Result<u64, ProofError> {
-    match query_u64(query, name)? {
-        Some(size) => Ok(size),
-        None => state
-            .sink
-            .status()
-            .latest_checkpoint
-            .map(|c| c.size())
-            .ok_or_else(|| {
-                ProofError::BadRequest(format!("no checkpoint yet; give {name} explicitly"))
-            }),
+/// The newest signed checkpoint.
+fn newest_checkpoint(state: &AdminState) -> Result<SignedCheckpoint, ProofError> {
+    state.sink.status().latest_checkpoint.ok_or_else(|| {
+        ProofError::NotFound(
+            "no checkpoint has been signed yet (one follows within a second of an event)".into(),
+        )
+    })
+}
+
+/// The stored checkpoint signed at exactly `size` entries.
+fn checkpoint_at(
+    state: &AdminState,
+    reader: &LedgerReader,
+    size: u64,
+) -> Result<SignedCheckpoint, ProofError> {
+    let checkpoints = reader
+        .checkpoints()
+        .map_err(|e| ProofError::Ledger(e.to_string()))?;
+    checkpoints
+        .into_iter()
+        .rev()
+        .find(|c| c.size() == size)
+        .ok_or_else(|| {
+            let newest = state
+                .sink
+                .status()
+                .latest_checkpoint
+                .map_or_else(|| "none yet".to_owned(), |c| c.size().to_string());
+            ProofError::NotFound(format!(
+                "no checkpoint was signed at size {size} (the ledger holds {} entries; newest \
+                 checkpoint size: {newest})",
+                reader.size()
+            ))
+        })
+}
+
+/// The checkpoint a proof is against (the one of the size in `name`, else the newest) and a
+/// reader opened after it was signed. Its root is checked against the stored tree, so that no
+/// proof leads to a root the tree lacks.
+fn proof_checkpoint(
+    state: &AdminState,
+    query: &str,
+    name: &str,
+) -> Result<(LedgerReader, SignedCheckpoint), ProofError> {
+    let (reader, cp) = match query_u64(query, name)? {
+        Some(size) => {
+            let reader = reader(state)?;
+            let cp = checkpoint_at(state, &reader, size)?;
+            (reader, cp)
+        }
+        None => {
+            let cp = newest_checkpoint(state)?;
+            (reader(state)?, cp)
+        }
+    };
+    let root = reader
+        .root_at(cp.size())
+        .map_err(|e| ProofError::Ledger(e.to_string()))?;
+    if root != cp.root() {
+        return Err(ProofError::Ledger(format!(
+            "the ledger's tree of {} entries differs from its signed checkpoint; run `tenet log \
+             verify`",
+            cp.size()
+        )));
     }
+    Ok((reader, cp))
 }
 
 fn reader(state: &AdminState) -> Result<LedgerReader, ProofError> {
     LedgerReader::open(&state.ledger_dir).map_err(|e| ProofError::Ledger(e.to_string()))
 }
 
-/// Out-of-range indices and sizes are the caller's mistake; anything else is ours.
-fn proof_error(e: tenet_ledger::LedgerError) -> ProofError {
-    match e {
-        tenet_ledger::LedgerError::IndexOutOfRange { .. }
-        | tenet_ledger::LedgerError::BadSizes { .. } => ProofError::BadRequest(e.to_string()),
-        other => ProofError::Ledger(other.to_string()),
-    }
+fn ledger_error(e: tenet_ledger::LedgerError) -> ProofError {
+    ProofError::Ledger(e.to_string())
 }
 
+/// `index=I[&size=N]`: the inclusion proof of entry `I` against the checkpoint of `N` entries
+/// (else the newest), with that checkpoint's text and the entry, as `tenet log prove` answers.
 fn inclusion(state: &AdminState, query: &str) -> Result<serde_json::Value, ProofError> {
     let index = required(query, "index")?;
-    let size = size_or_checkpoint(state, query, "size")?;
-    let proof = reader(state)?
-        .prove_inclusion(index, size)
-        .map_err(proof_error)?;
-    serde_json::to_value(proof).map_err(|e| ProofError::Ledger(e.to_string()))
+    let (reader, cp) = proof_checkpoint(state, query, "size")?;
+    if index >= cp.size() {
+        return Err(ProofError::BadRequest(format!(
+            "entry {index} is not covered by the checkpoint of {} entries",
+            cp.size()
+        )));
+    }
+    let proof = reader
+        .prove_inclusion(index, cp.size())
+        .map_err(ledger_error)?;
+    let entry = reader.entry(index).map_err(ledger_error)?;
+    proof
+        .verify_entry(&entry, &cp.root())
+        .map_err(|e| ProofError::Ledger(format!("the proof of entry {index} fails: {e}")))?;
+    let entry = String::from_utf8(entry)
+        .map_err(|_| ProofError::Ledger(format!("entry {index} is not UTF-8 text")))?;
+    let mut out = serde_json::to_value(proof).map_err(|e| ProofError::Ledger(e.to_string()))?;
+    if let serde_json::Value::Object(map) = &mut out {
+        map.insert("checkpoint".into(), cp.text().into());
+        map.insert("entry".into(), entry.into());
+    }
+    Ok(out)
 }
 
+/// `old=O[&new=N]`: the consistency proof from `O` entries to the checkpoint of `N` entries
+/// (else the newest), with both checkpoints' texts (`old_checkpoint` null when none was signed
+/// at `O`), as `tenet log consistency` answers.
 fn consistency(state: &AdminState, query: &str) -> Result<serde_json::Value, ProofError> {
     let old = required(query, "old")?;
-    let new = size_or_checkpoint(state, query, "new")?;
-    let proof = reader(state)?
-        .prove_consistency(old, new)
-        .map_err(proof_error)?;
-    serde_json::to_value(proof).map_err(|e| ProofError::Ledger(e.to_string()))
+    let (reader, new_cp) = proof_checkpoint(state, query, "new")?;
+    let new = new_cp.size();
+    if old == 0 || old > new {
+        return Err(ProofError::BadRequest(format!(
+            "old={old} is not between 1 and the checkpoint size {new}"
+        )));
+    }
+    let old_cp = match checkpoint_at(state, &reader, old) {
+        Ok(cp) => Some(cp),
+        Err(ProofError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let old_root = match &old_cp {
+        Some(cp) => cp.root(),
+        None => reader.root_at(old).map_err(ledger_error)?,
+    };
+    let proof = reader.prove_consistency(old, new).map_err(ledger_error)?;
+    proof.verify(&old_root, &new_cp.root()).map_err(|e| {
+        ProofError::Ledger(format!("the consistency proof {old} -> {new} fails: {e}"))
+    })?;
+    let mut out = serde_json::to_value(proof).map_err(|e| ProofError::Ledger(e.to_string()))?;
+    if let serde_json::Value::Object(map) = &mut out {
+        let old_text = old_cp.map_or(serde_json::Value::Null, |c| c.text().into());
+        map.insert("old_checkpoint".into(), old_text);
+        map.insert("new_checkpoint".into(), new_cp.text().into());
+    }
+    Ok(out)
 }
 
 /// Largest request body the admin API reads (an SVID event is a few hundred bytes).
@@ -626,6 +734,12 @@ mod tests {
             query_u64("index=-1", "index"),
             Err(ProofError::BadRequest(m)) if m.contains("\"-1\"")
         ));
+        assert!(matches!(
+            query_u64("index=+5", "index"),
+            Err(ProofError::BadRequest(m)) if m.contains("\"+5\"")
+        ));
+        assert!(query_u64("index=", "index").is_err());
+        assert_eq!(query_u64("index=007", "index").unwrap(), Some(7));
         assert!(query_u64("index=1&index=2", "index").is_err());
         assert!(query_u64("index", "index").is_err());
         assert!(required("size=1", "index").is_err());

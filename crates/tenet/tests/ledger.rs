@@ -458,22 +458,86 @@ fn proofs_from_the_cli_and_the_admin_api_verify_independently() {
     for (index, entry) in lines.iter().enumerate() {
         let (status, body) = d.admin_get(&format!("/v1/log/proof/inclusion?index={index}"));
         assert_eq!(status, 200, "{body}");
-        inclusions.push(inclusion_item(&serde_json::from_str(&body).unwrap(), entry));
+        let proof: Value = serde_json::from_str(&body).unwrap();
+        // Each proof says the checkpoint it is against, as `tenet log prove` does.
+        assert_eq!(proof["checkpoint"].as_str(), Some(checkpoint.as_str()));
+        assert_eq!(proof["entry"].as_str(), Some(entry.as_str()));
+        inclusions.push(inclusion_item(&proof, entry));
     }
     let sizes = checkpoint_sizes(&d, &origin);
     assert!(sizes.len() >= 2, "checkpoints: {sizes:?}");
+    let mut checkpoints = vec![checkpoint.clone()];
+
+    // A witness fetches an older checkpoint by its size, and proofs against exactly it.
+    let (status, older) = d.admin_get(&format!("/v1/log/checkpoint?size={}", sizes[0]));
+    assert_eq!(status, 200, "{older}");
+    assert!(
+        older.starts_with(&format!("{origin}\n{}\n", sizes[0])),
+        "{older}"
+    );
+    let (status, body) = d.admin_get(&format!(
+        "/v1/log/proof/inclusion?index=0&size={}",
+        sizes[0]
+    ));
+    assert_eq!(status, 200, "{body}");
+    let proof: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(proof["tree_size"], sizes[0]);
+    assert_eq!(proof["checkpoint"].as_str(), Some(older.as_str()));
+    inclusions.push(inclusion_item(&proof, &lines[0]));
+    checkpoints.push(older.clone());
     let (status, body) = d.admin_get(&format!("/v1/log/proof/consistency?old={}", sizes[0]));
     assert_eq!(status, 200, "{body}");
     let consistency: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(consistency["old_checkpoint"].as_str(), Some(older.as_str()));
+    assert_eq!(
+        consistency["new_checkpoint"].as_str(),
+        Some(checkpoint.as_str())
+    );
+
+    // A size no checkpoint was signed at is not found, named, with the ledger's size.
+    let unsigned = u64::MAX;
+    for path in [
+        format!("/v1/log/checkpoint?size={unsigned}"),
+        format!("/v1/log/proof/inclusion?index=0&size={unsigned}"),
+        format!("/v1/log/proof/consistency?old=1&new={unsigned}"),
+    ] {
+        let (status, body) = d.admin_get(&path);
+        assert_eq!(status, 404, "{path}: {body}");
+        let error = serde_json::from_str::<Value>(&body).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            error.contains(&format!("size {unsigned}")),
+            "{path}: {error}"
+        );
+        assert!(
+            error.contains(&format!("holds {} entries", lines.len())),
+            "{path}: {error}"
+        );
+    }
     let (status, body) = d.admin_get(&format!("/v1/log/proof/inclusion?index={}", 1u64 << 40));
     assert_eq!(status, 400, "{body}");
-    let (status, body) = d.admin_get("/v1/log/proof/consistency?old=x");
+    let (status, body) = d.admin_get(&format!("/v1/log/proof/consistency?old={unsigned}"));
     assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(&format!("checkpoint size {}", lines.len())),
+        "{body}"
+    );
+    for path in [
+        "/v1/log/proof/consistency?old=x",
+        "/v1/log/proof/inclusion?index=+5",
+        "/v1/log/checkpoint?size=x",
+        "/v1/log/checkpoint?size=+5",
+        "/v1/log/checkpoint?size=-1",
+    ] {
+        let (status, body) = d.admin_get(path);
+        assert_eq!(status, 400, "{path}: {body}");
+    }
 
     // The CLI, after an orderly stop: a proof per entry and one per pair of checkpoints.
     assert!(d.stop().success());
     let newest = *checkpoint_sizes(&d, &origin).last().unwrap();
-    let mut checkpoints = vec![checkpoint.clone()];
     for index in [0, lines.len() / 2, lines.len() - 1] {
         let proof = run_json(&d, &["prove", &index.to_string()]);
         assert_eq!(proof["tree_size"], newest);
@@ -506,7 +570,7 @@ fn proofs_from_the_cli_and_the_admin_api_verify_independently() {
     assert!(
         out.contains(&format!(
             "{} inclusion proofs, {} consistency proofs",
-            lines.len() + 3,
+            lines.len() + 4,
             sizes.len()
         )),
         "{out}"
