@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use tenet_event::{Event, EventKind, SvidEvent};
 use tenet_ledger::{
-    CheckpointSigner, Ledger, LedgerError, LedgerOptions, LedgerSink, Opened, SigningKey,
+    CheckpointSigner, KeyError, Ledger, LedgerError, LedgerOptions, LedgerSink, Opened, SigningKey,
     SinkOptions, VerifierKey,
 };
 use tracing::{info, warn};
@@ -55,8 +55,17 @@ pub fn create_keys(config: &Config) -> Result<bool> {
 
 /// Read a verifier key file.
 pub fn verifier_key(path: &Path) -> Result<VerifierKey> {
-    VerifierKey::load(path)
-        .with_context(|| format!("reading the ledger verifier key {}", path.display()))
+    VerifierKey::load(path).map_err(|e| match e {
+        // The key error's text already carries the I/O error; as a source it would repeat.
+        KeyError::Io { source, .. } => anyhow!(
+            "reading the ledger verifier key {}: {source}",
+            path.display()
+        ),
+        e => anyhow::Error::new(e).context(format!(
+            "reading the ledger verifier key {}",
+            path.display()
+        )),
+    })
 }
 
 /// The deployment's signing key, named as its verifier key says (the checkpoint origin),

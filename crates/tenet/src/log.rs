@@ -2,14 +2,15 @@
 //! export its events.
 
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use tenet_ledger::{
-    LedgerReader, SignedCheckpoint, Verdict, VerifierKey, VerifyOptions, leaf_hash, verify_with,
+    LedgerError, LedgerReader, SignedCheckpoint, Verdict, VerifierKey, VerifyOptions, leaf_hash,
+    verify_with,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -60,11 +61,14 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
     let key = crate::ledger::verifier_key(&target.key)?;
     let trusted = checkpoints
         .iter()
-        .map(|p| {
-            std::fs::read_to_string(p)
-                .with_context(|| format!("reading the trusted checkpoint {}", p.display()))
-        })
+        .map(|p| witness_checkpoint(p, &key))
         .collect::<Result<Vec<_>>>()?;
+    if target.dir.exists() && !target.dir.is_dir() {
+        bail!(
+            "the ledger {} is a file, not a ledger directory",
+            target.dir.display()
+        );
+    }
     let options = VerifyOptions {
         origin: Some(key.name().to_owned()),
         trusted_checkpoints: trusted,
@@ -93,6 +97,47 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
         Verdict::IntegrityOnly => ExitCode::from(EXIT_UNANCHORED),
         Verdict::Tampered => ExitCode::from(EXIT_TAMPERED),
     })
+}
+
+/// The text of a witness's checkpoint file, refused unless it is a checkpoint signed by
+/// `key`: a file that is not one is a mistake in the command, not evidence of tampering.
+fn witness_checkpoint(path: &Path, key: &VerifierKey) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the witness checkpoint {}", path.display()))?;
+    let signed = SignedCheckpoint::parse(&text).map_err(|e| {
+        anyhow!(
+            "the witness checkpoint {} is not a signed checkpoint: {e}",
+            path.display()
+        )
+    })?;
+    signed.verify(key).map_err(|e| {
+        anyhow!(
+            "the witness checkpoint {} is not signed by the verifier key {key}: {e}",
+            path.display()
+        )
+    })?;
+    Ok(text)
+}
+
+/// The number of entries in the ledger in `dir`; 0 before the first one is written.
+fn ledger_size(dir: &Path) -> Result<u64> {
+    match LedgerReader::open(dir) {
+        Ok(reader) => Ok(reader.size()),
+        Err(LedgerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(0)
+        }
+        Err(e) => Err(e).with_context(|| format!("opening the ledger in {}", dir.display())),
+    }
+}
+
+/// Refuse a `--from` past the end of the ledger: it would print nothing and look like an
+/// empty log. Exactly the end is fine (nothing yet after it; `tail --follow` waits there).
+fn check_from(dir: &Path, from: u64) -> Result<()> {
+    let size = ledger_size(dir)?;
+    if from > size {
+        bail!("--from {from} is past the end of the ledger, which holds {size} entries");
+    }
+    Ok(())
 }
 
 fn open_reader(config: &Config) -> Result<LedgerReader> {
@@ -262,6 +307,9 @@ pub async fn tail(
     if !follow && !dir.is_dir() {
         bail!("no ledger in {} (has `tenet up` run?)", dir.display());
     }
+    if dir.is_dir() {
+        check_from(&dir, from)?;
+    }
     let stdout = std::io::stdout();
     let mut next = from;
     let mut reader: Option<LedgerReader> = None;
@@ -302,6 +350,10 @@ pub fn export(
     if !dir.is_dir() {
         bail!("no ledger in {}", dir.display());
     }
+    if let Some(to) = to.filter(|to| *to < from) {
+        bail!("--to {to} is before --from {from}: the range of entries is empty");
+    }
+    check_from(&dir, from)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     for item in tenet_ledger::entries(&dir, from)? {
         let (index, entry) = item.with_context(|| format!("reading {}", dir.display()))?;

@@ -404,7 +404,8 @@ enum PolicyCommand {
 enum LogCommand {
     /// Recompute the ledger's tree and check every checkpoint's signature and consistency.
     /// Exit 0 when verified, 2 when intact but no checkpoint vouches for completeness,
-    /// 3 when tampering was found.
+    /// 3 when tampering was found, 1 when the key, the ledger or a --checkpoint file cannot
+    /// be used.
     Verify {
         /// Ledger directory (default: the deployment's data/ledger).
         #[arg(long, value_name = "DIR")]
@@ -415,7 +416,8 @@ enum LogCommand {
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
         /// A signed checkpoint kept outside the ledger (by a witness); repeatable. A rolled
-        /// back or rewritten log contradicts it.
+        /// back or rewritten log contradicts it. A file that is not a checkpoint signed by
+        /// the key is refused.
         #[arg(long = "checkpoint", value_name = "FILE")]
         checkpoints: Vec<PathBuf>,
         #[arg(long, value_enum, ignore_case = true, default_value_t = OutputFormat::Text)]

@@ -723,3 +723,150 @@ fn no_svid_is_handed_out_when_its_issuance_cannot_be_recorded() {
         .unwrap();
     assert!(out.status.success(), "{}", both(&out));
 }
+
+// ---- input the log commands cannot use -----------------------------------------------------
+
+/// A deployment initialised (never started) whose ledger records one CLI-issued SVID; its
+/// admin address points where nothing answers, so the CLI writes the ledger itself.
+fn initialised(dir: &std::path::Path) -> std::path::PathBuf {
+    run_ok(tenet().arg("init").arg(dir).args(["--trust-domain", TD]));
+    let cfg = dir.join("tenet.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("127.0.0.1:8444", &format!("127.0.0.1:{}", free_port()));
+    std::fs::write(&cfg, text).unwrap();
+    issue(&cfg, &dir.join("frontend"));
+    cfg
+}
+
+fn issue(cfg: &std::path::Path, out: &std::path::Path) {
+    run_ok(
+        tenet()
+            .arg("--config")
+            .arg(cfg)
+            .args(["svid", "x509", FRONTEND, "--out"])
+            .arg(out),
+    );
+}
+
+fn log_cmd(cfg: &std::path::Path, args: &[&str]) -> Output {
+    tenet()
+        .arg("--config")
+        .arg(cfg)
+        .arg("log")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn log_commands_refuse_input_they_cannot_use() {
+    let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = initialised(dir.path());
+    initialised(other.path());
+    let path = |rel: &str| dir.path().join(rel);
+    let newest = |d: &tempfile::TempDir| {
+        newest_note(&std::fs::read_to_string(d.path().join("data/ledger/checkpoints")).unwrap())
+    };
+
+    // A witness file that is not a checkpoint is a mistake in the command, not tampering.
+    std::fs::write(path("garbage.checkpoint"), "not a checkpoint\n").unwrap();
+    let garbage = path("garbage.checkpoint");
+    let out = log_cmd(&cfg, &["verify", "--checkpoint", garbage.to_str().unwrap()]);
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains("TAMPERED"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the witness checkpoint {} is not a signed checkpoint",
+            garbage.display()
+        )),
+        "{text}"
+    );
+    // Nor is a checkpoint signed by another deployment's key.
+    std::fs::write(path("foreign.checkpoint"), newest(&other)).unwrap();
+    let foreign = path("foreign.checkpoint");
+    let out = log_cmd(&cfg, &["verify", "--checkpoint", foreign.to_str().unwrap()]);
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the witness checkpoint {} is not signed by the verifier key",
+            foreign.display()
+        )),
+        "{text}"
+    );
+    // The deployment's own checkpoint, kept by a witness, verifies.
+    std::fs::write(path("own.checkpoint"), newest(&dir)).unwrap();
+    let own = path("own.checkpoint");
+    let out = log_cmd(&cfg, &["verify", "--checkpoint", own.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    drop(other);
+
+    // A missing key and a ledger that is a file are each named once, as what they are.
+    let nope = path("nope.vkey");
+    let out = log_cmd(&cfg, &["verify", "--key", nope.to_str().unwrap()]);
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        text.matches("No such file or directory").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains(&nope.display().to_string()), "{text}");
+    let out = log_cmd(
+        &cfg,
+        &["verify", "--ledger", path("tenet.toml").to_str().unwrap()],
+    );
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("is a file, not a ledger directory"), "{text}");
+    assert!(!text.contains("does not exist"), "{text}");
+
+    // `--from` past the end is refused with the ledger's size; exactly the end is empty.
+    let out = log_cmd(&cfg, &["tail"]);
+    assert!(out.status.success(), "{}", both(&out));
+    let size = stdout(&out).lines().count();
+    assert!(size > 0);
+    let past = (size + 1).to_string();
+    let end = size.to_string();
+    for args in [
+        vec!["tail", "--from", &past],
+        vec!["tail", "--follow", "--from", &past],
+        vec!["export", "--from", &past],
+    ] {
+        let out = log_cmd(&cfg, &args);
+        let text = both(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert!(
+            text.contains(&format!(
+                "--from {past} is past the end of the ledger, which holds {size} entries"
+            )),
+            "{args:?}: {text}"
+        );
+    }
+    let out = log_cmd(&cfg, &["export", "--from", "10", "--to", "5"]);
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("--to 5 is before --from 10"), "{text}");
+    for args in [vec!["tail", "--from", &end], vec!["export", "--from", &end]] {
+        let out = log_cmd(&cfg, &args);
+        assert!(out.status.success(), "{args:?}: {}", both(&out));
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+    }
+    // `tail --follow` from the end waits for the next entry and prints it.
+    let follow = tenet()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["log", "tail", "--follow", "--from", &end])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    issue(&cfg, &path("frontend-2"));
+    let out = wait_output(follow, Duration::from_secs(3));
+    let printed = stdout(&out);
+    assert_eq!(printed.lines().count(), 1, "{}", both(&out));
+    assert!(printed.contains(FRONTEND), "{printed}");
+}
