@@ -444,7 +444,8 @@ enum LogCommand {
         /// Keep reading as events arrive.
         #[arg(long)]
         follow: bool,
-        /// Start at entry N (0-based).
+        /// Start at entry N (0-based); past the ledger's end is refused, at the end prints
+        /// nothing (with --follow, waits for the next entry).
         #[arg(long, default_value_t = 0)]
         from: u64,
         #[arg(long, value_enum, ignore_case = true, default_value_t = OutputFormat::Json)]
@@ -456,10 +457,10 @@ enum LogCommand {
     Export {
         #[arg(long, value_enum, default_value_t = ExportFormat::Ocsf)]
         format: ExportFormat,
-        /// First entry (0-based).
+        /// First entry (0-based); past the ledger's end is refused.
         #[arg(long, default_value_t = 0)]
         from: u64,
-        /// Stop before this entry (default: the end).
+        /// Stop before this entry (default: the end); before --from is refused.
         #[arg(long)]
         to: Option<u64>,
     },
