@@ -31,6 +31,9 @@ const EXIT_TAMPERED: u8 = 3;
 pub struct Target {
     dir: PathBuf,
     key: PathBuf,
+    /// The deployment's signer state (the size and root its key last signed), when the ledger
+    /// is the deployment's own.
+    signer_state: Option<PathBuf>,
 }
 
 impl Target {
@@ -41,7 +44,12 @@ impl Target {
         key: Option<PathBuf>,
     ) -> Result<Self> {
         let from_config = |what: &str| anyhow!("no deployment configuration to find the {what}");
+        let signer_state = match (&ledger, config) {
+            (None, Some(config)) => Some(config.ledger_signer_state()),
+            _ => None,
+        };
         Ok(Self {
+            signer_state,
             dir: match ledger {
                 Some(dir) => dir,
                 None => config.ok_or_else(|| from_config("ledger"))?.ledger_dir(),
@@ -74,15 +82,35 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
         trusted_checkpoints: trusted,
         ..VerifyOptions::default()
     };
+    // Read before the ledger: a running `tenet up` only signs entries already written, so what
+    // the state says then is within what the verification reads.
+    let signed = match &target.signer_state {
+        Some(state) => read_signer_state(state)?,
+        None => None,
+    };
     let report = verify_with(&target.dir, &key, &options)
         .with_context(|| format!("verifying the ledger in {}", target.dir.display()))?;
+    let unsigned_history = match signed {
+        Some(signed) => signer_state_problem(&signed, &target.dir, report.entries)?,
+        None => None,
+    };
     let text = match format {
-        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Json => {
+            let mut value = serde_json::to_value(&report)?;
+            if let (Some(problem), Some(map)) = (&unsigned_history, value.as_object_mut()) {
+                map.insert("verdict".into(), "tampered".into());
+                map.insert("signer_state".into(), problem.clone().into());
+            }
+            format!("{}\n", serde_json::to_string_pretty(&value)?)
+        }
         OutputFormat::Text => {
             let mut text = format!(
                 "ledger: {}\nverifier key: {key}\n{report}",
                 target.dir.display()
             );
+            if let Some(problem) = &unsigned_history {
+                text.push_str(&format!("TAMPERED: {problem}\n"));
+            }
             if let (Some(entry), Some(first)) = (report.first_bad_entry(), report.first_finding()) {
                 let kind = serde_json::to_value(first.kind())?;
                 let kind = kind.as_str().unwrap_or("tampered");
@@ -92,11 +120,68 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
         }
     };
     print_out(&text);
+    if unsigned_history.is_some() {
+        return Ok(ExitCode::from(EXIT_TAMPERED));
+    }
     Ok(match report.verdict {
         Verdict::Verified => ExitCode::SUCCESS,
         Verdict::IntegrityOnly => ExitCode::from(EXIT_UNANCHORED),
         Verdict::Tampered => ExitCode::from(EXIT_TAMPERED),
     })
+}
+
+/// The size and root the deployment's signing key last signed, from its signer state file
+/// (`None` when there is none: nothing signed yet).
+fn read_signer_state(state: &Path) -> Result<Option<(u64, String, PathBuf)>> {
+    let text = match std::fs::read_to_string(state) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading the signer state {}", state.display()));
+        }
+    };
+    let parsed = text
+        .trim()
+        .split_once(' ')
+        .and_then(|(size, root)| Some((size.parse::<u64>().ok()?, root.to_ascii_lowercase())));
+    match parsed {
+        Some((size, root)) => Ok(Some((size, root, state.to_owned()))),
+        None => bail!(
+            "the signer state {} is not '<size> <root hex>'",
+            state.display()
+        ),
+    }
+}
+
+/// What the signer state says against the ledger: the key last signed a tree of `size`
+/// entries with `root`, so a ledger holding fewer entries, or whose first `size` entries have
+/// another root, was rolled back or rewritten even when every checkpoint left in its directory
+/// verifies. `None` when it agrees.
+fn signer_state_problem(
+    (size, root, state): &(u64, String, PathBuf),
+    dir: &Path,
+    entries: u64,
+) -> Result<Option<String>> {
+    let size = *size;
+    if size > entries {
+        return Ok(Some(format!(
+            "the signing key last signed {size} entries (signer state {}), and this ledger \
+             holds {entries}: it was rolled back",
+            state.display()
+        )));
+    }
+    let here = LedgerReader::open(dir)
+        .and_then(|reader| reader.root_at(size))
+        .with_context(|| format!("reading the ledger in {}", dir.display()))?;
+    if here.to_hex() != *root {
+        return Ok(Some(format!(
+            "the signing key last signed {size} entries with root {root} (signer state {}), \
+             and this ledger's first {size} entries have root {}: they were rewritten",
+            state.display(),
+            here.to_hex()
+        )));
+    }
+    Ok(None)
 }
 
 /// The text of a witness's checkpoint file, refused unless it is a checkpoint signed by

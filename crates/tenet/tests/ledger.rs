@@ -870,3 +870,50 @@ fn log_commands_refuse_input_they_cannot_use() {
     assert_eq!(printed.lines().count(), 1, "{}", both(&out));
     assert!(printed.contains(FRONTEND), "{printed}");
 }
+
+/// A ledger rolled back whole (records and checkpoints restored from an earlier copy) verifies
+/// by its own files, but the deployment's signer state remembers the larger tree its key signed:
+/// `tenet log verify` says the ledger was rolled back and exits 3. With `--ledger` pointing
+/// elsewhere the state is not the ledger's own and is not consulted.
+#[test]
+fn verify_holds_the_ledger_to_what_the_signing_key_last_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = initialised(dir.path());
+    let ledger = dir.path().join("data/ledger");
+    let copy = dir.path().join("ledger-then");
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&ledger)
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    issue(&cfg, &dir.path().join("second"));
+    issue(&cfg, &dir.path().join("third"));
+    assert_eq!(log_cmd(&cfg, &["verify"]).status.code(), Some(0));
+
+    std::fs::remove_dir_all(&ledger).unwrap();
+    std::fs::rename(&copy, &ledger).unwrap();
+    let out = log_cmd(&cfg, &["verify"]);
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("TAMPERED: the signing key last signed"),
+        "{text}"
+    );
+    assert!(text.contains("it was rolled back"), "{text}");
+    let out = log_cmd(&cfg, &["verify", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["verdict"], "tampered", "{json}");
+    assert!(
+        json["signer_state"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back")
+    );
+
+    // The same files given with --ledger are judged by themselves.
+    let out = log_cmd(&cfg, &["verify", "--ledger", ledger.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}
