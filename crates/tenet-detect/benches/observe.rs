@@ -33,6 +33,7 @@ fn request(principal: u32, n: u32, time: OffsetDateTime) -> Event {
             service: Some(service.clone()),
             host: format!("{service}.bench.example"),
             path: "/items".into(),
+            query: None,
             source_ip: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (principal << 8) | (n % 200))),
             source_port: 40_000,
             protocol: "HTTP/1.1".into(),

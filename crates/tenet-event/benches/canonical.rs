@@ -28,6 +28,7 @@ fn access(allowed: bool) -> Event {
             service: allowed.then(|| "catalog".into()),
             host: "catalog.bench.example".into(),
             path: "/api/v1/products/12345/reviews".into(),
+            query: None,
             source_ip: "10.20.30.40".parse().unwrap(),
             source_port: 51_234,
             protocol: "HTTP/1.1".into(),

@@ -71,6 +71,11 @@ pub struct AccessEvent {
     pub host: String,
     /// Normalised path: exactly what was (or would have been) forwarded.
     pub path: String,
+    /// The query string as forwarded (without its `?`), when the request had one: policy
+    /// decides on the path, the record keeps what reached the service. Absent from the stored
+    /// form when there was none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
     /// The TCP peer address.
     pub source_ip: IpAddr,
     /// The TCP peer port.
@@ -498,6 +503,8 @@ fn access_len_hint(a: &AccessEvent) -> usize {
         + optional(&a.service)
         + a.host.len()
         + a.path.len()
+        + optional(&a.query)
+        + 16
         + a.protocol.len()
         + a.tls_version.len()
         + optional(&a.client_serial)
@@ -544,6 +551,10 @@ fn write_access(e: &Event, a: &AccessEvent, out: &mut Vec<u8>) {
     put_str(out, &a.host);
     out.extend_from_slice(b",\"path\":");
     put_str(out, &a.path);
+    if let Some(query) = &a.query {
+        out.extend_from_slice(b",\"query_string\":");
+        put_str(out, query);
+    }
     out.extend_from_slice(b"},\"version\":");
     put_str(out, &a.protocol);
     out.extend_from_slice(b"},");
@@ -587,6 +598,15 @@ fn write_access(e: &Event, a: &AccessEvent, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"service\":");
     put_opt_str(out, a.service.as_deref());
     out.extend_from_slice(b"}}");
+}
+
+/// The OCSF URL object of an access event: host, path and, when there was one, the query.
+fn url_of(a: &AccessEvent) -> Value {
+    let mut url = json!({"hostname": a.host, "path": a.path});
+    if let (Some(query), Some(map)) = (&a.query, url.as_object_mut()) {
+        map.insert("query_string".into(), json!(query));
+    }
+    url
 }
 
 /// `write_canonical(&rejection_ocsf(r) + time + metadata)`, written directly.
@@ -659,7 +679,7 @@ fn access_ocsf(a: &AccessEvent) -> Value {
             "http_method": a.action,
             "version": a.protocol,
             "uid": a.request_id,
-            "url": {"hostname": a.host, "path": a.path},
+            "url": url_of(a),
         },
         "http_response": a.status.map(|code| json!({"code": code})),
         "tls": {"version": a.tls_version, "certificate": {"serial_number": a.client_serial}},
@@ -801,6 +821,7 @@ mod tests {
                 service: Some("catalog".into()),
                 host: "catalog.example.test".into(),
                 path: "/products".into(),
+                query: None,
                 source_ip: "127.0.0.1".parse().unwrap(),
                 source_port: 4000,
                 protocol: "HTTP/1.1".into(),

@@ -150,6 +150,7 @@ prop_compose! {
         service in opt(awkward_string()),
         host in awkward_string(),
         path in awkward_string(),
+        query in opt(awkward_string()),
         source_ip in ip(),
         source_port in u16_value(),
         protocol in awkward_string(),
@@ -164,8 +165,8 @@ prop_compose! {
         decision_us in u64_value(),
     ) -> AccessEvent {
         AccessEvent {
-            request_id, listener, principal, action, route, service, host, path, source_ip,
-            source_port, protocol, tls_version, client_serial,
+            request_id, listener, principal, action, route, service, host, path, query,
+            source_ip, source_port, protocol, tls_version, client_serial,
             disposition: if allowed { Disposition::Allowed } else { Disposition::Blocked },
             status, reasons, errors, near_misses, policy_hash, decision_us,
         }
@@ -239,6 +240,7 @@ fn fixed_access(allowed: bool) -> Event {
             service: allowed.then(|| "catalog".into()),
             host: "catalog.example.test".into(),
             path: "/products/\"x\"\\é\u{1}".into(),
+            query: None,
             source_ip: if allowed {
                 "127.0.0.1".parse().unwrap()
             } else {

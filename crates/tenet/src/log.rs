@@ -602,6 +602,7 @@ mod tests {
             service: Some("catalog".into()),
             host: "catalog.example.org".into(),
             path: "/products".into(),
+            query: None,
             source_ip: "127.0.0.1".parse().unwrap(),
             source_port: 4000,
             protocol: "HTTP/1.1".into(),

@@ -297,8 +297,18 @@ fn gateway_with_curl_and_openssl() {
         serde_json::json!(["127.0.0.1"])
     );
 
+    // The query string reaches the service and the record keeps it (policy decides on the path).
+    let (code, _) = d.curl(Some("frontend"), &[], "/products?page=2&sort=name");
+    assert_eq!(code, 200);
+
     // Every decision is an event, readable with `tenet log tail`.
     let events = d.events();
+    assert!(
+        events.iter().any(|e| e["class_uid"] == 4002
+            && e["http_request"]["url"]["path"] == "/products"
+            && e["http_request"]["url"]["query_string"] == "page=2&sort=name"),
+        "the access event keeps the query string"
+    );
     let access: Vec<_> = events
         .iter()
         .filter(|e| e["class_uid"] == 4002 && e["unmapped"]["reasons"].is_array())

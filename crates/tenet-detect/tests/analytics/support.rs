@@ -46,6 +46,7 @@ impl Req {
                 service: Some(service.into()),
                 host: format!("{service}.example.test"),
                 path: "/".into(),
+                query: None,
                 source_ip: "10.0.0.10".parse().unwrap(),
                 source_port: 40000,
                 protocol: "HTTP/1.1".into(),
