@@ -208,23 +208,8 @@ impl CheckpointSigner {
     /// Keep the last signed size and root in `path` (written before a signature is released)
     /// and start from what it holds.
     pub fn with_state_file(mut self, path: &Path) -> Result<Self, SignError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let corrupt = || SignError::StateCorrupt {
-                    path: path.to_owned(),
-                };
-                let (size, root) = text.trim().split_once(' ').ok_or_else(corrupt)?;
-                let size = size.parse().map_err(|_| corrupt())?;
-                let root = Hash::from_hex(root).map_err(|_| corrupt())?;
-                self.observe(size, root)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(SignError::State {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
+        if let Some((size, root)) = read_signer_state(path)? {
+            self.observe(size, root)?;
         }
         self.state = Some(path.to_owned());
         Ok(self)
@@ -288,6 +273,28 @@ impl CheckpointSigner {
         self.last = Some((size, root));
         Ok(SignedCheckpoint { checkpoint, note })
     }
+}
+
+/// The size and root a signer's state file says were last signed; `None` when there is no
+/// such file (nothing signed yet).
+pub fn read_signer_state(path: &Path) -> Result<Option<(u64, Hash)>, SignError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(SignError::State {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let corrupt = || SignError::StateCorrupt {
+        path: path.to_owned(),
+    };
+    let (size, root) = text.trim().split_once(' ').ok_or_else(corrupt)?;
+    let size = size.parse().map_err(|_| corrupt())?;
+    let root = Hash::from_hex(root).map_err(|_| corrupt())?;
+    Ok(Some((size, root)))
 }
 
 fn write_state(path: &Path, size: u64, root: &Hash) -> io::Result<()> {

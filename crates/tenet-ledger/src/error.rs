@@ -75,10 +75,7 @@ pub enum LedgerError {
     },
     /// The ledger does not hold the tree its signing key last signed: entries it covered were
     /// changed or removed, or the ledger was rolled back (the checkpoints file with it).
-    #[error(
-        "the ledger does not hold the tree its signing key last signed (size {signed_size}): \
-         {reason}; refusing to sign on top of it"
-    )]
+    #[error("the signing key last signed {signed_size} entries, and {reason}")]
     NotWhatWasSigned {
         /// Size of the tree the signer last signed.
         signed_size: u64,

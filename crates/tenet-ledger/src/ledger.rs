@@ -455,25 +455,7 @@ impl Ledger {
         &self,
         last_signed: Option<(u64, Hash)>,
     ) -> Result<(), LedgerError> {
-        let Some((signed_size, signed_root)) = last_signed else {
-            return Ok(());
-        };
-        if signed_size > self.size() {
-            return Err(LedgerError::NotWhatWasSigned {
-                signed_size,
-                reason: format!("it holds only {} entries", self.size()),
-            });
-        }
-        if self.root_at(signed_size)? != signed_root {
-            return Err(LedgerError::NotWhatWasSigned {
-                signed_size,
-                reason: format!(
-                    "its first {signed_size} entries have another root: entries were changed \
-                     after they were signed"
-                ),
-            });
-        }
-        Ok(())
+        check_signed_history(self.size(), |size| self.root_at(size), last_signed)
     }
 
     /// Sign and store a checkpoint of the whole log, after syncing everything it covers.
@@ -820,4 +802,33 @@ fn recover_tree(
         });
     }
     Ok(tree)
+}
+
+/// Whether a ledger of `size` entries, whose root over the first `n` is `root_at(n)`, still
+/// holds the tree its signing key last signed (`last_signed`): the check behind
+/// [`Ledger::check_signed_history`] and [`crate::LedgerReader::check_signed_history`].
+pub(crate) fn check_signed_history(
+    size: u64,
+    root_at: impl FnOnce(u64) -> Result<Hash, LedgerError>,
+    last_signed: Option<(u64, Hash)>,
+) -> Result<(), LedgerError> {
+    let Some((signed_size, signed_root)) = last_signed else {
+        return Ok(());
+    };
+    if signed_size > size {
+        return Err(LedgerError::NotWhatWasSigned {
+            signed_size,
+            reason: format!("this ledger holds only {size} entries: it was rolled back"),
+        });
+    }
+    if root_at(signed_size)? != signed_root {
+        return Err(LedgerError::NotWhatWasSigned {
+            signed_size,
+            reason: format!(
+                "this ledger's first {signed_size} entries have another root: they were \
+                 changed after they were signed"
+            ),
+        });
+    }
+    Ok(())
 }

@@ -56,7 +56,9 @@ mod sink;
 mod tree_file;
 mod verify;
 
-pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, SignError, SignedCheckpoint};
+pub use checkpoint::{
+    Checkpoint, CheckpointError, CheckpointSigner, SignError, SignedCheckpoint, read_signer_state,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::LedgerError;
 pub use hash::{HASH_LEN, Hash, HashParseError, empty_root, leaf_hash, node_hash};

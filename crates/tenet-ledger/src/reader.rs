@@ -146,6 +146,16 @@ impl LedgerReader {
         root_in(&self.tree, self.size(), size)
     }
 
+    /// Whether the visible entries still hold the tree the signing key last signed
+    /// (`last_signed`, from [`crate::read_signer_state`]), as
+    /// [`crate::Ledger::check_signed_history`] checks it.
+    pub fn check_signed_history(
+        &self,
+        last_signed: Option<(u64, Hash)>,
+    ) -> Result<(), LedgerError> {
+        crate::ledger::check_signed_history(self.size(), |size| self.root_at(size), last_signed)
+    }
+
     /// Leaf hash of entry `index`.
     pub fn leaf_hash(&self, index: u64) -> Result<Hash, LedgerError> {
         leaf_in(&self.tree, self.size(), index)

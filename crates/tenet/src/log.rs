@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use tenet_ledger::{
-    LedgerError, LedgerReader, SignedCheckpoint, Verdict, VerifierKey, VerifyOptions, leaf_hash,
-    verify_with,
+    Hash, LedgerError, LedgerReader, SignedCheckpoint, Verdict, VerifierKey, VerifyOptions,
+    leaf_hash, read_signer_state, verify_with,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -85,13 +85,14 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
     // Read before the ledger: a running `tenet up` only signs entries already written, so what
     // the state says then is within what the verification reads.
     let signed = match &target.signer_state {
-        Some(state) => read_signer_state(state)?,
+        Some(state) => read_signer_state(state)
+            .with_context(|| format!("reading the signer state {}", state.display()))?,
         None => None,
     };
     let report = verify_with(&target.dir, &key, &options)
         .with_context(|| format!("verifying the ledger in {}", target.dir.display()))?;
     let unsigned_history = match signed {
-        Some(signed) => signer_state_problem(&signed, &target.dir, report.entries)?,
+        Some(signed) => signed_history_problem(&target.dir, signed)?,
         None => None,
     };
     let text = match format {
@@ -130,58 +131,18 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
     })
 }
 
-/// The size and root the deployment's signing key last signed, from its signer state file
-/// (`None` when there is none: nothing signed yet).
-fn read_signer_state(state: &Path) -> Result<Option<(u64, String, PathBuf)>> {
-    let text = match std::fs::read_to_string(state) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(e).with_context(|| format!("reading the signer state {}", state.display()));
-        }
-    };
-    let parsed = text
-        .trim()
-        .split_once(' ')
-        .and_then(|(size, root)| Some((size.parse::<u64>().ok()?, root.to_ascii_lowercase())));
-    match parsed {
-        Some((size, root)) => Ok(Some((size, root, state.to_owned()))),
-        None => bail!(
-            "the signer state {} is not '<size> <root hex>'",
-            state.display()
-        ),
-    }
-}
-
-/// What the signer state says against the ledger: the key last signed a tree of `size`
-/// entries with `root`, so a ledger holding fewer entries, or whose first `size` entries have
-/// another root, was rolled back or rewritten even when every checkpoint left in its directory
-/// verifies. `None` when it agrees.
-fn signer_state_problem(
-    (size, root, state): &(u64, String, PathBuf),
-    dir: &Path,
-    entries: u64,
-) -> Result<Option<String>> {
-    let size = *size;
-    if size > entries {
-        return Ok(Some(format!(
-            "the signing key last signed {size} entries (signer state {}), and this ledger \
-             holds {entries}: it was rolled back",
-            state.display()
-        )));
-    }
-    let here = LedgerReader::open(dir)
-        .and_then(|reader| reader.root_at(size))
+/// What the signing key's last signed tree (`signed`, from the signer state) says against the
+/// ledger in `dir`: a ledger holding fewer entries, or whose first entries have another root,
+/// was rolled back or rewritten even when every checkpoint left in its directory verifies.
+/// `None` when it agrees.
+fn signed_history_problem(dir: &Path, signed: (u64, Hash)) -> Result<Option<String>> {
+    let reader = LedgerReader::open(dir)
         .with_context(|| format!("reading the ledger in {}", dir.display()))?;
-    if here.to_hex() != *root {
-        return Ok(Some(format!(
-            "the signing key last signed {size} entries with root {root} (signer state {}), \
-             and this ledger's first {size} entries have root {}: they were rewritten",
-            state.display(),
-            here.to_hex()
-        )));
+    match reader.check_signed_history(Some(signed)) {
+        Ok(()) => Ok(None),
+        Err(e @ LedgerError::NotWhatWasSigned { .. }) => Ok(Some(e.to_string())),
+        Err(e) => Err(e).with_context(|| format!("reading the ledger in {}", dir.display())),
     }
-    Ok(None)
 }
 
 /// The text of a witness's checkpoint file, refused unless it is a checkpoint signed by
