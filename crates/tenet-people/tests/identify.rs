@@ -130,6 +130,29 @@ fn jane() -> UserIdentity {
     user
 }
 
+/// A device enrolled through the fixture's sign-in for `owner`, named `name`: its key and the
+/// enrolment's answer.
+fn enrol(f: &Fixture, owner: &str, name: &str) -> (DeviceKey, tenet_device::Enrolment) {
+    let devices = f.sign_in.devices();
+    let token = devices
+        .create_token(Some(owner), Duration::from_secs(600), t0())
+        .unwrap();
+    let key = DeviceKey::generate().unwrap();
+    let enrolment = devices
+        .enrol(
+            &f.ca,
+            &EnrolmentRequest {
+                token: token.token,
+                csr: key.csr_pem().unwrap(),
+                name: Some(name.into()),
+                hardware_serial: None,
+            },
+            t0(),
+        )
+        .unwrap();
+    (key, enrolment)
+}
+
 /// A signed-in session with a passkey, from `ip`, optionally bound to `device`.
 fn session(f: &Fixture, ip: &str, device: Option<String>) -> String {
     let new = NewSession {
@@ -263,22 +286,7 @@ fn responses_step_up_and_cut_a_persons_sessions() {
 fn device_binding_and_posture() {
     let f = fixture();
     let devices = f.sign_in.devices();
-    let token = devices
-        .create_token(Some("jane@example.test"), Duration::from_secs(600), t0())
-        .unwrap();
-    let key = DeviceKey::generate().unwrap();
-    let enrolment = devices
-        .enrol(
-            &f.ca,
-            &EnrolmentRequest {
-                token: token.token,
-                csr: key.csr_pem().unwrap(),
-                name: Some("laptop".into()),
-                hardware_serial: None,
-            },
-            t0(),
-        )
-        .unwrap();
+    let (key, enrolment) = enrol(&f, "jane@example.test", "laptop");
     let id = enrolment.device_id.to_string();
     let client = enrolment.spiffe_id.clone();
     let cookie = session(&f, "192.0.2.10", Some(id.clone()));
@@ -1027,22 +1035,7 @@ async fn bodies_giving_a_key_twice_are_refused() {
 fn only_the_device_bound_at_sign_in_and_owned_by_the_person_counts() {
     let f = fixture();
     let devices = f.sign_in.devices();
-    let token = devices
-        .create_token(Some("mallory@example.test"), Duration::from_secs(600), t0())
-        .unwrap();
-    let key = DeviceKey::generate().unwrap();
-    let enrolment = devices
-        .enrol(
-            &f.ca,
-            &EnrolmentRequest {
-                token: token.token,
-                csr: key.csr_pem().unwrap(),
-                name: Some("mallory-laptop".into()),
-                hardware_serial: None,
-            },
-            t0(),
-        )
-        .unwrap();
+    let (_, enrolment) = enrol(&f, "mallory@example.test", "mallory-laptop");
     let client = enrolment.spiffe_id.clone();
 
     // Jane's session has no device: Mallory's certificate lends it nothing.
@@ -1113,23 +1106,7 @@ fn an_end_by_re_evaluation_gives_its_session_end_once() {
 #[tokio::test]
 async fn revoking_a_device_ends_its_sessions() {
     let f = fixture();
-    let devices = f.sign_in.devices();
-    let token = devices
-        .create_token(Some("jane@example.test"), Duration::from_secs(600), t0())
-        .unwrap();
-    let key = DeviceKey::generate().unwrap();
-    let enrolment = devices
-        .enrol(
-            &f.ca,
-            &EnrolmentRequest {
-                token: token.token,
-                csr: key.csr_pem().unwrap(),
-                name: Some("laptop".into()),
-                hardware_serial: None,
-            },
-            t0(),
-        )
-        .unwrap();
+    let (_, enrolment) = enrol(&f, "jane@example.test", "laptop");
     let id = enrolment.device_id.to_string();
     let client = enrolment.spiffe_id.clone();
     let cookie = session(&f, "192.0.2.10", Some(id.clone()));
