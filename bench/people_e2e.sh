@@ -29,17 +29,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need nginx || ! need taskset; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx util-linux >/dev/null
-fi
-OHA=${OHA:-}
-if [ -z "$OHA" ]; then
-  if need oha; then OHA=oha; else
-    [ -x "$HOME/.cargo/bin/oha" ] || cargo install oha --locked --version 1.16.0 >/dev/null 2>&1
-    OHA="$HOME/.cargo/bin/oha"
-  fi
-fi
+source bench/lib.sh
+install_peers
 
 # TENET and SESSION_HELPER, when set, name binaries already built (nothing is built then).
 TENET=${TENET:-}
@@ -56,21 +47,6 @@ for m in map(json.loads, sys.stdin):
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "people_session" and m.get("executable"):
         print(m["executable"])')
 fi
-
-work=$(mktemp -d)
-# nginx's worker runs as an unprivileged user: it must be able to reach the 1 KiB file.
-chmod 755 "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-quiet() { # wait (up to 30 s) for the load average to settle below 0.3
-  for _ in $(seq 30); do awk -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN{exit !(l<0.3)}' && return; sleep 1; done
-}
-median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-spread() { sort -n | awk 'NR==1{mn=$1} {mx=$1} END{printf "%s-%s", mn, mx}'; }
-port_wait() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
 
 # The people tests' names (support/idp.rs): trust domain, people host, provider client.
 TD=example.test; APP=app.$TD; SVC=svc.$TD
@@ -193,7 +169,7 @@ us() { python3 -c "print(round(($1 - $2) * 1000))"; }
 
 echo "# Issue 6 end to end: workload route vs people route ($(date -u +%F), $(nproc) cores, runs=$runs x ${secs}s)"
 quiet
-echo "load average before: $(loadavg)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 peak_w=$(for _ in $(seq "$runs"); do peak "${workload[@]}"; done)
 peak_p=$(for _ in $(seq "$runs"); do peak "${people[@]}"; done)
 pw=$(echo "$peak_w" | median); pp=$(echo "$peak_p" | median)
@@ -219,4 +195,4 @@ done
 col() { cut -d' ' -f"$1" "$work/runs" | median; }
 echo "median of $runs runs: workload p50 $(col 1) ms, p99 $(col 2) ms; people p50 $(col 3) ms, p99 $(col 4) ms"
 echo "people minus workload, median of the runs' differences: p50 $(col 5) us, p99 $(col 6) us (each run's p99 difference: $(cut -d' ' -f6 "$work/runs" | paste -sd' ') us)"
-echo "load average after: $(loadavg)"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

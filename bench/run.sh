@@ -20,38 +20,12 @@ while [ $# -gt 0 ]; do
 done
 want() { [ -z "$only" ] || [[ "$only" == *",$1,"* ]]; }
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need nginx || ! need taskset; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx util-linux >/dev/null
-fi
-OHA=${OHA:-}
-if [ -z "$OHA" ]; then
-  if need oha; then OHA=oha; else
-    cargo install oha --locked --version 1.16.0 >/dev/null 2>&1
-    OHA="$HOME/.cargo/bin/oha"
-  fi
-fi
+source bench/lib.sh
+install_peers
 python3 -c 'import cryptography' 2>/dev/null || pip install -q cryptography
 
 cargo build --release -q -p tenet
 TENET="$root/target/release/tenet"
-
-work=$(mktemp -d)
-# nginx's worker runs unprivileged: without this it cannot read the upstream's 1 KiB file and
-# answers 404.
-chmod 755 "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-loadavg() { cut -d' ' -f1 /proc/loadavg; }
-quiet() { # wait (up to 30 s) for the load average to settle below 0.3
-  for _ in $(seq 30); do awk -v l="$(loadavg)" 'BEGIN{exit !(l<0.3)}' && return; sleep 1; done
-  echo "   (load average still $(loadavg))"
-}
-median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-spread() { sort -n | awk 'NR==1{mn=$1} {mx=$1} END{printf "%s-%s", mn, mx}'; }
-port_wait() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
 
 TD=bench.tenet.test; HOST=svc.$TD
 UP_PORT=18080; TENET_PORT=18443; ADMIN_PORT=18444; NGINX_PROXY=18445; NGINX_MTLS=18446

@@ -1,0 +1,36 @@
+# Shared by bench/run.sh and bench/people_e2e.sh: the peers they install, their work folder and
+# small helpers. Sourced from the repository root; defines `work` and `pids` and a cleanup trap.
+
+need() { command -v "$1" >/dev/null 2>&1; }
+
+# nginx (upstream and peer proxy) and taskset from Debian; oha 1.16 from crates.io unless OHA
+# names one or one is on PATH.
+install_peers() {
+  if ! need nginx || ! need taskset; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx util-linux >/dev/null
+  fi
+  OHA=${OHA:-}
+  if [ -z "$OHA" ]; then
+    if need oha; then OHA=oha; else
+      [ -x "$HOME/.cargo/bin/oha" ] || cargo install oha --locked --version 1.16.0 >/dev/null 2>&1
+      OHA="$HOME/.cargo/bin/oha"
+    fi
+  fi
+}
+
+work=$(mktemp -d)
+# nginx's worker runs unprivileged: without this it cannot read the upstream's 1 KiB file and
+# answers 404.
+chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+quiet() { # wait (up to 30 s) for the load average to settle below 0.3
+  for _ in $(seq 30); do awk -v l="$(loadavg)" 'BEGIN{exit !(l<0.3)}' && return; sleep 1; done
+  echo "   (load average still $(loadavg))"
+}
+median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+spread() { sort -n | awk 'NR==1{mn=$1} {mx=$1} END{printf "%s-%s", mn, mx}'; }
+port_wait() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
