@@ -56,10 +56,15 @@ pub fn wait_for_port(port: u16) {
 }
 
 /// Wait for a child server's port; if the child exits first, fail with its log.
+/// The child must also have logged the address (`tenet up` logs each listener's and the admin
+/// API's once bound): a port that answers while the child has not bound it belongs to another
+/// process, and the child, failing to bind, is about to exit.
 pub fn wait_for_child_port(child: &mut Child, port: u16, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = format!("127.0.0.1:{port}");
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        let logged = || std::fs::read_to_string(log).is_ok_and(|l| l.contains(&addr));
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() && logged() {
             return;
         }
         if let Ok(Some(status)) = child.try_wait() {
