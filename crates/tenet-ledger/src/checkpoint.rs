@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::hash::Hash;
-use crate::note::{Note, NoteError, SigningKey, VerifierKey};
+use crate::note::{Note, NoteError, SIG_PREFIX, SigningKey, VerifierKey};
 
 /// The unsigned content of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -351,6 +351,135 @@ pub(crate) fn read_notes(path: &Path) -> io::Result<StoredNotes> {
     })
 }
 
+/// What [`find_note`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum NoteLookup {
+    /// The text of the last note of that size.
+    Found(String),
+    /// No complete note of that size.
+    Absent,
+    /// The search met a note it cannot use (unparseable, or longer than a note can be): the
+    /// caller reads the file whole.
+    Unusable,
+}
+
+/// How much of the file one probe reads first; a note is about 200 bytes.
+const PROBE: u64 = 4096;
+/// The longest note a probe looks for before giving up on the search.
+const MAX_PROBE: u64 = 64 * 1024;
+/// How a signature line starts.
+const SIGNATURE_START: &[u8] = SIG_PREFIX.as_bytes();
+
+/// The note at or after byte `pos`.
+enum Probe {
+    Note {
+        start: u64,
+        end: u64,
+        text: String,
+    },
+    /// No complete note starts in `pos..`.
+    None,
+    /// No note boundary or end within [`MAX_PROBE`] bytes.
+    TooLong,
+}
+
+/// The note starting at or after byte `pos` of the notes file (`len` bytes). A note starts
+/// at 0 or after the blank line ending the one before: a `\n\n` not followed by a signature
+/// line (the blank line between a note's body and its signatures is).
+fn probe(file: &File, len: u64, pos: u64) -> io::Result<Probe> {
+    use std::os::unix::fs::FileExt;
+    let from = pos.saturating_sub(2);
+    let mut window = PROBE;
+    loop {
+        let want = (len - from).min(window);
+        let mut buf = vec![0u8; usize::try_from(want).unwrap_or(0)];
+        file.read_exact_at(&mut buf, from)?;
+        let at_eof = from + want == len;
+        let blank = |after: usize| {
+            buf.get(after..)
+                .and_then(|rest| rest.windows(2).position(|w| w == b"\n\n"))
+                .map(|at| after + at)
+        };
+        let mut start = (pos == 0).then_some(0usize);
+        let mut cursor = 0usize;
+        while start.is_none() {
+            let Some(at) = blank(cursor) else { break };
+            cursor = at + 1;
+            let candidate = at + 2;
+            if from + (candidate as u64) < pos {
+                continue;
+            }
+            let rest = buf.get(candidate..).unwrap_or_default();
+            if rest.len() < SIGNATURE_START.len() && !at_eof {
+                break; // cannot tell yet: read more
+            }
+            if rest.is_empty() {
+                return Ok(Probe::None);
+            }
+            if !rest.starts_with(SIGNATURE_START) {
+                start = Some(candidate);
+            }
+        }
+        if let Some(start) = start {
+            let complete = blank(start).and_then(|body_end| blank(body_end + 2));
+            if let Some(sigs_end) = complete {
+                let note = buf.get(start..=sigs_end).unwrap_or_default();
+                return Ok(Probe::Note {
+                    start: from + start as u64,
+                    end: from + sigs_end as u64 + 2,
+                    text: String::from_utf8_lossy(note).into_owned(),
+                });
+            }
+        }
+        if at_eof {
+            // Nothing after `pos`, or only a torn final note.
+            return Ok(Probe::None);
+        }
+        if window >= MAX_PROBE {
+            return Ok(Probe::TooLong);
+        }
+        window *= 4;
+    }
+}
+
+/// The last stored note of a checkpoint of exactly `size` entries, by binary search over the
+/// file (a few small reads however many checkpoints it holds): the signer never signs a
+/// smaller tree after a larger one, so sizes do not decrease along the file. A file out of
+/// that order (tampered with) can make the search miss; `tenet log verify` reports it.
+pub(crate) fn find_note(path: &Path, size: u64) -> io::Result<NoteLookup> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(NoteLookup::Absent),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let (mut lo, mut hi) = (0u64, len);
+    let mut found = None;
+    // Notes starting in lo..hi are still in question; lo is always where a note starts.
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match probe(&file, len, mid)? {
+            Probe::TooLong => return Ok(NoteLookup::Unusable),
+            Probe::None => hi = mid,
+            Probe::Note { start, .. } if start >= hi => hi = mid,
+            Probe::Note { start, end, text } => {
+                let Ok(signed) = SignedCheckpoint::parse(&text) else {
+                    return Ok(NoteLookup::Unusable);
+                };
+                match signed.size().cmp(&size) {
+                    std::cmp::Ordering::Less => lo = end,
+                    std::cmp::Ordering::Greater => hi = start,
+                    std::cmp::Ordering::Equal => {
+                        found = Some(text);
+                        lo = end;
+                    }
+                }
+            }
+        }
+    }
+    Ok(found.map_or(NoteLookup::Absent, NoteLookup::Found))
+}
+
 /// Append one signed note and its separator, then sync.
 pub(crate) fn append_note(path: &Path, text: &str) -> io::Result<()> {
     let mut file = OpenOptions::new().create(true).append(true).open(path)?;
@@ -387,6 +516,59 @@ mod tests {
         assert!(Checkpoint::parse_body("o\n05\nAAAA\n").is_err());
         assert!(Checkpoint::parse_body("o\n-1\nAAAA\n").is_err());
         assert!(Checkpoint::parse_body("\n1\nAAAA\n").is_err());
+    }
+
+    /// The binary search finds exactly what reading the whole file finds, for files of many
+    /// lengths, notes of two lengths, repeated sizes, and a torn final note.
+    #[test]
+    fn find_note_agrees_with_reading_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut x: u64 = 7;
+        for count in [0usize, 1, 2, 3, 5, 17, 64, 300] {
+            let path = dir.path().join(format!("notes-{count}"));
+            let mut short = signer();
+            let mut long = signer()
+                .with_origin("tenet.test/a-much-longer-origin-line-for-this-ledger")
+                .unwrap();
+            let mut size = 0u64;
+            for n in 0..count {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                size += (x >> 60) % 3;
+                let signer = if n % 3 == 0 { &mut long } else { &mut short };
+                let signed = signer.sign(size, leaf_hash(&size.to_le_bytes())).unwrap();
+                append_note(&path, signed.text()).unwrap();
+            }
+            let check = |torn: bool| {
+                let notes = read_notes(&path).unwrap();
+                assert_eq!(notes.torn_bytes > 0, torn);
+                for wanted in 0..=size + 6 {
+                    let expected = notes
+                        .notes
+                        .iter()
+                        .rev()
+                        .find(|t| SignedCheckpoint::parse(t).unwrap().size() == wanted)
+                        .cloned();
+                    let expected = expected.map_or(NoteLookup::Absent, NoteLookup::Found);
+                    assert_eq!(
+                        find_note(&path, wanted).unwrap(),
+                        expected,
+                        "{count} notes, size {wanted}, torn {torn}"
+                    );
+                }
+            };
+            check(false);
+            let next = short.sign(size + 5, leaf_hash(b"next")).unwrap();
+            let text = format!("{}\n", next.text());
+            let mut file = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&path)
+                .unwrap();
+            file.write_all(&text.as_bytes()[..text.len() - 3]).unwrap();
+            check(true);
+        }
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub use note::{KeyError, Note, NoteError, NoteSignature, SigningKey, VerifierKey
 pub use proof::{ConsistencyProof, InclusionProof};
 pub use reader::{Entries, LedgerReader, entries};
 pub use segment::MAX_ENTRY_LEN;
-pub use sink::{LedgerSink, SinkOptions, SinkStatus, StoredEvent};
+pub use sink::{HistoryCheck, LedgerSink, SinkOptions, SinkStatus, StoredEvent};
 pub use verify::{
     CheckpointRef, Completeness, Finding, Report, TamperKind, Verdict, VerifyError, VerifyOptions,
     Warning, verify, verify_with,

@@ -23,7 +23,7 @@ use crate::hash::sha256;
 /// Signature type byte of Ed25519 in C2SP signed notes.
 const ALG_ED25519: u8 = 0x01;
 /// Every signature line starts with an em dash and a space.
-const SIG_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIG_PREFIX: &str = "\u{2014} ";
 const PUBLIC_KEY_LEN: usize = 32;
 const SIGNATURE_LEN: usize = 64;
 const MAX_SIGNATURES: usize = 100;

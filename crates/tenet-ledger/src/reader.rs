@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{SignedCheckpoint, read_notes};
+use crate::checkpoint::{NoteLookup, SignedCheckpoint, find_note, read_notes};
 use crate::error::{LedgerError, io_at};
 use crate::hash::Hash;
 use crate::merkle::{NodeSource, consistency_path, inclusion_path, root_at};
@@ -189,6 +189,27 @@ impl LedgerReader {
     /// The stored checkpoints in file order, parsed but not verified.
     pub fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, LedgerError> {
         stored_checkpoints(&self.dir)
+    }
+
+    /// The last stored checkpoint of exactly `size` entries, parsed but not verified. A few
+    /// small reads of the checkpoints file however long it is (a binary search by size).
+    pub fn checkpoint_at(&self, size: u64) -> Result<Option<SignedCheckpoint>, LedgerError> {
+        let path = self.dir.join(CHECKPOINTS_FILE);
+        let parse = |text: &str| {
+            SignedCheckpoint::parse(text).map_err(|source| LedgerError::BadCheckpoint {
+                path: path.clone(),
+                source,
+            })
+        };
+        match find_note(&path, size).map_err(io_at(&path))? {
+            NoteLookup::Found(text) => parse(&text).map(Some),
+            NoteLookup::Absent => Ok(None),
+            NoteLookup::Unusable => Ok(self
+                .checkpoints()?
+                .into_iter()
+                .rev()
+                .find(|c| c.size() == size)),
+        }
     }
 
     /// The newest stored checkpoint, parsed but not verified.

@@ -40,7 +40,8 @@ pub fn verify_with(
     let mut warnings = Vec::new();
 
     let (anchors, examined) = check_checkpoints(dir, key, options, &mut findings, &mut warnings)?;
-    let mut scan = Scan::new(dir, &anchors, options.window)?;
+    let limit = options.up_to.unwrap_or(u64::MAX);
+    let mut scan = Scan::new(dir, &anchors, options.window, limit)?;
     scan.read_records(dir, &mut findings, &mut warnings)?;
     scan.finish_stored()?;
     classify(dir, &anchors, &scan, &mut findings)?;
@@ -104,11 +105,16 @@ fn check_checkpoints(
     let mut anchors: Vec<Anchor> = Vec::new();
     let mut newest: Option<u64> = None;
 
+    let limit = options.up_to.unwrap_or(u64::MAX);
     for (n, text) in stored.notes.iter().enumerate() {
         let source = CheckpointRef::Stored(n);
         let Some(anchor) = check_one(text, source, key, &mut origin, findings) else {
             continue;
         };
+        if anchor.size > limit {
+            // Signed past the part being verified (while it was verified).
+            continue;
+        }
         if let Some(before) = newest.filter(|b| anchor.size < *b) {
             findings.push(Finding::CheckpointRollback {
                 checkpoint: source,
@@ -124,6 +130,9 @@ fn check_checkpoints(
         let Some(anchor) = check_one(text, source, key, &mut origin, findings) else {
             continue;
         };
+        if anchor.size > limit {
+            continue;
+        }
         if newest.is_none_or(|b| anchor.size > b) {
             findings.push(Finding::CheckpointRollback {
                 checkpoint: source,
@@ -220,13 +229,22 @@ struct Scan<'a> {
     rec_window: Vec<Hash>,
     window: usize,
     entries: u64,
+    /// No record at or past this index is read.
+    limit: u64,
     unreadable: bool,
 }
 
 impl<'a> Scan<'a> {
-    fn new(dir: &Path, anchors: &'a [Anchor], window: usize) -> Result<Self, VerifyError> {
+    fn new(
+        dir: &Path,
+        anchors: &'a [Anchor],
+        window: usize,
+        limit: u64,
+    ) -> Result<Self, VerifyError> {
         let tree_path = dir.join(TREE_FILE);
-        let cursor = TreeCursor::open(&tree_path).map_err(io_err(&tree_path))?;
+        let cursor = TreeCursor::open(&tree_path)
+            .map_err(io_err(&tree_path))?
+            .up_to(limit);
         let mut scan = Self {
             anchors,
             next_anchor: 0,
@@ -245,6 +263,7 @@ impl<'a> Scan<'a> {
             rec_window: Vec::new(),
             window: window.max(1),
             entries: 0,
+            limit,
             unreadable: false,
         };
         scan.check_anchors();
@@ -263,6 +282,10 @@ impl<'a> Scan<'a> {
         let newest = self.anchors.last().map_or(0, |a| a.size);
         let count = segments.len();
         for (n, (first, path)) in segments.iter().enumerate() {
+            if self.entries >= self.limit || *first >= self.limit {
+                // Past the bound: written after the verification started.
+                return Ok(());
+            }
             let last = n + 1 == count;
             let mut reader = SegmentReader::open(path).map_err(io_err(path))?;
             let unreadable = |entry, reason| Finding::Unreadable {
@@ -317,6 +340,9 @@ impl<'a> Scan<'a> {
         warnings: &mut Vec<Warning>,
     ) -> Result<bool, VerifyError> {
         loop {
+            if self.entries >= self.limit {
+                return Ok(false);
+            }
             match reader.next(last).map_err(io_err(reader.path()))? {
                 Step::Record {
                     leaf, checksum_ok, ..

@@ -27,7 +27,16 @@
 //!
 //! A failed append fails that batch's events; a failed checkpoint stops the sink, because a
 //! log that cannot be anchored cannot be proven complete (fail closed).
+//!
+//! Opening a ledger reads only its last segment and the tree file, so damage further back
+//! (an edited, deleted or moved record, a removed segment) would go unnoticed while the tree
+//! file still matches what was signed. Under [`SinkOptions::verify_history`] every entry present
+//! at start is verified against the checkpoints: before the sink starts (which it then refuses)
+//! for ledgers of up to [`SinkOptions::verify_inline_up_to`] entries, otherwise on a third
+//! thread while the sink takes events, stopping the sink if the history was tampered with
+//! (fail closed: the gateway then denies).
 
+use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -39,6 +48,8 @@ use crate::checkpoint::{CheckpointSigner, SignedCheckpoint};
 use crate::clock::Clock;
 use crate::error::LedgerError;
 use crate::ledger::{CheckpointJob, CheckpointStart, Ledger, SyncJob, SyncPolicy};
+use crate::note::VerifierKey;
+use crate::verify::{Verdict, VerifyOptions, verify_with};
 
 /// While a checkpoint or sync is in flight, the writer looks for its result at least this
 /// often.
@@ -57,16 +68,26 @@ pub struct SinkOptions {
     pub checkpoint_every: Duration,
     /// While idle, the writer looks at the clock at least this often.
     pub idle_wake: Duration,
+    /// Verify the entries present at start against the checkpoints signed by the signer's key;
+    /// a sink over a tampered history does not start, or stops once that is found.
+    pub verify_history: bool,
+    /// Ledgers of up to this many entries are verified before the sink starts; larger ones on
+    /// a thread of their own while it runs, so that a start does not wait for them.
+    pub verify_inline_up_to: u64,
 }
 
 impl Default for SinkOptions {
-    /// Batches of up to 4,096 events, a queue of 65,536, a checkpoint every second.
+    /// Batches of up to 4,096 events, a queue of 65,536, a checkpoint every second, the
+    /// history verified at start (before starting up to 1,000,000 entries: about half a
+    /// second).
     fn default() -> Self {
         Self {
             max_batch: 4096,
             queue: 65_536,
             checkpoint_every: Duration::from_secs(1),
             idle_wake: Duration::from_millis(100),
+            verify_history: true,
+            verify_inline_up_to: 1_000_000,
         }
     }
 }
@@ -92,6 +113,32 @@ pub struct SinkStatus {
     pub durable: u64,
     /// Why the sink stopped, if it did.
     pub failure: Option<String>,
+    /// The verification of the entries present at start ([`SinkOptions::verify_history`]).
+    pub history: HistoryCheck,
+}
+
+/// Where the verification of the entries present at start stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HistoryCheck {
+    /// Not asked for.
+    #[default]
+    Off,
+    /// Running over this many entries.
+    Running {
+        /// Entries being verified.
+        entries: u64,
+    },
+    /// Every entry verified; `anchored` of them are covered by a signed checkpoint.
+    Verified {
+        /// Entries verified.
+        entries: u64,
+        /// Entries a checkpoint covers.
+        anchored: u64,
+    },
+    /// The history was tampered with (the first finding); the sink stopped.
+    Tampered(String),
+    /// The ledger could not be read to verify it; the sink stopped.
+    Failed(String),
 }
 
 /// Work for the second thread: a checkpoint, or a sync of the records under the interval
@@ -118,6 +165,8 @@ enum Msg {
         _permit: OwnedSemaphorePermit,
     },
     Shutdown(ShutdownReply),
+    /// Stop taking events (the history check failed).
+    Fail(String),
 }
 
 /// An event waiting for its batch, with its producer's acknowledgement.
@@ -188,6 +237,27 @@ impl LedgerSink {
         ledger
             .check_signed_history(signer.last_signed())
             .map_err(|e| SinkError::Io(e.to_string()))?;
+        let mut history = HistoryCheck::Off;
+        let mut background = None;
+        if options.verify_history {
+            let job = HistoryJob {
+                key: signer.verifier_key(),
+                dir: ledger.dir().to_owned(),
+                entries: ledger.size(),
+                origin: signer.origin().to_owned(),
+            };
+            if ledger.size() <= options.verify_inline_up_to {
+                history = job.verify();
+                if let Some(failure) = history.failure() {
+                    return Err(SinkError::Io(failure));
+                }
+            } else {
+                history = HistoryCheck::Running {
+                    entries: ledger.size(),
+                };
+                background = Some(job);
+            }
+        }
         let (tx, rx) = mpsc::channel();
         let (live, _) = broadcast::channel(16_384);
         let status = Arc::new(Mutex::new(SinkStatus {
@@ -195,6 +265,7 @@ impl LedgerSink {
             latest_checkpoint: ledger.latest_checkpoint().cloned(),
             durable: ledger.latest_checkpoint().map_or(0, SignedCheckpoint::size),
             failure: None,
+            history,
         }));
         let origin = signer.origin().to_owned();
         let sync_every = ledger.defer_interval_syncs();
@@ -243,6 +314,9 @@ impl LedgerSink {
             .name("tenet-ledger-writer".into())
             .spawn(move || run(&writer, queue.as_deref(), &rx))
             .map_err(|e| SinkError::Io(format!("starting the ledger writer thread: {e}")))?;
+        if let Some(job) = background {
+            job.spawn(Arc::clone(&status), tx.clone())?;
+        }
         Ok(Self {
             tx,
             permits: Arc::new(Semaphore::new(options.queue.max(1))),
@@ -322,6 +396,83 @@ impl EventSink for LedgerSink {
     }
 }
 
+/// The verification of the entries present at start.
+struct HistoryJob {
+    key: VerifierKey,
+    dir: PathBuf,
+    entries: u64,
+    origin: String,
+}
+
+impl HistoryJob {
+    /// Verify on a thread of its own; stop the sink (through `tx`) if the history is bad.
+    fn spawn(self, status: Arc<Mutex<SinkStatus>>, tx: mpsc::Sender<Msg>) -> Result<(), SinkError> {
+        std::thread::Builder::new()
+            .name("tenet-ledger-history".into())
+            .spawn(move || {
+                let outcome = self.verify();
+                let failure = outcome.failure();
+                lock(&status).history = outcome;
+                if let Some(failure) = failure {
+                    // The writer may already have stopped; then nothing more is taken anyway.
+                    let _ = tx.send(Msg::Fail(failure));
+                }
+            })
+            .map(drop)
+            .map_err(|e| SinkError::Io(format!("starting the ledger history check: {e}")))
+    }
+
+    fn verify(&self) -> HistoryCheck {
+        let started = Instant::now();
+        let options = VerifyOptions {
+            origin: Some(self.origin.clone()),
+            up_to: Some(self.entries),
+            max_findings: 1,
+            ..VerifyOptions::default()
+        };
+        let dir = self.dir.display().to_string();
+        match verify_with(&self.dir, &self.key, &options) {
+            Ok(report) if report.verdict == Verdict::Tampered => {
+                let finding = report
+                    .first_finding()
+                    .map_or_else(|| "no finding named".to_owned(), ToString::to_string);
+                tracing::error!(ledger = %dir, entries = self.entries, %finding,
+                    "the ledger's history was tampered with; no events are taken (requests are \
+                     denied) until it is restored");
+                HistoryCheck::Tampered(finding)
+            }
+            Ok(report) => {
+                let anchored = report.anchored_entries();
+                tracing::info!(ledger = %dir, entries = report.entries, anchored,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "ledger history verified");
+                HistoryCheck::Verified {
+                    entries: report.entries,
+                    anchored,
+                }
+            }
+            Err(e) => {
+                tracing::error!(ledger = %dir, error = %e,
+                    "the ledger's history could not be verified; no events are taken");
+                HistoryCheck::Failed(e.to_string())
+            }
+        }
+    }
+}
+
+impl HistoryCheck {
+    /// Why the sink does not take events after this outcome, if it does not.
+    fn failure(&self) -> Option<String> {
+        match self {
+            Self::Tampered(finding) => Some(format!(
+                "the ledger's history was tampered with ({finding}); `tenet log verify` says more"
+            )),
+            Self::Failed(e) => Some(format!("verifying the ledger's history: {e}")),
+            Self::Off | Self::Running { .. } | Self::Verified { .. } => None,
+        }
+    }
+}
+
 struct Writer {
     ledger: Ledger,
     /// The checkpoint signer's origin.
@@ -371,12 +522,14 @@ fn run(writer: &Mutex<Writer>, inline: Option<&Inline>, rx: &mpsc::Receiver<Msg>
                             shutdown = Some(reply);
                             break;
                         }
+                        Ok(Msg::Fail(message)) => writer.fail(message),
                         Err(_) => break,
                     }
                 }
                 writer.commit(&mut batch);
             }
             Ok(Msg::Shutdown(reply)) => shutdown = Some(reply),
+            Ok(Msg::Fail(message)) => lock(writer).fail(message),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 let mut writer = lock(writer);

@@ -199,7 +199,13 @@ impl TreeCursor {
         })
     }
 
-    /// Number of complete leaf groups in the file.
+    /// Read no leaf group at or past `limit`.
+    pub(crate) fn up_to(mut self, limit: u64) -> Self {
+        self.leaves = self.leaves.min(limit);
+        self
+    }
+
+    /// Number of complete leaf groups in the file (at most the limit).
     pub(crate) fn leaves(&self) -> u64 {
         self.leaves
     }

@@ -31,6 +31,10 @@ pub struct VerifyOptions {
     pub window: usize,
     /// At most this many findings are listed; the rest are counted.
     pub max_findings: usize,
+    /// Verify only the first this many entries, against the checkpoints of at most that
+    /// size; `None` for the whole ledger. With a bound the ledger may be appended to while it
+    /// is verified: entries and checkpoints added past the bound are not read.
+    pub up_to: Option<u64>,
 }
 
 impl Default for VerifyOptions {
@@ -40,6 +44,7 @@ impl Default for VerifyOptions {
             trusted_checkpoints: Vec::new(),
             window: 4096,
             max_findings: 1000,
+            up_to: None,
         }
     }
 }
@@ -447,6 +452,14 @@ impl Report {
     /// The first finding.
     pub fn first_finding(&self) -> Option<&Finding> {
         self.findings.first()
+    }
+
+    /// How many entries a valid checkpoint covers (0 without one).
+    pub fn anchored_entries(&self) -> u64 {
+        match self.completeness {
+            Completeness::Anchored { size, .. } => size,
+            Completeness::Unknown => 0,
+        }
     }
 
     /// The lowest bad entry any finding names.

@@ -22,7 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tenet_event::{AdminEvent, EventKind, SvidEvent};
 use tenet_gateway::{Clock, SvidResolver};
 use tenet_identity::{BundleSet, SpiffeId, SvidVerifier, X509Svid};
-use tenet_ledger::{LedgerReader, LedgerSink, SignedCheckpoint};
+use tenet_ledger::{HistoryCheck, LedgerReader, LedgerSink, SignedCheckpoint};
 use tenet_policy::PolicyEngine;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -280,7 +280,25 @@ fn ledger_status(state: &AdminState) -> serde_json::Value {
         "checkpoint_size": status.latest_checkpoint.as_ref().map(|c| c.size()),
         "durable_entries": status.durable,
         "failure": status.failure,
+        "history": history_status(&status.history),
     })
+}
+
+/// The verification of the entries present at start, for the status answer.
+fn history_status(history: &HistoryCheck) -> serde_json::Value {
+    match history {
+        HistoryCheck::Off => serde_json::json!({ "state": "off" }),
+        HistoryCheck::Running { entries } => {
+            serde_json::json!({ "state": "running", "entries": entries })
+        }
+        HistoryCheck::Verified { entries, anchored } => serde_json::json!({
+            "state": "verified", "entries": entries, "anchored": anchored,
+        }),
+        HistoryCheck::Tampered(finding) => {
+            serde_json::json!({ "state": "tampered", "finding": finding })
+        }
+        HistoryCheck::Failed(error) => serde_json::json!({ "state": "failed", "error": error }),
+    }
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
@@ -380,13 +398,9 @@ fn checkpoint_at(
     reader: &LedgerReader,
     size: u64,
 ) -> Result<SignedCheckpoint, ProofError> {
-    let checkpoints = reader
-        .checkpoints()
-        .map_err(|e| ProofError::Ledger(e.to_string()))?;
-    checkpoints
-        .into_iter()
-        .rev()
-        .find(|c| c.size() == size)
+    reader
+        .checkpoint_at(size)
+        .map_err(|e| ProofError::Ledger(e.to_string()))?
         .ok_or_else(|| {
             let newest = state
                 .sink
@@ -654,8 +668,31 @@ pub async fn call(config: &Config, method: Method, path: &str) -> Result<(Status
     call_with(config, method, path, Vec::new()).await
 }
 
+/// How long the CLI waits for the admin API to connect and answer in full: a deployment that
+/// accepts connections but does not answer (stopped, overloaded, or another program on its
+/// address) must not hold a command forever.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// [`call`] with a JSON request body (none when empty).
 pub async fn call_with(
+    config: &Config,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<(StatusCode, String)> {
+    let addr = config.admin_listen;
+    tokio::time::timeout(CALL_TIMEOUT, call_unbounded(config, method, path, body))
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "the admin API at {addr} did not answer within {} s (is it a running `tenet \
+                 up`?)",
+                CALL_TIMEOUT.as_secs()
+            )
+        })?
+}
+
+async fn call_unbounded(
     config: &Config,
     method: Method,
     path: &str,

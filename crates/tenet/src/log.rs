@@ -139,10 +139,26 @@ fn signed_history_problem(dir: &Path, signed: (u64, Hash)) -> Result<Option<Stri
     let reader = LedgerReader::open(dir)
         .with_context(|| format!("reading the ledger in {}", dir.display()))?;
     match reader.check_signed_history(Some(signed)) {
-        Ok(()) => Ok(None),
-        Err(e @ LedgerError::NotWhatWasSigned { .. }) => Ok(Some(e.to_string())),
-        Err(e) => Err(e).with_context(|| format!("reading the ledger in {}", dir.display())),
+        Ok(()) => {}
+        Err(e @ LedgerError::NotWhatWasSigned { .. }) => return Ok(Some(e.to_string())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading the ledger in {}", dir.display()));
+        }
     }
+    // Read after the verification, so that a checkpoint signed just before it (the signer
+    // state is written before the note is stored) is in the file by now.
+    let (size, root) = signed;
+    let stored = reader
+        .checkpoints()
+        .with_context(|| format!("reading the checkpoints of {}", dir.display()))?;
+    if size > 0 && !stored.iter().any(|c| c.size() == size && c.root() == root) {
+        let newest = stored.iter().map(SignedCheckpoint::size).max().unwrap_or(0);
+        return Ok(Some(format!(
+            "checkpoint rollback: the signing key last signed {size} entries, but the newest \
+             checkpoint stored covers {newest}: checkpoints were removed from the ledger"
+        )));
+    }
+    Ok(None)
 }
 
 /// The text of a witness's checkpoint file, refused unless it is a checkpoint signed by
@@ -191,6 +207,20 @@ fn open_reader(config: &Config) -> Result<LedgerReader> {
     LedgerReader::open(&dir).with_context(|| format!("opening the ledger in {}", dir.display()))
 }
 
+/// The stored checkpoint of exactly `size` entries (unverified).
+fn signed_at(
+    reader: &LedgerReader,
+    config: &Config,
+    size: u64,
+) -> Result<Option<SignedCheckpoint>> {
+    reader.checkpoint_at(size).with_context(|| {
+        format!(
+            "reading the checkpoints of {}",
+            config.ledger_dir().display()
+        )
+    })
+}
+
 fn stored_checkpoints(reader: &LedgerReader, config: &Config) -> Result<Vec<SignedCheckpoint>> {
     reader.checkpoints().with_context(|| {
         format!(
@@ -208,10 +238,9 @@ fn checkpoint_for(
     key: &VerifierKey,
     size: Option<u64>,
 ) -> Result<SignedCheckpoint> {
-    let checkpoints = stored_checkpoints(reader, config)?;
     let found = match size {
-        Some(size) => checkpoints.into_iter().rev().find(|c| c.size() == size),
-        None => checkpoints.into_iter().next_back(),
+        Some(size) => signed_at(reader, config, size)?,
+        None => stored_checkpoints(reader, config)?.into_iter().next_back(),
     };
     let cp = found.ok_or_else(|| match size {
         Some(size) => anyhow!("no stored checkpoint covers exactly {size} entries"),
@@ -274,43 +303,36 @@ fn print_out(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
-/// `tenet log consistency OLD [NEW]`: the proof, with the stored checkpoints of both sizes
-/// (null where none was signed at that size).
+/// `tenet log consistency OLD [NEW]`: the proof from OLD entries to the checkpoint signed at
+/// NEW (by default the newest), with both checkpoints (OLD's null when none was signed at that
+/// size: a witness brings its own), as the admin API answers.
 pub fn consistency(config: &Config, old: u64, new: Option<u64>) -> Result<ExitCode> {
     let key = crate::ledger::verifier_key(&config.ledger_verifier_key())?;
     let reader = open_reader(config)?;
-    let new = match new {
-        Some(new) => new,
-        None => checkpoint_for(&reader, config, &key, None)?.size(),
-    };
+    let new_cp = checkpoint_for(&reader, config, &key, new)?;
+    let new = new_cp.size();
+    if old == 0 || old > new {
+        bail!("OLD {old} is not between 1 and the checkpoint size {new}");
+    }
     let proof = reader.prove_consistency(old, new)?;
-    let checkpoints = stored_checkpoints(&reader, config)?;
-    let signed = |size: u64| {
-        checkpoints
-            .iter()
-            .rev()
-            .find(|c| c.size() == size && c.verify(&key).is_ok())
+    let old_cp = signed_at(&reader, config, old)?.filter(|c| c.verify(&key).is_ok());
+    let old_root = match &old_cp {
+        Some(cp) => cp.root(),
+        None => reader.root_at(old)?,
     };
-    let (old_cp, new_cp) = (signed(old), signed(new));
-    let root = |cp: Option<&SignedCheckpoint>, size| match cp {
-        Some(cp) => Ok(cp.root()),
-        None => reader.root_at(size),
-    };
-    proof
-        .verify(&root(old_cp, old)?, &root(new_cp, new)?)
-        .map_err(|e| {
-            anyhow!(
-                "the consistency proof {old} -> {new} does not check out ({e}); run `tenet log \
+    proof.verify(&old_root, &new_cp.root()).map_err(|e| {
+        anyhow!(
+            "the consistency proof {old} -> {new} does not check out ({e}); run `tenet log \
                  verify`"
-            )
-        })?;
+        )
+    })?;
     let mut out = serde_json::to_value(&proof)?;
     if let Value::Object(map) = &mut out {
         let text = |cp: Option<&SignedCheckpoint>| {
             cp.map_or(Value::Null, |c| Value::String(c.text().to_owned()))
         };
-        map.insert("old_checkpoint".into(), text(old_cp));
-        map.insert("new_checkpoint".into(), text(new_cp));
+        map.insert("old_checkpoint".into(), text(old_cp.as_ref()));
+        map.insert("new_checkpoint".into(), text(Some(&new_cp)));
     }
     print_out(&format!("{}\n", serde_json::to_string_pretty(&out)?));
     Ok(ExitCode::SUCCESS)

@@ -197,6 +197,11 @@ fn kill_9_under_load_loses_no_answered_decision() {
         let (code, body) = d.admin_get("/v1/status");
         assert_eq!(code, 200, "{body}");
         let status: Value = serde_json::from_str(&body).unwrap();
+        // The ledger's entries at start were verified before it started.
+        assert_eq!(
+            status["ledger"]["history"]["state"], "verified",
+            "{status:#}"
+        );
         if status["ledger"]["durable_entries"].as_u64().unwrap_or(0) >= 400 {
             break;
         }
@@ -346,7 +351,9 @@ fn verify_names_a_modified_entry_and_a_truncation() {
         "{text}"
     );
 
-    // Restored, it verifies again; without its checkpoints, completeness is unknown.
+    // Restored, it verifies again. Without its checkpoints, the deployment's ledger is held
+    // to what its signing key last signed (checkpoints were removed); the same files judged
+    // by themselves have unknown completeness.
     std::fs::write(segment(&d), &original).unwrap();
     assert_eq!(d.log(&["verify"]).status.code(), Some(0));
     std::fs::rename(
@@ -355,6 +362,18 @@ fn verify_names_a_modified_entry_and_a_truncation() {
     )
     .unwrap();
     let out = d.log(&["verify"]);
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "checkpoint rollback: the signing key last signed {} entries, but the newest \
+             checkpoint stored covers 0",
+            lines.len()
+        )),
+        "{}",
+        both(&out)
+    );
+    let ledger_dir = d.path("data/ledger");
+    let out = d.log(&["verify", "--ledger", ledger_dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     assert!(
         stdout(&out).contains("completeness unknown"),
@@ -377,6 +396,52 @@ fn verify_names_a_modified_entry_and_a_truncation() {
     std::fs::write(d.path("data/ledger/checkpoints"), &saved).unwrap();
     let out = d.log(&["verify", "--checkpoint", witness]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}
+
+/// A record rewritten with a matching checksum, its tree hashes and checkpoints untouched: the
+/// segment reads cleanly and the tree still matches what was signed, so the ledger opens. The
+/// history check at start finds the change and `tenet up` refuses to run on it. (A ledger too
+/// large to verify before starting is verified while it runs, and requests are refused from
+/// when the change is found: tenet-ledger's sink tests.)
+#[test]
+fn up_refuses_a_history_tampered_with_before_the_last_record() {
+    let mut d = Deployment::start();
+    for path in ["/products", "/products/1", "/products/2"] {
+        d.curl(Some("frontend"), &[], path);
+    }
+    assert!(d.stop().success());
+    let lines = entries(&d);
+    let k = lines
+        .iter()
+        .position(|l| l.contains("/products/1"))
+        .expect("the decision on /products/1 is stored");
+    let mut bytes = std::fs::read(segment(&d)).unwrap();
+    let start = find(&bytes, lines[k].as_bytes());
+    let end = start + lines[k].len();
+    bytes[start + lines[k].find("/products/1").unwrap() + 10] = b'9';
+    let leaf = tenet_ledger::leaf_hash(&bytes[start..end]);
+    bytes[end..end + 8].copy_from_slice(&leaf.as_bytes()[..8]);
+    std::fs::write(segment(&d), &bytes).unwrap();
+
+    let up = wait_output(
+        tenet()
+            .arg("--config")
+            .arg(d.config())
+            .arg("up")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(20),
+    );
+    let text = both(&up);
+    assert!(!up.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the ledger's history was tampered with (entry {k} was modified)"
+        )),
+        "{text}"
+    );
 }
 
 /// The last note of a checkpoints file: three body lines, a blank line, one signature line.
@@ -557,6 +622,17 @@ fn proofs_from_the_cli_and_the_admin_api_verify_independently() {
         }
         consistencies.push(proof);
     }
+    // As the admin API: NEW must be a size a checkpoint was signed at.
+    let unsigned = (1..newest)
+        .find(|n| !sizes.contains(n))
+        .expect("a size no checkpoint was signed at");
+    let out = d.log(&["consistency", "1", &unsigned.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        both(&out).contains(&format!("no stored checkpoint covers exactly {unsigned}")),
+        "{}",
+        both(&out)
+    );
 
     let bundle = json!({
         "verifier_key": vkey,

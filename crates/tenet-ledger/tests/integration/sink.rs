@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use tenet_event::{AdminEvent, Event, EventKind, EventSink, SinkError};
 use tenet_ledger::{
-    LedgerOptions, LedgerReader, LedgerSink, ManualClock, SinkOptions, SyncPolicy, Verdict,
+    HistoryCheck, LedgerOptions, LedgerReader, LedgerSink, ManualClock, SinkOptions, SyncPolicy,
+    Verdict,
 };
 use time::OffsetDateTime;
 
@@ -317,4 +318,144 @@ async fn concurrent_inline_producers_are_stored_in_order() {
     }
     assert_eq!(sink.shutdown().await.unwrap().unwrap().size(), 64);
     assert_eq!(report(dir.path()).verdict, Verdict::Verified);
+}
+
+fn options_of_rolled() -> LedgerOptions {
+    LedgerOptions {
+        sync: SyncPolicy::Interval(Duration::from_millis(100)),
+        segment_bytes: 256,
+        ..LedgerOptions::default()
+    }
+}
+
+/// 40 signed entries over several small segments, and how to open them.
+fn rolled_ledger(dir: &std::path::Path) -> LedgerOptions {
+    let options = options_of_rolled();
+    let mut ledger = super::support::open_with(dir, options.clone())
+        .unwrap()
+        .ledger;
+    for n in 0..40 {
+        ledger.append(&super::support::entry(n)).unwrap();
+    }
+    ledger.checkpoint(&mut signer()).unwrap();
+    options
+}
+
+/// Starts a sink over the ledger in `dir`, its history checked on a thread of its own, and
+/// waits for the check.
+async fn history_of(dir: &std::path::Path, options: LedgerOptions) -> (LedgerSink, HistoryCheck) {
+    let ledger = super::support::open_with(dir, options).unwrap().ledger;
+    let clock = Arc::new(ManualClock::new(Instant::now()));
+    let options = SinkOptions {
+        verify_inline_up_to: 0,
+        ..SinkOptions::default()
+    };
+    let sink = LedgerSink::start(ledger, signer(), options, clock).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let history = sink.status().history;
+        if !matches!(history, HistoryCheck::Running { .. }) {
+            return (sink, history);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the history check never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intact_history_is_verified_and_events_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = rolled_ledger(dir.path());
+    let (sink, history) = history_of(dir.path(), options).await;
+    assert_eq!(
+        history,
+        HistoryCheck::Verified {
+            entries: 40,
+            anchored: 40
+        }
+    );
+    assert_eq!(sink.record_indexed(event(40)).await.unwrap(), 40);
+    assert!(sink.status().failure.is_none());
+    sink.shutdown().await.unwrap();
+    drop(sink);
+
+    // A ledger small enough is verified before the sink starts.
+    let ledger = super::support::open_with(dir.path(), options_of_rolled())
+        .unwrap()
+        .ledger;
+    let clock = Arc::new(ManualClock::new(Instant::now()));
+    let sink = LedgerSink::start(ledger, signer(), SinkOptions::default(), clock).unwrap();
+    assert_eq!(
+        sink.status().history,
+        HistoryCheck::Verified {
+            entries: 41,
+            anchored: 41
+        }
+    );
+    sink.shutdown().await.unwrap();
+}
+
+/// Damage before the last segment is not seen by opening (which reads only the last segment
+/// and the tree file, still matching the checkpoint): the history check finds it, and the sink
+/// then takes no more events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_tampered_before_the_last_segment_stops_the_sink() {
+    type Damage = fn(&[std::path::PathBuf]);
+    let edit: Damage = |segments| {
+        let first = &segments[0];
+        let mut bytes = std::fs::read(first).unwrap();
+        let at = bytes
+            .windows(4)
+            .position(|w| w == b"\"e1\"")
+            .expect("entry 1 in the first segment");
+        bytes[at + 1] = b'x';
+        std::fs::write(first, bytes).unwrap();
+    };
+    let delete: Damage = |segments| std::fs::remove_file(&segments[2]).unwrap();
+    for (name, damage, kind) in [
+        ("edited record", edit, "entry 1 was modified"),
+        ("deleted segment", delete, "missing"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = rolled_ledger(dir.path());
+        let segments = super::support::segment_files(dir.path());
+        assert!(segments.len() > 3, "{name}: {} segments", segments.len());
+        damage(&segments);
+        let (sink, history) = history_of(dir.path(), options).await;
+        let HistoryCheck::Tampered(finding) = history else {
+            panic!("{name}: {history:?}");
+        };
+        assert!(finding.contains(kind), "{name}: {finding}");
+        // The writer takes the failure on its next tick.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.status().failure.is_none() {
+            assert!(Instant::now() < deadline, "{name}: the sink never stopped");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let failure = sink.status().failure.unwrap();
+        assert!(failure.contains("tampered"), "{name}: {failure}");
+        let refused = sink.record_indexed(event(40)).await;
+        assert!(
+            matches!(refused, Err(SinkError::Io(ref m)) if m.contains("tampered")),
+            "{name}: {refused:?}"
+        );
+        assert_eq!(LedgerReader::open(dir.path()).unwrap().size(), 40, "{name}");
+        sink.shutdown().await.unwrap_err();
+        drop(sink);
+
+        // Small enough to be verified before it starts, the sink does not start.
+        let ledger = super::support::open_with(dir.path(), options_of_rolled())
+            .unwrap()
+            .ledger;
+        let clock = Arc::new(ManualClock::new(Instant::now()));
+        let refused = LedgerSink::start(ledger, signer(), SinkOptions::default(), clock);
+        assert!(
+            matches!(refused, Err(SinkError::Io(ref m)) if m.contains(kind)),
+            "{name}: {:?}",
+            refused.map(drop)
+        );
+    }
 }

@@ -594,3 +594,30 @@ fn checkpoint_contradicting_a_later_one_is_a_fork() {
         "{report}"
     );
 }
+
+/// A bounded verification reads only the entries and checkpoints up to its bound: what was
+/// appended after it (here damaged) is not its business; the whole ledger is.
+#[test]
+fn a_bounded_verification_stops_at_its_bound() {
+    let dir = twenty();
+    {
+        let mut ledger = open(dir.path());
+        ledger.append_batch(&numbered(20..30)).unwrap();
+        ledger.checkpoint(&mut signer()).unwrap();
+    }
+    flip_byte(&segment(dir.path()), payload_offset(25) + 3);
+    let bounded = VerifyOptions {
+        up_to: Some(20),
+        ..VerifyOptions::default()
+    };
+    let report = verify_with(dir.path(), &verifier(), &bounded).unwrap();
+    assert_eq!(report.verdict, Verdict::Verified, "{report}");
+    assert_eq!(report.entries, 20);
+    assert_eq!(report.anchored_entries(), 20);
+    let whole = super::support::report(dir.path());
+    assert_eq!(
+        whole.first_finding(),
+        Some(&Finding::Modified { entry: 25 }),
+        "{whole}"
+    );
+}
