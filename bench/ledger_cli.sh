@@ -30,3 +30,27 @@ echo "== tenet log verify on 1,000,000 entries"
 hyperfine -N --warmup 1 --runs 5 \
   "$TENET --config $work/m1/tenet.toml log verify" \
   "python3 bench/peers/merkle_root.py $work/m1.ocsf"
+
+# `tenet up` start with a ledger of 1 M entries (its history is verified before it starts)
+# and of 10 M (verified while it runs): time until it logs "tenet up", and until it logs the
+# history verified. Ports: 127.0.0.1:18443 and :18444 (must be free).
+echo "== tenet up start, history check"
+for d in m1 big; do
+  sed -i 's/127.0.0.1:8444/127.0.0.1:18444/; s/127.0.0.1:8443/127.0.0.1:18443/' "$work/$d/tenet.toml"
+  log="$work/$d.up.log"
+  start=$(date +%s%N)
+  RUST_LOG=info "$TENET" --config "$work/$d/tenet.toml" up 2>"$log" >/dev/null &
+  pid=$!
+  ready="" verified=""
+  for _ in $(seq 1 6000); do
+    now=$(date +%s%N)
+    [ -z "$ready" ] && grep -q ' tenet up ' "$log" && ready=$(( (now - start) / 1000000 ))
+    [ -z "$verified" ] && grep -q 'ledger history verified' "$log" && verified=$(( (now - start) / 1000000 ))
+    [ -n "$ready" ] && [ -n "$verified" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.01
+  done
+  kill "$pid"; wait "$pid" || true
+  echo "$d: ready after ${ready:-?} ms, history verified after ${verified:-?} ms"
+  grep -o 'ledger history verified.*' "$log" || true
+done

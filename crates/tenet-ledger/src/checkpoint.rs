@@ -205,8 +205,10 @@ impl CheckpointSigner {
         Ok(self)
     }
 
-    /// Keep the last signed size and root in `path` (written before a signature is released)
-    /// and start from what it holds.
+    /// Keep the last signed size and root in `path` and start from what it holds. The ledger
+    /// writes it once the checkpoint is stored ([`CheckpointSigner::prepare`],
+    /// [`CheckpointSigner::record`]), so that the checkpoints file always holds the checkpoint
+    /// the state names: a crash between the two leaves the state behind, never ahead.
     pub fn with_state_file(mut self, path: &Path) -> Result<Self, SignError> {
         if let Some((size, root)) = read_signer_state(path)? {
             self.observe(size, root)?;
@@ -245,8 +247,31 @@ impl CheckpointSigner {
         self.key.verifier_key()
     }
 
-    /// Sign the checkpoint for a tree of `size` entries with `root`.
+    /// Sign the checkpoint for a tree of `size` entries with `root` and record it in the state
+    /// file: [`CheckpointSigner::prepare`] then [`CheckpointSigner::record`].
     pub fn sign(&mut self, size: u64, root: Hash) -> Result<SignedCheckpoint, SignError> {
+        let signed = self.prepare(size, root)?;
+        self.record(&signed)?;
+        Ok(signed)
+    }
+
+    /// Record in the state file (when there is one) that `signed` was signed and stored.
+    pub fn record(&mut self, signed: &SignedCheckpoint) -> Result<(), SignError> {
+        if let Some(path) = &self.state {
+            write_state(path, signed.size(), &signed.root()).map_err(|source| {
+                SignError::State {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Sign the checkpoint for a tree of `size` entries with `root`, raising this signer's
+    /// floor, without writing the state file: store the checkpoint, then
+    /// [`CheckpointSigner::record`] it.
+    pub fn prepare(&mut self, size: u64, root: Hash) -> Result<SignedCheckpoint, SignError> {
         if let Some((signed, signed_root)) = self.last {
             if size < signed {
                 return Err(SignError::Rollback {
@@ -264,12 +289,6 @@ impl CheckpointSigner {
             root,
         };
         let note = self.key.sign_note(&checkpoint.body());
-        if let Some(path) = &self.state {
-            write_state(path, size, &root).map_err(|source| SignError::State {
-                path: path.clone(),
-                source,
-            })?;
-        }
         self.last = Some((size, root));
         Ok(SignedCheckpoint { checkpoint, note })
     }
@@ -278,16 +297,17 @@ impl CheckpointSigner {
 /// The size and root a signer's state file says were last signed; `None` when there is no
 /// such file (nothing signed yet).
 pub fn read_signer_state(path: &Path) -> Result<Option<(u64, Hash)>, SignError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(SignError::State {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    };
+    let text =
+        match crate::segment::require_regular(path).and_then(|()| std::fs::read_to_string(path)) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(SignError::State {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
     let corrupt = || SignError::StateCorrupt {
         path: path.to_owned(),
     };
@@ -320,6 +340,7 @@ pub(crate) struct StoredNotes {
 
 /// Read the checkpoints file; a missing file holds no notes.
 pub(crate) fn read_notes(path: &Path) -> io::Result<StoredNotes> {
+    crate::segment::require_regular(path)?;
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(StoredNotes::default()),
@@ -447,6 +468,7 @@ fn probe(file: &File, len: u64, pos: u64) -> io::Result<Probe> {
 /// smaller tree after a larger one, so sizes do not decrease along the file. A file out of
 /// that order (tampered with) can make the search miss; `tenet log verify` reports it.
 pub(crate) fn find_note(path: &Path, size: u64) -> io::Result<NoteLookup> {
+    crate::segment::require_regular(path)?;
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(NoteLookup::Absent),
@@ -478,6 +500,55 @@ pub(crate) fn find_note(path: &Path, size: u64) -> io::Result<NoteLookup> {
         }
     }
     Ok(found.map_or(NoteLookup::Absent, NoteLookup::Found))
+}
+
+/// The last complete note of the notes file and where the complete notes end, read from the
+/// file's end (opening a ledger must not read years of checkpoints, one a second, to find the
+/// newest): the same as [`read_notes`]'s last note, `complete_len` and `torn_bytes`.
+pub(crate) fn read_last_note(path: &Path) -> io::Result<(Option<String>, StoredNotes)> {
+    crate::segment::require_regular(path)?;
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok((None, StoredNotes::default()));
+        }
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let mut window = PROBE;
+    loop {
+        let from = len.saturating_sub(window);
+        let mut pos = from;
+        let mut last = None;
+        while pos < len {
+            match probe(&file, len, pos)? {
+                Probe::Note { end, text, .. } => {
+                    last = Some((end, text));
+                    pos = end;
+                }
+                Probe::None => break,
+                Probe::TooLong => pos = len, // look further back
+            }
+        }
+        let tail = |complete_len: u64| StoredNotes {
+            notes: Vec::new(),
+            complete_len,
+            torn_bytes: len - complete_len,
+        };
+        if let Some((end, text)) = last {
+            return Ok((Some(text), tail(end)));
+        }
+        if from == 0 {
+            return Ok((None, tail(0)));
+        }
+        if window >= MAX_PROBE * 16 {
+            // A tail longer than any note: read the whole file.
+            let mut all = read_notes(path)?;
+            let text = all.notes.pop();
+            return Ok((text, all));
+        }
+        window *= 4;
+    }
 }
 
 /// Append one signed note and its separator, then sync.
@@ -559,6 +630,21 @@ mod tests {
                 }
             };
             check(false);
+            let last = |torn: bool| {
+                let notes = read_notes(&path).unwrap();
+                let (text, tail) = read_last_note(&path).unwrap();
+                assert_eq!(
+                    text.as_ref(),
+                    notes.notes.last(),
+                    "{count} notes, torn {torn}"
+                );
+                assert_eq!(
+                    tail.complete_len, notes.complete_len,
+                    "{count}, torn {torn}"
+                );
+                assert_eq!(tail.torn_bytes, notes.torn_bytes, "{count}, torn {torn}");
+            };
+            last(false);
             let next = short.sign(size + 5, leaf_hash(b"next")).unwrap();
             let text = format!("{}\n", next.text());
             let mut file = OpenOptions::new()
@@ -568,6 +654,7 @@ mod tests {
                 .unwrap();
             file.write_all(&text.as_bytes()[..text.len() - 3]).unwrap();
             check(true);
+            last(true);
         }
     }
 

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{CheckpointSigner, SignedCheckpoint, append_note, cut_notes, read_notes};
+use crate::checkpoint::{
+    CheckpointSigner, SignedCheckpoint, append_note, cut_notes, read_last_note,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{LedgerError, io_at};
 use crate::hash::{Hash, leaf_hash};
@@ -205,9 +207,9 @@ impl Ledger {
 
         // The newest checkpoint bounds what recovery may cut.
         let cp_path = dir.join(CHECKPOINTS_FILE);
-        let notes = read_notes(&cp_path).map_err(io_at(&cp_path))?;
-        let latest = match notes.notes.last() {
-            Some(text) => Some(SignedCheckpoint::parse(text).map_err(|source| {
+        let (newest, notes) = read_last_note(&cp_path).map_err(io_at(&cp_path))?;
+        let latest = match newest {
+            Some(text) => Some(SignedCheckpoint::parse(&text).map_err(|source| {
                 LedgerError::BadCheckpoint {
                     path: cp_path.clone(),
                     source,
@@ -455,7 +457,12 @@ impl Ledger {
         &self,
         last_signed: Option<(u64, Hash)>,
     ) -> Result<(), LedgerError> {
-        check_signed_history(self.size(), |size| self.root_at(size), last_signed)
+        check_signed_history(
+            &self.dir,
+            self.size(),
+            |size| self.root_at(size),
+            last_signed,
+        )
     }
 
     /// Sign and store a checkpoint of the whole log, after syncing everything it covers.
@@ -622,8 +629,9 @@ impl CheckpointJob {
         segment.sync_data().map_err(io_at(segment_path))?;
         let (tree, tree_path) = &self.tree;
         tree.sync_data().map_err(io_at(tree_path))?;
-        let signed = signer.sign(self.size, self.root)?;
+        let signed = signer.prepare(self.size, self.root)?;
         append_note(&self.notes, signed.text()).map_err(io_at(&self.notes))?;
+        signer.record(&signed)?;
         Ok(signed)
     }
 }
@@ -808,6 +816,7 @@ fn recover_tree(
 /// holds the tree its signing key last signed (`last_signed`): the check behind
 /// [`Ledger::check_signed_history`] and [`crate::LedgerReader::check_signed_history`].
 pub(crate) fn check_signed_history(
+    dir: &Path,
     size: u64,
     root_at: impl FnOnce(u64) -> Result<Hash, LedgerError>,
     last_signed: Option<(u64, Hash)>,
@@ -827,6 +836,20 @@ pub(crate) fn check_signed_history(
             reason: format!(
                 "this ledger's first {signed_size} entries have another root: they were \
                  changed after they were signed"
+            ),
+        });
+    }
+    // The checkpoint is stored before the state names it, so it must be there.
+    let stored = crate::reader::checkpoint_at(dir, signed_size)?;
+    if stored.as_ref().is_none_or(|c| c.root() != signed_root) {
+        let newest = crate::reader::stored_checkpoints_lenient(dir)?
+            .last()
+            .map_or(0, SignedCheckpoint::size);
+        return Err(LedgerError::NotWhatWasSigned {
+            signed_size,
+            reason: format!(
+                "the checkpoints file holds no checkpoint of them (the newest stored covers \
+                 {newest}): checkpoints were removed (a checkpoint rollback)"
             ),
         });
     }

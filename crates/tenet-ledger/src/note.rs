@@ -190,6 +190,7 @@ impl SigningKey {
                 mode,
             });
         }
+        crate::segment::require_regular(path).map_err(io)?;
         let text = std::fs::read_to_string(path).map_err(io)?;
         let not_a_key = || KeyError::NotAKey {
             path: path.to_owned(),
@@ -339,10 +340,12 @@ impl VerifierKey {
 
     /// Read a verifier key from a text file (surrounding whitespace ignored).
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = crate::segment::require_regular(path)
+            .and_then(|()| std::fs::read_to_string(path))
+            .map_err(|source| KeyError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         Ok(Self::parse(text.trim())?)
     }
 

@@ -109,6 +109,37 @@ pub(crate) fn stored_checkpoints(dir: &Path) -> Result<Vec<SignedCheckpoint>, Le
         .collect()
 }
 
+/// The last stored checkpoint of exactly `size` entries in the ledger in `dir` (unverified):
+/// [`LedgerReader::checkpoint_at`].
+pub(crate) fn checkpoint_at(
+    dir: &Path,
+    size: u64,
+) -> Result<Option<SignedCheckpoint>, LedgerError> {
+    let path = dir.join(CHECKPOINTS_FILE);
+    match find_note(&path, size).map_err(io_at(&path))? {
+        NoteLookup::Found(text) => SignedCheckpoint::parse(&text)
+            .map(Some)
+            .map_err(|source| LedgerError::BadCheckpoint { path, source }),
+        NoteLookup::Absent => Ok(None),
+        NoteLookup::Unusable => Ok(stored_checkpoints_lenient(dir)?
+            .into_iter()
+            .rev()
+            .find(|c| c.size() == size)),
+    }
+}
+
+/// The checkpoints in the checkpoints file that parse, in file order (unverified); notes that
+/// do not parse are left out (`tenet log verify` reports them).
+pub(crate) fn stored_checkpoints_lenient(dir: &Path) -> Result<Vec<SignedCheckpoint>, LedgerError> {
+    let path = dir.join(CHECKPOINTS_FILE);
+    let stored = read_notes(&path).map_err(io_at(&path))?;
+    Ok(stored
+        .notes
+        .iter()
+        .filter_map(|text| SignedCheckpoint::parse(text).ok())
+        .collect())
+}
+
 /// A read-only view of a ledger directory. It takes no lock and repairs nothing; its size is
 /// the number of leaves completely written to the tree file when opened or refreshed.
 #[derive(Debug)]
@@ -153,7 +184,12 @@ impl LedgerReader {
         &self,
         last_signed: Option<(u64, Hash)>,
     ) -> Result<(), LedgerError> {
-        crate::ledger::check_signed_history(self.size(), |size| self.root_at(size), last_signed)
+        crate::ledger::check_signed_history(
+            &self.dir,
+            self.size(),
+            |size| self.root_at(size),
+            last_signed,
+        )
     }
 
     /// Leaf hash of entry `index`.
@@ -194,22 +230,7 @@ impl LedgerReader {
     /// The last stored checkpoint of exactly `size` entries, parsed but not verified. A few
     /// small reads of the checkpoints file however long it is (a binary search by size).
     pub fn checkpoint_at(&self, size: u64) -> Result<Option<SignedCheckpoint>, LedgerError> {
-        let path = self.dir.join(CHECKPOINTS_FILE);
-        let parse = |text: &str| {
-            SignedCheckpoint::parse(text).map_err(|source| LedgerError::BadCheckpoint {
-                path: path.clone(),
-                source,
-            })
-        };
-        match find_note(&path, size).map_err(io_at(&path))? {
-            NoteLookup::Found(text) => parse(&text).map(Some),
-            NoteLookup::Absent => Ok(None),
-            NoteLookup::Unusable => Ok(self
-                .checkpoints()?
-                .into_iter()
-                .rev()
-                .find(|c| c.size() == size)),
-        }
+        checkpoint_at(&self.dir, size)
     }
 
     /// The newest stored checkpoint, parsed but not verified.

@@ -66,11 +66,29 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     for entry in entries {
         let entry = entry?;
         if let Some(first) = entry.file_name().to_str().and_then(parse_segment_name) {
-            out.push((first, entry.path()));
+            let path = entry.path();
+            require_regular(&path)?;
+            out.push((first, path));
         }
     }
     out.sort_unstable_by_key(|(first, _)| *first);
     Ok(out)
+}
+
+/// Refuses a ledger file that exists but is not a regular file (following symlinks): a FIFO
+/// would block its reader forever and a device such as `/dev/zero` never ends.
+pub(crate) fn require_regular(path: &Path) -> io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is not a regular file",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ),
+        )),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Append the framed record for `entry` (whose leaf hash is `leaf`) to `buf`.
@@ -111,7 +129,9 @@ pub(crate) fn seek_hint(
     at: u64,
     segment_len: u64,
 ) -> Option<(u64, u64)> {
-    let file = File::open(seek_index_path(segment)).ok()?;
+    let path = seek_index_path(segment);
+    require_regular(&path).ok()?;
+    let file = File::open(path).ok()?;
     let most = (segment_len / MIN_RECORD_LEN / SEEK_EVERY + 1) * HINT_LEN;
     let mut raw = Vec::new();
     file.take(most).read_to_end(&mut raw).ok()?;

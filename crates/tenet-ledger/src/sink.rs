@@ -47,6 +47,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
 use crate::checkpoint::{CheckpointSigner, SignedCheckpoint};
 use crate::clock::Clock;
 use crate::error::LedgerError;
+use crate::hash::Hash;
 use crate::ledger::{CheckpointJob, CheckpointStart, Ledger, SyncJob, SyncPolicy};
 use crate::note::VerifierKey;
 use crate::verify::{Verdict, VerifyOptions, verify_with};
@@ -245,6 +246,7 @@ impl LedgerSink {
                 dir: ledger.dir().to_owned(),
                 entries: ledger.size(),
                 origin: signer.origin().to_owned(),
+                signed: signer.last_signed(),
             };
             if ledger.size() <= options.verify_inline_up_to {
                 history = job.verify();
@@ -402,6 +404,8 @@ struct HistoryJob {
     dir: PathBuf,
     entries: u64,
     origin: String,
+    /// What the signer last signed (checked against the ledger when the sink started).
+    signed: Option<(u64, Hash)>,
 }
 
 impl HistoryJob {
@@ -424,10 +428,15 @@ impl HistoryJob {
 
     fn verify(&self) -> HistoryCheck {
         let started = Instant::now();
+        // The signer's record anchors everything it signed (the ledger was just checked to
+        // hold it, and its checkpoint to be stored): checking every stored checkpoint's
+        // signature too would make a start cost grow with the checkpoints, one a second.
         let options = VerifyOptions {
             origin: Some(self.origin.clone()),
             up_to: Some(self.entries),
             max_findings: 1,
+            trusted_roots: self.signed.into_iter().collect(),
+            stored_checkpoints: self.signed.is_none(),
             ..VerifyOptions::default()
         };
         let dir = self.dir.display().to_string();

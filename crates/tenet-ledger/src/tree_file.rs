@@ -65,6 +65,7 @@ impl TreeFile {
     /// trailing bytes that do not form a complete leaf group (a torn write); a writable open
     /// cuts them.
     pub(crate) fn open(path: &Path, writable: bool) -> io::Result<(Self, u64)> {
+        crate::segment::require_regular(path)?;
         let file = if writable {
             OpenOptions::new()
                 .read(true)
@@ -180,6 +181,7 @@ pub(crate) struct TreeCursor {
 impl TreeCursor {
     /// Open the tree file at `path`; a missing file reads as an empty tree.
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        crate::segment::require_regular(path)?;
         let file = match File::open(path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {

@@ -35,6 +35,13 @@ pub struct VerifyOptions {
     /// size; `None` for the whole ledger. With a bound the ledger may be appended to while it
     /// is verified: entries and checkpoints added past the bound are not read.
     pub up_to: Option<u64>,
+    /// Sizes and roots known good without a signature to check (the signer's own record of
+    /// what it last signed), as anchors beside the checkpoints.
+    pub trusted_roots: Vec<(u64, Hash)>,
+    /// Read and check the checkpoints file (default). Without it, only the trusted
+    /// checkpoints and roots anchor the entries: the cost no longer grows with the number of
+    /// checkpoints stored.
+    pub stored_checkpoints: bool,
 }
 
 impl Default for VerifyOptions {
@@ -45,6 +52,8 @@ impl Default for VerifyOptions {
             window: 4096,
             max_findings: 1000,
             up_to: None,
+            trusted_roots: Vec::new(),
+            stored_checkpoints: true,
         }
     }
 }
@@ -80,6 +89,8 @@ pub enum CheckpointRef {
     Stored(usize),
     /// The n-th of [`VerifyOptions::trusted_checkpoints`].
     Trusted(usize),
+    /// The n-th of [`VerifyOptions::trusted_roots`].
+    TrustedRoot(usize),
 }
 
 impl fmt::Display for CheckpointRef {
@@ -87,6 +98,7 @@ impl fmt::Display for CheckpointRef {
         match self {
             Self::Stored(n) => write!(f, "stored checkpoint #{n}"),
             Self::Trusted(n) => write!(f, "trusted checkpoint #{n}"),
+            Self::TrustedRoot(n) => write!(f, "trusted root #{n}"),
         }
     }
 }
@@ -122,6 +134,9 @@ pub enum TamperKind {
     CheckpointRollback,
     /// A validly signed checkpoint that contradicts the log or another checkpoint.
     ForkedCheckpoint,
+    /// The ledger no longer holds what its signing key last signed (rolled back, rewritten, or
+    /// checkpoints removed), by the signer's own record.
+    SignedHistory,
 }
 
 /// One problem found. Entry indices are zero-based.
@@ -231,6 +246,14 @@ pub enum Finding {
         /// Its size.
         size: u64,
     },
+    /// The ledger no longer holds the tree of `signed_size` entries its signing key last
+    /// signed (the signer's record, kept apart from the ledger): `reason` says how.
+    SignedHistory {
+        /// The size the key last signed.
+        signed_size: u64,
+        /// What the ledger holds instead.
+        reason: String,
+    },
 }
 
 impl Finding {
@@ -250,6 +273,7 @@ impl Finding {
             Self::WrongOrigin { .. } => TamperKind::WrongOrigin,
             Self::CheckpointRollback { .. } => TamperKind::CheckpointRollback,
             Self::ForkedCheckpoint { .. } => TamperKind::ForkedCheckpoint,
+            Self::SignedHistory { .. } => TamperKind::SignedHistory,
         }
     }
 
@@ -269,7 +293,8 @@ impl Finding {
             | Self::MalformedCheckpoint { .. }
             | Self::WrongOrigin { .. }
             | Self::CheckpointRollback { .. }
-            | Self::ForkedCheckpoint { .. } => None,
+            | Self::ForkedCheckpoint { .. }
+            | Self::SignedHistory { .. } => None,
         }
     }
 }
@@ -352,6 +377,13 @@ impl fmt::Display for Finding {
             Self::ForkedCheckpoint { checkpoint, size } => write!(
                 f,
                 "{checkpoint} signs a root for {size} entries that contradicts the log"
+            ),
+            Self::SignedHistory {
+                signed_size,
+                reason,
+            } => write!(
+                f,
+                "the signing key last signed {signed_size} entries, but {reason}"
             ),
         }
     }

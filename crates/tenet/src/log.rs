@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use tenet_ledger::{
-    Hash, LedgerError, LedgerReader, SignedCheckpoint, Verdict, VerifierKey, VerifyOptions,
-    leaf_hash, read_signer_state, verify_with,
+    Finding, Hash, LedgerError, LedgerReader, SignedCheckpoint, Verdict, VerifierKey,
+    VerifyOptions, leaf_hash, read_signer_state, verify_with,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -34,6 +34,8 @@ pub struct Target {
     /// The deployment's signer state (the size and root its key last signed), when the ledger
     /// is the deployment's own.
     signer_state: Option<PathBuf>,
+    /// The key was named on the command line (not the deployment's own).
+    key_given: bool,
 }
 
 impl Target {
@@ -50,6 +52,7 @@ impl Target {
         };
         Ok(Self {
             signer_state,
+            key_given: key.is_some(),
             dir: match ledger {
                 Some(dir) => dir,
                 None => config.ok_or_else(|| from_config("ledger"))?.ledger_dir(),
@@ -77,6 +80,9 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
             target.dir.display()
         );
     }
+    if target.key_given {
+        check_key_fits(&target.dir, &key)?;
+    }
     let options = VerifyOptions {
         origin: Some(key.name().to_owned()),
         trusted_checkpoints: trusted,
@@ -89,29 +95,21 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
             .with_context(|| format!("reading the signer state {}", state.display()))?,
         None => None,
     };
-    let report = verify_with(&target.dir, &key, &options)
+    let mut report = verify_with(&target.dir, &key, &options)
         .with_context(|| format!("verifying the ledger in {}", target.dir.display()))?;
-    let unsigned_history = match signed {
-        Some(signed) => signed_history_problem(&target.dir, signed)?,
-        None => None,
-    };
+    if let Some(signed) = signed
+        && let Some(finding) = signed_history_finding(&target.dir, signed)?
+    {
+        report.findings.insert(0, finding);
+        report.verdict = Verdict::Tampered;
+    }
     let text = match format {
-        OutputFormat::Json => {
-            let mut value = serde_json::to_value(&report)?;
-            if let (Some(problem), Some(map)) = (&unsigned_history, value.as_object_mut()) {
-                map.insert("verdict".into(), "tampered".into());
-                map.insert("signer_state".into(), problem.clone().into());
-            }
-            format!("{}\n", serde_json::to_string_pretty(&value)?)
-        }
+        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
         OutputFormat::Text => {
             let mut text = format!(
                 "ledger: {}\nverifier key: {key}\n{report}",
                 target.dir.display()
             );
-            if let Some(problem) = &unsigned_history {
-                text.push_str(&format!("TAMPERED: {problem}\n"));
-            }
             if let (Some(entry), Some(first)) = (report.first_bad_entry(), report.first_finding()) {
                 let kind = serde_json::to_value(first.kind())?;
                 let kind = kind.as_str().unwrap_or("tampered");
@@ -121,9 +119,6 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
         }
     };
     print_out(&text);
-    if unsigned_history.is_some() {
-        return Ok(ExitCode::from(EXIT_TAMPERED));
-    }
     Ok(match report.verdict {
         Verdict::Verified => ExitCode::SUCCESS,
         Verdict::IntegrityOnly => ExitCode::from(EXIT_UNANCHORED),
@@ -131,34 +126,55 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
     })
 }
 
+/// A key named with `--key` whose name is the origin of none of the ledger's checkpoints is
+/// the wrong key for it (a mistake in the command, exit 1), not evidence of tampering. With
+/// the deployment's own key the same mismatch is tampering, and `verify` reports it.
+fn check_key_fits(dir: &Path, key: &VerifierKey) -> Result<()> {
+    let Ok(reader) = LedgerReader::open(dir) else {
+        return Ok(()); // verify_with reports what is wrong with the directory
+    };
+    let checkpoints = reader.checkpoints().unwrap_or_default();
+    let origins: std::collections::BTreeSet<&str> = checkpoints
+        .iter()
+        .map(|c| c.checkpoint().origin.as_str())
+        .collect();
+    if !origins.is_empty() && !origins.contains(key.name()) {
+        let found: Vec<&str> = origins.into_iter().collect();
+        bail!(
+            "the verifier key is for the log {:?}, but the checkpoints in {} are for {}: give \
+             this ledger's key with --key",
+            key.name(),
+            dir.display(),
+            found
+                .iter()
+                .map(|o| format!("{o:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// What the signing key's last signed tree (`signed`, from the signer state) says against the
 /// ledger in `dir`: a ledger holding fewer entries, or whose first entries have another root,
-/// was rolled back or rewritten even when every checkpoint left in its directory verifies.
-/// `None` when it agrees.
-fn signed_history_problem(dir: &Path, signed: (u64, Hash)) -> Result<Option<String>> {
-    let reader = LedgerReader::open(dir)
-        .with_context(|| format!("reading the ledger in {}", dir.display()))?;
+/// was rolled back or rewritten even when every checkpoint left in its directory verifies;
+/// one whose checkpoints file lacks that checkpoint lost checkpoints. `None` when it agrees,
+/// or when the tree file cannot be read (the verification itself reports that).
+fn signed_history_finding(dir: &Path, signed: (u64, Hash)) -> Result<Option<Finding>> {
+    let Ok(reader) = LedgerReader::open(dir) else {
+        return Ok(None);
+    };
     match reader.check_signed_history(Some(signed)) {
-        Ok(()) => {}
-        Err(e @ LedgerError::NotWhatWasSigned { .. }) => return Ok(Some(e.to_string())),
-        Err(e) => {
-            return Err(e).with_context(|| format!("reading the ledger in {}", dir.display()));
-        }
+        Ok(()) => Ok(None),
+        Err(LedgerError::NotWhatWasSigned {
+            signed_size,
+            reason,
+        }) => Ok(Some(Finding::SignedHistory {
+            signed_size,
+            reason,
+        })),
+        Err(e) => Err(e).with_context(|| format!("reading the ledger in {}", dir.display())),
     }
-    // Read after the verification, so that a checkpoint signed just before it (the signer
-    // state is written before the note is stored) is in the file by now.
-    let (size, root) = signed;
-    let stored = reader
-        .checkpoints()
-        .with_context(|| format!("reading the checkpoints of {}", dir.display()))?;
-    if size > 0 && !stored.iter().any(|c| c.size() == size && c.root() == root) {
-        let newest = stored.iter().map(SignedCheckpoint::size).max().unwrap_or(0);
-        return Ok(Some(format!(
-            "checkpoint rollback: the signing key last signed {size} entries, but the newest \
-             checkpoint stored covers {newest}: checkpoints were removed from the ledger"
-        )));
-    }
-    Ok(None)
 }
 
 /// The text of a witness's checkpoint file, refused unless it is a checkpoint signed by
@@ -166,6 +182,9 @@ fn signed_history_problem(dir: &Path, signed: (u64, Hash)) -> Result<Option<Stri
 fn witness_checkpoint(path: &Path, key: &VerifierKey) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the witness checkpoint {}", path.display()))?;
+    // A note ends with its last signature line; blank lines an editor or a shell added after
+    // it are not part of it.
+    let text = format!("{}\n", text.trim_end_matches(['\n', '\r']));
     let signed = SignedCheckpoint::parse(&text).map_err(|e| {
         anyhow!(
             "the witness checkpoint {} is not a signed checkpoint: {e}",
@@ -243,7 +262,17 @@ fn checkpoint_for(
         None => stored_checkpoints(reader, config)?.into_iter().next_back(),
     };
     let cp = found.ok_or_else(|| match size {
-        Some(size) => anyhow!("no stored checkpoint covers exactly {size} entries"),
+        Some(size) => {
+            let newest = stored_checkpoints(reader, config)
+                .ok()
+                .and_then(|all| all.last().map(|c| c.size().to_string()))
+                .unwrap_or_else(|| "none yet".to_owned());
+            anyhow!(
+                "no checkpoint was signed at size {size} (the ledger holds {} entries; newest \
+                 checkpoint size: {newest})",
+                reader.size()
+            )
+        }
         None => anyhow!(
             "the ledger has no checkpoint yet (`tenet up` signs one every second while events \
              arrive)"
@@ -271,6 +300,13 @@ pub fn prove(config: &Config, index: u64, size: Option<u64>) -> Result<ExitCode>
     let key = crate::ledger::verifier_key(&config.ledger_verifier_key())?;
     let reader = open_reader(config)?;
     let cp = checkpoint_for(&reader, config, &key, size)?;
+    if index >= reader.size() {
+        bail!(
+            "there is no entry {index}: the ledger holds {} entries (0 to {})",
+            reader.size(),
+            reader.size().saturating_sub(1)
+        );
+    }
     if index >= cp.size() {
         bail!(
             "entry {index} is not covered by the checkpoint of {} entries (a newer checkpoint \

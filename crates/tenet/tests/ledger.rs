@@ -365,12 +365,31 @@ fn verify_names_a_modified_entry_and_a_truncation() {
     assert_eq!(out.status.code(), Some(3), "{}", both(&out));
     assert!(
         stdout(&out).contains(&format!(
-            "checkpoint rollback: the signing key last signed {} entries, but the newest \
-             checkpoint stored covers 0",
+            "finding: the signing key last signed {} entries, but the checkpoints file holds no \
+             checkpoint of them (the newest stored covers 0): checkpoints were removed (a \
+             checkpoint rollback)",
             lines.len()
         )),
         "{}",
         both(&out)
+    );
+    // `tenet up` refuses to sign on top of it (which would leave no trace of the removal).
+    let up = wait_output(
+        tenet()
+            .arg("--config")
+            .arg(d.config())
+            .arg("up")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(20),
+    );
+    assert!(!up.status.success(), "{}", both(&up));
+    assert!(
+        both(&up).contains("checkpoints were removed"),
+        "{}",
+        both(&up)
     );
     let ledger_dir = d.path("data/ledger");
     let out = d.log(&["verify", "--ledger", ledger_dir.to_str().unwrap()]);
@@ -629,7 +648,7 @@ fn proofs_from_the_cli_and_the_admin_api_verify_independently() {
     let out = d.log(&["consistency", "1", &unsigned.to_string()]);
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert!(
-        both(&out).contains(&format!("no stored checkpoint covers exactly {unsigned}")),
+        both(&out).contains(&format!("no checkpoint was signed at size {unsigned}")),
         "{}",
         both(&out)
     );
@@ -872,12 +891,28 @@ fn log_commands_refuse_input_they_cannot_use() {
         )),
         "{text}"
     );
-    // The deployment's own checkpoint, kept by a witness, verifies.
+    // The deployment's own checkpoint, kept by a witness, verifies, also with blank lines an
+    // editor or a shell added after it.
     std::fs::write(path("own.checkpoint"), newest(&dir)).unwrap();
     let own = path("own.checkpoint");
     let out = log_cmd(&cfg, &["verify", "--checkpoint", own.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    std::fs::write(&own, format!("{}\n\r\n", newest(&dir))).unwrap();
+    let out = log_cmd(&cfg, &["verify", "--checkpoint", own.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     drop(other);
+
+    // An entry past the end is named as such.
+    let size = stdout(&log_cmd(&cfg, &["tail"])).lines().count();
+    let out = log_cmd(&cfg, &["prove", &size.to_string()]);
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "there is no entry {size}: the ledger holds {size} entries"
+        )),
+        "{text}"
+    );
 
     // A missing key and a ledger that is a file are each named once, as what they are.
     let nope = path("nope.vkey");
@@ -974,19 +1009,43 @@ fn verify_holds_the_ledger_to_what_the_signing_key_last_signed() {
     let text = both(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(
-        text.contains("TAMPERED: the signing key last signed"),
+        text.contains("finding: the signing key last signed"),
         "{text}"
     );
     assert!(text.contains("it was rolled back"), "{text}");
+    assert!(
+        text.starts_with(&format!("ledger: {}", ledger.display())),
+        "{text}"
+    );
+    assert!(text.contains("\nTAMPERED: "), "{text}");
     let out = log_cmd(&cfg, &["verify", "--format", "json"]);
     assert_eq!(out.status.code(), Some(3));
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["verdict"], "tampered", "{json}");
+    assert_eq!(json["findings"][0]["kind"], "signed_history", "{json}");
     assert!(
-        json["signer_state"]
+        json["findings"][0]["reason"]
             .as_str()
             .unwrap()
             .contains("rolled back")
+    );
+
+    // Another deployment's key named with --key is a mistake in the command, not tampering.
+    let other = tempfile::tempdir().unwrap();
+    run_ok(
+        tenet()
+            .arg("init")
+            .arg(other.path())
+            .args(["--trust-domain", "other.example"]),
+    );
+    let other_key = other.path().join("data/ledger.vkey");
+    assert!(other_key.exists());
+    let out = log_cmd(&cfg, &["verify", "--key", other_key.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        both(&out).contains("give this ledger's key with --key"),
+        "{}",
+        both(&out)
     );
 
     // The same files given with --ledger are judged by themselves.

@@ -337,20 +337,35 @@ fn rolled_ledger(dir: &std::path::Path) -> LedgerOptions {
     for n in 0..40 {
         ledger.append(&super::support::entry(n)).unwrap();
     }
-    ledger.checkpoint(&mut signer()).unwrap();
+    let mut signer = signer().with_state_file(&dir.join("signer.state")).unwrap();
+    ledger.checkpoint(&mut signer).unwrap();
     options
+}
+
+/// The sink's signer: with the state file `rolled_ledger` wrote (the history is then checked
+/// against the signer's record alone), or without (against the stored checkpoints).
+fn sink_signer(dir: &std::path::Path, state: bool) -> tenet_ledger::CheckpointSigner {
+    if state {
+        signer().with_state_file(&dir.join("signer.state")).unwrap()
+    } else {
+        signer()
+    }
 }
 
 /// Starts a sink over the ledger in `dir`, its history checked on a thread of its own, and
 /// waits for the check.
-async fn history_of(dir: &std::path::Path, options: LedgerOptions) -> (LedgerSink, HistoryCheck) {
+async fn history_of(
+    dir: &std::path::Path,
+    options: LedgerOptions,
+    state: bool,
+) -> (LedgerSink, HistoryCheck) {
     let ledger = super::support::open_with(dir, options).unwrap().ledger;
     let clock = Arc::new(ManualClock::new(Instant::now()));
     let options = SinkOptions {
         verify_inline_up_to: 0,
         ..SinkOptions::default()
     };
-    let sink = LedgerSink::start(ledger, signer(), options, clock).unwrap();
+    let sink = LedgerSink::start(ledger, sink_signer(dir, state), options, clock).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let history = sink.status().history;
@@ -369,7 +384,7 @@ async fn history_of(dir: &std::path::Path, options: LedgerOptions) -> (LedgerSin
 async fn an_intact_history_is_verified_and_events_flow() {
     let dir = tempfile::tempdir().unwrap();
     let options = rolled_ledger(dir.path());
-    let (sink, history) = history_of(dir.path(), options).await;
+    let (sink, history) = history_of(dir.path(), options, false).await;
     assert_eq!(
         history,
         HistoryCheck::Verified {
@@ -387,12 +402,14 @@ async fn an_intact_history_is_verified_and_events_flow() {
         .unwrap()
         .ledger;
     let clock = Arc::new(ManualClock::new(Instant::now()));
-    let sink = LedgerSink::start(ledger, signer(), SinkOptions::default(), clock).unwrap();
+    let signer = sink_signer(dir.path(), true);
+    let sink = LedgerSink::start(ledger, signer, SinkOptions::default(), clock).unwrap();
+    // Checked against the signer's record (40 entries; the sink above signed 41 without one).
     assert_eq!(
         sink.status().history,
         HistoryCheck::Verified {
             entries: 41,
-            anchored: 41
+            anchored: 40
         }
     );
     sink.shutdown().await.unwrap();
@@ -415,16 +432,23 @@ async fn a_history_tampered_before_the_last_segment_stops_the_sink() {
         std::fs::write(first, bytes).unwrap();
     };
     let delete: Damage = |segments| std::fs::remove_file(&segments[2]).unwrap();
-    for (name, damage, kind) in [
-        ("edited record", edit, "entry 1 was modified"),
-        ("deleted segment", delete, "missing"),
+    for (name, damage, kind, state) in [
+        ("edited record", edit, "entry 1 was modified", false),
+        ("deleted segment", delete, "missing", false),
+        (
+            "edited record, signer's record",
+            edit,
+            "entry 1 was modified",
+            true,
+        ),
+        ("deleted segment, signer's record", delete, "missing", true),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let options = rolled_ledger(dir.path());
         let segments = super::support::segment_files(dir.path());
         assert!(segments.len() > 3, "{name}: {} segments", segments.len());
         damage(&segments);
-        let (sink, history) = history_of(dir.path(), options).await;
+        let (sink, history) = history_of(dir.path(), options, state).await;
         let HistoryCheck::Tampered(finding) = history else {
             panic!("{name}: {history:?}");
         };
@@ -451,7 +475,8 @@ async fn a_history_tampered_before_the_last_segment_stops_the_sink() {
             .unwrap()
             .ledger;
         let clock = Arc::new(ManualClock::new(Instant::now()));
-        let refused = LedgerSink::start(ledger, signer(), SinkOptions::default(), clock);
+        let signer = sink_signer(dir.path(), state);
+        let refused = LedgerSink::start(ledger, signer, SinkOptions::default(), clock);
         assert!(
             matches!(refused, Err(SinkError::Io(ref m)) if m.contains(kind)),
             "{name}: {:?}",

@@ -621,3 +621,106 @@ fn a_bounded_verification_stops_at_its_bound() {
         "{whole}"
     );
 }
+
+/// The checkpoint the signer's state names is stored before the state is written, so it is
+/// always in the checkpoints file: its absence means checkpoints were removed, and nothing
+/// more is signed (signing on would leave no trace of the removal). A crash between storing
+/// and recording leaves the state behind, which is fine.
+#[test]
+fn a_removed_checkpoint_stops_signing_but_a_crash_before_recording_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, state) = (dir.path().join("log"), dir.path().join("signer.state"));
+    let mut ledger = open(&log);
+    let mut s = signer().with_state_file(&state).unwrap();
+    ledger.append_batch(&numbered(0..5)).unwrap();
+    ledger.checkpoint(&mut s).unwrap();
+    let kept = std::fs::read_to_string(log.join("checkpoints")).unwrap();
+    ledger.append_batch(&numbered(5..9)).unwrap();
+    ledger.checkpoint(&mut s).unwrap();
+    drop(ledger);
+
+    // The newest checkpoint removed: refused, naming what is left.
+    std::fs::write(log.join("checkpoints"), &kept).unwrap();
+    let mut ledger = open(&log);
+    let mut restarted = signer().with_state_file(&state).unwrap();
+    match ledger.checkpoint(&mut restarted) {
+        Err(LedgerError::NotWhatWasSigned {
+            signed_size: 9,
+            reason,
+        }) => assert!(reason.contains("the newest stored covers 5"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let reader = tenet_ledger::LedgerReader::open(&log).unwrap();
+    assert!(
+        reader
+            .check_signed_history(restarted.last_signed())
+            .is_err()
+    );
+    drop(ledger);
+
+    // A crash after storing a checkpoint, before recording it: the state is behind the file.
+    let dir = tempfile::tempdir().unwrap();
+    let (log, state) = (dir.path().join("log"), dir.path().join("signer.state"));
+    let mut ledger = open(&log);
+    let mut s = signer().with_state_file(&state).unwrap();
+    ledger.append_batch(&numbered(0..5)).unwrap();
+    ledger.checkpoint(&mut s).unwrap();
+    ledger.append_batch(&numbered(5..9)).unwrap();
+    let unrecorded = s.prepare(9, ledger.root()).unwrap();
+    let mut notes = std::fs::read_to_string(log.join("checkpoints")).unwrap();
+    notes.push_str(&format!("{}\n", unrecorded.text()));
+    std::fs::write(log.join("checkpoints"), notes).unwrap();
+    drop(ledger);
+    let mut ledger = open(&log);
+    let mut restarted = signer().with_state_file(&state).unwrap();
+    assert_eq!(restarted.last_signed().map(|(size, _)| size), Some(5));
+    ledger.append_batch(&numbered(9..10)).unwrap();
+    assert_eq!(ledger.checkpoint(&mut restarted).unwrap().size(), 10);
+    assert_eq!(report(&log).verdict, Verdict::Verified);
+}
+
+/// A ledger file replaced by a FIFO or a device is refused at once, naming it: a FIFO would
+/// block its reader forever and `/dev/zero` never ends.
+#[test]
+fn ledger_files_that_are_not_regular_files_are_refused_without_hanging() {
+    for (what, file) in [
+        ("segment", "segments/00000000000000000000.seg"),
+        ("tree", "tree.hashes"),
+        ("checkpoints", "checkpoints"),
+    ] {
+        let dir = twenty();
+        let path = dir.path().join(file);
+        std::fs::remove_file(&path).unwrap();
+        if what == "checkpoints" {
+            std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        } else {
+            let made = std::process::Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .unwrap();
+            assert!(made.success());
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let checked = dir.path().to_owned();
+        std::thread::spawn(move || {
+            let verified =
+                verify_with(&checked, &verifier(), &VerifyOptions::default()).map(|r| r.verdict);
+            let opened = Ledger::open(&checked, LedgerOptions::default()).map(drop);
+            let _ = tx.send((
+                verified.map_err(|e| e.to_string()),
+                opened.map_err(|e| e.to_string()),
+            ));
+        });
+        let (verified, opened) = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{what}: hung"));
+        for result in [verified.map(drop), opened] {
+            let error = result.expect_err(what);
+            assert!(error.contains("not a regular file"), "{what}: {error}");
+            assert!(
+                error.contains(file.rsplit('/').next().unwrap()),
+                "{what}: {error}"
+            );
+        }
+    }
+}
