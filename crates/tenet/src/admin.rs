@@ -47,6 +47,22 @@ pub struct AdminState {
     pub containment: Arc<tenet_contain::Containment>,
     /// The sign-in service, when `[people]` is configured.
     pub people: Option<Arc<tenet_people::SignIn>>,
+    /// Workloads allowed to read checkpoints and proofs (`[admin] witnesses`).
+    pub witnesses: Vec<SpiffeId>,
+}
+
+/// What a witness may read: the ledger's checkpoints and proofs.
+const WITNESS_PATHS: [&str; 3] = [
+    "/v1/log/checkpoint",
+    "/v1/log/proof/inclusion",
+    "/v1/log/proof/consistency",
+];
+
+/// Whether `caller` is a witness asking for something a witness may read.
+fn witness_read(req: &Request<Incoming>, caller: Option<&SpiffeId>, state: &AdminState) -> bool {
+    caller.is_some_and(|id| state.witnesses.contains(id))
+        && req.method() == Method::GET
+        && WITNESS_PATHS.contains(&req.uri().path())
 }
 
 /// Bind the admin API and serve it in the background.
@@ -140,7 +156,7 @@ async fn handle(
     admin_id: &SpiffeId,
     state: &AdminState,
 ) -> Response<Full<Bytes>> {
-    if caller.as_ref() != Some(admin_id) {
+    if caller.as_ref() != Some(admin_id) && !witness_read(&req, caller.as_ref(), state) {
         info!(caller = ?caller.as_ref().map(SpiffeId::as_str), path = %req.uri().path(),
             "admin request denied");
         // A workload probing the admin API is worth a record, like any other denial.
@@ -150,7 +166,7 @@ async fn handle(
                 .map_or_else(|| "anonymous".into(), ToString::to_string),
             operation: format!("{} {}", req.method(), req.uri().path()),
             success: false,
-            detail: "forbidden: not the admin credential".into(),
+            detail: "forbidden: not the admin credential, nor a witness reading the log".into(),
         });
         if let Err(e) = record(&state.sink, &*state.clock, denied).await {
             warn!(error = %e, "denied admin request not recorded");

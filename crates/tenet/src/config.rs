@@ -127,6 +127,9 @@ impl Default for EventsSection {
 #[serde(deny_unknown_fields)]
 pub struct AdminSection {
     pub listen: SocketAddr,
+    /// SPIFFE IDs that may read checkpoints and proofs (and nothing else).
+    #[serde(default)]
+    pub witnesses: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +199,8 @@ pub struct Config {
     pub request_body_idle: Duration,
     pub sync: SyncPolicy,
     pub admin_listen: SocketAddr,
+    /// Workloads allowed to read the ledger's checkpoints and proofs from the admin API.
+    pub admin_witnesses: Vec<SpiffeId>,
     pub listeners: Vec<ListenerSpec>,
     pub routes: Vec<RouteSpec>,
     pub detect: DetectSpec,
@@ -323,7 +328,9 @@ fn resolve(path: &Path, file: ConfigFile) -> Result<Config> {
     {
         bail!("two routes serve host {host:?} under path_prefix {prefix:?}; only one could match");
     }
+    let admin_witnesses = witnesses(&trust_domain, &file.admin.witnesses)?;
     Ok(Config {
+        admin_witnesses,
         trust_domain,
         data_dir: base.join(&file.deployment.data_dir),
         policy_dir: base.join(&file.deployment.policy_dir),
@@ -537,6 +544,23 @@ const SYNC_INTERVAL_BOUNDS: (Duration, Duration) =
 
 /// What `sync = "interval"` (the default) means.
 const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+/// `[admin] witnesses`: SPIFFE IDs of this trust domain (the admin API verifies callers
+/// against this deployment's bundle only, so another domain's ID could never sign in).
+fn witnesses(trust_domain: &TrustDomain, ids: &[String]) -> Result<Vec<SpiffeId>> {
+    ids.iter()
+        .map(|s| {
+            let id = SpiffeId::parse(s).map_err(|e| anyhow!("admin.witnesses {s:?}: {e}"))?;
+            if id.trust_domain() != trust_domain {
+                bail!(
+                    "admin.witnesses {s:?}: not in this deployment's trust domain \
+                     {trust_domain}, so it could never reach the admin API"
+                );
+            }
+            Ok(id)
+        })
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {

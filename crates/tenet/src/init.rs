@@ -171,6 +171,9 @@ sync = "interval"
 [admin]
 # The admin API (mTLS; only the admin credential in data/admin is accepted).
 listen = "127.0.0.1:8444"
+# Workloads (SPIFFE IDs of this trust domain) that may read the ledger's checkpoints and
+# proofs, and nothing else: witnesses and auditors following the log.
+# witnesses = ["spiffe://{td}/ns/audit/sa/witness"]
 
 # A gateway listener. client_auth = "required" demands an X.509-SVID from every caller.
 [[listeners]]

@@ -214,6 +214,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         metrics: crate::metrics::handle(),
         containment: containment.clone(),
         people: people.clone(),
+        witnesses: config.admin_witnesses.clone(),
     });
     let (admin_addr, admin_task) =
         admin::serve(config, admin_state, resolver.clone(), verifier).await?;

@@ -473,6 +473,54 @@ fn newest_note(checkpoints: &str) -> String {
     format!("{}\n", lines[sig - 4..=sig].join("\n"))
 }
 
+/// A workload named in `[admin] witnesses` reads checkpoints and proofs, and nothing else; any
+/// other workload reads nothing. A witness of another trust domain is refused at load.
+#[test]
+fn a_witness_reads_checkpoints_and_proofs_and_nothing_else() {
+    let mut d = Deployment::start();
+    d.curl(Some("frontend"), &[], "/products");
+    assert!(d.stop().success());
+    let witness = "spiffe://example.org/ns/audit/sa/witness";
+    d.svid(witness, "witness");
+    let config = std::fs::read_to_string(d.config()).unwrap();
+    let with_witness = config.replace(
+        "[admin]\n",
+        &format!("[admin]\nwitnesses = [\"{witness}\"]\n"),
+    );
+    assert_ne!(config, with_witness);
+    std::fs::write(d.config(), &with_witness).unwrap();
+    d.up();
+
+    for path in [
+        "/v1/log/checkpoint",
+        "/v1/log/proof/inclusion?index=0",
+        "/v1/log/proof/consistency?old=1",
+    ] {
+        let (status, body) = d.admin_get_as("witness", path);
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    for path in ["/v1/status", "/v1/containment", "/metrics"] {
+        let (status, body) = d.admin_get_as("witness", path);
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let (status, body) = d.admin_get_as("frontend", "/v1/log/checkpoint");
+    assert_eq!(status, 403, "{body}");
+    assert!(d.stop().success());
+
+    let foreign = config.replace(
+        "[admin]\n",
+        "[admin]\nwitnesses = [\"spiffe://other.example/witness\"]\n",
+    );
+    std::fs::write(d.config(), foreign).unwrap();
+    let out = d.log(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        both(&out).contains("not in this deployment's trust domain"),
+        "{}",
+        both(&out)
+    );
+}
+
 // ---- proofs, checked by an independent verifier --------------------------------------------
 
 /// Run tests/verify_proof.py of tenet-ledger on `bundle`: (ok, output).

@@ -385,6 +385,12 @@ upstream = "http://127.0.0.1:{upstream_port}"
 
     /// `GET path` on the admin API with the admin credential: (status, body).
     pub fn admin_get(&self, path: &str) -> (u16, String) {
+        self.admin_get_as("data/admin", path)
+    }
+
+    /// `GET path` on the admin API with the credential in `cred` (a folder holding
+    /// `svid.pem` and `svid.key`): (status, body).
+    pub fn admin_get_as(&self, cred: &str, path: &str) -> (u16, String) {
         let out = Command::new("curl")
             .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
             .arg("--resolve")
@@ -392,9 +398,9 @@ upstream = "http://127.0.0.1:{upstream_port}"
             .arg("--cacert")
             .arg(self.path("data/admin/bundle.pem"))
             .arg("--cert")
-            .arg(self.path("data/admin/svid.pem"))
+            .arg(self.path(&format!("{cred}/svid.pem")))
             .arg("--key")
-            .arg(self.path("data/admin/svid.key"))
+            .arg(self.path(&format!("{cred}/svid.key")))
             .arg(format!("https://{HOST}:{}{path}", self.admin_port))
             .output()
             .unwrap();
