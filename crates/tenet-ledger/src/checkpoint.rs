@@ -530,22 +530,29 @@ pub(crate) fn read_last_note(path: &Path) -> io::Result<(Option<String>, StoredN
                 Probe::TooLong => pos = len, // look further back
             }
         }
-        let tail = |complete_len: u64| StoredNotes {
-            notes: Vec::new(),
-            complete_len,
-            torn_bytes: len - complete_len,
+        let tail = |complete_len: u64| {
+            let torn_bytes = len - complete_len;
+            if torn_bytes > MAX_PROBE {
+                // An unfinished append leaves part of one note, never this much.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the file ends in {torn_bytes} bytes that are no complete checkpoint \
+                         (an interrupted write leaves at most part of one)"
+                    ),
+                ));
+            }
+            Ok(StoredNotes {
+                notes: Vec::new(),
+                complete_len,
+                torn_bytes,
+            })
         };
         if let Some((end, text)) = last {
-            return Ok((Some(text), tail(end)));
+            return Ok((Some(text), tail(end)?));
         }
-        if from == 0 {
-            return Ok((None, tail(0)));
-        }
-        if window >= MAX_PROBE * 16 {
-            // A tail longer than any note: read the whole file.
-            let mut all = read_notes(path)?;
-            let text = all.notes.pop();
-            return Ok((text, all));
+        if from == 0 || window > MAX_PROBE {
+            return Ok((None, tail(0)?));
         }
         window *= 4;
     }
@@ -656,6 +663,12 @@ mod tests {
             check(true);
             last(true);
         }
+        // More junk after the notes than an interrupted write leaves: refused, not cut.
+        let path = dir.path().join("notes-300");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&vec![b'x'; 100_000]).unwrap();
+        let refused = read_last_note(&path).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::InvalidData, "{refused}");
     }
 
     #[test]

@@ -10,13 +10,12 @@ use crate::checkpoint::{CheckpointError, SignError};
 #[non_exhaustive]
 pub enum LedgerError {
     /// Reading or writing a ledger file failed.
-    #[error("ledger file {path:?}: {source}")]
+    #[error("ledger file {path:?}: {error}")]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// The cause (part of the message, so that it is stated once).
+        error: std::io::Error,
     },
     /// Another process holds the ledger directory.
     #[error("ledger directory {dir:?} is locked by another writer")]
@@ -53,14 +52,13 @@ pub enum LedgerError {
         /// The checkpoint's size.
         size: u64,
     },
-    /// The newest stored checkpoint cannot be parsed.
-    #[error("newest checkpoint in {path:?} is unreadable: {source}")]
+    /// A stored checkpoint needed cannot be parsed.
+    #[error("a checkpoint in {path:?} is unreadable: {error}")]
     BadCheckpoint {
         /// The checkpoints file.
         path: PathBuf,
-        /// The cause.
-        #[source]
-        source: CheckpointError,
+        /// The cause (part of the message, so that it is stated once).
+        error: CheckpointError,
     },
     /// The signer refused or failed.
     #[error(transparent)]
@@ -127,5 +125,5 @@ impl LedgerError {
 /// Attach a path to an I/O error.
 pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LedgerError {
     let path = path.into();
-    move |source| LedgerError::Io { path, source }
+    move |error| LedgerError::Io { path, error }
 }

@@ -209,10 +209,10 @@ impl Ledger {
         let cp_path = dir.join(CHECKPOINTS_FILE);
         let (newest, notes) = read_last_note(&cp_path).map_err(io_at(&cp_path))?;
         let latest = match newest {
-            Some(text) => Some(SignedCheckpoint::parse(&text).map_err(|source| {
+            Some(text) => Some(SignedCheckpoint::parse(&text).map_err(|error| {
                 LedgerError::BadCheckpoint {
                     path: cp_path.clone(),
-                    source,
+                    error,
                 }
             })?),
             None => None,

@@ -101,9 +101,9 @@ pub(crate) fn stored_checkpoints(dir: &Path) -> Result<Vec<SignedCheckpoint>, Le
         .notes
         .iter()
         .map(|text| {
-            SignedCheckpoint::parse(text).map_err(|source| LedgerError::BadCheckpoint {
+            SignedCheckpoint::parse(text).map_err(|error| LedgerError::BadCheckpoint {
                 path: path.clone(),
-                source,
+                error,
             })
         })
         .collect()
@@ -119,7 +119,7 @@ pub(crate) fn checkpoint_at(
     match find_note(&path, size).map_err(io_at(&path))? {
         NoteLookup::Found(text) => SignedCheckpoint::parse(&text)
             .map(Some)
-            .map_err(|source| LedgerError::BadCheckpoint { path, source }),
+            .map_err(|error| LedgerError::BadCheckpoint { path, error }),
         NoteLookup::Absent => Ok(None),
         NoteLookup::Unusable => Ok(stored_checkpoints_lenient(dir)?
             .into_iter()

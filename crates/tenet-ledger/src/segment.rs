@@ -67,7 +67,8 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
         let entry = entry?;
         if let Some(first) = entry.file_name().to_str().and_then(parse_segment_name) {
             let path = entry.path();
-            require_regular(&path)?;
+            require_regular(&path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
             out.push((first, path));
         }
     }
@@ -81,10 +82,7 @@ pub(crate) fn require_regular(path: &Path) -> io::Result<()> {
     match std::fs::metadata(path) {
         Ok(meta) if !meta.is_file() => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "{} is not a regular file",
-                path.file_name().unwrap_or_default().to_string_lossy()
-            ),
+            "not a regular file",
         )),
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),

@@ -204,9 +204,7 @@ fn witness_checkpoint(path: &Path, key: &VerifierKey) -> Result<String> {
 fn ledger_size(dir: &Path) -> Result<u64> {
     match LedgerReader::open(dir) {
         Ok(reader) => Ok(reader.size()),
-        Err(LedgerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Ok(0)
-        }
+        Err(LedgerError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(e).with_context(|| format!("opening the ledger in {}", dir.display())),
     }
 }
