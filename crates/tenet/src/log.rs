@@ -113,7 +113,16 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
             if let (Some(entry), Some(first)) = (report.first_bad_entry(), report.first_finding()) {
                 let kind = serde_json::to_value(first.kind())?;
                 let kind = kind.as_str().unwrap_or("tampered");
-                text.push_str(&format!("first bad entry: {entry} ({kind})\n"));
+                match first {
+                    // Only a range is known: the records and tree were rewritten together.
+                    Finding::Rewritten { from, to, .. } if entry == *from => {
+                        text.push_str(&format!(
+                            "first bad entry: one of {from} to {} ({kind})\n",
+                            to.saturating_sub(1)
+                        ))
+                    }
+                    _ => text.push_str(&format!("first bad entry: {entry} ({kind})\n")),
+                }
             }
             text
         }
