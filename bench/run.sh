@@ -58,6 +58,19 @@ CEDAR
 CA="$work/client/bundle.pem"; CERT="$work/client/svid.pem"; KEY="$work/client/svid.key"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$work/1k"
 
+# The upstream is an nginx of its own, so that every proxy (Tenet and the nginx peer alike)
+# hands each request to another process: until 2026-12-05 one nginx worker served both the
+# upstream and the peer proxy, and the peer's proxied request never left its process.
+cat > "$work/upstream.conf" <<NGINX
+worker_processes 1;
+pid $work/upstream.pid;
+error_log $work/upstream-error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  server { listen 127.0.0.1:$UP_PORT; location / { root $work; try_files /1k =404; } }
+}
+NGINX
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 1;
 pid $work/nginx.pid;
@@ -66,7 +79,6 @@ events { worker_connections 20000; }
 http {
   access_log off;
   upstream app { server 127.0.0.1:$UP_PORT; keepalive 64; }
-  server { listen 127.0.0.1:$UP_PORT; location / { root $work; try_files /1k =404; } }
   server {
     listen 127.0.0.1:$NGINX_PROXY ssl http2;
     ssl_certificate $work/nginx/svid.pem; ssl_certificate_key $work/nginx/svid.key;
@@ -82,7 +94,8 @@ http {
   }
 }
 NGINX
-# nginx serves both the upstream and the peer proxy: one worker on cpu1.
+# The upstream and the peer proxy: one worker each, on cpu1 with Tenet.
+taskset -c 1 nginx -c "$work/upstream.conf" -g 'daemon off;' & pids+=($!)
 taskset -c 1 nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
 port_wait $UP_PORT; port_wait $NGINX_PROXY
 upstream_answer=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$UP_PORT/")
@@ -104,6 +117,8 @@ oha_p99() { # latency p99 in ms at a fixed rate, after the first second (warm-up
   taskset -c 0 "$OHA" --no-tui -z "${secs}s" --output-format json --latency-correction \
     --db-url "$work/requests.db" "$@" "$url" >/dev/null 2>&1
   python3 bench/peers/latency_p99.py "$work/requests.db" 1
+  # BENCH_KEEP=PREFIX keeps each run's per-request database, to look at when the slow ones came.
+  if [ -n "${BENCH_KEEP:-}" ]; then cp "$work/requests.db" "$BENCH_KEEP-$(date +%s%N).db"; fi
 }
 resolve() { echo "--connect-to" "$HOST:$1:127.0.0.1:$1"; }
 scrape() { # the gateway's /metrics through the admin API, into $1

@@ -287,7 +287,14 @@ impl Detector {
         loop {
             tokio::select! {
                 received = feed.recv() => match received {
-                    Ok(stored) => self.handle(stored.event).await,
+                    Ok(stored) => {
+                        self.handle(stored.event).await;
+                        // One event at a time between the requests on the same worker: after a
+                        // burst, draining the feed in one go held every request waiting behind
+                        // it for a scheduler pass (the p99 of a proxied request at half of peak
+                        // went from 1.5 ms with detection off to 3-6 ms with it on).
+                        tokio::task::yield_now().await;
+                    }
                     Err(RecvError::Lagged(missed)) => {
                         metrics::counter!("tenet_detect_events_missed_total").increment(missed);
                         warn!(

@@ -491,10 +491,15 @@ fn main() -> ExitCode {
         .init();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // On one CPU (a container's allotment, or `taskset`) the work-stealing scheduler buys
+    // nothing and costs its cross-thread bookkeeping on every wake-up.
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
