@@ -270,6 +270,23 @@ fn kill_9_under_load_loses_no_answered_decision() {
 
 // ---- tampering, through the CLI ------------------------------------------------------------
 
+/// `tenet up` on a ledger it must refuse: its output once it has exited (within 20 s).
+fn up_refused(d: &Deployment) -> Output {
+    let up = wait_output(
+        tenet()
+            .arg("--config")
+            .arg(d.config())
+            .arg("up")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(20),
+    );
+    assert!(!up.status.success(), "tenet up started:\n{}", both(&up));
+    up
+}
+
 fn segment(d: &Deployment) -> std::path::PathBuf {
     d.path("data/ledger/segments/00000000000000000000.seg")
 }
@@ -320,17 +337,7 @@ fn verify_names_a_modified_entry_and_a_truncation() {
         "{text}"
     );
     // A tampered ledger is not written to: `tenet up` refuses to start on it.
-    let up = wait_output(
-        tenet()
-            .arg("--config")
-            .arg(d.config())
-            .arg("up")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(20),
-    );
+    let up = up_refused(&d);
     assert!(
         !up.status.success(),
         "tenet up started on a tampered ledger"
@@ -374,17 +381,7 @@ fn verify_names_a_modified_entry_and_a_truncation() {
         both(&out)
     );
     // `tenet up` refuses to sign on top of it (which would leave no trace of the removal).
-    let up = wait_output(
-        tenet()
-            .arg("--config")
-            .arg(d.config())
-            .arg("up")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(20),
-    );
+    let up = up_refused(&d);
     assert!(!up.status.success(), "{}", both(&up));
     assert!(
         both(&up).contains("checkpoints were removed"),
@@ -442,17 +439,7 @@ fn up_refuses_a_history_tampered_with_before_the_last_record() {
     bytes[end..end + 8].copy_from_slice(&leaf.as_bytes()[..8]);
     std::fs::write(segment(&d), &bytes).unwrap();
 
-    let up = wait_output(
-        tenet()
-            .arg("--config")
-            .arg(d.config())
-            .arg("up")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(20),
-    );
+    let up = up_refused(&d);
     let text = both(&up);
     assert!(!up.status.success(), "{text}");
     assert!(

@@ -622,6 +622,24 @@ fn a_bounded_verification_stops_at_its_bound() {
     );
 }
 
+/// A ledger in `dir/log` of five entries signed by a signer keeping its state in
+/// `dir/signer.state`: (ledger dir, state file, ledger, signer).
+fn five_signed(
+    dir: &std::path::Path,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Ledger,
+    CheckpointSigner,
+) {
+    let (log, state) = (dir.join("log"), dir.join("signer.state"));
+    let mut ledger = open(&log);
+    let mut s = signer().with_state_file(&state).unwrap();
+    ledger.append_batch(&numbered(0..5)).unwrap();
+    ledger.checkpoint(&mut s).unwrap();
+    (log, state, ledger, s)
+}
+
 /// The checkpoint the signer's state names is stored before the state is written, so it is
 /// always in the checkpoints file: its absence means checkpoints were removed, and nothing
 /// more is signed (signing on would leave no trace of the removal). A crash between storing
@@ -629,11 +647,7 @@ fn a_bounded_verification_stops_at_its_bound() {
 #[test]
 fn a_removed_checkpoint_stops_signing_but_a_crash_before_recording_does_not() {
     let dir = tempfile::tempdir().unwrap();
-    let (log, state) = (dir.path().join("log"), dir.path().join("signer.state"));
-    let mut ledger = open(&log);
-    let mut s = signer().with_state_file(&state).unwrap();
-    ledger.append_batch(&numbered(0..5)).unwrap();
-    ledger.checkpoint(&mut s).unwrap();
+    let (log, state, mut ledger, mut s) = five_signed(dir.path());
     let kept = std::fs::read_to_string(log.join("checkpoints")).unwrap();
     ledger.append_batch(&numbered(5..9)).unwrap();
     ledger.checkpoint(&mut s).unwrap();
@@ -660,11 +674,7 @@ fn a_removed_checkpoint_stops_signing_but_a_crash_before_recording_does_not() {
 
     // A crash after storing a checkpoint, before recording it: the state is behind the file.
     let dir = tempfile::tempdir().unwrap();
-    let (log, state) = (dir.path().join("log"), dir.path().join("signer.state"));
-    let mut ledger = open(&log);
-    let mut s = signer().with_state_file(&state).unwrap();
-    ledger.append_batch(&numbered(0..5)).unwrap();
-    ledger.checkpoint(&mut s).unwrap();
+    let (log, state, mut ledger, mut s) = five_signed(dir.path());
     ledger.append_batch(&numbered(5..9)).unwrap();
     let unrecorded = s.prepare(9, ledger.root()).unwrap();
     let mut notes = std::fs::read_to_string(log.join("checkpoints")).unwrap();
