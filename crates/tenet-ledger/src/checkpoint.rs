@@ -185,6 +185,8 @@ pub struct CheckpointSigner {
     origin: String,
     last: Option<(u64, Hash)>,
     state: Option<PathBuf>,
+    /// The state file's mark of a clean stop: every entry was signed at this size.
+    stopped: Option<u64>,
 }
 
 impl CheckpointSigner {
@@ -195,6 +197,7 @@ impl CheckpointSigner {
             key,
             last: None,
             state: None,
+            stopped: None,
         }
     }
 
@@ -210,8 +213,9 @@ impl CheckpointSigner {
     /// [`CheckpointSigner::record`]), so that the checkpoints file always holds the checkpoint
     /// the state names: a crash between the two leaves the state behind, never ahead.
     pub fn with_state_file(mut self, path: &Path) -> Result<Self, SignError> {
-        if let Some((size, root)) = read_signer_state(path)? {
+        if let Some((size, root, stopped)) = read_state(path)? {
             self.observe(size, root)?;
+            self.stopped = stopped.then_some(size);
         }
         self.state = Some(path.to_owned());
         Ok(self)
@@ -257,14 +261,46 @@ impl CheckpointSigner {
 
     /// Record in the state file (when there is one) that `signed` was signed and stored.
     pub fn record(&mut self, signed: &SignedCheckpoint) -> Result<(), SignError> {
+        self.write(signed.size(), &signed.root(), false)
+    }
+
+    /// The size at which the state file says the ledger's writer last stopped cleanly, every
+    /// entry signed: entries past it were appended while no writer ran. `None` while a
+    /// writer runs, after a crash, or without a state file.
+    pub fn stopped_at(&self) -> Option<u64> {
+        self.stopped
+    }
+
+    /// Mark in the state file that the writer stops cleanly with every entry signed (call
+    /// after the final checkpoint covering them all).
+    pub fn mark_stopped(&mut self) -> Result<(), SignError> {
+        match self.last {
+            Some((size, root)) => {
+                self.write(size, &root, true)?;
+                self.stopped = Some(size);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Clear the mark of a clean stop (a writer starts, having checked that nothing was
+    /// appended since).
+    pub fn mark_running(&mut self) -> Result<(), SignError> {
+        match (self.stopped, self.last) {
+            (Some(_), Some((size, root))) => self.write(size, &root, false),
+            _ => Ok(()),
+        }
+    }
+
+    fn write(&mut self, size: u64, root: &Hash, stopped: bool) -> Result<(), SignError> {
         if let Some(path) = &self.state {
-            write_state(path, signed.size(), &signed.root()).map_err(|source| {
-                SignError::State {
-                    path: path.clone(),
-                    source,
-                }
+            write_state(path, size, root, stopped).map_err(|source| SignError::State {
+                path: path.clone(),
+                source,
             })?;
         }
+        self.stopped = stopped.then_some(size);
         Ok(())
     }
 
@@ -297,6 +333,18 @@ impl CheckpointSigner {
 /// The size and root a signer's state file says were last signed; `None` when there is no
 /// such file (nothing signed yet).
 pub fn read_signer_state(path: &Path) -> Result<Option<(u64, Hash)>, SignError> {
+    Ok(read_state(path)?.map(|(size, root, _)| (size, root)))
+}
+
+/// The size the signer's state file says every entry was signed at when the ledger's writer
+/// last stopped cleanly; `None` when it is running, crashed, or never signed. Entries past
+/// it were appended while no writer ran.
+pub fn read_signer_stop(path: &Path) -> Result<Option<u64>, SignError> {
+    Ok(read_state(path)?.and_then(|(size, _, stopped)| stopped.then_some(size)))
+}
+
+/// `<size> <root hex>`, followed by ` stopped` after a clean stop.
+fn read_state(path: &Path) -> Result<Option<(u64, Hash, bool)>, SignError> {
     let text =
         match crate::segment::require_regular(path).and_then(|()| std::fs::read_to_string(path)) {
             Ok(text) => text,
@@ -311,16 +359,28 @@ pub fn read_signer_state(path: &Path) -> Result<Option<(u64, Hash)>, SignError> 
     let corrupt = || SignError::StateCorrupt {
         path: path.to_owned(),
     };
-    let (size, root) = text.trim().split_once(' ').ok_or_else(corrupt)?;
+    let mut words = text.split_whitespace();
+    let (Some(size), Some(root)) = (words.next(), words.next()) else {
+        return Err(corrupt());
+    };
+    let stopped = match (words.next(), words.next()) {
+        (None, None) => false,
+        (Some(STOPPED), None) => true,
+        _ => return Err(corrupt()),
+    };
     let size = size.parse().map_err(|_| corrupt())?;
     let root = Hash::from_hex(root).map_err(|_| corrupt())?;
-    Ok(Some((size, root)))
+    Ok(Some((size, root, stopped)))
 }
 
-fn write_state(path: &Path, size: u64, root: &Hash) -> io::Result<()> {
+/// The state file's mark of a clean stop.
+const STOPPED: &str = "stopped";
+
+fn write_state(path: &Path, size: u64, root: &Hash, stopped: bool) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp)?;
-    file.write_all(format!("{size} {}\n", root.to_hex()).as_bytes())?;
+    let mark = if stopped { " stopped" } else { "" };
+    file.write_all(format!("{size} {}{mark}\n", root.to_hex()).as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -465,6 +465,17 @@ impl Ledger {
         )
     }
 
+    /// Refuses a ledger that grew while no writer ran: the signer's state says the writer
+    /// last stopped cleanly with every entry signed at `stopped_at`
+    /// ([`CheckpointSigner::stopped_at`]), so entries past it were appended by something else.
+    /// Call before appending anything.
+    pub fn check_nothing_appended_while_stopped(
+        &self,
+        stopped_at: Option<u64>,
+    ) -> Result<(), LedgerError> {
+        appended_while_stopped(self.size(), stopped_at)
+    }
+
     /// Sign and store a checkpoint of the whole log, after syncing everything it covers.
     /// Returns the newest checkpoint unchanged when nothing was appended since. Before
     /// signing, the tree is checked to extend the newest stored checkpoint.
@@ -854,4 +865,23 @@ pub(crate) fn check_signed_history(
         });
     }
     Ok(())
+}
+
+/// The check behind [`Ledger::check_nothing_appended_while_stopped`] and
+/// [`crate::LedgerReader::check_nothing_appended_while_stopped`].
+pub(crate) fn appended_while_stopped(
+    size: u64,
+    stopped_at: Option<u64>,
+) -> Result<(), LedgerError> {
+    match stopped_at {
+        Some(signed_size) if size > signed_size => Err(LedgerError::NotWhatWasSigned {
+            signed_size,
+            reason: format!(
+                "this ledger holds {size}: {} entries were appended while Tenet was stopped \
+                 (its last clean stop had signed every entry)",
+                size - signed_size
+            ),
+        }),
+        _ => Ok(()),
+    }
 }

@@ -58,6 +58,7 @@ mod verify;
 
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointSigner, SignError, SignedCheckpoint, read_signer_state,
+    read_signer_stop,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::LedgerError;

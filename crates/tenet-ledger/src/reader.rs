@@ -227,6 +227,14 @@ impl LedgerReader {
         stored_checkpoints(&self.dir)
     }
 
+    /// [`crate::Ledger::check_nothing_appended_while_stopped`] for a reader.
+    pub fn check_nothing_appended_while_stopped(
+        &self,
+        stopped_at: Option<u64>,
+    ) -> Result<(), LedgerError> {
+        crate::ledger::appended_while_stopped(self.size(), stopped_at)
+    }
+
     /// The last stored checkpoint of exactly `size` entries, parsed but not verified. A few
     /// small reads of the checkpoints file however long it is (a binary search by size).
     pub fn checkpoint_at(&self, size: u64) -> Result<Option<SignedCheckpoint>, LedgerError> {

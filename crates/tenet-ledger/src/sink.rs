@@ -147,12 +147,15 @@ pub enum HistoryCheck {
 enum Job {
     Checkpoint(CheckpointJob),
     Sync(SyncJob),
+    /// Mark the clean stop in the signer's state, after the final checkpoint.
+    MarkStopped,
 }
 
 /// The second thread's result for a [`Job`].
 enum Done {
     Checkpoint(Result<SignedCheckpoint, LedgerError>),
     Sync(Result<u64, LedgerError>),
+    Stopped(Result<(), LedgerError>),
 }
 
 type Ack = oneshot::Sender<Result<u64, SinkError>>;
@@ -235,8 +238,14 @@ impl LedgerSink {
         options: SinkOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SinkError> {
+        let mut signer = signer;
         ledger
             .check_signed_history(signer.last_signed())
+            .and_then(|()| ledger.check_nothing_appended_while_stopped(signer.stopped_at()))
+            .map_err(|e| SinkError::Io(e.to_string()))?;
+        // From here on entries past the last clean stop are this writer's.
+        signer
+            .mark_running()
             .map_err(|e| SinkError::Io(e.to_string()))?;
         let mut history = HistoryCheck::Off;
         let mut background = None;
@@ -281,6 +290,9 @@ impl LedgerSink {
                     let result = match job {
                         Job::Checkpoint(job) => Done::Checkpoint(job.complete(&mut signer)),
                         Job::Sync(job) => Done::Sync(job.complete()),
+                        Job::MarkStopped => {
+                            Done::Stopped(signer.mark_stopped().map_err(Into::into))
+                        }
                     };
                     if done_tx.send(result).is_err() {
                         break;
@@ -600,6 +612,8 @@ impl Writer {
                 self.sync_in_flight = false;
                 self.update_status(|s| s.durable = s.durable.max(size));
             }
+            // Only asked for by `finish`, which waits for it itself.
+            Done::Stopped(_) => {}
             Done::Sync(Err(e)) => {
                 self.sync_in_flight = false;
                 if e.stops_the_ledger() {
@@ -766,9 +780,29 @@ impl Writer {
     }
 
     fn finish(&mut self, reply: Option<ShutdownReply>) {
-        let result = self.checkpoint_now();
+        let result = self.checkpoint_now().and_then(|latest| {
+            self.mark_stopped()?;
+            Ok(latest)
+        });
         if let Some(reply) = reply {
             let _ = reply.send(result);
+        }
+    }
+
+    /// After the final checkpoint: have the checkpoint thread mark the clean stop in the
+    /// signer's state, and wait for it.
+    fn mark_stopped(&mut self) -> Result<(), SinkError> {
+        if self.jobs.send(Job::MarkStopped).is_err() {
+            return Err(SinkError::Io(CHECKPOINTER_STOPPED.into()));
+        }
+        loop {
+            match self.done.recv() {
+                Ok(Done::Stopped(result)) => {
+                    return result.map_err(|e| SinkError::Io(format!("marking the stop: {e}")));
+                }
+                Ok(other) => self.finished(other),
+                Err(_) => return Err(SinkError::Io(CHECKPOINTER_STOPPED.into())),
+            }
         }
     }
 

@@ -148,6 +148,9 @@ fn append_and_sign(
     kind: EventKind,
 ) -> Result<u64> {
     let dir = ledger.dir().to_owned();
+    ledger
+        .check_nothing_appended_while_stopped(signer.stopped_at())
+        .with_context(|| format!("checking the ledger in {}", dir.display()))?;
     let entry = Event::new(time::OffsetDateTime::now_utc(), kind).to_canonical_json();
     let index = ledger
         .append(&entry)
@@ -155,6 +158,10 @@ fn append_and_sign(
     ledger
         .checkpoint(signer)
         .with_context(|| format!("signing a checkpoint in {}", dir.display()))?;
+    // The command stops here with every entry signed, as a clean stop of `tenet up` does.
+    signer
+        .mark_stopped()
+        .with_context(|| format!("recording the stop of the ledger in {}", dir.display()))?;
     Ok(index)
 }
 

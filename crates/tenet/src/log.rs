@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use tenet_ledger::{
     Finding, Hash, LedgerError, LedgerReader, SignedCheckpoint, Verdict, VerifierKey,
-    VerifyOptions, leaf_hash, read_signer_state, verify_with,
+    VerifyOptions, leaf_hash, read_signer_state, read_signer_stop, verify_with,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -90,15 +90,23 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
     };
     // Read before the ledger: a running `tenet up` only signs entries already written, so what
     // the state says then is within what the verification reads.
-    let signed = match &target.signer_state {
-        Some(state) => read_signer_state(state)
-            .with_context(|| format!("reading the signer state {}", state.display()))?,
-        None => None,
+    let (signed, stopped) = match &target.signer_state {
+        Some(state) => {
+            let read = |e| {
+                anyhow::Error::new(e)
+                    .context(format!("reading the signer state {}", state.display()))
+            };
+            (
+                read_signer_state(state).map_err(read)?,
+                read_signer_stop(state).map_err(read)?,
+            )
+        }
+        None => (None, None),
     };
     let mut report = verify_with(&target.dir, &key, &options)
         .with_context(|| format!("verifying the ledger in {}", target.dir.display()))?;
     if let Some(signed) = signed
-        && let Some(finding) = signed_history_finding(&target.dir, signed)?
+        && let Some(finding) = signed_history_finding(&target.dir, signed, stopped)?
     {
         report.findings.insert(0, finding);
         report.verdict = Verdict::Tampered;
@@ -167,13 +175,21 @@ fn check_key_fits(dir: &Path, key: &VerifierKey) -> Result<()> {
 /// What the signing key's last signed tree (`signed`, from the signer state) says against the
 /// ledger in `dir`: a ledger holding fewer entries, or whose first entries have another root,
 /// was rolled back or rewritten even when every checkpoint left in its directory verifies;
-/// one whose checkpoints file lacks that checkpoint lost checkpoints. `None` when it agrees,
+/// one whose checkpoints file lacks that checkpoint lost checkpoints; one that grew past the
+/// size of the last clean stop (`stopped`) was appended to behind Tenet. `None` when it agrees,
 /// or when the tree file cannot be read (the verification itself reports that).
-fn signed_history_finding(dir: &Path, signed: (u64, Hash)) -> Result<Option<Finding>> {
+fn signed_history_finding(
+    dir: &Path,
+    signed: (u64, Hash),
+    stopped: Option<u64>,
+) -> Result<Option<Finding>> {
     let Ok(reader) = LedgerReader::open(dir) else {
         return Ok(None);
     };
-    match reader.check_signed_history(Some(signed)) {
+    let checked = reader
+        .check_signed_history(Some(signed))
+        .and_then(|()| reader.check_nothing_appended_while_stopped(stopped));
+    match checked {
         Ok(()) => Ok(None),
         Err(LedgerError::NotWhatWasSigned {
             signed_size,

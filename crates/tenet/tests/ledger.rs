@@ -460,6 +460,42 @@ fn newest_note(checkpoints: &str) -> String {
     format!("{}\n", lines[sig - 4..=sig].join("\n"))
 }
 
+/// Entries appended to a cleanly stopped deployment's ledger by anything but Tenet (records
+/// and tree hashes written with the ledger library, no signing key) are refused by `tenet up`
+/// and reported by `tenet log verify`; a CLI command that records and signs while the
+/// deployment is stopped is Tenet's own and does not trip it.
+#[test]
+fn entries_appended_while_the_deployment_was_stopped_are_caught() {
+    let mut d = Deployment::start();
+    d.curl(Some("frontend"), &[], "/products");
+    assert!(d.stop().success());
+    d.svid("spiffe://example.org/ns/shop/sa/backend", "backend");
+    assert_eq!(d.log(&["verify"]).status.code(), Some(0));
+
+    let forged = tenet_ledger::Ledger::open(d.path("data/ledger"), Default::default())
+        .unwrap()
+        .ledger;
+    let mut forged = forged;
+    forged
+        .append(br#"{"note":"an event that never happened"}"#)
+        .unwrap();
+    drop(forged);
+
+    let out = d.log(&["verify"]);
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("1 entries were appended while Tenet was stopped"),
+        "{text}"
+    );
+    let up = up_refused(&d);
+    assert!(
+        both(&up).contains("were appended while Tenet was stopped"),
+        "{}",
+        both(&up)
+    );
+}
+
 /// A workload named in `[admin] witnesses` reads checkpoints and proofs, and nothing else; any
 /// other workload reads nothing. A witness of another trust domain is refused at load.
 #[test]

@@ -484,3 +484,41 @@ async fn a_history_tampered_before_the_last_segment_stops_the_sink() {
         );
     }
 }
+
+/// A clean shutdown signs every entry and marks the stop in the signer's state; a start clears
+/// the mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_shutdown_marks_the_stop_and_a_start_clears_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = rolled_ledger(dir.path());
+    let state = dir.path().join("signer.state");
+    let ledger = super::support::open_with(dir.path(), options.clone())
+        .unwrap()
+        .ledger;
+    let clock = Arc::new(ManualClock::new(Instant::now()));
+    let sink = LedgerSink::start(
+        ledger,
+        sink_signer(dir.path(), true),
+        SinkOptions::default(),
+        clock.clone(),
+    )
+    .unwrap();
+    assert_eq!(tenet_ledger::read_signer_stop(&state).unwrap(), None);
+    sink.record_indexed(event(40)).await.unwrap();
+    assert_eq!(sink.shutdown().await.unwrap().unwrap().size(), 41);
+    drop(sink);
+    assert_eq!(tenet_ledger::read_signer_stop(&state).unwrap(), Some(41));
+
+    let ledger = super::support::open_with(dir.path(), options)
+        .unwrap()
+        .ledger;
+    let sink = LedgerSink::start(
+        ledger,
+        sink_signer(dir.path(), true),
+        SinkOptions::default(),
+        clock,
+    )
+    .unwrap();
+    assert_eq!(tenet_ledger::read_signer_stop(&state).unwrap(), None);
+    sink.shutdown().await.unwrap();
+}

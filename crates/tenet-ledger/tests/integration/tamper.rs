@@ -734,3 +734,72 @@ fn ledger_files_that_are_not_regular_files_are_refused_without_hanging() {
         }
     }
 }
+
+/// After a clean stop (every entry signed, marked in the signer's state), entries appended by
+/// anything but a writer holding the key are refused: by the next writer before it appends or
+/// signs, and by a reader. A writer that starts clears the mark, so a crash afterwards leaves
+/// its own unsigned entries acceptable.
+#[test]
+fn entries_appended_while_stopped_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, state, ledger, mut s) = five_signed(dir.path());
+    s.mark_stopped().unwrap();
+    drop(ledger);
+    assert_eq!(tenet_ledger::read_signer_stop(&state).unwrap(), Some(5));
+    assert_eq!(
+        tenet_ledger::read_signer_state(&state)
+            .unwrap()
+            .map(|(n, _)| n),
+        Some(5)
+    );
+
+    // Someone without the key appends, tree file and all.
+    let mut ledger = open(&log);
+    ledger.append_batch(&numbered(5..7)).unwrap();
+    drop(ledger);
+
+    let ledger = open(&log);
+    let restarted = signer().with_state_file(&state).unwrap();
+    assert_eq!(restarted.stopped_at(), Some(5));
+    match ledger.check_nothing_appended_while_stopped(restarted.stopped_at()) {
+        Err(LedgerError::NotWhatWasSigned {
+            signed_size: 5,
+            reason,
+        }) => assert!(
+            reason.contains("2 entries were appended while Tenet was stopped"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let reader = tenet_ledger::LedgerReader::open(&log).unwrap();
+    assert!(
+        reader
+            .check_nothing_appended_while_stopped(Some(5))
+            .is_err()
+    );
+    let clock = std::sync::Arc::new(tenet_ledger::ManualClock::new(std::time::Instant::now()));
+    let refused = tenet_ledger::LedgerSink::start(
+        ledger,
+        restarted,
+        tenet_ledger::SinkOptions::default(),
+        clock,
+    );
+    assert!(refused.is_err());
+
+    // A writer that starts on an untouched ledger clears the mark.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, state, ledger, mut s) = five_signed(dir.path());
+    s.mark_stopped().unwrap();
+    let mut restarted = signer().with_state_file(&state).unwrap();
+    ledger
+        .check_nothing_appended_while_stopped(restarted.stopped_at())
+        .unwrap();
+    restarted.mark_running().unwrap();
+    assert_eq!(tenet_ledger::read_signer_stop(&state).unwrap(), None);
+    assert_eq!(
+        tenet_ledger::read_signer_state(&state)
+            .unwrap()
+            .map(|(n, _)| n),
+        Some(5)
+    );
+}
