@@ -213,9 +213,9 @@ impl CheckpointSigner {
     /// [`CheckpointSigner::record`]), so that the checkpoints file always holds the checkpoint
     /// the state names: a crash between the two leaves the state behind, never ahead.
     pub fn with_state_file(mut self, path: &Path) -> Result<Self, SignError> {
-        if let Some((size, root, stopped)) = read_state(path)? {
-            self.observe(size, root)?;
-            self.stopped = stopped.then_some(size);
+        if let Some(state) = read_signer(path)? {
+            self.observe(state.size, state.root)?;
+            self.stopped = state.stopped_at();
         }
         self.state = Some(path.to_owned());
         Ok(self)
@@ -333,18 +333,37 @@ impl CheckpointSigner {
 /// The size and root a signer's state file says were last signed; `None` when there is no
 /// such file (nothing signed yet).
 pub fn read_signer_state(path: &Path) -> Result<Option<(u64, Hash)>, SignError> {
-    Ok(read_state(path)?.map(|(size, root, _)| (size, root)))
+    Ok(read_signer(path)?.map(|s| (s.size, s.root)))
 }
 
 /// The size the signer's state file says every entry was signed at when the ledger's writer
 /// last stopped cleanly; `None` when it is running, crashed, or never signed. Entries past
 /// it were appended while no writer ran.
 pub fn read_signer_stop(path: &Path) -> Result<Option<u64>, SignError> {
-    Ok(read_state(path)?.and_then(|(size, _, stopped)| stopped.then_some(size)))
+    Ok(read_signer(path)?.and_then(|s| s.stopped_at()))
 }
 
-/// `<size> <root hex>`, followed by ` stopped` after a clean stop.
-fn read_state(path: &Path) -> Result<Option<(u64, Hash, bool)>, SignError> {
+/// What a signer's state file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignerState {
+    /// The size last signed.
+    pub size: u64,
+    /// Its root.
+    pub root: Hash,
+    /// The writer stopped cleanly with every entry signed at `size`.
+    pub stopped: bool,
+}
+
+impl SignerState {
+    /// `size` after a clean stop ([`read_signer_stop`]).
+    pub fn stopped_at(&self) -> Option<u64> {
+        self.stopped.then_some(self.size)
+    }
+}
+
+/// The signer's state file, read once: `<size> <root hex>`, followed by ` stopped` after a
+/// clean stop; `None` when there is no such file (nothing signed yet).
+pub fn read_signer(path: &Path) -> Result<Option<SignerState>, SignError> {
     let text =
         match crate::segment::require_regular(path).and_then(|()| std::fs::read_to_string(path)) {
             Ok(text) => text,
@@ -370,7 +389,11 @@ fn read_state(path: &Path) -> Result<Option<(u64, Hash, bool)>, SignError> {
     };
     let size = size.parse().map_err(|_| corrupt())?;
     let root = Hash::from_hex(root).map_err(|_| corrupt())?;
-    Ok(Some((size, root, stopped)))
+    Ok(Some(SignerState {
+        size,
+        root,
+        stopped,
+    }))
 }
 
 /// The state file's mark of a clean stop.

@@ -57,8 +57,8 @@ mod tree_file;
 mod verify;
 
 pub use checkpoint::{
-    Checkpoint, CheckpointError, CheckpointSigner, SignError, SignedCheckpoint, read_signer_state,
-    read_signer_stop,
+    Checkpoint, CheckpointError, CheckpointSigner, SignError, SignedCheckpoint, SignerState,
+    read_signer, read_signer_state, read_signer_stop,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::LedgerError;

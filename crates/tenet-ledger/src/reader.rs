@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{NoteLookup, SignedCheckpoint, find_note, read_notes};
+use crate::checkpoint::{NoteLookup, SignedCheckpoint, find_note, read_last_note, read_notes};
 use crate::error::{LedgerError, io_at};
 use crate::hash::Hash;
 use crate::merkle::{NodeSource, consistency_path, inclusion_path, root_at};
@@ -241,9 +241,17 @@ impl LedgerReader {
         checkpoint_at(&self.dir, size)
     }
 
-    /// The newest stored checkpoint, parsed but not verified.
+    /// The newest stored checkpoint, parsed but not verified, read from the end of the
+    /// checkpoints file.
     pub fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, LedgerError> {
-        Ok(self.checkpoints()?.pop())
+        let path = self.dir.join(CHECKPOINTS_FILE);
+        let (newest, _) = read_last_note(&path).map_err(io_at(&path))?;
+        newest
+            .map(|text| {
+                SignedCheckpoint::parse(&text)
+                    .map_err(|error| LedgerError::BadCheckpoint { path, error })
+            })
+            .transpose()
     }
 }
 

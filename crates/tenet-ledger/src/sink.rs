@@ -243,10 +243,6 @@ impl LedgerSink {
             .check_signed_history(signer.last_signed())
             .and_then(|()| ledger.check_nothing_appended_while_stopped(signer.stopped_at()))
             .map_err(|e| SinkError::Io(e.to_string()))?;
-        // From here on entries past the last clean stop are this writer's.
-        signer
-            .mark_running()
-            .map_err(|e| SinkError::Io(e.to_string()))?;
         let mut history = HistoryCheck::Off;
         let mut background = None;
         if options.verify_history {
@@ -269,6 +265,11 @@ impl LedgerSink {
                 background = Some(job);
             }
         }
+        // From here on entries past the last clean stop are this writer's (not before: a
+        // start refused above keeps the mark for the next one).
+        signer
+            .mark_running()
+            .map_err(|e| SinkError::Io(e.to_string()))?;
         let (tx, rx) = mpsc::channel();
         let (live, _) = broadcast::channel(16_384);
         let status = Arc::new(Mutex::new(SinkStatus {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use tenet_ledger::{
-    Finding, Hash, LedgerError, LedgerReader, SignedCheckpoint, Verdict, VerifierKey,
-    VerifyOptions, leaf_hash, read_signer_state, read_signer_stop, verify_with,
+    Finding, LedgerError, LedgerReader, SignedCheckpoint, SignerState, Verdict, VerifierKey,
+    VerifyOptions, leaf_hash, read_signer, verify_with,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -90,23 +90,15 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
     };
     // Read before the ledger: a running `tenet up` only signs entries already written, so what
     // the state says then is within what the verification reads.
-    let (signed, stopped) = match &target.signer_state {
-        Some(state) => {
-            let read = |e| {
-                anyhow::Error::new(e)
-                    .context(format!("reading the signer state {}", state.display()))
-            };
-            (
-                read_signer_state(state).map_err(read)?,
-                read_signer_stop(state).map_err(read)?,
-            )
-        }
-        None => (None, None),
+    let signer = match &target.signer_state {
+        Some(state) => read_signer(state)
+            .with_context(|| format!("reading the signer state {}", state.display()))?,
+        None => None,
     };
     let mut report = verify_with(&target.dir, &key, &options)
         .with_context(|| format!("verifying the ledger in {}", target.dir.display()))?;
-    if let Some(signed) = signed
-        && let Some(finding) = signed_history_finding(&target.dir, signed, stopped)?
+    if let Some(signer) = signer
+        && let Some(finding) = signed_history_finding(&target.dir, signer)?
     {
         report.findings.insert(0, finding);
         report.verdict = Verdict::Tampered;
@@ -147,26 +139,19 @@ pub fn verify(target: &Target, checkpoints: &[PathBuf], format: OutputFormat) ->
 /// the wrong key for it (a mistake in the command, exit 1), not evidence of tampering. With
 /// the deployment's own key the same mismatch is tampering, and `verify` reports it.
 fn check_key_fits(dir: &Path, key: &VerifierKey) -> Result<()> {
-    let Ok(reader) = LedgerReader::open(dir) else {
-        return Ok(()); // verify_with reports what is wrong with the directory
-    };
-    let checkpoints = reader.checkpoints().unwrap_or_default();
-    let origins: std::collections::BTreeSet<&str> = checkpoints
-        .iter()
-        .map(|c| c.checkpoint().origin.as_str())
-        .collect();
-    if !origins.is_empty() && !origins.contains(key.name()) {
-        let found: Vec<&str> = origins.into_iter().collect();
+    // Whatever cannot be read here, verify_with reports.
+    let newest = LedgerReader::open(dir)
+        .ok()
+        .and_then(|reader| reader.latest_checkpoint().ok().flatten());
+    if let Some(newest) = newest
+        && newest.checkpoint().origin != key.name()
+    {
         bail!(
-            "the verifier key is for the log {:?}, but the checkpoints in {} are for {}: give \
-             this ledger's key with --key",
+            "the verifier key is for the log {:?}, but the newest checkpoint in {} is for {:?}: \
+             give this ledger's key with --key",
             key.name(),
             dir.display(),
-            found
-                .iter()
-                .map(|o| format!("{o:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            newest.checkpoint().origin
         );
     }
     Ok(())
@@ -178,17 +163,13 @@ fn check_key_fits(dir: &Path, key: &VerifierKey) -> Result<()> {
 /// one whose checkpoints file lacks that checkpoint lost checkpoints; one that grew past the
 /// size of the last clean stop (`stopped`) was appended to behind Tenet. `None` when it agrees,
 /// or when the tree file cannot be read (the verification itself reports that).
-fn signed_history_finding(
-    dir: &Path,
-    signed: (u64, Hash),
-    stopped: Option<u64>,
-) -> Result<Option<Finding>> {
+fn signed_history_finding(dir: &Path, signer: SignerState) -> Result<Option<Finding>> {
     let Ok(reader) = LedgerReader::open(dir) else {
         return Ok(None);
     };
     let checked = reader
-        .check_signed_history(Some(signed))
-        .and_then(|()| reader.check_nothing_appended_while_stopped(stopped));
+        .check_signed_history(Some((signer.size, signer.root)))
+        .and_then(|()| reader.check_nothing_appended_while_stopped(signer.stopped_at()));
     match checked {
         Ok(()) => Ok(None),
         Err(LedgerError::NotWhatWasSigned {
@@ -263,8 +244,9 @@ fn signed_at(
     })
 }
 
-fn stored_checkpoints(reader: &LedgerReader, config: &Config) -> Result<Vec<SignedCheckpoint>> {
-    reader.checkpoints().with_context(|| {
+/// The newest stored checkpoint (unverified).
+fn newest_stored(reader: &LedgerReader, config: &Config) -> Result<Option<SignedCheckpoint>> {
+    reader.latest_checkpoint().with_context(|| {
         format!(
             "reading the checkpoints of {}",
             config.ledger_dir().display()
@@ -282,14 +264,14 @@ fn checkpoint_for(
 ) -> Result<SignedCheckpoint> {
     let found = match size {
         Some(size) => signed_at(reader, config, size)?,
-        None => stored_checkpoints(reader, config)?.into_iter().next_back(),
+        None => newest_stored(reader, config)?,
     };
     let cp = found.ok_or_else(|| match size {
         Some(size) => {
-            let newest = stored_checkpoints(reader, config)
+            let newest = newest_stored(reader, config)
                 .ok()
-                .and_then(|all| all.last().map(|c| c.size().to_string()))
-                .unwrap_or_else(|| "none yet".to_owned());
+                .flatten()
+                .map_or_else(|| "none yet".to_owned(), |c| c.size().to_string());
             anyhow!(
                 "no checkpoint was signed at size {size} (the ledger holds {} entries; newest \
                  checkpoint size: {newest})",

@@ -786,6 +786,24 @@ fn entries_appended_while_stopped_are_refused() {
     );
     assert!(refused.is_err());
 
+    // A start refused for a tampered history keeps the mark for the next one.
+    let dir = tempfile::tempdir().unwrap();
+    let (log, state, ledger, mut s) = five_signed(dir.path());
+    s.mark_stopped().unwrap();
+    drop(ledger);
+    let mut entries = numbered(0..5);
+    entries[2] = b"{\"seq\":2,\"event\":\"forged\"}".to_vec();
+    forge(&log, &entries, false);
+    let clock = std::sync::Arc::new(tenet_ledger::ManualClock::new(std::time::Instant::now()));
+    let refused = tenet_ledger::LedgerSink::start(
+        open(&log),
+        signer().with_state_file(&state).unwrap(),
+        tenet_ledger::SinkOptions::default(),
+        clock,
+    );
+    assert!(refused.is_err());
+    assert_eq!(tenet_ledger::read_signer_stop(&state).unwrap(), Some(5));
+
     // A writer that starts on an untouched ledger clears the mark.
     let dir = tempfile::tempdir().unwrap();
     let (_, state, ledger, mut s) = five_signed(dir.path());
