@@ -179,6 +179,15 @@ pub struct Ledger {
     unsynced: bool,
     /// Interval syncs are handed out by [`Ledger::begin_sync`] instead of done by appends.
     deferred_syncs: bool,
+    /// A full segment is closed without a sync, left to the next [`SyncJob`] and
+    /// [`CheckpointJob`] (see [`Ledger::defer_segment_syncs`]).
+    deferred_rolls: bool,
+    /// Segments closed since the last [`CheckpointJob`] was handed out whose records may not
+    /// be on stable storage yet (only under `deferred_rolls`).
+    closed: Vec<(File, PathBuf)>,
+    /// A segment was created since the last [`CheckpointJob`] and the segments directory may
+    /// not name it on stable storage yet (only under `deferred_rolls`).
+    dir_unsynced: bool,
     poisoned: bool,
 }
 
@@ -245,6 +254,9 @@ impl Ledger {
                 last_sync,
                 unsynced: false,
                 deferred_syncs: false,
+                deferred_rolls: false,
+                closed: Vec::new(),
+                dir_unsynced: false,
                 poisoned: false,
             },
             warnings,
@@ -413,6 +425,30 @@ impl Ledger {
         }
     }
 
+    /// For a writer whose appends must not wait for the disk: from now on a segment that fills
+    /// up is closed and the next one created without a sync, and the syncs a new segment
+    /// needs (the rest of the closed one's records, the new one's header and the segments
+    /// directory) go with the next [`SyncJob`] and [`CheckpointJob`], done on another thread.
+    /// Without this, every 64 MiB of records the append that filled a segment waited for
+    /// several syncs. A checkpoint still covers only entries on stable storage. Not for
+    /// [`SyncPolicy::EveryBatch`], whose appends are synced before they are acknowledged.
+    pub fn defer_segment_syncs(&mut self) {
+        if self.options.sync != SyncPolicy::EveryBatch {
+            self.deferred_rolls = true;
+        }
+    }
+
+    /// The segments closed without a sync and the segments directory, when a new segment's
+    /// syncs are pending: for a [`SyncJob`] (copies) or a [`CheckpointJob`].
+    fn pending_roll_syncs(&self) -> Result<PendingRoll, LedgerError> {
+        let mut closed = Vec::with_capacity(self.closed.len());
+        for (file, path) in &self.closed {
+            closed.push((file.try_clone().map_err(io_at(path))?, path.clone()));
+        }
+        let dir = self.dir_unsynced.then(|| self.dir.join(SEGMENTS_DIR));
+        Ok(PendingRoll { closed, dir })
+    }
+
     /// When the records appended so far are due a sync under [`SyncPolicy::Interval`], hand
     /// it out as a [`SyncJob`] to complete on another thread while appends go on; `None` when
     /// nothing is due. Report a failed job with [`Ledger::poison`].
@@ -428,11 +464,15 @@ impl Ledger {
             .segment
             .clone_file()
             .map_err(io_at(self.segment.path()))?;
+        // A closed segment stays pending until a checkpoint job takes it: that job syncs
+        // everything it covers itself, whatever became of this one.
+        let rolled = self.pending_roll_syncs()?;
         // Entries appended from here on are not covered by this job.
         self.unsynced = false;
         self.last_sync = self.options.clock.now();
         Ok(Some(SyncJob {
             size: self.size(),
+            rolled,
             segment: (file, self.segment.path().to_path_buf()),
         }))
     }
@@ -536,10 +576,15 @@ impl Ledger {
             .clone_file()
             .map_err(io_at(self.segment.path()))?;
         let tree = self.tree.clone_file().map_err(io_at(self.tree.path()))?;
+        let rolled = PendingRoll {
+            closed: std::mem::take(&mut self.closed),
+            dir: std::mem::take(&mut self.dir_unsynced).then(|| self.dir.join(SEGMENTS_DIR)),
+        };
         Ok(CheckpointStart::Job(CheckpointJob {
             size,
             root,
             previous,
+            rolled,
             segment: (segment, self.segment.path().to_path_buf()),
             tree: (tree, self.tree.path().to_path_buf()),
             notes: self.dir.join(CHECKPOINTS_FILE),
@@ -584,6 +629,14 @@ impl Ledger {
     fn sync_records(&mut self) -> Result<(), LedgerError> {
         // INVARIANT: after a failed fsync the page cache may have dropped the data; the
         // only safe reaction is to stop writing (reopening re-reads what is on disk).
+        let rolled = PendingRoll {
+            closed: std::mem::take(&mut self.closed),
+            dir: std::mem::take(&mut self.dir_unsynced).then(|| self.dir.join(SEGMENTS_DIR)),
+        };
+        if let Err(e) = rolled.complete() {
+            self.poisoned = true;
+            return Err(e);
+        }
         if let Err(e) = self.segment.sync() {
             self.poisoned = true;
             return Err(io_at(self.segment.path())(e));
@@ -594,10 +647,22 @@ impl Ledger {
     }
 
     fn start_segment(&mut self, first: u64) -> Result<(), LedgerError> {
-        self.sync_records()?;
         let seg_dir = self.dir.join(SEGMENTS_DIR);
         let path = seg_dir.join(segment_name(first));
-        self.segment = SegmentWriter::create(path.clone(), first).map_err(io_at(&path))?;
+        if self.deferred_rolls {
+            let closed = self
+                .segment
+                .clone_file()
+                .map_err(io_at(self.segment.path()))?;
+            let closed = (closed, self.segment.path().to_path_buf());
+            self.segment =
+                SegmentWriter::create(path.clone(), first, false).map_err(io_at(&path))?;
+            self.closed.push(closed);
+            self.dir_unsynced = true;
+            return Ok(());
+        }
+        self.sync_records()?;
+        self.segment = SegmentWriter::create(path.clone(), first, true).map_err(io_at(&path))?;
         sync_dir(&seg_dir)
     }
 }
@@ -611,14 +676,36 @@ pub enum CheckpointStart {
     Job(CheckpointJob),
 }
 
+/// Syncs a segment roll left pending ([`Ledger::defer_segment_syncs`]): the segments closed
+/// without a sync, then the segments directory that names the new one.
+#[derive(Debug, Default)]
+struct PendingRoll {
+    closed: Vec<(File, PathBuf)>,
+    dir: Option<PathBuf>,
+}
+
+impl PendingRoll {
+    fn complete(&self) -> Result<(), LedgerError> {
+        for (file, path) in &self.closed {
+            file.sync_data().map_err(io_at(path))?;
+        }
+        match &self.dir {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A checkpoint of the tree as it stood at [`Ledger::begin_checkpoint`]: its own handles on
 /// the current segment and the tree file, so that it can be completed on another thread.
-/// Earlier segments were synced when they were closed.
+/// Earlier segments were synced when they were closed, or are synced by this job when their
+/// syncs were deferred ([`Ledger::defer_segment_syncs`]).
 #[derive(Debug)]
 pub struct CheckpointJob {
     size: u64,
     root: Hash,
     previous: Option<(u64, Hash)>,
+    rolled: PendingRoll,
     segment: (File, PathBuf),
     tree: (File, PathBuf),
     notes: PathBuf,
@@ -636,6 +723,7 @@ impl CheckpointJob {
         if let Some((size, root)) = self.previous {
             signer.observe(size, root)?;
         }
+        self.rolled.complete()?;
         let (segment, segment_path) = &self.segment;
         segment.sync_data().map_err(io_at(segment_path))?;
         let (tree, tree_path) = &self.tree;
@@ -649,10 +737,12 @@ impl CheckpointJob {
 
 /// A sync of the records [`Ledger::begin_sync`] covered: its own handle on the segment, so
 /// that it can be completed on another thread. Earlier segments were synced when they were
-/// closed.
+/// closed, or are synced by this job when their syncs were deferred
+/// ([`Ledger::defer_segment_syncs`]).
 #[derive(Debug)]
 pub struct SyncJob {
     size: u64,
+    rolled: PendingRoll,
     segment: (File, PathBuf),
 }
 
@@ -665,6 +755,7 @@ impl SyncJob {
     /// Force the records to stable storage; returns [`SyncJob::size`]. A failure stops the
     /// ledger ([`LedgerError::stops_the_ledger`]): the page cache may have dropped them.
     pub fn complete(self) -> Result<u64, LedgerError> {
+        self.rolled.complete()?;
         let (segment, path) = &self.segment;
         segment.sync_data().map_err(io_at(path))?;
         Ok(self.size)
@@ -713,7 +804,7 @@ fn recover_segment(
             return Err(behind(0));
         }
         let path = seg_dir.join(segment_name(0));
-        let writer = SegmentWriter::create(path.clone(), 0).map_err(io_at(&path))?;
+        let writer = SegmentWriter::create(path.clone(), 0, true).map_err(io_at(&path))?;
         sync_dir(&seg_dir)?;
         return Ok((writer, 0));
     };
@@ -883,5 +974,109 @@ pub(crate) fn appended_while_stopped(
             ),
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::CheckpointSigner;
+    use crate::note::SigningKey;
+
+    fn rolling(dir: &Path, sync: SyncPolicy) -> Ledger {
+        let options = LedgerOptions {
+            sync,
+            segment_bytes: 256,
+            ..LedgerOptions::default()
+        };
+        Ledger::open(dir, options).unwrap().ledger
+    }
+
+    fn entry(n: u64) -> Vec<u8> {
+        format!("{{\"entry\":{n},\"padding\":\"{}\"}}", "x".repeat(40)).into_bytes()
+    }
+
+    /// The syncs of a segment roll are left to the jobs: every job until the next checkpoint
+    /// job carries the closed segments and the directory, and the checkpoint job takes them.
+    #[test]
+    fn deferred_rolls_go_with_the_next_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = rolling(dir.path(), SyncPolicy::Interval(Duration::ZERO));
+        ledger.defer_interval_syncs();
+        ledger.defer_segment_syncs();
+        for n in 0..12 {
+            ledger.append(&entry(n)).unwrap();
+        }
+        assert!(
+            ledger.closed.len() >= 2,
+            "the entries fill several segments"
+        );
+        assert!(ledger.dir_unsynced);
+        let closed = ledger.closed.len();
+
+        let sync = ledger.begin_sync().unwrap().unwrap();
+        assert_eq!(sync.rolled.closed.len(), closed);
+        assert!(sync.rolled.dir.is_some());
+        sync.complete().unwrap();
+        assert_eq!(ledger.closed.len(), closed, "kept for the checkpoint job");
+
+        let key = SigningKey::from_seed("tenet.test/ledger", &[9u8; 32]).unwrap();
+        let mut signer = CheckpointSigner::new(key);
+        let CheckpointStart::Job(job) = ledger.begin_checkpoint(signer.origin()).unwrap() else {
+            panic!("entries were appended: a checkpoint is due");
+        };
+        assert_eq!(job.rolled.closed.len(), closed);
+        assert!(job.rolled.dir.is_some());
+        assert!(ledger.closed.is_empty() && !ledger.dir_unsynced);
+        let signed = job.complete(&mut signer).unwrap();
+        ledger.finish_checkpoint(&signed);
+        drop(ledger);
+
+        let reopened = rolling(dir.path(), SyncPolicy::Interval(Duration::ZERO));
+        assert_eq!(reopened.size(), 12);
+        assert_eq!(
+            reopened.latest_checkpoint().map(SignedCheckpoint::size),
+            Some(12)
+        );
+    }
+
+    /// Without the deferral (and always under `EveryBatch`) a roll syncs in line.
+    #[test]
+    fn rolls_sync_in_line_unless_deferred() {
+        for (sync, defer) in [
+            (SyncPolicy::Interval(Duration::from_secs(60)), false),
+            (SyncPolicy::EveryBatch, true),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut ledger = rolling(dir.path(), sync);
+            if defer {
+                ledger.defer_segment_syncs();
+            }
+            for n in 0..12 {
+                ledger.append(&entry(n)).unwrap();
+            }
+            assert!(ledger.closed.is_empty() && !ledger.dir_unsynced, "{sync:?}");
+            assert!(
+                std::fs::read_dir(dir.path().join(SEGMENTS_DIR))
+                    .unwrap()
+                    .count()
+                    > 2,
+                "{sync:?}: the entries fill several segments"
+            );
+        }
+    }
+
+    /// `sync` (the writer's full sync) also completes a deferred roll.
+    #[test]
+    fn a_full_sync_completes_a_deferred_roll() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = rolling(dir.path(), SyncPolicy::Never);
+        ledger.defer_segment_syncs();
+        for n in 0..12 {
+            ledger.append(&entry(n)).unwrap();
+        }
+        assert!(!ledger.closed.is_empty());
+        ledger.sync().unwrap();
+        assert!(ledger.closed.is_empty() && !ledger.dir_unsynced);
     }
 }

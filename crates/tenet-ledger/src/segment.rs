@@ -193,14 +193,18 @@ pub(crate) struct SegmentWriter {
 
 impl SegmentWriter {
     /// Create a new segment file starting at entry `first`, with its header on disk.
-    pub(crate) fn create(path: PathBuf, first: u64) -> io::Result<Self> {
+    /// A new segment whose first entry will be `first`. With `sync`, its header is on stable
+    /// storage before this returns; without, the caller syncs it later (with its records).
+    pub(crate) fn create(path: PathBuf, first: u64, sync: bool) -> io::Result<Self> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)?;
         file.write_all(&header(first))?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         let seek = SeekIndexWriter::rewrite(&path, &[]);
         Ok(Self {
             file,
@@ -495,7 +499,7 @@ mod tests {
 
     fn write_segment(dir: &Path, entries: &[&[u8]]) -> PathBuf {
         let path = dir.join(segment_name(0));
-        let mut w = SegmentWriter::create(path.clone(), 0).unwrap();
+        let mut w = SegmentWriter::create(path.clone(), 0, true).unwrap();
         let mut buf = Vec::new();
         for e in entries {
             encode_record(&mut buf, e, &leaf_hash(e));

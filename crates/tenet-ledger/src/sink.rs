@@ -23,7 +23,10 @@
 //! while appends go on (so the syncs of a checkpoint never hold up an acknowledgement). Batch
 //! leaders run the same checks after each batch. One checkpoint is in flight at a time; a
 //! final one is signed on shutdown. Under [`SyncPolicy::Interval`] the periodic syncs go to
-//! that second thread too.
+//! that second thread too, and under every policy but [`SyncPolicy::EveryBatch`] so do the
+//! syncs of a segment roll ([`Ledger::defer_segment_syncs`]): the producer whose batch filled
+//! a segment once waited for them, which stalled every request behind it for milliseconds
+//! every 64 MiB of events.
 //!
 //! A failed append fails that batch's events; a failed checkpoint stops the sink, because a
 //! log that cannot be anchored cannot be proven complete (fail closed).
@@ -281,6 +284,9 @@ impl LedgerSink {
         }));
         let origin = signer.origin().to_owned();
         let sync_every = ledger.defer_interval_syncs();
+        // Under every policy but `EveryBatch` producers append on their own threads (below)
+        // and must not wait for the syncs of a segment roll either.
+        ledger.defer_segment_syncs();
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel();
         std::thread::Builder::new()
