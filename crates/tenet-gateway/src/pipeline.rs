@@ -539,7 +539,7 @@ fn upstream_headers(
         let token = shared
             .assertions
             .assertion(caller, &route.spec.service, shared.clock.now())?;
-        headers.insert(ASSERTION_HEADER, value(&token)?);
+        headers.insert(ASSERTION_HEADER, token);
     }
     Ok(())
 }
