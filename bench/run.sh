@@ -98,6 +98,15 @@ NGINX
 taskset -c 1 nginx -c "$work/upstream.conf" -g 'daemon off;' & pids+=($!)
 taskset -c 1 nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
 port_wait $UP_PORT; port_wait $NGINX_PROXY
+worker_of() { # the one worker process of the nginx whose pid file is $1 (the master only supervises)
+  local w
+  for _ in $(seq 50); do
+    w=$(pgrep -P "$(cat "$1" 2>/dev/null || echo 0)" | head -n1) && [ -n "$w" ] && { echo "$w"; return; }
+    sleep 0.1
+  done
+  echo "no nginx worker for $1" >&2; exit 1
+}
+upstream_worker=$(worker_of "$work/upstream.pid"); proxy_worker=$(worker_of "$work/nginx.pid")
 upstream_answer=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$UP_PORT/")
 [ "$upstream_answer" = "200 1024" ] || { echo "the upstream answers '$upstream_answer', not 200 with 1 KiB" >&2; exit 1; }
 (cd "$work/d" && RUST_LOG=warn exec taskset -c 1 "$TENET" up >"$work/tenet.log" 2>&1) & pids+=($!)
@@ -108,9 +117,13 @@ oha_run() { # oha_run <label> <url> <extra args...>  -> prints rps for each run
   local url=$1; shift
   for _ in $(seq "$runs"); do
     taskset -c 0 "$OHA" --no-tui -z "${secs}s" --output-format json "$@" "$url" 2>/dev/null \
-      | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["summary"]["requestsPerSec"]))'
+      | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["summary"]["requestsPerSec"])); print(sum(d["statusCodeDistribution"].values()), file=open(sys.argv[1], "a"))' "$work/served"
   done
 }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; } # utime + stime, all threads, in 1/100 s
+# cpu_per_request <pid> <ticks before> <requests>: the process's CPU time per request in µs
+cpu_per_request() { python3 -c "print(round(($(cpu_ticks "$1") - $2) * 1e6 / $(getconf CLK_TCK) / $3, 1))"; }
+served() { python3 -c "import sys; print(sum(int(l) for l in open(sys.argv[1])))" "$work/served"; rm -f "$work/served"; }
 oha_p99() { # latency p99 in ms at a fixed rate, after the first second (warm-up)
   local url=$1; shift
   rm -f "$work/requests.db"
@@ -133,10 +146,17 @@ echo
 if want 1; then
 echo "## 1. Keep-alive throughput: Tenet (mTLS + Cedar + events) vs nginx TLS reverse proxy"
 quiet; echo "   load $(loadavg)"
+# CPU time per request of each proxy and of the upstream behind it, from /proc over all runs:
+# unlike requests per second, it does not move with what else the machine is doing.
+p0=$(cpu_ticks "$tenet_pid"); u0=$(cpu_ticks "$upstream_worker")
 t=$(oha_run "https://$HOST:$TENET_PORT/" -c 64 $mtls $(resolve $TENET_PORT))
+k=$(served); tcpu=$(cpu_per_request "$tenet_pid" "$p0" "$k"); tup=$(cpu_per_request "$upstream_worker" "$u0" "$k")
+p0=$(cpu_ticks "$proxy_worker"); u0=$(cpu_ticks "$upstream_worker")
 n=$(oha_run "https://$HOST:$NGINX_PROXY/" -c 64 --cacert "$CA" $(resolve $NGINX_PROXY))
+k=$(served); ncpu=$(cpu_per_request "$proxy_worker" "$p0" "$k"); nup=$(cpu_per_request "$upstream_worker" "$u0" "$k")
 tm=$(echo "$t" | median); nm=$(echo "$n" | median)
 echo "   tenet: $tm req/s (runs $(echo "$t" | spread))   nginx: $nm req/s (runs $(echo "$n" | spread))   ratio $(python3 -c "print(round($tm/$nm,2))")"
+echo "   CPU per request: tenet $tcpu µs (upstream $tup µs)   nginx $ncpu µs (upstream $nup µs)"
 
 fi
 if want 2; then
