@@ -179,14 +179,11 @@ pub struct Ledger {
     unsynced: bool,
     /// Interval syncs are handed out by [`Ledger::begin_sync`] instead of done by appends.
     deferred_syncs: bool,
-    /// A full segment is closed without a sync, left to the next [`SyncJob`] and
-    /// [`CheckpointJob`] (see [`Ledger::defer_segment_syncs`]).
+    /// A new segment's header and directory entry are synced by the next [`SyncJob`] and
+    /// [`CheckpointJob`], not in line (see [`Ledger::defer_segment_syncs`]).
     deferred_rolls: bool,
-    /// Segments closed since the last [`CheckpointJob`] was handed out whose records may not
-    /// be on stable storage yet (only under `deferred_rolls`).
-    closed: Vec<(File, PathBuf)>,
-    /// A segment was created since the last [`CheckpointJob`] and the segments directory may
-    /// not name it on stable storage yet (only under `deferred_rolls`).
+    /// A segment was created since the last [`CheckpointJob`] was handed out and the segments
+    /// directory may not name it on stable storage yet (only under `deferred_rolls`).
     dir_unsynced: bool,
     poisoned: bool,
 }
@@ -255,7 +252,6 @@ impl Ledger {
                 unsynced: false,
                 deferred_syncs: false,
                 deferred_rolls: false,
-                closed: Vec::new(),
                 dir_unsynced: false,
                 poisoned: false,
             },
@@ -425,12 +421,11 @@ impl Ledger {
         }
     }
 
-    /// For a writer whose appends must not wait for the disk: from now on a segment that fills
-    /// up is closed and the next one created without a sync, and the syncs a new segment
-    /// needs (the rest of the closed one's records, the new one's header and the segments
-    /// directory) go with the next [`SyncJob`] and [`CheckpointJob`], done on another thread.
-    /// Without this, every 64 MiB of records the append that filled a segment waited for
-    /// several syncs. A checkpoint still covers only entries on stable storage. Not for
+    /// For a writer whose appends should wait for the disk as little as possible: from now on
+    /// a new segment's header and the segments directory that names it are not synced in line
+    /// when a segment fills up, but by the next [`SyncJob`] and [`CheckpointJob`] on another
+    /// thread. The full segment is still synced before the next one is created, so a power
+    /// loss can only cut the newest segment, which opening repairs. Not for
     /// [`SyncPolicy::EveryBatch`], whose appends are synced before they are acknowledged.
     pub fn defer_segment_syncs(&mut self) {
         if self.options.sync != SyncPolicy::EveryBatch {
@@ -438,15 +433,10 @@ impl Ledger {
         }
     }
 
-    /// The segments closed without a sync and the segments directory, when a new segment's
-    /// syncs are pending: for a [`SyncJob`] (copies) or a [`CheckpointJob`].
-    fn pending_roll_syncs(&self) -> Result<PendingRoll, LedgerError> {
-        let mut closed = Vec::with_capacity(self.closed.len());
-        for (file, path) in &self.closed {
-            closed.push((file.try_clone().map_err(io_at(path))?, path.clone()));
-        }
-        let dir = self.dir_unsynced.then(|| self.dir.join(SEGMENTS_DIR));
-        Ok(PendingRoll { closed, dir })
+    /// The segments directory, while a new segment's directory entry may not be on stable
+    /// storage.
+    fn unsynced_dir(&self) -> Option<PathBuf> {
+        self.dir_unsynced.then(|| self.dir.join(SEGMENTS_DIR))
     }
 
     /// When the records appended so far are due a sync under [`SyncPolicy::Interval`], hand
@@ -464,15 +454,15 @@ impl Ledger {
             .segment
             .clone_file()
             .map_err(io_at(self.segment.path()))?;
-        // A closed segment stays pending until a checkpoint job takes it: that job syncs
+        // The directory stays pending until a checkpoint job takes it: that job syncs
         // everything it covers itself, whatever became of this one.
-        let rolled = self.pending_roll_syncs()?;
+        let segments_dir = self.unsynced_dir();
         // Entries appended from here on are not covered by this job.
         self.unsynced = false;
         self.last_sync = self.options.clock.now();
         Ok(Some(SyncJob {
             size: self.size(),
-            rolled,
+            segments_dir,
             segment: (file, self.segment.path().to_path_buf()),
         }))
     }
@@ -576,15 +566,13 @@ impl Ledger {
             .clone_file()
             .map_err(io_at(self.segment.path()))?;
         let tree = self.tree.clone_file().map_err(io_at(self.tree.path()))?;
-        let rolled = PendingRoll {
-            closed: std::mem::take(&mut self.closed),
-            dir: std::mem::take(&mut self.dir_unsynced).then(|| self.dir.join(SEGMENTS_DIR)),
-        };
+        let segments_dir = self.unsynced_dir();
+        self.dir_unsynced = false;
         Ok(CheckpointStart::Job(CheckpointJob {
             size,
             root,
             previous,
-            rolled,
+            segments_dir,
             segment: (segment, self.segment.path().to_path_buf()),
             tree: (tree, self.tree.path().to_path_buf()),
             notes: self.dir.join(CHECKPOINTS_FILE),
@@ -629,13 +617,12 @@ impl Ledger {
     fn sync_records(&mut self) -> Result<(), LedgerError> {
         // INVARIANT: after a failed fsync the page cache may have dropped the data; the
         // only safe reaction is to stop writing (reopening re-reads what is on disk).
-        let rolled = PendingRoll {
-            closed: std::mem::take(&mut self.closed),
-            dir: std::mem::take(&mut self.dir_unsynced).then(|| self.dir.join(SEGMENTS_DIR)),
-        };
-        if let Err(e) = rolled.complete() {
-            self.poisoned = true;
-            return Err(e);
+        if let Some(dir) = self.unsynced_dir() {
+            if let Err(e) = sync_dir(&dir) {
+                self.poisoned = true;
+                return Err(e);
+            }
+            self.dir_unsynced = false;
         }
         if let Err(e) = self.segment.sync() {
             self.poisoned = true;
@@ -647,22 +634,20 @@ impl Ledger {
     }
 
     fn start_segment(&mut self, first: u64) -> Result<(), LedgerError> {
+        // INVARIANT: the full segment is on stable storage before the next one exists, so
+        // that a power loss can only cut the newest segment (the one opening repairs).
+        self.sync_records()?;
         let seg_dir = self.dir.join(SEGMENTS_DIR);
         let path = seg_dir.join(segment_name(first));
-        if self.deferred_rolls {
-            let closed = self
-                .segment
-                .clone_file()
-                .map_err(io_at(self.segment.path()))?;
-            let closed = (closed, self.segment.path().to_path_buf());
-            self.segment =
-                SegmentWriter::create(path.clone(), first, false).map_err(io_at(&path))?;
-            self.closed.push(closed);
+        let deferred = self.deferred_rolls;
+        self.segment =
+            SegmentWriter::create(path.clone(), first, !deferred).map_err(io_at(&path))?;
+        if deferred {
+            // A lost header or directory entry loses only entries no sync job or checkpoint
+            // has covered yet: both sync the directory and the segment first.
             self.dir_unsynced = true;
             return Ok(());
         }
-        self.sync_records()?;
-        self.segment = SegmentWriter::create(path.clone(), first, true).map_err(io_at(&path))?;
         sync_dir(&seg_dir)
     }
 }
@@ -676,36 +661,17 @@ pub enum CheckpointStart {
     Job(CheckpointJob),
 }
 
-/// Syncs a segment roll left pending ([`Ledger::defer_segment_syncs`]): the segments closed
-/// without a sync, then the segments directory that names the new one.
-#[derive(Debug, Default)]
-struct PendingRoll {
-    closed: Vec<(File, PathBuf)>,
-    dir: Option<PathBuf>,
-}
-
-impl PendingRoll {
-    fn complete(&self) -> Result<(), LedgerError> {
-        for (file, path) in &self.closed {
-            file.sync_data().map_err(io_at(path))?;
-        }
-        match &self.dir {
-            Some(dir) => sync_dir(dir),
-            None => Ok(()),
-        }
-    }
-}
-
 /// A checkpoint of the tree as it stood at [`Ledger::begin_checkpoint`]: its own handles on
 /// the current segment and the tree file, so that it can be completed on another thread.
-/// Earlier segments were synced when they were closed, or are synced by this job when their
-/// syncs were deferred ([`Ledger::defer_segment_syncs`]).
+/// Earlier segments were synced when they were closed; the segments directory is synced here
+/// when a segment was created since the previous job without it
+/// ([`Ledger::defer_segment_syncs`]).
 #[derive(Debug)]
 pub struct CheckpointJob {
     size: u64,
     root: Hash,
     previous: Option<(u64, Hash)>,
-    rolled: PendingRoll,
+    segments_dir: Option<PathBuf>,
     segment: (File, PathBuf),
     tree: (File, PathBuf),
     notes: PathBuf,
@@ -723,7 +689,9 @@ impl CheckpointJob {
         if let Some((size, root)) = self.previous {
             signer.observe(size, root)?;
         }
-        self.rolled.complete()?;
+        if let Some(dir) = &self.segments_dir {
+            sync_dir(dir)?;
+        }
         let (segment, segment_path) = &self.segment;
         segment.sync_data().map_err(io_at(segment_path))?;
         let (tree, tree_path) = &self.tree;
@@ -737,12 +705,12 @@ impl CheckpointJob {
 
 /// A sync of the records [`Ledger::begin_sync`] covered: its own handle on the segment, so
 /// that it can be completed on another thread. Earlier segments were synced when they were
-/// closed, or are synced by this job when their syncs were deferred
+/// closed; the segments directory is synced here when a segment was created without it
 /// ([`Ledger::defer_segment_syncs`]).
 #[derive(Debug)]
 pub struct SyncJob {
     size: u64,
-    rolled: PendingRoll,
+    segments_dir: Option<PathBuf>,
     segment: (File, PathBuf),
 }
 
@@ -755,7 +723,9 @@ impl SyncJob {
     /// Force the records to stable storage; returns [`SyncJob::size`]. A failure stops the
     /// ledger ([`LedgerError::stops_the_ledger`]): the page cache may have dropped them.
     pub fn complete(self) -> Result<u64, LedgerError> {
-        self.rolled.complete()?;
+        if let Some(dir) = &self.segments_dir {
+            sync_dir(dir)?;
+        }
         let (segment, path) = &self.segment;
         segment.sync_data().map_err(io_at(path))?;
         Ok(self.size)
@@ -996,8 +966,8 @@ mod tests {
         format!("{{\"entry\":{n},\"padding\":\"{}\"}}", "x".repeat(40)).into_bytes()
     }
 
-    /// The syncs of a segment roll are left to the jobs: every job until the next checkpoint
-    /// job carries the closed segments and the directory, and the checkpoint job takes them.
+    /// A roll's directory sync is left to the jobs: every job until the next checkpoint job
+    /// carries it, and the checkpoint job takes it. The full segment is synced in line.
     #[test]
     fn deferred_rolls_go_with_the_next_jobs() {
         let dir = tempfile::tempdir().unwrap();
@@ -1007,27 +977,22 @@ mod tests {
         for n in 0..12 {
             ledger.append(&entry(n)).unwrap();
         }
-        assert!(
-            ledger.closed.len() >= 2,
-            "the entries fill several segments"
-        );
+        let segments = std::fs::read_dir(dir.path().join(SEGMENTS_DIR)).unwrap();
+        assert!(segments.count() > 2, "the entries fill several segments");
         assert!(ledger.dir_unsynced);
-        let closed = ledger.closed.len();
 
         let sync = ledger.begin_sync().unwrap().unwrap();
-        assert_eq!(sync.rolled.closed.len(), closed);
-        assert!(sync.rolled.dir.is_some());
+        assert!(sync.segments_dir.is_some());
         sync.complete().unwrap();
-        assert_eq!(ledger.closed.len(), closed, "kept for the checkpoint job");
+        assert!(ledger.dir_unsynced, "kept for the checkpoint job");
 
         let key = SigningKey::from_seed("tenet.test/ledger", &[9u8; 32]).unwrap();
         let mut signer = CheckpointSigner::new(key);
         let CheckpointStart::Job(job) = ledger.begin_checkpoint(signer.origin()).unwrap() else {
             panic!("entries were appended: a checkpoint is due");
         };
-        assert_eq!(job.rolled.closed.len(), closed);
-        assert!(job.rolled.dir.is_some());
-        assert!(ledger.closed.is_empty() && !ledger.dir_unsynced);
+        assert!(job.segments_dir.is_some());
+        assert!(!ledger.dir_unsynced);
         let signed = job.complete(&mut signer).unwrap();
         ledger.finish_checkpoint(&signed);
         drop(ledger);
@@ -1055,7 +1020,7 @@ mod tests {
             for n in 0..12 {
                 ledger.append(&entry(n)).unwrap();
             }
-            assert!(ledger.closed.is_empty() && !ledger.dir_unsynced, "{sync:?}");
+            assert!(!ledger.dir_unsynced, "{sync:?}");
             assert!(
                 std::fs::read_dir(dir.path().join(SEGMENTS_DIR))
                     .unwrap()
@@ -1075,8 +1040,8 @@ mod tests {
         for n in 0..12 {
             ledger.append(&entry(n)).unwrap();
         }
-        assert!(!ledger.closed.is_empty());
+        assert!(ledger.dir_unsynced);
         ledger.sync().unwrap();
-        assert!(ledger.closed.is_empty() && !ledger.dir_unsynced);
+        assert!(!ledger.dir_unsynced);
     }
 }

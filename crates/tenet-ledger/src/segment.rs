@@ -192,9 +192,9 @@ pub(crate) struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    /// Create a new segment file starting at entry `first`, with its header on disk.
-    /// A new segment whose first entry will be `first`. With `sync`, its header is on stable
-    /// storage before this returns; without, the caller syncs it later (with its records).
+    /// Create a new segment file starting at entry `first`. With `sync`, its header is on
+    /// stable storage before this returns; without, the caller syncs it later (with its
+    /// records).
     pub(crate) fn create(path: PathBuf, first: u64, sync: bool) -> io::Result<Self> {
         let mut file = OpenOptions::new()
             .read(true)

@@ -24,9 +24,9 @@
 //! leaders run the same checks after each batch. One checkpoint is in flight at a time; a
 //! final one is signed on shutdown. Under [`SyncPolicy::Interval`] the periodic syncs go to
 //! that second thread too, and under every policy but [`SyncPolicy::EveryBatch`] so do the
-//! syncs of a segment roll ([`Ledger::defer_segment_syncs`]): the producer whose batch filled
-//! a segment once waited for them, which stalled every request behind it for milliseconds
-//! every 64 MiB of events.
+//! syncs of a new segment's header and directory entry ([`Ledger::defer_segment_syncs`]); the
+//! producer whose batch fills a segment still syncs the rest of it, so that a power loss can
+//! only cut the newest segment.
 //!
 //! A failed append fails that batch's events; a failed checkpoint stops the sink, because a
 //! log that cannot be anchored cannot be proven complete (fail closed).
@@ -285,7 +285,7 @@ impl LedgerSink {
         let origin = signer.origin().to_owned();
         let sync_every = ledger.defer_interval_syncs();
         // Under every policy but `EveryBatch` producers append on their own threads (below)
-        // and must not wait for the syncs of a segment roll either.
+        // and should wait for as few of a segment roll's syncs as is safe.
         ledger.defer_segment_syncs();
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel();

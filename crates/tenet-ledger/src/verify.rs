@@ -527,6 +527,12 @@ impl fmt::Display for Report {
         }
         for warning in &self.warnings {
             let text = match warning {
+                // A segment created just before a crash may lack all or part of its header.
+                Warning::TornTail {
+                    segment,
+                    offset: 0,
+                    bytes,
+                } => format!("incomplete segment header: {bytes} bytes in {segment:?}"),
                 Warning::TornTail {
                     segment,
                     offset,

@@ -394,6 +394,29 @@ fn damaged_tree_file_is_a_tree_mismatch_not_tampered_entries() {
     );
 }
 
+/// A segment created just before a crash, with none of its header on disk, is reported as
+/// such (not as a torn record).
+#[test]
+fn a_new_segment_without_its_header_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = open(dir.path());
+    ledger.append_batch(&numbered(0..10)).unwrap();
+    ledger.checkpoint(&mut signer()).unwrap();
+    drop(ledger);
+    let empty = dir.path().join("segments").join(format!("{:020}.seg", 10));
+    std::fs::write(&empty, b"").unwrap();
+
+    let report = report(dir.path());
+    assert_eq!(report.verdict, Verdict::Verified, "{report}");
+    assert_eq!(report.entries, 10);
+    let text = report.to_string();
+    assert!(
+        text.contains("incomplete segment header: 0 bytes in"),
+        "{text}"
+    );
+    assert!(!text.contains("incomplete final record"), "{text}");
+}
+
 #[test]
 fn torn_tail_is_cut_on_open_and_the_rest_verifies() {
     let dir = tempfile::tempdir().unwrap();
