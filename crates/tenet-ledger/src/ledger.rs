@@ -182,9 +182,11 @@ pub struct Ledger {
     /// A new segment's header and directory entry are synced by the next [`SyncJob`] and
     /// [`CheckpointJob`], not in line (see [`Ledger::defer_segment_syncs`]).
     deferred_rolls: bool,
-    /// A segment was created since the last [`CheckpointJob`] was handed out and the segments
-    /// directory may not name it on stable storage yet (only under `deferred_rolls`).
-    dir_unsynced: bool,
+    /// The first entry of the newest segment created while the segments directory may not
+    /// name it on stable storage yet (only under `deferred_rolls`). Cleared by a sync in line,
+    /// or by a finished checkpoint begun after that segment held entries (its job synced the
+    /// directory after the segment was created).
+    dir_unsynced_since: Option<u64>,
     poisoned: bool,
 }
 
@@ -233,6 +235,10 @@ impl Ledger {
             });
         }
         let tree = recover_tree(&dir, entries, &mut warnings)?;
+        // A writer that stopped before syncing the directory after a roll (its syncs were
+        // deferred) left the newest segment's name possibly not on stable storage: made so
+        // here, before anything is signed over it.
+        sync_dir(&seg_dir)?;
 
         if let Some(cp) = &latest
             && root_in(&tree, entries, cp.size())? != cp.root()
@@ -252,7 +258,7 @@ impl Ledger {
                 unsynced: false,
                 deferred_syncs: false,
                 deferred_rolls: false,
-                dir_unsynced: false,
+                dir_unsynced_since: None,
                 poisoned: false,
             },
             warnings,
@@ -436,7 +442,7 @@ impl Ledger {
     /// The segments directory, while a new segment's directory entry may not be on stable
     /// storage.
     fn unsynced_dir(&self) -> Option<PathBuf> {
-        self.dir_unsynced.then(|| self.dir.join(SEGMENTS_DIR))
+        self.dir_unsynced_since.map(|_| self.dir.join(SEGMENTS_DIR))
     }
 
     /// When the records appended so far are due a sync under [`SyncPolicy::Interval`], hand
@@ -454,8 +460,8 @@ impl Ledger {
             .segment
             .clone_file()
             .map_err(io_at(self.segment.path()))?;
-        // The directory stays pending until a checkpoint job takes it: that job syncs
-        // everything it covers itself, whatever became of this one.
+        // The directory stays pending until a checkpoint job that synced it finishes: that job
+        // syncs everything it covers itself, whatever became of this one.
         let segments_dir = self.unsynced_dir();
         // Entries appended from here on are not covered by this job.
         self.unsynced = false;
@@ -566,8 +572,9 @@ impl Ledger {
             .clone_file()
             .map_err(io_at(self.segment.path()))?;
         let tree = self.tree.clone_file().map_err(io_at(self.tree.path()))?;
+        // Kept pending until the job is finished: a segment rolled before its directory sync
+        // runs must not count as synced (see `finish_checkpoint`).
         let segments_dir = self.unsynced_dir();
-        self.dir_unsynced = false;
         Ok(CheckpointStart::Job(CheckpointJob {
             size,
             root,
@@ -582,6 +589,14 @@ impl Ledger {
     /// Record a checkpoint a [`CheckpointJob`] stored (an older one than the newest known is
     /// ignored).
     pub fn finish_checkpoint(&mut self, signed: &SignedCheckpoint) {
+        // The job synced the directory after it was begun, when the ledger held
+        // `signed.size()` entries: a segment that held some of them existed by then.
+        if self
+            .dir_unsynced_since
+            .is_some_and(|first| first < signed.size())
+        {
+            self.dir_unsynced_since = None;
+        }
         if self
             .latest
             .as_ref()
@@ -622,7 +637,7 @@ impl Ledger {
                 self.poisoned = true;
                 return Err(e);
             }
-            self.dir_unsynced = false;
+            self.dir_unsynced_since = None;
         }
         if let Err(e) = self.segment.sync() {
             self.poisoned = true;
@@ -645,7 +660,7 @@ impl Ledger {
         if deferred {
             // A lost header or directory entry loses only entries no sync job or checkpoint
             // has covered yet: both sync the directory and the segment first.
-            self.dir_unsynced = true;
+            self.dir_unsynced_since = Some(first);
             return Ok(());
         }
         sync_dir(&seg_dir)
@@ -979,12 +994,15 @@ mod tests {
         }
         let segments = std::fs::read_dir(dir.path().join(SEGMENTS_DIR)).unwrap();
         assert!(segments.count() > 2, "the entries fill several segments");
-        assert!(ledger.dir_unsynced);
+        assert!(ledger.dir_unsynced_since.is_some());
 
         let sync = ledger.begin_sync().unwrap().unwrap();
         assert!(sync.segments_dir.is_some());
         sync.complete().unwrap();
-        assert!(ledger.dir_unsynced, "kept for the checkpoint job");
+        assert!(
+            ledger.dir_unsynced_since.is_some(),
+            "kept for the checkpoint job"
+        );
 
         let key = SigningKey::from_seed("tenet.test/ledger", &[9u8; 32]).unwrap();
         let mut signer = CheckpointSigner::new(key);
@@ -992,9 +1010,9 @@ mod tests {
             panic!("entries were appended: a checkpoint is due");
         };
         assert!(job.segments_dir.is_some());
-        assert!(!ledger.dir_unsynced);
         let signed = job.complete(&mut signer).unwrap();
         ledger.finish_checkpoint(&signed);
+        assert!(ledger.dir_unsynced_since.is_none());
         drop(ledger);
 
         let reopened = rolling(dir.path(), SyncPolicy::Interval(Duration::ZERO));
@@ -1003,6 +1021,38 @@ mod tests {
             reopened.latest_checkpoint().map(SignedCheckpoint::size),
             Some(12)
         );
+    }
+
+    /// A segment rolled after a checkpoint job began (its directory sync may already have
+    /// run) stays pending when that checkpoint finishes.
+    #[test]
+    fn a_roll_after_a_checkpoint_began_stays_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = rolling(dir.path(), SyncPolicy::Never);
+        ledger.defer_segment_syncs();
+        for n in 0..12 {
+            ledger.append(&entry(n)).unwrap();
+        }
+        let key = SigningKey::from_seed("tenet.test/ledger", &[9u8; 32]).unwrap();
+        let mut signer = CheckpointSigner::new(key);
+        let CheckpointStart::Job(job) = ledger.begin_checkpoint(signer.origin()).unwrap() else {
+            panic!("entries were appended: a checkpoint is due");
+        };
+        let signed = job.complete(&mut signer).unwrap();
+        let before = std::fs::read_dir(dir.path().join(SEGMENTS_DIR))
+            .unwrap()
+            .count();
+        let mut n = 12;
+        while std::fs::read_dir(dir.path().join(SEGMENTS_DIR))
+            .unwrap()
+            .count()
+            == before
+        {
+            ledger.append(&entry(n)).unwrap();
+            n += 1;
+        }
+        ledger.finish_checkpoint(&signed);
+        assert_eq!(ledger.dir_unsynced_since, Some(n - 1));
     }
 
     /// Without the deferral (and always under `EveryBatch`) a roll syncs in line.
@@ -1020,7 +1070,7 @@ mod tests {
             for n in 0..12 {
                 ledger.append(&entry(n)).unwrap();
             }
-            assert!(!ledger.dir_unsynced, "{sync:?}");
+            assert!(ledger.dir_unsynced_since.is_none(), "{sync:?}");
             assert!(
                 std::fs::read_dir(dir.path().join(SEGMENTS_DIR))
                     .unwrap()
@@ -1040,8 +1090,8 @@ mod tests {
         for n in 0..12 {
             ledger.append(&entry(n)).unwrap();
         }
-        assert!(ledger.dir_unsynced);
+        assert!(ledger.dir_unsynced_since.is_some());
         ledger.sync().unwrap();
-        assert!(!ledger.dir_unsynced);
+        assert!(ledger.dir_unsynced_since.is_none());
     }
 }
