@@ -29,6 +29,12 @@ TENET="$root/target/release/tenet"
 
 TD=bench.tenet.test; HOST=svc.$TD
 UP_PORT=18080; TENET_PORT=18443; ADMIN_PORT=18444; NGINX_PROXY=18445; NGINX_MTLS=18446
+# Something already listening on a port would answer in place of what this run starts.
+for port in $UP_PORT $TENET_PORT $ADMIN_PORT $NGINX_PROXY $NGINX_MTLS; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port on 127.0.0.1 is already in use: stop what listens there first" >&2; exit 1
+  fi
+done
 
 # --- a deployment, credentials and the upstream ------------------------------------------
 "$TENET" init "$work/d" --trust-domain "$TD" >/dev/null
