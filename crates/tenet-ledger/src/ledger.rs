@@ -981,6 +981,21 @@ mod tests {
         format!("{{\"entry\":{n},\"padding\":\"{}\"}}", "x".repeat(40)).into_bytes()
     }
 
+    /// Segment files and their seek indexes.
+    fn files_in_segments(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join(SEGMENTS_DIR)).unwrap().count()
+    }
+
+    /// A checkpoint of the whole ledger begun, and the signer to complete it with.
+    fn begun_checkpoint(ledger: &mut Ledger) -> (CheckpointJob, CheckpointSigner) {
+        let key = SigningKey::from_seed("tenet.test/ledger", &[9u8; 32]).unwrap();
+        let signer = CheckpointSigner::new(key);
+        match ledger.begin_checkpoint(signer.origin()).unwrap() {
+            CheckpointStart::Job(job) => (job, signer),
+            CheckpointStart::Current(_) => panic!("entries were appended: a checkpoint is due"),
+        }
+    }
+
     /// A roll's directory sync is left to the jobs: every job until the next checkpoint job
     /// carries it, and the checkpoint job takes it. The full segment is synced in line.
     #[test]
@@ -992,8 +1007,10 @@ mod tests {
         for n in 0..12 {
             ledger.append(&entry(n)).unwrap();
         }
-        let segments = std::fs::read_dir(dir.path().join(SEGMENTS_DIR)).unwrap();
-        assert!(segments.count() > 2, "the entries fill several segments");
+        assert!(
+            files_in_segments(dir.path()) > 2,
+            "the entries fill several segments"
+        );
         assert!(ledger.dir_unsynced_since.is_some());
 
         let sync = ledger.begin_sync().unwrap().unwrap();
@@ -1004,11 +1021,7 @@ mod tests {
             "kept for the checkpoint job"
         );
 
-        let key = SigningKey::from_seed("tenet.test/ledger", &[9u8; 32]).unwrap();
-        let mut signer = CheckpointSigner::new(key);
-        let CheckpointStart::Job(job) = ledger.begin_checkpoint(signer.origin()).unwrap() else {
-            panic!("entries were appended: a checkpoint is due");
-        };
+        let (job, mut signer) = begun_checkpoint(&mut ledger);
         assert!(job.segments_dir.is_some());
         let signed = job.complete(&mut signer).unwrap();
         ledger.finish_checkpoint(&signed);
@@ -1033,21 +1046,11 @@ mod tests {
         for n in 0..12 {
             ledger.append(&entry(n)).unwrap();
         }
-        let key = SigningKey::from_seed("tenet.test/ledger", &[9u8; 32]).unwrap();
-        let mut signer = CheckpointSigner::new(key);
-        let CheckpointStart::Job(job) = ledger.begin_checkpoint(signer.origin()).unwrap() else {
-            panic!("entries were appended: a checkpoint is due");
-        };
+        let (job, mut signer) = begun_checkpoint(&mut ledger);
         let signed = job.complete(&mut signer).unwrap();
-        let before = std::fs::read_dir(dir.path().join(SEGMENTS_DIR))
-            .unwrap()
-            .count();
+        let before = files_in_segments(dir.path());
         let mut n = 12;
-        while std::fs::read_dir(dir.path().join(SEGMENTS_DIR))
-            .unwrap()
-            .count()
-            == before
-        {
+        while files_in_segments(dir.path()) == before {
             ledger.append(&entry(n)).unwrap();
             n += 1;
         }
@@ -1070,12 +1073,10 @@ mod tests {
             for n in 0..12 {
                 ledger.append(&entry(n)).unwrap();
             }
+            assert!(!ledger.deferred_rolls, "{sync:?}");
             assert!(ledger.dir_unsynced_since.is_none(), "{sync:?}");
             assert!(
-                std::fs::read_dir(dir.path().join(SEGMENTS_DIR))
-                    .unwrap()
-                    .count()
-                    > 2,
+                files_in_segments(dir.path()) > 2,
                 "{sync:?}: the entries fill several segments"
             );
         }
