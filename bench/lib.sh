@@ -34,3 +34,24 @@ quiet() { # wait (up to 30 s) for the load average to settle below 0.3
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 spread() { sort -n | awk 'NR==1{mn=$1} {mx=$1} END{printf "%s-%s", mn, mx}'; }
 port_wait() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
+
+# nginx_conf NAME HTTP_BODY: a one-worker nginx configuration in $work/NAME.conf (its pid file
+# and error log beside it, no access log) whose http block holds HTTP_BODY.
+nginx_conf() {
+  cat > "$work/$1.conf" <<NGINX
+worker_processes 1;
+pid $work/$1.pid;
+error_log $work/$1-error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+$2
+}
+NGINX
+}
+# start_upstream PORT: the benchmarks' upstream, an nginx of its own on cpu1 answering every
+# request with the 1 KiB file $work/1k.
+start_upstream() {
+  nginx_conf upstream "  server { listen 127.0.0.1:$1; location / { root $work; try_files /1k =404; } }"
+  taskset -c 1 nginx -c "$work/upstream.conf" -g 'daemon off;' & pids+=($!)
+}

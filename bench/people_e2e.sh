@@ -111,22 +111,18 @@ CEDAR
 CA="$d/data/admin/bundle.pem"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$work/1k"
 
-cat > "$work/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  server { listen 127.0.0.1:$UP_PORT; location / { root $work; try_files /1k =404; } }
-}
-NGINX
-taskset -c 1 nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
+start_upstream $UP_PORT
 port_wait $UP_PORT
 
 # The provider first (the gateway reads its client secret and CA at start), then the gateway;
 # the helper then enrols the device, reports its posture and signs the person in.
 "$SESSION_HELPER" "$d" $PEOPLE_PORT $ADMIN_PORT $IDP_PORT >"$work/session" 2>"$work/session.log" & helper=$!; pids+=($helper)
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$IDP_PORT") 2>/dev/null && break
+  # It stops at once when the provider is not installed (`.ci/setup` installs it).
+  kill -0 "$helper" 2>/dev/null || { echo "the sign-in helper stopped:" >&2; grep -v '^ ' "$work/session.log" >&2; exit 1; }
+  sleep 0.1
+done
 port_wait $IDP_PORT
 (cd "$d" && RUST_LOG=warn exec taskset -c 1 "$TENET" up >"$work/tenet.log" 2>&1) & pids+=($!)
 port_wait $PEOPLE_PORT; port_wait $ADMIN_PORT

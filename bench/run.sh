@@ -64,44 +64,27 @@ CEDAR
 CA="$work/client/bundle.pem"; CERT="$work/client/svid.pem"; KEY="$work/client/svid.key"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$work/1k"
 
-# The upstream is an nginx of its own, so that every proxy (Tenet and the nginx peer alike)
-# hands each request to another process: until 2026-12-05 one nginx worker served both the
-# upstream and the peer proxy, and the peer's proxied request never left its process.
-cat > "$work/upstream.conf" <<NGINX
-worker_processes 1;
-pid $work/upstream.pid;
-error_log $work/upstream-error.log warn;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  server { listen 127.0.0.1:$UP_PORT; location / { root $work; try_files /1k =404; } }
-}
-NGINX
-cat > "$work/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 20000; }
-http {
-  access_log off;
+# The peer proxy, with and without client certificates.
+nginx_conf nginx "\
   upstream app { server 127.0.0.1:$UP_PORT; keepalive 64; }
   server {
     listen 127.0.0.1:$NGINX_PROXY ssl http2;
     ssl_certificate $work/nginx/svid.pem; ssl_certificate_key $work/nginx/svid.key;
     ssl_protocols TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
   }
   server {
     listen 127.0.0.1:$NGINX_MTLS ssl http2;
     ssl_certificate $work/nginx/svid.pem; ssl_certificate_key $work/nginx/svid.key;
     ssl_client_certificate $CA; ssl_verify_client on; ssl_verify_depth 3;
     ssl_protocols TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-NGINX
-# The upstream and the peer proxy: one worker each, on cpu1 with Tenet.
-taskset -c 1 nginx -c "$work/upstream.conf" -g 'daemon off;' & pids+=($!)
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+  }"
+# The upstream and the peer proxy: one worker each, on cpu1 with Tenet. The upstream is an
+# nginx of its own, so that every proxy (Tenet and the nginx peer alike) hands each request to
+# another process: until 2026-12-05 one nginx worker served both the upstream and the peer
+# proxy, and the peer's proxied request never left its process.
+start_upstream $UP_PORT
 taskset -c 1 nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
 port_wait $UP_PORT; port_wait $NGINX_PROXY
 worker_of() { # the one worker process of the nginx whose pid file is $1 (the master only supervises)
