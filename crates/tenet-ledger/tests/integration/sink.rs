@@ -262,11 +262,12 @@ fn open_interval(dir: &std::path::Path) -> tenet_ledger::Ledger {
     super::support::open_with(dir, options).unwrap().ledger
 }
 
-/// Under the interval policy a producer commits its own event: the append is done and
-/// acknowledged on the record future's first poll, with no hand-off to the writer thread (whose
-/// own tick is an hour away here).
+/// Under the interval policy the producers' events are committed on their own runtime, with no
+/// hand-off to the writer thread (whose own tick is an hour away here): the first producer of
+/// a batch spawns the commit, which runs after the tasks already queued, so that the events
+/// queued in the meantime go in the same batch.
 #[tokio::test(flavor = "current_thread")]
-async fn an_inline_append_is_acknowledged_on_its_first_poll() {
+async fn inline_appends_of_one_scheduler_pass_are_committed_together() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Instant::now()));
     let ledger = open_interval(dir.path());
@@ -277,15 +278,31 @@ async fn an_inline_append_is_acknowledged_on_its_first_poll() {
     };
     let sink = LedgerSink::start(ledger, signer(), options, clock).unwrap();
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    for n in 0..3 {
-        let mut record = Box::pin(sink.record_indexed(event(n)));
-        match record.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(index) => assert_eq!(index.unwrap(), n as u64),
-            std::task::Poll::Pending => panic!("event {n} waited for another thread"),
+    for round in 0..2u64 {
+        let mut records: Vec<_> = (0..3)
+            .map(|n| Box::pin(sink.record_indexed(event(round as usize * 3 + n))))
+            .collect();
+        for record in &mut records {
+            assert!(record.as_mut().poll(&mut cx).is_pending());
         }
-        assert_eq!(sink.status().size, n as u64 + 1);
+        assert_eq!(
+            sink.status().size,
+            round * 3,
+            "committed before the pass ended"
+        );
+        // Let the spawned commit run.
+        tokio::time::timeout(Duration::from_secs(10), tokio::task::yield_now())
+            .await
+            .unwrap();
+        assert_eq!(sink.status().size, round * 3 + 3, "one commit for the pass");
+        for (n, record) in (round * 3..).zip(&mut records) {
+            match record.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(index) => assert_eq!(index.unwrap(), n),
+                std::task::Poll::Pending => panic!("event {n} waited for another thread"),
+            }
+        }
     }
-    assert_eq!(sink.shutdown().await.unwrap().unwrap().size(), 3);
+    assert_eq!(sink.shutdown().await.unwrap().unwrap().size(), 6);
     assert_eq!(report(dir.path()).verdict, Verdict::Verified);
 }
 
