@@ -174,7 +174,7 @@ async fn handle_inner(
             Vec::new(),
         ),
         (Some(route), None) => {
-            let explained = snapshot.explain(&access_request(
+            let explained = snapshot.explain_memoized(&access_request(
                 &parts,
                 &conn,
                 person.as_ref(),
@@ -189,7 +189,7 @@ async fn handle_inner(
                 .iter()
                 .map(ToString::to_string)
                 .collect();
-            (explained.decision, near)
+            (explained.decision.clone(), near)
         }
         (None, _) => (
             Decision::Deny {

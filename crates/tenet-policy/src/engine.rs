@@ -12,7 +12,7 @@ use crate::decision::{Decision, Explanation};
 use crate::error::PolicyError;
 use crate::index::ScopeIndex;
 use crate::policy_set::{Naming, ParsedPolicies, Source};
-use crate::request::{AccessRequest, Vocabulary};
+use crate::request::{AccessRequest, DecisionMemo, Vocabulary};
 use crate::schema::TENET_SCHEMA;
 
 /// An immutable policy set, validated (strict mode) against the built-in Tenet schema.
@@ -22,6 +22,7 @@ use crate::schema::TENET_SCHEMA;
 pub struct PolicySnapshot {
     index: ScopeIndex,
     vocabulary: Vocabulary,
+    memo: DecisionMemo,
     ids: Vec<String>,
     versions: Vec<(String, String)>,
     unconditional: Vec<String>,
@@ -140,6 +141,7 @@ impl PolicySnapshot {
         Ok(Self {
             index,
             vocabulary,
+            memo: DecisionMemo::default(),
             ids: parsed.ids(),
             versions: parsed.versions(),
             unconditional: parsed.unconditional_permits(),
@@ -160,6 +162,20 @@ impl PolicySnapshot {
     /// paths cost what [`Self::authorize`] costs).
     pub fn explain(&self, req: &AccessRequest) -> Explanation {
         self.decide(req, true)
+    }
+
+    /// [`Self::explain`] for the gateway's hot path: an identical request (every field, the
+    /// clock's second included) already decided by this snapshot is answered from a memo of
+    /// its recent decisions. Decisions are pure functions of the snapshot and the request, so
+    /// the answer is the one evaluation would give; a keep-alive caller repeating a request
+    /// skips the request mapping and Cedar. Bounded: the memo is cleared when full.
+    pub fn explain_memoized(&self, req: &AccessRequest) -> Arc<Explanation> {
+        self.memo.get_or_decide(req, || self.decide(req, true))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn memo_len(&self) -> usize {
+        self.memo.len()
     }
 
     fn decide(&self, req: &AccessRequest, find_near_misses: bool) -> Explanation {

@@ -20,7 +20,7 @@ use crate::index::{Scope, ScopeIndex};
 use crate::schema::{ANONYMOUS_ID, METHODS, types};
 
 /// One request to authorize: plain data the gateway fills in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AccessRequest {
     /// Who is calling.
     pub principal: Principal,
@@ -71,7 +71,7 @@ impl Principal {
 }
 
 /// The route a request was matched to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RouteResource {
     /// The route's name (the Cedar entity id of the resource).
     pub route: String,
@@ -781,6 +781,64 @@ impl AddressCache {
     }
 }
 
+impl CacheKey for AccessRequest {
+    // Every field is compared (the context through its own exhaustive comparison): a decision
+    // is a function of all of them. The destructuring is exhaustive, so a new field does not
+    // compile until it is compared here.
+    fn same(&self, other: &Self) -> bool {
+        let Self {
+            principal,
+            action,
+            resource,
+            context,
+        } = self;
+        let RouteResource {
+            route,
+            service,
+            host,
+            path,
+        } = resource;
+        let b = &other.resource;
+        same_str(action, &other.action)
+            && same_str(route, &b.route)
+            && same_str(service, &b.service)
+            && same_str(host, &b.host)
+            && same_str(path, &b.path)
+            && principal.same(&other.principal)
+            && context.same(&other.context)
+    }
+}
+
+/// The explanations of one policy snapshot's recent decisions, by the whole request.
+///
+/// A decision is a function of the snapshot and of the request alone: the entities are built
+/// from the request, the context carries the clock's second, and Cedar's evaluation is pure.
+/// So an identical request (every field equal, the second included) decided by the same
+/// snapshot gets the same explanation, and the memo lives and dies with its snapshot (a
+/// reload starts an empty one). A keep-alive caller repeating a request within a second hits;
+/// anything else is decided afresh and remembered, at the cost of hashing the request.
+#[derive(Default)]
+pub(crate) struct DecisionMemo(Cache<AccessRequest, Arc<Explanation>>);
+
+impl DecisionMemo {
+    pub(crate) fn get_or_decide(
+        &self,
+        req: &AccessRequest,
+        decide: impl FnOnce() -> Explanation,
+    ) -> Arc<Explanation> {
+        let decided: Result<_, std::convert::Infallible> =
+            self.0.get_or_build(req, || Ok(Arc::new(decide())));
+        match decided {
+            Ok(explanation) => explanation,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// Cedar contexts by the facts they were built from. Building one costs more than the rest of
 /// the request mapping; the facts of one connection change only with the clock's second, so
 /// requests on a keep-alive connection mostly hit.
@@ -1118,6 +1176,93 @@ mod tests {
     }
 
     /// The request and entities built without a schema check conform to the schema.
+    /// The memo answers exactly what evaluation answers: a request that differs from a
+    /// remembered one in any fact a policy reads gets its own decision, and only an identical
+    /// request is answered from the memo.
+    #[test]
+    fn a_memoized_decision_is_the_evaluated_one() {
+        let policies = r#"
+            @id("frontend-mornings")
+            permit (principal == Tenet::Workload::"spiffe://example.org/ns/shop/sa/frontend",
+                    action == Tenet::Action::"PATCH", resource)
+            when { context.risk < 50 && context.time.hour_utc < 12
+                   && context.source_ip.isInRange(ip("192.0.2.0/24"))
+                   && context.tls.mtls && resource.host == "shop.example.org" };
+            @id("no-admin")
+            forbid (principal, action, resource) when { resource.path like "/admin*" };
+        "#;
+        let files = [("a.cedar".to_owned(), policies.to_owned())];
+        let snapshot = crate::PolicySnapshot::from_sources(&files).unwrap();
+        let base = busy(workload("/ns/shop/sa/frontend"), IPS[0]);
+        assert_eq!(hour_utc(base.context.unix_time), 23);
+        let mut morning = base.clone();
+        morning.context.unix_time -= 12 * 3_600;
+        let variants: Vec<(&str, AccessRequest)> = vec![
+            ("morning", morning.clone()),
+            ("evening", base.clone()),
+            ("risky", {
+                let mut r = morning.clone();
+                r.context.risk = 80;
+                r
+            }),
+            ("elsewhere", {
+                let mut r = morning.clone();
+                r.context.source_ip = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+                r
+            }),
+            ("no client certificate", {
+                let mut r = morning.clone();
+                r.context.tls.mtls = false;
+                r
+            }),
+            ("other host", {
+                let mut r = morning.clone();
+                r.resource.host = "shop.example.com".to_owned();
+                r
+            }),
+            ("admin path", {
+                let mut r = morning.clone();
+                r.resource.path = "/admin/users".to_owned();
+                r
+            }),
+            ("other caller", {
+                let mut r = morning.clone();
+                r.principal = workload("/ns/shop/sa/backend");
+                r
+            }),
+            ("other method", {
+                let mut r = morning.clone();
+                r.action = "DELETE".to_owned();
+                r
+            }),
+            ("unknown method", {
+                let mut r = morning.clone();
+                r.action = "BREW".to_owned();
+                r
+            }),
+        ];
+        // Twice over: the first pass fills the memo, the second is answered from it.
+        for pass in 0..2 {
+            for (name, req) in &variants {
+                let memoized = snapshot.explain_memoized(req);
+                assert_eq!(*memoized, snapshot.explain(req), "{name}, pass {pass}");
+                assert!(
+                    Arc::ptr_eq(&memoized, &snapshot.explain_memoized(req)),
+                    "{name}"
+                );
+            }
+        }
+        assert_eq!(snapshot.memo_len(), variants.len());
+        let allowed: Vec<&str> = variants
+            .iter()
+            .filter(|(_, req)| snapshot.explain_memoized(req).decision.is_allowed())
+            .map(|(name, _)| *name)
+            .collect();
+        assert_eq!(allowed, ["morning"]);
+        let admin = snapshot.explain_memoized(&variants[6].1);
+        assert_eq!(admin.decision.reasons(), ["no-admin"]);
+    }
+
     #[test]
     fn translated_requests_conform_to_the_schema() {
         let schema = tenet_schema().unwrap();
