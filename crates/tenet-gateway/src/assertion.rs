@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use tenet_identity::{CertificateAuthority, SpiffeId};
 use time::OffsetDateTime;
 
 /// The header carrying the assertion to the upstream.
-pub const ASSERTION_HEADER: &str = "x-tenet-identity";
+pub static ASSERTION_HEADER: HeaderName = HeaderName::from_static("x-tenet-identity");
 
 /// Issues identity assertions for (caller, audience) pairs.
 pub trait AssertionIssuer: Send + Sync + 'static {

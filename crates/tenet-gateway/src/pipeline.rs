@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tenet_event::{AccessEvent, Disposition, Event, EventKind, RejectionEvent};
@@ -28,9 +28,12 @@ use crate::server::{ListenerState, Shared};
 
 /// The header naming the caller to the upstream (its SPIFFE ID, a person's principal name,
 /// or `anonymous`).
-const PRINCIPAL_HEADER: &str = "x-tenet-principal";
+static PRINCIPAL_HEADER: HeaderName = HeaderName::from_static("x-tenet-principal");
 /// The header naming a signed-in person to the upstream (email, or name).
-const USER_HEADER: &str = "x-tenet-user";
+static USER_HEADER: HeaderName = HeaderName::from_static("x-tenet-user");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// The longest a sign-in endpoint waits for its whole request body (the head has its own
 /// limit in `conn`); a slower client is answered 408 and the connection closed.
 const AUTH_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -519,27 +522,28 @@ fn upstream_headers(
     tenet_request::prepare_upstream_headers(&mut parts.headers);
     let headers = &mut parts.headers;
     let value = |s: &str| HeaderValue::from_str(s).map_err(|e| e.to_string());
-    headers.insert(header::HOST, value(&host.to_string())?);
-    headers.insert("x-forwarded-for", value(&conn.peer.ip().to_string())?);
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-    headers.insert("x-forwarded-host", value(&host.to_string())?);
-    headers.insert(REQUEST_ID_HEADER, value(request_id)?);
+    let host = value(&host.to_string())?;
+    headers.insert(header::HOST, host.clone());
+    headers.insert(&X_FORWARDED_FOR, value(&conn.peer.ip().to_string())?);
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    headers.insert(&X_FORWARDED_HOST, host);
+    headers.insert(&REQUEST_ID_HEADER, value(request_id)?);
     if let Some(person) = person {
         strip_tenet_cookies(headers);
         // The upstream learns who calls from Tenet's headers only: a client's own
         // `Authorization` (a forged token beside a real session, or the access token that was
         // meant for the gateway and could be replayed) never reaches it.
         headers.remove(header::AUTHORIZATION);
-        headers.insert(PRINCIPAL_HEADER, value(&person.name)?);
-        headers.insert(USER_HEADER, value(&person.display)?);
+        headers.insert(&PRINCIPAL_HEADER, value(&person.name)?);
+        headers.insert(&USER_HEADER, value(&person.display)?);
         return Ok(());
     }
-    headers.insert(PRINCIPAL_HEADER, value(&principal_name(conn))?);
+    headers.insert(&PRINCIPAL_HEADER, value(&principal_name(conn))?);
     if let Some(caller) = &conn.principal {
         let token = shared
             .assertions
             .assertion(caller, &route.spec.service, shared.clock.now())?;
-        headers.insert(ASSERTION_HEADER, token);
+        headers.insert(&ASSERTION_HEADER, token);
     }
     Ok(())
 }
@@ -559,7 +563,7 @@ fn downstream_response(
     strip_response_hop_by_hop(&mut parts.headers);
     strip_tenet_set_cookies(&mut parts.headers);
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        parts.headers.insert(REQUEST_ID_HEADER, v);
+        parts.headers.insert(&REQUEST_ID_HEADER, v);
     }
     Response::from_parts(parts, body.boxed())
 }
@@ -689,7 +693,7 @@ async fn serve_auth(
     let response = gate.serve(request).await;
     let (mut parts, bytes) = response.into_parts();
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        parts.headers.insert(REQUEST_ID_HEADER, v);
+        parts.headers.insert(&REQUEST_ID_HEADER, v);
     }
     parts
         .headers

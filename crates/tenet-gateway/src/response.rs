@@ -2,14 +2,14 @@
 //! the request id and never policy internals.
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 
 /// The body type of every response the gateway sends.
 pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
 /// The header carrying the request id on every response.
-pub(crate) const REQUEST_ID_HEADER: &str = "x-tenet-request-id";
+pub(crate) static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-tenet-request-id");
 
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
@@ -37,7 +37,7 @@ pub(crate) fn refuse(
         HeaderValue::from_static("application/json"),
     );
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        headers.insert(REQUEST_ID_HEADER, v);
+        headers.insert(&REQUEST_ID_HEADER, v);
     }
     if close {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -65,6 +65,10 @@ static NOT_REMOVABLE_BY_CONNECTION: [HeaderName; 2] = [header::HOST, header::CON
 /// # Errors
 /// [`Rejection::DuplicateHeader`] naming the first repeated field.
 pub fn check_single_valued(headers: &HeaderMap, extra: &[HeaderName]) -> Result<(), Rejection> {
+    // Each name holds one value: nothing can repeat (the common case, without a lookup).
+    if headers.len() == headers.keys_len() {
+        return Ok(());
+    }
     let repeated = SINGLE_VALUED_HEADERS
         .iter()
         .chain(extra)
@@ -85,11 +89,20 @@ pub fn check_single_valued(headers: &HeaderMap, extra: &[HeaderName]) -> Result<
 /// afterwards can be nominated for removal.
 pub fn prepare_upstream_headers(headers: &mut HeaderMap) {
     let keep_te = is_te_trailers(headers);
-    let mut doomed = connection_nominated(headers);
-    doomed.retain(|name| !NOT_REMOVABLE_BY_CONNECTION.contains(name));
-    doomed.extend(HOP_BY_HOP_HEADERS.iter().cloned());
-    doomed.extend(CLIENT_CLAIM_HEADERS.iter().cloned());
-    doomed.extend(headers.keys().filter(|name| is_gateway_only(name)).cloned());
+    // Only names the request holds are looked for (a request has a few fields; the lists
+    // name 22).
+    let mut doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            HOP_BY_HOP_HEADERS.contains(name)
+                || CLIENT_CLAIM_HEADERS.contains(name)
+                || is_gateway_only(name)
+        })
+        .cloned()
+        .collect();
+    let mut nominated = connection_nominated(headers);
+    nominated.retain(|name| !NOT_REMOVABLE_BY_CONNECTION.contains(name));
+    doomed.extend(nominated);
 
     for name in doomed {
         if !(keep_te && name == header::TE) {

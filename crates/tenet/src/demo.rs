@@ -631,7 +631,7 @@ async fn start_upstream(
 fn echo(service: &str, bundles: &BundleSet, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let token = req
         .headers()
-        .get(ASSERTION_HEADER)
+        .get(&ASSERTION_HEADER)
         .and_then(|v| v.to_str().ok());
     let caller = token
         .map(|t| tenet_identity::verify_jwt_svid(t, bundles, service, OffsetDateTime::now_utc()));
