@@ -817,15 +817,25 @@ impl CacheKey for AccessRequest {
 /// snapshot gets the same explanation, and the memo lives and dies with its snapshot (a
 /// reload starts an empty one). A keep-alive caller repeating a request within a second hits;
 /// anything else is decided afresh and remembered, at the cost of hashing the request.
+///
+/// Memory stays small whatever callers send: a request whose caller-chosen text (path, host,
+/// method, a person's groups) exceeds [`DecisionMemo::MAX_REMEMBERED_TEXT`] bytes is decided
+/// but not remembered, so the memo holds at most its capacity times that much of it.
 #[derive(Default)]
 pub(crate) struct DecisionMemo(Cache<AccessRequest, Arc<Explanation>>);
 
 impl DecisionMemo {
+    /// The most caller-chosen text a remembered request holds.
+    pub(crate) const MAX_REMEMBERED_TEXT: usize = 1_024;
+
     pub(crate) fn get_or_decide(
         &self,
         req: &AccessRequest,
         decide: impl FnOnce() -> Explanation,
     ) -> Arc<Explanation> {
+        if caller_text_len(req) > Self::MAX_REMEMBERED_TEXT {
+            return Arc::new(decide());
+        }
         let decided: Result<_, std::convert::Infallible> =
             self.0.get_or_build(req, || Ok(Arc::new(decide())));
         match decided {
@@ -837,6 +847,29 @@ impl DecisionMemo {
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
+}
+
+/// The bytes of a request's text that its caller chooses freely; the rest is bounded by the
+/// gateway (TLS facts, session and device facts, the route's names).
+fn caller_text_len(req: &AccessRequest) -> usize {
+    let principal = match &req.principal {
+        Principal::Workload { spiffe_id, .. } => spiffe_id.len() * 2,
+        Principal::User {
+            provider,
+            subject,
+            email,
+            name,
+            groups,
+        } => {
+            provider.len()
+                + subject.len()
+                + email.len()
+                + name.len()
+                + groups.iter().map(String::len).sum::<usize>()
+        }
+        Principal::Anonymous => 0,
+    };
+    principal + req.action.len() + req.resource.host.len() + req.resource.path.len()
 }
 
 /// Cedar contexts by the facts they were built from. Building one costs more than the rest of
@@ -1261,6 +1294,14 @@ mod tests {
         assert_eq!(allowed, ["morning"]);
         let admin = snapshot.explain_memoized(&variants[6].1);
         assert_eq!(admin.decision.reasons(), ["no-admin"]);
+
+        // A request with more caller-chosen text than the memo keeps is decided, not kept.
+        let mut long = variants[6].1.clone();
+        long.resource.path = format!("/admin/{}", "a".repeat(DecisionMemo::MAX_REMEMBERED_TEXT));
+        let decided = snapshot.explain_memoized(&long);
+        assert_eq!(decided.decision.reasons(), ["no-admin"]);
+        assert!(!Arc::ptr_eq(&decided, &snapshot.explain_memoized(&long)));
+        assert_eq!(snapshot.memo_len(), variants.len());
     }
 
     #[test]
