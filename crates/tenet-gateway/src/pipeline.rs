@@ -522,11 +522,11 @@ fn upstream_headers(
     tenet_request::prepare_upstream_headers(&mut parts.headers);
     let headers = &mut parts.headers;
     let value = |s: &str| HeaderValue::from_str(s).map_err(|e| e.to_string());
-    let host = value(&host.to_string())?;
-    headers.insert(header::HOST, host.clone());
+    let host_value = value(&host.to_string())?;
+    headers.insert(header::HOST, host_value.clone());
     headers.insert(&X_FORWARDED_FOR, value(&conn.peer.ip().to_string())?);
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-    headers.insert(&X_FORWARDED_HOST, host);
+    headers.insert(&X_FORWARDED_HOST, host_value);
     headers.insert(&REQUEST_ID_HEADER, value(request_id)?);
     if let Some(person) = person {
         strip_tenet_cookies(headers);

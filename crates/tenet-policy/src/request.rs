@@ -836,11 +836,9 @@ impl DecisionMemo {
         if caller_text_len(req) > Self::MAX_REMEMBERED_TEXT {
             return Arc::new(decide());
         }
-        let decided: Result<_, std::convert::Infallible> =
+        let Ok::<_, std::convert::Infallible>(explanation) =
             self.0.get_or_build(req, || Ok(Arc::new(decide())));
-        match decided {
-            Ok(explanation) => explanation,
-        }
+        explanation
     }
 
     #[cfg(test)]
@@ -1208,7 +1206,6 @@ mod tests {
         assert_ne!(a.request.context(), b.request.context());
     }
 
-    /// The request and entities built without a schema check conform to the schema.
     /// The memo answers exactly what evaluation answers: a request that differs from a
     /// remembered one in any fact a policy reads gets its own decision, and only an identical
     /// request is answered from the memo.
@@ -1304,6 +1301,7 @@ mod tests {
         assert_eq!(snapshot.memo_len(), variants.len());
     }
 
+    /// The request and entities built without a schema check conform to the schema.
     #[test]
     fn translated_requests_conform_to_the_schema() {
         let schema = tenet_schema().unwrap();

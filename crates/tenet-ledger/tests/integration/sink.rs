@@ -291,9 +291,7 @@ async fn inline_appends_of_one_scheduler_pass_are_committed_together() {
             "committed before the pass ended"
         );
         // Let the spawned commit run.
-        tokio::time::timeout(Duration::from_secs(10), tokio::task::yield_now())
-            .await
-            .unwrap();
+        tokio::task::yield_now().await;
         assert_eq!(sink.status().size, round * 3 + 3, "one commit for the pass");
         for (n, record) in (round * 3..).zip(&mut records) {
             match record.as_mut().poll(&mut cx) {
