@@ -225,7 +225,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct LedgerSink {
     tx: mpsc::Sender<Msg>,
     permits: Arc<Semaphore>,
-    live: broadcast::Sender<StoredEvent>,
+    live: broadcast::Sender<Arc<StoredEvent>>,
     status: Arc<Mutex<SinkStatus>>,
     /// Set when producers append on their own threads (every policy but `EveryBatch`).
     inline: Option<Arc<Inline>>,
@@ -394,8 +394,9 @@ impl LedgerSink {
         }
     }
 
-    /// A live feed of events as they are stored (lagging receivers lose the oldest).
-    pub fn subscribe(&self) -> broadcast::Receiver<StoredEvent> {
+    /// A live feed of events as they are stored (lagging receivers lose the oldest). Every
+    /// subscriber shares each event: receiving it copies a pointer, not the event.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
         self.live.subscribe()
     }
 
@@ -525,7 +526,7 @@ struct Writer {
     sync_in_flight: bool,
     options: SinkOptions,
     clock: Arc<dyn Clock>,
-    live: broadcast::Sender<StoredEvent>,
+    live: broadcast::Sender<Arc<StoredEvent>>,
     status: Arc<Mutex<SinkStatus>>,
     /// When the oldest entry not covered by a checkpoint was stored.
     unsigned_since: Option<Instant>,
@@ -703,10 +704,10 @@ impl Writer {
                 for ((event, _, ack), index) in batch.drain(..).zip(range) {
                     // A producer that stopped waiting, or nobody subscribed, is fine.
                     let _ = ack.send(Ok(index));
-                    let _ = self.live.send(StoredEvent {
+                    let _ = self.live.send(Arc::new(StoredEvent {
                         index,
                         event: *event,
-                    });
+                    }));
                 }
             }
             Err(e) => {

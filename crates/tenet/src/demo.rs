@@ -304,7 +304,7 @@ async fn run_step(
     step: &Step,
     client: &DemoClient,
     creds: &HashMap<&str, &X509Svid>,
-    events: &mut broadcast::Receiver<StoredEvent>,
+    events: &mut broadcast::Receiver<Arc<StoredEvent>>,
 ) -> (bool, Option<u64>) {
     let who = step.caller.unwrap_or("no certificate");
     say!("{n:>2}. {}", step.title);
@@ -346,16 +346,18 @@ async fn run_step(
 /// The decision event for `request_id` and its ledger index, from the live feed of stored
 /// events.
 async fn find_decision(
-    events: &mut broadcast::Receiver<StoredEvent>,
+    events: &mut broadcast::Receiver<Arc<StoredEvent>>,
     request_id: &str,
 ) -> Option<(u64, String)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     loop {
-        let StoredEvent { index, event } = tokio::time::timeout_at(deadline, events.recv())
+        let stored = tokio::time::timeout_at(deadline, events.recv())
             .await
             .ok()?
             .ok()?;
-        match event.kind {
+        let StoredEvent { index, event } = &*stored;
+        let index = *index;
+        match &event.kind {
             EventKind::Access(a) if a.request_id == request_id => {
                 let contained = a.errors.iter().find(|e| e.starts_with("contained: "));
                 let why = if let Some(c) = contained {

@@ -278,7 +278,7 @@ impl Detector {
     /// baselines every minute when they changed, and once more at the end.
     pub async fn run(
         mut self,
-        mut feed: tokio::sync::broadcast::Receiver<StoredEvent>,
+        mut feed: tokio::sync::broadcast::Receiver<Arc<StoredEvent>>,
         mut stop: tokio::sync::oneshot::Receiver<()>,
     ) {
         let mut save =
@@ -288,7 +288,7 @@ impl Detector {
             tokio::select! {
                 received = feed.recv() => match received {
                     Ok(stored) => {
-                        self.handle(stored.event).await;
+                        self.handle(&stored.event).await;
                         // One event at a time between the requests on the same worker: after a
                         // burst, draining the feed in one go held every request waiting behind
                         // it for a scheduler pass (the p99 of a proxied request at half of peak
@@ -336,7 +336,7 @@ impl Detector {
         }
     }
 
-    async fn handle(&mut self, event: Event) {
+    async fn handle(&mut self, event: &Event) {
         // Our own findings, and Tenet's own responses (playbooks, risk cut-offs, expiries),
         // are not evidence of anything new.
         match &event.kind {
@@ -358,14 +358,14 @@ impl Detector {
         }
         let mut triggers: Vec<(DetectionEvent, Trigger)> = self
             .analytics
-            .observe(&event, now)
+            .observe(event, now)
             .into_iter()
             .map(from_alert)
             .collect();
         if let Some(engine) = &mut self.sigma {
             let ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
             for m in engine.observe(&event.to_ocsf(), tenet_sigma::Source::Tenet, ms) {
-                triggers.push(from_sigma(m, &event));
+                triggers.push(from_sigma(m, event));
             }
         }
         if let EventKind::Access(a) = &event.kind {
