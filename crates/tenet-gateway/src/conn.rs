@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::HeaderValue;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -55,6 +56,13 @@ pub(crate) struct ConnInfo {
     /// The caller's verified SPIFFE ID; `None` for anonymous callers.
     pub principal: Option<SpiffeId>,
     pub client_serial: Option<String>,
+    /// The caller's name in events, logs and risk: its SPIFFE ID, or `anonymous`. Built once
+    /// per connection, like the two header values below, instead of once per request.
+    pub name: String,
+    /// [`ConnInfo::name`] as the upstream's principal header; `None` if it cannot be one.
+    pub name_header: Option<HeaderValue>,
+    /// The peer's address as the upstream's `X-Forwarded-For`.
+    pub forwarded_for: Option<HeaderValue>,
 }
 
 pub(crate) async fn accept_loop(
@@ -249,10 +257,9 @@ async fn serve_http1(
                 // A response finished while the gateway stops closes its connection, and
                 // says so, so that the client does not send its next request into a close.
                 if *stopping.borrow() {
-                    response.headers_mut().insert(
-                        http::header::CONNECTION,
-                        http::HeaderValue::from_static("close"),
-                    );
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
                 }
                 Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
             }
@@ -487,8 +494,15 @@ fn conn_info(
         warn!(%peer, principal = %id.id, not_after = %id.not_after,
             "client certificate past its notAfter accepted within the allowed clock skew");
     }
+    let principal = identity.as_ref().map(|p| p.id.clone());
+    let name = principal
+        .as_ref()
+        .map_or_else(|| "anonymous".to_string(), |p| p.as_str().to_string());
     ConnInfo {
         peer,
+        name_header: HeaderValue::from_str(&name).ok(),
+        forwarded_for: HeaderValue::from_str(&peer.ip().to_string()).ok(),
+        name,
         sni: tls.server_name().map(str::to_string),
         alpn: tls
             .alpn_protocol()
@@ -501,8 +515,8 @@ fn conn_info(
                 other => format!("{other:?}"),
             })
             .unwrap_or_default(),
-        client_serial: identity.as_ref().map(|p| p.serial_hex.clone()),
-        principal: identity.map(|p| p.id),
+        client_serial: identity.map(|p| p.serial_hex),
+        principal,
     }
 }
 

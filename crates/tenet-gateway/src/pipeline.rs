@@ -11,6 +11,7 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tenet_event::{AccessEvent, Disposition, Event, EventKind, RejectionEvent};
+use tenet_identity::SpiffeId;
 use tenet_policy::{AccessRequest, Decision, Principal, RequestContext, RouteResource, TlsFacts};
 use tenet_request::{CanonicalHost, NormalizedPath, Rejection};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -156,11 +157,11 @@ async fn handle_inner(
     let contained = shared.containment.current();
     let caller = person
         .as_ref()
-        .map(|p| p.name.clone())
-        .or_else(|| conn.principal.as_ref().map(|p| p.as_str().to_string()));
+        .map(|p| p.name.as_str())
+        .or_else(|| conn.principal.as_ref().map(SpiffeId::as_str));
     let hit = contained
         .check(
-            caller.as_deref(),
+            caller,
             conn.client_serial.as_deref(),
             route.as_ref().map(|r| r.spec.service.as_str()),
             now,
@@ -213,7 +214,7 @@ async fn handle_inner(
     // record: the event is stored before the caller sees anything.
     let principal = person
         .as_ref()
-        .map_or_else(|| principal_name(&conn), |p| p.name.clone());
+        .map_or_else(|| conn.name.clone(), |p| p.name.clone());
     let event = AccessEvent {
         request_id: request_id.clone(),
         listener: listener.name.clone(),
@@ -448,12 +449,6 @@ fn protocol_of(parts: &http::request::Parts) -> &'static str {
     }
 }
 
-fn principal_name(conn: &ConnInfo) -> String {
-    conn.principal
-        .as_ref()
-        .map_or_else(|| "anonymous".to_string(), |p| p.as_str().to_string())
-}
-
 fn decision_errors(decision: &Decision) -> Vec<String> {
     match decision {
         Decision::Deny { errors, .. } => errors.clone(),
@@ -481,7 +476,7 @@ fn access_request(
         },
         (None, None) => Principal::Anonymous,
     };
-    let name = person.map_or_else(|| principal_name(conn), |p| p.name.clone());
+    let name = person.map_or(conn.name.as_str(), |p| p.name.as_str());
     AccessRequest {
         principal,
         action: parts.method.as_str().to_string(),
@@ -502,7 +497,7 @@ fn access_request(
             },
             unix_time: shared.clock.now().unix_timestamp(),
             protocol: protocol.to_string(),
-            risk: shared.risk.risk(&name, shared.clock.now()),
+            risk: shared.risk.risk(name, shared.clock.now()),
             session: person.map(|p| p.session.clone()).unwrap_or_default(),
             device: person.map(|p| p.device.clone()).unwrap_or_default(),
         },
@@ -524,7 +519,11 @@ fn upstream_headers(
     let value = |s: &str| HeaderValue::from_str(s).map_err(|e| e.to_string());
     let host_value = value(&host.to_string())?;
     headers.insert(header::HOST, host_value.clone());
-    headers.insert(&X_FORWARDED_FOR, value(&conn.peer.ip().to_string())?);
+    let forwarded_for = conn.forwarded_for.clone();
+    headers.insert(
+        &X_FORWARDED_FOR,
+        forwarded_for.ok_or("the peer's address is not a header value")?,
+    );
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     headers.insert(&X_FORWARDED_HOST, host_value);
     headers.insert(&REQUEST_ID_HEADER, value(request_id)?);
@@ -538,7 +537,11 @@ fn upstream_headers(
         headers.insert(&USER_HEADER, value(&person.display)?);
         return Ok(());
     }
-    headers.insert(&PRINCIPAL_HEADER, value(&principal_name(conn))?);
+    let name = conn.name_header.clone();
+    headers.insert(
+        &PRINCIPAL_HEADER,
+        name.ok_or("the caller's name is not a header value")?,
+    );
     if let Some(caller) = &conn.principal {
         let token = shared
             .assertions
