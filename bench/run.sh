@@ -24,8 +24,9 @@ source bench/lib.sh
 install_peers
 python3 -c 'import cryptography' 2>/dev/null || pip install -q cryptography
 
-cargo build --release -q -p tenet
-TENET="$root/target/release/tenet"
+# The gateway as deployed: the production profile (release with link-time optimisation).
+cargo build --profile production -q -p tenet
+TENET="$root/target/production/tenet"
 
 TD=bench.tenet.test; HOST=svc.$TD
 UP_PORT=18080; TENET_PORT=18443; ADMIN_PORT=18444; NGINX_PROXY=18445; NGINX_MTLS=18446
