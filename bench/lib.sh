@@ -55,3 +55,43 @@ start_upstream() {
   nginx_conf upstream "  server { listen 127.0.0.1:$1; location / { root $work; try_files /1k =404; } }"
   taskset -c 1 nginx -c "$work/upstream.conf" -g 'daemon off;' & pids+=($!)
 }
+
+# ports_free PORT...: stop if something already listens on one of them on 127.0.0.1 (it would
+# answer in place of what the run starts).
+ports_free() {
+  for port in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "port $port on 127.0.0.1 is already in use: stop what listens there first" >&2; exit 1
+    fi
+  done
+}
+# gateway_deployment TENET TD HOST GW_PORT ADMIN_PORT UP_PORT: the gateway benchmarks'
+# deployment in $work/d (one listener, one route to an http upstream, one permit for the
+# client), the client's SVID in $work/client and the upstream's 1 KiB answer in $work/1k.
+gateway_deployment() {
+  local tenet=$1 td=$2 host=$3 gw=$4 admin=$5 up=$6
+  "$tenet" init "$work/d" --trust-domain "$td" >/dev/null
+  cat > "$work/d/tenet.toml" <<TOML
+[deployment]
+trust_domain = "$td"
+[admin]
+listen = "127.0.0.1:$admin"
+[[listeners]]
+name = "main"
+listen = "127.0.0.1:$gw"
+[[routes]]
+name = "svc"
+service = "svc"
+listener = "main"
+host = "$host"
+upstream = "http://127.0.0.1:$up"
+TOML
+  rm "$work/d/policies/example.cedar"
+  cat > "$work/d/policies/bench.cedar" <<CEDAR
+@id("client-reads-svc")
+permit (principal == Tenet::Workload::"spiffe://$td/ns/bench/sa/client",
+        action in Tenet::Action::"read", resource in Tenet::Service::"svc");
+CEDAR
+  "$tenet" --config "$work/d/tenet.toml" svid x509 "spiffe://$td/ns/bench/sa/client" --ttl 12h --out "$work/client" >/dev/null
+  head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$work/1k"
+}

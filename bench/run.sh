@@ -30,40 +30,12 @@ TENET="$root/target/production/tenet"
 
 TD=bench.tenet.test; HOST=svc.$TD
 UP_PORT=18080; TENET_PORT=18443; ADMIN_PORT=18444; NGINX_PROXY=18445; NGINX_MTLS=18446
-# Something already listening on a port would answer in place of what this run starts.
-for port in $UP_PORT $TENET_PORT $ADMIN_PORT $NGINX_PROXY $NGINX_MTLS; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "port $port on 127.0.0.1 is already in use: stop what listens there first" >&2; exit 1
-  fi
-done
+ports_free $UP_PORT $TENET_PORT $ADMIN_PORT $NGINX_PROXY $NGINX_MTLS
 
 # --- a deployment, credentials and the upstream ------------------------------------------
-"$TENET" init "$work/d" --trust-domain "$TD" >/dev/null
-cat > "$work/d/tenet.toml" <<TOML
-[deployment]
-trust_domain = "$TD"
-[admin]
-listen = "127.0.0.1:$ADMIN_PORT"
-[[listeners]]
-name = "main"
-listen = "127.0.0.1:$TENET_PORT"
-[[routes]]
-name = "svc"
-service = "svc"
-listener = "main"
-host = "$HOST"
-upstream = "http://127.0.0.1:$UP_PORT"
-TOML
-rm "$work/d/policies/example.cedar"
-cat > "$work/d/policies/bench.cedar" <<CEDAR
-@id("client-reads-svc")
-permit (principal == Tenet::Workload::"spiffe://$TD/ns/bench/sa/client",
-        action in Tenet::Action::"read", resource in Tenet::Service::"svc");
-CEDAR
-"$TENET" --config "$work/d/tenet.toml" svid x509 "spiffe://$TD/ns/bench/sa/client" --ttl 12h --out "$work/client" >/dev/null
+gateway_deployment "$TENET" "$TD" "$HOST" $TENET_PORT $ADMIN_PORT $UP_PORT
 "$TENET" --config "$work/d/tenet.toml" svid x509 "spiffe://$TD/ns/bench/sa/nginx" --ttl 12h --dns "$HOST" --out "$work/nginx" >/dev/null
 CA="$work/client/bundle.pem"; CERT="$work/client/svid.pem"; KEY="$work/client/svid.key"
-head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$work/1k"
 
 # The peer proxy, with and without client certificates.
 nginx_conf nginx "\
