@@ -14,7 +14,11 @@ cd "$(dirname "$0")/.."
 n=2000
 if [ "${1:-}" = "-n" ]; then n=$2; shift 2; fi
 [ $# -gt 0 ] || { echo "usage: bench/instructions.sh [-n REQUESTS] BINARY..." >&2; exit 2; }
-for bin in "$@"; do [ -x "$bin" ] || { echo "$bin: not an executable" >&2; exit 2; }; done
+bins=()
+for bin in "$@"; do
+  [ -x "$bin" ] || { echo "$bin: not an executable" >&2; exit 2; }
+  bins+=("$(realpath "$bin")") # each gateway runs from inside its deployment
+done
 
 source bench/lib.sh
 install_peers
@@ -22,9 +26,11 @@ command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=nonint
 
 TD=bench.tenet.test; HOST=svc.$TD; UP_PORT=18280; GW_PORT=18643; ADMIN_PORT=18644
 ports_free $UP_PORT $GW_PORT $ADMIN_PORT
-gateway_deployment "$1" "$TD" "$HOST" $GW_PORT $ADMIN_PORT $UP_PORT
+gateway_deployment "${bins[0]}" "$TD" "$HOST" $GW_PORT $ADMIN_PORT $UP_PORT
 start_upstream $UP_PORT
 port_wait $UP_PORT
+upstream_answer=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$UP_PORT/")
+[ "$upstream_answer" = "200 1024" ] || { echo "the upstream answers '$upstream_answer', not 200 with 1 KiB" >&2; exit 1; }
 
 load() { # load REQUESTS: keep-alive requests over 8 connections; prints the status counts
   taskset -c 0 "$OHA" --no-tui -n "$1" -c 8 --output-format json --cacert "$work/client/bundle.pem" \
@@ -34,16 +40,19 @@ load() { # load REQUESTS: keep-alive requests over 8 connections; prints the sta
 }
 
 echo "# instructions per proxied request (callgrind, $n requests, 8 keep-alive connections)"
-for bin in "$@"; do
-  rm -rf "$work/d/data/ledger" "$work/d/data/ledger-key/signer.state" "$work"/cg.*
+for bin in "${bins[@]}"; do
+  # Every binary starts from the same state: no ledger, no learned baselines.
+  rm -rf "$work/d/data/ledger" "$work/d/data/ledger-key/signer.state" "$work/d/data/detect" "$work"/cg.*
   # One core, as in bench/run.sh: the gateway then runs its single-threaded runtime.
   (cd "$work/d" && RUST_LOG=warn exec taskset -c 1 valgrind --tool=callgrind \
     --callgrind-out-file="$work/cg.%p" "$bin" up >"$work/tenet.log" 2>&1) & gw=$!; pids+=($gw)
-  for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null && break; sleep 0.2; done
+  up=""
+  for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null && { up=1; break; }; sleep 0.2; done
+  [ -n "$up" ] || { echo "$bin: the gateway did not start; its log:" >&2; cat "$work/tenet.log" >&2; exit 1; }
   load 400 >/dev/null # warm-up: connections, pools, memo
-  callgrind_control -z "$gw" >/dev/null 2>&1
+  callgrind_control -z "$gw" >/dev/null 2>&1 || { echo "$bin: callgrind_control could not zero the counts" >&2; exit 1; }
   statuses=$(load "$n")
-  callgrind_control -d "$gw" >/dev/null 2>&1
+  callgrind_control -d "$gw" >/dev/null 2>&1 || { echo "$bin: callgrind_control could not dump the counts" >&2; exit 1; }
   kill "$gw"; wait "$gw" 2>/dev/null || true
   dump=$(ls -t "$work"/cg.*.* | head -n1)
   callgrind_annotate --inclusive=yes --threshold=100 --tree=caller "$dump" 2>/dev/null \

@@ -31,7 +31,7 @@ for i, line in enumerate(lines):
 if not total:
     sys.exit(f"{label}: no totals in the callgrind output")
 per = lambda x: round(x / requests)
-alloc_text = f"{allocs / requests:.1f}" if allocs else "n/a (inlined by LTO)"
+alloc_text = f"{allocs / requests:.1f}" if allocs else "n/a (no call to __rust_alloc seen: inlined, as under LTO)"
 print(f"{label}: {per(total - sha):,} instructions/request without SHA-256 "
       f"({per(total):,} in all, SHA-256 {per(sha):,}); allocations/request {alloc_text}; "
       f"answers {statuses}")
