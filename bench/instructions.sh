@@ -3,7 +3,7 @@
 # same deployment as scenario 1 of bench/run.sh (mTLS, Cedar, events, 1 KiB answer from an
 # nginx upstream), one gateway per binary given, each on a fresh ledger. Counts repeat within
 # about 1% whatever else the machine does, so they compare builds on a shared VM where
-# requests per second move by 10% between runs; they are not a speed (cache misses and
+# requests per second move by 10-20% between runs; they are not a speed (cache misses and
 # system calls are not in them). The measured run opens its 8 connections, so their
 # handshakes are in the count: about 7,000 instructions per request at the default 2,000.
 #   bench/instructions.sh [-n REQUESTS] BINARY...
