@@ -336,3 +336,73 @@ fn sni_must_name_the_request_host() {
     assert_eq!(check_sni(None, &canonical("192.0.2.10")), Ok(()));
     assert!(check_sni(Some(&www_sni), &canonical("192.0.2.10")).is_err());
 }
+
+/// The character-by-character version [`canonical_name`] replaced (2026-12): the one-pass
+/// version must give the same name, or the same problem, for every input.
+fn canonical_name_by_chars(host: &str) -> Result<(String, HostKind), HostProblem> {
+    if let Some(inside) = host.strip_prefix('[') {
+        let literal = inside.strip_suffix(']').ok_or(HostProblem::InvalidIpv6)?;
+        let address: Ipv6Addr = literal.parse().map_err(|_| HostProblem::InvalidIpv6)?;
+        return Ok((format!("[{address}]"), HostKind::Ipv6));
+    }
+    if let Some(bad) = host.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(if bad.is_ascii() {
+            HostProblem::InvalidCharacter(bad)
+        } else {
+            HostProblem::NotAscii
+        });
+    }
+    let lower = host.to_ascii_lowercase();
+    if let Some(bad) = lower
+        .chars()
+        .find(|c| !is_name_byte(*c as u8) || !c.is_ascii())
+    {
+        return Err(HostProblem::InvalidCharacter(bad));
+    }
+    let name = lower.strip_suffix('.').unwrap_or(&lower);
+    if name.ends_with('.') {
+        return Err(HostProblem::MultipleTrailingDots);
+    }
+    check_labels(name)?;
+    if name.rsplit('.').next().is_some_and(is_numeric_label) {
+        let address: Ipv4Addr = name.parse().map_err(|_| HostProblem::InvalidIpv4)?;
+        return Ok((address.to_string(), HostKind::Ipv4));
+    }
+    Ok((name.to_owned(), HostKind::Dns))
+}
+
+proptest::proptest! {
+    #[test]
+    fn one_pass_names_match_the_character_version(
+        raw in "([a-zA-Z0-9._\\-]{0,6}|\\PC|[ -~]|\\.|0x[0-9a-fA-F]{1,3}|[0-9]{1,4}){0,10}"
+    ) {
+        proptest::prop_assert_eq!(canonical_name(&raw), canonical_name_by_chars(&raw));
+    }
+}
+
+#[test]
+fn one_pass_names_match_the_character_version_on_edges() {
+    for raw in [
+        "",
+        ".",
+        "..",
+        "a..",
+        "A.B.C.",
+        "Ex ample.org",
+        "exa\u{e9}mple.org",
+        "a/b\u{e9}",
+        "\u{e9}a/b",
+        "a/b c",
+        "1.2.3.4",
+        "0X7F.1",
+        "1.2.3.4.",
+        "a.0x1G",
+        "[::1]",
+        "[::1",
+        "_srv.Example.ORG",
+        "ex!ample",
+        "EX!AMPLE",
+    ] {
+        assert_eq!(canonical_name(raw), canonical_name_by_chars(raw), "{raw:?}");
+    }
+}
