@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tenet_event::{Event, EventKind, RejectionEvent};
 use tenet_identity::SpiffeId;
+use tenet_policy::{Principal, TlsFacts};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -50,19 +51,31 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// What the gateway knows about a connection once the handshake is done.
 pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
-    pub sni: Option<String>,
-    pub alpn: Option<String>,
-    pub tls_version: String,
+    /// The TLS facts as policies see them (empty strings for absent facts).
+    pub tls: TlsFacts,
     /// The caller's verified SPIFFE ID; `None` for anonymous callers.
     pub principal: Option<SpiffeId>,
-    pub client_serial: Option<String>,
-    /// The caller's name in events, logs and risk: its SPIFFE ID, or `anonymous`. Built once
-    /// per connection, like the two header values below, instead of once per request.
+    /// [`ConnInfo::principal`] as policies see it (a workload, or anonymous). Like the values
+    /// below, built once per connection instead of once per request.
+    pub policy_principal: Principal,
+    /// The caller's name in events, logs and risk: its SPIFFE ID, or `anonymous`.
     pub name: String,
     /// [`ConnInfo::name`] as the upstream's principal header; `None` if it cannot be one.
     pub name_header: Option<HeaderValue>,
     /// The peer's address as the upstream's `X-Forwarded-For`.
     pub forwarded_for: Option<HeaderValue>,
+}
+
+impl ConnInfo {
+    /// The server name the client asked for, if it sent one.
+    pub fn sni(&self) -> Option<&str> {
+        Some(self.tls.sni.as_str()).filter(|s| !s.is_empty())
+    }
+
+    /// The client certificate's serial number (hex), if the client presented one.
+    pub fn client_serial(&self) -> Option<&str> {
+        Some(self.tls.client_serial.as_str()).filter(|s| !s.is_empty())
+    }
 }
 
 pub(crate) async fn accept_loop(
@@ -148,12 +161,12 @@ async fn serve_connection(
         }
     };
     let info = Arc::new(conn_info(peer, tls.get_ref().1, shared.clock.now()));
-    debug!(principal = ?info.principal.as_ref().map(SpiffeId::as_str), alpn = ?info.alpn,
+    debug!(principal = ?info.principal.as_ref().map(SpiffeId::as_str), alpn = %info.tls.alpn,
         "connection established");
 
     // HTTP/1.x byte streams go through the framing guard, so that hyper only ever sees
     // unambiguous request heads; HTTP/2 (negotiated by ALPN) frames its own messages.
-    let http1 = info.alpn.as_deref() != Some("h2");
+    let http1 = info.tls.alpn != "h2";
     let verdict = http1.then(FramingVerdict::default);
     // Each protocol's connection is driven on its own and boxed, so that an idle connection
     // holds the state of the protocol it speaks and nothing more.
@@ -498,25 +511,39 @@ fn conn_info(
     let name = principal
         .as_ref()
         .map_or_else(|| "anonymous".to_string(), |p| p.as_str().to_string());
+    let policy_principal =
+        principal
+            .as_ref()
+            .map_or(Principal::Anonymous, |id| Principal::Workload {
+                spiffe_id: id.as_str().to_string(),
+                trust_domain: id.trust_domain().as_str().to_string(),
+                path: id.path().to_string(),
+            });
+    let version = tls
+        .protocol_version()
+        .map(|v| match v {
+            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
+            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
+            other => format!("{other:?}"),
+        })
+        .unwrap_or_default();
     ConnInfo {
         peer,
         name_header: HeaderValue::from_str(&name).ok(),
         forwarded_for: HeaderValue::from_str(&peer.ip().to_string()).ok(),
         name,
-        sni: tls.server_name().map(str::to_string),
-        alpn: tls
-            .alpn_protocol()
-            .map(|p| String::from_utf8_lossy(p).into_owned()),
-        tls_version: tls
-            .protocol_version()
-            .map(|v| match v {
-                rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
-                rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
-                other => format!("{other:?}"),
-            })
-            .unwrap_or_default(),
-        client_serial: identity.map(|p| p.serial_hex),
+        tls: TlsFacts {
+            version,
+            sni: tls.server_name().map(str::to_string).unwrap_or_default(),
+            alpn: tls
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default(),
+            mtls: principal.is_some(),
+            client_serial: identity.map(|p| p.serial_hex).unwrap_or_default(),
+        },
         principal,
+        policy_principal,
     }
 }
 

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tenet_event::{AccessEvent, Disposition, Event, EventKind, RejectionEvent};
 use tenet_identity::SpiffeId;
-use tenet_policy::{AccessRequest, Decision, Principal, RequestContext, RouteResource, TlsFacts};
+use tenet_policy::{AccessRequestRef, Decision, DeviceFacts, SessionFacts};
 use tenet_request::{CanonicalHost, NormalizedPath, Rejection};
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -162,7 +162,7 @@ async fn handle_inner(
     let hit = contained
         .check(
             caller,
-            conn.client_serial.as_deref(),
+            conn.client_serial(),
             route.as_ref().map(|r| r.spec.service.as_str()),
             now,
         )
@@ -178,7 +178,7 @@ async fn handle_inner(
             Vec::new(),
         ),
         (Some(route), None) => {
-            let explained = snapshot.explain_memoized(&access_request(
+            let explained = snapshot.explain_memoized_ref(access_request(
                 &parts,
                 &conn,
                 person.as_ref(),
@@ -228,8 +228,8 @@ async fn handle_inner(
         source_ip: conn.peer.ip(),
         source_port: conn.peer.port(),
         protocol: protocol.to_string(),
-        tls_version: conn.tls_version.clone(),
-        client_serial: conn.client_serial.clone(),
+        tls_version: conn.tls.version.clone(),
+        client_serial: conn.client_serial().map(str::to_owned),
         disposition: if allowed {
             Disposition::Allowed
         } else {
@@ -389,11 +389,7 @@ fn normalise(
     tenet_request::check_single_valued(&parts.headers, &[])?;
     let host =
         tenet_request::request_host(parts.version, &parts.uri, &parts.headers, listener.port)?;
-    let sni = conn
-        .sni
-        .as_deref()
-        .map(tenet_request::canonical_sni)
-        .transpose()?;
+    let sni = conn.sni().map(tenet_request::canonical_sni).transpose()?;
     tenet_request::check_sni(sni.as_ref(), &host)?;
     let target = tenet_request::normalize_target(&parts.method, &parts.uri)?;
     Ok((host, target))
@@ -456,51 +452,35 @@ fn decision_errors(decision: &Decision) -> Vec<String> {
     }
 }
 
+/// The request as the policy sees it, borrowed from the connection, the person and the
+/// request (the memo answers most requests without copying any of it).
 #[allow(clippy::too_many_arguments)]
-fn access_request(
-    parts: &http::request::Parts,
-    conn: &ConnInfo,
-    person: Option<&Person>,
-    route: &Route,
-    host: &CanonicalHost,
-    target: &NormalizedPath,
-    protocol: &str,
+fn access_request<'a>(
+    parts: &'a http::request::Parts,
+    conn: &'a ConnInfo,
+    person: Option<&'a Person>,
+    route: &'a Route,
+    host: &'a CanonicalHost,
+    target: &'a NormalizedPath,
+    protocol: &'a str,
     shared: &Shared,
-) -> AccessRequest {
-    let principal = match (person, &conn.principal) {
-        (Some(p), _) => p.principal.clone(),
-        (None, Some(id)) => Principal::Workload {
-            spiffe_id: id.as_str().to_string(),
-            trust_domain: id.trust_domain().as_str().to_string(),
-            path: id.path().to_string(),
-        },
-        (None, None) => Principal::Anonymous,
-    };
+) -> AccessRequestRef<'a> {
     let name = person.map_or(conn.name.as_str(), |p| p.name.as_str());
-    AccessRequest {
-        principal,
-        action: parts.method.as_str().to_string(),
-        resource: RouteResource {
-            route: route.spec.name.clone(),
-            service: route.spec.service.clone(),
-            host: host.name().to_string(),
-            path: target.as_str().to_string(),
-        },
-        context: RequestContext {
-            source_ip: conn.peer.ip(),
-            tls: TlsFacts {
-                version: conn.tls_version.clone(),
-                sni: conn.sni.clone().unwrap_or_default(),
-                alpn: conn.alpn.clone().unwrap_or_default(),
-                mtls: conn.principal.is_some(),
-                client_serial: conn.client_serial.clone().unwrap_or_default(),
-            },
-            unix_time: shared.clock.now().unix_timestamp(),
-            protocol: protocol.to_string(),
-            risk: shared.risk.risk(name, shared.clock.now()),
-            session: person.map(|p| p.session.clone()).unwrap_or_default(),
-            device: person.map(|p| p.device.clone()).unwrap_or_default(),
-        },
+    let now = shared.clock.now();
+    AccessRequestRef {
+        principal: person.map_or(&conn.policy_principal, |p| &p.principal),
+        action: parts.method.as_str(),
+        route: &route.spec.name,
+        service: &route.spec.service,
+        host: host.name(),
+        path: target.as_str(),
+        source_ip: conn.peer.ip(),
+        tls: &conn.tls,
+        unix_time: now.unix_timestamp(),
+        protocol,
+        risk: shared.risk.risk(name, now),
+        session: person.map_or(SessionFacts::none(), |p| &p.session),
+        device: person.map_or(DeviceFacts::unknown(), |p| &p.device),
     }
 }
 
@@ -551,7 +531,6 @@ fn upstream_headers(
     Ok(())
 }
 
-/// The upstream's response with its hop-by-hop headers removed and the request id added.
 /// The upstream's answer as the caller gets it: hop-by-hop headers removed, the request id
 /// added, and the gateway's own HTTP version on the caller's connection (a proxy speaks its
 /// own version, RFC 9110 section 7.6.3; an HTTP/1.0 upstream must not make the caller's
@@ -609,30 +588,39 @@ fn sets_tenet_cookie(value: &HeaderValue) -> bool {
 }
 
 fn strip_response_hop_by_hop(headers: &mut http::HeaderMap) {
-    let named: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty())
+    // Only names the answer holds are looked for (an answer has a few fields), so an answer
+    // without any of them costs no removal.
+    let mut doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| RESPONSE_HOP_BY_HOP.contains(name))
+        .cloned()
         .collect();
-    for name in named {
-        headers.remove(name.as_str());
+    if doomed.contains(&header::CONNECTION) {
+        // Tokens that are no field name are skipped: no field could carry them.
+        let nominated = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim_ascii()).ok());
+        doomed.extend(nominated);
     }
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "upgrade",
-        "te",
-        "trailer",
-        "proxy-authenticate",
-    ] {
-        headers.remove(name);
+    for name in doomed {
+        headers.remove(&name);
     }
 }
+
+/// The fields of an upstream's answer that end at the gateway (RFC 9110 section 7.6.1, and
+/// the proxy's own challenge).
+static RESPONSE_HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::TE,
+    header::TRAILER,
+    header::PROXY_AUTHENTICATE,
+];
 
 /// A sign-in endpoint: the body is read (bounded) and the [`PeopleGate`] answers. Nothing is
 /// forwarded; the gate records its own authentication events.
@@ -779,8 +767,8 @@ async fn refuse_person(
         source_ip: conn.peer.ip(),
         source_port: conn.peer.port(),
         protocol: r.protocol.to_string(),
-        tls_version: conn.tls_version.clone(),
-        client_serial: conn.client_serial.clone(),
+        tls_version: conn.tls.version.clone(),
+        client_serial: conn.client_serial().map(str::to_owned),
         disposition: Disposition::Blocked,
         status: Some(status.as_u16()),
         reasons: vec![],
@@ -813,6 +801,59 @@ async fn refuse_person(
 #[cfg(test)]
 mod tests {
     use http::{HeaderValue, header};
+
+    /// Hop-by-hop fields of an answer, listed or named in Connection (any case, with blanks
+    /// and empty or invalid tokens), end at the gateway; the rest passes, duplicates kept.
+    #[test]
+    fn answers_lose_their_hop_by_hop_fields() {
+        let mut h = http::HeaderMap::new();
+        for (name, value) in [
+            ("connection", "Keep-Alive, X-Hop ,, bad token,X-Also"),
+            ("connection", "x-third"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("te", "trailers"),
+            ("trailer", "x-checksum"),
+            ("proxy-authenticate", "Basic"),
+            ("x-hop", "1"),
+            ("x-also", "2"),
+            ("x-third", "3"),
+            ("content-type", "text/plain"),
+            ("set-cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("x-kept", "yes"),
+        ] {
+            h.append(
+                http::HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        super::strip_response_hop_by_hop(&mut h);
+        let mut left: Vec<(String, String)> = h
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ("content-type", "text/plain"),
+                ("set-cookie", "a=1"),
+                ("set-cookie", "b=2"),
+                ("x-kept", "yes"),
+            ]
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        );
+
+        // Nothing to remove: nothing changes.
+        let mut plain = http::HeaderMap::new();
+        plain.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        let before = plain.clone();
+        super::strip_response_hop_by_hop(&mut plain);
+        assert_eq!(plain, before);
+    }
 
     #[test]
     fn upstreams_cannot_set_tenet_cookies() {

@@ -12,7 +12,7 @@ use crate::decision::{Decision, Explanation};
 use crate::error::PolicyError;
 use crate::index::ScopeIndex;
 use crate::policy_set::{Naming, ParsedPolicies, Source};
-use crate::request::{AccessRequest, DecisionMemo, Vocabulary};
+use crate::request::{AccessRequest, AccessRequestRef, DecisionMemo, Vocabulary};
 use crate::schema::TENET_SCHEMA;
 
 /// An immutable policy set, validated (strict mode) against the built-in Tenet schema.
@@ -170,7 +170,13 @@ impl PolicySnapshot {
     /// the answer is the one evaluation would give; a keep-alive caller repeating a request
     /// skips the request mapping and Cedar. Bounded: the memo is cleared when full.
     pub fn explain_memoized(&self, req: &AccessRequest) -> Arc<Explanation> {
-        self.memo.get_or_decide(req, || self.decide(req, true))
+        self.explain_memoized_ref(req.borrowed())
+    }
+
+    /// [`Self::explain_memoized`] by reference: a request the memo answers is never copied.
+    pub fn explain_memoized_ref(&self, req: AccessRequestRef<'_>) -> Arc<Explanation> {
+        self.memo
+            .get_or_decide(req, |owned| self.decide(owned, true))
     }
 
     #[cfg(test)]

@@ -43,6 +43,7 @@ pub use example::example_policies;
 pub use near_miss::{ClauseKind, NearMiss, ScopePart, Unmet};
 pub use raw::{RawEvaluator, evaluate_raw};
 pub use request::{
-    AccessRequest, DeviceFacts, Principal, RequestContext, RouteResource, SessionFacts, TlsFacts,
+    AccessRequest, AccessRequestRef, DeviceFacts, Principal, RequestContext, RouteResource,
+    SessionFacts, TlsFacts,
 };
 pub use schema::TENET_SCHEMA;

@@ -32,6 +32,189 @@ pub struct AccessRequest {
     pub context: RequestContext,
 }
 
+/// An [`AccessRequest`] by reference, field for field: what the gateway looks its decision
+/// memo up with ([`crate::PolicySnapshot::explain_memoized_ref`]), so that a request the memo
+/// answers copies none of its text. The request's parts that a connection or a session repeats
+/// (the principal, the TLS, session and device facts) are borrowed whole.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessRequestRef<'a> {
+    /// [`AccessRequest::principal`].
+    pub principal: &'a Principal,
+    /// [`AccessRequest::action`].
+    pub action: &'a str,
+    /// [`RouteResource::route`].
+    pub route: &'a str,
+    /// [`RouteResource::service`].
+    pub service: &'a str,
+    /// [`RouteResource::host`].
+    pub host: &'a str,
+    /// [`RouteResource::path`].
+    pub path: &'a str,
+    /// [`RequestContext::source_ip`].
+    pub source_ip: IpAddr,
+    /// [`RequestContext::tls`].
+    pub tls: &'a TlsFacts,
+    /// [`RequestContext::unix_time`].
+    pub unix_time: i64,
+    /// [`RequestContext::protocol`].
+    pub protocol: &'a str,
+    /// [`RequestContext::risk`].
+    pub risk: u8,
+    /// [`RequestContext::session`].
+    pub session: &'a SessionFacts,
+    /// [`RequestContext::device`].
+    pub device: &'a DeviceFacts,
+}
+
+impl AccessRequest {
+    /// This request by reference.
+    pub fn borrowed(&self) -> AccessRequestRef<'_> {
+        // Exhaustive: a new field does not compile until the view has it too.
+        let Self {
+            principal,
+            action,
+            resource:
+                RouteResource {
+                    route,
+                    service,
+                    host,
+                    path,
+                },
+            context:
+                RequestContext {
+                    source_ip,
+                    tls,
+                    unix_time,
+                    protocol,
+                    risk,
+                    session,
+                    device,
+                },
+        } = self;
+        AccessRequestRef {
+            principal,
+            action,
+            route,
+            service,
+            host,
+            path,
+            source_ip: *source_ip,
+            tls,
+            unix_time: *unix_time,
+            protocol,
+            risk: *risk,
+            session,
+            device,
+        }
+    }
+}
+
+impl AccessRequestRef<'_> {
+    /// The request this view borrows from, as owned data.
+    pub fn to_request(&self) -> AccessRequest {
+        let Self {
+            principal,
+            action,
+            route,
+            service,
+            host,
+            path,
+            source_ip,
+            tls,
+            unix_time,
+            protocol,
+            risk,
+            session,
+            device,
+        } = *self;
+        AccessRequest {
+            principal: principal.clone(),
+            action: action.to_owned(),
+            resource: RouteResource {
+                route: route.to_owned(),
+                service: service.to_owned(),
+                host: host.to_owned(),
+                path: path.to_owned(),
+            },
+            context: RequestContext {
+                source_ip,
+                tls: tls.clone(),
+                unix_time,
+                protocol: protocol.to_owned(),
+                risk,
+                session: session.clone(),
+                device: device.clone(),
+            },
+        }
+    }
+
+    /// Every field equal to `other`'s (strings compared with [`same_str`]).
+    fn same(&self, other: &AccessRequestRef<'_>) -> bool {
+        // Exhaustive: a new field does not compile until it is compared here.
+        let Self {
+            principal,
+            action,
+            route,
+            service,
+            host,
+            path,
+            source_ip,
+            tls,
+            unix_time,
+            protocol,
+            risk,
+            session,
+            device,
+        } = *self;
+        same_str(action, other.action)
+            && same_str(route, other.route)
+            && same_str(service, other.service)
+            && same_str(host, other.host)
+            && same_str(path, other.path)
+            && source_ip == other.source_ip
+            && unix_time == other.unix_time
+            && risk == other.risk
+            && same_str(protocol, other.protocol)
+            && principal.same(other.principal)
+            && same_tls(tls, other.tls)
+            && same_session(session, other.session)
+            && same_device(device, other.device)
+    }
+}
+
+impl Hash for AccessRequestRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let Self {
+            principal,
+            action,
+            route,
+            service,
+            host,
+            path,
+            source_ip,
+            tls,
+            unix_time,
+            protocol,
+            risk,
+            session,
+            device,
+        } = self;
+        principal.hash(state);
+        action.hash(state);
+        route.hash(state);
+        service.hash(state);
+        host.hash(state);
+        path.hash(state);
+        source_ip.hash(state);
+        tls.hash(state);
+        unix_time.hash(state);
+        protocol.hash(state);
+        risk.hash(state);
+        session.hash(state);
+        device.hash(state);
+    }
+}
+
 /// The caller.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -123,6 +306,15 @@ pub struct SessionFacts {
     pub mfa_age_secs: i64,
 }
 
+impl SessionFacts {
+    /// The facts of a caller without a session (the default), shared.
+    pub fn none() -> &'static SessionFacts {
+        static NONE: std::sync::LazyLock<SessionFacts> =
+            std::sync::LazyLock::new(SessionFacts::default);
+        &NONE
+    }
+}
+
 impl Default for SessionFacts {
     fn default() -> Self {
         SessionFacts {
@@ -160,6 +352,15 @@ pub struct DeviceFacts {
     pub screen_lock: String,
     /// Endpoint protection running.
     pub endpoint_protection: String,
+}
+
+impl DeviceFacts {
+    /// The facts of an unknown device (the default), shared.
+    pub fn unknown() -> &'static DeviceFacts {
+        static UNKNOWN: std::sync::LazyLock<DeviceFacts> =
+            std::sync::LazyLock::new(DeviceFacts::default);
+        &UNKNOWN
+    }
 }
 
 impl Default for DeviceFacts {
@@ -642,60 +843,74 @@ impl CacheKey for RequestContext {
             session,
             device,
         } = self;
-        let TlsFacts {
-            version,
-            sni,
-            alpn,
-            mtls,
-            client_serial,
-        } = tls;
-        let SessionFacts {
-            authenticated,
-            factors,
-            phishing_resistant,
-            user_verified,
-            age_secs,
-            mfa_age_secs,
-        } = session;
-        let DeviceFacts {
-            id,
-            enrolled,
-            compliant,
-            posture_age_secs,
-            os,
-            os_version,
-            disk_encrypted,
-            firewall,
-            screen_lock,
-            endpoint_protection,
-        } = device;
-        let (b, b_tls, b_session, b_device) = (other, &other.tls, &other.session, &other.device);
-        *source_ip == b.source_ip
-            && *unix_time == b.unix_time
-            && *risk == b.risk
-            && same_str(protocol, &b.protocol)
-            && same_str(version, &b_tls.version)
-            && same_str(sni, &b_tls.sni)
-            && same_str(alpn, &b_tls.alpn)
-            && *mtls == b_tls.mtls
-            && same_str(client_serial, &b_tls.client_serial)
-            && *authenticated == b_session.authenticated
-            && same_strs(factors, &b_session.factors)
-            && *phishing_resistant == b_session.phishing_resistant
-            && *user_verified == b_session.user_verified
-            && *age_secs == b_session.age_secs
-            && *mfa_age_secs == b_session.mfa_age_secs
-            && same_str(id, &b_device.id)
-            && *enrolled == b_device.enrolled
-            && *compliant == b_device.compliant
-            && *posture_age_secs == b_device.posture_age_secs
-            && same_str(os, &b_device.os)
-            && same_str(os_version, &b_device.os_version)
-            && same_str(disk_encrypted, &b_device.disk_encrypted)
-            && same_str(firewall, &b_device.firewall)
-            && same_str(screen_lock, &b_device.screen_lock)
-            && same_str(endpoint_protection, &b_device.endpoint_protection)
+        *source_ip == other.source_ip
+            && *unix_time == other.unix_time
+            && *risk == other.risk
+            && same_str(protocol, &other.protocol)
+            && same_tls(tls, &other.tls)
+            && same_session(session, &other.session)
+            && same_device(device, &other.device)
     }
+}
+
+// The three comparisons below destructure exhaustively: a new fact does not compile until it
+// is compared.
+
+fn same_tls(a: &TlsFacts, b: &TlsFacts) -> bool {
+    let TlsFacts {
+        version,
+        sni,
+        alpn,
+        mtls,
+        client_serial,
+    } = a;
+    same_str(version, &b.version)
+        && same_str(sni, &b.sni)
+        && same_str(alpn, &b.alpn)
+        && *mtls == b.mtls
+        && same_str(client_serial, &b.client_serial)
+}
+
+fn same_session(a: &SessionFacts, b: &SessionFacts) -> bool {
+    let SessionFacts {
+        authenticated,
+        factors,
+        phishing_resistant,
+        user_verified,
+        age_secs,
+        mfa_age_secs,
+    } = a;
+    *authenticated == b.authenticated
+        && same_strs(factors, &b.factors)
+        && *phishing_resistant == b.phishing_resistant
+        && *user_verified == b.user_verified
+        && *age_secs == b.age_secs
+        && *mfa_age_secs == b.mfa_age_secs
+}
+
+fn same_device(a: &DeviceFacts, b: &DeviceFacts) -> bool {
+    let DeviceFacts {
+        id,
+        enrolled,
+        compliant,
+        posture_age_secs,
+        os,
+        os_version,
+        disk_encrypted,
+        firewall,
+        screen_lock,
+        endpoint_protection,
+    } = a;
+    same_str(id, &b.id)
+        && *enrolled == b.enrolled
+        && *compliant == b.compliant
+        && *posture_age_secs == b.posture_age_secs
+        && same_str(os, &b.os)
+        && same_str(os_version, &b.os_version)
+        && same_str(disk_encrypted, &b.disk_encrypted)
+        && same_str(firewall, &b.firewall)
+        && same_str(screen_lock, &b.screen_lock)
+        && same_str(endpoint_protection, &b.endpoint_protection)
 }
 
 /// A bounded map that never waits: when another thread holds it, the caller builds the value
@@ -703,36 +918,46 @@ impl CacheKey for RequestContext {
 ///
 /// Entries are filed under the key's hash and hold the key, which must be [`CacheKey::same`]
 /// as the one looked up: two keys with one hash share a slot, the later replacing the earlier.
+///
+/// The map's own hasher is foldhash: its keys are already hashes (of a seed the callers do
+/// not know), and a collision, contrived or not, costs no more than a miss.
 struct Cache<K, V, S = RandomState> {
     hasher: S,
-    entries: Mutex<HashMap<u64, (K, V)>>,
+    entries: Mutex<HashMap<u64, (K, V), foldhash::fast::RandomState>>,
 }
 
 impl<K, V, S: Default> Default for Cache<K, V, S> {
     fn default() -> Self {
         Self {
             hasher: S::default(),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(HashMap::default()),
         }
     }
 }
 
-impl<K: CacheKey, V: Clone, S: BuildHasher> Cache<K, V, S> {
+impl<K, V: Clone, S: BuildHasher> Cache<K, V, S> {
     const CAPACITY: usize = 4_096;
 
-    fn get_or_build<E>(&self, key: &K, build: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
-        let hash = self.hasher.hash_one(key);
+    /// The value filed under `probe`'s hash whose key `matches`, or the key and value `build`
+    /// makes, filed under that hash. `matches(k)` must hold for the key `build` makes.
+    fn get_or_insert_by<Q: Hash + ?Sized, E>(
+        &self,
+        probe: &Q,
+        matches: impl Fn(&K) -> bool,
+        build: impl FnOnce() -> Result<(K, V), E>,
+    ) -> Result<V, E> {
+        let hash = self.hasher.hash_one(probe);
         if let Ok(entries) = self.entries.try_lock()
-            && let Some((_, value)) = entries.get(&hash).filter(|(k, _)| k.same(key))
+            && let Some((_, value)) = entries.get(&hash).filter(|(k, _)| matches(k))
         {
             return Ok(value.clone());
         }
-        let value = build()?;
+        let (key, value) = build()?;
         if let Ok(mut entries) = self.entries.try_lock() {
             if entries.len() >= Self::CAPACITY {
                 entries.clear();
             }
-            entries.insert(hash, (key.clone(), value.clone()));
+            entries.insert(hash, (key, value.clone()));
         }
         Ok(value)
     }
@@ -740,6 +965,12 @@ impl<K: CacheKey, V: Clone, S: BuildHasher> Cache<K, V, S> {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries.lock().map_or(0, |entries| entries.len())
+    }
+}
+
+impl<K: CacheKey, V: Clone, S: BuildHasher> Cache<K, V, S> {
+    fn get_or_build<E>(&self, key: &K, build: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
+        self.get_or_insert_by(key, |k| k.same(key), || Ok((key.clone(), build()?)))
     }
 }
 
@@ -781,34 +1012,6 @@ impl AddressCache {
     }
 }
 
-impl CacheKey for AccessRequest {
-    // Every field is compared (the context through its own exhaustive comparison): a decision
-    // is a function of all of them. The destructuring is exhaustive, so a new field does not
-    // compile until it is compared here.
-    fn same(&self, other: &Self) -> bool {
-        let Self {
-            principal,
-            action,
-            resource,
-            context,
-        } = self;
-        let RouteResource {
-            route,
-            service,
-            host,
-            path,
-        } = resource;
-        let b = &other.resource;
-        same_str(action, &other.action)
-            && same_str(route, &b.route)
-            && same_str(service, &b.service)
-            && same_str(host, &b.host)
-            && same_str(path, &b.path)
-            && principal.same(&other.principal)
-            && context.same(&other.context)
-    }
-}
-
 /// The explanations of one policy snapshot's recent decisions, by the whole request.
 ///
 /// A decision is a function of the snapshot and of the request alone: the entities are built
@@ -821,23 +1024,37 @@ impl CacheKey for AccessRequest {
 /// Memory stays small whatever callers send: a request whose caller-chosen text (path, host,
 /// method, a person's groups) exceeds [`DecisionMemo::MAX_REMEMBERED_TEXT`] bytes is decided
 /// but not remembered, so the memo holds at most its capacity times that much of it.
+///
+/// Keys are hashed with foldhash, several times faster than SipHash on a request's few hundred
+/// bytes: two requests with one hash share a slot (see [`Cache`]), so a collision costs a
+/// decision, never a wrong answer.
 #[derive(Default)]
-pub(crate) struct DecisionMemo(Cache<AccessRequest, Arc<Explanation>>);
+pub(crate) struct DecisionMemo(Cache<AccessRequest, Arc<Explanation>, foldhash::fast::RandomState>);
 
 impl DecisionMemo {
     /// The most caller-chosen text a remembered request holds.
     pub(crate) const MAX_REMEMBERED_TEXT: usize = 1_024;
 
+    /// The memo's explanation of `req`, or `decide`'s of the owned request, remembered.
     pub(crate) fn get_or_decide(
         &self,
-        req: &AccessRequest,
-        decide: impl FnOnce() -> Explanation,
+        req: AccessRequestRef<'_>,
+        decide: impl FnOnce(&AccessRequest) -> Explanation,
     ) -> Arc<Explanation> {
-        if caller_text_len(req) > Self::MAX_REMEMBERED_TEXT {
-            return Arc::new(decide());
+        if caller_text_len(&req) > Self::MAX_REMEMBERED_TEXT {
+            return Arc::new(decide(&req.to_request()));
         }
-        let Ok::<_, std::convert::Infallible>(explanation) =
-            self.0.get_or_build(req, || Ok(Arc::new(decide())));
+        // Filed under the view's hash, and every key is compared as a view: an owned request
+        // is never hashed, so the two can never disagree.
+        let Ok::<_, std::convert::Infallible>(explanation) = self.0.get_or_insert_by(
+            &req,
+            |key| key.borrowed().same(&req),
+            || {
+                let owned = req.to_request();
+                let explanation = Arc::new(decide(&owned));
+                Ok((owned, explanation))
+            },
+        );
         explanation
     }
 
@@ -849,8 +1066,8 @@ impl DecisionMemo {
 
 /// The bytes of a request's text that its caller chooses freely; the rest is bounded by the
 /// gateway (TLS facts, session and device facts, the route's names).
-fn caller_text_len(req: &AccessRequest) -> usize {
-    let principal = match &req.principal {
+fn caller_text_len(req: &AccessRequestRef<'_>) -> usize {
+    let principal = match req.principal {
         Principal::Workload { spiffe_id, .. } => spiffe_id.len() * 2,
         Principal::User {
             provider,
@@ -867,7 +1084,7 @@ fn caller_text_len(req: &AccessRequest) -> usize {
         }
         Principal::Anonymous => 0,
     };
-    principal + req.action.len() + req.resource.host.len() + req.resource.path.len()
+    principal + req.action.len() + req.host.len() + req.path.len()
 }
 
 /// Cedar contexts by the facts they were built from. Building one costs more than the rest of
@@ -1299,6 +1516,49 @@ mod tests {
         assert_eq!(decided.decision.reasons(), ["no-admin"]);
         assert!(!Arc::ptr_eq(&decided, &snapshot.explain_memoized(&long)));
         assert_eq!(snapshot.memo_len(), variants.len());
+    }
+
+    /// A view is the request it borrows from: converted back it is an equal request, views of
+    /// equal requests are the same and hash alike, and a change of any one fact makes them
+    /// differ (which the memo's lookup relies on).
+    #[test]
+    fn a_borrowed_request_is_the_request() {
+        let hasher = RandomState::new();
+        let base = busy(user(), IPS[0]);
+        assert_eq!(base.borrowed().to_request(), base);
+        let copy = base.clone();
+        assert!(base.borrowed().same(&copy.borrowed()));
+        assert_eq!(
+            hasher.hash_one(base.borrowed()),
+            hasher.hash_one(copy.borrowed())
+        );
+        let changes: [fn(&mut AccessRequest); 18] = [
+            |r| r.principal = workload("/ns/shop/sa/frontend"),
+            |r| r.action = "GET".to_owned(),
+            |r| r.resource.route.push('x'),
+            |r| r.resource.service.push('x'),
+            |r| r.resource.host.push('x'),
+            |r| r.resource.path.push('x'),
+            |r| r.context.source_ip = IPS[5],
+            |r| r.context.tls.version.clear(),
+            |r| r.context.tls.sni.push('x'),
+            |r| r.context.tls.mtls = false,
+            |r| r.context.tls.client_serial.push('0'),
+            |r| r.context.unix_time += 1,
+            |r| r.context.protocol = "HTTP/2".to_owned(),
+            |r| r.context.risk += 1,
+            |r| r.context.session.factors.pop().map_or((), drop),
+            |r| r.context.session.mfa_age_secs += 1,
+            |r| r.context.device.enrolled = false,
+            |r| r.context.device.endpoint_protection = "yes".to_owned(),
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut changed = base.clone();
+            change(&mut changed);
+            assert_ne!(changed, base, "change {i} changes nothing");
+            assert!(!base.borrowed().same(&changed.borrowed()), "change {i}");
+            assert!(!changed.borrowed().same(&base.borrowed()), "change {i}");
+        }
     }
 
     /// The request and entities built without a schema check conform to the schema.
