@@ -42,6 +42,10 @@ pub(crate) enum ForwardError {
     /// The upstream's time to answer ran out while it still waited for the client's body.
     #[error("request body not complete when the upstream's {0:?} to answer ran out")]
     BodyUnfinished(Duration),
+    /// `101 Switching Protocols` to a request that asked for no upgrade: the gateway removes
+    /// `Upgrade` from every request, so the caller could not take the connection over.
+    #[error("upstream answered 101 Switching Protocols to a request without an upgrade")]
+    UnaskedSwitch,
 }
 
 impl ForwardError {
@@ -138,6 +142,9 @@ impl Upstream {
             }
         };
         match answered {
+            Ok(response) if response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+                Err(ForwardError::UnaskedSwitch)
+            }
             Ok(response) => {
                 watch.answered();
                 Ok(response)
