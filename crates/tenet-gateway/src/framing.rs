@@ -716,6 +716,15 @@ fn check_head(head: &[u8]) -> Result<Phase, Rejection> {
         Err(httparse::Error::TooManyHeaders) => return Err(Rejection::RequestHeadTooLarge),
         Err(e) => return Err(Rejection::MalformedHead(describe(e))),
     }
+    // hyper answers a target its URI parser refuses with a bare 400 of its own: refused here
+    // instead, with the gateway's answer and event. An origin-form target of bytes no URI
+    // parser refuses (most of them) skips the parse.
+    if let Some(target) = request.path
+        && !(target.starts_with('/') && target.bytes().all(is_plain_target_byte))
+        && http::Uri::try_from(target).is_err()
+    {
+        return Err(Rejection::InvalidTarget(quote(target.as_bytes())));
+    }
 
     // The shared rule: one Content-Length (1*DIGIT) or one Transfer-Encoding (`chunked`),
     // never both. httparse has already removed the OWS around each value.
@@ -886,6 +895,12 @@ fn is_tchar(byte: u8) -> bool {
 }
 
 /// What httparse found wrong, in words.
+/// A byte any URI may hold as it is in its path or query (RFC 3986 unreserved, sub-delims,
+/// `:`, `@`, `/`, `?` and `%`).
+fn is_plain_target_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&byte)
+}
+
 fn describe(error: httparse::Error) -> &'static str {
     match error {
         httparse::Error::HeaderName => "invalid header field name",
@@ -1229,6 +1244,44 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(refused(&input), Some(expected), "{input:?}");
+        }
+    }
+
+    /// Targets hyper's URI parser refuses get the gateway's own refusal; the ones it takes,
+    /// odd as they look, pass to the request normaliser.
+    #[test]
+    fn targets_that_are_no_uri_are_refused_before_hyper() {
+        for target in [
+            "/products/<x>",
+            "/a>b",
+            "/x?q=\"a\"",
+            "/x?q=<script>",
+            "/a`b",
+            "http://exa{mple.test/",
+            "http://[::1/",
+            "a/b",
+        ] {
+            let input = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_eq!(
+                refused(&input),
+                Some(Rejection::InvalidTarget(target.into())),
+                "{target}"
+            );
+        }
+        for target in [
+            "/",
+            "/a/b.c-d_e~f!$&'()*+,;=:@/?x=%41&y=/?",
+            "/{a}|^[b]",
+            "/x?{a}|^`[b]\\",
+            "/\"quoted\"",
+            "http://app.example.test/x?y",
+            "http://[::1]:8080/",
+            "*",
+        ] {
+            let input = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+            let seen = run(input.as_bytes());
+            assert_eq!(seen.verdict, None, "{target}");
+            assert_eq!(seen.output, input.as_bytes(), "{target}");
         }
     }
 

@@ -105,6 +105,12 @@ pub enum Rejection {
     /// The request head or a trailer section is not HTTP/1.x syntax.
     #[error("request head or trailer section is malformed: {0}")]
     MalformedHead(&'static str),
+    /// A request target that is no URI: a character that must be percent-encoded (such as
+    /// `<`, `>`, `"` in the query, `` ` ``), or an authority that is not one.
+    #[error(
+        "request target {0:?} is not a valid URI (characters such as <, > and \" must be percent-encoded)"
+    )]
+    InvalidTarget(String),
     /// A CR or LF that is not part of a CRLF line ending: bare LF line endings are not
     /// accepted, because parsers disagree on them.
     #[error("request has a line ending other than crlf (a bare lf or cr)")]
@@ -230,6 +236,7 @@ impl Rejection {
             Self::RequestHeadTooLarge => "request_head_too_large",
             Self::TrailersTooLarge => "trailers_too_large",
             Self::MalformedHead(_) => "malformed_head",
+            Self::InvalidTarget(_) => "invalid_target",
             Self::InvalidLineEnding => "invalid_line_ending",
             Self::ObsoleteLineFolding => "obsolete_line_folding",
             Self::WhitespaceBeforeColon(_) => "whitespace_before_colon",

@@ -647,6 +647,20 @@ fn garbage_http_after_a_good_handshake_is_refused() {
             &["431", "400"],
             TOO_LARGE,
         ),
+        // What hyper would refuse with a bare 400 of its own, the framing guard refuses first,
+        // with the gateway's JSON answer.
+        garbage(
+            "angle brackets in the path",
+            format!("GET /products/<x> HTTP/1.1\r\nHost: {HOST}\r\n\r\n"),
+            &["400"],
+            &["invalid_target"],
+        ),
+        garbage(
+            "a double quote in the query",
+            format!("GET /products?q=\"a\" HTTP/1.1\r\nHost: {HOST}\r\n\r\n"),
+            &["400"],
+            &["invalid_target"],
+        ),
         // What hyper lets through, Tenet's own normaliser refuses (and records) itself.
         garbage(
             "a NUL in the path",
@@ -670,6 +684,12 @@ fn garbage_http_after_a_good_handshake_is_refused() {
             answer.starts_with("HTTP/1.1 ") && statuses.contains(&status.as_str()),
             "{what}: want {statuses:?}, got {answer:?}"
         );
+        if kinds.contains(&"invalid_target") {
+            assert!(
+                answer.contains(r#""reason":"invalid_target""#),
+                "{what}: {answer:?}"
+            );
+        }
         let event = next_refusal(&d, HTTP, seen, what);
         refused.push((HTTP, kind_of(&event, kinds, what)));
         // The event says what the client was told.
