@@ -108,7 +108,7 @@ pub enum Rejection {
     /// A request target that is no URI: a character that must be percent-encoded (such as
     /// `<`, `>`, `"` in the query, `` ` ``), or an authority that is not one.
     #[error(
-        "request target {0:?} is not a valid URI (characters such as <, > and \" must be percent-encoded)"
+        "request target {0:?} is not a valid uri (characters such as <, > and \" must be percent-encoded)"
     )]
     InvalidTarget(String),
     /// A CR or LF that is not part of a CRLF line ending: bare LF line endings are not
@@ -307,6 +307,7 @@ mod tests {
             Rejection::RequestHeadTooLarge,
             Rejection::TrailersTooLarge,
             Rejection::MalformedHead("invalid token"),
+            Rejection::InvalidTarget("/<x>".into()),
             Rejection::InvalidLineEnding,
             Rejection::ObsoleteLineFolding,
             Rejection::WhitespaceBeforeColon("transfer-encoding".into()),
