@@ -422,14 +422,6 @@ fn write_scalar(value: &Value, out: &mut Vec<u8>) {
 
 /// A JSON string, escaped exactly as `write_scalar` escapes a `Value::String`.
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    // Most strings (names, paths, hashes) hold nothing JSON escapes: copied as they are.
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-        return;
-    }
     // Serialising a string into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }
