@@ -13,14 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=2000
 if [ "${1:-}" = "-n" ]; then n=$2; shift 2; fi
-[ $# -gt 0 ] || { echo "usage: bench/instructions.sh [-n REQUESTS] BINARY..." >&2; exit 2; }
-bins=()
-for bin in "$@"; do
-  [ -x "$bin" ] || { echo "$bin: not an executable" >&2; exit 2; }
-  bins+=("$(realpath "$bin")") # each gateway runs from inside its deployment
-done
 
 source bench/lib.sh
+binaries "bench/instructions.sh [-n REQUESTS] BINARY..." "$@"
 install_peers
 command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
 

@@ -16,14 +16,9 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-[ $# -gt 0 ] || { echo "usage: bench/interleave.sh [-r ROUNDS] [-s SECONDS] BINARY..." >&2; exit 2; }
-bins=()
-for bin in "$@"; do
-  [ -x "$bin" ] || { echo "$bin: not an executable" >&2; exit 2; }
-  bins+=("$(realpath "$bin")") # each gateway runs from inside its deployment
-done
 
 source bench/lib.sh
+binaries "bench/interleave.sh [-r ROUNDS] [-s SECONDS] BINARY..." "$@"
 install_peers
 TD=bench.tenet.test; HOST=svc.$TD; UP_PORT=18380; GW_PORT=18743; ADMIN_PORT=18744; NGINX_PROXY=18745
 ports_free $UP_PORT $GW_PORT $ADMIN_PORT $NGINX_PROXY

@@ -1,5 +1,6 @@
-# Shared by bench/run.sh and bench/people_e2e.sh: the peers they install, their work folder and
-# small helpers. Sourced from the repository root; defines `work` and `pids` and a cleanup trap.
+# Shared by bench/run.sh, instructions.sh, interleave.sh and people_e2e.sh: the peers they
+# install, their work folder and small helpers. Sourced from the repository root; defines
+# `work` and `pids` and a cleanup trap.
 
 need() { command -v "$1" >/dev/null 2>&1; }
 
@@ -25,6 +26,18 @@ chmod 755 "$work"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+
+# binaries USAGE PATH...: the gateway binaries to compare, by absolute path in `bins` (each
+# gateway runs from inside its deployment); stops with USAGE when none is given.
+binaries() {
+  local usage=$1; shift
+  [ $# -gt 0 ] || { echo "usage: $usage" >&2; exit 2; }
+  bins=()
+  for bin in "$@"; do
+    [ -x "$bin" ] || { echo "$bin: not an executable" >&2; exit 2; }
+    bins+=("$(realpath "$bin")")
+  done
+}
 
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 quiet() { # wait (up to 30 s) for the load average to settle below 0.3

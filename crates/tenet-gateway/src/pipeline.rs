@@ -591,7 +591,7 @@ fn strip_response_hop_by_hop(headers: &mut http::HeaderMap) {
     // without any of them costs no removal.
     let mut doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| RESPONSE_HOP_BY_HOP.contains(name))
+        .filter(|name| tenet_request::HOP_BY_HOP_HEADERS.contains(name))
         .cloned()
         .collect();
     if doomed.contains(&header::CONNECTION) {
@@ -607,19 +607,6 @@ fn strip_response_hop_by_hop(headers: &mut http::HeaderMap) {
         headers.remove(&name);
     }
 }
-
-/// The fields of an upstream's answer that end at the gateway (RFC 9110 section 7.6.1, and
-/// the proxy's own challenge).
-static RESPONSE_HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::TE,
-    header::TRAILER,
-    header::PROXY_AUTHENTICATE,
-];
 
 /// A sign-in endpoint: the body is read (bounded) and the [`PeopleGate`] answers. Nothing is
 /// forwarded; the gate records its own authentication events.
@@ -816,6 +803,7 @@ mod tests {
             ("te", "trailers"),
             ("trailer", "x-checksum"),
             ("proxy-authenticate", "Basic"),
+            ("proxy-authorization", "Basic x"),
             ("x-hop", "1"),
             ("x-also", "2"),
             ("x-third", "3"),

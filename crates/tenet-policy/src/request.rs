@@ -36,7 +36,8 @@ pub struct AccessRequest {
 /// memo up with ([`crate::PolicySnapshot::explain_memoized_ref`]), so that a request the memo
 /// answers copies none of its text. The request's parts that a connection or a session repeats
 /// (the principal, the TLS, session and device facts) are borrowed whole.
-#[derive(Debug, Clone, Copy)]
+// Hashed through the references: a view hashes its referents, so equal views hash alike.
+#[derive(Debug, Clone, Copy, Hash)]
 pub struct AccessRequestRef<'a> {
     /// [`AccessRequest::principal`].
     pub principal: &'a Principal,
@@ -179,39 +180,6 @@ impl AccessRequestRef<'_> {
             && same_tls(tls, other.tls)
             && same_session(session, other.session)
             && same_device(device, other.device)
-    }
-}
-
-impl Hash for AccessRequestRef<'_> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let Self {
-            principal,
-            action,
-            route,
-            service,
-            host,
-            path,
-            source_ip,
-            tls,
-            unix_time,
-            protocol,
-            risk,
-            session,
-            device,
-        } = self;
-        principal.hash(state);
-        action.hash(state);
-        route.hash(state);
-        service.hash(state);
-        host.hash(state);
-        path.hash(state);
-        source_ip.hash(state);
-        tls.hash(state);
-        unix_time.hash(state);
-        protocol.hash(state);
-        risk.hash(state);
-        session.hash(state);
-        device.hash(state);
     }
 }
 

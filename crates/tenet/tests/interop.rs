@@ -441,11 +441,7 @@ fn an_http_1_0_upstream_does_not_close_the_callers_keep_alive_connection() {
             .unwrap(),
     );
     wait_for_port(port);
-    let config = std::fs::read_to_string(d.config()).unwrap().replace(
-        &format!("http://127.0.0.1:{}", d.upstream_port),
-        &format!("http://127.0.0.1:{port}"),
-    );
-    std::fs::write(d.config(), config).unwrap();
+    use_upstream(&d, port);
     d.up();
     let out = std::process::Command::new("curl")
         .args(["-sv", "--http1.1", "--max-time", "10", "-o", "/dev/null"])
@@ -473,12 +469,10 @@ fn an_http_1_0_upstream_does_not_close_the_callers_keep_alive_connection() {
 fn an_unasked_switch_of_protocols_is_a_bad_gateway() {
     let mut d = Deployment::start();
     d.stop();
-    let port = free_port();
-    let server = format!(
-        r#"
+    let server = r#"
 import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", {port})); s.listen(8)
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print(s.getsockname()[1], flush=True)
 while True:
     c, _ = s.accept()
     data = b""
@@ -488,43 +482,25 @@ while True:
         data += chunk
     c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
     c.close()
-"#
-    );
-    let _upstream = KillOnDrop(
-        std::process::Command::new("python3")
-            .args(["-c", &server])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
+"#;
+    let (_upstream, port) = start_python_server(&["-c", server]);
+    use_upstream(&d, port);
+    d.up();
+    for version in ["--http1.1", "--http2"] {
+        let (status, body) = d.curl(Some("frontend"), &[version], "/products/x");
+        assert_eq!(status, 502, "{version}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"], "upstream_unavailable", "{version}: {body}");
+    }
+}
+
+/// Point the deployment's route at the upstream on `port` (the deployment must be stopped).
+fn use_upstream(d: &Deployment, port: u16) {
     let config = std::fs::read_to_string(d.config()).unwrap().replace(
         &format!("http://127.0.0.1:{}", d.upstream_port),
         &format!("http://127.0.0.1:{port}"),
     );
     std::fs::write(d.config(), config).unwrap();
-    d.up();
-    for version in ["--http1.1", "--http2"] {
-        let out = std::process::Command::new("curl")
-            .args(["-s", version, "--max-time", "10", "-w", "\n%{http_code}"])
-            .arg("--resolve")
-            .arg(format!("{HOST}:{}:127.0.0.1", d.port))
-            .arg("--cacert")
-            .arg(d.path("data/admin/bundle.pem"))
-            .arg("--cert")
-            .arg(d.path("frontend/svid.pem"))
-            .arg("--key")
-            .arg(d.path("frontend/svid.key"))
-            .arg(d.url("/products/x"))
-            .output()
-            .unwrap();
-        let answer = String::from_utf8_lossy(&out.stdout);
-        let (body, status) = answer.rsplit_once('\n').unwrap();
-        assert_eq!(status, "502", "{version}: {answer}");
-        let v: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert_eq!(v["error"], "upstream_unavailable", "{version}: {answer}");
-    }
 }
 
 #[test]
