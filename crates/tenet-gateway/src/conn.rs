@@ -47,6 +47,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long closing a connection (TLS close_notify, then TCP shutdown) may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an HTTP/1.x connection stays idle, hyper's buffers kept, before it parks (see
+/// the `keepalive` module): long enough that a busy client's next request finds hyper still
+/// there, short enough that many idle connections hold little memory.
+const PARK_AFTER: Duration = Duration::from_millis(100);
 
 /// What the gateway knows about a connection once the handshake is done.
 pub(crate) struct ConnInfo {
@@ -245,7 +249,8 @@ async fn serve_http1(
     let activity = Activity::default();
     let mut guard = FramingGuard::new(tls, verdict.clone())
         .with_head_timeout(HEADER_TIMEOUT)
-        .parking(activity.clone());
+        .parking(activity.clone())
+        .lingering(PARK_AFTER);
     // No hyper timer: the guard times out started heads, and parked connections time out
     // here; hyper's own header timer would also run while a request is merely awaited.
     let mut builder = http1::Builder::new();

@@ -1,39 +1,94 @@
 //! Forwarding allowed requests to upstreams: plain HTTP (HTTP/1.1 or h2c) or mTLS with the
 //! gateway's own SVID, the upstream's SPIFFE ID checked.
+//!
+//! Each upstream keeps its own connections: HTTP/1.1 connections not in use wait in a stack
+//! (the most recently used is taken first), and one HTTP/2 connection, once open, carries
+//! every request. A request takes an idle connection or opens one; an HTTP/1.1 connection
+//! goes back to the stack when the caller has taken the whole answer (the answer's body is
+//! dropped at its end), and is closed instead when the answer was not read to its end. A
+//! request that a reused connection could not start (the upstream had closed it while it
+//! was idle) is sent again on another connection.
+//!
+//! The upstream is known when the route is configured, so nothing is looked up by key per
+//! request, and a connection goes back to its stack without a task of its own.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::ServerName;
 use tenet_identity::SvidVerifier;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tracing::debug;
 
 use crate::config::{UpstreamProtocol, UpstreamSpec};
 use crate::error::GatewayError;
 use crate::request_body::ForwardedBody;
 use crate::tls::{SvidResolver, upstream_client_config};
 
-/// An upstream with its pooled client.
+/// An upstream: where it is, how to connect to it, and its idle connections.
 pub(crate) struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, ForwardedBody>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
+    connector: Connector,
+    pool: Mutex<Pool>,
     /// [`RESPONSE_TIMEOUT`], shorter in tests.
     response_timeout: Duration,
 }
 
 /// How long an upstream may take to answer with headers.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a TCP connection to an upstream may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an HTTP/1.1 connection may wait unused before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many unused HTTP/1.1 connections an upstream keeps open.
+const MAX_IDLE: usize = 256;
+
+/// How to open a connection to an upstream.
+struct Connector {
+    /// `host:port`, the port explicit.
+    address: String,
+    /// For an `https` upstream: the TLS client (the gateway's SVID, the upstream's checked)
+    /// and the name sent as SNI.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// Speak HTTP/2 only (h2c with prior knowledge over `http`).
+    http2_only: bool,
+}
+
+/// An upstream's connections between requests.
+#[derive(Default)]
+struct Pool {
+    /// Unused HTTP/1.1 connections, the most recently used last, each with when it was put
+    /// back.
+    idle: VecDeque<(Instant, http1::SendRequest<ForwardedBody>)>,
+    /// The HTTP/2 connection every request shares, once one is open.
+    shared: Option<http2::SendRequest<ForwardedBody>>,
+}
+
+/// A connection to send one request on.
+enum Connection {
+    Http1(http1::SendRequest<ForwardedBody>),
+    Http2(http2::SendRequest<ForwardedBody>),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ForwardError {
     #[error("upstream request could not be built: {0}")]
     Build(#[from] http::Error),
-    #[error("upstream unreachable or failed: {0}")]
-    Upstream(#[from] hyper_util::client::legacy::Error),
+    #[error("upstream unreachable: {0}")]
+    Connect(std::io::Error),
+    #[error("upstream TLS handshake failed: {0}")]
+    Tls(std::io::Error),
+    #[error("upstream failed: {0}")]
+    Upstream(#[from] hyper::Error),
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),
     /// The client stopped sending the request body: the client's fault, not the upstream's.
@@ -80,30 +135,36 @@ impl Upstream {
         if spec.spiffe_id.is_some() && !is_https {
             return Err(bad("spiffe_id is set but the url is not https"));
         }
-
-        let tls = upstream_client_config(svid, verifier, spec.spiffe_id.clone())?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        let builder = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
-        let connector = match spec.protocol {
-            UpstreamProtocol::Auto => builder.enable_all_versions().wrap_connector(http),
-            UpstreamProtocol::Http2 => builder.enable_http2().wrap_connector(http),
+        let http2_only = spec.protocol == UpstreamProtocol::Http2;
+        let port = authority
+            .port_u16()
+            .unwrap_or(if is_https { 443 } else { 80 });
+        let host = authority.host();
+        let tls = if is_https {
+            let mut config = upstream_client_config(svid, verifier, spec.spiffe_id.clone())?;
+            config.alpn_protocols = if http2_only {
+                vec![b"h2".to_vec()]
+            } else {
+                vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+            };
+            // The upstream's certificate is checked by its SPIFFE ID, not by this name;
+            // the name is what the upstream sees as SNI.
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let name = ServerName::try_from(bare.to_owned())
+                .map_err(|e| bad(&format!("host {host:?} is not a TLS server name: {e}")))?;
+            Some((TlsConnector::from(Arc::new(config)), name))
+        } else {
+            None
         };
-        let mut client = Client::builder(TokioExecutor::new());
-        client
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256);
-        if spec.protocol == UpstreamProtocol::Http2 {
-            client.http2_only(true);
-        }
         Ok(Self {
-            client: client.build(connector),
             scheme,
+            connector: Connector {
+                address: format!("{host}:{port}"),
+                tls,
+                http2_only,
+            },
             authority,
+            pool: Mutex::default(),
             response_timeout: RESPONSE_TIMEOUT,
         })
     }
@@ -111,18 +172,14 @@ impl Upstream {
     /// Send `request` (whose URI is origin-form, already normalised) to this upstream. A body
     /// the client stops sending cancels the upstream request (see [`ForwardedBody`]).
     pub async fn send(
-        &self,
+        self: &Arc<Self>,
         mut parts: http::request::Parts,
         path_and_query: &str,
         body: ForwardedBody,
-    ) -> Result<http::Response<Incoming>, ForwardError> {
-        parts.uri = http::Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()?;
-        // The pooled client picks the version per connection; HTTP/2 to the upstream is
-        // decided by the connector (ALPN or h2c), not by the client's version.
+    ) -> Result<http::Response<UpstreamBody>, ForwardError> {
+        parts.uri = http::Uri::try_from(path_and_query).map_err(http::Error::from)?;
+        // A proxy speaks its own version upstream: HTTP/1.1, or HTTP/2 where the connection
+        // is one.
         parts.version = http::Version::HTTP_11;
         let (watch, idle) = (body.watch(), body.idle());
         let request = http::Request::from_parts(parts, body);
@@ -130,7 +187,9 @@ impl Upstream {
         let answered = tokio::select! {
             biased;
             () = watch.cut() => return Err(ForwardError::BodyStalled(idle)),
-            result = self.client.request(request) => result,
+            // Boxed, like the connection opening inside it: the request's own future (moved
+            // by hyper as it starts) stays small.
+            result = Box::pin(self.exchange(request)) => result,
             () = tokio::time::sleep(limit) => {
                 // An upstream cannot answer a request whose body has not arrived: when the
                 // client is the one still awaited, the client is late.
@@ -151,7 +210,246 @@ impl Upstream {
             }
             // The cut-off body ended the upstream request with an error of its own.
             Err(_) if watch.is_cut_off() => Err(ForwardError::BodyStalled(idle)),
-            Err(e) => Err(ForwardError::Upstream(e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Send `request` on an idle connection, or on a new one; a request that a reused
+    /// connection could not start goes out again on the next.
+    async fn exchange(
+        self: &Arc<Self>,
+        mut request: http::Request<ForwardedBody>,
+    ) -> Result<http::Response<UpstreamBody>, ForwardError> {
+        loop {
+            let (connection, reused) = match self.take_idle() {
+                Some(connection) => (connection, true),
+                // Boxed: opening a connection (TCP, TLS, HTTP handshakes) is a large future
+                // that most requests never poll; inline, every request's future would carry
+                // and move its space.
+                None => (Box::pin(self.connect()).await?, false),
+            };
+            let unsent = match connection {
+                Connection::Http1(mut sender) => {
+                    if let Err(e) = sender.ready().await {
+                        if reused {
+                            continue;
+                        }
+                        return Err(e.into());
+                    }
+                    match sender.try_send_request(request).await {
+                        Ok(response) => {
+                            let home = Some((self.clone(), sender));
+                            return Ok(response.map(|body| UpstreamBody {
+                                body,
+                                home,
+                                done: false,
+                            }));
+                        }
+                        Err(mut e) => (e.take_message(), e.into_error()),
+                    }
+                }
+                Connection::Http2(mut sender) => {
+                    if reused && !sender.is_ready() {
+                        // Going away (GOAWAY received, or closing): new requests go to a new
+                        // connection.
+                        self.forget_shared();
+                        continue;
+                    }
+                    // HTTP/2 names the scheme and authority in the request itself.
+                    let mut uri = std::mem::take(request.uri_mut()).into_parts();
+                    uri.scheme = Some(self.scheme.clone());
+                    uri.authority = Some(self.authority.clone());
+                    *request.uri_mut() = http::Uri::from_parts(uri).map_err(http::Error::from)?;
+                    match sender.try_send_request(request).await {
+                        Ok(response) => {
+                            return Ok(response.map(|body| UpstreamBody {
+                                body,
+                                home: None,
+                                done: false,
+                            }));
+                        }
+                        Err(mut e) => (e.take_message(), e.into_error()),
+                    }
+                }
+            };
+            match unsent {
+                (Some(mut back), e) if reused => {
+                    // An HTTP/2 connection that refused a stream is not offered again.
+                    self.forget_shared();
+                    debug!(error = %e, "request not started on an idle upstream connection; sending it on another");
+                    // Back to origin-form for whichever connection comes next.
+                    let mut uri = std::mem::take(back.uri_mut()).into_parts();
+                    uri.scheme = None;
+                    uri.authority = None;
+                    *back.uri_mut() = http::Uri::from_parts(uri).map_err(http::Error::from)?;
+                    request = back;
+                }
+                (_, e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The shared HTTP/2 connection, or the most recently used idle HTTP/1.1 one; closed
+    /// ones are dropped on the way.
+    fn take_idle(&self) -> Option<Connection> {
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = &pool.shared {
+            if !shared.is_closed() {
+                return Some(Connection::Http2(shared.clone()));
+            }
+            pool.shared = None;
+        }
+        while let Some((_, sender)) = pool.idle.pop_back() {
+            if !sender.is_closed() {
+                return Some(Connection::Http1(sender));
+            }
+        }
+        None
+    }
+
+    /// Stop sending new requests on the shared HTTP/2 connection.
+    fn forget_shared(&self) {
+        self.pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .shared = None;
+    }
+
+    /// Put an HTTP/1.1 connection whose last answer was read to its end back with the idle
+    /// ones; those unused for [`IDLE_TIMEOUT`] are closed, and so is this one when
+    /// [`MAX_IDLE`] wait already.
+    fn give_back(&self, sender: http1::SendRequest<ForwardedBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        while pool
+            .idle
+            .front()
+            .is_some_and(|(since, _)| now.duration_since(*since) >= IDLE_TIMEOUT)
+        {
+            pool.idle.pop_front();
+        }
+        if pool.idle.len() < MAX_IDLE {
+            pool.idle.push_back((now, sender));
+        }
+    }
+
+    /// Open a connection: TCP, then TLS where the upstream is `https` (ALPN picks HTTP/2 or
+    /// HTTP/1.1), then the HTTP handshake. The connection runs on a task of its own; a new
+    /// HTTP/2 connection becomes the shared one.
+    async fn connect(&self) -> Result<Connection, ForwardError> {
+        let connector = &self.connector;
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&*connector.address))
+            .await
+            .map_err(|_| {
+                ForwardError::Connect(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {CONNECT_TIMEOUT:?}"),
+                ))
+            })?
+            .map_err(ForwardError::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        match &connector.tls {
+            None => self.handshake(tcp, connector.http2_only).await,
+            Some((tls, name)) => {
+                let stream = tls
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(ForwardError::Tls)?;
+                let h2 = connector.http2_only || stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                self.handshake(stream, h2).await
+            }
+        }
+    }
+
+    async fn handshake<IO>(&self, io: IO, h2: bool) -> Result<Connection, ForwardError>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(io);
+        if h2 {
+            let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(io)
+                .await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    debug!(error = %e, "upstream HTTP/2 connection ended");
+                }
+            });
+            let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+            pool.shared = Some(sender.clone());
+            Ok(Connection::Http2(sender))
+        } else {
+            let (sender, connection) = http1::handshake(io).await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    debug!(error = %e, "upstream HTTP/1.1 connection ended");
+                }
+            });
+            Ok(Connection::Http1(sender))
+        }
+    }
+}
+
+/// An upstream's answer body. An HTTP/1.1 connection goes back to its upstream when the
+/// body is dropped after its end (hyper drops a response body once it has taken its last
+/// frame); dropped earlier, the connection closes with it.
+pub(crate) struct UpstreamBody {
+    body: Incoming,
+    /// The connection and its upstream, for an HTTP/1.1 answer.
+    home: Option<(Arc<Upstream>, http1::SendRequest<ForwardedBody>)>,
+    /// The body ended: a frame with nothing after it was polled (a chunked body), or its
+    /// length was reached.
+    done: bool,
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("body", &self.body)
+            .field("reusable", &self.home.is_some())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        match &polled {
+            // A broken answer: its connection is not reused.
+            Poll::Ready(Some(Err(_))) => this.home = None,
+            Poll::Ready(None) => this.done = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Some((upstream, sender)) = self.home.take()
+            && (self.done || self.body.is_end_stream())
+        {
+            upstream.give_back(sender);
         }
     }
 }
@@ -160,6 +458,9 @@ impl Upstream {
 mod tests {
     use std::convert::Infallible;
     use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
 
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
@@ -188,7 +489,11 @@ mod tests {
         addr
     }
 
-    fn upstream(addr: SocketAddr) -> Upstream {
+    fn upstream(addr: SocketAddr) -> Arc<Upstream> {
+        upstream_speaking(addr, UpstreamProtocol::Auto)
+    }
+
+    fn upstream_speaking(addr: SocketAddr, protocol: UpstreamProtocol) -> Arc<Upstream> {
         let td = TrustDomain::parse("example.org").unwrap();
         let now = time::OffsetDateTime::now_utc();
         let ca = CertificateAuthority::generate(&td, now).unwrap();
@@ -200,7 +505,7 @@ mod tests {
         let spec = UpstreamSpec {
             url: format!("http://{addr}").parse().unwrap(),
             spiffe_id: None,
-            protocol: UpstreamProtocol::Auto,
+            protocol,
         };
         let upstream = Upstream::new(
             "test",
@@ -209,10 +514,10 @@ mod tests {
             Arc::new(SvidVerifier::new(bundles, Duration::from_secs(60))),
         )
         .unwrap();
-        Upstream {
+        Arc::new(Upstream {
             response_timeout: ANSWER_WITHIN,
             ..upstream
-        }
+        })
     }
 
     /// The request a real client sends to a real HTTP/1.1 server: `head`, then `body`; the
@@ -243,6 +548,124 @@ mod tests {
         client.write_all(body).await.unwrap();
         let (parts, body) = rx.recv().await.unwrap();
         (parts, body, client)
+    }
+
+    /// An upstream answering every request with `hello`, over HTTP/1.1 or (h2c) HTTP/2;
+    /// counts the connections it accepted.
+    async fn counting_upstream(h2: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let service = service_fn(|_: http::Request<Incoming>| async {
+                    Ok::<_, Infallible>(http::Response::new(crate::response::full("hello")))
+                });
+                tokio::spawn(async move {
+                    let io = TokioIo::new(stream);
+                    let _ = if h2 {
+                        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                            .serve_connection(io, service)
+                            .await
+                    } else {
+                        http1::Builder::new().serve_connection(io, service).await
+                    };
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    /// A GET as the pipeline forwards it.
+    async fn get(upstream: &Arc<Upstream>) -> Result<http::Response<UpstreamBody>, ForwardError> {
+        let (parts, body, _client) =
+            client_request("GET /x HTTP/1.1\r\nHost: up\r\n\r\n", b"").await;
+        let body = ForwardedBody::new(body, Duration::from_secs(60), false, "r".into());
+        upstream.send(parts, "/x", body).await
+    }
+
+    async fn text(response: http::Response<UpstreamBody>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_answer_was_read_serves_the_next_request() {
+        let (addr, accepted) = counting_upstream(false).await;
+        let upstream = upstream(addr);
+        for _ in 0..3 {
+            assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_answer_was_not_read_is_not_reused() {
+        let (addr, accepted) = counting_upstream(false).await;
+        let upstream = upstream(addr);
+        // The answer's body is dropped unread: its connection cannot carry another request.
+        drop(get(&upstream).await.unwrap());
+        assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
+        // Answers one request per connection and closes it, without saying so.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                        _ => break,
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                    .await;
+            }
+        });
+        let upstream = upstream(addr);
+        for round in 1..=3 {
+            assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+            assert_eq!(accepted.load(Ordering::SeqCst), round);
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_to_an_http2_upstream_share_one_connection() {
+        let (addr, accepted) = counting_upstream(true).await;
+        let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
+        assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+        let (a, b, c) = tokio::join!(get(&upstream), get(&upstream), get(&upstream));
+        for response in [a, b, c] {
+            assert_eq!(text(response.unwrap()).await, "hello");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_refuses_connections_is_an_error() {
+        // Bound, then closed: nothing listens on the port.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = get(&upstream(addr)).await.unwrap_err();
+        assert!(matches!(err, ForwardError::Connect(_)), "{err}");
+        assert!(!err.is_client_body());
     }
 
     const HEAD: &str = "POST /upload HTTP/1.1\r\nHost: upstream\r\nContent-Length: 10\r\n\r\n";

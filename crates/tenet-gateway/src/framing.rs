@@ -143,6 +143,15 @@ pub(crate) struct FramingGuard<IO> {
     unflushed: bool,
     /// The previous read found the connection idle (parking waits for a second look).
     idle_seen: bool,
+    /// How long a connection stays idle, its hyper connection kept, before it parks; zero
+    /// parks at the second idle look.
+    linger: Duration,
+    /// When an idle connection may park, armed at its first idle look and kept across
+    /// requests: it fires at most once per `linger`, not once per request.
+    linger_timer: Option<Pin<Box<Sleep>>>,
+    /// [`Self::heads`] when `linger_timer` was last set: other heads since mean the
+    /// connection was not idle all along.
+    linger_heads: u64,
     /// Wake the reader when the next flush completes (it wanted to park behind it).
     wake_on_flush: bool,
     /// The last read ended with end of file because the connection is idle, not because the
@@ -217,6 +226,9 @@ impl<IO> FramingGuard<IO> {
             activity: None,
             unflushed: false,
             idle_seen: false,
+            linger: Duration::ZERO,
+            linger_timer: None,
+            linger_heads: 0,
             wake_on_flush: false,
             parked: false,
         }
@@ -228,6 +240,14 @@ impl<IO> FramingGuard<IO> {
     /// an end of file from the client's.
     pub(crate) fn parking(mut self, activity: Activity) -> Self {
         self.activity = Some(activity);
+        self
+    }
+
+    /// Park only a connection that stayed idle for at least `linger` (and at most twice
+    /// that), so that a busy keep-alive connection keeps its hyper connection from one
+    /// request to the next instead of building a new one for each.
+    pub(crate) fn lingering(mut self, linger: Duration) -> Self {
+        self.linger = linger;
         self
     }
 
@@ -275,11 +295,16 @@ impl<IO> FramingGuard<IO> {
             }
             return Poll::Pending;
         }
-        if !self.idle_seen {
-            // hyper may still hold the end of the last response in its own buffer: look
-            // again on the next poll, after hyper's flush.
-            self.idle_seen = true;
-            cx.waker().wake_by_ref();
+        if self.linger.is_zero() {
+            if !self.idle_seen {
+                // hyper may still hold the end of the last response in its own buffer: look
+                // again on the next poll, after hyper's flush.
+                self.idle_seen = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        } else if !self.lingered(cx) {
+            // The socket wakes the reader for the next request; the timer, to park.
             return Poll::Pending;
         }
         if self.unflushed {
@@ -287,8 +312,40 @@ impl<IO> FramingGuard<IO> {
             return Poll::Pending;
         }
         self.idle_seen = false;
+        self.linger_timer = None;
         self.parked = true;
         Poll::Ready(Ok(()))
+    }
+
+    /// Whether the idle connection has lingered long enough to park: the timer ran out with
+    /// no request head since it was set. A timer that ran out over requests is set again
+    /// for one more `linger`.
+    fn lingered(&mut self, cx: &mut Context<'_>) -> bool {
+        let (heads, linger) = (self.heads, self.linger);
+        let Some(timer) = self.linger_timer.as_mut() else {
+            let mut timer = Box::pin(tokio::time::sleep(linger));
+            // The first idle look never parks: hyper may still hold the end of the last
+            // response in its own buffer.
+            if timer.as_mut().poll(cx).is_ready() {
+                cx.waker().wake_by_ref();
+            }
+            self.linger_timer = Some(timer);
+            self.linger_heads = heads;
+            return false;
+        };
+        if timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        if self.linger_heads == heads {
+            return true;
+        }
+        timer.as_mut().reset(
+            tokio::time::Instant::now()
+                .checked_add(linger)
+                .unwrap_or_else(tokio::time::Instant::now),
+        );
+        self.linger_heads = heads;
+        timer.as_mut().poll(cx).is_ready()
     }
 
     /// Fail the stream when a request head, once its first byte has arrived, is not complete
@@ -1753,6 +1810,65 @@ mod tests {
         // The client's own end of file is not a parking.
         drop(client);
         assert_eq!(poll_once(&mut guard), Some(vec![]));
+        assert!(!guard.take_parked());
+    }
+
+    /// One request through `guard`: the client sends its head, the guard hands it out, the
+    /// service answers and the answer is flushed.
+    async fn serve_one(
+        client: &mut tokio::io::DuplexStream,
+        guard: &mut FramingGuard<tokio::io::DuplexStream>,
+        activity: &Activity,
+        path: &str,
+    ) {
+        client
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let head = poll_once(guard).unwrap();
+        assert!(head.starts_with(format!("GET {path}").as_bytes()));
+        drop(activity.begin());
+        guard
+            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .await
+            .unwrap();
+        guard.flush().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lingering_connection_parks_after_a_whole_linger_without_requests() {
+        const LINGER: Duration = Duration::from_millis(200);
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let activity = Activity::default();
+        let mut guard = FramingGuard::new(server, FramingVerdict::default())
+            .parking(activity.clone())
+            .lingering(LINGER);
+        serve_one(&mut client, &mut guard, &activity, "/a").await;
+        assert_eq!(
+            poll_once(&mut guard),
+            None,
+            "the first idle look sets the timer"
+        );
+        assert_eq!(poll_once(&mut guard), None, "lingering: hyper stays");
+        assert!(!guard.take_parked());
+
+        // A request inside the linger is read by the same reader.
+        tokio::time::sleep(LINGER / 2).await;
+        serve_one(&mut client, &mut guard, &activity, "/b").await;
+        assert_eq!(poll_once(&mut guard), None);
+        // The timer runs out over that request: it is set again, no parking.
+        tokio::time::sleep(LINGER / 2 + Duration::from_millis(50)).await;
+        assert_eq!(poll_once(&mut guard), None);
+        assert!(!guard.take_parked());
+        // A whole linger with nothing: parked.
+        tokio::time::sleep(LINGER + Duration::from_millis(50)).await;
+        assert_eq!(poll_once(&mut guard), Some(vec![]));
+        assert!(guard.take_parked());
+
+        // After parking, the next idle spell lingers again from its start.
+        serve_one(&mut client, &mut guard, &activity, "/c").await;
+        assert_eq!(poll_once(&mut guard), None);
+        assert_eq!(poll_once(&mut guard), None);
         assert!(!guard.take_parked());
     }
 

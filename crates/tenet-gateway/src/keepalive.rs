@@ -9,7 +9,9 @@
 //! waiting on the socket, the guard ends hyper's read with end of file. hyper takes that for
 //! a client that left between requests and hands the stream back without shutting it down
 //! (`without_shutdown`); the connection then waits for the socket to become readable holding
-//! only its TLS state, and a new hyper connection serves the next request.
+//! only its TLS state, and a new hyper connection serves the next request. A connection
+//! parks only once it has stayed idle for a short linger (`PARK_AFTER` in `conn.rs`), so that
+//! a busy client's next request is read by the same hyper connection.
 //!
 //! The condition is exact, not a guess: a request head hyper has and the service has not seen
 //! yet, or a response still being produced or written keeps the connection busy (an

@@ -18,6 +18,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::assertion::ASSERTION_HEADER;
 use crate::conn::ConnInfo;
+use crate::forward::UpstreamBody;
 use crate::people::{
     AUTH_PREFIX, AuthRequest, MAX_AUTH_BODY, PeopleGate, Person, PersonRequest, PersonVerdict,
     auth_redirect, is_navigation, strip_tenet_cookies,
@@ -535,7 +536,7 @@ fn upstream_headers(
 /// own version, RFC 9110 section 7.6.3; an HTTP/1.0 upstream must not make the caller's
 /// keep-alive connection close).
 fn downstream_response(
-    response: Response<Incoming>,
+    response: Response<UpstreamBody>,
     request_id: &str,
     version: http::Version,
 ) -> Response<Body> {
