@@ -30,7 +30,7 @@ use tracing::debug;
 
 use crate::config::{UpstreamProtocol, UpstreamSpec};
 use crate::error::GatewayError;
-use crate::request_body::ForwardedBody;
+use crate::request_body::{BodyError, BodyWatch, ForwardedBody};
 use crate::tls::{SvidResolver, upstream_client_config};
 
 /// An upstream: where it is, how to connect to it, and its idle connections.
@@ -41,6 +41,8 @@ pub(crate) struct Upstream {
     pool: Mutex<Pool>,
     /// [`RESPONSE_TIMEOUT`], shorter in tests.
     response_timeout: Duration,
+    /// [`IDLE_TIMEOUT`], shorter in tests.
+    idle_timeout: Duration,
 }
 
 /// How long an upstream may take to answer with headers.
@@ -68,15 +70,52 @@ struct Connector {
 struct Pool {
     /// Unused HTTP/1.1 connections, the most recently used last, each with when it was put
     /// back.
-    idle: VecDeque<(Instant, http1::SendRequest<ForwardedBody>)>,
+    idle: VecDeque<(Instant, http1::SendRequest<RequestBody>)>,
     /// The HTTP/2 connection every request shares, once one is open.
-    shared: Option<http2::SendRequest<ForwardedBody>>,
+    shared: Option<http2::SendRequest<RequestBody>>,
+    /// A task closes idle connections unused for [`IDLE_TIMEOUT`] (while any are idle).
+    sweeping: bool,
+}
+
+/// Close the idle connections unused for `timeout` at `now` (the oldest are first).
+fn expire(
+    idle: &mut VecDeque<(Instant, http1::SendRequest<RequestBody>)>,
+    now: Instant,
+    timeout: Duration,
+) {
+    while idle
+        .front()
+        .is_some_and(|(since, _)| now.duration_since(*since) >= timeout)
+    {
+        idle.pop_front();
+    }
+}
+
+/// Close an upstream's idle connections as they reach [`IDLE_TIMEOUT`] unused, checking
+/// four times per timeout; ends when none are left idle, or the upstream is gone.
+async fn sweep(upstream: std::sync::Weak<Upstream>) {
+    loop {
+        let Some(timeout) = upstream.upgrade().map(|u| u.idle_timeout) else {
+            return;
+        };
+        tokio::time::sleep(timeout / 4).await;
+        let Some(upstream) = upstream.upgrade() else {
+            return;
+        };
+        let mut pool = upstream.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        expire(&mut pool.idle, Instant::now(), timeout);
+        pool.idle.retain(|(_, sender)| !sender.is_closed());
+        if pool.idle.is_empty() {
+            pool.sweeping = false;
+            return;
+        }
+    }
 }
 
 /// A connection to send one request on.
 enum Connection {
-    Http1(http1::SendRequest<ForwardedBody>),
-    Http2(http2::SendRequest<ForwardedBody>),
+    Http1(http1::SendRequest<RequestBody>),
+    Http2(http2::SendRequest<RequestBody>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +205,7 @@ impl Upstream {
             authority,
             pool: Mutex::default(),
             response_timeout: RESPONSE_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
         })
     }
 
@@ -182,14 +222,16 @@ impl Upstream {
         // is one.
         parts.version = http::Version::HTTP_11;
         let (watch, idle) = (body.watch(), body.idle());
-        let request = http::Request::from_parts(parts, body);
+        // A connection may carry another request only once this body is all sent.
+        let unsent_body = (!body.is_end_stream()).then(|| watch.clone());
+        let request = http::Request::from_parts(parts, RequestBody::Client(body));
         let limit = self.response_timeout;
         let answered = tokio::select! {
             biased;
             () = watch.cut() => return Err(ForwardError::BodyStalled(idle)),
             // Boxed, like the connection opening inside it: the request's own future (moved
             // by hyper as it starts) stays small.
-            result = Box::pin(self.exchange(request)) => result,
+            result = Box::pin(self.exchange(request, unsent_body)) => result,
             () = tokio::time::sleep(limit) => {
                 // An upstream cannot answer a request whose body has not arrived: when the
                 // client is the one still awaited, the client is late.
@@ -214,11 +256,15 @@ impl Upstream {
         }
     }
 
-    /// Send `request` on an idle connection, or on a new one; a request that a reused
-    /// connection could not start goes out again on the next.
+    /// Send `request` on an idle connection, or on a new one. A request that a reused
+    /// connection could not start goes out again on the next; so does one that failed there
+    /// with the connection (the upstream closed it as the request went out, or an HTTP/2
+    /// upstream refused the stream while going away) when it may be repeated: an idempotent
+    /// method without a body (RFC 9110 section 9.2.2).
     async fn exchange(
         self: &Arc<Self>,
-        mut request: http::Request<ForwardedBody>,
+        mut request: http::Request<RequestBody>,
+        unsent_body: Option<Arc<BodyWatch>>,
     ) -> Result<http::Response<UpstreamBody>, ForwardError> {
         loop {
             let (connection, reused) = match self.take_idle() {
@@ -228,7 +274,8 @@ impl Upstream {
                 // and move its space.
                 None => (Box::pin(self.connect()).await?, false),
             };
-            let unsent = match connection {
+            let replay = if reused { Replay::of(&request) } else { None };
+            let sent = match connection {
                 Connection::Http1(mut sender) => {
                     if let Err(e) = sender.ready().await {
                         if reused {
@@ -237,15 +284,8 @@ impl Upstream {
                         return Err(e.into());
                     }
                     match sender.try_send_request(request).await {
-                        Ok(response) => {
-                            let home = Some((self.clone(), sender));
-                            return Ok(response.map(|body| UpstreamBody {
-                                body,
-                                home,
-                                done: false,
-                            }));
-                        }
-                        Err(mut e) => (e.take_message(), e.into_error()),
+                        Ok(response) => Ok((response, Some(sender))),
+                        Err(e) => Err(e),
                     }
                 }
                 Connection::Http2(mut sender) => {
@@ -255,38 +295,59 @@ impl Upstream {
                         self.forget_shared();
                         continue;
                     }
-                    // HTTP/2 names the scheme and authority in the request itself.
-                    let mut uri = std::mem::take(request.uri_mut()).into_parts();
-                    uri.scheme = Some(self.scheme.clone());
-                    uri.authority = Some(self.authority.clone());
-                    *request.uri_mut() = http::Uri::from_parts(uri).map_err(http::Error::from)?;
+                    let request = self.for_http2(request)?;
                     match sender.try_send_request(request).await {
-                        Ok(response) => {
-                            return Ok(response.map(|body| UpstreamBody {
-                                body,
-                                home: None,
-                                done: false,
-                            }));
-                        }
-                        Err(mut e) => (e.take_message(), e.into_error()),
+                        Ok(response) => Ok((response, None)),
+                        Err(e) => Err(e),
                     }
                 }
             };
-            match unsent {
-                (Some(mut back), e) if reused => {
-                    // An HTTP/2 connection that refused a stream is not offered again.
-                    self.forget_shared();
-                    debug!(error = %e, "request not started on an idle upstream connection; sending it on another");
-                    // Back to origin-form for whichever connection comes next.
-                    let mut uri = std::mem::take(back.uri_mut()).into_parts();
-                    uri.scheme = None;
-                    uri.authority = None;
-                    *back.uri_mut() = http::Uri::from_parts(uri).map_err(http::Error::from)?;
-                    request = back;
+            let mut failed = match sent {
+                Ok((response, sender)) => {
+                    let home = sender.map(|sender| (self.clone(), sender));
+                    let request_body = unsent_body;
+                    return Ok(response.map(|body| UpstreamBody {
+                        body,
+                        home,
+                        request_body,
+                        done: false,
+                    }));
                 }
-                (_, e) => return Err(e.into()),
+                Err(failed) => failed,
+            };
+            let unsent = failed.take_message();
+            let error = failed.into_error();
+            if !reused {
+                return Err(error.into());
             }
+            // An HTTP/2 connection that failed a stream is not offered again.
+            self.forget_shared();
+            request = match (unsent, replay) {
+                (Some(back), _) => for_http1(back)?,
+                (None, Some(replay)) if is_connection_failure(&error) => replay.request(),
+                _ => return Err(error.into()),
+            };
+            debug!(error = %error, "request failed with a reused upstream connection; sending it on another");
         }
+    }
+
+    /// `request` as HTTP/2 sends it: the scheme and the authority in the request itself, the
+    /// authority the one the caller asked for (the `Host` the gateway forwards, which HTTP/2
+    /// does not send beside it).
+    fn for_http2(
+        &self,
+        mut request: http::Request<RequestBody>,
+    ) -> Result<http::Request<RequestBody>, ForwardError> {
+        let authority = request
+            .headers_mut()
+            .remove(http::header::HOST)
+            .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok())
+            .unwrap_or_else(|| self.authority.clone());
+        let mut uri = std::mem::take(request.uri_mut()).into_parts();
+        uri.scheme = Some(self.scheme.clone());
+        uri.authority = Some(authority);
+        *request.uri_mut() = http::Uri::from_parts(uri).map_err(http::Error::from)?;
+        Ok(request)
     }
 
     /// The shared HTTP/2 connection, or the most recently used idle HTTP/1.1 one; closed
@@ -316,23 +377,23 @@ impl Upstream {
     }
 
     /// Put an HTTP/1.1 connection whose last answer was read to its end back with the idle
-    /// ones; those unused for [`IDLE_TIMEOUT`] are closed, and so is this one when
-    /// [`MAX_IDLE`] wait already.
-    fn give_back(&self, sender: http1::SendRequest<ForwardedBody>) {
+    /// ones, unless [`MAX_IDLE`] wait already. While any wait, a sweeper task closes those
+    /// unused for [`IDLE_TIMEOUT`].
+    fn give_back(self: &Arc<Self>, sender: http1::SendRequest<RequestBody>) {
         if sender.is_closed() {
             return;
         }
         let now = Instant::now();
         let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-        while pool
-            .idle
-            .front()
-            .is_some_and(|(since, _)| now.duration_since(*since) >= IDLE_TIMEOUT)
-        {
-            pool.idle.pop_front();
-        }
+        expire(&mut pool.idle, now, self.idle_timeout);
         if pool.idle.len() < MAX_IDLE {
             pool.idle.push_back((now, sender));
+        }
+        if !pool.sweeping
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            pool.sweeping = true;
+            runtime.spawn(sweep(Arc::downgrade(self)));
         }
     }
 
@@ -394,13 +455,102 @@ impl Upstream {
     }
 }
 
+/// `request` back in the form HTTP/1.1 sends (after an HTTP/2 connection handed it back
+/// unsent): origin-form, the authority as `Host`.
+fn for_http1(
+    mut request: http::Request<RequestBody>,
+) -> Result<http::Request<RequestBody>, ForwardError> {
+    let mut uri = std::mem::take(request.uri_mut()).into_parts();
+    let authority = uri.authority.take();
+    uri.scheme = None;
+    *request.uri_mut() = http::Uri::from_parts(uri).map_err(http::Error::from)?;
+    if let Some(authority) = authority
+        && !request.headers().contains_key(http::header::HOST)
+        && let Ok(host) = http::HeaderValue::from_str(authority.as_str())
+    {
+        request.headers_mut().insert(http::header::HOST, host);
+    }
+    Ok(request)
+}
+
+/// Whether a request failed with its connection (closed, reset, refused), not because the
+/// upstream's answer could not be read or the request was not one to send.
+fn is_connection_failure(error: &hyper::Error) -> bool {
+    !(error.is_parse() || error.is_parse_status() || error.is_user() || error.is_timeout())
+}
+
+/// The head of a request that may go out again: an idempotent method and no body.
+struct Replay {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+}
+
+impl Replay {
+    fn of(request: &http::Request<RequestBody>) -> Option<Self> {
+        (request.method().is_idempotent() && request.body().is_end_stream()).then(|| Self {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            headers: request.headers().clone(),
+        })
+    }
+
+    fn request(self) -> http::Request<RequestBody> {
+        let mut request = http::Request::new(RequestBody::Empty);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers;
+        request
+    }
+}
+
+/// A request body as it goes upstream: the client's, or none (a request sent again).
+pub(crate) enum RequestBody {
+    Client(ForwardedBody),
+    Empty,
+}
+
+impl HttpBody for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match self.get_mut() {
+            Self::Client(body) => Pin::new(body).poll_frame(cx),
+            Self::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Client(body) => body.is_end_stream(),
+            Self::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Client(body) => body.size_hint(),
+            Self::Empty => SizeHint::with_exact(0),
+        }
+    }
+}
+
 /// An upstream's answer body. An HTTP/1.1 connection goes back to its upstream when the
 /// body is dropped after its end (hyper drops a response body once it has taken its last
 /// frame); dropped earlier, the connection closes with it.
 pub(crate) struct UpstreamBody {
     body: Incoming,
     /// The connection and its upstream, for an HTTP/1.1 answer.
-    home: Option<(Arc<Upstream>, http1::SendRequest<ForwardedBody>)>,
+    home: Option<(Arc<Upstream>, http1::SendRequest<RequestBody>)>,
+    /// The request's body, while the connection may still be sending it.
+    request_body: Option<Arc<BodyWatch>>,
     /// The body ended: a frame with nothing after it was polled (a chunked body), or its
     /// length was reached.
     done: bool,
@@ -448,6 +598,7 @@ impl Drop for UpstreamBody {
     fn drop(&mut self) {
         if let Some((upstream, sender)) = self.home.take()
             && (self.done || self.body.is_end_stream())
+            && self.request_body.as_ref().is_none_or(|body| body.is_sent())
         {
             upstream.give_back(sender);
         }
@@ -550,18 +701,36 @@ mod tests {
         (parts, body, client)
     }
 
-    /// An upstream answering every request with `hello`, over HTTP/1.1 or (h2c) HTTP/2;
-    /// counts the connections it accepted.
-    async fn counting_upstream(h2: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    /// What a [`counting_upstream`] saw.
+    #[derive(Default)]
+    struct Seen {
+        accepted: AtomicUsize,
+        closed: AtomicUsize,
+        /// Each request's URI authority and `Host` field.
+        hosts: std::sync::Mutex<Vec<(Option<String>, Option<String>)>>,
+    }
+
+    /// An upstream answering every request with `hello` at once (without reading a request
+    /// body), over HTTP/1.1 or (h2c) HTTP/2.
+    async fn counting_upstream(h2: bool) -> (SocketAddr, Arc<Seen>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
+        let seen = Arc::new(Seen::default());
+        let shared = seen.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                let service = service_fn(|_: http::Request<Incoming>| async {
-                    Ok::<_, Infallible>(http::Response::new(crate::response::full("hello")))
+                shared.accepted.fetch_add(1, Ordering::SeqCst);
+                let (seen, record) = (shared.clone(), shared.clone());
+                let service = service_fn(move |request: http::Request<Incoming>| {
+                    let host = request
+                        .headers()
+                        .get(http::header::HOST)
+                        .map(|h| h.to_str().unwrap().to_owned());
+                    let authority = request.uri().authority().map(|a| a.to_string());
+                    record.hosts.lock().unwrap().push((authority, host));
+                    async {
+                        Ok::<_, Infallible>(http::Response::new(crate::response::full("hello")))
+                    }
                 });
                 tokio::spawn(async move {
                     let io = TokioIo::new(stream);
@@ -572,10 +741,11 @@ mod tests {
                     } else {
                         http1::Builder::new().serve_connection(io, service).await
                     };
+                    seen.closed.fetch_add(1, Ordering::SeqCst);
                 });
             }
         });
-        (addr, accepted)
+        (addr, seen)
     }
 
     /// A GET as the pipeline forwards it.
@@ -593,24 +763,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_whose_answer_was_read_serves_the_next_request() {
-        let (addr, accepted) = counting_upstream(false).await;
+        let (addr, seen) = counting_upstream(false).await;
         let upstream = upstream(addr);
         for _ in 0..3 {
             assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
         }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(seen.accepted.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
     async fn a_connection_whose_answer_was_not_read_is_not_reused() {
-        let (addr, accepted) = counting_upstream(false).await;
+        let (addr, seen) = counting_upstream(false).await;
         let upstream = upstream(addr);
         // The answer's body is dropped unread: its connection cannot carry another request.
         drop(get(&upstream).await.unwrap());
         assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
-        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(seen.accepted.load(Ordering::SeqCst), 2);
         assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
-        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(seen.accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
@@ -645,13 +815,132 @@ mod tests {
 
     #[tokio::test]
     async fn requests_to_an_http2_upstream_share_one_connection() {
-        let (addr, accepted) = counting_upstream(true).await;
+        let (addr, seen) = counting_upstream(true).await;
         let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
         assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
         let (a, b, c) = tokio::join!(get(&upstream), get(&upstream), get(&upstream));
         for response in [a, b, c] {
             assert_eq!(text(response.unwrap()).await, "hello");
         }
+        assert_eq!(seen.accepted.load(Ordering::SeqCst), 1);
+        // The caller's host is the request's authority, not sent twice (RFC 9113 8.3.1).
+        for (authority, host) in seen.hosts.lock().unwrap().iter() {
+            assert_eq!(authority.as_deref(), Some("up"));
+            assert_eq!(host, &None);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_still_sending_a_request_body_is_not_reused() {
+        // Answers as soon as a head is complete, then reads whatever follows and keeps the
+        // connection open.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let mut head = Vec::new();
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                            _ => return,
+                        }
+                    }
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+                    let _ = stream.write_all(answer).await;
+                    while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+                });
+            }
+        });
+        let upstream = upstream(addr);
+        // The upstream answers at once; 3 of the body's 10 bytes have arrived.
+        let (parts, body, _client) = client_request(HEAD, b"abc").await;
+        let body = ForwardedBody::new(body, Duration::from_secs(60), false, "r".into());
+        let response = upstream.send(parts, "/upload", body).await.unwrap();
+        assert_eq!(text(response).await, "hello");
+        // The next request does not wait behind the rest of that body.
+        assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_after_the_idle_timeout() {
+        let (addr, seen) = counting_upstream(false).await;
+        let upstream = upstream(addr);
+        let upstream = Arc::new(Upstream {
+            idle_timeout: Duration::from_millis(200),
+            ..Arc::into_inner(upstream).unwrap()
+        });
+        assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            seen.closed.load(Ordering::SeqCst),
+            0,
+            "idle, not yet timed out"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(seen.closed.load(Ordering::SeqCst), 1);
+        assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+        assert_eq!(seen.accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// An upstream whose first connection answers one request, then closes when the next
+    /// request's head arrives (as a server does when its keep-alive timer fires just then);
+    /// later connections answer every request. Counts connections.
+    async fn closing_on_the_second_request() -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    for request in 0.. {
+                        let mut head = Vec::new();
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut buf).await {
+                                Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                                _ => return,
+                            }
+                        }
+                        if first && request == 1 {
+                            return;
+                        }
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_request_failed_by_a_closing_connection_goes_out_again() {
+        let (addr, accepted) = closing_on_the_second_request().await;
+        let upstream = upstream(addr);
+        assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+        assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_request_with_a_body_failed_by_a_closing_connection_is_not_repeated() {
+        let (addr, accepted) = closing_on_the_second_request().await;
+        let upstream = upstream(addr);
+        assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+        let (parts, body, _client) = client_request(HEAD, b"0123456789").await;
+        let body = ForwardedBody::new(body, Duration::from_secs(60), false, "r".into());
+        let err = upstream.send(parts, "/upload", body).await.unwrap_err();
+        assert!(matches!(err, ForwardError::Upstream(_)), "{err}");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 

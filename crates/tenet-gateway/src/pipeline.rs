@@ -543,11 +543,21 @@ fn downstream_response(
     let (mut parts, body) = response.into_parts();
     parts.version = version;
     strip_response_hop_by_hop(&mut parts.headers);
+    strip_no_content_length(parts.status, &mut parts.headers);
     strip_tenet_set_cookies(&mut parts.headers);
     if let Ok(v) = HeaderValue::from_str(request_id) {
         parts.headers.insert(&REQUEST_ID_HEADER, v);
     }
     Response::from_parts(parts, body.boxed())
+}
+
+/// A 204 has no content and no length (RFC 9110 section 8.6): an upstream's `Content-Length`
+/// on one would announce bytes that never come (an HTTP/2 caller takes that as a protocol
+/// error).
+fn strip_no_content_length(status: StatusCode, headers: &mut http::HeaderMap) {
+    if status == StatusCode::NO_CONTENT {
+        headers.remove(header::CONTENT_LENGTH);
+    }
 }
 
 /// Only the gateway sets Tenet's cookies: an upstream's `Set-Cookie` for a name with
@@ -791,6 +801,27 @@ mod tests {
 
     /// Hop-by-hop fields of an answer, listed or named in Connection (any case, with blanks
     /// and empty or invalid tokens), end at the gateway; the rest passes, duplicates kept.
+    #[test]
+    fn a_no_content_answer_loses_its_length() {
+        let length = || {
+            let mut h = http::HeaderMap::new();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("12"));
+            h
+        };
+        let mut h = length();
+        super::strip_no_content_length(http::StatusCode::NO_CONTENT, &mut h);
+        assert!(h.is_empty());
+        for status in [
+            http::StatusCode::OK,
+            http::StatusCode::NOT_MODIFIED,
+            http::StatusCode::NOT_FOUND,
+        ] {
+            let mut h = length();
+            super::strip_no_content_length(status, &mut h);
+            assert_eq!(h.len(), 1, "{status}");
+        }
+    }
+
     #[test]
     fn answers_lose_their_hop_by_hop_fields() {
         let mut h = http::HeaderMap::new();

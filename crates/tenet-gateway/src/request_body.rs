@@ -49,6 +49,8 @@ pub(crate) struct BodyWatch {
     cut: AtomicBool,
     /// The upstream answered with its head.
     answered: AtomicBool,
+    /// The upstream side took the body's last frame.
+    sent: AtomicBool,
     notify: Notify,
 }
 
@@ -59,6 +61,7 @@ impl BodyWatch {
             waiting: AtomicBool::new(false),
             cut: AtomicBool::new(false),
             answered: AtomicBool::new(false),
+            sent: AtomicBool::new(false),
             notify: Notify::new(),
         }
     }
@@ -94,6 +97,12 @@ impl BodyWatch {
     /// The upstream answered with its head.
     pub(crate) fn answered(&self) {
         self.answered.store(true, Ordering::Release);
+    }
+
+    /// Whether the upstream side took the body's last frame (an HTTP/1.1 connection still
+    /// sending a body cannot carry another request).
+    pub(crate) fn is_sent(&self) -> bool {
+        self.sent.load(Ordering::Acquire)
     }
 
     /// Resolves once the body is cut off.
@@ -163,6 +172,9 @@ where
         // asking is never the client's.
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             this.rest();
+            if frame.is_none() || this.inner.is_end_stream() {
+                this.watch.sent.store(true, Ordering::Release);
+            }
             return Poll::Ready(frame.map(|f| f.map_err(|e| BodyError::Client(e.into()))));
         }
         if this.streaming && this.watch.answered.load(Ordering::Acquire) {
