@@ -701,6 +701,42 @@ mod tests {
         (parts, body, client)
     }
 
+    /// The answer the raw upstreams give.
+    const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+
+    /// An upstream on raw sockets: `serve` gets each accepted connection with its number
+    /// (from 0). Counts the connections.
+    async fn raw_upstream<F, Fut>(serve: F) -> (SocketAddr, Arc<AtomicUsize>)
+    where
+        F: Fn(usize, TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(count.fetch_add(1, Ordering::SeqCst), stream));
+            }
+        });
+        (addr, accepted)
+    }
+
+    /// Read through the end of a request head (and whatever came with it); false when the
+    /// connection ended first.
+    async fn read_head(stream: &mut TcpStream) -> bool {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                _ => return false,
+            }
+        }
+        true
+    }
+
     /// What a [`counting_upstream`] saw.
     #[derive(Default)]
     struct Seen {
@@ -786,26 +822,12 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
         // Answers one request per connection and closes it, without saying so.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
-                        _ => break,
-                    }
-                }
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
-                    .await;
+        let (addr, accepted) = raw_upstream(|_, mut stream| async move {
+            if read_head(&mut stream).await {
+                let _ = stream.write_all(HELLO).await;
             }
-        });
+        })
+        .await;
         let upstream = upstream(addr);
         for round in 1..=3 {
             assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
@@ -834,28 +856,13 @@ mod tests {
     async fn a_connection_still_sending_a_request_body_is_not_reused() {
         // Answers as soon as a head is complete, then reads whatever follows and keeps the
         // connection open.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    let mut head = Vec::new();
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
-                            _ => return,
-                        }
-                    }
-                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
-                    let _ = stream.write_all(answer).await;
-                    while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-                });
+        let (addr, accepted) = raw_upstream(|_, mut stream| async move {
+            if read_head(&mut stream).await && stream.write_all(HELLO).await.is_ok() {
+                let mut buf = [0u8; 4096];
+                while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
             }
-        });
+        })
+        .await;
         let upstream = upstream(addr);
         // The upstream answers at once; 3 of the body's 10 bytes have arrived.
         let (parts, body, _client) = client_request(HEAD, b"abc").await;
@@ -892,35 +899,17 @@ mod tests {
     /// request's head arrives (as a server does when its keep-alive timer fires just then);
     /// later connections answer every request. Counts connections.
     async fn closing_on_the_second_request() -> (SocketAddr, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let first = count.fetch_add(1, Ordering::SeqCst) == 0;
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    for request in 0.. {
-                        let mut head = Vec::new();
-                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match stream.read(&mut buf).await {
-                                Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
-                                _ => return,
-                            }
-                        }
-                        if first && request == 1 {
-                            return;
-                        }
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
-                        if stream.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+        raw_upstream(|connection, mut stream| async move {
+            for request in 0.. {
+                if !read_head(&mut stream).await || (connection == 0 && request == 1) {
+                    return;
+                }
+                if stream.write_all(HELLO).await.is_err() {
+                    return;
+                }
             }
-        });
-        (addr, accepted)
+        })
+        .await
     }
 
     #[tokio::test]
