@@ -26,10 +26,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::framing::{FramingGuard, FramingVerdict};
 use crate::keepalive::{Activity, TrackedBody};
+use crate::response::BoxError;
 use crate::server::{ListenerState, Shared};
-
-/// A connection's error, whichever protocol it spoke.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

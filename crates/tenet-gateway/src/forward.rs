@@ -25,12 +25,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::ServerName;
 use tenet_identity::SvidVerifier;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 use tokio_rustls::TlsConnector;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::config::{UpstreamProtocol, UpstreamSpec};
 use crate::error::GatewayError;
 use crate::request_body::{BodyError, BodyWatch, ForwardedBody};
+use crate::response::BoxError;
 use crate::tls::{SvidResolver, upstream_client_config};
 
 /// An upstream: where it is, how to connect to it, and its idle connections.
@@ -43,6 +45,8 @@ pub(crate) struct Upstream {
     response_timeout: Duration,
     /// [`IDLE_TIMEOUT`], shorter in tests.
     idle_timeout: Duration,
+    /// [`BODY_IDLE_TIMEOUT`], shorter in tests.
+    body_idle_timeout: Duration,
 }
 
 /// How long an upstream may take to answer with headers.
@@ -51,6 +55,10 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an HTTP/1.1 connection may wait unused before it is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an answer's body may go without a byte from the upstream while the caller's side
+/// waits for one (nginx's `proxy_read_timeout`): an upstream that stops in the middle of an
+/// answer does not hold the caller for ever.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many unused HTTP/1.1 connections an upstream keeps open.
 const MAX_IDLE: usize = 256;
 
@@ -206,6 +214,7 @@ impl Upstream {
             pool: Mutex::default(),
             response_timeout: RESPONSE_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
+            body_idle_timeout: BODY_IDLE_TIMEOUT,
         })
     }
 
@@ -306,11 +315,15 @@ impl Upstream {
                 Ok((response, sender)) => {
                     let home = sender.map(|sender| (self.clone(), sender));
                     let request_body = unsent_body;
+                    let idle_limit = self.body_idle_timeout;
                     return Ok(response.map(|body| UpstreamBody {
                         body,
                         home,
                         request_body,
                         done: false,
+                        idle_limit,
+                        stall: None,
+                        waiting: false,
                     }));
                 }
                 Err(failed) => failed,
@@ -544,7 +557,10 @@ impl HttpBody for RequestBody {
 
 /// An upstream's answer body. An HTTP/1.1 connection goes back to its upstream when the
 /// body is dropped after its end (hyper drops a response body once it has taken its last
-/// frame); dropped earlier, the connection closes with it.
+/// frame); dropped earlier, the connection closes with it. A body whose next frame takes
+/// longer than its idle limit to come, while the caller's side waits for it, ends in an
+/// error: hyper then ends the caller's connection (HTTP/1.1) or resets its stream (HTTP/2),
+/// so the caller sees a cut-off answer, never a complete-looking one.
 pub(crate) struct UpstreamBody {
     body: Incoming,
     /// The connection and its upstream, for an HTTP/1.1 answer.
@@ -554,7 +570,17 @@ pub(crate) struct UpstreamBody {
     /// The body ended: a frame with nothing after it was polled (a chunked body), or its
     /// length was reached.
     done: bool,
+    /// [`BODY_IDLE_TIMEOUT`].
+    idle_limit: Duration,
+    /// Runs from the first poll that found no frame; `waiting` says whether it is running.
+    stall: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
 }
+
+/// The upstream sent nothing of an answer's body for this long while it was awaited.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream sent no answer body bytes for {0:?}")]
+pub(crate) struct AnswerStalled(Duration);
 
 impl std::fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -568,21 +594,43 @@ impl std::fmt::Debug for UpstreamBody {
 
 impl HttpBody for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        match &polled {
-            // A broken answer: its connection is not reused.
-            Poll::Ready(Some(Err(_))) => this.home = None,
-            Poll::Ready(None) => this.done = true,
-            _ => {}
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            this.waiting = false;
+            match &frame {
+                // A broken answer: its connection is not reused.
+                Some(Err(_)) => this.home = None,
+                None => this.done = true,
+                Some(Ok(_)) => {}
+            }
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        polled
+        let limit = this.idle_limit;
+        if !this.waiting {
+            let deadline = tokio::time::Instant::now() + limit;
+            match this.stall.as_mut() {
+                Some(stall) => stall.as_mut().reset(deadline),
+                None => this.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            this.waiting = true;
+        }
+        let stalled = this
+            .stall
+            .as_mut()
+            .is_some_and(|stall| stall.as_mut().poll(cx).is_ready());
+        if !stalled {
+            return Poll::Pending;
+        }
+        this.home = None;
+        metrics::counter!("tenet_gateway_upstream_errors_total").increment(1);
+        warn!(after = ?limit, "upstream stopped sending an answer body; answer cut off");
+        Poll::Ready(Some(Err(AnswerStalled(limit).into())))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -931,6 +979,57 @@ mod tests {
         let err = upstream.send(parts, "/upload", body).await.unwrap_err();
         assert!(matches!(err, ForwardError::Upstream(_)), "{err}");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    /// An upstream whose answers announce 10 bytes and send them as `pieces`, `gap` apart,
+    /// then keep the connection open.
+    async fn trickling_upstream(pieces: &'static [&'static [u8]], gap: Duration) -> SocketAddr {
+        let (addr, _) = raw_upstream(move |_, mut stream| async move {
+            if !read_head(&mut stream).await {
+                return;
+            }
+            let head = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n";
+            if stream.write_all(head).await.is_err() {
+                return;
+            }
+            for piece in pieces {
+                tokio::time::sleep(gap).await;
+                if stream.write_all(piece).await.is_err() {
+                    return;
+                }
+            }
+            let mut buf = [0u8; 64];
+            while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        })
+        .await;
+        addr
+    }
+
+    fn with_body_idle_limit(upstream: Arc<Upstream>, limit: Duration) -> Arc<Upstream> {
+        Arc::new(Upstream {
+            body_idle_timeout: limit,
+            ..Arc::into_inner(upstream).unwrap()
+        })
+    }
+
+    #[tokio::test]
+    async fn an_answer_body_that_stops_coming_ends_in_an_error() {
+        let addr = trickling_upstream(&[b"abc"], Duration::ZERO).await;
+        let upstream = with_body_idle_limit(upstream(addr), Duration::from_millis(200));
+        let response = get(&upstream).await.unwrap();
+        let started = Instant::now();
+        let err = response.into_body().collect().await.unwrap_err();
+        assert!(err.is::<AnswerStalled>(), "{err}");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_body_that_keeps_coming_is_whole() {
+        // Five pieces 100 ms apart under a 300 ms limit: 500 ms in all.
+        let pieces: &[&[u8]] = &[b"ab", b"cd", b"ef", b"gh", b"ij"];
+        let addr = trickling_upstream(pieces, Duration::from_millis(100)).await;
+        let upstream = with_body_idle_limit(upstream(addr), Duration::from_millis(300));
+        assert_eq!(text(get(&upstream).await.unwrap()).await, "abcdefghij");
     }
 
     #[tokio::test]

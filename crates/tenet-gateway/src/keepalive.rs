@@ -123,7 +123,7 @@ impl TrackedBody {
 
 impl HttpBody for TrackedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = crate::response::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,

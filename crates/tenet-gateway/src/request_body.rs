@@ -19,11 +19,11 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 use tracing::info;
 
+use crate::response::BoxError;
+
 /// How long a forwarded request's body may go without a byte while the upstream waits for it,
 /// unless the deployment says otherwise.
 pub const DEFAULT_REQUEST_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a forwarded request body ended in an error.
 #[derive(Debug, thiserror::Error)]

@@ -5,8 +5,12 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 
+/// The error a response body may end with: hyper's (an upstream's answer broke off) or the
+/// gateway's own (an upstream stopped sending one).
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The body type of every response the gateway sends.
-pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
+pub(crate) type Body = BoxBody<Bytes, BoxError>;
 
 /// The header carrying the request id on every response.
 pub(crate) static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-tenet-request-id");
