@@ -2,12 +2,14 @@
 //! gateway's own SVID, the upstream's SPIFFE ID checked.
 //!
 //! Each upstream keeps its own connections: HTTP/1.1 connections not in use wait in a stack
-//! (the most recently used is taken first), and one HTTP/2 connection, once open, carries
-//! every request. A request takes an idle connection or opens one; an HTTP/1.1 connection
-//! goes back to the stack when the caller has taken the whole answer (the answer's body is
-//! dropped at its end), and is closed instead when the answer was not read to its end. A
-//! request that a reused connection could not start (the upstream had closed it while it
-//! was idle) is sent again on another connection.
+//! (the most recently used is taken first; a sweeper closes those unused too long), and one
+//! HTTP/2 connection, once open, carries every request. A request takes an idle connection
+//! or opens one. An HTTP/1.1 connection goes back to the stack when the caller has taken the
+//! whole answer (the answer's body is dropped at its end) and the request's body was sent
+//! whole; otherwise it closes after its exchange. A request that a reused connection could
+//! not start is sent again on another connection, and so is one that failed with it if it
+//! may be repeated (an idempotent method without a body). An answer body that stops coming
+//! ends in an error after [`BODY_IDLE_TIMEOUT`].
 //!
 //! The upstream is known when the route is configured, so nothing is looked up by key per
 //! request, and a connection goes back to its stack without a task of its own.
@@ -25,13 +27,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::ServerName;
 use tenet_identity::SvidVerifier;
 use tokio::net::TcpStream;
-use tokio::time::Sleep;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
 use crate::config::{UpstreamProtocol, UpstreamSpec};
 use crate::error::GatewayError;
-use crate::request_body::{BodyError, BodyWatch, ForwardedBody};
+use crate::request_body::{BodyError, BodyWatch, ForwardedBody, WaitTimer};
 use crate::response::BoxError;
 use crate::tls::{SvidResolver, upstream_client_config};
 
@@ -99,13 +100,10 @@ fn expire(
     }
 }
 
-/// Close an upstream's idle connections as they reach [`IDLE_TIMEOUT`] unused, checking
-/// four times per timeout; ends when none are left idle, or the upstream is gone.
-async fn sweep(upstream: std::sync::Weak<Upstream>) {
+/// Close an upstream's idle connections as they reach `timeout` unused, checking four times
+/// per timeout; ends when none are left idle, or the upstream is gone.
+async fn sweep(upstream: std::sync::Weak<Upstream>, timeout: Duration) {
     loop {
-        let Some(timeout) = upstream.upgrade().map(|u| u.idle_timeout) else {
-            return;
-        };
         tokio::time::sleep(timeout / 4).await;
         let Some(upstream) = upstream.upgrade() else {
             return;
@@ -253,6 +251,8 @@ impl Upstream {
         };
         match answered {
             Ok(response) if response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+                // The upstream took the connection over: it carries no other request.
+                response.into_body().home = None;
                 Err(ForwardError::UnaskedSwitch)
             }
             Ok(response) => {
@@ -292,10 +292,8 @@ impl Upstream {
                         }
                         return Err(e.into());
                     }
-                    match sender.try_send_request(request).await {
-                        Ok(response) => Ok((response, Some(sender))),
-                        Err(e) => Err(e),
-                    }
+                    let sent = sender.try_send_request(request).await;
+                    sent.map(|response| (response, Some(sender)))
                 }
                 Connection::Http2(mut sender) => {
                     if reused && !sender.is_ready() {
@@ -305,10 +303,12 @@ impl Upstream {
                         continue;
                     }
                     let request = self.for_http2(request)?;
-                    match sender.try_send_request(request).await {
-                        Ok(response) => Ok((response, None)),
-                        Err(e) => Err(e),
+                    let sent = sender.try_send_request(request).await;
+                    if sent.is_err() {
+                        // An HTTP/2 connection that failed a stream is not offered again.
+                        self.forget_shared();
                     }
+                    sent.map(|response| (response, None))
                 }
             };
             let mut failed = match sent {
@@ -322,8 +322,7 @@ impl Upstream {
                         request_body,
                         done: false,
                         idle_limit,
-                        stall: None,
-                        waiting: false,
+                        wait: WaitTimer::default(),
                     }));
                 }
                 Err(failed) => failed,
@@ -333,8 +332,6 @@ impl Upstream {
             if !reused {
                 return Err(error.into());
             }
-            // An HTTP/2 connection that failed a stream is not offered again.
-            self.forget_shared();
             request = match (unsent, replay) {
                 (Some(back), _) => for_http1(back)?,
                 (None, Some(replay)) if is_connection_failure(&error) => replay.request(),
@@ -406,7 +403,7 @@ impl Upstream {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             pool.sweeping = true;
-            runtime.spawn(sweep(Arc::downgrade(self)));
+            runtime.spawn(sweep(Arc::downgrade(self), self.idle_timeout));
         }
     }
 
@@ -448,24 +445,28 @@ impl Upstream {
                 .timer(TokioTimer::new())
                 .handshake(io)
                 .await?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    debug!(error = %e, "upstream HTTP/2 connection ended");
-                }
-            });
+            drive(connection, "HTTP/2");
             let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
             pool.shared = Some(sender.clone());
             Ok(Connection::Http2(sender))
         } else {
             let (sender, connection) = http1::handshake(io).await?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    debug!(error = %e, "upstream HTTP/1.1 connection ended");
-                }
-            });
+            drive(connection, "HTTP/1.1");
             Ok(Connection::Http1(sender))
         }
     }
+}
+
+/// Run an upstream connection on a task of its own until it ends.
+fn drive<C>(connection: C, protocol: &'static str)
+where
+    C: std::future::Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            debug!(protocol, error = %e, "upstream connection ended");
+        }
+    });
 }
 
 /// `request` back in the form HTTP/1.1 sends (after an HTTP/2 connection handed it back
@@ -572,9 +573,8 @@ pub(crate) struct UpstreamBody {
     done: bool,
     /// [`BODY_IDLE_TIMEOUT`].
     idle_limit: Duration,
-    /// Runs from the first poll that found no frame; `waiting` says whether it is running.
-    stall: Option<Pin<Box<Sleep>>>,
-    waiting: bool,
+    /// Runs while the caller's side waits for the next frame.
+    wait: WaitTimer,
 }
 
 /// The upstream sent nothing of an answer's body for this long while it was awaited.
@@ -602,7 +602,7 @@ impl HttpBody for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
-            this.waiting = false;
+            this.wait.stop();
             match &frame {
                 // A broken answer: its connection is not reused.
                 Some(Err(_)) => this.home = None,
@@ -612,19 +612,7 @@ impl HttpBody for UpstreamBody {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let limit = this.idle_limit;
-        if !this.waiting {
-            let deadline = tokio::time::Instant::now() + limit;
-            match this.stall.as_mut() {
-                Some(stall) => stall.as_mut().reset(deadline),
-                None => this.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            this.waiting = true;
-        }
-        let stalled = this
-            .stall
-            .as_mut()
-            .is_some_and(|stall| stall.as_mut().poll(cx).is_ready());
-        if !stalled {
+        if !this.wait.poll_expired(cx, limit) {
             return Poll::Pending;
         }
         this.home = None;

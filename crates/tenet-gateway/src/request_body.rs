@@ -111,6 +111,43 @@ impl BodyWatch {
     }
 }
 
+/// A timer that runs only while a body waits for its next frame: started (for its limit) by
+/// the first poll that finds none, stopped by the next frame. The sleep is allocated once and
+/// reset for each wait.
+#[derive(Default)]
+pub(crate) struct WaitTimer {
+    timer: Option<Pin<Box<Sleep>>>,
+    running: bool,
+}
+
+impl WaitTimer {
+    /// A frame came: the wait is over.
+    pub(crate) fn stop(&mut self) {
+        self.running = false;
+    }
+
+    /// Whether a wait is being timed.
+    pub(crate) fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// Start timing a wait of at most `limit` unless one is timed already; whether it has
+    /// lasted `limit` (otherwise `cx` is woken when it has).
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>, limit: Duration) -> bool {
+        if !self.running {
+            let deadline = Instant::now() + limit;
+            match self.timer.as_mut() {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.running = true;
+        }
+        self.timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
+    }
+}
+
 /// A request body on its way to the upstream, cut off when the client leaves a gap longer than
 /// the idle limit. gRPC streams may idle once the upstream has answered (a bidirectional
 /// stream waits for the server's messages); before that they are held to the limit too.
@@ -118,9 +155,8 @@ pub(crate) struct ForwardedBody<B = Incoming> {
     inner: B,
     idle: Duration,
     streaming: bool,
-    /// Runs from the first poll that found no frame; `armed` says whether it is running.
-    timer: Option<Pin<Box<Sleep>>>,
-    armed: bool,
+    /// Runs while the upstream side waits for the next frame.
+    wait: WaitTimer,
     watch: Arc<BodyWatch>,
 }
 
@@ -131,8 +167,7 @@ impl<B> ForwardedBody<B> {
             inner,
             idle,
             streaming,
-            timer: None,
-            armed: false,
+            wait: WaitTimer::default(),
             watch: Arc::new(BodyWatch::new(request_id)),
         }
     }
@@ -147,7 +182,7 @@ impl<B> ForwardedBody<B> {
     }
 
     fn rest(&mut self) {
-        self.armed = false;
+        self.wait.stop();
         self.watch.waiting.store(false, Ordering::Release);
     }
 }
@@ -182,19 +217,10 @@ where
             return Poll::Pending;
         }
 
-        if !this.armed {
-            let deadline = Instant::now() + this.idle;
-            match this.timer.as_mut() {
-                Some(timer) => timer.as_mut().reset(deadline),
-                None => this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            this.armed = true;
+        if !this.wait.is_running() {
             this.watch.waiting.store(true, Ordering::Release);
         }
-        let expired = this
-            .timer
-            .as_mut()
-            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+        let expired = this.wait.poll_expired(cx, this.idle);
         if !expired {
             return Poll::Pending;
         }
