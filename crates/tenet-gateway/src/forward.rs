@@ -7,9 +7,10 @@
 //! or opens one. An HTTP/1.1 connection goes back to the stack when the caller has taken the
 //! whole answer (the answer's body is dropped at its end) and the request's body was sent
 //! whole; otherwise it closes after its exchange. A request that a reused connection could
-//! not start is sent again on another connection, and so is one that failed with it if it
-//! may be repeated (an idempotent method without a body). An answer body that stops coming
-//! ends in an error after [`BODY_IDLE_TIMEOUT`].
+//! not start is sent again on another connection, and so are one an HTTP/2 upstream refused
+//! unprocessed and one that failed with a reused connection if it may be repeated (an
+//! idempotent method); see [`crate::replay`]. An answer body that stops coming ends in an
+//! error after [`BODY_IDLE_TIMEOUT`].
 //!
 //! The upstream is known when the route is configured, so nothing is looked up by key per
 //! request, and a connection goes back to its stack without a task of its own.
@@ -32,6 +33,7 @@ use tracing::{debug, warn};
 
 use crate::config::{UpstreamProtocol, UpstreamSpec};
 use crate::error::GatewayError;
+use crate::replay::{Replay, Tape};
 use crate::request_body::{BodyError, BodyWatch, ForwardedBody, WaitTimer};
 use crate::response::BoxError;
 use crate::tls::{SvidResolver, upstream_client_config};
@@ -62,6 +64,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many unused HTTP/1.1 connections an upstream keeps open.
 const MAX_IDLE: usize = 256;
+/// How many times a request that failed is sent again.
+const MAX_RESENDS: u32 = 3;
 
 /// How to open a connection to an upstream.
 struct Connector {
@@ -231,7 +235,12 @@ impl Upstream {
         let (watch, idle) = (body.watch(), body.idle());
         // A connection may carry another request only once this body is all sent.
         let unsent_body = (!body.is_end_stream()).then(|| watch.clone());
-        let request = http::Request::from_parts(parts, RequestBody::Client(body));
+        let body = if body.is_end_stream() {
+            RequestBody::Client(body)
+        } else {
+            RequestBody::Recorded(Tape::new(body))
+        };
+        let request = http::Request::from_parts(parts, body);
         let limit = self.response_timeout;
         let answered = tokio::select! {
             biased;
@@ -266,15 +275,18 @@ impl Upstream {
     }
 
     /// Send `request` on an idle connection, or on a new one. A request that a reused
-    /// connection could not start goes out again on the next; so does one that failed there
-    /// with the connection (the upstream closed it as the request went out, or an HTTP/2
-    /// upstream refused the stream while going away) when it may be repeated: an idempotent
-    /// method without a body (RFC 9110 section 9.2.2).
+    /// connection could not start goes out again on the next. So does one that an HTTP/2
+    /// upstream refused unprocessed (see [`is_refused`]), and one that failed with a reused
+    /// connection (the upstream closed it as the request went out) when it may be repeated:
+    /// an idempotent method (RFC 9110 section 9.2.2). A request whose body was too long to
+    /// keep (see [`crate::replay`]) is not sent again; at most [`MAX_RESENDS`] sends are
+    /// repeated.
     async fn exchange(
         self: &Arc<Self>,
         mut request: http::Request<RequestBody>,
         unsent_body: Option<Arc<BodyWatch>>,
     ) -> Result<http::Response<UpstreamBody>, ForwardError> {
+        let mut resends = 0;
         loop {
             let (connection, reused) = match self.take_idle() {
                 Some(connection) => (connection, true),
@@ -283,7 +295,13 @@ impl Upstream {
                 // and move its space.
                 None => (Box::pin(self.connect()).await?, false),
             };
-            let replay = if reused { Replay::of(&request) } else { None };
+            // A new HTTP/1.1 connection hands back what it could not send; only a reused one,
+            // or an HTTP/2 stream that may be refused, needs the head kept aside.
+            let replay = if reused || matches!(connection, Connection::Http2(_)) {
+                Replay::of(&request)
+            } else {
+                None
+            };
             let sent = match connection {
                 Connection::Http1(mut sender) => {
                     if let Err(e) = sender.ready().await {
@@ -329,15 +347,25 @@ impl Upstream {
             };
             let unsent = failed.take_message();
             let error = failed.into_error();
-            if !reused {
+            let refused = is_refused(&error);
+            if resends >= MAX_RESENDS || !(reused || refused) {
                 return Err(error.into());
             }
-            request = match (unsent, replay) {
-                (Some(back), _) => for_http1(back)?,
-                (None, Some(replay)) if is_connection_failure(&error) => replay.request(),
-                _ => return Err(error.into()),
+            let again = match (unsent, replay) {
+                (Some(back), _) => Some(for_http1(back)?),
+                (None, Some(replay))
+                    if refused || (replay.is_idempotent() && is_connection_failure(&error)) =>
+                {
+                    replay.request()
+                }
+                _ => None,
             };
-            debug!(error = %error, "request failed with a reused upstream connection; sending it on another");
+            let Some(again) = again else {
+                return Err(error.into());
+            };
+            request = again;
+            resends += 1;
+            debug!(error = %error, refused, "upstream request failed unprocessed or repeatable; sending it again");
         }
     }
 
@@ -487,43 +515,34 @@ fn for_http1(
     Ok(request)
 }
 
+/// Whether an HTTP/2 upstream refused the request's stream without processing it (RFC 9113
+/// section 8.7): a graceful `GOAWAY` whose last stream is below it (`NO_ERROR`; h2 gives
+/// streams it still processes another error if the connection closes under them), or
+/// `RST_STREAM` with `REFUSED_STREAM`.
+fn is_refused(error: &hyper::Error) -> bool {
+    let Some(h2) = std::error::Error::source(error).and_then(|e| e.downcast_ref::<h2::Error>())
+    else {
+        return false;
+    };
+    h2.is_remote()
+        && match h2.reason() {
+            Some(h2::Reason::NO_ERROR) => h2.is_go_away(),
+            Some(h2::Reason::REFUSED_STREAM) => h2.is_reset(),
+            _ => false,
+        }
+}
+
 /// Whether a request failed with its connection (closed, reset, refused), not because the
 /// upstream's answer could not be read or the request was not one to send.
 fn is_connection_failure(error: &hyper::Error) -> bool {
     !(error.is_parse() || error.is_parse_status() || error.is_user() || error.is_timeout())
 }
 
-/// The head of a request that may go out again: an idempotent method and no body.
-struct Replay {
-    method: http::Method,
-    uri: http::Uri,
-    version: http::Version,
-    headers: http::HeaderMap,
-}
-
-impl Replay {
-    fn of(request: &http::Request<RequestBody>) -> Option<Self> {
-        (request.method().is_idempotent() && request.body().is_end_stream()).then(|| Self {
-            method: request.method().clone(),
-            uri: request.uri().clone(),
-            version: request.version(),
-            headers: request.headers().clone(),
-        })
-    }
-
-    fn request(self) -> http::Request<RequestBody> {
-        let mut request = http::Request::new(RequestBody::Empty);
-        *request.method_mut() = self.method;
-        *request.uri_mut() = self.uri;
-        *request.version_mut() = self.version;
-        *request.headers_mut() = self.headers;
-        request
-    }
-}
-
-/// A request body as it goes upstream: the client's, or none (a request sent again).
+/// A request body as it goes upstream: the client's (recorded when it has any, so that the
+/// request can go out again), or none.
 pub(crate) enum RequestBody {
     Client(ForwardedBody),
+    Recorded(Tape),
     Empty,
 }
 
@@ -537,6 +556,7 @@ impl HttpBody for RequestBody {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.get_mut() {
             Self::Client(body) => Pin::new(body).poll_frame(cx),
+            Self::Recorded(tape) => Pin::new(tape).poll_frame(cx),
             Self::Empty => Poll::Ready(None),
         }
     }
@@ -544,6 +564,7 @@ impl HttpBody for RequestBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Client(body) => body.is_end_stream(),
+            Self::Recorded(tape) => tape.is_end_stream(),
             Self::Empty => true,
         }
     }
@@ -551,6 +572,7 @@ impl HttpBody for RequestBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Client(body) => body.size_hint(),
+            Self::Recorded(tape) => tape.size_hint(),
             Self::Empty => SizeHint::with_exact(0),
         }
     }
@@ -1034,6 +1056,113 @@ mod tests {
     }
 
     const HEAD: &str = "POST /upload HTTP/1.1\r\nHost: upstream\r\nContent-Length: 10\r\n\r\n";
+
+    /// How an HTTP/2 upstream turns down the first request of its first connection.
+    #[derive(Clone, Copy)]
+    enum Refusal {
+        /// `GOAWAY` naming stream 0 as the last it processes (a graceful shutdown).
+        GoAway,
+        /// `RST_STREAM` with `REFUSED_STREAM` on the request's stream.
+        ResetRefused,
+        /// `RST_STREAM` with `INTERNAL_ERROR`: the request may have been processed.
+        ResetInternal,
+    }
+
+    /// An h2c upstream whose first connection turns down its first request as `refusal` says
+    /// (written as raw frames), and whose later connections answer with what they were sent.
+    /// Counts the connections.
+    async fn refusing_h2_upstream(refusal: Refusal) -> (SocketAddr, Arc<AtomicUsize>) {
+        raw_upstream(move |connection, mut stream| async move {
+            if connection > 0 {
+                let echo = service_fn(|request: http::Request<Incoming>| async move {
+                    let body = request.into_body().collect().await.unwrap().to_bytes();
+                    Ok::<_, Infallible>(http::Response::new(crate::response::full(body)))
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), echo)
+                    .await;
+                return;
+            }
+            let mut preface = [0u8; 24];
+            stream.read_exact(&mut preface).await.unwrap();
+            // An empty SETTINGS frame.
+            stream
+                .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+                .await
+                .unwrap();
+            loop {
+                let mut head = [0u8; 9];
+                if stream.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                let len =
+                    usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+                let mut payload = vec![0u8; len];
+                stream.read_exact(&mut payload).await.unwrap();
+                if head[3] != 1 {
+                    continue;
+                }
+                // The request's HEADERS: turn it down.
+                let id = &head[5..9];
+                let frame: Vec<u8> = match refusal {
+                    Refusal::GoAway => [&[0, 0, 8, 7, 0, 0, 0, 0, 0][..], &[0; 8]].concat(),
+                    Refusal::ResetRefused => [&[0, 0, 4, 3, 0][..], id, &[0, 0, 0, 7]].concat(),
+                    Refusal::ResetInternal => [&[0, 0, 4, 3, 0][..], id, &[0, 0, 0, 2]].concat(),
+                };
+                stream.write_all(&frame).await.unwrap();
+                // Hold the connection open until the client closes it.
+                let mut rest = [0u8; 1024];
+                while stream.read(&mut rest).await.is_ok_and(|n| n > 0) {}
+                return;
+            }
+        })
+        .await
+    }
+
+    async fn post_through(upstream: &Arc<Upstream>) -> Result<String, ForwardError> {
+        let (parts, body, _client) = client_request(HEAD, b"0123456789").await;
+        let body = ForwardedBody::new(body, Duration::from_secs(60), false, "r".into());
+        let response = upstream.send(parts, "/upload", body).await?;
+        Ok(text(response).await)
+    }
+
+    #[tokio::test]
+    async fn a_post_whose_stream_a_going_away_upstream_left_unprocessed_goes_out_again() {
+        let (addr, accepted) = refusing_h2_upstream(Refusal::GoAway).await;
+        let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
+        assert_eq!(post_through(&upstream).await.unwrap(), "0123456789");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_post_whose_stream_was_refused_goes_out_again() {
+        let (addr, accepted) = refusing_h2_upstream(Refusal::ResetRefused).await;
+        let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
+        assert_eq!(post_through(&upstream).await.unwrap(), "0123456789");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_post_whose_stream_was_reset_by_an_error_is_not_repeated() {
+        let (addr, accepted) = refusing_h2_upstream(Refusal::ResetInternal).await;
+        let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
+        let err = post_through(&upstream).await.unwrap_err();
+        assert!(matches!(err, ForwardError::Upstream(_)), "{err}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_put_with_a_body_failed_by_a_closing_connection_goes_out_again() {
+        let (addr, accepted) = closing_on_the_second_request().await;
+        let upstream = upstream(addr);
+        assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+        let head = HEAD.replace("POST", "PUT");
+        let (parts, body, _client) = client_request(&head, b"0123456789").await;
+        let body = ForwardedBody::new(body, Duration::from_secs(60), false, "r".into());
+        let response = upstream.send(parts, "/upload", body).await.unwrap();
+        assert_eq!(text(response).await, "hello");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
 
     #[tokio::test]
     async fn an_answer_overdue_while_the_body_is_awaited_is_the_clients_fault() {

@@ -27,6 +27,7 @@ mod framing;
 mod keepalive;
 mod people;
 mod pipeline;
+mod replay;
 mod request_body;
 mod response;
 mod routes;

@@ -299,12 +299,16 @@ async fn handle_inner(
     }
     let path_and_query = target.path_and_query();
     let version = parts.version;
-    let body = ForwardedBody::new(
+    let mut body = ForwardedBody::new(
         body,
         shared.request_body_idle,
         protocol == "gRPC",
         request_id.clone(),
     );
+    if version < http::Version::HTTP_2 {
+        // An HTTP/1.x connection closed while its client still sends would be reset.
+        body = body.lingering();
+    }
     // No span of its own: the request's span (its id and method) is the context of what the
     // upstream client logs, and every log line below names the route. A span per request
     // costs more than the rest of the forwarding code when the log level enables it.

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::response::BoxError;
 
@@ -37,6 +37,9 @@ pub(crate) enum BodyError {
     /// The client's own stream failed (reset, closed, malformed chunk).
     #[error("request body: {0}")]
     Client(#[source] BoxError),
+    /// The request went out again, and this earlier send of it no longer carries its body.
+    #[error("request body taken by a later send of the same request")]
+    Replaced,
 }
 
 /// What the forwarding side learns about a body it hands to the upstream client, which polls
@@ -148,28 +151,63 @@ impl WaitTimer {
     }
 }
 
+/// How long a request body the upstream side dropped unread may still be read and discarded
+/// for the client's sake (nginx's `lingering_time`).
+pub(crate) const LINGER_LIMIT: Duration = Duration::from_secs(30);
+
+/// A body a client sends: what [`ForwardedBody`] wraps (hyper's, or a test's).
+pub(crate) trait ClientBody:
+    HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
+{
+}
+
+impl<B> ClientBody for B where
+    B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
+{
+}
+
 /// A request body on its way to the upstream, cut off when the client leaves a gap longer than
 /// the idle limit. gRPC streams may idle once the upstream has answered (a bidirectional
 /// stream waits for the server's messages); before that they are held to the limit too.
-pub(crate) struct ForwardedBody<B = Incoming> {
-    inner: B,
+///
+/// A lingering body (an HTTP/1.x client's) dropped before its end, by an upstream that
+/// answered without reading all of it or by a request that failed, is read to its end and
+/// discarded by a task of its own, under the same idle limit and for at most
+/// [`LINGER_LIMIT`]. The client, still sending, can then read the answer and keep its
+/// connection: closed while the client sends, the connection would be reset, and the client
+/// could lose the answer with it.
+pub(crate) struct ForwardedBody<B: ClientBody = Incoming> {
+    /// `None` once handed to the lingering task.
+    inner: Option<B>,
     idle: Duration,
     streaming: bool,
     /// Runs while the upstream side waits for the next frame.
     wait: WaitTimer,
     watch: Arc<BodyWatch>,
+    /// Read the rest when dropped before the end.
+    linger: bool,
+    /// The body ended or failed: nothing is left to read.
+    finished: bool,
 }
 
-impl<B> ForwardedBody<B> {
+impl<B: ClientBody> ForwardedBody<B> {
     /// `streaming`: a gRPC request, whose stream may idle after the upstream answered.
     pub(crate) fn new(inner: B, idle: Duration, streaming: bool, request_id: String) -> Self {
         Self {
-            inner,
+            inner: Some(inner),
             idle,
             streaming,
             wait: WaitTimer::default(),
             watch: Arc::new(BodyWatch::new(request_id)),
+            linger: false,
+            finished: false,
         }
+    }
+
+    /// This body is read to its end even if dropped before (see [`ForwardedBody`]).
+    pub(crate) fn lingering(mut self) -> Self {
+        self.linger = true;
+        self
     }
 
     pub(crate) fn watch(&self) -> Arc<BodyWatch> {
@@ -187,11 +225,67 @@ impl<B> ForwardedBody<B> {
     }
 }
 
-impl<B> HttpBody for ForwardedBody<B>
-where
-    B: HttpBody<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
+impl<B: ClientBody> Drop for ForwardedBody<B> {
+    fn drop(&mut self) {
+        if !self.linger || self.finished || self.watch.is_cut_off() {
+            return;
+        }
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        if inner.is_end_stream() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let rest = Self {
+            inner: Some(inner),
+            idle: self.idle,
+            streaming: false,
+            wait: WaitTimer::default(),
+            watch: self.watch.clone(),
+            linger: false,
+            finished: false,
+        };
+        runtime.spawn(discard(rest));
+    }
+}
+
+/// Read `rest` to its end, an error, its idle limit or [`LINGER_LIMIT`], whichever comes
+/// first, and throw it away.
+async fn discard<B: ClientBody>(mut rest: ForwardedBody<B>) {
+    use http_body_util::BodyExt;
+    let limit = tokio::time::sleep(LINGER_LIMIT);
+    tokio::pin!(limit);
+    let mut discarded = 0u64;
+    loop {
+        tokio::select! {
+            frame = rest.frame() => match frame {
+                Some(Ok(frame)) => {
+                    discarded += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                Some(Err(e)) => {
+                    debug!(request_id = %rest.watch.request_id, discarded, error = %e,
+                        "unread request body: discarding stopped");
+                    return;
+                }
+                None => {
+                    debug!(request_id = %rest.watch.request_id, discarded,
+                        "unread request body discarded to its end");
+                    return;
+                }
+            },
+            () = &mut limit => {
+                debug!(request_id = %rest.watch.request_id, discarded, limit = ?LINGER_LIMIT,
+                    "unread request body: discarding stopped at the time limit");
+                return;
+            }
+        }
+    }
+}
+
+impl<B: ClientBody> HttpBody for ForwardedBody<B> {
     type Data = Bytes;
     type Error = BodyError;
 
@@ -201,15 +295,21 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         if this.watch.is_cut_off() {
+            this.finished = true;
             return Poll::Ready(Some(Err(BodyError::CutOff)));
         }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
         // What the client already sent is taken first: a gap the upstream side caused by not
         // asking is never the client's.
-        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+        if let Poll::Ready(frame) = Pin::new(&mut *inner).poll_frame(cx) {
+            let ended = frame.is_none() || inner.is_end_stream();
             this.rest();
-            if frame.is_none() || this.inner.is_end_stream() {
+            if ended {
                 this.watch.sent.store(true, Ordering::Release);
             }
+            this.finished = ended || matches!(frame, Some(Err(_)));
             return Poll::Ready(frame.map(|f| f.map_err(|e| BodyError::Client(e.into()))));
         }
         if this.streaming && this.watch.answered.load(Ordering::Acquire) {
@@ -225,15 +325,18 @@ where
             return Poll::Pending;
         }
         this.watch.cut_off();
+        this.finished = true;
         Poll::Ready(Some(Err(BodyError::Stalled(this.idle))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(HttpBody::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint)
     }
 }
 
@@ -372,5 +475,94 @@ mod tests {
     async fn futures_poll_once(body: &mut ForwardedBody<Fed>) -> bool {
         std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx).is_pending()))
             .await
+    }
+
+    /// An HTTP/1.1 server whose handler takes the first frame of a request's body (wrapped
+    /// as the gateway wraps it, lingering or not), drops the body and answers `early`.
+    async fn answering_early(linger: bool) -> std::net::SocketAddr {
+        use hyper::service::service_fn;
+        use hyper_util::rt::TokioIo;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = service_fn(move |request: http::Request<Incoming>| async move {
+                let body = request.into_body();
+                let mut body = ForwardedBody::new(body, Duration::from_secs(5), false, "r".into());
+                if linger {
+                    body = body.lingering();
+                }
+                let _ = body.frame().await;
+                drop(body);
+                Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
+                    Bytes::from_static(b"early"),
+                )))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        addr
+    }
+
+    /// Send an upload of 64 KiB in two halves, the second after the answer to the first has
+    /// come, then a GET on the same connection; what came back after the upload's answer.
+    async fn upload_then_get(addr: std::net::SocketAddr) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let half = vec![b'x'; 32 * 1024];
+        let head = "POST /u HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n";
+        client.write_all(head.as_bytes()).await.unwrap();
+        client.write_all(&half).await.unwrap();
+        let mut answer = vec![0u8; 1024];
+        let n = client.read(&mut answer).await.unwrap();
+        assert!(
+            answer[..n].ends_with(b"early"),
+            "{:?}",
+            String::from_utf8_lossy(&answer[..n])
+        );
+        // The client is still sending: what a closed connection would reset.
+        let sent = async {
+            client.write_all(&half).await?;
+            client
+                .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                .await?;
+            let mut rest = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !rest.ends_with(b"early") {
+                let n = client.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                rest.extend_from_slice(&buf[..n]);
+            }
+            Ok::<_, std::io::Error>(rest)
+        };
+        match tokio::time::timeout(Duration::from_secs(5), sent)
+            .await
+            .unwrap()
+        {
+            Ok(rest) => String::from_utf8_lossy(&rest).into_owned(),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lingering_body_dropped_early_is_read_to_its_end_and_the_connection_kept() {
+        let addr = answering_early(true).await;
+        let after = upload_then_get(addr).await;
+        assert!(
+            after.starts_with("HTTP/1.1 200") && after.ends_with("early"),
+            "{after}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_linger_closes_its_connection_when_dropped_early() {
+        let addr = answering_early(false).await;
+        let after = upload_then_get(addr).await;
+        assert!(!after.contains("HTTP/1.1 200"), "{after}");
     }
 }

@@ -1,0 +1,346 @@
+//! Sending a request to an upstream again: its head, kept aside, and its body, recorded as it
+//! goes out.
+//!
+//! A request may go out a second time only when the first try certainly did nothing, or when
+//! doing it twice is harmless: an HTTP/2 upstream refused the stream unprocessed (`GOAWAY`
+//! naming a lower last stream, or `RST_STREAM` with `REFUSED_STREAM`, RFC 9113 section 8.7),
+//! or a reused connection failed under an idempotent request (RFC 9110 section 9.2.2). The body
+//! is passed on as it arrives, never held back for the sake of a replay; up to
+//! [`REPLAY_LIMIT`] bytes of it are kept (the frames are reference-counted, so keeping them is
+//! not a copy). A longer body is no longer kept once past the limit, and its request cannot be
+//! sent again.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+
+use crate::forward::RequestBody;
+use crate::request_body::{BodyError, ClientBody, ForwardedBody};
+
+/// How many bytes of a request body are kept for sending the request again.
+pub(crate) const REPLAY_LIMIT: usize = 64 * 1024;
+
+/// The head of a request that may go out again, and its body's recording.
+pub(crate) struct Replay {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+    /// `None` for a request without a body.
+    body: Option<Arc<Mutex<Recording>>>,
+}
+
+impl Replay {
+    /// The head of `request` and a handle on its body's recording, or `None` when its body is
+    /// not recorded (nor empty).
+    pub(crate) fn of(request: &http::Request<RequestBody>) -> Option<Self> {
+        let body = match request.body() {
+            RequestBody::Recorded(tape) => Some(tape.recording.clone()),
+            body if body.is_end_stream() => None,
+            RequestBody::Client(_) | RequestBody::Empty => return None,
+        };
+        Some(Self {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            headers: request.headers().clone(),
+            body,
+        })
+    }
+
+    /// Whether the request may be repeated though it may have been processed.
+    pub(crate) fn is_idempotent(&self) -> bool {
+        self.method.is_idempotent()
+    }
+
+    /// The request once more, its body played back from the start; `None` when the body was
+    /// too long to keep.
+    pub(crate) fn request(self) -> Option<http::Request<RequestBody>> {
+        let body = match self.body {
+            None => RequestBody::Empty,
+            Some(recording) => RequestBody::Recorded(Tape::rewind(recording)?),
+        };
+        let mut request = http::Request::new(body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers;
+        Some(request)
+    }
+}
+
+/// A kept frame of a request body.
+enum Kept {
+    Data(Bytes),
+    Trailers(http::HeaderMap),
+}
+
+impl Kept {
+    fn frame(&self) -> Frame<Bytes> {
+        match self {
+            Self::Data(data) => Frame::data(data.clone()),
+            Self::Trailers(trailers) => Frame::trailers(trailers.clone()),
+        }
+    }
+}
+
+/// A request body and what has been read of it so far.
+pub(crate) struct Recording<B: ClientBody = Incoming> {
+    source: ForwardedBody<B>,
+    /// Every frame read from `source`, while they fit in [`REPLAY_LIMIT`].
+    kept: Vec<Kept>,
+    /// The data bytes in `kept`.
+    kept_bytes: usize,
+    /// The body went past [`REPLAY_LIMIT`]: nothing is kept any more.
+    overflowed: bool,
+    /// `source` ended.
+    ended: bool,
+    /// Which tape reads: each replay starts a new one, and an older one still held by a failed
+    /// exchange gets an error rather than the body.
+    generation: u32,
+}
+
+/// The body of a request as it goes upstream: the kept frames from its position, then what
+/// the client sends next (kept in turn).
+pub(crate) struct Tape<B: ClientBody = Incoming> {
+    recording: Arc<Mutex<Recording<B>>>,
+    /// The next kept frame to give.
+    next: usize,
+    generation: u32,
+}
+
+impl<B: ClientBody> Tape<B> {
+    pub(crate) fn new(source: ForwardedBody<B>) -> Self {
+        Self {
+            recording: Arc::new(Mutex::new(Recording {
+                source,
+                kept: Vec::new(),
+                kept_bytes: 0,
+                overflowed: false,
+                ended: false,
+                generation: 0,
+            })),
+            next: 0,
+            generation: 0,
+        }
+    }
+
+    /// A tape from the start of `recording`, which earlier tapes stop reading; `None` when
+    /// not all of the body read so far was kept.
+    fn rewind(recording: Arc<Mutex<Recording<B>>>) -> Option<Self> {
+        let generation = {
+            let mut kept = recording.lock().unwrap_or_else(PoisonError::into_inner);
+            if kept.overflowed {
+                return None;
+            }
+            kept.generation = kept.generation.wrapping_add(1);
+            kept.generation
+        };
+        Some(Self {
+            recording,
+            next: 0,
+            generation,
+        })
+    }
+}
+
+impl<B: ClientBody> HttpBody for Tape<B> {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let mut recording = this
+            .recording
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if recording.generation != this.generation {
+            return Poll::Ready(Some(Err(BodyError::Replaced)));
+        }
+        if !recording.overflowed
+            && let Some(kept) = recording.kept.get(this.next)
+        {
+            this.next += 1;
+            return Poll::Ready(Some(Ok(kept.frame())));
+        }
+        if recording.ended {
+            return Poll::Ready(None);
+        }
+        let frame = match Pin::new(&mut recording.source).poll_frame(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => {
+                recording.ended = true;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+            Poll::Ready(Some(Ok(frame))) => frame,
+        };
+        if !recording.overflowed {
+            let kept = match frame.data_ref() {
+                Some(data) => Some((Kept::Data(data.clone()), data.len())),
+                None => frame.trailers_ref().map(|t| (Kept::Trailers(t.clone()), 0)),
+            };
+            if let Some((kept, len)) = kept {
+                recording.kept_bytes = recording.kept_bytes.saturating_add(len);
+                if recording.kept_bytes > REPLAY_LIMIT {
+                    recording.overflowed = true;
+                    recording.kept = Vec::new();
+                } else {
+                    recording.kept.push(kept);
+                    this.next += 1;
+                }
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let recording = self
+            .recording
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let played = recording.overflowed || self.next >= recording.kept.len();
+        recording.generation == self.generation
+            && played
+            && (recording.ended || recording.source.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let recording = self
+            .recording
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if recording.ended && recording.overflowed {
+            return SizeHint::with_exact(0);
+        }
+        let unplayed: u64 = if recording.overflowed {
+            0
+        } else {
+            recording
+                .kept
+                .get(self.next..)
+                .unwrap_or_default()
+                .iter()
+                .map(|kept| match kept {
+                    Kept::Data(data) => data.len() as u64,
+                    Kept::Trailers(_) => 0,
+                })
+                .sum()
+        };
+        if recording.ended {
+            return SizeHint::with_exact(unplayed);
+        }
+        let rest = recording.source.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower().saturating_add(unplayed));
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper.saturating_add(unplayed));
+        }
+        hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// A client's body: its frames, all there at once.
+    struct Sent(VecDeque<Frame<Bytes>>);
+
+    impl HttpBody for Sent {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.get_mut().0.pop_front().map(Ok))
+        }
+    }
+
+    fn tape(pieces: &[&'static [u8]], trailers: bool) -> Tape<Sent> {
+        let mut frames: VecDeque<_> = pieces
+            .iter()
+            .map(|p| Frame::data(Bytes::from_static(p)))
+            .collect();
+        if trailers {
+            let mut map = http::HeaderMap::new();
+            map.insert("grpc-status", http::HeaderValue::from_static("0"));
+            frames.push_back(Frame::trailers(map));
+        }
+        let body = ForwardedBody::new(Sent(frames), Duration::from_secs(5), false, "r".into());
+        Tape::new(body)
+    }
+
+    async fn next(tape: &mut Tape<Sent>) -> Option<Frame<Bytes>> {
+        tape.frame().await.map(|frame| frame.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_rewound_tape_plays_what_was_read_then_what_comes_next() {
+        let mut first = tape(&[b"one", b"two", b"three"], true);
+        assert_eq!(next(&mut first).await.unwrap().into_data().unwrap(), "one");
+        assert_eq!(next(&mut first).await.unwrap().into_data().unwrap(), "two");
+        let second = Tape::rewind(first.recording.clone()).unwrap();
+        assert_eq!(second.size_hint().lower(), 6);
+        // The earlier send no longer gets the body.
+        assert!(matches!(
+            first.frame().await,
+            Some(Err(BodyError::Replaced))
+        ));
+        let played = second.collect().await.unwrap();
+        let trailers = played.trailers().cloned().unwrap();
+        assert_eq!(trailers["grpc-status"], "0");
+        assert_eq!(played.to_bytes(), "onetwothree");
+    }
+
+    #[tokio::test]
+    async fn a_tape_read_to_its_end_plays_the_whole_body_again() {
+        let mut first = tape(&[b"whole", b" body"], false);
+        while next(&mut first).await.is_some() {}
+        assert!(first.is_end_stream());
+        let second = Tape::rewind(first.recording.clone()).unwrap();
+        assert!(!second.is_end_stream());
+        assert_eq!(second.size_hint().exact(), Some(10));
+        let replay = second.collect().await.unwrap().to_bytes();
+        assert_eq!(replay, "whole body");
+    }
+
+    #[tokio::test]
+    async fn a_body_longer_than_the_limit_is_passed_on_but_not_kept() {
+        static BIG: [u8; REPLAY_LIMIT / 2 + 1] = [7; REPLAY_LIMIT / 2 + 1];
+        let mut first = tape(&[&BIG, &BIG, b"tail"], false);
+        let mut total = 0;
+        while let Some(frame) = next(&mut first).await {
+            total += frame.into_data().unwrap().len();
+        }
+        assert_eq!(total, BIG.len() * 2 + 4);
+        assert!(first.recording.lock().unwrap().kept.is_empty());
+        assert!(Tape::rewind(first.recording.clone()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_exactly_at_the_limit_is_kept() {
+        static HALF: [u8; REPLAY_LIMIT / 2] = [1; REPLAY_LIMIT / 2];
+        let mut first = tape(&[&HALF, &HALF], false);
+        while next(&mut first).await.is_some() {}
+        let second = Tape::rewind(first.recording.clone()).unwrap();
+        assert_eq!(
+            second.collect().await.unwrap().to_bytes().len(),
+            REPLAY_LIMIT
+        );
+    }
+}
