@@ -43,6 +43,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// starts: a connection that never asks for anything should not hold one of the listener's
 /// connection slots for a whole [`IDLE_TIMEOUT`].
 const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an HTTP/2 connection with no stream open gets to finish after shutdown starts.
+const STOP_GRACE: Duration = Duration::from_millis(200);
 /// How long closing a connection (TLS close_notify, then TCP shutdown) may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long an HTTP/1.x connection stays idle, hyper's buffers kept, before it parks (see
@@ -421,7 +423,7 @@ async fn drive_http2<C: GracefulConnection>(
             result = connection.as_mut() => return result,
             _ = stopped.changed() => {
                 connection.as_mut().graceful_shutdown();
-                return connection.await;
+                return stop_http2(connection, requests).await;
             }
             () = tokio::time::sleep(window) => {
                 let started = requests.started();
@@ -433,6 +435,29 @@ async fn drive_http2<C: GracefulConnection>(
                 seen = started;
                 window = IDLE_TIMEOUT;
             }
+        }
+    }
+}
+
+/// Finish an HTTP/2 connection told to shut down: while streams are open, until they end
+/// (within the listener's drain); with none open, after [`STOP_GRACE`] at most, enough to
+/// send the GOAWAY. hyper would otherwise wait for the client's next move, and for a client
+/// that never sent its preface, for the handshake: the whole drain.
+async fn stop_http2<C: GracefulConnection>(
+    mut connection: Pin<Box<C>>,
+    requests: &Activity,
+) -> Result<(), C::Error> {
+    loop {
+        let started = requests.started();
+        if !requests.is_idle(started) {
+            return connection.await;
+        }
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            () = tokio::time::sleep(STOP_GRACE) => {}
+        }
+        if requests.started() == started && requests.is_idle(started) {
+            return Ok(());
         }
     }
 }

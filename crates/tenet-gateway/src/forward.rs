@@ -86,7 +86,10 @@ struct Pool {
     idle: VecDeque<(Instant, http1::SendRequest<RequestBody>)>,
     /// The HTTP/2 connection every request shares, once one is open.
     shared: Option<http2::SendRequest<RequestBody>>,
-    /// A task closes idle connections unused for [`IDLE_TIMEOUT`] (while any are idle).
+    /// Sweeps since a request last took the shared connection.
+    shared_unused: u32,
+    /// A task closes idle connections unused for [`IDLE_TIMEOUT`] (while any are idle or
+    /// the shared one is open).
     sweeping: bool,
 }
 
@@ -104,18 +107,36 @@ fn expire(
     }
 }
 
+/// How many times per idle timeout the sweeper looks.
+const SWEEPS_PER_TIMEOUT: u32 = 4;
+
 /// Close an upstream's idle connections as they reach `timeout` unused, checking four times
-/// per timeout; ends when none are left idle, or the upstream is gone.
+/// per timeout: HTTP/1.1 ones by when they were put back, the shared HTTP/2 one once no
+/// request took it for four looks in a row (so after one to one and a quarter timeouts; its
+/// streams still open finish, as hyper closes an HTTP/2 connection only once they end). Ends
+/// when no connection is left, or the upstream is gone.
 async fn sweep(upstream: std::sync::Weak<Upstream>, timeout: Duration) {
     loop {
-        tokio::time::sleep(timeout / 4).await;
+        tokio::time::sleep(timeout / SWEEPS_PER_TIMEOUT).await;
         let Some(upstream) = upstream.upgrade() else {
             return;
         };
         let mut pool = upstream.pool.lock().unwrap_or_else(PoisonError::into_inner);
         expire(&mut pool.idle, Instant::now(), timeout);
         pool.idle.retain(|(_, sender)| !sender.is_closed());
-        if pool.idle.is_empty() {
+        if pool.shared.is_some() {
+            pool.shared_unused += 1;
+            if pool.shared_unused >= SWEEPS_PER_TIMEOUT
+                || pool
+                    .shared
+                    .as_ref()
+                    .is_some_and(http2::SendRequest::is_closed)
+            {
+                pool.shared = None;
+                debug!(after = ?timeout, "unused HTTP/2 upstream connection closed");
+            }
+        }
+        if pool.idle.is_empty() && pool.shared.is_none() {
             pool.sweeping = false;
             return;
         }
@@ -394,7 +415,9 @@ impl Upstream {
         let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(shared) = &pool.shared {
             if !shared.is_closed() {
-                return Some(Connection::Http2(shared.clone()));
+                let shared = shared.clone();
+                pool.shared_unused = 0;
+                return Some(Connection::Http2(shared));
             }
             pool.shared = None;
         }
@@ -427,6 +450,11 @@ impl Upstream {
         if pool.idle.len() < MAX_IDLE {
             pool.idle.push_back((now, sender));
         }
+        self.keep_sweeping(&mut pool);
+    }
+
+    /// Start the sweeper unless it runs.
+    fn keep_sweeping(self: &Arc<Self>, pool: &mut Pool) {
         if !pool.sweeping
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
@@ -438,7 +466,7 @@ impl Upstream {
     /// Open a connection: TCP, then TLS where the upstream is `https` (ALPN picks HTTP/2 or
     /// HTTP/1.1), then the HTTP handshake. The connection runs on a task of its own; a new
     /// HTTP/2 connection becomes the shared one.
-    async fn connect(&self) -> Result<Connection, ForwardError> {
+    async fn connect(self: &Arc<Self>) -> Result<Connection, ForwardError> {
         let connector = &self.connector;
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&*connector.address))
             .await
@@ -463,7 +491,7 @@ impl Upstream {
         }
     }
 
-    async fn handshake<IO>(&self, io: IO, h2: bool) -> Result<Connection, ForwardError>
+    async fn handshake<IO>(self: &Arc<Self>, io: IO, h2: bool) -> Result<Connection, ForwardError>
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -476,6 +504,8 @@ impl Upstream {
             drive(connection, "HTTP/2");
             let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
             pool.shared = Some(sender.clone());
+            pool.shared_unused = 0;
+            self.keep_sweeping(&mut pool);
             Ok(Connection::Http2(sender))
         } else {
             let (sender, connection) = http1::handshake(io).await?;
@@ -930,6 +960,27 @@ mod tests {
         // The next request does not wait behind the rest of that body.
         assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unused_http2_connection_is_closed_after_the_idle_timeout() {
+        let (addr, seen) = counting_upstream(true).await;
+        let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
+        let upstream = Arc::new(Upstream {
+            idle_timeout: Duration::from_millis(400),
+            ..Arc::into_inner(upstream).unwrap()
+        });
+        // Used every 100 ms for 1 s: kept open.
+        for _ in 0..10 {
+            assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(seen.closed.load(Ordering::SeqCst), 0, "in use");
+        assert_eq!(seen.accepted.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(seen.closed.load(Ordering::SeqCst), 1, "unused");
+        assert_eq!(text(get(&upstream).await.unwrap()).await, "hello");
+        assert_eq!(seen.accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -460,6 +460,11 @@ fn assert_curl_refused(out: &Output, what: &str) {
 
 /// `openssl s_client` with the frontend SVID, stdin kept open for the caller to feed.
 fn s_client(d: &Deployment) -> std::process::Child {
+    s_client_speaking(d, "http/1.1")
+}
+
+/// [`s_client`] offering `alpn`.
+fn s_client_speaking(d: &Deployment, alpn: &str) -> std::process::Child {
     Command::new("openssl")
         .args(["s_client", "-quiet", "-no_ign_eof", "-connect"])
         .arg(format!("127.0.0.1:{}", d.port))
@@ -472,7 +477,7 @@ fn s_client(d: &Deployment) -> std::process::Child {
         .arg(d.path("frontend/svid.key"))
         .arg("-CAfile")
         .arg(d.path("data/admin/bundle.pem"))
-        .args(["-verify_return_error", "-alpn", "http/1.1"])
+        .args(["-verify_return_error", "-alpn", alpn])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1281,4 +1286,22 @@ fn bad_client_certificates_are_refused_at_the_handshake() {
 
     expect_refusals(&d, &before, &grouped(&refused));
     assert_healthy(&mut d, fds, 2);
+}
+
+/// An HTTP/2 connection that completed its TLS handshake and sent nothing more (not even its
+/// preface) does not hold the gateway's shutdown for the whole drain (5 s).
+#[test]
+fn stopping_does_not_wait_for_an_http2_connection_with_nothing_in_flight() {
+    let mut d = Deployment::start();
+    let mut silent = s_client_speaking(&d, "h2");
+    // Time for the handshake (milliseconds on the loopback); s_client then waits on its stdin.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(silent.try_wait().unwrap().is_none(), "s_client ended early");
+    let started = Instant::now();
+    let status = d.stop();
+    let took = started.elapsed();
+    let _ = silent.kill();
+    let _ = silent.wait();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
 }
