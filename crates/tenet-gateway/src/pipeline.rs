@@ -150,6 +150,21 @@ async fn handle_inner(
         }
     }
 
+    // The body from here on: forwarded if the request is allowed. On an HTTP/1.x connection
+    // a body dropped before its end (a denial, an upstream that failed or answered without
+    // reading it all) is read to its end by a task of its own: closed while the client still
+    // sends, the connection would be reset, and the client could lose the answer with it.
+    let version = parts.version;
+    let mut body = ForwardedBody::new(
+        body,
+        shared.request_body_idle,
+        protocol == "gRPC",
+        request_id.clone(),
+    );
+    if version < http::Version::HTTP_2 {
+        body = body.lingering();
+    }
+
     // authorize: containment first (a revoked identity or quarantined service is refused
     // whatever the policy says), then the policy with the caller's current risk.
     let started = Instant::now();
@@ -298,17 +313,6 @@ async fn handle_inner(
         );
     }
     let path_and_query = target.path_and_query();
-    let version = parts.version;
-    let mut body = ForwardedBody::new(
-        body,
-        shared.request_body_idle,
-        protocol == "gRPC",
-        request_id.clone(),
-    );
-    if version < http::Version::HTTP_2 {
-        // An HTTP/1.x connection closed while its client still sends would be reset.
-        body = body.lingering();
-    }
     // No span of its own: the request's span (its id and method) is the context of what the
     // upstream client logs, and every log line below names the route. A span per request
     // costs more than the rest of the forwarding code when the log level enables it.

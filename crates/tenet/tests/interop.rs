@@ -538,3 +538,49 @@ fn a_request_in_flight_when_tenet_stops_is_answered_with_connection_close() {
         "a response sent while stopping must close the connection: {head}"
     );
 }
+
+/// An HTTP/1.1 client whose upload is denied gets its 403 and keeps its connection, though
+/// it sends the whole body before it reads the answer (Python's `http.client`, as most
+/// libraries do): the gateway reads the refused body to its end instead of closing the
+/// connection under the client, whose reset would take the answer with it.
+#[test]
+fn a_denied_upload_gets_its_answer() {
+    const CLIENT: &str = r#"
+import http.client, socket, ssl, sys
+host, port, cert, key, ca = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.load_cert_chain(cert, key)
+conn = http.client.HTTPConnection(host, int(port), timeout=10)
+conn.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))), server_hostname=host)
+def closed():
+    raise ConnectionError("the gateway closed the connection")
+conn.connect = closed
+try:
+    conn.request("POST", "/admin/users", body=b"u" * (8 << 20))
+    answer = conn.getresponse()
+    print(answer.status, answer.read().decode())
+    conn.request("GET", "/products")
+    answer = conn.getresponse()
+    print(answer.status, answer.read().decode())
+except OSError as e:
+    print("error", type(e).__name__, e)
+"#;
+    let d = Deployment::start();
+    let out = std::process::Command::new("python3")
+        .args(["-c", CLIENT, HOST, &d.port.to_string()])
+        .arg(d.path("frontend/svid.pem"))
+        .arg(d.path("frontend/svid.key"))
+        .arg(d.path("data/admin/bundle.pem"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let denied = lines.next().unwrap_or_default();
+    assert!(
+        denied.starts_with("403 ") && denied.contains("forbidden"),
+        "{text}"
+    );
+    // The same connection serves the next request.
+    let next = lines.next().unwrap_or_default();
+    assert!(next.starts_with("200 "), "{text}");
+}
