@@ -256,10 +256,12 @@ impl Upstream {
         let (watch, idle) = (body.watch(), body.idle());
         // A connection may carry another request only once this body is all sent.
         let unsent_body = (!body.is_end_stream()).then(|| watch.clone());
-        let body = if body.is_end_stream() {
-            RequestBody::Client(body)
+        let (body, _forget) = if body.is_end_stream() {
+            (RequestBody::Client(body), None)
         } else {
-            RequestBody::Recorded(Tape::new(body))
+            let tape = Tape::new(body);
+            let forget = tape.forget_when_dropped();
+            (RequestBody::Recorded(tape), Some(forget))
         };
         let request = http::Request::from_parts(parts, body);
         let limit = self.response_timeout;

@@ -7,8 +7,9 @@
 //! or a reused connection failed under an idempotent request (RFC 9110 section 9.2.2). The body
 //! is passed on as it arrives, never held back for the sake of a replay; up to
 //! [`REPLAY_LIMIT`] bytes of it are kept (the frames are reference-counted, so keeping them is
-//! not a copy). A longer body is no longer kept once past the limit, and its request cannot be
-//! sent again.
+//! not a copy), and only until the exchange is over: once the upstream answered, nothing is
+//! kept. A longer body is no longer kept once past the limit, and its request cannot be sent
+//! again.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -72,6 +73,20 @@ impl Replay {
     }
 }
 
+/// Dropped when a request's exchange is over (answered, or failed for good): from then on
+/// its body is never sent again, so what was kept of it is let go, and nothing more is kept.
+/// A long upload or a gRPC stream would otherwise hold up to [`REPLAY_LIMIT`] (and the read
+/// buffers its frames point into) for its whole life.
+pub(crate) struct Forget<B: ClientBody = Incoming>(Arc<Mutex<Recording<B>>>);
+
+impl<B: ClientBody> Drop for Forget<B> {
+    fn drop(&mut self) {
+        let mut recording = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        recording.forgotten = true;
+        recording.kept = Vec::new();
+    }
+}
+
 /// A kept frame of a request body.
 enum Kept {
     Data(Bytes),
@@ -94,8 +109,9 @@ pub(crate) struct Recording<B: ClientBody = Incoming> {
     kept: Vec<Kept>,
     /// The data bytes in `kept`.
     kept_bytes: usize,
-    /// The body went past [`REPLAY_LIMIT`]: nothing is kept any more.
-    overflowed: bool,
+    /// Nothing is kept any more: the body went past [`REPLAY_LIMIT`], or its exchange is
+    /// over (see [`Forget`]).
+    forgotten: bool,
     /// `source` ended.
     ended: bool,
     /// Which tape reads: each replay starts a new one, and an older one still held by a failed
@@ -119,7 +135,7 @@ impl<B: ClientBody> Tape<B> {
                 source,
                 kept: Vec::new(),
                 kept_bytes: 0,
-                overflowed: false,
+                forgotten: false,
                 ended: false,
                 generation: 0,
             })),
@@ -128,12 +144,17 @@ impl<B: ClientBody> Tape<B> {
         }
     }
 
+    /// A handle that stops `self`'s recording from keeping frames once dropped.
+    pub(crate) fn forget_when_dropped(&self) -> Forget<B> {
+        Forget(self.recording.clone())
+    }
+
     /// A tape from the start of `recording`, which earlier tapes stop reading; `None` when
     /// not all of the body read so far was kept.
     fn rewind(recording: Arc<Mutex<Recording<B>>>) -> Option<Self> {
         let generation = {
             let mut kept = recording.lock().unwrap_or_else(PoisonError::into_inner);
-            if kept.overflowed {
+            if kept.forgotten {
                 return None;
             }
             kept.generation = kept.generation.wrapping_add(1);
@@ -163,7 +184,7 @@ impl<B: ClientBody> HttpBody for Tape<B> {
         if recording.generation != this.generation {
             return Poll::Ready(Some(Err(BodyError::Replaced)));
         }
-        if !recording.overflowed
+        if !recording.forgotten
             && let Some(kept) = recording.kept.get(this.next)
         {
             this.next += 1;
@@ -181,7 +202,7 @@ impl<B: ClientBody> HttpBody for Tape<B> {
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
             Poll::Ready(Some(Ok(frame))) => frame,
         };
-        if !recording.overflowed {
+        if !recording.forgotten {
             let kept = match frame.data_ref() {
                 Some(data) => Some((Kept::Data(data.clone()), data.len())),
                 None => frame.trailers_ref().map(|t| (Kept::Trailers(t.clone()), 0)),
@@ -189,7 +210,7 @@ impl<B: ClientBody> HttpBody for Tape<B> {
             if let Some((kept, len)) = kept {
                 recording.kept_bytes = recording.kept_bytes.saturating_add(len);
                 if recording.kept_bytes > REPLAY_LIMIT {
-                    recording.overflowed = true;
+                    recording.forgotten = true;
                     recording.kept = Vec::new();
                 } else {
                     recording.kept.push(kept);
@@ -205,7 +226,7 @@ impl<B: ClientBody> HttpBody for Tape<B> {
             .recording
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let played = recording.overflowed || self.next >= recording.kept.len();
+        let played = recording.forgotten || self.next >= recording.kept.len();
         recording.generation == self.generation
             && played
             && (recording.ended || recording.source.is_end_stream())
@@ -216,10 +237,10 @@ impl<B: ClientBody> HttpBody for Tape<B> {
             .recording
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if recording.ended && recording.overflowed {
+        if recording.ended && recording.forgotten {
             return SizeHint::with_exact(0);
         }
-        let unplayed: u64 = if recording.overflowed {
+        let unplayed: u64 = if recording.forgotten {
             0
         } else {
             recording
@@ -342,5 +363,19 @@ mod tests {
             second.collect().await.unwrap().to_bytes().len(),
             REPLAY_LIMIT
         );
+    }
+
+    #[tokio::test]
+    async fn once_the_exchange_is_over_nothing_is_kept_and_the_body_still_flows() {
+        let mut tape = tape(&[b"one", b"two", b"three"], false);
+        let forget = tape.forget_when_dropped();
+        assert_eq!(next(&mut tape).await.unwrap().into_data().unwrap(), "one");
+        drop(forget);
+        assert!(tape.recording.lock().unwrap().kept.is_empty());
+        assert!(Tape::rewind(tape.recording.clone()).is_none());
+        let recording = tape.recording.clone();
+        let rest = tape.collect().await.unwrap().to_bytes();
+        assert_eq!(rest, "twothree");
+        assert!(recording.lock().unwrap().kept.is_empty());
     }
 }
