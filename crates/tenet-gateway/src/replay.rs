@@ -5,11 +5,10 @@
 //! doing it twice is harmless: an HTTP/2 upstream refused the stream unprocessed (`GOAWAY`
 //! naming a lower last stream, or `RST_STREAM` with `REFUSED_STREAM`, RFC 9113 section 8.7),
 //! or a reused connection failed under an idempotent request (RFC 9110 section 9.2.2). The body
-//! is passed on as it arrives, never held back for the sake of a replay; up to
-//! [`REPLAY_LIMIT`] bytes of it are kept (the frames are reference-counted, so keeping them is
-//! not a copy), and only until the exchange is over: once the upstream answered, nothing is
-//! kept. A longer body is no longer kept once past the limit, and its request cannot be sent
-//! again.
+//! is passed on as it arrives, never held back for the sake of a replay; a copy of up to
+//! [`REPLAY_LIMIT`] bytes of it is kept, and only until the exchange is over: once the
+//! upstream answered, nothing is kept. A longer body is no longer kept once past the limit,
+//! and its request cannot be sent again.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,8 +20,20 @@ use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use crate::forward::RequestBody;
 use crate::request_body::{BodyError, ClientBody, ForwardedBody};
 
-/// How many bytes of a request body are kept for sending the request again.
+/// How many bytes of a request body are kept for sending the request again, each frame
+/// counted with [`FRAME_COST`] more.
 pub(crate) const REPLAY_LIMIT: usize = 64 * 1024;
+/// What keeping a frame costs beside its bytes: a body of many tiny (or empty) frames is not
+/// kept past a thousand or so of them.
+const FRAME_COST: usize = 64;
+
+/// The bytes of a trailer section's names and values.
+fn trailers_size(trailers: &http::HeaderMap) -> usize {
+    trailers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
+}
 
 /// The head of a request that may go out again, and its body's recording.
 pub(crate) struct Replay {
@@ -203,16 +214,23 @@ impl<B: ClientBody> HttpBody for Tape<B> {
             Poll::Ready(Some(Ok(frame))) => frame,
         };
         if !recording.forgotten {
-            let kept = match frame.data_ref() {
-                Some(data) => Some((Kept::Data(data.clone()), data.len())),
-                None => frame.trailers_ref().map(|t| (Kept::Trailers(t.clone()), 0)),
-            };
-            if let Some((kept, len)) = kept {
-                recording.kept_bytes = recording.kept_bytes.saturating_add(len);
-                if recording.kept_bytes > REPLAY_LIMIT {
-                    recording.forgotten = true;
-                    recording.kept = Vec::new();
-                } else {
+            let cost = frame
+                .data_ref()
+                .map_or_else(|| frame.trailers_ref().map_or(0, trailers_size), Bytes::len);
+            recording.kept_bytes = recording
+                .kept_bytes
+                .saturating_add(cost.saturating_add(FRAME_COST));
+            if recording.kept_bytes > REPLAY_LIMIT {
+                recording.forgotten = true;
+                recording.kept = Vec::new();
+            } else {
+                // A copy: the frame points into a read buffer that may be much larger than
+                // the frame, which a kept slice would hold whole.
+                let kept = match frame.data_ref() {
+                    Some(data) => Some(Kept::Data(Bytes::copy_from_slice(data))),
+                    None => frame.trailers_ref().cloned().map(Kept::Trailers),
+                };
+                if let Some(kept) = kept {
                     recording.kept.push(kept);
                     this.next += 1;
                 }
@@ -355,14 +373,27 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_exactly_at_the_limit_is_kept() {
-        static HALF: [u8; REPLAY_LIMIT / 2] = [1; REPLAY_LIMIT / 2];
+        static HALF: [u8; REPLAY_LIMIT / 2 - FRAME_COST] = [1; REPLAY_LIMIT / 2 - FRAME_COST];
         let mut first = tape(&[&HALF, &HALF], false);
         while next(&mut first).await.is_some() {}
         let second = Tape::rewind(first.recording.clone()).unwrap();
         assert_eq!(
             second.collect().await.unwrap().to_bytes().len(),
-            REPLAY_LIMIT
+            HALF.len() * 2
         );
+    }
+
+    #[tokio::test]
+    async fn a_body_of_many_empty_frames_is_not_kept() {
+        let empties = vec![&b""[..]; REPLAY_LIMIT / FRAME_COST + 1];
+        let mut first = tape(&empties, false);
+        let mut frames = 0;
+        while next(&mut first).await.is_some() {
+            frames += 1;
+        }
+        assert_eq!(frames, empties.len());
+        assert!(first.recording.lock().unwrap().kept.is_empty());
+        assert!(Tape::rewind(first.recording.clone()).is_none());
     }
 
     #[tokio::test]
