@@ -162,7 +162,11 @@ async fn handle_inner(
         request_id.clone(),
     );
     if version < http::Version::HTTP_2 {
-        body = body.lingering();
+        let awaits_continue = parts
+            .headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        body = body.lingering(awaits_continue);
     }
 
     // authorize: containment first (a revoked identity or quarantined service is refused

@@ -186,6 +186,10 @@ pub(crate) struct ForwardedBody<B: ClientBody = Incoming> {
     watch: Arc<BodyWatch>,
     /// Read the rest when dropped before the end.
     linger: bool,
+    /// The client waits for `100 Continue` before it sends the body (`Expect: 100-continue`).
+    awaits_continue: bool,
+    /// The body was asked for a frame (hyper sends `100 Continue` then).
+    polled: bool,
     /// The body ended or failed: nothing is left to read.
     finished: bool,
 }
@@ -200,13 +204,19 @@ impl<B: ClientBody> ForwardedBody<B> {
             wait: WaitTimer::default(),
             watch: Arc::new(BodyWatch::new(request_id)),
             linger: false,
+            awaits_continue: false,
+            polled: false,
             finished: false,
         }
     }
 
-    /// This body is read to its end even if dropped before (see [`ForwardedBody`]).
-    pub(crate) fn lingering(mut self) -> Self {
+    /// This body is read to its end even if dropped before (see [`ForwardedBody`]), unless
+    /// its client awaits `100 Continue` (`awaits_continue`) and the body was never asked for:
+    /// hyper then sent no `100 Continue`, and the client may send its next request instead of
+    /// the body, which must not be read as this body.
+    pub(crate) fn lingering(mut self, awaits_continue: bool) -> Self {
         self.linger = true;
+        self.awaits_continue = awaits_continue;
         self
     }
 
@@ -227,7 +237,11 @@ impl<B: ClientBody> ForwardedBody<B> {
 
 impl<B: ClientBody> Drop for ForwardedBody<B> {
     fn drop(&mut self) {
-        if !self.linger || self.finished || self.watch.is_cut_off() {
+        if !self.linger
+            || self.finished
+            || self.watch.is_cut_off()
+            || (self.awaits_continue && !self.polled)
+        {
             return;
         }
         let Some(inner) = self.inner.take() else {
@@ -246,6 +260,8 @@ impl<B: ClientBody> Drop for ForwardedBody<B> {
             wait: WaitTimer::default(),
             watch: self.watch.clone(),
             linger: false,
+            awaits_continue: false,
+            polled: true,
             finished: false,
         };
         runtime.spawn(discard(rest));
@@ -294,6 +310,7 @@ impl<B: ClientBody> HttpBody for ForwardedBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        this.polled = true;
         if this.watch.is_cut_off() {
             this.finished = true;
             return Poll::Ready(Some(Err(BodyError::CutOff)));
@@ -491,7 +508,7 @@ mod tests {
                 let body = request.into_body();
                 let mut body = ForwardedBody::new(body, Duration::from_secs(5), false, "r".into());
                 if linger {
-                    body = body.lingering();
+                    body = body.lingering(false);
                 }
                 let _ = body.frame().await;
                 drop(body);

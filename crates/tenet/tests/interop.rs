@@ -564,6 +564,19 @@ try:
     print(answer.status, answer.read().decode())
 except OSError as e:
     print("error", type(e).__name__, e)
+# A client that awaits 100 Continue and, denied, sends its next request instead of the body:
+# that request must not be read as the body.
+ctx.set_alpn_protocols(["http/1.1"])
+raw = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))), server_hostname=host)
+raw.settimeout(5)
+raw.sendall(f"POST /admin/users HTTP/1.1\r\nHost: {host}\r\nContent-Length: 40\r\nExpect: 100-continue\r\n\r\n".encode())
+print("expect", raw.recv(4096).split(b"\r\n")[0].decode())
+raw.sendall(f"GET /products HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+try:
+    after = raw.recv(4096)
+    print("next", after.split(b"\r\n")[0].decode() if after else "closed")
+except OSError as e:
+    print("next", type(e).__name__)
 "#;
     let d = Deployment::start();
     let out = std::process::Command::new("python3")
@@ -583,4 +596,14 @@ except OSError as e:
     // The same connection serves the next request.
     let next = lines.next().unwrap_or_default();
     assert!(next.starts_with("200 "), "{text}");
+    assert_eq!(
+        lines.next(),
+        Some("expect HTTP/1.1 403 Forbidden"),
+        "{text}"
+    );
+    let after = lines.next().unwrap_or_default();
+    assert!(
+        after == "next closed" || after == "next HTTP/1.1 200 OK",
+        "{text}"
+    );
 }
