@@ -1180,19 +1180,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_post_whose_stream_a_going_away_upstream_left_unprocessed_goes_out_again() {
-        let (addr, accepted) = refusing_h2_upstream(Refusal::GoAway).await;
-        let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
-        assert_eq!(post_through(&upstream).await.unwrap(), "0123456789");
-        assert_eq!(accepted.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test]
-    async fn a_post_whose_stream_was_refused_goes_out_again() {
-        let (addr, accepted) = refusing_h2_upstream(Refusal::ResetRefused).await;
-        let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
-        assert_eq!(post_through(&upstream).await.unwrap(), "0123456789");
-        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    async fn a_post_whose_stream_was_refused_unprocessed_goes_out_again_with_its_body() {
+        for refusal in [Refusal::GoAway, Refusal::ResetRefused] {
+            let (addr, accepted) = refusing_h2_upstream(refusal).await;
+            let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
+            assert_eq!(post_through(&upstream).await.unwrap(), "0123456789");
+            assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        }
     }
 
     #[tokio::test]
