@@ -439,24 +439,23 @@ async fn drive_http2<C: GracefulConnection>(
     }
 }
 
-/// Finish an HTTP/2 connection told to shut down: while streams are open, until they end
-/// (within the listener's drain); with none open, after [`STOP_GRACE`] at most, enough to
-/// send the GOAWAY. hyper would otherwise wait for the client's next move, and for a client
-/// that never sent its preface, for the handshake: the whole drain.
+/// Finish an HTTP/2 connection told to shut down: once no stream is open (at once, or when
+/// the last one ends, within the listener's drain) and none has started for [`STOP_GRACE`],
+/// enough to send the GOAWAY, it is dropped. hyper would otherwise wait for the client's
+/// next move: its answer to a PING before the last GOAWAY, or, from a client that never
+/// sent its preface, the handshake; either could hold the whole drain.
 async fn stop_http2<C: GracefulConnection>(
     mut connection: Pin<Box<C>>,
     requests: &Activity,
 ) -> Result<(), C::Error> {
     loop {
         let started = requests.started();
-        if !requests.is_idle(started) {
-            return connection.await;
-        }
+        let idle = requests.is_idle(started);
         tokio::select! {
             result = connection.as_mut() => return result,
             () = tokio::time::sleep(STOP_GRACE) => {}
         }
-        if requests.started() == started && requests.is_idle(started) {
+        if idle && requests.started() == started && requests.is_idle(started) {
             return Ok(());
         }
     }

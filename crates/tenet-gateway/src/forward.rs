@@ -133,7 +133,7 @@ async fn sweep(upstream: std::sync::Weak<Upstream>, timeout: Duration) {
                     .is_some_and(http2::SendRequest::is_closed)
             {
                 pool.shared = None;
-                debug!(after = ?timeout, "unused HTTP/2 upstream connection closed");
+                debug!(after = ?timeout, "unused HTTP/2 upstream connection let go; it closes once its open streams end");
             }
         }
         if pool.idle.is_empty() && pool.shared.is_none() {
@@ -253,7 +253,7 @@ impl Upstream {
         // A proxy speaks its own version upstream: HTTP/1.1, or HTTP/2 where the connection
         // is one.
         parts.version = http::Version::HTTP_11;
-        let (watch, idle) = (body.watch(), body.idle());
+        let (watch, idle, streaming) = (body.watch(), body.idle(), body.is_streaming());
         // A connection may carry another request only once this body is all sent.
         let unsent_body = (!body.is_end_stream()).then(|| watch.clone());
         let (body, _forget) = if body.is_end_stream() {
@@ -265,20 +265,35 @@ impl Upstream {
         };
         let request = http::Request::from_parts(parts, body);
         let limit = self.response_timeout;
-        let answered = tokio::select! {
-            biased;
-            () = watch.cut() => return Err(ForwardError::BodyStalled(idle)),
-            // Boxed, like the connection opening inside it: the request's own future (moved
-            // by hyper as it starts) stays small.
-            result = Box::pin(self.exchange(request, unsent_body)) => result,
-            () = tokio::time::sleep(limit) => {
-                // An upstream cannot answer a request whose body has not arrived: when the
-                // client is the one still awaited, the client is late.
-                if watch.is_waiting_for_client() {
-                    watch.cut_off();
-                    return Err(ForwardError::BodyUnfinished(limit));
+        // Boxed, like the connection opening inside it: the request's own future (moved by
+        // hyper as it starts) stays small.
+        let mut exchange = Box::pin(self.exchange(request, unsent_body));
+        let timer = tokio::time::sleep(limit);
+        tokio::pin!(timer);
+        let mut frames_taken = 0;
+        let answered = loop {
+            tokio::select! {
+                biased;
+                () = watch.cut() => return Err(ForwardError::BodyStalled(idle)),
+                result = &mut exchange => break result,
+                () = &mut timer => {
+                    // A gRPC client stream may go on for longer than the limit, and its
+                    // upstream answer only at its end: while its frames still go up (each gap
+                    // held to the body's idle limit), the time to answer starts again.
+                    let taken = watch.frames_taken();
+                    if streaming && !watch.is_sent() && taken != frames_taken {
+                        frames_taken = taken;
+                        timer.as_mut().reset(tokio::time::Instant::now() + limit);
+                        continue;
+                    }
+                    // An upstream cannot answer a request whose body has not arrived: when
+                    // the client is the one still awaited, the client is late.
+                    if watch.is_waiting_for_client() {
+                        watch.cut_off();
+                        return Err(ForwardError::BodyUnfinished(limit));
+                    }
+                    return Err(ForwardError::Timeout(limit));
                 }
-                return Err(ForwardError::Timeout(limit));
             }
         };
         match answered {
@@ -547,13 +562,17 @@ fn for_http1(
     Ok(request)
 }
 
+/// The HTTP/2 error under `error`, if it is one.
+fn h2_error(error: &hyper::Error) -> Option<&h2::Error> {
+    std::error::Error::source(error).and_then(|e| e.downcast_ref::<h2::Error>())
+}
+
 /// Whether an HTTP/2 upstream refused the request's stream without processing it (RFC 9113
 /// section 8.7): a graceful `GOAWAY` whose last stream is below it (`NO_ERROR`; h2 gives
 /// streams it still processes another error if the connection closes under them), or
 /// `RST_STREAM` with `REFUSED_STREAM`.
 fn is_refused(error: &hyper::Error) -> bool {
-    let Some(h2) = std::error::Error::source(error).and_then(|e| e.downcast_ref::<h2::Error>())
-    else {
+    let Some(h2) = h2_error(error) else {
         return false;
     };
     h2.is_remote()
@@ -565,9 +584,14 @@ fn is_refused(error: &hyper::Error) -> bool {
 }
 
 /// Whether a request failed with its connection (closed, reset, refused), not because the
-/// upstream's answer could not be read or the request was not one to send.
+/// upstream's answer could not be read, the request was not one to send, or its HTTP/2
+/// stream alone was reset (the upstream chose to stop that request, with whatever reason).
 fn is_connection_failure(error: &hyper::Error) -> bool {
-    !(error.is_parse() || error.is_parse_status() || error.is_user() || error.is_timeout())
+    !(error.is_parse()
+        || error.is_parse_status()
+        || error.is_user()
+        || error.is_timeout()
+        || h2_error(error).is_some_and(h2::Error::is_reset))
 }
 
 /// A request body as it goes upstream: the client's (recorded when it has any, so that the
@@ -1122,9 +1146,13 @@ mod tests {
     }
 
     /// An h2c upstream whose first connection turns down its first request as `refusal` says
-    /// (written as raw frames), and whose later connections answer with what they were sent.
-    /// Counts the connections.
-    async fn refusing_h2_upstream(refusal: Refusal) -> (SocketAddr, Arc<AtomicUsize>) {
+    /// (written as raw frames; after answering one request with an empty `200` first when
+    /// `after_one`), and whose later connections answer with what they were sent. Counts the
+    /// connections.
+    async fn refusing_h2_upstream(
+        refusal: Refusal,
+        after_one: bool,
+    ) -> (SocketAddr, Arc<AtomicUsize>) {
         raw_upstream(move |connection, mut stream| async move {
             if connection > 0 {
                 let echo = service_fn(|request: http::Request<Incoming>| async move {
@@ -1143,6 +1171,7 @@ mod tests {
                 .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
                 .await
                 .unwrap();
+            let mut answer_first = after_one;
             loop {
                 let mut head = [0u8; 9];
                 if stream.read_exact(&mut head).await.is_err() {
@@ -1155,8 +1184,14 @@ mod tests {
                 if head[3] != 1 {
                     continue;
                 }
-                // The request's HEADERS: turn it down.
                 let id = &head[5..9];
+                if std::mem::take(&mut answer_first) {
+                    // HEADERS, END_STREAM and END_HEADERS: `:status 200` (static index 8).
+                    let answer = [&[0, 0, 1, 1, 5][..], id, &[0x88]].concat();
+                    stream.write_all(&answer).await.unwrap();
+                    continue;
+                }
+                // The request's HEADERS: turn it down.
                 let frame: Vec<u8> = match refusal {
                     Refusal::GoAway => [&[0, 0, 8, 7, 0, 0, 0, 0, 0][..], &[0; 8]].concat(),
                     Refusal::ResetRefused => [&[0, 0, 4, 3, 0][..], id, &[0, 0, 0, 7]].concat(),
@@ -1182,7 +1217,7 @@ mod tests {
     #[tokio::test]
     async fn a_post_whose_stream_was_refused_unprocessed_goes_out_again_with_its_body() {
         for refusal in [Refusal::GoAway, Refusal::ResetRefused] {
-            let (addr, accepted) = refusing_h2_upstream(refusal).await;
+            let (addr, accepted) = refusing_h2_upstream(refusal, false).await;
             let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
             assert_eq!(post_through(&upstream).await.unwrap(), "0123456789");
             assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -1191,9 +1226,77 @@ mod tests {
 
     #[tokio::test]
     async fn a_post_whose_stream_was_reset_by_an_error_is_not_repeated() {
-        let (addr, accepted) = refusing_h2_upstream(Refusal::ResetInternal).await;
+        let (addr, accepted) = refusing_h2_upstream(Refusal::ResetInternal, false).await;
         let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
         let err = post_through(&upstream).await.unwrap_err();
+        assert!(matches!(err, ForwardError::Upstream(_)), "{err}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    /// An HTTP/1.1 upstream that answers each request, once its whole body has come, with
+    /// that body.
+    async fn echoing_upstream() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let echo = service_fn(|request: http::Request<Incoming>| async move {
+                    let body = request.into_body().collect().await.unwrap().to_bytes();
+                    Ok::<_, Infallible>(http::Response::new(crate::response::full(body)))
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), echo));
+            }
+        });
+        addr
+    }
+
+    /// A chunked upload of `pieces` one-byte chunks, `gap` apart, forwarded as a gRPC stream
+    /// (`streaming`) or not; the upstream answers at its end.
+    async fn stream_up(
+        streaming: bool,
+        pieces: usize,
+        gap: Duration,
+    ) -> Result<String, ForwardError> {
+        let upstream = upstream(echoing_upstream().await);
+        let head = "POST /stream HTTP/1.1\r\nHost: upstream\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (parts, body, mut client) = client_request(head, b"").await;
+        tokio::spawn(async move {
+            for _ in 0..pieces {
+                tokio::time::sleep(gap).await;
+                client.write_all(b"1\r\nx\r\n").await.unwrap();
+            }
+            client.write_all(b"0\r\n\r\n").await.unwrap();
+            // Kept open until the answer is read.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let body = ForwardedBody::new(body, Duration::from_secs(60), streaming, "r".into());
+        let response = upstream.send(parts, "/stream", body).await?;
+        Ok(text(response).await)
+    }
+
+    #[tokio::test]
+    async fn a_client_stream_longer_than_the_time_to_answer_is_answered_at_its_end() {
+        // Twelve pieces 100 ms apart: four times the 300 ms the upstream has to answer.
+        let echoed = stream_up(true, 12, Duration::from_millis(100))
+            .await
+            .unwrap();
+        assert_eq!(echoed, "x".repeat(12));
+        // Not a gRPC stream: the client is late.
+        let err = stream_up(false, 12, Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ForwardError::BodyUnfinished(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_put_whose_stream_a_reused_connection_reset_is_not_repeated() {
+        let (addr, accepted) = refusing_h2_upstream(Refusal::ResetInternal, true).await;
+        let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
+        assert_eq!(get(&upstream).await.unwrap().status(), 200);
+        let head = HEAD.replace("POST", "PUT");
+        let (parts, body, _client) = client_request(&head, b"0123456789").await;
+        let body = ForwardedBody::new(body, Duration::from_secs(60), false, "r".into());
+        let err = upstream.send(parts, "/upload", body).await.unwrap_err();
         assert!(matches!(err, ForwardError::Upstream(_)), "{err}");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }

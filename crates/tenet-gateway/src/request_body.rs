@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -54,6 +54,8 @@ pub(crate) struct BodyWatch {
     answered: AtomicBool,
     /// The upstream side took the body's last frame.
     sent: AtomicBool,
+    /// How many frames the upstream side has taken.
+    frames: AtomicU64,
     notify: Notify,
 }
 
@@ -65,6 +67,7 @@ impl BodyWatch {
             cut: AtomicBool::new(false),
             answered: AtomicBool::new(false),
             sent: AtomicBool::new(false),
+            frames: AtomicU64::new(0),
             notify: Notify::new(),
         }
     }
@@ -106,6 +109,11 @@ impl BodyWatch {
     /// sending a body cannot carry another request).
     pub(crate) fn is_sent(&self) -> bool {
         self.sent.load(Ordering::Acquire)
+    }
+
+    /// How many frames of the body the upstream side has taken so far.
+    pub(crate) fn frames_taken(&self) -> u64 {
+        self.frames.load(Ordering::Acquire)
     }
 
     /// Resolves once the body is cut off.
@@ -229,6 +237,11 @@ impl<B: ClientBody> ForwardedBody<B> {
         self.idle
     }
 
+    /// Whether this is a gRPC request's stream.
+    pub(crate) fn is_streaming(&self) -> bool {
+        self.streaming
+    }
+
     fn rest(&mut self) {
         self.wait.stop();
         self.watch.waiting.store(false, Ordering::Release);
@@ -327,6 +340,9 @@ impl<B: ClientBody> HttpBody for ForwardedBody<B> {
                 this.watch.sent.store(true, Ordering::Release);
             }
             this.finished = ended || matches!(frame, Some(Err(_)));
+            if matches!(frame, Some(Ok(_))) {
+                this.watch.frames.fetch_add(1, Ordering::AcqRel);
+            }
             return Poll::Ready(frame.map(|f| f.map_err(|e| BodyError::Client(e.into()))));
         }
         if this.streaming && this.watch.answered.load(Ordering::Acquire) {

@@ -1305,3 +1305,48 @@ fn stopping_does_not_wait_for_an_http2_connection_with_nothing_in_flight() {
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
 }
+
+/// An HTTP/2 client with a request in flight when the gateway stops gets its answer, and the
+/// gateway exits soon after, though the client never answers the PING hyper sends before its
+/// last GOAWAY (tests/support/h2_stop_client.py).
+#[test]
+fn stopping_waits_for_a_request_in_flight_but_not_for_a_silent_client_after_it() {
+    use std::io::{BufRead, BufReader};
+
+    let mut d = Deployment::start();
+    let mut client = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/h2_stop_client.py"
+        ))
+        .args([HOST, &d.port.to_string(), "/products?delay=1.5"])
+        .arg(d.path("frontend/svid.pem"))
+        .arg(d.path("frontend/svid.key"))
+        .arg(d.path("data/admin/bundle.pem"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "sent", "{line}");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = d.stop();
+    let took = started.elapsed();
+    let _ = client.kill();
+    let _ = client.wait();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        rest.contains("status 200") && rest.contains("ended"),
+        "{rest}\n{}",
+        d.up_log()
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "shutdown took {took:?}: {rest}"
+    );
+}
