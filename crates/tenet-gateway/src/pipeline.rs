@@ -161,12 +161,12 @@ async fn handle_inner(
         protocol == "gRPC",
         request_id.clone(),
     );
-    if version < http::Version::HTTP_2 {
+    if version < http::Version::HTTP_2 && !hyper::body::Body::is_end_stream(&body) {
         let awaits_continue = parts
             .headers
             .get(header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        body = body.lingering(awaits_continue);
+        body = body.lingering(awaits_continue, shared.stopped.clone());
     }
 
     // authorize: containment first (a revoked identity or quarantined service is refused

@@ -192,8 +192,8 @@ pub(crate) struct ForwardedBody<B: ClientBody = Incoming> {
     /// Runs while the upstream side waits for the next frame.
     wait: WaitTimer,
     watch: Arc<BodyWatch>,
-    /// Read the rest when dropped before the end.
-    linger: bool,
+    /// Read the rest when dropped before the end, until the gateway stops (this turns true).
+    linger: Option<tokio::sync::watch::Receiver<bool>>,
     /// The client waits for `100 Continue` before it sends the body (`Expect: 100-continue`).
     awaits_continue: bool,
     /// The body was asked for a frame (hyper sends `100 Continue` then).
@@ -211,19 +211,24 @@ impl<B: ClientBody> ForwardedBody<B> {
             streaming,
             wait: WaitTimer::default(),
             watch: Arc::new(BodyWatch::new(request_id)),
-            linger: false,
+            linger: None,
             awaits_continue: false,
             polled: false,
             finished: false,
         }
     }
 
-    /// This body is read to its end even if dropped before (see [`ForwardedBody`]), unless
-    /// its client awaits `100 Continue` (`awaits_continue`) and the body was never asked for:
-    /// hyper then sent no `100 Continue`, and the client may send its next request instead of
-    /// the body, which must not be read as this body.
-    pub(crate) fn lingering(mut self, awaits_continue: bool) -> Self {
-        self.linger = true;
+    /// This body is read to its end even if dropped before (see [`ForwardedBody`]), or until
+    /// `stopped` turns true (the gateway stops), unless its client awaits `100 Continue`
+    /// (`awaits_continue`) and the body was never asked for: hyper then sent no `100
+    /// Continue`, and the client may send its next request instead of the body, which must
+    /// not be read as this body.
+    pub(crate) fn lingering(
+        mut self,
+        awaits_continue: bool,
+        stopped: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        self.linger = Some(stopped);
         self.awaits_continue = awaits_continue;
         self
     }
@@ -250,13 +255,12 @@ impl<B: ClientBody> ForwardedBody<B> {
 
 impl<B: ClientBody> Drop for ForwardedBody<B> {
     fn drop(&mut self) {
-        if !self.linger
-            || self.finished
-            || self.watch.is_cut_off()
-            || (self.awaits_continue && !self.polled)
-        {
+        if self.finished || self.watch.is_cut_off() || (self.awaits_continue && !self.polled) {
             return;
         }
+        let Some(stopped) = self.linger.take() else {
+            return;
+        };
         let Some(inner) = self.inner.take() else {
             return;
         };
@@ -272,24 +276,35 @@ impl<B: ClientBody> Drop for ForwardedBody<B> {
             streaming: false,
             wait: WaitTimer::default(),
             watch: self.watch.clone(),
-            linger: false,
+            linger: None,
             awaits_continue: false,
             polled: true,
             finished: false,
         };
-        runtime.spawn(discard(rest));
+        runtime.spawn(discard(rest, stopped));
     }
 }
 
-/// Read `rest` to its end, an error, its idle limit or [`LINGER_LIMIT`], whichever comes
-/// first, and throw it away.
-async fn discard<B: ClientBody>(mut rest: ForwardedBody<B>) {
+/// Read `rest` to its end, an error, its idle limit, [`LINGER_LIMIT`] or the gateway's stop
+/// (`stopped`), whichever comes first, and throw it away.
+async fn discard<B: ClientBody>(
+    mut rest: ForwardedBody<B>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
     use http_body_util::BodyExt;
     let limit = tokio::time::sleep(LINGER_LIMIT);
     tokio::pin!(limit);
     let mut discarded = 0u64;
     loop {
+        if *stopped.borrow_and_update() {
+            return;
+        }
         tokio::select! {
+            changed = stopped.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
             frame = rest.frame() => match frame {
                 Some(Ok(frame)) => {
                     discarded += frame.data_ref().map_or(0, |d| d.len() as u64);
@@ -519,18 +534,24 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
+            // The gateway's stop signal, never sent.
+            let (_running, stopped) = tokio::sync::watch::channel(false);
             let (stream, _) = listener.accept().await.unwrap();
-            let service = service_fn(move |request: http::Request<Incoming>| async move {
-                let body = request.into_body();
-                let mut body = ForwardedBody::new(body, Duration::from_secs(5), false, "r".into());
-                if linger {
-                    body = body.lingering(false);
+            let service = service_fn(move |request: http::Request<Incoming>| {
+                let stopped = stopped.clone();
+                async move {
+                    let body = request.into_body();
+                    let mut body =
+                        ForwardedBody::new(body, Duration::from_secs(5), false, "r".into());
+                    if linger {
+                        body = body.lingering(false, stopped);
+                    }
+                    let _ = body.frame().await;
+                    drop(body);
+                    Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
+                        Bytes::from_static(b"early"),
+                    )))
                 }
-                let _ = body.frame().await;
-                drop(body);
-                Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
-                    Bytes::from_static(b"early"),
-                )))
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

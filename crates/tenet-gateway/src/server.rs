@@ -80,6 +80,8 @@ pub(crate) struct Shared {
     pub risk: Arc<dyn RiskSource>,
     pub people: Option<Arc<dyn PeopleGate>>,
     pub request_body_idle: Duration,
+    /// Turns `true` when the gateway stops.
+    pub stopped: watch::Receiver<bool>,
 }
 
 /// State of one listener.
@@ -100,6 +102,7 @@ pub struct Gateway {
     bound: Vec<Bound>,
     shared: Arc<Shared>,
     max_connections: usize,
+    stop: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -136,6 +139,7 @@ impl Gateway {
         for spec in &parts.listeners {
             bound.push(bind_listener(spec, &parts).await?);
         }
+        let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared {
             policy: parts.policy,
             sink: parts.sink,
@@ -145,11 +149,13 @@ impl Gateway {
             risk: parts.risk,
             people: parts.people,
             request_body_idle: parts.request_body_idle,
+            stopped,
         });
         Ok(Self {
             bound,
             shared,
             max_connections: parts.max_connections.max(1),
+            stop,
         })
     }
 
@@ -163,7 +169,7 @@ impl Gateway {
 
     /// Start accepting on every listener.
     pub fn spawn(self) -> GatewayHandle {
-        let (stop, stopped) = watch::channel(false);
+        let (stop, stopped) = (self.stop, self.shared.stopped.clone());
         let limit = Arc::new(Semaphore::new(self.max_connections));
         let mut tasks = JoinSet::new();
         for b in self.bound {

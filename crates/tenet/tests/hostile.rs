@@ -1288,21 +1288,40 @@ fn bad_client_certificates_are_refused_at_the_handshake() {
     assert_healthy(&mut d, fds, 2);
 }
 
-/// An HTTP/2 connection that completed its TLS handshake and sent nothing more (not even its
-/// preface) does not hold the gateway's shutdown for the whole drain (5 s).
+/// Connections with nothing to answer do not hold the gateway's shutdown for the whole drain
+/// (5 s): an HTTP/2 connection that completed its TLS handshake and sent nothing more (not
+/// even its preface), and an HTTP/1.1 connection whose upload was denied and then stopped
+/// coming (the gateway reads a denied body to its end, but not past its stop).
 #[test]
-fn stopping_does_not_wait_for_an_http2_connection_with_nothing_in_flight() {
+fn stopping_does_not_wait_for_silent_connections_or_unread_bodies() {
+    use std::io::{BufRead, BufReader};
+
     let mut d = Deployment::start();
     let mut silent = s_client_speaking(&d, "h2");
-    // Time for the handshake (milliseconds on the loopback); s_client then waits on its stdin.
+    let mut uploader = s_client(&d);
+    let head =
+        format!("POST /admin/users HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 100000\r\n\r\nabcd");
+    uploader
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(head.as_bytes())
+        .unwrap();
+    let mut answer = BufReader::new(uploader.stdout.take().unwrap());
+    let mut status = String::new();
+    answer.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+    // Time for the silent handshake (milliseconds on the loopback).
     std::thread::sleep(Duration::from_secs(1));
     assert!(silent.try_wait().unwrap().is_none(), "s_client ended early");
     let started = Instant::now();
-    let status = d.stop();
+    let exit = d.stop();
     let took = started.elapsed();
-    let _ = silent.kill();
-    let _ = silent.wait();
-    assert!(status.success(), "{status:?}");
+    for child in [&mut silent, &mut uploader] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(exit.success(), "{exit:?}");
     assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
 }
 
