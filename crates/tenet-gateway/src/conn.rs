@@ -43,7 +43,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// starts: a connection that never asks for anything should not hold one of the listener's
 /// connection slots for a whole [`IDLE_TIMEOUT`].
 const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an HTTP/2 connection with no stream open gets to finish after shutdown starts.
+/// How long an HTTP/2 connection that never started a request gets to finish after shutdown
+/// starts.
 const STOP_GRACE: Duration = Duration::from_millis(200);
 /// How long closing a connection (TLS close_notify, then TCP shutdown) may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -439,26 +440,26 @@ async fn drive_http2<C: GracefulConnection>(
     }
 }
 
-/// Finish an HTTP/2 connection told to shut down: once no stream is open (at once, or when
-/// the last one ends, within the listener's drain) and none has started for [`STOP_GRACE`],
-/// enough to send the GOAWAY, it is dropped. hyper would otherwise wait for the client's
-/// next move: its answer to a PING before the last GOAWAY, or, from a client that never
-/// sent its preface, the handshake; either could hold the whole drain.
+/// Finish an HTTP/2 connection told to shut down. One that never started a request is
+/// dropped after [`STOP_GRACE`] (enough to send the GOAWAY) unless one starts meanwhile:
+/// hyper would wait for the client's next move, from a client that never sent its preface
+/// for the whole drain. One that did is left to hyper's graceful close (within the listener's
+/// drain): an answer may still be in hyper's buffers after its last frame was handed over,
+/// and a slow client would lose its end.
 async fn stop_http2<C: GracefulConnection>(
     mut connection: Pin<Box<C>>,
     requests: &Activity,
 ) -> Result<(), C::Error> {
-    loop {
-        let started = requests.started();
-        let idle = requests.is_idle(started);
+    if !requests.any_started() {
         tokio::select! {
             result = connection.as_mut() => return result,
             () = tokio::time::sleep(STOP_GRACE) => {}
         }
-        if idle && requests.started() == started && requests.is_idle(started) {
+        if !requests.any_started() {
             return Ok(());
         }
     }
+    connection.await
 }
 
 /// Why hyper refused a request head before the pipeline saw it, and what it answered.

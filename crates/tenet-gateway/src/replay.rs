@@ -93,8 +93,9 @@ pub(crate) struct Forget<B: ClientBody = Incoming>(Arc<Mutex<Recording<B>>>);
 impl<B: ClientBody> Drop for Forget<B> {
     fn drop(&mut self) {
         let mut recording = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        recording.forgotten = true;
-        recording.kept = Vec::new();
+        recording.keeping = false;
+        // A tape sent again may still be playing what was kept: it lets it go at its end.
+        recording.let_go_if_played();
     }
 }
 
@@ -118,11 +119,13 @@ pub(crate) struct Recording<B: ClientBody = Incoming> {
     source: ForwardedBody<B>,
     /// Every frame read from `source`, while they fit in [`REPLAY_LIMIT`].
     kept: Vec<Kept>,
-    /// The data bytes in `kept`.
+    /// The data bytes in `kept`, each frame counted with [`FRAME_COST`] more.
     kept_bytes: usize,
-    /// Nothing is kept any more: the body went past [`REPLAY_LIMIT`], or its exchange is
-    /// over (see [`Forget`]).
-    forgotten: bool,
+    /// New frames are kept, and the body may be played again from its start: not once the
+    /// body went past [`REPLAY_LIMIT`], nor once its exchange is over (see [`Forget`]).
+    keeping: bool,
+    /// How many kept frames the reading tape has played.
+    played: usize,
     /// `source` ended.
     ended: bool,
     /// Which tape reads: each replay starts a new one, and an older one still held by a failed
@@ -130,12 +133,22 @@ pub(crate) struct Recording<B: ClientBody = Incoming> {
     generation: u32,
 }
 
+impl<B: ClientBody> Recording<B> {
+    /// Let the kept frames go once nothing will play them: no new tape (not keeping) and the
+    /// reading one past them.
+    fn let_go_if_played(&mut self) {
+        if !self.keeping && self.played >= self.kept.len() {
+            self.kept = Vec::new();
+            self.played = 0;
+        }
+    }
+}
+
 /// The body of a request as it goes upstream: the kept frames from its position, then what
 /// the client sends next (kept in turn).
 pub(crate) struct Tape<B: ClientBody = Incoming> {
     recording: Arc<Mutex<Recording<B>>>,
-    /// The next kept frame to give.
-    next: usize,
+    /// The recording's generation this tape plays; only the latest reads.
     generation: u32,
 }
 
@@ -146,11 +159,11 @@ impl<B: ClientBody> Tape<B> {
                 source,
                 kept: Vec::new(),
                 kept_bytes: 0,
-                forgotten: false,
+                keeping: true,
+                played: 0,
                 ended: false,
                 generation: 0,
             })),
-            next: 0,
             generation: 0,
         }
     }
@@ -165,15 +178,18 @@ impl<B: ClientBody> Tape<B> {
     fn rewind(recording: Arc<Mutex<Recording<B>>>) -> Option<Self> {
         let generation = {
             let mut kept = recording.lock().unwrap_or_else(PoisonError::into_inner);
-            if kept.forgotten {
+            if !kept.keeping {
                 return None;
             }
             kept.generation = kept.generation.wrapping_add(1);
+            kept.played = 0;
+            // The reading tape sets it again at the body's end: a connection may carry
+            // another request only once this send of the body is whole.
+            kept.source.watch_ref().set_sent(false);
             kept.generation
         };
         Some(Self {
             recording,
-            next: 0,
             generation,
         })
     }
@@ -195,25 +211,27 @@ impl<B: ClientBody> HttpBody for Tape<B> {
         if recording.generation != this.generation {
             return Poll::Ready(Some(Err(BodyError::Replaced)));
         }
-        if !recording.forgotten
-            && let Some(kept) = recording.kept.get(this.next)
-        {
-            this.next += 1;
-            return Poll::Ready(Some(Ok(kept.frame())));
+        if let Some(kept) = recording.kept.get(recording.played) {
+            let frame = kept.frame();
+            recording.played += 1;
+            recording.let_go_if_played();
+            return Poll::Ready(Some(Ok(frame)));
         }
         if recording.ended {
+            recording.source.watch_ref().set_sent(true);
             return Poll::Ready(None);
         }
         let frame = match Pin::new(&mut recording.source).poll_frame(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(None) => {
                 recording.ended = true;
+                recording.source.watch_ref().set_sent(true);
                 return Poll::Ready(None);
             }
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
             Poll::Ready(Some(Ok(frame))) => frame,
         };
-        if !recording.forgotten {
+        if recording.keeping {
             let cost = frame
                 .data_ref()
                 .map_or_else(|| frame.trailers_ref().map_or(0, trailers_size), Bytes::len);
@@ -221,8 +239,9 @@ impl<B: ClientBody> HttpBody for Tape<B> {
                 .kept_bytes
                 .saturating_add(cost.saturating_add(FRAME_COST));
             if recording.kept_bytes > REPLAY_LIMIT {
-                recording.forgotten = true;
-                recording.kept = Vec::new();
+                // Past the limit: nothing is kept, and the body cannot be played again.
+                recording.keeping = false;
+                recording.let_go_if_played();
             } else {
                 // A copy: the frame points into a read buffer that may be much larger than
                 // the frame, which a kept slice would hold whole.
@@ -232,7 +251,7 @@ impl<B: ClientBody> HttpBody for Tape<B> {
                 };
                 if let Some(kept) = kept {
                     recording.kept.push(kept);
-                    this.next += 1;
+                    recording.played += 1;
                 }
             }
         }
@@ -244,9 +263,8 @@ impl<B: ClientBody> HttpBody for Tape<B> {
             .recording
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let played = recording.forgotten || self.next >= recording.kept.len();
         recording.generation == self.generation
-            && played
+            && recording.played >= recording.kept.len()
             && (recording.ended || recording.source.is_end_stream())
     }
 
@@ -255,23 +273,16 @@ impl<B: ClientBody> HttpBody for Tape<B> {
             .recording
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if recording.ended && recording.forgotten {
-            return SizeHint::with_exact(0);
-        }
-        let unplayed: u64 = if recording.forgotten {
-            0
-        } else {
-            recording
-                .kept
-                .get(self.next..)
-                .unwrap_or_default()
-                .iter()
-                .map(|kept| match kept {
-                    Kept::Data(data) => data.len() as u64,
-                    Kept::Trailers(_) => 0,
-                })
-                .sum()
-        };
+        let unplayed: u64 = recording
+            .kept
+            .get(recording.played..)
+            .unwrap_or_default()
+            .iter()
+            .map(|kept| match kept {
+                Kept::Data(data) => data.len() as u64,
+                Kept::Trailers(_) => 0,
+            })
+            .sum();
         if recording.ended {
             return SizeHint::with_exact(unplayed);
         }
@@ -351,11 +362,17 @@ mod tests {
         let mut first = tape(&[b"whole", b" body"], false);
         while next(&mut first).await.is_some() {}
         assert!(first.is_end_stream());
+        let recording = first.recording.clone();
+        let sent = || recording.lock().unwrap().source.watch_ref().is_sent();
+        assert!(sent());
         let second = Tape::rewind(first.recording.clone()).unwrap();
+        // Sent again: not whole until the second send reaches its end.
+        assert!(!sent());
         assert!(!second.is_end_stream());
         assert_eq!(second.size_hint().exact(), Some(10));
         let replay = second.collect().await.unwrap().to_bytes();
         assert_eq!(replay, "whole body");
+        assert!(sent());
     }
 
     #[tokio::test]
@@ -407,6 +424,25 @@ mod tests {
         let recording = tape.recording.clone();
         let rest = tape.collect().await.unwrap().to_bytes();
         assert_eq!(rest, "twothree");
+        assert!(recording.lock().unwrap().kept.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_tape_sent_again_plays_all_that_was_kept_though_the_exchange_ends_meanwhile() {
+        let mut first = tape(&[b"one", b"two", b"three", b"four"], false);
+        let forget = first.forget_when_dropped();
+        for _ in 0..3 {
+            next(&mut first).await.unwrap();
+        }
+        let mut second = Tape::rewind(first.recording.clone()).unwrap();
+        assert_eq!(next(&mut second).await.unwrap().into_data().unwrap(), "one");
+        // The answer comes while the second send has played one kept frame of three.
+        drop(forget);
+        assert!(!second.is_end_stream());
+        assert_eq!(second.size_hint().lower(), 8);
+        let recording = second.recording.clone();
+        let rest = second.collect().await.unwrap().to_bytes();
+        assert_eq!(rest, "twothreefour");
         assert!(recording.lock().unwrap().kept.is_empty());
     }
 }

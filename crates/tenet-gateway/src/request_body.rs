@@ -111,6 +111,11 @@ impl BodyWatch {
         self.sent.load(Ordering::Acquire)
     }
 
+    /// Mark the body as taken whole by the upstream side, or (a request sent again) not.
+    pub(crate) fn set_sent(&self, sent: bool) {
+        self.sent.store(sent, Ordering::Release);
+    }
+
     /// How many frames of the body the upstream side has taken so far.
     pub(crate) fn frames_taken(&self) -> u64 {
         self.frames.load(Ordering::Acquire)
@@ -235,6 +240,11 @@ impl<B: ClientBody> ForwardedBody<B> {
 
     pub(crate) fn watch(&self) -> Arc<BodyWatch> {
         self.watch.clone()
+    }
+
+    /// What the forwarding side learns about this body.
+    pub(crate) fn watch_ref(&self) -> &BodyWatch {
+        &self.watch
     }
 
     /// The idle limit of this body.
