@@ -85,9 +85,9 @@ impl Replay {
 }
 
 /// Dropped when a request's exchange is over (answered, or failed for good): from then on
-/// its body is never sent again, so what was kept of it is let go, and nothing more is kept.
-/// A long upload or a gRPC stream would otherwise hold up to [`REPLAY_LIMIT`] (and the read
-/// buffers its frames point into) for its whole life.
+/// its body is never sent again, so nothing more is kept, and what was kept is let go once
+/// the send in progress has played it. A long upload or a gRPC stream would otherwise hold
+/// up to [`REPLAY_LIMIT`] for its whole life.
 pub(crate) struct Forget<B: ClientBody = Incoming>(Arc<Mutex<Recording<B>>>);
 
 impl<B: ClientBody> Drop for Forget<B> {
