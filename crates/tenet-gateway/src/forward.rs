@@ -326,6 +326,7 @@ impl Upstream {
         unsent_body: Option<Arc<BodyWatch>>,
     ) -> Result<http::Response<UpstreamBody>, ForwardError> {
         let mut resends = 0;
+        let head_only = request.method() == http::Method::HEAD;
         loop {
             let (connection, reused) = match self.take_idle() {
                 Some(connection) => (connection, true),
@@ -373,7 +374,12 @@ impl Upstream {
                     let home = sender.map(|sender| (self.clone(), sender));
                     let request_body = unsent_body;
                     let idle_limit = self.body_idle_timeout;
+                    let status = response.status();
+                    let has_body = !head_only
+                        && status != http::StatusCode::NO_CONTENT
+                        && status != http::StatusCode::NOT_MODIFIED;
                     return Ok(response.map(|body| UpstreamBody {
+                        unseen: has_body.then(|| body.size_hint().exact()).flatten(),
                         body,
                         home,
                         request_body,
@@ -654,7 +660,16 @@ pub(crate) struct UpstreamBody {
     idle_limit: Duration,
     /// Runs while the caller's side waits for the next frame.
     wait: WaitTimer,
+    /// How many bytes of the body its `Content-Length` still announces. hyper ends an HTTP/2
+    /// body cut off by `RST_STREAM` or `GOAWAY` with `NO_ERROR` (or `CANCEL`) as if it were
+    /// whole; a body that ends short of its length is an error instead.
+    unseen: Option<u64>,
 }
+
+/// The upstream ended an answer's body before the length it announced.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream ended the answer body {0} bytes short of its Content-Length")]
+pub(crate) struct AnswerCutShort(u64);
 
 /// The upstream sent nothing of an answer's body for this long while it was awaited.
 #[derive(Debug, thiserror::Error)]
@@ -685,8 +700,23 @@ impl HttpBody for UpstreamBody {
             match &frame {
                 // A broken answer: its connection is not reused.
                 Some(Err(_)) => this.home = None,
-                None => this.done = true,
-                Some(Ok(_)) => {}
+                None => {
+                    if let Some(short) = this.unseen.filter(|n| *n > 0) {
+                        this.home = None;
+                        metrics::counter!("tenet_gateway_upstream_errors_total").increment(1);
+                        warn!(
+                            short,
+                            "upstream ended an answer body short of its length; answer cut off"
+                        );
+                        return Poll::Ready(Some(Err(AnswerCutShort(short).into())));
+                    }
+                    this.done = true;
+                }
+                Some(Ok(frame)) => {
+                    if let (Some(unseen), Some(data)) = (this.unseen.as_mut(), frame.data_ref()) {
+                        *unseen = unseen.saturating_sub(data.len() as u64);
+                    }
+                }
             }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
@@ -1287,6 +1317,55 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ForwardError::BodyUnfinished(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_http2_answer_reset_short_of_its_length_ends_in_an_error() {
+        // `:status 200`, `content-length: 10`, then 3 bytes and RST_STREAM(NO_ERROR).
+        let (addr, _) = raw_upstream(|_, mut stream| async move {
+            let mut preface = [0u8; 24];
+            stream.read_exact(&mut preface).await.unwrap();
+            stream
+                .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+                .await
+                .unwrap();
+            loop {
+                let mut head = [0u8; 9];
+                if stream.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                let len =
+                    usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+                let mut payload = vec![0u8; len];
+                stream.read_exact(&mut payload).await.unwrap();
+                if head[3] != 1 {
+                    continue;
+                }
+                let id = &head[5..9];
+                let block: &[u8] = &[0x88, 0x0F, 0x0D, 0x02, b'1', b'0'];
+                let answer = [
+                    &[0, 0, 6, 1, 4][..],
+                    id,
+                    block,
+                    &[0, 0, 3, 0, 0],
+                    id,
+                    b"abc",
+                    &[0, 0, 4, 3, 0],
+                    id,
+                    &[0, 0, 0, 0],
+                ]
+                .concat();
+                stream.write_all(&answer).await.unwrap();
+                let mut rest = [0u8; 1024];
+                while stream.read(&mut rest).await.is_ok_and(|n| n > 0) {}
+                return;
+            }
+        })
+        .await;
+        let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
+        let response = get(&upstream).await.unwrap();
+        let err = response.into_body().collect().await.unwrap_err();
+        assert!(err.to_string().contains("7 bytes short"), "{err}");
     }
 
     #[tokio::test]
