@@ -255,14 +255,18 @@ impl Upstream {
         // is one.
         parts.version = http::Version::HTTP_11;
         let (watch, idle, streaming) = (body.watch(), body.idle(), body.is_streaming());
-        // A connection may carry another request only once this body is all sent.
-        let unsent_body = (!body.is_end_stream()).then(|| watch.clone());
-        let (body, _forget) = if body.is_end_stream() {
-            (RequestBody::Client(body), None)
+        // A connection may carry another request only once this body is all sent; a body is
+        // recorded so that the request can go out again.
+        let (body, unsent_body, _forget) = if body.is_end_stream() {
+            (RequestBody::Client(body), None, None)
         } else {
             let tape = Tape::new(body);
             let forget = tape.forget_when_dropped();
-            (RequestBody::Recorded(tape), Some(forget))
+            (
+                RequestBody::Recorded(tape),
+                Some(watch.clone()),
+                Some(forget),
+            )
         };
         let request = http::Request::from_parts(parts, body);
         let limit = self.response_timeout;
@@ -1195,27 +1199,10 @@ mod tests {
                     .await;
                 return;
             }
-            let mut preface = [0u8; 24];
-            stream.read_exact(&mut preface).await.unwrap();
-            // An empty SETTINGS frame.
-            stream
-                .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
-                .await
-                .unwrap();
+            h2_handshake(&mut stream).await;
             let mut answer_first = after_one;
-            loop {
-                let mut head = [0u8; 9];
-                if stream.read_exact(&mut head).await.is_err() {
-                    return;
-                }
-                let len =
-                    usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
-                let mut payload = vec![0u8; len];
-                stream.read_exact(&mut payload).await.unwrap();
-                if head[3] != 1 {
-                    continue;
-                }
-                let id = &head[5..9];
+            while let Some(id) = next_h2_request(&mut stream).await {
+                let id = &id[..];
                 if std::mem::take(&mut answer_first) {
                     // HEADERS, END_STREAM and END_HEADERS: `:status 200` (static index 8).
                     let answer = [&[0, 0, 1, 1, 5][..], id, &[0x88]].concat();
@@ -1229,13 +1216,42 @@ mod tests {
                     Refusal::ResetInternal => [&[0, 0, 4, 3, 0][..], id, &[0, 0, 0, 2]].concat(),
                 };
                 stream.write_all(&frame).await.unwrap();
-                // Hold the connection open until the client closes it.
-                let mut rest = [0u8; 1024];
-                while stream.read(&mut rest).await.is_ok_and(|n| n > 0) {}
+                hold_open(&mut stream).await;
                 return;
             }
         })
         .await
+    }
+
+    /// Take an HTTP/2 client's preface and send an empty SETTINGS frame (raw frames).
+    async fn h2_handshake(stream: &mut TcpStream) {
+        let mut preface = [0u8; 24];
+        stream.read_exact(&mut preface).await.unwrap();
+        stream
+            .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+            .await
+            .unwrap();
+    }
+
+    /// The stream id (as sent) of the client's next request HEADERS, other frames skipped;
+    /// `None` once the client has closed.
+    async fn next_h2_request(stream: &mut TcpStream) -> Option<[u8; 4]> {
+        loop {
+            let mut head = [0u8; 9];
+            stream.read_exact(&mut head).await.ok()?;
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            stream.read_exact(&mut payload).await.ok()?;
+            if head[3] == 1 {
+                return Some([head[5], head[6], head[7], head[8]]);
+            }
+        }
+    }
+
+    /// Keep a connection open until the client closes it.
+    async fn hold_open(stream: &mut TcpStream) {
+        let mut rest = [0u8; 1024];
+        while stream.read(&mut rest).await.is_ok_and(|n| n > 0) {}
     }
 
     async fn post_through(upstream: &Arc<Upstream>) -> Result<String, ForwardError> {
@@ -1323,43 +1339,26 @@ mod tests {
     async fn an_http2_answer_reset_short_of_its_length_ends_in_an_error() {
         // `:status 200`, `content-length: 10`, then 3 bytes and RST_STREAM(NO_ERROR).
         let (addr, _) = raw_upstream(|_, mut stream| async move {
-            let mut preface = [0u8; 24];
-            stream.read_exact(&mut preface).await.unwrap();
-            stream
-                .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
-                .await
-                .unwrap();
-            loop {
-                let mut head = [0u8; 9];
-                if stream.read_exact(&mut head).await.is_err() {
-                    return;
-                }
-                let len =
-                    usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
-                let mut payload = vec![0u8; len];
-                stream.read_exact(&mut payload).await.unwrap();
-                if head[3] != 1 {
-                    continue;
-                }
-                let id = &head[5..9];
-                let block: &[u8] = &[0x88, 0x0F, 0x0D, 0x02, b'1', b'0'];
-                let answer = [
-                    &[0, 0, 6, 1, 4][..],
-                    id,
-                    block,
-                    &[0, 0, 3, 0, 0],
-                    id,
-                    b"abc",
-                    &[0, 0, 4, 3, 0],
-                    id,
-                    &[0, 0, 0, 0],
-                ]
-                .concat();
-                stream.write_all(&answer).await.unwrap();
-                let mut rest = [0u8; 1024];
-                while stream.read(&mut rest).await.is_ok_and(|n| n > 0) {}
+            h2_handshake(&mut stream).await;
+            let Some(id) = next_h2_request(&mut stream).await else {
                 return;
-            }
+            };
+            let id = &id[..];
+            let block: &[u8] = &[0x88, 0x0F, 0x0D, 0x02, b'1', b'0'];
+            let answer = [
+                &[0, 0, 6, 1, 4][..],
+                id,
+                block,
+                &[0, 0, 3, 0, 0],
+                id,
+                b"abc",
+                &[0, 0, 4, 3, 0],
+                id,
+                &[0, 0, 0, 0],
+            ]
+            .concat();
+            stream.write_all(&answer).await.unwrap();
+            hold_open(&mut stream).await;
         })
         .await;
         let upstream = upstream_speaking(addr, UpstreamProtocol::Http2);
