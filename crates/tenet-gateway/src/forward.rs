@@ -1367,6 +1367,110 @@ mod tests {
         assert!(err.to_string().contains("7 bytes short"), "{err}");
     }
 
+    /// An h2c upstream on raw frames that takes a request, lowers its streams' initial
+    /// window to 4,096 bytes once the first DATA frame has come, answers with its head at
+    /// once, then reads the body slowly (a millisecond for every 4,096 bytes), opening the stream and connection windows again for
+    /// every DATA frame it read, and ends its answer with the number of body bytes it got.
+    async fn window_lowering_upstream() -> SocketAddr {
+        let (addr, _) = raw_upstream(|_, mut stream| async move {
+            h2_handshake(&mut stream).await;
+            let Some(id) = next_h2_request(&mut stream).await else {
+                return;
+            };
+            let mut got = 0usize;
+            let mut unread = 0usize;
+            let mut lowered = false;
+            loop {
+                let mut head = [0u8; 9];
+                if stream.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                let len =
+                    usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+                let mut payload = vec![0u8; len];
+                if stream.read_exact(&mut payload).await.is_err() {
+                    return;
+                }
+                if head[3] != 0 {
+                    continue;
+                }
+                got += len;
+                if !std::mem::replace(&mut lowered, true) {
+                    // SETTINGS_INITIAL_WINDOW_SIZE = 4096, then `:status 200`.
+                    let settings = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0x10, 0];
+                    let answer = [&[0, 0, 1, 1, 4][..], &id, &[0x88]].concat();
+                    stream
+                        .write_all(&[&settings[..], &answer].concat())
+                        .await
+                        .unwrap();
+                }
+                // Slow by the byte: a millisecond for every 4,096 bytes.
+                unread += len;
+                while unread >= 4096 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    unread -= 4096;
+                }
+                if len > 0 {
+                    let n = u32::try_from(len).unwrap().to_be_bytes();
+                    let updates = [
+                        &[0, 0, 4, 8, 0][..],
+                        &id,
+                        &n,
+                        &[0, 0, 4, 8, 0, 0, 0, 0, 0],
+                        &n,
+                    ]
+                    .concat();
+                    stream.write_all(&updates).await.unwrap();
+                }
+                if head[4] & 1 == 1 {
+                    let text = got.to_string();
+                    let size = u8::try_from(text.len()).unwrap();
+                    let data = [&[0, 0, size, 0, 1][..], &id, text.as_bytes()].concat();
+                    stream.write_all(&data).await.unwrap();
+                    hold_open(&mut stream).await;
+                    return;
+                }
+            }
+        })
+        .await;
+        addr
+    }
+
+    /// An upload through the window-lowering upstream: `pieces` chunks of 1,000 bytes,
+    /// `gap` apart; the number of bytes the upstream got.
+    async fn upload_to_a_window_lowering_upstream(pieces: usize, gap: Duration) -> String {
+        let upstream = upstream_speaking(window_lowering_upstream().await, UpstreamProtocol::Http2);
+        let upstream = Arc::new(Upstream {
+            response_timeout: Duration::from_secs(5),
+            ..Arc::into_inner(upstream).unwrap()
+        });
+        let head = "POST /stream HTTP/1.1\r\nHost: upstream\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (parts, body, mut client) = client_request(head, b"").await;
+        tokio::spawn(async move {
+            for _ in 0..pieces {
+                tokio::time::sleep(gap).await;
+                let piece = [&b"3e8\r\n"[..], &[b'x'; 1000], b"\r\n"].concat();
+                client.write_all(&piece).await.unwrap();
+            }
+            client.write_all(b"0\r\n\r\n").await.unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        });
+        let body = ForwardedBody::new(body, Duration::from_secs(60), false, "r".into());
+        let response = upstream.send(parts, "/stream", body).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(8), text(response)).await;
+        answer.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_upload_goes_on_after_an_http2_upstream_lowers_its_window() {
+        // A trickle, 40 pieces 10 ms apart; then 300 pieces at once, so that the client has
+        // sent the whole initial window when the upstream lowers it.
+        let trickle = upload_to_a_window_lowering_upstream(40, Duration::from_millis(10));
+        assert_eq!(trickle.await, "40000");
+        let burst = upload_to_a_window_lowering_upstream(300, Duration::ZERO);
+        assert_eq!(burst.await, "300000");
+    }
+
     #[tokio::test]
     async fn a_put_whose_stream_a_reused_connection_reset_is_not_repeated() {
         let (addr, accepted) = refusing_h2_upstream(Refusal::ResetInternal, true).await;
