@@ -39,6 +39,11 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an HTTP/1.x connection may stay idle between requests.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a client may take nothing of the answers it asked for: on HTTP/1.x no write to
+/// it goes through, on HTTP/2 no answer body is pulled (its flow-control windows stay shut)
+/// while none waits for its upstream. Such a connection is closed: it would otherwise hold
+/// its upstream connections for ever (nginx's `send_timeout`).
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an HTTP/1.x connection may wait after its handshake before its first request
 /// starts: a connection that never asks for anything should not hold one of the listener's
 /// connection slots for a whole [`IDLE_TIMEOUT`].
@@ -221,6 +226,10 @@ async fn serve_connection(
         let detail = format!("request head not complete within {HEADER_TIMEOUT:?}");
         return refuse_head(&listener, &shared, &info, refusal, detail).await;
     }
+    if verdict.as_ref().is_some_and(FramingVerdict::send_timed_out) {
+        send_stalled(peer, SEND_TIMEOUT);
+        return;
+    }
     if let Err(e) = result {
         // Malformed HTTP, oversized heads and slow clients end here; hyper has already
         // answered with 400/431 where the protocol allows.
@@ -250,6 +259,7 @@ async fn serve_http1(
     let activity = Activity::default();
     let mut guard = FramingGuard::new(tls, verdict.clone())
         .with_head_timeout(HEADER_TIMEOUT)
+        .with_send_timeout(SEND_TIMEOUT)
         .parking(activity.clone())
         .lingering(PARK_AFTER);
     // No hyper timer: the guard times out started heads, and parked connections time out
@@ -405,12 +415,21 @@ fn timed_out(peer: SocketAddr, first: bool, after: Duration) {
     debug!(%peer, reason, ?after, "connection ended: nothing to serve");
 }
 
+/// Count and log a connection closed because its client took nothing of its answers for
+/// `after`.
+fn send_stalled(peer: SocketAddr, after: Duration) {
+    metrics::counter!("tenet_gateway_connections_timed_out_total", "reason" => "send_stalled")
+        .increment(1);
+    info!(%peer, ?after, "connection closed: the client took none of its answers");
+}
+
 /// Run an HTTP/2 connection to its end, shutting it down gracefully (GOAWAY) when the gateway
 /// stops or when it has nothing to do: no stream by [`FIRST_REQUEST_TIMEOUT`] after the
 /// handshake, later no new stream and none open for an [`IDLE_TIMEOUT`] window (so between
 /// one and two of them after the last stream ended). hyper's HTTP/2 server has no idle
 /// timeout of its own, and its keep-alive pings would otherwise keep an unused connection
-/// open for ever.
+/// open for ever. A connection whose client took none of its answers between two checks a
+/// [`SEND_TIMEOUT`] apart is dropped (see [`Activity::stalled_since`]).
 async fn drive_http2<C: GracefulConnection>(
     mut connection: Pin<Box<C>>,
     stopped: &mut watch::Receiver<bool>,
@@ -419,9 +438,19 @@ async fn drive_http2<C: GracefulConnection>(
 ) -> Result<(), C::Error> {
     let mut seen = 0;
     let mut window = FIRST_REQUEST_TIMEOUT;
+    let mut pulls = requests.pulls();
+    let mut send_check = Box::pin(tokio::time::sleep(SEND_TIMEOUT));
     loop {
         tokio::select! {
             result = connection.as_mut() => return result,
+            () = send_check.as_mut() => {
+                if requests.stalled_since(pulls) {
+                    send_stalled(peer, SEND_TIMEOUT);
+                    return Ok(());
+                }
+                pulls = requests.pulls();
+                send_check.as_mut().reset(tokio::time::Instant::now() + SEND_TIMEOUT);
+            }
             _ = stopped.changed() => {
                 connection.as_mut().graceful_shutdown();
                 return stop_http2(connection, requests).await;
@@ -672,5 +701,120 @@ async fn refuse_handshake(
     );
     if let Err(e) = shared.sink.record(event).await {
         warn!(error = %e, "could not record a refused handshake");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// What the served answer is.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// 1 MiB at once.
+        Large,
+        /// 10 bytes after its upstream was silent for three send timeouts.
+        Late,
+    }
+
+    /// An HTTP/2 connection driven by `drive_http2`, serving `answer` to a client that opens
+    /// no flow-control window (`drip` `None`) or takes 16 KiB every `drip`. The bytes the
+    /// client got, and whether and when the driver ended.
+    async fn serve_h2(answer: Answer, drip: Option<Duration>) -> (usize, Option<Duration>) {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let activity = Activity::default();
+        let requests = activity.clone();
+        let service = service_fn(move |_: http::Request<hyper::body::Incoming>| {
+            let in_flight = activity.begin();
+            async move {
+                let body = match answer {
+                    Answer::Large => crate::response::full(vec![b'x'; 1 << 20]),
+                    Answer::Late => {
+                        Late(Some(Box::pin(tokio::time::sleep(SEND_TIMEOUT * 3)))).boxed()
+                    }
+                };
+                Ok::<_, Infallible>(http::Response::new(TrackedBody::new(body, in_flight)))
+            }
+        });
+        let connection = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(server), service);
+        let (_stop, mut stopped) = watch::channel(false);
+        let start = tokio::time::Instant::now();
+        let driver = tokio::spawn(async move {
+            let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
+            let _ = drive_http2(Box::pin(connection), &mut stopped, &requests, peer).await;
+            start.elapsed()
+        });
+
+        let window = if drip.is_some() { 16 * 1024 } else { 0 };
+        let (mut sender, connection) = h2::client::Builder::new()
+            .initial_window_size(window)
+            .handshake::<_, Bytes>(client)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = http::Request::get("https://h/").body(()).unwrap();
+        let (answer, _) = sender.send_request(request, true).unwrap();
+        let mut body = answer.await.unwrap().into_body();
+        let mut got = 0;
+        if let Some(drip) = drip {
+            while let Some(Ok(data)) = body.data().await {
+                got += data.len();
+                tokio::time::sleep(drip).await;
+                let _ = body.flow_control().release_capacity(data.len());
+            }
+        }
+        let ended = tokio::time::timeout(SEND_TIMEOUT * 3, driver).await;
+        (got, ended.ok().map(Result::unwrap))
+    }
+
+    /// A body of 10 bytes that come when its timer fires (an upstream silent until then).
+    struct Late(Option<Pin<Box<tokio::time::Sleep>>>);
+
+    impl hyper::body::Body for Late {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+            let Some(timer) = self.0.as_mut() else {
+                return Poll::Ready(None);
+            };
+            std::task::ready!(timer.as_mut().poll(cx));
+            self.0 = None;
+            let data = hyper::body::Frame::data(Bytes::from_static(b"0123456789"));
+            Poll::Ready(Some(Ok(data)))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http2_client_that_opens_no_window_is_cut_off_after_the_send_timeout() {
+        let (got, ended) = serve_h2(Answer::Large, None).await;
+        assert_eq!(got, 0);
+        let ended = ended.expect("the connection is dropped");
+        // Checked once every send timeout: cut off at the second check at the latest.
+        assert!(
+            ended >= SEND_TIMEOUT && ended <= SEND_TIMEOUT * 2,
+            "{ended:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http2_client_that_takes_its_answer_slowly_gets_all_of_it() {
+        // 16 KiB every 5 s: the whole answer takes more than five minutes.
+        let (got, _) = serve_h2(Answer::Large, Some(Duration::from_secs(5))).await;
+        assert_eq!(got, 1 << 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_waiting_for_its_upstream_is_not_the_clients_stall() {
+        let (got, _) = serve_h2(Answer::Late, Some(Duration::ZERO)).await;
+        assert_eq!(got, 10);
     }
 }

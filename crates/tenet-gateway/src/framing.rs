@@ -77,6 +77,8 @@ struct Verdict {
     pending: Option<(u64, Rejection)>,
     /// A started request head did not complete in time and the stream was failed.
     head_timed_out: bool,
+    /// A write stayed blocked for the send timeout: the client stopped taking its answer.
+    send_timed_out: bool,
 }
 
 impl FramingVerdict {
@@ -108,6 +110,15 @@ impl FramingVerdict {
             .head_timed_out
     }
 
+    /// Whether the connection ended because the client took nothing written to it for the
+    /// send timeout.
+    pub(crate) fn send_timed_out(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send_timed_out
+    }
+
     /// Keep the first rejection for request `request`; later ones cannot happen (the guard
     /// stops at the first) and would not replace it.
     fn record(&self, request: u64, rejection: Rejection) {
@@ -135,6 +146,11 @@ pub(crate) struct FramingGuard<IO> {
     head_timeout: Option<Duration>,
     /// When the head being received must be complete.
     head_deadline: Option<Pin<Box<Sleep>>>,
+    /// How long a write may stay blocked (the client taking nothing); `None` for no limit.
+    send_timeout: Option<Duration>,
+    /// When the blocked write must have progressed; armed when a write or flush is pending,
+    /// cleared when one completes.
+    send_deadline: Option<Pin<Box<Sleep>>>,
     /// Set when idle connections park (see the `keepalive` module): the responses still
     /// being answered.
     activity: Option<Activity>,
@@ -223,6 +239,8 @@ impl<IO> FramingGuard<IO> {
             io_eof: false,
             head_timeout: None,
             head_deadline: None,
+            send_timeout: None,
+            send_deadline: None,
             activity: None,
             unflushed: false,
             idle_seen: false,
@@ -353,6 +371,14 @@ impl<IO> FramingGuard<IO> {
     /// so hyper's own header timeout cannot see them.
     pub(crate) fn with_head_timeout(mut self, timeout: Duration) -> Self {
         self.head_timeout = Some(timeout);
+        self
+    }
+
+    /// Fail a write or flush that stays blocked for `timeout`: a client that stops reading
+    /// would otherwise hold the connection, and the upstream connection its answer comes
+    /// from, for ever. Each write that goes through starts the time again.
+    pub(crate) fn with_send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = Some(timeout);
         self
     }
 
@@ -488,6 +514,37 @@ impl<IO: AsyncRead + Unpin> FramingGuard<IO> {
 }
 
 impl<IO> FramingGuard<IO> {
+    /// After a write or flush polled as `polled`: clear the send deadline when it went
+    /// through, arm or check it when it is blocked; an error once it has passed.
+    fn check_send<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.send_deadline = None;
+            return polled;
+        }
+        let Some(timeout) = self.send_timeout else {
+            return polled;
+        };
+        let deadline = self
+            .send_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if deadline.as_mut().poll(cx).is_pending() {
+            return polled;
+        }
+        self.verdict
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send_timed_out = true;
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the client took nothing written to it for {timeout:?}"),
+        )))
+    }
+
     /// Arm, disarm or check the head deadline; `Some` when it has passed.
     fn poll_head_deadline(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
         let timeout = self.head_timeout?;
@@ -561,12 +618,14 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for FramingGuard<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.unflushed = true;
-        Pin::new(&mut this.io).poll_write(cx, buf)
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.check_send(cx, polled)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_flush(cx);
+        let polled = this.check_send(cx, polled);
         if let Poll::Ready(Ok(())) = polled {
             this.unflushed = false;
             if std::mem::take(&mut this.wake_on_flush) {
@@ -587,7 +646,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for FramingGuard<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.unflushed = true;
-        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.check_send(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -1870,6 +1930,69 @@ mod tests {
         assert_eq!(poll_once(&mut guard), None);
         assert_eq!(poll_once(&mut guard), None);
         assert!(!guard.take_parked());
+    }
+
+    /// hyper serving one 1 MiB answer through a guard with a 10 s send timeout to a client
+    /// that reads `read` bytes of it, then (`gap`) reads the rest 16 KiB at a time, `gap`
+    /// apart, or stops; how the connection ended (an error: whether the send timeout ended
+    /// it) and after how long.
+    async fn answer_a_slow_client(
+        read: usize,
+        gap: Option<Duration>,
+    ) -> (Result<(), bool>, Duration) {
+        let (client, server) = tokio::io::duplex(16 * 1024);
+        let verdict = FramingVerdict::default();
+        let guard =
+            FramingGuard::new(server, verdict.clone()).with_send_timeout(Duration::from_secs(10));
+        let (mut reader, mut writer) = tokio::io::split(client);
+        let head = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+        writer.write_all(head).await.unwrap();
+        tokio::spawn(async move {
+            let mut taken = vec![0u8; read];
+            reader.read_exact(&mut taken).await.unwrap();
+            if let Some(gap) = gap {
+                let mut piece = vec![0u8; 16 * 1024];
+                while reader.read(&mut piece).await.is_ok_and(|n| n > 0) {
+                    tokio::time::sleep(gap).await;
+                }
+            }
+            // Keeps the pipe open, unread.
+            std::future::pending::<()>().await;
+            drop(writer);
+        });
+        let service = service_fn(|_: Request<Incoming>| async {
+            Ok::<_, Infallible>(Response::new(crate::response::full(vec![b'x'; 1 << 20])))
+        });
+        let start = tokio::time::Instant::now();
+        let serving = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(guard), service);
+        let served = tokio::time::timeout(Duration::from_secs(3600), serving)
+            .await
+            .expect("the connection ends within the hour")
+            .map_err(|_| verdict.send_timed_out());
+        (served, start.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_its_answer_is_cut_off_after_the_send_timeout() {
+        // Nothing read at all, and a first part read: either way ten seconds after the last
+        // write that went through.
+        for read in [0, 300 * 1024] {
+            let (served, after) = answer_a_slow_client(read, None).await;
+            assert_eq!(served, Err(true), "failed for the send timeout");
+            assert!(
+                after >= Duration::from_secs(10) && after < Duration::from_secs(11),
+                "{after:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_client_that_keeps_reading_gets_its_whole_answer() {
+        // 16 KiB every 5 s: the whole answer takes more than five minutes.
+        let (served, after) = answer_a_slow_client(0, Some(Duration::from_secs(5))).await;
+        served.unwrap();
+        assert!(after > Duration::from_secs(300), "{after:?}");
     }
 
     #[tokio::test]

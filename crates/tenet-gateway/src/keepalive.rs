@@ -43,6 +43,12 @@ pub(crate) struct Activity(Arc<Counters>);
 struct Counters {
     started: AtomicU64,
     in_flight: AtomicUsize,
+    /// Response bodies handed to hyper and not yet dropped.
+    answering: AtomicUsize,
+    /// Of those, the ones whose last poll found them waiting for their upstream.
+    awaiting_upstream: AtomicUsize,
+    /// Polls of response bodies by hyper: it polls one only when the client can take more.
+    pulls: AtomicU64,
     /// The reader that found the connection busy: woken when the last response is with
     /// hyper (hyper itself may not read again until the client sends something).
     waiting: Mutex<Option<Waker>>,
@@ -71,6 +77,23 @@ impl Activity {
     /// How many requests of this connection have reached the service.
     pub(crate) fn started(&self) -> u64 {
         self.0.started.load(Ordering::Acquire)
+    }
+
+    /// How many times hyper has polled this connection's response bodies.
+    pub(crate) fn pulls(&self) -> u64 {
+        self.0.pulls.load(Ordering::Acquire)
+    }
+
+    /// Whether the client has taken none of its answers since [`Self::pulls`] was `pulls`:
+    /// response bodies are with hyper, none was polled since, and none is waiting for its
+    /// upstream (an upstream's silence is the upstream body's own idle limit to judge).
+    /// hyper polls a body only when the client can take more (on HTTP/2, when the stream
+    /// has flow-control window), so a client that keeps its windows shut, or stops reading,
+    /// leaves its bodies unpolled.
+    pub(crate) fn stalled_since(&self, pulls: u64) -> bool {
+        self.0.answering.load(Ordering::Acquire) > 0
+            && self.0.awaiting_upstream.load(Ordering::Acquire) == 0
+            && self.pulls() == pulls
     }
 
     /// Wake `waker` when the last response in flight is with hyper.
@@ -106,18 +129,33 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request marked in flight until hyper drops it.
+/// A response body that keeps its request marked in flight until hyper drops it, and
+/// counts hyper's polls of it (see [`Activity::stalled_since`]).
 pub(crate) struct TrackedBody {
     body: Body,
-    _in_flight: InFlight,
+    in_flight: InFlight,
+    /// The last poll found the body waiting for its upstream.
+    awaiting_upstream: bool,
 }
 
 impl TrackedBody {
     pub(crate) fn new(body: Body, in_flight: InFlight) -> Self {
+        in_flight.0.answering.fetch_add(1, Ordering::AcqRel);
         Self {
             body,
-            _in_flight: in_flight,
+            in_flight,
+            awaiting_upstream: false,
         }
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        let counters = &self.in_flight.0;
+        if self.awaiting_upstream {
+            counters.awaiting_upstream.fetch_sub(1, Ordering::AcqRel);
+        }
+        counters.answering.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -129,7 +167,19 @@ impl HttpBody for TrackedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        let counters = &this.in_flight.0;
+        counters.pulls.fetch_add(1, Ordering::AcqRel);
+        if polled.is_pending() != this.awaiting_upstream {
+            this.awaiting_upstream = polled.is_pending();
+            if this.awaiting_upstream {
+                counters.awaiting_upstream.fetch_add(1, Ordering::AcqRel);
+            } else {
+                counters.awaiting_upstream.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
