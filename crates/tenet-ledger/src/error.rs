@@ -118,7 +118,21 @@ impl LedgerError {
     /// Whether this failure stops the ledger until it is reopened: a failed write or sync
     /// (after a failed fsync the page cache may have dropped data).
     pub fn stops_the_ledger(&self) -> bool {
-        matches!(self, LedgerError::Io { .. })
+        matches!(self, LedgerError::Io { .. }) && !self.is_transient()
+    }
+
+    /// Whether this failure is the process or the system running out of file descriptors
+    /// (`EMFILE`, `ENFILE`): only opening a file fails that way, before anything is written
+    /// or synced, so the same work can be tried again once descriptors are free.
+    pub fn is_transient(&self) -> bool {
+        const ENFILE: i32 = 23;
+        const EMFILE: i32 = 24;
+        match self {
+            LedgerError::Io { error, .. } => {
+                matches!(error.raw_os_error(), Some(ENFILE | EMFILE))
+            }
+            _ => false,
+        }
     }
 }
 
@@ -126,4 +140,29 @@ impl LedgerError {
 pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LedgerError {
     let path = path.into();
     move |error| LedgerError::Io { path, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(error: std::io::Error) -> LedgerError {
+        LedgerError::Io {
+            path: PathBuf::from("ledger/segments"),
+            error,
+        }
+    }
+
+    #[test]
+    fn running_out_of_descriptors_is_transient_and_other_io_failures_stop_the_ledger() {
+        for exhausted in [23, 24] {
+            let e = io(std::io::Error::from_raw_os_error(exhausted));
+            assert!(e.is_transient() && !e.stops_the_ledger(), "{e}");
+        }
+        // EIO, as a failed fsync reports it; ENOSPC.
+        for failed in [5, 28] {
+            let e = io(std::io::Error::from_raw_os_error(failed));
+            assert!(!e.is_transient() && e.stops_the_ledger(), "{e}");
+        }
+    }
 }

@@ -634,7 +634,10 @@ impl Ledger {
         // only safe reaction is to stop writing (reopening re-reads what is on disk).
         if let Some(dir) = self.unsynced_dir() {
             if let Err(e) = sync_dir(&dir) {
-                self.poisoned = true;
+                // A directory that could not even be opened was not synced: try again later.
+                if !e.is_transient() {
+                    self.poisoned = true;
+                }
                 return Err(e);
             }
             self.dir_unsynced_since = None;

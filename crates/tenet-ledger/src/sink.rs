@@ -633,10 +633,7 @@ impl Writer {
             Done::Stopped(_) => {}
             Done::Sync(Err(e)) => {
                 self.sync_in_flight = false;
-                if e.stops_the_ledger() {
-                    self.ledger.poison();
-                }
-                self.fail(format!("syncing the ledger: {e}"));
+                self.sync_failed(&e);
             }
         }
     }
@@ -645,7 +642,7 @@ impl Writer {
     /// on the checkpoint thread under the interval policy (one sync in flight at a time).
     fn sync_if_due(&mut self) {
         if let Err(e) = self.ledger.sync_if_due() {
-            self.fail(format!("syncing the ledger: {e}"));
+            self.sync_failed(&e);
         }
         if self.sync_every.is_none() || self.sync_in_flight || self.failure.is_some() {
             return;
@@ -659,13 +656,32 @@ impl Writer {
                 }
             }
             Ok(None) => {}
-            Err(e) => self.fail(format!("syncing the ledger: {e}")),
+            Err(e) => self.sync_failed(&e),
         }
+    }
+
+    /// A sync that failed stops the sink, unless it could not even open a file for want of
+    /// descriptors: then nothing was synced, the records are still unsynced, and the next
+    /// sync (at the next batch under the in-line policies, the next interval otherwise)
+    /// tries again.
+    fn sync_failed(&mut self, e: &LedgerError) {
+        if e.is_transient() {
+            tracing::warn!(error = %e, "ledger sync failed for want of file descriptors; tried again later");
+            return;
+        }
+        if e.stops_the_ledger() {
+            self.ledger.poison();
+        }
+        self.fail(format!("syncing the ledger: {e}"));
     }
 
     /// How long to wait for events before looking at the clock again.
     fn wait(&self) -> Duration {
         let mut idle = self.options.idle_wake;
+        if self.failure.is_some() {
+            // No checkpoint will be started: an overdue one must not make this a busy loop.
+            return idle;
+        }
         if let Some(every) = self.sync_every {
             idle = idle.min(every);
         }
@@ -776,6 +792,15 @@ impl Writer {
     }
 
     fn checkpoint_failed(&mut self, e: &LedgerError) {
+        if e.is_transient() {
+            // Nothing was signed or stored: the next checkpoint, one interval from now,
+            // covers these entries too.
+            tracing::warn!(error = %e, "checkpoint failed for want of file descriptors; tried again later");
+            if self.unsigned_since.is_none() {
+                self.unsigned_since = Some(self.clock.now());
+            }
+            return;
+        }
         if e.stops_the_ledger() {
             self.ledger.poison();
         }
