@@ -193,23 +193,23 @@ pub(crate) fn strip_tenet_cookies(headers: &mut HeaderMap) {
         return;
     }
     headers.remove(header::COOKIE);
-    for field in fields {
-        let Ok(text) = field.to_str() else { continue };
-        let kept: Vec<&str> = text
-            .split(';')
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty())
-            .filter(|pair| {
-                let name = pair.split('=').next().unwrap_or_default().trim();
-                !name.starts_with(COOKIE_PREFIX)
-            })
-            .collect();
-        if kept.is_empty() {
-            continue;
-        }
-        if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
-            headers.append(header::COOKIE, value);
-        }
+    // One field, as an HTTP/1.1 upstream expects it (RFC 9113 §8.2.3).
+    let kept: Vec<&str> = fields
+        .iter()
+        .filter_map(|field| field.to_str().ok())
+        .flat_map(|text| text.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default().trim();
+            !name.starts_with(COOKIE_PREFIX)
+        })
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
+        headers.insert(header::COOKIE, value);
     }
 }
 
@@ -235,7 +235,7 @@ mod tests {
             .iter()
             .map(|v| v.to_str().unwrap())
             .collect();
-        assert_eq!(left, vec!["a=1; b=2", "c=3"]);
+        assert_eq!(left, vec!["a=1; b=2; c=3"]);
     }
 
     #[test]

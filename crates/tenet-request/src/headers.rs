@@ -109,6 +109,28 @@ pub fn prepare_upstream_headers(headers: &mut HeaderMap) {
             headers.remove(&name);
         }
     }
+    join_cookie_fields(headers);
+}
+
+/// Several `Cookie` fields (HTTP/2 clients split the header into one field per cookie) as
+/// the one field an HTTP/1.1 server expects, joined with `"; "` (RFC 9113 §8.2.3, RFC 6265
+/// §5.4). A single field is left as it is.
+pub fn join_cookie_fields(headers: &mut HeaderMap) {
+    let mut fields = headers.get_all(header::COOKIE).iter();
+    if fields.next().is_none() || fields.next().is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for field in headers.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(field.as_bytes());
+    }
+    // Made of valid field values and "; ", so itself a valid one.
+    if let Ok(value) = http::HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, value);
+    }
 }
 
 fn is_gateway_only(name: &HeaderName) -> bool {

@@ -151,3 +151,15 @@ fn end_to_end_fields_pass_through_with_all_values() {
     prepare_upstream_headers(&mut headers);
     assert_eq!(headers, before);
 }
+
+#[test]
+fn cookie_fields_are_joined_into_one() {
+    let mut split = map(&[("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2; c=3")]);
+    prepare_upstream_headers(&mut split);
+    let cookies: Vec<_> = split.get_all("cookie").iter().collect();
+    assert_eq!(cookies, ["a=1; b=2; c=3"]);
+    let mut one = map(&[("cookie", "a=1;b=2")]);
+    prepare_upstream_headers(&mut one);
+    let cookies: Vec<_> = one.get_all("cookie").iter().collect();
+    assert_eq!(cookies, ["a=1;b=2"]);
+}
