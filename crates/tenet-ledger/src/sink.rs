@@ -326,6 +326,7 @@ impl LedgerSink {
             status: Arc::clone(&status),
             unsigned_since: None,
             failure: None,
+            transient_failures: 0,
         };
         let writer = Arc::new(Mutex::new(writer));
         let inline = inline_appends.then(|| {
@@ -531,6 +532,8 @@ struct Writer {
     /// When the oldest entry not covered by a checkpoint was stored.
     unsigned_since: Option<Instant>,
     failure: Option<String>,
+    /// Syncs and checkpoints that could not open a file for want of descriptors (retried).
+    transient_failures: u64,
 }
 
 /// The writer thread: batches of the events sent to it (`EveryBatch`), what inline leaders left
@@ -666,7 +669,7 @@ impl Writer {
     /// tries again.
     fn sync_failed(&mut self, e: &LedgerError) {
         if e.is_transient() {
-            tracing::warn!(error = %e, "ledger sync failed for want of file descriptors; tried again later");
+            self.transient_failure("a ledger sync", e);
             return;
         }
         if e.stops_the_ledger() {
@@ -793,12 +796,10 @@ impl Writer {
 
     fn checkpoint_failed(&mut self, e: &LedgerError) {
         if e.is_transient() {
-            // Nothing was signed or stored: the next checkpoint, one interval from now,
-            // covers these entries too.
-            tracing::warn!(error = %e, "checkpoint failed for want of file descriptors; tried again later");
-            if self.unsigned_since.is_none() {
-                self.unsigned_since = Some(self.clock.now());
-            }
+            // Nothing was signed or stored: the next try, one checkpoint interval from now
+            // (not at once, which would make the writer a busy loop), covers these entries.
+            self.transient_failure("a checkpoint", e);
+            self.unsigned_since = Some(self.clock.now());
             return;
         }
         if e.stops_the_ledger() {
@@ -845,6 +846,17 @@ impl Writer {
                 Ok(other) => self.finished(other),
                 Err(_) => return Err(SinkError::Io(CHECKPOINTER_STOPPED.into())),
             }
+        }
+    }
+
+    /// Log a sync or checkpoint that could not open a file for want of descriptors: the
+    /// first, then each time their number doubles (they are tried again on every tick while
+    /// the process is out of descriptors).
+    fn transient_failure(&mut self, what: &str, e: &LedgerError) {
+        self.transient_failures += 1;
+        if self.transient_failures.is_power_of_two() {
+            tracing::warn!(error = %e, failures = self.transient_failures,
+                "{what} failed for want of file descriptors; tried again later");
         }
     }
 
