@@ -98,6 +98,9 @@ pub(crate) async fn accept_loop(
 ) {
     info!(listener = %listener.name, addr = ?tcp.local_addr().ok(), "listener accepting");
     let mut connections = JoinSet::new();
+    // Accepts failed in a row (EMFILE and friends): each retried after 50 ms, logged when
+    // their number doubles.
+    let mut failed_accepts: u64 = 0;
     loop {
         let accepted = tokio::select! {
             accepted = tcp.accept() => accepted,
@@ -108,11 +111,20 @@ pub(crate) async fn accept_loop(
             Ok(pair) => pair,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                warn!(listener = %listener.name, error = %e, "accept failed");
+                failed_accepts += 1;
+                metrics::counter!("tenet_gateway_accept_errors_total").increment(1);
+                if failed_accepts.is_power_of_two() {
+                    warn!(listener = %listener.name, error = %e, failed_in_a_row = failed_accepts,
+                        "accept failed; retried every 50 ms");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
+        if failed_accepts > 0 {
+            info!(listener = %listener.name, failed_in_a_row = failed_accepts, "accepting again");
+            failed_accepts = 0;
+        }
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             metrics::counter!("tenet_gateway_connections_refused_total", "reason" => "limit")
                 .increment(1);
@@ -227,7 +239,7 @@ async fn serve_connection(
         return refuse_head(&listener, &shared, &info, refusal, detail).await;
     }
     if verdict.as_ref().is_some_and(FramingVerdict::send_timed_out) {
-        send_stalled(peer, SEND_TIMEOUT);
+        send_stalled(peer, "60 s");
         return;
     }
     if let Err(e) = result {
@@ -416,11 +428,12 @@ fn timed_out(peer: SocketAddr, first: bool, after: Duration) {
 }
 
 /// Count and log a connection closed because its client took nothing of its answers for
-/// `after`.
-fn send_stalled(peer: SocketAddr, after: Duration) {
+/// `took_nothing_for` (a write blocked for [`SEND_TIMEOUT`] on HTTP/1.x, no answer polled
+/// between two checks that far apart on HTTP/2).
+fn send_stalled(peer: SocketAddr, took_nothing_for: &'static str) {
     metrics::counter!("tenet_gateway_connections_timed_out_total", "reason" => "send_stalled")
         .increment(1);
-    info!(%peer, ?after, "connection closed: the client took none of its answers");
+    info!(%peer, took_nothing_for, "connection closed: the client took none of its answers");
 }
 
 /// Run an HTTP/2 connection to its end, shutting it down gracefully (GOAWAY) when the gateway
@@ -445,7 +458,7 @@ async fn drive_http2<C: GracefulConnection>(
             result = connection.as_mut() => return result,
             () = send_check.as_mut() => {
                 if requests.stalled_since(pulls) {
-                    send_stalled(peer, SEND_TIMEOUT);
+                    send_stalled(peer, "60 to 120 s");
                     return Ok(());
                 }
                 pulls = requests.pulls();
