@@ -452,6 +452,9 @@ async fn drive_http2<C: GracefulConnection>(
     let mut seen = 0;
     let mut window = FIRST_REQUEST_TIMEOUT;
     let mut pulls = requests.pulls();
+    // Both timers live across the loop's turns: one set anew on every turn would restart
+    // whenever the other fired.
+    let mut idle_check = Box::pin(tokio::time::sleep(window));
     let mut send_check = Box::pin(tokio::time::sleep(SEND_TIMEOUT));
     loop {
         tokio::select! {
@@ -468,15 +471,25 @@ async fn drive_http2<C: GracefulConnection>(
                 connection.as_mut().graceful_shutdown();
                 return stop_http2(connection, requests).await;
             }
-            () = tokio::time::sleep(window) => {
+            () = idle_check.as_mut() => {
                 let started = requests.started();
                 if started == seen && requests.is_idle(started) {
                     timed_out(peer, started == 0, window);
                     connection.as_mut().graceful_shutdown();
-                    return connection.await;
+                    // Every answer is with hyper, but a client that keeps its windows shut
+                    // would leave the last piece in hyper's buffers, and the connection open,
+                    // for ever.
+                    return match tokio::time::timeout(SEND_TIMEOUT, connection).await {
+                        Ok(result) => result,
+                        Err(_) => {
+                            send_stalled(peer, "60 s after its last answer");
+                            Ok(())
+                        }
+                    };
                 }
                 seen = started;
                 window = IDLE_TIMEOUT;
+                idle_check.as_mut().reset(tokio::time::Instant::now() + window);
             }
         }
     }
@@ -731,12 +744,18 @@ mod tests {
         Large,
         /// 10 bytes after its upstream was silent for three send timeouts.
         Late,
+        /// 1 KiB at once.
+        Small,
     }
 
     /// An HTTP/2 connection driven by `drive_http2`, serving `answer` to a client that opens
-    /// no flow-control window (`drip` `None`) or takes 16 KiB every `drip`. The bytes the
-    /// client got, and whether and when the driver ended.
-    async fn serve_h2(answer: Answer, drip: Option<Duration>) -> (usize, Option<Duration>) {
+    /// `window` bytes of flow-control window and no more (`drip` `None`), or takes 16 KiB
+    /// every `drip`. The bytes the client got, and whether and when the driver ended.
+    async fn serve_h2(
+        answer: Answer,
+        window: u32,
+        drip: Option<Duration>,
+    ) -> (usize, Option<Duration>) {
         let (client, server) = tokio::io::duplex(1 << 20);
         let activity = Activity::default();
         let requests = activity.clone();
@@ -745,6 +764,7 @@ mod tests {
             async move {
                 let body = match answer {
                     Answer::Large => crate::response::full(vec![b'x'; 1 << 20]),
+                    Answer::Small => crate::response::full(vec![b'x'; 1024]),
                     Answer::Late => {
                         Late(Some(Box::pin(tokio::time::sleep(SEND_TIMEOUT * 3)))).boxed()
                     }
@@ -763,7 +783,6 @@ mod tests {
             start.elapsed()
         });
 
-        let window = if drip.is_some() { 16 * 1024 } else { 0 };
         let (mut sender, connection) = h2::client::Builder::new()
             .initial_window_size(window)
             .handshake::<_, Bytes>(client)
@@ -781,7 +800,7 @@ mod tests {
                 let _ = body.flow_control().release_capacity(data.len());
             }
         }
-        let ended = tokio::time::timeout(SEND_TIMEOUT * 3, driver).await;
+        let ended = tokio::time::timeout(SEND_TIMEOUT * 5, driver).await;
         (got, ended.ok().map(Result::unwrap))
     }
 
@@ -808,7 +827,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_http2_client_that_opens_no_window_is_cut_off_after_the_send_timeout() {
-        let (got, ended) = serve_h2(Answer::Large, None).await;
+        let (got, ended) = serve_h2(Answer::Large, 0, None).await;
         assert_eq!(got, 0);
         let ended = ended.expect("the connection is dropped");
         // Checked once every send timeout: cut off at the second check at the latest.
@@ -819,15 +838,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_http2_client_that_leaves_its_last_answer_in_the_buffers_is_cut_off() {
+        // One byte of window: hyper takes the whole 1 KiB answer, sends a byte and keeps the
+        // rest; the connection is idle, then shut down, then dropped.
+        let (got, ended) = serve_h2(Answer::Small, 1, None).await;
+        assert_eq!(got, 0);
+        let ended = ended.expect("the connection is dropped");
+        // The first idle window (10 s), a second one (60 s) without a new stream, then the
+        // send timeout: the send checks between them do not delay the idle checks.
+        assert_eq!(ended, FIRST_REQUEST_TIMEOUT + IDLE_TIMEOUT + SEND_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_http2_client_that_takes_its_answer_slowly_gets_all_of_it() {
         // 16 KiB every 5 s: the whole answer takes more than five minutes.
-        let (got, _) = serve_h2(Answer::Large, Some(Duration::from_secs(5))).await;
+        let (got, _) = serve_h2(Answer::Large, 16 * 1024, Some(Duration::from_secs(5))).await;
         assert_eq!(got, 1 << 20);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_answer_waiting_for_its_upstream_is_not_the_clients_stall() {
-        let (got, _) = serve_h2(Answer::Late, Some(Duration::ZERO)).await;
+        let (got, _) = serve_h2(Answer::Late, 16 * 1024, Some(Duration::ZERO)).await;
         assert_eq!(got, 10);
     }
 }

@@ -129,13 +129,22 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request marked in flight until hyper drops it, and
-/// counts hyper's polls of it (see [`Activity::stalled_since`]).
+/// The most of an answer handed to hyper per poll. hyper's HTTP/2 server buffers a whole
+/// data frame however little window the stream has, so a poll stands for at most this much
+/// taken by the client: a slow client that is still reading is polled at least once per
+/// this many bytes (an upstream's read can bring hundreds of kilobytes at once).
+const MAX_PIECE: usize = 16 * 1024;
+
+/// A response body that keeps its request marked in flight until hyper drops it, counts
+/// hyper's polls of it (see [`Activity::stalled_since`]), and hands its data over in pieces
+/// of at most [`MAX_PIECE`].
 pub(crate) struct TrackedBody {
     body: Body,
     in_flight: InFlight,
     /// The last poll found the body waiting for its upstream.
     awaiting_upstream: bool,
+    /// The part of a data frame over [`MAX_PIECE`] not handed over yet.
+    rest: Bytes,
 }
 
 impl TrackedBody {
@@ -145,6 +154,7 @@ impl TrackedBody {
             body,
             in_flight,
             awaiting_upstream: false,
+            rest: Bytes::new(),
         }
     }
 }
@@ -168,9 +178,23 @@ impl HttpBody for TrackedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
         let counters = &this.in_flight.0;
         counters.pulls.fetch_add(1, Ordering::AcqRel);
+        if !this.rest.is_empty() {
+            let piece = this.rest.split_to(this.rest.len().min(MAX_PIECE));
+            return Poll::Ready(Some(Ok(Frame::data(piece))));
+        }
+        let polled = match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(mut data) if data.len() > MAX_PIECE => {
+                    this.rest = data.split_off(MAX_PIECE);
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Ok(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            other => other,
+        };
         if polled.is_pending() != this.awaiting_upstream {
             this.awaiting_upstream = polled.is_pending();
             if this.awaiting_upstream {
@@ -183,11 +207,21 @@ impl HttpBody for TrackedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.rest.is_empty() && self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        let inner = self.body.size_hint();
+        if self.rest.is_empty() {
+            return inner;
+        }
+        let rest = u64::try_from(self.rest.len()).unwrap_or(u64::MAX);
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_add(rest));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(rest));
+        }
+        hint
     }
 }
 
@@ -195,6 +229,24 @@ impl HttpBody for TrackedBody {
 mod tests {
     use super::*;
     use crate::response::full;
+
+    #[tokio::test]
+    async fn large_data_frames_are_handed_over_in_pieces() {
+        use http_body_util::BodyExt;
+        let activity = Activity::default();
+        let mut body = TrackedBody::new(full(vec![7u8; 40 * 1024]), activity.begin());
+        assert_eq!(body.size_hint().exact(), Some(40 * 1024));
+        let mut pieces = Vec::new();
+        while let Some(frame) = body.frame().await {
+            pieces.push(frame.unwrap().into_data().unwrap().len());
+            if !body.is_end_stream() {
+                let left = 40 * 1024 - pieces.iter().sum::<usize>();
+                assert_eq!(body.size_hint().exact(), Some(left as u64));
+            }
+        }
+        assert_eq!(pieces, [16 * 1024, 16 * 1024, 8 * 1024]);
+        assert_eq!(activity.pulls(), 4, "three pieces and the end");
+    }
 
     #[test]
     fn a_request_is_in_flight_until_its_response_body_is_dropped() {
