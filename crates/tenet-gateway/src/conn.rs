@@ -214,12 +214,15 @@ async fn serve_connection(
                     Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
                 }
             });
+            // No keep-alive pings: a client reading a large answer slowly sees a PING only
+            // after the megabytes queued before it, so hyper's 20 s wait for the answer cut
+            // off slow readers. A dead or silent client is ended by the idle and send checks
+            // of `drive_http2` instead.
             let mut builder = http2::Builder::new(TokioExecutor::new());
             builder
                 .timer(TokioTimer::new())
                 .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
-                .max_concurrent_streams(256)
-                .keep_alive_interval(Some(Duration::from_secs(30)));
+                .max_concurrent_streams(256);
             drive_http2(
                 Box::pin(builder.serve_connection(TokioIo::new(tls), service)),
                 &mut stopped,
@@ -246,7 +249,10 @@ async fn serve_connection(
         // Malformed HTTP, oversized heads and slow clients end here; hyper has already
         // answered with 400/431 where the protocol allows.
         metrics::counter!("tenet_gateway_http_errors_total").increment(1);
-        match refused_head(&*e) {
+        // Only HTTP/1.x has request heads hyper refuses on its own; an HTTP/2 connection error
+        // is never one.
+        let refusal = if http1 { refused_head(&*e) } else { None };
+        match refusal {
             Some(refusal) => {
                 refuse_head(&listener, &shared, &info, refusal, e.to_string()).await;
             }
@@ -440,8 +446,8 @@ fn send_stalled(peer: SocketAddr, took_nothing_for: &'static str) {
 /// stops or when it has nothing to do: no stream by [`FIRST_REQUEST_TIMEOUT`] after the
 /// handshake, later no new stream and none open for an [`IDLE_TIMEOUT`] window (so between
 /// one and two of them after the last stream ended). hyper's HTTP/2 server has no idle
-/// timeout of its own, and its keep-alive pings would otherwise keep an unused connection
-/// open for ever. A connection whose client took none of its answers between two checks a
+/// timeout of its own, and the gateway sends no keep-alive pings (see `serve_connection`).
+/// A connection whose client took none of its answers between two checks a
 /// [`SEND_TIMEOUT`] apart is dropped (see [`Activity::stalled_since`]).
 async fn drive_http2<C: GracefulConnection>(
     mut connection: Pin<Box<C>>,

@@ -839,8 +839,8 @@ fn slow_clients_are_cut_off_by_the_handshake_and_header_timeouts() {
     );
     assert!(answer.is_empty(), "no request: {answer:?}");
 
-    // The same over HTTP/2, where hyper alone would keep the connection with pings: a
-    // GOAWAY, then the close.
+    // The same over HTTP/2, where hyper has no idle timeout of its own: a GOAWAY, then the
+    // close.
     let (frames, close) = &no_stream;
     assert!(
         frames.contains("GOAWAY"),
