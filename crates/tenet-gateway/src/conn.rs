@@ -242,7 +242,7 @@ async fn serve_connection(
         return refuse_head(&listener, &shared, &info, refusal, detail).await;
     }
     if verdict.as_ref().is_some_and(FramingVerdict::send_timed_out) {
-        send_stalled(peer, "60 s");
+        send_stalled(peer, "a write to it stayed blocked");
         return;
     }
     if let Err(e) = result {
@@ -433,13 +433,12 @@ fn timed_out(peer: SocketAddr, first: bool, after: Duration) {
     debug!(%peer, reason, ?after, "connection ended: nothing to serve");
 }
 
-/// Count and log a connection closed because its client took nothing of its answers for
-/// `took_nothing_for` (a write blocked for [`SEND_TIMEOUT`] on HTTP/1.x, no answer polled
-/// between two checks that far apart on HTTP/2).
-fn send_stalled(peer: SocketAddr, took_nothing_for: &'static str) {
+/// Count and log a connection closed because its client took none of its answers for
+/// [`SEND_TIMEOUT`]; `how` says how that showed.
+fn send_stalled(peer: SocketAddr, how: &'static str) {
     metrics::counter!("tenet_gateway_connections_timed_out_total", "reason" => "send_stalled")
         .increment(1);
-    info!(%peer, took_nothing_for, "connection closed: the client took none of its answers");
+    info!(%peer, how, limit = ?SEND_TIMEOUT, "connection closed: the client took none of its answers");
 }
 
 /// Run an HTTP/2 connection to its end, shutting it down gracefully (GOAWAY) when the gateway
@@ -467,7 +466,7 @@ async fn drive_http2<C: GracefulConnection>(
             result = connection.as_mut() => return result,
             () = send_check.as_mut() => {
                 if requests.stalled_since(pulls) {
-                    send_stalled(peer, "60 to 120 s");
+                    send_stalled(peer, "no answer polled between two checks");
                     return Ok(());
                 }
                 pulls = requests.pulls();
@@ -488,7 +487,7 @@ async fn drive_http2<C: GracefulConnection>(
                     return match tokio::time::timeout(SEND_TIMEOUT, connection).await {
                         Ok(result) => result,
                         Err(_) => {
-                            send_stalled(peer, "60 s after its last answer");
+                            send_stalled(peer, "its last answer still unsent after the idle close");
                             Ok(())
                         }
                     };

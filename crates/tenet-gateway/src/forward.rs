@@ -1233,15 +1233,21 @@ mod tests {
             .unwrap();
     }
 
+    /// The client's next frame: its 9-byte head and its payload; `None` once it has closed.
+    async fn next_h2_frame(stream: &mut TcpStream) -> Option<([u8; 9], Vec<u8>)> {
+        let mut head = [0u8; 9];
+        stream.read_exact(&mut head).await.ok()?;
+        let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload).await.ok()?;
+        Some((head, payload))
+    }
+
     /// The stream id (as sent) of the client's next request HEADERS, other frames skipped;
     /// `None` once the client has closed.
     async fn next_h2_request(stream: &mut TcpStream) -> Option<[u8; 4]> {
         loop {
-            let mut head = [0u8; 9];
-            stream.read_exact(&mut head).await.ok()?;
-            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
-            let mut payload = vec![0u8; len];
-            stream.read_exact(&mut payload).await.ok()?;
+            let (head, _) = next_h2_frame(stream).await?;
             if head[3] == 1 {
                 return Some([head[5], head[6], head[7], head[8]]);
             }
@@ -1380,17 +1386,8 @@ mod tests {
             let mut got = 0usize;
             let mut unread = 0usize;
             let mut lowered = false;
-            loop {
-                let mut head = [0u8; 9];
-                if stream.read_exact(&mut head).await.is_err() {
-                    return;
-                }
-                let len =
-                    usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
-                let mut payload = vec![0u8; len];
-                if stream.read_exact(&mut payload).await.is_err() {
-                    return;
-                }
+            while let Some((head, payload)) = next_h2_frame(&mut stream).await {
+                let len = payload.len();
                 if head[3] != 0 {
                     continue;
                 }

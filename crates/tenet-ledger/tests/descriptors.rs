@@ -18,21 +18,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tenet_event::{AdminEvent, Event, EventKind, EventSink};
-use tenet_ledger::{LedgerOptions, LedgerSink, ManualClock, SinkOptions, SyncPolicy, Verdict};
-use time::OffsetDateTime;
-
-fn event(n: usize) -> Event {
-    Event::new(
-        OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
-        EventKind::Admin(AdminEvent {
-            actor: "test".into(),
-            operation: "op".into(),
-            success: true,
-            detail: n.to_string(),
-        }),
-    )
-}
+use support::event;
+use tenet_event::EventSink;
+use tenet_ledger::{ManualClock, SyncPolicy, Verdict};
 
 /// This process's soft and hard limits on open files, by `prlimit` (util-linux).
 fn nofile() -> (u64, u64) {
@@ -73,20 +61,8 @@ fn cpu_time() -> Duration {
 async fn a_sink_out_of_descriptors_goes_on_and_signs_once_they_are_free() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Instant::now()));
-    let ledger = support::open_with(
-        dir.path(),
-        LedgerOptions {
-            sync: SyncPolicy::Interval(Duration::from_millis(100)),
-            ..LedgerOptions::default()
-        },
-    )
-    .unwrap()
-    .ledger;
-    let options = SinkOptions {
-        idle_wake: Duration::from_millis(10),
-        ..SinkOptions::default()
-    };
-    let sink = LedgerSink::start(ledger, support::signer(), options, clock.clone()).unwrap();
+    let sync = SyncPolicy::Interval(Duration::from_millis(100));
+    let sink = support::start_with(dir.path(), clock.clone(), sync);
     sink.record(event(1)).await.unwrap();
 
     // Every descriptor taken: a limit a little above what is open, and /dev/null held open
@@ -124,15 +100,7 @@ async fn a_sink_out_of_descriptors_goes_on_and_signs_once_they_are_free() {
 
     // Descriptors free: the next try signs everything.
     clock.advance(Duration::from_secs(2));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sink.status().latest_checkpoint.map(|c| c.size()) != Some(3) {
-        assert!(
-            Instant::now() < deadline,
-            "never signed: {:?}",
-            sink.status()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::wait_for_checkpoint(&sink, 3).await;
     assert_eq!(sink.status().failure, None);
     sink.record(event(4)).await.unwrap();
     assert_eq!(sink.shutdown().await.unwrap().unwrap().size(), 4);

@@ -115,7 +115,7 @@ pub fn prepare_upstream_headers(headers: &mut HeaderMap) {
 /// Several `Cookie` fields (HTTP/2 clients split the header into one field per cookie) as
 /// the one field an HTTP/1.1 server expects, joined with `"; "` (RFC 9113 §8.2.3, RFC 6265
 /// §5.4). A single field is left as it is.
-pub fn join_cookie_fields(headers: &mut HeaderMap) {
+fn join_cookie_fields(headers: &mut HeaderMap) {
     let mut fields = headers.get_all(header::COOKIE).iter();
     if fields.next().is_none() || fields.next().is_none() {
         return;

@@ -3,48 +3,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tenet_event::{AdminEvent, Event, EventKind, EventSink, SinkError};
+use tenet_event::{Event, EventSink, SinkError};
 use tenet_ledger::{
     HistoryCheck, LedgerOptions, LedgerReader, LedgerSink, ManualClock, SinkOptions, SyncPolicy,
     Verdict,
 };
-use time::OffsetDateTime;
 
-use super::support::{report, signer};
-
-fn event(n: usize) -> Event {
-    Event::new(
-        OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
-        EventKind::Admin(AdminEvent {
-            actor: "test".into(),
-            operation: "op".into(),
-            success: true,
-            detail: n.to_string(),
-        }),
-    )
-}
+use super::support::{event, report, signer, start_with, wait_for_checkpoint};
 
 fn start(dir: &std::path::Path, clock: Arc<ManualClock>) -> LedgerSink {
     start_with(dir, clock, SyncPolicy::EveryBatch)
-}
-
-/// A sink over a ledger synced by `sync`: `EveryBatch` hands every event to the writer thread,
-/// `Interval` has producers append inline.
-fn start_with(dir: &std::path::Path, clock: Arc<ManualClock>, sync: SyncPolicy) -> LedgerSink {
-    let ledger = super::support::open_with(
-        dir,
-        LedgerOptions {
-            sync,
-            ..LedgerOptions::default()
-        },
-    )
-    .unwrap()
-    .ledger;
-    let options = SinkOptions {
-        idle_wake: Duration::from_millis(10),
-        ..SinkOptions::default()
-    };
-    LedgerSink::start(ledger, signer(), options, clock).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,15 +103,7 @@ async fn a_checkpoint_follows_within_the_interval_while_events_arrive_under(sync
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(sink.status().latest_checkpoint.map(|c| c.size()), Some(2));
     clock.advance(Duration::from_secs(1));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sink.status().latest_checkpoint.map(|c| c.size()) != Some(3) {
-        assert!(
-            Instant::now() < deadline,
-            "no second checkpoint: {:?}",
-            sink.status()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_checkpoint(&sink, 3).await;
     // Shutdown signs whatever is left.
     sink.record(event(4)).await.unwrap();
     assert_eq!(sink.shutdown().await.unwrap().unwrap().size(), 4);

@@ -1,12 +1,15 @@
 //! Shared helpers: keys, ledgers with known entries, and an attacker's file surgery.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tenet_event::{AdminEvent, Event, EventKind};
 use tenet_ledger::{
-    CheckpointSigner, Ledger, LedgerError, LedgerOptions, Opened, Report, SignedCheckpoint,
-    SigningKey, VerifierKey, verify,
+    CheckpointSigner, Ledger, LedgerError, LedgerOptions, LedgerSink, ManualClock, Opened, Report,
+    SignedCheckpoint, SigningKey, SinkOptions, SyncPolicy, VerifierKey, verify,
 };
+use time::OffsetDateTime;
 
 pub const ORIGIN: &str = "tenet.test/ledger";
 
@@ -89,5 +92,50 @@ pub fn forge(dir: &Path, entries: &[Vec<u8>], with_tree: bool) {
     std::fs::copy(segment(scratch.path()), segment(dir)).unwrap();
     if with_tree {
         std::fs::copy(tree(scratch.path()), tree(dir)).unwrap();
+    }
+}
+
+/// Event `n` of the sink tests.
+pub fn event(n: usize) -> Event {
+    Event::new(
+        OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        EventKind::Admin(AdminEvent {
+            actor: "test".into(),
+            operation: "op".into(),
+            success: true,
+            detail: n.to_string(),
+        }),
+    )
+}
+
+/// A sink over a ledger synced by `sync`: `EveryBatch` hands every event to the writer thread,
+/// `Interval` has producers append inline.
+pub fn start_with(dir: &Path, clock: Arc<ManualClock>, sync: SyncPolicy) -> LedgerSink {
+    let ledger = open_with(
+        dir,
+        LedgerOptions {
+            sync,
+            ..LedgerOptions::default()
+        },
+    )
+    .unwrap()
+    .ledger;
+    let options = SinkOptions {
+        idle_wake: Duration::from_millis(10),
+        ..SinkOptions::default()
+    };
+    LedgerSink::start(ledger, signer(), options, clock).unwrap()
+}
+
+/// Wait (5 s of real time at most) for the sink's newest checkpoint to cover `size` entries.
+pub async fn wait_for_checkpoint(sink: &LedgerSink, size: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sink.status().latest_checkpoint.map(|c| c.size()) != Some(size) {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint of {size} entries: {:?}",
+            sink.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
