@@ -44,6 +44,13 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// while none waits for its upstream. Such a connection is closed: it would otherwise hold
 /// its upstream connections for ever (nginx's `send_timeout`).
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most answer bytes the kernel holds for a client that it has not yet sent
+/// (`TCP_NOTSENT_LOWAT`). Without a limit a slow reader's autotuned send buffer holds
+/// megabytes, and the kernel reports the socket writable again only once a large part of
+/// them has gone: a steady client reading 20 KB/s went more than [`SEND_TIMEOUT`] between
+/// two writes and was cut off. With it, a write goes through each time the client has
+/// taken about half of this.
+const UNSENT_LIMIT: u32 = 128 * 1024;
 /// How long an HTTP/1.x connection may wait after its handshake before its first request
 /// starts: a connection that never asks for anything should not hold one of the listener's
 /// connection slots for a whole [`IDLE_TIMEOUT`].
@@ -153,6 +160,17 @@ pub(crate) async fn accept_loop(
     connections.abort_all();
 }
 
+/// Limit the answer bytes the kernel holds unsent for this client to [`UNSENT_LIMIT`]. A
+/// kernel without the option leaves the send buffer as it is.
+fn limit_unsent(stream: &TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LIMIT) {
+        debug!(error = %e, "the unsent-bytes limit could not be set");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stream;
+}
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -163,6 +181,7 @@ async fn serve_connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    limit_unsent(&stream);
     // The TLS state (rustls's connection, a couple of KiB) lives on the heap, once: inline,
     // every await point that holds it would reserve its own copy in this task's future.
     let handshake = Box::pin(acceptor.accept(Received::new(stream)).into_fallible());
@@ -211,7 +230,7 @@ async fn serve_connection(
                 );
                 async move {
                     let response = handled.await?;
-                    Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
+                    Ok::<_, Infallible>(response.map(|body| TrackedBody::watched(body, in_flight)))
                 }
             });
             // No keep-alive pings: a client reading a large answer slowly sees a PING only
@@ -441,13 +460,23 @@ fn send_stalled(peer: SocketAddr, how: &'static str) {
     info!(%peer, how, limit = ?SEND_TIMEOUT, "connection closed: the client took none of its answers");
 }
 
+/// Count and log HTTP/2 answers cut because their client took none of them for
+/// [`SEND_TIMEOUT`] while the connection went on (see [`Activity::cut_stalled`]).
+fn streams_stalled(peer: SocketAddr, cut: usize) {
+    metrics::counter!("tenet_gateway_streams_timed_out_total", "reason" => "send_stalled")
+        .increment(u64::try_from(cut).unwrap_or(u64::MAX));
+    info!(%peer, streams = cut, limit = ?SEND_TIMEOUT,
+        "answers cut: the client took none of them");
+}
+
 /// Run an HTTP/2 connection to its end, shutting it down gracefully (GOAWAY) when the gateway
 /// stops or when it has nothing to do: no stream by [`FIRST_REQUEST_TIMEOUT`] after the
 /// handshake, later no new stream and none open for an [`IDLE_TIMEOUT`] window (so between
 /// one and two of them after the last stream ended). hyper's HTTP/2 server has no idle
 /// timeout of its own, and the gateway sends no keep-alive pings (see `serve_connection`).
-/// A connection whose client took none of its answers between two checks a
-/// [`SEND_TIMEOUT`] apart is dropped (see [`Activity::stalled_since`]).
+/// At each check a [`SEND_TIMEOUT`] apart, the answers whose client took none of them since
+/// the last check are cut (see [`Activity::cut_stalled`]), and a connection whose client
+/// took none of its answers at all is dropped (see [`Activity::stalled_since`]).
 async fn drive_http2<C: GracefulConnection>(
     mut connection: Pin<Box<C>>,
     stopped: &mut watch::Receiver<bool>,
@@ -465,6 +494,10 @@ async fn drive_http2<C: GracefulConnection>(
         tokio::select! {
             result = connection.as_mut() => return result,
             () = send_check.as_mut() => {
+                let cut = requests.cut_stalled();
+                if cut > 0 {
+                    streams_stalled(peer, cut);
+                }
                 if requests.stalled_since(pulls) {
                     send_stalled(peer, "no answer polled between two checks");
                     return Ok(());
@@ -742,6 +775,44 @@ mod tests {
 
     use super::*;
 
+    /// Bytes written to a client that reads nothing before a write stays blocked for a
+    /// second, with and without the unsent-bytes limit.
+    async fn written_to_a_client_that_reads_nothing(limited: bool) -> usize {
+        use tokio::io::AsyncWriteExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        let client = socket
+            .connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        if limited {
+            limit_unsent(&server);
+        }
+        let piece = vec![b'x'; 16 * 1024];
+        let mut written = 0;
+        while let Ok(Ok(())) =
+            tokio::time::timeout(Duration::from_secs(1), server.write_all(&piece)).await
+        {
+            written += piece.len();
+            assert!(written < 1 << 30, "the client's buffers never filled");
+        }
+        drop(client);
+        written
+    }
+
+    #[tokio::test]
+    async fn the_kernel_holds_little_unsent_for_a_client_that_reads_nothing() {
+        // What the client's receive buffer takes (the kernel doubles the 64 KiB asked for,
+        // and the window may open a little more) and the limit, with room for one piece.
+        let bound = 4 * 64 * 1024 + UNSENT_LIMIT as usize + 16 * 1024;
+        let limited = written_to_a_client_that_reads_nothing(true).await;
+        let unlimited = written_to_a_client_that_reads_nothing(false).await;
+        eprintln!("written before the writes blocked: {limited} limited, {unlimited} not");
+        assert!(limited <= bound, "{limited} bytes taken, more than {bound}");
+    }
+
     /// What the served answer is.
     #[derive(Clone, Copy)]
     enum Answer {
@@ -774,7 +845,7 @@ mod tests {
                         Late(Some(Box::pin(tokio::time::sleep(SEND_TIMEOUT * 3)))).boxed()
                     }
                 };
-                Ok::<_, Infallible>(http::Response::new(TrackedBody::new(body, in_flight)))
+                Ok::<_, Infallible>(http::Response::new(TrackedBody::watched(body, in_flight)))
             }
         });
         let connection = http2::Builder::new(TokioExecutor::new())
@@ -807,6 +878,95 @@ mod tests {
         }
         let ended = tokio::time::timeout(SEND_TIMEOUT * 5, driver).await;
         (got, ended.ok().map(Result::unwrap))
+    }
+
+    /// A 1 MiB body that counts itself in `live` until it is dropped (an upstream
+    /// connection held until then).
+    struct Counted(crate::response::Body, Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Counted {
+        fn new(live: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+            live.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            Self(crate::response::full(vec![b'x'; 1 << 20]), live.clone())
+        }
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    impl hyper::body::Body for Counted {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+            Pin::new(&mut self.0).poll_frame(cx)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_whose_client_takes_none_of_it_is_cut_while_another_is_read() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let live = Arc::new(AtomicUsize::new(0));
+        let activity = Activity::default();
+        let requests = activity.clone();
+        let bodies = live.clone();
+        let service = service_fn(move |_: http::Request<hyper::body::Incoming>| {
+            let in_flight = activity.begin();
+            let live = bodies.clone();
+            async move {
+                let body = Counted::new(&live).boxed();
+                Ok::<_, Infallible>(http::Response::new(TrackedBody::watched(body, in_flight)))
+            }
+        });
+        let connection = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(server), service);
+        let (_stop, mut stopped) = watch::channel(false);
+        let driver = tokio::spawn(async move {
+            let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
+            let _ = drive_http2(Box::pin(connection), &mut stopped, &requests, peer).await;
+        });
+        let (mut sender, connection) = h2::client::Builder::new()
+            .initial_window_size(16 * 1024)
+            .initial_connection_window_size(1 << 30)
+            .handshake::<_, Bytes>(client)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = || http::Request::get("https://h/").body(()).unwrap();
+        let (read, _) = sender.send_request(request(), true).unwrap();
+        let (shut, _) = sender.send_request(request(), true).unwrap();
+        let mut read = read.await.unwrap().into_body();
+        let shut = shut.await.unwrap();
+        assert_eq!(live.load(Ordering::Acquire), 2);
+
+        // One stream is read 16 KiB every 5 s, the other not at all after its first window.
+        let start = tokio::time::Instant::now();
+        let mut got = 0;
+        let mut cut_after = None;
+        while let Some(Ok(data)) = read.data().await {
+            got += data.len();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let _ = read.flow_control().release_capacity(data.len());
+            if cut_after.is_none() && live.load(Ordering::Acquire) == 1 {
+                cut_after = Some(start.elapsed());
+            }
+        }
+        assert_eq!(got, 1 << 20, "the stream being read is served whole");
+        let cut_after = cut_after.expect("the stalled stream's source is dropped");
+        assert!(
+            cut_after >= SEND_TIMEOUT && cut_after <= SEND_TIMEOUT * 2 + Duration::from_secs(5),
+            "{cut_after:?}"
+        );
+        assert!(!driver.is_finished(), "the connection goes on");
+        drop(shut);
     }
 
     /// A body of 10 bytes that come when its timer fires (an upstream silent until then).

@@ -23,8 +23,9 @@
 //! connection busy is woken when the last response body is dropped, and one that waited for a
 //! flush when the flush completes.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -52,6 +53,34 @@ struct Counters {
     /// The reader that found the connection busy: woken when the last response is with
     /// hyper (hyper itself may not read again until the client sends something).
     waiting: Mutex<Option<Waker>>,
+    /// HTTP/2 answer bodies with hyper, by number ([`TrackedBody::watched`]).
+    watched: Mutex<HashMap<u64, Arc<Watched>>>,
+    /// The number of the next watched body.
+    next_watched: AtomicU64,
+}
+
+/// An HTTP/2 answer body as the connection's send check sees it: hyper polls the body of a
+/// stream only when that stream has flow-control window, so one client can keep some streams
+/// shut while it reads others. See [`Activity::cut_stalled`].
+struct Watched {
+    /// hyper's polls of this body.
+    pulls: AtomicU64,
+    /// `pulls` at the last check; [`NOT_CHECKED`] before the first.
+    checked: AtomicU64,
+    /// The last poll found the body waiting for its upstream.
+    awaiting_upstream: AtomicBool,
+    /// The answer's source, taken out and dropped (giving its upstream connection back)
+    /// when the stream is cut.
+    source: Mutex<Option<Body>>,
+}
+
+/// [`Watched::checked`] of a body no check has seen yet.
+const NOT_CHECKED: u64 = u64::MAX;
+
+impl Watched {
+    fn source(&self) -> std::sync::MutexGuard<'_, Option<Body>> {
+        self.source.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Activity {
@@ -94,6 +123,36 @@ impl Activity {
         self.0.answering.load(Ordering::Acquire) > 0
             && self.0.awaiting_upstream.load(Ordering::Acquire) == 0
             && self.pulls() == pulls
+    }
+
+    /// Cut the HTTP/2 answers whose client took none of them since the last call: each body
+    /// not polled since then, and not waiting for its upstream, has its source dropped (its
+    /// upstream connection given back), and its next poll fails, so hyper resets its stream.
+    /// Called once every send timeout, a stream is cut between one and two of them after the
+    /// client last took some of it; how many were cut. Cutting only the stalled streams
+    /// keeps a client that reads one stream from holding any number of others, and their
+    /// upstream connections, for ever (nginx times HTTP/2 sends per stream too).
+    pub(crate) fn cut_stalled(&self) -> usize {
+        let cut: Vec<Body> = {
+            let watched = self
+                .0
+                .watched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            watched
+                .values()
+                .filter_map(|body| {
+                    let pulls = body.pulls.load(Ordering::Acquire);
+                    let checked = body.checked.swap(pulls, Ordering::AcqRel);
+                    let stalled =
+                        checked == pulls && !body.awaiting_upstream.load(Ordering::Acquire);
+                    if stalled { body.source().take() } else { None }
+                })
+                .collect()
+        };
+        // Dropped outside the registry's lock: dropping an upstream body closes its
+        // connection.
+        cut.len()
     }
 
     /// Wake `waker` when the last response in flight is with hyper.
@@ -139,7 +198,7 @@ const MAX_PIECE: usize = 16 * 1024;
 /// hyper's polls of it (see [`Activity::stalled_since`]), and hands its data over in pieces
 /// of at most [`MAX_PIECE`].
 pub(crate) struct TrackedBody {
-    body: Body,
+    body: Source,
     in_flight: InFlight,
     /// The last poll found the body waiting for its upstream.
     awaiting_upstream: bool,
@@ -147,8 +206,44 @@ pub(crate) struct TrackedBody {
     rest: Bytes,
 }
 
+/// Where a [`TrackedBody`]'s data comes from.
+enum Source {
+    /// An HTTP/1.x answer: the framing guard times the writes to its client.
+    Owned(Body),
+    /// An HTTP/2 answer, with its number in the connection's registry.
+    Watched(u64, Arc<Watched>),
+}
+
+/// The error of a poll of a cut stream's body.
+#[derive(Debug, thiserror::Error)]
+#[error("the client took none of this answer between two send checks")]
+struct StreamStalled;
+
 impl TrackedBody {
+    /// An HTTP/1.x answer body.
     pub(crate) fn new(body: Body, in_flight: InFlight) -> Self {
+        Self::with_source(Source::Owned(body), in_flight)
+    }
+
+    /// An HTTP/2 answer body, which [`Activity::cut_stalled`] may cut.
+    pub(crate) fn watched(body: Body, in_flight: InFlight) -> Self {
+        let counters = &in_flight.0;
+        let number = counters.next_watched.fetch_add(1, Ordering::AcqRel);
+        let watched = Arc::new(Watched {
+            pulls: AtomicU64::new(0),
+            checked: AtomicU64::new(NOT_CHECKED),
+            awaiting_upstream: AtomicBool::new(false),
+            source: Mutex::new(Some(body)),
+        });
+        counters
+            .watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(number, watched.clone());
+        Self::with_source(Source::Watched(number, watched), in_flight)
+    }
+
+    fn with_source(body: Source, in_flight: InFlight) -> Self {
         in_flight.0.answering.fetch_add(1, Ordering::AcqRel);
         Self {
             body,
@@ -166,6 +261,35 @@ impl Drop for TrackedBody {
             counters.awaiting_upstream.fetch_sub(1, Ordering::AcqRel);
         }
         counters.answering.fetch_sub(1, Ordering::AcqRel);
+        if let Source::Watched(number, _) = &self.body {
+            let removed = counters
+                .watched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(number);
+            // The source, if still there, is dropped outside the registry's lock.
+            drop(removed);
+        }
+    }
+}
+
+/// Poll `body` for its next frame, cutting data frames over [`MAX_PIECE`] and keeping the
+/// rest in `rest`.
+fn poll_piece(
+    body: &mut Body,
+    rest: &mut Bytes,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, crate::response::BoxError>>> {
+    match Pin::new(body).poll_frame(cx) {
+        Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+            Ok(mut data) if data.len() > MAX_PIECE => {
+                *rest = data.split_off(MAX_PIECE);
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Ok(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Err(frame) => Poll::Ready(Some(Ok(frame))),
+        },
+        other => other,
     }
 }
 
@@ -180,20 +304,25 @@ impl HttpBody for TrackedBody {
         let this = self.get_mut();
         let counters = &this.in_flight.0;
         counters.pulls.fetch_add(1, Ordering::AcqRel);
+        if let Source::Watched(_, watched) = &this.body {
+            watched.pulls.fetch_add(1, Ordering::AcqRel);
+        }
         if !this.rest.is_empty() {
             let piece = this.rest.split_to(this.rest.len().min(MAX_PIECE));
             return Poll::Ready(Some(Ok(Frame::data(piece))));
         }
-        let polled = match Pin::new(&mut this.body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(mut data) if data.len() > MAX_PIECE => {
-                    this.rest = data.split_off(MAX_PIECE);
-                    Poll::Ready(Some(Ok(Frame::data(data))))
-                }
-                Ok(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
-                Err(frame) => Poll::Ready(Some(Ok(frame))),
-            },
-            other => other,
+        let polled = match &mut this.body {
+            Source::Owned(body) => poll_piece(body, &mut this.rest, cx),
+            Source::Watched(_, watched) => {
+                let polled = match watched.source().as_mut() {
+                    Some(body) => poll_piece(body, &mut this.rest, cx),
+                    None => Poll::Ready(Some(Err(StreamStalled.into()))),
+                };
+                watched
+                    .awaiting_upstream
+                    .store(polled.is_pending(), Ordering::Release);
+                polled
+            }
         };
         if polled.is_pending() != this.awaiting_upstream {
             this.awaiting_upstream = polled.is_pending();
@@ -207,11 +336,24 @@ impl HttpBody for TrackedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rest.is_empty() && self.body.is_end_stream()
+        self.rest.is_empty()
+            && match &self.body {
+                Source::Owned(body) => body.is_end_stream(),
+                // A cut body still has its error to give.
+                Source::Watched(_, watched) => {
+                    watched.source().as_ref().is_some_and(Body::is_end_stream)
+                }
+            }
     }
 
     fn size_hint(&self) -> SizeHint {
-        let inner = self.body.size_hint();
+        let inner = match &self.body {
+            Source::Owned(body) => body.size_hint(),
+            Source::Watched(_, watched) => watched
+                .source()
+                .as_ref()
+                .map_or_else(SizeHint::new, Body::size_hint),
+        };
         if self.rest.is_empty() {
             return inner;
         }
