@@ -25,11 +25,14 @@ pub mod rules {
     pub const UNUSUAL_HOUR: &str = "tenet.unusual-hour";
     /// Activity from a network (/24 or /64) never seen for the principal.
     pub const NEW_SOURCE_NETWORK: &str = "tenet.new-source-network";
+    /// A client broke HTTP/2 (malformed frames, flow-control overruns, streams reset faster
+    /// than they are served) and the gateway ended its connection.
+    pub const PROTOCOL_ABUSE: &str = "tenet.protocol-abuse";
     /// A risk score crossed the re-authenticate or cut-off threshold.
     pub const RISK_THRESHOLD: &str = "tenet.risk-threshold";
 
     /// Every rule id the built-in analytics raise.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         AUTH_FAILURE_BURST,
         LATERAL_MOVEMENT,
         SERVICE_FAN_OUT,
@@ -38,6 +41,7 @@ pub mod rules {
         RATE_ANOMALY,
         UNUSUAL_HOUR,
         NEW_SOURCE_NETWORK,
+        PROTOCOL_ABUSE,
         RISK_THRESHOLD,
     ];
 }

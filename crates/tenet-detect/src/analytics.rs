@@ -37,6 +37,8 @@ pub struct Analytics {
     names: Names,
     principals: Principals,
     sources: Lru<IpAddr, Burst>,
+    /// Per subject, when its last protocol-abuse alert fired and the connections ended since.
+    protocol: Lru<Subject, Abuse>,
     policies: Policies,
     admins: Admins,
     risk: RiskTable,
@@ -55,6 +57,8 @@ pub struct Tracked {
     pub learning: usize,
     /// Source addresses with a failure window.
     pub sources: usize,
+    /// Principals and source addresses with a protocol-abuse cool-down.
+    pub protocol_subjects: usize,
     /// Subjects with a risk score.
     pub risk_subjects: usize,
     /// Admin actors remembered.
@@ -84,6 +88,7 @@ impl Analytics {
             names: Names::new(l.max_names),
             principals: Principals::new(l.max_principals),
             sources: Lru::new(l.max_sources),
+            protocol: Lru::new(l.max_sources),
             policies: Policies::new(l.max_policy_sets, l.max_policy_ids),
             admins: Admins::new(l.max_admin_actors),
             risk: RiskTable::new(l.max_risk_subjects, config.risk.half_life_secs),
@@ -227,6 +232,7 @@ impl Analytics {
             principals: self.principals.len(),
             learning: self.principals.learning(),
             sources: self.sources.len(),
+            protocol_subjects: self.protocol.len(),
             risk_subjects: self.risk.len(),
             admin_actors: self.admins.len(),
             policy_sets: self.policies.len(),
@@ -421,6 +427,9 @@ impl Analytics {
         now_ms: i64,
         out: &mut Vec<Alert>,
     ) {
+        if r.stage == "http2" {
+            return self.protocol_abuse(r, now, now_ms, out);
+        }
         if r.stage != "tls" {
             // Malformed HTTP is refused before anyone is authenticated or authorized.
             return;
@@ -458,6 +467,65 @@ impl Analytics {
                 now,
             ));
         }
+    }
+
+    /// An HTTP/2 connection the gateway ended because its client broke the protocol: an
+    /// alert about the principal it authenticated as (a workload whose credential runs
+    /// attack tooling), or about its source address, unless one fired within the cool-down.
+    fn protocol_abuse(
+        &mut self,
+        r: &RejectionEvent,
+        now: OffsetDateTime,
+        now_ms: i64,
+        out: &mut Vec<Alert>,
+    ) {
+        let subject = match r.principal.as_deref().filter(|p| *p != ANONYMOUS) {
+            Some(principal) => Subject::Principal(principal.to_string()),
+            None => Subject::Source(r.source_ip),
+        };
+        let cooldown = secs_to_ms(self.config.protocol.cooldown_secs);
+        let ended = match self.protocol.get_mut(&subject) {
+            Some(abuse) if now_ms.saturating_sub(abuse.alerted_ms) < cooldown => {
+                abuse.since = abuse.since.saturating_add(1);
+                return;
+            }
+            Some(abuse) => {
+                let ended = abuse.since.saturating_add(1);
+                *abuse = Abuse {
+                    alerted_ms: now_ms,
+                    since: 0,
+                };
+                ended
+            }
+            None => {
+                self.protocol.insert(
+                    subject.clone(),
+                    Abuse {
+                        alerted_ms: now_ms,
+                        since: 0,
+                    },
+                );
+                1
+            }
+        };
+        let earlier = if ended > 1 {
+            format!("; {ended} connections ended so since the last alert on it",)
+        } else {
+            String::new()
+        };
+        out.push(Alert {
+            rule: rules::PROTOCOL_ABUSE.into(),
+            level: Level::Medium,
+            explanation: format!(
+                "{subject} broke HTTP/2 ({}) on listener {} from {}, and the gateway ended \
+                 its connection{earlier}",
+                r.kind, r.listener, r.source_ip
+            ),
+            evidence: json!({"kind": r.kind, "detail": r.detail, "listener": r.listener,
+                             "source_ip": r.source_ip, "connections": ended}),
+            subject,
+            at: now,
+        });
     }
 
     /// A failed sign-in step counts toward the source's burst and, when the person is known
@@ -684,6 +752,15 @@ impl Analytics {
         self.last_hash = Some((hash.into(), id));
         Some(id)
     }
+}
+
+/// A subject's protocol abuse since its last alert.
+#[derive(Debug, Clone, Copy)]
+struct Abuse {
+    /// When the last alert about it fired.
+    alerted_ms: i64,
+    /// Connections ended since, not yet reported.
+    since: u32,
 }
 
 fn burst_alert(

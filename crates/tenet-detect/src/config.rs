@@ -22,6 +22,8 @@ pub struct AnalyticsConfig {
     pub rate: RateConfig,
     /// Hours of activity and source networks.
     pub habits: HabitConfig,
+    /// Protocol abuse: connections the gateway ended for breaking HTTP/2.
+    pub protocol: ProtocolConfig,
     /// Risk scores.
     pub risk: RiskConfig,
     /// Memory caps.
@@ -115,6 +117,17 @@ pub struct HabitConfig {
     /// Most networks remembered per principal (beyond it, no more network alerts for that
     /// principal). Default: 32.
     pub max_networks: u32,
+}
+
+/// Protocol abuse: each HTTP/2 connection the gateway ended because its client broke the
+/// protocol fires, for the principal it authenticated as (or, without a client certificate,
+/// for its source address), at most once per cool-down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProtocolConfig {
+    /// Minimum time between two protocol-abuse alerts about the same subject; the
+    /// connections ended meanwhile are counted in the next one. Default: 60 s.
+    pub cooldown_secs: u64,
 }
 
 /// Risk scores: raised by alerts, decaying exponentially.
@@ -241,6 +254,12 @@ impl Default for HabitConfig {
     }
 }
 
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        Self { cooldown_secs: 60 }
+    }
+}
+
 impl Default for RiskConfig {
     fn default() -> Self {
         Self {
@@ -313,6 +332,7 @@ impl AnalyticsConfig {
                 true,
             ),
             ("rate.bucket_secs", self.rate.bucket_secs, false),
+            ("protocol.cooldown_secs", self.protocol.cooldown_secs, true),
             ("risk.half_life_secs", self.risk.half_life_secs, false),
         ];
         for (field, value, zero_ok) in durations {

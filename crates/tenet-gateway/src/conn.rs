@@ -271,11 +271,12 @@ async fn serve_connection(
         // Only HTTP/1.x has request heads hyper refuses on its own; an HTTP/2 connection error
         // is never one.
         let refusal = if http1 { refused_head(&*e) } else { None };
-        match refusal {
-            Some(refusal) => {
-                refuse_head(&listener, &shared, &info, refusal, e.to_string()).await;
-            }
-            None => info!(%peer, error = %e, "connection ended with a protocol error"),
+        if let Some(refusal) = refusal {
+            refuse_head(&listener, &shared, &info, refusal, e.to_string()).await;
+        } else if let Some(kind) = http2_violation(&*e) {
+            refuse_http2(&listener, &shared, &info, kind, e.to_string()).await;
+        } else {
+            info!(%peer, error = %e, "connection ended with a protocol error");
         }
     }
 }
@@ -596,6 +597,20 @@ async fn refuse_head(
     let kind = refusal.kind;
     metrics::counter!("tenet_gateway_rejections_total", "reason" => kind).increment(1);
     info!(peer = %conn.peer, reason = kind, error = %detail, "request head refused");
+    let status = refusal.status.map(|s| s.as_u16());
+    record_refusal(listener, shared, conn, ("http", kind), detail, status).await;
+}
+
+/// Record the refusal of a connection past its handshake: `stage` and `kind` as in
+/// [`RejectionEvent`], `status` the HTTP status sent, if any.
+async fn record_refusal(
+    listener: &ListenerState,
+    shared: &Shared,
+    conn: &ConnInfo,
+    (stage, kind): (&'static str, &'static str),
+    detail: String,
+    status: Option<u16>,
+) {
     let event = Event::new(
         shared.clock.now(),
         EventKind::Rejection(RejectionEvent {
@@ -603,16 +618,62 @@ async fn refuse_head(
             listener: listener.name.clone(),
             source_ip: conn.peer.ip(),
             source_port: conn.peer.port(),
-            stage: "http".into(),
+            stage: stage.into(),
             kind: kind.into(),
             detail,
             principal: conn.principal.as_ref().map(|p| p.as_str().to_string()),
-            status: refusal.status.map(|s| s.as_u16()),
+            status,
         }),
     );
     if let Err(e) = shared.sink.record(event).await {
-        warn!(error = %e, "could not record a refused request head");
+        warn!(error = %e, stage, "could not record a refused connection");
     }
+}
+
+/// The label of an HTTP/2 connection error the client caused: the gateway's HTTP/2 stack
+/// found it breaking the protocol (or resetting streams faster than they can be served) and
+/// ended the connection with GOAWAY. `None` for anything else: a client that went away, or a
+/// GOAWAY the client sent.
+fn http2_violation(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut next = Some(e);
+    let h2 = loop {
+        let error = next?;
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            break h2;
+        }
+        next = error.source();
+    };
+    if !(h2.is_go_away() && h2.is_library()) {
+        return None;
+    }
+    let reason = h2.reason()?;
+    Some(match reason {
+        h2::Reason::PROTOCOL_ERROR => "http2_protocol_error",
+        h2::Reason::FLOW_CONTROL_ERROR => "http2_flow_control_error",
+        h2::Reason::SETTINGS_TIMEOUT => "http2_settings_timeout",
+        h2::Reason::STREAM_CLOSED => "http2_stream_closed",
+        h2::Reason::FRAME_SIZE_ERROR => "http2_frame_size_error",
+        h2::Reason::COMPRESSION_ERROR => "http2_compression_error",
+        h2::Reason::ENHANCE_YOUR_CALM => "http2_enhance_your_calm",
+        // NO_ERROR is a graceful close; the others are not the client's doing.
+        _ => return None,
+    })
+}
+
+/// Count, log and record an HTTP/2 connection the gateway ended because its client broke the
+/// protocol (see [`http2_violation`]): an authenticated workload that does this is a
+/// detection's business, not only a counter's.
+async fn refuse_http2(
+    listener: &ListenerState,
+    shared: &Shared,
+    conn: &ConnInfo,
+    kind: &'static str,
+    detail: String,
+) {
+    metrics::counter!("tenet_gateway_rejections_total", "reason" => kind).increment(1);
+    info!(peer = %conn.peer, principal = %conn.name, reason = kind, error = %detail,
+        "connection ended: the client broke HTTP/2");
+    record_refusal(listener, shared, conn, ("http2", kind), detail, None).await;
 }
 
 fn conn_info(
@@ -967,6 +1028,73 @@ mod tests {
         );
         assert!(!driver.is_finished(), "the connection goes on");
         drop(shut);
+    }
+
+    /// How hyper's HTTP/2 server ends a connection whose client sends `frames` after its
+    /// preface and an empty SETTINGS frame, then waits (or closes, `close`).
+    async fn http2_ending(frames: &[u8], close: bool) -> Option<&'static str> {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let service = service_fn(|_: http::Request<hyper::body::Incoming>| async {
+            Ok::<_, Infallible>(http::Response::new(crate::response::full("ok")))
+        });
+        let connection = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(server), service);
+        let mut sent = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
+        sent.extend_from_slice(frames);
+        client.write_all(&sent).await.unwrap();
+        if close {
+            drop(client);
+            let ended = connection.await;
+            return ended.err().and_then(|e| http2_violation(&e));
+        }
+        let ended = tokio::time::timeout(Duration::from_secs(5), connection)
+            .await
+            .expect("the connection ends");
+        // Keeps the client open until the server has ended.
+        drop(client);
+        http2_violation(&ended.expect_err("a connection error"))
+    }
+
+    #[tokio::test]
+    async fn http2_connection_errors_the_client_caused_are_labelled() {
+        // DATA on stream 0.
+        let data_on_zero = b"\0\0\x01\0\0\0\0\0\0x";
+        assert_eq!(
+            http2_ending(data_on_zero, false).await,
+            Some("http2_protocol_error")
+        );
+        // The connection window raised past 2^31 - 1.
+        let update = b"\0\0\x04\x08\0\0\0\0\0\x7f\xff\xff\xff";
+        assert_eq!(
+            http2_ending(&[update.as_slice(), update].concat(), false).await,
+            Some("http2_flow_control_error")
+        );
+        // A frame larger than the 16 KiB the server allows.
+        let mut large = vec![0, 0x40, 0x01, 0, 0, 0, 0, 0, 0];
+        large.resize(9 + 0x4001, 0);
+        assert_eq!(
+            http2_ending(&large, false).await,
+            Some("http2_frame_size_error")
+        );
+        // Streams opened and reset at once, faster than they are accepted (rapid reset).
+        let mut resets = Vec::new();
+        for stream in (1u32..400).step_by(2) {
+            let id = stream.to_be_bytes();
+            resets.extend_from_slice(&[0, 0, 6, 1, 5]);
+            resets.extend_from_slice(&id);
+            resets.extend_from_slice(&[0x82, 0x87, 0x84, 0x01, 0x01, b'h']);
+            resets.extend_from_slice(&[0, 0, 4, 3, 0]);
+            resets.extend_from_slice(&id);
+            resets.extend_from_slice(&[0, 0, 0, 8]);
+        }
+        assert_eq!(
+            http2_ending(&resets, false).await,
+            Some("http2_enhance_your_calm")
+        );
+        // A client that leaves is not a violation.
+        assert_eq!(http2_ending(b"", true).await, None);
     }
 
     /// A body of 10 bytes that come when its timer fires (an upstream silent until then).

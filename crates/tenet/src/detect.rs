@@ -642,6 +642,7 @@ fn analytics_tags(rule: &str) -> &'static [&'static str] {
         }
         r if r == tenet_detect::rules::PRIVILEGE_ESCALATION => &["attack.privilege_escalation"],
         r if r == tenet_detect::rules::AUTH_FAILURE_BURST => &["attack.credential_access"],
+        r if r == tenet_detect::rules::PROTOCOL_ABUSE => &["attack.impact", "attack.t1499.002"],
         _ => &[],
     }
 }

@@ -440,7 +440,7 @@ fn drill_exits_per_its_help_and_leaves_no_policy_behind() {
     // The start line says what it counts.
     assert!(
         d.up_log()
-            .contains("detection on analytics=9 sigma_rules=0 playbooks=1"),
+            .contains("detection on analytics=10 sigma_rules=0 playbooks=1"),
         "{}",
         d.up_log()
     );

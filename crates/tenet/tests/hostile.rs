@@ -748,6 +748,12 @@ fn stalled_request(d: &Deployment, head: String, dribble: String) -> (Duration, 
 /// An HTTP/2 connection that asks for nothing (tests/support/h2_idle_client.py): the frame
 /// types it received and "closed SECONDS" (or "open SECONDS" after 20 s).
 fn idle_http2(d: &Deployment) -> (String, String) {
+    raw_http2(d, 20, "")
+}
+
+/// An HTTP/2 connection that sends the raw `frames` (hex) after its preface and SETTINGS,
+/// then only reads, for at most `limit` seconds: the frames it received and how it ended.
+fn raw_http2(d: &Deployment, limit: u64, frames: &str) -> (String, String) {
     let out = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -758,7 +764,8 @@ fn idle_http2(d: &Deployment) -> (String, String) {
         .arg(d.path("frontend/svid.pem"))
         .arg(d.path("frontend/svid.key"))
         .arg(d.path("data/admin/bundle.pem"))
-        .arg("20")
+        .arg(limit.to_string())
+        .arg(frames)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -771,6 +778,89 @@ fn idle_http2(d: &Deployment) -> (String, String) {
     let frames = lines.next().unwrap_or_default().to_owned();
     let close = lines.next().unwrap_or_default().to_owned();
     (frames, close)
+}
+
+/// Raw HTTP/2 frames as hex: a frame header (length, type, flags, stream) and its payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> String {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut frame = vec![len[1], len[2], len[3], kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn http2_protocol_violations_are_refused_recorded_and_detected() {
+    let mut d = Deployment::start();
+    let fds = baseline(&d);
+    let before = d.metrics();
+    let overflow = h2_frame(8, 0, 0, &[0x7f, 0xff, 0xff, 0xff]);
+    // GET https://frontend/ opened and reset at once, 200 times.
+    let rapid_reset: String = (0..200u32)
+        .map(|i| {
+            let stream = 2 * i + 1;
+            let head = [0x82, 0x87, 0x84, 0x01, 0x01, b'h'];
+            h2_frame(1, 5, stream, &head) + &h2_frame(3, 0, stream, &[0, 0, 0, 8])
+        })
+        .collect();
+    let cases = [
+        (
+            "DATA on stream 0",
+            h2_frame(0, 0, 0, b"x"),
+            1,
+            "http2_protocol_error",
+        ),
+        (
+            "the connection window raised past 2^31 - 1",
+            overflow.repeat(2),
+            3,
+            "http2_flow_control_error",
+        ),
+        (
+            "streams reset as soon as they are opened",
+            rapid_reset,
+            11,
+            "http2_enhance_your_calm",
+        ),
+    ];
+    let mut refused = Vec::new();
+    for (what, frames, code, kind) in &cases {
+        let seen = refusals(&d, HTTP).len();
+        let (frames, _) = raw_http2(&d, 10, frames);
+        assert!(
+            frames
+                .split_whitespace()
+                .any(|f| f == format!("GOAWAY:{code}")),
+            "{what}: want GOAWAY:{code}, got {frames}"
+        );
+        let event = next_refusal(&d, HTTP, seen, what);
+        refused.push((HTTP, kind_of(&event, &[kind], what)));
+        assert_eq!(event["actor"]["app_name"], FRONTEND, "{what}: {event:#}");
+    }
+    expect_refusals(&d, &before, &grouped(&refused));
+
+    // The workload behind them is a detection's subject, once within the cool-down.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let detections = loop {
+        let found: Vec<_> = d
+            .events()
+            .into_iter()
+            .filter(|e| {
+                e["class_uid"] == 2004 && e["finding_info"]["uid"] == "tenet.protocol-abuse"
+            })
+            .collect();
+        if !found.is_empty() || Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(detections.len(), 1, "{detections:#?}");
+    assert!(
+        detections[0].to_string().contains(FRONTEND),
+        "{:#}",
+        detections[0]
+    );
+    assert_healthy(&mut d, fds, 1);
 }
 
 #[test]

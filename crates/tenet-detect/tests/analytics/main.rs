@@ -13,5 +13,6 @@ mod failures;
 mod habits;
 mod lateral;
 mod persist;
+mod protocol;
 mod risk;
 mod support;

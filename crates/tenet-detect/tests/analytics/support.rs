@@ -133,6 +133,29 @@ pub fn tls_refusal(ip: &str, kind: &str, time: OffsetDateTime) -> Event {
     )
 }
 
+/// An HTTP/2 connection the gateway ended because its client broke the protocol.
+pub fn http2_violation(
+    ip: &str,
+    principal: Option<&str>,
+    kind: &str,
+    time: OffsetDateTime,
+) -> Event {
+    Event::new(
+        time,
+        EventKind::Rejection(RejectionEvent {
+            request_id: None,
+            listener: "main".into(),
+            source_ip: ip.parse::<IpAddr>().unwrap(),
+            source_port: 50000,
+            stage: "http2".into(),
+            kind: kind.into(),
+            detail: format!("connection error: {kind}"),
+            principal: principal.map(String::from),
+            status: None,
+        }),
+    )
+}
+
 pub fn http_refusal(ip: &str, kind: &str, time: OffsetDateTime) -> Event {
     Event::new(
         time,
