@@ -117,20 +117,7 @@ impl Req {
 }
 
 pub fn tls_refusal(ip: &str, kind: &str, time: OffsetDateTime) -> Event {
-    Event::new(
-        time,
-        EventKind::Rejection(RejectionEvent {
-            request_id: None,
-            listener: "main".into(),
-            source_ip: ip.parse::<IpAddr>().unwrap(),
-            source_port: 50000,
-            stage: "tls".into(),
-            kind: kind.into(),
-            detail: format!("handshake refused: {kind}"),
-            principal: None,
-            status: None,
-        }),
-    )
+    connection_refusal(ip, "tls", kind, None, time)
 }
 
 /// An HTTP/2 connection the gateway ended because its client broke the protocol.
@@ -140,6 +127,17 @@ pub fn http2_violation(
     kind: &str,
     time: OffsetDateTime,
 ) -> Event {
+    connection_refusal(ip, "http2", kind, principal, time)
+}
+
+/// A connection refused at `stage`, before any request of it was answered.
+fn connection_refusal(
+    ip: &str,
+    stage: &str,
+    kind: &str,
+    principal: Option<&str>,
+    time: OffsetDateTime,
+) -> Event {
     Event::new(
         time,
         EventKind::Rejection(RejectionEvent {
@@ -147,9 +145,9 @@ pub fn http2_violation(
             listener: "main".into(),
             source_ip: ip.parse::<IpAddr>().unwrap(),
             source_port: 50000,
-            stage: "http2".into(),
+            stage: stage.into(),
             kind: kind.into(),
-            detail: format!("connection error: {kind}"),
+            detail: format!("{stage} refused: {kind}"),
             principal: principal.map(String::from),
             status: None,
         }),
