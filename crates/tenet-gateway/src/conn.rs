@@ -25,7 +25,7 @@ use tokio_rustls::server::TlsStream;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::framing::{FramingGuard, FramingVerdict};
-use crate::keepalive::{Activity, TrackedBody};
+use crate::keepalive::{Activity, PREMATURE_RESET, TrackedBody};
 use crate::response::BoxError;
 use crate::server::{ListenerState, Shared};
 
@@ -209,6 +209,7 @@ async fn serve_connection(
     // unambiguous request heads; HTTP/2 (negotiated by ALPN) frames its own messages.
     let http1 = info.tls.alpn != "h2";
     let verdict = http1.then(FramingVerdict::default);
+    let streams = (!http1).then(Activity::default);
     // Each protocol's connection is driven on its own and boxed, so that an idle connection
     // holds the state of the protocol it speaks and nothing more.
     let result: Result<(), BoxError> = match verdict.clone() {
@@ -216,11 +217,12 @@ async fn serve_connection(
             .await
             .map_err(Into::into),
         None => {
-            let activity = Activity::default();
-            let requests = activity.clone();
+            let requests = streams.clone().unwrap_or_default();
+            let activity = requests.clone();
             let (conn, listener, shared) = (info.clone(), listener.clone(), shared.clone());
             let service = service_fn(move |request| {
                 let in_flight = activity.begin();
+                let reset = activity.watch_reset();
                 let handled = crate::pipeline::handle(
                     request,
                     None,
@@ -230,6 +232,7 @@ async fn serve_connection(
                 );
                 async move {
                     let response = handled.await?;
+                    reset.answered();
                     Ok::<_, Infallible>(response.map(|body| TrackedBody::watched(body, in_flight)))
                 }
             });
@@ -259,6 +262,13 @@ async fn serve_connection(
         };
         let detail = format!("request head not complete within {HEADER_TIMEOUT:?}");
         return refuse_head(&listener, &shared, &info, refusal, detail).await;
+    }
+    if let Some((premature, started)) = streams.as_ref().and_then(Activity::reset_flooded) {
+        let detail = format!(
+            "{premature} of {started} streams reset by the client within {PREMATURE_RESET:?} \
+             of their start, before their answer"
+        );
+        return refuse_http2(&listener, &shared, &info, "http2_reset_flood", detail).await;
     }
     if verdict.as_ref().is_some_and(FramingVerdict::send_timed_out) {
         send_stalled(peer, "a write to it stayed blocked");
@@ -477,7 +487,9 @@ fn streams_stalled(peer: SocketAddr, cut: usize) {
 /// timeout of its own, and the gateway sends no keep-alive pings (see `serve_connection`).
 /// At each check a [`SEND_TIMEOUT`] apart, the answers whose client took none of them since
 /// the last check are cut (see [`Activity::cut_stalled`]), and a connection whose client
-/// took none of its answers at all is dropped (see [`Activity::stalled_since`]).
+/// took none of its answers at all is dropped (see [`Activity::stalled_since`]). A connection
+/// whose client resets most of its streams before their answers start is sent GOAWAY and
+/// dropped (see [`Activity::watch_reset`]).
 async fn drive_http2<C: GracefulConnection>(
     mut connection: Pin<Box<C>>,
     stopped: &mut watch::Receiver<bool>,
@@ -509,6 +521,14 @@ async fn drive_http2<C: GracefulConnection>(
             _ = stopped.changed() => {
                 connection.as_mut().graceful_shutdown();
                 return stop_http2(connection, requests).await;
+            }
+            () = requests.reset_flood() => {
+                // GOAWAY, a moment for it to go out, then the connection is dropped with
+                // whatever it still has open.
+                requests.end_for_reset_flood();
+                connection.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(STOP_GRACE, connection.as_mut()).await;
+                return Ok(());
             }
             () = idle_check.as_mut() => {
                 let started = requests.started();
@@ -1095,6 +1115,94 @@ mod tests {
         );
         // A client that leaves is not a violation.
         assert_eq!(http2_ending(b"", true).await, None);
+    }
+
+    /// An HTTP/2 connection whose answers take `answer_after` (an upstream that slow), to a
+    /// client that opens `streams` streams, 50 at a time, and resets each `reset_after` after
+    /// opening it. Whether the connection was ended for a reset flood, and how many streams
+    /// were opened before it ended.
+    async fn reset_streams(
+        streams: usize,
+        answer_after: Duration,
+        reset_after: Duration,
+    ) -> (Option<(u64, u64)>, usize) {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let activity = Activity::default();
+        let requests = activity.clone();
+        let service = service_fn(move |_: http::Request<hyper::body::Incoming>| {
+            let in_flight = activity.begin();
+            let reset = activity.watch_reset();
+            async move {
+                tokio::time::sleep(answer_after).await;
+                reset.answered();
+                let body = crate::response::full("ok");
+                Ok::<_, Infallible>(http::Response::new(TrackedBody::watched(body, in_flight)))
+            }
+        });
+        let connection = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(server), service);
+        let (_stop, mut stopped) = watch::channel(false);
+        let flood = requests.clone();
+        let driver = tokio::spawn(async move {
+            let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
+            let _ = drive_http2(Box::pin(connection), &mut stopped, &requests, peer).await;
+        });
+        let (sender, connection) = h2::client::handshake(client).await.unwrap();
+        tokio::spawn(connection);
+        let mut opened = 0;
+        'open: while opened < streams {
+            let mut batch = Vec::new();
+            for _ in 0..50 {
+                let Ok(mut sender) = sender.clone().ready().await else {
+                    break 'open;
+                };
+                let request = http::Request::get("https://h/").body(()).unwrap();
+                let Ok((answer, mut body)) = sender.send_request(request, false) else {
+                    break 'open;
+                };
+                opened += 1;
+                batch.push(tokio::spawn(async move {
+                    tokio::time::sleep(reset_after).await;
+                    body.send_reset(h2::Reason::CANCEL);
+                    drop(answer);
+                }));
+            }
+            for reset in batch {
+                reset.await.unwrap();
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+        (flood.reset_flooded(), opened)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_resets_most_streams_once_accepted_is_cut_off() {
+        // Reset 10 ms after opening, once hyper has accepted them (h2's own limit counts only
+        // streams reset before that), while the upstream takes 50 ms to answer.
+        let (flooded, opened) =
+            reset_streams(2_000, Duration::from_millis(50), Duration::from_millis(10)).await;
+        let (premature, started) = flooded.expect("ended for a reset flood");
+        assert!(
+            started >= 500 && premature * 2 > started,
+            "{premature} of {started}"
+        );
+        assert!(
+            opened < 2_000,
+            "the connection ended early: {opened} streams opened"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streams_reset_after_their_answer_started_or_late_are_no_flood() {
+        // Answered before the reset (a client leaving an answer it no longer wants).
+        let (flooded, opened) =
+            reset_streams(1_000, Duration::from_millis(5), Duration::from_millis(10)).await;
+        assert_eq!((flooded, opened), (None, 1_000));
+        // Reset after waiting more than a second for the answer (a deadline).
+        let (flooded, opened) =
+            reset_streams(1_000, Duration::from_secs(5), Duration::from_secs(2)).await;
+        assert_eq!((flooded, opened), (None, 1_000));
     }
 
     /// A body of 10 bytes that come when its timer fires (an upstream silent until then).

@@ -57,7 +57,22 @@ struct Counters {
     watched: Mutex<HashMap<u64, Arc<Watched>>>,
     /// The number of the next watched body.
     next_watched: AtomicU64,
+    /// HTTP/2 streams the client reset before their answer started, within
+    /// [`PREMATURE_RESET`] of their start.
+    premature_resets: AtomicU64,
+    /// Told when premature resets pass the limit (see [`Activity::watch_reset`]).
+    reset_flood: tokio::sync::Notify,
+    /// The connection was ended for them.
+    reset_flooded: AtomicBool,
 }
+
+/// A stream reset by its client within this long of its start, before its answer started, is
+/// reset prematurely.
+pub(crate) const PREMATURE_RESET: std::time::Duration = std::time::Duration::from_secs(1);
+/// Streams a connection must have started before its premature resets are judged; past it,
+/// more than half of them reset prematurely is a reset flood (Envoy's defaults for the
+/// same check).
+pub(crate) const PREMATURE_RESET_MIN_STREAMS: u64 = 500;
 
 /// An HTTP/2 answer body as the connection's send check sees it: hyper polls the body of a
 /// stream only when that stream has flow-control window, so one client can keep some streams
@@ -155,6 +170,41 @@ impl Activity {
         cut.len()
     }
 
+    /// Watch an HTTP/2 request for a premature reset: the returned guard, dropped before
+    /// [`ResetWatch::answered`] within [`PREMATURE_RESET`] of now, counts one. hyper drops a
+    /// stream's service future when the client resets the stream, so this sees what h2's own
+    /// rapid-reset limit does not: a client that waits until its streams are accepted before
+    /// resetting them, so that each costs a policy decision, an event and an upstream request
+    /// that is then cancelled.
+    pub(crate) fn watch_reset(&self) -> ResetWatch {
+        ResetWatch {
+            counters: Some(self.0.clone()),
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Wait until premature resets pass the limit: at least [`PREMATURE_RESET_MIN_STREAMS`]
+    /// requests started, and more than half of them reset prematurely.
+    pub(crate) async fn reset_flood(&self) {
+        self.0.reset_flood.notified().await;
+    }
+
+    /// Mark the connection as ended for a reset flood.
+    pub(crate) fn end_for_reset_flood(&self) {
+        self.0.reset_flooded.store(true, Ordering::Release);
+    }
+
+    /// Whether the connection was ended for a reset flood, and how many of how many streams
+    /// were reset prematurely.
+    pub(crate) fn reset_flooded(&self) -> Option<(u64, u64)> {
+        self.0.reset_flooded.load(Ordering::Acquire).then(|| {
+            (
+                self.0.premature_resets.load(Ordering::Acquire),
+                self.started(),
+            )
+        })
+    }
+
     /// Wake `waker` when the last response in flight is with hyper.
     pub(crate) fn wake_when_answered(&self, waker: &Waker) {
         let mut waiting = self
@@ -165,6 +215,38 @@ impl Activity {
         match waiting.as_mut() {
             Some(w) if w.will_wake(waker) => {}
             _ => *waiting = Some(waker.clone()),
+        }
+    }
+}
+
+/// An HTTP/2 request whose answer has not started (see [`Activity::watch_reset`]).
+pub(crate) struct ResetWatch {
+    counters: Option<Arc<Counters>>,
+    started: tokio::time::Instant,
+}
+
+impl ResetWatch {
+    /// The answer started: the stream can no longer be reset prematurely.
+    pub(crate) fn answered(mut self) {
+        self.counters = None;
+    }
+}
+
+impl Drop for ResetWatch {
+    fn drop(&mut self) {
+        let Some(counters) = self.counters.take() else {
+            return;
+        };
+        if self.started.elapsed() >= PREMATURE_RESET {
+            return;
+        }
+        let premature = counters
+            .premature_resets
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1);
+        let started = counters.started.load(Ordering::Acquire);
+        if started >= PREMATURE_RESET_MIN_STREAMS && premature.saturating_mul(2) > started {
+            counters.reset_flood.notify_one();
         }
     }
 }
