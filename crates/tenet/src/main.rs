@@ -45,6 +45,7 @@ mod commands;
 mod config;
 mod contain;
 mod demo;
+mod descriptors;
 mod detect;
 mod drill;
 mod files;

@@ -184,7 +184,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         sink: Arc::new(sink.clone()),
         assertions: Arc::new(CaAssertionIssuer::new(ca.clone(), Duration::from_secs(60))),
         clock: clock.clone(),
-        max_connections: 50_000,
+        max_connections: crate::descriptors::raise_limit(),
         containment: containment.clone(),
         risk,
         people: people

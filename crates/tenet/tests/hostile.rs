@@ -864,6 +864,36 @@ fn http2_protocol_violations_are_refused_recorded_and_detected() {
 }
 
 #[test]
+fn a_low_descriptor_limit_is_raised_and_sets_the_connection_limit() {
+    let mut d = Deployment::start();
+    d.stop();
+    d.up_with_descriptors(1_024, 4_096);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.pid())).unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(open_files[3..5], ["4096", "4096"], "{limits}");
+    let log = strip_ansi(&d.up_log());
+    assert!(
+        log.lines()
+            .any(|l| l.contains("descriptor limit raised") && l.contains("from=1024 to=4096")),
+        "{log}"
+    );
+    // Two descriptors per connection (the client's and its upstream's) after 512 for files.
+    assert!(
+        log.lines().any(
+            |l| l.contains("connection limit set by the descriptor limit")
+                && l.contains("connections=1792")
+        ),
+        "{log}"
+    );
+    good_request(&d);
+}
+
+#[test]
 fn slow_clients_are_cut_off_by_the_handshake_and_header_timeouts() {
     let mut d = Deployment::start();
     let fds = baseline(&d);

@@ -219,10 +219,27 @@ upstream = "http://127.0.0.1:{upstream_port}"
 
     /// `tenet up` with extra environment variables.
     pub fn up_with_env(&mut self, env: &[(&str, &str)]) {
+        let mut up = tenet();
+        up.envs(env.iter().copied());
+        self.up_as(up);
+    }
+
+    /// `tenet up` started with a descriptor limit of `soft` (and a hard one of `hard`).
+    pub fn up_with_descriptors(&mut self, soft: u64, hard: u64) {
+        let mut up = Command::new("prlimit");
+        up.arg(format!("--nofile={soft}:{hard}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_tenet"))
+            .env_remove("TENET_CONFIG")
+            .env("RUST_LOG", "info");
+        self.up_as(up);
+    }
+
+    /// `up`, a command that runs `tenet`, with the `up` command's arguments added.
+    fn up_as(&mut self, mut up: Command) {
         let log_path = self.path("up.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut child = tenet()
-            .envs(env.iter().copied())
+        let mut child = up
             .arg("--config")
             .arg(self.config())
             .arg("up")
