@@ -24,6 +24,10 @@ use crate::{Alert, Level, Subject, rules};
 /// caller, so it has no behaviour of its own to learn.
 const ANONYMOUS: &str = "anonymous";
 
+/// The `kind` of the gateway's refusal of an HTTP/2 connection whose client reset most of its
+/// streams as soon as they started.
+const RESET_FLOOD: &str = "http2_reset_flood";
+
 /// Built-in behavioural analytics and risk scores over Tenet's event stream.
 ///
 /// Feed it every event with [`Analytics::observe`]; it returns the alerts the event fired,
@@ -37,8 +41,9 @@ pub struct Analytics {
     names: Names,
     principals: Principals,
     sources: Lru<IpAddr, Burst>,
-    /// Per subject, when its last protocol-abuse alert fired and the connections ended since.
-    protocol: Lru<Subject, Abuse>,
+    /// Per subject (and whether for reset floods), when its last protocol-abuse alert fired
+    /// and the connections ended since.
+    protocol: Lru<(Subject, bool), Abuse>,
     policies: Policies,
     admins: Admins,
     risk: RiskTable,
@@ -472,6 +477,10 @@ impl Analytics {
     /// An HTTP/2 connection the gateway ended because its client broke the protocol: an
     /// alert about the principal it authenticated as (a workload whose credential runs
     /// attack tooling), or about its source address, unless one fired within the cool-down.
+    /// A reset flood (most streams reset right after they started) is legal HTTP/2, and also
+    /// what a client whose deadlines are shorter than a slow upstream's answers does: it is
+    /// reported at informational level, which raises no risk by default, with a cool-down of
+    /// its own.
     fn protocol_abuse(
         &mut self,
         r: &RejectionEvent,
@@ -483,8 +492,10 @@ impl Analytics {
             Some(principal) => Subject::Principal(principal.to_string()),
             None => Subject::Source(r.source_ip),
         };
+        let flood = r.kind == RESET_FLOOD;
+        let key = (subject, flood);
         let cooldown = secs_to_ms(self.config.protocol.cooldown_secs);
-        let ended = match self.protocol.get_mut(&subject) {
+        let ended = match self.protocol.get_mut(&key) {
             Some(abuse) if now_ms.saturating_sub(abuse.alerted_ms) < cooldown => {
                 abuse.since = abuse.since.saturating_add(1);
                 return;
@@ -499,7 +510,7 @@ impl Analytics {
             }
             None => {
                 self.protocol.insert(
-                    subject.clone(),
+                    key.clone(),
                     Abuse {
                         alerted_ms: now_ms,
                         since: 0,
@@ -513,12 +524,21 @@ impl Analytics {
         } else {
             String::new()
         };
+        let (subject, _) = key;
+        let (level, what) = if flood {
+            (
+                Level::Informational,
+                "reset most of its HTTP/2 streams as soon as they started",
+            )
+        } else {
+            (Level::Medium, "broke HTTP/2")
+        };
         out.push(Alert {
             rule: rules::PROTOCOL_ABUSE.into(),
-            level: Level::Medium,
+            level,
             explanation: format!(
-                "{subject} broke HTTP/2 ({}) on listener {} from {}, and the gateway ended \
-                 its connection{earlier}",
+                "{subject} {what} ({}) on listener {} from {}, and the gateway ended its \
+                 connection{earlier}",
                 r.kind, r.listener, r.source_ip
             ),
             evidence: json!({"kind": r.kind, "detail": r.detail, "listener": r.listener,

@@ -25,6 +25,8 @@ use tokio_rustls::server::TlsStream;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::framing::{FramingGuard, FramingVerdict};
+#[cfg(test)]
+use crate::keepalive::PREMATURE_RESET_LIMIT;
 use crate::keepalive::{Activity, PREMATURE_RESET, TrackedBody};
 use crate::response::BoxError;
 use crate::server::{ListenerState, Shared};
@@ -220,21 +222,14 @@ async fn serve_connection(
             let requests = streams.clone().unwrap_or_default();
             let activity = requests.clone();
             let (conn, listener, shared) = (info.clone(), listener.clone(), shared.clone());
-            let service = service_fn(move |request| {
-                let in_flight = activity.begin();
-                let reset = activity.watch_reset();
-                let handled = crate::pipeline::handle(
+            let service = http2_service(activity, move |request| {
+                crate::pipeline::handle(
                     request,
                     None,
                     conn.clone(),
                     listener.clone(),
                     shared.clone(),
-                );
-                async move {
-                    let response = handled.await?;
-                    reset.answered();
-                    Ok::<_, Infallible>(response.map(|body| TrackedBody::watched(body, in_flight)))
-                }
+                )
             });
             // No keep-alive pings: a client reading a large answer slowly sees a PING only
             // after the megabytes queued before it, so hyper's 20 s wait for the answer cut
@@ -284,7 +279,7 @@ async fn serve_connection(
         if let Some(refusal) = refusal {
             refuse_head(&listener, &shared, &info, refusal, e.to_string()).await;
         } else if let Some(kind) = http2_violation(&*e) {
-            refuse_http2(&listener, &shared, &info, kind, e.to_string()).await;
+            refuse_http2(&listener, &shared, &info, kind, error_chain(&*e)).await;
         } else {
             info!(%peer, error = %e, "connection ended with a protocol error");
         }
@@ -471,6 +466,53 @@ fn send_stalled(peer: SocketAddr, how: &'static str) {
     info!(%peer, how, limit = ?SEND_TIMEOUT, "connection closed: the client took none of its answers");
 }
 
+/// The HTTP/2 service of a connection: each request answered by `handle`, its answer body
+/// watched by the send check, and its stream by the reset-flood check (see
+/// [`Activity::watch_reset`]). Once the connection is being closed for a reset flood, a new
+/// stream gets a 503 without any work done for it.
+fn http2_service<H, F>(
+    activity: Activity,
+    handle: H,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<TrackedBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<http::Response<TrackedBody>, Infallible>> + Send + 'static,
+> + Clone
+where
+    H: Fn(http::Request<hyper::body::Incoming>) -> F + Clone,
+    F: Future<Output = Result<http::Response<crate::response::Body>, Infallible>> + Send + 'static,
+{
+    service_fn(move |request| {
+        let in_flight = activity.begin();
+        let handled = (!activity.is_flooding()).then(|| (handle(request), activity.watch_reset()));
+        async move {
+            let response = match handled {
+                Some((handled, reset)) => {
+                    let response = handled.await?;
+                    reset.answered();
+                    response
+                }
+                None => closing_for_resets(),
+            };
+            Ok(response.map(|body| TrackedBody::watched(body, in_flight)))
+        }
+    })
+}
+
+/// The answer to a stream opened on a connection being closed for a reset flood.
+fn closing_for_resets() -> http::Response<crate::response::Body> {
+    let mut response = http::Response::new(crate::response::full(
+        r#"{"error":"this connection is closing: its client resets too many streams"}"#,
+    ));
+    *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// Count and log HTTP/2 answers cut because their client took none of them for
 /// [`SEND_TIMEOUT`] while the connection went on (see [`Activity::cut_stalled`]).
 fn streams_stalled(peer: SocketAddr, cut: usize) {
@@ -648,6 +690,21 @@ async fn record_refusal(
     if let Err(e) = shared.sink.record(event).await {
         warn!(error = %e, stage, "could not record a refused connection");
     }
+}
+
+/// `e` and its sources, joined: hyper's own message ("http2 error") says nothing of the cause.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(source) = next {
+        let more = source.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        next = source.source();
+    }
+    text
 }
 
 /// The label of an HTTP/2 connection error the client caused: the gateway's HTTP/2 stack
@@ -1119,24 +1176,26 @@ mod tests {
 
     /// An HTTP/2 connection whose answers take `answer_after` (an upstream that slow), to a
     /// client that opens `streams` streams, 50 at a time, and resets each `reset_after` after
-    /// opening it. Whether the connection was ended for a reset flood, and how many streams
-    /// were opened before it ended.
+    /// opening it. Whether the connection was ended for a reset flood, how many streams were
+    /// opened before it ended, and how many of them were handled. With `driven` false, hyper
+    /// serves the connection without `drive_http2`, which would end it (as a client that
+    /// ignores the GOAWAY would see it).
     async fn reset_streams(
         streams: usize,
         answer_after: Duration,
         reset_after: Duration,
-    ) -> (Option<(u64, u64)>, usize) {
+        driven: bool,
+    ) -> (Option<(u64, u64)>, usize, usize) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let (client, server) = tokio::io::duplex(1 << 20);
-        let activity = Activity::default();
-        let requests = activity.clone();
-        let service = service_fn(move |_: http::Request<hyper::body::Incoming>| {
-            let in_flight = activity.begin();
-            let reset = activity.watch_reset();
+        let requests = Activity::default();
+        let handled = Arc::new(AtomicUsize::new(0));
+        let calls = handled.clone();
+        let service = http2_service(requests.clone(), move |_| {
+            calls.fetch_add(1, Ordering::AcqRel);
             async move {
                 tokio::time::sleep(answer_after).await;
-                reset.answered();
-                let body = crate::response::full("ok");
-                Ok::<_, Infallible>(http::Response::new(TrackedBody::watched(body, in_flight)))
+                Ok(http::Response::new(crate::response::full("ok")))
             }
         });
         let connection = http2::Builder::new(TokioExecutor::new())
@@ -1146,7 +1205,11 @@ mod tests {
         let flood = requests.clone();
         let driver = tokio::spawn(async move {
             let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
-            let _ = drive_http2(Box::pin(connection), &mut stopped, &requests, peer).await;
+            if driven {
+                let _ = drive_http2(Box::pin(connection), &mut stopped, &requests, peer).await;
+            } else {
+                let _ = connection.await;
+            }
         });
         let (sender, connection) = h2::client::handshake(client).await.unwrap();
         tokio::spawn(connection);
@@ -1173,36 +1236,71 @@ mod tests {
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
-        (flood.reset_flooded(), opened)
+        (
+            flood.reset_flooded(),
+            opened,
+            handled.load(Ordering::Acquire),
+        )
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_client_that_resets_most_streams_once_accepted_is_cut_off() {
         // Reset 10 ms after opening, once hyper has accepted them (h2's own limit counts only
         // streams reset before that), while the upstream takes 50 ms to answer.
-        let (flooded, opened) =
-            reset_streams(2_000, Duration::from_millis(50), Duration::from_millis(10)).await;
+        let (flooded, opened, handled) = reset_streams(
+            2_000,
+            Duration::from_millis(50),
+            Duration::from_millis(10),
+            true,
+        )
+        .await;
         let (premature, started) = flooded.expect("ended for a reset flood");
         assert!(
-            started >= 500 && premature * 2 > started,
+            premature >= PREMATURE_RESET_LIMIT && premature * 2 > started,
             "{premature} of {started}"
         );
         assert!(
             opened < 2_000,
             "the connection ended early: {opened} streams opened"
         );
+        // Streams opened after the limit was passed got no work done: the batch in which it
+        // was passed, at most.
+        assert!(
+            handled < PREMATURE_RESET_LIMIT as usize + 50 && handled < opened,
+            "{handled} of {opened} streams handled"
+        );
+
+        // A client that goes on opening streams before the connection ends gets them refused
+        // without any work done.
+        let (_, opened, handled) = reset_streams(
+            2_000,
+            Duration::from_millis(50),
+            Duration::from_millis(10),
+            false,
+        )
+        .await;
+        assert_eq!(opened, 2_000);
+        assert!(
+            handled < PREMATURE_RESET_LIMIT as usize + 50,
+            "{handled} of {opened} streams handled"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn streams_reset_after_their_answer_started_or_late_are_no_flood() {
         // Answered before the reset (a client leaving an answer it no longer wants).
-        let (flooded, opened) =
-            reset_streams(1_000, Duration::from_millis(5), Duration::from_millis(10)).await;
-        assert_eq!((flooded, opened), (None, 1_000));
+        let (flooded, opened, handled) = reset_streams(
+            1_000,
+            Duration::from_millis(5),
+            Duration::from_millis(10),
+            true,
+        )
+        .await;
+        assert_eq!((flooded, opened, handled), (None, 1_000, 1_000));
         // Reset after waiting more than a second for the answer (a deadline).
-        let (flooded, opened) =
-            reset_streams(1_000, Duration::from_secs(5), Duration::from_secs(2)).await;
-        assert_eq!((flooded, opened), (None, 1_000));
+        let (flooded, opened, handled) =
+            reset_streams(1_000, Duration::from_secs(5), Duration::from_secs(2), true).await;
+        assert_eq!((flooded, opened, handled), (None, 1_000, 1_000));
     }
 
     /// A body of 10 bytes that come when its timer fires (an upstream silent until then).

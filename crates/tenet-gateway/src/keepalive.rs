@@ -62,6 +62,8 @@ struct Counters {
     premature_resets: AtomicU64,
     /// Told when premature resets pass the limit (see [`Activity::watch_reset`]).
     reset_flood: tokio::sync::Notify,
+    /// Premature resets have passed the limit: new streams are refused without any work.
+    flooding: AtomicBool,
     /// The connection was ended for them.
     reset_flooded: AtomicBool,
 }
@@ -69,10 +71,9 @@ struct Counters {
 /// A stream reset by its client within this long of its start, before its answer started, is
 /// reset prematurely.
 pub(crate) const PREMATURE_RESET: std::time::Duration = std::time::Duration::from_secs(1);
-/// Streams a connection must have started before its premature resets are judged; past it,
-/// more than half of them reset prematurely is a reset flood (Envoy's defaults for the
-/// same check).
-pub(crate) const PREMATURE_RESET_MIN_STREAMS: u64 = 500;
+/// Premature resets that, once they are more than half of a connection's streams, make a
+/// reset flood (Envoy's default for the same check: half of its 500-stream minimum).
+pub(crate) const PREMATURE_RESET_LIMIT: u64 = 250;
 
 /// An HTTP/2 answer body as the connection's send check sees it: hyper polls the body of a
 /// stream only when that stream has flow-control window, so one client can keep some streams
@@ -183,10 +184,15 @@ impl Activity {
         }
     }
 
-    /// Wait until premature resets pass the limit: at least [`PREMATURE_RESET_MIN_STREAMS`]
-    /// requests started, and more than half of them reset prematurely.
+    /// Wait until premature resets pass the limit: at least [`PREMATURE_RESET_LIMIT`] of
+    /// them, and more than half of the requests started.
     pub(crate) async fn reset_flood(&self) {
         self.0.reset_flood.notified().await;
+    }
+
+    /// Whether premature resets have passed the limit: a new stream is then refused at once.
+    pub(crate) fn is_flooding(&self) -> bool {
+        self.0.flooding.load(Ordering::Acquire)
     }
 
     /// Mark the connection as ended for a reset flood.
@@ -245,7 +251,8 @@ impl Drop for ResetWatch {
             .fetch_add(1, Ordering::AcqRel)
             .saturating_add(1);
         let started = counters.started.load(Ordering::Acquire);
-        if started >= PREMATURE_RESET_MIN_STREAMS && premature.saturating_mul(2) > started {
+        if premature >= PREMATURE_RESET_LIMIT && premature.saturating_mul(2) > started {
+            counters.flooding.store(true, Ordering::Release);
             counters.reset_flood.notify_one();
         }
     }

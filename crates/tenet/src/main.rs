@@ -476,7 +476,9 @@ enum ExportFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Up => "info",
+        // h2 warns once per connection it ends for the client's misbehaviour; the gateway
+        // logs (and records) each such connection itself.
+        Command::Up => "info,h2=error",
         Command::Demo { .. } => "error",
         _ => "warn",
     };

@@ -68,6 +68,39 @@ fn a_workload_that_breaks_http2_fires_once_per_cooldown_and_raises_its_risk() {
 }
 
 #[test]
+fn a_reset_flood_is_reported_without_raising_risk_and_keeps_its_own_cooldown() {
+    let mut a = analytics();
+    let p = spiffe("grpc-client");
+    let subject = Subject::Principal(p.clone());
+    let e = http2_violation("10.0.0.8", Some(&p), "http2_reset_flood", T0);
+    let alerts = feed(&mut a, &e);
+    let abuse = of(&alerts, rules::PROTOCOL_ABUSE);
+    assert_eq!(abuse.len(), 1, "{alerts:#?}");
+    assert_eq!(abuse[0].level, Level::Informational);
+    assert!(
+        abuse[0]
+            .explanation
+            .contains("reset most of its HTTP/2 streams as soon as they started"),
+        "{}",
+        abuse[0].explanation
+    );
+    // A slow upstream makes such a client flood every few seconds: never a risk.
+    for i in 1..=600 {
+        let t = T0 + Duration::seconds(5 * i);
+        feed(
+            &mut a,
+            &http2_violation("10.0.0.8", Some(&p), "http2_reset_flood", t),
+        );
+    }
+    assert_eq!(a.risk(&subject, T0 + Duration::seconds(3000)), 0);
+    // A protocol violation within the flood's cool-down still fires.
+    let t = T0 + Duration::seconds(3001);
+    let e = http2_violation("10.0.0.8", Some(&p), "http2_protocol_error", t);
+    let alerts = feed(&mut a, &e);
+    assert_eq!(of(&alerts, rules::PROTOCOL_ABUSE)[0].level, Level::Medium);
+}
+
+#[test]
 fn an_anonymous_client_that_breaks_http2_is_reported_by_its_address() {
     let mut a = analytics();
     for principal in [None, Some("anonymous")] {
