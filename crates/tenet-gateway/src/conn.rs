@@ -48,10 +48,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most answer bytes the kernel holds for a client that it has not yet sent
 /// (`TCP_NOTSENT_LOWAT`). Without a limit a slow reader's autotuned send buffer holds
-/// megabytes, and the kernel reports the socket writable again only once a large part of
-/// them has gone: a steady client reading 20 KB/s went more than [`SEND_TIMEOUT`] between
-/// two writes and was cut off. With it, a write goes through each time the client has
-/// taken about half of this.
+/// megabytes, and the kernel reports the socket writable again only once about a third of
+/// them has gone: minutes for a client reading a few KB/s, however steadily. With it, a write
+/// goes through each time the client's window has taken about half of this. (A client's own
+/// receive buffer can still hide its reading: Linux keeps the window it advertises shut until
+/// a sixteenth of that buffer is free, so a reader of a few KB/s with megabytes of buffer sends
+/// no window for over a minute, and nothing distinguishes it from one that stopped.)
 const UNSENT_LIMIT: u32 = 128 * 1024;
 /// How long an HTTP/1.x connection may wait after its handshake before its first request
 /// starts: a connection that never asks for anything should not hold one of the listener's
@@ -280,6 +282,8 @@ async fn serve_connection(
             refuse_head(&listener, &shared, &info, refusal, e.to_string()).await;
         } else if let Some(kind) = http2_violation(&*e) {
             refuse_http2(&listener, &shared, &info, kind, error_chain(&*e)).await;
+        } else if client_went_away(&*e) {
+            debug!(%peer, error = %e, "connection ended: the client went away");
         } else {
             info!(%peer, error = %e, "connection ended with a protocol error");
         }
@@ -690,6 +694,26 @@ async fn record_refusal(
     if let Err(e) = shared.sink.record(event).await {
         warn!(error = %e, stage, "could not record a refused connection");
     }
+}
+
+/// Whether `e` is the client closing or resetting its connection mid-exchange (a client that
+/// gave up, or was stopped): not a protocol error.
+fn client_went_away(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    let mut next = Some(e);
+    while let Some(error) = next {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::UnexpectedEof
+            );
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// `e` and its sources, joined: hyper's own message ("http2 error") says nothing of the cause.
@@ -1134,6 +1158,22 @@ mod tests {
         http2_violation(&ended.expect_err("a connection error"))
     }
 
+    #[test]
+    fn a_client_that_resets_its_connection_went_away() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapped")]
+        struct Wrapped(#[source] std::io::Error);
+        let reset = Wrapped(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(client_went_away(&reset));
+        let timed_out = Wrapped(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert!(!client_went_away(&timed_out));
+        assert!(!client_went_away(&StreamStalledForTest));
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("not an io error")]
+    struct StreamStalledForTest;
+
     #[tokio::test]
     async fn http2_connection_errors_the_client_caused_are_labelled() {
         // DATA on stream 0.
@@ -1301,6 +1341,70 @@ mod tests {
         let (flooded, opened, handled) =
             reset_streams(1_000, Duration::from_secs(5), Duration::from_secs(2), true).await;
         assert_eq!((flooded, opened, handled), (None, 1_000, 1_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streams_sharing_a_slow_connection_are_not_cut() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // The gateway's side, and the client's, of a link that carries 4 KB/s toward the
+        // client: 20 streams of 64 KiB get about 200 B/s each.
+        let (server, mut gateway_end) = tokio::io::duplex(1 << 16);
+        let (mut client_end, client) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let (mut from_gateway, mut to_gateway) = tokio::io::split(&mut gateway_end);
+            let (mut from_client, mut to_client) = tokio::io::split(&mut client_end);
+            let up = async {
+                let _ = tokio::io::copy(&mut from_client, &mut to_gateway).await;
+            };
+            let down = async {
+                let mut piece = [0u8; 400];
+                while let Ok(n @ 1..) = from_gateway.read(&mut piece).await {
+                    if to_client.write_all(&piece[..n]).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            tokio::join!(up, down);
+        });
+        let activity = Activity::default();
+        let requests = activity.clone();
+        let service = http2_service(activity, |_| async {
+            Ok(http::Response::new(crate::response::full(vec![
+                b'x';
+                64 * 1024
+            ])))
+        });
+        let connection = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(server), service);
+        let (_stop, mut stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
+            let _ = drive_http2(Box::pin(connection), &mut stopped, &requests, peer).await;
+        });
+        let (sender, connection) = h2::client::handshake(client).await.unwrap();
+        tokio::spawn(connection);
+        let mut streams = Vec::new();
+        for _ in 0..20 {
+            let mut sender = sender.clone().ready().await.unwrap();
+            let request = http::Request::get("https://h/").body(()).unwrap();
+            let (answer, _) = sender.send_request(request, true).unwrap();
+            streams.push(tokio::spawn(async move {
+                let mut body = answer.await.unwrap().into_body();
+                let mut got = 0;
+                while let Some(Ok(data)) = body.data().await {
+                    got += data.len();
+                    let _ = body.flow_control().release_capacity(data.len());
+                }
+                got
+            }));
+        }
+        let start = tokio::time::Instant::now();
+        for stream in streams {
+            assert_eq!(stream.await.unwrap(), 64 * 1024);
+        }
+        assert!(start.elapsed() > SEND_TIMEOUT * 4, "{:?}", start.elapsed());
     }
 
     /// A body of 10 bytes that come when its timer fires (an upstream silent until then).

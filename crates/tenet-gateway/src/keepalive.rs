@@ -85,16 +85,16 @@ struct Watched {
     checked: AtomicU64,
     /// The last poll found the body waiting for its upstream.
     awaiting_upstream: AtomicBool,
-    /// The answer's source, taken out and dropped (giving its upstream connection back)
-    /// when the stream is cut.
-    source: Mutex<Option<Body>>,
+    /// The answer's source and the part of its last data frame not handed over yet, taken
+    /// out and dropped (giving its upstream connection back) when the stream is cut.
+    source: Mutex<Option<Pieces>>,
 }
 
 /// [`Watched::checked`] of a body no check has seen yet.
 const NOT_CHECKED: u64 = u64::MAX;
 
 impl Watched {
-    fn source(&self) -> std::sync::MutexGuard<'_, Option<Body>> {
+    fn source(&self) -> std::sync::MutexGuard<'_, Option<Pieces>> {
         self.source.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -149,7 +149,7 @@ impl Activity {
     /// keeps a client that reads one stream from holding any number of others, and their
     /// upstream connections, for ever (nginx times HTTP/2 sends per stream too).
     pub(crate) fn cut_stalled(&self) -> usize {
-        let cut: Vec<Body> = {
+        let cut: Vec<Pieces> = {
             let watched = self
                 .0
                 .watched
@@ -277,28 +277,88 @@ impl Drop for InFlight {
     }
 }
 
-/// The most of an answer handed to hyper per poll. hyper's HTTP/2 server buffers a whole
-/// data frame however little window the stream has, so a poll stands for at most this much
-/// taken by the client: a slow client that is still reading is polled at least once per
-/// this many bytes (an upstream's read can bring hundreds of kilobytes at once).
+/// The most of an HTTP/1.x answer handed to hyper per poll.
 const MAX_PIECE: usize = 16 * 1024;
+/// The most of an HTTP/2 answer handed to hyper per poll. hyper's HTTP/2 server buffers a
+/// whole data frame however little window the stream has, and polls the body again only once
+/// that frame has gone out, so a poll stands for at most this much taken by the client (an
+/// upstream's read can bring hundreds of kilobytes at once). Small, because the streams of
+/// one connection share its bandwidth: at 4 KiB, a stream is polled at least once a minute
+/// down to about 70 B/s of it, a hundred streams on a 7 KB/s link.
+const MAX_PIECE_HTTP2: usize = 4 * 1024;
 
 /// A response body that keeps its request marked in flight until hyper drops it, counts
 /// hyper's polls of it (see [`Activity::stalled_since`]), and hands its data over in pieces
-/// of at most [`MAX_PIECE`].
+/// of at most [`MAX_PIECE`] ([`MAX_PIECE_HTTP2`]).
 pub(crate) struct TrackedBody {
     body: Source,
     in_flight: InFlight,
     /// The last poll found the body waiting for its upstream.
     awaiting_upstream: bool,
-    /// The part of a data frame over [`MAX_PIECE`] not handed over yet.
+}
+
+/// An answer body handed over in pieces of at most `max` bytes.
+struct Pieces {
+    body: Body,
+    /// The part of a data frame over `max` not handed over yet.
     rest: Bytes,
+    max: usize,
+}
+
+impl Pieces {
+    fn new(body: Body, max: usize) -> Self {
+        Self {
+            body,
+            rest: Bytes::new(),
+            max,
+        }
+    }
+
+    /// The next piece: of the data frame being cut, or the body's next frame, cut.
+    fn poll_piece(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, crate::response::BoxError>>> {
+        if !self.rest.is_empty() {
+            let piece = self.rest.split_to(self.rest.len().min(self.max));
+            return Poll::Ready(Some(Ok(Frame::data(piece))));
+        }
+        match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(mut data) if data.len() > self.max => {
+                    self.rest = data.split_off(self.max);
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Ok(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let inner = self.body.size_hint();
+        if self.rest.is_empty() {
+            return inner;
+        }
+        let rest = u64::try_from(self.rest.len()).unwrap_or(u64::MAX);
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_add(rest));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(rest));
+        }
+        hint
+    }
 }
 
 /// Where a [`TrackedBody`]'s data comes from.
 enum Source {
     /// An HTTP/1.x answer: the framing guard times the writes to its client.
-    Owned(Body),
+    Owned(Pieces),
     /// An HTTP/2 answer, with its number in the connection's registry.
     Watched(u64, Arc<Watched>),
 }
@@ -311,7 +371,7 @@ struct StreamStalled;
 impl TrackedBody {
     /// An HTTP/1.x answer body.
     pub(crate) fn new(body: Body, in_flight: InFlight) -> Self {
-        Self::with_source(Source::Owned(body), in_flight)
+        Self::with_source(Source::Owned(Pieces::new(body, MAX_PIECE)), in_flight)
     }
 
     /// An HTTP/2 answer body, which [`Activity::cut_stalled`] may cut.
@@ -322,7 +382,7 @@ impl TrackedBody {
             pulls: AtomicU64::new(0),
             checked: AtomicU64::new(NOT_CHECKED),
             awaiting_upstream: AtomicBool::new(false),
-            source: Mutex::new(Some(body)),
+            source: Mutex::new(Some(Pieces::new(body, MAX_PIECE_HTTP2))),
         });
         counters
             .watched
@@ -338,7 +398,6 @@ impl TrackedBody {
             body,
             in_flight,
             awaiting_upstream: false,
-            rest: Bytes::new(),
         }
     }
 }
@@ -362,26 +421,6 @@ impl Drop for TrackedBody {
     }
 }
 
-/// Poll `body` for its next frame, cutting data frames over [`MAX_PIECE`] and keeping the
-/// rest in `rest`.
-fn poll_piece(
-    body: &mut Body,
-    rest: &mut Bytes,
-    cx: &mut Context<'_>,
-) -> Poll<Option<Result<Frame<Bytes>, crate::response::BoxError>>> {
-    match Pin::new(body).poll_frame(cx) {
-        Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-            Ok(mut data) if data.len() > MAX_PIECE => {
-                *rest = data.split_off(MAX_PIECE);
-                Poll::Ready(Some(Ok(Frame::data(data))))
-            }
-            Ok(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
-            Err(frame) => Poll::Ready(Some(Ok(frame))),
-        },
-        other => other,
-    }
-}
-
 impl HttpBody for TrackedBody {
     type Data = Bytes;
     type Error = crate::response::BoxError;
@@ -393,18 +432,12 @@ impl HttpBody for TrackedBody {
         let this = self.get_mut();
         let counters = &this.in_flight.0;
         counters.pulls.fetch_add(1, Ordering::AcqRel);
-        if let Source::Watched(_, watched) = &this.body {
-            watched.pulls.fetch_add(1, Ordering::AcqRel);
-        }
-        if !this.rest.is_empty() {
-            let piece = this.rest.split_to(this.rest.len().min(MAX_PIECE));
-            return Poll::Ready(Some(Ok(Frame::data(piece))));
-        }
         let polled = match &mut this.body {
-            Source::Owned(body) => poll_piece(body, &mut this.rest, cx),
+            Source::Owned(pieces) => pieces.poll_piece(cx),
             Source::Watched(_, watched) => {
+                watched.pulls.fetch_add(1, Ordering::AcqRel);
                 let polled = match watched.source().as_mut() {
-                    Some(body) => poll_piece(body, &mut this.rest, cx),
+                    Some(pieces) => pieces.poll_piece(cx),
                     None => Poll::Ready(Some(Err(StreamStalled.into()))),
                 };
                 watched
@@ -425,34 +458,23 @@ impl HttpBody for TrackedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rest.is_empty()
-            && match &self.body {
-                Source::Owned(body) => body.is_end_stream(),
-                // A cut body still has its error to give.
-                Source::Watched(_, watched) => {
-                    watched.source().as_ref().is_some_and(Body::is_end_stream)
-                }
+        match &self.body {
+            Source::Owned(pieces) => pieces.is_end_stream(),
+            // A cut body still has its error to give.
+            Source::Watched(_, watched) => {
+                watched.source().as_ref().is_some_and(Pieces::is_end_stream)
             }
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        let inner = match &self.body {
-            Source::Owned(body) => body.size_hint(),
+        match &self.body {
+            Source::Owned(pieces) => pieces.size_hint(),
             Source::Watched(_, watched) => watched
                 .source()
                 .as_ref()
-                .map_or_else(SizeHint::new, Body::size_hint),
-        };
-        if self.rest.is_empty() {
-            return inner;
+                .map_or_else(SizeHint::new, Pieces::size_hint),
         }
-        let rest = u64::try_from(self.rest.len()).unwrap_or(u64::MAX);
-        let mut hint = SizeHint::new();
-        hint.set_lower(inner.lower().saturating_add(rest));
-        if let Some(upper) = inner.upper() {
-            hint.set_upper(upper.saturating_add(rest));
-        }
-        hint
     }
 }
 
