@@ -23,7 +23,6 @@
 //! connection busy is woken when the last response body is dropped, and one that waited for a
 //! flush when the flush completes.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -53,10 +52,6 @@ struct Counters {
     /// The reader that found the connection busy: woken when the last response is with
     /// hyper (hyper itself may not read again until the client sends something).
     waiting: Mutex<Option<Waker>>,
-    /// HTTP/2 answer bodies with hyper, by number ([`TrackedBody::watched`]).
-    watched: Mutex<HashMap<u64, Arc<Watched>>>,
-    /// The number of the next watched body.
-    next_watched: AtomicU64,
     /// HTTP/2 streams the client reset before their answer started, within
     /// [`PREMATURE_RESET`] of their start.
     premature_resets: AtomicU64,
@@ -74,30 +69,6 @@ pub(crate) const PREMATURE_RESET: std::time::Duration = std::time::Duration::fro
 /// Premature resets that, once they are more than half of a connection's streams, make a
 /// reset flood (Envoy's default for the same check: half of its 500-stream minimum).
 pub(crate) const PREMATURE_RESET_LIMIT: u64 = 250;
-
-/// An HTTP/2 answer body as the connection's send check sees it: hyper polls the body of a
-/// stream only when that stream has flow-control window, so one client can keep some streams
-/// shut while it reads others. See [`Activity::cut_stalled`].
-struct Watched {
-    /// hyper's polls of this body.
-    pulls: AtomicU64,
-    /// `pulls` at the last check; [`NOT_CHECKED`] before the first.
-    checked: AtomicU64,
-    /// The last poll found the body waiting for its upstream.
-    awaiting_upstream: AtomicBool,
-    /// The answer's source and the part of its last data frame not handed over yet, taken
-    /// out and dropped (giving its upstream connection back) when the stream is cut.
-    source: Mutex<Option<Pieces>>,
-}
-
-/// [`Watched::checked`] of a body no check has seen yet.
-const NOT_CHECKED: u64 = u64::MAX;
-
-impl Watched {
-    fn source(&self) -> std::sync::MutexGuard<'_, Option<Pieces>> {
-        self.source.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
 
 impl Activity {
     /// Mark a request as being answered until the returned mark is dropped.
@@ -139,36 +110,6 @@ impl Activity {
         self.0.answering.load(Ordering::Acquire) > 0
             && self.0.awaiting_upstream.load(Ordering::Acquire) == 0
             && self.pulls() == pulls
-    }
-
-    /// Cut the HTTP/2 answers whose client took none of them since the last call: each body
-    /// not polled since then, and not waiting for its upstream, has its source dropped (its
-    /// upstream connection given back), and its next poll fails, so hyper resets its stream.
-    /// Called once every send timeout, a stream is cut between one and two of them after the
-    /// client last took some of it; how many were cut. Cutting only the stalled streams
-    /// keeps a client that reads one stream from holding any number of others, and their
-    /// upstream connections, for ever (nginx times HTTP/2 sends per stream too).
-    pub(crate) fn cut_stalled(&self) -> usize {
-        let cut: Vec<Pieces> = {
-            let watched = self
-                .0
-                .watched
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            watched
-                .values()
-                .filter_map(|body| {
-                    let pulls = body.pulls.load(Ordering::Acquire);
-                    let checked = body.checked.swap(pulls, Ordering::AcqRel);
-                    let stalled =
-                        checked == pulls && !body.awaiting_upstream.load(Ordering::Acquire);
-                    if stalled { body.source().take() } else { None }
-                })
-                .collect()
-        };
-        // Dropped outside the registry's lock: dropping an upstream body closes its
-        // connection.
-        cut.len()
     }
 
     /// Watch an HTTP/2 request for a premature reset: the returned guard, dropped before
@@ -295,7 +236,7 @@ const SLOW_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// hyper's polls of it (see [`Activity::stalled_since`]), and hands its data over in pieces
 /// of at most [`MAX_PIECE`] ([`SLOW_PIECE`] on a slow HTTP/2 stream).
 pub(crate) struct TrackedBody {
-    body: Source,
+    body: Pieces,
     in_flight: InFlight,
     /// The last poll found the body waiting for its upstream.
     awaiting_upstream: bool,
@@ -372,44 +313,18 @@ impl Pieces {
     }
 }
 
-/// Where a [`TrackedBody`]'s data comes from.
-enum Source {
-    /// An HTTP/1.x answer: the framing guard times the writes to its client.
-    Owned(Pieces),
-    /// An HTTP/2 answer, with its number in the connection's registry.
-    Watched(u64, Arc<Watched>),
-}
-
-/// The error of a poll of a cut stream's body.
-#[derive(Debug, thiserror::Error)]
-#[error("the client took none of this answer between two send checks")]
-struct StreamStalled;
-
 impl TrackedBody {
     /// An HTTP/1.x answer body.
     pub(crate) fn new(body: Body, in_flight: InFlight) -> Self {
-        Self::with_source(Source::Owned(Pieces::new(body, false)), in_flight)
+        Self::with_pieces(Pieces::new(body, false), in_flight)
     }
 
-    /// An HTTP/2 answer body, which [`Activity::cut_stalled`] may cut.
-    pub(crate) fn watched(body: Body, in_flight: InFlight) -> Self {
-        let counters = &in_flight.0;
-        let number = counters.next_watched.fetch_add(1, Ordering::AcqRel);
-        let watched = Arc::new(Watched {
-            pulls: AtomicU64::new(0),
-            checked: AtomicU64::new(NOT_CHECKED),
-            awaiting_upstream: AtomicBool::new(false),
-            source: Mutex::new(Some(Pieces::new(body, true))),
-        });
-        counters
-            .watched
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(number, watched.clone());
-        Self::with_source(Source::Watched(number, watched), in_flight)
+    /// An HTTP/2 answer body: its pieces shrink once its stream is slow.
+    pub(crate) fn http2(body: Body, in_flight: InFlight) -> Self {
+        Self::with_pieces(Pieces::new(body, true), in_flight)
     }
 
-    fn with_source(body: Source, in_flight: InFlight) -> Self {
+    fn with_pieces(body: Pieces, in_flight: InFlight) -> Self {
         in_flight.0.answering.fetch_add(1, Ordering::AcqRel);
         Self {
             body,
@@ -426,15 +341,6 @@ impl Drop for TrackedBody {
             counters.awaiting_upstream.fetch_sub(1, Ordering::AcqRel);
         }
         counters.answering.fetch_sub(1, Ordering::AcqRel);
-        if let Source::Watched(number, _) = &self.body {
-            let removed = counters
-                .watched
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(number);
-            // The source, if still there, is dropped outside the registry's lock.
-            drop(removed);
-        }
     }
 }
 
@@ -449,20 +355,7 @@ impl HttpBody for TrackedBody {
         let this = self.get_mut();
         let counters = &this.in_flight.0;
         counters.pulls.fetch_add(1, Ordering::AcqRel);
-        let polled = match &mut this.body {
-            Source::Owned(pieces) => pieces.poll_piece(cx),
-            Source::Watched(_, watched) => {
-                watched.pulls.fetch_add(1, Ordering::AcqRel);
-                let polled = match watched.source().as_mut() {
-                    Some(pieces) => pieces.poll_piece(cx),
-                    None => Poll::Ready(Some(Err(StreamStalled.into()))),
-                };
-                watched
-                    .awaiting_upstream
-                    .store(polled.is_pending(), Ordering::Release);
-                polled
-            }
-        };
+        let polled = this.body.poll_piece(cx);
         if polled.is_pending() != this.awaiting_upstream {
             this.awaiting_upstream = polled.is_pending();
             if this.awaiting_upstream {
@@ -475,28 +368,18 @@ impl HttpBody for TrackedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.body {
-            Source::Owned(pieces) => pieces.is_end_stream(),
-            // A cut body still has its error to give.
-            Source::Watched(_, watched) => {
-                watched.source().as_ref().is_some_and(Pieces::is_end_stream)
-            }
-        }
+        self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.body {
-            Source::Owned(pieces) => pieces.size_hint(),
-            Source::Watched(_, watched) => watched
-                .source()
-                .as_ref()
-                .map_or_else(SizeHint::new, Pieces::size_hint),
-        }
+        self.body.size_hint()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::response::full;
 
@@ -516,6 +399,32 @@ mod tests {
         }
         assert_eq!(pieces, [16 * 1024, 16 * 1024, 8 * 1024]);
         assert_eq!(activity.pulls(), 4, "three pieces and the end");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http2_answer_taken_slowly_is_handed_over_in_small_pieces() {
+        use http_body_util::BodyExt;
+        let activity = Activity::default();
+        let mut body = TrackedBody::http2(full(vec![7u8; 64 * 1024]), activity.begin());
+        let mut pieces = Vec::new();
+        // Taken at once, then with more than a second between two polls, then at once again.
+        for gap in [0, 0, 2, 2, 0, 0] {
+            tokio::time::sleep(Duration::from_secs(gap)).await;
+            let frame = body.frame().await.unwrap().unwrap();
+            pieces.push(frame.into_data().unwrap().len());
+        }
+        assert_eq!(
+            pieces,
+            [
+                16 * 1024,
+                16 * 1024,
+                2 * 1024,
+                2 * 1024,
+                16 * 1024,
+                12 * 1024
+            ]
+        );
+        assert!(body.frame().await.is_none());
     }
 
     #[test]
