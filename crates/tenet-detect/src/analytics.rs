@@ -502,25 +502,16 @@ impl Analytics {
             }
             Some(abuse) => {
                 let ended = abuse.since.saturating_add(1);
-                *abuse = Abuse {
-                    alerted_ms: now_ms,
-                    since: 0,
-                };
+                *abuse = Abuse::alerted(now_ms);
                 ended
             }
             None => {
-                self.protocol.insert(
-                    key.clone(),
-                    Abuse {
-                        alerted_ms: now_ms,
-                        since: 0,
-                    },
-                );
+                self.protocol.insert(key.clone(), Abuse::alerted(now_ms));
                 1
             }
         };
         let earlier = if ended > 1 {
-            format!("; {ended} connections ended so since the last alert on it",)
+            format!("; {ended} connections ended so since the last alert on it")
         } else {
             String::new()
         };
@@ -781,6 +772,16 @@ struct Abuse {
     alerted_ms: i64,
     /// Connections ended since, not yet reported.
     since: u32,
+}
+
+impl Abuse {
+    /// An alert fired at `now_ms`.
+    fn alerted(now_ms: i64) -> Self {
+        Self {
+            alerted_ms: now_ms,
+            since: 0,
+        }
+    }
 }
 
 fn burst_alert(
