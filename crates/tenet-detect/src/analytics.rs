@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use serde_json::{Value, json};
-use tenet_event::{AccessEvent, AdminEvent, Disposition, Event, EventKind, RejectionEvent};
+use tenet_event::{
+    AccessEvent, AdminEvent, Disposition, Event, EventKind, RejectionEvent, THROTTLED,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -432,6 +434,11 @@ impl Analytics {
         now_ms: i64,
         out: &mut Vec<Alert>,
     ) {
+        if r.kind == THROTTLED {
+            // A summary of refusals past a source's limit: the source's refusals recorded one
+            // by one before it already fed the detections of that window.
+            return;
+        }
         if r.stage == "http2" {
             return self.protocol_abuse(r, now, now_ms, out);
         }

@@ -105,6 +105,10 @@ pub struct AccessEvent {
     pub decision_us: u64,
 }
 
+/// The `kind` of a [`RejectionEvent`] that summarises refusals past a source's limit: its
+/// `detail` says how many, from where and when.
+pub const THROTTLED: &str = "throttled";
+
 /// Input refused before an authorization decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectionEvent {
@@ -116,9 +120,11 @@ pub struct RejectionEvent {
     pub source_ip: IpAddr,
     /// The TCP peer port.
     pub source_port: u16,
-    /// `tls` (handshake, client certificate) or `http` (framing, normalisation).
+    /// `tls` (handshake, client certificate), `http` (framing, normalisation) or `http2`
+    /// (protocol violations); `all` for a summary across stages and sources.
     pub stage: String,
-    /// A stable label for the kind of problem, e.g. `expired_certificate`, `encoded_slash`.
+    /// A stable label for the kind of problem, e.g. `expired_certificate`, `encoded_slash`;
+    /// [`THROTTLED`] for a summary of refusals that were not recorded one by one.
     pub kind: String,
     /// A human-readable description.
     pub detail: String,

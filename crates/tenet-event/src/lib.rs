@@ -19,6 +19,6 @@ mod sink;
 
 pub use event::{
     AccessEvent, AdminEvent, AuthenticationEvent, DetectionEvent, Disposition, Event, EventKind,
-    PolicyEvent, RejectionEvent, SvidEvent, default_deny_text,
+    PolicyEvent, RejectionEvent, SvidEvent, THROTTLED, default_deny_text,
 };
 pub use sink::{EventSink, RecordFuture, SinkError};

@@ -13,7 +13,7 @@ use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
-use tenet_event::{Event, EventKind, RejectionEvent};
+use tenet_event::RejectionEvent;
 use tenet_identity::SpiffeId;
 use tenet_policy::{Principal, TlsFacts};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -28,6 +28,7 @@ use crate::framing::{FramingGuard, FramingVerdict};
 #[cfg(test)]
 use crate::keepalive::PREMATURE_RESET_LIMIT;
 use crate::keepalive::{Activity, PREMATURE_RESET, TrackedBody};
+use crate::refusals::{self, log_refusal};
 use crate::response::BoxError;
 use crate::server::{ListenerState, Shared};
 
@@ -659,38 +660,34 @@ async fn refuse_head(
 ) {
     let kind = refusal.kind;
     metrics::counter!("tenet_gateway_rejections_total", "reason" => kind).increment(1);
-    info!(peer = %conn.peer, reason = kind, error = %detail, "request head refused");
     let status = refusal.status.map(|s| s.as_u16());
-    record_refusal(listener, shared, conn, ("http", kind), detail, status).await;
+    let recorded = record_refusal(listener, shared, conn, ("http", kind), &detail, status).await;
+    log_refusal!(recorded, peer = %conn.peer, reason = kind, error = %detail, "request head refused");
 }
 
-/// Record the refusal of a connection past its handshake: `stage` and `kind` as in
-/// [`RejectionEvent`], `status` the HTTP status sent, if any.
+/// Record the refusal of a connection past its handshake, within its source's limit:
+/// `stage` and `kind` as in [`RejectionEvent`], `status` the HTTP status sent, if any.
+/// Returns whether it was recorded one by one.
 async fn record_refusal(
     listener: &ListenerState,
     shared: &Shared,
     conn: &ConnInfo,
     (stage, kind): (&'static str, &'static str),
-    detail: String,
+    detail: &str,
     status: Option<u16>,
-) {
-    let event = Event::new(
-        shared.clock.now(),
-        EventKind::Rejection(RejectionEvent {
-            request_id: None,
-            listener: listener.name.clone(),
-            source_ip: conn.peer.ip(),
-            source_port: conn.peer.port(),
-            stage: stage.into(),
-            kind: kind.into(),
-            detail,
-            principal: conn.principal.as_ref().map(|p| p.as_str().to_string()),
-            status,
-        }),
-    );
-    if let Err(e) = shared.sink.record(event).await {
-        warn!(error = %e, stage, "could not record a refused connection");
-    }
+) -> bool {
+    let refusal = RejectionEvent {
+        request_id: None,
+        listener: listener.name.clone(),
+        source_ip: conn.peer.ip(),
+        source_port: conn.peer.port(),
+        stage: stage.into(),
+        kind: kind.into(),
+        detail: detail.to_owned(),
+        principal: conn.principal.as_ref().map(|p| p.as_str().to_string()),
+        status,
+    };
+    refusals::record(shared, refusal).await
 }
 
 /// Whether `e` is the client closing or resetting its connection mid-exchange (a client that
@@ -771,9 +768,9 @@ async fn refuse_http2(
     detail: String,
 ) {
     metrics::counter!("tenet_gateway_rejections_total", "reason" => kind).increment(1);
-    info!(peer = %conn.peer, principal = %conn.name, reason = kind, error = %detail,
-        "connection ended: the client broke HTTP/2");
-    record_refusal(listener, shared, conn, ("http2", kind), detail, None).await;
+    let recorded = record_refusal(listener, shared, conn, ("http2", kind), &detail, None).await;
+    log_refusal!(recorded, peer = %conn.peer, principal = %conn.name, reason = kind,
+        error = %detail, "connection ended: the client broke HTTP/2");
 }
 
 fn conn_info(
@@ -904,29 +901,26 @@ async fn refuse_handshake(
 ) {
     metrics::counter!("tenet_gateway_handshakes_refused_total", "reason" => kind).increment(1);
     let detail = refusal_detail(&error);
-    info!(listener = %listener.name, %peer, reason = kind, error = %detail,
-        "tls handshake refused");
     if kind == "client_closed" {
         // Port scanners and health checks that close at once are not authentication attempts.
+        info!(listener = %listener.name, %peer, reason = kind, error = %detail,
+            "tls handshake refused");
         return;
     }
-    let event = Event::new(
-        shared.clock.now(),
-        EventKind::Rejection(RejectionEvent {
-            request_id: None,
-            listener: listener.name.clone(),
-            source_ip: peer.ip(),
-            source_port: peer.port(),
-            stage: "tls".into(),
-            kind: kind.into(),
-            detail,
-            principal: None,
-            status: None,
-        }),
-    );
-    if let Err(e) = shared.sink.record(event).await {
-        warn!(error = %e, "could not record a refused handshake");
-    }
+    let refusal = RejectionEvent {
+        request_id: None,
+        listener: listener.name.clone(),
+        source_ip: peer.ip(),
+        source_port: peer.port(),
+        stage: "tls".into(),
+        kind: kind.into(),
+        detail: detail.clone(),
+        principal: None,
+        status: None,
+    };
+    let recorded = refusals::record(shared, refusal).await;
+    log_refusal!(recorded, listener = %listener.name, %peer, reason = kind, error = %detail,
+        "tls handshake refused");
 }
 
 #[cfg(test)]

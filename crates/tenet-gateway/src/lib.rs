@@ -27,6 +27,7 @@ mod framing;
 mod keepalive;
 mod people;
 mod pipeline;
+mod refusals;
 mod replay;
 mod request_body;
 mod response;
@@ -42,6 +43,7 @@ pub use people::{
     AUTH_PREFIX, AuthRequest, COOKIE_PREFIX, IdentifyWait, MAX_AUTH_BODY, PeopleGate, Person,
     PersonRequest, PersonVerdict, ServeFuture,
 };
+pub use refusals::{REFUSAL_WINDOW, RefusalLimits};
 pub use request_body::DEFAULT_REQUEST_BODY_IDLE_TIMEOUT;
 pub use server::{Gateway, GatewayHandle, GatewayParts, NoRisk, RiskSource};
 pub use tls::SvidResolver;

@@ -23,6 +23,7 @@ use crate::people::{
     AUTH_PREFIX, AuthRequest, MAX_AUTH_BODY, PeopleGate, Person, PersonRequest, PersonVerdict,
     auth_redirect, is_navigation, strip_tenet_cookies,
 };
+use crate::refusals::log_refusal;
 use crate::request_body::ForwardedBody;
 use crate::response::{Body, REQUEST_ID_HEADER, full, refuse};
 use crate::routes::Route;
@@ -365,23 +366,18 @@ async fn refuse_late_body(
     shared: &Shared,
 ) -> Response<Body> {
     let status = StatusCode::REQUEST_TIMEOUT;
-    let event = Event::new(
-        shared.clock.now(),
-        EventKind::Rejection(RejectionEvent {
-            request_id: Some(r.request_id.to_string()),
-            listener: listener.name.clone(),
-            source_ip: conn.peer.ip(),
-            source_port: conn.peer.port(),
-            stage: "http".into(),
-            kind: "body_timeout".into(),
-            detail: r.detail,
-            principal: Some(r.principal),
-            status: Some(status.as_u16()),
-        }),
-    );
-    if let Err(e) = shared.sink.record(event).await {
-        warn!(error = %e, "could not record a request body timeout");
-    }
+    let refusal = RejectionEvent {
+        request_id: Some(r.request_id.to_string()),
+        listener: listener.name.clone(),
+        source_ip: conn.peer.ip(),
+        source_port: conn.peer.port(),
+        stage: "http".into(),
+        kind: "body_timeout".into(),
+        detail: r.detail,
+        principal: Some(r.principal),
+        status: Some(status.as_u16()),
+    };
+    crate::refusals::record(shared, refusal).await;
     refuse(
         status,
         "bad_request",
@@ -416,24 +412,20 @@ async fn reject(
 ) -> Response<Body> {
     let status = rejection.status();
     metrics::counter!("tenet_gateway_rejections_total", "reason" => rejection.kind()).increment(1);
-    info!(peer = %conn.peer, reason = rejection.kind(), detail = %rejection, "request rejected");
-    let event = Event::new(
-        shared.clock.now(),
-        EventKind::Rejection(RejectionEvent {
-            request_id: Some(request_id.to_string()),
-            listener: listener.name.clone(),
-            source_ip: conn.peer.ip(),
-            source_port: conn.peer.port(),
-            stage: "http".into(),
-            kind: rejection.kind().into(),
-            detail: rejection.to_string(),
-            principal: conn.principal.as_ref().map(|p| p.as_str().to_string()),
-            status: Some(status.as_u16()),
-        }),
-    );
-    if let Err(e) = shared.sink.record(event).await {
-        warn!(error = %e, "could not record a rejected request");
-    }
+    let refusal = RejectionEvent {
+        request_id: Some(request_id.to_string()),
+        listener: listener.name.clone(),
+        source_ip: conn.peer.ip(),
+        source_port: conn.peer.port(),
+        stage: "http".into(),
+        kind: rejection.kind().into(),
+        detail: rejection.to_string(),
+        principal: conn.principal.as_ref().map(|p| p.as_str().to_string()),
+        status: Some(status.as_u16()),
+    };
+    let recorded = crate::refusals::record(shared, refusal).await;
+    log_refusal!(recorded, peer = %conn.peer, reason = rejection.kind(), detail = %rejection,
+        "request rejected");
     // Close the connection after a framing problem: the rest of the stream is suspect.
     let error = if status == StatusCode::MISDIRECTED_REQUEST {
         "misdirected"

@@ -19,6 +19,7 @@ use crate::config::{ListenerSpec, RouteSpec};
 use crate::error::GatewayError;
 use crate::forward::Upstream;
 use crate::people::PeopleGate;
+use crate::refusals::{RefusalLimits, Refusals};
 use crate::routes::{Route, RouteTable};
 use crate::tls::{SvidResolver, server_config};
 
@@ -52,6 +53,9 @@ pub struct GatewayParts {
     /// it ([`crate::DEFAULT_REQUEST_BODY_IDLE_TIMEOUT`] unless configured); a longer gap cancels
     /// the upstream request and is answered 408.
     pub request_body_idle: Duration,
+    /// How many refusals of connections and requests are recorded one by one; past these
+    /// they are summarised.
+    pub refusal_limits: RefusalLimits,
 }
 
 /// Where the gateway reads a caller's risk score (0–100) for `context.risk`.
@@ -80,6 +84,8 @@ pub(crate) struct Shared {
     pub risk: Arc<dyn RiskSource>,
     pub people: Option<Arc<dyn PeopleGate>>,
     pub request_body_idle: Duration,
+    /// The limits on refusal events and what they held back.
+    pub refusals: Refusals,
     /// Turns `true` when the gateway stops.
     pub stopped: watch::Receiver<bool>,
 }
@@ -149,6 +155,7 @@ impl Gateway {
             risk: parts.risk,
             people: parts.people,
             request_body_idle: parts.request_body_idle,
+            refusals: Refusals::new(parts.refusal_limits),
             stopped,
         });
         Ok(Self {
@@ -182,7 +189,14 @@ impl Gateway {
                 stopped.clone(),
             ));
         }
-        GatewayHandle { stop, tasks }
+        let (end_summaries, ended) = tokio::sync::oneshot::channel();
+        let summaries = tokio::spawn(summarise_refusals(self.shared.clone(), ended));
+        GatewayHandle {
+            stop,
+            tasks,
+            shared: self.shared,
+            summaries: (end_summaries, summaries),
+        }
     }
 }
 
@@ -237,16 +251,50 @@ async fn bind_listener(spec: &ListenerSpec, parts: &GatewayParts) -> Result<Boun
 }
 
 /// A running gateway.
-#[derive(Debug)]
 pub struct GatewayHandle {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    shared: Arc<Shared>,
+    /// Ends the task that records refusal summaries, and the task.
+    summaries: (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+}
+
+impl std::fmt::Debug for GatewayHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayHandle")
+            .field("listeners", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl GatewayHandle {
-    /// Stop accepting, let open requests finish, and wait for the listeners to end.
+    /// Stop accepting, let open requests finish, and wait for the listeners to end; then
+    /// record the summaries of the refusals held back so far.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        let (end, task) = self.summaries;
+        let _ = end.send(());
+        let _ = task.await;
+        crate::refusals::record_summaries(&self.shared, true).await;
+    }
+}
+
+/// How often the summaries of refusals held back in windows that ended are recorded.
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Records the summaries of refusals held back, every [`SUMMARY_INTERVAL`] until `end`
+/// (never in the middle of recording them).
+async fn summarise_refusals(shared: Arc<Shared>, mut end: tokio::sync::oneshot::Receiver<()>) {
+    let mut tick = tokio::time::interval(SUMMARY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => crate::refusals::record_summaries(&shared, false).await,
+            _ = &mut end => return,
+        }
     }
 }

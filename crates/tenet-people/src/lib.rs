@@ -18,7 +18,6 @@ mod devices;
 mod error;
 mod gate;
 mod pages;
-mod throttle;
 
 pub use devices::{
     Compliance, DeviceState, Devices, ListedDevice, REPORT_WINDOW, REPORTS_PER_DEVICE,

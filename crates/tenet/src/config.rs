@@ -113,12 +113,29 @@ pub struct EventsSection {
     /// acknowledged), or "never".
     #[serde(default = "default_sync")]
     pub sync: String,
+    /// Refused connections and requests recorded one by one per source (an address, or an
+    /// IPv6 /64), stage and listener each minute; past it they are summarised.
+    #[serde(default = "default_refusals_per_source")]
+    pub refusals_per_source: u32,
+    /// Refusal events recorded each minute across all sources, summaries included.
+    #[serde(default = "default_refusals_overall")]
+    pub refusals_overall: u32,
+}
+
+fn default_refusals_per_source() -> u32 {
+    tenet_gateway::RefusalLimits::default().per_source
+}
+
+fn default_refusals_overall() -> u32 {
+    tenet_gateway::RefusalLimits::default().overall
 }
 
 impl Default for EventsSection {
     fn default() -> Self {
         Self {
             sync: default_sync(),
+            refusals_per_source: default_refusals_per_source(),
+            refusals_overall: default_refusals_overall(),
         }
     }
 }
@@ -197,6 +214,7 @@ pub struct Config {
     pub clock_skew: Duration,
     /// The gateway's idle limit on forwarded request bodies.
     pub request_body_idle: Duration,
+    pub refusal_limits: tenet_gateway::RefusalLimits,
     pub sync: SyncPolicy,
     pub admin_listen: SocketAddr,
     /// Workloads allowed to read the ledger's checkpoints and proofs from the admin API.
@@ -338,6 +356,10 @@ fn resolve(path: &Path, file: ConfigFile) -> Result<Config> {
         clock_skew: bounded_skew(&file.deployment.clock_skew)?,
         request_body_idle: body_idle(file.deployment.request_body_idle_timeout.as_deref())?,
         sync: parse_sync(&file.events.sync).context("events.sync")?,
+        refusal_limits: tenet_gateway::RefusalLimits {
+            per_source: file.events.refusals_per_source,
+            overall: file.events.refusals_overall,
+        },
         admin_listen: file.admin.listen,
         people: crate::people::people_spec(&base, file.people, &routes, &listeners)?,
         listeners,

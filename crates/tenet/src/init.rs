@@ -167,6 +167,15 @@ request_body_idle_timeout = "30s"
 # Each checkpoint syncs everything it covers, whatever the setting. The admin API's
 # /v1/status shows how many entries are known durable.
 sync = "interval"
+# Refused handshakes, request heads, HTTP/2 connections and malformed requests are recorded
+# one by one up to this many per source (an address, or an IPv6 /64), stage and listener
+# each minute. Past it they are still refused, counted and logged at debug, and one
+# "throttled" event per source and minute says how many were held back, so that one host
+# cannot fill the ledger. Authorization decisions are never held back.
+refusals_per_source = 100
+# The same across all sources together, summaries included; past it one summary of the
+# minute.
+refusals_overall = 2000
 
 [admin]
 # The admin API (mTLS; only the admin credential in data/admin is accepted).

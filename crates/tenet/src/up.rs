@@ -191,6 +191,7 @@ pub async fn start(config: &Config) -> Result<Running> {
             .clone()
             .map(|p| p as Arc<dyn tenet_gateway::PeopleGate>),
         request_body_idle: config.request_body_idle,
+        refusal_limits: config.refusal_limits,
     })
     .await?;
     let listeners = gateway.local_addrs();

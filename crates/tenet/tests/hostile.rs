@@ -579,6 +579,131 @@ fn malformed_tls_and_unknown_sni_are_refused_at_the_handshake() {
     assert_healthy(&mut d, fds, 1);
 }
 
+/// The refusals of `class` from 127.0.0.1 recorded one by one (not summaries), and the
+/// summaries.
+fn refusals_and_summaries(
+    d: &Deployment,
+    class: u64,
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    refusals(d, class)
+        .into_iter()
+        .partition(|e| e["unmapped"]["kind"] != "throttled")
+}
+
+#[test]
+fn a_flood_of_refusals_is_recorded_up_to_the_source_limit_then_summarised() {
+    const LIMIT: usize = 5;
+    let mut d = Deployment::start();
+    d.stop();
+    let config = std::fs::read_to_string(d.config()).unwrap();
+    write(
+        &d.config(),
+        &format!("{config}[events]\nrefusals_per_source = {LIMIT}\n"),
+    );
+    d.up();
+    let fds = baseline(&d);
+    let before = d.metrics();
+
+    // 40 malformed handshakes from one address: each is refused at once as usual.
+    const FLOOD: usize = 40;
+    for _ in 0..FLOOD {
+        let x = raw_exchange(&d, &noise(600), false, PROMPT_CLOSE);
+        assert!(x.closed && !x.reply.starts_with(b"HTTP/"), "{x:?}");
+    }
+    // And 8 garbage request heads after good handshakes: the HTTP stage has a limit of its own.
+    const GARBAGE: usize = 8;
+    for _ in 0..GARBAGE {
+        let answer = d.s_client_raw("frontend", b"GET /products HTTP/1.1\r\nHost\r\n\r\n");
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
+    }
+
+    // Every refusal is counted; only the first LIMIT of each stage are events.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = d.metrics();
+        let refused = counter(&metrics, counter_name(TLS), &[("reason", "malformed_tls")])
+            - counter(&before, counter_name(TLS), &[("reason", "malformed_tls")]);
+        let held = |stage| {
+            counter(
+                &metrics,
+                "tenet_gateway_refusal_events_held_total",
+                &[("stage", stage)],
+            )
+        };
+        if refused == FLOOD as u64
+            && held("tls") == (FLOOD - LIMIT) as u64
+            && held("http") == (GARBAGE - LIMIT) as u64
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "refused {refused}, held tls {} http {}",
+            held("tls"),
+            held("http")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (tls, summaries) = refusals_and_summaries(&d, TLS);
+    assert_eq!(tls.len(), LIMIT, "{tls:#?}");
+    assert!(
+        summaries.is_empty(),
+        "the window has not ended: {summaries:#?}"
+    );
+    let (http, _) = refusals_and_summaries(&d, HTTP);
+    assert_eq!(http.len(), LIMIT, "{http:#?}");
+    let log = strip_ansi(&d.up_log());
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("too many refusals from one source"))
+        .count();
+    assert_eq!(warnings, 2, "one warning per stage:\n{log}");
+    // Held-back refusals are logged at debug, not info.
+    let info_lines = log
+        .lines()
+        .filter(|l| l.contains("tls handshake refused") && l.contains("malformed_tls"))
+        .count();
+    assert_eq!(info_lines, LIMIT, "{log}");
+
+    // Decisions are never held back: the good request is recorded as usual.
+    assert_healthy(&mut d, fds, 1);
+
+    // At shutdown the open windows are summarised: nothing is lost.
+    assert!(d.stop().success());
+    let (tls, summaries) = refusals_and_summaries(&d, TLS);
+    assert_eq!(tls.len(), LIMIT);
+    assert_eq!(summaries.len(), 1, "{summaries:#?}");
+    let summary = &summaries[0];
+    assert_eq!(summary["src_endpoint"]["ip"], "127.0.0.1");
+    assert_eq!(summary["unmapped"]["stage"], "tls");
+    assert_eq!(summary["unmapped"]["listener"], "main");
+    let detail = summary["status_detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!(
+            "refusals_not_recorded: {} refused TLS handshakes from 127.0.0.1 between ",
+            FLOOD - LIMIT
+        )),
+        "{detail}"
+    );
+    let (_, summaries) = refusals_and_summaries(&d, HTTP);
+    let http_summary: Vec<_> = summaries
+        .iter()
+        .filter(|e| e["unmapped"]["stage"] == "http")
+        .collect();
+    assert_eq!(http_summary.len(), 1, "{summaries:#?}");
+    assert!(
+        http_summary[0]["status_detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "refusals_not_recorded: {} refused HTTP/1.1 requests from 127.0.0.1 ",
+                GARBAGE - LIMIT
+            )),
+        "{:#}",
+        http_summary[0]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2: garbage HTTP after a good handshake
 // ---------------------------------------------------------------------------------------------

@@ -125,6 +125,15 @@ fn other_refusals_are_not_protocol_abuse_and_the_cooldown_table_stays_bounded() 
     assert!(of(&feed(&mut a, &e), rules::PROTOCOL_ABUSE).is_empty());
     let e = tls_refusal("198.51.100.1", "unknown_issuer", T0);
     assert!(of(&feed(&mut a, &e), rules::PROTOCOL_ABUSE).is_empty());
+    // Nor is the summary of HTTP/2 refusals past a source's limit: the refusals recorded one
+    // by one before it fired what they should; nor does a TLS one count as failures.
+    for t in 0..30 {
+        let at = T0 + Duration::seconds(t);
+        let e = http2_violation("198.51.100.2", None, tenet_event::THROTTLED, at);
+        assert!(feed(&mut a, &e).is_empty(), "a summary fired");
+        let e = tls_refusal("198.51.100.2", tenet_event::THROTTLED, at);
+        assert!(feed(&mut a, &e).is_empty(), "a summary fired");
+    }
 
     let mut c = config();
     c.limits.max_sources = 100;

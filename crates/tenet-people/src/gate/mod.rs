@@ -46,7 +46,7 @@ use answer::{
 
 use crate::devices::Devices;
 use crate::pages;
-use crate::throttle::{Pool, Throttle};
+use tenet_throttle::{Pool, Throttle};
 
 /// Most WebAuthn ceremonies open at once (one per session at most).
 const MAX_CEREMONIES: usize = 10_000;

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use time::format_description::well_known::Rfc3339;
 
 use super::*;
-use crate::throttle::{MANY_KEYS, Overflow, Share, Spill, Tally};
+use tenet_throttle::{MANY_KEYS, Overflow, Share, Spill, Tally};
 
 /// Refusals of requests without a session recorded one by one, per source and window.
 pub(super) const REFUSALS_PER_SOURCE: u32 = 50;
@@ -30,14 +30,8 @@ pub(super) const REFUSAL_EVENTS_OVERALL: u32 = 1_000;
 /// The activity of the ledger event summarising a source's refusals past the limit.
 const THROTTLED: &str = "throttled";
 
-/// The source a refusal is counted against: the address for IPv4, its /64 for IPv6 (one
-/// host commonly holds a whole /64).
-pub(super) fn source_of(ip: IpAddr) -> String {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => v4.to_string(),
-        v6 @ IpAddr::V6(_) => tenet_session::network_of(v6).to_string(),
-    }
-}
+/// The source a refusal is counted against: the address for IPv4, its /64 for IPv6.
+pub(super) use tenet_throttle::source_of;
 
 impl SignIn {
     /// Records the refusal of a request made without a session and returns the answer to
@@ -252,7 +246,7 @@ mod tests {
     #[test]
     fn the_overall_summary_names_the_count_the_sources_and_the_window() {
         let start = time::macros::datetime!(2026-12-01 09:00 UTC);
-        let pool = crate::throttle::Pool::new(0, REFUSAL_WINDOW);
+        let pool = tenet_throttle::Pool::new(0, REFUSAL_WINDOW);
         pool.take("203.0.113.9", 1, start);
         pool.take("2001:db8:1:2::/64", 5, start);
         pool.take("203.0.113.9", 1, start);

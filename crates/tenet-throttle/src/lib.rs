@@ -9,8 +9,22 @@
 //! A [`Pool`] is one limit shared by every key (so that many keys cannot add up to an
 //! unbounded total); what goes past it is counted, with the keys it came from, until
 //! [`Pool::take_spills`] takes it.
+//!
+//! The sign-in service limits the ledger events of refused requests that need no session
+//! with these, and the gateway those of refused connections and requests.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use time::{Duration, OffsetDateTime};
@@ -19,11 +33,23 @@ use time::{Duration, OffsetDateTime};
 const MAX_KEYS: usize = 100_000;
 
 /// The key of the overflow that stands for windows whose own summary did not fit.
-pub(crate) const MANY_KEYS: &str = "many";
+pub const MANY_KEYS: &str = "many";
+
+/// The source an event from `ip` is counted against: the address for IPv4, its /64 for IPv6
+/// (one host commonly holds a whole /64), as `2001:db8::/64`.
+pub fn source_of(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let network = Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX));
+            format!("{network}/64")
+        }
+    }
+}
 
 /// A limit of `max` events per key within `window`.
 #[derive(Debug)]
-pub(crate) struct Throttle {
+pub struct Throttle {
     max: u32,
     window: Duration,
     summarising: bool,
@@ -44,7 +70,7 @@ struct State {
 
 /// What counting one event found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tally {
+pub enum Tally {
     /// The key is within its limit.
     Within,
     /// The key is over its limit until `until`; `first` for the first event over it in this
@@ -59,21 +85,21 @@ pub(crate) enum Tally {
 
 /// A window of one key that went over the limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Overflow {
+pub struct Overflow {
     /// The key ([`MANY_KEYS`] for windows of several keys whose summaries did not fit).
-    pub(crate) key: String,
+    pub key: String,
     /// When the window started.
-    pub(crate) start: OffsetDateTime,
+    pub start: OffsetDateTime,
     /// When it ended (earlier than its full length when it was cut short).
-    pub(crate) end: OffsetDateTime,
+    pub end: OffsetDateTime,
     /// How many events it saw beyond the limit.
-    pub(crate) over: u32,
+    pub over: u32,
     /// How many windows it stands for: 1, or more for [`MANY_KEYS`].
-    pub(crate) windows: u32,
+    pub windows: u32,
 }
 
 impl Throttle {
-    pub(crate) fn new(max: u32, window: Duration) -> Self {
+    pub fn new(max: u32, window: Duration) -> Self {
         Self {
             max,
             window,
@@ -83,7 +109,7 @@ impl Throttle {
     }
 
     /// A throttle that keeps, for [`Throttle::take_overflows`], every window that went over.
-    pub(crate) fn summarising(max: u32, window: Duration) -> Self {
+    pub fn summarising(max: u32, window: Duration) -> Self {
         Self {
             summarising: true,
             ..Self::new(max, window)
@@ -96,7 +122,7 @@ impl Throttle {
     }
 
     /// Whether `key` is still under its limit at `now` (nothing is counted).
-    pub(crate) fn allows(&self, key: &str, now: OffsetDateTime) -> bool {
+    pub fn allows(&self, key: &str, now: OffsetDateTime) -> bool {
         let state = self.lock();
         match state.counts.get(key) {
             Some((start, n)) if now - *start < self.window => *n < self.max,
@@ -105,12 +131,12 @@ impl Throttle {
     }
 
     /// Counts one event of `key` at `now`; returns whether it was still within the limit.
-    pub(crate) fn count(&self, key: &str, now: OffsetDateTime) -> bool {
+    pub fn count(&self, key: &str, now: OffsetDateTime) -> bool {
         self.tally(key, now) == Tally::Within
     }
 
     /// Counts one event of `key` at `now`, saying whether and since when it is over the limit.
-    pub(crate) fn tally(&self, key: &str, now: OffsetDateTime) -> Tally {
+    pub fn tally(&self, key: &str, now: OffsetDateTime) -> Tally {
         let mut state = self.lock();
         if state.counts.len() >= MAX_KEYS && !state.counts.contains_key(key) {
             self.drop_windows(&mut state, now);
@@ -139,13 +165,13 @@ impl Throttle {
     }
 
     /// Forgets `key` (after a success).
-    pub(crate) fn clear(&self, key: &str) {
+    pub fn clear(&self, key: &str) {
         self.lock().counts.remove(key);
     }
 
     /// The windows that went over the limit and ended by `now`, and with `all` also those
     /// still open (ended at `now`: at shutdown). Taken windows are forgotten.
-    pub(crate) fn take_overflows(&self, now: OffsetDateTime, all: bool) -> Vec<Overflow> {
+    pub fn take_overflows(&self, now: OffsetDateTime, all: bool) -> Vec<Overflow> {
         if !self.summarising {
             return Vec::new();
         }
@@ -244,7 +270,7 @@ const MAX_ENDED_SPILLS: usize = 16;
 /// with the first event after the last ended. What goes past the limit is counted into the
 /// window's [`Spill`].
 #[derive(Debug)]
-pub(crate) struct Pool {
+pub struct Pool {
     max: u32,
     window: Duration,
     state: Mutex<PoolState>,
@@ -262,13 +288,13 @@ struct PoolState {
 
 /// What went past a [`Pool`]'s limit in one window.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Spill {
+pub struct Spill {
     /// When the window started.
-    pub(crate) start: OffsetDateTime,
+    pub start: OffsetDateTime,
     /// When it ended (earlier than its full length when it was cut short).
-    pub(crate) end: OffsetDateTime,
+    pub end: OffsetDateTime,
     /// How many events went past the limit.
-    pub(crate) events: u64,
+    pub events: u64,
     /// The keys they came from, up to [`MAX_KEYS`].
     named: HashSet<String>,
     /// Keys counted past [`MAX_KEYS`] or without a name (some may be among the others).
@@ -311,7 +337,7 @@ impl Spill {
 
     /// How many keys the events came from, and whether that is exact (otherwise it is at
     /// most that many: some keys counted without a name may be the same).
-    pub(crate) fn keys(&self) -> (u64, bool) {
+    pub fn keys(&self) -> (u64, bool) {
         let named = u64::try_from(self.named.len()).unwrap_or(u64::MAX);
         (named.saturating_add(self.unnamed), self.unnamed == 0)
     }
@@ -319,7 +345,7 @@ impl Spill {
 
 /// What taking from a [`Pool`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Share {
+pub enum Share {
     /// Within the limit.
     Within,
     /// Past the limit and counted into the window's spill; `first` for the window's first.
@@ -330,7 +356,7 @@ pub(crate) enum Share {
 }
 
 impl Pool {
-    pub(crate) fn new(max: u32, window: Duration) -> Self {
+    pub fn new(max: u32, window: Duration) -> Self {
         Self {
             max,
             window,
@@ -346,7 +372,7 @@ impl Pool {
     /// Takes one from the pool at `now` for something of `key` that stands for `events`
     /// events (1 for one event, more for a summary of several): within the limit, or past it
     /// and then counted, as `events` events of `key`, into the window's spill.
-    pub(crate) fn take(&self, key: &str, events: u64, now: OffsetDateTime) -> Share {
+    pub fn take(&self, key: &str, events: u64, now: OffsetDateTime) -> Share {
         let mut state = self.lock();
         let start = self.open(&mut state, now);
         if let Some((_, used)) = state.open.as_mut()
@@ -366,7 +392,7 @@ impl Pool {
 
     /// Counts `events` events from `keys` keys not named into the spill of the window open at
     /// `now`, without taking from the pool.
-    pub(crate) fn spill_unnamed(&self, events: u64, keys: u64, now: OffsetDateTime) {
+    pub fn spill_unnamed(&self, events: u64, keys: u64, now: OffsetDateTime) {
         let mut state = self.lock();
         let start = self.open(&mut state, now);
         let end = start + self.window;
@@ -377,7 +403,7 @@ impl Pool {
 
     /// The spills of windows that ended by `now`, and with `all` also the open window's (cut
     /// at `now`: at shutdown). Taken spills are forgotten.
-    pub(crate) fn take_spills(&self, now: OffsetDateTime, all: bool) -> Vec<Spill> {
+    pub fn take_spills(&self, now: OffsetDateTime, all: bool) -> Vec<Spill> {
         let mut state = self.lock();
         self.close_ended(&mut state, now);
         if all && let Some(mut spill) = state.spill.take() {
@@ -415,6 +441,16 @@ impl Pool {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn sources_are_addresses_or_their_slash_64() {
+        assert_eq!(source_of("192.0.2.7".parse().unwrap()), "192.0.2.7");
+        assert_eq!(source_of("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7");
+        assert_eq!(
+            source_of("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
+    }
 
     #[test]
     fn limits_per_key_and_window() {

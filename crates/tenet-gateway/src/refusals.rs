@@ -1,0 +1,465 @@
+//! The ledger events of refused connections and requests, limited per source.
+//!
+//! Anyone who can reach a listener can make it refuse a handshake, a request head or an
+//! HTTP/2 connection, as often as it can open connections; one event each would let a single
+//! host grow the ledger by hundreds of events a second. So refusals are recorded one by one
+//! up to [`RefusalLimits::per_source`] per stage (`tls`, `http`, `http2`), listener and source
+//! (an address, or an IPv6 /64) in each [`REFUSAL_WINDOW`]. Past that a refusal is still
+//! answered, counted and logged (at debug, after one warning), and once the window has ended
+//! one event of kind [`THROTTLED`] and the same stage says how many were not recorded one by
+//! one, from where and when.
+//!
+//! Many sources could still add up to any number of events, so the events (one by one and
+//! per-source summaries alike) are also limited across all sources:
+//! [`RefusalLimits::overall`] per window, past which what was held back goes into one summary
+//! of the window.
+//!
+//! Decisions are not limited: every authorization decision is recorded.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use tenet_event::{Event, EventKind, RejectionEvent, THROTTLED};
+use tenet_throttle::{MANY_KEYS, Overflow, Pool, Share, Spill, Tally, Throttle, source_of};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tracing::{info, warn};
+
+use crate::server::Shared;
+
+/// The window of the refusal limits.
+pub const REFUSAL_WINDOW: time::Duration = time::Duration::minutes(1);
+
+/// How many refusal events the gateway records one by one per [`REFUSAL_WINDOW`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusalLimits {
+    /// Per stage, listener and source (an address, or an IPv6 /64). Default: 100.
+    pub per_source: u32,
+    /// Across all sources, per-source summaries included. Default: 2,000.
+    pub overall: u32,
+}
+
+impl Default for RefusalLimits {
+    fn default() -> Self {
+        Self {
+            per_source: 100,
+            overall: 2_000,
+        }
+    }
+}
+
+/// The limits' state.
+#[derive(Debug)]
+pub(crate) struct Refusals {
+    limits: RefusalLimits,
+    per_source: Throttle,
+    overall: Pool,
+}
+
+/// What a refusal is: where it happened and where it came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Refused<'a> {
+    /// `tls`, `http` or `http2`.
+    pub stage: &'a str,
+    /// The listener's name.
+    pub listener: &'a str,
+    /// The client's address.
+    pub ip: IpAddr,
+}
+
+impl Refusals {
+    pub(crate) fn new(limits: RefusalLimits) -> Self {
+        Self {
+            limits,
+            per_source: Throttle::summarising(limits.per_source, REFUSAL_WINDOW),
+            overall: Pool::new(limits.overall, REFUSAL_WINDOW),
+        }
+    }
+
+    /// Counts a refusal at `now` and says whether it is to be recorded one by one (otherwise
+    /// it is counted for its window's summary).
+    pub(crate) fn admit(&self, refused: Refused<'_>, now: OffsetDateTime) -> bool {
+        let source = source_of(refused.ip);
+        let key = key(refused.stage, refused.listener, &source);
+        let admitted = match self.per_source.tally(&key, now) {
+            Tally::Within => match self.overall.take(&key, 1, now) {
+                Share::Within => true,
+                Share::Over { first } => {
+                    self.overall_reached(first);
+                    false
+                }
+            },
+            Tally::Over { first, .. } => {
+                if first {
+                    warn!(
+                        %source,
+                        stage = refused.stage,
+                        listener = refused.listener,
+                        limit = self.limits.per_source,
+                        window_secs = REFUSAL_WINDOW.whole_seconds(),
+                        "too many refusals from one source; further ones are logged at debug \
+                         and summarised in the ledger when the window ends"
+                    );
+                }
+                false
+            }
+        };
+        if !admitted {
+            metrics::counter!("tenet_gateway_refusal_events_held_total", "stage" => stage_label(refused.stage))
+                .increment(1);
+        }
+        admitted
+    }
+
+    /// The [`THROTTLED`] events of windows that ended by `now` with refusals held back (with
+    /// `all`, at shutdown, also of windows still open). Per-source summaries count toward the
+    /// overall limit; past it they go into the summary across all sources, which is returned
+    /// once its window has ended.
+    pub(crate) fn summaries(&self, now: OffsetDateTime, all: bool) -> Vec<Event> {
+        let mut events = Vec::new();
+        for overflow in self.per_source.take_overflows(now, all) {
+            let over = u64::from(overflow.over);
+            if overflow.key == MANY_KEYS {
+                let windows = u64::from(overflow.windows);
+                self.overall.spill_unnamed(over, windows, now);
+                continue;
+            }
+            if let Share::Over { first } = self.overall.take(&overflow.key, over, now) {
+                self.overall_reached(first);
+                continue;
+            }
+            if let Some(event) = self.summary(&overflow, now) {
+                events.push(event);
+            }
+        }
+        for spill in self.overall.take_spills(now, all) {
+            events.push(self.overall_summary(&spill, now));
+        }
+        events
+    }
+
+    fn overall_reached(&self, first: bool) {
+        if first {
+            warn!(
+                limit = self.limits.overall,
+                window_secs = REFUSAL_WINDOW.whole_seconds(),
+                "too many refusals from all sources together; further ones are summarised in \
+                 one ledger event when the window ends"
+            );
+        }
+    }
+
+    /// The summary of one stage, listener and source's window.
+    fn summary(&self, overflow: &Overflow, now: OffsetDateTime) -> Option<Event> {
+        let (stage, rest) = overflow.key.split_once(' ')?;
+        let (listener, source) = rest.rsplit_once(' ')?;
+        let source_ip = source
+            .parse::<IpAddr>()
+            .or_else(|_| source.parse::<ipnet::IpNet>().map(|n| n.addr()))
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        info!(%source, stage, listener, refusals = overflow.over,
+            "refusals past the limit summarised in the ledger");
+        let detail = format!(
+            "refusals_not_recorded: {} refused {} from {source} between {} and {} were not \
+             recorded one by one (limit {} per source and {} seconds); each was refused as usual",
+            overflow.over,
+            what(stage),
+            rfc3339(overflow.start),
+            rfc3339(overflow.end),
+            self.limits.per_source,
+            REFUSAL_WINDOW.whole_seconds(),
+        );
+        Some(throttled(now, listener, source_ip, stage, detail))
+    }
+
+    /// The summary of one window of all sources together.
+    fn overall_summary(&self, spill: &Spill, now: OffsetDateTime) -> Event {
+        let sources = match spill.keys() {
+            (1, true) => "1 source".to_owned(),
+            (n, true) => format!("{n} sources"),
+            (n, false) => format!("at most {n} sources"),
+        };
+        info!(refusals = spill.events, %sources,
+            "refusals past the limit across all sources summarised in the ledger");
+        let detail = format!(
+            "refusals_not_recorded: {} refused connections and requests from {sources} \
+             between {} and {} were not recorded one by one or in a summary of their source \
+             (limit {} refusal events from all sources per {} seconds); each was refused as \
+             usual",
+            spill.events,
+            rfc3339(spill.start),
+            rfc3339(spill.end),
+            self.limits.overall,
+            REFUSAL_WINDOW.whole_seconds(),
+        );
+        throttled(now, "", IpAddr::V4(Ipv4Addr::UNSPECIFIED), "all", detail)
+    }
+}
+
+/// Records `refusal` in the ledger if its source is within its limit ([`Refusals::admit`]);
+/// returns whether it was (otherwise it is counted for its window's summary). Callers log
+/// the refusal at info when it was recorded, at debug when not ([`log_refusal`]).
+pub(crate) async fn record(shared: &Shared, refusal: RejectionEvent) -> bool {
+    let now = shared.clock.now();
+    let refused = Refused {
+        stage: &refusal.stage,
+        listener: &refusal.listener,
+        ip: refusal.source_ip,
+    };
+    if !shared.refusals.admit(refused, now) {
+        return false;
+    }
+    let (stage, kind) = (refusal.stage.clone(), refusal.kind.clone());
+    if let Err(e) = shared
+        .sink
+        .record(Event::new(now, EventKind::Rejection(refusal)))
+        .await
+    {
+        warn!(error = %e, stage, kind, "could not record a refusal");
+    }
+    true
+}
+
+/// Records the summaries of the refusals held back in windows that ended by `now` (with
+/// `all`, at shutdown, also in windows still open).
+pub(crate) async fn record_summaries(shared: &Shared, all: bool) {
+    for event in shared.refusals.summaries(shared.clock.now(), all) {
+        if let Err(e) = shared.sink.record(event).await {
+            warn!(error = %e, "could not record a summary of refusals");
+        }
+    }
+}
+
+/// Logs a refusal at info when it was recorded one by one, at debug when it was held back
+/// for a summary: `log_refusal!(recorded, fields..., "message")`.
+macro_rules! log_refusal {
+    ($recorded:expr, $($arg:tt)+) => {
+        if $recorded {
+            tracing::info!($($arg)+);
+        } else {
+            tracing::debug!($($arg)+);
+        }
+    };
+}
+pub(crate) use log_refusal;
+
+/// The throttle key of a stage, listener and source: stage and source hold no space, so the
+/// listener's name is what lies between the first and the last.
+fn key(stage: &str, listener: &str, source: &str) -> String {
+    format!("{stage} {listener} {source}")
+}
+
+/// The stage as a metric label (a fixed set).
+fn stage_label(stage: &str) -> &'static str {
+    match stage {
+        "tls" => "tls",
+        "http" => "http",
+        "http2" => "http2",
+        _ => "other",
+    }
+}
+
+/// What the refusals of `stage` refused, for the summary's sentence.
+fn what(stage: &str) -> &'static str {
+    match stage {
+        "tls" => "TLS handshakes",
+        "http" => "HTTP/1.1 requests",
+        "http2" => "HTTP/2 connections",
+        _ => "connections",
+    }
+}
+
+/// A summary of refusals of `stage` (`all` across stages).
+fn throttled(
+    now: OffsetDateTime,
+    listener: &str,
+    source_ip: IpAddr,
+    stage: &str,
+    detail: String,
+) -> Event {
+    Event::new(
+        now,
+        EventKind::Rejection(RejectionEvent {
+            request_id: None,
+            listener: listener.to_owned(),
+            source_ip,
+            source_port: 0,
+            stage: stage.to_owned(),
+            kind: THROTTLED.into(),
+            detail,
+            principal: None,
+            status: None,
+        }),
+    )
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    const T0: OffsetDateTime = datetime!(2026-12-06 12:00:00 UTC);
+
+    fn refused(ip: &str) -> Refused<'static> {
+        Refused {
+            stage: "tls",
+            listener: "main gate",
+            ip: ip.parse().unwrap(),
+        }
+    }
+
+    fn rejection(event: &Event) -> &RejectionEvent {
+        match &event.kind {
+            EventKind::Rejection(r) => r,
+            other => panic!("not a rejection: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_source_past_its_limit_is_summarised_once_its_window_ends() {
+        let limits = RefusalLimits {
+            per_source: 3,
+            overall: 100,
+        };
+        let r = Refusals::new(limits);
+        let admitted = (0..10)
+            .filter(|_| r.admit(refused("192.0.2.7"), T0))
+            .count();
+        assert_eq!(admitted, 3);
+        // Another stage, listener or source has a limit of its own.
+        assert!(r.admit(
+            Refused {
+                stage: "http",
+                ..refused("192.0.2.7")
+            },
+            T0
+        ));
+        assert!(r.admit(
+            Refused {
+                listener: "other",
+                ..refused("192.0.2.7")
+            },
+            T0
+        ));
+        assert!(r.admit(refused("192.0.2.8"), T0));
+        // An IPv6 /64 is one source.
+        assert_eq!(
+            (0..4)
+                .filter(|i| r.admit(refused(&format!("2001:db8::{i}")), T0))
+                .count(),
+            3
+        );
+
+        assert!(
+            r.summaries(T0 + time::Duration::seconds(59), false)
+                .is_empty()
+        );
+        let ended = T0 + REFUSAL_WINDOW;
+        let summaries = r.summaries(ended, false);
+        assert_eq!(summaries.len(), 2, "{summaries:?}");
+        let v4 = summaries
+            .iter()
+            .map(rejection)
+            .find(|s| s.source_ip == "192.0.2.7".parse::<IpAddr>().unwrap())
+            .unwrap();
+        assert_eq!(v4.stage, "tls");
+        assert_eq!(v4.kind, THROTTLED);
+        assert_eq!(v4.listener, "main gate");
+        assert!(
+            v4.detail.starts_with(
+                "refusals_not_recorded: 7 refused TLS handshakes from 192.0.2.7 between \
+                 2026-12-06T12:00:00Z and 2026-12-06T12:01:00Z"
+            ),
+            "{}",
+            v4.detail
+        );
+        assert!(summaries.iter().map(rejection).any(|s| {
+            s.source_ip == "2001:db8::".parse::<IpAddr>().unwrap()
+                && s.detail
+                    .contains(" 1 refused TLS handshakes from 2001:db8::/64 ")
+        }));
+        // Taken once; the next window starts afresh.
+        assert!(r.summaries(ended, true).is_empty());
+        assert!(r.admit(refused("192.0.2.7"), ended));
+    }
+
+    #[test]
+    fn at_shutdown_open_windows_are_summarised_too() {
+        let r = Refusals::new(RefusalLimits {
+            per_source: 1,
+            overall: 100,
+        });
+        assert!(r.admit(refused("192.0.2.7"), T0));
+        assert!(!r.admit(refused("192.0.2.7"), T0));
+        assert!(r.summaries(T0, false).is_empty());
+        let summaries = r.summaries(T0 + time::Duration::seconds(5), true);
+        assert_eq!(summaries.len(), 1);
+        assert!(
+            rejection(&summaries[0])
+                .detail
+                .contains("and 2026-12-06T12:00:05Z")
+        );
+    }
+
+    /// The number of refusals a summary stands for.
+    fn held(event: &Event) -> u64 {
+        let detail = &rejection(event).detail;
+        let count = detail.strip_prefix("refusals_not_recorded: ").unwrap();
+        count.split(' ').next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn many_sources_are_held_to_the_overall_limit_and_nothing_is_lost() {
+        let r = Refusals::new(RefusalLimits {
+            per_source: 2,
+            overall: 10,
+        });
+        let mut admitted = 0;
+        for i in 0..50 {
+            let ip = format!("198.51.100.{i}");
+            for _ in 0..3 {
+                admitted += u64::from(r.admit(refused(&ip), T0));
+            }
+        }
+        assert_eq!(admitted, 10);
+
+        // The first window's spill: the 90 refusals of the 45 sources that found the pool
+        // empty. The 50 sources' own summaries are taken from the next window: 10 fit.
+        let first = r.summaries(T0 + REFUSAL_WINDOW, false);
+        assert_eq!(first.len(), 11, "{first:?}");
+        let (all, own): (Vec<_>, Vec<_>) = first.iter().partition(|e| rejection(e).stage == "all");
+        assert_eq!(all.len(), 1);
+        assert_eq!(rejection(all[0]).kind, THROTTLED);
+        assert!(
+            rejection(all[0]).detail.starts_with(
+                "refusals_not_recorded: 90 refused connections and requests from 45 sources"
+            ),
+            "{}",
+            rejection(all[0]).detail
+        );
+        assert!(
+            own.iter()
+                .all(|e| held(e) == 1 && rejection(e).stage == "tls")
+        );
+        // The other 40 summaries went into the second window's spill.
+        assert!(r.summaries(T0 + REFUSAL_WINDOW, false).is_empty());
+        let second = r.summaries(T0 + REFUSAL_WINDOW * 2, false);
+        assert_eq!(second.len(), 1, "{second:?}");
+        assert!(
+            rejection(&second[0])
+                .detail
+                .contains(" 40 refused connections and requests from 40 sources ")
+        );
+
+        let summarised: u64 = first.iter().chain(&second).map(held).sum();
+        assert_eq!(
+            admitted + summarised,
+            150,
+            "every refusal is recorded or summarised"
+        );
+    }
+}
