@@ -356,6 +356,7 @@ impl Analytics {
                 out.push(self.new_right_alert(a, &right, now));
             }
         }
+        merge_escalations(out);
 
         // The baseline learns only from requests that were allowed: a denied request (an
         // attacker's probe, also during the learning period) never becomes usual. An allowed
@@ -770,6 +771,36 @@ impl Analytics {
         self.last_hash = Some((hash.into(), id));
         Some(id)
     }
+}
+
+/// One request can show a new right in several ways at once (a policy that was not in the
+/// earlier set, a route denied before the change): those are one escalation, so they become
+/// one alert per subject, at the highest of their levels, with every explanation and the
+/// other findings' evidence under `also`.
+fn merge_escalations(out: &mut Vec<Alert>) {
+    let mut merged: Vec<Alert> = Vec::with_capacity(out.len());
+    for alert in out.drain(..) {
+        let same = merged.iter_mut().find(|m| {
+            m.rule == rules::PRIVILEGE_ESCALATION
+                && m.rule == alert.rule
+                && m.subject == alert.subject
+        });
+        let Some(first) = same else {
+            merged.push(alert);
+            continue;
+        };
+        first.level = first.level.max(alert.level);
+        first.explanation = format!("{}; also, {}", first.explanation, alert.explanation);
+        if let Value::Object(map) = &mut first.evidence {
+            match map.get_mut("also") {
+                Some(Value::Array(also)) => also.push(alert.evidence),
+                _ => {
+                    map.insert("also".into(), Value::Array(vec![alert.evidence]));
+                }
+            }
+        }
+    }
+    *out = merged;
 }
 
 /// A subject's protocol abuse since its last alert.

@@ -210,6 +210,27 @@ fn route_allowed_after_a_change_by_a_new_or_edited_permit_or_without_its_forbid_
             .at(T0 + Duration::hours(2)),
     );
     assert_eq!(denied_then_allowed(&alerts), 1, "{alerts:#?}");
+    // The permit is also new in the set: one escalation, shown both ways, in one alert.
+    let esc = of(&alerts, rules::PRIVILEGE_ESCALATION);
+    assert_eq!(esc.len(), 1, "{alerts:#?}");
+    assert_eq!(esc[0].level, Level::High);
+    assert_eq!(
+        esc[0].evidence["also"][0]["kind"], "new_policy",
+        "{:#}",
+        esc[0].evidence
+    );
+    assert_eq!(esc[0].evidence["also"][0]["policy"], "allow-refunds");
+    assert!(
+        esc[0]
+            .explanation
+            .contains("after being denied it under policy set h1")
+            && esc[0].explanation.contains(
+                "; also, spiffe://example.org/web was allowed POST orders.example.test/ by \
+                 policy \"allow-refunds\", which was not in the policy set"
+            ),
+        "{}",
+        esc[0].explanation
+    );
 
     let mut a = analytics();
     a.declare_policy_set("h1", ["allow-orders", "forbid-refunds"]);
