@@ -31,6 +31,7 @@ use crate::keepalive::{Activity, PREMATURE_RESET, TrackedBody};
 use crate::refusals::{self, log_refusal};
 use crate::response::BoxError;
 use crate::server::{ListenerState, Shared};
+use crate::sources::SourceSlot;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,6 +116,9 @@ pub(crate) async fn accept_loop(
     let mut failed_accepts: u64 = 0;
     // Connections dropped in a row at the connection limit, logged when their number doubles.
     let mut over_limit: u64 = 0;
+    // Connections dropped because their source held its share, logged when their number
+    // doubles.
+    let mut over_source_limit: u64 = 0;
     loop {
         let accepted = tokio::select! {
             accepted = tcp.accept() => accepted,
@@ -154,6 +158,18 @@ pub(crate) async fn accept_loop(
                 "below the connection limit again");
             over_limit = 0;
         }
+        let Some(slot) = shared.sources.enter(peer.ip()) else {
+            metrics::counter!("tenet_gateway_connections_refused_total", "reason" => "source_limit")
+                .increment(1);
+            over_source_limit += 1;
+            if over_source_limit.is_power_of_two() {
+                warn!(listener = %listener.name, %peer, limit = shared.sources.limit(),
+                    dropped = over_source_limit,
+                    "a source holds as many connections as one source may; its new \
+                     connections are dropped");
+            }
+            continue;
+        };
         let span = info_span!("accept", listener = %listener.name, %peer);
         // Spawned as it is: wrapping it in another async block would store the future twice
         // in the task (once captured, once being awaited).
@@ -164,7 +180,7 @@ pub(crate) async fn accept_loop(
             listener.clone(),
             shared.clone(),
             stopped.clone(),
-            permit,
+            (permit, slot),
         );
         connections.spawn(task.instrument(span));
     }
@@ -194,7 +210,7 @@ async fn serve_connection(
     listener: Arc<ListenerState>,
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    _held: (OwnedSemaphorePermit, SourceSlot),
 ) {
     let _ = stream.set_nodelay(true);
     limit_unsent(&stream);

@@ -33,6 +33,7 @@ mod request_body;
 mod response;
 mod routes;
 mod server;
+mod sources;
 mod tls;
 
 pub use assertion::{ASSERTION_HEADER, AssertionIssuer, CaAssertionIssuer};

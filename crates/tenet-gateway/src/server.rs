@@ -21,6 +21,7 @@ use crate::forward::Upstream;
 use crate::people::PeopleGate;
 use crate::refusals::{RefusalLimits, Refusals};
 use crate::routes::{Route, RouteTable};
+use crate::sources::SourceSlots;
 use crate::tls::{SvidResolver, server_config};
 
 /// Everything the gateway needs, supplied by the caller (`tenet up`, the demo, tests).
@@ -43,6 +44,9 @@ pub struct GatewayParts {
     pub clock: Arc<dyn Clock>,
     /// Most connections open at once across all listeners.
     pub max_connections: usize,
+    /// Most connections open at once from one source (an address, or an IPv6 /64) across all
+    /// listeners; `None` for half of `max_connections`.
+    pub max_connections_per_source: Option<usize>,
     /// Revoked identities and serials, quarantined services: checked on every request.
     pub containment: Arc<tenet_contain::Containment>,
     /// The caller's current risk, passed to policy as `context.risk`.
@@ -86,6 +90,8 @@ pub(crate) struct Shared {
     pub request_body_idle: Duration,
     /// The limits on refusal events and what they held back.
     pub refusals: Refusals,
+    /// The connections open per source.
+    pub sources: Arc<SourceSlots>,
     /// Turns `true` when the gateway stops.
     pub stopped: watch::Receiver<bool>,
 }
@@ -146,6 +152,16 @@ impl Gateway {
             bound.push(bind_listener(spec, &parts).await?);
         }
         let (stop, stopped) = watch::channel(false);
+        let max_connections = parts.max_connections.max(1);
+        let per_source = parts
+            .max_connections_per_source
+            .unwrap_or(max_connections / 2)
+            .clamp(1, max_connections);
+        tracing::info!(
+            connections = max_connections,
+            per_source,
+            "connection limits"
+        );
         let shared = Arc::new(Shared {
             policy: parts.policy,
             sink: parts.sink,
@@ -156,12 +172,13 @@ impl Gateway {
             people: parts.people,
             request_body_idle: parts.request_body_idle,
             refusals: Refusals::new(parts.refusal_limits),
+            sources: SourceSlots::new(per_source),
             stopped,
         });
         Ok(Self {
             bound,
             shared,
-            max_connections: parts.max_connections.max(1),
+            max_connections,
             stop,
         })
     }

@@ -103,6 +103,10 @@ pub struct DeploymentSection {
     /// How long a forwarded request's body may go without a byte, e.g. "30s".
     #[serde(default)]
     pub request_body_idle_timeout: Option<String>,
+    /// Most connections open at once from one source (an address, or an IPv6 /64); half of
+    /// the connection limit when not set.
+    #[serde(default)]
+    pub max_connections_per_source: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +219,7 @@ pub struct Config {
     /// The gateway's idle limit on forwarded request bodies.
     pub request_body_idle: Duration,
     pub refusal_limits: tenet_gateway::RefusalLimits,
+    pub max_connections_per_source: Option<usize>,
     pub sync: SyncPolicy,
     pub admin_listen: SocketAddr,
     /// Workloads allowed to read the ledger's checkpoints and proofs from the admin API.
@@ -360,6 +365,7 @@ fn resolve(path: &Path, file: ConfigFile) -> Result<Config> {
             per_source: file.events.refusals_per_source,
             overall: file.events.refusals_overall,
         },
+        max_connections_per_source: per_source_limit(file.deployment.max_connections_per_source)?,
         admin_listen: file.admin.listen,
         people: crate::people::people_spec(&base, file.people, &routes, &listeners)?,
         listeners,
@@ -510,6 +516,13 @@ fn body_idle(text: Option<&str>) -> Result<Duration> {
     Ok(idle)
 }
 
+fn per_source_limit(limit: Option<usize>) -> Result<Option<usize>> {
+    if limit == Some(0) {
+        bail!("deployment.max_connections_per_source must be at least 1");
+    }
+    Ok(limit)
+}
+
 /// "90s", "15m", "1h", "2d", "500ms".
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let t = text.trim();
@@ -606,6 +619,14 @@ mod tests {
             "duration \"999999999999999999d\": the number is too large"
         );
         assert_eq!(message("h"), "duration \"h\" must start with a number");
+    }
+
+    #[test]
+    fn a_source_connection_limit_of_zero_is_refused() {
+        assert_eq!(per_source_limit(None).unwrap(), None);
+        assert_eq!(per_source_limit(Some(5)).unwrap(), Some(5));
+        let e = per_source_limit(Some(0)).unwrap_err().to_string();
+        assert!(e.contains("deployment.max_connections_per_source"), "{e}");
     }
 
     #[test]

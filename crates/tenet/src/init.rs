@@ -150,6 +150,12 @@ clock_skew = "60s"
 # How long a forwarded request's body may go without a byte while the upstream waits for it
 # (1s to 1h); a longer gap cancels the upstream request and the client gets 408.
 request_body_idle_timeout = "30s"
+# Most connections one source (an address, or an IPv6 /64) may hold open at once, in its TLS
+# handshake, idle or busy; past it its new connections are dropped at once. By default half
+# of the connection limit (which `tenet up` logs at start). Behind a load balancer that hides
+# the clients' addresses every connection comes from the balancer: raise it to the connection
+# limit there.
+# max_connections_per_source = 100
 
 [events]
 # Every event goes into the tamper-evident ledger in data/ledger; a checkpoint (a signed tree

@@ -185,6 +185,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         assertions: Arc::new(CaAssertionIssuer::new(ca.clone(), Duration::from_secs(60))),
         clock: clock.clone(),
         max_connections: crate::descriptors::raise_limit(),
+        max_connections_per_source: config.max_connections_per_source,
         containment: containment.clone(),
         risk,
         people: people

@@ -1016,6 +1016,80 @@ fn a_low_descriptor_limit_is_raised_and_sets_the_connection_limit() {
         "{log}"
     );
     good_request(&d);
+    // One source may hold half of the connections by default.
+    assert!(
+        log.lines().any(|l| l.contains("connection limits")
+            && l.contains("connections=1792")
+            && l.contains("per_source=896")),
+        "{log}"
+    );
+}
+
+/// One source (here 127.0.0.1) holding its share of connections, idle in their handshake,
+/// cannot open another; other sources still get through, and the source's slots come back
+/// when its connections close.
+#[test]
+fn one_source_cannot_hold_more_than_its_share_of_connections() {
+    const SHARE: usize = 3;
+    let mut d = Deployment::start();
+    d.stop();
+    let config = std::fs::read_to_string(d.config()).unwrap();
+    let config = config.replacen(
+        "[deployment]\n",
+        &format!("[deployment]\nmax_connections_per_source = {SHARE}\n"),
+        1,
+    );
+    write(&d.config(), &config);
+    d.up();
+    let fds = baseline(&d);
+
+    let idle: Vec<TcpStream> = (0..SHARE)
+        .map(|_| TcpStream::connect(d.addr()).unwrap())
+        .collect();
+    // The gateway has accepted them once it holds their descriptors.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while d.open_fds() < fds + SHARE {
+        assert!(
+            Instant::now() < deadline,
+            "the idle connections were not accepted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // One more from the same address is dropped at once: not even a ServerHello.
+    let x = raw_exchange(&d, &client_hello(), false, PROMPT_CLOSE);
+    assert!(x.closed && x.reply.is_empty(), "{x:?}");
+    assert_eq!(
+        counter(
+            &d.metrics(),
+            "tenet_gateway_connections_refused_total",
+            &[("reason", "source_limit")]
+        ),
+        1
+    );
+    let log = strip_ansi(&d.up_log());
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("a source holds as many connections as one source may")
+            && l.contains("limit=3")),
+        "{log}"
+    );
+
+    // Another source is served meanwhile.
+    let (code, body) = d.curl(Some("frontend"), &["--interface", "127.0.0.2"], "/products");
+    assert_eq!(code, 200, "{body}");
+
+    // Once the idle connections close, the source is served again.
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (code, _) = d.curl(Some("frontend"), &[], "/products");
+        if code == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "127.0.0.1 was not served again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
