@@ -366,6 +366,7 @@ async fn refuse_late_body(
     shared: &Shared,
 ) -> Response<Body> {
     let status = StatusCode::REQUEST_TIMEOUT;
+    metrics::counter!("tenet_gateway_rejections_total", "reason" => "body_timeout").increment(1);
     let refusal = RejectionEvent {
         request_id: Some(r.request_id.to_string()),
         listener: listener.name.clone(),

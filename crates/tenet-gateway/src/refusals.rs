@@ -16,13 +16,15 @@
 //!
 //! Decisions are not limited: every authorization decision is recorded.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Mutex, PoisonError};
 
 use tenet_event::{Event, EventKind, RejectionEvent, THROTTLED};
-use tenet_throttle::{MANY_KEYS, Overflow, Pool, Share, Spill, Tally, Throttle, source_of};
+use tenet_throttle::{MANY_KEYS, Overflow, Pool, Share, Tally, Throttle, source_of};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::server::Shared;
 
@@ -53,6 +55,8 @@ pub(crate) struct Refusals {
     limits: RefusalLimits,
     per_source: Throttle,
     overall: Pool,
+    /// The window of the per-source warnings and how many were logged in it.
+    warnings: Mutex<(Option<OffsetDateTime>, u32)>,
 }
 
 /// What a refusal is: where it happened and where it came from.
@@ -66,12 +70,45 @@ pub(crate) struct Refused<'a> {
     pub ip: IpAddr,
 }
 
+/// Most warnings per [`REFUSAL_WINDOW`] that a source went over its limit; past them they
+/// are logged at debug, so that many sources cannot flood the log either.
+const SOURCE_WARNINGS: u32 = 10;
+
+/// Refusals held back that fit in no event of their own: one summary across sources, with
+/// the times they happened.
+#[derive(Debug, Default)]
+struct Held {
+    refusals: u64,
+    sources: HashSet<String>,
+    /// Sources not named (their windows' summaries did not fit in the per-source table).
+    unnamed: u64,
+    /// When the first and last of their windows started and ended.
+    span: Option<(OffsetDateTime, OffsetDateTime)>,
+}
+
+impl Held {
+    fn add(&mut self, source: Option<&str>, overflow: &Overflow) {
+        self.refusals = self.refusals.saturating_add(u64::from(overflow.over));
+        match source {
+            Some(source) => {
+                self.sources.insert(source.to_owned());
+            }
+            None => self.unnamed = self.unnamed.saturating_add(u64::from(overflow.windows)),
+        }
+        self.span = Some(match self.span {
+            Some((start, end)) => (start.min(overflow.start), end.max(overflow.end)),
+            None => (overflow.start, overflow.end),
+        });
+    }
+}
+
 impl Refusals {
     pub(crate) fn new(limits: RefusalLimits) -> Self {
         Self {
             limits,
             per_source: Throttle::summarising(limits.per_source, REFUSAL_WINDOW),
             overall: Pool::new(limits.overall, REFUSAL_WINDOW),
+            warnings: Mutex::new((None, 0)),
         }
     }
 
@@ -81,7 +118,7 @@ impl Refusals {
         let source = source_of(refused.ip);
         let key = key(refused.stage, refused.listener, &source);
         let admitted = match self.per_source.tally(&key, now) {
-            Tally::Within => match self.overall.take(&key, 1, now) {
+            Tally::Within => match self.overall.take(&source, 1, now) {
                 Share::Within => true,
                 Share::Over { first } => {
                     self.overall_reached(first);
@@ -90,15 +127,7 @@ impl Refusals {
             },
             Tally::Over { first, .. } => {
                 if first {
-                    warn!(
-                        %source,
-                        stage = refused.stage,
-                        listener = refused.listener,
-                        limit = self.limits.per_source,
-                        window_secs = REFUSAL_WINDOW.whole_seconds(),
-                        "too many refusals from one source; further ones are logged at debug \
-                         and summarised in the ledger when the window ends"
-                    );
+                    self.source_over(&source, refused, now);
                 }
                 false
             }
@@ -110,29 +139,74 @@ impl Refusals {
         admitted
     }
 
+    /// Logs that a source went over its limit: at warn for the first [`SOURCE_WARNINGS`]
+    /// sources of a window, then once that more are logged at debug.
+    fn source_over(&self, source: &str, refused: Refused<'_>, now: OffsetDateTime) {
+        let logged = {
+            // INVARIANT: no code path panics while holding the lock.
+            let mut warnings = self.warnings.lock().unwrap_or_else(PoisonError::into_inner);
+            if warnings.0.is_none_or(|start| now - start >= REFUSAL_WINDOW) {
+                *warnings = (Some(now), 0);
+            }
+            warnings.1 = warnings.1.saturating_add(1);
+            warnings.1
+        };
+        let (stage, listener) = (refused.stage, refused.listener);
+        let limit = self.limits.per_source;
+        let window_secs = REFUSAL_WINDOW.whole_seconds();
+        if logged <= SOURCE_WARNINGS {
+            warn!(%source, stage, listener, limit, window_secs,
+                "too many refusals from one source; further ones are logged at debug and \
+                 summarised in the ledger when the window ends");
+        } else {
+            if logged == SOURCE_WARNINGS + 1 {
+                warn!(
+                    sources = SOURCE_WARNINGS,
+                    window_secs,
+                    "more sources went over their refusal limit in this window; they are \
+                     logged at debug"
+                );
+            }
+            debug!(%source, stage, listener, limit, window_secs,
+                "too many refusals from one source");
+        }
+    }
+
     /// The [`THROTTLED`] events of windows that ended by `now` with refusals held back (with
-    /// `all`, at shutdown, also of windows still open). Per-source summaries count toward the
-    /// overall limit; past it they go into the summary across all sources, which is returned
-    /// once its window has ended.
+    /// `all`, at shutdown, also of windows still open). A source's summary counts toward the
+    /// overall limit; the summaries that find it reached go into one summary across sources,
+    /// returned at once, as does the overall limit's own spill once its window has ended.
     pub(crate) fn summaries(&self, now: OffsetDateTime, all: bool) -> Vec<Event> {
         let mut events = Vec::new();
+        let mut held = Held::default();
         for overflow in self.per_source.take_overflows(now, all) {
-            let over = u64::from(overflow.over);
             if overflow.key == MANY_KEYS {
-                let windows = u64::from(overflow.windows);
-                self.overall.spill_unnamed(over, windows, now);
+                held.add(None, &overflow);
                 continue;
             }
-            if let Share::Over { first } = self.overall.take(&overflow.key, over, now) {
-                self.overall_reached(first);
+            let Some((stage, listener, source)) = parts(&overflow.key) else {
                 continue;
-            }
-            if let Some(event) = self.summary(&overflow, now) {
-                events.push(event);
+            };
+            if self.overall.take_if_room(now) {
+                events.push(self.summary(&overflow, (stage, listener, source), now));
+            } else {
+                held.add(Some(source), &overflow);
             }
         }
         for spill in self.overall.take_spills(now, all) {
-            events.push(self.overall_summary(&spill, now));
+            let (sources, exact) = spill.keys();
+            let sources = sources_text(sources, exact);
+            events.push(self.overall_summary(
+                spill.events,
+                &sources,
+                (spill.start, spill.end),
+                now,
+            ));
+        }
+        if let Some(span) = held.span {
+            let named = u64::try_from(held.sources.len()).unwrap_or(u64::MAX);
+            let sources = sources_text(named.saturating_add(held.unnamed), held.unnamed == 0);
+            events.push(self.overall_summary(held.refusals, &sources, span, now));
         }
         events
     }
@@ -149,9 +223,12 @@ impl Refusals {
     }
 
     /// The summary of one stage, listener and source's window.
-    fn summary(&self, overflow: &Overflow, now: OffsetDateTime) -> Option<Event> {
-        let (stage, rest) = overflow.key.split_once(' ')?;
-        let (listener, source) = rest.rsplit_once(' ')?;
+    fn summary(
+        &self,
+        overflow: &Overflow,
+        (stage, listener, source): (&str, &str, &str),
+        now: OffsetDateTime,
+    ) -> Event {
         let source_ip = source
             .parse::<IpAddr>()
             .or_else(|_| source.parse::<ipnet::IpNet>().map(|n| n.addr()))
@@ -168,31 +245,48 @@ impl Refusals {
             self.limits.per_source,
             REFUSAL_WINDOW.whole_seconds(),
         );
-        Some(throttled(now, listener, source_ip, stage, detail))
+        throttled(now, listener, source_ip, stage, detail)
     }
 
-    /// The summary of one window of all sources together.
-    fn overall_summary(&self, spill: &Spill, now: OffsetDateTime) -> Event {
-        let sources = match spill.keys() {
-            (1, true) => "1 source".to_owned(),
-            (n, true) => format!("{n} sources"),
-            (n, false) => format!("at most {n} sources"),
-        };
-        info!(refusals = spill.events, %sources,
+    /// The summary of `refusals` from `sources` between `start` and `end` that were recorded
+    /// neither one by one nor in a summary of their source.
+    fn overall_summary(
+        &self,
+        refusals: u64,
+        sources: &str,
+        (start, end): (OffsetDateTime, OffsetDateTime),
+        now: OffsetDateTime,
+    ) -> Event {
+        info!(refusals, %sources,
             "refusals past the limit across all sources summarised in the ledger");
         let detail = format!(
-            "refusals_not_recorded: {} refused connections and requests from {sources} \
+            "refusals_not_recorded: {refusals} refused connections and requests from {sources} \
              between {} and {} were not recorded one by one or in a summary of their source \
              (limit {} refusal events from all sources per {} seconds); each was refused as \
              usual",
-            spill.events,
-            rfc3339(spill.start),
-            rfc3339(spill.end),
+            rfc3339(start),
+            rfc3339(end),
             self.limits.overall,
             REFUSAL_WINDOW.whole_seconds(),
         );
         throttled(now, "", IpAddr::V4(Ipv4Addr::UNSPECIFIED), "all", detail)
     }
+}
+
+/// "1 source", "3 sources", or "at most 3 sources" when some may be the same.
+fn sources_text(sources: u64, exact: bool) -> String {
+    match (sources, exact) {
+        (1, true) => "1 source".to_owned(),
+        (n, true) => format!("{n} sources"),
+        (n, false) => format!("at most {n} sources"),
+    }
+}
+
+/// The stage, listener and source of a throttle [`key`].
+fn parts(key: &str) -> Option<(&str, &str, &str)> {
+    let (stage, rest) = key.split_once(' ')?;
+    let (listener, source) = rest.rsplit_once(' ')?;
+    Some((stage, listener, source))
 }
 
 /// Records `refusal` in the ledger if its source is within its limit ([`Refusals::admit`]);
@@ -427,39 +521,67 @@ mod tests {
         }
         assert_eq!(admitted, 10);
 
-        // The first window's spill: the 90 refusals of the 45 sources that found the pool
-        // empty. The 50 sources' own summaries are taken from the next window: 10 fit.
+        // The overall limit's spill: the 90 refusals of the 45 sources that found it reached.
+        // Then the 50 sources' own summaries: 10 fit in the next window, and the other 40 are
+        // one summary at once, with the time of their refusals, not of the next window.
         let first = r.summaries(T0 + REFUSAL_WINDOW, false);
-        assert_eq!(first.len(), 11, "{first:?}");
+        assert_eq!(first.len(), 12, "{first:?}");
         let (all, own): (Vec<_>, Vec<_>) = first.iter().partition(|e| rejection(e).stage == "all");
-        assert_eq!(all.len(), 1);
-        assert_eq!(rejection(all[0]).kind, THROTTLED);
-        assert!(
-            rejection(all[0]).detail.starts_with(
-                "refusals_not_recorded: 90 refused connections and requests from 45 sources"
-            ),
-            "{}",
-            rejection(all[0]).detail
-        );
         assert!(
             own.iter()
                 .all(|e| held(e) == 1 && rejection(e).stage == "tls")
         );
-        // The other 40 summaries went into the second window's spill.
-        assert!(r.summaries(T0 + REFUSAL_WINDOW, false).is_empty());
-        let second = r.summaries(T0 + REFUSAL_WINDOW * 2, false);
-        assert_eq!(second.len(), 1, "{second:?}");
+        let details: Vec<&str> = all.iter().map(|e| rejection(e).detail.as_str()).collect();
+        assert_eq!(details.len(), 2);
+        assert!(all.iter().all(|e| rejection(e).kind == THROTTLED));
         assert!(
-            rejection(&second[0])
-                .detail
-                .contains(" 40 refused connections and requests from 40 sources ")
+            details.contains(
+                &"refusals_not_recorded: 90 refused connections and requests from 45 sources \
+                  between 2026-12-06T12:00:00Z and 2026-12-06T12:01:00Z were not recorded one by \
+                  one or in a summary of their source (limit 10 refusal events from all sources \
+                  per 60 seconds); each was refused as usual"
+            ),
+            "{details:#?}"
         );
+        assert!(
+            details.iter().any(|d| d.starts_with(
+                "refusals_not_recorded: 40 refused connections and requests from 40 sources \
+                 between 2026-12-06T12:00:00Z and 2026-12-06T12:01:00Z "
+            )),
+            "{details:#?}"
+        );
+        assert!(r.summaries(T0 + REFUSAL_WINDOW * 3, true).is_empty());
 
-        let summarised: u64 = first.iter().chain(&second).map(held).sum();
+        let summarised: u64 = first.iter().map(held).sum();
         assert_eq!(
             admitted + summarised,
             150,
             "every refusal is recorded or summarised"
+        );
+    }
+
+    #[test]
+    fn a_summary_across_sources_counts_addresses_not_stages() {
+        let r = Refusals::new(RefusalLimits {
+            per_source: 2,
+            overall: 1,
+        });
+        let tls = refused("192.0.2.7");
+        let http = Refused {
+            stage: "http",
+            ..tls
+        };
+        assert!(r.admit(tls, T0));
+        assert!(!r.admit(tls, T0));
+        assert!(!r.admit(http, T0));
+        let summaries = r.summaries(T0 + REFUSAL_WINDOW, false);
+        assert_eq!(summaries.len(), 1, "{summaries:?}");
+        assert!(
+            rejection(&summaries[0]).detail.starts_with(
+                "refusals_not_recorded: 2 refused connections and requests from 1 source "
+            ),
+            "{}",
+            rejection(&summaries[0]).detail
         );
     }
 }

@@ -390,6 +390,20 @@ impl Pool {
         Share::Over { first }
     }
 
+    /// Takes one from the pool at `now` if the window has room left; past the limit nothing
+    /// is counted (the caller accounts for what it could not record itself).
+    pub fn take_if_room(&self, now: OffsetDateTime) -> bool {
+        let mut state = self.lock();
+        self.open(&mut state, now);
+        match state.open.as_mut() {
+            Some((_, used)) if *used < self.max => {
+                *used += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Counts `events` events from `keys` keys not named into the spill of the window open at
     /// `now`, without taking from the pool.
     pub fn spill_unnamed(&self, events: u64, keys: u64, now: OffsetDateTime) {
@@ -540,6 +554,17 @@ mod tests {
         }
         t.count("a", t0 + Duration::minutes(10));
         assert!(t.take_overflows(t0 + Duration::hours(1), true).is_empty());
+    }
+
+    #[test]
+    fn a_pool_takes_if_room_without_spilling() {
+        let t0 = datetime!(2026-03-01 00:00 UTC);
+        let pool = Pool::new(2, Duration::minutes(1));
+        assert!(pool.take_if_room(t0));
+        assert_eq!(pool.take("a", 1, t0), Share::Within);
+        assert!(!pool.take_if_room(t0));
+        assert!(pool.take_spills(t0, true).is_empty(), "nothing spilled");
+        assert!(pool.take_if_room(t0 + Duration::minutes(1)), "a new window");
     }
 
     #[test]

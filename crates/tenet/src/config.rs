@@ -361,10 +361,7 @@ fn resolve(path: &Path, file: ConfigFile) -> Result<Config> {
         clock_skew: bounded_skew(&file.deployment.clock_skew)?,
         request_body_idle: body_idle(file.deployment.request_body_idle_timeout.as_deref())?,
         sync: parse_sync(&file.events.sync).context("events.sync")?,
-        refusal_limits: tenet_gateway::RefusalLimits {
-            per_source: file.events.refusals_per_source,
-            overall: file.events.refusals_overall,
-        },
+        refusal_limits: refusal_limits(&file.events)?,
         max_connections_per_source: per_source_limit(file.deployment.max_connections_per_source)?,
         admin_listen: file.admin.listen,
         people: crate::people::people_spec(&base, file.people, &routes, &listeners)?,
@@ -516,6 +513,21 @@ fn body_idle(text: Option<&str>) -> Result<Duration> {
     Ok(idle)
 }
 
+fn refusal_limits(events: &EventsSection) -> Result<tenet_gateway::RefusalLimits> {
+    for (name, value) in [
+        ("refusals_per_source", events.refusals_per_source),
+        ("refusals_overall", events.refusals_overall),
+    ] {
+        if value == 0 {
+            bail!("events.{name} must be at least 1");
+        }
+    }
+    Ok(tenet_gateway::RefusalLimits {
+        per_source: events.refusals_per_source,
+        overall: events.refusals_overall,
+    })
+}
+
 fn per_source_limit(limit: Option<usize>) -> Result<Option<usize>> {
     if limit == Some(0) {
         bail!("deployment.max_connections_per_source must be at least 1");
@@ -619,6 +631,21 @@ mod tests {
             "duration \"999999999999999999d\": the number is too large"
         );
         assert_eq!(message("h"), "duration \"h\" must start with a number");
+    }
+
+    #[test]
+    fn refusal_limits_of_zero_are_refused() {
+        let mut events = EventsSection::default();
+        assert_eq!(
+            refusal_limits(&events).unwrap(),
+            tenet_gateway::RefusalLimits::default()
+        );
+        events.refusals_overall = 0;
+        let e = refusal_limits(&events).unwrap_err().to_string();
+        assert_eq!(e, "events.refusals_overall must be at least 1");
+        events.refusals_per_source = 0;
+        let e = refusal_limits(&events).unwrap_err().to_string();
+        assert_eq!(e, "events.refusals_per_source must be at least 1");
     }
 
     #[test]

@@ -1336,6 +1336,12 @@ fn a_request_body_that_stops_arriving_is_cut_off() {
     });
     assert_eq!(event["unmapped"]["kind"], "body_timeout", "{event:#}");
     assert_eq!(event["http_response"]["code"], 408, "{event:#}");
+    let counted = counter(
+        &d.metrics(),
+        "tenet_gateway_rejections_total",
+        &[("reason", "body_timeout")],
+    );
+    assert_eq!(counted, 1, "the refusal is counted like any other");
     let decisions: Vec<serde_json::Value> = d
         .events()
         .into_iter()
