@@ -16,12 +16,11 @@
 //!
 //! Decisions are not limited: every authorization decision is recorded.
 
-use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Mutex, PoisonError};
 
 use tenet_event::{Event, EventKind, RejectionEvent, THROTTLED};
-use tenet_throttle::{MANY_KEYS, Overflow, Pool, Share, Tally, Throttle, source_of};
+use tenet_throttle::{MANY_KEYS, Overflow, Pool, Share, Spill, Tally, Throttle, source_of};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::{debug, info, warn};
@@ -73,34 +72,6 @@ pub(crate) struct Refused<'a> {
 /// Most warnings per [`REFUSAL_WINDOW`] that a source went over its limit; past them they
 /// are logged at debug, so that many sources cannot flood the log either.
 const SOURCE_WARNINGS: u32 = 10;
-
-/// Refusals held back that fit in no event of their own: one summary across sources, with
-/// the times they happened.
-#[derive(Debug, Default)]
-struct Held {
-    refusals: u64,
-    sources: HashSet<String>,
-    /// Sources not named (their windows' summaries did not fit in the per-source table).
-    unnamed: u64,
-    /// When the first and last of their windows started and ended.
-    span: Option<(OffsetDateTime, OffsetDateTime)>,
-}
-
-impl Held {
-    fn add(&mut self, source: Option<&str>, overflow: &Overflow) {
-        self.refusals = self.refusals.saturating_add(u64::from(overflow.over));
-        match source {
-            Some(source) => {
-                self.sources.insert(source.to_owned());
-            }
-            None => self.unnamed = self.unnamed.saturating_add(u64::from(overflow.windows)),
-        }
-        self.span = Some(match self.span {
-            Some((start, end)) => (start.min(overflow.start), end.max(overflow.end)),
-            None => (overflow.start, overflow.end),
-        });
-    }
-}
 
 impl Refusals {
     pub(crate) fn new(limits: RefusalLimits) -> Self {
@@ -174,39 +145,41 @@ impl Refusals {
 
     /// The [`THROTTLED`] events of windows that ended by `now` with refusals held back (with
     /// `all`, at shutdown, also of windows still open). A source's summary counts toward the
-    /// overall limit; the summaries that find it reached go into one summary across sources,
-    /// returned at once, as does the overall limit's own spill once its window has ended.
+    /// overall limit. The summaries that find it reached, and what went past the overall
+    /// limit in its windows that ended, are one summary across sources, with the times of the
+    /// first and last refusal it stands for.
     pub(crate) fn summaries(&self, now: OffsetDateTime, all: bool) -> Vec<Event> {
         let mut events = Vec::new();
-        let mut held = Held::default();
+        // What this call could record in no event of its own: one summary across sources.
+        let mut across: Option<Spill> = None;
         for overflow in self.per_source.take_overflows(now, all) {
-            if overflow.key == MANY_KEYS {
-                held.add(None, &overflow);
-                continue;
-            }
-            let Some((stage, listener, source)) = parts(&overflow.key) else {
+            let span = (overflow.start, overflow.last);
+            let over = u64::from(overflow.over);
+            let parts = parts(&overflow.key).filter(|_| overflow.key != MANY_KEYS);
+            let Some(parts) = parts else {
+                let windows = u64::from(overflow.windows);
+                across
+                    .get_or_insert_with(|| Spill::new(now, now))
+                    .add_unnamed(over, windows, span);
                 continue;
             };
             if self.overall.take_if_room(now) {
-                events.push(self.summary(&overflow, (stage, listener, source), now));
+                events.push(self.summary(&overflow, parts, now));
             } else {
-                held.add(Some(source), &overflow);
+                let (_, _, source) = parts;
+                across
+                    .get_or_insert_with(|| Spill::new(now, now))
+                    .add(source, over, span);
             }
         }
         for spill in self.overall.take_spills(now, all) {
-            let (sources, exact) = spill.keys();
-            let sources = sources_text(sources, exact);
-            events.push(self.overall_summary(
-                spill.events,
-                &sources,
-                (spill.start, spill.end),
-                now,
-            ));
+            match across.as_mut() {
+                Some(across) => across.merge(spill),
+                None => across = Some(spill),
+            }
         }
-        if let Some(span) = held.span {
-            let named = u64::try_from(held.sources.len()).unwrap_or(u64::MAX);
-            let sources = sources_text(named.saturating_add(held.unnamed), held.unnamed == 0);
-            events.push(self.overall_summary(held.refusals, &sources, span, now));
+        if let Some(across) = across {
+            events.push(self.overall_summary(&across, now));
         }
         events
     }
@@ -241,31 +214,29 @@ impl Refusals {
             overflow.over,
             what(stage),
             rfc3339(overflow.start),
-            rfc3339(overflow.end),
+            rfc3339(overflow.last),
             self.limits.per_source,
             REFUSAL_WINDOW.whole_seconds(),
         );
         throttled(now, listener, source_ip, stage, detail)
     }
 
-    /// The summary of `refusals` from `sources` between `start` and `end` that were recorded
-    /// neither one by one nor in a summary of their source.
-    fn overall_summary(
-        &self,
-        refusals: u64,
-        sources: &str,
-        (start, end): (OffsetDateTime, OffsetDateTime),
-        now: OffsetDateTime,
-    ) -> Event {
-        info!(refusals, %sources,
+    /// The summary of the refusals in `across`, from any sources, that were recorded neither
+    /// one by one nor in a summary of their source.
+    fn overall_summary(&self, across: &Spill, now: OffsetDateTime) -> Event {
+        let (sources, exact) = across.keys();
+        let sources = sources_text(sources, exact);
+        let (first, last) = across.span.unwrap_or((across.start, across.end));
+        info!(refusals = across.events, %sources,
             "refusals past the limit across all sources summarised in the ledger");
         let detail = format!(
-            "refusals_not_recorded: {refusals} refused connections and requests from {sources} \
+            "refusals_not_recorded: {} refused connections and requests from {sources} \
              between {} and {} were not recorded one by one or in a summary of their source \
              (limit {} refusal events from all sources per {} seconds); each was refused as \
              usual",
-            rfc3339(start),
-            rfc3339(end),
+            across.events,
+            rfc3339(first),
+            rfc3339(last),
             self.limits.overall,
             REFUSAL_WINDOW.whole_seconds(),
         );
@@ -421,7 +392,7 @@ mod tests {
         };
         let r = Refusals::new(limits);
         let admitted = (0..10)
-            .filter(|_| r.admit(refused("192.0.2.7"), T0))
+            .filter(|i| r.admit(refused("192.0.2.7"), T0 + time::Duration::seconds(*i)))
             .count();
         assert_eq!(admitted, 3);
         // Another stage, listener or source has a limit of its own.
@@ -466,7 +437,7 @@ mod tests {
         assert!(
             v4.detail.starts_with(
                 "refusals_not_recorded: 7 refused TLS handshakes from 192.0.2.7 between \
-                 2026-12-06T12:00:00Z and 2026-12-06T12:01:00Z"
+                 2026-12-06T12:00:00Z and 2026-12-06T12:00:09Z"
             ),
             "{}",
             v4.detail
@@ -488,14 +459,14 @@ mod tests {
             overall: 100,
         });
         assert!(r.admit(refused("192.0.2.7"), T0));
-        assert!(!r.admit(refused("192.0.2.7"), T0));
+        assert!(!r.admit(refused("192.0.2.7"), T0 + time::Duration::seconds(2)));
         assert!(r.summaries(T0, false).is_empty());
         let summaries = r.summaries(T0 + time::Duration::seconds(5), true);
         assert_eq!(summaries.len(), 1);
         assert!(
             rejection(&summaries[0])
                 .detail
-                .contains("and 2026-12-06T12:00:05Z")
+                .contains("between 2026-12-06T12:00:00Z and 2026-12-06T12:00:02Z")
         );
     }
 
@@ -513,42 +484,37 @@ mod tests {
             overall: 10,
         });
         let mut admitted = 0;
-        for i in 0..50 {
+        // Sources 10..=59: their keys sort as their numbers do.
+        for i in 10..60 {
             let ip = format!("198.51.100.{i}");
+            let at = T0 + time::Duration::milliseconds(i);
             for _ in 0..3 {
-                admitted += u64::from(r.admit(refused(&ip), T0));
+                admitted += u64::from(r.admit(refused(&ip), at));
             }
         }
+        // Sources 10 to 14 took the overall limit; 15 to 59 went past it (90 refusals).
         assert_eq!(admitted, 10);
 
-        // The overall limit's spill: the 90 refusals of the 45 sources that found it reached.
-        // Then the 50 sources' own summaries: 10 fit in the next window, and the other 40 are
-        // one summary at once, with the time of their refusals, not of the next window.
-        let first = r.summaries(T0 + REFUSAL_WINDOW, false);
-        assert_eq!(first.len(), 12, "{first:?}");
+        // Sources' own summaries: those of 10 to 19 fit in the next window; those of 20 to 59
+        // (40 refusals) do not, and are one summary at once with what went past the overall
+        // limit, with the times of the refusals they stand for.
+        let ended = T0 + REFUSAL_WINDOW + time::Duration::seconds(1);
+        let first = r.summaries(ended, false);
+        assert_eq!(first.len(), 11, "{first:?}");
         let (all, own): (Vec<_>, Vec<_>) = first.iter().partition(|e| rejection(e).stage == "all");
+        assert_eq!(own.len(), 10);
         assert!(
             own.iter()
                 .all(|e| held(e) == 1 && rejection(e).stage == "tls")
         );
-        let details: Vec<&str> = all.iter().map(|e| rejection(e).detail.as_str()).collect();
-        assert_eq!(details.len(), 2);
-        assert!(all.iter().all(|e| rejection(e).kind == THROTTLED));
-        assert!(
-            details.contains(
-                &"refusals_not_recorded: 90 refused connections and requests from 45 sources \
-                  between 2026-12-06T12:00:00Z and 2026-12-06T12:01:00Z were not recorded one by \
-                  one or in a summary of their source (limit 10 refusal events from all sources \
-                  per 60 seconds); each was refused as usual"
-            ),
-            "{details:#?}"
-        );
-        assert!(
-            details.iter().any(|d| d.starts_with(
-                "refusals_not_recorded: 40 refused connections and requests from 40 sources \
-                 between 2026-12-06T12:00:00Z and 2026-12-06T12:01:00Z "
-            )),
-            "{details:#?}"
+        assert_eq!(all.len(), 1);
+        assert_eq!(rejection(all[0]).kind, THROTTLED);
+        assert_eq!(
+            rejection(all[0]).detail,
+            "refusals_not_recorded: 130 refused connections and requests from 45 sources \
+             between 2026-12-06T12:00:00.015Z and 2026-12-06T12:00:00.059Z were not recorded \
+             one by one or in a summary of their source (limit 10 refusal events from all \
+             sources per 60 seconds); each was refused as usual"
         );
         assert!(r.summaries(T0 + REFUSAL_WINDOW * 3, true).is_empty());
 

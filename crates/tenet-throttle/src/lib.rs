@@ -58,14 +58,25 @@ pub struct Throttle {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Per key: when its window started and how many events it saw.
-    counts: HashMap<String, (OffsetDateTime, u32)>,
+    /// Per key: its open window.
+    counts: HashMap<String, Count>,
     /// Windows that ended over the limit, not taken yet (summarising throttles only).
     ended: Vec<Overflow>,
     /// Events over the limit of windows that ended when `ended` was full, and how many
     /// windows they were.
     unkept: u32,
     unkept_windows: u32,
+}
+
+/// One key's open window.
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    /// When the window started (its first event).
+    start: OffsetDateTime,
+    /// How many events it saw.
+    n: u32,
+    /// When its last event came.
+    last: OffsetDateTime,
 }
 
 /// What counting one event found.
@@ -92,6 +103,8 @@ pub struct Overflow {
     pub start: OffsetDateTime,
     /// When it ended (earlier than its full length when it was cut short).
     pub end: OffsetDateTime,
+    /// When its last event came (`end` for [`MANY_KEYS`]).
+    pub last: OffsetDateTime,
     /// How many events it saw beyond the limit.
     pub over: u32,
     /// How many windows it stands for: 1, or more for [`MANY_KEYS`].
@@ -125,7 +138,7 @@ impl Throttle {
     pub fn allows(&self, key: &str, now: OffsetDateTime) -> bool {
         let state = self.lock();
         match state.counts.get(key) {
-            Some((start, n)) if now - *start < self.window => *n < self.max,
+            Some(c) if now - c.start < self.window => c.n < self.max,
             _ => true,
         }
     }
@@ -143,23 +156,29 @@ impl Throttle {
         }
         let window = self.window;
         let ended = match state.counts.get(key) {
-            Some(&(start, n)) if now - start >= window => Some((start, n)),
+            Some(&c) if now - c.start >= window => Some(c),
             _ => None,
         };
-        if let Some((start, n)) = ended {
-            self.keep_overflow(&mut state, key, start, start + window, n);
+        if let Some(c) = ended {
+            self.keep_overflow(&mut state, key, c, c.start + window);
         }
-        let entry = state.counts.entry(key.to_owned()).or_insert((now, 0));
+        let fresh = Count {
+            start: now,
+            n: 0,
+            last: now,
+        };
+        let entry = state.counts.entry(key.to_owned()).or_insert(fresh);
         if ended.is_some() {
-            *entry = (now, 0);
+            *entry = fresh;
         }
-        entry.1 = entry.1.saturating_add(1);
-        if entry.1 <= self.max {
+        entry.n = entry.n.saturating_add(1);
+        entry.last = now;
+        if entry.n <= self.max {
             Tally::Within
         } else {
             Tally::Over {
-                first: entry.1 == self.max.saturating_add(1),
-                until: entry.0 + window,
+                first: entry.n == self.max.saturating_add(1),
+                until: entry.start + window,
             }
         }
     }
@@ -179,14 +198,15 @@ impl Throttle {
         let window = self.window;
         let max = self.max;
         let mut taken = std::mem::take(&mut state.ended);
-        state.counts.retain(|key, &mut (start, n)| {
-            let ended = now - start >= window;
-            if (ended || all) && n > max {
+        state.counts.retain(|key, &mut c| {
+            let ended = now - c.start >= window;
+            if (ended || all) && c.n > max {
                 taken.push(Overflow {
                     key: key.clone(),
-                    start,
-                    end: if ended { start + window } else { now },
-                    over: n - max,
+                    start: c.start,
+                    end: if ended { c.start + window } else { now },
+                    last: c.last,
+                    over: c.n - max,
                     windows: 1,
                 });
                 return false;
@@ -201,6 +221,7 @@ impl Throttle {
                 key: MANY_KEYS.to_owned(),
                 start,
                 end: now,
+                last: now,
                 over: unkept,
                 windows,
             });
@@ -212,47 +233,37 @@ impl Throttle {
     /// Makes room in a full table: ended windows go, and if none had, every window does.
     fn drop_windows(&self, state: &mut State, now: OffsetDateTime) {
         let window = self.window;
-        let doomed: Vec<(String, OffsetDateTime, u32)> = state
+        let doomed: Vec<(String, Count)> = state
             .counts
             .iter()
-            .filter(|(_, (start, _))| now - *start >= window)
-            .map(|(key, &(start, n))| (key.clone(), start, n))
+            .filter(|(_, c)| now - c.start >= window)
+            .map(|(key, &c)| (key.clone(), c))
             .collect();
         if doomed.is_empty() {
-            let cut: Vec<(String, OffsetDateTime, u32)> = state
-                .counts
-                .drain()
-                .map(|(key, (start, n))| (key, start, n))
-                .collect();
-            for (key, start, n) in cut {
-                self.keep_overflow(state, &key, start, now, n);
+            let cut: Vec<(String, Count)> = state.counts.drain().collect();
+            for (key, c) in cut {
+                self.keep_overflow(state, &key, c, now);
             }
             return;
         }
-        for (key, start, n) in doomed {
+        for (key, c) in doomed {
             state.counts.remove(&key);
-            self.keep_overflow(state, &key, start, start + window, n);
+            self.keep_overflow(state, &key, c, c.start + window);
         }
     }
 
-    /// Keeps a window of `key` that saw `n` events for its summary, if it went over the limit.
-    fn keep_overflow(
-        &self,
-        state: &mut State,
-        key: &str,
-        start: OffsetDateTime,
-        end: OffsetDateTime,
-        n: u32,
-    ) {
-        if !self.summarising || n <= self.max {
+    /// Keeps a window of `key` that ended at `end` for its summary, if it went over the limit.
+    fn keep_overflow(&self, state: &mut State, key: &str, c: Count, end: OffsetDateTime) {
+        if !self.summarising || c.n <= self.max {
             return;
         }
-        let over = n - self.max;
+        let over = c.n - self.max;
         if state.ended.len() < MAX_KEYS {
             state.ended.push(Overflow {
                 key: key.to_owned(),
-                start,
+                start: c.start,
                 end,
+                last: c.last,
                 over,
                 windows: 1,
             });
@@ -295,6 +306,9 @@ pub struct Spill {
     pub end: OffsetDateTime,
     /// How many events went past the limit.
     pub events: u64,
+    /// When the first and the last of them came (were counted, for those added as
+    /// summaries); `None` while there are none.
+    pub span: Option<(OffsetDateTime, OffsetDateTime)>,
     /// The keys they came from, up to [`MAX_KEYS`].
     named: HashSet<String>,
     /// Keys counted past [`MAX_KEYS`] or without a name (some may be among the others).
@@ -302,18 +316,22 @@ pub struct Spill {
 }
 
 impl Spill {
-    fn new(start: OffsetDateTime, end: OffsetDateTime) -> Self {
+    /// An empty spill of the window from `start` to `end`.
+    pub fn new(start: OffsetDateTime, end: OffsetDateTime) -> Self {
         Self {
             start,
             end,
             events: 0,
+            span: None,
             named: HashSet::new(),
             unnamed: 0,
         }
     }
 
-    fn add(&mut self, key: &str, events: u64) {
+    /// Counts `events` events of `key` that came between `first` and `last`.
+    pub fn add(&mut self, key: &str, events: u64, (first, last): (OffsetDateTime, OffsetDateTime)) {
         self.events = self.events.saturating_add(events);
+        self.widen(Some((first, last)));
         if self.named.len() < MAX_KEYS {
             self.named.insert(key.to_owned());
         } else if !self.named.contains(key) {
@@ -321,9 +339,30 @@ impl Spill {
         }
     }
 
-    fn merge(&mut self, other: Spill) {
+    /// Counts `events` events of `keys` keys not named that came between `first` and `last`.
+    pub fn add_unnamed(
+        &mut self,
+        events: u64,
+        keys: u64,
+        (first, last): (OffsetDateTime, OffsetDateTime),
+    ) {
+        self.events = self.events.saturating_add(events);
+        self.unnamed = self.unnamed.saturating_add(keys);
+        self.widen(Some((first, last)));
+    }
+
+    fn widen(&mut self, span: Option<(OffsetDateTime, OffsetDateTime)>) {
+        self.span = match (self.span, span) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (one, None) | (None, one) => one,
+        };
+    }
+
+    /// Adds `other`'s events, keys and times to this one's.
+    pub fn merge(&mut self, other: Spill) {
         self.start = self.start.min(other.start);
         self.end = self.end.max(other.end);
+        self.widen(other.span);
         self.events = self.events.saturating_add(other.events);
         self.unnamed = self.unnamed.saturating_add(other.unnamed);
         for key in other.named {
@@ -386,7 +425,7 @@ impl Pool {
         state
             .spill
             .get_or_insert_with(|| Spill::new(start, end))
-            .add(key, events);
+            .add(key, events, (now, now));
         Share::Over { first }
     }
 
@@ -411,8 +450,7 @@ impl Pool {
         let start = self.open(&mut state, now);
         let end = start + self.window;
         let spill = state.spill.get_or_insert_with(|| Spill::new(start, end));
-        spill.events = spill.events.saturating_add(events);
-        spill.unnamed = spill.unnamed.saturating_add(keys);
+        spill.add_unnamed(events, keys, (now, now));
     }
 
     /// The spills of windows that ended by `now`, and with `all` also the open window's (cut
@@ -487,7 +525,9 @@ mod tests {
     fn a_summarising_throttle_reports_each_window_that_went_over() {
         let t = Throttle::summarising(2, Duration::minutes(10));
         let t0 = datetime!(2026-12-01 09:00 UTC);
-        let tallies: Vec<Tally> = (0..5).map(|_| t.tally("a", t0)).collect();
+        let tallies: Vec<Tally> = (0..5)
+            .map(|i| t.tally("a", t0 + Duration::minutes(i)))
+            .collect();
         let until = t0 + Duration::minutes(10);
         assert_eq!(
             tallies,
@@ -521,6 +561,7 @@ mod tests {
                 key: "a".into(),
                 start: t0,
                 end: until,
+                last: t0 + Duration::minutes(4),
                 over: 3,
                 windows: 1
             }]
@@ -539,6 +580,7 @@ mod tests {
                 key: "c".into(),
                 start: until,
                 end: now,
+                last: until,
                 over: 2,
                 windows: 1
             }]
