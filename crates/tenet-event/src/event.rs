@@ -356,6 +356,9 @@ impl Event {
                         .join(", ")
                 }
             ),
+            EventKind::Rejection(r) if r.kind == THROTTLED => {
+                format!("{} refusals summarised: {}", r.stage, r.detail)
+            }
             EventKind::Rejection(r) => format!(
                 "rejected {} from {}:{}: {} ({})",
                 r.stage, r.source_ip, r.source_port, r.kind, r.detail
@@ -873,6 +876,32 @@ mod tests {
     #[test]
     fn default_deny_is_named_in_summary() {
         assert!(access().summary().ends_with("-> deny [default deny]"));
+    }
+
+    #[test]
+    fn a_refusal_summary_reads_as_one() {
+        let summary = |kind: &str| {
+            Event::new(
+                time::macros::datetime!(2026-12-06 12:00 UTC),
+                EventKind::Rejection(RejectionEvent {
+                    request_id: None,
+                    listener: "main".into(),
+                    source_ip: "192.0.2.7".parse().unwrap(),
+                    source_port: 0,
+                    stage: "tls".into(),
+                    kind: kind.into(),
+                    detail: "refusals_not_recorded: 7 refused TLS handshakes".into(),
+                    principal: None,
+                    status: None,
+                }),
+            )
+            .summary()
+        };
+        assert_eq!(
+            summary(THROTTLED),
+            "tls refusals summarised: refusals_not_recorded: 7 refused TLS handshakes"
+        );
+        assert!(summary("unknown_issuer").starts_with("rejected tls from 192.0.2.7:0: "));
     }
 
     #[test]

@@ -154,7 +154,7 @@ request_body_idle_timeout = "30s"
 # handshake, idle or busy; past it its new connections are dropped at once. By default half
 # of the connection limit (which `tenet up` logs at start). Behind a load balancer that hides
 # the clients' addresses every connection comes from the balancer: raise it to the connection
-# limit there.
+# limit there. Not set here: half. For example, to let one address hold at most 100:
 # max_connections_per_source = 100
 
 [events]
