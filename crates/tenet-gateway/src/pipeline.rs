@@ -51,7 +51,11 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, Infallible> {
     let request_id = uuid::Uuid::now_v7().simple().to_string();
-    let span = info_span!("request", request_id = %request_id, method = %request.method());
+    // A refused head's stand-in has a method of its own, not the client's.
+    let span = match framing {
+        Some(_) => info_span!("request", request_id = %request_id, method = "-"),
+        None => info_span!("request", request_id = %request_id, method = %request.method()),
+    };
     let response = match framing {
         Some(rejection) => {
             let refused = reject(&rejection, &request_id, &conn, &listener, &shared);

@@ -831,6 +831,17 @@ fn garbage_http_after_a_good_handshake_is_refused() {
         assert_eq!(event["actor"]["app_name"], FRONTEND, "{what}: {event:#}");
     }
 
+    // A refused head's log line does not give the stand-in request's method as the client's.
+    let log = strip_ansi(&d.up_log());
+    let framing: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("request rejected") && l.contains("reason=\"malformed_head\""))
+        .collect();
+    assert!(!framing.is_empty(), "{log}");
+    assert!(
+        framing.iter().all(|l| l.contains("method=\"-\"")),
+        "{framing:#?}"
+    );
     expect_refusals(&d, &before, &grouped(&refused));
     assert_healthy(&mut d, fds, 1);
 }
