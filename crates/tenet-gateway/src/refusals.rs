@@ -153,7 +153,7 @@ impl Refusals {
         // What this call could record in no event of its own: one summary across sources.
         let mut across: Option<Spill> = None;
         for overflow in self.per_source.take_overflows(now, all) {
-            let span = (overflow.start, overflow.last);
+            let span = (overflow.first_over, overflow.last);
             let over = u64::from(overflow.over);
             let parts = parts(&overflow.key).filter(|_| overflow.key != MANY_KEYS);
             let Some(parts) = parts else {
@@ -213,7 +213,7 @@ impl Refusals {
              recorded one by one (limit {} per source and {} seconds); each was refused as usual",
             overflow.over,
             what(stage),
-            rfc3339(overflow.start),
+            rfc3339(overflow.first_over),
             rfc3339(overflow.last),
             self.limits.per_source,
             REFUSAL_WINDOW.whole_seconds(),
@@ -437,7 +437,7 @@ mod tests {
         assert!(
             v4.detail.starts_with(
                 "refusals_not_recorded: 7 refused TLS handshakes from 192.0.2.7 between \
-                 2026-12-06T12:00:00Z and 2026-12-06T12:00:09Z"
+                 2026-12-06T12:00:03Z and 2026-12-06T12:00:09Z"
             ),
             "{}",
             v4.detail
@@ -466,7 +466,7 @@ mod tests {
         assert!(
             rejection(&summaries[0])
                 .detail
-                .contains("between 2026-12-06T12:00:00Z and 2026-12-06T12:00:02Z")
+                .contains("between 2026-12-06T12:00:02Z and 2026-12-06T12:00:02Z")
         );
     }
 

@@ -75,6 +75,8 @@ struct Count {
     start: OffsetDateTime,
     /// How many events it saw.
     n: u32,
+    /// When its first event past the limit came, if one did.
+    first_over: Option<OffsetDateTime>,
     /// When its last event came.
     last: OffsetDateTime,
 }
@@ -103,6 +105,8 @@ pub struct Overflow {
     pub start: OffsetDateTime,
     /// When it ended (earlier than its full length when it was cut short).
     pub end: OffsetDateTime,
+    /// When its first event past the limit came (`start` for [`MANY_KEYS`]).
+    pub first_over: OffsetDateTime,
     /// When its last event came (`end` for [`MANY_KEYS`]).
     pub last: OffsetDateTime,
     /// How many events it saw beyond the limit.
@@ -165,6 +169,7 @@ impl Throttle {
         let fresh = Count {
             start: now,
             n: 0,
+            first_over: None,
             last: now,
         };
         let entry = state.counts.entry(key.to_owned()).or_insert(fresh);
@@ -173,6 +178,9 @@ impl Throttle {
         }
         entry.n = entry.n.saturating_add(1);
         entry.last = now;
+        if entry.n == self.max.saturating_add(1) {
+            entry.first_over = Some(now);
+        }
         if entry.n <= self.max {
             Tally::Within
         } else {
@@ -205,6 +213,7 @@ impl Throttle {
                     key: key.clone(),
                     start: c.start,
                     end: if ended { c.start + window } else { now },
+                    first_over: c.first_over.unwrap_or(c.start),
                     last: c.last,
                     over: c.n - max,
                     windows: 1,
@@ -221,6 +230,7 @@ impl Throttle {
                 key: MANY_KEYS.to_owned(),
                 start,
                 end: now,
+                first_over: start,
                 last: now,
                 over: unkept,
                 windows,
@@ -263,6 +273,7 @@ impl Throttle {
                 key: key.to_owned(),
                 start: c.start,
                 end,
+                first_over: c.first_over.unwrap_or(c.start),
                 last: c.last,
                 over,
                 windows: 1,
@@ -561,6 +572,7 @@ mod tests {
                 key: "a".into(),
                 start: t0,
                 end: until,
+                first_over: t0 + Duration::minutes(2),
                 last: t0 + Duration::minutes(4),
                 over: 3,
                 windows: 1
@@ -580,6 +592,7 @@ mod tests {
                 key: "c".into(),
                 start: until,
                 end: now,
+                first_over: until,
                 last: until,
                 over: 2,
                 windows: 1

@@ -228,6 +228,7 @@ mod tests {
             key: "2001:db8:1:2::/64".into(),
             start,
             end: start + REFUSAL_WINDOW,
+            first_over: start + time::Duration::minutes(1),
             last: start + time::Duration::minutes(3),
             over: 7,
             windows: 1,
