@@ -11,8 +11,8 @@
 //!
 //! Many sources could still add up to any number of events, so the events (one by one and
 //! per-source summaries alike) are also limited across all sources:
-//! [`RefusalLimits::overall`] per window, past which what was held back goes into one summary
-//! of the window.
+//! [`RefusalLimits::overall`] per window. What goes past that, and the sources' summaries
+//! that find it reached, go into one summary across sources (stage `all`) per check.
 //!
 //! Decisions are not limited: every authorization decision is recorded.
 
@@ -155,8 +155,13 @@ impl Refusals {
         for overflow in self.per_source.take_overflows(now, all) {
             let span = (overflow.first_over, overflow.last);
             let over = u64::from(overflow.over);
-            let parts = parts(&overflow.key).filter(|_| overflow.key != MANY_KEYS);
-            let Some(parts) = parts else {
+            // MANY_KEYS stands for windows whose sources did not fit in the throttle's table.
+            let named = if overflow.key == MANY_KEYS {
+                None
+            } else {
+                parts(&overflow.key)
+            };
+            let Some(parts) = named else {
                 let windows = u64::from(overflow.windows);
                 across
                     .get_or_insert_with(|| Spill::new(now, now))

@@ -4,8 +4,10 @@
 //! past the connection limit, so that one host cannot take every connection the gateway has.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tenet_throttle::source_network;
 
 /// The connections open per source, and the most each may hold.
 #[derive(Debug)]
@@ -41,7 +43,7 @@ impl SourceSlots {
 
     /// A slot for one more connection from `ip`, or `None` when its source holds its limit.
     pub(crate) fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
-        let source = source_of(ip);
+        let source = source_network(ip);
         let mut open = self.lock();
         let count = open.entry(source).or_insert(0);
         if *count >= self.limit {
@@ -57,7 +59,7 @@ impl SourceSlots {
     /// How many connections `ip`'s source holds.
     #[cfg(test)]
     fn open(&self, ip: IpAddr) -> usize {
-        self.lock().get(&source_of(ip)).copied().unwrap_or(0)
+        self.lock().get(&source_network(ip)).copied().unwrap_or(0)
     }
 
     /// How many sources hold connections.
@@ -76,15 +78,6 @@ impl Drop for SourceSlot {
                 open.remove(&self.source);
             }
         }
-    }
-}
-
-/// The source of a connection from `ip`: the address for IPv4 (and IPv4-mapped IPv6), its
-/// /64 for IPv6, where one host commonly holds a whole /64.
-fn source_of(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        v4 @ IpAddr::V4(_) => v4,
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
     }
 }
 

@@ -35,15 +35,21 @@ const MAX_KEYS: usize = 100_000;
 /// The key of the overflow that stands for windows whose own summary did not fit.
 pub const MANY_KEYS: &str = "many";
 
-/// The source an event from `ip` is counted against: the address for IPv4, its /64 for IPv6
-/// (one host commonly holds a whole /64), as `2001:db8::/64`.
-pub fn source_of(ip: IpAddr) -> String {
+/// The source an event from `ip` is counted against: the address for IPv4 (an IPv4-mapped
+/// IPv6 address included), the first address of its /64 for IPv6 (one host commonly holds a
+/// whole /64).
+pub fn source_network(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => {
-            let network = Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX));
-            format!("{network}/64")
-        }
+        v4 @ IpAddr::V4(_) => v4,
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+    }
+}
+
+/// [`source_network`] as text: `192.0.2.7`, or `2001:db8::/64`.
+pub fn source_of(ip: IpAddr) -> String {
+    match source_network(ip) {
+        v4 @ IpAddr::V4(_) => v4.to_string(),
+        v6 @ IpAddr::V6(_) => format!("{v6}/64"),
     }
 }
 
